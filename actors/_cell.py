@@ -1,0 +1,446 @@
+"""The cell: what stays the same while an actor is restarted.
+
+A cell owns one actor's name, mailbox, ``ActorRef`` and thread. Incarnations
+of the user's ``Actor`` class come and go inside it: a restart tears the old
+instance down and builds a new one *on the same thread, with the same
+mailbox*, so the ``ActorRef`` and the name stay valid and queued messages
+are kept, in order. If the thread itself dies (a killed thread), the
+supervisor starts a fresh thread on the same cell.
+
+Threads: :meth:`Cell._main` runs on the actor's own thread; everything else
+may be called from the supervisor's thread or any other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import uuid
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pykka
+from pykka._envelope import Envelope
+from pykka._introspection import get_attr_directly
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+
+from actors._protocol import (
+    ChildExited,
+    ChildFailure,
+    ChildRecovered,
+    Kill,
+    Resume,
+    Start,
+    Teardown,
+)
+from actors.clock import TimerHandle, check_duration
+from actors.errors import describe_error
+from actors.log import get_logger
+from actors.mailbox import ControlMessage, Mailbox
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from actors._faults import CellFaults
+    from actors.actor import Actor
+    from actors.system import ActorSystem
+
+__all__ = ["Cell", "CellState", "Parent", "current_cell"]
+
+_log = get_logger("actors.runtime")
+_thread_ids = itertools.count(1)
+_local = threading.local()
+
+
+class Parent(Protocol):
+    """Whoever supervises a cell: receives its notices (any thread)."""
+
+    def notify(self, notice: object) -> None: ...
+
+
+class CellState(str, Enum):
+    """Lifecycle of a cell, as seen by its supervisor and health reports."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"  # waiting for the supervisor's decision
+    IDLE = "idle"  # torn down, thread kept, waiting for a start
+    DEAD = "dead"  # the thread died; a new one is needed
+    STOPPED = "stopped"
+
+
+class _Killed(BaseException):
+    """Raised on an actor's thread to end it without running any hook."""
+
+
+def current_cell() -> Cell | None:
+    """The cell whose actor is being built or run on this thread, if any."""
+    cell: Cell | None = getattr(_local, "cell", None)
+    return cell
+
+
+class Ref(pykka.ActorRef[Any]):
+    """A Pykka ``ActorRef`` bound to a cell rather than to one instance.
+
+    ``tell``, ``ask``, ``stop`` and ``proxy()`` work as in Pykka and keep
+    working across restarts.
+    """
+
+    def __init__(self, cell: Cell) -> None:  # no super(): there is no instance yet
+        self._cell = cell
+        self.actor_class = cell.actor_class
+        self.actor_urn = cell.urn
+        self.actor_inbox = cell.mailbox
+        self.actor_stopped = cell.stopped
+        self._actor_weakref = cell.current_instance  # type: ignore[assignment]
+
+    def tell(self, message: Any) -> None:
+        if self.actor_stopped.is_set():
+            msg = f"{self} not found"
+            raise pykka.ActorDeadError(msg)
+        self.actor_inbox.put(Envelope(message))
+
+    @property
+    def name(self) -> str:
+        """The actor's name in its system."""
+        return self._cell.name
+
+    def __str__(self) -> str:
+        return f"{self.actor_class.__name__} {self._cell.name!r} ({self.actor_urn})"
+
+
+class Cell:
+    """Runtime of one named actor; see the module docstring."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        actor_class: type[Actor],
+        factory: Callable[[], Actor],
+        parent: Parent,
+    ) -> None:
+        self.system = system
+        self.name = name
+        self.actor_class = actor_class
+        self.factory = factory
+        self.parent = parent
+        self.urn = uuid.uuid4().urn
+        self.mailbox = Mailbox()
+        self.stopped = threading.Event()  # set only when stopped for good
+        self.stop_requested = threading.Event()
+        self.ref = Ref(self)
+        self.instance: Actor | None = None
+        self.state = CellState.NEW
+        self.generation = 0
+        self.thread: threading.Thread | None = None
+        self.faults: CellFaults | None = None
+        self.abandoned = False
+        self._started = False  # on_start of the current instance returned
+        self._watch_success = False
+        self._timers: set[TimerHandle] = set()
+        self._waiters: set[threading.Event] = set()
+        self._killed = False
+        self.log = _log.bind(actor=name)
+        self.on_close: Callable[[], None] | None = None
+
+    # -- any thread --------------------------------------------------------
+    def current_instance(self) -> Actor | None:
+        """The live incarnation, or None (used by Pykka proxies)."""
+        return self.instance
+
+    def ensure_thread(self) -> None:
+        """Start the cell's thread unless one is alive (supervisor thread)."""
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self._killed = False
+        thread = threading.Thread(
+            target=self._main,
+            name=f"regisseur:{self.name}#{next(_thread_ids)}",
+            daemon=True,
+        )
+        self.thread = thread
+        thread.start()
+
+    def control(self, message: ControlMessage) -> None:
+        """Queue a control message; it overtakes user messages."""
+        self.mailbox.put(Envelope(message))
+
+    def request_stop(self) -> None:
+        """Make ``stopping`` true and wake ``sleep()`` and injected hangs."""
+        self.stop_requested.set()
+        self._wake_waiters()
+
+    def kill(self) -> None:
+        """End the thread without hooks, as if it had been killed."""
+        self._killed = True
+        self.control(Kill())
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        for waiter in list(self._waiters):
+            waiter.set()
+
+    def idle(self) -> bool:
+        """True when the actor has nothing it can do right now."""
+        if self.abandoned or self.state is CellState.STOPPED:
+            return True
+        thread = self.thread
+        if thread is None or not thread.is_alive():
+            return not self.mailbox.runnable() or self.state is CellState.DEAD
+        return self.mailbox.idle()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it did."""
+        thread = self.thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    # -- timers and sleeping (the actor's thread) ---------------------------
+    def schedule(self, delay: float, message: Any, *, every: bool = False) -> TimerHandle:
+        """Tell ``message`` to this actor later; cancelled on stop/restart."""
+        timers = self.system.timers
+        generation = self.generation
+        mailbox = self.mailbox
+        handles = self._timers
+        holder: list[TimerHandle] = []
+
+        def fire() -> None:
+            if not every and holder:
+                handles.discard(holder[0])
+            if self.generation == generation and not mailbox.closed:
+                mailbox.put(Envelope(message))
+
+        handle = timers.call_every(delay, fire) if every else timers.call_later(delay, fire)
+        holder.append(handle)
+        handles.add(handle)
+        return handle
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep on the system clock; False if woken early by a stop request."""
+        seconds = check_duration(seconds, "sleep(seconds)")
+        if self.stop_requested.is_set() or self._killed:
+            return False
+        waiter = threading.Event()
+        self._waiters.add(waiter)
+        handle = self.system.timers.call_later(seconds, waiter.set)
+        try:
+            if not (self.stop_requested.is_set() or self._killed):
+                waiter.wait()
+        finally:
+            handle.cancel()
+            self._waiters.discard(waiter)
+        if self._killed:
+            raise _Killed
+        return not self.stop_requested.is_set()
+
+    # -- the actor's thread -------------------------------------------------
+    def _main(self) -> None:
+        _local.cell = self
+        try:
+            self._loop()
+        except _Killed:
+            self._died("thread killed")
+        except BaseException as exc:
+            self.log.critical("actor_thread_died", error=describe_error(exc), exc_info=exc)
+            self._died(f"thread died: {describe_error(exc)}")
+        finally:
+            _local.cell = None
+
+    def _loop(self) -> None:
+        get = self.mailbox.get
+        control_types = (ControlMessage, _ActorStop)
+        while True:
+            envelope = get()
+            message = envelope.message
+            if isinstance(message, control_types):
+                if self._on_control(envelope):
+                    return
+                continue
+            instance = self.instance
+            try:
+                if self.faults is not None:
+                    self.faults.before_message(self, message)
+                result = _dispatch(instance, message)
+            except Exception:  # noqa: BLE001 - every failure goes to the supervisor
+                self._on_failure(envelope, sys.exc_info())
+                continue
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(result)
+            if self._watch_success:
+                self._watch_success = False
+                self.parent.notify(ChildRecovered(self, self.generation))
+
+    def _on_control(self, envelope: Envelope[Any]) -> bool:
+        """Handle a control message; True when the thread must end."""
+        message = envelope.message
+        if isinstance(message, Start):
+            self._start(message)
+        elif isinstance(message, Teardown):
+            self._teardown(hooks=message.hooks, final=message.final)
+            if message.final:
+                self._close(message.reason)
+                message.done.set()
+                return True
+            message.done.set()
+        elif isinstance(message, Resume):
+            if self.state is CellState.FAILED and self.instance is not None:
+                self.state = CellState.RUNNING
+                self.mailbox.release()
+        elif isinstance(message, Kill):
+            raise _Killed
+        elif isinstance(message, _ActorStop):
+            # A voluntary stop (self.stop() or ref.stop()): end this
+            # incarnation and let the supervisor apply the restart type.
+            generation = self.generation
+            self._teardown(hooks=True)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(None)
+            self.parent.notify(ChildExited(self, generation))
+        return False
+
+    def _start(self, command: Start) -> None:
+        attempt = command.attempt
+        if self.instance is not None:
+            self._teardown(hooks=True)
+        self.generation += 1
+        self.state = CellState.STARTING
+        self.stop_requested.clear()
+        _local.cell = self
+        try:
+            if self.faults is not None:
+                self.faults.before_start(self)
+            instance = self.factory()
+            self.instance = instance
+            instance.on_start()
+            self._started = True
+            healthy, detail = _check_health(instance)
+            if not healthy:
+                msg = f"{self.name} is not healthy after on_start: {detail}"
+                raise UnhealthyError(msg)
+        except Exception as exc:  # noqa: BLE001 - a failed start goes to the supervisor
+            self._teardown(hooks=self._started)
+            self.state = CellState.FAILED
+            attempt.fail(exc)
+            return
+        if attempt.succeed():
+            self.state = CellState.RUNNING
+            self._watch_success = self.generation > 1
+            self.mailbox.release()
+        else:  # the supervisor gave up waiting; it will decide what next
+            self.state = CellState.FAILED
+
+    def _teardown(self, *, hooks: bool, final: bool = False) -> None:
+        """End the current incarnation, keeping the thread and mailbox."""
+        self.mailbox.hold()
+        for handle in list(self._timers):
+            handle.cancel()
+        self._timers.clear()
+        instance, self.instance = self.instance, None
+        started, self._started = self._started, False
+        if instance is not None:
+            try:
+                instance._end_incarnation(run_hooks=hooks and started, final=final)
+            except Exception as exc:
+                self.log.error("on_stop_failed", error=describe_error(exc), exc_info=exc)
+        if self.state is not CellState.STOPPED:
+            self.state = CellState.IDLE
+
+    def _close(self, reason: str) -> None:
+        if self.on_close is not None:
+            try:
+                self.on_close()
+            except Exception as exc:
+                self.log.error("close_failed", error=describe_error(exc), exc_info=exc)
+        self.log.debug("actor_stopped", reason=reason)
+        self.state = CellState.STOPPED
+        self.stopped.set()
+        self.mailbox.close(self._dead_envelope)
+
+    def _dead_envelope(self, envelope: Envelope[Any]) -> None:
+        message = envelope.message
+        if isinstance(message, Teardown):
+            message.done.set()
+            return
+        if isinstance(message, Start):
+            message.attempt.fail(pykka.ActorDeadError(f"{self.name!r} is stopped"))
+            return
+        if envelope.reply_to is not None:
+            if isinstance(message, _ActorStop):
+                envelope.reply_to.set(None)
+                return
+            error = pykka.ActorDeadError(f"actor {self.name!r} stopped before handling the message")
+            envelope.reply_to.set_exception((type(error), error, None))
+        if isinstance(message, ControlMessage | _ActorStop):
+            return
+        self.system.dead_letter(self.name, message, "stopped")
+
+    def _on_failure(self, envelope: Envelope[Any], exc_info: Any) -> None:
+        exc: Exception = exc_info[1]
+        error = describe_error(exc)
+        if envelope.reply_to is not None:
+            envelope.reply_to.set_exception(exc_info)
+        self.system.dead_letter(self.name, envelope.message, f"failed: {error}")
+        instance = self.instance
+        hint = None
+        if instance is not None:
+            try:
+                instance.on_failure(*exc_info)
+            except Exception as hook_exc:  # noqa: BLE001 - logged, failure still reported
+                self.log.error("on_failure_failed", error=describe_error(hook_exc))
+            try:
+                hint = instance.decide(exc)
+            except Exception as hook_exc:  # noqa: BLE001 - fall back to the supervisor's rule
+                self.log.error("decide_failed", error=describe_error(hook_exc))
+        self.mailbox.hold()
+        self.state = CellState.FAILED
+        self._watch_success = False
+        self.parent.notify(ChildFailure(self, self.generation, error, exc, hint))
+
+    def _died(self, error: str) -> None:
+        for handle in list(self._timers):
+            handle.cancel()
+        self._timers.clear()
+        self.mailbox.hold()
+        self.instance = None
+        self._started = False
+        if self.state is CellState.STOPPED:
+            return
+        self.state = CellState.DEAD
+        self.parent.notify(ChildFailure(self, self.generation, error, None, None))
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.name!r} {self.state.value} gen={self.generation}>"
+
+
+class UnhealthyError(RuntimeError):
+    """An actor's ``health()`` reported unhealthy when it was checked."""
+
+
+def _check_health(instance: Actor) -> tuple[bool, object]:
+    report = instance.health()
+    if isinstance(report, bool):
+        return report, report
+    if hasattr(report, "get"):
+        return bool(report.get("healthy", True)), report
+    msg = f"health() must return a bool or a mapping, got {type(report).__name__}"
+    raise TypeError(msg)
+
+
+def _dispatch(instance: Actor | None, message: Any) -> Any:
+    if instance is None:  # pragma: no cover - the mailbox is held without one
+        msg = "no live incarnation"
+        raise RuntimeError(msg)
+    kind = type(message)
+    if kind is ProxyCall:
+        return get_attr_directly(instance, message.attr_path)(*message.args, **message.kwargs)
+    if kind is ProxyGetAttr:
+        return get_attr_directly(instance, message.attr_path)
+    if kind is ProxySetAttr:
+        parent = get_attr_directly(instance, message.attr_path[:-1])
+        return setattr(parent, message.attr_path[-1], message.value)
+    return instance.on_receive(message)

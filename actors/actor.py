@@ -1,0 +1,136 @@
+"""``Actor``: the supervised Pykka actor users subclass.
+
+Write an actor as with Pykka: subclass, take your own constructor arguments
+(from ``ChildSpec.args``/``kwargs``), call ``super().__init__()`` with none,
+and override ``on_start``, ``on_stop``, ``on_receive`` and optionally
+``health``. Start it by naming it in a ``ChildSpec`` given to an
+``ActorSystem`` (or ``system.spawn``), not with ``MyActor.start()``.
+
+Threads: ``__init__``, the hooks and every handler run on the actor's own
+thread, one message at a time. ``tell``/``ask``/proxies may be used from
+anywhere.
+
+Failures: an exception escaping ``on_start``, ``on_receive`` or a proxy call
+drops the message (published as a ``DeadLetter``; an ``ask`` caller gets the
+exception), holds the mailbox and asks the supervisor, which resumes,
+restarts (a *new instance* built from the spec, ``on_start`` again, same
+``ActorRef``), stops or escalates. ``on_stop`` runs before a restart and on
+a stop; it is not run for an incarnation whose ``on_start`` failed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pykka
+
+from actors._cell import current_cell
+from actors.mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pykka._actor import ActorInbox
+
+    from actors._cell import Cell
+    from actors.clock import TimerHandle
+    from actors.log import Logger
+    from actors.system import ActorSystem
+
+__all__ = ["Actor"]
+
+
+class Actor(pykka.ThreadingActor):
+    """A supervised Pykka actor; see the module docstring for the contract."""
+
+    use_daemon_thread: ClassVar[bool] = True
+
+    name: str
+    """The actor's name in its system (from its ``ChildSpec``)."""
+    system: ActorSystem
+    """The system this actor runs in."""
+    log: Logger
+    """A logger bound to this actor's name (``self.log.info("event", k=v)``)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        cell = current_cell()
+        if cell is None:
+            msg = (
+                f"{type(self).__name__} is a regisseur actor: start it through a system, "
+                f"e.g. ActorSystem([ChildSpec('name', {type(self).__name__})]) or "
+                f"system.spawn(ChildSpec(...)), not with {type(self).__name__}.start()"
+            )
+            raise TypeError(msg)
+        super().__init__()
+        self._cell: Cell = cell
+        self.actor_urn = cell.urn
+        self.actor_inbox = cell.mailbox
+        self.actor_stopped = cell.stopped
+        self._actor_ref = cell.ref
+        self.name = cell.name
+        self.system = cell.system
+        self.log = cell.log
+
+    # -- Pykka runtime extension points ------------------------------------
+    @staticmethod
+    def _create_actor_inbox() -> ActorInbox:
+        return Mailbox()
+
+    def _start_actor_loop(self) -> None:  # pragma: no cover - guarded in __init__
+        msg = "regisseur actors are started by their supervisor"
+        raise TypeError(msg)
+
+    # -- hooks (override) ----------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        """Handle a plain message. The default publishes it as a dead letter."""
+        self.system.dead_letter(self.name, message, "unhandled")
+
+    def health(self) -> bool | Mapping[str, Any]:
+        """Report health: a bool, or details with an optional ``"healthy"`` key.
+
+        Checked after ``on_start`` (an unhealthy start fails it) and for
+        ``system.health()``. Runs on the actor's thread. Default: healthy.
+        """
+        return True
+
+    def decide(self, exc: Exception) -> Any:
+        """Choose the supervisor directive for ``exc``; None defers to the supervisor.
+
+        Runs on the actor's thread right after the failure. Return a
+        ``supervision.Directive`` (or ``Directive.restart_after(seconds)``).
+        """
+        return None
+
+    # -- helpers for the actor's own thread -------------------------------
+    def schedule(self, delay: float, message: Any) -> TimerHandle:
+        """Send ``message`` to this actor after ``delay`` seconds (system clock).
+
+        Returns a handle with ``cancel()``. Pending timers are cancelled when
+        the actor stops or restarts.
+        """
+        return self._cell.schedule(delay, message)
+
+    def schedule_every(self, interval: float, message: Any) -> TimerHandle:
+        """Send ``message`` to this actor every ``interval`` seconds (fixed rate)."""
+        return self._cell.schedule(interval, message, every=True)
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop (or restart teardown) of this actor was requested."""
+        return self._cell.stop_requested.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep on the system clock; returns False early if a stop is requested.
+
+        Prefer ``schedule`` in handlers: a sleeping actor handles no message.
+        """
+        return self._cell.sleep(seconds)
+
+    # -- runtime ---------------------------------------------------------
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        """Called by the runtime on the actor's thread when it is torn down."""
+        if run_hooks:
+            self.on_stop()
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {getattr(self, 'name', '?')!r}"

@@ -1,0 +1,345 @@
+"""Clocks and the timer heap: the only module that reads ``time``.
+
+A :class:`Clock` tells the time and drives a system's :class:`Timers`:
+
+* :class:`RealClock` reads ``time.monotonic`` and drives the heap from one
+  timer thread per system (never one thread per timer).
+* :class:`ManualClock` is frozen until a test calls :meth:`ManualClock.advance`;
+  due timers then fire in the calling thread, in deadline order (ties in the
+  order they were scheduled), so a test is deterministic.
+
+Everything else in regisseur asks its system's clock for the time; real-time
+bounds on blocking calls (``ask(timeout=)``, ``settle``, start and shutdown
+timeouts) use :func:`monotonic` from here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "Clock",
+    "ManualClock",
+    "RealClock",
+    "TimerHandle",
+    "Timers",
+    "check_duration",
+    "monotonic",
+]
+
+
+def monotonic() -> float:
+    """Real monotonic seconds, for bounding blocking waits (not for logic)."""
+    return time.monotonic()
+
+
+def check_duration(value: object, what: str, *, allow_zero: bool = True) -> float:
+    """Return ``value`` as a float number of seconds, or raise a clear error.
+
+    Raises ``TypeError`` for a non-number (``bool`` included) and ``ValueError``
+    for NaN, infinity, a negative value, or zero when ``allow_zero`` is false.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"{what} must be a number of seconds, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    seconds = float(value)
+    if math.isnan(seconds) or math.isinf(seconds):
+        msg = f"{what} must be a finite number of seconds, got {value!r}"
+        raise ValueError(msg)
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        msg = f"{what} must be {bound} seconds, got {value!r}"
+        raise ValueError(msg)
+    return seconds
+
+
+class TimerHandle:
+    """A scheduled callback; :meth:`cancel` it to stop it from firing.
+
+    Cancelling is thread-safe and idempotent. A cancelled periodic timer does
+    not fire again; a callback already running is not interrupted.
+    """
+
+    __slots__ = ("_seq", "callback", "cancelled", "deadline", "interval")
+
+    def __init__(
+        self,
+        deadline: float,
+        seq: int,
+        callback: Callable[[], object],
+        interval: float | None,
+    ) -> None:
+        self.deadline = deadline
+        self._seq = seq
+        self.callback = callback
+        self.interval = interval
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the timer from firing (again)."""
+        self.cancelled = True
+
+    @property
+    def active(self) -> bool:
+        """True while the timer may still fire."""
+        return not self.cancelled
+
+    def __lt__(self, other: TimerHandle) -> bool:
+        return (self.deadline, self._seq) < (other.deadline, other._seq)
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else "active"
+        return f"<TimerHandle at {self.deadline:.3f} {state}>"
+
+
+class Timers:
+    """A heap of timers driven by a :class:`Clock`; one per actor system.
+
+    Any thread may schedule or cancel. Callbacks run on the clock's driver:
+    the system's timer thread for :class:`RealClock`, the thread calling
+    :meth:`ManualClock.advance` for the manual clock. Callbacks must be quick
+    (they tell messages); an exception from one is reported to ``on_error``
+    and the other timers still fire.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        name: str = "timers",
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.name = name
+        self._heap: list[TimerHandle] = []
+        self._seq = itertools.count()
+        self.cond = threading.Condition(threading.Lock())
+        self._on_error = on_error
+        self._undrive: Callable[[], None] | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        """Let the clock drive this heap (starts the timer thread if real)."""
+        if self._undrive is None:
+            self.closed = False
+            self._undrive = self.clock.drive(self)
+
+    def close(self) -> None:
+        """Stop driving and drop every pending timer; joins the timer thread."""
+        with self.cond:
+            self.closed = True
+            for handle in self._heap:
+                handle.cancel()
+            self._heap.clear()
+            self.cond.notify_all()
+        undrive, self._undrive = self._undrive, None
+        if undrive is not None:
+            undrive()
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` once when the clock reaches ``deadline``."""
+        return self._push(deadline, callback, None)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` once, ``delay`` seconds from now."""
+        delay = check_duration(delay, "delay")
+        return self._push(self.clock.now() + delay, callback, None)
+
+    def call_every(self, interval: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` every ``interval`` seconds, first after one interval.
+
+        Fixed rate: the n-th run is due at ``start + n * interval``. If the
+        driver falls more than a whole interval behind (a stalled machine),
+        missed runs are skipped rather than fired in a burst.
+        """
+        interval = check_duration(interval, "interval", allow_zero=False)
+        return self._push(self.clock.now() + interval, callback, interval)
+
+    def _push(
+        self, deadline: float, callback: Callable[[], object], interval: float | None
+    ) -> TimerHandle:
+        with self.cond:
+            if self.closed:
+                msg = f"{self.name} are closed: the system is stopped"
+                raise RuntimeError(msg)
+            handle = TimerHandle(deadline, next(self._seq), callback, interval)
+            heapq.heappush(self._heap, handle)
+            if self._heap[0] is handle:
+                self.cond.notify_all()
+            return handle
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a live timer, or None."""
+        with self.cond:
+            return self._next_deadline_locked()
+
+    def _next_deadline_locked(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        return heap[0].deadline if heap else None
+
+    def fire_due(self, now: float) -> int:
+        """Fire every timer due at ``now``, in deadline order; return how many."""
+        fired = 0
+        while True:
+            with self.cond:
+                deadline = self._next_deadline_locked()
+                if deadline is None or deadline > now:
+                    return fired
+                handle = heapq.heappop(self._heap)
+                if handle.interval is not None:
+                    nxt = handle.deadline + handle.interval
+                    if nxt <= now - handle.interval:
+                        nxt = now + handle.interval
+                    handle.deadline = nxt
+                    handle._seq = next(self._seq)
+                    heapq.heappush(self._heap, handle)
+            fired += 1
+            try:
+                handle.callback()
+            except Exception as exc:  # reported, never lost
+                if self._on_error is None:
+                    raise
+                self._on_error(exc)
+
+    def __len__(self) -> int:
+        with self.cond:
+            return sum(1 for h in self._heap if not h.cancelled)
+
+
+class Clock(ABC):
+    """What actors and supervisors ask for the time.
+
+    ``now()`` returns seconds on an arbitrary monotonic scale. ``drive(timers)``
+    makes the clock fire the heap's due timers and returns a function that
+    stops doing so (and joins any thread it started).
+    """
+
+    @abstractmethod
+    def now(self) -> float:
+        """Current time in seconds (monotonic, arbitrary origin)."""
+
+    @abstractmethod
+    def drive(self, timers: Timers) -> Callable[[], None]:
+        """Start firing ``timers`` when they fall due; return the stopper."""
+
+
+class RealClock(Clock):
+    """Wall-clock time from ``time.monotonic``, one timer thread per heap."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def drive(self, timers: Timers) -> Callable[[], None]:
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                with timers.cond:
+                    if stop.is_set() or timers.closed:
+                        return
+                    deadline = timers._next_deadline_locked()
+                    if deadline is None:
+                        timers.cond.wait()
+                        continue
+                    delay = deadline - time.monotonic()
+                    if delay > 0:
+                        timers.cond.wait(delay)
+                        continue
+                timers.fire_due(time.monotonic())
+
+        thread = threading.Thread(target=run, name=f"regisseur:{timers.name}", daemon=True)
+        thread.start()
+
+        def undrive() -> None:
+            stop.set()
+            with timers.cond:
+                timers.cond.notify_all()
+            if thread is not threading.current_thread():
+                thread.join()
+
+        return undrive
+
+    def __repr__(self) -> str:
+        return "RealClock()"
+
+
+class ManualClock(Clock):
+    """Virtual time for tests: frozen until :meth:`advance` moves it forward.
+
+    Unlike a real clock nothing happens by itself: ``advance(seconds)`` steps
+    time forward through each due timer in deadline order, firing it in the
+    calling thread with ``now()`` equal to its deadline, then lands on the
+    target time. Time only moves forward (``ValueError`` otherwise). Timers
+    fire callbacks that send messages; call ``system.settle()`` afterwards to
+    wait until the actors have handled them.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = check_duration(start, "start")
+        self._lock = threading.RLock()
+        self._driven: list[Timers] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def drive(self, timers: Timers) -> Callable[[], None]:
+        with self._lock:
+            self._driven.append(timers)
+
+        def undrive() -> None:
+            with self._lock:
+                if timers in self._driven:
+                    self._driven.remove(timers)
+
+        return undrive
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, firing due timers in order."""
+        seconds = check_duration(seconds, "ManualClock.advance(seconds)")
+        with self._lock:
+            target = self._now + seconds
+            while True:
+                soonest: tuple[float, Timers] | None = None
+                for timers in list(self._driven):
+                    deadline = timers.next_deadline()
+                    if (
+                        deadline is not None
+                        and deadline <= target
+                        and (soonest is None or deadline < soonest[0])
+                    ):
+                        soonest = (deadline, timers)
+                if soonest is None:
+                    break
+                self._now = max(self._now, soonest[0])
+                soonest[1].fire_due(self._now)
+            self._now = target
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending timer across driven heaps, or None."""
+        with self._lock:
+            deadlines = [d for t in self._driven if (d := t.next_deadline()) is not None]
+            return min(deadlines) if deadlines else None
+
+    def advance_to_next(self) -> float:
+        """Advance exactly to the next pending timer; return the step (0 if none)."""
+        with self._lock:
+            deadline = self.next_deadline()
+            if deadline is None:
+                return 0.0
+            step = max(0.0, deadline - self._now)
+            self.advance(step)
+            return step
+
+    def __repr__(self) -> str:
+        return f"ManualClock(now={self._now})"

@@ -1,0 +1,350 @@
+"""Structured logging on stdlib :mod:`logging`: ``log.info("event", key=value)``.
+
+The event becomes the record's ``msg``, the keyword arguments ``record.fields``
+and the bound ``actor`` field ``record.actor``. Secrets are redacted before the
+record exists, so every handler sees clean values. :class:`JsonFormatter` and
+:class:`HumanFormatter` render records; :func:`configure_logging` (opt-in)
+installs one. Importing installs nothing that prints. All of it is thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json as _json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import IO, TypeAlias, cast
+
+__all__ = [
+    "REDACTED",
+    "ExcInfo",
+    "HumanFormatter",
+    "JsonFormatter",
+    "Logger",
+    "configure_logging",
+    "get_logger",
+    "redact",
+    "redact_text",
+]
+
+REDACTED = "[REDACTED]"
+"""The text that replaces every redacted value."""
+
+_SysExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+ExcInfo: TypeAlias = bool | BaseException | _SysExcInfo | tuple[None, None, None] | None
+"""What ``exc_info=`` accepts, as in stdlib :mod:`logging`."""
+
+_NAMESPACES = ("actors", "supervision", "regisseur")
+_INSTALLED = "_regisseur_configure_logging"  # marks configure_logging's handler
+_CONFIGURE_LOCK = threading.Lock()
+_STACKLEVEL = 3  # caller -> Logger.<level> -> Logger._emit -> logging.Logger.log
+_WORDS = (
+    r"token|passw(?:or)?d|secret|authorization|api[_-]?key|cookie|credential"
+    r"|private[_-]?key"
+)
+_SENSITIVE_KEY = re.compile(_WORDS, re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[\w\-.~+/]+=*", re.IGNORECASE)
+_BASIC = re.compile(r"(?i)\b(?P<scheme>basic)\s+(?P<cred>[A-Za-z0-9+/]+={0,2})")
+_KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
+    rf"(?<![\w-])(?=[\w-]*?(?:{_WORDS}))(?P<key>[\w-]+)(?P<sep>['\"]?[ \t]*[=:][ \t]*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)[ \t]+)?"
+    r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
+    re.IGNORECASE,
+)
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not stop a log line
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not stop a log line
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _redact_basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match["cred"], validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]  # not base64, so not a credential ("Basic setup")
+    return f"{match['scheme']} {REDACTED}" if b":" in decoded else match[0]
+
+
+def _redact_key_value(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote = value[0] if value[0] in "'\"" else ""
+    return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
+
+
+def redact_text(text: str) -> str:
+    """Return *text* with the credentials inside it replaced by ``[REDACTED]``.
+
+    Covers URL passwords (``https://user:pass@host`` keeps ``user``),
+    ``Bearer <token>``, ``Basic <base64 of user:pass>`` and the values of
+    ``token=…``, ``password: …``, ``api_key=…`` pairs (query strings, key/value
+    text, dict and JSON reprs). Idempotent and pure, so thread-safe; use it on
+    exception messages and URLs before logging them.
+    """
+    text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
+    text = _BASIC.sub(_redact_basic, text)
+    return _KEY_VALUE.sub(_redact_key_value, text)
+
+
+def _redact(value: object, path: frozenset[int]) -> object:
+    if isinstance(value, str):
+        return redact_text(value)
+    if not isinstance(value, (Mapping, list, tuple)):
+        return value
+    if id(value) in path:
+        return "<cycle>"
+    path = path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if _SENSITIVE_KEY.search(_safe_str(key)) else _redact(v, path)
+            for key, v in value.items()
+        }
+    items = [_redact(item, path) for item in value]
+    return items if isinstance(value, list) else tuple(items)
+
+
+def redact(value: object) -> object:
+    """Return a copy of *value* with every secret replaced by ``[REDACTED]``.
+
+    Mappings, lists and tuples are walked and copied (never mutated). A value
+    whose key contains token, password, passwd, secret, authorization, api_key,
+    apikey, cookie, credential or private_key (any case, ``-`` or ``_``) is
+    replaced whole; every string goes through :func:`redact_text`; other
+    objects are returned as they are. Pure, so thread-safe.
+    """
+    return _redact(value, frozenset())
+
+
+class Logger:
+    """A structured logger: ``log.info("event_name", key=value)``.
+
+    Wraps a stdlib :class:`logging.Logger` plus immutable bound fields. Each
+    call redacts the fields, then emits one record: ``msg`` is the event,
+    ``fields`` the other fields and ``actor`` the ``actor`` field as text (or
+    ``None``); ``funcName``/``lineno`` name the caller. ``exc_info`` is the
+    only reserved keyword. Immutable, so any number of threads may share one.
+    """
+
+    __slots__ = ("_bound", "_logger")
+
+    def __init__(self, logger: logging.Logger, bound: Mapping[str, object] | None = None) -> None:
+        """Wrap *logger* with a copy of the *bound* fields. Thread-safe."""
+        self._logger = logger
+        self._bound: Mapping[str, object] = dict(bound or {})
+
+    @property
+    def name(self) -> str:
+        """The stdlib logger's name. Thread-safe."""
+        return self._logger.name
+
+    @property
+    def fields(self) -> dict[str, object]:
+        """A copy of the bound fields, as given. Thread-safe."""
+        return dict(self._bound)
+
+    def bind(self, **fields: object) -> Logger:
+        """Return a new logger with *fields* added to the bound ones. Thread-safe."""
+        return Logger(self._logger, {**self._bound, **fields})
+
+    def log(self, level: int, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at the numeric *level* with fields *kw*. Thread-safe."""
+        self._emit(level, event, exc_info, kw)
+
+    def debug(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at DEBUG with fields *kw*. Thread-safe."""
+        self._emit(logging.DEBUG, event, exc_info, kw)
+
+    def info(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at INFO with fields *kw*. Thread-safe."""
+        self._emit(logging.INFO, event, exc_info, kw)
+
+    def warning(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at WARNING with fields *kw*. Thread-safe."""
+        self._emit(logging.WARNING, event, exc_info, kw)
+
+    def error(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at ERROR with fields *kw*. Thread-safe."""
+        self._emit(logging.ERROR, event, exc_info, kw)
+
+    def critical(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
+        """Emit *event* at CRITICAL with fields *kw*. Thread-safe."""
+        self._emit(logging.CRITICAL, event, exc_info, kw)
+
+    def exception(self, event: str, /, *, exc_info: ExcInfo = True, **kw: object) -> None:
+        """Emit *event* at ERROR with the exception being handled. Thread-safe."""
+        self._emit(logging.ERROR, event, exc_info, kw)
+
+    def _emit(self, level: int, event: str, exc_info: ExcInfo, kw: dict[str, object]) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        fields = cast("dict[str, object]", redact({**self._bound, **kw}))
+        actor = fields.pop("actor", None)
+        extra = {"fields": fields, "actor": None if actor is None else _safe_str(actor)}
+        event = redact_text(_safe_str(event))
+        self._logger.log(level, event, exc_info=exc_info, extra=extra, stacklevel=_STACKLEVEL)
+
+
+def get_logger(name: str, **bound: object) -> Logger:
+    """Return a :class:`Logger` for ``logging.getLogger(name)`` with *bound* fields.
+
+    Thread-safe (the stdlib logger registry is locked).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"logger name must be a str, not {type(name).__name__}")
+    return Logger(logging.getLogger(name), bound)
+
+
+def _record_fields(record: logging.LogRecord) -> dict[object, object]:
+    fields = getattr(record, "fields", None) or {}
+    fields = dict(fields) if isinstance(fields, Mapping) else {"fields": fields}
+    return cast("dict[object, object]", redact(fields))
+
+
+def _record_actor(record: logging.LogRecord) -> str | None:
+    actor = getattr(record, "actor", None)
+    return None if actor is None else redact_text(_safe_str(actor))
+
+
+def _record_event(record: logging.LogRecord) -> str:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - bad %-args from a stdlib call: keep raw text
+        message = f"{_safe_str(record.msg)} {_safe_repr(record.args)}"
+    return redact_text(message)
+
+
+def _record_traceback(fmt: logging.Formatter, record: logging.LogRecord) -> str:
+    if record.exc_info:  # cache the clean text: later stdlib formatters reuse it
+        record.exc_text = redact_text(fmt.formatException(record.exc_info))
+    stack = record.stack_info and fmt.formatStack(record.stack_info)
+    return redact_text("\n".join(part for part in (record.exc_text, stack) if part))
+
+
+def _json_safe(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Mapping):
+        return {_safe_str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return redact_text(_safe_repr(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object on one line.
+
+    Keys: ``time`` (ISO 8601 UTC with milliseconds), ``level``, ``logger``,
+    ``event``, ``actor`` (only when set), ``fields`` and ``exception`` (the
+    traceback, only with ``exc_info``). Values JSON cannot hold become their
+    ``repr``; all text is redacted; plain stdlib records work too. Never raises
+    on odd values. Keeps no state, so thread-safe.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return *record* as a single JSON line. Thread-safe."""
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        payload: dict[str, object] = {
+            "time": f"{utc}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "event": _record_event(record),
+        }
+        actor = _record_actor(record)
+        if actor is not None:
+            payload["actor"] = actor
+        payload["fields"] = _json_safe(_record_fields(record))
+        traceback_text = _record_traceback(self, record)
+        if traceback_text:
+            payload["exception"] = traceback_text
+        return _json.dumps(payload, ensure_ascii=False, default=_safe_repr)
+
+
+def _human_value(value: object) -> str:
+    if isinstance(value, str):
+        return value if re.fullmatch(r"[^\s'\"=]+", value) else repr(value)
+    return redact_text(_safe_repr(value))
+
+
+class HumanFormatter(logging.Formatter):
+    """Formats a record as ``HH:MM:SS.mmm LEVEL logger [actor] event k=v …``.
+
+    Strings with spaces or quotes are quoted (``note='two words'``); the
+    traceback, if any, follows on the next lines. The time uses
+    :attr:`converter` (local time by default). Redacted like
+    :class:`JsonFormatter`. Keeps no state, so thread-safe.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return *record* as one readable line (plus traceback). Thread-safe."""
+        clock = time.strftime("%H:%M:%S", self.converter(record.created))
+        parts = [f"{clock}.{int(record.msecs):03d}", record.levelname, record.name]
+        actor = _record_actor(record)
+        if actor is not None:
+            parts.append(f"[{actor}]")
+        parts.append(_record_event(record))
+        fields = _record_fields(record).items()
+        parts.extend(f"{_safe_str(k)}={_human_value(v)}" for k, v in fields)
+        traceback_text = _record_traceback(self, record)
+        return "\n".join(part for part in (" ".join(parts), traceback_text) if part)
+
+
+def configure_logging(
+    level: int | str = "INFO", *, json: bool = False, stream: IO[str] | None = None
+) -> logging.Handler:
+    """Send the ``actors``, ``supervision`` and ``regisseur`` logs to *stream*.
+
+    Attaches one :class:`logging.StreamHandler` (default ``sys.stderr``) with
+    :class:`JsonFormatter` if *json* else :class:`HumanFormatter` to those
+    loggers, sets them to *level* (number or name, e.g. ``"debug"``) and
+    returns the handler. A later call replaces the handler an earlier one
+    installed; other handlers and propagation are left alone. Thread-safe.
+    """
+    level = level.upper() if isinstance(level, str) else level
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if json else HumanFormatter())
+    setattr(handler, _INSTALLED, True)
+    replaced: dict[int, logging.Handler] = {}
+    with _CONFIGURE_LOCK:
+        for name in _NAMESPACES:
+            logger = logging.getLogger(name)
+            logger.setLevel(level)  # an unknown name raises before anything changed
+            for old in [h for h in logger.handlers if getattr(h, _INSTALLED, False)]:
+                logger.removeHandler(old)
+                replaced[id(old)] = old
+            logger.addHandler(handler)
+    for old in replaced.values():
+        old.close()  # flushes; a StreamHandler leaves the caller's stream open
+    return handler
+
+
+def _install_null_handlers() -> None:
+    """Keep stdlib's last-resort handler from printing the library's records."""
+    for name in _NAMESPACES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
+_install_null_handlers()

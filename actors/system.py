@@ -1,0 +1,500 @@
+"""``ActorSystem``: one embeddable, isolated runtime for supervised actors.
+
+A system owns a clock, one timer thread, an event bus, a registry of actor
+names and a root supervisor. Nothing is global: two systems in one process
+share no state, no names and no threads.
+
+Threads: the public methods may be called from any thread (usually the
+application's). ``start()`` blocks until every child has started (or the
+start failed and was rolled back); ``stop()`` blocks until every actor
+thread of the system has ended (children that overrun their
+``shutdown_timeout`` are reported and abandoned).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka._envelope import Envelope
+from pykka.messages import ProxyCall
+
+from actors._cell import Cell, CellState
+from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
+from actors.clock import Clock, RealClock, Timers, check_duration, monotonic
+from actors.errors import UnknownActorError, describe_error
+from actors.events import EventBus, _BusActor
+from actors.log import get_logger, redact_text
+from messages import DeadLetter, HealthReport, SystemFailed
+from supervision.backoff import Backoff
+from supervision.directive import Strategy
+from supervision.errors import StartupError
+from supervision.spec import ChildSpec, check_name
+from supervision.supervisor import (
+    ChildInfo,
+    ChildStatus,
+    Inspect,
+    Spawn,
+    StopChild,
+    Supervisor,
+    cell_for_supervisor,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+__all__ = ["ActorSystem"]
+
+ROOT = "root"
+_HEALTH_TIMEOUT = 1.0
+
+
+class ActorSystem:
+    """A running tree of supervised actors; a context manager.
+
+    ``children`` are the root supervisor's ``ChildSpec``s; ``strategy``,
+    ``max_restarts``, ``within`` and ``backoff`` configure the root
+    supervisor. ``clock`` defaults to a real clock; pass a ``ManualClock``
+    in tests to drive every timer (ticks, backoff, delays) by hand.
+    """
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec] = (),
+        *,
+        clock: Clock | None = None,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        name: str = "regisseur",
+    ) -> None:
+        check_name(name, "ActorSystem name")
+        if clock is not None and not isinstance(clock, Clock):
+            msg = f"clock must be an actors.Clock (RealClock or ManualClock), got {clock!r}"
+            raise TypeError(msg)
+        self.name = name
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.root_spec = Supervisor(
+            tuple(children),
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff if backoff is not None else Backoff(),
+        )
+        names = self.root_spec.names()
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
+            raise ValueError(msg)
+        self.log = get_logger("actors.system").bind(system=name)
+        self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
+        self._lock = threading.RLock()
+        self._cells: dict[str, Cell] = {}
+        self._gone: set[str] = set()
+        self._activity = threading.Event()
+        self._state = "new"
+        self._failure: str | None = None
+        self._guardian = _Guardian(self)
+        self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
+        self.events = EventBus(self._bus_cell)
+        self._root: Cell | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> ActorSystem:
+        """Start the event bus, timers and every child in dependency order.
+
+        Raises ``StartupError`` (naming the child and the cause) if a child
+        fails to start; everything already started is stopped first.
+        """
+        with self._lock:
+            if self._state != "new":
+                msg = f"system {self.name!r} was already started (state: {self._state})"
+                raise RuntimeError(msg)
+            self._state = "starting"
+        self.timers.start()
+        self._start_cell(self._bus_cell)
+        root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
+        self._root = root
+        try:
+            self._start_cell(root)
+        except StartupError:
+            self._shutdown()
+            raise
+        except Exception as exc:
+            self._shutdown()
+            raise StartupError(ROOT, exc) from exc
+        with self._lock:
+            if self._state == "starting":
+                self._state = "running"
+        self.log.info("system_started", children=len(self.root_spec.children))
+        return self
+
+    def _start_cell(self, cell: Cell) -> None:
+        cell.mailbox.on_sleep = self._activity.set
+        attempt = StartAttempt()
+        cell.ensure_thread()
+        cell.control(Start(attempt))
+        attempt.wait(None)  # bounded by every child's start_timeout
+        if attempt.error is not None:
+            raise attempt.error
+
+    def stop(self) -> None:
+        """Stop every actor in reverse start order and end every thread.
+
+        Idempotent. Children are each bounded by their ``shutdown_timeout``.
+        """
+        with self._lock:
+            if self._state in ("stopped", "new"):
+                self._state = "stopped"
+                return
+            self._state = "stopping"
+        self._shutdown()
+        self.log.info("system_stopped")
+
+    def _shutdown(self) -> None:
+        root = self._root
+        if root is not None and root.state is not CellState.STOPPED:
+            self._final_stop(root)
+        self._final_stop(self._bus_cell)
+        self.timers.close()
+        with self._lock:
+            self._state = "stopped" if self._failure is None else "failed"
+
+    def _final_stop(self, cell: Cell) -> None:
+        cell.request_stop()
+        command = Teardown(final=True, reason="system stopped")
+        cell.control(command)
+        if cell.thread is None or not cell.thread.is_alive():
+            if cell.state is not CellState.STOPPED:
+                cell._close("system stopped")
+            return
+        command.done.wait()
+        cell.join()
+
+    def __enter__(self) -> ActorSystem:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between a successful ``start()`` and ``stop()`` or a root failure."""
+        return self._state == "running"
+
+    # -- registry ------------------------------------------------------------
+    def _register(self, cell: Cell) -> None:
+        cell.mailbox.on_sleep = self._activity.set
+        with self._lock:
+            current = self._cells.get(cell.name)
+            if current is not None and current is not cell and not current.stopped.is_set():
+                msg = f"an actor named {cell.name!r} is already running in this system"
+                raise ValueError(msg)
+            self._cells[cell.name] = cell
+            self._gone.discard(cell.name)
+
+    def _unregister(self, cell: Cell) -> None:
+        with self._lock:
+            if self._cells.get(cell.name) is cell:
+                del self._cells[cell.name]
+                self._gone.add(cell.name)
+
+    def _check_free(self, spec: ChildSpec) -> None:
+        names = [spec.name]
+        if isinstance(spec.actor, Supervisor):
+            names += spec.actor.names()
+        with self._lock:
+            taken = [n for n in names if n in self._cells]
+        if taken:
+            msg = f"actor name(s) already in use: {', '.join(map(repr, taken))}"
+            raise ValueError(msg)
+
+    def _lookup(self, name: str) -> Cell | None:
+        check_name(name)
+        with self._lock:
+            cell = self._cells.get(name)
+            if cell is None and name not in self._gone:
+                raise UnknownActorError(name, list(self._cells))
+        return cell
+
+    def names(self) -> list[str]:
+        """Names of the actors currently registered (running or restarting)."""
+        with self._lock:
+            return sorted(self._cells)
+
+    # -- messaging -----------------------------------------------------------
+    def ref(self, name: str) -> pykka.ActorRef[Any]:
+        """The ``ActorRef`` of ``name``; it stays valid across restarts.
+
+        Raises ``UnknownActorError`` for a name never registered and
+        ``pykka.ActorDeadError`` for an actor that has stopped.
+        """
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            msg = f"actor {name!r} is stopped"
+            raise pykka.ActorDeadError(msg)
+        return cell.ref
+
+    def tell(self, name: str, message: Any) -> None:
+        """Send ``message`` to ``name`` without waiting (any thread).
+
+        A stopped actor's messages become ``DeadLetter`` events; an unknown
+        name raises ``UnknownActorError``.
+        """
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            self.dead_letter(name, message, "stopped")
+            return
+        cell.mailbox.put(Envelope(message))
+
+    def ask(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
+        """Send ``message`` to ``name`` and wait for the reply.
+
+        Raises the handler's exception if it failed, ``TimeoutError`` after
+        ``timeout`` real seconds (None waits forever), ``UnknownActorError``
+        for an unknown name and ``pykka.ActorDeadError`` for a stopped actor.
+        """
+        if timeout is not None:
+            timeout = check_duration(timeout, "ask(timeout)")
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            self.dead_letter(name, message, "stopped")
+            msg = f"actor {name!r} is stopped"
+            raise pykka.ActorDeadError(msg)
+        try:
+            return cell.ref.ask(message, timeout=timeout)
+        except pykka.Timeout:
+            msg = f"no reply from {name!r} within {timeout:g}s"
+            raise TimeoutError(msg) from None
+
+    def dead_letter(self, recipient: str, message: Any, reason: str) -> None:
+        """Publish ``message`` as a ``DeadLetter`` and log a warning (any thread)."""
+        self.log.warning(
+            "dead_letter",
+            recipient=recipient,
+            message_type=type(message).__name__,
+            message=redact_text(repr(message)[:200]),
+            reason=reason,
+        )
+        if not self._bus_cell.mailbox.closed:
+            self.events.publish(DeadLetter(recipient, message, reason))
+
+    # -- dynamic children -----------------------------------------------------
+    def _supervisor_cell(self, name: str | None) -> Cell:
+        if self._state != "running":
+            msg = f"system {self.name!r} is not running (state: {self._state})"
+            raise RuntimeError(msg)
+        if name is None:
+            assert self._root is not None
+            return self._root
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            msg = f"supervisor {name!r} is stopped"
+            raise pykka.ActorDeadError(msg)
+        if not isinstance(cell.instance, _supervisor_actor_class()):
+            msg = f"{name!r} is not a supervisor"
+            raise TypeError(msg)
+        return cell
+
+    def spawn(self, spec: ChildSpec, *, supervisor: str | None = None) -> pykka.ActorRef[Any]:
+        """Add ``spec`` as a child of the root (or of ``supervisor``) and start it.
+
+        Returns its ref once ``on_start`` has returned. Raises ``ValueError``
+        for a taken name or an unknown/stopped dependency, ``StartupError`` if
+        it fails to start (nothing is left registered).
+        """
+        if not isinstance(spec, ChildSpec):
+            msg = f"spawn() needs a ChildSpec, got {type(spec).__name__}"
+            raise TypeError(msg)
+        cell = self._supervisor_cell(supervisor)
+        ref: pykka.ActorRef[Any] = cell.ref.ask(Spawn(spec), block=True)
+        return ref
+
+    def stop_child(self, name: str) -> None:
+        """Stop ``name`` for good and remove it from its supervisor.
+
+        Raises ``UnknownActorError`` for an unknown name and ``ValueError``
+        while running siblings depend on it.
+        """
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            return
+        parent = cell.parent
+        ref = getattr(parent, "_ref", None)
+        if ref is None:
+            msg = f"{name!r} is not a supervised child"
+            raise ValueError(msg)
+        ref.ask(StopChild(name))
+
+    # -- testing and health -------------------------------------------------
+    def settle(self, timeout: float = 5.0) -> None:
+        """Return once no actor has anything it can do right now.
+
+        That is: every mailbox is empty or held (waiting for a restart timer)
+        and no handler is running. Raises ``TimeoutError`` naming the busy
+        actors if that does not happen within ``timeout`` real seconds. Use
+        it after ``tell``/``ManualClock.advance`` instead of sleeping.
+        """
+        timeout = check_duration(timeout, "settle(timeout)")
+        deadline = monotonic() + timeout
+        previous: list[int] | None = None
+        while True:
+            self._activity.clear()
+            cells = self._all_cells()
+            counts = [c.mailbox.processed for c in cells]
+            if all(c.idle() for c in cells):
+                if counts == previous:
+                    return
+                previous = counts
+                continue
+            previous = None
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                busy = sorted(c.name for c in cells if not c.idle())
+                msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
+                raise TimeoutError(msg)
+            self._activity.wait(min(remaining, 0.05))
+
+    def _all_cells(self) -> list[Cell]:
+        with self._lock:
+            cells = list(self._cells.values())
+        extra = [self._bus_cell] + ([self._root] if self._root is not None else [])
+        return extra + cells
+
+    def threads(self) -> list[threading.Thread]:
+        """Threads of this system that are still alive (for leak checks)."""
+        found = [c.thread for c in self._all_cells() if c.thread is not None]
+        return [t for t in found if t.is_alive()]
+
+    def health(self) -> HealthReport:
+        """A tree of immutable health reports, root first.
+
+        Each child's own ``health()`` is asked on its thread (bounded by one
+        second; an actor that does not answer is reported unhealthy).
+        """
+        root = self._root
+        if root is None or root.stopped.is_set() or self._state != "running":
+            return HealthReport(
+                name=ROOT,
+                status="failed" if self._failure else "stopped",
+                healthy=False,
+                last_error=self._failure,
+            )
+        children = self._health_children(root)
+        return HealthReport(
+            name=ROOT,
+            status="running",
+            healthy=all(c.healthy for c in children),
+            children=children,
+        )
+
+    def _health_children(self, supervisor: Cell) -> tuple[HealthReport, ...]:
+        try:
+            infos: list[ChildInfo] = supervisor.ref.ask(
+                Inspect(), block=True, timeout=_HEALTH_TIMEOUT
+            )
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return ()
+        futures = {}
+        for info in infos:
+            if info.cell is not None and info.status is ChildStatus.RUNNING:
+                call = ProxyCall(attr_path=("health",), args=(), kwargs={})
+                futures[info.name] = info.cell.ref.ask(call, block=False)
+        deadline = monotonic() + _HEALTH_TIMEOUT
+        reports = []
+        for info in infos:
+            details: Any = None
+            healthy = info.status is ChildStatus.RUNNING
+            future = futures.get(info.name)
+            if future is not None:
+                try:
+                    details = future.get(timeout=max(0.0, deadline - monotonic()))
+                except pykka.Timeout:
+                    details, healthy = "unresponsive", False
+                except Exception as exc:  # noqa: BLE001 - a failing health() is unhealthy
+                    details, healthy = f"health() failed: {describe_error(exc)}", False
+                else:
+                    if isinstance(details, bool):
+                        healthy = healthy and details
+                    elif hasattr(details, "get"):
+                        healthy = healthy and bool(details.get("healthy", True))
+            nested: tuple[HealthReport, ...] = ()
+            if info.is_supervisor and info.cell is not None and healthy:
+                nested = self._health_children(info.cell)
+                healthy = healthy and all(n.healthy for n in nested)
+            uptime = None
+            if info.started_at is not None and info.status is ChildStatus.RUNNING:
+                uptime = self.clock.now() - info.started_at
+            reports.append(
+                HealthReport(
+                    name=info.name,
+                    status=info.status.value,
+                    healthy=healthy,
+                    restarts=info.restarts,
+                    failures=info.failures,
+                    last_error=info.last_error,
+                    uptime=uptime,
+                    details=details,
+                    description=info.description,
+                    children=nested,
+                )
+            )
+        return tuple(reports)
+
+    @property
+    def healthy(self) -> bool:
+        """True when the system runs and every report in ``health()`` is healthy."""
+        return self.health().healthy
+
+    # -- failures of the system's own actors ------------------------------------
+    def _root_failed(self, error: str) -> None:
+        with self._lock:
+            self._failure = error
+            if self._state in ("running", "starting"):
+                self._state = "failed"
+        self.log.critical("system_failed", error=error)
+        self.events.publish(SystemFailed(error))
+        if self._root is not None:
+            self._root.control(Teardown(final=True, reason="root supervisor failed"))
+
+    def _timer_failed(self, exc: BaseException) -> None:
+        self.log.error("timer_callback_failed", error=describe_error(exc), exc_info=exc)
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem {self.name!r} {self._state}>"
+
+
+class _Guardian:
+    """Parent of the root supervisor and the event bus."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    def notify(self, notice: object) -> None:
+        system = self._system
+        if isinstance(notice, (ChildFailure, ChildExited)):
+            cell = notice.cell
+            error = notice.error if isinstance(notice, ChildFailure) else "root stopped"
+            if cell is system._root:
+                system._root_failed(error)
+            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
+                system.log.error("event_bus_failed", error=error)
+                if cell.state is CellState.DEAD:
+                    cell.ensure_thread()
+                    cell.control(Start(StartAttempt()))
+                else:
+                    cell.control(Resume())
+
+
+def _supervisor_actor_class() -> type:
+    from supervision.supervisor import SupervisorActor
+
+    return SupervisorActor

@@ -1,0 +1,40 @@
+"""Plain data shared by regisseur's actors: events, records and states.
+
+Everything here is immutable (frozen, slotted dataclasses or enums) and
+depends on nothing else in the project, so it is safe to pass between
+threads and to import from anywhere.
+"""
+
+from __future__ import annotations
+
+from messages.events import (
+    ChildFailed,
+    ChildGaveUp,
+    ChildRestarted,
+    ChildRestarting,
+    ChildStarted,
+    ChildStopped,
+    ChildStopTimedOut,
+    DeadLetter,
+    Event,
+    StartupFailed,
+    SupervisorEscalated,
+    SystemFailed,
+)
+from messages.health import HealthReport
+
+__all__ = [
+    "ChildFailed",
+    "ChildGaveUp",
+    "ChildRestarted",
+    "ChildRestarting",
+    "ChildStarted",
+    "ChildStopTimedOut",
+    "ChildStopped",
+    "DeadLetter",
+    "Event",
+    "HealthReport",
+    "StartupFailed",
+    "SupervisorEscalated",
+    "SystemFailed",
+]

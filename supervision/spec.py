@@ -1,0 +1,138 @@
+"""``ChildSpec``: declarative description of one supervised child."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from actors.clock import check_duration
+from supervision.backoff import Backoff
+from supervision.directive import Restart
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["ChildSpec", "check_name"]
+
+MAX_NAME_LENGTH = 200
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """Return ``name`` if it is a usable actor name, else raise a clear error."""
+    if not isinstance(name, str):
+        msg = f"{what} must be a str, got {type(name).__name__} {name!r}"
+        raise TypeError(msg)
+    if not name.strip():
+        msg = f"{what} must not be empty or blank, got {name!r}"
+        raise ValueError(msg)
+    if len(name) > MAX_NAME_LENGTH:
+        msg = f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+        raise ValueError(msg)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        msg = f"{what} must not contain control characters, got {name!r}"
+        raise ValueError(msg)
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """How to start, restart and stop one child of a supervisor.
+
+    ``actor`` is an ``Actor`` subclass (built as ``actor(*args, **kwargs)`` on
+    the child's own thread at every start) or a ``Supervisor`` (a nested
+    tree). ``depends_on`` names siblings that must be started first (and are
+    stopped after it). ``backoff`` and ``max_failures`` override the
+    supervisor's; ``max_failures`` consecutive failures stop the child for
+    good. ``start_timeout`` bounds ``on_start`` plus the first health check;
+    ``shutdown_timeout`` bounds ``on_stop`` (real seconds). With
+    ``rollback_on_failure=False`` a failed start of a sibling does not run
+    this child's ``on_stop`` (its thread still ends).
+    """
+
+    name: str
+    actor: Any
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    restart: Restart = Restart.PERMANENT
+    backoff: Backoff | None = None
+    max_failures: int | None = None
+    start_timeout: float = 10.0
+    shutdown_timeout: float = 5.0
+    rollback_on_failure: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        from actors.actor import Actor
+        from supervision.supervisor import Supervisor
+
+        check_name(self.name, "ChildSpec.name")
+        where = f"ChildSpec {self.name!r}"
+        if not (
+            isinstance(self.actor, Supervisor)
+            or (isinstance(self.actor, type) and issubclass(self.actor, Actor))
+        ):
+            msg = (
+                f"{where}: actor must be an actors.Actor subclass or a Supervisor, "
+                f"got {self.actor!r}"
+            )
+            raise TypeError(msg)
+        if isinstance(self.args, (str, bytes)) or not isinstance(self.args, (tuple, list)):
+            msg = f"{where}: args must be a tuple, got {type(self.args).__name__}"
+            raise TypeError(msg)
+        object.__setattr__(self, "args", tuple(self.args))
+        if not hasattr(self.kwargs, "items"):
+            msg = f"{where}: kwargs must be a mapping, got {type(self.kwargs).__name__}"
+            raise TypeError(msg)
+        for key in self.kwargs:
+            if not isinstance(key, str):
+                msg = f"{where}: kwargs keys must be str, got {key!r}"
+                raise TypeError(msg)
+        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+        deps = self.depends_on
+        if isinstance(deps, str):
+            deps = (deps,)
+        if not isinstance(deps, (tuple, list, set, frozenset)):
+            msg = f"{where}: depends_on must be a tuple of names, got {type(deps).__name__}"
+            raise TypeError(msg)
+        deps = tuple(check_name(d, f"{where}: depends_on entry") for d in deps)
+        if len(set(deps)) != len(deps):
+            msg = f"{where}: depends_on names a sibling twice: {list(deps)}"
+            raise ValueError(msg)
+        object.__setattr__(self, "depends_on", deps)
+        if not isinstance(self.restart, Restart):
+            try:
+                object.__setattr__(self, "restart", Restart(self.restart))
+            except ValueError:
+                choices = ", ".join(r.name for r in Restart)
+                msg = f"{where}: restart must be one of {choices}, got {self.restart!r}"
+                raise ValueError(msg) from None
+        if self.backoff is not None and not isinstance(self.backoff, Backoff):
+            msg = f"{where}: backoff must be a Backoff, got {type(self.backoff).__name__}"
+            raise TypeError(msg)
+        if self.max_failures is not None:
+            if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int):
+                msg = f"{where}: max_failures must be an int or None, got {self.max_failures!r}"
+                raise TypeError(msg)
+            if self.max_failures < 1:
+                msg = f"{where}: max_failures must be >= 1, got {self.max_failures}"
+                raise ValueError(msg)
+        for attr in ("start_timeout", "shutdown_timeout"):
+            value = check_duration(getattr(self, attr), f"{where}: {attr}", allow_zero=False)
+            object.__setattr__(self, attr, value)
+        if not isinstance(self.rollback_on_failure, bool):
+            msg = f"{where}: rollback_on_failure must be a bool"
+            raise TypeError(msg)
+        if not isinstance(self.description, str):
+            msg = f"{where}: description must be a str"
+            raise TypeError(msg)
+        assert math.isfinite(self.start_timeout)
+
+    @property
+    def is_supervisor(self) -> bool:
+        """True when this child is a nested supervisor."""
+        from supervision.supervisor import Supervisor
+
+        return isinstance(self.actor, Supervisor)

@@ -1,0 +1,672 @@
+"""The supervisor: a spec (``Supervisor``) and the actor that runs it.
+
+``Supervisor(children, ...)`` is declarative data, validated when it is made
+(see :mod:`supervision.graph`). Given to an ``ActorSystem`` (as its root) or
+nested in a ``ChildSpec``, it runs as a :class:`SupervisorActor` on its own
+thread. That actor owns every decision about its children: start order,
+restarts with backoff, failure limits, restart intensity, stop order.
+
+How a failure is handled (all on the supervisor's thread, driven by
+messages): the child's runtime holds its mailbox and sends a notice; the
+supervisor picks a directive (the child's ``decide(exc)``, else the
+supervisor's ``decider``, else ``FatalError`` → STOP, other → RESTART),
+applies the restart type and ``max_failures``, checks intensity, stops the
+strategy's restart group in reverse start order, publishes events, and
+schedules the restart as a timer message to itself. A stop request during a
+long backoff is therefore handled at once; nothing sleeps.
+
+Starts are synchronous inside the supervisor (bounded by each child's
+``start_timeout``): children of one start level are started concurrently,
+each on its own thread, and awaited together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from actors._cell import Cell, CellState
+from actors._protocol import (
+    ChildExited,
+    ChildFailure,
+    ChildRecovered,
+    Resume,
+    Start,
+    StartAttempt,
+    Teardown,
+)
+from actors.actor import Actor
+from actors.clock import check_duration, monotonic
+from actors.errors import UnknownActorError, describe_error
+from messages import (
+    ChildFailed,
+    ChildGaveUp,
+    ChildRestarted,
+    ChildRestarting,
+    ChildStarted,
+    ChildStopped,
+    ChildStopTimedOut,
+    StartupFailed,
+    SupervisorEscalated,
+)
+from supervision import graph
+from supervision.backoff import Backoff
+from supervision.directive import Decider, Directive, Restart, Strategy, _Kind, default_decider
+from supervision.errors import EscalatedError, StartupError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from actors._cell import Parent
+    from actors.system import ActorSystem
+    from supervision.spec import ChildSpec
+
+__all__ = ["ChildStatus", "Supervisor", "SupervisorActor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Supervisor:
+    """A supervision tree node: children plus the rules for their failures.
+
+    * ``strategy``: which siblings restart with a failed child.
+    * ``max_restarts`` / ``within``: more restarts than that within
+      ``within`` seconds (system clock) make the supervisor stop all its
+      children in reverse start order and fail itself, escalating to its
+      parent.
+    * ``backoff``: default restart delays for children without their own.
+    * ``decider``: ``(exc) -> Directive | None`` for children whose actor
+      does not decide itself; None falls back to the default rule.
+    """
+
+    children: Sequence[ChildSpec] = ()
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    max_restarts: int = 3
+    within: float = 5.0
+    backoff: Backoff = field(default_factory=Backoff)
+    decider: Decider | None = None
+
+    def __post_init__(self) -> None:
+        from supervision.spec import ChildSpec
+
+        if isinstance(self.children, (str, bytes)) or not hasattr(self.children, "__iter__"):
+            msg = f"Supervisor children must be a sequence of ChildSpec, got {self.children!r}"
+            raise TypeError(msg)
+        children = tuple(self.children)
+        for child in children:
+            if not isinstance(child, ChildSpec):
+                msg = f"Supervisor children must be ChildSpec objects, got {child!r}"
+                raise TypeError(msg)
+        object.__setattr__(self, "children", children)
+        if not isinstance(self.strategy, Strategy):
+            try:
+                object.__setattr__(self, "strategy", Strategy(self.strategy))
+            except ValueError:
+                choices = ", ".join(s.name for s in Strategy)
+                msg = f"Supervisor strategy must be one of {choices}, got {self.strategy!r}"
+                raise ValueError(msg) from None
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int):
+            msg = f"Supervisor max_restarts must be an int, got {self.max_restarts!r}"
+            raise TypeError(msg)
+        if self.max_restarts < 0:
+            msg = f"Supervisor max_restarts must be >= 0, got {self.max_restarts}"
+            raise ValueError(msg)
+        object.__setattr__(
+            self, "within", check_duration(self.within, "Supervisor within", allow_zero=False)
+        )
+        if not isinstance(self.backoff, Backoff):
+            msg = f"Supervisor backoff must be a Backoff, got {self.backoff!r}"
+            raise TypeError(msg)
+        if self.decider is not None and not callable(self.decider):
+            msg = f"Supervisor decider must be callable, got {self.decider!r}"
+            raise TypeError(msg)
+        graph.validate(children)
+
+    def names(self) -> list[str]:
+        """Every name in this tree, nested supervisors' children included."""
+        found: list[str] = []
+        for child in self.children:
+            found.append(child.name)
+            if isinstance(child.actor, Supervisor):
+                found.extend(child.actor.names())
+        return found
+
+
+class ChildStatus(str, Enum):
+    """A child's status as its supervisor sees it (health reports use it)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class _Child:
+    """A supervisor's record of one child (supervisor thread only)."""
+
+    __slots__ = (
+        "cell",
+        "dynamic",
+        "failures",
+        "last_error",
+        "restarts",
+        "spec",
+        "started_at",
+        "status",
+    )
+
+    def __init__(self, spec: ChildSpec, *, dynamic: bool = False) -> None:
+        self.spec = spec
+        self.cell: Cell | None = None
+        self.status = ChildStatus.STOPPED
+        self.failures = 0
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.started_at: float | None = None
+        self.dynamic = dynamic
+
+
+class _Tree:
+    """What a supervisor keeps across its own restarts: children and cells."""
+
+    def __init__(self, specs: Iterable[ChildSpec]) -> None:
+        self.children: dict[str, _Child] = {s.name: _Child(s) for s in specs}
+
+    def specs(self) -> list[ChildSpec]:
+        return [c.spec for c in self.children.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class _RestartDue:
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Ask a supervisor to add and start a child (reply: its ref)."""
+
+    spec: ChildSpec
+
+
+@dataclass(frozen=True, slots=True)
+class StopChild:
+    """Ask a supervisor to stop and remove a child."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """A snapshot of one child's record, for health reports."""
+
+    name: str
+    status: ChildStatus
+    restarts: int
+    failures: int
+    last_error: str | None
+    started_at: float | None
+    cell: Cell | None
+    is_supervisor: bool
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    """Ask a supervisor for :class:`ChildInfo` of every child, in start order."""
+
+
+def cell_for_supervisor(system: ActorSystem, name: str, spec: Supervisor, parent: Parent) -> Cell:
+    """Create (and register) the cell that runs ``spec`` under ``parent``."""
+    tree = _Tree(spec.children)
+    cell = Cell(system, name, SupervisorActor, lambda: SupervisorActor(spec, tree), parent)
+    cell.on_close = lambda: _close_tree(system, tree)
+    return cell
+
+
+def _close_tree(system: ActorSystem, tree: _Tree) -> None:
+    """Final stop of every child cell still open (the supervisor cell closed)."""
+    order = [s.name for level in graph.levels(tree.specs()) for s in level]
+    for name in reversed(order):
+        child = tree.children[name]
+        cell = child.cell
+        if cell is None or cell.state is CellState.STOPPED:
+            continue
+        cell.request_stop()
+        command = Teardown(final=True, reason="supervisor stopped")
+        cell.control(command)
+        if cell.thread is None or not cell.thread.is_alive():
+            cell._close("supervisor stopped")
+        elif not command.done.wait(child.spec.shutdown_timeout):
+            cell.abandoned = True
+            system.events.publish(ChildStopTimedOut(name, child.spec.shutdown_timeout))
+        system._unregister(cell)
+        child.status = ChildStatus.STOPPED
+
+
+class SupervisorActor(Actor):
+    """Runs a :class:`Supervisor` spec; see the module docstring."""
+
+    def __init__(self, spec: Supervisor, tree: _Tree) -> None:
+        super().__init__()
+        self.spec = spec
+        self.tree = tree
+        self._restart_times: deque[float] = deque()
+        self._pending: dict[int, list[str]] = {}
+        self._tokens = itertools.count(1)
+        self._rng = random.Random()
+
+    # -- lifecycle -------------------------------------------------------
+    def on_start(self) -> None:
+        """Start every child by levels; on failure roll back and raise StartupError."""
+        names = list(self.tree.children)
+        started, failures = self._start_names(names)
+        if failures:
+            child, error = failures[0]
+            rolled = self._rollback(started, failed=[c.spec.name for c, _ in failures])
+            if isinstance(error, StartupError):
+                raise StartupError(error.child, error.cause, error.rolled_back + rolled)
+            text = describe_error(error)
+            self.system.events.publish(StartupFailed(child.spec.name, text, rolled))
+            self.log.error("startup_failed", child=child.spec.name, error=text, rolled_back=rolled)
+            raise StartupError(child.spec.name, error, rolled) from error
+
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        self._stop_children(list(reversed(self._start_order())), final=final)
+        super()._end_incarnation(run_hooks=run_hooks, final=final)
+
+    def health(self) -> bool:
+        return all(c.status is not ChildStatus.FAILED for c in self.tree.children.values())
+
+    # -- messages --------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ChildFailure():
+                self._on_failure_notice(message)
+            case ChildExited():
+                self._on_exit(message)
+            case ChildRecovered(cell, generation):
+                child = self._current(cell, generation)
+                if child is not None:
+                    child.failures = 0
+            case _RestartDue(token):
+                self._restart_group(token)
+            case Spawn(spec):
+                return self._spawn(spec)
+            case StopChild(name):
+                self._stop_child_by_name(name)
+            case Inspect():
+                return self._inspect()
+            case _:
+                return super().on_receive(message)
+        return None
+
+    # -- starting ----------------------------------------------------------
+    def _cell_for(self, child: _Child) -> Cell:
+        cell = child.cell
+        if cell is not None and cell.state is not CellState.STOPPED and not cell.abandoned:
+            return cell
+        spec = child.spec
+        parent = _ParentLink(self.actor_ref)
+        if isinstance(spec.actor, Supervisor):
+            cell = cell_for_supervisor(self.system, spec.name, spec.actor, parent)
+        else:
+            actor_class, args, kwargs = spec.actor, spec.args, dict(spec.kwargs)
+            cell = Cell(
+                self.system, spec.name, actor_class, lambda: actor_class(*args, **kwargs), parent
+            )
+        self.system._register(cell)
+        child.cell = cell
+        return cell
+
+    def _start_names(
+        self, names: Sequence[str]
+    ) -> tuple[list[str], list[tuple[_Child, BaseException]]]:
+        """Start ``names`` by levels; stop at the first level with a failure."""
+        wanted = set(names)
+        specs = [c.spec for n, c in self.tree.children.items() if n in wanted]
+        others = [n for n in self.tree.children if n not in wanted]
+        started: list[str] = []
+        for level in graph.levels(specs, started=others):
+            waiting: list[tuple[_Child, StartAttempt, float]] = []
+            for spec in level:
+                child = self.tree.children[spec.name]
+                cell = self._cell_for(child)
+                attempt = StartAttempt()
+                child.status = ChildStatus.STARTING
+                cell.ensure_thread()
+                cell.control(Start(attempt))
+                waiting.append((child, attempt, monotonic() + spec.start_timeout))
+            failures: list[tuple[_Child, BaseException]] = []
+            for child, attempt, deadline in waiting:
+                name = child.spec.name
+                if not attempt.wait(max(0.0, deadline - monotonic())):
+                    assert child.cell is not None
+                    child.cell.request_stop()
+                    timeout = child.spec.start_timeout
+                    failures.append((child, TimeoutError(f"start timed out after {timeout:g}s")))
+                elif attempt.error is not None:
+                    failures.append((child, attempt.error))
+                else:
+                    child.status = ChildStatus.RUNNING
+                    child.started_at = self.system.clock.now()
+                    started.append(name)
+                    self.system.events.publish(ChildStarted(name))
+                    self.log.info("child_started", child=name)
+            for child, _ in failures:
+                child.status = ChildStatus.FAILED
+            if failures:
+                return started, failures
+        return started, []
+
+    def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
+        """Stop what a failed start started, in reverse start order."""
+        rolled: list[str] = []
+        for name in reversed(started):
+            child = self.tree.children[name]
+            hooks = child.spec.rollback_on_failure
+            self._teardown_child(child, final=False, hooks=hooks, reason="rollback")
+            child.status = ChildStatus.STOPPED
+            if hooks:
+                rolled.append(name)
+        for name in failed:
+            child = self.tree.children[name]
+            self._teardown_child(child, final=False, hooks=False, reason="failed start")
+        return tuple(rolled)
+
+    # -- stopping ----------------------------------------------------------
+    def _start_order(self) -> list[str]:
+        """Children in dependency order (stop in reverse): levels, then spec order."""
+        return [s.name for level in graph.levels(self.tree.specs()) for s in level]
+
+    def _teardown_child(
+        self, child: _Child, *, final: bool, hooks: bool = True, reason: str = "stopped"
+    ) -> bool:
+        """Tear a child's incarnation down (final: end its thread); True if in time."""
+        cell = child.cell
+        if cell is None or cell.state is CellState.STOPPED:
+            return True
+        name = child.spec.name
+        cell.request_stop()
+        command = Teardown(final=final, hooks=hooks, reason=reason)
+        cell.control(command)
+        in_time = True
+        if cell.thread is None or not cell.thread.is_alive():
+            if final:
+                cell._close(reason)
+        elif not command.done.wait(child.spec.shutdown_timeout):
+            in_time = False
+            cell.abandoned = True
+            timeout = child.spec.shutdown_timeout
+            self.system.events.publish(ChildStopTimedOut(name, timeout))
+            self.log.error("child_stop_timed_out", child=name, timeout=timeout)
+            child.cell = None
+        if final or not in_time:
+            self.system._unregister(cell)
+        return in_time
+
+    def _stop_children(self, names: list[str], *, final: bool) -> None:
+        for name in names:
+            child = self.tree.children.get(name)
+            if child is None:
+                continue
+            was_running = child.status in (ChildStatus.RUNNING, ChildStatus.STARTING)
+            self._teardown_child(child, final=final)
+            if child.status is not ChildStatus.FAILED:
+                child.status = ChildStatus.STOPPED
+            if was_running and final:
+                self.system.events.publish(ChildStopped(name))
+
+    def _stop_child_by_name(self, name: str) -> None:
+        child = self.tree.children.get(name)
+        if child is None:
+            raise UnknownActorError(name, list(self.tree.children))
+        users = [
+            c.spec.name
+            for c in self.tree.children.values()
+            if name in c.spec.depends_on
+            and c.status in (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+        ]
+        if users:
+            msg = f"cannot stop {name!r}: {', '.join(users)} depend(s) on it; stop those first"
+            raise ValueError(msg)
+        self._cancel_pending(name)
+        self._stop_children([name], final=True)
+        del self.tree.children[name]
+
+    # -- failures ----------------------------------------------------------
+    def _current(self, cell: Cell, generation: int) -> _Child | None:
+        child = self.tree.children.get(cell.name)
+        if child is None or child.cell is not cell or cell.generation != generation:
+            return None
+        return child
+
+    def _on_failure_notice(self, notice: ChildFailure) -> None:
+        child = self._current(notice.cell, notice.generation)
+        if child is None or child.status is not ChildStatus.RUNNING:
+            self.log.debug("stale_failure_ignored", child=notice.cell.name)
+            return
+        self._child_failed(child, notice.error, notice.exception, notice.hint)
+
+    def _decide(self, exc: BaseException | None, hint: Any) -> Directive:
+        if isinstance(hint, Directive):
+            return hint
+        if hint is not None:
+            self.log.error("bad_directive", source="decide()", value=repr(hint))
+        if self.spec.decider is not None and isinstance(exc, Exception):
+            try:
+                answer = self.spec.decider(exc)
+            except Exception as decider_exc:  # noqa: BLE001 - fall back to the default rule
+                self.log.error("decider_failed", error=describe_error(decider_exc))
+                answer = None
+            if isinstance(answer, Directive):
+                return answer
+            if answer is not None:
+                self.log.error("bad_directive", source="decider", value=repr(answer))
+        return default_decider(exc)
+
+    def _child_failed(
+        self, child: _Child, error: str, exc: BaseException | None, hint: Any
+    ) -> None:
+        name = child.spec.name
+        child.failures += 1
+        child.last_error = error
+        self.system.events.publish(ChildFailed(name, error))
+        self.log.warning("child_failed", child=name, error=error, failures=child.failures)
+        directive = self._decide(exc, hint)
+        limit = child.spec.max_failures
+        if child.spec.restart is Restart.TEMPORARY and directive.kind is _Kind.RESTART:
+            directive = Directive.STOP
+        if limit is not None and child.failures >= limit and directive.kind is not _Kind.RESUME:
+            directive = Directive.STOP
+            error = f"{error} ({child.failures} consecutive failures, max_failures={limit})"
+        if directive.kind is _Kind.RESUME:
+            child.status = ChildStatus.RUNNING
+            assert child.cell is not None
+            if child.cell.state is CellState.DEAD:  # no instance left to resume
+                self._schedule_restart(child, 0.0)
+            else:
+                child.cell.control(Resume())
+        elif directive.kind is _Kind.STOP:
+            self._give_up(child, error)
+        elif directive.kind is _Kind.ESCALATE:
+            self._escalate(f"child {name!r} failed: {error}")
+        else:
+            self._schedule_restart(child, directive.delay)
+
+    def _give_up(self, child: _Child, error: str) -> None:
+        name = child.spec.name
+        self._cancel_pending(name)
+        self._teardown_child(child, final=True)
+        child.status = ChildStatus.FAILED
+        child.last_error = error
+        self.system.events.publish(ChildGaveUp(name, error))
+        self.system.events.publish(ChildStopped(name))
+        self.log.error("child_gave_up", child=name, error=error)
+
+    def _escalate(self, reason: str) -> None:
+        self.system.events.publish(SupervisorEscalated(self.name, reason))
+        self.log.error("supervisor_escalated", reason=reason)
+        self._stop_children(list(reversed(self._start_order())), final=False)
+        raise EscalatedError(self.name, reason)
+
+    def _allow_restart(self) -> bool:
+        now = self.system.clock.now()
+        times = self._restart_times
+        while times and times[0] <= now - self.spec.within:
+            times.popleft()
+        if len(times) >= self.spec.max_restarts:
+            return False
+        times.append(now)
+        return True
+
+    def _group(self, name: str) -> list[str]:
+        """The strategy's restart group for ``name``, in start order."""
+        strategy = self.spec.strategy
+        if strategy is Strategy.ONE_FOR_ONE:
+            members = {name}
+        elif strategy is Strategy.ONE_FOR_ALL:
+            members = set(self.tree.children)
+        else:
+            members = {name} | graph.dependents(name, self.tree.specs())
+        return [n for n in self._start_order() if n in members]
+
+    def _schedule_restart(self, child: _Child, delay: float | None) -> None:
+        name = child.spec.name
+        if not self._allow_restart():
+            limit, window = self.spec.max_restarts, self.spec.within
+            self._escalate(f"more than {limit} restarts within {window:g}s (last: {name!r})")
+        backoff = child.spec.backoff or self.spec.backoff
+        if delay is None:
+            delay = backoff.delay(child.failures, self._rng)
+        group = self._group(name)
+        for member in reversed(group):
+            other = self.tree.children[member]
+            if member != name and other.status not in (
+                ChildStatus.RUNNING,
+                ChildStatus.STARTING,
+            ):
+                continue
+            self._cancel_pending(member)
+            self._teardown_child(other, final=False, reason="restart")
+            other.status = ChildStatus.RESTARTING
+        for member in group:
+            if self.tree.children[member].status is ChildStatus.RESTARTING:
+                self.system.events.publish(ChildRestarting(member, delay))
+        self.log.info("child_restarting", child=name, delay=delay, group=group)
+        token = next(self._tokens)
+        self._pending[token] = group
+        if delay == 0:
+            self._restart_group(token)
+        else:
+            self.schedule(delay, _RestartDue(token))
+
+    def _cancel_pending(self, name: str) -> None:
+        for token, group in list(self._pending.items()):
+            if name in group:
+                group.remove(name)
+                if not group:
+                    del self._pending[token]
+
+    def _restart_group(self, token: int) -> None:
+        group = self._pending.pop(token, None)
+        if not group:
+            return
+        names = [n for n in group if n in self.tree.children]
+        names = [n for n in names if self.tree.children[n].status is ChildStatus.RESTARTING]
+        started, failures = self._start_names(names)
+        for name in started:
+            child = self.tree.children[name]
+            child.restarts += 1
+            self.system.events.publish(ChildRestarted(name))
+        leftover = [n for n in names if n not in started]
+        for child, exc in failures:
+            leftover.remove(child.spec.name)
+            child.status = ChildStatus.RUNNING  # so the failure path treats it as current
+            self._child_failed(child, describe_error(exc), exc, None)
+        # Later levels that never got their turn (their dependency failed to
+        # start) ride along with the dependency's next restart; if nothing
+        # will restart them, start them now.
+        pending = {n for group in self._pending.values() for n in group}
+        orphans = [
+            n
+            for n in leftover
+            if n in self.tree.children
+            and self.tree.children[n].status is ChildStatus.RESTARTING
+            and n not in pending
+        ]
+        if orphans:
+            token = next(self._tokens)
+            self._pending[token] = orphans
+            self._restart_group(token)
+
+    def _on_exit(self, notice: ChildExited) -> None:
+        child = self._current(notice.cell, notice.generation)
+        if child is None or child.status is not ChildStatus.RUNNING:
+            return
+        if child.spec.restart is Restart.PERMANENT:
+            self._schedule_restart(child, 0.0)
+            return
+        self._teardown_child(child, final=True)
+        child.status = ChildStatus.STOPPED
+        self.system.events.publish(ChildStopped(child.spec.name))
+        if child.dynamic:
+            del self.tree.children[child.spec.name]
+
+    # -- dynamic children ---------------------------------------------------
+    def _spawn(self, spec: ChildSpec) -> Any:
+        graph.validate([spec], existing=self.tree.children)
+        for dep in spec.depends_on:
+            if self.tree.children[dep].status is not ChildStatus.RUNNING:
+                msg = f"cannot spawn {spec.name!r}: its dependency {dep!r} is not running"
+                raise ValueError(msg)
+        self.system._check_free(spec)
+        child = _Child(spec, dynamic=True)
+        self.tree.children[spec.name] = child
+        _, failures = self._start_names([spec.name])
+        if failures:
+            error = failures[0][1]
+            self._teardown_child(child, final=True, hooks=False, reason="failed start")
+            del self.tree.children[spec.name]
+            text = describe_error(error)
+            self.system.events.publish(StartupFailed(spec.name, text, ()))
+            if isinstance(error, StartupError):
+                raise error
+            raise StartupError(spec.name, error) from error
+        assert child.cell is not None
+        return child.cell.ref
+
+    # -- inspection ----------------------------------------------------------
+    def _inspect(self) -> list[ChildInfo]:
+        return [
+            ChildInfo(
+                name=name,
+                status=(c := self.tree.children[name]).status,
+                restarts=c.restarts,
+                failures=c.failures,
+                last_error=c.last_error,
+                started_at=c.started_at,
+                cell=c.cell,
+                is_supervisor=c.spec.is_supervisor,
+                description=c.spec.description,
+            )
+            for name in self._start_order()
+        ]
+
+
+class _ParentLink:
+    """How a child's runtime reaches its supervisor: a tell to its mailbox."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    def notify(self, notice: object) -> None:
+        from pykka._envelope import Envelope
+
+        self._ref.actor_inbox.put(Envelope(notice))

@@ -1,0 +1,90 @@
+"""``FaultInjector``: simulate failures of named actors without touching them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors._faults import CellFaults, InjectedFault
+from actors.clock import check_duration
+
+if TYPE_CHECKING:
+    from actors._cell import Cell
+    from actors.system import ActorSystem
+
+__all__ = ["FaultInjector", "InjectedFault"]
+
+
+def _count(times: object) -> int:
+    if isinstance(times, bool) or not isinstance(times, int):
+        msg = f"times must be an int, got {times!r}"
+        raise TypeError(msg)
+    if times < 1:
+        msg = f"times must be >= 1, got {times}"
+        raise ValueError(msg)
+    return times
+
+
+class FaultInjector:
+    """Injects crashes, failed starts, hangs and thread deaths into a system.
+
+    Faults attach to the actor's runtime (its cell), so they survive the
+    actor's restarts until they have fired, and no change to the user's
+    actor class is needed. Every method may be called from any thread.
+
+    * ``crash(name, times=1, exc=None, message_type=None)``: the next
+      ``times`` messages (of ``message_type`` if given) raise ``exc``
+      (default ``InjectedFault``) before the handler runs.
+    * ``fail_start(name, times=1, exc=None)``: the next ``times`` starts raise.
+    * ``hang(name, seconds, message_type=None)``: the next handler first waits
+      ``seconds`` on the system clock (a ``ManualClock`` must be advanced);
+      a stop or kill cuts the wait short.
+    * ``kill(name)``: the actor's thread ends at once, running no hook, as if
+      killed; its supervisor notices and restarts it on a new thread.
+    """
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.system = system
+
+    def _faults(self, name: str) -> tuple[Cell, CellFaults]:
+        cell = self.system._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            msg = f"cannot inject a fault into {name!r}: it is stopped"
+            raise RuntimeError(msg)
+        if cell.faults is None:
+            cell.faults = CellFaults()
+        return cell, cell.faults
+
+    def crash(
+        self,
+        name: str,
+        times: int = 1,
+        exc: Any = None,
+        message_type: type | None = None,
+    ) -> None:
+        """Make the next ``times`` matching messages of ``name`` raise."""
+        times = _count(times)
+        if message_type is not None and not isinstance(message_type, type):
+            msg = f"message_type must be a class, got {message_type!r}"
+            raise TypeError(msg)
+        self._faults(name)[1].add_crash(times, exc, message_type)
+
+    def fail_start(self, name: str, times: int = 1, exc: Any = None) -> None:
+        """Make the next ``times`` starts (restarts) of ``name`` raise."""
+        self._faults(name)[1].add_start_failure(_count(times), exc)
+
+    def hang(self, name: str, seconds: float, message_type: type | None = None) -> None:
+        """Make the next handler of ``name`` wait ``seconds`` (system clock) first."""
+        seconds = check_duration(seconds, "hang(seconds)")
+        self._faults(name)[1].add_hang(seconds, message_type)
+
+    def kill(self, name: str) -> None:
+        """End ``name``'s thread without any hook; its supervisor replaces it."""
+        self._faults(name)[0].kill()
+
+    def pending(self, name: str) -> int:
+        """Faults planned for ``name`` that have not fired yet."""
+        return self._faults(name)[1].pending()
+
+    def clear(self, name: str) -> None:
+        """Cancel every fault planned for ``name``."""
+        self._faults(name)[1].clear()

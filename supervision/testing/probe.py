@@ -1,0 +1,100 @@
+"""``Probe``: wait for events in tests, with a timeout instead of a sleep."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from actors.clock import check_duration, monotonic
+from messages import Event
+
+if TYPE_CHECKING:
+    from actors.system import ActorSystem
+
+__all__ = ["Probe"]
+
+E = TypeVar("E")
+
+
+class Probe:
+    """Records a system's events (of ``event_types``, default all) from now on.
+
+    ``expect`` returns the first recorded event of a type whose fields equal
+    the given values and removes it from the record, waiting up to
+    ``timeout`` real seconds for it to arrive; otherwise ``AssertionError``
+    lists what did arrive. ``expect_no`` asserts that no such event arrives
+    within ``within`` seconds (call ``system.settle()`` first for a
+    deterministic check). Thread-safe; events arrive on the bus thread.
+    """
+
+    def __init__(self, system: ActorSystem, *event_types: type) -> None:
+        self.system = system
+        self.types = tuple(event_types) or (Event,)
+        self._events: list[Any] = []
+        self._cond = threading.Condition()
+        self._subscription = system.events.subscribe(self._record, *self.types)
+
+    def _record(self, event: Any) -> None:
+        with self._cond:
+            self._events.append(event)
+            self._cond.notify_all()
+
+    @property
+    def events(self) -> list[Any]:
+        """Every recorded event not yet taken by ``expect``, oldest first."""
+        with self._cond:
+            return list(self._events)
+
+    def _take(self, event_type: type, fields: dict[str, Any]) -> Any:
+        for index, event in enumerate(self._events):
+            if isinstance(event, event_type) and all(
+                getattr(event, key, _MISSING) == value for key, value in fields.items()
+            ):
+                return self._events.pop(index)
+        return _MISSING
+
+    def expect(self, event_type: type[E], timeout: float = 1.0, **fields: Any) -> E:
+        """Return (and take) the first matching event; wait up to ``timeout``."""
+        timeout = check_duration(timeout, "expect(timeout)")
+        deadline = monotonic() + timeout
+        with self._cond:
+            while True:
+                found = self._take(event_type, fields)
+                if found is not _MISSING:
+                    return found  # type: ignore[no-any-return]
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    seen = ", ".join(repr(e) for e in self._events[-10:]) or "nothing"
+                    want = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+                    msg = f"no {event_type.__name__}({want}) within {timeout:g}s; recorded: {seen}"
+                    raise AssertionError(msg)
+                self._cond.wait(remaining)
+
+    def expect_no(self, event_type: type, within: float = 0.2, **fields: Any) -> None:
+        """Assert that no matching event is recorded within ``within`` seconds."""
+        within = check_duration(within, "expect_no(within)")
+        deadline = monotonic() + within
+        with self._cond:
+            while True:
+                for event in self._events:
+                    if isinstance(event, event_type) and all(
+                        getattr(event, k, _MISSING) == v for k, v in fields.items()
+                    ):
+                        msg = f"unexpected {event!r}"
+                        raise AssertionError(msg)
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    def clear(self) -> None:
+        """Forget every recorded event."""
+        with self._cond:
+            self._events.clear()
+
+    def close(self) -> None:
+        """Stop recording."""
+        self._subscription.cancel()
+
+
+_MISSING: Any = object()
