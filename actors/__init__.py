@@ -7,12 +7,16 @@ Import the public names from here::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from actors.actor import Actor
 from actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from actors.errors import UnknownActorError
 from actors.events import EventBus, Subscription
 from actors.log import JsonFormatter, configure_logging, get_logger
-from actors.system import ActorSystem
+
+if TYPE_CHECKING:
+    from actors.system import ActorSystem
 
 __all__ = [
     "Actor",
@@ -28,3 +32,15 @@ __all__ = [
     "configure_logging",
     "get_logger",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ActorSystem is imported on first use: it builds on ``supervision``,
+    # which itself builds on this package's runtime modules, so importing it
+    # eagerly here would make the import order matter.
+    if name == "ActorSystem":
+        from actors.system import ActorSystem
+
+        return ActorSystem
+    msg = f"module 'actors' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -166,33 +166,33 @@ class Logger:
         """Return a new logger with *fields* added to the bound ones. Thread-safe."""
         return Logger(self._logger, {**self._bound, **fields})
 
-    def log(self, level: int, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at the numeric *level* with fields *kw*. Thread-safe."""
-        self._emit(level, event, exc_info, kw)
+    def log(self, level: int, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at the numeric *level* with *fields*. Thread-safe."""
+        self._emit(level, event, exc_info, fields)
 
-    def debug(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at DEBUG with fields *kw*. Thread-safe."""
-        self._emit(logging.DEBUG, event, exc_info, kw)
+    def debug(self, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at DEBUG with *fields*. Thread-safe."""
+        self._emit(logging.DEBUG, event, exc_info, fields)
 
-    def info(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at INFO with fields *kw*. Thread-safe."""
-        self._emit(logging.INFO, event, exc_info, kw)
+    def info(self, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at INFO with *fields*. Thread-safe."""
+        self._emit(logging.INFO, event, exc_info, fields)
 
-    def warning(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at WARNING with fields *kw*. Thread-safe."""
-        self._emit(logging.WARNING, event, exc_info, kw)
+    def warning(self, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at WARNING with *fields*. Thread-safe."""
+        self._emit(logging.WARNING, event, exc_info, fields)
 
-    def error(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at ERROR with fields *kw*. Thread-safe."""
-        self._emit(logging.ERROR, event, exc_info, kw)
+    def error(self, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at ERROR with *fields*. Thread-safe."""
+        self._emit(logging.ERROR, event, exc_info, fields)
 
-    def critical(self, event: str, /, *, exc_info: ExcInfo = None, **kw: object) -> None:
-        """Emit *event* at CRITICAL with fields *kw*. Thread-safe."""
-        self._emit(logging.CRITICAL, event, exc_info, kw)
+    def critical(self, event: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Emit *event* at CRITICAL with *fields*. Thread-safe."""
+        self._emit(logging.CRITICAL, event, exc_info, fields)
 
-    def exception(self, event: str, /, *, exc_info: ExcInfo = True, **kw: object) -> None:
+    def exception(self, event: str, /, *, exc_info: ExcInfo = True, **fields: object) -> None:
         """Emit *event* at ERROR with the exception being handled. Thread-safe."""
-        self._emit(logging.ERROR, event, exc_info, kw)
+        self._emit(logging.ERROR, event, exc_info, fields)
 
     def _emit(self, level: int, event: str, exc_info: ExcInfo, kw: dict[str, object]) -> None:
         if not self._logger.isEnabledFor(level):
@@ -241,8 +241,10 @@ def _record_traceback(fmt: logging.Formatter, record: logging.LogRecord) -> str:
 
 
 def _json_safe(value: object) -> object:
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):  # json.dumps refuses ints past sys.get_int_max_str_digits()
+        return value if value.bit_length() < 8000 else f"<int of {value.bit_length()} bits>"
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, Mapping):

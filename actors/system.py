@@ -35,6 +35,7 @@ from supervision.supervisor import (
     ChildInfo,
     ChildStatus,
     Inspect,
+    Outcome,
     Spawn,
     StopChild,
     Supervisor,
@@ -315,7 +316,8 @@ class ActorSystem:
             msg = f"spawn() needs a ChildSpec, got {type(spec).__name__}"
             raise TypeError(msg)
         cell = self._supervisor_cell(supervisor)
-        ref: pykka.ActorRef[Any] = cell.ref.ask(Spawn(spec), block=True)
+        outcome: Outcome = cell.ref.ask(Spawn(spec), block=True)
+        ref: pykka.ActorRef[Any] = outcome.unwrap()
         return ref
 
     def stop_child(self, name: str) -> None:
@@ -332,7 +334,8 @@ class ActorSystem:
         if ref is None:
             msg = f"{name!r} is not a supervised child"
             raise ValueError(msg)
-        ref.ask(StopChild(name))
+        outcome: Outcome = ref.ask(StopChild(name), block=True)
+        outcome.unwrap()
 
     # -- testing and health -------------------------------------------------
     def settle(self, timeout: float = 5.0) -> None:

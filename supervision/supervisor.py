@@ -59,7 +59,7 @@ from supervision.directive import Decider, Directive, Restart, Strategy, _Kind, 
 from supervision.errors import EscalatedError, StartupError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from actors._cell import Parent
     from actors.system import ActorSystem
@@ -201,6 +201,32 @@ class StopChild:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """A request's result or error, returned (not raised) by a supervisor.
+
+    A bad ``spawn`` or ``stop_child`` request is the caller's mistake, not a
+    failure of the supervisor, so it must not trigger supervision.
+    """
+
+    value: Any = None
+    error: Exception | None = None
+
+    @classmethod
+    def of(cls, call: Callable[[], Any]) -> Outcome:
+        """Run ``call``; capture its result or the exception it raised."""
+        try:
+            return cls(value=call())
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            return cls(error=exc)
+
+    def unwrap(self) -> Any:
+        """The value, or raise the captured error (on the caller's thread)."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
 class ChildInfo:
     """A snapshot of one child's record, for health reports."""
 
@@ -296,9 +322,9 @@ class SupervisorActor(Actor):
             case _RestartDue(token):
                 self._restart_group(token)
             case Spawn(spec):
-                return self._spawn(spec)
+                return Outcome.of(lambda: self._spawn(spec))
             case StopChild(name):
-                self._stop_child_by_name(name)
+                return Outcome.of(lambda: self._stop_child_by_name(name))
             case Inspect():
                 return self._inspect()
             case _:

@@ -1,0 +1,195 @@
+"""The Actor base: helpers on the actor's thread, proxies, health, dead letters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import Actor, ActorSystem, ManualClock
+from messages import ChildRestarted, DeadLetter
+from supervision import Backoff, ChildSpec, StartupError
+from supervision.testing import FaultInjector, Probe
+
+
+class Ticker(Actor):
+    """Schedules ticks and records them in a shared list."""
+
+    def __init__(self, seen: list[Any]) -> None:
+        super().__init__()
+        self.seen = seen
+        self.value = 0
+
+    def on_start(self) -> None:
+        self.schedule(1.0, "once")
+        self.every = self.schedule_every(2.0, "tick")
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "stop-ticking":
+            self.every.cancel()
+            return None
+        if message == "crash":
+            raise RuntimeError("crash")
+        self.seen.append((message, self.system.clock.now()))
+        return None
+
+    def bump(self, by: int) -> int:
+        self.value += by
+        return self.value
+
+
+def test_schedule_and_schedule_every_run_on_the_system_clock(
+    system_factory: Any, manual_clock: ManualClock
+) -> None:
+    seen: list[Any] = []
+    system = system_factory([ChildSpec("t", Ticker, args=(seen,))])
+    manual_clock.advance(4.5)
+    system.settle()
+    assert [m for m, _ in seen] == ["once", "tick", "tick"]
+    system.tell("t", "stop-ticking")
+    system.settle()
+    manual_clock.advance(10)
+    system.settle()
+    assert [m for m, _ in seen] == ["once", "tick", "tick"]
+
+
+def test_timers_are_cancelled_on_restart(system_factory: Any, manual_clock: ManualClock) -> None:
+    seen: list[Any] = []
+    system = system_factory([ChildSpec("t", Ticker, args=(seen,), backoff=Backoff(0))])
+    probe = Probe(system, ChildRestarted)
+    system.tell("t", "crash")
+    probe.expect(ChildRestarted, name="t")
+    system.settle()
+    manual_clock.advance(1.0)  # only the new incarnation's one-shot timer fires
+    system.settle()
+    assert [m for m, _ in seen] == ["once"]
+    manual_clock.advance(1.0)
+    system.settle()
+    assert [m for m, _ in seen] == ["once", "tick"]
+
+
+def test_proxies_work_and_survive_a_restart(system_factory: Any) -> None:
+    system = system_factory([ChildSpec("t", Ticker, args=([],), backoff=Backoff(0))])
+    proxy = system.ref("t").proxy()
+    assert proxy.bump(2).get(timeout=5) == 2
+    probe = Probe(system, ChildRestarted)
+    system.tell("t", "crash")
+    probe.expect(ChildRestarted, name="t")
+    assert proxy.bump(3).get(timeout=5) == 3  # a fresh instance: state starts again
+
+
+class Sleeper(Actor):
+    def __init__(self, result: list[bool], entered: threading.Event) -> None:
+        super().__init__()
+        self.result = result
+        self.entered = entered
+
+    def on_receive(self, message: Any) -> Any:
+        self.entered.set()
+        self.result.append(self.sleep(3600))
+        self.result.append(self.stopping)
+
+
+def test_sleep_returns_early_when_a_stop_is_requested(manual_clock: ManualClock) -> None:
+    result: list[bool] = []
+    entered = threading.Event()
+    system = ActorSystem([ChildSpec("s", Sleeper, args=(result, entered))], clock=manual_clock)
+    system.start()
+    system.tell("s", "nap")
+    assert entered.wait(5)
+    system.stop()  # no clock advance: the stop wakes the sleeper
+    assert result == [False, True]
+
+
+def test_sleep_completes_when_the_clock_reaches_the_deadline(
+    system_factory: Any, manual_clock: ManualClock
+) -> None:
+    result: list[bool] = []
+    entered = threading.Event()
+    system = system_factory([ChildSpec("s", Sleeper, args=(result, entered))])
+    system.tell("s", "nap")
+    assert entered.wait(5)
+    with pytest.raises(TimeoutError, match="busy: s"):
+        system.settle(timeout=0.05)
+    manual_clock.advance(3600)
+    system.settle()
+    assert result == [True, False]
+
+
+def test_starting_an_actor_outside_a_system_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="start it through a system"):
+        Ticker.start([])
+
+
+class Picky(Actor):
+    def on_receive(self, message: Any) -> Any:
+        if message == "known":
+            return "ok"
+        return super().on_receive(message)
+
+
+def test_unhandled_messages_become_dead_letters(system_factory: Any) -> None:
+    system = system_factory([ChildSpec("p", Picky)])
+    probe = Probe(system, DeadLetter)
+    assert system.ask("p", "known") == "ok"
+    system.tell("p", {"unknown": 1})
+    letter = probe.expect(DeadLetter, recipient="p", reason="unhandled")
+    assert letter.message == {"unknown": 1}
+
+
+class Unhealthy(Actor):
+    def health(self) -> Any:
+        return {"healthy": False, "queue": 12}
+
+
+def test_health_tree_reports_status_details_and_restarts(
+    system_factory: Any, manual_clock: ManualClock
+) -> None:
+    system = system_factory(
+        [ChildSpec("p", Picky, description="the picky one"), ChildSpec("u", Ticker, args=([],))]
+    )
+    report = system.health()
+    assert report.status == "running"
+    assert [c.name for c in report.children] == ["p", "u"]
+    picky = report.find("p")
+    assert picky is not None
+    assert picky.status == "running"
+    assert picky.healthy
+    assert picky.description == "the picky one"
+    manual_clock.advance(5)
+    assert system.health().find("p").uptime == 5.0  # type: ignore[union-attr]
+    FaultInjector(system).crash("p")
+    system.tell("p", "known")
+    system.settle()
+    restarting = system.health().find("p")
+    assert restarting is not None
+    assert restarting.status == "restarting"
+    assert restarting.last_error is not None
+    assert "injected crash" in restarting.last_error
+    assert not system.healthy
+
+
+def test_an_actor_unhealthy_after_on_start_fails_its_start(system_factory: Any) -> None:
+    system = system_factory()
+    system.spawn(ChildSpec("ok", Picky))
+    assert system.healthy
+    with pytest.raises(StartupError, match="'u' failed to start: .*not healthy") as info:
+        system.spawn(ChildSpec("u", Unhealthy))
+    assert info.value.child == "u"
+    assert "u" not in system.names()
+    assert system.healthy  # the failed spawn left nothing behind
+
+
+def test_ask_to_a_stopped_actor_raises_and_records_a_dead_letter(system_factory: Any) -> None:
+    system = system_factory([ChildSpec("p", Picky)])
+    ref = system.ref("p")
+    probe = Probe(system, DeadLetter)
+    system.stop_child("p")
+    with pytest.raises(pykka.ActorDeadError):
+        system.ask("p", "known")
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("known", timeout=5)
+    system.tell("p", "hello?")
+    probe.expect(DeadLetter, recipient="p", message="hello?", reason="stopped")

@@ -1,0 +1,532 @@
+"""Tests for actors.log: structured records, redaction, formatters, configuration."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from actors.log import (
+    REDACTED,
+    HumanFormatter,
+    JsonFormatter,
+    configure_logging,
+    get_logger,
+    redact,
+    redact_text,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+NAMESPACES = ("actors", "supervision", "regisseur")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ListHandler(logging.Handler):
+    """Keeps the raw records, like a third-party handler would see them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _restore_library_loggers() -> Iterator[None]:
+    """Undo every handler and level change a test makes on the library loggers."""
+    saved = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level)
+        for name in NAMESPACES
+    }
+    yield
+    for name, (handlers, level) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def records() -> Iterator[ListHandler]:
+    handler = ListHandler()
+    logger = logging.getLogger("actors.test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def capture_json() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=stream)
+    return stream
+
+
+def make_record(**attrs: object) -> logging.LogRecord:
+    base: dict[str, object] = {
+        "name": "actors.test.made",
+        "levelno": logging.INFO,
+        "levelname": "INFO",
+        "msg": "made_event",
+        "created": 1700000000.123,
+        "msecs": 123.0,
+    }
+    return logging.makeLogRecord({**base, **attrs})
+
+
+# --- import -----------------------------------------------------------------
+
+
+def test_import_installs_no_printing_handler() -> None:
+    code = (
+        "import logging\n"
+        "import actors.log\n"
+        "names = ('actors', 'supervision', 'regisseur')\n"
+        "found = [h for n in names for h in logging.getLogger(n).handlers\n"
+        "         if isinstance(h, logging.StreamHandler)]\n"
+        "assert not found, found\n"
+        "actors.log.get_logger('actors.x').error('must_not_print')\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert "must_not_print" not in result.stderr
+
+
+# --- JSON shape ---------------------------------------------------------------
+
+
+def test_json_line_has_the_documented_keys_and_values() -> None:
+    stream = capture_json()
+    get_logger("actors.test.log").info(
+        "server_started", port=8080, ratio=0.5, ok=True, nothing=None, names=["a", "b"]
+    )
+    (line,) = json_lines(stream)
+    assert set(line) == {"time", "level", "logger", "event", "fields"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+    assert line["level"] == "INFO"
+    assert line["logger"] == "actors.test.log"
+    assert line["event"] == "server_started"
+    assert line["fields"] == {
+        "port": 8080,
+        "ratio": 0.5,
+        "ok": True,
+        "nothing": None,
+        "names": ["a", "b"],
+    }
+
+
+def test_json_time_is_utc_with_milliseconds() -> None:
+    line = json.loads(JsonFormatter().format(make_record()))
+    assert line["time"] == "2023-11-14T22:13:20.123Z"
+
+
+def test_json_is_one_object_per_line_even_with_newlines_in_values() -> None:
+    stream = capture_json()
+    log = get_logger("actors.test.log")
+    log.info("first", text="line one\nline two")
+    log.warning("second\nevent")
+    log.error("third")
+    lines = json_lines(stream)
+    assert [line["event"] for line in lines] == ["first", "second\nevent", "third"]
+    assert lines[0]["fields"]["text"] == "line one\nline two"
+    assert [line["level"] for line in lines] == ["INFO", "WARNING", "ERROR"]
+
+
+def test_bound_actor_is_top_level_and_other_fields_merge() -> None:
+    stream = capture_json()
+    base = get_logger("actors.test.log", component="downloads")
+    worker = base.bind(actor="worker-1", server_id=3)
+    worker.warning("tick", n=1)
+    worker.info("override", server_id=4)
+    base.info("plain")
+    tick, override, plain = json_lines(stream)
+    assert tick["actor"] == "worker-1"
+    assert tick["fields"] == {"component": "downloads", "server_id": 3, "n": 1}
+    assert override["fields"]["server_id"] == 4
+    assert "actor" not in plain
+    assert plain["fields"] == {"component": "downloads"}
+    assert base.fields == {"component": "downloads"}  # bind made a new logger
+
+
+def test_levels_below_the_configured_one_are_dropped() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", json=True, stream=stream)
+    log = get_logger("actors.test.log")
+    log.debug("hidden_debug")
+    log.info("hidden_info")
+    log.warning("shown_warning")
+    log.critical("shown_critical")
+    events = [line["event"] for line in json_lines(stream)]
+    assert events == ["shown_warning", "shown_critical"]
+
+
+# --- the record ---------------------------------------------------------------
+
+
+def test_record_carries_event_fields_actor_and_the_callers_location(
+    records: ListHandler,
+) -> None:
+    log = get_logger("actors.test.records").bind(actor="a1")
+    line = sys._getframe().f_lineno + 1
+    log.info("evt", k=1)
+    (record,) = records.records
+    assert record.msg == "evt"
+    assert record.getMessage() == "evt"
+    assert record.fields == {"k": 1}  # type: ignore[attr-defined]
+    assert record.actor == "a1"  # type: ignore[attr-defined]
+    assert record.funcName == ("test_record_carries_event_fields_actor_and_the_callers_location")
+    assert record.lineno == line
+    assert Path(record.pathname).resolve() == Path(__file__).resolve()
+
+
+def test_record_without_bound_actor_has_actor_none(records: ListHandler) -> None:
+    get_logger("actors.test.records").info("evt")
+    (record,) = records.records
+    assert record.actor is None  # type: ignore[attr-defined]
+    assert record.fields == {}  # type: ignore[attr-defined]
+
+
+def test_exception_and_exc_info_attach_the_exception(records: ListHandler) -> None:
+    log = get_logger("actors.test.records")
+    error = ValueError("bad")
+    try:
+        raise error
+    except ValueError:
+        line = sys._getframe().f_lineno + 1
+        log.exception("failed", step=2)
+    log.warning("noted", exc_info=error)
+    failed, noted = records.records
+    assert failed.levelno == logging.ERROR
+    assert failed.exc_info is not None and failed.exc_info[1] is error
+    assert failed.lineno == line
+    assert failed.fields == {"step": 2}  # type: ignore[attr-defined]
+    assert noted.levelno == logging.WARNING
+    assert noted.exc_info is not None and noted.exc_info[1] is error
+
+
+def test_redaction_happens_before_any_handler_sees_the_record(
+    records: ListHandler,
+) -> None:
+    get_logger("actors.test.records", api_key="k-123").info(
+        "login https://bob:pw-1@host",
+        password="pw-2",
+        headers={"Authorization": "Bearer tok-3"},
+        url="https://bob:pw-4@host/p",
+    )
+    (record,) = records.records
+    assert record.fields == {  # type: ignore[attr-defined]
+        "api_key": REDACTED,
+        "password": REDACTED,
+        "headers": {"Authorization": REDACTED},
+        "url": f"https://bob:{REDACTED}@host/p",
+    }
+    assert record.msg == f"login https://bob:{REDACTED}@host"
+    dump = repr(vars(record))
+    for secret in ("k-123", "pw-1", "pw-2", "tok-3", "pw-4"):
+        assert secret not in dump
+
+
+# --- redaction through the formatters -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "passwd",
+        "token",
+        "access_token",
+        "API-Key",
+        "apikey",
+        "client_secret",
+        "Authorization",
+        "cookie",
+        "credentials",
+        "private_key",
+        "X-Api-Key",
+    ],
+)
+def test_sensitive_field_names_are_redacted(key: str) -> None:
+    stream = capture_json()
+    get_logger("actors.test.log").info("login", user="bob", **{key: "s3cr3t-value"})
+    raw = stream.getvalue()
+    (line,) = json_lines(stream)
+    assert line["fields"] == {"user": "bob", key: REDACTED}
+    assert "s3cr3t-value" not in raw
+
+
+def test_nested_headers_and_containers_are_redacted() -> None:
+    stream = capture_json()
+    get_logger("actors.test.log").info(
+        "request",
+        headers={"Authorization": "Bearer abc123", "Accept": "application/json"},
+        items=[{"token": "t1", "id": 1}, ("https://u:pw9@host/x",)],
+        meta={"inner": {"Set-Cookie": "sid=1"}},
+    )
+    raw = stream.getvalue()
+    (line,) = json_lines(stream)
+    assert line["fields"]["headers"] == {
+        "Authorization": REDACTED,
+        "Accept": "application/json",
+    }
+    assert line["fields"]["items"] == [
+        {"token": REDACTED, "id": 1},
+        [f"https://u:{REDACTED}@host/x"],
+    ]
+    assert line["fields"]["meta"] == {"inner": {"Set-Cookie": REDACTED}}
+    for secret in ("abc123", "t1", "pw9", "sid=1"):
+        assert secret not in raw
+
+
+def test_secrets_inside_string_values_are_redacted() -> None:
+    stream = capture_json()
+    get_logger("actors.test.log").info(
+        "fetch",
+        url="https://alice:hunter2@db.example/p?x=1",
+        note="sent Bearer abc.def-ghi to upstream",
+        callback="/cb?token=xyz&page=2",
+    )
+    (line,) = json_lines(stream)
+    assert line["fields"] == {
+        "url": f"https://alice:{REDACTED}@db.example/p?x=1",
+        "note": f"sent Bearer {REDACTED} to upstream",
+        "callback": f"/cb?token={REDACTED}&page=2",
+    }
+
+
+def test_event_text_and_exception_text_are_redacted() -> None:
+    stream = capture_json()
+    log = get_logger("actors.test.log")
+    log.error("fetch https://u:pw1@host failed")
+    try:
+        raise RuntimeError("connect failed password=pw2 via https://bob:pw3@db")
+    except RuntimeError:
+        log.exception("connect_failed", attempt=1)
+    raw = stream.getvalue()
+    first, second = json_lines(stream)
+    assert first["event"] == f"fetch https://u:{REDACTED}@host failed"
+    assert "exception" not in first
+    assert second["event"] == "connect_failed"
+    assert second["level"] == "ERROR"
+    assert second["exception"].startswith("Traceback (most recent call last):")
+    assert (
+        f"RuntimeError: connect failed password={REDACTED} via https://bob:{REDACTED}@db"
+        in second["exception"]
+    )
+    for secret in ("pw1", "pw2", "pw3"):
+        assert secret not in raw
+
+
+def test_non_serialisable_values_become_repr_and_never_raise() -> None:
+    class Thing:
+        def __repr__(self) -> str:
+            return "<Thing 1>"
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    class Conn:
+        def __repr__(self) -> str:
+            return "Conn(password=hunter2)"
+
+    stream = capture_json()
+    get_logger("actors.test.log").info(
+        "odd_values",
+        thing=Thing(),
+        broken=Broken(),
+        conn=Conn(),
+        raw=b"bytes",
+        nan=float("nan"),
+        mapping={(1, 2): "tuple key", 3: "int key"},
+        huge=10**5000,
+    )
+    (line,) = json_lines(stream)
+    fields = line["fields"]
+    assert fields["thing"] == "<Thing 1>"
+    assert fields["broken"].startswith("<unrepresentable Broken")
+    assert fields["conn"] == f"Conn(password={REDACTED})"
+    assert fields["raw"] == "b'bytes'"
+    assert fields["nan"] == "nan"
+    assert fields["mapping"] == {"(1, 2)": "tuple key", "3": "int key"}
+    assert fields["huge"].startswith("<int of ")
+
+
+def test_plain_stdlib_records_format_fine() -> None:
+    stream = capture_json()
+    logging.getLogger("actors.test.plain").warning("hello %s", "world")
+    (line,) = json_lines(stream)
+    assert line["event"] == "hello world"
+    assert line["fields"] == {}
+    assert "actor" not in line
+    assert line["level"] == "WARNING"
+    bad_args = make_record(msg="value %d", args=("not a number",))
+    assert "value %d" in json.loads(JsonFormatter().format(bad_args))["event"]
+    with_fields = make_record(fields={"password": "p1"}, actor="w")
+    line = json.loads(JsonFormatter().format(with_fields))
+    assert line["fields"] == {"password": REDACTED}
+    assert line["actor"] == "w"
+
+
+# --- human formatter ------------------------------------------------------------
+
+
+def test_human_formatter_line() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    get_logger("actors.test.log").bind(actor="worker-1").info(
+        "started", count=2, note="two words", password="x"
+    )
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d\.\d{3} INFO actors\.test\.log \[worker-1\] started"
+        r" count=2 note='two words' password=\[REDACTED\]\n",
+        stream.getvalue(),
+    )
+
+
+def test_human_formatter_time_and_traceback() -> None:
+    formatter = HumanFormatter()
+    formatter.converter = time.gmtime
+    assert formatter.format(make_record()) == "22:13:20.123 INFO actors.test.made made_event"
+    try:
+        raise KeyError("token=abc")
+    except KeyError:
+        exc_info = sys.exc_info()
+    record = make_record(exc_info=exc_info, fields={"n": 1})
+    text = formatter.format(record)
+    first, *rest = text.splitlines()
+    assert first == "22:13:20.123 INFO actors.test.made made_event n=1"
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == f"KeyError: 'token={REDACTED}'"
+    assert "abc" not in text
+    # The clean traceback is cached on the record for stdlib formatters after us.
+    assert "abc" not in logging.Formatter().format(record)
+
+
+# --- configure_logging ----------------------------------------------------------
+
+
+def test_configure_logging_replaces_its_own_handler() -> None:
+    foreign = ListHandler()
+    logging.getLogger("actors").addHandler(foreign)
+    first_stream, second_stream = io.StringIO(), io.StringIO()
+    first = configure_logging(stream=first_stream)
+    second = configure_logging(json=True, stream=second_stream)
+    assert first is not second
+    assert isinstance(second.formatter, JsonFormatter)
+    for name in NAMESPACES:
+        handlers = logging.getLogger(name).handlers
+        assert second in handlers
+        assert first not in handlers
+        assert sum(isinstance(h, logging.StreamHandler) for h in handlers) == 1
+    assert foreign in logging.getLogger("actors").handlers
+    for name in ("actors.test.log", "supervision.test", "regisseur.test"):
+        get_logger(name).info("once")
+    assert first_stream.getvalue() == ""
+    assert [line["logger"] for line in json_lines(second_stream)] == [
+        "actors.test.log",
+        "supervision.test",
+        "regisseur.test",
+    ]
+    assert len(foreign.records) == 1
+
+
+def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> None:
+    stream = io.StringIO()
+    installed = configure_logging(json=True, stream=stream)
+    with pytest.raises(ValueError, match="NONSENSE"):
+        configure_logging("nonsense")
+    for name in NAMESPACES:
+        assert installed in logging.getLogger(name).handlers
+    get_logger("actors.test.log").info("still_here")
+    assert [line["event"] for line in json_lines(stream)] == ["still_here"]
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://user:pass@host/p", f"https://user:{REDACTED}@host/p"),
+        ("Authorization: Bearer abc.def", f"Authorization: {REDACTED}"),
+        ("Authorization: Basic dXNlcjpwYXNz", f"Authorization: {REDACTED}"),
+        ("sent Basic dXNlcjpwYXNz", f"sent Basic {REDACTED}"),
+        ("GET /x?api_key=zzz&page=2", f"GET /x?api_key={REDACTED}&page=2"),
+        ("password=hunter2 user=bob", f"password={REDACTED} user=bob"),
+        ("{'passwd': 'hunter2'}", f"{{'passwd': '{REDACTED}'}}"),
+        ('{"token": "abc"}', f'{{"token": "{REDACTED}"}}'),
+        ("Basic setup complete", "Basic setup complete"),
+        ("retries=3 user=bob", "retries=3 user=bob"),
+    ],
+)
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact_text(expected) == expected  # idempotent
+
+
+def test_redact_copies_and_does_not_mutate() -> None:
+    original = {"headers": {"Cookie": "c"}, "items": [("token=t",)], "n": 1}
+    cyclic: dict[str, object] = {}
+    cyclic["self"] = cyclic
+    assert redact(original) == {
+        "headers": {"Cookie": REDACTED},
+        "items": [(f"token={REDACTED}",)],
+        "n": 1,
+    }
+    assert original == {"headers": {"Cookie": "c"}, "items": [("token=t",)], "n": 1}
+    assert redact(cyclic) == {"self": "<cycle>"}
+
+
+def test_logging_from_many_threads_keeps_lines_whole() -> None:
+    stream = capture_json()
+    base = get_logger("actors.test.log")
+
+    def work(index: int) -> None:
+        log = base.bind(actor=f"worker-{index}")
+        for n in range(50):
+            log.info("tick", n=n, token="t")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    lines = json_lines(stream)
+    assert len(lines) == 400
+    for index in range(8):
+        mine = [line for line in lines if line["actor"] == f"worker-{index}"]
+        assert [line["fields"]["n"] for line in mine] == list(range(50))
+    assert all(line["fields"]["token"] == REDACTED for line in lines)
