@@ -14,6 +14,9 @@ from actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from actors.errors import UnknownActorError
 from actors.events import EventBus, Subscription
 from actors.log import JsonFormatter, configure_logging, get_logger
+from actors.resource import resource
+from actors.server import ServerActor
+from actors.service import ServiceActor
 
 if TYPE_CHECKING:
     from actors.system import ActorSystem
@@ -26,11 +29,14 @@ __all__ = [
     "JsonFormatter",
     "ManualClock",
     "RealClock",
+    "ServerActor",
+    "ServiceActor",
     "Subscription",
     "TimerHandle",
     "UnknownActorError",
     "configure_logging",
     "get_logger",
+    "resource",
 ]
 
 

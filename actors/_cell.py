@@ -42,6 +42,8 @@ from actors.mailbox import ControlMessage, Mailbox
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy.orm import Session
+
     from actors._faults import CellFaults
     from actors.actor import Actor
     from actors.system import ActorSystem
@@ -145,6 +147,10 @@ class Cell:
         self._killed = False
         self.log = _log.bind(actor=name)
         self.on_close: Callable[[], None] | None = None
+        self.store: dict[str, Any] = {}  # survives restarts; actor thread only
+        self.failures = 0  # consecutive failures, kept by the supervisor
+        self.restarts = 0  # restarts so far, kept by the supervisor
+        self.session: Session | None = None
 
     # -- any thread --------------------------------------------------------
     def current_instance(self) -> Actor | None:
@@ -290,6 +296,9 @@ class Cell:
         elif isinstance(message, Resume):
             if self.state is CellState.FAILED and self.instance is not None:
                 self.state = CellState.RUNNING
+                # As after a restart: the next success ends the run of
+                # consecutive failures (backoff and max_failures count it).
+                self._watch_success = True
                 self.mailbox.release()
         elif isinstance(message, Kill):
             raise _Killed
@@ -331,6 +340,10 @@ class Cell:
             self.state = CellState.RUNNING
             self._watch_success = self.generation > 1
             self.mailbox.release()
+            try:
+                instance._after_start()
+            except Exception:  # noqa: BLE001 - treated like a failing message
+                self._on_failure(Envelope("<after start>"), sys.exc_info())
         else:  # the supervisor gave up waiting; it will decide what next
             self.state = CellState.FAILED
 
@@ -342,6 +355,7 @@ class Cell:
         self._timers.clear()
         instance, self.instance = self.instance, None
         started, self._started = self._started, False
+        self._close_session()
         if instance is not None:
             try:
                 instance._end_incarnation(run_hooks=hooks and started, final=final)
@@ -349,6 +363,20 @@ class Cell:
                 self.log.error("on_stop_failed", error=describe_error(exc), exc_info=exc)
         if self.state is not CellState.STOPPED:
             self.state = CellState.IDLE
+
+    def _close_session(self, *, rollback: bool = False) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            if rollback:
+                session.rollback()
+            else:
+                session.close()
+                self.session = None
+        except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the actor
+            self.log.error("session_cleanup_failed", error=describe_error(exc))
+            self.session = None
 
     def _close(self, reason: str) -> None:
         if self.on_close is not None:
@@ -385,9 +413,12 @@ class Cell:
         if envelope.reply_to is not None:
             envelope.reply_to.set_exception(exc_info)
         self.system.dead_letter(self.name, envelope.message, f"failed: {error}")
+        self._close_session(rollback=True)
         instance = self.instance
         hint = None
+        limit = None
         if instance is not None:
+            limit = instance._failure_limit()
             try:
                 instance.on_failure(*exc_info)
             except Exception as hook_exc:  # noqa: BLE001 - logged, failure still reported
@@ -399,7 +430,7 @@ class Cell:
         self.mailbox.hold()
         self.state = CellState.FAILED
         self._watch_success = False
-        self.parent.notify(ChildFailure(self, self.generation, error, exc, hint))
+        self.parent.notify(ChildFailure(self, self.generation, error, exc, hint, limit))
 
     def _died(self, error: str) -> None:
         for handle in list(self._timers):
@@ -408,6 +439,7 @@ class Cell:
         self.mailbox.hold()
         self.instance = None
         self._started = False
+        self.session = None  # its connection is abandoned with the thread
         if self.state is CellState.STOPPED:
             return
         self.state = CellState.DEAD

@@ -119,6 +119,7 @@ class ChildFailure:
     error: str
     exception: BaseException | None
     hint: Any = None  # the actor's own ``decide(exc)`` answer, if any
+    limit: int | None = None  # the actor's own max_failures, if it has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from pykka._actor import ActorInbox
+    from sqlalchemy.orm import Session
 
     from actors._cell import Cell
     from actors.clock import TimerHandle
@@ -70,6 +71,7 @@ class Actor(pykka.ThreadingActor):
         self.name = cell.name
         self.system = cell.system
         self.log = cell.log
+        self._incarnation = cell.generation
 
     # -- Pykka runtime extension points ------------------------------------
     @staticmethod
@@ -126,7 +128,38 @@ class Actor(pykka.ThreadingActor):
         """
         return self._cell.sleep(seconds)
 
+    @property
+    def db(self) -> Session:
+        """A SQLAlchemy ``Session`` owned by this actor's thread.
+
+        Opened lazily on first use, rolled back when a handler fails, closed
+        when the actor stops or restarts. Raises ``RuntimeError`` if used from
+        another thread or when the system has no database.
+        """
+        return self.system._session_for(self._cell)
+
+    def resource(self, name: str) -> Any:
+        """The value of the running resource stage ``name`` (see ``resource()``)."""
+        return self.system.resource(name)
+
+    @property
+    def restarts(self) -> int:
+        """How many times this actor has been restarted so far."""
+        return self._cell.restarts
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures since the last message handled successfully after a restart."""
+        return self._cell.failures
+
     # -- runtime ---------------------------------------------------------
+    def _after_start(self) -> None:
+        """Runtime hook: called on the actor's thread once the start counted."""
+
+    def _failure_limit(self) -> int | None:
+        """Runtime hook: the actor's own max_failures (None: the spec's)."""
+        return None
+
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
         """Called by the runtime on the actor's thread when it is torn down."""
         if run_hooks:

@@ -34,7 +34,13 @@ __all__ = [
     "Timers",
     "check_duration",
     "monotonic",
+    "wall_time",
 ]
+
+
+def wall_time() -> float:
+    """Seconds since the epoch, for leases shared between processes."""
+    return time.time()
 
 
 def monotonic() -> float:

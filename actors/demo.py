@@ -7,7 +7,10 @@ second, printing every supervision event from the system's event bus.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -66,7 +69,9 @@ def run_demo(*, json_logs: bool = False, out: Any = None) -> int:
         ChildSpec("shouter", Greeter, args=("HEY",), depends_on=("greeter",)),
     ]
     say("regisseur demo: two supervised actors; 'shouter' depends on 'greeter'")
-    with ActorSystem(specs, name="demo") as system:
+    folder = tempfile.mkdtemp(prefix="regisseur-demo-")
+    database_url = f"sqlite:///{os.path.join(folder, 'demo.db')}"
+    with ActorSystem(specs, name="demo", database_url=database_url) as system:
         system.events.subscribe(on_event)
         say(system.ask("greeter", ("greet", "world")))
         say(system.ask("shouter", ("greet", "world")))
@@ -87,5 +92,6 @@ def run_demo(*, json_logs: bool = False, out: Any = None) -> int:
                 f"last_error={report.last_error!r}"
             )
         say(system.ask("greeter", ("greet", "still here")))
+    shutil.rmtree(folder, ignore_errors=True)
     say("system stopped; no thread left behind")
     return 0

@@ -23,10 +23,12 @@ from pykka.messages import ProxyCall
 from actors._cell import Cell, CellState
 from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
 from actors.clock import Clock, RealClock, Timers, check_duration, monotonic
+from actors.database import Database
 from actors.errors import UnknownActorError, describe_error
 from actors.events import EventBus, _BusActor
+from actors.lease import InstanceLease, LeaseActor, make_holder_id
 from actors.log import get_logger, redact_text
-from messages import DeadLetter, HealthReport, SystemFailed
+from messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
 from supervision.backoff import Backoff
 from supervision.directive import Strategy
 from supervision.errors import StartupError
@@ -43,8 +45,10 @@ from supervision.supervisor import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
+
+    from sqlalchemy.orm import Session
 
 __all__ = ["ActorSystem"]
 
@@ -59,6 +63,12 @@ class ActorSystem:
     ``max_restarts``, ``within`` and ``backoff`` configure the root
     supervisor. ``clock`` defaults to a real clock; pass a ``ManualClock``
     in tests to drive every timer (ticks, backoff, delays) by hand.
+
+    ``database_url`` names the SQLAlchemy database the system owns (the
+    default is a SQLite file in the working directory; ``None`` runs without
+    a database). ``single_instance=True`` (or a lease name) refuses to start
+    while another live system holds the same database; ``lease_ttl`` is how
+    long a crashed holder keeps it.
     """
 
     def __init__(
@@ -70,6 +80,9 @@ class ActorSystem:
         max_restarts: int = 3,
         within: float = 5.0,
         backoff: Backoff | None = None,
+        database_url: str | None = "sqlite:///regisseur.db",
+        single_instance: bool | str = False,
+        lease_ttl: float = 30.0,
         name: str = "regisseur",
     ) -> None:
         check_name(name, "ActorSystem name")
@@ -90,6 +103,21 @@ class ActorSystem:
         if duplicates:
             msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
             raise ValueError(msg)
+        self.database = Database(database_url) if database_url is not None else None
+        if not isinstance(single_instance, (bool, str)):
+            msg = f"single_instance must be a bool or a lease name, got {single_instance!r}"
+            raise TypeError(msg)
+        if single_instance and self.database is None:
+            msg = "single_instance needs a database_url (the lease lives in the database)"
+            raise ValueError(msg)
+        self.lease_ttl = check_duration(lease_ttl, "lease_ttl", allow_zero=False)
+        self._lease_name = (
+            (single_instance if isinstance(single_instance, str) else name)
+            if single_instance
+            else None
+        )
+        self._lease_cell: Cell | None = None
+        self._resources: dict[str, Any] = {}
         self.log = get_logger("actors.system").bind(system=name)
         self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
@@ -117,6 +145,9 @@ class ActorSystem:
             self._state = "starting"
         self.timers.start()
         self._start_cell(self._bus_cell)
+        self._start_stage("database", self._open_database)
+        if self._lease_name is not None:
+            self._start_stage("single-instance guard", self._take_lease)
         root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
         self._root = root
         try:
@@ -132,6 +163,31 @@ class ActorSystem:
                 self._state = "running"
         self.log.info("system_started", children=len(self.root_spec.children))
         return self
+
+    def _start_stage(self, stage: str, opener: Callable[[], None]) -> None:
+        """Run a system stage before the children; on failure stop and raise."""
+        try:
+            opener()
+        except Exception as exc:
+            text = describe_error(exc)
+            self.events.publish(StartupFailed(stage, text, ()))
+            self.log.error("startup_failed", child=stage, error=text)
+            self._shutdown()
+            raise StartupError(stage, exc) from exc
+
+    def _open_database(self) -> None:
+        if self.database is not None:
+            self.database.open()
+            self.log.info("database_opened", url=self.database.url)
+
+    def _take_lease(self) -> None:
+        assert self.database is not None and self._lease_name is not None
+        lease = InstanceLease(
+            self.database, self._lease_name, make_holder_id(self.name), self.lease_ttl
+        )
+        cell = Cell(self, "regisseur.lease", LeaseActor, lambda: LeaseActor(lease), self._guardian)
+        self._lease_cell = cell
+        self._start_cell(cell)
 
     def _start_cell(self, cell: Cell) -> None:
         cell.mailbox.on_sleep = self._activity.set
@@ -159,6 +215,10 @@ class ActorSystem:
         root = self._root
         if root is not None and root.state is not CellState.STOPPED:
             self._final_stop(root)
+        if self._lease_cell is not None:
+            self._final_stop(self._lease_cell)
+        if self.database is not None:
+            self.database.close()
         self._final_stop(self._bus_cell)
         self.timers.close()
         with self._lock:
@@ -369,8 +429,40 @@ class ActorSystem:
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell] + ([self._root] if self._root is not None else [])
-        return extra + cells
+        extra = [self._bus_cell, self._root, self._lease_cell]
+        return [c for c in extra if c is not None] + cells
+
+    # -- database and resources ------------------------------------------------
+    def _session_for(self, cell: Cell) -> Session:
+        if self.database is None:
+            msg = f"actor {cell.name!r} used self.db but the system has no database_url"
+            raise RuntimeError(msg)
+        if cell.thread is not threading.current_thread():
+            msg = f"self.db of {cell.name!r} may only be used on that actor's own thread"
+            raise RuntimeError(msg)
+        if cell.session is None:
+            cell.session = self.database.session()
+        return cell.session
+
+    def resource(self, name: str) -> Any:
+        """The value of the running resource stage ``name`` (see ``resource()``).
+
+        Raises ``LookupError`` naming the running resources if it is not up.
+        """
+        with self._lock:
+            if name in self._resources:
+                return self._resources[name]
+            known = ", ".join(sorted(self._resources)) or "none"
+        msg = f"resource {name!r} is not running (running resources: {known})"
+        raise LookupError(msg)
+
+    def _publish_resource(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._resources[name] = value
+
+    def _withdraw_resource(self, name: str) -> None:
+        with self._lock:
+            self._resources.pop(name, None)
 
     def threads(self) -> list[threading.Thread]:
         """Threads of this system that are still alive (for leak checks)."""
@@ -391,13 +483,38 @@ class ActorSystem:
                 healthy=False,
                 last_error=self._failure,
             )
-        children = self._health_children(root)
+        children = self._system_reports() + self._health_children(root)
         return HealthReport(
             name=ROOT,
             status="running",
             healthy=all(c.healthy for c in children),
             children=children,
         )
+
+    def _system_reports(self) -> tuple[HealthReport, ...]:
+        reports = []
+        if self.database is not None:
+            ok = self.database.check()
+            reports.append(
+                HealthReport(
+                    name="database",
+                    status="running" if ok else "failed",
+                    healthy=ok,
+                    details={"url": self.database.url},
+                )
+            )
+        if self._lease_cell is not None and self._lease_cell.instance is not None:
+            lease = self._lease_cell.instance
+            assert isinstance(lease, LeaseActor)
+            reports.append(
+                HealthReport(
+                    name="single-instance guard",
+                    status="running" if not lease.lost else "failed",
+                    healthy=not lease.lost,
+                    details={"holder": lease.lease.holder},
+                )
+            )
+        return tuple(reports)
 
     def _health_children(self, supervisor: Cell) -> tuple[HealthReport, ...]:
         try:
@@ -433,13 +550,16 @@ class ActorSystem:
             if info.is_supervisor and info.cell is not None and healthy:
                 nested = self._health_children(info.cell)
                 healthy = healthy and all(n.healthy for n in nested)
+            status = info.status.value
+            if healthy and hasattr(details, "get") and details.get("paused"):
+                status = "paused"
             uptime = None
             if info.started_at is not None and info.status is ChildStatus.RUNNING:
                 uptime = self.clock.now() - info.started_at
             reports.append(
                 HealthReport(
                     name=info.name,
-                    status=info.status.value,
+                    status=status,
                     healthy=healthy,
                     restarts=info.restarts,
                     failures=info.failures,

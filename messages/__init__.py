@@ -22,6 +22,7 @@ from messages.events import (
     SystemFailed,
 )
 from messages.health import HealthReport
+from messages.service import Pause, Resume, RunNow
 
 __all__ = [
     "ChildFailed",
@@ -34,6 +35,9 @@ __all__ = [
     "DeadLetter",
     "Event",
     "HealthReport",
+    "Pause",
+    "Resume",
+    "RunNow",
     "StartupFailed",
     "SupervisorEscalated",
     "SystemFailed",

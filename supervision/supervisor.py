@@ -319,6 +319,7 @@ class SupervisorActor(Actor):
                 child = self._current(cell, generation)
                 if child is not None:
                     child.failures = 0
+                    cell.failures = 0
             case _RestartDue(token):
                 self._restart_group(token)
             case Spawn(spec):
@@ -476,7 +477,7 @@ class SupervisorActor(Actor):
         if child is None or child.status is not ChildStatus.RUNNING:
             self.log.debug("stale_failure_ignored", child=notice.cell.name)
             return
-        self._child_failed(child, notice.error, notice.exception, notice.hint)
+        self._child_failed(child, notice.error, notice.exception, notice.hint, notice.limit)
 
     def _decide(self, exc: BaseException | None, hint: Any) -> Directive:
         if isinstance(hint, Directive):
@@ -496,15 +497,23 @@ class SupervisorActor(Actor):
         return default_decider(exc)
 
     def _child_failed(
-        self, child: _Child, error: str, exc: BaseException | None, hint: Any
+        self,
+        child: _Child,
+        error: str,
+        exc: BaseException | None,
+        hint: Any,
+        own_limit: int | None = None,
     ) -> None:
         name = child.spec.name
         child.failures += 1
+        if child.cell is not None:
+            child.cell.failures = child.failures
         child.last_error = error
         self.system.events.publish(ChildFailed(name, error))
         self.log.warning("child_failed", child=name, error=error, failures=child.failures)
         directive = self._decide(exc, hint)
-        limit = child.spec.max_failures
+        limits = [n for n in (child.spec.max_failures, own_limit) if n is not None]
+        limit = min(limits) if limits else None
         if child.spec.restart is Restart.TEMPORARY and directive.kind is _Kind.RESTART:
             directive = Directive.STOP
         if limit is not None and child.failures >= limit and directive.kind is not _Kind.RESUME:
@@ -608,6 +617,8 @@ class SupervisorActor(Actor):
         for name in started:
             child = self.tree.children[name]
             child.restarts += 1
+            if child.cell is not None:
+                child.cell.restarts = child.restarts
             self.system.events.publish(ChildRestarted(name))
         leftover = [n for n in names if n not in started]
         for child, exc in failures:

@@ -48,12 +48,21 @@ def manual_clock() -> ManualClock:
 
 
 @pytest.fixture
-def system_factory(manual_clock: ManualClock) -> Iterator[Callable[..., ActorSystem]]:
-    """Start systems on ``manual_clock``; all are stopped and leak-checked after."""
+def system_factory(
+    manual_clock: ManualClock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ActorSystem]]:
+    """Start systems on ``manual_clock``; all are stopped and leak-checked after.
+
+    Each system gets its own SQLite file in a temporary directory unless
+    ``database_url`` is given.
+    """
     systems: list[ActorSystem] = []
 
     def make(children: Any = (), **kwargs: Any) -> ActorSystem:
         kwargs.setdefault("clock", manual_clock)
+        if "database_url" not in kwargs:
+            folder = tmp_path_factory.mktemp("regisseur")
+            kwargs["database_url"] = f"sqlite:///{folder / 'system.db'}"
         system = ActorSystem(children, **kwargs)
         systems.append(system)
         system.start()

@@ -95,7 +95,9 @@ class Sleeper(Actor):
 def test_sleep_returns_early_when_a_stop_is_requested(manual_clock: ManualClock) -> None:
     result: list[bool] = []
     entered = threading.Event()
-    system = ActorSystem([ChildSpec("s", Sleeper, args=(result, entered))], clock=manual_clock)
+    system = ActorSystem(
+        [ChildSpec("s", Sleeper, args=(result, entered))], clock=manual_clock, database_url=None
+    )
     system.start()
     system.tell("s", "nap")
     assert entered.wait(5)
@@ -152,7 +154,7 @@ def test_health_tree_reports_status_details_and_restarts(
     )
     report = system.health()
     assert report.status == "running"
-    assert [c.name for c in report.children] == ["p", "u"]
+    assert [c.name for c in report.children] == ["database", "p", "u"]
     picky = report.find("p")
     assert picky is not None
     assert picky.status == "running"

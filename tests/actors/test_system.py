@@ -33,7 +33,7 @@ class Collector(Actor):
 
 
 def test_context_manager_starts_and_stops_leaving_no_thread() -> None:
-    with ActorSystem([ChildSpec("e", Echo)], clock=ManualClock()) as system:
+    with ActorSystem([ChildSpec("e", Echo)], clock=ManualClock(), database_url=None) as system:
         assert system.running
         assert system.ask("e", 42) == 42
         threads = system.threads()
@@ -44,7 +44,7 @@ def test_context_manager_starts_and_stops_leaving_no_thread() -> None:
 
 
 def test_starting_twice_is_an_error() -> None:
-    system = ActorSystem(clock=ManualClock())
+    system = ActorSystem(clock=ManualClock(), database_url=None)
     system.start()
     try:
         with pytest.raises(RuntimeError, match="already started"):
@@ -114,6 +114,7 @@ def test_a_failed_start_rolls_back_and_raises_startup_error() -> None:
             ChildSpec("web", FailsToStart, depends_on=("cache",)),
         ],
         clock=ManualClock(),
+        database_url=None,
     )
     with pytest.raises(StartupError, match="'web' failed to start: OSError: port 8080") as info:
         system.start()
@@ -161,8 +162,8 @@ def test_a_failing_subscriber_does_not_break_the_bus(actor_system: ActorSystem) 
 def test_two_systems_in_one_process_do_not_see_each_other() -> None:
     clock = ManualClock()
     with (
-        ActorSystem([ChildSpec("same", Echo)], clock=clock) as one,
-        ActorSystem([ChildSpec("same", Echo)], clock=clock) as two,
+        ActorSystem([ChildSpec("same", Echo)], clock=clock, database_url=None) as one,
+        ActorSystem([ChildSpec("same", Echo)], clock=clock, database_url=None) as two,
     ):
         one_letters = Probe(one, DeadLetter)
         two_letters = Probe(two, DeadLetter)

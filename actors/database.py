@@ -1,0 +1,118 @@
+"""The system's database: one SQLAlchemy engine, sessions per actor thread.
+
+SQLite (the embedded default) is opened in WAL mode with a busy timeout so
+that several actor threads can read and write; other databases are used as
+SQLAlchemy configures them. ``open()`` checks the connection at once so a bad
+URL or an unreachable server fails the system's start, not the first query.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session
+
+from actors.log import redact_text
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+__all__ = ["Database", "DatabaseError"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseError(RuntimeError):
+    """The database could not be opened or used; the message says why."""
+
+
+class Database:
+    """Owns the engine for one system. Thread-safe; sessions are not."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        if not isinstance(url, str):
+            msg = f"database_url must be a str, got {type(url).__name__} {url!r}"
+            raise TypeError(msg)
+        self._raw = url
+        self._url: URL | None = None
+        try:
+            self._url = make_url(url)
+        except ArgumentError:
+            self._url = None  # reported by open(), as a failed database stage
+        self.echo = echo
+        self._engine: Engine | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden (safe to log)."""
+        if self._url is None:
+            return redact_text(self._raw)
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite backend."""
+        return self._url is not None and self._url.get_backend_name() == "sqlite"
+
+    @property
+    def engine(self) -> Engine:
+        """The engine; ``DatabaseError`` before ``open()`` or after ``close()``."""
+        if self._engine is None:
+            msg = "the database is not open (is the system running?)"
+            raise DatabaseError(msg)
+        return self._engine
+
+    def open(self) -> None:
+        """Create the engine and check that a connection works."""
+        if self._engine is not None:
+            return
+        if self._url is None:
+            msg = f"database_url {self.url!r} is not a valid SQLAlchemy URL (e.g. sqlite:///app.db)"
+            raise DatabaseError(msg)
+        try:
+            engine = create_engine(self._url, echo=self.echo, future=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            msg = f"cannot use database {self.url}: {exc}"
+            raise DatabaseError(msg) from exc
+        if self.is_sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            engine.dispose()
+            msg = f"cannot connect to database {self.url}: {type(exc).__name__}: {exc}"
+            raise DatabaseError(msg) from exc
+        self._engine = engine
+
+    def session(self) -> Session:
+        """A new ``Session`` bound to the engine (use it on one thread)."""
+        return Session(self.engine, future=True)
+
+    def check(self) -> bool:
+        """True if a trivial query works right now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any error means unhealthy
+            return False
+        return True
+
+    def close(self) -> None:
+        """Dispose of the engine and its pooled connections."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()

@@ -1,0 +1,22 @@
+"""Commands understood by every ``ServiceActor``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Pause", "Resume", "RunNow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Stop running ``update()`` on the interval until ``Resume``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Run ``update()`` on the interval again (the next run is due at once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunNow:
+    """Run ``update()`` now, even while paused; the interval restarts after it."""

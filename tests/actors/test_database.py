@@ -1,0 +1,237 @@
+"""The system's database, resource stages and the single-instance guard."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, text
+
+from actors import Actor, ActorSystem, ManualClock, resource
+from actors.clock import wall_time
+from actors.lease import InstanceHeldError, lease_table
+from messages import StartupFailed
+from supervision import ChildSpec, StartupError
+
+
+def _url(tmp_path: Path, name: str = "app.db") -> str:
+    return f"sqlite:///{tmp_path / name}"
+
+
+class Writer(Actor):
+    def on_receive(self, message: Any) -> Any:
+        self.db.execute(text("CREATE TABLE IF NOT EXISTS t (v TEXT)"))
+        self.db.execute(text("INSERT INTO t VALUES (:v)"), {"v": message})
+        self.db.commit()
+        return id(self.db)
+
+
+def test_sqlite_runs_in_wal_mode_and_actors_write_through_their_sessions(
+    system_factory: Any,
+) -> None:
+    system = system_factory([ChildSpec("w1", Writer), ChildSpec("w2", Writer)])
+    first = system.ask("w1", "a")
+    assert system.ask("w1", "b") == first  # one session per actor, reused
+    assert system.ask("w2", "c") != first
+    with system.database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        rows = connection.execute(text("SELECT v FROM t ORDER BY v")).scalars().all()
+    assert rows == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url at all", "nosuchdialect://x/y", "sqlite:////definitely/not/a/dir/app.db"],
+)
+def test_a_bad_or_unreachable_database_fails_the_start_naming_the_stage(url: str) -> None:
+    system = ActorSystem([ChildSpec("w", Writer)], clock=ManualClock(), database_url=url)
+    with pytest.raises(StartupError, match="'database' failed to start") as info:
+        system.start()
+    assert info.value.child == "database"
+    assert system.threads() == []
+
+
+def test_database_url_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="database_url must be a str"):
+        ActorSystem(database_url=42)  # type: ignore[arg-type]
+
+
+def test_self_db_without_a_database_is_a_clear_error() -> None:
+    with ActorSystem([ChildSpec("w", Writer)], clock=ManualClock(), database_url=None) as system:
+        with pytest.raises(RuntimeError, match="no database_url"):
+            system.ask("w", "x")
+
+
+class UsesCache(Actor):
+    def on_receive(self, message: Any) -> Any:
+        return self.resource("cache")[message]
+
+
+def test_resources_open_before_dependents_and_close_after(tmp_path: Path) -> None:
+    log: list[str] = []
+
+    def open_cache() -> dict[str, int]:
+        log.append("open")
+        return {"answer": 42}
+
+    specs = [
+        resource("cache", open_cache, close=lambda c: log.append("close"), check=bool),
+        ChildSpec("user", UsesCache, depends_on=("cache",)),
+    ]
+    with ActorSystem(specs, clock=ManualClock(), database_url=_url(tmp_path)) as system:
+        assert system.ask("user", "answer") == 42
+        assert system.resource("cache") == {"answer": 42}
+        report = system.health().find("cache")
+        assert report is not None
+        assert report.healthy
+        with pytest.raises(LookupError, match="'nope' is not running.*cache"):
+            system.resource("nope")
+    assert log == ["open", "close"]
+    with pytest.raises(LookupError):
+        system.resource("cache")
+
+
+class Broken(Actor):
+    def on_start(self) -> None:
+        raise ConnectionError("upstream down")
+
+
+def test_a_failed_stage_rolls_back_resources_in_reverse_order(tmp_path: Path) -> None:
+    log: list[str] = []
+    specs = [
+        resource(
+            "engine", lambda: log.append("open engine"), close=lambda _: log.append("close engine")
+        ),
+        resource(
+            "session",
+            lambda: log.append("open session"),
+            close=lambda _: log.append("close session"),
+            depends_on=("engine",),
+        ),
+        ChildSpec("api", Broken, depends_on=("session",)),
+    ]
+    system = ActorSystem(specs, clock=ManualClock(), database_url=_url(tmp_path))
+    events: list[Any] = []
+    system.events.subscribe(events.append, StartupFailed)
+    with pytest.raises(StartupError, match="'api' failed to start: ConnectionError") as info:
+        system.start()
+    assert info.value.rolled_back == ("session", "engine")
+    assert log == ["open engine", "open session", "close session", "close engine"]
+    assert system.threads() == []
+
+
+def test_an_unhealthy_resource_fails_the_start(tmp_path: Path) -> None:
+    system = ActorSystem(
+        [resource("flaky", lambda: None, check=lambda _: False)],
+        clock=ManualClock(),
+        database_url=_url(tmp_path),
+    )
+    with pytest.raises(StartupError, match="'flaky'.*not healthy"):
+        system.start()
+
+
+def test_resource_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match="close must be callable"):
+        resource("x", lambda: 1, close="nope")  # type: ignore[arg-type]
+
+
+# -- single-instance guard ---------------------------------------------------
+
+
+def test_a_second_system_on_the_same_database_is_refused_until_the_first_stops(
+    tmp_path: Path,
+) -> None:
+    url = _url(tmp_path)
+    first = ActorSystem(clock=ManualClock(), database_url=url, single_instance=True, name="app")
+    first.start()
+    try:
+        second = ActorSystem(
+            clock=ManualClock(), database_url=url, single_instance=True, name="app"
+        )
+        with pytest.raises(StartupError, match="single-instance guard.*held by .*:app:") as info:
+            second.start()
+        assert isinstance(info.value.cause, InstanceHeldError)
+        assert str(os.getpid()) in info.value.cause.holder
+        assert second.threads() == []
+        report = first.health().find("single-instance guard")
+        assert report is not None
+        assert report.healthy
+    finally:
+        first.stop()
+    third = ActorSystem(clock=ManualClock(), database_url=url, single_instance=True, name="app")
+    third.start()
+    third.stop()
+
+
+def test_an_expired_lease_of_a_crashed_holder_is_taken_over(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    probe = ActorSystem(clock=ManualClock(), database_url=url, single_instance=True, name="app")
+    probe.start()  # creates the table
+    probe.stop()
+    assert probe.database is not None
+    probe.database.open()
+    with probe.database.engine.begin() as connection:
+        connection.execute(
+            insert(lease_table).values(
+                name="app",
+                holder="crashed-host:1:app:dead",
+                acquired_at=0.0,
+                expires_at=wall_time() - 1,
+            )
+        )
+    probe.database.close()
+    system = ActorSystem(clock=ManualClock(), database_url=url, single_instance=True, name="app")
+    system.start()
+    system.stop()
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from actors import ActorSystem
+    system = ActorSystem(database_url=sys.argv[1], single_instance=True, lease_ttl=0.5, name="app")
+    system.start()
+    print("ready", flush=True)
+    sys.stdin.read()  # hold until killed
+    """
+)
+
+
+@pytest.mark.timeout(30)
+def test_the_guard_works_across_processes_and_survives_a_sigkill(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        second = ActorSystem(
+            clock=ManualClock(), database_url=url, single_instance=True, name="app"
+        )
+        with pytest.raises(StartupError) as info:
+            second.start()
+        cause = info.value.cause
+        assert isinstance(cause, InstanceHeldError)
+        assert f":{holder.pid}:app:" in cause.holder
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        # The killed holder stops renewing; its lease (0.5 s) expires on the wall clock.
+        threading.Event().wait(cause.expires_in + 0.1)
+        third = ActorSystem(clock=ManualClock(), database_url=url, single_instance=True, name="app")
+        third.start()
+        third.stop()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
