@@ -301,7 +301,10 @@ class Cell:
                 self._watch_success = True
                 self.mailbox.release()
         elif isinstance(message, Kill):
-            raise _Killed
+            # A kill that already ended an earlier thread (during a hang or
+            # sleep) leaves its Kill behind; the new thread must ignore it.
+            if self._killed:
+                raise _Killed
         elif isinstance(message, _ActorStop):
             # A voluntary stop (self.stop() or ref.stop()): end this
             # incarnation and let the supervisor apply the restart type.

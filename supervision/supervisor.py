@@ -305,8 +305,14 @@ class SupervisorActor(Actor):
         self._stop_children(list(reversed(self._start_order())), final=final)
         super()._end_incarnation(run_hooks=run_hooks, final=final)
 
-    def health(self) -> bool:
-        return all(c.status is not ChildStatus.FAILED for c in self.tree.children.values())
+    def health(self) -> dict[str, Any]:
+        """Details only; the health tree judges a supervisor by its children's reports.
+
+        A false answer here would make ``system.health()`` leave out the
+        nested reports, hiding the very child that failed.
+        """
+        failed = [n for n, c in self.tree.children.items() if c.status is ChildStatus.FAILED]
+        return {"children": len(self.tree.children), "failed": failed}
 
     # -- messages --------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -441,7 +447,12 @@ class SupervisorActor(Actor):
             child = self.tree.children.get(name)
             if child is None:
                 continue
-            was_running = child.status in (ChildStatus.RUNNING, ChildStatus.STARTING)
+            # A child waiting for its restart is stopped for good here too.
+            was_running = child.status in (
+                ChildStatus.RUNNING,
+                ChildStatus.STARTING,
+                ChildStatus.RESTARTING,
+            )
             self._teardown_child(child, final=final)
             if child.status is not ChildStatus.FAILED:
                 child.status = ChildStatus.STOPPED
@@ -589,16 +600,18 @@ class SupervisorActor(Actor):
             self._cancel_pending(member)
             self._teardown_child(other, final=False, reason="restart")
             other.status = ChildStatus.RESTARTING
+        token = next(self._tokens)
+        self._pending[token] = group
+        if delay > 0:
+            # The timer exists before anyone hears of the restart, so a test
+            # that waits for ChildRestarting can advance a manual clock safely.
+            self.schedule(delay, _RestartDue(token))
         for member in group:
             if self.tree.children[member].status is ChildStatus.RESTARTING:
                 self.system.events.publish(ChildRestarting(member, delay))
         self.log.info("child_restarting", child=name, delay=delay, group=group)
-        token = next(self._tokens)
-        self._pending[token] = group
         if delay == 0:
             self._restart_group(token)
-        else:
-            self.schedule(delay, _RestartDue(token))
 
     def _cancel_pending(self, name: str) -> None:
         for token, group in list(self._pending.items()):

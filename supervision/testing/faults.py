@@ -24,6 +24,15 @@ def _count(times: object) -> int:
     return times
 
 
+def _exception(exc: object) -> BaseException | type[BaseException] | None:
+    if exc is None or isinstance(exc, BaseException):
+        return exc
+    if isinstance(exc, type) and issubclass(exc, BaseException):
+        return exc
+    msg = f"exc must be an exception instance or class, got {exc!r}"
+    raise TypeError(msg)
+
+
 class FaultInjector:
     """Injects crashes, failed starts, hangs and thread deaths into a system.
 
@@ -66,11 +75,11 @@ class FaultInjector:
         if message_type is not None and not isinstance(message_type, type):
             msg = f"message_type must be a class, got {message_type!r}"
             raise TypeError(msg)
-        self._faults(name)[1].add_crash(times, exc, message_type)
+        self._faults(name)[1].add_crash(times, _exception(exc), message_type)
 
     def fail_start(self, name: str, times: int = 1, exc: Any = None) -> None:
         """Make the next ``times`` starts (restarts) of ``name`` raise."""
-        self._faults(name)[1].add_start_failure(_count(times), exc)
+        self._faults(name)[1].add_start_failure(_count(times), _exception(exc))
 
     def hang(self, name: str, seconds: float, message_type: type | None = None) -> None:
         """Make the next handler of ``name`` wait ``seconds`` (system clock) first."""
