@@ -61,6 +61,12 @@ class Parent(Protocol):
     def notify(self, notice: object) -> None: ...
 
 
+class Waker(Protocol):
+    """Anything woken by a stop request or a kill (an ``Event`` is one)."""
+
+    def set(self) -> None: ...
+
+
 class CellState(str, Enum):
     """Lifecycle of a cell, as seen by its supervisor and health reports."""
 
@@ -143,7 +149,7 @@ class Cell:
         self._started = False  # on_start of the current instance returned
         self._watch_success = False
         self._timers: set[TimerHandle] = set()
-        self._waiters: set[threading.Event] = set()
+        self._waiters: set[Waker] = set()
         self._killed = False
         self.log = _log.bind(actor=name)
         self.on_close: Callable[[], None] | None = None
@@ -184,6 +190,16 @@ class Cell:
         self._killed = True
         self.control(Kill())
         self._wake_waiters()
+
+    def add_waker(self, waker: Waker) -> None:
+        """Have ``waker.set()`` called on the next stop request or kill (any thread)."""
+        self._waiters.add(waker)
+        if self.stop_requested.is_set() or self._killed:
+            waker.set()
+
+    def discard_waker(self, waker: Waker) -> None:
+        """Undo :meth:`add_waker`."""
+        self._waiters.discard(waker)
 
     def _wake_waiters(self) -> None:
         for waiter in list(self._waiters):

@@ -21,6 +21,8 @@ from actors.errors import describe_error
 from messages import Event
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from actors._cell import Cell
 
 __all__ = ["EventBus", "Subscription"]
@@ -29,6 +31,11 @@ __all__ = ["EventBus", "Subscription"]
 @dataclass(frozen=True, slots=True)
 class _Publish:
     event: object
+
+
+@dataclass(frozen=True, slots=True)
+class _PublishMany:
+    events: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,28 +56,48 @@ class _BusActor(Actor):
     def __init__(self) -> None:
         super().__init__()
         self._subscribers: dict[int, tuple[Any, tuple[type, ...]]] = {}
+        # event class -> its subscribers, built on first use, dropped on change
+        self._routes: dict[type, tuple[tuple[int, Any], ...]] = {}
 
     def on_receive(self, message: Any) -> Any:
-        match message:
-            case _Publish(event):
+        kind = type(message)
+        if kind is _Publish:
+            self._deliver(message.event)
+        elif kind is _PublishMany:
+            for event in message.events:
                 self._deliver(event)
-            case _Subscribe(key, target, types):
-                self._subscribers[key] = (target, types)
-            case _Unsubscribe(key):
-                self._subscribers.pop(key, None)
-            case _:
-                return super().on_receive(message)
+        elif kind is _Subscribe:
+            self._subscribers[message.key] = (message.target, message.types)
+            self._routes.clear()
+        elif kind is _Unsubscribe:
+            self._drop(message.key)
+        else:
+            return super().on_receive(message)
         return None
 
+    def _drop(self, key: int) -> None:
+        if self._subscribers.pop(key, None) is not None:
+            self._routes.clear()
+
+    def _route(self, kind: type) -> tuple[tuple[int, Any], ...]:
+        route = tuple(
+            (key, target)
+            for key, (target, types) in self._subscribers.items()
+            if issubclass(kind, types)
+        )
+        self._routes[kind] = route
+        return route
+
     def _deliver(self, event: object) -> None:
-        for key, (target, types) in list(self._subscribers.items()):
-            if not isinstance(event, types):
-                continue
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        for key, target in route:
             if isinstance(target, pykka.ActorRef):
                 try:
                     target.tell(event)
                 except pykka.ActorDeadError:
-                    self._subscribers.pop(key, None)
+                    self._drop(key)
                 continue
             try:
                 target(event)
@@ -139,3 +166,9 @@ class EventBus:
     def publish(self, event: object) -> None:
         """Queue ``event`` for delivery (any thread, never blocks)."""
         self._cell.mailbox.put(Envelope(_Publish(event)))
+
+    def publish_many(self, events: Iterable[object]) -> None:
+        """Queue several events for delivery, in order, as one message."""
+        batch = tuple(events)
+        if batch:
+            self._cell.mailbox.put(Envelope(_PublishMany(batch)))

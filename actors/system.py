@@ -24,6 +24,8 @@ from actors._cell import Cell, CellState
 from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
 from actors.clock import Clock, RealClock, Timers, check_duration, monotonic
 from actors.database import Database
+from actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
+from actors.downloads.source import DownloadSource
 from actors.errors import UnknownActorError, describe_error
 from actors.events import EventBus, _BusActor
 from actors.lease import InstanceLease, LeaseActor, make_holder_id
@@ -84,6 +86,8 @@ class ActorSystem:
         single_instance: bool | str = False,
         lease_ttl: float = 30.0,
         name: str = "regisseur",
+        download_sources: Iterable[DownloadSource] = (),
+        downloads: DownloadSettings | None = None,
     ) -> None:
         check_name(name, "ActorSystem name")
         if clock is not None and not isinstance(clock, Clock):
@@ -91,8 +95,16 @@ class ActorSystem:
             raise TypeError(msg)
         self.name = name
         self.clock: Clock = clock if clock is not None else RealClock()
+        settings = downloads if downloads is not None else DownloadSettings()
+        if not isinstance(settings, DownloadSettings):
+            msg = f"downloads must be a DownloadSettings, got {type(settings).__name__}"
+            raise TypeError(msg)
+        children = tuple(children)
+        sources = _check_sources(download_sources)
+        if sources:
+            children = (downloads_spec(sources, settings), *children)
         self.root_spec = Supervisor(
-            tuple(children),
+            children,
             strategy=strategy,
             max_restarts=max_restarts,
             within=within,
@@ -130,6 +142,8 @@ class ActorSystem:
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
+        self.downloads = Downloads(self, settings, sources)
+        """Submit, watch, cancel and configure downloads (see ``Downloads``)."""
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> ActorSystem:
@@ -279,11 +293,22 @@ class ActorSystem:
             raise ValueError(msg)
 
     def _lookup(self, name: str) -> Cell | None:
+        """The cell named ``name``; None if it stopped; raises if never known."""
+        cell = self._cells.get(name)  # the hot path: a dict read is atomic
+        if cell is not None:
+            return cell
         check_name(name)
         with self._lock:
             cell = self._cells.get(name)
             if cell is None and name not in self._gone:
                 raise UnknownActorError(name, list(self._cells))
+        return cell
+
+    def _find(self, name: str) -> Cell | None:
+        """The live cell named ``name``, or None (never raises)."""
+        cell = self._cells.get(name)
+        if cell is None or cell.stopped.is_set():
+            return None
         return cell
 
     def names(self) -> list[str]:
@@ -593,6 +618,25 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
+
+
+def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
+    if isinstance(sources, DownloadSource):
+        sources = (sources,)
+    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
+        msg = f"download_sources must be a list of DownloadSource, got {sources!r}"
+        raise TypeError(msg)
+    found = tuple(sources)
+    for source in found:
+        if not isinstance(source, DownloadSource):
+            msg = f"download_sources must hold DownloadSource objects, got {source!r}"
+            raise TypeError(msg)
+    names = [s.name for s in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
+        raise ValueError(msg)
+    return found
 
 
 class _Guardian:

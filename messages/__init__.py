@@ -7,6 +7,18 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
+from messages.downloads import (
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadProgress,
+    DownloadProgressed,
+    DownloadQueued,
+    DownloadRecord,
+    DownloadStarted,
+    DownloadState,
+    DownloadStateChanged,
+    DownloadSucceeded,
+)
 from messages.events import (
     ChildFailed,
     ChildGaveUp,
@@ -33,6 +45,16 @@ __all__ = [
     "ChildStopTimedOut",
     "ChildStopped",
     "DeadLetter",
+    "DownloadCancelled",
+    "DownloadFailed",
+    "DownloadProgress",
+    "DownloadProgressed",
+    "DownloadQueued",
+    "DownloadRecord",
+    "DownloadStarted",
+    "DownloadState",
+    "DownloadStateChanged",
+    "DownloadSucceeded",
     "Event",
     "HealthReport",
     "Pause",

@@ -1,0 +1,44 @@
+"""Downloads as actors: sources, their queues and workers, and the state-keeper.
+
+Import the public names from here::
+
+    from actors.downloads import DownloadSource, HttpSource
+
+Register sources with ``ActorSystem(download_sources=[...])`` (or
+``system.downloads.register(source)``) and use ``system.downloads`` to
+submit, watch and cancel downloads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.downloads.context import CancelToken, DownloadContext
+from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from actors.downloads.facade import Downloads, DownloadSettings
+from actors.downloads.source import DownloadSource
+
+if TYPE_CHECKING:
+    from actors.downloads.http import HttpSource
+
+__all__ = [
+    "CancelToken",
+    "DownloadContext",
+    "DownloadSettings",
+    "DownloadSource",
+    "Downloads",
+    "HttpSource",
+    "UnknownDownloadError",
+    "UnknownSourceError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # HttpSource pulls in requests; embedding apps that never download over
+    # HTTP do not pay for that import.
+    if name == "HttpSource":
+        from actors.downloads.http import HttpSource
+
+        return HttpSource
+    msg = f"module 'actors.downloads' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,165 @@
+"""Internal messages between the facade, the keeper, the queues and the workers.
+
+The state changes themselves are the public messages in
+``messages.downloads``; these only coordinate who runs what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.downloads.context import CancelToken
+    from messages.downloads import DownloadRecord, DownloadState
+
+KEEPER = "download-keeper"
+DOWNLOADS = "downloads"
+
+
+def source_supervisor(source: str) -> str:
+    """The name of a source's supervisor."""
+    return f"source:{source}"
+
+
+def queue_name(source: str) -> str:
+    """The name of a source's queue actor."""
+    return f"source:{source}.queue"
+
+
+def worker_name(source: str, index: int) -> str:
+    """The name of a source's ``index``-th worker (from 1)."""
+    return f"source:{source}.worker-{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A source's current limits, kept by the keeper across queue restarts."""
+
+    concurrency: int
+    delay: float
+
+
+# -- to the keeper -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AddSource:
+    """Register a source name (ask; ValueError if taken)."""
+
+    name: str
+    config: SourceConfig
+    username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSource:
+    """Forget a source name (its subtree was stopped or failed to start)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """A source's queue (re)started: reply with its config and pending records."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Change a source's limits (ask; reply: the new ``SourceConfig``)."""
+
+    source: str
+    concurrency: int | None
+    delay: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A worker stopped mid-download (system stopping or restart): re-queue it."""
+
+    id: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Ask for one record (reply: record or None)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRecords:
+    """Ask for records by source and states (reply: a list, submit order)."""
+
+    source: str | None
+    states: tuple[DownloadState, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListSources:
+    """Ask for the registered source names."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Timer: write the coalesced progress updates."""
+
+
+# -- to a source's queue --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """Queue a record (``front``: it was interrupted and goes first)."""
+
+    record: DownloadRecord
+    front: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """The keeper cancelled the download: drop it or cancel its run."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReady:
+    """A worker (re)started and can take a download."""
+
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerIdle:
+    """A worker finished the download ``id`` and can take another."""
+
+    worker: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pump:
+    """Timer: the source's delay has passed; start what may start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """The keeper's answer to ``Attach``."""
+
+    config: SourceConfig
+    records: tuple[DownloadRecord, ...]
+
+
+# -- to a worker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run one download; ``token`` is set when it is cancelled."""
+
+    record: DownloadRecord
+    token: CancelToken

@@ -1,0 +1,23 @@
+"""Errors raised by the download facade."""
+
+from __future__ import annotations
+
+__all__ = ["UnknownDownloadError", "UnknownSourceError"]
+
+
+class UnknownSourceError(LookupError):
+    """A download source name that is not registered with the system."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        names = ", ".join(repr(k) for k in known) or "none"
+        super().__init__(f"unknown download source {name!r} (registered: {names})")
+
+
+class UnknownDownloadError(LookupError):
+    """A download id the system has no record of."""
+
+    def __init__(self, download_id: str) -> None:
+        self.download_id = download_id
+        super().__init__(f"unknown download id {download_id!r}")

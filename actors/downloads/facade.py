@@ -1,0 +1,339 @@
+"""``system.downloads``: submit, watch, cancel and configure downloads.
+
+Threads: every method may be called from any thread except a download
+worker's own (a worker blocked in ``wait()`` would wait for itself). Each
+call is one ask to the state-keeper actor, bounded by ``timeout``.
+
+Failures: bad arguments raise ``TypeError``/``ValueError`` naming the
+argument; an unknown source raises ``UnknownSourceError`` and an unknown id
+``UnknownDownloadError``; nothing is recorded by a call that raised.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from actors.clock import check_duration
+from actors.downloads import _protocol as p
+from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from actors.downloads.keeper import KeeperActor
+from actors.downloads.queue import QueueActor, worker_spec
+from actors.downloads.source import DownloadSource, check_concurrency
+from actors.errors import UnknownActorError
+from messages.downloads import (
+    DownloadCancelled,
+    DownloadProgressed,
+    DownloadQueued,
+    DownloadRecord,
+    DownloadState,
+    DownloadStateChanged,
+    frozen_extra,
+)
+from supervision.directive import Strategy
+from supervision.spec import ChildSpec
+from supervision.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from types import MappingProxyType
+
+    from actors.events import Subscription
+    from actors.system import ActorSystem
+
+__all__ = ["DownloadSettings", "Downloads"]
+
+_ASK_TIMEOUT = 10.0
+_MAX_TEXT = 8192
+
+
+class DownloadSettings:
+    """How the keeper keeps records: ``history`` terminal records stay in
+    memory (older ones only in the database); progress is written at most
+    every ``flush_interval`` seconds."""
+
+    def __init__(self, *, history: int = 1000, flush_interval: float = 1.0) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            msg = f"download history must be an int >= 0, got {history!r}"
+            raise ValueError(msg)
+        self.history = history
+        self.flush_interval = check_duration(
+            flush_interval, "download flush_interval", allow_zero=False
+        )
+
+
+def downloads_spec(sources: Iterable[DownloadSource], settings: DownloadSettings) -> ChildSpec:
+    """The ``downloads`` subtree: the keeper, then one supervisor per source."""
+    sources = tuple(sources)
+    keeper = ChildSpec(
+        p.KEEPER,
+        KeeperActor,
+        args=(tuple(_registration(s) for s in sources), settings.history, settings.flush_interval),
+        description="owns and persists the download records",
+    )
+    children = [keeper, *(source_spec(s) for s in sources)]
+    return ChildSpec(
+        p.DOWNLOADS,
+        Supervisor(tuple(children), strategy=Strategy.REST_FOR_ONE),
+        description="download keeper and sources",
+    )
+
+
+def _registration(source: DownloadSource) -> p.AddSource:
+    return p.AddSource(
+        source.name, p.SourceConfig(source.concurrency, source.delay), source.username
+    )
+
+
+def source_spec(source: DownloadSource) -> ChildSpec:
+    """A source's subtree: its queue, then its workers."""
+    queue = ChildSpec(
+        p.queue_name(source.name),
+        QueueActor,
+        args=(source,),
+        description=f"queue of download source {source.name!r}",
+    )
+    workers = [worker_spec(source, i) for i in range(1, source.concurrency + 1)]
+    return ChildSpec(
+        p.source_supervisor(source.name),
+        Supervisor((queue, *workers), strategy=Strategy.ONE_FOR_ONE, max_restarts=10, within=10.0),
+        depends_on=(p.KEEPER,),
+        description=f"download source {source.name!r}",
+    )
+
+
+def _text(value: object, what: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        msg = f"{what} must be a str, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if not value.strip():
+        msg = f"{what} must not be empty"
+        raise ValueError(msg)
+    if len(value) > _MAX_TEXT:
+        msg = f"{what} is {len(value)} characters long; the limit is {_MAX_TEXT}"
+        raise ValueError(msg)
+    return value
+
+
+def _extra(extra: object) -> MappingProxyType[str, Any]:
+    if extra is None:
+        return frozen_extra(None)
+    if not isinstance(extra, Mapping):
+        msg = f"extra must be a mapping, got {type(extra).__name__}"
+        raise TypeError(msg)
+    for key in extra:
+        if not isinstance(key, str):
+            msg = f"extra keys must be str, got {key!r}"
+            raise TypeError(msg)
+    try:
+        json.dumps(dict(extra))
+    except (TypeError, ValueError) as exc:
+        msg = f"extra must be JSON-serialisable (it is stored): {exc}"
+        raise TypeError(msg) from exc
+    return frozen_extra(extra)
+
+
+def _states(states: object) -> tuple[DownloadState, ...] | None:
+    if states is None:
+        return None
+    if isinstance(states, (DownloadState, str)):
+        states = (states,)
+    if not isinstance(states, Iterable):
+        msg = f"states must be DownloadState values, got {states!r}"
+        raise TypeError(msg)
+    out = []
+    for state in states:
+        try:
+            out.append(DownloadState(state))
+        except ValueError:
+            known = ", ".join(repr(s.value) for s in DownloadState)
+            msg = f"unknown download state {state!r} (known: {known})"
+            raise ValueError(msg) from None
+    return tuple(out)
+
+
+class Downloads:
+    """The download facade of one system (``system.downloads``)."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        settings: DownloadSettings,
+        sources: Iterable[DownloadSource] = (),
+    ) -> None:
+        self._system = system
+        self.settings = settings
+        self._lock = threading.Lock()
+        # A read-only snapshot of the registered names (replaced, never
+        # changed) so submit() can refuse an unknown source without an ask.
+        self._names: frozenset[str] = frozenset(s.name for s in sources)
+        # Ids: a random prefix per facade and a counter (next() on a count
+        # is atomic), unique across processes without a syscall per submit.
+        self._id_prefix = uuid.uuid4().hex[:20]
+        self._ids = itertools.count(1)
+        self._keeper_started = False
+
+    # -- plumbing ------------------------------------------------------------
+    def _ensure_keeper(self) -> None:
+        """Start the downloads subtree if the system started without one."""
+        if self._keeper_started:
+            return
+        with self._lock:
+            if self._system._find(p.KEEPER) is None:
+                self._system.spawn(downloads_spec((), self.settings))
+            self._keeper_started = True
+
+    def _ask(self, message: object, timeout: float | None = _ASK_TIMEOUT) -> Any:
+        self._ensure_keeper()
+        try:
+            reply = self._system.ask(p.KEEPER, message, timeout=timeout)
+        except UnknownActorError as exc:
+            msg = "the download keeper is not running (is the system stopping?)"
+            raise RuntimeError(msg) from exc
+        return reply.unwrap() if hasattr(reply, "unwrap") else reply
+
+    # -- sources -----------------------------------------------------------------
+    def register(self, source: DownloadSource) -> None:
+        """Add a source at runtime (its queue and workers start now)."""
+        if not isinstance(source, DownloadSource):
+            msg = f"register() needs a DownloadSource, got {type(source).__name__}"
+            raise TypeError(msg)
+        self._ask(_registration(source))
+        try:
+            self._system.spawn(source_spec(source), supervisor=p.DOWNLOADS)
+        except BaseException:
+            self._system.tell(p.KEEPER, p.RemoveSource(source.name))
+            raise
+        with self._lock:
+            self._names = self._names | {source.name}
+
+    def sources(self) -> list[str]:
+        """The registered source names."""
+        result: list[str] = self._ask(p.ListSources())
+        return result
+
+    def configure(
+        self, source: str, *, concurrency: int | None = None, delay: float | None = None
+    ) -> None:
+        """Change a source's concurrency and/or delay; effective at once."""
+        _text(source, "source")
+        if concurrency is not None:
+            check_concurrency(concurrency)
+        if delay is not None:
+            delay = check_duration(delay, "delay")
+        self._ask(p.Configure(source, concurrency, delay))
+
+    # -- downloads ---------------------------------------------------------------------
+    def submit(
+        self,
+        source: str,
+        target_id: str,
+        display_name: str,
+        original_filename: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue a download and return its id at once.
+
+        The keeper stores the record (Initializing) before the download can
+        start; ``status(id)`` from the same thread already sees it, and
+        answers only once it is stored. The download starts when the
+        source has a free worker and its delay has passed. Raises
+        ``UnknownSourceError`` for an unknown source.
+        """
+        if isinstance(source, str) and source not in self._names:
+            raise UnknownSourceError(source, sorted(self._names))
+        message = DownloadQueued(
+            id=f"{self._id_prefix}{next(self._ids):012x}",
+            source=_text(source, "source") or "",
+            target_id=_text(target_id, "target_id") or "",
+            filename=_text(display_name, "display_name") or "",
+            original_filename=_text(original_filename, "original_filename", optional=True),
+            extra=_extra(extra),
+        )
+        self._ensure_keeper()
+        try:
+            self._system.tell(p.KEEPER, message)
+        except UnknownActorError as exc:
+            msg = "the download keeper is not running (is the system stopping?)"
+            raise RuntimeError(msg) from exc
+        return message.id
+
+    def status(self, download_id: str) -> DownloadRecord | None:
+        """The download's current record, or ``None`` for an unknown id."""
+        _text(download_id, "download_id")
+        record: DownloadRecord | None = self._ask(p.Lookup(download_id))
+        return record
+
+    def cancel(self, download_id: str) -> bool:
+        """Cancel a download; True if it was cancelled now, False if it had ended.
+
+        A queued download is dropped; a running one is Cancelled at once and
+        its impl sees ``context.cancelled`` become true.
+        """
+        _text(download_id, "download_id")
+        cancelled: bool = self._ask(DownloadCancelled(download_id))
+        return cancelled
+
+    def wait(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
+        """Block until the download has ended; return its final record.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no limit)
+        and ``UnknownDownloadError`` for an unknown id.
+        """
+        _text(download_id, "download_id")
+        if timeout is not None:
+            timeout = check_duration(timeout, "wait(timeout)")
+        ended = threading.Event()
+        final: list[DownloadRecord] = []
+
+        def watch(event: object) -> None:
+            if (
+                isinstance(event, DownloadStateChanged)
+                and event.record.id == download_id
+                and event.record.terminal
+            ):
+                final.append(event.record)
+                ended.set()
+
+        with self._system.events.subscribe(watch, DownloadStateChanged):
+            record = self.status(download_id)
+            if record is None:
+                raise UnknownDownloadError(download_id)
+            if record.terminal:
+                return record
+            if not ended.wait(timeout):
+                msg = (
+                    f"download {download_id!r} did not end within {timeout:g}s "
+                    f"(state: {record.state.value})"
+                )
+                raise TimeoutError(msg)
+        return final[0]
+
+    def list(
+        self,
+        source: str | None = None,
+        states: Iterable[DownloadState | str] | DownloadState | str | None = None,
+    ) -> list[DownloadRecord]:
+        """Records (oldest first), optionally of one source and some states."""
+        if source is not None:
+            _text(source, "source")
+        records: list[DownloadRecord] = self._ask(p.ListRecords(source, _states(states)))
+        return records
+
+    def subscribe(
+        self, callback: Callable[[Any], object] | Any, *, progress: bool = True
+    ) -> Subscription:
+        """Receive every ``DownloadStateChanged`` (and ``DownloadProgressed``).
+
+        ``callback`` is a callable or an ``ActorRef``; it runs on the event
+        bus's thread. Returns a handle whose ``cancel()`` unsubscribes.
+        """
+        types: tuple[type, ...] = (DownloadStateChanged,)
+        if progress:
+            types = (*types, DownloadProgressed)
+        return self._system.events.subscribe(callback, *types)

@@ -1,0 +1,529 @@
+"""The state-keeper: the one actor that owns download records.
+
+Every state change arrives here as an immutable message, one at a time, in
+mailbox order; that order is the only lock. The keeper enforces the
+transitions (Initializing → InProgress → Succeeded | Errored; Cancelled
+from any non-terminal state; terminal states are final, so a late result
+never overwrites Cancelled).
+
+Persistence (group commit): a change is applied in memory and its write
+staged in the keeper's session; the transaction is committed when the
+mailbox has nothing more to deliver (or after ``_BATCH`` writes), and only
+then are the changes acknowledged: events published, claims answered,
+queues told. Every ask is answered after a commit too. Progress is
+coalesced: one write per record per ``flush_interval``.
+
+Memory: records that are not terminal stay in memory; of the terminal ones
+only the ``history`` most recent do. Older ones are read back from the
+database on demand (without a database they are gone).
+
+Threads: everything here runs on the keeper's own thread.
+
+Failures: a bad request (unknown source or id) is answered with an error
+for the caller and changes nothing. A failed commit (a full disk, a locked
+database) is rolled back and logged; the changes stay in memory, are
+retried every ``flush_interval`` and the keeper reports itself unhealthy
+meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.actor import Actor
+from actors.downloads import _protocol as p
+from actors.downloads import store
+from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from actors.errors import UnknownActorError, describe_error
+from messages import ChildFailed
+from messages.downloads import (
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadProgress,
+    DownloadProgressed,
+    DownloadQueued,
+    DownloadRecord,
+    DownloadStarted,
+    DownloadState,
+    DownloadStateChanged,
+    DownloadSucceeded,
+)
+from supervision.supervisor import Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from actors.clock import TimerHandle
+    from actors.events import Subscription
+
+__all__ = ["KeeperActor"]
+
+_INTERRUPTED = "interrupted: the system stopped before the download ended"
+_BATCH = 500  # most writes in one transaction
+
+
+class KeeperActor(Actor):
+    """Owns every download record; see the module docstring."""
+
+    def __init__(
+        self,
+        initial_sources: tuple[p.AddSource, ...],
+        history: int,
+        flush_interval: float,
+    ) -> None:
+        super().__init__()
+        self._initial_sources = {s.name for s in initial_sources}
+        self._history = history
+        self._flush_interval = flush_interval
+        self._persist = self.system.database is not None
+        self._live: dict[str, DownloadRecord] = {}  # not terminal
+        self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
+        self._sources: dict[str, p.SourceConfig] = {}
+        self._usernames: dict[str, str | None] = {}
+        self._attached: set[str] = set()
+        self._running: dict[str, str] = {}  # worker name -> download id
+        self._resumable: set[str] = set()  # InProgress records no worker runs
+        self._seq = 0
+        self._subscription: Subscription | None = None
+        # group commit: staged writes and the acknowledgements they hold back
+        self._staged: dict[str, bool] = {}  # id -> True if it is a new row
+        self._acks: list[Callable[[], None]] = []
+        self._events: list[object] = []  # published after the commit
+        self._unsaved: dict[str, bool] = {}  # writes that failed, to retry
+        self._dirty: set[str] = set()  # coalesced progress not written yet
+        self._flush_timer: TimerHandle | None = None
+        for registration in initial_sources:
+            self._add_source(registration)
+
+    # -- lifecycle -------------------------------------------------------------
+    def on_start(self) -> None:
+        self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
+        if self._persist:
+            self._load()
+
+    def _load(self) -> None:
+        store.ensure_table(self.db.connection())
+        self.db.commit()
+        self._seq = store.next_seq(self.db)
+        interrupted = 0
+        now = self.system.clock.now()
+        for record in store.load_unfinished(self.db):
+            if record.source in self._initial_sources:
+                self._live[record.id] = record
+                if record.state is DownloadState.IN_PROGRESS:
+                    self._resumable.add(record.id)
+                continue
+            interrupted += 1
+            ended = record.evolve(
+                state=DownloadState.ERRORED,
+                error=f"{_INTERRUPTED} (source {record.source!r} is not registered)",
+                speed=0.0,
+                time_remaining=None,
+                updated_at=now,
+            )
+            store.update_record(self.db, ended)
+            self._remember(ended)
+        self.db.commit()
+        self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
+
+    def on_stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+        self._dirty.update(self._live)
+        self._commit()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "healthy": not self._unsaved,
+            "active": len(self._live),
+            "running": len(self._running),
+            "in_memory": len(self._live) + len(self._done),
+            "sources": sorted(self._sources),
+            "unsaved_writes": len(self._unsaved),
+        }
+
+    # -- messages ----------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        try:
+            reply = self._handle(message)
+        except Exception:
+            # The runtime rolls the session back: what was staged becomes a
+            # retry, written from memory by the commit in on_stop.
+            for download_id, new in self._staged.items():
+                self._unsaved[download_id] = self._unsaved.get(download_id, False) or new
+            self._staged.clear()
+            raise
+        if self._should_commit():
+            self._commit()
+        return reply
+
+    def _should_commit(self) -> bool:
+        if not self._staged and not self._acks and not self._events:
+            return False
+        more = self._cell.mailbox.runnable()
+        return not more or len(self._staged) >= _BATCH
+
+    def _handle(self, message: Any) -> Any:
+        if isinstance(message, DownloadProgress):
+            self._progress(message)
+        elif isinstance(message, DownloadStarted):
+            self._start(message)
+        elif isinstance(message, DownloadSucceeded):
+            self._finish(
+                message.id,
+                DownloadState.SUCCEEDED,
+                file_path=message.file_path,
+                transferred=message.transferred,
+                size=message.size,
+            )
+        elif isinstance(message, DownloadFailed):
+            self._finish(message.id, DownloadState.ERRORED, error=message.error)
+        elif isinstance(message, DownloadQueued):
+            self._queue(message)
+        elif isinstance(message, p.Released):
+            self._release(message)
+        elif isinstance(message, ChildFailed):
+            self._worker_failed(message)
+        elif isinstance(message, p.Flush):
+            self._flush_timer = None
+            self._commit()
+        elif isinstance(message, p.RemoveSource):
+            self._sources.pop(message.name, None)
+            self._attached.discard(message.name)
+        else:
+            return self._request(message)
+        return None
+
+    def _request(self, message: Any) -> Any:
+        """Asks: answered after everything before them is stored."""
+        self._commit()
+        if isinstance(message, DownloadCancelled):
+            return Outcome.of(lambda: self._cancel(message))
+        if isinstance(message, p.Lookup):
+            return Outcome.of(lambda: self._lookup(message.id))
+        if isinstance(message, p.ListRecords):
+            return Outcome.of(lambda: self._list(message))
+        if isinstance(message, p.Attach):
+            return self._attach(message.source)
+        if isinstance(message, p.AddSource):
+            return Outcome.of(lambda: self._add_source(message))
+        if isinstance(message, p.Configure):
+            return Outcome.of(lambda: self._configure(message))
+        if isinstance(message, p.ListSources):
+            return sorted(self._sources)
+        return super().on_receive(message)
+
+    # -- sources -------------------------------------------------------------------
+    def _add_source(self, message: p.AddSource) -> None:
+        if message.name in self._sources:
+            msg = f"download source {message.name!r} is already registered"
+            raise ValueError(msg)
+        self._sources[message.name] = message.config
+        self._usernames[message.name] = message.username
+
+    def _known_source(self, name: str) -> p.SourceConfig:
+        config = self._sources.get(name)
+        if config is None:
+            raise UnknownSourceError(name, sorted(self._sources))
+        return config
+
+    def _attach(self, source: str) -> p.Attached:
+        config = self._known_source(source)
+        self._attached.add(source)
+        running = set(self._running.values())
+        pending = [
+            record
+            for record in self._live.values()
+            if record.source == source and record.id not in running
+        ]
+        # Interrupted downloads first (they had started before), then FIFO.
+        pending.sort(key=lambda r: (r.id not in self._resumable, r.created_at))
+        return p.Attached(config, tuple(pending))
+
+    def _configure(self, message: p.Configure) -> p.SourceConfig:
+        old = self._known_source(message.source)
+        config = p.SourceConfig(
+            concurrency=message.concurrency if message.concurrency is not None else old.concurrency,
+            delay=message.delay if message.delay is not None else old.delay,
+        )
+        self._sources[message.source] = config
+        self._to_queue(message.source, config)
+        return config
+
+    def _to_queue(self, source: str, message: object) -> None:
+        """Tell the source's queue, if it is attached (else it asks on start)."""
+        if source not in self._attached:
+            return
+        try:
+            self.system.tell(p.queue_name(source), message)
+        except UnknownActorError:
+            self._attached.discard(source)
+
+    # -- requests --------------------------------------------------------------------
+    def _queue(self, message: DownloadQueued) -> None:
+        if message.source not in self._sources:
+            self._reject(message, str(UnknownSourceError(message.source, sorted(self._sources))))
+            return
+        if message.id in self._live or message.id in self._done:
+            self.log.warning("duplicate_download_id", download=message.id)
+            return
+        now = self.system.clock.now()
+        username = message.username
+        if username is None:
+            username = self._usernames.get(message.source)
+        record = DownloadRecord(
+            id=message.id,
+            source=message.source,
+            target_id=message.target_id,
+            filename=message.filename,
+            username=username,
+            original_filename=message.original_filename,
+            extra=message.extra,
+            created_at=now,
+            updated_at=now,
+        )
+        self._live[record.id] = record
+        self._stage(record.id, new=True)
+        self._ack_event(DownloadStateChanged(record, None))
+        self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
+
+    def _reject(self, message: DownloadQueued, error: str) -> None:
+        """Record a submit that cannot run (its source went away) as Errored."""
+        now = self.system.clock.now()
+        record = DownloadRecord(
+            id=message.id,
+            source=message.source,
+            target_id=message.target_id,
+            filename=message.filename,
+            state=DownloadState.ERRORED,
+            username=message.username,
+            original_filename=message.original_filename,
+            error=error,
+            extra=message.extra,
+            created_at=now,
+            updated_at=now,
+        )
+        self._remember(record)
+        self._stage(record.id, new=True)
+        self._ack_event(DownloadStateChanged(record, None))
+
+    def _cancel(self, message: DownloadCancelled) -> bool:
+        record = self._live.get(message.id)
+        if record is None:
+            if self._find(message.id) is None:
+                raise UnknownDownloadError(message.id)
+            return False  # already terminal: nothing to do
+        ended = record.evolve(
+            state=DownloadState.CANCELLED,
+            error=None if message.reason == "cancelled" else message.reason,
+            speed=0.0,
+            time_remaining=None,
+            updated_at=self.system.clock.now(),
+        )
+        self._end(record, ended)
+        self._commit()  # stored before the caller hears "cancelled"
+        self._to_queue(record.source, p.Withdraw(record.id))
+        return True
+
+    def _lookup(self, download_id: str) -> DownloadRecord | None:
+        return self._live.get(download_id) or self._find(download_id)
+
+    def _find(self, download_id: str) -> DownloadRecord | None:
+        """A terminal record, from memory or the database."""
+        record = self._done.get(download_id)
+        if record is None and self._persist:
+            record = store.read_record(self.db, download_id)
+            self.db.rollback()  # end the read transaction
+        return record
+
+    def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
+        wanted = set(message.states) if message.states is not None else None
+
+        def keep(record: DownloadRecord) -> bool:
+            if message.source is not None and record.source != message.source:
+                return False
+            return wanted is None or record.state in wanted
+
+        if not self._persist:
+            found = [r for r in (*self._done.values(), *self._live.values()) if keep(r)]
+            return sorted(found, key=lambda r: r.created_at)
+        self._dirty.update(self._live)
+        self._commit()
+        stored = store.read_records(self.db, source=message.source, states=message.states)
+        self.db.rollback()
+        return stored
+
+    # -- reports from workers ---------------------------------------------------------
+    def _start(self, message: DownloadStarted) -> None:
+        """A queue handed the download to a worker: it is InProgress now.
+
+        The queue sends this before the worker's ``Run``, so the keeper
+        always hears of the start before the result. A download that was
+        cancelled meanwhile is left alone (its token is cancelled too).
+        """
+        download_id = message.id
+        record = self._live.get(download_id)
+        if record is None:
+            return
+        if download_id in self._running.values():
+            self.log.warning("download_started_twice", download=download_id, worker=message.worker)
+            return
+        if record.state is not DownloadState.INITIALIZING and download_id not in self._resumable:
+            return
+        self._resumable.discard(download_id)
+        started = record.evolve(
+            state=DownloadState.IN_PROGRESS, error=None, updated_at=self.system.clock.now()
+        )
+        self._live[download_id] = started
+        self._running[message.worker] = download_id
+        self._stage(download_id)
+        if record.state is not DownloadState.IN_PROGRESS:
+            self._ack_event(DownloadStateChanged(started, record.state))
+
+    def _progress(self, message: DownloadProgress) -> None:
+        record = self._live.get(message.id)
+        if record is None or record.state is not DownloadState.IN_PROGRESS:
+            return
+        size = message.size
+        progress = record.progress
+        if size:
+            progress = min(100.0, 100.0 * message.transferred / size)
+        updated = record.evolve(
+            transferred=message.transferred,
+            size=size,
+            progress=progress,
+            speed=message.speed,
+            time_remaining=message.time_remaining,
+            updated_at=self.system.clock.now(),
+        )
+        self._live[updated.id] = updated
+        if self._persist:
+            self._dirty.add(updated.id)
+            if self._flush_timer is None:
+                self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+        self.system.events.publish(DownloadProgressed(updated))
+
+    def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
+        for worker, running in list(self._running.items()):
+            if running == download_id:
+                del self._running[worker]
+        record = self._live.get(download_id)
+        if record is None:
+            self.log.debug("late_result_ignored", download=download_id, state=state.value)
+            return
+        changes: dict[str, Any] = {
+            "state": state,
+            "speed": 0.0,
+            "time_remaining": 0.0 if state is DownloadState.SUCCEEDED else None,
+            "updated_at": self.system.clock.now(),
+        }
+        if state is DownloadState.SUCCEEDED:
+            if fields.get("transferred") is not None:
+                changes["transferred"] = fields["transferred"]
+            if fields.get("size") is not None:
+                changes["size"] = fields["size"]
+            changes["progress"] = 100.0
+            changes["file_path"] = fields["file_path"]
+            changes["error"] = None
+        else:
+            changes["error"] = fields["error"]
+        self._end(record, record.evolve(**changes))
+
+    def _release(self, message: p.Released) -> None:
+        if self._running.get(message.worker) == message.id:
+            del self._running[message.worker]
+        record = self._live.get(message.id)
+        if record is None:
+            return
+        self._resumable.add(record.id)
+        self._to_queue(record.source, p.Enqueue(record, front=True))
+
+    def _worker_failed(self, event: ChildFailed) -> None:
+        download_id = self._running.pop(event.name, None)
+        if download_id is not None:
+            self._finish(download_id, DownloadState.ERRORED, error=f"worker died: {event.error}")
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _end(self, before: DownloadRecord, ended: DownloadRecord) -> None:
+        self._live.pop(ended.id, None)
+        self._resumable.discard(ended.id)
+        self._remember(ended)
+        self._stage(ended.id)
+        self._ack_event(DownloadStateChanged(ended, before.state))
+
+    def _remember(self, record: DownloadRecord) -> None:
+        self._done[record.id] = record
+        self._done.move_to_end(record.id)
+        while len(self._done) > self._history:
+            oldest = next(iter(self._done))
+            if oldest in self._staged or oldest in self._unsaved:
+                break  # kept until it is stored
+            del self._done[oldest]
+
+    def _current(self, download_id: str) -> DownloadRecord | None:
+        return self._live.get(download_id) or self._done.get(download_id)
+
+    def _stage(self, download_id: str, *, new: bool = False) -> None:
+        """Mark the record to be written, as it is then, at the next commit."""
+        self._dirty.discard(download_id)
+        if self._persist:
+            self._staged[download_id] = self._staged.get(download_id, False) or new
+
+    def _upsert(self, record: DownloadRecord) -> None:
+        if not store.update_record(self.db, record):
+            self._seq += 1
+            store.insert_record(self.db, record, self._seq)
+
+    def _ack_event(self, event: object) -> None:
+        self._events.append(event)
+
+    def _commit(self) -> None:
+        """Commit the staged writes (and coalesced progress), then acknowledge."""
+        if self._persist:
+            for download_id in list(self._dirty):
+                self._stage(download_id)
+            self._dirty.clear()
+            if self._staged or self._unsaved:
+                self._store_batch()
+        events, self._events = self._events, []
+        self.system.events.publish_many(events)
+        acks, self._acks = self._acks, []
+        for ack in acks:
+            ack()
+
+    def _store_batch(self) -> None:
+        staged, self._staged = self._staged, {}
+        retried = dict(self._unsaved)
+        inserts: list[tuple[DownloadRecord, int]] = []
+        updates: list[DownloadRecord] = []
+        for download_id, new in staged.items():
+            record = self._current(download_id)
+            if record is None or download_id in retried:
+                continue
+            if new:
+                self._seq += 1
+                inserts.append((record, self._seq))
+            else:
+                updates.append(record)
+        try:
+            store.insert_many(self.db, inserts)
+            store.update_many(self.db, updates)
+            for download_id in retried:  # an earlier write failed: its row may be missing
+                record = self._current(download_id)
+                if record is not None:
+                    self._upsert(record)
+            self.db.commit()
+        except SQLAlchemyError as exc:
+            self.db.rollback()
+            for download_id, new in staged.items():
+                self._unsaved[download_id] = retried.get(download_id, False) or new
+            self.log.error(
+                "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
+            )
+            if self._flush_timer is None and not self.stopping:
+                self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+            return
+        self._unsaved.clear()

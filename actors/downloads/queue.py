@@ -1,0 +1,200 @@
+"""A source's queue actor: a FIFO of pending downloads, fed to its workers.
+
+At most ``concurrency`` downloads of the source run at once (one per free
+worker), and two starts are at least ``delay`` apart on the system clock;
+the delay is kept with a timer, never by sleeping in the mailbox.
+
+Threads: runs on its own thread. It asks the keeper once per start
+(``Attach``: its limits and the pending records, so a restarted queue loses
+nothing) and otherwise only tells: workers, the keeper and its supervisor
+(to add or retire workers when ``concurrency`` changes).
+
+Failures: a restart of the queue rebuilds its FIFO from the keeper; claims
+are atomic in the keeper, so a download queued twice still runs once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from actors.actor import Actor
+from actors.downloads import _protocol as p
+from actors.downloads.context import CancelToken
+from actors.errors import UnknownActorError
+from messages.downloads import DownloadStarted
+from supervision.spec import ChildSpec
+from supervision.supervisor import Spawn, StopChild
+
+if TYPE_CHECKING:
+    from actors.clock import TimerHandle
+    from actors.downloads.source import DownloadSource
+    from messages.downloads import DownloadRecord
+
+__all__ = ["QueueActor", "worker_spec"]
+
+_ASK_TIMEOUT = 30.0
+
+
+def worker_spec(source: DownloadSource, index: int) -> ChildSpec:
+    """The spec of the source's ``index``-th worker."""
+    from actors.downloads.worker import WorkerActor
+
+    return ChildSpec(
+        p.worker_name(source.name, index),
+        WorkerActor,
+        args=(source,),
+        depends_on=(p.queue_name(source.name),),
+        description=f"download worker {index} of source {source.name!r}",
+    )
+
+
+class QueueActor(Actor):
+    """The FIFO and the limits of one download source."""
+
+    def __init__(self, source: DownloadSource) -> None:
+        super().__init__()
+        self._source = source
+        self._concurrency = source.concurrency
+        self._delay = source.delay
+        self._queue: deque[DownloadRecord] = deque()
+        self._queued: set[str] = set()
+        self._free: deque[str] = deque()
+        self._busy: dict[str, str] = {}  # worker -> download id
+        self._tokens: dict[str, CancelToken] = {}  # download id -> token
+        self._next_start = float("-inf")
+        self._pump_timer: TimerHandle | None = None
+        self._started_count = 0
+
+    def on_start(self) -> None:
+        attached: p.Attached = self.system.ask(
+            p.KEEPER, p.Attach(self._source.name), timeout=_ASK_TIMEOUT
+        )
+        self._apply_config(attached.config)
+        for record in attached.records:
+            self._enqueue(record, front=False)
+
+    def on_stop(self) -> None:
+        for token in self._tokens.values():
+            token.cancel("stopping")
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "queued": len(self._queue),
+            "running": len(self._busy),
+            "concurrency": self._concurrency,
+            "delay": self._delay,
+            "started": self._started_count,
+        }
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, p.Enqueue):
+            self._enqueue(message.record, front=message.front)
+        elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
+            self._worker_free(message)
+        elif isinstance(message, p.Withdraw):
+            self._withdraw(message.id)
+        elif isinstance(message, p.Pump):
+            self._pump_timer = None
+        elif isinstance(message, p.SourceConfig):
+            self._apply_config(message)
+        elif isinstance(message, p.Configure):
+            self._apply_config(
+                p.SourceConfig(
+                    message.concurrency if message.concurrency is not None else self._concurrency,
+                    message.delay if message.delay is not None else self._delay,
+                )
+            )
+        else:
+            return super().on_receive(message)
+        self._pump()
+        return None
+
+    # -- the queue -------------------------------------------------------------
+    def _enqueue(self, record: DownloadRecord, *, front: bool) -> None:
+        if record.id in self._queued or record.id in self._tokens:
+            return  # queued or running already (a repeat after a restart)
+        self._queued.add(record.id)
+        if front:
+            self._queue.appendleft(record)
+        else:
+            self._queue.append(record)
+
+    def _withdraw(self, download_id: str) -> None:
+        if download_id in self._queued:
+            self._queued.discard(download_id)
+            self._queue = deque(r for r in self._queue if r.id != download_id)
+            return
+        token = self._tokens.get(download_id)
+        if token is not None:
+            token.cancel("cancelled")
+
+    def _pump(self) -> None:
+        """Start queued downloads on free workers, keeping the delay."""
+        while self._queue and self._free:
+            now = self.system.clock.now()
+            if now < self._next_start:
+                if self._pump_timer is None:
+                    self._pump_timer = self.schedule(self._next_start - now, p.Pump())
+                return
+            record = self._queue.popleft()
+            self._queued.discard(record.id)
+            worker = self._free.popleft()
+            token = CancelToken()
+            self._tokens[record.id] = token
+            self._busy[worker] = record.id
+            self._next_start = now + self._delay
+            self._started_count += 1
+            # The keeper hears of the start before the worker can report a
+            # result: both go through the keeper's mailbox in this order.
+            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker))
+            try:
+                self.system.tell(worker, p.Run(record, token))
+            except UnknownActorError:  # retired meanwhile: put it back
+                self.system.tell(p.KEEPER, p.Released(record.id, worker))
+                self._busy.pop(worker, None)
+                self._tokens.pop(record.id, None)
+                self._enqueue(record, front=True)
+                self._next_start = now
+
+    # -- workers -----------------------------------------------------------------
+    def _worker_free(self, message: p.WorkerReady | p.WorkerIdle) -> None:
+        worker = message.worker
+        download_id = self._busy.pop(worker, None)
+        if download_id is not None:
+            self._tokens.pop(download_id, None)
+        if worker in self._free:
+            return
+        if self._index(worker) > self._concurrency:
+            self._tell_supervisor(StopChild(worker))
+            return
+        self._free.append(worker)
+
+    def _apply_config(self, config: p.SourceConfig) -> None:
+        self._delay = config.delay
+        grown = config.concurrency > self._concurrency
+        self._concurrency = config.concurrency
+        if grown:
+            known = set(self._free) | set(self._busy)
+            for index in range(1, self._concurrency + 1):
+                name = p.worker_name(self._source.name, index)
+                if name not in known and self.system._find(name) is None:
+                    self._tell_supervisor(Spawn(worker_spec(self._source, index)))
+        for worker in [w for w in self._free if self._index(w) > self._concurrency]:
+            self._free.remove(worker)
+            self._tell_supervisor(StopChild(worker))
+        if self._next_start > self.system.clock.now() + self._delay:
+            self._next_start = self.system.clock.now() + self._delay
+            if self._pump_timer is not None:
+                self._pump_timer.cancel()
+                self._pump_timer = None
+
+    def _index(self, worker: str) -> int:
+        return int(worker.rsplit("-", 1)[1])
+
+    def _tell_supervisor(self, message: object) -> None:
+        """Ask the source's supervisor to add or retire a worker (no waiting)."""
+        try:
+            self.system.tell(p.source_supervisor(self._source.name), message)
+        except UnknownActorError:
+            pass

@@ -1,0 +1,121 @@
+"""``DownloadSource``: how one source fetches, and how many at once.
+
+A ``DownloadSource`` is a description, not a running thing: pass it to
+``ActorSystem(download_sources=...)`` or ``system.downloads.register()``
+and the system runs it as a queue actor with ``concurrency`` worker actors
+under a supervisor of its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actors.clock import check_duration
+from supervision.spec import check_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["MAX_CONCURRENCY", "DownloadSource", "check_concurrency", "takes_context"]
+
+#: A sanity bound: every unit of concurrency is a thread.
+MAX_CONCURRENCY = 256
+
+
+def check_concurrency(value: object, what: str = "concurrency") -> int:
+    """Return ``value`` if it is a usable concurrency, else raise naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{what} must be an int, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if not 1 <= value <= MAX_CONCURRENCY:
+        msg = f"{what} must be between 1 and {MAX_CONCURRENCY}, got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def takes_context(impl: Callable[..., Any]) -> bool:
+    """True if ``impl`` accepts a fourth positional argument (the context).
+
+    Raises ``TypeError`` if it cannot take the three required ones.
+    """
+    try:
+        signature = inspect.signature(impl)
+    except (TypeError, ValueError):  # a builtin without a signature: assume three
+        return False
+    positional = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    if positional < 3:
+        msg = (
+            f"a download impl takes (download_id, target_id, display_name[, context]); "
+            f"{impl!r} takes {positional} positional argument(s)"
+        )
+        raise TypeError(msg)
+    return positional >= 4
+
+
+class DownloadSource:
+    """One download source: an ``impl`` run by ``concurrency`` workers.
+
+    ``impl(download_id, target_id, display_name) -> path | None`` runs on a
+    worker thread; an impl that accepts a fourth argument gets a
+    :class:`~actors.downloads.context.DownloadContext`. A returned path makes
+    the download Succeeded; ``None`` or an exception makes it Errored with
+    the error text.
+
+    ``delay`` is the least time (on the system clock) between the starts of
+    two downloads of this source. ``username`` is stored on every record.
+    ``directory`` becomes the context's ``destination``. ``open_worker()``
+    runs once on each worker's thread when the worker starts; its value is
+    the context's ``worker_state`` and is handed to ``close_worker(value)``
+    when the worker stops or is replaced.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable[..., str | Path | None],
+        *,
+        concurrency: int = 1,
+        delay: float = 0.0,
+        username: str | None = None,
+        directory: str | Path | None = None,
+        open_worker: Callable[[], Any] | None = None,
+        close_worker: Callable[[Any], object] | None = None,
+    ) -> None:
+        self.name = check_name(name, "DownloadSource name")
+        if not callable(impl):
+            msg = f"DownloadSource {name!r}: impl must be callable, got {impl!r}"
+            raise TypeError(msg)
+        self.impl = impl
+        self.with_context = takes_context(impl)
+        self.concurrency = check_concurrency(concurrency, f"DownloadSource {name!r} concurrency")
+        self.delay = check_duration(delay, f"DownloadSource {name!r} delay")
+        if username is not None and not isinstance(username, str):
+            msg = f"DownloadSource {name!r}: username must be a str or None, got {username!r}"
+            raise TypeError(msg)
+        self.username = username
+        if directory is not None and not isinstance(directory, (str, Path)):
+            msg = f"DownloadSource {name!r}: directory must be a path, got {directory!r}"
+            raise TypeError(msg)
+        self.directory = Path(directory) if directory is not None else None
+        for hook, label in ((open_worker, "open_worker"), (close_worker, "close_worker")):
+            if hook is not None and not callable(hook):
+                msg = f"DownloadSource {name!r}: {label} must be callable, got {hook!r}"
+                raise TypeError(msg)
+        self.open_worker = open_worker
+        self.close_worker = close_worker
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} concurrency={self.concurrency} "
+            f"delay={self.delay:g}>"
+        )

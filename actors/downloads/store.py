@@ -1,0 +1,202 @@
+"""The download records' table and the queries on it (SQLAlchemy Core).
+
+Only the state-keeper actor writes here, on its own thread, through its
+``self.db`` session. Readers that run without a keeper (``regisseur
+status``) use :func:`read_records` on a plain connection.
+
+A failed write raises (``SQLAlchemyError``); the keeper then answers the
+request with that error and keeps the record as it was before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+
+from messages.downloads import DownloadRecord, DownloadState, frozen_extra
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.orm import Session
+
+__all__ = [
+    "downloads_table",
+    "ensure_table",
+    "insert_record",
+    "load_unfinished",
+    "next_seq",
+    "read_record",
+    "read_records",
+    "record_from_row",
+    "update_record",
+]
+
+metadata = MetaData()
+
+downloads_table = Table(
+    "regisseur_downloads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False, index=True),
+    Column("source", String(200), nullable=False, index=True),
+    Column("target_id", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("original_filename", Text),
+    Column("username", String(200)),
+    Column("state", String(40), nullable=False, index=True),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("size", Integer),
+    Column("transferred", Integer, nullable=False, default=0),
+    Column("speed", Float, nullable=False, default=0.0),
+    Column("time_remaining", Float),
+    Column("file_path", Text),
+    Column("error", Text),
+    Column("extra", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+_STATES = {state.value: state for state in DownloadState}
+
+
+def ensure_table(connection: Connection) -> None:
+    """Create the table if it does not exist (idempotent)."""
+    if not inspect(connection).has_table(downloads_table.name):
+        metadata.create_all(connection, tables=[downloads_table])
+
+
+def _values(record: DownloadRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "target_id": record.target_id,
+        "filename": record.filename,
+        "original_filename": record.original_filename,
+        "username": record.username,
+        "state": record.state.value,
+        "progress": record.progress,
+        "size": record.size,
+        "transferred": record.transferred,
+        "speed": record.speed,
+        "time_remaining": record.time_remaining,
+        "file_path": record.file_path,
+        "error": record.error,
+        "extra": json.dumps(dict(record.extra), sort_keys=True, default=str),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def record_from_row(row: Row[Any]) -> DownloadRecord:
+    """The immutable record for one table row."""
+    m = row._mapping
+    try:
+        extra = json.loads(m["extra"] or "{}")
+    except ValueError:
+        extra = {}
+    return DownloadRecord(
+        id=m["id"],
+        source=m["source"],
+        target_id=m["target_id"],
+        filename=m["filename"],
+        state=_STATES.get(m["state"], DownloadState.ERRORED),
+        username=m["username"],
+        original_filename=m["original_filename"],
+        progress=m["progress"] or 0.0,
+        size=m["size"],
+        transferred=m["transferred"] or 0,
+        speed=m["speed"] or 0.0,
+        time_remaining=m["time_remaining"],
+        file_path=m["file_path"],
+        error=m["error"],
+        extra=frozen_extra(extra if isinstance(extra, dict) else None),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def next_seq(session: Session) -> int:
+    """The sequence number after the highest stored one (FIFO order)."""
+    highest = session.execute(select(func.max(downloads_table.c.seq))).scalar()
+    return int(highest or 0) + 1
+
+
+# Built once: executing them with parameters reuses the compiled SQL.
+_INSERT = insert(downloads_table)
+_UPDATE = (
+    update(downloads_table)
+    .where(downloads_table.c.id == bindparam("_id"))
+    .values({c.name: bindparam(c.name) for c in downloads_table.c if c.name not in ("id", "seq")})
+)
+
+
+def insert_record(session: Session, record: DownloadRecord, seq: int) -> None:
+    """Add a new record (not committed)."""
+    insert_many(session, [(record, seq)])
+
+
+def insert_many(session: Session, rows: Sequence[tuple[DownloadRecord, int]]) -> None:
+    """Add new records with their sequence numbers, in one statement (not committed)."""
+    if rows:
+        session.execute(_INSERT, [{"id": r.id, "seq": seq, **_values(r)} for r, seq in rows])
+
+
+def update_record(session: Session, record: DownloadRecord) -> bool:
+    """Write every field of ``record`` (not committed); False if it has no row."""
+    result = session.execute(_UPDATE, {"_id": record.id, **_values(record)})
+    return bool(getattr(result, "rowcount", 1))
+
+
+def update_many(session: Session, records: Sequence[DownloadRecord]) -> None:
+    """Write every field of several existing records, in one statement (not committed)."""
+    if records:
+        session.execute(_UPDATE, [{"_id": r.id, **_values(r)} for r in records])
+
+
+def read_record(session: Session | Connection, download_id: str) -> DownloadRecord | None:
+    """One record by id, or None."""
+    row = session.execute(
+        select(downloads_table).where(downloads_table.c.id == download_id)
+    ).first()
+    return record_from_row(row) if row is not None else None
+
+
+def read_records(
+    session: Session | Connection,
+    *,
+    source: str | None = None,
+    states: Sequence[DownloadState] | None = None,
+    limit: int | None = None,
+) -> list[DownloadRecord]:
+    """Records in submit order, filtered by source and states."""
+    query = select(downloads_table).order_by(downloads_table.c.seq)
+    if source is not None:
+        query = query.where(downloads_table.c.source == source)
+    if states is not None:
+        query = query.where(downloads_table.c.state.in_([s.value for s in states]))
+    if limit is not None:
+        query = query.limit(limit)
+    return [record_from_row(row) for row in session.execute(query)]
+
+
+def load_unfinished(session: Session) -> list[DownloadRecord]:
+    """Every record that is not terminal, in submit order."""
+    unfinished = [s for s in DownloadState if not s.terminal]
+    return read_records(session, states=unfinished)

@@ -1,0 +1,138 @@
+"""A download worker: runs one download at a time with the source's impl.
+
+Threads: the impl runs on this actor's thread, inside the ``Run`` handler;
+a worker is therefore one unit of its source's concurrency. The queue has
+told the keeper of the start before the worker gets the download; the
+worker tells the keeper the result and the queue that it is free.
+
+Failures: an exception from the impl, or ``None`` instead of a path, makes
+the download Errored; the worker itself carries on. If the worker dies
+(its thread killed), the keeper errors the download it was running and the
+supervisor starts a fresh worker. A stop request cancels the running
+download's token with the reason ``"stopping"``: the record stays
+InProgress and is resumed at the next start.
+"""
+
+from __future__ import annotations
+
+from os import PathLike, fspath
+from typing import TYPE_CHECKING, Any
+
+from actors.actor import Actor
+from actors.downloads import _protocol as p
+from actors.downloads.context import DownloadContext
+from actors.errors import describe_error
+from messages.downloads import DownloadFailed, DownloadSucceeded
+
+if TYPE_CHECKING:
+    from actors.downloads.context import CancelToken
+    from actors.downloads.source import DownloadSource
+    from messages.downloads import DownloadRecord
+
+__all__ = ["WorkerActor"]
+
+
+class _StopWaker:
+    """Cancels a download's token when the worker is asked to stop."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: CancelToken) -> None:
+        self.token = token
+
+    def set(self) -> None:
+        self.token.cancel("stopping")
+
+
+class WorkerActor(Actor):
+    """Runs the downloads its source's queue hands it, one at a time."""
+
+    def __init__(self, source: DownloadSource) -> None:
+        super().__init__()
+        self._source = source
+        self._state: Any = None
+        self._queue = p.queue_name(source.name)
+        self._current: str | None = None
+
+    def on_start(self) -> None:
+        if self._source.open_worker is not None:
+            self._state = self._source.open_worker()
+        self.system.tell(self._queue, p.WorkerReady(self.name))
+
+    def on_stop(self) -> None:
+        if self._source.close_worker is not None and self._state is not None:
+            try:
+                self._source.close_worker(self._state)
+            except Exception as exc:  # noqa: BLE001 - closing must not fail the stop
+                self.log.warning("close_worker_failed", error=describe_error(exc))
+
+    def health(self) -> dict[str, Any]:
+        return {"download": self._current}
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, p.Run):
+            try:
+                self._run(message.record, message.token)
+            finally:
+                self._current = None
+            return None
+        return super().on_receive(message)
+
+    def _run(self, record: DownloadRecord, token: CancelToken) -> None:
+        if token.cancelled or self.stopping:
+            self._idle(record.id)
+            return
+        self._current = record.id
+        waker = _StopWaker(token)
+        self._cell.add_waker(waker)
+        try:
+            outcome = self._call_impl(record, token)
+        finally:
+            self._cell.discard_waker(waker)
+        if token.cancelled and token.reason == "stopping":
+            self.system.tell(p.KEEPER, p.Released(record.id, self.name))
+            return
+        self.system.tell(p.KEEPER, outcome)
+        self._idle(record.id)
+
+    def _call_impl(
+        self, record: DownloadRecord, token: CancelToken
+    ) -> DownloadSucceeded | DownloadFailed:
+        source = self._source
+        context: DownloadContext | None = None
+        args: tuple[Any, ...] = (record.id, record.target_id, record.filename)
+        if source.with_context:
+            context = DownloadContext(
+                download_id=record.id,
+                target_id=record.target_id,
+                display_name=record.filename,
+                original_filename=record.original_filename,
+                extra=record.extra,
+                destination=source.directory,
+                worker_state=self._state,
+                token=token,
+                timers=self.system.timers,
+                send=lambda progress: self.system.tell(p.KEEPER, progress),
+                log=self.log.bind(download=record.id),
+            )
+            args = (*args, context)
+        try:
+            result = source.impl(*args)
+        except Exception as exc:  # noqa: BLE001 - any impl error makes the record Errored
+            self.log.warning("download_failed", download=record.id, error=describe_error(exc))
+            return DownloadFailed(record.id, describe_error(exc))
+        if result is None:
+            return DownloadFailed(record.id, "the source returned no file")
+        if not isinstance(result, (str, PathLike)):
+            return DownloadFailed(
+                record.id, f"the source returned {type(result).__name__}, not a file path"
+            )
+        path = fspath(result)
+        if context is not None:
+            return DownloadSucceeded(
+                record.id, str(path), context.transferred or None, context.size
+            )
+        return DownloadSucceeded(record.id, str(path))
+
+    def _idle(self, download_id: str) -> None:
+        self.system.tell(self._queue, p.WorkerIdle(self.name, download_id))

@@ -1,0 +1,227 @@
+"""Download states, records, the messages that change them, and their events.
+
+Everything here is immutable. A ``DownloadRecord`` is a snapshot: every
+change makes a new one (``record.evolve(...)``), so a record handed to a
+subscriber or returned by ``status()`` never changes under its reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from messages.events import Event
+
+__all__ = [
+    "CORE_FIELDS",
+    "DownloadCancelled",
+    "DownloadFailed",
+    "DownloadProgress",
+    "DownloadProgressed",
+    "DownloadQueued",
+    "DownloadRecord",
+    "DownloadStarted",
+    "DownloadState",
+    "DownloadStateChanged",
+    "DownloadSucceeded",
+    "frozen_extra",
+]
+
+
+class DownloadState(str, enum.Enum):
+    """A download's state; the string values are the legacy ones, kept exactly."""
+
+    INITIALIZING = "Initializing"
+    IN_PROGRESS = "InProgress, Downloading"
+    SUCCEEDED = "Completed, Succeeded"
+    ERRORED = "Errored"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for Succeeded, Errored and Cancelled: no change after these."""
+        return self in _TERMINAL
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TERMINAL = frozenset({DownloadState.SUCCEEDED, DownloadState.ERRORED, DownloadState.CANCELLED})
+
+#: The keys of ``DownloadRecord.as_dict()`` that extras can never replace.
+CORE_FIELDS = (
+    "id",
+    "filename",
+    "username",
+    "state",
+    "progress",
+    "size",
+    "transferred",
+    "speed",
+    "time_remaining",
+    "file_path",
+    "error",
+)
+
+
+def frozen_extra(extra: Any) -> MappingProxyType[str, Any]:
+    """A read-only copy of ``extra`` (``None`` gives an empty mapping)."""
+    if extra is None:
+        return MappingProxyType({})
+    if isinstance(extra, MappingProxyType):
+        return extra
+    return MappingProxyType(dict(extra))
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRecord:
+    """One download, as the state-keeper last recorded it.
+
+    ``filename`` is the display name given at submit; ``target_id`` what the
+    source fetches (a URL for ``HttpSource``); ``progress`` is a percentage
+    (0-100); ``size`` is ``None`` while unknown; ``speed`` is bytes per
+    second; ``time_remaining`` seconds (``None`` while unknown).
+    """
+
+    id: str
+    source: str
+    target_id: str
+    filename: str
+    state: DownloadState = DownloadState.INITIALIZING
+    username: str | None = None
+    original_filename: str | None = None
+    progress: float = 0.0
+    size: int | None = None
+    transferred: int = 0
+    speed: float = 0.0
+    time_remaining: float | None = None
+    file_path: str | None = None
+    error: str | None = None
+    extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extra, MappingProxyType):
+            object.__setattr__(self, "extra", frozen_extra(self.extra))
+
+    @property
+    def terminal(self) -> bool:
+        """True once the download has ended (succeeded, errored or cancelled)."""
+        return self.state.terminal
+
+    def evolve(self, **changes: Any) -> DownloadRecord:
+        """A copy with ``changes`` applied (the record itself never changes)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The legacy flat dict: the core fields, then the extras merged in.
+
+        ``state`` is the legacy string value. An extra whose key is a core
+        field is left out rather than allowed to lie about the record.
+        """
+        flat: dict[str, Any] = {key: v for key, v in self.extra.items() if key not in CORE_FIELDS}
+        flat.update(
+            id=self.id,
+            filename=self.filename,
+            username=self.username,
+            state=self.state.value,
+            progress=self.progress,
+            size=self.size,
+            transferred=self.transferred,
+            speed=self.speed,
+            time_remaining=self.time_remaining,
+            file_path=self.file_path,
+            error=self.error,
+        )
+        return flat
+
+
+# -- the messages that carry every state change (to the state-keeper) --------
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadQueued:
+    """A new download was submitted: the keeper records it as Initializing."""
+
+    id: str
+    source: str
+    target_id: str
+    filename: str
+    username: str | None = None
+    original_filename: str | None = None
+    extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extra, MappingProxyType):
+            object.__setattr__(self, "extra", frozen_extra(self.extra))
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadStarted:
+    """A worker claims the download: Initializing becomes InProgress.
+
+    The keeper answers whether the worker may run it: a download that was
+    cancelled, or claimed already, must not run (again).
+    """
+
+    id: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgress:
+    """Bytes so far (coalesced: the keeper flushes these at an interval)."""
+
+    id: str
+    transferred: int
+    size: int | None
+    speed: float
+    time_remaining: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadSucceeded:
+    """The download ended with a file at ``file_path``."""
+
+    id: str
+    file_path: str
+    transferred: int | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadFailed:
+    """The download ended with an error (``error`` is a short text)."""
+
+    id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadCancelled:
+    """Cancel the download (from any non-terminal state)."""
+
+    id: str
+    reason: str = "cancelled"
+
+
+# -- events (published on the system's event bus) -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadStateChanged(Event):
+    """A download changed state; ``previous`` is ``None`` for a new one."""
+
+    record: DownloadRecord
+    previous: DownloadState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgressed(Event):
+    """A running download reported progress (at most about ten a second)."""
+
+    record: DownloadRecord
