@@ -23,6 +23,21 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(json_logs=args.json)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from actors.status import StatusError, collect, render_json, render_table
+
+    try:
+        data = collect(args.db, events=args.events)
+    except StatusError as exc:
+        print(f"regisseur status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        render_json(data, sys.stdout)
+    else:
+        render_table(data, sys.stdout)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regisseur`` console script."""
     parser = argparse.ArgumentParser(
@@ -33,6 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="a short tour: start, message, crash, restart")
     demo.add_argument("--json", action="store_true", help="print JSON log lines too")
     demo.set_defaults(func=_demo)
+    status = commands.add_parser(
+        "status", help="download records and recent supervision events in a database"
+    )
+    status.add_argument(
+        "--db", default="sqlite:///regisseur.db", help="database URL (default: %(default)s)"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.add_argument(
+        "--events", type=int, default=20, help="how many events to show (default: %(default)s)"
+    )
+    status.set_defaults(func=_status)
     args = parser.parse_args(argv)
     func: Any = getattr(args, "func", None)
     if func is None:

@@ -28,6 +28,7 @@ from actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from actors.downloads.source import DownloadSource
 from actors.errors import UnknownActorError, describe_error
 from actors.events import EventBus, _BusActor
+from actors.journal import JournalActor
 from actors.lease import InstanceLease, LeaseActor, make_holder_id
 from actors.log import get_logger, redact_text
 from messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
@@ -56,6 +57,7 @@ __all__ = ["ActorSystem"]
 
 ROOT = "root"
 _HEALTH_TIMEOUT = 1.0
+_DRAIN_TIMEOUT = 1.0
 
 
 class ActorSystem:
@@ -129,6 +131,7 @@ class ActorSystem:
             else None
         )
         self._lease_cell: Cell | None = None
+        self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("actors.system").bind(system=name)
         self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
@@ -162,6 +165,8 @@ class ActorSystem:
         self._start_stage("database", self._open_database)
         if self._lease_name is not None:
             self._start_stage("single-instance guard", self._take_lease)
+        if self.database is not None:
+            self._start_stage("event journal", self._open_journal)
         root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
         self._root = root
         try:
@@ -203,6 +208,11 @@ class ActorSystem:
         self._lease_cell = cell
         self._start_cell(cell)
 
+    def _open_journal(self) -> None:
+        cell = Cell(self, "regisseur.journal", JournalActor, JournalActor, self._guardian)
+        self._journal_cell = cell
+        self._start_cell(cell)
+
     def _start_cell(self, cell: Cell) -> None:
         cell.mailbox.on_sleep = self._activity.set
         attempt = StartAttempt()
@@ -231,6 +241,10 @@ class ActorSystem:
             self._final_stop(root)
         if self._lease_cell is not None:
             self._final_stop(self._lease_cell)
+        if self._journal_cell is not None:
+            # Let the bus hand the shutdown's events to the journal first.
+            self._wait_idle([self._bus_cell, self._journal_cell], _DRAIN_TIMEOUT)
+            self._final_stop(self._journal_cell)
         if self.database is not None:
             self.database.close()
         self._final_stop(self._bus_cell)
@@ -451,10 +465,23 @@ class ActorSystem:
                 raise TimeoutError(msg)
             self._activity.wait(min(remaining, 0.05))
 
+    def _wait_idle(self, cells: list[Cell], timeout: float) -> bool:
+        """Wait (bounded) until ``cells`` have handled what they hold; True if so."""
+        deadline = monotonic() + timeout
+        while not all(c.idle() for c in cells):
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                return False
+            self._activity.clear()
+            if all(c.idle() for c in cells):
+                break
+            self._activity.wait(min(remaining, 0.05))
+        return True
+
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell, self._root, self._lease_cell]
+        extra = [self._bus_cell, self._root, self._lease_cell, self._journal_cell]
         return [c for c in extra if c is not None] + cells
 
     # -- database and resources ------------------------------------------------

@@ -1,0 +1,160 @@
+"""The event journal: supervision events kept in the database.
+
+``regisseur status`` (and anyone with the database) can then see what the
+supervisors did, also after the process has gone. Only the last ``keep``
+events are kept.
+
+Threads: the journal is an internal actor of the system (like the event
+bus); it writes on its own thread through its ``self.db`` session, in
+groups: a commit when its mailbox runs dry.
+
+Failures: a failed write is logged and dropped (the journal is a record of
+what happened, not a part of it); the system carries on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, delete, func, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.actor import Actor
+from actors.clock import wall_time
+from actors.errors import describe_error
+from messages import (
+    ChildFailed,
+    ChildGaveUp,
+    ChildRestarted,
+    ChildRestarting,
+    ChildStarted,
+    ChildStopped,
+    ChildStopTimedOut,
+    StartupFailed,
+    SupervisorEscalated,
+    SystemFailed,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from actors.events import Subscription
+
+__all__ = ["JOURNALED", "JournalActor", "events_table", "read_events"]
+
+#: The event types the journal keeps.
+JOURNALED: tuple[type, ...] = (
+    ChildStarted,
+    ChildFailed,
+    ChildRestarting,
+    ChildRestarted,
+    ChildStopped,
+    ChildGaveUp,
+    ChildStopTimedOut,
+    SupervisorEscalated,
+    StartupFailed,
+    SystemFailed,
+)
+
+metadata = MetaData()
+
+events_table = Table(
+    "regisseur_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("system", String(200), nullable=False),
+    Column("event", String(60), nullable=False),
+    Column("name", String(300)),
+    Column("error", Text),
+    Column("details", Text, nullable=False, default="{}"),
+)
+
+_PRUNE_EVERY = 200
+
+
+def _row(system: str, event: object) -> dict[str, Any]:
+    fields = {
+        slot: getattr(event, slot)
+        for slot in getattr(type(event), "__slots__", ())
+        if slot not in ("name", "error")
+    }
+    return {
+        "time": wall_time(),
+        "system": system,
+        "event": type(event).__name__,
+        "name": getattr(event, "name", None),
+        "error": getattr(event, "error", None),
+        "details": json.dumps(fields, default=str, sort_keys=True),
+    }
+
+
+def ensure_table(connection: Connection) -> None:
+    """Create the journal table if it does not exist."""
+    if not sa_inspect(connection).has_table(events_table.name):
+        metadata.create_all(connection, tables=[events_table])
+
+
+def read_events(connection: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    """The last ``limit`` events, oldest first, as plain dicts ([] without a table)."""
+    if not sa_inspect(connection).has_table(events_table.name):
+        return []
+    query = select(events_table).order_by(events_table.c.id.desc()).limit(limit)
+    rows = [dict(row._mapping) for row in connection.execute(query)]
+    for row in rows:
+        try:
+            row["details"] = json.loads(row["details"] or "{}")
+        except ValueError:
+            row["details"] = {}
+    return list(reversed(rows))
+
+
+class JournalActor(Actor):
+    """Writes supervision events to ``regisseur_events``; keeps the last ``keep``."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        super().__init__()
+        self._keep = keep
+        self._pending: list[dict[str, Any]] = []
+        self._written = 0
+        self._subscription: Subscription | None = None
+
+    def on_start(self) -> None:
+        ensure_table(self.db.connection())
+        self.db.commit()
+        self._subscription = self.system.events.subscribe(self.actor_ref, *JOURNALED)
+
+    def on_stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+        self._write()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, JOURNALED):
+            self._pending.append(_row(self.system.name, message))
+            if not self._cell.mailbox.runnable():
+                self._write()
+            return None
+        return super().on_receive(message)
+
+    def _write(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        try:
+            self.db.execute(events_table.insert(), rows)
+            self._written += len(rows)
+            if self._written >= _PRUNE_EVERY:
+                self._written = 0
+                self._prune()
+            self.db.commit()
+        except SQLAlchemyError as exc:
+            self.db.rollback()
+            self.log.error("journal_write_failed", events=len(rows), error=describe_error(exc))
+
+    def _prune(self) -> None:
+        newest = self.db.execute(select(func.max(events_table.c.id))).scalar()
+        if newest is not None:
+            self.db.execute(delete(events_table).where(events_table.c.id <= newest - self._keep))
