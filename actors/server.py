@@ -10,7 +10,8 @@ connection, exception backoff 2 s, doubling up to 60 s, a fatal-error flag):
   connection), rolled back on failure and closed on stop.
 * An exception from ``run_loop`` is a failure: the supervisor restarts the
   actor with the default backoff (2, 4, … 60 s), reset after a successful
-  run; ``FatalError`` stops it for good (the fatal-error flag).
+  run; ``FatalError`` stops it for good (the fatal-error flag). If
+  ``decide(exc)`` answers ``Directive.RESUME`` the loop goes on.
 * Logs carry ``server_id``.
 
 The first run happens right after ``on_start``. Messages sent to the actor
@@ -40,10 +41,12 @@ class ServerActor(Actor):
 
     def __init__(self, server_id: Any, *, interval: float = 1.0) -> None:
         super().__init__()
+        kind = type(self).__name__
+        if server_id is None or (isinstance(server_id, str) and not server_id.strip()):
+            msg = f"{kind} server_id must be a non-empty id (an int or a str), got {server_id!r}"
+            raise ValueError(msg)
         self.server_id = server_id
-        self.interval = check_duration(
-            interval, f"{type(self).__name__} interval", allow_zero=False
-        )
+        self.interval = check_duration(interval, f"{kind} interval", allow_zero=False)
         self.log = self.log.bind(server_id=server_id)
         self.runs = 0
 
@@ -58,9 +61,14 @@ class ServerActor(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Run):
             if message.incarnation == self._incarnation and not self.stopping:
-                self.run_loop()
+                try:
+                    self.run_loop()
+                finally:
+                    # Also after a failure: a RESUME directive keeps this
+                    # instance and its loop must go on (a restart or a stop
+                    # cancels the timer).
+                    self.schedule(self.interval, _Run(self._incarnation))
                 self.runs += 1
-                self.schedule(self.interval, _Run(self._incarnation))
             return None
         return super().on_receive(message)
 

@@ -9,7 +9,8 @@ Replaces the periodic service base class and its registry (interval,
   actor (created on first use, closed on stop and restart). If ``update``
   returns an int it is added to the ``processed`` metric.
 * ``Pause`` stops the interval runs, ``Resume`` starts them again (a run is
-  due at once), ``RunNow`` runs immediately, even while paused.
+  due at once), ``RunNow`` runs immediately, even while paused. Every run
+  replaces the one planned before it, so runs never pile up.
 * A failing update is a failure: by default the supervisor restarts the
   service after ``retry_delay`` seconds; ``max_failures`` consecutive
   failures stop it for good and mark it failed in the health tree; the rest
@@ -17,7 +18,8 @@ Replaces the periodic service base class and its registry (interval,
   exception (a longer delay on a rate limit, a stop on bad credentials).
 * ``cleanup()`` always runs on stop and before a restart.
 * Metrics (runs, processed, errors, last_run_duration, last_run_time, plus
-  your own in ``self.metrics``) and the paused flag survive restarts.
+  your own in ``self.metrics``) and the paused flag survive restarts. Times
+  and durations are read from the system clock.
 
 Everything here runs on the service's own thread.
 """
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor
-from actors.clock import check_duration, monotonic
+from actors.clock import check_duration
 from actors.errors import describe_error
 from messages.service import Pause, Resume, RunNow
 
@@ -42,7 +44,10 @@ __all__ = ["ServiceActor"]
 
 @dataclass(frozen=True, slots=True)
 class _Tick:
+    """Timer message: run ``update`` if this is still the planned run."""
+
     incarnation: int
+    ticket: int
 
 
 @dataclass(slots=True)
@@ -73,18 +78,24 @@ class ServiceActor(Actor):
     ) -> None:
         super().__init__()
         kind = type(self).__name__
+        if service_id is None or (isinstance(service_id, str) and not service_id.strip()):
+            msg = f"{kind} service_id must be a non-empty id (an int or a str), got {service_id!r}"
+            raise ValueError(msg)
         self.service_id = service_id
         self.interval = check_duration(interval, f"{kind} interval", allow_zero=False)
         self.retry_delay = check_duration(retry_delay, f"{kind} retry_delay")
-        if max_failures is not None and (
-            isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1
-        ):
-            msg = f"{kind} max_failures must be an int >= 1 or None, got {max_failures!r}"
-            raise ValueError(msg)
+        if max_failures is not None:
+            if isinstance(max_failures, bool) or not isinstance(max_failures, int):
+                msg = f"{kind} max_failures must be an int or None, got {max_failures!r}"
+                raise TypeError(msg)
+            if max_failures < 1:
+                msg = f"{kind} max_failures must be >= 1 (or None), got {max_failures!r}"
+                raise ValueError(msg)
         self.max_failures = max_failures
         self.log = self.log.bind(service_id=service_id)
         self._state: _ServiceState = self._cell.store.setdefault("service", _ServiceState())
         self._next: TimerHandle | None = None
+        self._ticket = 0  # only a _Tick with the current ticket runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self.configure(**options)
 
@@ -159,12 +170,16 @@ class ServiceActor(Actor):
 
     def _after_start(self) -> None:
         if not self._state.paused:
-            self.actor_ref.tell(_Tick(self._incarnation))
+            self._run_soon()
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case _Tick(incarnation):
-                if incarnation == self._incarnation and not self._state.paused:
+            case _Tick(incarnation, ticket):
+                if (
+                    incarnation == self._incarnation
+                    and ticket == self._ticket
+                    and not self._state.paused
+                ):
                     self._next = None
                     self._run()
             case Pause():
@@ -175,8 +190,7 @@ class ServiceActor(Actor):
                 if self._state.paused:
                     self._state.paused = False
                     self.log.info("service_resumed")
-                    if self._next is None:
-                        self.actor_ref.tell(_Tick(self._incarnation))
+                    self._run_soon()
             case RunNow():
                 self._cancel_next()
                 self._run()
@@ -185,13 +199,27 @@ class ServiceActor(Actor):
         return None
 
     def _cancel_next(self) -> None:
+        """Drop the planned run: cancel its timer and void a tick already queued."""
+        self._ticket += 1
         if self._next is not None:
             self._next.cancel()
             self._next = None
 
+    def _run_soon(self) -> None:
+        """Plan the next run for now (it replaces any run planned before)."""
+        self._cancel_next()
+        self.actor_ref.tell(_Tick(self._incarnation, self._ticket))
+
+    def _plan_next(self) -> None:
+        """Plan the next run one interval from now, unless paused."""
+        if not self._state.paused:
+            self._cancel_next()
+            self._next = self.schedule(self.interval, _Tick(self._incarnation, self._ticket))
+
     def _run(self) -> None:
         state = self._state
-        started = monotonic()
+        clock = self.system.clock
+        started = clock.now()
         try:
             result = self.update()
             if inspect.isawaitable(result):
@@ -201,16 +229,18 @@ class ServiceActor(Actor):
         except Exception as exc:
             state.errors += 1
             state.last_error = describe_error(exc)
-            state.last_run_duration = monotonic() - started
-            state.last_run_time = self.system.clock.now()
+            state.last_run_time = clock.now()
+            state.last_run_duration = state.last_run_time - started
+            # A RESUME directive keeps this instance: its schedule must go on
+            # (a restart or a stop cancels the timer).
+            self._plan_next()
             raise
         state.runs += 1
         if isinstance(result, int) and not isinstance(result, bool):
             state.processed += result
-        state.last_run_duration = monotonic() - started
-        state.last_run_time = self.system.clock.now()
-        if not state.paused:
-            self._next = self.schedule(self.interval, _Tick(self._incarnation))
+        state.last_run_time = clock.now()
+        state.last_run_duration = state.last_run_time - started
+        self._plan_next()
 
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
         self._cancel_next()
