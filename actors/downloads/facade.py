@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pykka
+
 from actors.clock import check_duration
 from actors.downloads import _protocol as p
 from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
@@ -56,8 +58,11 @@ class DownloadSettings:
     every ``flush_interval`` seconds."""
 
     def __init__(self, *, history: int = 1000, flush_interval: float = 1.0) -> None:
-        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
-            msg = f"download history must be an int >= 0, got {history!r}"
+        if isinstance(history, bool) or not isinstance(history, int):
+            msg = f"download history must be an int, got {type(history).__name__} {history!r}"
+            raise TypeError(msg)
+        if history < 0:
+            msg = f"download history must be >= 0, got {history}"
             raise ValueError(msg)
         self.history = history
         self.flush_interval = check_duration(
@@ -99,7 +104,9 @@ def source_spec(source: DownloadSource) -> ChildSpec:
     workers = [worker_spec(source, i) for i in range(1, source.concurrency + 1)]
     return ChildSpec(
         p.source_supervisor(source.name),
-        Supervisor((queue, *workers), strategy=Strategy.ONE_FOR_ONE, max_restarts=10, within=10.0),
+        # REST_FOR_ONE: the workers depend on the queue, so a restarted
+        # queue gets fresh workers that announce themselves to it.
+        Supervisor((queue, *workers), strategy=Strategy.REST_FOR_ONE, max_restarts=10, within=10.0),
         depends_on=(p.KEEPER,),
         description=f"download source {source.name!r}",
     )
@@ -157,6 +164,10 @@ def _states(states: object) -> tuple[DownloadState, ...] | None:
     return tuple(out)
 
 
+def _not_running(system: ActorSystem) -> RuntimeError:
+    return RuntimeError(f"system {system.name!r} is not running: downloads are unavailable")
+
+
 class Downloads:
     """The download facade of one system (``system.downloads``)."""
 
@@ -179,8 +190,14 @@ class Downloads:
         self._keeper_started = False
 
     # -- plumbing ------------------------------------------------------------
+    def _usable(self) -> bool:
+        # "starting" too: children may submit from their on_start.
+        return self._system._state in ("starting", "running")
+
     def _ensure_keeper(self) -> None:
         """Start the downloads subtree if the system started without one."""
+        if not self._usable():
+            raise _not_running(self._system)
         if self._keeper_started:
             return
         with self._lock:
@@ -192,9 +209,8 @@ class Downloads:
         self._ensure_keeper()
         try:
             reply = self._system.ask(p.KEEPER, message, timeout=timeout)
-        except UnknownActorError as exc:
-            msg = "the download keeper is not running (is the system stopping?)"
-            raise RuntimeError(msg) from exc
+        except (UnknownActorError, pykka.ActorDeadError) as exc:
+            raise _not_running(self._system) from exc
         return reply.unwrap() if hasattr(reply, "unwrap") else reply
 
     # -- sources -----------------------------------------------------------------
@@ -245,22 +261,22 @@ class Downloads:
         source has a free worker and its delay has passed. Raises
         ``UnknownSourceError`` for an unknown source.
         """
-        if isinstance(source, str) and source not in self._names:
+        source = _text(source, "source") or ""
+        if source not in self._names:
             raise UnknownSourceError(source, sorted(self._names))
         message = DownloadQueued(
             id=f"{self._id_prefix}{next(self._ids):012x}",
-            source=_text(source, "source") or "",
+            source=source,
             target_id=_text(target_id, "target_id") or "",
             filename=_text(display_name, "display_name") or "",
             original_filename=_text(original_filename, "original_filename", optional=True),
             extra=_extra(extra),
         )
         self._ensure_keeper()
-        try:
-            self._system.tell(p.KEEPER, message)
-        except UnknownActorError as exc:
-            msg = "the download keeper is not running (is the system stopping?)"
-            raise RuntimeError(msg) from exc
+        cell = self._system._find(p.KEEPER)
+        if cell is None or not self._usable():
+            raise _not_running(self._system)
+        cell.ref.tell(message)
         return message.id
 
     def status(self, download_id: str) -> DownloadRecord | None:

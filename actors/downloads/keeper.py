@@ -75,28 +75,33 @@ class KeeperActor(Actor):
         flush_interval: float,
     ) -> None:
         super().__init__()
-        self._initial_sources = {s.name for s in initial_sources}
+        # The registered sources outlive a restart of the keeper (a source
+        # added at runtime is as registered as one given at start).
+        store_ = self._cell.store
+        self._sources: dict[str, p.SourceConfig] = store_.setdefault("sources", {})
+        self._usernames: dict[str, str | None] = store_.setdefault("usernames", {})
+        for registration in initial_sources:
+            if registration.name not in self._sources:
+                self._add_source(registration)
+        self._initial_sources = set(self._sources)
         self._history = history
         self._flush_interval = flush_interval
         self._persist = self.system.database is not None
         self._live: dict[str, DownloadRecord] = {}  # not terminal
         self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
-        self._sources: dict[str, p.SourceConfig] = {}
-        self._usernames: dict[str, str | None] = {}
         self._attached: set[str] = set()
         self._running: dict[str, str] = {}  # worker name -> download id
         self._resumable: set[str] = set()  # InProgress records no worker runs
         self._seq = 0
         self._subscription: Subscription | None = None
         # group commit: staged writes and the acknowledgements they hold back
-        self._staged: dict[str, bool] = {}  # id -> True if it is a new row
+        # id -> (the record as it must be written, True if its row is new)
+        self._staged: dict[str, tuple[DownloadRecord, bool]] = {}
         self._acks: list[Callable[[], None]] = []
         self._events: list[object] = []  # published after the commit
-        self._unsaved: dict[str, bool] = {}  # writes that failed, to retry
+        self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
-        for registration in initial_sources:
-            self._add_source(registration)
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -152,8 +157,7 @@ class KeeperActor(Actor):
         except Exception:
             # The runtime rolls the session back: what was staged becomes a
             # retry, written from memory by the commit in on_stop.
-            for download_id, new in self._staged.items():
-                self._unsaved[download_id] = self._unsaved.get(download_id, False) or new
+            self._keep_unsaved(self._staged)
             self._staged.clear()
             raise
         if self._should_commit():
@@ -207,7 +211,7 @@ class KeeperActor(Actor):
         if isinstance(message, p.ListRecords):
             return Outcome.of(lambda: self._list(message))
         if isinstance(message, p.Attach):
-            return self._attach(message.source)
+            return Outcome.of(lambda: self._attach(message.source))
         if isinstance(message, p.AddSource):
             return Outcome.of(lambda: self._add_source(message))
         if isinstance(message, p.Configure):
@@ -286,7 +290,7 @@ class KeeperActor(Actor):
             updated_at=now,
         )
         self._live[record.id] = record
-        self._stage(record.id, new=True)
+        self._stage(record, new=True)
         self._ack_event(DownloadStateChanged(record, None))
         self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
 
@@ -306,8 +310,8 @@ class KeeperActor(Actor):
             created_at=now,
             updated_at=now,
         )
+        self._stage(record, new=True)
         self._remember(record)
-        self._stage(record.id, new=True)
         self._ack_event(DownloadStateChanged(record, None))
 
     def _cancel(self, message: DownloadCancelled) -> bool:
@@ -379,7 +383,7 @@ class KeeperActor(Actor):
         )
         self._live[download_id] = started
         self._running[message.worker] = download_id
-        self._stage(download_id)
+        self._stage(started)
         if record.state is not DownloadState.IN_PROGRESS:
             self._ack_event(DownloadStateChanged(started, record.state))
 
@@ -450,27 +454,34 @@ class KeeperActor(Actor):
     def _end(self, before: DownloadRecord, ended: DownloadRecord) -> None:
         self._live.pop(ended.id, None)
         self._resumable.discard(ended.id)
+        self._stage(ended)
         self._remember(ended)
-        self._stage(ended.id)
         self._ack_event(DownloadStateChanged(ended, before.state))
 
     def _remember(self, record: DownloadRecord) -> None:
         self._done[record.id] = record
         self._done.move_to_end(record.id)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Keep at most ``history`` terminal records in memory (the database has all)."""
         while len(self._done) > self._history:
             oldest = next(iter(self._done))
-            if oldest in self._staged or oldest in self._unsaved:
-                break  # kept until it is stored
+            if self._persist and (oldest in self._staged or oldest in self._unsaved):
+                break  # until it is stored (trimmed again after the commit)
             del self._done[oldest]
 
-    def _current(self, download_id: str) -> DownloadRecord | None:
-        return self._live.get(download_id) or self._done.get(download_id)
-
-    def _stage(self, download_id: str, *, new: bool = False) -> None:
-        """Mark the record to be written, as it is then, at the next commit."""
-        self._dirty.discard(download_id)
+    def _stage(self, record: DownloadRecord, *, new: bool = False) -> None:
+        """Write ``record`` as it is now at the next commit."""
+        self._dirty.discard(record.id)
         if self._persist:
-            self._staged[download_id] = self._staged.get(download_id, False) or new
+            earlier = self._staged.get(record.id)
+            self._staged[record.id] = (record, new or (earlier is not None and earlier[1]))
+
+    def _keep_unsaved(self, failed: dict[str, tuple[DownloadRecord, bool]]) -> None:
+        for download_id, (record, new) in failed.items():
+            earlier = self._unsaved.get(download_id)
+            self._unsaved[download_id] = (record, new or (earlier is not None and earlier[1]))
 
     def _upsert(self, record: DownloadRecord) -> None:
         if not store.update_record(self.db, record):
@@ -484,10 +495,13 @@ class KeeperActor(Actor):
         """Commit the staged writes (and coalesced progress), then acknowledge."""
         if self._persist:
             for download_id in list(self._dirty):
-                self._stage(download_id)
+                record = self._live.get(download_id)
+                if record is not None:
+                    self._stage(record)
             self._dirty.clear()
             if self._staged or self._unsaved:
                 self._store_batch()
+                self._trim()
         events, self._events = self._events, []
         self.system.events.publish_many(events)
         acks, self._acks = self._acks, []
@@ -496,13 +510,12 @@ class KeeperActor(Actor):
 
     def _store_batch(self) -> None:
         staged, self._staged = self._staged, {}
-        retried = dict(self._unsaved)
+        retried, self._unsaved = self._unsaved, {}
         inserts: list[tuple[DownloadRecord, int]] = []
         updates: list[DownloadRecord] = []
-        for download_id, new in staged.items():
-            record = self._current(download_id)
-            if record is None or download_id in retried:
-                continue
+        for download_id, (record, new) in staged.items():
+            if download_id in retried:
+                continue  # written by the upsert below
             if new:
                 self._seq += 1
                 inserts.append((record, self._seq))
@@ -511,19 +524,17 @@ class KeeperActor(Actor):
         try:
             store.insert_many(self.db, inserts)
             store.update_many(self.db, updates)
-            for download_id in retried:  # an earlier write failed: its row may be missing
-                record = self._current(download_id)
-                if record is not None:
-                    self._upsert(record)
+            for download_id, (record, _new) in retried.items():
+                # An earlier write failed: its row may be missing.
+                latest = staged.get(download_id, (record, False))[0]
+                self._upsert(latest)
             self.db.commit()
         except SQLAlchemyError as exc:
             self.db.rollback()
-            for download_id, new in staged.items():
-                self._unsaved[download_id] = retried.get(download_id, False) or new
+            self._unsaved = retried
+            self._keep_unsaved(staged)
             self.log.error(
                 "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
             )
             if self._flush_timer is None and not self.stopping:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
-            return
-        self._unsaved.clear()

@@ -24,7 +24,7 @@ from actors.downloads.context import CancelToken
 from actors.errors import UnknownActorError
 from messages.downloads import DownloadStarted
 from supervision.spec import ChildSpec
-from supervision.supervisor import Spawn, StopChild
+from supervision.supervisor import Outcome, Spawn, StopChild
 
 if TYPE_CHECKING:
     from actors.clock import TimerHandle
@@ -67,16 +67,13 @@ class QueueActor(Actor):
         self._started_count = 0
 
     def on_start(self) -> None:
-        attached: p.Attached = self.system.ask(
+        outcome: Outcome = self.system.ask(
             p.KEEPER, p.Attach(self._source.name), timeout=_ASK_TIMEOUT
         )
+        attached: p.Attached = outcome.unwrap()
         self._apply_config(attached.config)
         for record in attached.records:
             self._enqueue(record, front=False)
-
-    def on_stop(self) -> None:
-        for token in self._tokens.values():
-            token.cancel("stopping")
 
     def health(self) -> dict[str, Any]:
         return {

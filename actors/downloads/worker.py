@@ -25,6 +25,8 @@ from actors.errors import describe_error
 from messages.downloads import DownloadFailed, DownloadSucceeded
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actors.downloads.context import CancelToken
     from actors.downloads.source import DownloadSource
     from messages.downloads import DownloadRecord
@@ -33,15 +35,18 @@ __all__ = ["WorkerActor"]
 
 
 class _StopWaker:
-    """Cancels a download's token when the worker is asked to stop."""
+    """Cancels a download's token when the worker is asked to stop or killed."""
 
-    __slots__ = ("token",)
+    __slots__ = ("stopping", "token")
 
-    def __init__(self, token: CancelToken) -> None:
+    def __init__(self, token: CancelToken, stopping: Callable[[], bool]) -> None:
         self.token = token
+        self.stopping = stopping
 
     def set(self) -> None:
-        self.token.cancel("stopping")
+        # A stop keeps the download for the next start; a kill is a death
+        # (the keeper errors the download when it hears of it).
+        self.token.cancel("stopping" if self.stopping() else "killed")
 
 
 class WorkerActor(Actor):
@@ -83,14 +88,15 @@ class WorkerActor(Actor):
             self._idle(record.id)
             return
         self._current = record.id
-        waker = _StopWaker(token)
+        waker = _StopWaker(token, lambda: self.stopping)
         self._cell.add_waker(waker)
         try:
             outcome = self._call_impl(record, token)
         finally:
             self._cell.discard_waker(waker)
-        if token.cancelled and token.reason == "stopping":
-            self.system.tell(p.KEEPER, p.Released(record.id, self.name))
+        if token.cancelled and token.reason in ("stopping", "killed"):
+            if token.reason == "stopping":
+                self.system.tell(p.KEEPER, p.Released(record.id, self.name))
             return
         self.system.tell(p.KEEPER, outcome)
         self._idle(record.id)
