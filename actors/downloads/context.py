@@ -131,6 +131,19 @@ class DownloadContext:
         """True once the download was cancelled (or the system is stopping)."""
         return self._token.cancelled
 
+    @property
+    def cancel_reason(self) -> str:
+        """Why it was cancelled: ``"stopping"`` when the system stops (the
+        download resumes at the next start; keep partial data), anything
+        else for a cancel or a killed worker; empty while not cancelled."""
+        return self._token.reason
+
+    def on_cancel(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (on the cancelling thread) when the download is
+        cancelled, e.g. to close a connection that blocks in a read; at once
+        if it is cancelled already."""
+        self._token.on_cancel(callback)
+
     def now(self) -> float:
         """The system clock's time (monotonic seconds)."""
         return self._timers.clock.now()

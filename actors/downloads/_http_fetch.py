@@ -1,0 +1,424 @@
+"""One run of :meth:`HttpSource.fetch`: attempts, resume, retries, final name.
+
+A :class:`Fetch` lives on the worker thread for one call of the impl:
+
+1. resume point: the ``.part`` and its validators, if usable;
+2. request (``Range``/``If-Range`` when resuming), redirects followed by
+   hand, each hop checked to be http or https;
+3. the answer: 206 resumes; 200 (the server ignored the range, or the file
+   changed) starts over; 416 or changed validators start over at once;
+   408/429/5xx are retried after ``Retry-After`` or the backoff;
+4. the body streams to the part (cancel seen between chunks), its length
+   is checked against ``Content-Length``/``Content-Range``, then fsynced;
+5. checksum, then the part moves to a free safe name (never overwriting).
+
+On failure or a user cancel the part is removed unless ``keep_partial``; on
+a stop (cancel reason ``"stopping"``) it is kept for the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from actors.downloads._http_wire import (
+    SCHEMES,
+    check_url,
+    content_length,
+    cross_origin,
+    network_reason,
+    parse_content_range,
+    parse_retry_after,
+    retryable,
+    status_text,
+)
+from actors.downloads._partfile import PartFile, Validators
+from actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
+from actors.downloads.names import (
+    choose_filename,
+    move_into_place,
+    name_from_content_disposition,
+    name_from_url,
+)
+from actors.log import redact_text
+
+if TYPE_CHECKING:
+    import hashlib
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from actors.downloads.context import DownloadContext
+    from actors.downloads.http import HttpSource
+
+__all__ = ["Fetch"]
+
+_MAX_START_OVERS = 3  # a server that keeps changing the file under us
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
+
+
+class _Retry(Exception):
+    """An attempt failed in a way worth another try."""
+
+    def __init__(self, text: str, retry_after: float | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.retry_after = retry_after
+
+
+class _StartOver(Exception):
+    """The partial file is unusable: download from byte 0, without waiting."""
+
+
+def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
+    value = extra.get("sha256")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value.strip()):
+        msg = f"extra['sha256'] must be 64 hex digits, got {value!r}"
+        raise DownloadError(msg)
+    return value.strip().lower()
+
+
+def _cancel_reason(ctx: DownloadContext) -> str:
+    """Why ``ctx`` was cancelled (``"stopping"`` when the system stops)."""
+    return ctx.cancel_reason or "cancelled"
+
+
+class Fetch:
+    """One call of the impl; every method runs on the calling worker thread."""
+
+    def __init__(
+        self,
+        source: HttpSource,
+        session: requests.Session,
+        ctx: DownloadContext,
+        target_id: str,
+        display_name: str,
+    ) -> None:
+        self.source = source
+        self.session = session
+        self.ctx = ctx
+        self.url = check_url(target_id)
+        self.shown = redact_text(self.url)
+        self.expected_sha256 = _expected_sha256(ctx.extra)
+        self.directory = source.download_directory
+        self.display_name = display_name
+        self.part = PartFile(
+            self.directory,
+            (ctx.original_filename, name_from_url(self.url), display_name),
+            ctx.download_id,
+        )
+        self.server_name: str | None = None
+        self.digest: str | None = None
+        self.received = 0
+
+    # -- the whole download ----------------------------------------------------
+
+    def run(self) -> str:
+        """Download, retrying as configured; return the final path."""
+        ctx = self.ctx
+        started = ctx.now()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create download directory {str(self.directory)!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        try:
+            path = self._attempts()
+        except DownloadInterrupted as exc:
+            if exc.reason != STOPPING and not self.source.keep_partial:
+                self.part.discard()
+            raise
+        except Exception:
+            if not self.source.keep_partial:
+                self.part.discard()
+            raise
+        ctx.log.info(
+            "download_completed",
+            url=self.shown,
+            bytes=self.received,
+            duration=round(ctx.now() - started, 3),
+            path=str(path),
+        )
+        return str(path)
+
+    def _attempts(self) -> Path:
+        attempt = 0
+        start_overs = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(attempt)
+            except _StartOver as exc:
+                self.part.discard()
+                start_overs += 1
+                attempt -= 1  # the server did answer: no backoff, no attempt used
+                if start_overs > _MAX_START_OVERS:
+                    msg = f"{exc} (gave up after {_MAX_START_OVERS} fresh starts): {self.shown}"
+                    raise DownloadError(msg) from None
+                self.ctx.log.info("download_restarted", url=self.shown, reason=str(exc))
+            except _Retry as exc:
+                if attempt > self.source.retries:
+                    text = exc.text if attempt == 1 else f"{exc.text} (after {attempt} attempts)"
+                    raise DownloadError(text) from exc.__cause__
+                delay = exc.retry_after
+                if delay is None:
+                    delay = self.source.backoff.delay(attempt)
+                delay = min(delay, self.source.max_retry_after)
+                self.ctx.log.warning(
+                    "download_retry", url=self.shown, attempt=attempt, delay=delay, error=exc.text
+                )
+                self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.ctx.sleep(seconds):
+            return
+        if self.ctx.cancelled:
+            raise self._interrupted()
+
+    def _interrupted(self) -> DownloadInterrupted:
+        return DownloadInterrupted(_cancel_reason(self.ctx))
+
+    # -- one attempt -----------------------------------------------------------
+
+    def _attempt(self, attempt: int) -> Path:
+        ctx = self.ctx
+        if ctx.cancelled:
+            raise self._interrupted()
+        offset, stored = self.part.resume_point()
+        headers = {"Accept-Encoding": "identity"}
+        if stored is not None:
+            headers["Range"] = f"bytes={offset}-"
+            validator = stored.if_range()
+            if validator:
+                headers["If-Range"] = validator
+        ctx.log.info("download_started", url=self.shown, attempt=attempt, resume_from=offset)
+        with self._open(headers) as response:
+            if ctx.cancelled:
+                raise self._interrupted()
+            start, end, total = self._accept(response, offset, stored)
+            if total is not None:
+                label = "Content-Length" if start == 0 else "Content-Range size"
+                self._check_limit(total, f"{label} {total}")
+            disposition = response.headers.get("Content-Disposition")
+            self.server_name = name_from_content_disposition(disposition) or self.server_name
+            self._stream(response, start, end, total)
+        return self._finish()
+
+    def _accept(
+        self, response: requests.Response, offset: int, stored: Validators | None
+    ) -> tuple[int, int | None, int | None]:
+        """Judge the answer's status; return (start, end) of this body and the total.
+
+        Raises ``_Retry``/``_StartOver``/``DownloadError`` for answers that
+        carry no usable body. After a 200 the part is emptied.
+        """
+        status = response.status_code
+        headers = response.headers
+        if status == 206 and stored is not None:
+            window = parse_content_range(headers.get("Content-Range"))
+            if window is None:
+                msg = "the 206 answer has no usable Content-Range"
+                raise _StartOver(msg)
+            now = Validators(headers.get("ETag"), headers.get("Last-Modified"), window.total)
+            changed = stored.changed(now)
+            if window.first != offset or changed:
+                why = f"{', '.join(changed)} changed" if changed else f"got byte {window.first}"
+                msg = f"cannot resume at byte {offset}: {why}"
+                raise _StartOver(msg)
+            total = window.total if window.total is not None else stored.size
+            return offset, window.last + 1, total
+        if status in (200, 203):
+            if stored is not None:
+                self.ctx.log.info(
+                    "download_restarted", url=self.shown, reason="the server sent the whole file"
+                )
+            total = content_length(response)
+            if stored is not None:
+                self.part.discard()
+            self.part.save(Validators(headers.get("ETag"), headers.get("Last-Modified"), total))
+            return 0, total, total
+        if status == 416 and stored is not None:
+            msg = "the server refused the range (416)"
+            raise _StartOver(msg)
+        if retryable(status):
+            wait = parse_retry_after(headers.get("Retry-After"), headers.get("Date"))
+            raise _Retry(status_text(response, self.shown), wait)
+        raise DownloadError(status_text(response, self.shown), status=status)
+
+    def _open(self, headers: dict[str, str]) -> requests.Response:
+        """GET the URL, following redirects by hand (each hop http or https)."""
+        source = self.source
+        url = self.url
+        send: dict[str, str | None] = dict(headers)
+        for _ in range(source.max_redirects + 1):
+            response = self._get(url, send)
+            if not response.is_redirect:
+                return response
+            location = response.headers["Location"]
+            response.close()
+            del response  # an error below must not keep the connection alive
+            url = self._redirect_target(url, location)
+            if cross_origin(self.url, url):
+                send.update(dict.fromkeys(_CROSS_ORIGIN_HEADERS))
+        msg = f"too many redirects (more than {source.max_redirects}): {self.shown}"
+        raise DownloadError(msg)
+
+    def _get(self, url: str, headers: dict[str, str | None]) -> requests.Response:
+        source = self.source
+        shown = redact_text(url)
+        try:
+            return self.session.get(
+                url,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(source.connect_timeout, source.read_timeout),
+                verify=source.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            msg = f"TLS error ({network_reason(exc)}): {shown}"
+            raise DownloadError(msg) from exc
+        except requests.exceptions.ConnectTimeout as exc:
+            msg = f"connect timed out after {source.connect_timeout:g}s: {shown}"
+            raise _Retry(msg) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            msg = f"no response within {source.read_timeout:g}s: {shown}"
+            raise _Retry(msg) from exc
+        except requests.exceptions.ConnectionError as exc:
+            msg = f"connection failed ({network_reason(exc)}): {shown}"
+            raise _Retry(msg) from exc
+        except ValueError as exc:  # InvalidURL, InvalidSchema, a bad IDNA label, ...
+            msg = f"malformed URL {shown!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        except requests.RequestException as exc:
+            msg = f"request failed ({network_reason(exc)}): {shown}"
+            raise DownloadError(msg) from exc
+
+    def _redirect_target(self, current: str, location: str) -> str:
+        try:
+            target = urljoin(current, location.strip())
+            parts = urlsplit(target)
+        except ValueError:
+            msg = f"malformed redirect to {redact_text(location)!r} from {redact_text(current)}"
+            raise DownloadError(msg) from None
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            msg = (
+                f"redirect to unsupported scheme {scheme!r} (only http and https): "
+                f"{redact_text(current)} -> {redact_text(target)}"
+            )
+            raise DownloadError(msg)
+        if not parts.hostname:
+            msg = f"redirect without a host: {redact_text(current)} -> {redact_text(target)}"
+            raise DownloadError(msg)
+        return target
+
+    def _check_limit(self, size: int, label: str) -> None:
+        limit = self.source.max_bytes
+        if limit is not None and size > limit:
+            msg = f"body larger than max_bytes={limit} ({label}): {self.shown}"
+            raise DownloadError(msg)
+
+    # -- the body --------------------------------------------------------------
+
+    def _stream(
+        self, response: requests.Response, offset: int, end: int | None, total: int | None
+    ) -> None:
+        """Write the body to the part from ``offset``; it must reach ``end``."""
+        ctx = self.ctx
+        limit = self.source.max_bytes
+        hasher = self._hasher(offset)
+        received = offset
+        chunks = response.raw.stream(self.source.chunk_size, decode_content=False)
+        try:
+            with self.part.open(append=offset > 0) as file:
+                ctx.report(received, total)
+                while True:
+                    try:
+                        chunk = next(chunks, None)
+                    except _NETWORK_ERRORS as exc:
+                        raise self._lost(exc, received, end) from exc
+                    if chunk is None:
+                        break
+                    if ctx.cancelled:
+                        raise self._interrupted()
+                    received += len(chunk)
+                    if limit is not None and received > limit:
+                        msg = f"body larger than max_bytes={limit}: {self.shown}"
+                        raise DownloadError(msg)
+                    file.write(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    ctx.report(received, total)
+                if end is not None and received < end:
+                    raise self._lost(None, received, end)
+                file.flush()
+                if self.source.fsync:
+                    os.fsync(file.fileno())
+        except OSError as exc:
+            msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        finally:
+            self.received = received
+        if total is not None and received < total:
+            msg = f"the server sent only bytes {offset}-{received - 1} of {total}: {self.shown}"
+            raise _Retry(msg)
+        self.digest = hasher.hexdigest() if hasher is not None else None
+
+    def _hasher(self, offset: int) -> hashlib._Hash | None:
+        if self.expected_sha256 is None:
+            return None
+        return self.part.sha256(offset)
+
+    def _lost(self, exc: BaseException | None, received: int, end: int | None) -> _Retry:
+        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+            of = f" of {end}" if end is not None else ""
+            text = f"read timed out after {self.source.read_timeout:g}s: received {received}{of}"
+            return _Retry(f"{text} bytes from {self.shown}")
+        if end is not None:
+            return _Retry(f"truncated: received {received} of {end} bytes from {self.shown}")
+        reason = f" ({network_reason(exc)})" if exc is not None else ""
+        return _Retry(f"connection lost after {received} bytes{reason}: {self.shown}")
+
+    # -- the end ---------------------------------------------------------------
+
+    def _finish(self) -> Path:
+        ctx = self.ctx
+        if ctx.cancelled:
+            raise self._interrupted()
+        expected = self.expected_sha256
+        if expected is not None and self.digest != expected:
+            msg = f"sha256 mismatch: expected {expected}, got {self.digest}: {self.shown}"
+            raise DownloadError(msg)
+        name = choose_filename(
+            ctx.original_filename, self.server_name, name_from_url(self.url), self.display_name
+        )
+        try:
+            path = move_into_place(self.part.path, self.directory, name)
+        except (OSError, ValueError) as exc:
+            msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        self.part.meta_path.unlink(missing_ok=True)
+        if self.source.fsync:
+            _sync_directory(self.directory)
+        return path
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new name durable (POSIX); skipped where a directory can't be opened."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:
+        return
+    fd = os.open(directory, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

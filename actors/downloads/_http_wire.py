@@ -1,0 +1,192 @@
+"""What HTTP messages say: URLs, statuses and headers, read for downloads.
+
+Pure functions (apart from :func:`parse_retry_after` reading the wall clock
+when a response has no ``Date``), safe on any thread. Texts they build are
+user-visible error texts, so every URL in them is redacted first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import http
+import re
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
+
+from actors.clock import wall_time
+from actors.downloads.http_errors import DownloadError
+from actors.log import redact_text
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "SCHEMES",
+    "ContentRange",
+    "check_url",
+    "content_length",
+    "cross_origin",
+    "network_reason",
+    "parse_content_range",
+    "parse_retry_after",
+    "retryable",
+    "status_text",
+]
+
+#: The schemes a download may use, also after redirects.
+SCHEMES = frozenset({"http", "https"})
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE | re.ASCII)
+_DIGITS = re.compile(r"\d+", re.ASCII)
+
+
+def retryable(status: int) -> bool:
+    """True for the statuses worth another try: 408, 429 and 5xx but 501, 505."""
+    return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
+
+
+def check_url(target_id: object) -> str:
+    """``target_id`` as an http(s) URL, or a ``DownloadError`` saying why not."""
+    if not isinstance(target_id, str):
+        msg = f"malformed URL {target_id!r}: expected a string"
+        raise DownloadError(msg)
+    url = target_id.strip()
+    shown = redact_text(url)
+    if not url or any(char.isspace() or ord(char) < 32 for char in url):
+        msg = f"malformed URL {shown!r}: empty, or contains whitespace or control characters"
+        raise DownloadError(msg)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        msg = f"malformed URL {shown!r}: {exc}"
+        raise DownloadError(msg) from None
+    scheme = parts.scheme.lower()
+    if not scheme or ("." in scheme and not parts.netloc):
+        msg = f"malformed URL {shown!r}: no scheme (expected http:// or https://)"
+        raise DownloadError(msg)
+    if scheme not in SCHEMES:
+        msg = f"unsupported URL scheme {scheme!r} (only http and https): {shown}"
+        raise DownloadError(msg)
+    if not parts.hostname:
+        msg = f"malformed URL {shown!r}: no host"
+        raise DownloadError(msg)
+    return url
+
+
+def cross_origin(old: str, new: str) -> bool:
+    """True if a redirect from ``old`` to ``new`` leaves the origin.
+
+    Credentials (``Authorization``, ``Cookie``) are not sent across origins;
+    the one exception, as in ``requests``, is ``http`` to ``https`` on the
+    same host with default ports.
+    """
+    a, b = urlsplit(old), urlsplit(new)
+    a_scheme, b_scheme = a.scheme.lower(), b.scheme.lower()
+    if a.hostname != b.hostname:
+        return True
+    a_port = a.port or _DEFAULT_PORTS.get(a_scheme)
+    b_port = b.port or _DEFAULT_PORTS.get(b_scheme)
+    if (a_scheme, a_port, b_scheme, b_port) == ("http", 80, "https", 443):
+        return False
+    return (a_scheme, a_port) != (b_scheme, b_port)
+
+
+def parse_retry_after(value: str | None, date: str | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait, or ``None`` if unusable.
+
+    The header is either seconds or an HTTP date; a date is measured from
+    the response's ``Date`` header when there is one (so the two hosts'
+    clocks need not agree), else from this host's wall clock. A date in the
+    past gives 0.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    when = _http_date(value)
+    if when is None:
+        return None
+    reference = _http_date(date) if date else None
+    return max(0.0, when - (wall_time() if reference is None else reference))
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # HTTP dates are GMT
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+class ContentRange(NamedTuple):
+    """A ``Content-Range: bytes first-last/total`` (``total`` None for ``*``)."""
+
+    first: int
+    last: int
+    total: int | None
+
+
+def parse_content_range(value: str | None) -> ContentRange | None:
+    """The byte range a 206 answer carries, or ``None`` if unusable."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    total = None if match.group(3) == "*" else int(match.group(3))
+    if last < first or (total is not None and last >= total):
+        return None
+    return ContentRange(first, last, total)
+
+
+def content_length(response: requests.Response) -> int | None:
+    """The response's ``Content-Length``, or ``None`` if absent or malformed."""
+    value = (response.headers.get("Content-Length") or "").strip()
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def status_text(response: requests.Response, shown_url: str) -> str:
+    """``"HTTP 404 Not Found: <url>"`` (the reason phrase filled in if missing)."""
+    reason = response.reason
+    if not reason:
+        try:
+            reason = http.HTTPStatus(response.status_code).phrase
+        except ValueError:
+            reason = ""
+    return f"HTTP {response.status_code} {reason}".rstrip() + f": {shown_url}"
+
+
+def network_reason(exc: BaseException) -> str:
+    """The innermost readable reason of a network error, without object reprs.
+
+    ``requests`` wraps a refused connection as ``ConnectionError(MaxRetryError(
+    NewConnectionError(<object at 0x…>: … [Errno 111] Connection refused)))``;
+    this returns ``"Connection refused"``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    reason = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        nested = getattr(current, "reason", None)
+        if isinstance(nested, BaseException):
+            current = nested
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
+    if reason:
+        return reason
+    text = str(exc).rsplit(": ", 1)[-1].strip(" ')\"")
+    return redact_text(text) or type(exc).__name__

@@ -1,0 +1,236 @@
+"""``HttpSource``: a download source that fetches ``http`` and ``https`` URLs.
+
+``HttpSource(directory=...)`` is a :class:`DownloadSource` whose impl
+downloads the URL given as ``target_id`` with ``requests``:
+
+* one ``requests.Session`` per worker (``open_worker`` / ``close_worker``),
+  TLS verified, connect and read timeouts, redirects followed by hand so
+  that every hop must stay ``http``/``https`` (at most ``max_redirects``);
+* the body streams to ``<safe name>.<download id>.part`` in ``directory``
+  (see :mod:`actors.downloads._partfile`), is checked against
+  ``Content-Length`` (a short body is never a success), ``max_bytes`` and
+  ``extra["sha256"]`` if given, fsynced, then moved to a free safe final
+  name (never overwriting: ``name (1).ext``);
+* a ``.part`` left by an interrupted run of the same download id is resumed
+  with ``Range`` (+ ``If-Range``); the server's validators are kept beside
+  it in ``<part>.meta``; a server that ignores the range (200), answers 416
+  or changed the file makes the download start over;
+* connection errors, timeouts, a cut body, 408, 429 and 5xx (but 501 and
+  505) are retried ``retries`` times after the server's ``Retry-After``
+  (capped at ``max_retry_after``) or the ``backoff``, waiting on the system
+  clock (``ctx.sleep``), so a ``ManualClock`` drives the waits in tests;
+* a cancel is seen between chunks: a user cancel removes the ``.part``
+  (unless ``keep_partial``), a stop (reason ``"stopping"``) keeps it so the
+  next start resumes it.
+
+Bytes are stored as sent: ``Accept-Encoding: identity`` is asked for, and
+a ``Content-Encoding`` applied anyway is not undone, so ``Content-Length``
+and ``Range`` offsets always refer to the bytes on disk. Without a
+``Content-Length`` a cut body can only be told from the end when the body
+is chunked.
+
+Errors are :class:`DownloadError`; the message is the user-visible text
+(``"HTTP 404 Not Found: http://host/x"``). URLs in texts and logs have
+their credentials redacted, and the extra request ``headers`` are never
+logged. The file-level steps are in :mod:`actors.downloads._http_fetch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import requests
+
+from actors.clock import check_duration
+from actors.downloads._http_fetch import Fetch
+from actors.downloads._http_wire import parse_retry_after
+from actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from actors.downloads.source import DownloadSource
+from supervision.backoff import Backoff
+
+if TYPE_CHECKING:
+    from actors.downloads.context import DownloadContext
+
+__all__ = ["DownloadError", "DownloadInterrupted", "HttpSource", "parse_retry_after"]
+
+_DEFAULT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=30.0)
+
+
+class HttpSource(DownloadSource):
+    """Download ``http``/``https`` URLs (the ``target_id``) into ``directory``.
+
+    Options (all keyword-only):
+
+    * ``directory``: where files land (created if missing); required.
+    * ``concurrency`` (4), ``delay`` (0), ``username``: as for
+      :class:`DownloadSource`.
+    * ``retries`` (3): extra attempts after a retryable failure;
+      ``backoff`` (1 s, doubling, at most 30 s) spaces them unless the server sent
+      ``Retry-After`` (capped at ``max_retry_after``, 300 s).
+    * ``connect_timeout`` (10 s), ``read_timeout`` (30 s without a byte).
+    * ``chunk_size`` (256 KiB): bytes per read; a cancel is seen between reads.
+    * ``max_bytes`` (``None``): refuse bodies larger than this.
+    * ``keep_partial`` (False): keep the ``.part`` after a user cancel or an
+      error (it is always kept when the system stops).
+    * ``headers``: extra request headers (never logged; ``Authorization``
+      and ``Cookie`` are not sent to another host after a redirect).
+    * ``verify`` (True): TLS verification, or the path of a CA bundle
+      (``False`` turns verification off; don't, outside tests).
+    * ``max_redirects`` (10).
+    * ``fsync`` (True): flush each file (and the directory entry) to disk
+      before it counts as done, so a crash never leaves a short file under
+      the final name. Costs disk bandwidth: ``False`` trades that safety
+      for speed when the disk is the bottleneck.
+
+    Per download, ``extra["sha256"]`` (64 hex digits) is checked. The file
+    name is the submit's ``original_filename``, else the server's
+    ``Content-Disposition``, else the URL's last path segment, else the
+    display name, made safe by :func:`~actors.downloads.names.safe_filename`.
+
+    The impl (:meth:`fetch`) and the session hooks run on worker threads;
+    the source itself holds only configuration and may be shared.
+    """
+
+    def __init__(
+        self,
+        name: str = "http",
+        *,
+        directory: str | Path,
+        concurrency: int = 4,
+        delay: float = 0.0,
+        username: str | None = None,
+        retries: int = 3,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        chunk_size: int = 256 * 1024,
+        max_bytes: int | None = None,
+        keep_partial: bool = False,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str | Path = True,
+        max_redirects: int = 10,
+        max_retry_after: float = 300.0,
+        fsync: bool = True,
+    ) -> None:
+        if directory is None:
+            msg = f"HttpSource {name!r}: directory is required"
+            raise TypeError(msg)
+        super().__init__(
+            name,
+            self.fetch,
+            concurrency=concurrency,
+            delay=delay,
+            username=username,
+            directory=directory,
+            open_worker=self.open_session,
+            close_worker=self.close_session,
+        )
+        what = f"HttpSource {name!r}"
+        self.retries = _count(retries, f"{what} retries", 0, 100)
+        if not isinstance(backoff, Backoff):
+            msg = f"{what}: backoff must be a Backoff, got {backoff!r}"
+            raise TypeError(msg)
+        self.backoff = backoff
+        self.connect_timeout = check_duration(
+            connect_timeout, f"{what} connect_timeout", allow_zero=False
+        )
+        self.read_timeout = check_duration(read_timeout, f"{what} read_timeout", allow_zero=False)
+        self.chunk_size = _count(chunk_size, f"{what} chunk_size", 1, 64 * 1024 * 1024)
+        self.max_bytes = None if max_bytes is None else _count(max_bytes, f"{what} max_bytes", 0)
+        if not isinstance(keep_partial, bool):
+            msg = f"{what}: keep_partial must be a bool, got {keep_partial!r}"
+            raise TypeError(msg)
+        self.keep_partial = keep_partial
+        if not isinstance(fsync, bool):
+            msg = f"{what}: fsync must be a bool, got {fsync!r}"
+            raise TypeError(msg)
+        self.fsync = fsync
+        self.headers = _check_headers(headers, what)
+        self.verify = _check_verify(verify, what)
+        self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)
+        self.max_retry_after = check_duration(max_retry_after, f"{what} max_retry_after")
+
+    @property
+    def download_directory(self) -> Path:
+        """The download directory (``directory``, never ``None`` here)."""
+        if self.directory is None:  # pragma: no cover - set in __init__
+            msg = f"HttpSource {self.name!r} has no directory"
+            raise RuntimeError(msg)
+        return self.directory
+
+    def open_session(self) -> requests.Session:
+        """Make this worker's session (runs on the worker thread at its start)."""
+        session = requests.Session()
+        session.headers.update(self.headers)
+        return session
+
+    def close_session(self, session: requests.Session) -> None:
+        """Close a session made by :meth:`open_session` (at the worker's stop)."""
+        session.close()
+
+    def fetch(
+        self, download_id: str, target_id: str, display_name: str, context: DownloadContext
+    ) -> str:
+        """Download ``target_id``; return the final path (the impl; worker thread).
+
+        Raises :class:`DownloadError` (or :class:`DownloadInterrupted` on a
+        cancel). Uses ``context.worker_state`` as the session, or a session
+        of its own for this call when there is none.
+        """
+        state = context.worker_state
+        session = state if isinstance(state, requests.Session) else None
+        own = session is None
+        if session is None:
+            session = self.open_session()
+        try:
+            return Fetch(self, session, context, target_id, display_name).run()
+        finally:
+            if own:
+                self.close_session(session)
+
+    def __repr__(self) -> str:
+        return (
+            f"<HttpSource {self.name!r} directory={str(self.directory)!r} "
+            f"concurrency={self.concurrency} retries={self.retries}>"
+        )
+
+
+def _count(value: object, what: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{what} must be an int, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        msg = f"{what} must be {bound}, got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def _check_headers(headers: object, what: str) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        msg = f"{what}: headers must be a mapping of str to str, got {type(headers).__name__}"
+        raise TypeError(msg)
+    checked: dict[str, str] = {}
+    for key, value in headers.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            msg = f"{what}: headers must map str to str (bad entry for {key!r})"
+            raise TypeError(msg)
+        checked[key] = value
+    return checked
+
+
+def _check_verify(verify: object, what: str) -> bool | str:
+    if isinstance(verify, bool):
+        return verify
+    if isinstance(verify, (str, Path)):
+        path = Path(verify)
+        if not path.exists():
+            msg = f"{what}: CA bundle {str(path)!r} does not exist"
+            raise ValueError(msg)
+        return str(path)
+    msg = f"{what}: verify must be a bool or a CA bundle path, got {verify!r}"
+    raise TypeError(msg)

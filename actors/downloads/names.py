@@ -1,0 +1,326 @@
+"""Safe file names for downloaded files, and claiming a free one atomically.
+
+Names come from untrusted places (a caller's ``original_filename``, a
+server's ``Content-Disposition``, a URL path), so :func:`safe_filename`
+turns any text into a single, portable path component:
+
+* only the last component survives (``../../etc/passwd`` gives ``passwd``);
+  no ``/`` or ``\\``, never ``.`` or ``..``, never an absolute path;
+* control characters become spaces, invisible format characters (bidi
+  overrides, zero-width joiners) and lone surrogates are dropped, and the
+  characters Windows forbids (``<>:"|?*``) become ``_``;
+* no leading dots (no hidden files), no leading or trailing spaces, no
+  trailing dots;
+* Windows device names (``CON``, ``NUL``, ``COM1``, ``LPT1``, … with any
+  extension) get a ``_`` prefix;
+* at most 255 bytes of UTF-8 (less when the caller reserves room for a
+  suffix), cut at a character boundary, keeping the extension;
+* never empty: ``"download"`` (or the caller's fallback) instead.
+
+The result is NFC-normalised, and ``safe_filename`` of a safe name is that
+name. :func:`move_into_place` then gives a finished file its final name
+without ever overwriting: ``name.ext``, else ``name (1).ext``, … chosen with
+``os.link`` (or an exclusive create), so two threads or processes can never
+pick the same one. Everything here is pure or works on the file system
+only, and is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "FALLBACK_NAME",
+    "MAX_NAME_BYTES",
+    "choose_filename",
+    "is_inside",
+    "move_into_place",
+    "name_from_content_disposition",
+    "name_from_url",
+    "numbered",
+    "safe_filename",
+    "split_extension",
+]
+
+#: The longest file name most file systems accept, in bytes.
+MAX_NAME_BYTES = 255
+#: The name used when nothing usable is left.
+FALLBACK_NAME = "download"
+
+_MAX_EXTENSION = 16  # characters, dot included: longer "extensions" are part of the stem
+_MAX_NUMBER = 10_000  # numbered candidates tried before giving up
+_FORBIDDEN = frozenset('<>:"|?*')
+_SPACE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_DROPPED_CATEGORIES = frozenset({"Cf", "Cs"})
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"}
+    | {f"{device}{digit}" for device in ("COM", "LPT") for digit in "0123456789¹²³"}
+)
+_LINK_UNSUPPORTED = frozenset(
+    code
+    for code in (
+        errno.EPERM,
+        errno.EACCES,
+        errno.EXDEV,
+        errno.EMLINK,
+        errno.ENOSYS,
+        getattr(errno, "ENOTSUP", None),
+        getattr(errno, "EOPNOTSUPP", None),
+    )
+    if code is not None
+)
+
+
+def _clean_char(char: str) -> str:
+    category = unicodedata.category(char)
+    if category in _SPACE_CATEGORIES:
+        return " "
+    if category in _DROPPED_CATEGORIES:
+        return ""
+    if char in _FORBIDDEN:
+        return "_"
+    return char
+
+
+def _strip(name: str) -> str:
+    """Drop leading/trailing whitespace, leading dots and trailing dots."""
+    while True:
+        stripped = name.strip().lstrip(".").rstrip(".")
+        if stripped == name:
+            return name
+        name = stripped
+
+
+def _cut(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that fits ``limit`` bytes of UTF-8."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: max(limit, 0)].decode("utf-8", "ignore")
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """Split ``name`` into stem and extension (``.tar.gz`` counts as one).
+
+    A name with no dot after its first character, or whose last "extension"
+    is long or contains spaces, has no extension.
+    """
+    dot = name.rfind(".")
+    if dot <= 0:
+        return name, ""
+    extension = name[dot:]
+    if (
+        len(extension) > _MAX_EXTENSION
+        or len(extension) == 1
+        or any(c.isspace() for c in extension)
+    ):
+        return name, ""
+    stem = name[:dot]
+    if stem.lower().endswith(".tar") and len(stem) > 4:
+        return stem[:-4], name[dot - 4 :]
+    return stem, extension
+
+
+def _fit(name: str, limit: int) -> str:
+    """Cut ``name`` to ``limit`` bytes, keeping its extension when it can."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    stem, extension = split_extension(name)
+    room = limit - len(extension.encode("utf-8"))
+    if extension and room >= limit // 2:
+        stem = _cut(stem, room).rstrip()
+        if stem:
+            return stem + extension
+    return _strip(_cut(name, limit))
+
+
+def _is_reserved(name: str) -> bool:
+    return name.split(".", 1)[0].rstrip().upper() in _RESERVED
+
+
+def _sanitize(name: str, limit: int) -> str:
+    text = unicodedata.normalize("NFC", name).replace("\\", "/")
+    parts = [part for part in text.split("/") if part.strip() not in ("", ".", "..")]
+    text = parts[-1] if parts else ""
+    text = "".join(_clean_char(char) for char in text)
+    text = _strip(unicodedata.normalize("NFC", text))
+    text = _fit(text, limit)
+    if _is_reserved(text):
+        text = _fit("_" + text, limit)
+    return text
+
+
+def _check_limit(max_bytes: object) -> int:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 16:
+        msg = f"max_bytes must be an int >= 16, got {max_bytes!r}"
+        raise ValueError(msg)
+    return max_bytes
+
+
+def safe_filename(
+    name: object, *, fallback: str = FALLBACK_NAME, max_bytes: int = MAX_NAME_BYTES
+) -> str:
+    """Return ``name`` as a safe, non-empty, single path component.
+
+    ``max_bytes`` bounds the UTF-8 length (pass less than 255 to leave room
+    for a suffix such as ``.part``). A ``name`` that is not a string, or
+    leaves nothing usable, gives ``fallback`` (itself made safe, or
+    ``"download"`` if even that is empty). See the module docstring for the
+    rules.
+    """
+    return choose_filename(name, fallback, max_bytes=max_bytes)
+
+
+def choose_filename(*candidates: object, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """The first candidate that leaves a usable name, made safe; else ``"download"``.
+
+    ``None``, empty and unusable candidates (``".."``, ``"/"``) are skipped,
+    so ``choose_filename(caller_name, server_name, url_name, display_name)``
+    falls through to the next source of a name.
+    """
+    limit = _check_limit(max_bytes)
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            name = _sanitize(candidate, limit)
+            if name:
+                return name
+    return FALLBACK_NAME
+
+
+def numbered(name: str, number: int, *, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """``"name (number).ext"`` for a safe ``name``, still within ``max_bytes``."""
+    stem, extension = split_extension(name)
+    label = f" ({number})"
+    room = max_bytes - len(label.encode("utf-8")) - len(extension.encode("utf-8"))
+    stem = _cut(stem, room).rstrip() or "_"
+    return stem + label + extension
+
+
+def _decode_extended(value: str) -> str | None:
+    """Decode an RFC 8187 ``charset'language'percent-encoded`` value."""
+    charset, _, rest = value.partition("'")
+    _, _, encoded = rest.partition("'")
+    charset = charset.strip().lower()
+    if charset not in ("utf-8", "iso-8859-1", "latin-1", "us-ascii") or not rest:
+        return None
+    encoded = encoded.strip().strip('"')
+    try:
+        return unquote(encoded, encoding=charset, errors="strict")
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _undo_latin1(text: str) -> str:
+    """Header values arrive decoded as Latin-1; recover UTF-8 names sent raw."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+_PARAMETER = re.compile(
+    r";\s*(?P<key>[!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?P<value>\"(?:[^\"\\]|\\.)*\"?|[^;]*)"
+)
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def name_from_content_disposition(value: str | None) -> str | None:
+    """The file name a ``Content-Disposition`` header suggests, unsanitised.
+
+    ``filename*=UTF-8''…`` (RFC 6266/8187) wins over ``filename="…"``.
+    Returns ``None`` when the header is absent or names no file; never
+    raises on malformed input.
+    """
+    if not value:
+        return None
+    parameters: dict[str, str] = {}
+    for match in _PARAMETER.finditer(";" + value):  # also a bare 'filename=...'
+        raw = match.group("value").strip()
+        if raw.startswith('"'):
+            raw = _ESCAPE.sub(r"\1", raw[1:-1] if raw.endswith('"') and len(raw) > 1 else raw[1:])
+        parameters.setdefault(match.group("key").lower(), raw)
+    extended = parameters.get("filename*")
+    if extended:
+        decoded = _decode_extended(extended)
+        if decoded:
+            return decoded
+    plain = parameters.get("filename")
+    return _undo_latin1(plain) if plain else None
+
+
+def name_from_url(url: str) -> str | None:
+    """The last segment of ``url``'s path, percent-decoded, or ``None``."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return None
+    segment = path.rsplit("/", 1)[-1]
+    return unquote(segment, errors="replace") or None
+
+
+def is_inside(directory: Path, path: Path) -> bool:
+    """True if ``path`` (resolved, symlinks followed) lies inside ``directory``."""
+    root = directory.resolve()
+    resolved = path.resolve()
+    return resolved != root and resolved.is_relative_to(root)
+
+
+def move_into_place(source: Path, directory: Path, name: str) -> Path:
+    """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
+
+    Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
+    returns the path it took. Each candidate is claimed atomically: a hard
+    link (the file appears complete under its final name), or where the file
+    system has no hard links an exclusive create followed by ``os.replace``.
+    ``source`` must be in ``directory`` (same file system). Raises
+    ``ValueError`` if a candidate would leave ``directory`` and
+    ``FileExistsError`` if no free name is found.
+    """
+    root = directory.resolve()
+    use_links = True
+    for number in itertools.count():
+        if number > _MAX_NUMBER:
+            msg = f"no free file name like {name!r} in {root}"
+            raise FileExistsError(errno.EEXIST, msg)
+        candidate = name if number == 0 else numbered(name, number)
+        target = root / candidate
+        # ``root`` is resolved and ``target`` must not exist, so resolving it
+        # would give ``root / candidate``: one component, directly inside.
+        if target.parent != root or candidate in (".", ".."):
+            msg = f"file name {candidate!r} would leave {root}"
+            raise ValueError(msg)
+        if os.path.lexists(target):
+            continue
+        if use_links:
+            try:
+                os.link(source, target, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+                use_links = False
+            else:
+                os.unlink(source)
+                return target
+        try:
+            _claim_exclusive(target)
+        except FileExistsError:
+            continue
+        os.replace(source, target)
+        return target
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _claim_exclusive(target: Path) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    os.close(os.open(target, flags, 0o644))

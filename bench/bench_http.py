@@ -1,0 +1,292 @@
+"""HttpSource throughput through the system against plain ``requests``.
+
+Run: ``python bench/bench_http.py [--quick] [--downloads N] [--mib M] [--rounds R]
+[--database-url scratch|none|URL]``
+
+A local HTTP/1.1 server (keep-alive, the body served from memory in large
+writes) offers N files of M MiB. Each round downloads all of them four
+times, at concurrency 4 each time, in an order that rotates per round:
+
+* ``regisseur``: ``system.downloads.submit`` to an ``HttpSource`` of an
+  ``ActorSystem`` (real clock, SQLite records), then ``wait`` for each;
+  that is streaming to ``.part`` files, progress reports, length checks and
+  the atomic move into place; once with ``fsync=False`` and once with the
+  default ``fsync=True`` (each file flushed to disk before it counts);
+* ``impl``: the same ``HttpSource`` impl driven by 4 plain threads with
+  hand-built contexts (no actors, no records), to tell the impl's own cost
+  from the system's;
+* ``requests``: 4 threads, one ``requests.Session`` each, streaming
+  ``iter_content`` in chunks of the same size into plain files; once
+  without and once with an ``os.fsync`` per file.
+
+Both run in this process against the same server, so the machine's noise
+hits both. The report gives each round's aggregate throughput and the
+median ratios to requests, like for like: regisseur without fsync (the
+library's overhead; target >= 0.90), impl without fsync, and regisseur with
+fsync against requests with fsync (durable downloads next to durable plain
+code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import queue
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from actors import ActorSystem
+from actors.clock import RealClock, Timers
+from actors.downloads import CancelToken, DownloadContext, HttpSource
+from actors.log import get_logger
+from messages import DownloadState, DownloadStateChanged
+
+CONCURRENCY = 4
+CHUNK = 256 * 1024
+MIB = 1024 * 1024
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between writes
+    server: _Server
+
+    def do_GET(self) -> None:
+        body = self.server.body
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        view = memoryview(body)
+        for start in range(0, len(body), 4 * MIB):
+            self.wfile.write(view[start : start + 4 * MIB])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+def run_regisseur(
+    urls: list[str], directory: Path, database_url: str | None, *, fsync: bool
+) -> float:
+    """Seconds to download every URL through an ActorSystem's HttpSource.
+
+    One subscription counts the terminal records (as an application would
+    watch many downloads), instead of one ``wait()`` per download.
+    """
+    source = HttpSource(directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=fsync)
+    with ActorSystem(download_sources=[source], database_url=database_url) as system:
+        ended: list[DownloadStateChanged] = []
+        done = threading.Event()
+
+        def watch(event: object) -> None:
+            if isinstance(event, DownloadStateChanged) and event.record.terminal:
+                ended.append(event)  # the bus calls back on one thread
+                if len(ended) == len(urls):
+                    done.set()
+
+        system.downloads.subscribe(watch, progress=False)
+        started = time.perf_counter()
+        for url in urls:
+            system.downloads.submit("http", url, url.rsplit("/", 1)[-1])
+        if not done.wait(600):
+            msg = f"only {len(ended)} of {len(urls)} downloads ended"
+            raise RuntimeError(msg)
+        seconds = time.perf_counter() - started
+        failed = [e.record for e in ended if e.record.state is not DownloadState.SUCCEEDED]
+        if failed:
+            msg = f"download failed: {failed[0].error}"
+            raise RuntimeError(msg)
+        return seconds
+
+
+def run_impl(urls: list[str], directory: Path) -> float:
+    """Seconds to download every URL with HttpSource.fetch in CONCURRENCY threads."""
+    source = HttpSource(directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=False)
+    timers = Timers(RealClock(), name="bench-timers")
+    timers.start()
+    work: queue.Queue[tuple[int, str]] = queue.Queue()
+    for index, url in enumerate(urls):
+        work.put((index, url))
+    errors: list[BaseException] = []
+    log = get_logger("bench")
+
+    def worker() -> None:
+        session = source.open_session()
+        try:
+            while True:
+                try:
+                    index, url = work.get_nowait()
+                except queue.Empty:
+                    return
+                context = DownloadContext(
+                    download_id=f"{index:032x}",
+                    target_id=url,
+                    display_name=url.rsplit("/", 1)[-1],
+                    original_filename=None,
+                    extra={},
+                    destination=directory,
+                    worker_state=session,
+                    token=CancelToken(),
+                    timers=timers,
+                    send=lambda progress: None,
+                    log=log,
+                )
+                source.fetch(context.download_id, url, context.display_name, context)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            source.close_session(session)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    timers.close()
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def run_requests(urls: list[str], directory: Path, *, fsync: bool) -> float:
+    """Seconds to download every URL with plain requests in CONCURRENCY threads."""
+    work: queue.Queue[str] = queue.Queue()
+    for url in urls:
+        work.put(url)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while True:
+                try:
+                    url = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    with session.get(url, stream=True, timeout=(10, 30)) as response:
+                        response.raise_for_status()
+                        target = directory / url.rsplit("/", 1)[-1]
+                        with target.open("wb") as file:
+                            for chunk in response.iter_content(CHUNK):
+                                file.write(chunk)
+                            if fsync:
+                                file.flush()
+                                os.fsync(file.fileno())
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def check_files(directory: Path, count: int, size: int) -> None:
+    files = sorted(directory.iterdir())
+    if len(files) != count or any(f.stat().st_size != size for f in files):
+        msg = f"expected {count} files of {size} bytes in {directory}, found {len(files)}"
+        raise RuntimeError(msg)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 files of 2 MiB, 3 rounds")
+    parser.add_argument("--downloads", type=int, default=None)
+    parser.add_argument("--mib", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--database-url",
+        default="scratch",
+        help="the system's records: 'scratch' (SQLite file next to the downloads, "
+        "the default), 'none', or an SQLAlchemy URL",
+    )
+    args = parser.parse_args()
+    count = args.downloads or (8 if args.quick else 32)
+    mib = args.mib or (2 if args.quick else 20)
+    rounds = args.rounds or (3 if args.quick else 5)
+
+    body = bytes(range(256)) * (mib * MIB // 256)
+    server = _Server(body)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    port = server.server_address[1]
+    urls = [f"http://127.0.0.1:{port}/files/{index:03d}.bin" for index in range(count)]
+    total_mib = count * mib
+    print(
+        f"{count} downloads of {mib} MiB at concurrency {CONCURRENCY}, {rounds} rounds, "
+        f"records: {args.database_url}"
+    )
+
+    sides = ("regisseur", "impl", "requests", "regisseur+fsync", "requests+fsync")
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
+        root = Path(scratch)
+        database_url = {"scratch": f"sqlite:///{root / 'records.db'}", "none": None}.get(
+            args.database_url, args.database_url
+        )
+        try:
+            for round_number in range(rounds):
+                shift = round_number % len(sides)
+                for side in sides[shift:] + sides[:shift]:
+                    directory = root / side
+                    directory.mkdir()
+                    fsync = side.endswith("+fsync")
+                    if side.startswith("regisseur"):
+                        seconds = run_regisseur(urls, directory, database_url, fsync=fsync)
+                    elif side == "impl":
+                        seconds = run_impl(urls, directory)
+                    else:
+                        seconds = run_requests(urls, directory, fsync=fsync)
+                    check_files(directory, count, len(body))
+                    shutil.rmtree(directory)
+                    rates[side].append(total_mib / seconds)
+                print(
+                    f"round {round_number + 1}: "
+                    + "   ".join(f"{side} {rates[side][-1]:7.1f}" for side in sides)
+                    + " MiB/s"
+                )
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def ratio(ours: str, theirs: str) -> float:
+        pairs = zip(rates[ours], rates[theirs], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
+    for side in sides:
+        print(f"median {side:16} {statistics.median(rates[side]):7.1f} MiB/s")
+    print(f"median ratio regisseur / requests:             {ratio('regisseur', 'requests'):.3f}")
+    print(f"median ratio impl / requests:                  {ratio('impl', 'requests'):.3f}")
+    print(
+        "median ratio regisseur+fsync / requests+fsync: "
+        f"{ratio('regisseur+fsync', 'requests+fsync'):.3f}"
+    )
+    print("target: regisseur / requests >= 0.90")
+
+
+if __name__ == "__main__":
+    main()
