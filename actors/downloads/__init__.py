@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.downloads.context import CancelToken, DownloadContext
-from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from actors.downloads.errors import DownloadFailure, UnknownDownloadError, UnknownSourceError
 from actors.downloads.facade import Downloads, DownloadSettings
 from actors.downloads.source import DownloadSource
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CancelToken",
     "DownloadContext",
+    "DownloadFailure",
     "DownloadSettings",
     "DownloadSource",
     "Downloads",

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["UnknownDownloadError", "UnknownSourceError"]
+__all__ = ["DownloadFailure", "UnknownDownloadError", "UnknownSourceError"]
+
+
+class DownloadFailure(Exception):
+    """Raise it from an impl when its message is the whole story.
+
+    The record's ``error`` is then the message alone (``"HTTP 404 Not
+    Found: ..."``), not ``"Type: message"`` as for any other exception.
+    """
 
 
 class UnknownSourceError(LookupError):

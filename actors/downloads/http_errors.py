@@ -1,12 +1,14 @@
 """Errors raised by :class:`~actors.downloads.http.HttpSource` downloads.
 
 The message of a :class:`DownloadError` is what the user sees as the
-record's ``error`` (after :func:`actors.errors.describe_error` adds the type
-name), so every message says what went wrong and on which URL, with any
-credentials in the URL already redacted.
+record's ``error`` (it is a ``DownloadFailure``: no type name is added), so
+every message says what went wrong and on which URL, with any credentials
+in the URL already redacted.
 """
 
 from __future__ import annotations
+
+from actors.downloads.errors import DownloadFailure
 
 __all__ = ["STOPPING", "DownloadError", "DownloadInterrupted"]
 
@@ -15,7 +17,7 @@ __all__ = ["STOPPING", "DownloadError", "DownloadInterrupted"]
 STOPPING = "stopping"
 
 
-class DownloadError(Exception):
+class DownloadError(DownloadFailure):
     """A download failed for good (after any retries).
 
     ``status`` is the HTTP status code when the failure was an HTTP answer,

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from actors.actor import Actor
 from actors.downloads import _protocol as p
 from actors.downloads.context import DownloadContext
+from actors.downloads.errors import DownloadFailure
 from actors.errors import describe_error
+from actors.log import redact_text
 from messages.downloads import DownloadFailed, DownloadSucceeded
 
 if TYPE_CHECKING:
@@ -32,6 +34,14 @@ if TYPE_CHECKING:
     from messages.downloads import DownloadRecord
 
 __all__ = ["WorkerActor"]
+
+_MAX_ERROR = 1000
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, DownloadFailure):
+        return redact_text(str(exc))[:_MAX_ERROR] or type(exc).__name__
+    return describe_error(exc)
 
 
 class _StopWaker:
@@ -125,8 +135,10 @@ class WorkerActor(Actor):
         try:
             result = source.impl(*args)
         except Exception as exc:  # noqa: BLE001 - any impl error makes the record Errored
-            self.log.warning("download_failed", download=record.id, error=describe_error(exc))
-            return DownloadFailed(record.id, describe_error(exc))
+            text = _error_text(exc)
+            if not token.cancelled:
+                self.log.warning("download_failed", download=record.id, error=text)
+            return DownloadFailed(record.id, text)
         if result is None:
             return DownloadFailed(record.id, "the source returned no file")
         if not isinstance(result, (str, PathLike)):

@@ -750,7 +750,7 @@ def test_system_download_404_is_errored_with_the_text(
     download_id = http_system.downloads.submit("http", url, "Missing")
     record = http_system.downloads.wait(download_id, timeout=WAIT)
     assert record.state is DownloadState.ERRORED
-    assert record.error == f"DownloadError: HTTP 404 Not Found: {url}"
+    assert record.error == f"HTTP 404 Not Found: {url}"
 
 
 def test_system_cancel_midway_removes_the_part(
