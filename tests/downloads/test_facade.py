@@ -21,43 +21,22 @@ from actors.downloads import (
     UnknownDownloadError,
     UnknownSourceError,
 )
-from messages import DownloadRecord, DownloadState
+from messages import DownloadRecord
 from messages.downloads import DownloadProgressed, DownloadStateChanged
+from tests.downloads.helpers import (
+    CANCELLED,
+    ERRORED,
+    INIT,
+    RUNNING,
+    SUCCEEDED,
+    WAIT,
+    Hold,
+    fails,
+    quick,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-WAIT = 5.0  # real seconds; every blocking wait in these tests is bounded by it
-
-INIT = DownloadState.INITIALIZING
-RUNNING = DownloadState.IN_PROGRESS
-SUCCEEDED = DownloadState.SUCCEEDED
-ERRORED = DownloadState.ERRORED
-CANCELLED = DownloadState.CANCELLED
-
-
-def quick(download_id: str, target_id: str, name: str) -> str:
-    return f"/files/{name}"
-
-
-def fails(download_id: str, target_id: str, name: str) -> str:
-    raise RuntimeError(f"cannot fetch {name}")
-
-
-class Hold:
-    """An impl that blocks (bounded) until ``release`` is set or it is cancelled."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
-        self.entered.set()
-        deadline = time.monotonic() + WAIT
-        while not self.release.wait(0.01):
-            if ctx.cancelled or time.monotonic() > deadline:
-                return None
-        return f"/files/{name}"
 
 
 @pytest.fixture

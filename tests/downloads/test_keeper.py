@@ -28,6 +28,7 @@ from messages.downloads import (
     DownloadSucceeded,
 )
 from supervision.testing import FaultInjector, InjectedFault, Probe
+from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate, quick
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -37,73 +38,8 @@ if TYPE_CHECKING:
     from actors import ActorSystem
     from supervision.testing import ManualClock
 
-WAIT = 5.0  # real seconds; every blocking wait in these tests is bounded by it
-
-INIT = DownloadState.INITIALIZING
-RUNNING = DownloadState.IN_PROGRESS
-SUCCEEDED = DownloadState.SUCCEEDED
-ERRORED = DownloadState.ERRORED
-CANCELLED = DownloadState.CANCELLED
-
 
 # -- helpers ---------------------------------------------------------------------
-
-
-class Gate:
-    """A download impl (it takes the context) that holds each download until opened.
-
-    Thread-safe. ``started`` lists display names in start order; ``running``
-    and ``peak`` count downloads inside the impl now and at most;
-    ``saw_cancel`` lists the downloads whose impl returned because
-    ``ctx.cancelled`` became true (the impl returns ``None`` then).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.started: list[str] = []
-        self.saw_cancel: list[str] = []
-        self.running = 0
-        self.peak = 0
-        self._open: set[str] = set()
-        self._all_open = False
-
-    def __call__(self, download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
-        deadline = time.monotonic() + WAIT
-        with self._cond:
-            self.started.append(name)
-            self.running += 1
-            self.peak = max(self.peak, self.running)
-            self._cond.notify_all()
-            try:
-                while not (self._all_open or name in self._open):
-                    if ctx.cancelled:
-                        self.saw_cancel.append(name)
-                        return None
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        msg = f"gate for {name!r} never opened"
-                        raise TimeoutError(msg)
-                    self._cond.wait(min(remaining, 0.01))  # also polls ctx.cancelled
-                return f"/files/{name}"
-            finally:
-                self.running -= 1
-                self._cond.notify_all()
-
-    def open(self, *names: str) -> None:
-        """Let ``names`` (every download when none is given) finish."""
-        with self._cond:
-            if names:
-                self._open.update(names)
-            else:
-                self._all_open = True
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        with self._cond:
-            assert self._cond.wait_for(predicate, WAIT), f"gate: {what} within {WAIT}s"
-
-    def wait_started(self, count: int) -> None:
-        self.wait_for(lambda: len(self.started) >= count, f"{count} started")
 
 
 class Recorder:
@@ -150,11 +86,6 @@ class Recorder:
             for e in self._events
             if isinstance(e, DownloadStateChanged) and e.record.id == download_id
         ]
-
-
-def quick(download_id: str, target_id: str, name: str) -> str:
-    """An impl that succeeds at once."""
-    return f"/files/{name}"
 
 
 def stored(engine: Engine, download_id: str) -> DownloadRecord | None:

@@ -16,80 +16,12 @@ from actors.downloads import DownloadSource
 from messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
 from messages.downloads import DownloadStateChanged
 from supervision.testing import FaultInjector, Probe
+from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from actors import ActorSystem
-
-WAIT = 5.0  # real seconds; every blocking wait in these tests is bounded by it
-
-INIT = DownloadState.INITIALIZING
-RUNNING = DownloadState.IN_PROGRESS
-SUCCEEDED = DownloadState.SUCCEEDED
-ERRORED = DownloadState.ERRORED
-CANCELLED = DownloadState.CANCELLED
-
-
-class Gate:
-    """A download impl (it takes the context) that holds each download until opened.
-
-    Thread-safe. ``started`` lists display names in start order; ``running``
-    and ``peak`` count downloads inside the impl now and at most;
-    ``saw_cancel`` lists the downloads whose impl returned because
-    ``ctx.cancelled`` became true (the impl returns ``None`` then).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.started: list[str] = []
-        self.saw_cancel: list[str] = []
-        self.running = 0
-        self.peak = 0
-        self._open: set[str] = set()
-        self._all_open = False
-
-    def __call__(self, download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
-        deadline = time.monotonic() + WAIT
-        with self._cond:
-            self.started.append(name)
-            self.running += 1
-            self.peak = max(self.peak, self.running)
-            self._cond.notify_all()
-            try:
-                while not (self._all_open or name in self._open):
-                    if ctx.cancelled:
-                        self.saw_cancel.append(name)
-                        return None
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        msg = f"gate for {name!r} never opened"
-                        raise TimeoutError(msg)
-                    self._cond.wait(min(remaining, 0.01))  # also polls ctx.cancelled
-                return f"/files/{name}"
-            finally:
-                self.running -= 1
-                self._cond.notify_all()
-
-    def open(self, *names: str) -> None:
-        """Let ``names`` (every download when none is given) finish."""
-        with self._cond:
-            if names:
-                self._open.update(names)
-            else:
-                self._all_open = True
-            self._cond.notify_all()
-
-    def reset_peak(self) -> None:
-        with self._cond:
-            self.peak = self.running
-
-    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        with self._cond:
-            assert self._cond.wait_for(predicate, WAIT), f"gate: {what} within {WAIT}s"
-
-    def wait_started(self, count: int) -> None:
-        self.wait_for(lambda: len(self.started) >= count, f"{count} started")
 
 
 def in_state(system: ActorSystem, state: DownloadState, source: str | None = None) -> int:
