@@ -247,6 +247,8 @@ class ActorSystem:
             self._final_stop(self._journal_cell)
         if self.database is not None:
             self.database.close()
+        # A stop overtakes queued messages: deliver the last events first.
+        self._wait_idle([self._bus_cell], _DRAIN_TIMEOUT)
         self._final_stop(self._bus_cell)
         self.timers.close()
         with self._lock:
