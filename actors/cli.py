@@ -1,8 +1,8 @@
 """The ``regisseur`` command line.
 
-``regisseur demo`` runs a short, self-contained tour: a system starts, gets
-messages, one actor crashes and is restarted by its supervisor with backoff,
-and the supervision events are printed as they happen.
+``regisseur demo`` runs a short, self-contained tour of every part;
+``regisseur download`` is a resumable downloader; ``regisseur status`` shows
+download records and supervision events kept in a database.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ __all__ = ["main"]
 def _demo(args: argparse.Namespace) -> int:
     from actors.demo import run_demo
 
-    return run_demo(json_logs=args.json)
+    return run_demo(plain=args.plain, json_lines=args.json, database_url=args.db)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from actors.download_cli import run_download
+
+    return run_download(args)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -45,9 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run an application's background work as supervised Pykka actors.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="a short tour: start, message, crash, restart")
-    demo.add_argument("--json", action="store_true", help="print JSON log lines too")
+    demo = commands.add_parser(
+        "demo", help="every part at work, offline, in about ten seconds (Ctrl-C ends it)"
+    )
+    demo.add_argument("--plain", action="store_true", help="plain lines, no live view")
+    demo.add_argument("--json", action="store_true", help="one JSON event per line")
+    demo.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     demo.set_defaults(func=_demo)
+    download = commands.add_parser(
+        "download", help="download URLs (resumable: run it again after Ctrl-C)"
+    )
+    from actors.download_cli import add_arguments
+
+    add_arguments(download)
+    download.set_defaults(func=_download)
     status = commands.add_parser(
         "status", help="download records and recent supervision events in a database"
     )

@@ -18,8 +18,10 @@ a stop (cancel reason ``"stopping"``) it is kept for the next start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -61,6 +63,18 @@ _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
+
+
+def _abort(response: requests.Response) -> None:
+    """Shut the response's socket down (any thread) so a blocked read returns."""
+    connection = getattr(response.raw, "_connection", None) or getattr(
+        response.raw, "connection", None
+    )
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Retry(Exception):
@@ -338,6 +352,9 @@ class Fetch:
         hasher = self._hasher(offset)
         received = offset
         chunks = response.raw.stream(self.source.chunk_size, decode_content=False)
+        # A cancel or a stop must not wait for a stalled server's next byte
+        # (up to read_timeout): shutting the socket down ends a blocked read.
+        ctx.on_cancel(lambda: _abort(response))
         try:
             with self.part.open(append=offset > 0) as file:
                 ctx.report(received, total)
@@ -345,8 +362,12 @@ class Fetch:
                     try:
                         chunk = next(chunks, None)
                     except _NETWORK_ERRORS as exc:
+                        if ctx.cancelled:
+                            raise self._interrupted() from exc
                         raise self._lost(exc, received, end) from exc
                     if chunk is None:
+                        if ctx.cancelled:
+                            raise self._interrupted()
                         break
                     if ctx.cancelled:
                         raise self._interrupted()
