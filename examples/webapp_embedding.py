@@ -1,0 +1,92 @@
+"""Embed a system in a web app: start it before serving, stop it after.
+
+Standard library only (http.server on 127.0.0.1, a free port). A request
+handler talks to the system: ``/greet`` asks an actor, ``/fetch`` submits a
+download, ``/health`` returns ``system.health()`` as JSON. The script calls
+itself a few times with urllib, then shuts down: the server first, then the
+system (the ``with`` statement).
+
+Run: ``.venv/bin/python examples/webapp_embedding.py``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from actors import Actor, ActorSystem
+from actors.downloads import DownloadSource
+from supervision import ChildSpec
+
+
+class Greeter(Actor):
+    def on_receive(self, message: Any) -> Any:
+        return f"hello, {message}"
+
+
+def make_handler(system: ActorSystem) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path == "/greet":
+                body: Any = {"answer": system.ask("greeter", query or "world", timeout=2)}
+            elif path == "/fetch":
+                download_id = system.downloads.submit("files", query, f"{query}.txt")
+                body = system.downloads.wait(download_id, timeout=5).as_dict()
+            elif path == "/health":
+                body = dataclasses.asdict(system.health())
+            else:
+                self.send_error(404)
+                return
+            data = json.dumps(body, default=str).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="webapp-"))
+
+    def fetch(download_id: str, target_id: str, name: str) -> str:
+        path = folder / name
+        path.write_text(f"contents of {target_id}\n")
+        return str(path)
+
+    system = ActorSystem(
+        [ChildSpec("greeter", Greeter)],
+        database_url=f"sqlite:///{folder / 'app.db'}",
+        download_sources=[DownloadSource("files", fetch, concurrency=2)],
+    )
+    with system:  # app startup: the system first ...
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(system))
+        serving = threading.Thread(target=server.serve_forever)
+        serving.start()  # ... then the server
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            for path in ("/greet?web", "/fetch?report", "/health"):
+                with urllib.request.urlopen(base + path, timeout=5) as response:
+                    answer = json.load(response)
+                summary = answer.get("answer") or answer.get("state") or answer.get("status")
+                print(f"GET {path} -> {summary}")
+        finally:  # app shutdown: the server first, then the system
+            server.shutdown()
+            server.server_close()
+            serving.join()
+    print("server and system stopped")
+
+
+if __name__ == "__main__":
+    main()
