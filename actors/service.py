@@ -100,8 +100,12 @@ class ServiceActor(Actor):
         self.configure(**options)
 
     # -- hooks -------------------------------------------------------------
-    def configure(self, **options: Any) -> None:
-        """Take the service's own options. The default accepts none."""
+    def configure(self, *args: Any, **options: Any) -> None:
+        """Take the service's own options. The default accepts none.
+
+        (``*args`` is only there so that an override with keyword-only
+        parameters, ``def configure(self, *, batch=10)``, type-checks.)
+        """
         if options:
             names = ", ".join(sorted(options))
             msg = (
