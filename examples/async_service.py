@@ -1,8 +1,11 @@
 """A service with an ``async def update()``, metrics, pause/resume/run-now.
 
 The service polls a fake async feed; its ``update`` runs on an event loop
-the actor owns (one loop, reused across runs, closed on stop). A
-``ManualClock`` drives the interval, so the script is deterministic.
+the actor owns (one loop, reused across runs, closed on stop). Each step
+prints ``system.health().find("reader")``: its status and details (the
+built-in metrics and the service's own). A ``ManualClock`` drives the
+interval and ``system.settle()`` waits for the actor, so the output is
+always the same.
 
 Run: ``.venv/bin/python examples/async_service.py``
 """
@@ -16,10 +19,10 @@ from messages import Pause, Resume, RunNow
 from supervision import ChildSpec
 
 
-async def fetch_feed(page: int) -> list[str]:
+async def fetch_feed(feed: str, page: int) -> list[str]:
     """Stands in for an HTTP client call (aiohttp, httpx ...)."""
     await asyncio.sleep(0)
-    return [f"item-{page}-{n}" for n in range(3)]
+    return [f"{feed}-{page}-{n}" for n in range(3)]
 
 
 class FeedReader(ServiceActor):
@@ -29,16 +32,22 @@ class FeedReader(ServiceActor):
 
     async def update(self) -> int:
         self.page += 1
-        items = await fetch_feed(self.page)
-        self.metrics["last_item"] = items[-1]
+        items = await fetch_feed(self.feed, self.page)
+        self.metrics["last_item"] = items[-1]  # your own metric, next to the built-in ones
         return len(items)  # adds to the "processed" metric
+
+    def cleanup(self) -> None:  # on stop and before a restart
+        print(f"cleanup after page {self.page}")
 
 
 def show(system: ActorSystem, when: str) -> None:
     report = system.health().find("reader")
     assert report is not None and isinstance(report.details, dict)
     d = report.details
-    print(f"{when:<22} status={report.status:<8} runs={d['runs']} processed={d['processed']}")
+    print(
+        f"{when:<22} status={report.status:<8} runs={d['runs']} "
+        f"processed={d['processed']:<3} last_item={d['last_item']}"
+    )
 
 
 def main() -> None:
@@ -53,16 +62,19 @@ def main() -> None:
         system.settle()
         show(system, "after 60 s")
         system.tell("reader", Pause())
+        system.settle()
         clock.advance(120)  # paused: no runs
         system.settle()
         show(system, "paused, 120 s later")
         system.tell("reader", RunNow())  # runs once even while paused
         system.settle()
         show(system, "after RunNow")
-        system.tell("reader", Resume())
+        system.tell("reader", Resume())  # a run is due at once, the next 60 s later
+        system.settle()  # the tell is handled before the clock moves on
         clock.advance(60)
         system.settle()
         show(system, "resumed, 60 s later")
+    print("system stopped")
 
 
 if __name__ == "__main__":

@@ -16,33 +16,42 @@ import threading
 from typing import Any
 
 from actors import ActorSystem, ManualClock, ServerActor
-from actors.downloads import DownloadSource
+from actors.downloads import DownloadContext, DownloadSource
 from messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
 from supervision import ChildSpec
 from supervision.testing import FaultInjector, Probe
 
 
 class Poller(ServerActor):
-    """Your per-server loop; the test never changes it."""
-
-    polls = 0
+    """Your per-server loop; the tests never change it."""
 
     def run_loop(self) -> None:
-        type(self).polls += 1
+        self.log.info("polled")
 
 
-def test_a_crash_is_restarted_with_backoff(system_factory: Any, manual_clock: ManualClock) -> None:
+def test_a_crash_is_restarted_with_growing_backoff(
+    system_factory: Any, manual_clock: ManualClock
+) -> None:
     system = system_factory([ChildSpec("poller", Poller, args=("eu-1",), kwargs={"interval": 1})])
     probe = Probe(system)
     faults = FaultInjector(system)
+    system.settle()  # the first run (right after the start) is done; the next is at t=1
 
-    faults.crash("poller", exc=ConnectionError("eu-1 is down"))
+    faults.crash("poller", times=2, exc=ConnectionError("eu-1 is down"))
     manual_clock.advance(1.0)  # the next tick crashes
     assert probe.expect(ChildFailed, name="poller").error == "ConnectionError: eu-1 is down"
     assert probe.expect(ChildRestarting, name="poller").delay == 2.0
-    manual_clock.advance(2.0)  # fires the restart timer
+    manual_clock.advance(2.0)  # fires the restart timer; the first run crashes again
+    probe.expect(ChildRestarted, name="poller")
+    assert probe.expect(ChildRestarting, name="poller").delay == 4.0  # backoff doubles
+    manual_clock.advance(3.9)
+    system.settle()
+    probe.expect_no(ChildRestarted, name="poller")  # not yet: 0.1 s to go
+    manual_clock.advance(0.1)
     probe.expect(ChildRestarted, name="poller")
     system.settle()
+    report = system.health().find("poller")
+    assert report is not None and report.status == "running" and report.restarts == 2
 
 
 def test_a_killed_download_worker_errors_its_download(
@@ -50,7 +59,7 @@ def test_a_killed_download_worker_errors_its_download(
 ) -> None:
     started = threading.Event()
 
-    def slow(download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
+    def slow(download_id: str, target_id: str, name: str, ctx: DownloadContext) -> str | None:
         started.set()
         ctx.sleep(3600)  # on the manual clock: ends only when cancelled or killed
         return None
@@ -72,12 +81,13 @@ def test_a_restart_that_fails_to_start_is_retried_with_backoff(
     actor_system: ActorSystem, faults: FaultInjector, probe: Probe, manual_clock: ManualClock
 ) -> None:
     actor_system.spawn(ChildSpec("poller", Poller, args=("us-1",), kwargs={"interval": 1}))
+    actor_system.settle()
     faults.fail_start("poller", exc=OSError("no route to host"))
     faults.crash("poller")
     manual_clock.advance(1.0)  # the tick crashes; the restart is due in 2 s
     probe.expect(ChildRestarting, name="poller", delay=2.0)
     manual_clock.advance(2.0)  # the restart fails to start ...
-    assert probe.expect(ChildFailed, name="poller", error="OSError: no route to host")
+    probe.expect(ChildFailed, name="poller", error="OSError: no route to host")
     probe.expect(ChildRestarting, name="poller", delay=4.0)  # ... and backs off further
     manual_clock.advance(4.0)
     probe.expect(ChildRestarted, name="poller")

@@ -1,10 +1,11 @@
 """Embed a system in a web app: start it before serving, stop it after.
 
-Standard library only (http.server on 127.0.0.1, a free port). A request
-handler talks to the system: ``/greet`` asks an actor, ``/fetch`` submits a
-download, ``/health`` returns ``system.health()`` as JSON. The script calls
-itself a few times with urllib, then shuts down: the server first, then the
-system (the ``with`` statement).
+Standard library only (http.server on 127.0.0.1, a free port). Handlers
+talk to the system from the server's threads: ``/greet`` tells an actor and
+asks it, ``/fetch`` submits a download (and waits for it, to show the
+result), ``/health`` returns ``system.health()`` as JSON. The script calls
+itself with urllib, then shuts down: the server first, then the system (the
+``with`` statement).
 
 Run: ``.venv/bin/python examples/webapp_embedding.py``
 """
@@ -26,15 +27,22 @@ from supervision import ChildSpec
 
 
 class Greeter(Actor):
+    def on_start(self) -> None:
+        self.visits = 0
+
     def on_receive(self, message: Any) -> Any:
-        return f"hello, {message}"
+        if message == "visit":  # told: fire and forget
+            self.visits += 1
+            return None
+        return f"hello, {message} (visit {self.visits})"  # asked: the reply
 
 
-def make_handler(system: ActorSystem) -> type[http.server.BaseHTTPRequestHandler]:
+def handler_for(system: ActorSystem) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # runs on one of the server's threads
             path, _, query = self.path.partition("?")
             if path == "/greet":
+                system.tell("greeter", "visit")
                 body: Any = {"answer": system.ask("greeter", query or "world", timeout=2)}
             elif path == "/fetch":
                 download_id = system.downloads.submit("files", query, f"{query}.txt")
@@ -51,41 +59,42 @@ def make_handler(system: ActorSystem) -> type[http.server.BaseHTTPRequestHandler
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # no access log
             return
 
     return Handler
 
 
 def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="webapp-"))
+    with tempfile.TemporaryDirectory(prefix="webapp-") as tmp:
+        folder = Path(tmp)
 
-    def fetch(download_id: str, target_id: str, name: str) -> str:
-        path = folder / name
-        path.write_text(f"contents of {target_id}\n")
-        return str(path)
+        def fetch(download_id: str, target_id: str, name: str) -> str:  # a fake source
+            (folder / name).write_text(f"contents of {target_id}\n")
+            return str(folder / name)
 
-    system = ActorSystem(
-        [ChildSpec("greeter", Greeter)],
-        database_url=f"sqlite:///{folder / 'app.db'}",
-        download_sources=[DownloadSource("files", fetch, concurrency=2)],
-    )
-    with system:  # app startup: the system first ...
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(system))
-        serving = threading.Thread(target=server.serve_forever)
-        serving.start()  # ... then the server
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            for path in ("/greet?web", "/fetch?report", "/health"):
-                with urllib.request.urlopen(base + path, timeout=5) as response:
-                    answer = json.load(response)
-                summary = answer.get("answer") or answer.get("state") or answer.get("status")
-                print(f"GET {path} -> {summary}")
-        finally:  # app shutdown: the server first, then the system
-            server.shutdown()
-            server.server_close()
-            serving.join()
-    print("server and system stopped")
+        system = ActorSystem(
+            [ChildSpec("greeter", Greeter)],
+            database_url=f"sqlite:///{folder / 'app.db'}",
+            download_sources=[DownloadSource("files", fetch, concurrency=2)],
+        )
+        with system:  # app startup: the system first, then the server
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_for(system))
+            server.daemon_threads = False  # server_close() waits for running handlers
+            serving = threading.Thread(target=server.serve_forever)
+            serving.start()
+            base = f"http://127.0.0.1:{server.server_address[1]}"
+            try:
+                for path in ("/greet?web", "/greet?app", "/fetch?report", "/health"):
+                    with urllib.request.urlopen(base + path, timeout=5) as response:
+                        answer = json.load(response)
+                    shown = answer.get("answer") or answer.get("state") or answer["status"]
+                    print(f"GET {path} -> {shown}")
+            finally:  # app shutdown: the server first, then the system
+                server.shutdown()
+                server.server_close()
+                serving.join()
+        print("server and system stopped")
 
 
 if __name__ == "__main__":
