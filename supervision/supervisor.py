@@ -364,7 +364,8 @@ class SupervisorActor(Actor):
         specs = [c.spec for n, c in self.tree.children.items() if n in wanted]
         others = [n for n in self.tree.children if n not in wanted]
         started: list[str] = []
-        for level in graph.levels(specs, started=others):
+        levels = graph.levels(specs, started=others)
+        for index, level in enumerate(levels):
             waiting: list[tuple[_Child, StartAttempt, float]] = []
             for spec in level:
                 child = self.tree.children[spec.name]
@@ -374,6 +375,16 @@ class SupervisorActor(Actor):
                 cell.ensure_thread()
                 cell.control(Start(attempt))
                 waiting.append((child, attempt, monotonic() + spec.start_timeout))
+            if index + 1 < len(levels):
+                # Creating cells and threads is most of a start's own cost: do
+                # it for the next level while this one runs its on_start. (A
+                # taken name or no thread to spare is reported by that level's
+                # own start, after this level has been awaited.)
+                try:
+                    for spec in levels[index + 1]:
+                        self._cell_for(self.tree.children[spec.name]).ensure_thread()
+                except (ValueError, RuntimeError):
+                    pass
             failures: list[tuple[_Child, BaseException]] = []
             for child, attempt, deadline in waiting:
                 name = child.spec.name
@@ -397,7 +408,15 @@ class SupervisorActor(Actor):
         return started, []
 
     def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
-        """Stop what a failed start started, in reverse start order."""
+        """Stop what a failed start started, in reverse start order.
+
+        The children that failed were started last, so they go first (a
+        child whose ``on_start`` returned after its ``start_timeout`` gets
+        its ``on_stop``), then the started ones in reverse start order.
+        """
+        for name in failed:
+            child = self.tree.children[name]
+            self._teardown_child(child, final=False, reason="failed start")
         rolled: list[str] = []
         for name in reversed(started):
             child = self.tree.children[name]
@@ -406,9 +425,6 @@ class SupervisorActor(Actor):
             child.status = ChildStatus.STOPPED
             if hooks:
                 rolled.append(name)
-        for name in failed:
-            child = self.tree.children[name]
-            self._teardown_child(child, final=False, hooks=False, reason="failed start")
         return tuple(rolled)
 
     # -- stopping ----------------------------------------------------------
@@ -434,6 +450,10 @@ class SupervisorActor(Actor):
         elif not command.done.wait(child.spec.shutdown_timeout):
             in_time = False
             cell.abandoned = True
+            if not final:
+                # Nobody will use this cell again: once the blocked code
+                # returns, its thread ends instead of waiting forever.
+                cell.control(Teardown(final=True, hooks=False, reason="abandoned"))
             timeout = child.spec.shutdown_timeout
             self.system.events.publish(ChildStopTimedOut(name, timeout))
             self.log.error("child_stop_timed_out", child=name, timeout=timeout)
@@ -533,10 +553,13 @@ class SupervisorActor(Actor):
         if directive.kind is _Kind.RESUME:
             child.status = ChildStatus.RUNNING
             assert child.cell is not None
-            if child.cell.state is CellState.DEAD:  # no instance left to resume
+            cell = child.cell
+            if cell.state is CellState.DEAD or cell.instance is None:
+                # No instance left to resume (its thread died, or a restart
+                # failed in on_start): start a fresh one at once.
                 self._schedule_restart(child, 0.0)
             else:
-                child.cell.control(Resume())
+                cell.control(Resume())
         elif directive.kind is _Kind.STOP:
             self._give_up(child, error)
         elif directive.kind is _Kind.ESCALATE:
@@ -680,7 +703,7 @@ class SupervisorActor(Actor):
         _, failures = self._start_names([spec.name])
         if failures:
             error = failures[0][1]
-            self._teardown_child(child, final=True, hooks=False, reason="failed start")
+            self._teardown_child(child, final=True, reason="failed start")
             del self.tree.children[spec.name]
             text = describe_error(error)
             self.system.events.publish(StartupFailed(spec.name, text, ()))
