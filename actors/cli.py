@@ -8,6 +8,7 @@ download records and supervision events kept in a database.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +47,24 @@ def _status(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regisseur`` console script."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before a command could handle it (e.g. while importing)
+        return 130
+    except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
+        # The command has stopped its system already; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="regisseur",
         description="Run an application's background work as supervised Pykka actors.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="every part at work, offline, in about ten seconds (Ctrl-C ends it)"
+        "demo", help="every part at work, offline, in a few seconds (Ctrl-C ends it)"
     )
     demo.add_argument("--plain", action="store_true", help="plain lines, no live view")
     demo.add_argument("--json", action="store_true", help="one JSON event per line")

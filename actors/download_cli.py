@@ -1,138 +1,163 @@
 """``regisseur download URL... [-o DIR] [-j N] [--retries N] [--sha256 HEX] [--db URL]``.
 
 A resumable downloader built on the library: one ``HttpSource`` writing to
-``DIR``, its records in a SQLite file in ``DIR`` (or ``--db``). Ctrl-C stops
-the system, which keeps every ``.part`` file and leaves the records
-InProgress; run the same command again and those downloads resume where
-they stopped. A URL already downloaded (and still on disk) is not fetched
-again.
+``DIR`` with ``-j`` downloads at a time, its records in
+``DIR/.regisseur-downloads.db`` (or ``--db``).
 
-Exit codes: 0 when every URL is downloaded, 1 when any failed (one
-``FAILED <url>: <error>`` line each), 2 for bad arguments, 130 on Ctrl-C.
+* Ctrl-C stops the system: every ``.part`` file is kept and the records stay
+  InProgress. The next run in the same ``DIR`` resumes them (the keeper does
+  that by itself at start, since the source is registered at start) with
+  ``Range`` requests; a URL that is already pending is not submitted again,
+  and unfinished downloads of earlier runs in ``DIR`` are finished too.
+* A URL already downloaded (its file still on disk) is reported and skipped.
+* ``--sha256`` (one URL only) is checked by the source, or here, on the
+  file, for a download that was resumed or done before.
+
+Output: progress bars with rich on a terminal, else plain lines; one
+``FAILED <url>: <error>`` line per failure on stderr. Exit codes: 0 when
+every download succeeded, 1 when any failed, 2 for bad arguments or a
+system that cannot start, 130 on Ctrl-C.
+
+Threads: the command runs on the caller's thread and waits for the
+download events (delivered on the event bus's thread).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import re
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from actors._download_view import LineView, make_view
+from actors._interrupts import no_interrupts
 from actors.downloads.http import HttpSource
 from actors.system import ActorSystem
-from messages import DownloadProgressed, DownloadRecord, DownloadState, DownloadStateChanged
+from messages import (
+    ChildGaveUp,
+    DownloadProgressed,
+    DownloadRecord,
+    DownloadState,
+    DownloadStateChanged,
+    SystemFailed,
+)
+from supervision import StartupError
 
 if TYPE_CHECKING:
-    import argparse
+    from collections.abc import Callable, Iterable
 
-__all__ = ["add_arguments", "run_download"]
+__all__ = ["DB_NAME", "add_arguments", "run_download"]
 
+#: The records' SQLite file in the output directory (unless ``--db``).
+DB_NAME = ".regisseur-downloads.db"
 _SOURCE = "http"
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _sha256(text: str) -> str:
+    if not _SHA256.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not 64 hex digits: {text!r}")
+    return text.strip().lower()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``download`` command's options."""
     parser.add_argument("urls", nargs="+", metavar="URL", help="http or https URLs")
-    parser.add_argument("-o", "--output", default=".", help="directory (default: .)")
-    parser.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (4)")
-    parser.add_argument("--retries", type=int, default=3, help="retries per download (3)")
-    parser.add_argument("--sha256", default=None, help="expected SHA-256 (one URL only)")
-    parser.add_argument("--db", default=None, help="database URL (default: DIR/.regisseur.db)")
+    parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
+    parser.add_argument(
+        "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
+    )
+    parser.add_argument(
+        "--retries", type=_count(0), default=3, metavar="N", help="retries per download (3)"
+    )
+    parser.add_argument(
+        "--sha256", type=_sha256, default=None, metavar="HEX", help="expected SHA-256 (one URL)"
+    )
+    parser.add_argument(
+        "--db", default=None, metavar="URL", help=f"database URL (default: DIR/{DB_NAME})"
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
 
 
-class _Progress:
-    """Plain progress: one line per state change (and none per chunk)."""
+class _Tracker:
+    """Download events of this run: which ended, and how (bus thread -> main thread)."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self._lock = threading.Lock()
+    def __init__(self, view: LineView) -> None:
+        self._cond = threading.Condition()
+        self._view = view
+        self.seen: set[str] = set()
+        self.ended: dict[str, DownloadRecord] = {}
+        self.broken: str | None = None
 
-    def update(self, record: DownloadRecord) -> None:
-        return
+    def __call__(self, event: object) -> None:
+        if isinstance(event, (DownloadProgressed, DownloadStateChanged)):
+            self._view.update(event)
+            with self._cond:
+                self.seen.add(event.record.id)
+                if event.record.terminal:
+                    self.ended[event.record.id] = event.record
+                    self._cond.notify_all()
+        elif isinstance(event, (SystemFailed, ChildGaveUp)):
+            with self._cond:
+                name = getattr(event, "name", "the system")
+                self.broken = f"{name} failed: {event.error}"
+                self._cond.notify_all()
 
-    def state(self, record: DownloadRecord) -> None:
-        if record.state is DownloadState.SUCCEEDED:
-            self.write(f"done {record.target_id} -> {record.file_path}")
-        elif record.state is DownloadState.IN_PROGRESS:
-            self.write(f"downloading {record.target_id}")
+    def done_before(self, record: DownloadRecord) -> None:
+        """Count ``record`` (ended in an earlier run) as ended."""
+        with self._cond:
+            self.ended.setdefault(record.id, record)
 
-    def write(self, text: str) -> None:
-        with self._lock:
-            self.out.write(text + "\n")
-            self.out.flush()
+    def touched(self, download_id: str) -> bool:
+        """True if the download changed state or made progress in this run."""
+        with self._cond:
+            return download_id in self.seen
 
-    def close(self) -> None:
-        return
-
-
-class _Bars(_Progress):
-    """Progress bars with rich (bytes, speed, time remaining)."""
-
-    def __init__(self, out: TextIO) -> None:
-        super().__init__(out)
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self.console = Console(file=out)
-        self.bars = Progress(
-            TextColumn("{task.description:<24}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
-        self.tasks: dict[str, Any] = {}
-        self.bars.start()
-
-    def update(self, record: DownloadRecord) -> None:
-        with self._lock:
-            task = self.tasks.get(record.id)
-            if task is None:
-                name = record.original_filename or record.target_id.rsplit("/", 1)[-1]
-                task = self.bars.add_task(name[:24], total=None)
-                self.tasks[record.id] = task
-        self.bars.update(task, completed=record.transferred, total=record.size or None)
-
-    def state(self, record: DownloadRecord) -> None:
-        self.update(record)
-
-    def write(self, text: str) -> None:
-        self.bars.console.print(text, markup=False, highlight=False)
-
-    def close(self) -> None:
-        self.bars.stop()
+    def wait_for(self, ids: Iterable[str]) -> dict[str, DownloadRecord]:
+        """Block until every download in ``ids`` has ended; their final records."""
+        wanted = set(ids)
+        with self._cond:
+            while not wanted <= self.ended.keys():
+                if self.broken is not None:
+                    raise RuntimeError(self.broken)
+                self._cond.wait()
+            return {i: self.ended[i] for i in wanted}
 
 
-def _progress(plain: bool, out: TextIO) -> _Progress:
-    if not plain and hasattr(out, "isatty") and out.isatty():
-        try:
-            return _Bars(out)
-        except ImportError:
-            pass
-    return _Progress(out)
-
-
-def _plan(system: ActorSystem, urls: list[str], sha256: str | None) -> tuple[set[str], list[str]]:
-    """Which downloads to wait for (resumed ones included) and what is done already."""
+def _plan(
+    system: ActorSystem,
+    urls: list[str],
+    sha256: str | None,
+    tracker: _Tracker,
+    view: LineView,
+) -> set[str]:
+    """Submit what is needed; return the ids to wait for (resumed ones included)."""
+    newest: dict[str, DownloadRecord] = {}
     wanted: set[str] = set()
-    done: list[str] = []
-    known: dict[str, DownloadRecord] = {}
-    for stored in system.downloads.list(source=_SOURCE):
-        known[stored.target_id] = stored  # the newest record of a URL wins
+    for stored in system.downloads.list(source=_SOURCE):  # oldest first
+        newest[stored.target_id] = stored
+        if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
+            wanted.add(stored.id)
+            view.say(f"resuming {stored.target_id}")
     for url in urls:
-        found = known.get(url)
-        record = found
-        if record is not None and not record.terminal:
-            wanted.add(record.id)  # resumed by the keeper at start
+        record = newest.get(url)
+        if record is not None and record.id in wanted:
             continue
         if (
             record is not None
@@ -140,19 +165,43 @@ def _plan(system: ActorSystem, urls: list[str], sha256: str | None) -> tuple[set
             and record.file_path
             and Path(record.file_path).is_file()
         ):
-            done.append(f"already downloaded {url} -> {record.file_path}")
+            view.say(f"already downloaded {url} -> {record.file_path}")
+            wanted.add(record.id)
+            tracker.done_before(record)
             continue
-        extra = {"sha256": sha256} if sha256 else None
         name = url.rstrip("/").rsplit("/", 1)[-1] or url
+        extra = {"sha256": sha256} if sha256 else None
         wanted.add(system.downloads.submit(_SOURCE, url, name, extra=extra))
-    return wanted, done
+    return wanted
 
 
-def run_download(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def _failure(record: DownloadRecord, sha256: str | None) -> str | None:
+    """Why ``record`` did not give the wanted file, or None."""
+    if record.state is not DownloadState.SUCCEEDED:
+        return record.error or record.state.value
+    if sha256 is None or record.extra.get("sha256") == sha256 or not record.file_path:
+        return None  # the source checked it (or nothing to check)
+    digest = hashlib.sha256()
+    try:
+        with open(record.file_path, "rb") as file:
+            for block in iter(lambda: file.read(1024 * 1024), b""):
+                digest.update(block)
+    except OSError as exc:
+        return f"cannot read {record.file_path!r} to check its sha256: {exc}"
+    got = digest.hexdigest()
+    if got != sha256:
+        return f"sha256 mismatch: expected {sha256}, got {got}: {record.file_path}"
+    return None
+
+
+def run_download(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Download ``args.urls``; return the exit code."""
     out = out or sys.stdout
-    err = sys.stderr
-    if args.sha256 and len(args.urls) > 1:
+    err = err or sys.stderr
+    urls = list(dict.fromkeys(args.urls))
+    if args.sha256 and len(urls) > 1:
         err.write("regisseur download: --sha256 needs exactly one URL\n")
         return 2
     directory = Path(args.output).expanduser()
@@ -161,50 +210,51 @@ def run_download(args: argparse.Namespace, out: TextIO | None = None) -> int:
         source = HttpSource(
             _SOURCE, directory=directory, concurrency=args.jobs, retries=args.retries
         )
+        system = ActorSystem(
+            name="regisseur-download",
+            database_url=args.db or f"sqlite:///{directory.resolve() / DB_NAME}",
+            download_sources=[source],
+        )
     except (OSError, TypeError, ValueError) as exc:
         err.write(f"regisseur download: {exc}\n")
         return 2
-    database_url = args.db or f"sqlite:///{directory.resolve() / '.regisseur.db'}"
-    system = ActorSystem(name="download", database_url=database_url, download_sources=[source])
-    progress = _progress(args.plain, out)
-    ended: dict[str, DownloadRecord] = {}
-    cond = threading.Condition()
-
-    def watch(event: object) -> None:
-        if isinstance(event, DownloadProgressed):
-            progress.update(event.record)
-        elif isinstance(event, DownloadStateChanged):
-            progress.state(event.record)
-            if event.record.terminal:
-                with cond:
-                    ended[event.record.id] = event.record
-                    cond.notify_all()
-
+    view = make_view(out, plain=args.plain)
+    tracker = _Tracker(view)
+    code = 0
+    final: dict[str, DownloadRecord] = {}
     try:
+        # Before start: downloads resumed by the keeper report at once.
+        system.downloads.subscribe(tracker)
+        system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
         system.start()
-        system.downloads.subscribe(watch)
-        wanted, done = _plan(system, list(dict.fromkeys(args.urls)), args.sha256)
-        for line in done:
-            progress.write(line)
-        for record in system.downloads.list(source=_SOURCE):
-            if record.id in wanted and record.terminal:
-                ended[record.id] = record  # ended before we subscribed
-        with cond:
-            while not wanted.issubset(ended):
-                cond.wait(0.5)
-        failed = [ended[i] for i in wanted if ended[i].state is not DownloadState.SUCCEEDED]
+        final = tracker.wait_for(_plan(system, urls, args.sha256, tracker, view))
     except KeyboardInterrupt:
-        progress.close()
-        system.stop()
-        progress.write("interrupted: partial files are kept; run the same command to resume")
-        return 130
+        code = 130
+    except StartupError as exc:
+        code = 2
+        view.close()
+        err.write(f"regisseur download: cannot start: {exc}\n")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        progress.close()
-        system.stop()
+        code = 1
+        view.close()
         err.write(f"regisseur download: {type(exc).__name__}: {exc}\n")
-        return 1
-    progress.close()
-    system.stop()
-    for record in failed:
-        progress.write(f"FAILED {record.target_id}: {record.error or record.state.value}")
-    return 1 if failed else 0
+    finally:
+        with no_interrupts():
+            view.close()
+            system.stop()
+    if code == 130:
+        parts = len(list(directory.glob("*.part")))
+        err.write(
+            f"interrupted: {parts} partial file(s) kept in {directory}; "
+            "run the same command again to resume\n"
+        )
+        return code
+    failures = [(r, _failure(r, args.sha256)) for r in final.values()]
+    for record, why in failures:
+        if why is not None:
+            err.write(f"FAILED {record.target_id}: {why}\n")
+    if final:
+        failed = sum(1 for _, why in failures if why is not None)
+        view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")
+        code = code or (1 if failed else 0)
+    return code

@@ -83,7 +83,7 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
     if downloads:
         rows: list[tuple[object, ...]] = [
             (
-                d["id"][:12],
+                d["id"][-12:],  # ids of one run share their prefix
                 d["source"],
                 d["state"],
                 f"{d['progress']:.0f}%",

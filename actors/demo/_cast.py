@@ -1,4 +1,13 @@
-"""The demo's actors, sources and the supervision tree they form."""
+"""The demo's actors, download sources and the supervision tree they form.
+
+Start order (``depends_on``)::
+
+    cache (a resource stage)
+      ├── pollers (a supervisor: poller-1, poller-2, flaky-server)
+      ├── reporter (a periodic service)
+      └── doomed (stopped for good by a FatalError)
+    downloads (the system's own subtree: keeper, then one queue and workers per source)
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor
+from actors.demo._events import ServiceRan
 from actors.downloads import DownloadSource
 from actors.downloads.http import HttpSource
 from actors.resource import resource
@@ -17,14 +27,20 @@ from supervision import Backoff, ChildSpec, FatalError, Supervisor
 if TYPE_CHECKING:
     from actors.downloads import DownloadContext
 
-__all__ = ["FLAKY_RUNS", "cast", "sources"]
+__all__ = ["ARCHIVE_STEP", "FLAKY_BACKOFF", "FLAKY_RUNS", "SELF_DESTRUCT", "cast", "sources"]
 
 #: How many runs of the flaky server fail before it recovers.
 FLAKY_RUNS = 3
+#: The flaky server's restart delays: 0.5, 1, 2 s (the default would be 2, 4, 8 s).
+FLAKY_BACKOFF = Backoff(initial=0.5, multiplier=2.0, maximum=4.0)
+#: What makes ``doomed`` raise its FatalError.
+SELF_DESTRUCT = "self-destruct"
+#: Seconds per tenth of an archive "download" (the plugin source is slow on purpose).
+ARCHIVE_STEP = 0.15
 
 
 class Tally:
-    """The demo's shared resource: thread-safe counters (like a cache client)."""
+    """The shared resource: thread-safe counters (standing in for a cache client)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -44,11 +60,11 @@ class Poller(ServerActor):
     """A well-behaved per-server loop: counts its polls in the shared tally."""
 
     def run_loop(self) -> None:
-        self.resource("cache").add(str(self.server_id))
+        self.resource("cache").add(f"poll:{self.server_id}")
 
 
 class FlakyPoller(ServerActor):
-    """Fails its first runs (a server that is down), then recovers.
+    """Fails its first ``FLAKY_RUNS`` runs (a server that is down), then recovers.
 
     The attempt count lives in the shared tally, not in the actor: every
     restart is a fresh instance.
@@ -59,29 +75,32 @@ class FlakyPoller(ServerActor):
         if attempt <= FLAKY_RUNS:
             msg = f"{self.server_id} is not answering (attempt {attempt})"
             raise ConnectionError(msg)
+        self.resource("cache").add(f"poll:{self.server_id}")
 
 
 class Reporter(ServiceActor):
     """A periodic service: reports how many polls the cache has seen."""
 
     def update(self) -> int:
-        self.metrics["polls_seen"] = self.resource("cache").total("poller")
+        polls = self.resource("cache").total("poll:")
+        self.metrics["polls_seen"] = polls
+        runs = self.statistics()["runs"] + 1  # this run is counted when it returns
+        self.system.events.publish(ServiceRan(self.name, runs, polls))
         return 1
 
 
 class Doomed(Actor):
-    """Raises ``FatalError`` when told to: it is stopped for good."""
+    """Raises ``FatalError`` when told to: the supervisor stops it for good."""
 
     def on_receive(self, message: Any) -> Any:
-        if message == "self-destruct":
+        if message == SELF_DESTRUCT:
             msg = "the licence expired"
             raise FatalError(msg)
         return super().on_receive(message)
 
 
 def cast() -> list[ChildSpec]:
-    """The tree: a cache resource, then pollers, a reporter and a doomed actor."""
-    quick = Backoff(initial=0.5, multiplier=2.0, maximum=4.0)
+    """The root's children (the system adds the downloads subtree)."""
     pollers = Supervisor(
         [
             ChildSpec("poller-1", Poller, args=("poller-1",), kwargs={"interval": 0.5}),
@@ -91,7 +110,8 @@ def cast() -> list[ChildSpec]:
                 FlakyPoller,
                 args=("flaky-server",),
                 kwargs={"interval": 0.5},
-                backoff=quick,
+                backoff=FLAKY_BACKOFF,
+                description="fails its first runs",
             ),
         ],
         max_restarts=10,
@@ -108,25 +128,27 @@ def cast() -> list[ChildSpec]:
             depends_on=("cache",),
             description="periodic service",
         ),
-        ChildSpec("doomed", Doomed, description="stops for good on a FatalError"),
+        ChildSpec(
+            "doomed", Doomed, depends_on=("cache",), description="stops for good on a FatalError"
+        ),
     ]
 
 
-def _archive(download_id: str, target_id: str, name: str, ctx: DownloadContext) -> str:
-    """The plugin source: 'fetches' from an archive in ten small steps."""
+def _archive(download_id: str, target_id: str, name: str, ctx: DownloadContext) -> str | None:
+    """The plugin source: 'fetches' a volume from an archive in ten slow steps."""
     assert ctx.destination is not None
-    path = Path(ctx.destination) / f"{name}"
-    data = (target_id.encode() + b"\n") * 2000
+    data = (f"{target_id}\n" * 4000).encode()
     for step in range(1, 11):
-        if not ctx.sleep(0.05):
-            return ""  # cancelled or stopping: the keeper already knows
+        if not ctx.sleep(ARCHIVE_STEP):
+            return None  # cancelled or stopping: the keeper knows already
         ctx.report(len(data) * step // 10, len(data))
+    path = Path(ctx.destination) / name
     path.write_bytes(data)
     return str(path)
 
 
 def sources(directory: Path) -> list[DownloadSource]:
-    """The HTTP source (concurrency 3) and a slower plugin source with a delay."""
+    """HTTP (concurrency 3, quick retries) and a slower plugin source (one at a time)."""
     (directory / "archive").mkdir(parents=True, exist_ok=True)
     return [
         HttpSource(
@@ -134,7 +156,8 @@ def sources(directory: Path) -> list[DownloadSource]:
             directory=directory / "http",
             concurrency=3,
             retries=2,
-            backoff=Backoff(initial=0.3, multiplier=2.0, maximum=2.0),
+            backoff=Backoff(initial=0.2, multiplier=2.0, maximum=1.0),
+            chunk_size=64 * 1024,
             fsync=False,
         ),
         DownloadSource(

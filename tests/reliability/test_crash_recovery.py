@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from actors.download_cli import DB_NAME
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -142,7 +144,7 @@ def test_a_killed_download_process_recovers_on_the_next_run(
     for path in published:  # nothing partial or wrong was ever published
         assert hashlib.sha256(path.read_bytes()).hexdigest() in expected, path.name
 
-    database = out / ".regisseur.db"
+    database = out / DB_NAME
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         rows = connection.execute(

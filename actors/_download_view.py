@@ -1,0 +1,95 @@
+"""What ``regisseur download`` shows while it runs: plain lines, or rich bars.
+
+Plain lines: one when a download starts, a progress line at most every
+``PROGRESS_EVERY`` seconds per download, one when it is done. Failures are
+not shown here: the command prints one ``FAILED`` line each at the end.
+
+Threads: ``update()`` runs on the event bus's thread, ``say()`` and
+``close()`` on the command's thread; output is serialised.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import TYPE_CHECKING, TextIO
+
+from actors.clock import monotonic
+from messages import DownloadProgressed, DownloadState, DownloadStateChanged
+
+if TYPE_CHECKING:
+    from messages import DownloadRecord
+
+__all__ = ["PROGRESS_EVERY", "LineView", "make_view", "size_text"]
+
+#: Least seconds between two plain progress lines of one download.
+PROGRESS_EVERY = 2.0
+
+
+def size_text(value: int | None) -> str:
+    """``512 KiB``, ``3.0 MiB``, ``1.2 GiB``; ``?`` while unknown."""
+    if value is None:
+        return "?"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit != "MiB" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
+def progress_text(record: DownloadRecord) -> str:
+    """``45% of 3.0 MiB, 2.1 MiB/s, 2s left`` (what is known of it)."""
+    parts = [f"{size_text(record.transferred)} of {size_text(record.size)}"]
+    if record.size:
+        parts[0] = f"{record.progress:.0f}% of {size_text(record.size)}"
+    if record.speed > 0:
+        parts.append(f"{size_text(int(record.speed))}/s")
+    if record.time_remaining is not None:
+        parts.append(f"{record.time_remaining:.0f}s left")
+    return ", ".join(parts)
+
+
+class LineView:
+    """Plain lines on ``out``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        """One line of its own."""
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
+        """A download's state changed or it made progress."""
+        record = event.record
+        if isinstance(event, DownloadProgressed):
+            now = monotonic()
+            if now - self._last.setdefault(record.id, now) >= PROGRESS_EVERY:
+                self._last[record.id] = now
+                self.say(f"  {record.filename}: {progress_text(record)}")
+            return
+        if record.state is DownloadState.IN_PROGRESS:
+            self._last[record.id] = monotonic()
+            self.say(f"downloading {record.target_id}")
+        elif record.state is DownloadState.SUCCEEDED:
+            self.say(f"done {record.target_id} -> {record.file_path} ({size_text(record.size)})")
+
+    def close(self) -> None:
+        """No more updates (idempotent)."""
+
+
+def make_view(out: TextIO, *, plain: bool) -> LineView:
+    """Rich progress bars on a terminal when rich is installed, else plain lines."""
+    tty = hasattr(out, "isatty") and out.isatty()
+    if plain or not tty or importlib.util.find_spec("rich") is None:
+        return LineView(out)
+    try:
+        from actors._download_bars import BarsView  # the only import of rich
+    except ImportError:
+        return LineView(out)
+    return BarsView(out)

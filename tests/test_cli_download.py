@@ -1,0 +1,224 @@
+"""``regisseur download`` as a subprocess against a local server: Ctrl-C, resume, failures.
+
+The server's first full answer sends one chunk and then holds until the
+test releases it, so a run can be interrupted midway without racing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 15.0
+SIZE = 3 * 1024 * 1024
+FIRST = 256 * 1024  # the HttpSource's chunk size: the client writes it at once
+DB_NAME = ".regisseur-downloads.db"
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "actors.cli", *args]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli(*args), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Bounded wait on a file another process writes (there is no event to wait on)."""
+    deadline = time.monotonic() + WAIT
+    pause = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        pause.wait(0.01)
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    """``/big.bin`` with Range support, a 404 for anything else.
+
+    A full answer while ``gate`` is not set sends FIRST bytes, sets
+    ``first_sent`` and holds until ``gate`` is set.
+    """
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        server = self.server
+        if not self.path.endswith("/big.bin"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = server.body
+        ranged = self.headers.get("Range")
+        server.ranges.append(ranged)
+        start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
+        if ranged:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", '"v1"')
+        self.end_headers()
+        try:
+            if start == 0 and not server.gate.is_set():
+                self.wfile.write(body[:FIRST])
+                self.wfile.flush()
+                server.first_sent.set()
+                server.gate.wait(WAIT)
+                start = FIRST
+            self.wfile.write(body[start:])
+        except OSError:  # the client went away (interrupted)
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.body = os.urandom(SIZE)
+        self.gate = threading.Event()
+        self.first_sent = threading.Event()
+        self.ranges: list[str | None] = []
+        super().__init__(("127.0.0.1", 0), _Files)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@pytest.fixture
+def files() -> Iterator[_Server]:
+    server = _Server()
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.gate.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(WAIT)
+
+
+def interrupted_download(url: str, out_dir: Path, server: _Server) -> tuple[int, str, str]:
+    """Start a download, SIGINT it once its .part holds the first chunk."""
+    process = subprocess.Popen(
+        cli("download", url, "-o", str(out_dir), "--plain"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
+            "the first chunk in a .part file",
+        )
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
+def test_ctrl_c_keeps_the_part_and_the_next_run_resumes_it(files: _Server, tmp_path: Path) -> None:
+    url = files.url("/data/big.bin")
+    out_dir = tmp_path / "out"
+    code, out, err = interrupted_download(url, out_dir, files)
+    assert code == 130, out + err
+    assert "Traceback" not in out + err
+    assert "interrupted: 1 partial file(s) kept" in err
+    [part] = out_dir.glob("*.part")
+    assert part.stat().st_size >= FIRST
+    assert (out_dir / DB_NAME).is_file(), "the records live in DIR by default"
+
+    files.gate.set()
+    expected = hashlib.sha256(files.body).hexdigest()
+    again = run("download", url, "-o", str(out_dir), "--plain", "--sha256", expected)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming {url}" in again.stdout
+    final = out_dir / "big.bin"
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == expected
+    assert files.ranges[0] is None
+    resumed_from = [int(r.split("=")[1].split("-")[0]) for r in files.ranges[1:] if r]
+    assert resumed_from and resumed_from[0] >= FIRST, f"a Range request: {files.ranges}"
+    assert len(files.ranges) == 2, "no duplicate download of the pending URL"
+    assert not list(out_dir.glob("*.part*"))
+
+    # A third run finds it done: nothing is fetched, the checksum is checked on disk.
+    third = run("download", url, "-o", str(out_dir), "--plain", "--sha256", expected)
+    assert third.returncode == 0, third.stderr
+    assert f"already downloaded {url} -> {final}" in third.stdout
+    assert len(files.ranges) == 2
+    wrong = run("download", url, "-o", str(out_dir), "--plain", "--sha256", "0" * 64)
+    assert wrong.returncode == 1
+    assert f"FAILED {url}: sha256 mismatch: expected {'0' * 64}, got {expected}" in wrong.stderr
+
+
+def test_failed_downloads_exit_1_with_one_failed_line_each(files: _Server, tmp_path: Path) -> None:
+    files.gate.set()
+    good, gone, nope = files.url("/big.bin"), files.url("/gone.bin"), files.url("/nope.bin")
+    result = run("download", good, gone, nope, "-o", str(tmp_path), "-j", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = sorted(line for line in result.stderr.splitlines() if line.startswith("FAILED"))
+    assert failed == [
+        f"FAILED {gone}: HTTP 404 Not Found: {gone}",
+        f"FAILED {nope}: HTTP 404 Not Found: {nope}",
+    ]
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "big.bin").stat().st_size == SIZE
+    assert "1 of 3 download(s) done" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("http://a/x", "http://a/y", "--sha256", "ab" * 32), "--sha256 needs exactly one URL"),
+        (("http://a/x", "--sha256", "xyz"), "not 64 hex digits"),
+        (("http://a/x", "-j", "0"), "must be >= 1"),
+        (("http://a/x", "--retries", "-1"), "must be >= 0"),
+    ],
+)
+def test_bad_arguments_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    result = run("download", *args, "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing started"
+
+
+def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors._download_view import LineView, make_view
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
+    monkeypatch.setitem(sys.modules, "actors._download_bars", None)
+    assert type(make_view(Terminal(), plain=False)) is LineView
