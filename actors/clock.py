@@ -48,6 +48,15 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+#: The longest a thread blocks in one wait (a lock cannot wait longer).
+MAX_WAIT = min(threading.TIMEOUT_MAX, 365 * 86400.0)
+
+
+def bounded_wait(seconds: float | None) -> float | None:
+    """``seconds`` capped at what one blocking wait accepts (None stays None)."""
+    return None if seconds is None else min(seconds, MAX_WAIT)
+
+
 def check_duration(value: object, what: str, *, allow_zero: bool = True) -> float:
     """Return ``value`` as a float number of seconds, or raise a clear error.
 
@@ -57,7 +66,11 @@ def check_duration(value: object, what: str, *, allow_zero: bool = True) -> floa
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = f"{what} must be a number of seconds, got {type(value).__name__} {value!r}"
         raise TypeError(msg)
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        msg = f"{what} must be a finite number of seconds, got an int of {len(str(value))} digits"
+        raise ValueError(msg) from None
     if math.isnan(seconds) or math.isinf(seconds):
         msg = f"{what} must be a finite number of seconds, got {value!r}"
         raise ValueError(msg)
@@ -260,7 +273,9 @@ class RealClock(Clock):
                         continue
                     delay = deadline - time.monotonic()
                     if delay > 0:
-                        timers.cond.wait(delay)
+                        # Capped: a lock cannot wait beyond TIMEOUT_MAX, and a
+                        # far timer must not kill the thread that runs the others.
+                        timers.cond.wait(min(delay, 3600.0))
                         continue
                 timers.fire_due(time.monotonic())
 

@@ -40,7 +40,7 @@ class Database:
         self._url: URL | None = None
         try:
             self._url = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             self._url = None  # reported by open(), as a failed database stage
         self.echo = echo
         self._engine: Engine | None = None

@@ -53,6 +53,13 @@ _URL_CREDENTIALS = re.compile(
     r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
     re.IGNORECASE,
 )
+# A whole header value: any scheme ("token X", "Digest ...") and every cookie pair.
+_HEADER = re.compile(
+    r"(?<![\w-])(?P<key>(?:proxy-)?authorization|(?:set-)?cookie)"
+    r"(?P<sep>['\"]?[ \t]*:[ \t]*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\r\n'\"]+)",
+    re.IGNORECASE,
+)
 _BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[\w\-.~+/]+=*", re.IGNORECASE)
 _BASIC = re.compile(r"(?i)\b(?P<scheme>basic)\s+(?P<cred>[A-Za-z0-9+/]+={0,2})")
 _KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
@@ -68,6 +75,11 @@ def _safe_str(value: object) -> str:
         return str(value)
     except Exception:  # noqa: BLE001 - a broken __str__ must not stop a log line
         return f"<unprintable {type(value).__name__}>"
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, or a placeholder if that raises (never raises)."""
+    return _safe_repr(value)
 
 
 def _safe_repr(value: object) -> str:
@@ -101,6 +113,7 @@ def redact_text(text: str) -> str:
     exception messages and URLs before logging them.
     """
     text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    text = _HEADER.sub(_redact_key_value, text)
     text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
     text = _BASIC.sub(_redact_basic, text)
     return _KEY_VALUE.sub(_redact_key_value, text)

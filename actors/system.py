@@ -14,6 +14,7 @@ thread of the system has ended (children that overrun their
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -22,7 +23,7 @@ from pykka.messages import ProxyCall
 
 from actors._cell import Cell, CellState
 from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
-from actors.clock import Clock, RealClock, Timers, check_duration, monotonic
+from actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
 from actors.database import Database
 from actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from actors.downloads.source import DownloadSource
@@ -30,7 +31,7 @@ from actors.errors import UnknownActorError, describe_error
 from actors.events import EventBus, _BusActor
 from actors.journal import JournalActor
 from actors.lease import InstanceLease, LeaseActor, make_holder_id
-from actors.log import get_logger, redact_text
+from actors.log import get_logger, redact_text, safe_repr
 from messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
 from supervision.backoff import Backoff
 from supervision.directive import Strategy
@@ -48,7 +49,7 @@ from supervision.supervisor import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from types import TracebackType
 
     from sqlalchemy.orm import Session
@@ -100,6 +101,12 @@ class ActorSystem:
         settings = downloads if downloads is not None else DownloadSettings()
         if not isinstance(settings, DownloadSettings):
             msg = f"downloads must be a DownloadSettings, got {type(settings).__name__}"
+            raise TypeError(msg)
+        if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
+            msg = (
+                f"children must be a list of ChildSpec, got {type(children).__name__} "
+                f"{children!r}"
+            )
             raise TypeError(msg)
         children = tuple(children)
         sources = _check_sources(download_sources)
@@ -310,9 +317,10 @@ class ActorSystem:
 
     def _lookup(self, name: str) -> Cell | None:
         """The cell named ``name``; None if it stopped; raises if never known."""
-        cell = self._cells.get(name)  # the hot path: a dict read is atomic
-        if cell is not None:
-            return cell
+        if type(name) is str:
+            cell = self._cells.get(name)  # the hot path: a dict read is atomic
+            if cell is not None:
+                return cell
         check_name(name)
         with self._lock:
             cell = self._cells.get(name)
@@ -322,7 +330,7 @@ class ActorSystem:
 
     def _find(self, name: str) -> Cell | None:
         """The live cell named ``name``, or None (never raises)."""
-        cell = self._cells.get(name)
+        cell = self._cells.get(name) if isinstance(name, str) else None
         if cell is None or cell.stopped.is_set():
             return None
         return cell
@@ -372,7 +380,7 @@ class ActorSystem:
             msg = f"actor {name!r} is stopped"
             raise pykka.ActorDeadError(msg)
         try:
-            return cell.ref.ask(message, timeout=timeout)
+            return cell.ref.ask(message, timeout=bounded_wait(timeout))
         except pykka.Timeout:
             msg = f"no reply from {name!r} within {timeout:g}s"
             raise TimeoutError(msg) from None
@@ -383,7 +391,9 @@ class ActorSystem:
             "dead_letter",
             recipient=recipient,
             message_type=type(message).__name__,
-            message=redact_text(repr(message)[:200]),
+            # Redact the whole text first: a cut inside a secret would hide
+            # it from the redaction. repr() of a hostile message may raise.
+            message=redact_text(safe_repr(message))[:200],
             reason=reason,
         )
         if not self._bus_cell.mailbox.closed:

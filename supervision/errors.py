@@ -27,7 +27,11 @@ class StartupError(RuntimeError):
         self.child = child
         self.cause = cause
         self.rolled_back = rolled_back
-        reason = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        from actors.errors import describe_error  # here: actors builds on this package
+        from actors.log import redact_text
+
+        # The text reaches the application (and its logs): credentials redacted.
+        reason = redact_text(cause) if isinstance(cause, str) else describe_error(cause)
         text = f"child {child!r} failed to start: {reason}"
         if rolled_back:
             text += f" (rolled back: {', '.join(rolled_back)})"

@@ -67,14 +67,17 @@ _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSEr
 
 def _abort(response: requests.Response) -> None:
     """Shut the response's socket down (any thread) so a blocked read returns."""
-    connection = getattr(response.raw, "_connection", None) or getattr(
-        response.raw, "connection", None
-    )
-    sock = getattr(connection, "sock", None)
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+    raw = response.raw
+    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    candidates = [getattr(connection, "sock", None)]
+    # With "Connection: close" http.client detaches the socket from the
+    # connection; the response's own file still holds it.
+    fp = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+    candidates.append(getattr(fp, "_sock", None))
+    for sock in candidates:
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Retry(Exception):
@@ -289,6 +292,11 @@ class Fetch:
         source = self.source
         shown = redact_text(url)
         try:
+            requests.models.PreparedRequest().prepare_url(url, None)
+        except (ValueError, requests.RequestException) as exc:  # InvalidURL, bad IDNA, ...
+            msg = f"malformed URL {shown!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        try:
             return self.session.get(
                 url,
                 headers=headers,
@@ -309,8 +317,11 @@ class Fetch:
         except requests.exceptions.ConnectionError as exc:
             msg = f"connection failed ({network_reason(exc)}): {shown}"
             raise _Retry(msg) from exc
-        except ValueError as exc:  # InvalidURL, InvalidSchema, a bad IDNA label, ...
+        except (UnicodeError, urllib3.exceptions.LocationValueError) as exc:  # a bad host
             msg = f"malformed URL {shown!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
+        except ValueError as exc:  # the URL was checked above: the answer is broken
+            msg = f"invalid response or redirect ({network_reason(exc)}): {shown}"
             raise DownloadError(msg) from exc
         except requests.RequestException as exc:
             msg = f"request failed ({network_reason(exc)}): {shown}"
@@ -333,6 +344,11 @@ class Fetch:
         if not parts.hostname:
             msg = f"redirect without a host: {redact_text(current)} -> {redact_text(target)}"
             raise DownloadError(msg)
+        try:
+            requests.models.PreparedRequest().prepare_url(target, None)
+        except (ValueError, requests.RequestException):
+            msg = f"malformed redirect to {redact_text(location)!r} from {redact_text(current)}"
+            raise DownloadError(msg) from None
         return target
 
     def _check_limit(self, size: int, label: str) -> None:
@@ -361,7 +377,7 @@ class Fetch:
                 while True:
                     try:
                         chunk = next(chunks, None)
-                    except _NETWORK_ERRORS as exc:
+                    except (*_NETWORK_ERRORS, ValueError) as exc:  # ValueError: a bad chunk size
                         if ctx.cancelled:
                             raise self._interrupted() from exc
                         raise self._lost(exc, received, end) from exc

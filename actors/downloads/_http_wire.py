@@ -174,19 +174,36 @@ def network_reason(exc: BaseException) -> str:
     """
     seen: set[int] = set()
     current: BaseException | None = exc
+    innermost: BaseException = exc
     reason = ""
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        innermost = current
         if isinstance(current, OSError) and current.strerror:
             reason = current.strerror
         nested = getattr(current, "reason", None)
+        inner_args = [a for a in current.args if isinstance(a, BaseException)]
         if isinstance(nested, BaseException):
             current = nested
-        elif current.args and isinstance(current.args[0], BaseException):
-            current = current.args[0]
+        elif inner_args:
+            current = inner_args[0]
         else:
-            current = current.__cause__ or current.__context__
+            current = current.__cause__  # not __context__: an unrelated earlier error
     if reason:
         return reason
-    text = str(exc).rsplit(": ", 1)[-1].strip(" ')\"")
-    return redact_text(text) or type(exc).__name__
+    return _plain(innermost)
+
+
+def _plain(exc: BaseException) -> str:
+    """``Type: text`` of one exception, on one line, without reprs or quotes."""
+    words = " ".join(str(a) for a in exc.args if isinstance(a, (str, int)))
+    words = re.sub(r"[\x00-\x1f\x7f]+", " ", words)
+    words = re.sub(r"[()\[\]{}'\"<>]", "", words).strip()
+    if len(words) > 160:
+        words = words[:159] + "…"
+    name = type(exc).__name__
+    if not words:
+        return name
+    # http.client's names say what broke (BadStatusLine, LineTooLong);
+    # the wrappers' (ProtocolError) add nothing to their message.
+    return redact_text(f"{name}: {words}" if type(exc).__module__ == "http.client" else words)

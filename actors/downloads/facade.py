@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.clock import check_duration
+from actors.clock import bounded_wait, check_duration
 from actors.downloads import _protocol as p
 from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from actors.downloads.keeper import KeeperActor
@@ -124,6 +124,11 @@ def _text(value: object, what: str, *, optional: bool = False) -> str | None:
     if len(value) > _MAX_TEXT:
         msg = f"{what} is {len(value)} characters long; the limit is {_MAX_TEXT}"
         raise ValueError(msg)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: it could never be stored
+        msg = f"{what} is not valid text (position {exc.start}: {value[exc.start]!r})"
+        raise ValueError(msg) from None
     return value
 
 
@@ -322,7 +327,7 @@ class Downloads:
                 raise UnknownDownloadError(download_id)
             if record.terminal:
                 return record
-            if not ended.wait(timeout):
+            if not ended.wait(bounded_wait(timeout)):
                 msg = (
                     f"download {download_id!r} did not end within {timeout:g}s "
                     f"(state: {record.state.value})"

@@ -37,6 +37,7 @@ logged. The file-level steps are in :mod:`actors.downloads._http_fetch`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,6 +209,9 @@ def _count(value: object, what: str, low: int, high: int | None = None) -> int:
     return value
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+
+
 def _check_headers(headers: object, what: str) -> dict[str, str]:
     if headers is None:
         return {}
@@ -219,6 +223,16 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(value, str):
             msg = f"{what}: headers must map str to str (bad entry for {key!r})"
             raise TypeError(msg)
+        if not _HEADER_NAME.fullmatch(key):
+            msg = f"{what}: {key!r} is not a valid HTTP header name"
+            raise ValueError(msg)
+        if value != value.strip() or any(c in value for c in "\r\n\0"):
+            # The value itself is not shown: it is often a credential.
+            msg = (
+                f"{what}: the value of header {key!r} has a line break or surrounding "
+                f"spaces (a token read from a file with its newline?)"
+            )
+            raise ValueError(msg)
         checked[key] = value
     return checked
 

@@ -52,6 +52,9 @@ class FaultInjector:
     """
 
     def __init__(self, system: ActorSystem) -> None:
+        from supervision.testing.probe import _check_system
+
+        _check_system(system, "FaultInjector")
         self.system = system
 
     def _faults(self, name: str) -> tuple[Cell, CellFaults]:
@@ -84,6 +87,9 @@ class FaultInjector:
     def hang(self, name: str, seconds: float, message_type: type | None = None) -> None:
         """Make the next handler of ``name`` wait ``seconds`` (system clock) first."""
         seconds = check_duration(seconds, "hang(seconds)")
+        if message_type is not None and not isinstance(message_type, type):
+            msg = f"message_type must be a class, got {message_type!r}"
+            raise TypeError(msg)
         self._faults(name)[1].add_hang(seconds, message_type)
 
     def kill(self, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors.clock import check_duration, monotonic
+from actors.clock import MAX_WAIT, check_duration, monotonic
 from messages import Event
 
 if TYPE_CHECKING:
@@ -14,6 +14,22 @@ if TYPE_CHECKING:
 __all__ = ["Probe"]
 
 E = TypeVar("E")
+
+
+def _check_system(system: object, who: str) -> None:
+    from actors.system import ActorSystem
+
+    if not isinstance(system, ActorSystem):
+        msg = f"{who}(system) needs an ActorSystem, got {type(system).__name__} {system!r}"
+        raise TypeError(msg)
+
+
+def _check_class(kind: object, what: str) -> None:
+    if not isinstance(kind, type):
+        plural = what.endswith("types")
+        must = "must be classes" if plural else "must be a class"
+        msg = f"{what} {must} (e.g. ChildRestarted), got {kind!r}"
+        raise TypeError(msg)
 
 
 class Probe:
@@ -28,6 +44,9 @@ class Probe:
     """
 
     def __init__(self, system: ActorSystem, *event_types: type) -> None:
+        _check_system(system, "Probe")
+        for kind in event_types:
+            _check_class(kind, "Probe event types")  # "event types must be classes"
         self.system = system
         self.types = tuple(event_types) or (Event,)
         self._events: list[Any] = []
@@ -55,6 +74,7 @@ class Probe:
 
     def expect(self, event_type: type[E], timeout: float = 1.0, **fields: Any) -> E:
         """Return (and take) the first matching event; wait up to ``timeout``."""
+        _check_class(event_type, "expect(event_type)")
         timeout = check_duration(timeout, "expect(timeout)")
         deadline = monotonic() + timeout
         with self._cond:
@@ -68,10 +88,11 @@ class Probe:
                     want = ", ".join(f"{k}={v!r}" for k, v in fields.items())
                     msg = f"no {event_type.__name__}({want}) within {timeout:g}s; recorded: {seen}"
                     raise AssertionError(msg)
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, MAX_WAIT))
 
     def expect_no(self, event_type: type, within: float = 0.2, **fields: Any) -> None:
         """Assert that no matching event is recorded within ``within`` seconds."""
+        _check_class(event_type, "expect_no(event_type)")
         within = check_duration(within, "expect_no(within)")
         deadline = monotonic() + within
         with self._cond:
@@ -85,7 +106,7 @@ class Probe:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
                     return
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, MAX_WAIT))
 
     def clear(self) -> None:
         """Forget every recorded event."""
