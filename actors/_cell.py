@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "CellState", "Parent", "current_cell"]
 
 _log = get_logger("actors.runtime")
+_DYING_JOIN = 1.0  # seconds to wait for a killed thread to end before replacing it
 _thread_ids = itertools.count(1)
 _local = threading.local()
 
@@ -151,6 +152,7 @@ class Cell:
         self._timers: set[TimerHandle] = set()
         self._waiters: set[Waker] = set()
         self._killed = False
+        self._ended = False  # the thread died (or is dying): it takes no more messages
         self.log = _log.bind(actor=name)
         self.on_close: Callable[[], None] | None = None
         self.store: dict[str, Any] = {}  # survives restarts; actor thread only
@@ -164,10 +166,25 @@ class Cell:
         return self.instance
 
     def ensure_thread(self) -> None:
-        """Start the cell's thread unless one is alive (supervisor thread)."""
-        if self.thread is not None and self.thread.is_alive():
-            return
+        """Start the cell's thread unless a live one will take its messages.
+
+        A thread that was killed (or died) is on its way out: wait briefly
+        for it to end, then start a fresh one. Supervisor thread, or the
+        dying thread itself (the event bus's guardian restarts it from there).
+        """
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            if thread is threading.current_thread():
+                if not self._ended:
+                    return
+            elif self._killed or self._ended:
+                thread.join(_DYING_JOIN)
+                if thread.is_alive():  # still in the user's code; its death answers
+                    return  # what is queued by then (see _answer_commands)
+            else:
+                return
         self._killed = False
+        self._ended = False
         thread = threading.Thread(
             target=self._main,
             name=f"regisseur:{self.name}#{next(_thread_ids)}",
@@ -177,8 +194,19 @@ class Cell:
         thread.start()
 
     def control(self, message: ControlMessage) -> None:
-        """Queue a control message; it overtakes user messages."""
+        """Queue a control message; it overtakes user messages.
+
+        If the thread died, it takes no more messages: a ``Start`` gets a
+        fresh thread, and for anything else the dying thread is awaited
+        (briefly), so a caller that next checks ``thread.is_alive()`` does
+        not wait for it to answer.
+        """
         self.mailbox.put(Envelope(message))
+        if self._ended and not isinstance(message, Kill):
+            if isinstance(message, Start):
+                self.ensure_thread()
+            elif (thread := self.thread) is not None and thread is not threading.current_thread():
+                thread.join(_DYING_JOIN)
 
     def request_stop(self) -> None:
         """Make ``stopping`` true and wake ``sleep()`` and injected hangs."""
@@ -265,11 +293,11 @@ class Cell:
         _local.cell = self
         try:
             self._loop()
-        except _Killed:
-            self._died("thread killed")
+        except _Killed as exc:
+            self._died(_death_text(exc))
         except BaseException as exc:
             self.log.critical("actor_thread_died", error=describe_error(exc), exc_info=exc)
-            self._died(f"thread died: {describe_error(exc)}")
+            self._died(_death_text(exc))
         finally:
             _local.cell = None
 
@@ -291,6 +319,9 @@ class Cell:
             except Exception:  # noqa: BLE001 - every failure goes to the supervisor
                 self._on_failure(envelope, sys.exc_info())
                 continue
+            except BaseException as exc:
+                self._lost_in_hand(envelope, exc)
+                raise
             if envelope.reply_to is not None:
                 envelope.reply_to.set(result)
             if self._watch_success:
@@ -451,21 +482,77 @@ class Cell:
         self._watch_success = False
         self.parent.notify(ChildFailure(self, self.generation, error, exc, hint, limit))
 
+    def _lost_in_hand(self, envelope: Envelope[Any], exc: BaseException) -> None:
+        """The thread dies with ``envelope`` in hand: make it a dead letter.
+
+        Killed during a hang or ``sleep``, or a ``BaseException`` escaped the
+        handler: like a failing message it is published as a dead letter, and
+        an ``ask`` caller gets an error instead of waiting forever.
+        """
+        error = _death_text(exc)
+        if envelope.reply_to is not None:
+            dead = pykka.ActorDeadError(f"actor {self.name!r} died handling the message: {error}")
+            envelope.reply_to.set_exception((type(dead), dead, None))
+        self.system.dead_letter(self.name, envelope.message, f"failed: {error}")
+
     def _died(self, error: str) -> None:
         for handle in list(self._timers):
             handle.cancel()
         self._timers.clear()
         self.mailbox.hold()
+        self._ended = True  # from here on, control() does not count on this thread
         self.instance = None
         self._started = False
         self.session = None  # its connection is abandoned with the thread
         if self.state is CellState.STOPPED:
             return
         self.state = CellState.DEAD
+        if self._answer_commands(error):
+            return
         self.parent.notify(ChildFailure(self, self.generation, error, None, None))
+
+    def _answer_commands(self, error: str) -> bool:
+        """Answer the commands queued for this dying thread; True if it closed.
+
+        Whoever waits for a teardown or a start must not wait for a thread
+        that is gone: a teardown is done (no incarnation is left; a final one
+        closes the cell), a start fails with the cause of death (the
+        supervisor then restarts the child on a fresh thread). A kill or a
+        resume is moot; anything else waits for the next thread.
+        """
+        mailbox = self.mailbox
+        keep: list[Envelope[Any]] = []
+        final: Teardown | None = None
+        while mailbox.runnable():  # held: only control messages are runnable
+            envelope = mailbox.get()
+            message = envelope.message
+            if isinstance(message, Teardown):
+                if message.final:
+                    final = message
+                else:
+                    message.done.set()
+            elif isinstance(message, Start):
+                dead = pykka.ActorDeadError(f"{self.name!r} could not start: {error}")
+                message.attempt.fail(dead)
+            elif not isinstance(message, Kill | Resume):
+                keep.append(envelope)
+        for envelope in keep:
+            mailbox.put(envelope)
+        if final is None:
+            return False
+        self._close(final.reason)
+        final.done.set()
+        return True
 
     def __repr__(self) -> str:
         return f"<Cell {self.name!r} {self.state.value} gen={self.generation}>"
+
+
+def _death_text(exc: BaseException) -> str:
+    """How a thread's death is described (``ChildFailed.error``, dead letters)."""
+    if isinstance(exc, _Killed):
+        return "thread killed"
+    return f"thread died: {describe_error(exc)}"
 
 
 class UnhealthyError(RuntimeError):

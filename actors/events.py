@@ -55,7 +55,10 @@ class _BusActor(Actor):
 
     def __init__(self) -> None:
         super().__init__()
-        self._subscribers: dict[int, tuple[Any, tuple[type, ...]]] = {}
+        # Kept in the cell's store: a restarted bus keeps its subscribers.
+        self._subscribers: dict[int, tuple[Any, tuple[type, ...]]] = self._cell.store.setdefault(
+            "subscribers", {}
+        )
         # event class -> its subscribers, built on first use, dropped on change
         self._routes: dict[type, tuple[tuple[int, Any], ...]] = {}
 
