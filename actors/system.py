@@ -104,8 +104,7 @@ class ActorSystem:
             raise TypeError(msg)
         if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
             msg = (
-                f"children must be a list of ChildSpec, got {type(children).__name__} "
-                f"{children!r}"
+                f"children must be a list of ChildSpec, got {type(children).__name__} {children!r}"
             )
             raise TypeError(msg)
         children = tuple(children)
