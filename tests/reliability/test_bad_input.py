@@ -58,22 +58,6 @@ HUGE = 1e10  # finite, but more seconds than threading.TIMEOUT_MAX (~9.2e9)
 # -- fixtures and helpers --------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_outlives_the_test() -> Any:
-    """Stricter than the suite's guard: any new thread, whatever its name."""
-    before = set(threading.enumerate())
-    yield
-    left = []
-    for thread in threading.enumerate():
-        if thread in before or thread is threading.current_thread():
-            continue
-        thread.join(WAIT)
-        if thread.is_alive():
-            left.append(thread.name)
-    if left:
-        pytest.fail(f"threads outlived the test: {', '.join(left)}")
-
-
 class Echo(Actor):
     """Answers ``("echo", x)`` with ``x``; anything else is a dead letter."""
 

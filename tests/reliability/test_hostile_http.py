@@ -178,21 +178,6 @@ GOOD = b"good body"
 # -- fixtures -----------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_outlives_the_test() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = []
-    for thread in threading.enumerate():
-        if thread in before or thread is threading.current_thread():
-            continue
-        thread.join(WAIT)
-        if thread.is_alive():
-            left.append(thread.name)
-    if left:
-        pytest.fail(f"threads outlived the test: {', '.join(left)}")
-
-
 @pytest.fixture
 def server() -> Iterator[RawServer]:
     raw = RawServer()

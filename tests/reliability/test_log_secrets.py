@@ -120,21 +120,6 @@ def secret() -> str:
     return f"hunter2-{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_outlives_the_test() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = []
-    for thread in threading.enumerate():
-        if thread in before or thread is threading.current_thread():
-            continue
-        thread.join(WAIT)
-        if thread.is_alive():
-            left.append(thread.name)
-    if left:
-        pytest.fail(f"threads outlived the test: {', '.join(left)}")
-
-
 @pytest.fixture
 def server() -> Iterator[RawServer]:
     raw = RawServer()
