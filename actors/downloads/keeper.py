@@ -91,6 +91,7 @@ class KeeperActor(Actor):
         self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
         self._attached: set[str] = set()
         self._running: dict[str, str] = {}  # worker name -> download id
+        self._runner: dict[str, str] = {}  # download id -> worker name (the same pairs)
         self._resumable: set[str] = set()  # InProgress records no worker runs
         self._seq = 0
         self._subscription: Subscription | None = None
@@ -237,7 +238,7 @@ class KeeperActor(Actor):
     def _attach(self, source: str) -> p.Attached:
         config = self._known_source(source)
         self._attached.add(source)
-        running = set(self._running.values())
+        running = self._runner
         pending = [
             record
             for record in self._live.values()
@@ -274,41 +275,34 @@ class KeeperActor(Actor):
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return
-        now = self.system.clock.now()
         username = message.username
         if username is None:
             username = self._usernames.get(message.source)
-        record = DownloadRecord(
-            id=message.id,
-            source=message.source,
-            target_id=message.target_id,
-            filename=message.filename,
-            username=username,
-            original_filename=message.original_filename,
-            extra=message.extra,
-            created_at=now,
-            updated_at=now,
-        )
+        record = self._new_record(message, username=username)
         self._live[record.id] = record
         self._stage(record, new=True)
         self._ack_event(DownloadStateChanged(record, None))
         self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
 
-    def _reject(self, message: DownloadQueued, error: str) -> None:
-        """Record a submit that cannot run (its source went away) as Errored."""
+    def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
+        """The first record of a submitted download (``fields`` set the rest)."""
         now = self.system.clock.now()
-        record = DownloadRecord(
+        return DownloadRecord(
             id=message.id,
             source=message.source,
             target_id=message.target_id,
             filename=message.filename,
-            state=DownloadState.ERRORED,
-            username=message.username,
             original_filename=message.original_filename,
-            error=error,
             extra=message.extra,
             created_at=now,
             updated_at=now,
+            **fields,
+        )
+
+    def _reject(self, message: DownloadQueued, error: str) -> None:
+        """Record a submit that cannot run (its source went away) as Errored."""
+        record = self._new_record(
+            message, username=message.username, state=DownloadState.ERRORED, error=error
         )
         self._stage(record, new=True)
         self._remember(record)
@@ -372,7 +366,7 @@ class KeeperActor(Actor):
         record = self._live.get(download_id)
         if record is None:
             return
-        if download_id in self._running.values():
+        if download_id in self._runner:
             self.log.warning("download_started_twice", download=download_id, worker=message.worker)
             return
         if record.state is not DownloadState.INITIALIZING and download_id not in self._resumable:
@@ -383,6 +377,7 @@ class KeeperActor(Actor):
         )
         self._live[download_id] = started
         self._running[message.worker] = download_id
+        self._runner[download_id] = message.worker
         self._stage(started)
         if record.state is not DownloadState.IN_PROGRESS:
             self._ack_event(DownloadStateChanged(started, record.state))
@@ -411,9 +406,9 @@ class KeeperActor(Actor):
         self.system.events.publish(DownloadProgressed(updated))
 
     def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
-        for worker, running in list(self._running.items()):
-            if running == download_id:
-                del self._running[worker]
+        worker = self._runner.pop(download_id, None)
+        if worker is not None:
+            self._running.pop(worker, None)
         record = self._live.get(download_id)
         if record is None:
             self.log.debug("late_result_ignored", download=download_id, state=state.value)
@@ -439,6 +434,7 @@ class KeeperActor(Actor):
     def _release(self, message: p.Released) -> None:
         if self._running.get(message.worker) == message.id:
             del self._running[message.worker]
+            self._runner.pop(message.id, None)
         record = self._live.get(message.id)
         if record is None:
             return
@@ -446,8 +442,8 @@ class KeeperActor(Actor):
         self._to_queue(record.source, p.Enqueue(record, front=True))
 
     def _worker_failed(self, event: ChildFailed) -> None:
-        download_id = self._running.pop(event.name, None)
-        if download_id is not None:
+        download_id = self._running.get(event.name)
+        if download_id is not None:  # _finish forgets who ran it
             self._finish(download_id, DownloadState.ERRORED, error=f"worker died: {event.error}")
 
     # -- bookkeeping -------------------------------------------------------------------------
