@@ -88,7 +88,7 @@ class Sleeper(Actor):
 
     def on_receive(self, message: Any) -> Any:
         self.entered.set()
-        self.result.append(self.sleep(3600))
+        self.result.append(self.sleep(3600))  # the API under test (manual clock)
         self.result.append(self.stopping)
 
 

@@ -17,7 +17,7 @@ from supervision.testing import Probe
 class Echo(Actor):
     def on_receive(self, message: Any) -> Any:
         if message == "slow":
-            self.sleep(100)
+            self.sleep(100)  # Actor.sleep on the manual clock: ends on a stop request
         return message
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -18,8 +17,7 @@ import pytest
 
 from actors import Actor, ActorSystem
 from actors._cell import Cell
-from actors.clock import monotonic
-from messages import ChildRestarted, ChildRestarting, ChildStopTimedOut, DeadLetter
+from messages import ChildFailed, ChildRestarted, ChildRestarting, ChildStopTimedOut, DeadLetter
 from supervision import Backoff, ChildSpec, Strategy, Supervisor
 from supervision.testing import FaultInjector, Probe
 from tests.reliability.chaos import (
@@ -120,9 +118,9 @@ class Stubborn(Actor):
     def on_receive(self, message: Any) -> Any:
         if message == "busy":
             self.entered.set()
-            deadline = monotonic() + 5.0
-            while not self.stopping and monotonic() < deadline:
-                time.sleep(0.001)  # the user's own blocking code, not a wait of the test
+            # The user's own blocking code: it ends when a stop (or a kill)
+            # is requested, or after 5 s on the system clock.
+            self.sleep(5.0)
             return None
         if isinstance(message, Msg):
             self.ledger.record(message, self.name)
@@ -195,10 +193,13 @@ def test_a_killed_thread_that_lingers_after_reporting_its_death_is_replaced(
     killed child at once; if the dying thread was still alive then, the
     supervisor queued a teardown (or a start) for it, which nobody took."""
     died = Cell._died
+    decided = threading.Event()
 
     def lingering(cell: Cell, error: str) -> None:
         died(cell, error)
-        time.sleep(0.05)  # the dying thread is descheduled right after reporting
+        # The dying thread stays alive until the supervisor is handling its
+        # death (as if descheduled right after reporting it).
+        decided.wait(5.0)
 
     monkeypatch.setattr(Cell, "_died", lingering)
     ledger = Ledger()
@@ -208,6 +209,7 @@ def test_a_killed_thread_that_lingers_after_reporting_its_death_is_replaced(
         backoff=Backoff(initial=0),
     )
     probe, faults = Probe(system), FaultInjector(system)
+    system.events.subscribe(lambda event: decided.set(), ChildFailed)
     ref = system.ref("w")
     system.tell("w", Msg(0, 0))
     system.settle(timeout=2.0)

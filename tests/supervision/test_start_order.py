@@ -90,7 +90,7 @@ class SleepsOnStart(Recorder):
     """``on_start`` sleeps on the system clock; the timeout's stop request cuts it short."""
 
     def on_start(self) -> None:
-        self.sleep(3600)
+        self.sleep(3600)  # Actor.sleep on the system clock: a stop request ends it
         super().on_start()
 
 
