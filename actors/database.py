@@ -53,6 +53,14 @@ class Database:
         return self._url.render_as_string(hide_password=True)
 
     @property
+    def sqlalchemy_url(self) -> URL:
+        """The parsed URL, password included (its ``repr`` hides it); never log it."""
+        if self._url is None:
+            msg = f"database_url {self.url!r} is not a valid SQLAlchemy URL"
+            raise DatabaseError(msg)
+        return self._url
+
+    @property
     def is_sqlite(self) -> bool:
         """True for the embedded SQLite backend."""
         return self._url is not None and self._url.get_backend_name() == "sqlite"

@@ -24,7 +24,15 @@ from pykka.messages import ProxyCall
 from actors._cell import Cell, CellState
 from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
 from actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
+from actors.cluster.facade import Cluster
+from actors.cluster.node import NODE_ACTOR, NodeActor
+from actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
+from actors.cluster.settings import ClusterSettings, check_cluster_url
+from actors.cluster.singleton import singleton_specs
 from actors.database import Database
+from actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
+from actors.downloads.cluster_keeper import ClusterNote
+from actors.downloads.cluster_store import change_notice_prefix
 from actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from actors.downloads.source import DownloadSource
 from actors.errors import UnknownActorError, describe_error
@@ -91,6 +99,8 @@ class ActorSystem:
         name: str = "regisseur",
         download_sources: Iterable[DownloadSource] = (),
         downloads: DownloadSettings | None = None,
+        cluster: bool | ClusterSettings = False,
+        node_id: str | None = None,
     ) -> None:
         check_name(name, "ActorSystem name")
         if clock is not None and not isinstance(clock, Clock):
@@ -109,8 +119,14 @@ class ActorSystem:
             raise TypeError(msg)
         children = tuple(children)
         sources = _check_sources(download_sources)
-        if sources:
-            children = (downloads_spec(sources, settings), *children)
+        cluster_settings = _check_cluster(cluster, node_id)
+        if cluster_settings is not None:
+            database_url = check_cluster_url(database_url)
+            children = tuple(singleton_specs(children))
+        if sources or cluster_settings is not None:
+            # In cluster mode every node has a keeper: it answers for the
+            # downloads of every node, also one without sources of its own.
+            children = (downloads_spec(sources, settings, cluster_settings), *children)
         self.root_spec = Supervisor(
             children,
             strategy=strategy,
@@ -137,6 +153,7 @@ class ActorSystem:
             else None
         )
         self._lease_cell: Cell | None = None
+        self._node_cell: Cell | None = None
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("actors.system").bind(system=name)
@@ -151,6 +168,8 @@ class ActorSystem:
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
+        self.cluster = Cluster(self, cluster_settings) if cluster_settings is not None else None
+        """This node's view of the cluster (``None`` unless in cluster mode)."""
         self.downloads = Downloads(self, settings, sources)
         """Submit, watch, cancel and configure downloads (see ``Downloads``)."""
 
@@ -171,6 +190,8 @@ class ActorSystem:
         self._start_stage("database", self._open_database)
         if self._lease_name is not None:
             self._start_stage("single-instance guard", self._take_lease)
+        if self.cluster is not None:
+            self._start_stage("cluster node", self._join_cluster)
         if self.database is not None:
             self._start_stage("event journal", self._open_journal)
         root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
@@ -214,6 +235,34 @@ class ActorSystem:
         self._lease_cell = cell
         self._start_cell(cell)
 
+    def _join_cluster(self) -> None:
+        assert self.cluster is not None
+        settings = self.cluster.settings
+        cell = Cell(
+            self,
+            NODE_ACTOR,
+            NodeActor,
+            lambda: NodeActor(settings, self.downloads._local_sources, self._cluster_note),
+            self._guardian,
+        )
+        self._node_cell = cell
+        self._own_notice_prefix = change_notice_prefix(settings.node_id)
+        self._start_cell(cell)
+
+    def _cluster_note(self, channel: str, payload: str | None) -> None:
+        """From the listener thread: pass a cluster notice on (tells only)."""
+        if self._state not in ("starting", "running") or self.cluster is None:
+            return
+        if channel == NODES_CHANNEL and payload is not None:
+            change = decode_nodes_change(payload, self.cluster.node_id)
+            if change is not None:
+                self.events.publish(change)
+        elif payload is not None and payload.startswith(self._own_notice_prefix):
+            return  # this node's own change: already published here
+        keeper = self._find(DOWNLOAD_KEEPER)
+        if keeper is not None:
+            keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
+
     def _open_journal(self) -> None:
         cell = Cell(self, "regisseur.journal", JournalActor, JournalActor, self._guardian)
         self._journal_cell = cell
@@ -245,6 +294,8 @@ class ActorSystem:
         root = self._root
         if root is not None and root.state is not CellState.STOPPED:
             self._final_stop(root)
+        if self._node_cell is not None:
+            self._final_stop(self._node_cell)
         if self._lease_cell is not None:
             self._final_stop(self._lease_cell)
         if self._journal_cell is not None:
@@ -492,7 +543,7 @@ class ActorSystem:
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell, self._root, self._lease_cell, self._journal_cell]
+        extra = [self._bus_cell, self._root, self._lease_cell, self._node_cell, self._journal_cell]
         return [c for c in extra if c is not None] + cells
 
     # -- database and resources ------------------------------------------------
@@ -575,6 +626,23 @@ class ActorSystem:
                     status="running" if not lease.lost else "failed",
                     healthy=not lease.lost,
                     details={"holder": lease.lease.holder},
+                )
+            )
+        node = self._node_cell.instance if self._node_cell is not None else None
+        if isinstance(node, NodeActor):
+            details = node.health()
+            try:
+                assert self.cluster is not None
+                details["nodes"] = [n.node_id for n in self.cluster.nodes()]
+            except Exception as exc:  # noqa: BLE001 - the database may be down
+                details["nodes"] = f"unavailable: {describe_error(exc)}"
+                details["healthy"] = False
+            reports.append(
+                HealthReport(
+                    name=f"cluster node {node.node_id}",
+                    status="running" if details["healthy"] else "failed",
+                    healthy=bool(details["healthy"]),
+                    details=details,
                 )
             )
         return tuple(reports)
@@ -675,6 +743,23 @@ def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
         msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
         raise ValueError(msg)
     return found
+
+
+def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
+    if isinstance(cluster, ClusterSettings):
+        if node_id is not None and node_id != cluster.node_id:
+            msg = "give node_id either to ActorSystem or to ClusterSettings, not both"
+            raise ValueError(msg)
+        return cluster
+    if not isinstance(cluster, bool):
+        msg = f"cluster must be a bool or a ClusterSettings, got {type(cluster).__name__}"
+        raise TypeError(msg)
+    if not cluster:
+        if node_id is not None:
+            msg = "node_id is only used in cluster mode: pass cluster=True as well"
+            raise ValueError(msg)
+        return None
+    return ClusterSettings(node_id)  # type: ignore[arg-type]  # checked there
 
 
 class _Guardian:

@@ -7,6 +7,7 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
+from messages.cluster import ClusterChanged, NodeInfo
 from messages.downloads import (
     DownloadCancelled,
     DownloadFailed,
@@ -44,6 +45,7 @@ __all__ = [
     "ChildStarted",
     "ChildStopTimedOut",
     "ChildStopped",
+    "ClusterChanged",
     "DeadLetter",
     "DownloadCancelled",
     "DownloadFailed",
@@ -57,6 +59,7 @@ __all__ = [
     "DownloadSucceeded",
     "Event",
     "HealthReport",
+    "NodeInfo",
     "Pause",
     "Resume",
     "RunNow",

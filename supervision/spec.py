@@ -48,7 +48,10 @@ class ChildSpec:
     good. ``start_timeout`` bounds ``on_start`` plus the first health check;
     ``shutdown_timeout`` bounds ``on_stop`` (real seconds). With
     ``rollback_on_failure=False`` a failed start of a sibling does not run
-    this child's ``on_stop`` (its thread still ends).
+    this child's ``on_stop`` (its thread still ends). ``singleton=True``:
+    in cluster mode the child runs on exactly one node of the cluster at a
+    time and moves to a surviving node when that one dies (a single node
+    just runs it).
     """
 
     name: str
@@ -63,6 +66,7 @@ class ChildSpec:
     shutdown_timeout: float = 5.0
     rollback_on_failure: bool = True
     description: str = ""
+    singleton: bool = False
 
     def __post_init__(self) -> None:
         from actors.actor import Actor
@@ -127,6 +131,9 @@ class ChildSpec:
             raise TypeError(msg)
         if not isinstance(self.description, str):
             msg = f"{where}: description must be a str"
+            raise TypeError(msg)
+        if not isinstance(self.singleton, bool):
+            msg = f"{where}: singleton must be a bool, got {self.singleton!r}"
             raise TypeError(msg)
         assert math.isfinite(self.start_timeout)
 

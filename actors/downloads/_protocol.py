@@ -38,6 +38,7 @@ class SourceConfig:
 
     concurrency: int
     delay: float
+    cluster_limit: int | None = None  # cluster mode: all nodes together
 
 
 # -- to the keeper -----------------------------------------------------------

@@ -22,6 +22,7 @@ import pykka
 
 from actors.clock import bounded_wait, check_duration
 from actors.downloads import _protocol as p
+from actors.downloads.cluster_keeper import ClusterKeeperActor
 from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from actors.downloads.keeper import KeeperActor
 from actors.downloads.queue import QueueActor, worker_spec
@@ -43,6 +44,7 @@ from supervision.supervisor import Supervisor
 if TYPE_CHECKING:
     from types import MappingProxyType
 
+    from actors.cluster.settings import ClusterSettings
     from actors.events import Subscription
     from actors.system import ActorSystem
 
@@ -70,15 +72,34 @@ class DownloadSettings:
         )
 
 
-def downloads_spec(sources: Iterable[DownloadSource], settings: DownloadSettings) -> ChildSpec:
+def downloads_spec(
+    sources: Iterable[DownloadSource],
+    settings: DownloadSettings,
+    cluster: ClusterSettings | None = None,
+) -> ChildSpec:
     """The ``downloads`` subtree: the keeper, then one supervisor per source."""
     sources = tuple(sources)
-    keeper = ChildSpec(
-        p.KEEPER,
-        KeeperActor,
-        args=(tuple(_registration(s) for s in sources), settings.history, settings.flush_interval),
-        description="owns and persists the download records",
-    )
+    registrations = tuple(_registration(s) for s in sources)
+    if cluster is None:
+        keeper = ChildSpec(
+            p.KEEPER,
+            KeeperActor,
+            args=(registrations, settings.history, settings.flush_interval),
+            description="owns and persists the download records",
+        )
+    else:
+        keeper = ChildSpec(
+            p.KEEPER,
+            ClusterKeeperActor,
+            args=(
+                registrations,
+                settings.history,
+                settings.flush_interval,
+                cluster.node_id,
+                cluster.poll_interval,
+            ),
+            description=f"owns node {cluster.node_id!r}'s downloads in the shared table",
+        )
     children = [keeper, *(source_spec(s) for s in sources)]
     return ChildSpec(
         p.DOWNLOADS,
@@ -89,7 +110,9 @@ def downloads_spec(sources: Iterable[DownloadSource], settings: DownloadSettings
 
 def _registration(source: DownloadSource) -> p.AddSource:
     return p.AddSource(
-        source.name, p.SourceConfig(source.concurrency, source.delay), source.username
+        source.name,
+        p.SourceConfig(source.concurrency, source.delay, source.cluster_limit),
+        source.username,
     )
 
 
@@ -188,6 +211,7 @@ class Downloads:
         # A read-only snapshot of the registered names (replaced, never
         # changed) so submit() can refuse an unknown source without an ask.
         self._names: frozenset[str] = frozenset(s.name for s in sources)
+        self._cluster_sources: frozenset[str] = frozenset()  # seen on other nodes
         # Ids: a random prefix per facade and a counter (next() on a count
         # is atomic), unique across processes without a syscall per submit.
         self._id_prefix = uuid.uuid4().hex[:20]
@@ -195,6 +219,26 @@ class Downloads:
         self._keeper_started = False
 
     # -- plumbing ------------------------------------------------------------
+    def _local_sources(self) -> list[str]:
+        """The sources registered on this node (any thread)."""
+        return sorted(self._names)
+
+    def _check_source(self, source: str) -> None:
+        """Raise ``UnknownSourceError`` unless some node serves ``source``."""
+        if source in self._names or source in self._cluster_sources:
+            return
+        cluster = self._system.cluster
+        known = set(self._names)
+        if cluster is not None and self._usable():
+            # Read again only on a miss: a source once seen stays valid (its
+            # downloads wait in the queue until a node that has it claims them).
+            found = frozenset(cluster.sources())
+            self._cluster_sources = self._cluster_sources | found
+            known |= found
+            if source in known:
+                return
+        raise UnknownSourceError(source, sorted(known))
+
     def _usable(self) -> bool:
         # "starting" too: children may submit from their on_start.
         return self._system._state in ("starting", "running")
@@ -264,11 +308,12 @@ class Downloads:
         start; ``status(id)`` from the same thread already sees it, and
         answers only once it is stored. The download starts when the
         source has a free worker and its delay has passed. Raises
-        ``UnknownSourceError`` for an unknown source.
+        ``UnknownSourceError`` for an unknown source. In cluster mode a
+        source registered on any live node is known, and the download runs
+        on one of the nodes that have it.
         """
         source = _text(source, "source") or ""
-        if source not in self._names:
-            raise UnknownSourceError(source, sorted(self._names))
+        self._check_source(source)
         message = DownloadQueued(
             id=f"{self._id_prefix}{next(self._ids):012x}",
             source=source,

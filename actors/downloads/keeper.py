@@ -29,6 +29,7 @@ meanwhile.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -250,7 +251,8 @@ class KeeperActor(Actor):
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
-        config = p.SourceConfig(
+        config = replace(
+            old,
             concurrency=message.concurrency if message.concurrency is not None else old.concurrency,
             delay=message.delay if message.delay is not None else old.delay,
         )
@@ -495,7 +497,7 @@ class KeeperActor(Actor):
                 if record is not None:
                     self._stage(record)
             self._dirty.clear()
-            if self._staged or self._unsaved:
+            if self._has_writes():
                 self._store_batch()
                 self._trim()
         events, self._events = self._events, []
@@ -503,6 +505,9 @@ class KeeperActor(Actor):
         acks, self._acks = self._acks, []
         for ack in acks:
             ack()
+
+    def _has_writes(self) -> bool:
+        return bool(self._staged or self._unsaved)
 
     def _store_batch(self) -> None:
         staged, self._staged = self._staged, {}

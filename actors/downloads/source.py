@@ -77,6 +77,10 @@ class DownloadSource:
     runs once on each worker's thread when the worker starts; its value is
     the context's ``worker_state`` and is handed to ``close_worker(value)``
     when the worker stops or is replaced.
+
+    ``cluster_limit`` (cluster mode): the most downloads of this source
+    running at once on all nodes together (``concurrency`` holds per node);
+    give every node the same value.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class DownloadSource:
         directory: str | Path | None = None,
         open_worker: Callable[[], Any] | None = None,
         close_worker: Callable[[Any], object] | None = None,
+        cluster_limit: int | None = None,
     ) -> None:
         self.name = check_name(name, "DownloadSource name")
         if not callable(impl):
@@ -113,6 +118,16 @@ class DownloadSource:
                 raise TypeError(msg)
         self.open_worker = open_worker
         self.close_worker = close_worker
+        if cluster_limit is not None and (
+            isinstance(cluster_limit, bool)
+            or not isinstance(cluster_limit, int)
+            or cluster_limit < 1
+        ):
+            msg = (
+                f"DownloadSource {name!r}: cluster_limit must be an int >= 1, got {cluster_limit!r}"
+            )
+            raise ValueError(msg)
+        self.cluster_limit = cluster_limit
 
     def __repr__(self) -> str:
         return (

@@ -26,13 +26,14 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 
 from messages.downloads import DownloadRecord, DownloadState, frozen_extra
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy.engine import Connection, Row
     from sqlalchemy.orm import Session
@@ -45,7 +46,9 @@ __all__ = [
     "next_seq",
     "read_record",
     "read_records",
+    "record_from_mapping",
     "record_from_row",
+    "record_values",
     "update_record",
 ]
 
@@ -72,18 +75,31 @@ downloads_table = Table(
     Column("extra", Text, nullable=False, default="{}"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Cluster mode: the node that claimed the download (NULL: queued, free).
+    Column("owner", String(200), index=True),
 )
+
+#: Cluster mode: the PostgreSQL sequence that orders submits of every node.
+SEQUENCE = "regisseur_downloads_seq"
 
 _STATES = {state.value: state for state in DownloadState}
 
 
 def ensure_table(connection: Connection) -> None:
     """Create the table if it does not exist (idempotent)."""
-    if not inspect(connection).has_table(downloads_table.name):
+    inspector = inspect(connection)
+    if not inspector.has_table(downloads_table.name):
         metadata.create_all(connection, tables=[downloads_table])
+        return
+    # A table written by an earlier version has no owner column yet.
+    columns = {c["name"] for c in inspector.get_columns(downloads_table.name)}
+    if "owner" not in columns:
+        connection.execute(
+            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN owner VARCHAR(200)")
+        )
 
 
-def _values(record: DownloadRecord) -> dict[str, Any]:
+def record_values(record: DownloadRecord) -> dict[str, Any]:
     return {
         "source": record.source,
         "target_id": record.target_id,
@@ -106,7 +122,11 @@ def _values(record: DownloadRecord) -> dict[str, Any]:
 
 def record_from_row(row: Row[Any]) -> DownloadRecord:
     """The immutable record for one table row."""
-    m = row._mapping
+    return record_from_mapping(dict(row._mapping))
+
+
+def record_from_mapping(m: Mapping[str, Any]) -> DownloadRecord:
+    """The immutable record for a row's columns (a row or its JSON form)."""
     try:
         extra = json.loads(m["extra"] or "{}")
     except ValueError:
@@ -143,7 +163,13 @@ _INSERT = insert(downloads_table)
 _UPDATE = (
     update(downloads_table)
     .where(downloads_table.c.id == bindparam("_id"))
-    .values({c.name: bindparam(c.name) for c in downloads_table.c if c.name not in ("id", "seq")})
+    .values(
+        {
+            c.name: bindparam(c.name)
+            for c in downloads_table.c
+            if c.name not in ("id", "seq", "owner")
+        }
+    )
 )
 
 
@@ -155,19 +181,19 @@ def insert_record(session: Session, record: DownloadRecord, seq: int) -> None:
 def insert_many(session: Session, rows: Sequence[tuple[DownloadRecord, int]]) -> None:
     """Add new records with their sequence numbers, in one statement (not committed)."""
     if rows:
-        session.execute(_INSERT, [{"id": r.id, "seq": seq, **_values(r)} for r, seq in rows])
+        session.execute(_INSERT, [{"id": r.id, "seq": seq, **record_values(r)} for r, seq in rows])
 
 
 def update_record(session: Session, record: DownloadRecord) -> bool:
     """Write every field of ``record`` (not committed); False if it has no row."""
-    result = session.execute(_UPDATE, {"_id": record.id, **_values(record)})
+    result = session.execute(_UPDATE, {"_id": record.id, **record_values(record)})
     return bool(getattr(result, "rowcount", 1))
 
 
 def update_many(session: Session, records: Sequence[DownloadRecord]) -> None:
     """Write every field of several existing records, in one statement (not committed)."""
     if records:
-        session.execute(_UPDATE, [{"_id": r.id, **_values(r)} for r in records])
+        session.execute(_UPDATE, [{"_id": r.id, **record_values(r)} for r in records])
 
 
 def read_record(session: Session | Connection, download_id: str) -> DownloadRecord | None:

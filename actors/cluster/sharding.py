@@ -1,0 +1,245 @@
+"""Sharding: spread per-key children (one per server row) over the live nodes.
+
+``sharded(name, keys, child)`` is a ``ChildSpec`` for every node. Its
+shard actor reads the current ``keys`` (e.g. the server rows of a table),
+works out which keys this node should own, and runs ``child(key)`` for
+each of them under its own supervisor. Ownership is rendezvous hashing
+over the live nodes (each key goes to the node with the highest hash of
+node and key): when a node joins or leaves, only the keys that must move
+move. Each owned key is also a cluster claim (kind ``"shard"``), taken
+before the child starts and given back after it stopped, so a key runs on
+at most one node even while nodes disagree for a moment about who is live
+(a key moves when its old owner has let it go or was reaped).
+
+Without cluster mode every key runs on this node.
+
+Threads: the shard actor runs on its own thread; ``keys`` is called there
+(it may read the database). Starts and stops are told to its supervisor
+and checked again at the next tick, so it never blocks on it.
+
+Failures: ``keys`` raising, or a database error, is logged and the next
+tick tries again; the children already running stay as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.actor import Actor
+from actors.clock import check_duration
+from actors.cluster import schema
+from actors.errors import describe_error
+from messages.cluster import ClusterChanged
+from supervision.directive import Strategy
+from supervision.spec import ChildSpec, check_name
+from supervision.supervisor import Spawn, StopChild, Supervisor
+
+if TYPE_CHECKING:
+    from actors.events import Subscription
+
+__all__ = ["ShardActor", "owner_of", "sharded"]
+
+KIND = "shard"
+
+
+def owner_of(key: str, nodes: Iterable[str]) -> str | None:
+    """The node that should own ``key`` among ``nodes`` (rendezvous hashing)."""
+
+    def weight(node: str) -> bytes:
+        return hashlib.blake2b(f"{node}\0{key}".encode(), digest_size=8).digest()
+
+    return max(nodes, key=weight, default=None)
+
+
+def sharded(
+    name: str,
+    keys: Callable[[], Iterable[str]] | Iterable[str],
+    child: Callable[[str], ChildSpec],
+    *,
+    interval: float = 5.0,
+    depends_on: tuple[str, ...] = (),
+) -> ChildSpec:
+    """A subtree that runs ``child(key)`` for the keys this node owns.
+
+    ``keys``: the keys (strings, e.g. server ids), or a callable returning
+    them, read again every ``interval`` seconds and whenever nodes join or
+    leave. ``child(key)`` must return a ``ChildSpec`` with a unique name.
+    """
+    check_name(name, "sharded() name")
+    if not callable(child):
+        msg = f"sharded({name!r}): child must be a callable key -> ChildSpec, got {child!r}"
+        raise TypeError(msg)
+    if not callable(keys):
+        if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+            msg = f"sharded({name!r}): keys must be an iterable of str or a callable, got {keys!r}"
+            raise TypeError(msg)
+        fixed = _check_keys(name, keys)
+
+        def read_keys() -> list[str]:
+            return fixed
+
+    else:
+        source = keys
+
+        def read_keys() -> list[str]:
+            return _check_keys(name, source())
+
+    interval = check_duration(interval, f"sharded({name!r}) interval", allow_zero=False)
+    shards = ChildSpec(
+        f"{name}.shards",
+        ShardActor,
+        args=(name, read_keys, child, interval),
+        description=f"decides which keys of {name!r} run on this node",
+    )
+    return ChildSpec(
+        name,
+        Supervisor((shards,), strategy=Strategy.ONE_FOR_ONE, max_restarts=10, within=10.0),
+        depends_on=depends_on,
+        description=f"the keys of {name!r} this node owns",
+    )
+
+
+def _check_keys(name: str, keys: Iterable[str]) -> list[str]:
+    found = list(keys)
+    for key in found:
+        if not isinstance(key, str) or not key:
+            msg = f"sharded({name!r}): keys must be non-empty str, got {key!r}"
+            raise TypeError(msg)
+    return sorted(set(found))
+
+
+class _Tick:
+    """Timer: rebalance."""
+
+
+class ShardActor(Actor):
+    """Runs the children of the keys this node owns; see the module docstring."""
+
+    def __init__(
+        self,
+        group: str,
+        keys: Callable[[], list[str]],
+        child: Callable[[str], ChildSpec],
+        interval: float,
+    ) -> None:
+        super().__init__()
+        self.group = group
+        self._keys = keys
+        self._child = child
+        self._interval = interval
+        self._running: dict[str, str] = {}  # key -> child name
+        self._stopping: dict[str, str] = {}  # moved away, claim kept until stopped
+        self._subscription: Subscription | None = None
+        self.nodes: list[str] = []
+        self.rebalances = 0
+
+    @property
+    def _supervisor(self) -> str:
+        return self.group
+
+    def _node(self) -> str | None:
+        cluster = self.system.cluster
+        return cluster.node_id if cluster is not None else None
+
+    def on_start(self) -> None:
+        if self.system.cluster is not None:
+            self._subscription = self.system.events.subscribe(self.actor_ref, ClusterChanged)
+        self.schedule_every(self._interval, _Tick())
+        self.actor_ref.tell(_Tick())  # not here: our supervisor is starting us
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, (_Tick, ClusterChanged)):
+            self._rebalance()
+            return None
+        return super().on_receive(message)
+
+    def _claim_name(self, key: str) -> str:
+        return f"{self.group}/{key}"
+
+    def _rebalance(self) -> None:
+        try:
+            keys = self._keys()
+        except Exception as exc:  # noqa: BLE001 - the user's callable
+            self.log.error("shard_keys_failed", group=self.group, error=describe_error(exc))
+            return
+        node = self._node()
+        try:
+            held = self._decide(keys, node)
+        except SQLAlchemyError as exc:
+            self.log.error("shard_rebalance_failed", group=self.group, error=describe_error(exc))
+            return
+        for key in sorted(set(self._running) - held):
+            leaving = self._running.pop(key)
+            self._stopping[key] = leaving
+            self.system.tell(self._supervisor, StopChild(leaving))
+        for key in sorted(held):
+            name = self._running.get(key)
+            if name is None or self.system._find(name) is None:
+                spec = self._child(key)
+                self._running[key] = spec.name
+                self.system.tell(self._supervisor, Spawn(spec))
+        if self._stopping:
+            self.actor_ref.tell(_Tick())  # release them once they have stopped
+        self.rebalances += 1
+
+    def _decide(self, keys: list[str], node: str | None) -> set[str]:
+        """The keys this node may run now (claimed), after giving back stopped ones.
+
+        A key that moved away is given back only once its child has
+        stopped, so it never runs on two nodes at once.
+        """
+        if node is None:
+            self.nodes = []
+            return set(keys)
+        database = self.system.database
+        assert database is not None
+        with database.engine.begin() as connection:
+            self.nodes = [n.node_id for n in schema.live_nodes(connection)]
+            if node not in self.nodes:
+                self.nodes.append(node)  # our own renewal may lag a moment
+            wanted = {k for k in keys if owner_of(k, self.nodes) == node}
+            stopped = [k for k, n in self._stopping.items() if self.system._find(n) is None]
+            for key in stopped:
+                del self._stopping[key]
+                if key not in wanted:
+                    schema.release(connection, KIND, self._claim_name(key), node)
+            held = {
+                k
+                for k in wanted
+                if k not in self._stopping
+                and schema.claim(connection, KIND, self._claim_name(k), node)
+            }
+            if stopped:
+                # The new owners need not wait for their next tick.
+                schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.group]}))
+        return held
+
+    def on_stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+        node = self._node()
+        if node is None or not self._running:
+            return
+        database = self.system.database
+        assert database is not None
+        try:
+            with database.engine.begin() as connection:
+                for key in self._running:
+                    schema.release(connection, KIND, self._claim_name(key), node)
+                schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.group]}))
+        except SQLAlchemyError as exc:
+            self.log.warning("shard_release_failed", group=self.group, error=describe_error(exc))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "node": self._node(),
+            "keys_here": sorted(self._running),
+            "live_nodes": self.nodes,
+            "rebalances": self.rebalances,
+        }

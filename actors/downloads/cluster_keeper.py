@@ -1,0 +1,329 @@
+"""The state-keeper in cluster mode: one per node, over one shared table.
+
+What changes against the single-node keeper (``KeeperActor``):
+
+- ``submit`` stores the record queued and free (no owner) and announces
+  it; any node with that source may claim it.
+- A node claims free downloads for its own sources, at most as many as
+  its ``concurrency`` has room for (and within a source's
+  ``cluster_limit``), with row locks that skip rows other nodes hold: a
+  download is started by exactly one node. Claims run when a commit freed
+  room, when another node announced a submit or a release, when nodes
+  were reaped, and every ``poll_interval`` as a safety net.
+- Only downloads this node owns are kept in memory; every write is
+  conditional on still owning the row (see ``cluster_store``). A write
+  that finds the row cancelled elsewhere, or taken over after this node's
+  lease lapsed, drops the local copy and cancels the local run.
+- ``cancel`` works on any node: the row is cancelled in the database and
+  the owner hears of it through LISTEN/NOTIFY (within a fraction of a
+  second) and cancels its run.
+- Every committed state change is announced; the other nodes publish it
+  to their own subscribers, so ``wait`` and ``subscribe`` see every node's
+  downloads (progress events stay on the node that runs the download).
+- A clean stop gives the node's unfinished downloads back to the queue.
+
+Threads: everything here runs on the keeper's own thread; notices arrive
+as ``ClusterNote`` messages from the node's listener thread.
+
+Failures: as the single-node keeper (a failed commit is retried every
+``flush_interval``, the keeper unhealthy meanwhile); a failed claim is
+logged and retried at the next poll.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.downloads import _protocol as p
+from actors.downloads import cluster_store, store
+from actors.downloads.errors import UnknownDownloadError
+from actors.downloads.keeper import KeeperActor
+from actors.errors import describe_error
+from messages.downloads import (
+    DownloadCancelled,
+    DownloadQueued,
+    DownloadRecord,
+    DownloadState,
+    DownloadStateChanged,
+)
+
+if TYPE_CHECKING:
+    from actors.clock import TimerHandle
+
+__all__ = ["ClusterKeeperActor", "ClusterNote"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNote:
+    """From the listener: a change announced by a node (None: look again)."""
+
+    channel: str
+    payload: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    """Timer: look for free downloads of this node's sources."""
+
+
+class ClusterKeeperActor(KeeperActor):
+    """Owns this node's downloads in a shared table; see the module docstring."""
+
+    def __init__(
+        self,
+        initial_sources: tuple[p.AddSource, ...],
+        history: int,
+        flush_interval: float,
+        node_id: str,
+        poll_interval: float,
+    ) -> None:
+        super().__init__(initial_sources, history, flush_interval)
+        self._node = node_id
+        self._poll_interval = poll_interval
+        self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
+        self._claim_wanted: set[str] = set()
+        self._poll_timer: TimerHandle | None = None
+        self.claimed = 0
+        self.lost = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    def _load(self) -> None:
+        """Take back what this node owned before a restart of the keeper.
+
+        Downloads of sources this node no longer has go back to the queue.
+        """
+        mine = cluster_store.owned(self.db, self._node)
+        foreign = [r.id for r in mine if r.source not in self._sources]
+        if foreign:
+            cluster_store.give_back(self.db, foreign)
+        self.db.commit()
+        for record in mine:
+            if record.source in self._sources:
+                self._live[record.id] = record
+                if record.state is DownloadState.IN_PROGRESS:
+                    self._resumable.add(record.id)
+        self._claim_wanted.update(self._sources)
+        self._poll_timer = self.schedule_every(self._poll_interval, _Poll())
+        self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+        try:
+            sources = cluster_store.release_owned(self.db, self._node)
+            for source in sources:
+                cluster_store.notify_change_of_source(self.db, source, self._node)
+            self.db.commit()
+        except SQLAlchemyError as exc:
+            self.db.rollback()
+            self.log.warning("downloads_release_failed", error=describe_error(exc))
+
+    def health(self) -> dict[str, Any]:
+        report = super().health()
+        report.update(node=self._node, claimed=self.claimed, lost_to_other_nodes=self.lost)
+        return report
+
+    # -- messages ----------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ClusterNote):
+            self._note(message)
+        elif isinstance(message, _Poll):
+            self._claim_wanted.update(self._sources)
+        else:
+            return self._after(super().on_receive(message))
+        return self._after(None)
+
+    def _after(self, reply: Any) -> Any:
+        if (self._claim_wanted or self._inserts) and not self._cell.mailbox.runnable():
+            self._commit()
+            if not self.stopping:
+                self._claim()
+        return reply
+
+    # -- submit and cancel ------------------------------------------------------------
+    def _queue(self, message: DownloadQueued) -> None:
+        if message.id in self._live or message.id in self._done:
+            self.log.warning("duplicate_download_id", download=message.id)
+            return
+        username = message.username
+        if username is None:
+            username = self._usernames.get(message.source)
+        record = self._new_record(message, username=username)
+        self._inserts.append(record)
+        self._ack_event(DownloadStateChanged(record, None))
+        if record.source in self._sources:
+            self._claim_wanted.add(record.source)
+
+    def _cancel(self, message: DownloadCancelled) -> bool:
+        if message.id in self._live:
+            return super()._cancel(message)
+        reason = None if message.reason == "cancelled" else message.reason
+        try:
+            before, after, owner = cluster_store.cancel_anywhere(
+                self.db, message.id, reason, self.system.clock.now()
+            )
+            if after is not None and before is not None:
+                payload = cluster_store.change_payload(after, before.state, self._node, owner=owner)
+                cluster_store.notify_changes(self.db, [payload])
+            self.db.commit()
+        except SQLAlchemyError:
+            self.db.rollback()
+            raise
+        if before is None:
+            raise UnknownDownloadError(message.id)
+        if after is None:
+            return False
+        self._remember(after)
+        self.system.events.publish(DownloadStateChanged(after, before.state))
+        return True
+
+    # -- claims ---------------------------------------------------------------------
+    def _claim(self) -> None:
+        wanted, self._claim_wanted = self._claim_wanted, set()
+        taken: list[DownloadRecord] = []
+        try:
+            for source in sorted(wanted):
+                config = self._sources.get(source)
+                if config is None:
+                    continue
+                room = config.concurrency - sum(
+                    1 for r in self._live.values() if r.source == source
+                )
+                if room > 0:
+                    taken += cluster_store.claim(
+                        self.db, source, self._node, room, config.cluster_limit
+                    )
+            self.db.commit()
+        except SQLAlchemyError as exc:
+            self.db.rollback()
+            self.log.error("download_claim_failed", error=describe_error(exc))
+            return
+        for record in taken:
+            self.claimed += 1
+            self._live[record.id] = record
+            if record.state is DownloadState.IN_PROGRESS:
+                self._resumable.add(record.id)  # taken over: resume it
+            self._to_queue(record.source, p.Enqueue(record))
+
+    # -- writes ----------------------------------------------------------------------
+    def _has_writes(self) -> bool:
+        return bool(self._staged or self._unsaved or self._inserts)
+
+    def _store_batch(self) -> None:
+        staged, self._staged = self._staged, {}
+        retried, self._unsaved = self._unsaved, {}
+        inserts, self._inserts = self._inserts, []
+        writes = {**retried, **staged}
+        try:
+            cluster_store.insert_queued(self.db, inserts)
+            lost = cluster_store.write_owned(
+                self.db, [record for record, _new in writes.values()], self._node
+            )
+            gone = set(lost)
+            cluster_store.notify_changes(
+                self.db,
+                [
+                    cluster_store.change_payload(
+                        e.record,
+                        e.previous,
+                        self._node,
+                        owner=None if e.record.terminal or e.previous is None else self._node,
+                    )
+                    for e in self._events
+                    if isinstance(e, DownloadStateChanged) and e.record.id not in gone
+                ],
+            )
+            self.db.commit()
+        except SQLAlchemyError as exc:
+            self.db.rollback()
+            self._inserts = inserts + self._inserts
+            self._unsaved = retried
+            self._keep_unsaved(staged)
+            self.log.error(
+                "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
+            )
+            if self._flush_timer is None and not self.stopping:
+                self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+            return
+        if lost:
+            self._drop(lost)
+        for record, _new in writes.values():
+            if record.terminal:
+                self._claim_wanted.add(record.source)
+
+    def _drop(self, lost: list[str]) -> None:
+        """Forget downloads whose rows another node changed; cancel their runs."""
+        for download_id in lost:
+            self.lost += 1
+            self._forget(download_id)
+            self._done.pop(download_id, None)
+            current = store.read_record(self.db, download_id)
+            if current is not None and current.terminal:
+                self._remember(current)
+            self.log.warning(
+                "download_lost_to_other_node",
+                download=download_id,
+                state=current.state.value if current is not None else None,
+            )
+        self.db.rollback()
+
+    def _forget(self, download_id: str) -> None:
+        """Drop every local trace of a download this node no longer owns."""
+        record = self._live.pop(download_id, None)
+        self._resumable.discard(download_id)
+        self._dirty.discard(download_id)
+        self._staged.pop(download_id, None)
+        self._unsaved.pop(download_id, None)
+        worker = self._runner.pop(download_id, None)
+        if worker is not None:
+            self._running.pop(worker, None)
+        self._events = [
+            e
+            for e in self._events
+            if not (isinstance(e, DownloadStateChanged) and e.record.id == download_id)
+        ]
+        if record is not None:
+            self._to_queue(record.source, p.Withdraw(download_id))
+            self._claim_wanted.add(record.source)
+
+    # -- notices from other nodes --------------------------------------------------------
+    def _note(self, note: ClusterNote) -> None:
+        if note.payload is None or note.channel != cluster_store.CHANNEL:
+            # A (re)connect or a change of nodes: free work may be waiting.
+            self._claim_wanted.update(self._sources)
+            return
+        body = cluster_store.decode_change(note.payload)
+        if body is None or body.get("node") == self._node:
+            return
+        source = body.get("source")
+        if body.get("state") is None:  # a source's downloads were given back
+            if source in self._sources:
+                self._claim_wanted.add(source)
+            return
+        record = body.get("record")
+        if not isinstance(record, DownloadRecord):
+            self._commit()
+            record = store.read_record(self.db, body["id"])
+            self.db.rollback()
+            if record is None:
+                return
+        try:
+            previous = DownloadState(body["previous"]) if body.get("previous") else None
+        except ValueError:
+            previous = None
+        mine = self._live.get(record.id)
+        if mine is not None and record.terminal:
+            self._forget(record.id)  # cancelled on another node: stop our run
+        if record.terminal:
+            self._remember(record)
+        if record.source in self._sources:
+            # Any change of a source this node serves may mean free work it
+            # could not see before: a submit, a release, rows another node's
+            # claim had locked, room within the cluster limit. Claiming is
+            # cheap and skipped when this node has no room.
+            self._claim_wanted.add(record.source)
+        self.system.events.publish(DownloadStateChanged(record, previous))

@@ -1,0 +1,280 @@
+"""Cluster mode: the downloads table shared by every node (PostgreSQL).
+
+A row with ``owner`` NULL is queued and free; a node claims rows for its
+sources with ``SELECT ... FOR UPDATE SKIP LOCKED`` and sets itself as
+owner in the same transaction, so a download is started by exactly one
+node. Every write of a node is conditional on it still owning the row and
+the row not being terminal: a download cancelled by another node, or taken
+over after this node's lease lapsed, is never overwritten.
+
+Every committed state change is also announced on
+``channels.DOWNLOADS_CHANNEL`` (``pg_notify``, sent at commit) so the other
+nodes can wake up (claim, cancel a run) and republish it to their
+subscribers.
+
+Only a keeper actor calls these, on its own thread, inside its session's
+transaction (nothing here commits). Failures raise ``SQLAlchemyError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
+
+from actors.cluster import channels
+from actors.downloads import store
+from messages.downloads import DownloadRecord, DownloadState
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.orm import Session
+
+__all__ = [
+    "cancel_anywhere",
+    "change_notice_prefix",
+    "change_payload",
+    "claim",
+    "decode_change",
+    "give_back",
+    "insert_queued",
+    "notify_change_of_source",
+    "notify_changes",
+    "owned",
+    "release_owned",
+    "write_owned",
+]
+
+#: The channel of download changes.
+CHANNEL = channels.DOWNLOADS_CHANNEL
+
+_TABLE = store.downloads_table
+_UNFINISHED = [s.value for s in DownloadState if not s.terminal]
+_MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
+
+_INSERT = insert(_TABLE).values(seq=func.nextval(store.SEQUENCE))
+
+
+def insert_queued(session: Session, records: Sequence[DownloadRecord]) -> None:
+    """Store submitted records as queued and free (owner NULL)."""
+    if records:
+        session.execute(
+            _INSERT, [{"id": r.id, "owner": None, **store.record_values(r)} for r in records]
+        )
+
+
+def claim(
+    session: Session, source: str, node_id: str, limit: int, cluster_limit: int | None
+) -> list[DownloadRecord]:
+    """Claim up to ``limit`` free downloads of ``source`` for ``node_id``, oldest first.
+
+    With ``cluster_limit``, the downloads of ``source`` owned by any node
+    stay within it: the count and the claim run under a transaction-level
+    advisory lock per source, so two nodes cannot both see room for one.
+    """
+    if cluster_limit is not None:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"regisseur:source:{source}"},
+        )
+        owned = session.execute(
+            select(func.count())
+            .select_from(_TABLE)
+            .where(_TABLE.c.source == source)
+            .where(_TABLE.c.owner.is_not(None))
+            .where(_TABLE.c.state.in_(_UNFINISHED))
+        ).scalar_one()
+        limit = min(limit, cluster_limit - int(owned))
+    if limit <= 0:
+        return []
+    free = (
+        select(_TABLE.c.id)
+        .where(_TABLE.c.source == source)
+        .where(_TABLE.c.owner.is_(None))
+        .where(_TABLE.c.state.in_(_UNFINISHED))
+        .order_by(_TABLE.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.execute(free).scalars())
+    if not ids:
+        return []
+    rows = session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(ids))
+        .where(_TABLE.c.owner.is_(None))
+        .values(owner=node_id)
+        .returning(*_TABLE.c)
+    )
+    claimed = [store.record_from_row(row) for row in rows]
+    claimed.sort(key=lambda r: ids.index(r.id))
+    return claimed
+
+
+_WRITE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("_id"))
+    .where(_TABLE.c.owner == bindparam("_owner"))
+    # Written out, not a bound list: executemany takes no "expanding" parameters.
+    .where(or_(*(_TABLE.c.state == literal_column(f"'{v}'") for v in _UNFINISHED)))
+    .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq")})
+)
+
+
+def write_owned(session: Session, records: Sequence[DownloadRecord], node_id: str) -> list[str]:
+    """Write ``records`` where ``node_id`` still owns the row and it is not terminal.
+
+    One statement for all of them. A terminal record gives its row up
+    (owner NULL). Returns the ids that were not written (cancelled
+    elsewhere or taken over): the caller must drop its copies.
+    """
+    if not records:
+        return []
+    params = [
+        {
+            "_id": r.id,
+            "_owner": node_id,
+            "owner": None if r.terminal else node_id,
+            **store.record_values(r),
+        }
+        for r in records
+    ]
+    result: CursorResult[Any] = session.execute(_WRITE, params)  # type: ignore[assignment]
+    if result.rowcount == len(params):
+        return []
+    # Some rows were not ours any more: find which (a rare, slow path).
+    written = {r.id: r for r in records}
+    rows = session.execute(
+        select(_TABLE.c.id, _TABLE.c.state, _TABLE.c.updated_at, _TABLE.c.owner).where(
+            _TABLE.c.id.in_(list(written))
+        )
+    )
+    lost = set(written)
+    for row in rows:
+        mine = written[row.id]
+        owner = None if mine.terminal else node_id
+        if (row.state, row.updated_at, row.owner) == (mine.state.value, mine.updated_at, owner):
+            lost.discard(row.id)
+    return sorted(lost)
+
+
+def cancel_anywhere(
+    session: Session, download_id: str, reason: str | None, now: float
+) -> tuple[DownloadRecord | None, DownloadRecord | None, str | None]:
+    """Cancel a download whichever node owns it.
+
+    Returns (the record before, the record after or None if it had already
+    ended, the owner it had). (None, None, None) for an unknown id.
+    """
+    row = session.execute(
+        select(_TABLE).where(_TABLE.c.id == download_id).with_for_update()
+    ).first()
+    if row is None:
+        return None, None, None
+    before = store.record_from_row(row)
+    owner = row._mapping["owner"]
+    if before.terminal:
+        return before, None, owner
+    after = before.evolve(
+        state=DownloadState.CANCELLED,
+        error=reason,
+        speed=0.0,
+        time_remaining=None,
+        updated_at=now,
+    )
+    values = store.record_values(after)
+    values["owner"] = None
+    session.execute(update(_TABLE).where(_TABLE.c.id == download_id).values(values))
+    return before, after, owner
+
+
+def release_owned(session: Session, node_id: str) -> list[str]:
+    """Give back every unfinished download ``node_id`` owns (a clean stop).
+
+    Returns the sources that have queued work again.
+    """
+    rows = session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.owner == node_id)
+        .where(_TABLE.c.state.in_(_UNFINISHED))
+        .values(owner=None)
+        .returning(_TABLE.c.source)
+    )
+    return sorted({r[0] for r in rows})
+
+
+_NOTIFY_MANY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+
+
+def change_payload(
+    record: DownloadRecord, previous: DownloadState | None, node_id: str, *, owner: str | None
+) -> str:
+    """The notice of one committed state change (the record inline if it fits)."""
+    body: dict[str, Any] = {
+        "node": node_id,
+        "owner": owner,
+        "previous": previous.value if previous is not None else None,
+        "id": record.id,
+        "source": record.source,
+        "state": record.state.value,
+    }
+    full = dict(body, record={"id": record.id, **store.record_values(record)})
+    payload = json.dumps(full, default=str)
+    if len(payload.encode("utf-8")) > _MAX_PAYLOAD:
+        payload = json.dumps(body)  # receivers read the row instead
+    return payload
+
+
+def change_notice_prefix(node_id: str) -> str:
+    """How every change notice sent by ``node_id`` starts (to skip its own)."""
+    return json.dumps({"node": node_id})[:-1] + ","
+
+
+def notify_changes(session: Session, payloads: Sequence[str]) -> None:
+    """Announce committed changes to every node, in one statement (sent at commit)."""
+    if payloads:
+        session.execute(
+            _NOTIFY_MANY, {"channel": channels.DOWNLOADS_CHANNEL, "payloads": list(payloads)}
+        )
+
+
+def decode_change(payload: str) -> dict[str, Any] | None:
+    """The fields of a change notice (None if it is not one of ours)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        return None
+    record = body.get("record")
+    if isinstance(record, dict):
+        try:
+            body["record"] = store.record_from_mapping(record)
+        except (KeyError, TypeError, ValueError):
+            body["record"] = None
+    return body
+
+
+def notify_change_of_source(session: Session, source: str, node_id: str) -> None:
+    """Announce that ``source`` has free downloads again (given back by ``node_id``)."""
+    payload = json.dumps({"node": node_id, "id": "", "source": source, "state": None})
+    channels.notify(session, channels.DOWNLOADS_CHANNEL, payload)
+
+
+def owned(session: Session, node_id: str) -> list[DownloadRecord]:
+    """The unfinished downloads ``node_id`` owns, oldest first."""
+    rows = session.execute(
+        select(_TABLE)
+        .where(_TABLE.c.owner == node_id)
+        .where(_TABLE.c.state.in_(_UNFINISHED))
+        .order_by(_TABLE.c.seq)
+    )
+    return [store.record_from_row(row) for row in rows]
+
+
+def give_back(session: Session, ids: Sequence[str]) -> None:
+    """Put downloads back in the queue (owner NULL)."""
+    session.execute(update(_TABLE).where(_TABLE.c.id.in_(list(ids))).values(owner=None))

@@ -1,0 +1,39 @@
+"""Cluster mode: the events a node publishes about the cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from messages.events import Event
+
+__all__ = ["ClusterChanged", "NodeInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterChanged(Event):
+    """Nodes joined or left (or were reaped after their lease expired), or
+    claims were given back (``freed``: their names)."""
+
+    joined: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    freed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One live node and what it owns, as ``system.cluster.nodes()`` gives it.
+
+    ``downloads``: unfinished downloads it runs or has claimed; ``claims``:
+    singleton children and shards it holds, as ``"kind:name"``;
+    ``expires_in``: seconds until its lease runs out unless renewed.
+    """
+
+    node_id: str
+    host: str
+    pid: int
+    sources: tuple[str, ...]
+    started_at: float
+    expires_in: float
+    downloads: int
+    claims: tuple[str, ...]
+    this_node: bool
