@@ -183,20 +183,34 @@ class ClusterKeeperActor(KeeperActor):
 
     # -- claims ---------------------------------------------------------------------
     def _claim(self) -> None:
+        """Claim free downloads for the wanted sources that have room.
+
+        A node keeps up to one batch waiting besides what runs (twice its
+        ``concurrency`` in all), so its workers never idle while it claims
+        the next; a source with a ``cluster_limit`` claims only what can
+        run now, so waiting downloads never hold a share of the limit.
+        """
         wanted, self._claim_wanted = self._claim_wanted, set()
         taken: list[DownloadRecord] = []
+        here: dict[str, int] = {}
+        for record in self._live.values():
+            here[record.source] = here.get(record.source, 0) + 1
+        wants: dict[str, int] = {}
+        limited: dict[str, int] = {}
+        for source in sorted(wanted):
+            config = self._sources.get(source)
+            if config is None:
+                continue
+            if config.cluster_limit is None:
+                wants[source] = 2 * config.concurrency - here.get(source, 0)
+            else:
+                limited[source] = config.concurrency - here.get(source, 0)
         try:
-            for source in sorted(wanted):
-                config = self._sources.get(source)
-                if config is None:
-                    continue
-                room = config.concurrency - sum(
-                    1 for r in self._live.values() if r.source == source
-                )
+            taken += cluster_store.claim_many(self.db, self._node, wants)
+            for source, room in limited.items():
                 if room > 0:
-                    taken += cluster_store.claim(
-                        self.db, source, self._node, room, config.cluster_limit
-                    )
+                    limit = self._sources[source].cluster_limit
+                    taken += cluster_store.claim(self.db, source, self._node, room, limit)
             self.db.commit()
         except SQLAlchemyError as exc:
             self.db.rollback()

@@ -38,6 +38,7 @@ __all__ = [
     "change_notice_prefix",
     "change_payload",
     "claim",
+    "claim_many",
     "decode_change",
     "give_back",
     "insert_queued",
@@ -64,6 +65,44 @@ def insert_queued(session: Session, records: Sequence[DownloadRecord]) -> None:
         session.execute(
             _INSERT, [{"id": r.id, "owner": None, **store.record_values(r)} for r in records]
         )
+
+
+_STATES_SQL = ", ".join(f"'{v}'" for v in _UNFINISHED)
+_CLAIM_MANY = text(
+    f"""
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:limits AS int[])) AS w(source, lim)
+    ), picked AS (
+        SELECT free.id FROM wanted CROSS JOIN LATERAL (
+            SELECT id FROM {_TABLE.name}
+            WHERE source = wanted.source AND owner IS NULL AND state IN ({_STATES_SQL})
+            ORDER BY seq LIMIT wanted.lim
+            FOR UPDATE SKIP LOCKED
+        ) AS free
+    )
+    UPDATE {_TABLE.name} SET owner = :node FROM picked
+    WHERE {_TABLE.name}.id = picked.id
+    RETURNING {_TABLE.name}.*
+    """
+)
+
+
+def claim_many(session: Session, node_id: str, wants: dict[str, int]) -> list[DownloadRecord]:
+    """Claim free downloads of several sources in one statement, oldest first.
+
+    ``wants``: source -> the most to claim of it. Rows other nodes hold
+    locked (claiming them right now) are skipped, never waited for.
+    """
+    wants = {source: limit for source, limit in wants.items() if limit > 0}
+    if not wants:
+        return []
+    rows = session.execute(
+        _CLAIM_MANY,
+        {"sources": list(wants), "limits": list(wants.values()), "node": node_id},
+    )
+    claimed = [(row._mapping["seq"], store.record_from_row(row)) for row in rows]
+    claimed.sort(key=lambda pair: pair[0])
+    return [record for _seq, record in claimed]
 
 
 def claim(
