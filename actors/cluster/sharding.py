@@ -198,24 +198,30 @@ class ShardActor(Actor):
             return set(keys)
         database = self.system.database
         assert database is not None
-        with database.engine.begin() as connection:
+        engine = database.engine
+        with engine.connect() as connection:
             self.nodes = [n.node_id for n in schema.live_nodes(connection)]
-            if node not in self.nodes:
-                self.nodes.append(node)  # our own renewal may lag a moment
-            wanted = {k for k in keys if owner_of(k, self.nodes) == node}
-            stopped = [k for k, n in self._stopping.items() if self.system._find(n) is None]
-            for key in stopped:
-                del self._stopping[key]
-                if key not in wanted:
+        if node not in self.nodes:
+            self.nodes.append(node)  # our own renewal may lag a moment
+        wanted = {k for k in keys if owner_of(k, self.nodes) == node}
+        stopped = sorted(k for k, n in self._stopping.items() if self.system._find(n) is None)
+        # One short transaction per key, in key order: nodes rebalancing at
+        # the same moment never wait on each other in a cycle.
+        for key in stopped:
+            if key not in wanted:
+                with engine.begin() as connection:
                     schema.release(connection, KIND, self._claim_name(key), node)
-            held = {
-                k
-                for k in wanted
-                if k not in self._stopping
-                and schema.claim(connection, KIND, self._claim_name(k), node)
-            }
-            if stopped:
-                # The new owners need not wait for their next tick.
+            del self._stopping[key]
+        held = set()
+        for key in sorted(wanted):
+            if key in self._stopping:
+                continue
+            with engine.begin() as connection:
+                if schema.claim(connection, KIND, self._claim_name(key), node):
+                    held.add(key)
+        if stopped:
+            # The new owners need not wait for their next tick.
+            with engine.begin() as connection:
                 schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.group]}))
         return held
 
