@@ -37,10 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors import ActorSystem  # noqa: E402
-from actors.cluster import ClusterSettings  # noqa: E402
-from actors.downloads import DownloadSource  # noqa: E402
-from messages import DownloadStateChanged  # noqa: E402
+from actors import ActorSystem
+from actors.cluster import ClusterSettings
+from actors.downloads import DownloadSource
+from messages import DownloadStateChanged
 
 SOURCES = 4
 CONCURRENCY = 4

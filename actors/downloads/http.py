@@ -84,6 +84,8 @@ class HttpSource(DownloadSource):
       before it counts as done, so a crash never leaves a short file under
       the final name. Costs disk bandwidth: ``False`` trades that safety
       for speed when the disk is the bottleneck.
+    * ``cluster_limit`` (None): in cluster mode, the most downloads of this
+      source running on all nodes together.
 
     Per download, ``extra["sha256"]`` (64 hex digits) is checked. The file
     name is the submit's ``original_filename``, else the server's
@@ -114,6 +116,7 @@ class HttpSource(DownloadSource):
         max_redirects: int = 10,
         max_retry_after: float = 300.0,
         fsync: bool = True,
+        cluster_limit: int | None = None,
     ) -> None:
         if directory is None:
             msg = f"HttpSource {name!r}: directory is required"
@@ -127,6 +130,7 @@ class HttpSource(DownloadSource):
             directory=directory,
             open_worker=self.open_session,
             close_worker=self.close_session,
+            cluster_limit=cluster_limit,
         )
         what = f"HttpSource {name!r}"
         self.retries = _count(retries, f"{what} retries", 0, 100)
