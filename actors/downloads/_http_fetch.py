@@ -19,6 +19,7 @@ a stop (cancel reason ``"stopping"``) it is kept for the next start.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import socket
@@ -51,6 +52,7 @@ from actors.log import redact_text
 
 if TYPE_CHECKING:
     import hashlib
+    import io
     from collections.abc import Mapping
     from pathlib import Path
 
@@ -63,6 +65,18 @@ _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
+
+
+def _plain_body(response: requests.Response) -> http.client.HTTPResponse | None:
+    """The ``http.client`` response under ``response`` if its body can be read
+    as is: not chunked, nothing buffered or decoded by urllib3 yet."""
+    raw = response.raw
+    body = getattr(raw, "_fp", None)
+    if not isinstance(body, http.client.HTTPResponse) or body.chunked:
+        return None
+    if getattr(raw, "_fp_bytes_read", None) != 0 or len(getattr(raw, "_decoded_buffer", ())):
+        return None
+    return body
 
 
 def _abort(response: requests.Response) -> None:
@@ -364,51 +378,122 @@ class Fetch:
     ) -> None:
         """Write the body to the part from ``offset``; it must reach ``end``."""
         ctx = self.ctx
-        limit = self.source.max_bytes
         hasher = self._hasher(offset)
-        received = offset
-        chunks = response.raw.stream(self.source.chunk_size, decode_content=False)
+        self.received = offset
         # A cancel or a stop must not wait for a stalled server's next byte
         # (up to read_timeout): shutting the socket down ends a blocked read.
         ctx.on_cancel(lambda: _abort(response))
         try:
             with self.part.open(append=offset > 0) as file:
-                ctx.report(received, total)
-                while True:
-                    try:
-                        chunk = next(chunks, None)
-                    except (*_NETWORK_ERRORS, ValueError) as exc:  # ValueError: a bad chunk size
-                        if ctx.cancelled:
-                            raise self._interrupted() from exc
-                        raise self._lost(exc, received, end) from exc
-                    if chunk is None:
-                        if ctx.cancelled:
-                            raise self._interrupted()
-                        break
-                    if ctx.cancelled:
-                        raise self._interrupted()
-                    received += len(chunk)
-                    if limit is not None and received > limit:
-                        msg = f"body larger than max_bytes={limit}: {self.shown}"
-                        raise DownloadError(msg)
-                    file.write(chunk)
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    ctx.report(received, total)
-                if end is not None and received < end:
-                    raise self._lost(None, received, end)
+                ctx.report(offset, total)
+                body = _plain_body(response)
+                if body is None:
+                    self._copy_chunks(response, file, hasher=hasher, end=end, total=total)
+                else:
+                    self._copy_plain(response, body, file, hasher=hasher, end=end, total=total)
+                if end is not None and self.received < end:
+                    raise self._lost(None, self.received, end)
                 file.flush()
                 if self.source.fsync:
                     os.fsync(file.fileno())
         except OSError as exc:
             msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
-        finally:
-            self.received = received
+        received = self.received
         if total is not None and received < total:
             msg = f"the server sent only bytes {offset}-{received - 1} of {total}: {self.shown}"
             raise _Retry(msg)
         self.digest = hasher.hexdigest() if hasher is not None else None
+
+    def _copy_plain(
+        self,
+        response: requests.Response,
+        body: http.client.HTTPResponse,
+        file: io.BufferedWriter,
+        *,
+        hasher: hashlib._Hash | None,
+        end: int | None,
+        total: int | None,
+    ) -> None:
+        """Copy a body that is neither chunked nor decoded: the hot loop.
+
+        Reads straight from ``http.client`` into one reused buffer (no bytes
+        object per chunk, none of urllib3's per-read layers); a short body
+        ends the loop like a closed connection does, and the caller checks
+        the length. The same checks as :meth:`_copy_chunks` run per chunk.
+        """
+        ctx = self.ctx
+        limit = self.source.max_bytes
+        buffer = bytearray(self.source.chunk_size)
+        view = memoryview(buffer)
+        readinto = body.readinto
+        write = file.write
+        report = ctx.report
+        received = self.received
+        try:
+            while True:
+                try:
+                    count = readinto(buffer)
+                except (*_NETWORK_ERRORS, http.client.HTTPException, ValueError) as exc:
+                    if ctx.cancelled:
+                        raise self._interrupted() from exc
+                    raise self._lost(exc, received, end) from exc
+                if ctx.cancelled:
+                    raise self._interrupted()
+                if not count:
+                    break
+                received += count
+                if limit is not None and received > limit:
+                    msg = f"body larger than max_bytes={limit}: {self.shown}"
+                    raise DownloadError(msg)
+                chunk = view[:count]
+                write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                report(received, total)
+        finally:
+            self.received = received
+        if body.isclosed():
+            # The whole body was read: the connection can serve the next
+            # request (what urllib3 does at the end of a body it reads).
+            response.raw.release_conn()
+
+    def _copy_chunks(
+        self,
+        response: requests.Response,
+        file: io.BufferedWriter,
+        *,
+        hasher: hashlib._Hash | None,
+        end: int | None,
+        total: int | None,
+    ) -> None:
+        """Copy any other body (chunked, or not plain ``http.client``) via urllib3."""
+        ctx = self.ctx
+        limit = self.source.max_bytes
+        received = self.received
+        chunks = response.raw.stream(self.source.chunk_size, decode_content=False)
+        try:
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except (*_NETWORK_ERRORS, ValueError) as exc:  # ValueError: a bad chunk size
+                    if ctx.cancelled:
+                        raise self._interrupted() from exc
+                    raise self._lost(exc, received, end) from exc
+                if ctx.cancelled:
+                    raise self._interrupted()
+                if chunk is None:
+                    break
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    msg = f"body larger than max_bytes={limit}: {self.shown}"
+                    raise DownloadError(msg)
+                file.write(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                ctx.report(received, total)
+        finally:
+            self.received = received
 
     def _hasher(self, offset: int) -> hashlib._Hash | None:
         if self.expected_sha256 is None:
