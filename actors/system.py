@@ -25,7 +25,7 @@ from actors._cell import Cell, CellState
 from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
 from actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
 from actors.cluster.facade import Cluster
-from actors.cluster.node import NODE_ACTOR, NodeActor
+from actors.cluster.node import NODE_ACTOR, NodeActor, PublishSources
 from actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
 from actors.cluster.settings import ClusterSettings, check_cluster_url
 from actors.cluster.singleton import singleton_specs
@@ -67,6 +67,7 @@ __all__ = ["ActorSystem"]
 ROOT = "root"
 _HEALTH_TIMEOUT = 1.0
 _DRAIN_TIMEOUT = 1.0
+_NODE_TIMEOUT = 10.0
 
 
 class ActorSystem:
@@ -248,6 +249,12 @@ class ActorSystem:
         self._node_cell = cell
         self._own_notice_prefix = change_notice_prefix(settings.node_id)
         self._start_cell(cell)
+
+    def _publish_sources(self) -> None:
+        """Cluster mode: let the other nodes know this node's sources now."""
+        cell = self._node_cell
+        if cell is not None and not cell.stopped.is_set():
+            cell.ref.ask(PublishSources(), timeout=_NODE_TIMEOUT)
 
     def _cluster_note(self, channel: str, payload: str | None) -> None:
         """From the listener thread: pass a cluster notice on (tells only)."""

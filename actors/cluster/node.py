@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from actors.cluster.settings import ClusterSettings
 
-__all__ = ["NODE_ACTOR", "NodeActor", "NodeIdInUseError"]
+__all__ = ["NODE_ACTOR", "NodeActor", "NodeIdInUseError", "PublishSources"]
 
 NODE_ACTOR = "regisseur.node"
 
@@ -56,6 +56,10 @@ class NodeIdInUseError(RuntimeError):
 
 class _Renew:
     """Timer: renew the lease and reap dead nodes."""
+
+
+class PublishSources:
+    """Ask: write this node's sources now (a source was added at runtime)."""
 
 
 class NodeActor(Actor):
@@ -155,6 +159,9 @@ class NodeActor(Actor):
         if isinstance(message, _Renew):
             self._renew()
             self._reap()
+            return None
+        if isinstance(message, PublishSources):
+            self._renew()  # the renewal writes the current sources
             return None
         return super().on_receive(message)
 

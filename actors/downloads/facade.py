@@ -276,6 +276,7 @@ class Downloads:
             raise
         with self._lock:
             self._names = self._names | {source.name}
+        self._system._publish_sources()
 
     def sources(self) -> list[str]:
         """The registered source names."""
