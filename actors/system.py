@@ -123,7 +123,7 @@ class ActorSystem:
         cluster_settings = _check_cluster(cluster, node_id)
         if cluster_settings is not None:
             database_url = check_cluster_url(database_url)
-            children = tuple(singleton_specs(children))
+            children = tuple(singleton_specs(children, cluster_settings.lease_ttl / 3))
         if sources or cluster_settings is not None:
             # In cluster mode every node has a keeper: it answers for the
             # downloads of every node, also one without sources of its own.
@@ -155,6 +155,10 @@ class ActorSystem:
         )
         self._lease_cell: Cell | None = None
         self._node_cell: Cell | None = None
+        # How this node's own download notices start (the listener skips them).
+        self._own_notice_prefix = (
+            change_notice_prefix(cluster_settings.node_id) if cluster_settings is not None else ""
+        )
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("actors.system").bind(system=name)
@@ -247,7 +251,6 @@ class ActorSystem:
             self._guardian,
         )
         self._node_cell = cell
-        self._own_notice_prefix = change_notice_prefix(settings.node_id)
         self._start_cell(cell)
 
     def _publish_sources(self) -> None:

@@ -106,19 +106,17 @@ class NodeActor(Actor):
         return database
 
     def _register(self) -> None:
-        host, pid = socket.gethostname(), os.getpid()
+        identity: dict[str, Any] = {
+            "node_id": self.node_id,
+            "incarnation": self.incarnation,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "sources": self._sources(),
+            "ttl": self.settings.lease_ttl,
+        }
         engine = self.system_database().engine
         with engine.begin() as connection:
-            row = schema.register(
-                connection,
-                node_id=self.node_id,
-                incarnation=self.incarnation,
-                host=host,
-                pid=pid,
-                sources=self._sources(),
-                ttl=self.settings.lease_ttl,
-            )
-            if row is None:
+            if schema.register(connection, **identity) is None:
                 holder = schema.node(connection, self.node_id)
                 if holder is None or not _dead_here(holder.host, holder.pid):
                     expires_in = 0.0
@@ -131,15 +129,7 @@ class NodeActor(Actor):
                         expires_in,
                     )
                 # Our own host, and that process is gone: take the id at once.
-                schema.force_register(
-                    connection,
-                    node_id=self.node_id,
-                    incarnation=self.incarnation,
-                    host=host,
-                    pid=pid,
-                    sources=self._sources(),
-                    ttl=self.settings.lease_ttl,
-                )
+                schema.force_register(connection, **identity)
             schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"joined": [self.node_id]}))
         self._renewed_at = self.system.clock.now()
         self.log.info("cluster_node_joined", node=self.node_id, incarnation=self.incarnation)

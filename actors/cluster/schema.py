@@ -174,33 +174,18 @@ def force_register(
     ttl: float,
 ) -> NodeRow:
     """Take ``node_id`` over whatever holds it (its holder is known dead)."""
-    row = connection.execute(
-        update(nodes_table)
-        .where(nodes_table.c.node_id == node_id)
-        .values(
-            incarnation=incarnation,
-            host=host,
-            pid=pid,
-            sources=json.dumps(sources),
-            started_at=_NOW,
-            renewed_at=_NOW,
-            expires_at=_NOW + ttl,
-        )
-        .returning(*nodes_table.c)
-    ).first()
-    if row is None:
-        taken = register(
-            connection,
-            node_id=node_id,
-            incarnation=incarnation,
-            host=host,
-            pid=pid,
-            sources=sources,
-            ttl=ttl,
-        )
-        assert taken is not None
-        return taken
-    return _node(row)
+    connection.execute(delete(nodes_table).where(nodes_table.c.node_id == node_id))
+    taken = register(
+        connection,
+        node_id=node_id,
+        incarnation=incarnation,
+        host=host,
+        pid=pid,
+        sources=sources,
+        ttl=ttl,
+    )
+    assert taken is not None  # the row is gone and we hold its lock
+    return taken
 
 
 def renew(

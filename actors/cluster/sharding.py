@@ -24,23 +24,18 @@ tick tries again; the children already running stay as they are.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
 from actors.clock import check_duration
 from actors.cluster import schema
+from actors.cluster.claims import ClaimActor, Rethink
 from actors.errors import describe_error
-from messages.cluster import ClusterChanged
 from supervision.directive import Strategy
 from supervision.spec import ChildSpec, check_name
 from supervision.supervisor import Spawn, StopChild, Supervisor
-
-if TYPE_CHECKING:
-    from actors.events import Subscription
 
 __all__ = ["ShardActor", "owner_of", "sharded"]
 
@@ -113,12 +108,10 @@ def _check_keys(name: str, keys: Iterable[str]) -> list[str]:
     return sorted(set(found))
 
 
-class _Tick:
-    """Timer: rebalance."""
-
-
-class ShardActor(Actor):
+class ShardActor(ClaimActor):
     """Runs the children of the keys this node owns; see the module docstring."""
+
+    kind = KIND
 
     def __init__(
         self,
@@ -127,124 +120,79 @@ class ShardActor(Actor):
         child: Callable[[str], ChildSpec],
         interval: float,
     ) -> None:
-        super().__init__()
+        super().__init__(interval)
         self.group = group
         self._keys = keys
         self._child = child
-        self._interval = interval
         self._running: dict[str, str] = {}  # key -> child name
         self._stopping: dict[str, str] = {}  # moved away, claim kept until stopped
-        self._subscription: Subscription | None = None
         self.nodes: list[str] = []
         self.rebalances = 0
-
-    @property
-    def _supervisor(self) -> str:
-        return self.group
-
-    def _node(self) -> str | None:
-        cluster = self.system.cluster
-        return cluster.node_id if cluster is not None else None
-
-    def on_start(self) -> None:
-        if self.system.cluster is not None:
-            self._subscription = self.system.events.subscribe(self.actor_ref, ClusterChanged)
-        self.schedule_every(self._interval, _Tick())
-        self.actor_ref.tell(_Tick())  # not here: our supervisor is starting us
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (_Tick, ClusterChanged)):
-            self._rebalance()
-            return None
-        return super().on_receive(message)
 
     def _claim_name(self, key: str) -> str:
         return f"{self.group}/{key}"
 
-    def _rebalance(self) -> None:
+    def held_names(self) -> list[str]:
+        return [self._claim_name(k) for k in (*self._running, *self._stopping)]
+
+    def rethink(self) -> None:
         try:
             keys = self._keys()
         except Exception as exc:  # noqa: BLE001 - the user's callable
             self.log.error("shard_keys_failed", group=self.group, error=describe_error(exc))
             return
-        node = self._node()
         try:
-            held = self._decide(keys, node)
+            held = self._decide(keys)
         except SQLAlchemyError as exc:
             self.log.error("shard_rebalance_failed", group=self.group, error=describe_error(exc))
             return
         for key in sorted(set(self._running) - held):
             leaving = self._running.pop(key)
             self._stopping[key] = leaving
-            self.system.tell(self._supervisor, StopChild(leaving))
+            self.system.tell(self.group, StopChild(leaving))
         for key in sorted(held):
             name = self._running.get(key)
             if name is None or self.system._find(name) is None:
                 spec = self._child(key)
                 self._running[key] = spec.name
-                self.system.tell(self._supervisor, Spawn(spec))
+                self.system.tell(self.group, Spawn(spec))
         if self._stopping:
-            self.actor_ref.tell(_Tick())  # release them once they have stopped
+            self.actor_ref.tell(Rethink())  # give them back once they have stopped
         self.rebalances += 1
 
-    def _decide(self, keys: list[str], node: str | None) -> set[str]:
+    def _decide(self, keys: list[str]) -> set[str]:
         """The keys this node may run now (claimed), after giving back stopped ones.
 
         A key that moved away is given back only once its child has
         stopped, so it never runs on two nodes at once.
         """
+        node = self.node_id
         if node is None:
             self.nodes = []
             return set(keys)
-        database = self.system.database
-        assert database is not None
-        engine = database.engine
+        engine = self.engine()
         with engine.connect() as connection:
             self.nodes = [n.node_id for n in schema.live_nodes(connection)]
         if node not in self.nodes:
             self.nodes.append(node)  # our own renewal may lag a moment
         wanted = {k for k in keys if owner_of(k, self.nodes) == node}
-        stopped = sorted(k for k, n in self._stopping.items() if self.system._find(n) is None)
-        # One short transaction per key, in key order: nodes rebalancing at
-        # the same moment never wait on each other in a cycle.
+        stopped = [k for k, n in self._stopping.items() if self.system._find(n) is None]
         for key in stopped:
-            if key not in wanted:
-                with engine.begin() as connection:
-                    schema.release(connection, KIND, self._claim_name(key), node)
             del self._stopping[key]
+        # Releases in one transaction in key order, claims one key per
+        # transaction: nodes rebalancing at once never wait in a cycle.
+        self.release(self._claim_name(k) for k in stopped if k not in wanted)
         held = set()
-        for key in sorted(wanted):
-            if key in self._stopping:
-                continue
+        for key in sorted(wanted - set(self._stopping)):
             with engine.begin() as connection:
                 if schema.claim(connection, KIND, self._claim_name(key), node):
                     held.add(key)
-        if stopped:
-            # The new owners need not wait for their next tick.
-            with engine.begin() as connection:
-                schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.group]}))
         return held
-
-    def on_stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.cancel()
-        node = self._node()
-        if node is None or not self._running:
-            return
-        database = self.system.database
-        assert database is not None
-        try:
-            with database.engine.begin() as connection:
-                for key in self._running:
-                    schema.release(connection, KIND, self._claim_name(key), node)
-                schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.group]}))
-        except SQLAlchemyError as exc:
-            self.log.warning("shard_release_failed", group=self.group, error=describe_error(exc))
 
     def health(self) -> dict[str, Any]:
         return {
             "group": self.group,
-            "node": self._node(),
+            "node": self.node_id,
             "keys_here": sorted(self._running),
             "live_nodes": self.nodes,
             "rebalances": self.rebalances,

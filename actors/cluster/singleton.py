@@ -22,16 +22,14 @@ tick; a child that fails to start is retried at the next tick too.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
 from actors.cluster import schema
+from actors.cluster.claims import ClaimActor
 from actors.errors import describe_error
-from messages.cluster import ClusterChanged
 from supervision.directive import Strategy
 from supervision.spec import ChildSpec
 from supervision.supervisor import Spawn, StopChild, Supervisor
@@ -39,15 +37,16 @@ from supervision.supervisor import Spawn, StopChild, Supervisor
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from actors.events import Subscription
-
 __all__ = ["SingletonActor", "singleton_specs"]
 
 KIND = "singleton"
 
 
-def singleton_specs(children: Iterable[ChildSpec]) -> list[ChildSpec]:
-    """``children`` with every ``singleton=True`` spec (at any depth) wrapped."""
+def singleton_specs(children: Iterable[ChildSpec], interval: float) -> list[ChildSpec]:
+    """``children`` with every ``singleton=True`` spec (at any depth) wrapped.
+
+    ``interval``: how often a node that does not run it tries to claim it.
+    """
     children = list(children)
     wrapped = {c.name for c in children if c.singleton}
     out: list[ChildSpec] = []
@@ -55,9 +54,9 @@ def singleton_specs(children: Iterable[ChildSpec]) -> list[ChildSpec]:
         deps = tuple(_guard(d) if d in wrapped else d for d in child.depends_on)
         actor = child.actor
         if isinstance(actor, Supervisor):
-            actor = replace(actor, children=tuple(singleton_specs(actor.children)))
+            actor = replace(actor, children=tuple(singleton_specs(actor.children, interval)))
         rebuilt = replace(child, depends_on=deps, actor=actor)
-        out.append(_wrap(rebuilt) if rebuilt.singleton else rebuilt)
+        out.append(_wrap(rebuilt, interval) if rebuilt.singleton else rebuilt)
     return out
 
 
@@ -65,12 +64,12 @@ def _guard(name: str) -> str:
     return f"{name}.singleton"
 
 
-def _wrap(spec: ChildSpec) -> ChildSpec:
+def _wrap(spec: ChildSpec, interval: float) -> ChildSpec:
     inner = replace(spec, singleton=False, depends_on=())
     claim = ChildSpec(
         f"{spec.name}.claim",
         SingletonActor,
-        args=(inner, _guard(spec.name)),
+        args=(inner, _guard(spec.name), interval),
         description=f"holds the cluster claim of singleton {spec.name!r}",
     )
     return ChildSpec(
@@ -81,46 +80,24 @@ def _wrap(spec: ChildSpec) -> ChildSpec:
     )
 
 
-class _Tick:
-    """Timer: claim (or renew the view of) the singleton."""
-
-
-class SingletonActor(Actor):
+class SingletonActor(ClaimActor):
     """Claims a singleton for this node and runs it while it holds the claim."""
 
-    def __init__(self, spec: ChildSpec, supervisor: str) -> None:
-        super().__init__()
+    kind = KIND
+
+    def __init__(self, spec: ChildSpec, supervisor: str, interval: float) -> None:
+        super().__init__(interval)
         self.spec = spec
         self.supervisor = supervisor
         self.held = False
         self.holder: str | None = None
-        self._subscription: Subscription | None = None
 
-    @property
-    def _node(self) -> str:
-        cluster = self.system.cluster
-        assert cluster is not None
-        return cluster.node_id
-
-    def on_start(self) -> None:
-        cluster = self.system.cluster
-        assert cluster is not None
-        self._subscription = self.system.events.subscribe(self.actor_ref, ClusterChanged)
-        self.schedule_every(cluster.settings.lease_ttl / 3, _Tick())
-        self.actor_ref.tell(_Tick())  # not here: our supervisor is starting us
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (_Tick, ClusterChanged)):
-            self._tick()
-            return None
-        return super().on_receive(message)
-
-    def _tick(self) -> None:
-        database = self.system.database
-        assert database is not None
+    def rethink(self) -> None:
+        node = self.node_id
+        assert node is not None  # only wrapped in cluster mode
         try:
-            with database.engine.begin() as connection:
-                self.held = schema.claim(connection, KIND, self.spec.name, self._node)
+            with self.engine().begin() as connection:
+                self.held = schema.claim(connection, KIND, self.spec.name, node)
                 self.holder = schema.holders(connection, KIND).get((KIND, self.spec.name))
         except SQLAlchemyError as exc:
             self.log.error(
@@ -129,34 +106,19 @@ class SingletonActor(Actor):
             return
         running = self.system._find(self.spec.name) is not None
         if self.held and not running:
-            self.log.info("singleton_starting_here", singleton=self.spec.name, node=self._node)
+            self.log.info("singleton_starting_here", singleton=self.spec.name, node=node)
             self.system.tell(self.supervisor, Spawn(self.spec))
         elif not self.held and running:
             self.log.warning("singleton_moved", singleton=self.spec.name, holder=self.holder)
             self.system.tell(self.supervisor, StopChild(self.spec.name))
 
-    def on_stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.cancel()
-        if not self.held:
-            return
-        database = self.system.database
-        assert database is not None
-        try:
-            with database.engine.begin() as connection:
-                schema.release(connection, KIND, self.spec.name, self._node)
-                schema.notify(
-                    connection, schema.NODES_CHANNEL, json.dumps({"freed": [self.spec.name]})
-                )
-        except SQLAlchemyError as exc:
-            self.log.warning(
-                "singleton_release_failed", singleton=self.spec.name, error=describe_error(exc)
-            )
+    def held_names(self) -> list[str]:
+        return [self.spec.name] if self.held else []
 
     def health(self) -> dict[str, Any]:
         return {
             "singleton": self.spec.name,
-            "node": self._node,
+            "node": self.node_id,
             "holder": self.holder,
             "running_here": self.system._find(self.spec.name) is not None,
         }

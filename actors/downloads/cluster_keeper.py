@@ -146,13 +146,9 @@ class ClusterKeeperActor(KeeperActor):
 
     # -- submit and cancel ------------------------------------------------------------
     def _queue(self, message: DownloadQueued) -> None:
-        if message.id in self._live or message.id in self._done:
-            self.log.warning("duplicate_download_id", download=message.id)
+        record = self._submitted(message)
+        if record is None:
             return
-        username = message.username
-        if username is None:
-            username = self._usernames.get(message.source)
-        record = self._new_record(message, username=username)
         self._inserts.append(record)
         self._ack_event(DownloadStateChanged(record, None))
         if record.source in self._sources:
@@ -292,9 +288,7 @@ class ClusterKeeperActor(KeeperActor):
         self._dirty.discard(download_id)
         self._staged.pop(download_id, None)
         self._unsaved.pop(download_id, None)
-        worker = self._runner.pop(download_id, None)
-        if worker is not None:
-            self._running.pop(worker, None)
+        self._unassign(download_id)
         self._events = [
             e
             for e in self._events

@@ -16,6 +16,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -80,24 +81,18 @@ def downloads_spec(
     """The ``downloads`` subtree: the keeper, then one supervisor per source."""
     sources = tuple(sources)
     registrations = tuple(_registration(s) for s in sources)
-    if cluster is None:
-        keeper = ChildSpec(
-            p.KEEPER,
-            KeeperActor,
-            args=(registrations, settings.history, settings.flush_interval),
-            description="owns and persists the download records",
-        )
-    else:
-        keeper = ChildSpec(
-            p.KEEPER,
-            ClusterKeeperActor,
-            args=(
-                registrations,
-                settings.history,
-                settings.flush_interval,
-                cluster.node_id,
-                cluster.poll_interval,
-            ),
+    args = (registrations, settings.history, settings.flush_interval)
+    keeper = ChildSpec(
+        p.KEEPER,
+        KeeperActor,
+        args=args,
+        description="owns and persists the download records",
+    )
+    if cluster is not None:
+        keeper = replace(
+            keeper,
+            actor=ClusterKeeperActor,
+            args=(*args, cluster.node_id, cluster.poll_interval),
             description=f"owns node {cluster.node_id!r}'s downloads in the shared table",
         )
     children = [keeper, *(source_spec(s) for s in sources)]

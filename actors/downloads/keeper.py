@@ -274,17 +274,23 @@ class KeeperActor(Actor):
         if message.source not in self._sources:
             self._reject(message, str(UnknownSourceError(message.source, sorted(self._sources))))
             return
-        if message.id in self._live or message.id in self._done:
-            self.log.warning("duplicate_download_id", download=message.id)
+        record = self._submitted(message)
+        if record is None:
             return
-        username = message.username
-        if username is None:
-            username = self._usernames.get(message.source)
-        record = self._new_record(message, username=username)
         self._live[record.id] = record
         self._stage(record, new=True)
         self._ack_event(DownloadStateChanged(record, None))
         self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
+
+    def _submitted(self, message: DownloadQueued) -> DownloadRecord | None:
+        """The Initializing record of a submit; None (logged) for a repeated id."""
+        if message.id in self._live or message.id in self._done:
+            self.log.warning("duplicate_download_id", download=message.id)
+            return None
+        username = message.username
+        if username is None:
+            username = self._usernames.get(message.source)
+        return self._new_record(message, username=username)
 
     def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
@@ -407,10 +413,14 @@ class KeeperActor(Actor):
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
         self.system.events.publish(DownloadProgressed(updated))
 
-    def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
+    def _unassign(self, download_id: str) -> None:
+        """Forget which worker runs ``download_id`` (both indexes)."""
         worker = self._runner.pop(download_id, None)
         if worker is not None:
             self._running.pop(worker, None)
+
+    def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
+        self._unassign(download_id)
         record = self._live.get(download_id)
         if record is None:
             self.log.debug("late_result_ignored", download=download_id, state=state.value)

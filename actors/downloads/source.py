@@ -118,15 +118,15 @@ class DownloadSource:
                 raise TypeError(msg)
         self.open_worker = open_worker
         self.close_worker = close_worker
-        if cluster_limit is not None and (
-            isinstance(cluster_limit, bool)
-            or not isinstance(cluster_limit, int)
-            or cluster_limit < 1
-        ):
-            msg = (
-                f"DownloadSource {name!r}: cluster_limit must be an int >= 1, got {cluster_limit!r}"
-            )
-            raise ValueError(msg)
+        if cluster_limit is not None:
+            if isinstance(cluster_limit, bool) or not isinstance(cluster_limit, int):
+                msg = (
+                    f"DownloadSource {name!r}: cluster_limit must be an int, got {cluster_limit!r}"
+                )
+                raise TypeError(msg)
+            if cluster_limit < 1:
+                msg = f"DownloadSource {name!r}: cluster_limit must be >= 1, got {cluster_limit}"
+                raise ValueError(msg)
         self.cluster_limit = cluster_limit
 
     def __repr__(self) -> str:

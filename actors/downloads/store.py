@@ -122,10 +122,10 @@ def record_values(record: DownloadRecord) -> dict[str, Any]:
 
 def record_from_row(row: Row[Any]) -> DownloadRecord:
     """The immutable record for one table row."""
-    return record_from_mapping(dict(row._mapping))
+    return record_from_mapping(row._mapping)
 
 
-def record_from_mapping(m: Mapping[str, Any]) -> DownloadRecord:
+def record_from_mapping(m: Mapping[Any, Any]) -> DownloadRecord:
     """The immutable record for a row's columns (a row or its JSON form)."""
     try:
         extra = json.loads(m["extra"] or "{}")
