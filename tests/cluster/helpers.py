@@ -22,6 +22,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy import create_engine, text
 
 from actors import ActorSystem
 from actors.cluster import ClusterSettings
+from messages import Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,8 +45,48 @@ STOP_TIMEOUT = 15.0
 POLL = 0.02
 
 
+def wait_for_events(
+    systems: Iterable[ActorSystem], condition: Callable[[], T], timeout: float, what: str
+) -> T:
+    """Re-check ``condition`` at every event of ``systems`` until it is truthy.
+
+    For state in this process that changes together with an event (children
+    started or stopped, nodes joined or left): no polling, no sleeping.
+    """
+    changed = threading.Condition()
+    seen = [0]
+
+    def on_event(_event: object) -> None:
+        with changed:
+            seen[0] += 1
+            changed.notify_all()
+
+    subscriptions = [s.events.subscribe(on_event, Event) for s in systems]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with changed:
+                before = seen[0]
+            value = condition()
+            if value:
+                return value
+            with changed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+                changed.wait_for(lambda before=before: seen[0] != before, remaining)
+    finally:
+        for subscription in subscriptions:
+            subscription.cancel()
+
+
 def wait_until(condition: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``condition`` until it is truthy (returned); fail after ``timeout`` s."""
+    """Poll ``condition`` until it is truthy (returned); fail after ``timeout`` s.
+
+    Only for state outside this process (files written by node processes,
+    rows in the database): nothing here can announce a change of it, so a
+    bounded poll every ``POLL`` seconds is the only way to see it.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

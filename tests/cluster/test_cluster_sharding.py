@@ -7,15 +7,15 @@ fresh PostgreSQL database; ``sharded()`` runs a tiny actor per key.
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import TYPE_CHECKING
 
 import pytest
 
 from actors import Actor, ActorSystem
 from actors.cluster import ClusterSettings, owner_of, sharded
+from messages import ChildStarted
 from supervision import ChildSpec
-from tests.cluster.helpers import wait_until
+from tests.cluster.helpers import wait_for_events
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -101,34 +101,33 @@ def test_bad_arguments_are_refused_with_the_name() -> None:
 def test_without_cluster_mode_every_key_runs_here(tmp_path: object) -> None:
     system = ActorSystem([_spec(KEYS)], database_url=None, name="single")
     with _running(system):
-        wait_until(lambda: _here(system) == set(KEYS), 10, "every key running")
+        wait_for_events([system], lambda: _here(system) == set(KEYS), 10, "every key running")
 
 
 @pytest.mark.timeout(60)
 def test_keys_are_spread_over_the_nodes_and_rebalanced(pg_url: str) -> None:
     a, b, c = (_node(pg_url, n, KEYS) for n in ("a", "b", "c"))
     overlap: list[str] = []
-    stop = threading.Event()
 
-    def watch() -> None:  # no key may ever run on two nodes at once
-        while not stop.wait(0.01):
-            seen: dict[str, int] = {}
-            for system in (a, b, c):
-                for key in _here(system):
-                    seen[key] = seen.get(key, 0) + 1
-            overlap.extend(k for k, n in seen.items() if n > 1)
+    def check(event: object) -> None:  # no key may ever run on two nodes at once
+        if isinstance(event, ChildStarted) and event.name.startswith("poll-"):
+            key = event.name.removeprefix("poll-")
+            running = [s.name for s in (a, b, c) if key in _here(s)]
+            if len(running) > 1:
+                overlap.append(f"{key} on {running}")
 
     with _running(a, b):
-        wait_until(lambda: _spread([a, b], KEYS), 20, "keys spread over a and b")
+        wait_for_events([a, b], lambda: _spread([a, b], KEYS), 20, "keys spread over a and b")
         assert _here(a) and _here(b)
         assert _here(a) | _here(b) == set(KEYS)
-        watcher = threading.Thread(target=watch)
-        watcher.start()
+        watchers = [s.events.subscribe(check, ChildStarted) for s in (a, b, c)]
         try:
             c.start()
             try:
                 # A node joins: some keys move to it, none between a and b.
-                wait_until(lambda: _spread([a, b, c], KEYS), 20, "keys spread over a, b, c")
+                wait_for_events(
+                    [a, b, c], lambda: _spread([a, b, c], KEYS), 20, "keys spread over a, b, c"
+                )
                 assert _here(c)
                 assert a.cluster is not None
                 claims = {n.node_id: n.claims for n in a.cluster.nodes()}
@@ -137,10 +136,10 @@ def test_keys_are_spread_over_the_nodes_and_rebalanced(pg_url: str) -> None:
             finally:
                 c.stop()
             # A node leaves: its keys go back to the others.
-            wait_until(lambda: _spread([a, b], KEYS), 20, "keys back on a and b")
+            wait_for_events([a, b], lambda: _spread([a, b], KEYS), 20, "keys back on a and b")
         finally:
-            stop.set()
-            watcher.join()
+            for watcher in watchers:
+                watcher.cancel()
     assert overlap == [], f"keys ran on two nodes at once: {sorted(set(overlap))}"
 
 
@@ -149,7 +148,7 @@ def test_new_keys_are_picked_up_and_removed_keys_stopped(pg_url: str) -> None:
     keys = ["one", "two"]
     a = _node(pg_url, "a", keys)
     with _running(a):
-        wait_until(lambda: _here(a) == {"one", "two"}, 10, "both keys running")
+        wait_for_events([a], lambda: _here(a) == {"one", "two"}, 10, "both keys running")
         keys.append("three")
         keys.remove("one")
-        wait_until(lambda: _here(a) == {"two", "three"}, 10, "keys follow the table")
+        wait_for_events([a], lambda: _here(a) == {"two", "three"}, 10, "keys follow the table")
