@@ -95,6 +95,18 @@ class Actor(pykka.ThreadingActor):
         """
         return True
 
+    def busy_health(self) -> Mapping[str, Any] | None:
+        """Health while the actor is in the middle of a message, or None.
+
+        ``system.health()`` asks ``health()`` through the mailbox, so an actor
+        busy in a long handler (a download worker in a download) would be
+        reported unresponsive. An actor for which being busy is normal
+        returns its details here instead; they are used without waiting.
+        Runs on the thread that asked for the health: read plain attributes
+        only, change nothing. Default: None (ask through the mailbox).
+        """
+        return None
+
     def decide(self, exc: Exception) -> Any:
         """Choose the supervisor directive for ``exc``; None defers to the supervisor.
 

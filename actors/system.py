@@ -665,8 +665,13 @@ class ActorSystem:
         except (pykka.Timeout, pykka.ActorDeadError):
             return ()
         futures = {}
+        busy: dict[str, Any] = {}
         for info in infos:
             if info.cell is not None and info.status is ChildStatus.RUNNING:
+                snapshot = _busy_health(info.cell)
+                if snapshot is not None:
+                    busy[info.name] = snapshot  # busy as it should be: no ask
+                    continue
                 call = ProxyCall(attr_path=("health",), args=(), kwargs={})
                 futures[info.name] = info.cell.ref.ask(call, block=False)
         deadline = monotonic() + _HEALTH_TIMEOUT
@@ -675,7 +680,10 @@ class ActorSystem:
             details: Any = None
             healthy = info.status is ChildStatus.RUNNING
             future = futures.get(info.name)
-            if future is not None:
+            if info.name in busy:
+                details = busy[info.name]
+                healthy = healthy and bool(details.get("healthy", True))
+            elif future is not None:
                 try:
                     details = future.get(timeout=max(0.0, deadline - monotonic()))
                 except pykka.Timeout:
@@ -753,6 +761,17 @@ def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
         msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
         raise ValueError(msg)
     return found
+
+
+def _busy_health(cell: Cell) -> Any:
+    """The details of an actor that is busy in a message as it should be, or None."""
+    instance = cell.instance
+    if instance is None or cell.idle():
+        return None
+    try:
+        return instance.busy_health()
+    except Exception:  # noqa: BLE001 - then ask through the mailbox as usual
+        return None
 
 
 def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:

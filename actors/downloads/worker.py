@@ -84,6 +84,11 @@ class WorkerActor(Actor):
     def health(self) -> dict[str, Any]:
         return {"download": self._current}
 
+    def busy_health(self) -> dict[str, Any] | None:
+        # Any thread: one read of an attribute this actor's thread replaces.
+        current = self._current
+        return {"download": current} if current is not None else None
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, p.Run):
             try:

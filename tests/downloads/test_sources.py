@@ -562,3 +562,37 @@ def test_events_of_one_source_do_not_block_another(system_factory):
     assert system.downloads.wait(slow, WAIT).state is SUCCEEDED
     assert probe_names == ["f0", "f1", "f2"]
     probe.close()
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+def _find_report(report: Any, name: str) -> Any:
+    if report.name == name:
+        return report
+    for child in report.children:
+        found = _find_report(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def test_a_worker_busy_in_a_download_is_healthy_and_names_it(system_factory):
+    # Health is asked through each actor's mailbox; a worker in the middle of
+    # a download used to be reported "unresponsive", making the system unhealthy.
+    gate = Gate()
+    system = system_factory(download_sources=[DownloadSource("s", gate)])
+    download = system.downloads.submit("s", "t", "busy")
+    gate.wait_started(1)
+
+    report = system.health()
+    worker = _find_report(report, "source:s.worker-1")
+    assert worker is not None
+    assert worker.details == {"download": download}
+    assert worker.healthy and report.healthy
+
+    gate.open()
+    assert system.downloads.wait(download, WAIT).state is SUCCEEDED
+    system.settle()
+    idle = _find_report(system.health(), "source:s.worker-1")
+    assert idle.details == {"download": None} and idle.healthy
