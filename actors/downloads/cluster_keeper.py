@@ -44,6 +44,7 @@ from actors.downloads.keeper import KeeperActor
 from actors.errors import describe_error
 from messages.downloads import (
     DownloadCancelled,
+    DownloadProgressed,
     DownloadQueued,
     DownloadRecord,
     DownloadState,
@@ -234,19 +235,31 @@ class ClusterKeeperActor(KeeperActor):
                 self.db, [record for record, _new in writes.values()], self._node
             )
             gone = set(lost)
-            cluster_store.notify_changes(
-                self.db,
-                [
-                    cluster_store.change_payload(
-                        e.record,
-                        e.previous,
-                        self._node,
-                        owner=None if e.record.terminal or e.previous is None else self._node,
-                    )
-                    for e in self._events
-                    if isinstance(e, DownloadStateChanged) and e.record.id not in gone
-                ],
-            )
+            changes = [
+                e
+                for e in self._events
+                if isinstance(e, DownloadStateChanged) and e.record.id not in gone
+            ]
+            notices = [
+                cluster_store.change_payload(
+                    e.record,
+                    e.previous,
+                    self._node,
+                    owner=None if e.record.terminal or e.previous is None else self._node,
+                )
+                for e in changes
+            ]
+            # A flush of progress alone: the other nodes' subscribers hear of
+            # it too, once per flush_interval per download.
+            changed = {e.record.id for e in changes} | gone
+            notices += [
+                cluster_store.change_payload(
+                    record, record.state, self._node, owner=self._node, progress=True
+                )
+                for record, _new in writes.values()
+                if record.id not in changed and record.state is DownloadState.IN_PROGRESS
+            ]
+            cluster_store.notify_changes(self.db, notices)
             self.db.commit()
         except SQLAlchemyError as exc:
             self.db.rollback()
@@ -319,6 +332,10 @@ class ClusterKeeperActor(KeeperActor):
             self.db.rollback()
             if record is None:
                 return
+        if body.get("progress"):
+            if not record.terminal and record.id not in self._live:
+                self.system.events.publish(DownloadProgressed(record))
+            return
         try:
             previous = DownloadState(body["previous"]) if body.get("previous") else None
         except ValueError:

@@ -249,9 +249,17 @@ _NOTIFY_MANY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS
 
 
 def change_payload(
-    record: DownloadRecord, previous: DownloadState | None, node_id: str, *, owner: str | None
+    record: DownloadRecord,
+    previous: DownloadState | None,
+    node_id: str,
+    *,
+    owner: str | None,
+    progress: bool = False,
 ) -> str:
-    """The notice of one committed state change (the record inline if it fits)."""
+    """The notice of one committed change (the record inline if it fits).
+
+    ``progress``: only the progress fields changed (a flush), not the state.
+    """
     body: dict[str, Any] = {
         "node": node_id,
         "owner": owner,
@@ -260,6 +268,8 @@ def change_payload(
         "source": record.source,
         "state": record.state.value,
     }
+    if progress:
+        body["progress"] = True
     full = dict(body, record={"id": record.id, **store.record_values(record)})
     payload = json.dumps(full, default=str)
     if len(payload.encode("utf-8")) > _MAX_PAYLOAD:

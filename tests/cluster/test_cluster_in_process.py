@@ -10,8 +10,8 @@ import pytest
 
 from actors import Actor, ActorSystem
 from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSource
-from messages.downloads import DownloadState
+from actors.downloads import DownloadSettings, DownloadSource
+from messages.downloads import DownloadProgressed, DownloadState
 from supervision import ChildSpec, StartupError
 
 if TYPE_CHECKING:
@@ -112,6 +112,44 @@ def test_a_download_submitted_on_one_node_runs_on_the_other(pg_url: str) -> None
         assert record.file_path == "/done/t1"
         assert ran == [download_id]
         assert worker.downloads.status(download_id) == front.downloads.status(download_id)
+
+
+@pytest.mark.timeout(30)
+def test_progress_of_a_download_on_another_node_reaches_subscribers(pg_url: str) -> None:
+    release = threading.Event()
+    heard = threading.Event()
+    seen: list[DownloadProgressed] = []
+
+    def impl(download_id: str, target_id: str, name: str, context: Any) -> str:
+        context.report(50, 100)
+        context.sleep(0.2)  # past the report throttle, so the last report is sent
+        context.report(60, 100)
+        if not release.wait(10):
+            raise TimeoutError("the test never released the download")
+        return f"/done/{target_id}"
+
+    def on_progress(event: object) -> None:
+        if isinstance(event, DownloadProgressed) and event.record.transferred == 60:
+            seen.append(event)
+            heard.set()
+
+    worker = _node(
+        pg_url,
+        "w",
+        download_sources=[DownloadSource("slow", impl)],
+        downloads=DownloadSettings(flush_interval=0.05),
+    )
+    front = _node(pg_url, "f")
+    with _running(worker, front):
+        front.downloads.subscribe(on_progress)
+        download_id = front.downloads.submit("slow", "t1", "one")
+        try:
+            assert heard.wait(10), "no progress event from the node running the download"
+        finally:
+            release.set()
+        assert seen[0].record.id == download_id
+        assert seen[0].record.size == 100
+        assert front.downloads.wait(download_id, timeout=10).state is DownloadState.SUCCEEDED
 
 
 class _Probe(Actor):
