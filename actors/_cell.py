@@ -347,6 +347,10 @@ class Cell:
                 # consecutive failures (backoff and max_failures count it).
                 self._watch_success = True
                 self.mailbox.release()
+                try:
+                    self.instance._after_resume()
+                except Exception:  # noqa: BLE001 - treated like a failing message
+                    self._on_failure(Envelope("<after resume>"), sys.exc_info())
         elif isinstance(message, Kill):
             # A kill that already ended an earlier thread (during a hang or
             # sleep) leaves its Kill behind; the new thread must ignore it.

@@ -168,6 +168,11 @@ class Actor(pykka.ThreadingActor):
     def _after_start(self) -> None:
         """Runtime hook: called on the actor's thread once the start counted."""
 
+    def _after_resume(self) -> None:
+        """Runtime hook: called on the actor's thread when a RESUME directive
+        keeps this instance after a failure (whatever the failure interrupted:
+        an actor with a schedule plans its next step here)."""
+
     def _failure_limit(self) -> int | None:
         """Runtime hook: the actor's own max_failures (None: the spec's)."""
         return None

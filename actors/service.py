@@ -176,6 +176,11 @@ class ServiceActor(Actor):
         if not self._state.paused:
             self._run_soon()
 
+    def _after_resume(self) -> None:
+        # The failure may have ended a run (or consumed its tick before the
+        # handler ran): the schedule goes on from now.
+        self._plan_next()
+
     def on_receive(self, message: Any) -> Any:
         match message:
             case _Tick(incarnation, ticket):
@@ -235,9 +240,6 @@ class ServiceActor(Actor):
             state.last_error = describe_error(exc)
             state.last_run_time = clock.now()
             state.last_run_duration = state.last_run_time - started
-            # A RESUME directive keeps this instance: its schedule must go on
-            # (a restart or a stop cancels the timer).
-            self._plan_next()
             raise
         state.runs += 1
         if isinstance(result, int) and not isinstance(result, bool):

@@ -30,7 +30,7 @@ from messages import (
     ChildStopped,
 )
 from supervision import ChildSpec, Directive, FatalError, StartupError
-from supervision.testing import Probe
+from supervision.testing import FaultInjector, Probe
 from tests.actors.helpers import Record, Script, advance, apply, outside_engine, start
 
 if TYPE_CHECKING:
@@ -286,6 +286,26 @@ def test_a_resumed_server_keeps_its_instance_and_keeps_looping(
     assert report is not None
     assert (report.status, report.failures, report.restarts) == ("running", 0, 0)
     assert report.details["runs"] == 3
+
+
+def test_a_server_resumed_after_a_crash_before_its_handler_keeps_looping(
+    actor_system: ActorSystem,
+    probe: Probe,
+    manual_clock: ManualClock,
+    record: Record,
+    faults: FaultInjector,
+) -> None:
+    # The injected crash consumes the run's message before run_loop: the
+    # resume, not the failed run, must plan the next one.
+    start(actor_system, poller(1, record, actor=Resuming))
+    faults.crash("server-1", exc=ValueError("injected"))
+    advance(actor_system, manual_clock, 1.0)
+    assert probe.expect(ChildFailed, name="server-1").error == "ValueError: injected"
+    advance(actor_system, manual_clock, 1.0)
+    advance(actor_system, manual_clock, 1.0)
+    probe.expect_no(ChildRestarting, within=0)
+    assert record.times("run", 1) == [0.0, 2.0, 3.0]
+    assert record.kinds(1).count("start") == 1  # the same instance
 
 
 # -- one server actor per row --------------------------------------------------

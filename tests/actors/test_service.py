@@ -30,7 +30,7 @@ from messages import (
     RunNow,
 )
 from supervision import ChildSpec, Directive, StartupError
-from supervision.testing import Probe
+from supervision.testing import FaultInjector, Probe
 from tests.actors.helpers import Record, Script, advance, apply, outside_engine, start
 
 if TYPE_CHECKING:
@@ -686,3 +686,24 @@ def test_a_resumed_failure_rolls_back_and_keeps_the_session_and_the_schedule(
     assert notes(actor_system, outside) == [("a", 0.0), ("a", 20.0)]
     status, info = details(actor_system, "a")
     assert (status, info["failures"], info["errors"], info["runs"]) == ("running", 0, 1, 2)
+
+
+def test_a_service_resumed_after_a_crash_before_its_update_keeps_its_schedule(
+    actor_system: ActorSystem,
+    probe: Probe,
+    manual_clock: ManualClock,
+    record: Record,
+    faults: FaultInjector,
+    traced: list[TracedSession],
+    outside: Callable[[ActorSystem], Engine],
+) -> None:
+    # The injected crash consumes the tick before update() runs: the resume,
+    # not the failed run, must plan the next one.
+    start(actor_system, service("a", record, ResumingNotes, interval=10))
+    faults.crash("a", exc=ValueError("injected"))
+    advance(actor_system, manual_clock, 10)
+    assert probe.expect(ChildFailed, name="a").error == "ValueError: injected"
+    advance(actor_system, manual_clock, 10)
+    advance(actor_system, manual_clock, 10)
+    probe.expect_no(ChildRestarting, within=0)
+    assert notes(actor_system, outside) == [("a", 0.0), ("a", 20.0), ("a", 30.0)]
