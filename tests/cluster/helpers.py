@@ -113,6 +113,7 @@ class NodeProcess:
         singleton: bool = False,
         cluster_limit: int | None = None,
         source: str = "noop",
+        http_dir: Path | None = None,
     ) -> None:
         self.node = node
         self.out = out
@@ -141,6 +142,8 @@ class NodeProcess:
             self.command.append("--singleton")
         if cluster_limit is not None:
             self.command += ["--cluster-limit", str(cluster_limit)]
+        if http_dir is not None:
+            self.command += ["--http-dir", str(http_dir)]
         self.stderr_path = out / f"node-{node}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -22,6 +22,9 @@ impl, for a download of ``target_id``:
   comparable across processes on Linux) to ``DIR/spans.log`` after a
   successful run, so a test can compute how many ran at once.
 
+With ``--http-dir DIR`` the source is instead an ``HttpSource`` downloading
+the URL given as ``target_id`` into ``DIR`` (shared by the nodes of a test).
+
 With ``--singleton`` the system also runs ``ChildSpec("solo", ...,
 singleton=True)`` whose actor appends ``"<node>\\n"`` to
 ``DIR/singleton.log`` in ``on_start``.
@@ -44,7 +47,7 @@ from typing import Any
 
 from actors import Actor, ActorSystem, configure_logging
 from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSource
+from actors.downloads import DownloadSource, HttpSource
 from supervision import ChildSpec
 
 SINGLETON = "solo"
@@ -117,6 +120,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--singleton", action="store_true")
     parser.add_argument("--work-ms", type=float, default=20.0)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--http-dir", default=None)
     return parser.parse_args(argv)
 
 
@@ -149,12 +153,23 @@ def main(argv: list[str] | None = None) -> int:
         children.append(
             ChildSpec(SINGLETON, SingletonProbe, args=(str(out), args.node), singleton=True)
         )
-    source = DownloadSource(
-        args.source,
-        make_impl(out, args.node, args.work_ms / 1000.0),
-        concurrency=args.concurrency,
-        cluster_limit=args.cluster_limit,
-    )
+    source: DownloadSource
+    if args.http_dir is not None:
+        source = HttpSource(
+            args.source,
+            directory=args.http_dir,
+            concurrency=args.concurrency,
+            chunk_size=16 * 1024,
+            read_timeout=10.0,
+            cluster_limit=args.cluster_limit,
+        )
+    else:
+        source = DownloadSource(
+            args.source,
+            make_impl(out, args.node, args.work_ms / 1000.0),
+            concurrency=args.concurrency,
+            cluster_limit=args.cluster_limit,
+        )
     system = ActorSystem(
         children,
         database_url=args.url,
