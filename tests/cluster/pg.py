@@ -176,6 +176,16 @@ class PostgresServer:
         if cluster is not None:
             cluster.stop()
 
+    def restart(self) -> None:
+        """Stop a throwaway server abruptly (``-m immediate``) and start it again.
+
+        Every open connection is cut, as in a crash or failover of the
+        database. Only for a throwaway server (``RuntimeError`` otherwise).
+        """
+        if self._cluster is None:
+            raise RuntimeError("only a throwaway server started here can be restarted")
+        self._cluster.restart()
+
     # -- API ---------------------------------------------------------------
 
     @property
@@ -410,6 +420,18 @@ class _Cluster:
                 if attempt + 1 < START_ATTEMPTS:
                     continue  # lost the port to someone else; try another
             raise PostgresUnavailable(f"pg_ctl start failed; server log:\n{log}")
+        url = URL.create(DRIVER, username=SUPERUSER, host="127.0.0.1", port=self.port)
+        _wait_ready(url.set(database=SUPERUSER), READY_TIMEOUT, self._log)
+
+    def restart(self) -> None:
+        """Stop the server at once (connections cut) and start it on the same port."""
+        self._run(
+            [self._bin("pg_ctl"), "stop", "-D", str(self._data), "-m", "immediate"]
+            + ["-w", "-t", str(int(STOP_TIMEOUT))],
+            timeout=STOP_TIMEOUT + 5,
+        )
+        if not self._pg_ctl_start():
+            raise PostgresUnavailable(f"restart failed; server log:\n{_tail(self._log)}")
         url = URL.create(DRIVER, username=SUPERUSER, host="127.0.0.1", port=self.port)
         _wait_ready(url.set(database=SUPERUSER), READY_TIMEOUT, self._log)
 
