@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from actors.log import redact_text
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy import Table
+    from sqlalchemy.engine import URL, Connection, Engine
 
-__all__ = ["Database", "DatabaseError"]
+__all__ = ["Database", "DatabaseError", "create_tables"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -114,6 +115,25 @@ class Database:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.dispose()
+
+
+def create_tables(connection: Connection, *tables: Table) -> None:
+    """Create the missing ones of ``tables``; safe when processes start at once.
+
+    A check-then-create races when several processes (cluster nodes, or a
+    second instance on one SQLite file) start together: on PostgreSQL the
+    creation runs under a transaction-level advisory lock; elsewhere a table
+    that appeared between the check and the create is accepted as created.
+    Runs in the caller's transaction (nothing is committed here).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('regisseur:schema'))"))
+    for table in tables:
+        try:
+            table.create(connection, checkfirst=True)
+        except (OperationalError, ProgrammingError) as exc:
+            if "already exists" not in str(exc):
+                raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actors.actor import Actor
 from actors.clock import wall_time
+from actors.database import create_tables
 from actors.errors import describe_error
 from messages import (
     ChildFailed,
@@ -93,8 +94,7 @@ def _row(system: str, event: object) -> dict[str, Any]:
 
 def ensure_table(connection: Connection) -> None:
     """Create the journal table if it does not exist."""
-    if not sa_inspect(connection).has_table(events_table.name):
-        metadata.create_all(connection, tables=[events_table])
+    create_tables(connection, events_table)
 
 
 def read_events(connection: Connection, limit: int = 20) -> list[dict[str, Any]]:

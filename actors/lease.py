@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from actors.actor import Actor
 from actors.clock import wall_time
+from actors.database import create_tables
 
 if TYPE_CHECKING:
     from actors.database import Database
@@ -69,7 +70,8 @@ class InstanceLease:
     def acquire(self) -> None:
         """Take the lease or raise ``InstanceHeldError`` naming the holder."""
         engine = self.database.engine
-        _metadata.create_all(engine, tables=[lease_table], checkfirst=True)
+        with engine.begin() as connection:
+            create_tables(connection, lease_table)
         now = wall_time()
         if self._take_over(now):
             return

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from actors.cluster.channels import DOWNLOADS_CHANNEL, NODES_CHANNEL, notify
+from actors.database import create_tables
 from actors.downloads import store
 from messages.cluster import ClusterChanged
 from messages.downloads import DownloadState
@@ -95,13 +96,8 @@ def db_now(connection: Connection | Session) -> float:
 
 
 def ensure_tables(connection: Connection) -> None:
-    """Create the cluster tables, the downloads table and its sequence (idempotent).
-
-    Serialised with an advisory lock: several nodes starting at once would
-    otherwise race on ``CREATE TABLE``.
-    """
-    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('regisseur:schema'))"))
-    metadata.create_all(connection, checkfirst=True)
+    """Create the cluster tables, the downloads table and its sequence (idempotent)."""
+    create_tables(connection, nodes_table, claims_table)
     store.ensure_table(connection)
     connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {store.SEQUENCE}"))
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from actors.database import create_tables
 from messages.downloads import DownloadRecord, DownloadState, frozen_extra
 
 if TYPE_CHECKING:
@@ -86,13 +87,10 @@ _STATES = {state.value: state for state in DownloadState}
 
 
 def ensure_table(connection: Connection) -> None:
-    """Create the table if it does not exist (idempotent)."""
-    inspector = inspect(connection)
-    if not inspector.has_table(downloads_table.name):
-        metadata.create_all(connection, tables=[downloads_table])
-        return
+    """Create the table if it does not exist (idempotent, safe from several processes)."""
+    create_tables(connection, downloads_table)
     # A table written by an earlier version has no owner column yet.
-    columns = {c["name"] for c in inspector.get_columns(downloads_table.name)}
+    columns = {c["name"] for c in inspect(connection).get_columns(downloads_table.name)}
     if "owner" not in columns:
         connection.execute(
             text(f"ALTER TABLE {downloads_table.name} ADD COLUMN owner VARCHAR(200)")

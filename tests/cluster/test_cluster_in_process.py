@@ -184,3 +184,33 @@ def test_a_singleton_runs_on_one_node_and_moves_on_a_clean_stop(pg_url: str) -> 
         assert started.wait(2.0), "the singleton did not move within 2s of a clean stop"
         assert starts == [holder, second.cluster.node_id]  # type: ignore[union-attr]
         assert second.cluster.singleton_node("solo") == second.cluster.node_id  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(60)
+def test_nodes_starting_at_once_on_a_fresh_database_all_start(pg_url: str) -> None:
+    # Every node creates the tables it needs; a check-then-create raced when
+    # several started together ("relation regisseur_events already exists").
+    systems = [_node(pg_url, f"n{i}") for i in range(6)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(systems))
+
+    def start(system: ActorSystem) -> None:
+        barrier.wait(10)
+        try:
+            system.start()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in systems]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert errors == []
+        assert all(s.running for s in systems)
+        assert systems[0].cluster is not None
+        assert len(systems[0].cluster.nodes()) == len(systems)
+    finally:
+        for system in systems:
+            system.stop()
