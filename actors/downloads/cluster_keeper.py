@@ -224,7 +224,7 @@ class ClusterKeeperActor(KeeperActor):
     def _has_writes(self) -> bool:
         return bool(self._staged or self._unsaved or self._inserts)
 
-    def _store_batch(self) -> None:
+    def _store_batch(self) -> bool:
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
         inserts, self._inserts = self._inserts, []
@@ -271,12 +271,13 @@ class ClusterKeeperActor(KeeperActor):
             )
             if self._flush_timer is None and not self.stopping:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
-            return
+            return False
         if lost:
             self._drop(lost)
         for record, _new in writes.values():
             if record.terminal:
                 self._claim_wanted.add(record.source)
+        return True
 
     def _drop(self, lost: list[str]) -> None:
         """Forget downloads whose rows another node changed; cancel their runs."""

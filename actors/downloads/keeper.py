@@ -22,8 +22,9 @@ Threads: everything here runs on the keeper's own thread.
 Failures: a bad request (unknown source or id) is answered with an error
 for the caller and changes nothing. A failed commit (a full disk, a locked
 database) is rolled back and logged; the changes stay in memory, are
-retried every ``flush_interval`` and the keeper reports itself unhealthy
-meanwhile.
+retried every ``flush_interval``, and are acknowledged (events published,
+queues told) only once a retry has stored them; the keeper reports itself
+unhealthy meanwhile. Asks are still answered, from memory.
 """
 
 from __future__ import annotations
@@ -508,8 +509,12 @@ class KeeperActor(Actor):
                     self._stage(record)
             self._dirty.clear()
             if self._has_writes():
-                self._store_batch()
+                stored = self._store_batch()
                 self._trim()
+                if not stored:
+                    # Not acknowledged until written: the events and the
+                    # queue tells wait for the retry that stores them.
+                    return
         events, self._events = self._events, []
         self.system.events.publish_many(events)
         acks, self._acks = self._acks, []
@@ -519,7 +524,8 @@ class KeeperActor(Actor):
     def _has_writes(self) -> bool:
         return bool(self._staged or self._unsaved)
 
-    def _store_batch(self) -> None:
+    def _store_batch(self) -> bool:
+        """Write what is staged (and retry what failed before); False if it failed."""
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
         inserts: list[tuple[DownloadRecord, int]] = []
@@ -549,3 +555,5 @@ class KeeperActor(Actor):
             )
             if self._flush_timer is None and not self.stopping:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+            return False
+        return True

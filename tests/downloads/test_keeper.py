@@ -745,3 +745,58 @@ def test_a_crashed_keeper_keeps_the_sources_registered_at_runtime(
     assert keeper_details(system)["sources"] == ["r"]
     late = system.downloads.submit("r", "t", "late")
     assert system.downloads.wait(late, 2.0).state is SUCCEEDED
+
+
+# -- a failing database ---------------------------------------------------------------------
+
+
+def _refuse_writes(engine: Engine) -> None:
+    """Make every write of a download record fail inside SQLite (a full disk, say)."""
+    with engine.begin() as connection:
+        for verb in ("INSERT", "UPDATE"):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER refuse_{verb.lower()} BEFORE {verb} ON regisseur_downloads "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END"
+            )
+
+
+def _accept_writes(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for verb in ("insert", "update"):
+            connection.exec_driver_sql(f"DROP TRIGGER refuse_{verb}")
+
+
+def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    gate = Gate()
+    system = system_factory(
+        download_sources=[DownloadSource("s", gate)],
+        database_url=db_url,
+        downloads=DownloadSettings(flush_interval=2.0),
+    )
+    recorder = Recorder(system)
+    download = system.downloads.submit("s", "t", "one")
+    gate.wait_started(1)
+    recorder.wait_state(download, RUNNING)
+
+    _refuse_writes(reader)
+    gate.open()
+    system.settle()
+    # Not stored, so not announced: no Succeeded event yet, the keeper unhealthy.
+    assert [state for _previous, state in recorder.changes(download)] == [INIT, RUNNING]
+    details = keeper_details(system)
+    assert details["unsaved_writes"] == 1 and details["healthy"] is False
+    assert stored(reader, download).state is RUNNING
+    assert system.downloads.status(download).state is SUCCEEDED  # memory knows
+
+    manual_clock.advance(2.0)  # a retry, still refused
+    system.settle()
+    assert keeper_details(system)["unsaved_writes"] == 1
+
+    _accept_writes(reader)
+    manual_clock.advance(2.0)  # the next retry stores it, then announces it
+    final = recorder.wait_state(download, SUCCEEDED)
+    assert stored(reader, download) == final
+    details = keeper_details(system)
+    assert details["unsaved_writes"] == 0 and details["healthy"] is True
