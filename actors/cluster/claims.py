@@ -81,15 +81,16 @@ class ClaimActor(Actor):
         """The claim names this actor holds now."""
         raise NotImplementedError
 
-    def release(self, names: Iterable[str]) -> None:
-        """Give ``names`` back and tell the other nodes (one transaction)."""
+    def release(self, names: Iterable[str], *, kind: str | None = None) -> None:
+        """Give ``names`` (of ``kind``, default this actor's) back and tell the
+        other nodes (one transaction)."""
         node = self.node_id
         names = sorted(names)
         if node is None or not names:
             return
         with self.engine().begin() as connection:
             for name in names:
-                schema.release(connection, self.kind, name, node)
+                schema.release(connection, kind or self.kind, name, node)
             schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": names}))
 
     def on_stop(self) -> None:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Cluster"]
 
+#: The claims ``nodes()`` lists: what runs where (not the bookkeeping ones).
+_SHOWN = ("singleton", "shard")
+
 
 class Cluster:
     """The cluster as one node sees it (``system.cluster``)."""
@@ -53,7 +56,8 @@ class Cluster:
             claims = schema.holders(connection)
         held: dict[str, list[str]] = {}
         for (kind, name), holder in sorted(claims.items()):
-            held.setdefault(holder, []).append(f"{kind}:{name}")
+            if kind in _SHOWN:
+                held.setdefault(holder, []).append(f"{kind}:{name}")
         return [
             NodeInfo(
                 node_id=n.node_id,

@@ -4,12 +4,14 @@
 shard actor reads the current ``keys`` (e.g. the server rows of a table),
 works out which keys this node should own, and runs ``child(key)`` for
 each of them under its own supervisor. Ownership is rendezvous hashing
-over the live nodes (each key goes to the node with the highest hash of
-node and key): when a node joins or leaves, only the keys that must move
-move. Each owned key is also a cluster claim (kind ``"shard"``), taken
-before the child starts and given back after it stopped, so a key runs on
-at most one node even while nodes disagree for a moment about who is live
-(a key moves when its old owner has let it go or was reaped).
+over the live nodes that run this group (each announces it with a
+``"shard-member"`` claim; a node without the group gets no keys): each key
+goes to the node with the highest hash of node and key, so when a node
+joins or leaves only the keys that must move move. Each owned key is also
+a cluster claim (kind ``"shard"``), taken before the child starts and
+given back after it stopped, so a key runs on at most one node even while
+nodes disagree for a moment about who is live (a key moves when its old
+owner has let it go or was reaped).
 
 Without cluster mode every key runs on this node.
 
@@ -40,6 +42,7 @@ from supervision.supervisor import Spawn, StopChild, Supervisor
 __all__ = ["ShardActor", "owner_of", "sharded"]
 
 KIND = "shard"
+MEMBER = "shard-member"  # "<group>@<node>": the nodes that run a group
 
 
 def owner_of(key: str, nodes: Iterable[str]) -> str | None:
@@ -132,8 +135,21 @@ class ShardActor(ClaimActor):
     def _claim_name(self, key: str) -> str:
         return f"{self.group}/{key}"
 
+    def _member_name(self, node: str) -> str:
+        """The claim that says ``node`` runs this group (keys are ``group/key``)."""
+        return f"{self.group}@{node}"
+
     def held_names(self) -> list[str]:
         return [self._claim_name(k) for k in (*self._running, *self._stopping)]
+
+    def on_stop(self) -> None:
+        super().on_stop()  # the keys first, then this node's membership
+        node = self.node_id
+        if node is not None:
+            try:
+                self.release([self._member_name(node)], kind=MEMBER)
+            except SQLAlchemyError as exc:
+                self.log.warning("shard_member_release_failed", error=describe_error(exc))
 
     def rethink(self) -> None:
         try:
@@ -171,8 +187,18 @@ class ShardActor(ClaimActor):
             self.nodes = []
             return set(keys)
         engine = self.engine()
-        with engine.connect() as connection:
-            self.nodes = [n.node_id for n in schema.live_nodes(connection)]
+        member = self._member_name(node)
+        with engine.begin() as connection:
+            # Only the nodes that run this group share its keys: a node
+            # without it (a web front end, say) must not be given any.
+            schema.claim(connection, MEMBER, member, node)
+            live = {n.node_id for n in schema.live_nodes(connection)}
+            prefix = self._member_name("")
+            self.nodes = sorted(
+                holder
+                for (_kind, name), holder in schema.holders(connection, MEMBER).items()
+                if name.startswith(prefix) and holder in live
+            )
         if node not in self.nodes:
             self.nodes.append(node)  # our own renewal may lag a moment
         wanted = {k for k in keys if owner_of(k, self.nodes) == node}

@@ -114,6 +114,7 @@ class NodeProcess:
         cluster_limit: int | None = None,
         source: str = "noop",
         http_dir: Path | None = None,
+        shards: int = 0,
     ) -> None:
         self.node = node
         self.out = out
@@ -144,6 +145,8 @@ class NodeProcess:
             self.command += ["--cluster-limit", str(cluster_limit)]
         if http_dir is not None:
             self.command += ["--http-dir", str(http_dir)]
+        if shards:
+            self.command += ["--shards", str(shards)]
         self.stderr_path = out / f"node-{node}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -324,6 +327,21 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
         current += step
         peak = max(peak, current)
     return peak
+
+
+def shard_owners(out: Path) -> dict[str, str]:
+    """Key -> the node running it now, from ``shards.log`` (start/stop lines)."""
+    owners: dict[str, str] = {}
+    path = out / "shards.log"
+    if not path.exists():
+        return owners
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, node, what = line.split()
+        if what == "start":
+            owners[key] = node
+        elif owners.get(key) == node:
+            del owners[key]
+    return owners
 
 
 def singleton_lines(out: Path) -> list[str]:

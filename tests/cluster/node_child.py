@@ -25,6 +25,11 @@ impl, for a download of ``target_id``:
 With ``--http-dir DIR`` the source is instead an ``HttpSource`` downloading
 the URL given as ``target_id`` into ``DIR`` (shared by the nodes of a test).
 
+With ``--shards N`` it also runs ``sharded("servers", ...)`` over the keys
+``server-0`` .. ``server-<N-1>`` (interval 0.3 s); the actor of each key
+appends ``"<key> <node> start"`` to ``DIR/shards.log`` when it starts and
+``"<key> <node> stop"`` when it stops.
+
 With ``--singleton`` the system also runs ``ChildSpec("solo", ...,
 singleton=True)`` whose actor appends ``"<node>\\n"`` to
 ``DIR/singleton.log`` in ``on_start``.
@@ -46,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from actors import Actor, ActorSystem, configure_logging
-from actors.cluster import ClusterSettings
+from actors.cluster import ClusterSettings, sharded
 from actors.downloads import DownloadSource, HttpSource
 from supervision import ChildSpec
 
@@ -95,6 +100,22 @@ def make_impl(out: Path, node: str, work: float) -> Any:
     return impl
 
 
+class ShardProbe(Actor):
+    """Stands for a per-server loop: logs its key's start and stop on this node."""
+
+    def __init__(self, out: str, node: str, key: str) -> None:
+        super().__init__()
+        self._log = Path(out) / "shards.log"
+        self._node = node
+        self._key = key
+
+    def on_start(self) -> None:
+        append_line(self._log, f"{self._key} {self._node} start\n")
+
+    def on_stop(self) -> None:
+        append_line(self._log, f"{self._key} {self._node} stop\n")
+
+
 class SingletonProbe(Actor):
     """Appends this node's id to ``singleton.log`` when it starts."""
 
@@ -121,6 +142,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--work-ms", type=float, default=20.0)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--http-dir", default=None)
+    parser.add_argument("--shards", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -152,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.singleton:
         children.append(
             ChildSpec(SINGLETON, SingletonProbe, args=(str(out), args.node), singleton=True)
+        )
+    if args.shards:
+        keys = [f"server-{i}" for i in range(args.shards)]
+        children.append(
+            sharded(
+                "servers",
+                keys,
+                lambda key: ChildSpec(f"poll-{key}", ShardProbe, args=(str(out), args.node, key)),
+                interval=0.3,
+            )
         )
     source: DownloadSource
     if args.http_dir is not None:
