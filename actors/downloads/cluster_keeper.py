@@ -52,6 +52,9 @@ from messages.downloads import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
     from actors.clock import TimerHandle
 
 __all__ = ["ClusterKeeperActor", "ClusterNote"]
@@ -91,6 +94,12 @@ class ClusterKeeperActor(KeeperActor):
         self.lost = 0
 
     # -- lifecycle -------------------------------------------------------------
+    @property
+    def _sql(self) -> Session | Connection:
+        # Claims, conditional writes and notices share one transaction per
+        # batch on the actor's session.
+        return self.db
+
     def _load(self) -> None:
         """Take back what this node owned before a restart of the keeper.
 

@@ -7,7 +7,8 @@ from any non-terminal state; terminal states are final, so a late result
 never overwrites Cancelled).
 
 Persistence (group commit): a change is applied in memory and its write
-staged in the keeper's session; the transaction is committed when the
+staged; the transaction (on the keeper's own Core connection, cheaper per
+commit than an ORM session) is committed when the
 mailbox has nothing more to deliver (or after ``_BATCH`` writes), and only
 then are the changes acknowledged: events published, claims answered,
 queues told. Every ask is answered after a commit too. Progress is
@@ -33,7 +34,9 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from actors.actor import Actor
 from actors.downloads import _protocol as p
@@ -105,6 +108,7 @@ class KeeperActor(Actor):
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
+        self._connection: Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -112,13 +116,37 @@ class KeeperActor(Actor):
         if self._persist:
             self._load()
 
+    @property
+    def _sql(self) -> Session | Connection:
+        """Where the records are read and written: the keeper's own connection.
+
+        Opened on first use on the keeper's thread and closed when the keeper
+        stops; a handler that fails rolls it back (see ``on_receive``).
+        """
+        if self._connection is None:
+            database = self.system.database
+            assert database is not None  # only used when records persist
+            self._connection = database.engine.connect()
+        return self._connection
+
+    def _rollback(self) -> None:
+        """End the connection's transaction after a failure (never raises)."""
+        if self._connection is not None:
+            try:
+                self._connection.rollback()
+            except SQLAlchemyError as exc:
+                self.log.error("download_rollback_failed", error=describe_error(exc))
+
     def _load(self) -> None:
-        store.ensure_table(self.db.connection())
-        self.db.commit()
-        self._seq = store.next_seq(self.db)
+        sql = self._sql
+        store.ensure_table(sql.connection() if isinstance(sql, Session) else sql)
+        sql.commit()
+        if isinstance(sql, Connection):
+            store.warm_statements(sql)
+        self._seq = store.next_seq(sql)
         interrupted = 0
         now = self.system.clock.now()
-        for record in store.load_unfinished(self.db):
+        for record in store.load_unfinished(sql):
             if record.source in self._initial_sources:
                 self._live[record.id] = record
                 if record.state is DownloadState.IN_PROGRESS:
@@ -132,16 +160,21 @@ class KeeperActor(Actor):
                 time_remaining=None,
                 updated_at=now,
             )
-            store.update_record(self.db, ended)
+            store.update_record(sql, ended)
             self._remember(ended)
-        self.db.commit()
+        sql.commit()
         self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
 
     def on_stop(self) -> None:
         if self._subscription is not None:
             self._subscription.cancel()
         self._dirty.update(self._live)
-        self._commit()
+        try:
+            self._commit()
+        finally:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
 
     def health(self) -> dict[str, Any]:
         return {
@@ -158,8 +191,9 @@ class KeeperActor(Actor):
         try:
             reply = self._handle(message)
         except Exception:
-            # The runtime rolls the session back: what was staged becomes a
-            # retry, written from memory by the commit in on_stop.
+            # Roll back: what was staged becomes a retry, written from memory
+            # by the commit in on_stop.
+            self._rollback()
             self._keep_unsaved(self._staged)
             self._staged.clear()
             raise
@@ -342,8 +376,8 @@ class KeeperActor(Actor):
         """A terminal record, from memory or the database."""
         record = self._done.get(download_id)
         if record is None and self._persist:
-            record = store.read_record(self.db, download_id)
-            self.db.rollback()  # end the read transaction
+            record = store.read_record(self._sql, download_id)
+            self._sql.rollback()  # end the read transaction
         return record
 
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
@@ -359,8 +393,8 @@ class KeeperActor(Actor):
             return sorted(found, key=lambda r: r.created_at)
         self._dirty.update(self._live)
         self._commit()
-        stored = store.read_records(self.db, source=message.source, states=message.states)
-        self.db.rollback()
+        stored = store.read_records(self._sql, source=message.source, states=message.states)
+        self._sql.rollback()
         return stored
 
     # -- reports from workers ---------------------------------------------------------
@@ -493,9 +527,9 @@ class KeeperActor(Actor):
             self._unsaved[download_id] = (record, new or (earlier is not None and earlier[1]))
 
     def _upsert(self, record: DownloadRecord) -> None:
-        if not store.update_record(self.db, record):
+        if not store.update_record(self._sql, record):
             self._seq += 1
-            store.insert_record(self.db, record, self._seq)
+            store.insert_record(self._sql, record, self._seq)
 
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
@@ -539,15 +573,16 @@ class KeeperActor(Actor):
             else:
                 updates.append(record)
         try:
-            store.insert_many(self.db, inserts)
-            store.update_many(self.db, updates)
+            sql = self._sql
+            store.insert_many(sql, inserts)
+            store.update_many(sql, updates)
             for download_id, (record, _new) in retried.items():
                 # An earlier write failed: its row may be missing.
                 latest = staged.get(download_id, (record, False))[0]
                 self._upsert(latest)
-            self.db.commit()
+            sql.commit()
         except SQLAlchemyError as exc:
-            self.db.rollback()
+            self._rollback()
             self._unsaved = retried
             self._keep_unsaved(staged)
             self.log.error(

@@ -15,19 +15,21 @@ import signal
 import sys
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from actors import cli
 from actors.downloads import _http_fetch, context, store
 
 
-def _die_on(nth: int, function: Any) -> Any:
-    calls = 0
+def _die_on(nth: int, function: Any, calls: list[int] | None = None) -> Any:
+    """``function`` that kills the process on the ``nth`` call (counted in ``calls``,
+    which several wrapped functions may share)."""
+    counter = calls if calls is not None else [0]
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == nth:
+        counter[0] += 1
+        if counter[0] == nth:
             os.kill(os.getpid(), signal.SIGKILL)
         return function(*args, **kwargs)
 
@@ -39,7 +41,11 @@ def main() -> int:
     assert separator == "--"
     count = int(nth)
     if point == "commit":
-        Session.commit = _die_on(count, Session.commit)  # type: ignore[method-assign]
+        # The journal commits through its session, the keeper through its
+        # own connection: the N-th commit of either kills the process.
+        commits = [0]
+        Session.commit = _die_on(count, Session.commit, commits)  # type: ignore[method-assign]
+        Connection.commit = _die_on(count, Connection.commit, commits)  # type: ignore[method-assign]
     elif point == "flush":
         store.update_many = _die_on(count, store.update_many)
     elif point == "rename":
