@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from actors.downloads import _splice
 from actors.downloads._http_wire import (
     SCHEMES,
     check_url,
@@ -424,12 +425,22 @@ class Fetch:
         """
         ctx = self.ctx
         limit = self.source.max_bytes
+        received = self.received
+        if (
+            hasher is None
+            and end is not None
+            and end - received >= _splice.MIN_BYTES
+            and (limit is None or end <= limit)
+        ):
+            sock = _splice.plain_socket(body.fp)
+            if sock is not None:
+                self._splice(body, sock, file, end=end, total=total)
+                return
         buffer = bytearray(self.source.chunk_size)
         view = memoryview(buffer)
         readinto = body.readinto
         write = file.write
         report = ctx.report
-        received = self.received
         try:
             while True:
                 try:
@@ -457,6 +468,63 @@ class Fetch:
             # The whole body was read: the connection can serve the next
             # request (what urllib3 does at the end of a body it reads).
             response.raw.release_conn()
+
+    def _splice(
+        self,
+        body: http.client.HTTPResponse,
+        sock: socket.socket,
+        file: io.BufferedWriter,
+        *,
+        end: int,
+        total: int | None,
+    ) -> None:
+        """Move the rest of a plain body into the part inside the kernel.
+
+        The bytes ``http.client`` has buffered are written first (read from
+        its reader, so its own count of the body is left behind: the
+        connection is not reused, it closes with the response). If the
+        socket refuses ``splice`` the rest is copied through user space from
+        the same reader. Same checks as the copy loop: a cancel between
+        steps, a read error or stall as a lost connection, the length
+        against ``end`` (by the caller).
+        """
+        ctx = self.ctx
+        reader = body.fp
+        received = self.received
+        view: memoryview | None = None  # a buffer, only if splice is refused
+        try:
+            with _splice.Splicer(sock, file.fileno()) as splicer:
+                try:
+                    buffered = reader.read1(min(end - received, _splice.STEP))
+                    file.write(buffered)
+                    file.flush()
+                    received += len(buffered)
+                    ctx.report(received, total)
+                    while received < end and buffered:
+                        if ctx.cancelled:
+                            raise self._interrupted()
+                        step = min(end - received, _splice.STEP)
+                        if view is None:
+                            try:
+                                moved = splicer.move(step)
+                            except _splice.SpliceUnsupported:
+                                view = memoryview(bytearray(self.source.chunk_size))
+                                continue
+                        else:
+                            moved = reader.readinto(view[: min(len(view), step)])
+                            file.write(view[:moved])
+                        if not moved:
+                            break
+                        received += moved
+                        ctx.report(received, total)
+                except (*_NETWORK_ERRORS, ValueError) as exc:
+                    if ctx.cancelled:
+                        raise self._interrupted() from exc
+                    raise self._lost(exc, received, end) from exc
+                if ctx.cancelled:
+                    raise self._interrupted()
+        finally:
+            self.received = received
 
     def _copy_chunks(
         self,

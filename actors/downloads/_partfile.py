@@ -131,10 +131,22 @@ class PartFile:
         return size, validators
 
     def open(self, *, append: bool) -> io.BufferedWriter:
-        """Open the part for writing (appending or truncating), never via a symlink."""
+        """Open the part for writing (at its end, or emptied), never via a symlink.
+
+        Appending seeks to the end rather than using ``O_APPEND``: one
+        writer owns the part, and ``splice(2)`` refuses append-mode files.
+        """
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        flags |= os.O_APPEND if append else os.O_TRUNC
-        return open(os.open(self.path, flags, 0o644), "wb")
+        if not append:
+            flags |= os.O_TRUNC
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            if append:
+                os.lseek(fd, 0, os.SEEK_END)
+            return open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def sha256(self, length: int) -> hashlib._Hash:
         """A SHA-256 hasher fed with the first ``length`` bytes of the part."""

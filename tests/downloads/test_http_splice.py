@@ -1,0 +1,233 @@
+"""HttpSource's zero-copy path: large plain-HTTP bodies moved with splice(2).
+
+Bodies of at least ``_splice.MIN_BYTES`` over plain HTTP, with no checksum
+to compute, go socket → pipe → file inside the kernel. These tests check
+that the path is taken, and that it keeps every promise of the copy loop:
+byte-identical files, progress, truncation and resume, read timeouts,
+cancel midway, and a fallback that loses nothing when the socket or the
+file refuses ``splice``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from actors.downloads import _splice
+from actors.downloads.http import DownloadError, DownloadInterrupted
+from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only"),
+]
+
+# 3 MiB and an odd tail, not a multiple of the pipe or the step; every byte
+# position distinguishable enough that a reordering or a lost block shows.
+BIG = b"".join(i.to_bytes(4, "big") for i in range(786_432)) + b"tail-bytes"
+
+
+class Moves(list[int]):
+    """The byte counts of every Splicer.move (empty: the path was not taken)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def add(self, moved: int) -> None:
+        with self.changed:
+            self.append(moved)
+            self.changed.notify_all()
+
+    def wait_for_one(self) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self) > 0, WAIT):
+                pytest.fail(f"nothing was spliced within {WAIT}s")
+
+
+@pytest.fixture
+def moves(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moves]:
+    seen = Moves()
+    original = _splice.Splicer.move
+
+    def move(self: _splice.Splicer, count: int) -> int:
+        moved = original(self, count)
+        seen.add(moved)
+        return moved
+
+    monkeypatch.setattr(_splice.Splicer, "move", move)
+    yield seen
+
+
+def test_a_large_plain_body_is_spliced_byte_identical(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    url = http_server.file("/big.bin", BIG, etag='"v1"')
+    path = harness.fetch(harness.source(), url)
+    assert Path(path).read_bytes() == BIG
+    assert moves and sum(moves) < len(BIG)  # the rest came from http.client's buffer
+    assert harness.progress[-1].transferred == len(BIG)
+    assert harness.files() == ["big.bin"]
+
+
+def test_two_spliced_downloads_on_one_session(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    """The spliced response's connection is closed, never reused mid-body."""
+    source = harness.source()
+    session = harness.session(source)
+    first = http_server.file("/one.bin", BIG)
+    second = http_server.file("/two.bin", BIG[::-1])
+    assert Path(harness.fetch(source, first, session=session)).read_bytes() == BIG
+    assert Path(harness.fetch(source, second, session=session)).read_bytes() == BIG[::-1]
+
+
+def test_a_checksum_is_computed_on_the_copy_path(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    url = http_server.file("/big.bin", BIG)
+    path = harness.fetch(harness.source(), url, extra={"sha256": sha256(BIG)})
+    assert Path(path).read_bytes() == BIG
+    assert moves == []
+
+
+def test_a_small_body_is_not_spliced(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    url = http_server.file("/small.bin", BIG[: _splice.MIN_BYTES - 1])
+    assert Path(harness.fetch(harness.source(), url)).read_bytes() == BIG[: _splice.MIN_BYTES - 1]
+    assert moves == []
+
+
+def test_https_is_never_spliced(
+    harness: Harness, https_server: HttpServer, certificate: tuple[Path, Path], moves: Moves
+) -> None:
+    url = https_server.file("/big.bin", BIG)
+    path = harness.fetch(harness.source(verify=certificate[0]), url)
+    assert Path(path).read_bytes() == BIG
+    assert moves == []
+
+
+def test_a_spliced_body_cut_short_is_resumed(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    cut = 1_500_000
+
+    def first(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG)), "ETag": '"v1"'})
+        request.write(BIG[:cut])
+        request.close()
+
+    url = http_server.sequence("/big.bin", first, lambda r: serve_bytes(r, BIG, etag='"v1"'))
+    running = harness.start(harness.source(), url)
+    assert harness.timers.next_wait() == 1.0
+    harness.clock.advance(1.0)
+    assert Path(running.result()).read_bytes() == BIG
+    again = http_server.seen("/big.bin")[1].headers
+    assert (again["Range"], again["If-Range"]) == (f"bytes={cut}-", '"v1"')
+    assert moves  # the resumed body (1.6 MB) was spliced into the existing part too
+
+
+def test_a_truncated_spliced_body_is_an_error(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    def cut(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG))})
+        request.write(BIG[:2_000_000])
+        request.close()
+
+    url = http_server.route("/cut", cut)
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(retries=0), url)
+    assert str(info.value) == f"truncated: received 2000000 of {len(BIG)} bytes from {url}"
+    assert harness.files() == []
+    assert moves
+
+
+def test_a_stalled_spliced_body_times_out(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    gate = http_server.gate()
+
+    def stall(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG))})
+        request.write(BIG[:1_500_000])
+        gate.wait(WAIT)
+
+    url = http_server.route("/stall", stall)
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(retries=0, read_timeout=0.2), url)
+    assert str(info.value) == (
+        f"read timed out after 0.2s: received 1500000 of {len(BIG)} bytes from {url}"
+    )
+    gate.set()
+
+
+def test_cancel_ends_a_spliced_body_waiting_for_data(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    gate = http_server.gate()
+
+    def slow(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG))})
+        request.write(BIG[:1_500_000])
+        gate.wait(WAIT)  # then nothing more: only the cancel can end the wait
+
+    url = http_server.route("/slow.bin", slow)
+    running = harness.start(harness.source(read_timeout=WAIT * 4), url)
+    moves.wait_for_one()  # in the splice loop; soon waiting for bytes that never come
+    running.token.cancel("cancelled")
+    with pytest.raises(DownloadInterrupted) as info:
+        running.result()  # well before the 20 s read timeout
+    assert info.value.reason == "cancelled"
+    assert harness.files() == []
+    gate.set()
+
+
+def _refuse(monkeypatch: pytest.MonkeyPatch, *, into_files: bool) -> list[int]:
+    """Make os.splice fail with EINVAL from sockets, or into regular files."""
+    refused: list[int] = []
+    real = os.splice
+
+    def splice(src: int, dst: int, count: int, *args: Any, **kwargs: Any) -> int:
+        target = dst if into_files else src
+        mode = os.fstat(target).st_mode
+        if stat.S_ISREG(mode) if into_files else stat.S_ISSOCK(mode):
+            refused.append(count)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(src, dst, count, *args, **kwargs)
+
+    monkeypatch.setattr(os, "splice", splice)
+    return refused
+
+
+def test_a_socket_refusing_splice_is_copied_instead(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = _refuse(monkeypatch, into_files=False)
+    url = http_server.file("/big.bin", BIG)
+    assert Path(harness.fetch(harness.source(), url)).read_bytes() == BIG
+    assert len(refused) == 1  # tried once, then the copy loop
+
+
+def test_a_file_refusing_splice_is_written_from_the_pipe(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = _refuse(monkeypatch, into_files=True)
+    url = http_server.file("/big.bin", BIG)
+    assert Path(harness.fetch(harness.source(), url)).read_bytes() == BIG
+    assert len(refused) == 1  # tried once, then os.write for the rest
+
+
+def test_plain_socket_rejects_anything_but_a_tcp_socket() -> None:
+    assert _splice.plain_socket(object()) is None
+    assert _splice.plain_socket(None) is None
