@@ -1,7 +1,11 @@
 """HttpSource throughput through the system against plain ``requests``.
 
 Run: ``python bench/bench_http.py [--quick] [--downloads N] [--mib M] [--rounds R]
-[--database-url scratch|none|URL]``
+[--fsync] [--no-splice] [--database-url scratch|none|URL]``
+
+``--no-splice`` makes the HttpSource copy every body through user space, as
+it does for HTTPS, chunked or checksummed downloads (plain-HTTP bodies of
+1 MiB or more are otherwise moved with ``splice(2)``).
 
 A local HTTP/1.1 server in a process of its own (as a real server would be:
 it must not share this process's GIL with the clients; keep-alive, the body
@@ -51,7 +55,7 @@ import requests
 
 from actors import ActorSystem
 from actors.clock import RealClock, Timers
-from actors.downloads import CancelToken, DownloadContext, HttpSource
+from actors.downloads import CancelToken, DownloadContext, HttpSource, _splice
 from actors.log import get_logger
 from messages import DownloadState, DownloadStateChanged
 
@@ -245,12 +249,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--fsync", action="store_true", help="also the two fsync sides")
     parser.add_argument(
+        "--no-splice",
+        action="store_true",
+        help="copy every body through user space, as for HTTPS or checksummed downloads",
+    )
+    parser.add_argument(
         "--database-url",
         default="scratch",
         help="the system's records: 'scratch' (SQLite file next to the downloads, "
         "the default), 'none', or an SQLAlchemy URL",
     )
     args = parser.parse_args()
+    if args.no_splice:
+        _splice.plain_socket = lambda reader: None
     count = args.downloads or (8 if args.quick else 32)
     mib = args.mib or (2 if args.quick else 20)
     rounds = args.rounds or (3 if args.quick else 11)
@@ -266,7 +277,7 @@ def main() -> None:
     total_mib = count * size / MIB
     print(
         f"{count} downloads of {mib} MiB at concurrency {CONCURRENCY}, {rounds} rounds, "
-        f"records: {args.database_url}"
+        f"records: {args.database_url}{', no splice' if args.no_splice else ''}"
     )
 
     sides: tuple[str, ...] = ("regisseur", "impl", "requests")
