@@ -114,8 +114,22 @@ class DownloadRecord:
         return self.state.terminal
 
     def evolve(self, **changes: Any) -> DownloadRecord:
-        """A copy with ``changes`` applied (the record itself never changes)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied (the record itself never changes).
+
+        What ``dataclasses.replace`` does, at under half its cost: the keeper
+        evolves every record at least twice per download. Raises
+        ``TypeError`` naming any field the record does not have.
+        """
+        unknown = changes.keys() - _FIELD_SET
+        if unknown:
+            msg = f"DownloadRecord has no field(s) {', '.join(sorted(unknown))}"
+            raise TypeError(msg)
+        copy = object.__new__(type(self))
+        for name in _FIELDS:
+            _set(copy, name, changes[name] if name in changes else getattr(self, name))
+        if "extra" in changes:
+            copy.__post_init__()
+        return copy
 
     def as_dict(self) -> dict[str, Any]:
         """The legacy flat dict: the core fields, then the extras merged in.
@@ -138,6 +152,11 @@ class DownloadRecord:
             error=self.error,
         )
         return flat
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(DownloadRecord))
+_FIELD_SET = frozenset(_FIELDS)
+_set = object.__setattr__  # a frozen dataclass's own __setattr__ refuses
 
 
 # -- the messages that carry every state change (to the state-keeper) --------

@@ -323,6 +323,22 @@ def test_every_change_is_an_immutable_event_in_order(system_factory):
     assert system.downloads.status(ids[0]).extra["n"] == 0
 
 
+def test_evolve_copies_with_changes_and_leaves_the_record_alone():
+    record = DownloadRecord(id="a" * 32, source="s", target_id="t", filename="f", extra={"k": 1})
+    started = record.evolve(state=RUNNING, transferred=5)
+    assert (started.state, started.transferred, started.filename) == (RUNNING, 5, "f")
+    assert (record.state, record.transferred) == (INIT, 0)
+    assert started == dataclasses.replace(record, state=RUNNING, transferred=5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        started.state = CANCELLED  # type: ignore[misc]
+    tagged = record.evolve(extra={"k": 2})  # a plain dict is frozen like at construction
+    assert tagged.extra == {"k": 2} and record.extra == {"k": 1}
+    with pytest.raises(TypeError):
+        tagged.extra["k"] = 3  # type: ignore[index]
+    with pytest.raises(TypeError, match="no field.*colour.*stat"):
+        record.evolve(stat=RUNNING, colour="red")
+
+
 def test_state_strings_are_the_legacy_ones():
     assert [s.value for s in DownloadState] == [
         "Initializing",
