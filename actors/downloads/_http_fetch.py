@@ -446,9 +446,7 @@ class Fetch:
                 try:
                     count = readinto(buffer)
                 except (*_NETWORK_ERRORS, http.client.HTTPException, ValueError) as exc:
-                    if ctx.cancelled:
-                        raise self._interrupted() from exc
-                    raise self._lost(exc, received, end) from exc
+                    raise self._read_failed(exc, received, end) from exc
                 if ctx.cancelled:
                     raise self._interrupted()
                 if not count:
@@ -496,35 +494,44 @@ class Fetch:
             with _splice.Splicer(sock, file.fileno()) as splicer:
                 try:
                     buffered = reader.read1(min(end - received, _splice.STEP))
-                    file.write(buffered)
-                    file.flush()
-                    received += len(buffered)
-                    ctx.report(received, total)
-                    while received < end and buffered:
-                        if ctx.cancelled:
-                            raise self._interrupted()
-                        step = min(end - received, _splice.STEP)
+                except (*_NETWORK_ERRORS, ValueError) as exc:
+                    raise self._read_failed(exc, received, end) from exc
+                file.write(buffered)  # a write error is an OSError for the caller
+                file.flush()
+                received += len(buffered)
+                ctx.report(received, total)
+                while received < end and buffered:
+                    if ctx.cancelled:
+                        raise self._interrupted()
+                    step = min(end - received, _splice.STEP)
+                    try:
                         if view is None:
-                            try:
-                                moved = splicer.move(step)
-                            except _splice.SpliceUnsupported:
-                                view = memoryview(bytearray(self.source.chunk_size))
-                                continue
+                            moved = splicer.move(step)
                         else:
                             moved = reader.readinto(view[: min(len(view), step)])
-                            file.write(view[:moved])
-                        if not moved:
-                            break
-                        received += moved
-                        ctx.report(received, total)
-                except (*_NETWORK_ERRORS, ValueError) as exc:
-                    if ctx.cancelled:
-                        raise self._interrupted() from exc
-                    raise self._lost(exc, received, end) from exc
+                    except _splice.SpliceUnsupported:
+                        view = memoryview(bytearray(self.source.chunk_size))
+                        continue
+                    except _splice.WriteFailed as failed:
+                        raise failed.error from failed
+                    except (*_NETWORK_ERRORS, ValueError) as exc:
+                        raise self._read_failed(exc, received, end) from exc
+                    if not moved:
+                        break
+                    if view is not None:
+                        file.write(view[:moved])
+                    received += moved
+                    ctx.report(received, total)
                 if ctx.cancelled:
                     raise self._interrupted()
         finally:
             self.received = received
+
+    def _read_failed(self, exc: BaseException, received: int, end: int | None) -> Exception:
+        """What a failed read of the body raises: the cancel, or a lost connection."""
+        if self.ctx.cancelled:
+            return self._interrupted()
+        return self._lost(exc, received, end)
 
     def _copy_chunks(
         self,
@@ -545,9 +552,7 @@ class Fetch:
                 try:
                     chunk = next(chunks, None)
                 except (*_NETWORK_ERRORS, ValueError) as exc:  # ValueError: a bad chunk size
-                    if ctx.cancelled:
-                        raise self._interrupted() from exc
-                    raise self._lost(exc, received, end) from exc
+                    raise self._read_failed(exc, received, end) from exc
                 if ctx.cancelled:
                     raise self._interrupted()
                 if chunk is None:

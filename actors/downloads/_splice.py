@@ -18,8 +18,9 @@ Threads: a :class:`Splicer` belongs to one download on one worker thread.
 Failures: a socket that cannot be spliced raises :class:`SpliceUnsupported`
 before any byte has moved (the caller copies the usual way); a file that
 cannot be spliced into is written with ``os.write`` instead, from the
-pipe, without losing a byte. A read that waits longer than the socket's
-timeout raises ``TimeoutError``; any other ``OSError`` propagates.
+pipe, without losing a byte. A failed write (a full disk) raises
+:class:`WriteFailed`. A read that waits longer than the socket's timeout
+raises ``TimeoutError``; any other ``OSError`` is the socket's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import socket
 import sys
 from typing import Any
 
-__all__ = ["MIN_BYTES", "SpliceUnsupported", "Splicer", "plain_socket"]
+__all__ = ["MIN_BYTES", "SpliceUnsupported", "Splicer", "WriteFailed", "plain_socket"]
 
 #: Bodies shorter than this are copied the usual way (a pipe is not free).
 MIN_BYTES = 1024 * 1024
@@ -45,6 +46,18 @@ _AVAILABLE = sys.implementation.name == "cpython" and hasattr(os, "splice")
 
 class SpliceUnsupported(Exception):
     """The socket cannot be spliced from; nothing was moved."""
+
+
+class WriteFailed(Exception):
+    """Writing to the file failed (a full disk, say): ``error`` says why.
+
+    Kept apart from ``OSError`` so a caller never mistakes it for a network
+    error worth a retry.
+    """
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def plain_socket(reader: Any) -> socket.socket | None:
@@ -126,17 +139,22 @@ class Splicer:
 
     def _drain(self, count: int) -> None:
         """Write the ``count`` bytes now in the pipe to the file."""
-        while count:
-            if self._file_splices:
-                try:
-                    count -= os.splice(self._read_end, self._file_fd, count, flags=os.SPLICE_F_MOVE)
-                    continue
-                except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED:
-                        raise
-                    self._file_splices = False  # e.g. a file system without splice_write
-            data = os.read(self._read_end, count)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._file_fd, view) :]
-            count -= len(data)
+        try:
+            while count:
+                if self._file_splices:
+                    try:
+                        count -= os.splice(
+                            self._read_end, self._file_fd, count, flags=os.SPLICE_F_MOVE
+                        )
+                        continue
+                    except OSError as exc:
+                        if exc.errno not in _UNSUPPORTED:
+                            raise
+                        self._file_splices = False  # e.g. a file system without splice_write
+                data = os.read(self._read_end, count)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._file_fd, view) :]
+                count -= len(data)
+        except OSError as exc:
+            raise WriteFailed(exc) from exc

@@ -296,6 +296,18 @@ def test_read_timeout(harness: Harness, http_server: HttpServer) -> None:
     gate.set()
 
 
+def test_a_full_disk_is_a_write_error_and_not_retried(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PartFile, "open", lambda self, *, append: open("/dev/full", "wb"))  # noqa: SIM115
+    url = http_server.file("/data.bin", BODY)
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(), url, download_id="d" * 32)
+    part = harness.directory / f"data.bin.{'d' * 32}.part"
+    assert str(info.value) == f"cannot write {str(part)!r}: No space left on device"
+    assert len(http_server.seen("/data.bin")) == 1
+
+
 # -- length checks and resume ---------------------------------------------------
 
 

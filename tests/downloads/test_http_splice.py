@@ -231,3 +231,23 @@ def test_a_file_refusing_splice_is_written_from_the_pipe(
 def test_plain_socket_rejects_anything_but_a_tcp_socket() -> None:
     assert _splice.plain_socket(object()) is None
     assert _splice.plain_socket(None) is None
+
+
+def test_a_full_disk_while_splicing_is_a_write_error_and_not_retried(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.splice
+
+    def splice(src: int, dst: int, count: int, *args: Any, **kwargs: Any) -> int:
+        if stat.S_ISREG(os.fstat(dst).st_mode):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, count, *args, **kwargs)
+
+    monkeypatch.setattr(os, "splice", splice)
+    url = http_server.file("/big.bin", BIG)
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(), url, download_id="c" * 32)
+    part = harness.directory / f"big.bin.{'c' * 32}.part"
+    assert str(info.value) == f"cannot write {str(part)!r}: No space left on device"
+    assert len(http_server.seen("/big.bin")) == 1  # a full disk is not worth a retry
+    assert harness.files() == []
