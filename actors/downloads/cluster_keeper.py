@@ -52,9 +52,6 @@ from messages.downloads import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-    from sqlalchemy.orm import Session
-
     from actors.clock import TimerHandle
 
 __all__ = ["ClusterKeeperActor", "ClusterNote"]
@@ -94,22 +91,16 @@ class ClusterKeeperActor(KeeperActor):
         self.lost = 0
 
     # -- lifecycle -------------------------------------------------------------
-    @property
-    def _sql(self) -> Session | Connection:
-        # Claims, conditional writes and notices share one transaction per
-        # batch on the actor's session.
-        return self.db
-
     def _load(self) -> None:
         """Take back what this node owned before a restart of the keeper.
 
         Downloads of sources this node no longer has go back to the queue.
         """
-        mine = cluster_store.owned(self.db, self._node)
+        mine = cluster_store.owned(self._sql, self._node)
         foreign = [r.id for r in mine if r.source not in self._sources]
         if foreign:
-            cluster_store.give_back(self.db, foreign)
-        self.db.commit()
+            cluster_store.give_back(self._sql, foreign)
+        self._sql.commit()
         for record in mine:
             if record.source in self._sources:
                 self._live[record.id] = record
@@ -119,17 +110,17 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_timer = self.schedule_every(self._poll_interval, _Poll())
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
 
-    def on_stop(self) -> None:
-        super().on_stop()
+    def _final_writes(self) -> None:
+        super()._final_writes()
         if self._poll_timer is not None:
             self._poll_timer.cancel()
         try:
-            sources = cluster_store.release_owned(self.db, self._node)
+            sources = cluster_store.release_owned(self._sql, self._node)
             for source in sources:
-                cluster_store.notify_change_of_source(self.db, source, self._node)
-            self.db.commit()
+                cluster_store.notify_change_of_source(self._sql, source, self._node)
+            self._sql.commit()
         except SQLAlchemyError as exc:
-            self.db.rollback()
+            self._rollback()
             self.log.warning("downloads_release_failed", error=describe_error(exc))
 
     def health(self) -> dict[str, Any]:
@@ -170,14 +161,14 @@ class ClusterKeeperActor(KeeperActor):
         reason = None if message.reason == "cancelled" else message.reason
         try:
             before, after, owner = cluster_store.cancel_anywhere(
-                self.db, message.id, reason, self.system.clock.now()
+                self._sql, message.id, reason, self.system.clock.now()
             )
             if after is not None and before is not None:
                 payload = cluster_store.change_payload(after, before.state, self._node, owner=owner)
-                cluster_store.notify_changes(self.db, [payload])
-            self.db.commit()
+                cluster_store.notify_changes(self._sql, [payload])
+            self._sql.commit()
         except SQLAlchemyError:
-            self.db.rollback()
+            self._rollback()
             raise
         if before is None:
             raise UnknownDownloadError(message.id)
@@ -212,14 +203,14 @@ class ClusterKeeperActor(KeeperActor):
             else:
                 limited[source] = config.concurrency - here.get(source, 0)
         try:
-            taken += cluster_store.claim_many(self.db, self._node, wants)
+            taken += cluster_store.claim_many(self._sql, self._node, wants)
             for source, room in limited.items():
                 if room > 0:
                     limit = self._sources[source].cluster_limit
-                    taken += cluster_store.claim(self.db, source, self._node, room, limit)
-            self.db.commit()
+                    taken += cluster_store.claim(self._sql, source, self._node, room, limit)
+            self._sql.commit()
         except SQLAlchemyError as exc:
-            self.db.rollback()
+            self._rollback()
             self.log.error("download_claim_failed", error=describe_error(exc))
             return
         for record in taken:
@@ -239,9 +230,9 @@ class ClusterKeeperActor(KeeperActor):
         inserts, self._inserts = self._inserts, []
         writes = {**retried, **staged}
         try:
-            cluster_store.insert_queued(self.db, inserts)
+            cluster_store.insert_queued(self._sql, inserts)
             lost = cluster_store.write_owned(
-                self.db, [record for record, _new in writes.values()], self._node
+                self._sql, [record for record, _new in writes.values()], self._node
             )
             gone = set(lost)
             changes = [
@@ -268,10 +259,10 @@ class ClusterKeeperActor(KeeperActor):
                 for record, _new in writes.values()
                 if record.id not in changed and record.state is DownloadState.IN_PROGRESS
             ]
-            cluster_store.notify_changes(self.db, notices)
-            self.db.commit()
+            cluster_store.notify_changes(self._sql, notices)
+            self._sql.commit()
         except SQLAlchemyError as exc:
-            self.db.rollback()
+            self._rollback()
             self._inserts = inserts + self._inserts
             self._unsaved = retried
             self._keep_unsaved(staged)
@@ -294,7 +285,7 @@ class ClusterKeeperActor(KeeperActor):
             self.lost += 1
             self._forget(download_id)
             self._done.pop(download_id, None)
-            current = store.read_record(self.db, download_id)
+            current = store.read_record(self._sql, download_id)
             if current is not None and current.terminal:
                 self._remember(current)
             self.log.warning(
@@ -302,7 +293,7 @@ class ClusterKeeperActor(KeeperActor):
                 download=download_id,
                 state=current.state.value if current is not None else None,
             )
-        self.db.rollback()
+        self._sql.rollback()
 
     def _forget(self, download_id: str) -> None:
         """Drop every local trace of a download this node no longer owns."""
@@ -338,8 +329,8 @@ class ClusterKeeperActor(KeeperActor):
         record = body.get("record")
         if not isinstance(record, DownloadRecord):
             self._commit()
-            record = store.read_record(self.db, body["id"])
-            self.db.rollback()
+            record = store.read_record(self._sql, body["id"])
+            self._sql.rollback()
             if record is None:
                 return
         if body.get("progress"):

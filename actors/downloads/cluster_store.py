@@ -30,7 +30,7 @@ from messages.downloads import DownloadRecord, DownloadState
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.engine import Connection, CursorResult
     from sqlalchemy.orm import Session
 
 __all__ = [
@@ -59,7 +59,7 @@ _MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
 _INSERT = insert(_TABLE).values(seq=func.nextval(store.SEQUENCE))
 
 
-def insert_queued(session: Session, records: Sequence[DownloadRecord]) -> None:
+def insert_queued(session: Session | Connection, records: Sequence[DownloadRecord]) -> None:
     """Store submitted records as queued and free (owner NULL)."""
     if records:
         session.execute(
@@ -87,7 +87,9 @@ _CLAIM_MANY = text(
 )
 
 
-def claim_many(session: Session, node_id: str, wants: dict[str, int]) -> list[DownloadRecord]:
+def claim_many(
+    session: Session | Connection, node_id: str, wants: dict[str, int]
+) -> list[DownloadRecord]:
     """Claim free downloads of several sources in one statement, oldest first.
 
     ``wants``: source -> the most to claim of it. Rows other nodes hold
@@ -106,7 +108,11 @@ def claim_many(session: Session, node_id: str, wants: dict[str, int]) -> list[Do
 
 
 def claim(
-    session: Session, source: str, node_id: str, limit: int, cluster_limit: int | None
+    session: Session | Connection,
+    source: str,
+    node_id: str,
+    limit: int,
+    cluster_limit: int | None,
 ) -> list[DownloadRecord]:
     """Claim up to ``limit`` free downloads of ``source`` for ``node_id``, oldest first.
 
@@ -163,7 +169,9 @@ _WRITE = (
 )
 
 
-def write_owned(session: Session, records: Sequence[DownloadRecord], node_id: str) -> list[str]:
+def write_owned(
+    session: Session | Connection, records: Sequence[DownloadRecord], node_id: str
+) -> list[str]:
     """Write ``records`` where ``node_id`` still owns the row and it is not terminal.
 
     One statement for all of them. A terminal record gives its row up
@@ -201,7 +209,7 @@ def write_owned(session: Session, records: Sequence[DownloadRecord], node_id: st
 
 
 def cancel_anywhere(
-    session: Session, download_id: str, reason: str | None, now: float
+    session: Session | Connection, download_id: str, reason: str | None, now: float
 ) -> tuple[DownloadRecord | None, DownloadRecord | None, str | None]:
     """Cancel a download whichever node owns it.
 
@@ -230,7 +238,7 @@ def cancel_anywhere(
     return before, after, owner
 
 
-def release_owned(session: Session, node_id: str) -> list[str]:
+def release_owned(session: Session | Connection, node_id: str) -> list[str]:
     """Give back every unfinished download ``node_id`` owns (a clean stop).
 
     Returns the sources that have queued work again.
@@ -285,7 +293,7 @@ def change_notice_prefix(node_id: str) -> str:
     return json.dumps({"node": node_id})[:-1] + ","
 
 
-def notify_changes(session: Session, payloads: Sequence[str]) -> None:
+def notify_changes(session: Session | Connection, payloads: Sequence[str]) -> None:
     """Announce committed changes to every node, in one round trip (sent at commit)."""
     channel = channels.DOWNLOADS_CHANNEL
     if payloads:
@@ -309,13 +317,13 @@ def decode_change(payload: str) -> dict[str, Any] | None:
     return body
 
 
-def notify_change_of_source(session: Session, source: str, node_id: str) -> None:
+def notify_change_of_source(session: Session | Connection, source: str, node_id: str) -> None:
     """Announce that ``source`` has free downloads again (given back by ``node_id``)."""
     payload = json.dumps({"node": node_id, "id": "", "source": source, "state": None})
     channels.notify(session, channels.DOWNLOADS_CHANNEL, payload)
 
 
-def owned(session: Session, node_id: str) -> list[DownloadRecord]:
+def owned(session: Session | Connection, node_id: str) -> list[DownloadRecord]:
     """The unfinished downloads ``node_id`` owns, oldest first."""
     rows = session.execute(
         select(_TABLE)
@@ -326,6 +334,6 @@ def owned(session: Session, node_id: str) -> list[DownloadRecord]:
     return [store.record_from_row(row) for row in rows]
 
 
-def give_back(session: Session, ids: Sequence[str]) -> None:
+def give_back(session: Session | Connection, ids: Sequence[str]) -> None:
     """Put downloads back in the queue (owner NULL)."""
     session.execute(update(_TABLE).where(_TABLE.c.id.in_(list(ids))).values(owner=None))

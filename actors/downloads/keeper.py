@@ -168,13 +168,17 @@ class KeeperActor(Actor):
     def on_stop(self) -> None:
         if self._subscription is not None:
             self._subscription.cancel()
-        self._dirty.update(self._live)
         try:
-            self._commit()
+            self._final_writes()
         finally:
             connection, self._connection = self._connection, None
             if connection is not None:
                 connection.close()
+
+    def _final_writes(self) -> None:
+        """The writes at a stop, before the connection closes (on the keeper's thread)."""
+        self._dirty.update(self._live)
+        self._commit()
 
     def health(self) -> dict[str, Any]:
         return {
