@@ -38,10 +38,12 @@ without fsync, and regisseur with fsync against requests with fsync
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import multiprocessing
 import os
 import queue
+import random
 import resource
 import shutil
 import statistics
@@ -91,9 +93,15 @@ class _Server(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
+def _body(mib: int) -> bytes:
+    """The served file: ``mib`` MiB of seeded random bytes (no two blocks alike,
+    so a lost, doubled or reordered block changes the hash)."""
+    return random.Random(mib).randbytes(mib * MIB)
+
+
 def _serve(mib: int, ports: multiprocessing.Queue[int]) -> None:
     """The server process: serve ``mib`` MiB files until terminated."""
-    server = _Server(bytes(range(256)) * (mib * MIB // 256))
+    server = _Server(_body(mib))
     ports.put(server.server_address[1])
     server.serve_forever()
 
@@ -234,11 +242,20 @@ def run_requests(urls: list[str], directory: Path, *, fsync: bool) -> tuple[floa
     return seconds, cpu
 
 
-def check_files(directory: Path, count: int, size: int) -> None:
+def check_files(directory: Path, count: int, size: int, digest: str) -> None:
+    """Every file has the right size; a few (first, middle, last) the right bytes.
+
+    Outside the timed part. Hashing a few catches a copy path that loses or
+    reorders bytes without doubling the bench's length.
+    """
     files = sorted(directory.iterdir())
     if len(files) != count or any(f.stat().st_size != size for f in files):
         msg = f"expected {count} files of {size} bytes in {directory}, found {len(files)}"
         raise RuntimeError(msg)
+    for path in {files[0], files[len(files) // 2], files[-1]}:
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            msg = f"{path} does not hold the served bytes"
+            raise RuntimeError(msg)
 
 
 def main() -> None:
@@ -272,7 +289,8 @@ def main() -> None:
     serving = context.Process(target=_serve, args=(mib, ports), daemon=True)
     serving.start()
     port = ports.get(timeout=30)
-    size = mib * MIB // 256 * 256
+    size = mib * MIB
+    digest = hashlib.sha256(_body(mib)).hexdigest()
     urls = [f"http://127.0.0.1:{port}/files/{index:03d}.bin" for index in range(count)]
     total_mib = count * size / MIB
     print(
@@ -304,7 +322,7 @@ def main() -> None:
                     else:
                         seconds, used = run_requests(urls, directory, fsync=fsync)
                     cpu[side].append(used)
-                    check_files(directory, count, size)
+                    check_files(directory, count, size, digest)
                     shutil.rmtree(directory)
                     rates[side].append(total_mib / seconds)
                 print(

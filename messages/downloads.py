@@ -120,11 +120,13 @@ class DownloadRecord:
         evolves every record at least twice per download. Raises
         ``TypeError`` naming any field the record does not have.
         """
+        if type(self) is not DownloadRecord:
+            return dataclasses.replace(self, **changes)  # a subclass may add fields
         unknown = changes.keys() - _FIELD_SET
         if unknown:
             msg = f"DownloadRecord has no field(s) {', '.join(sorted(unknown))}"
             raise TypeError(msg)
-        copy = object.__new__(type(self))
+        copy = object.__new__(DownloadRecord)
         for name in _FIELDS:
             _set(copy, name, changes[name] if name in changes else getattr(self, name))
         if "extra" in changes:

@@ -489,6 +489,10 @@ class Fetch:
         ctx = self.ctx
         reader = body.fp
         received = self.received
+        if body.length is not None:
+            # Never past this response's own Content-Length (a 206 whose
+            # Content-Range promises more): the caller then sees a short body.
+            end = min(end, received + body.length)
         view: memoryview | None = None  # a buffer, only if splice is refused
         try:
             with _splice.Splicer(sock, file.fileno()) as splicer:

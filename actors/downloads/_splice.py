@@ -16,17 +16,20 @@ Used only where it is safe:
 Threads: a :class:`Splicer` belongs to one download on one worker thread.
 
 Failures: a socket that cannot be spliced raises :class:`SpliceUnsupported`
-before any byte has moved (the caller copies the usual way); a file that
-cannot be spliced into is written with ``os.write`` instead, from the
-pipe, without losing a byte. A failed write (a full disk) raises
-:class:`WriteFailed`. A read that waits longer than the socket's timeout
-raises ``TimeoutError``; any other ``OSError`` is the socket's.
+before any byte has moved, or where splice stalls on a readable socket (TCP
+urgent data): nothing is lost and the caller copies the rest the usual way
+(from the same, empty, reader). A file that cannot be spliced into is
+written with ``os.write`` instead, from the pipe, without losing a byte. A
+failed write (a full disk) raises :class:`WriteFailed`. A read that waits
+longer than the socket's timeout raises ``TimeoutError``; any other
+``OSError`` is the socket's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import select
 import socket
@@ -45,7 +48,7 @@ _AVAILABLE = sys.implementation.name == "cpython" and hasattr(os, "splice")
 
 
 class SpliceUnsupported(Exception):
-    """The socket cannot be spliced from; nothing was moved."""
+    """Splicing from this socket does not work; nothing was moved by this call."""
 
 
 class WriteFailed(Exception):
@@ -112,13 +115,20 @@ class Splicer:
         """
         sock_fd = self._sock.fileno()
         timeout = self._sock.gettimeout()
+        readable = False
         while True:
             try:
                 moved = os.splice(
                     sock_fd, self._write_end, count, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
                 )
             except BlockingIOError:
+                if readable:
+                    # Readable, yet nothing to splice: TCP urgent data stops
+                    # splice (recv skips it). Copy the rest instead of spinning.
+                    msg = "the socket is readable but splice moves nothing"
+                    raise SpliceUnsupported(msg) from None
                 self._wait(sock_fd, timeout)
+                readable = True
                 continue
             except OSError as exc:
                 if not self._moved_any and exc.errno in _UNSUPPORTED:
@@ -133,7 +143,7 @@ class Splicer:
     def _wait(self, sock_fd: int, timeout: float | None) -> None:
         poller = select.poll()
         poller.register(sock_fd, select.POLLIN | select.POLLPRI)
-        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
+        if not poller.poll(None if timeout is None else math.ceil(timeout * 1000)):
             msg = "timed out reading the body"
             raise TimeoutError(msg)
 
@@ -143,15 +153,20 @@ class Splicer:
             while count:
                 if self._file_splices:
                     try:
-                        count -= os.splice(
+                        written = os.splice(
                             self._read_end, self._file_fd, count, flags=os.SPLICE_F_MOVE
                         )
-                        continue
+                        if written:
+                            count -= written
+                            continue
+                        self._file_splices = False  # nothing moved: write it instead
                     except OSError as exc:
                         if exc.errno not in _UNSUPPORTED:
                             raise
                         self._file_splices = False  # e.g. a file system without splice_write
                 data = os.read(self._read_end, count)
+                if not data:  # never expected: the bytes were just spliced in
+                    raise OSError(errno.EIO, "the pipe ran dry before the file got its bytes")
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self._file_fd, view) :]

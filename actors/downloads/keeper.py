@@ -114,7 +114,13 @@ class KeeperActor(Actor):
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
-            self._load()
+            try:
+                self._load()
+            except BaseException:
+                # on_stop does not run for a start that failed: give the
+                # connection (and any transaction it holds) back now.
+                self._close_connection()
+                raise
 
     @property
     def _sql(self) -> Session | Connection:
@@ -142,7 +148,10 @@ class KeeperActor(Actor):
         store.ensure_table(sql.connection() if isinstance(sql, Session) else sql)
         sql.commit()
         if isinstance(sql, Connection):
-            store.warm_statements(sql)
+            try:
+                store.warm_statements(sql)
+            except SQLAlchemyError as exc:  # best effort: a read-only database still starts
+                self.log.warning("download_statements_not_warmed", error=describe_error(exc))
         self._seq = store.next_seq(sql)
         interrupted = 0
         now = self.system.clock.now()
@@ -171,9 +180,15 @@ class KeeperActor(Actor):
         try:
             self._final_writes()
         finally:
-            connection, self._connection = self._connection, None
-            if connection is not None:
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
                 connection.close()
+            except SQLAlchemyError as exc:
+                self.log.error("download_connection_close_failed", error=describe_error(exc))
 
     def _final_writes(self) -> None:
         """The writes at a stop, before the connection closes (on the keeper's thread)."""

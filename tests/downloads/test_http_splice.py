@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from actors.downloads import _splice
+from actors.downloads._partfile import PartFile, Validators
 from actors.downloads.http import DownloadError, DownloadInterrupted
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
 
@@ -251,3 +253,52 @@ def test_a_full_disk_while_splicing_is_a_write_error_and_not_retried(
     assert str(info.value) == f"cannot write {str(part)!r}: No space left on device"
     assert len(http_server.seen("/big.bin")) == 1  # a full disk is not worth a retry
     assert harness.files() == []
+
+
+def test_urgent_data_mid_body_falls_back_to_copying_instead_of_spinning(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    """splice stops at a TCP urgent byte while the socket stays readable; the
+    copy loop takes over (recv skips the urgent byte, as the copy path does)."""
+
+    def urgent(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG))})
+        request.write(BIG[:1_500_000])
+        request._handler.connection.send(b"!", socket.MSG_OOB)
+        request.write(BIG[1_500_000:])
+
+    url = http_server.route("/urgent.bin", urgent)
+    path = harness.fetch(harness.source(retries=0, read_timeout=WAIT), url)
+    assert Path(path).read_bytes() == BIG
+    assert moves  # spliced up to the urgent byte, copied after it
+
+
+def test_a_206_shorter_than_its_content_range_is_not_read_past(
+    harness: Harness, http_server: HttpServer, moves: Moves
+) -> None:
+    """The body ends at the response's Content-Length even when Content-Range
+    promises more: the bytes after it are never written into the part."""
+    offset = 100_000
+    short = 1_200_000
+    part_id = "e" * 32
+
+    def lying(request: Request) -> None:
+        request.head(
+            206,
+            {
+                "Content-Length": str(short),
+                "Content-Range": f"bytes {offset}-{len(BIG) - 1}/{len(BIG)}",
+                "ETag": '"v1"',
+            },
+        )
+        request.write(BIG[offset : offset + short] + b"GARBAGE" * 1000)
+        request.close()
+
+    harness.directory.mkdir(parents=True, exist_ok=True)
+    part = PartFile(harness.directory, ["big.bin"], part_id)
+    part.path.write_bytes(BIG[:offset])
+    part.save(Validators('"v1"', None, len(BIG)))
+    url = http_server.route("/big.bin", lying)
+    with pytest.raises(DownloadError, match="truncated"):
+        harness.fetch(harness.source(retries=0, keep_partial=True), url, download_id=part_id)
+    assert part.path.read_bytes() == BIG[: offset + short]

@@ -338,6 +338,14 @@ def test_evolve_copies_with_changes_and_leaves_the_record_alone():
     with pytest.raises(TypeError, match="no field.*colour.*stat"):
         record.evolve(stat=RUNNING, colour="red")
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Tagged(DownloadRecord):
+        tag: str = "keep"
+
+    tagged_record = Tagged(id="b" * 32, source="s", target_id="t", filename="f", tag="mine")
+    moved = tagged_record.evolve(size=1)
+    assert isinstance(moved, Tagged) and (moved.tag, moved.size) == ("mine", 1)
+
 
 def test_state_strings_are_the_legacy_ones():
     assert [s.value for s in DownloadState] == [
@@ -816,3 +824,30 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert stored(reader, download) == final
     details = keeper_details(system)
     assert details["unsaved_writes"] == 0 and details["healthy"] is True
+
+
+def test_a_keeper_restarted_while_writes_are_refused_starts_and_answers(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    """Warming the statements at start is best effort: a database that refuses
+    writes (full, read-only) must not keep the keeper from starting, nor leak
+    its connection."""
+    system = system_factory(download_sources=[DownloadSource("s", quick)], database_url=db_url)
+    before = system.downloads.submit("s", "t", "before")
+    done = system.downloads.wait(before, WAIT)
+    system.settle()
+    _refuse_writes(reader)
+    probe = Probe(system, ChildRestarting)
+    FaultInjector(system).crash("download-keeper")
+    with pytest.raises(InjectedFault):
+        system.downloads.status(before)
+    probe.expect(ChildRestarting, timeout=WAIT, name="download-keeper")
+    probe.close()
+    manual_clock.advance(60)  # past any restart backoff
+    system.settle()
+    assert system.downloads.status(before) == done
+    details = keeper_details(system)
+    assert details["unsaved_writes"] == 0 and details["healthy"] is True
+    assert system.database is not None
+    assert system.database.engine.pool.checkedout() <= 1  # only the keeper's own connection
+    _accept_writes(reader)
