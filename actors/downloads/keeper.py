@@ -34,9 +34,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from actors.actor import Actor
 from actors.downloads import _protocol as p
@@ -60,6 +58,8 @@ from supervision.supervisor import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection
 
     from actors.clock import TimerHandle
     from actors.events import Subscription
@@ -123,7 +123,7 @@ class KeeperActor(Actor):
                 raise
 
     @property
-    def _sql(self) -> Session | Connection:
+    def _sql(self) -> Connection:
         """Where the records are read and written: the keeper's own connection.
 
         Opened on first use on the keeper's thread and closed when the keeper
@@ -145,13 +145,12 @@ class KeeperActor(Actor):
 
     def _load(self) -> None:
         sql = self._sql
-        store.ensure_table(sql.connection() if isinstance(sql, Session) else sql)
+        store.ensure_table(sql)
         sql.commit()
-        if isinstance(sql, Connection):
-            try:
-                store.warm_statements(sql)
-            except SQLAlchemyError as exc:  # best effort: a read-only database still starts
-                self.log.warning("download_statements_not_warmed", error=describe_error(exc))
+        try:
+            store.warm_statements(sql)
+        except SQLAlchemyError as exc:  # best effort: a read-only database still starts
+            self.log.warning("download_statements_not_warmed", error=describe_error(exc))
         self._seq = store.next_seq(sql)
         interrupted = 0
         now = self.system.clock.now()
