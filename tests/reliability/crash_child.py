@@ -4,7 +4,8 @@ Usage: ``python crash_child.py POINT N -- download ARGS...``. ``POINT`` is
 where the N-th time the process dies, as if the machine lost power for this
 process only: ``commit`` (a database commit of the keeper or the journal,
 before it runs), ``flush`` (a batch of record updates being written),
-``rename`` (a finished download about to be moved into place), ``report``
+``rename`` (a finished download about to be moved into place), ``splice``
+(a step of a body moved with splice(2), some bytes in the part), ``report``
 (a progress report in the middle of a download), or ``none``.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from actors import cli
-from actors.downloads import _http_fetch, context, store
+from actors.downloads import _http_fetch, _splice, context, store
 
 
 def _die_on(nth: int, function: Any, calls: list[int] | None = None) -> Any:
@@ -50,6 +51,8 @@ def main() -> int:
         store.update_many = _die_on(count, store.update_many)
     elif point == "rename":
         _http_fetch.move_into_place = _die_on(count, _http_fetch.move_into_place)
+    elif point == "splice":
+        _splice.Splicer.move = _die_on(count, _splice.Splicer.move)  # type: ignore[method-assign]
     elif point == "report":
         context.DownloadContext.report = _die_on(count, context.DownloadContext.report)  # type: ignore[method-assign]
     elif point != "none":

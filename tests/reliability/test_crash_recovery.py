@@ -118,6 +118,7 @@ def _run(point: str, nth: int, args: list[str]) -> subprocess.CompletedProcess[s
         ("commit", 6),
         ("flush", 2),  # during a write of record updates (progress, transitions)
         ("report", 12),  # mid-stream, some bytes in the .part files
+        ("splice", 3),  # mid-stream on the splice(2) path (1 MiB plain-HTTP bodies)
         ("rename", 1),  # a finished download about to be moved into place
         ("rename", 3),
     ],
