@@ -433,8 +433,9 @@ class Fetch:
             and (limit is None or end <= limit)
         ):
             sock = _splice.plain_socket(body.fp)
-            if sock is not None:
-                self._splice(body, sock, file, end=end, total=total)
+            splicer = _splice.Splicer.open(sock, file.fileno()) if sock is not None else None
+            if splicer is not None:
+                self._splice(body, splicer, file, end=end, total=total)
                 return
         buffer = bytearray(self.source.chunk_size)
         view = memoryview(buffer)
@@ -470,13 +471,13 @@ class Fetch:
     def _splice(
         self,
         body: http.client.HTTPResponse,
-        sock: socket.socket,
+        splicer: _splice.Splicer,
         file: io.BufferedWriter,
         *,
         end: int,
         total: int | None,
     ) -> None:
-        """Move the rest of a plain body into the part inside the kernel.
+        """Move the rest of a plain body into the part inside the kernel (closes ``splicer``).
 
         The bytes ``http.client`` has buffered are written first (read from
         its reader, so its own count of the body is left behind: the
@@ -495,7 +496,7 @@ class Fetch:
             end = min(end, received + body.length)
         view: memoryview | None = None  # a buffer, only if splice is refused
         try:
-            with _splice.Splicer(sock, file.fileno()) as splicer:
+            with splicer:
                 try:
                     buffered = reader.read1(min(end - received, _splice.STEP))
                 except (*_NETWORK_ERRORS, ValueError) as exc:

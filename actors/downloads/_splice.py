@@ -79,18 +79,41 @@ def plain_socket(reader: Any) -> socket.socket | None:
 
 
 class Splicer:
-    """Moves bytes from one socket to one file descriptor through a pipe."""
+    """Moves bytes from one socket to one file descriptor through a pipe.
 
-    def __init__(self, sock: socket.socket, file_fd: int) -> None:
+    Make one with :meth:`open`; it needs a pipe of ``STEP`` bytes (with the
+    default 64 KiB pipe, splice costs more CPU than the copy loop it
+    replaces).
+    """
+
+    def __init__(self, sock: socket.socket, file_fd: int, pipe: tuple[int, int]) -> None:
         self._sock = sock
         self._file_fd = file_fd
-        self._read_end, self._write_end = os.pipe()
-        with contextlib.suppress(OSError):  # EPERM above pipe-max-size: keep 64 KiB
-            import fcntl
-
-            fcntl.fcntl(self._write_end, _F_SETPIPE_SZ, STEP)
+        self._read_end, self._write_end = pipe
         self._moved_any = False
         self._file_splices = True
+
+    @classmethod
+    def open(cls, sock: socket.socket, file_fd: int) -> Splicer | None:
+        """A splicer with a ``STEP``-byte pipe, or ``None`` if the pipe cannot be had.
+
+        An unprivileged user past ``/proc/sys/fs/pipe-user-pages-soft`` (64 MiB
+        of pipes, about 64 downloads at once) is refused a large pipe; those
+        downloads take the copy loop. So does a process out of descriptors.
+        """
+        import fcntl  # POSIX only, like os.splice
+
+        try:
+            pipe = os.pipe()
+        except OSError:
+            return None
+        try:
+            fcntl.fcntl(pipe[1], _F_SETPIPE_SZ, STEP)
+        except OSError:
+            for fd in pipe:
+                os.close(fd)
+            return None
+        return cls(sock, file_fd, pipe)
 
     def close(self) -> None:
         """Close the pipe (idempotent)."""

@@ -10,6 +10,7 @@ file refuses ``splice``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -302,3 +303,32 @@ def test_a_206_shorter_than_its_content_range_is_not_read_past(
     with pytest.raises(DownloadError, match="truncated"):
         harness.fetch(harness.source(retries=0, keep_partial=True), url, download_id=part_id)
     assert part.path.read_bytes() == BIG[: offset + short]
+
+
+def test_without_a_large_pipe_the_body_is_copied(
+    harness: Harness, http_server: HttpServer, moves: Moves, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unprivileged user past pipe-user-pages-soft is refused a 1 MiB pipe:
+    a 64 KiB pipe would cost more than the copy loop, so that loop runs."""
+    import fcntl
+
+    real = fcntl.fcntl
+
+    def fcntl_refusing(fd: int, command: int, *args: Any) -> Any:
+        if command == _splice._F_SETPIPE_SZ:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real(fd, command, *args)
+
+    def pipes() -> int:
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone by now
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+        return count
+
+    monkeypatch.setattr(fcntl, "fcntl", fcntl_refusing)
+    before = pipes()
+    url = http_server.file("/big.bin", BIG)
+    assert Path(harness.fetch(harness.source(), url)).read_bytes() == BIG
+    assert moves == []
+    assert pipes() == before  # the small pipe was closed again
