@@ -118,6 +118,7 @@ class NodeProcess:
     ) -> None:
         self.node = node
         self.out = out
+        self._term_sent = False
         self.command = [
             sys.executable,
             "-m",
@@ -152,6 +153,7 @@ class NodeProcess:
 
     def launch(self) -> None:
         """Start the process (without waiting for it to be ready)."""
+        self._term_sent = False
         self.out.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
@@ -204,12 +206,17 @@ class NodeProcess:
     def send_term(self) -> None:
         """SIGTERM without waiting (the node starts its clean stop)."""
         self._proc().send_signal(signal.SIGTERM)
+        self._term_sent = True
 
     def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM: a clean stop; returns the exit code (fails if it overruns)."""
         proc = self._proc()
-        if proc.poll() is None:
+        # Once: a second SIGTERM can land while the interpreter finalises,
+        # after Python has put the default disposition back, and kill the
+        # process (-15) although its clean stop had already succeeded.
+        if proc.poll() is None and not self._term_sent:
             proc.send_signal(signal.SIGTERM)
+            self._term_sent = True
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
