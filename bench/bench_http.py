@@ -1,11 +1,12 @@
 """HttpSource throughput through the system against plain ``requests``.
 
 Run: ``python bench/bench_http.py [--quick] [--downloads N] [--mib M] [--rounds R]
-[--fsync] [--no-splice] [--database-url scratch|none|URL]``
+[--fsync] [--no-splice] [--tls] [--database-url scratch|none|URL]``
 
 ``--no-splice`` makes the HttpSource copy every body through user space, as
 it does for HTTPS, chunked or checksummed downloads (plain-HTTP bodies of
-1 MiB or more are otherwise moved with ``splice(2)``).
+1 MiB or more are otherwise moved with ``splice(2)``). ``--tls`` serves over
+HTTPS with a throwaway self-signed certificate (all sides verify it).
 
 A local HTTP/1.1 server in a process of its own (as a real server would be:
 it must not share this process's GIL with the clients; keep-alive, the body
@@ -46,7 +47,9 @@ import queue
 import random
 import resource
 import shutil
+import ssl
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -99,11 +102,33 @@ def _body(mib: int) -> bytes:
     return random.Random(mib).randbytes(mib * MIB)
 
 
-def _serve(mib: int, ports: multiprocessing.Queue[int]) -> None:
-    """The server process: serve ``mib`` MiB files until terminated."""
+def _serve(mib: int, ports: multiprocessing.Queue[int], tls: tuple[str, str] | None) -> None:
+    """The server process: serve ``mib`` MiB files until terminated (over TLS
+    with ``tls = (cert, key)``)."""
     server = _Server(_body(mib))
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     ports.put(server.server_address[1])
     server.serve_forever()
+
+
+def _certificate(folder: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (needs the openssl command)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return str(cert), str(key)
 
 
 def _cpu_seconds() -> float:
@@ -112,14 +137,21 @@ def _cpu_seconds() -> float:
 
 
 def run_regisseur(
-    urls: list[str], directory: Path, database_url: str | None, *, fsync: bool
+    urls: list[str],
+    directory: Path,
+    database_url: str | None,
+    *,
+    fsync: bool,
+    verify: bool | str = True,
 ) -> tuple[float, float]:
     """Seconds (and client CPU seconds) to download every URL through an ActorSystem's HttpSource.
 
     One subscription counts the terminal records (as an application would
     watch many downloads), instead of one ``wait()`` per download.
     """
-    source = HttpSource(directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=fsync)
+    source = HttpSource(
+        directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=fsync, verify=verify
+    )
     with ActorSystem(download_sources=[source], database_url=database_url) as system:
         ended: list[DownloadStateChanged] = []
         done = threading.Event()
@@ -147,9 +179,11 @@ def run_regisseur(
         return seconds, cpu
 
 
-def run_impl(urls: list[str], directory: Path) -> tuple[float, float]:
+def run_impl(urls: list[str], directory: Path, verify: bool | str = True) -> tuple[float, float]:
     """Seconds (and CPU seconds) to download every URL with HttpSource.fetch in 4 threads."""
-    source = HttpSource(directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=False)
+    source = HttpSource(
+        directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=False, verify=verify
+    )
     timers = Timers(RealClock(), name="bench-timers")
     timers.start()
     work: queue.Queue[tuple[int, str]] = queue.Queue()
@@ -200,7 +234,9 @@ def run_impl(urls: list[str], directory: Path) -> tuple[float, float]:
     return seconds, cpu
 
 
-def run_requests(urls: list[str], directory: Path, *, fsync: bool) -> tuple[float, float]:
+def run_requests(
+    urls: list[str], directory: Path, *, fsync: bool, verify: bool | str = True
+) -> tuple[float, float]:
     """Seconds (and CPU seconds) to download every URL with plain requests in 4 threads."""
     work: queue.Queue[str] = queue.Queue()
     for url in urls:
@@ -215,7 +251,7 @@ def run_requests(urls: list[str], directory: Path, *, fsync: bool) -> tuple[floa
                 except queue.Empty:
                     return
                 try:
-                    with session.get(url, stream=True, timeout=(10, 30)) as response:
+                    with session.get(url, stream=True, timeout=(10, 30), verify=verify) as response:
                         response.raise_for_status()
                         target = directory / url.rsplit("/", 1)[-1]
                         with target.open("wb") as file:
@@ -271,6 +307,11 @@ def main() -> None:
         help="copy every body through user space, as for HTTPS or checksummed downloads",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve over HTTPS (a self-signed certificate; needs the openssl command)",
+    )
+    parser.add_argument(
         "--database-url",
         default="scratch",
         help="the system's records: 'scratch' (SQLite file next to the downloads, "
@@ -284,18 +325,23 @@ def main() -> None:
     rounds = args.rounds or (3 if args.quick else 11)
 
     # The server process is forked before this process starts any thread.
+    certificates = tempfile.TemporaryDirectory(prefix="bench-http-tls-")
+    tls = _certificate(Path(certificates.name)) if args.tls else None
+    verify: bool | str = tls[0] if tls is not None else True
     context = multiprocessing.get_context("fork")
     ports: multiprocessing.Queue[int] = context.Queue()
-    serving = context.Process(target=_serve, args=(mib, ports), daemon=True)
+    serving = context.Process(target=_serve, args=(mib, ports, tls), daemon=True)
     serving.start()
     port = ports.get(timeout=30)
     size = mib * MIB
     digest = hashlib.sha256(_body(mib)).hexdigest()
-    urls = [f"http://127.0.0.1:{port}/files/{index:03d}.bin" for index in range(count)]
+    scheme = "https" if tls is not None else "http"
+    urls = [f"{scheme}://127.0.0.1:{port}/files/{index:03d}.bin" for index in range(count)]
     total_mib = count * size / MIB
     print(
         f"{count} downloads of {mib} MiB at concurrency {CONCURRENCY}, {rounds} rounds, "
         f"records: {args.database_url}{', no splice' if args.no_splice else ''}"
+        f"{', over TLS' if tls is not None else ''}"
     )
 
     sides: tuple[str, ...] = ("regisseur", "impl", "requests")
@@ -316,11 +362,13 @@ def main() -> None:
                     directory.mkdir()
                     fsync = side.endswith("+fsync")
                     if side.startswith("regisseur"):
-                        seconds, used = run_regisseur(urls, directory, database_url, fsync=fsync)
+                        seconds, used = run_regisseur(
+                            urls, directory, database_url, fsync=fsync, verify=verify
+                        )
                     elif side == "impl":
-                        seconds, used = run_impl(urls, directory)
+                        seconds, used = run_impl(urls, directory, verify)
                     else:
-                        seconds, used = run_requests(urls, directory, fsync=fsync)
+                        seconds, used = run_requests(urls, directory, fsync=fsync, verify=verify)
                     cpu[side].append(used)
                     check_files(directory, count, size, digest)
                     shutil.rmtree(directory)
@@ -334,6 +382,7 @@ def main() -> None:
         finally:
             serving.terminate()
             serving.join(10)
+            certificates.cleanup()
 
     def ratio(ours: str, theirs: str) -> float:
         pairs = zip(rates[ours], rates[theirs], strict=True)
