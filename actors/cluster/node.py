@@ -129,7 +129,7 @@ class NodeActor(Actor):
                         expires_in,
                     )
                 # Our own host, and that process is gone: take the id at once.
-                schema.force_register(connection, **identity)
+                schema.register(connection, **identity, take_over=True)
             schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"joined": [self.node_id]}))
         self._renewed_at = self.system.clock.now()
         self.log.info("cluster_node_joined", node=self.node_id, incarnation=self.incarnation)

@@ -134,11 +134,16 @@ def register(
     pid: int,
     sources: list[str],
     ttl: float,
+    take_over: bool = False,
 ) -> NodeRow | None:
     """Insert this node's row, or take over its own expired one.
 
     Returns None when a live node already has ``node_id`` (see :func:`node`).
+    ``take_over=True`` first deletes whatever row holds ``node_id`` (its
+    holder is known dead), so the insert always succeeds.
     """
+    if take_over:
+        connection.execute(delete(nodes_table).where(nodes_table.c.node_id == node_id))
     values = {
         "node_id": node_id,
         "incarnation": incarnation,
@@ -157,31 +162,6 @@ def register(
     ).returning(*nodes_table.c)
     row = connection.execute(upsert).first()
     return _node(row) if row is not None else None
-
-
-def force_register(
-    connection: Connection,
-    *,
-    node_id: str,
-    incarnation: str,
-    host: str,
-    pid: int,
-    sources: list[str],
-    ttl: float,
-) -> NodeRow:
-    """Take ``node_id`` over whatever holds it (its holder is known dead)."""
-    connection.execute(delete(nodes_table).where(nodes_table.c.node_id == node_id))
-    taken = register(
-        connection,
-        node_id=node_id,
-        incarnation=incarnation,
-        host=host,
-        pid=pid,
-        sources=sources,
-        ttl=ttl,
-    )
-    assert taken is not None  # the row is gone and we hold its lock
-    return taken
 
 
 def renew(
