@@ -42,6 +42,7 @@ from actors.mailbox import ControlMessage, Mailbox
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
     from actors._faults import CellFaults
@@ -158,7 +159,8 @@ class Cell:
         self.store: dict[str, Any] = {}  # survives restarts; actor thread only
         self.failures = 0  # consecutive failures, kept by the supervisor
         self.restarts = 0  # restarts so far, kept by the supervisor
-        self.session: Session | None = None
+        self.session: Session | None = None  # self.db
+        self.connection: Connection | None = None  # self.connection
 
     # -- any thread --------------------------------------------------------
     def current_instance(self) -> Actor | None:
@@ -409,28 +411,31 @@ class Cell:
         self._timers.clear()
         instance, self.instance = self.instance, None
         started, self._started = self._started, False
-        self._close_session()
         if instance is not None:
             try:
                 instance._end_incarnation(run_hooks=hooks and started, final=final)
             except Exception as exc:
                 self.log.error("on_stop_failed", error=describe_error(exc), exc_info=exc)
+        self._close_session()  # after on_stop, which may still write through them
         if self.state is not CellState.STOPPED:
             self.state = CellState.IDLE
 
     def _close_session(self, *, rollback: bool = False) -> None:
-        session = self.session
-        if session is None:
-            return
-        try:
-            if rollback:
-                session.rollback()
-            else:
-                session.close()
+        """Roll back (a handler failed) or close the actor's ``db`` and ``connection``."""
+        for handle in (self.session, self.connection):
+            if handle is None:
+                continue
+            try:
+                if rollback:
+                    handle.rollback()
+                    continue
+                handle.close()
+            except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the actor
+                self.log.error("session_cleanup_failed", error=describe_error(exc))
+            if handle is self.session:
                 self.session = None
-        except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the actor
-            self.log.error("session_cleanup_failed", error=describe_error(exc))
-            self.session = None
+            else:
+                self.connection = None
 
     def _close(self, reason: str) -> None:
         if self.on_close is not None:
@@ -508,6 +513,7 @@ class Cell:
         self.instance = None
         self._started = False
         self.session = None  # its connection is abandoned with the thread
+        self.connection = None
         if self.state is CellState.STOPPED:
             return
         self.state = CellState.DEAD

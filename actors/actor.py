@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from pykka._actor import ActorInbox
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
     from actors._cell import Cell
@@ -149,6 +150,18 @@ class Actor(pykka.ThreadingActor):
         another thread or when the system has no database.
         """
         return self.system._session_for(self._cell)
+
+    @property
+    def connection(self) -> Connection:
+        """A SQLAlchemy Core ``Connection`` owned by this actor's thread.
+
+        For actors that write often with Core statements: a commit costs
+        about half the CPU of one through ``db`` (no ORM unit of work, no
+        pool checkout per transaction). Same life as ``db``: opened lazily,
+        rolled back when a handler fails, closed when the actor stops or
+        restarts (after ``on_stop``, which may still use it). Same errors.
+        """
+        return self.system._connection_for(self._cell)
 
     def resource(self, name: str) -> Any:
         """The value of the running resource stage ``name`` (see ``resource()``)."""

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
 __all__ = ["ActorSystem"]
@@ -558,15 +559,26 @@ class ActorSystem:
 
     # -- database and resources ------------------------------------------------
     def _session_for(self, cell: Cell) -> Session:
+        database = self._database_for(cell, "self.db")
+        if cell.session is None:
+            cell.session = database.session()
+        return cell.session
+
+    def _connection_for(self, cell: Cell) -> Connection:
+        database = self._database_for(cell, "self.connection")
+        if cell.connection is None:
+            cell.connection = database.engine.connect()
+        return cell.connection
+
+    def _database_for(self, cell: Cell, what: str) -> Database:
+        """The database, if ``cell``'s own thread may use it as ``what``."""
         if self.database is None:
-            msg = f"actor {cell.name!r} used self.db but the system has no database_url"
+            msg = f"actor {cell.name!r} used {what} but the system has no database_url"
             raise RuntimeError(msg)
         if cell.thread is not threading.current_thread():
-            msg = f"self.db of {cell.name!r} may only be used on that actor's own thread"
+            msg = f"{what} of {cell.name!r} may only be used on that actor's own thread"
             raise RuntimeError(msg)
-        if cell.session is None:
-            cell.session = self.database.session()
-        return cell.session
+        return self.database
 
     def resource(self, name: str) -> Any:
         """The value of the running resource stage ``name`` (see ``resource()``).

@@ -96,11 +96,11 @@ class ClusterKeeperActor(KeeperActor):
 
         Downloads of sources this node no longer has go back to the queue.
         """
-        mine = cluster_store.owned(self._sql, self._node)
+        mine = cluster_store.owned(self.connection, self._node)
         foreign = [r.id for r in mine if r.source not in self._sources]
         if foreign:
-            cluster_store.give_back(self._sql, foreign)
-        self._sql.commit()
+            cluster_store.give_back(self.connection, foreign)
+        self.connection.commit()
         for record in mine:
             if record.source in self._sources:
                 self._live[record.id] = record
@@ -110,15 +110,15 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_timer = self.schedule_every(self._poll_interval, _Poll())
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
 
-    def _final_writes(self) -> None:
-        super()._final_writes()
+    def on_stop(self) -> None:
+        super().on_stop()
         if self._poll_timer is not None:
             self._poll_timer.cancel()
         try:
-            sources = cluster_store.release_owned(self._sql, self._node)
+            sources = cluster_store.release_owned(self.connection, self._node)
             for source in sources:
-                cluster_store.notify_change_of_source(self._sql, source, self._node)
-            self._sql.commit()
+                cluster_store.notify_change_of_source(self.connection, source, self._node)
+            self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
             self.log.warning("downloads_release_failed", error=describe_error(exc))
@@ -161,12 +161,12 @@ class ClusterKeeperActor(KeeperActor):
         reason = None if message.reason == "cancelled" else message.reason
         try:
             before, after, owner = cluster_store.cancel_anywhere(
-                self._sql, message.id, reason, self.system.clock.now()
+                self.connection, message.id, reason, self.system.clock.now()
             )
             if after is not None and before is not None:
                 payload = cluster_store.change_payload(after, before.state, self._node, owner=owner)
-                cluster_store.notify_changes(self._sql, [payload])
-            self._sql.commit()
+                cluster_store.notify_changes(self.connection, [payload])
+            self.connection.commit()
         except SQLAlchemyError:
             self._rollback()
             raise
@@ -203,12 +203,12 @@ class ClusterKeeperActor(KeeperActor):
             else:
                 limited[source] = config.concurrency - here.get(source, 0)
         try:
-            taken += cluster_store.claim_many(self._sql, self._node, wants)
+            taken += cluster_store.claim_many(self.connection, self._node, wants)
             for source, room in limited.items():
                 if room > 0:
                     limit = self._sources[source].cluster_limit
-                    taken += cluster_store.claim(self._sql, source, self._node, room, limit)
-            self._sql.commit()
+                    taken += cluster_store.claim(self.connection, source, self._node, room, limit)
+            self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
             self.log.error("download_claim_failed", error=describe_error(exc))
@@ -230,9 +230,9 @@ class ClusterKeeperActor(KeeperActor):
         inserts, self._inserts = self._inserts, []
         writes = {**retried, **staged}
         try:
-            cluster_store.insert_queued(self._sql, inserts)
+            cluster_store.insert_queued(self.connection, inserts)
             lost = cluster_store.write_owned(
-                self._sql, [record for record, _new in writes.values()], self._node
+                self.connection, [record for record, _new in writes.values()], self._node
             )
             gone = set(lost)
             changes = [
@@ -259,18 +259,11 @@ class ClusterKeeperActor(KeeperActor):
                 for record, _new in writes.values()
                 if record.id not in changed and record.state is DownloadState.IN_PROGRESS
             ]
-            cluster_store.notify_changes(self._sql, notices)
-            self._sql.commit()
+            cluster_store.notify_changes(self.connection, notices)
+            self.connection.commit()
         except SQLAlchemyError as exc:
-            self._rollback()
             self._inserts = inserts + self._inserts
-            self._unsaved = retried
-            self._keep_unsaved(staged)
-            self.log.error(
-                "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
-            )
-            if self._flush_timer is None and not self.stopping:
-                self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+            self._write_failed(exc, staged, retried)
             return False
         if lost:
             self._drop(lost)
@@ -285,7 +278,7 @@ class ClusterKeeperActor(KeeperActor):
             self.lost += 1
             self._forget(download_id)
             self._done.pop(download_id, None)
-            current = store.read_record(self._sql, download_id)
+            current = store.read_record(self.connection, download_id)
             if current is not None and current.terminal:
                 self._remember(current)
             self.log.warning(
@@ -293,7 +286,7 @@ class ClusterKeeperActor(KeeperActor):
                 download=download_id,
                 state=current.state.value if current is not None else None,
             )
-        self._sql.rollback()
+        self.connection.rollback()
 
     def _forget(self, download_id: str) -> None:
         """Drop every local trace of a download this node no longer owns."""
@@ -329,8 +322,8 @@ class ClusterKeeperActor(KeeperActor):
         record = body.get("record")
         if not isinstance(record, DownloadRecord):
             self._commit()
-            record = store.read_record(self._sql, body["id"])
-            self._sql.rollback()
+            record = store.read_record(self.connection, body["id"])
+            self.connection.rollback()
             if record is None:
                 return
         if body.get("progress"):

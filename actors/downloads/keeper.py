@@ -7,8 +7,8 @@ from any non-terminal state; terminal states are final, so a late result
 never overwrites Cancelled).
 
 Persistence (group commit): a change is applied in memory and its write
-staged; the transaction (on the keeper's own Core connection, cheaper per
-commit than an ORM session) is committed when the
+staged; the transaction (on the actor's Core ``connection``, cheaper per
+commit than its ORM session) is committed when the
 mailbox has nothing more to deliver (or after ``_BATCH`` writes), and only
 then are the changes acknowledged: events published, claims answered,
 queues told. Every ask is answered after a commit too. Progress is
@@ -59,8 +59,6 @@ from supervision.supervisor import Outcome
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.engine import Connection
-
     from actors.clock import TimerHandle
     from actors.events import Subscription
 
@@ -108,43 +106,22 @@ class KeeperActor(Actor):
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
-        self._connection: Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
-            try:
-                self._load()
-            except BaseException:
-                # on_stop does not run for a start that failed: give the
-                # connection (and any transaction it holds) back now.
-                self._close_connection()
-                raise
-
-    @property
-    def _sql(self) -> Connection:
-        """Where the records are read and written: the keeper's own connection.
-
-        Opened on first use on the keeper's thread and closed when the keeper
-        stops; a handler that fails rolls it back (see ``on_receive``).
-        """
-        if self._connection is None:
-            database = self.system.database
-            assert database is not None  # only used when records persist
-            self._connection = database.engine.connect()
-        return self._connection
+            self._load()
 
     def _rollback(self) -> None:
-        """End the connection's transaction after a failure (never raises)."""
-        if self._connection is not None:
-            try:
-                self._connection.rollback()
-            except SQLAlchemyError as exc:
-                self.log.error("download_rollback_failed", error=describe_error(exc))
+        """End the transaction after a write that failed (never raises)."""
+        try:
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self.log.error("download_rollback_failed", error=describe_error(exc))
 
     def _load(self) -> None:
-        sql = self._sql
+        sql = self.connection
         store.ensure_table(sql)
         sql.commit()
         try:
@@ -176,21 +153,6 @@ class KeeperActor(Actor):
     def on_stop(self) -> None:
         if self._subscription is not None:
             self._subscription.cancel()
-        try:
-            self._final_writes()
-        finally:
-            self._close_connection()
-
-    def _close_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except SQLAlchemyError as exc:
-                self.log.error("download_connection_close_failed", error=describe_error(exc))
-
-    def _final_writes(self) -> None:
-        """The writes at a stop, before the connection closes (on the keeper's thread)."""
         self._dirty.update(self._live)
         self._commit()
 
@@ -209,9 +171,8 @@ class KeeperActor(Actor):
         try:
             reply = self._handle(message)
         except Exception:
-            # Roll back: what was staged becomes a retry, written from memory
-            # by the commit in on_stop.
-            self._rollback()
+            # The runtime rolls the connection back: what was staged becomes
+            # a retry, written from memory by the commit in on_stop.
             self._keep_unsaved(self._staged)
             self._staged.clear()
             raise
@@ -394,8 +355,8 @@ class KeeperActor(Actor):
         """A terminal record, from memory or the database."""
         record = self._done.get(download_id)
         if record is None and self._persist:
-            record = store.read_record(self._sql, download_id)
-            self._sql.rollback()  # end the read transaction
+            record = store.read_record(self.connection, download_id)
+            self.connection.rollback()  # end the read transaction
         return record
 
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
@@ -411,8 +372,8 @@ class KeeperActor(Actor):
             return sorted(found, key=lambda r: r.created_at)
         self._dirty.update(self._live)
         self._commit()
-        stored = store.read_records(self._sql, source=message.source, states=message.states)
-        self._sql.rollback()
+        stored = store.read_records(self.connection, source=message.source, states=message.states)
+        self.connection.rollback()
         return stored
 
     # -- reports from workers ---------------------------------------------------------
@@ -545,9 +506,9 @@ class KeeperActor(Actor):
             self._unsaved[download_id] = (record, new or (earlier is not None and earlier[1]))
 
     def _upsert(self, record: DownloadRecord) -> None:
-        if not store.update_record(self._sql, record):
+        if not store.update_record(self.connection, record):
             self._seq += 1
-            store.insert_record(self._sql, record, self._seq)
+            store.insert_record(self.connection, record, self._seq)
 
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
@@ -591,7 +552,7 @@ class KeeperActor(Actor):
             else:
                 updates.append(record)
         try:
-            sql = self._sql
+            sql = self.connection
             store.insert_many(sql, inserts)
             store.update_many(sql, updates)
             for download_id, (record, _new) in retried.items():
@@ -600,13 +561,22 @@ class KeeperActor(Actor):
                 self._upsert(latest)
             sql.commit()
         except SQLAlchemyError as exc:
-            self._rollback()
-            self._unsaved = retried
-            self._keep_unsaved(staged)
-            self.log.error(
-                "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
-            )
-            if self._flush_timer is None and not self.stopping:
-                self._flush_timer = self.schedule(self._flush_interval, p.Flush())
+            self._write_failed(exc, staged, retried)
             return False
         return True
+
+    def _write_failed(
+        self,
+        exc: SQLAlchemyError,
+        staged: dict[str, tuple[DownloadRecord, bool]],
+        retried: dict[str, tuple[DownloadRecord, bool]],
+    ) -> None:
+        """A batch write failed: roll back, keep its records for a retry at the next flush."""
+        self._rollback()
+        self._unsaved = retried
+        self._keep_unsaved(staged)
+        self.log.error(
+            "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
+        )
+        if self._flush_timer is None and not self.stopping:
+            self._flush_timer = self.schedule(self._flush_interval, p.Flush())

@@ -235,3 +235,81 @@ def test_the_guard_works_across_processes_and_survives_a_sigkill(tmp_path: Path)
         if holder.poll() is None:
             holder.kill()
             holder.wait(10)
+
+
+class CoreWriter(Actor):
+    """Writes with Core statements through ``self.connection``."""
+
+    def on_start(self) -> None:
+        self.connection.execute(text("CREATE TABLE IF NOT EXISTS c (v TEXT)"))
+        self.connection.commit()
+
+    def on_receive(self, message: Any) -> Any:
+        self.connection.execute(text("INSERT INTO c VALUES (:v)"), {"v": message})
+        if message == "boom":
+            raise ValueError("after an uncommitted insert")
+        self.connection.commit()
+        return id(self.connection)
+
+    def on_stop(self) -> None:
+        # Both handles are still open in on_stop: they close after it.
+        self.connection.execute(text("INSERT INTO c VALUES ('stopped')"))
+        self.connection.commit()
+        self.db.execute(text("INSERT INTO c VALUES ('stopped via db')"))
+        self.db.commit()
+
+
+def test_self_connection_is_per_actor_rolled_back_on_failure_and_usable_in_on_stop(
+    tmp_path: Path,
+) -> None:
+    url = _url(tmp_path)
+    clock = ManualClock()
+    system = ActorSystem([ChildSpec("w", CoreWriter)], clock=clock, database_url=url)
+    with system:
+        first = system.ask("w", "a")
+        assert system.ask("w", "b") == first  # one connection, reused
+        with pytest.raises(ValueError, match="uncommitted"):
+            system.ask("w", "boom")
+        system.settle()  # the supervisor has scheduled the restart
+        clock.advance(60)  # past its backoff
+        system.settle()
+        system.ask("w", "c")  # the restarted actor writes again
+        assert system.database is not None
+        engine = system.database.engine
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT v FROM c")).scalars().all()
+    # "boom" was rolled back; each incarnation's on_stop wrote through both handles.
+    assert sorted(rows) == sorted(
+        ["a", "b", "c", "stopped", "stopped via db", "stopped", "stopped via db"]
+    )
+    assert engine.pool.checkedout() == 0
+
+
+def test_self_connection_from_another_thread_or_without_a_database_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    class Leaky(Actor):
+        def on_receive(self, message: Any) -> Any:
+            if message == "here":
+                return self.connection
+            caught: list[BaseException] = []
+
+            def use() -> None:
+                try:
+                    self.connection  # noqa: B018 - the access is the test
+                except RuntimeError as exc:
+                    caught.append(exc)
+
+            thread = threading.Thread(target=use)
+            thread.start()
+            thread.join(5)
+            return str(caught[0]) if caught else "no error"
+
+    with ActorSystem([ChildSpec("w", Leaky)], clock=ManualClock(), database_url=None) as system:
+        with pytest.raises(RuntimeError, match="self.connection but the system has no database"):
+            system.ask("w", "here")
+    url = _url(tmp_path)
+    with ActorSystem([ChildSpec("w", Leaky)], clock=ManualClock(), database_url=url) as system:
+        assert system.ask("w", "thread") == (
+            "self.connection of 'w' may only be used on that actor's own thread"
+        )
