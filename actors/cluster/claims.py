@@ -61,9 +61,14 @@ class ClaimActor(Actor):
         assert database is not None
         return database.engine
 
+    def wake_events(self) -> tuple[type, ...]:
+        """The events this actor is told of (each may call for a rethink)."""
+        return (ClusterChanged,) if self.system.cluster is not None else ()
+
     def on_start(self) -> None:
-        if self.system.cluster is not None:
-            self._subscription = self.system.events.subscribe(self.actor_ref, ClusterChanged)
+        events = self.wake_events()
+        if events:
+            self._subscription = self.system.events.subscribe(self.actor_ref, *events)
         self.schedule_every(self._interval, Rethink())
         self.actor_ref.tell(Rethink())  # not here: our supervisor is starting us
 
@@ -89,6 +94,8 @@ class ClaimActor(Actor):
         if node is None or not names:
             return
         with self.engine().begin() as connection:
+            # One statement per name, in name order: two nodes releasing at
+            # once then lock rows in the same order and never deadlock.
             for name in names:
                 schema.release(connection, kind or self.kind, name, node)
             schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"freed": names}))

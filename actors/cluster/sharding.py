@@ -33,8 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actors.clock import check_duration
 from actors.cluster import schema
-from actors.cluster.claims import ClaimActor, Rethink
+from actors.cluster.claims import ClaimActor
 from actors.errors import describe_error
+from messages.events import ChildStopped
 from supervision.directive import Strategy
 from supervision.spec import ChildSpec, check_name
 from supervision.supervisor import Spawn, StopChild, Supervisor
@@ -172,9 +173,18 @@ class ShardActor(ClaimActor):
                 spec = self._child(key)
                 self._running[key] = spec.name
                 self.system.tell(self.group, Spawn(spec))
-        if self._stopping:
-            self.actor_ref.tell(Rethink())  # give them back once they have stopped
         self.rebalances += 1
+
+    def wake_events(self) -> tuple[type, ...]:
+        # A moved key is given back as soon as its child has stopped.
+        return (*super().wake_events(), ChildStopped)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ChildStopped):
+            if message.name in self._stopping.values():
+                self.rethink()
+            return None
+        return super().on_receive(message)
 
     def _decide(self, keys: list[str]) -> set[str]:
         """The keys this node may run now (claimed), after giving back stopped ones.
