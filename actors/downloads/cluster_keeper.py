@@ -33,7 +33,7 @@ logged and retried at the next poll.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,9 +50,6 @@ from messages.downloads import (
     DownloadState,
     DownloadStateChanged,
 )
-
-if TYPE_CHECKING:
-    from actors.clock import TimerHandle
 
 __all__ = ["ClusterKeeperActor", "ClusterNote"]
 
@@ -86,7 +83,6 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_interval = poll_interval
         self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
         self._claim_wanted: set[str] = set()
-        self._poll_timer: TimerHandle | None = None
         self.claimed = 0
         self.lost = 0
 
@@ -107,13 +103,11 @@ class ClusterKeeperActor(KeeperActor):
                 if record.state is DownloadState.IN_PROGRESS:
                     self._resumable.add(record.id)
         self._claim_wanted.update(self._sources)
-        self._poll_timer = self.schedule_every(self._poll_interval, _Poll())
+        self.schedule_every(self._poll_interval, _Poll())  # cancelled by the runtime at stop
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
 
     def on_stop(self) -> None:
         super().on_stop()
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
         try:
             sources = cluster_store.release_owned(self.connection, self._node)
             for source in sources:
@@ -205,8 +199,8 @@ class ClusterKeeperActor(KeeperActor):
         try:
             taken += cluster_store.claim_many(self.connection, self._node, wants)
             for source, room in limited.items():
-                if room > 0:
-                    limit = self._sources[source].cluster_limit
+                limit = self._sources[source].cluster_limit
+                if room > 0 and limit is not None:
                     taken += cluster_store.claim(self.connection, source, self._node, room, limit)
             self.connection.commit()
         except SQLAlchemyError as exc:

@@ -112,51 +112,26 @@ def claim(
     source: str,
     node_id: str,
     limit: int,
-    cluster_limit: int | None,
+    cluster_limit: int,
 ) -> list[DownloadRecord]:
-    """Claim up to ``limit`` free downloads of ``source`` for ``node_id``, oldest first.
+    """Claim up to ``limit`` free downloads of ``source``, keeping ``cluster_limit``.
 
-    With ``cluster_limit``, the downloads of ``source`` owned by any node
-    stay within it: the count and the claim run under a transaction-level
+    The downloads of ``source`` owned by any node stay within
+    ``cluster_limit``: the count and the claim run under a transaction-level
     advisory lock per source, so two nodes cannot both see room for one.
     """
-    if cluster_limit is not None:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"regisseur:source:{source}"},
-        )
-        owned = session.execute(
-            select(func.count())
-            .select_from(_TABLE)
-            .where(_TABLE.c.source == source)
-            .where(_TABLE.c.owner.is_not(None))
-            .where(_TABLE.c.state.in_(_UNFINISHED))
-        ).scalar_one()
-        limit = min(limit, cluster_limit - int(owned))
-    if limit <= 0:
-        return []
-    free = (
-        select(_TABLE.c.id)
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"regisseur:source:{source}"},
+    )
+    owned = session.execute(
+        select(func.count())
+        .select_from(_TABLE)
         .where(_TABLE.c.source == source)
-        .where(_TABLE.c.owner.is_(None))
+        .where(_TABLE.c.owner.is_not(None))
         .where(_TABLE.c.state.in_(_UNFINISHED))
-        .order_by(_TABLE.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(session.execute(free).scalars())
-    if not ids:
-        return []
-    rows = session.execute(
-        update(_TABLE)
-        .where(_TABLE.c.id.in_(ids))
-        .where(_TABLE.c.owner.is_(None))
-        .values(owner=node_id)
-        .returning(*_TABLE.c)
-    )
-    claimed = [store.record_from_row(row) for row in rows]
-    claimed.sort(key=lambda r: ids.index(r.id))
-    return claimed
+    ).scalar_one()
+    return claim_many(session, node_id, {source: min(limit, cluster_limit - int(owned))})
 
 
 _WRITE = (
@@ -283,7 +258,7 @@ def change_payload(
         body["progress"] = True
     full = dict(body, record={"id": record.id, **store.record_values(record)})
     payload = json.dumps(full, default=str)
-    if len(payload.encode("utf-8")) > _MAX_PAYLOAD:
+    if len(payload) > _MAX_PAYLOAD:  # json.dumps writes ASCII: characters are bytes
         payload = json.dumps(body)  # receivers read the row instead
     return payload
 
