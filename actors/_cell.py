@@ -422,20 +422,23 @@ class Cell:
 
     def _close_session(self, *, rollback: bool = False) -> None:
         """Roll back (a handler failed) or close the actor's ``db`` and ``connection``."""
-        for handle in (self.session, self.connection):
-            if handle is None:
-                continue
-            try:
-                if rollback:
-                    handle.rollback()
-                    continue
-                handle.close()
-            except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the actor
-                self.log.error("session_cleanup_failed", error=describe_error(exc))
-            if handle is self.session:
-                self.session = None
-            else:
-                self.connection = None
+        if not self._end_handle(self.session, rollback=rollback):
+            self.session = None
+        if not self._end_handle(self.connection, rollback=rollback):
+            self.connection = None
+
+    def _end_handle(self, handle: Session | Connection | None, *, rollback: bool) -> bool:
+        """Roll ``handle`` back or close it; True if it may still be used."""
+        if handle is None:
+            return False
+        try:
+            if rollback:
+                handle.rollback()
+                return True
+            handle.close()
+        except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the actor
+            self.log.error("session_cleanup_failed", error=describe_error(exc))
+        return False
 
     def _close(self, reason: str) -> None:
         if self.on_close is not None:
