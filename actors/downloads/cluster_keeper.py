@@ -243,15 +243,18 @@ class ClusterKeeperActor(KeeperActor):
                 )
                 for e in changes
             ]
-            # A flush of progress alone: the other nodes' subscribers hear of
-            # it too, once per flush_interval per download.
-            changed = {e.record.id for e in changes} | gone
+            # Progress the change notices do not carry (a flush of progress
+            # alone, or a report after the start in the same batch): the
+            # other nodes' subscribers hear of it too, once per flush.
+            announced = {e.record.id: e.record for e in changes}
             notices += [
                 cluster_store.change_payload(
                     record, record.state, self._node, owner=self._node, progress=True
                 )
                 for record, _new in writes.values()
-                if record.id not in changed and record.state is DownloadState.IN_PROGRESS
+                if record.id not in gone
+                and record.state is DownloadState.IN_PROGRESS
+                and announced.get(record.id) != record
             ]
             cluster_store.notify_changes(self.connection, notices)
             self.connection.commit()
