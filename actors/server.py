@@ -20,24 +20,13 @@ are handled between runs (``on_receive``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from actors._planned import PlannedRun, RunTick
 from actors.actor import Actor
 from actors.clock import check_duration
 
-if TYPE_CHECKING:
-    from actors.clock import TimerHandle
-
 __all__ = ["ServerActor"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """Timer message: run the loop once (ignored unless it is the planned run)."""
-
-    incarnation: int
-    ticket: int
 
 
 class ServerActor(Actor):
@@ -53,8 +42,7 @@ class ServerActor(Actor):
         self.interval = check_duration(interval, f"{kind} interval", allow_zero=False)
         self.log = self.log.bind(server_id=server_id)
         self.runs = 0
-        self._ticket = 0
-        self._next: TimerHandle | None = None
+        self._planned = PlannedRun(self)
 
     def run_loop(self) -> None:
         """One pass of the server's work. Runs on the actor's thread."""
@@ -62,30 +50,19 @@ class ServerActor(Actor):
         raise NotImplementedError(msg)
 
     def _after_start(self) -> None:
-        self.actor_ref.tell(_Run(self._incarnation, self._ticket))
+        self._planned.soon()
 
     def _after_resume(self) -> None:
         # The failure may have ended a run (or consumed its message before
         # the handler ran): plan the next one, replacing any planned before.
-        self._plan_next()
-
-    def _plan_next(self) -> None:
-        self._ticket += 1
-        if self._next is not None:
-            self._next.cancel()
-        self._next = self.schedule(self.interval, _Run(self._incarnation, self._ticket))
+        self._planned.after(self.interval)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Run):
-            if (
-                message.incarnation == self._incarnation
-                and message.ticket == self._ticket
-                and not self.stopping
-            ):
-                self._next = None
+        if isinstance(message, RunTick):
+            if self._planned.due(message) and not self.stopping:
                 self.run_loop()
                 self.runs += 1
-                self._plan_next()
+                self._planned.after(self.interval)
             return None
         return super().on_receive(message)
 

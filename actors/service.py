@@ -29,25 +29,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from actors._planned import PlannedRun, RunTick
 from actors.actor import Actor
 from actors.clock import check_duration
 from actors.errors import describe_error
 from messages.service import Pause, Resume, RunNow
 
-if TYPE_CHECKING:
-    from actors.clock import TimerHandle
-
 __all__ = ["ServiceActor"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    """Timer message: run ``update`` if this is still the planned run."""
-
-    incarnation: int
-    ticket: int
 
 
 @dataclass(slots=True)
@@ -94,8 +84,7 @@ class ServiceActor(Actor):
         self.max_failures = max_failures
         self.log = self.log.bind(service_id=service_id)
         self._state: _ServiceState = self._cell.store.setdefault("service", _ServiceState())
-        self._next: TimerHandle | None = None
-        self._ticket = 0  # only a _Tick with the current ticket runs
+        self._planned = PlannedRun(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.configure(**options)
 
@@ -174,7 +163,7 @@ class ServiceActor(Actor):
 
     def _after_start(self) -> None:
         if not self._state.paused:
-            self._run_soon()
+            self._planned.soon()
 
     def _after_resume(self) -> None:
         # The failure may have ended a run (or consumed its tick before the
@@ -183,47 +172,29 @@ class ServiceActor(Actor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case _Tick(incarnation, ticket):
-                if (
-                    incarnation == self._incarnation
-                    and ticket == self._ticket
-                    and not self._state.paused
-                ):
-                    self._next = None
+            case RunTick():
+                if self._planned.due(message) and not self._state.paused:
                     self._run()
             case Pause():
                 self._state.paused = True
-                self._cancel_next()
+                self._planned.cancel()
                 self.log.info("service_paused")
             case Resume():
                 if self._state.paused:
                     self._state.paused = False
                     self.log.info("service_resumed")
-                    self._run_soon()
+                    self._planned.soon()
             case RunNow():
-                self._cancel_next()
+                self._planned.cancel()
                 self._run()
             case _:
                 return super().on_receive(message)
         return None
 
-    def _cancel_next(self) -> None:
-        """Drop the planned run: cancel its timer and void a tick already queued."""
-        self._ticket += 1
-        if self._next is not None:
-            self._next.cancel()
-            self._next = None
-
-    def _run_soon(self) -> None:
-        """Plan the next run for now (it replaces any run planned before)."""
-        self._cancel_next()
-        self.actor_ref.tell(_Tick(self._incarnation, self._ticket))
-
     def _plan_next(self) -> None:
         """Plan the next run one interval from now, unless paused."""
         if not self._state.paused:
-            self._cancel_next()
-            self._next = self.schedule(self.interval, _Tick(self._incarnation, self._ticket))
+            self._planned.after(self.interval)
 
     def _run(self) -> None:
         state = self._state
@@ -249,7 +220,7 @@ class ServiceActor(Actor):
         self._plan_next()
 
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
-        self._cancel_next()
+        self._planned.cancel()
         try:
             self.cleanup()
         except Exception as exc:
