@@ -54,7 +54,7 @@ from actors.log import redact_text
 if TYPE_CHECKING:
     import hashlib
     import io
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from actors.downloads.context import DownloadContext
@@ -416,14 +416,12 @@ class Fetch:
         end: int | None,
         total: int | None,
     ) -> None:
-        """Copy a body that is neither chunked nor decoded: the hot loop.
+        """Copy a body that is neither chunked nor decoded.
 
-        Reads straight from ``http.client`` into one reused buffer (no bytes
-        object per chunk, none of urllib3's per-read layers); a short body
-        ends the loop like a closed connection does, and the caller checks
-        the length. The same checks as :meth:`_copy_chunks` run per chunk.
+        Spliced inside the kernel where that works (see :meth:`_splice`),
+        else read straight from ``http.client`` by :meth:`_copy_loop`. The
+        same checks as :meth:`_copy_chunks` run per chunk.
         """
-        ctx = self.ctx
         limit = self.source.max_bytes
         received = self.received
         if (
@@ -437,15 +435,44 @@ class Fetch:
             if splicer is not None:
                 self._splice(body, splicer, file, end=end, total=total)
                 return
-        buffer = bytearray(self.source.chunk_size)
-        view = memoryview(buffer)
-        readinto = body.readinto
+        self._copy_loop(body.readinto, file, hasher=hasher, end=end, total=total)
+        if body.isclosed():
+            # The whole body was read: the connection can serve the next
+            # request (what urllib3 does at the end of a body it reads).
+            response.raw.release_conn()
+
+    def _copy_loop(
+        self,
+        readinto: Callable[[memoryview], int],
+        file: io.BufferedWriter,
+        *,
+        hasher: hashlib._Hash | None,
+        end: int | None,
+        total: int | None,
+        stop_at_end: bool = False,
+    ) -> None:
+        """Read into one reused buffer and write until the body ends: the hot loop.
+
+        No bytes object per chunk and none of urllib3's per-read layers; a
+        short body ends the loop like a closed connection does, and the
+        caller checks the length. ``stop_at_end``: never ask for bytes past
+        ``end`` (a raw reader that does not know the body's length).
+        """
+        ctx = self.ctx
+        limit = self.source.max_bytes
+        view = memoryview(bytearray(self.source.chunk_size))
         write = file.write
         report = ctx.report
+        received = self.received
         try:
             while True:
+                want = view
+                if stop_at_end and end is not None:
+                    if received >= end:
+                        break
+                    want = view[: min(len(view), end - received)]
                 try:
-                    count = readinto(buffer)
+                    count = readinto(want)
                 except (*_NETWORK_ERRORS, http.client.HTTPException, ValueError) as exc:
                     raise self._read_failed(exc, received, end) from exc
                 if ctx.cancelled:
@@ -463,10 +490,6 @@ class Fetch:
                 report(received, total)
         finally:
             self.received = received
-        if body.isclosed():
-            # The whole body was read: the connection can serve the next
-            # request (what urllib3 does at the end of a body it reads).
-            response.raw.release_conn()
 
     def _splice(
         self,
@@ -494,7 +517,6 @@ class Fetch:
             # Never past this response's own Content-Length (a 206 whose
             # Content-Range promises more): the caller then sees a short body.
             end = min(end, received + body.length)
-        view: memoryview | None = None  # a buffer, only if splice is refused
         try:
             with splicer:
                 try:
@@ -508,23 +530,27 @@ class Fetch:
                 while received < end and buffered:
                     if ctx.cancelled:
                         raise self._interrupted()
-                    step = min(end - received, _splice.STEP)
                     try:
-                        if view is None:
-                            moved = splicer.move(step)
-                        else:
-                            moved = reader.readinto(view[: min(len(view), step)])
+                        moved = splicer.move(min(end - received, _splice.STEP))
                     except _splice.SpliceUnsupported:
-                        view = memoryview(bytearray(self.source.chunk_size))
-                        continue
+                        # The rest the usual way, from the same (empty) reader.
+                        self.received = received
+                        self._copy_loop(
+                            reader.readinto,
+                            file,
+                            hasher=None,
+                            end=end,
+                            total=total,
+                            stop_at_end=True,
+                        )
+                        received = self.received
+                        break
                     except _splice.WriteFailed as failed:
                         raise failed.error from failed
                     except (*_NETWORK_ERRORS, ValueError) as exc:
                         raise self._read_failed(exc, received, end) from exc
                     if not moved:
                         break
-                    if view is not None:
-                        file.write(view[:moved])
                     received += moved
                     ctx.report(received, total)
                 if ctx.cancelled:
