@@ -2,24 +2,24 @@
 
 Import the public names from here::
 
-    from actors import ActorSystem, Actor
+    from regisseur.actors import ActorSystem, Actor
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.actor import Actor
-from actors.clock import Clock, ManualClock, RealClock, TimerHandle
-from actors.errors import UnknownActorError
-from actors.events import EventBus, Subscription
-from actors.log import JsonFormatter, configure_logging, get_logger
-from actors.resource import resource
-from actors.server import ServerActor
-from actors.service import ServiceActor
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
+from regisseur.actors.errors import UnknownActorError
+from regisseur.actors.events import EventBus, Subscription
+from regisseur.actors.log import JsonFormatter, configure_logging, get_logger
+from regisseur.actors.resource import resource
+from regisseur.actors.server import ServerActor
+from regisseur.actors.service import ServiceActor
 
 if TYPE_CHECKING:
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 __all__ = [
     "Actor",
@@ -45,8 +45,8 @@ def __getattr__(name: str) -> Any:
     # which itself builds on this package's runtime modules, so importing it
     # eagerly here would make the import order matter.
     if name == "ActorSystem":
-        from actors.system import ActorSystem
+        from regisseur.actors.system import ActorSystem
 
         return ActorSystem
-    msg = f"module 'actors' has no attribute {name!r}"
+    msg = f"module 'regisseur.actors' has no attribute {name!r}"
     raise AttributeError(msg)

@@ -25,7 +25,7 @@ from pykka._envelope import Envelope
 from pykka._introspection import get_attr_directly
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
-from actors._protocol import (
+from regisseur.actors._protocol import (
     ChildExited,
     ChildFailure,
     ChildRecovered,
@@ -34,10 +34,10 @@ from actors._protocol import (
     Start,
     Teardown,
 )
-from actors.clock import TimerHandle, check_duration
-from actors.errors import describe_error
-from actors.log import get_logger
-from actors.mailbox import ControlMessage, Mailbox
+from regisseur.actors.clock import TimerHandle, check_duration
+from regisseur.actors.errors import describe_error
+from regisseur.actors.log import get_logger
+from regisseur.actors.mailbox import ControlMessage, Mailbox
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,13 +45,13 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    from actors._faults import CellFaults
-    from actors.actor import Actor
-    from actors.system import ActorSystem
+    from regisseur.actors._faults import CellFaults
+    from regisseur.actors.actor import Actor
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["Cell", "CellState", "Parent", "current_cell"]
 
-_log = get_logger("actors.runtime")
+_log = get_logger("regisseur.actors.runtime")
 _DYING_JOIN = 1.0  # seconds to wait for a killed thread to end before replacing it
 _thread_ids = itertools.count(1)
 _local = threading.local()

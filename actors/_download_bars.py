@@ -20,11 +20,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from actors._download_view import LineView
-from messages import DownloadState
+from regisseur.actors._download_view import LineView
+from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
-    from messages import DownloadProgressed, DownloadStateChanged
+    from regisseur.messages import DownloadProgressed, DownloadStateChanged
 
 __all__ = ["BarsView"]
 

@@ -14,11 +14,11 @@ import importlib.util
 import threading
 from typing import TYPE_CHECKING, TextIO
 
-from actors.clock import monotonic
-from messages import DownloadProgressed, DownloadState, DownloadStateChanged
+from regisseur.actors.clock import monotonic
+from regisseur.messages import DownloadProgressed, DownloadState, DownloadStateChanged
 
 if TYPE_CHECKING:
-    from messages import DownloadRecord
+    from regisseur.messages import DownloadRecord
 
 __all__ = ["PROGRESS_EVERY", "LineView", "make_view", "size_text"]
 
@@ -89,7 +89,7 @@ def make_view(out: TextIO, *, plain: bool) -> LineView:
     if plain or not tty or importlib.util.find_spec("rich") is None:
         return LineView(out)
     try:
-        from actors._download_bars import BarsView  # the only import of rich
+        from regisseur.actors._download_bars import BarsView  # the only import of rich
     except ImportError:
         return LineView(out)
     return BarsView(out)

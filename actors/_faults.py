@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from actors._cell import Cell
+    from regisseur.actors._cell import Cell
 
 __all__ = ["CellFaults", "InjectedFault"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.actor import Actor
-    from actors.clock import TimerHandle
+    from regisseur.actors.actor import Actor
+    from regisseur.actors.clock import TimerHandle
 
 __all__ = ["PlannedRun", "RunTick"]
 

@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors.mailbox import ControlMessage
+from regisseur.actors.mailbox import ControlMessage
 
 if TYPE_CHECKING:
-    from actors._cell import Cell
+    from regisseur.actors._cell import Cell
 
 __all__ = [
     "ChildExited",

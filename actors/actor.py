@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 
-from actors._cell import current_cell
-from actors.mailbox import Mailbox
+from regisseur.actors._cell import current_cell
+from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    from actors._cell import Cell
-    from actors.clock import TimerHandle
-    from actors.log import Logger
-    from actors.system import ActorSystem
+    from regisseur.actors._cell import Cell
+    from regisseur.actors.clock import TimerHandle
+    from regisseur.actors.log import Logger
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["Actor"]
 

@@ -19,19 +19,19 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from actors.demo import run_demo
+    from regisseur.actors.demo import run_demo
 
     return run_demo(plain=args.plain, json_lines=args.json, database_url=args.db)
 
 
 def _download(args: argparse.Namespace) -> int:
-    from actors.download_cli import run_download
+    from regisseur.actors.download_cli import run_download
 
     return run_download(args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from actors.status import StatusError, collect, render_json, render_table
+    from regisseur.actors.status import StatusError, collect, render_json, render_table
 
     try:
         data = collect(args.db, events=args.events)
@@ -73,7 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
     download = commands.add_parser(
         "download", help="download URLs (resumable: run it again after Ctrl-C)"
     )
-    from actors.download_cli import add_arguments
+    from regisseur.actors.download_cli import add_arguments
 
     add_arguments(download)
     download.set_defaults(func=_download)

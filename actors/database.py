@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from actors.log import redact_text
+from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
     from sqlalchemy import Table

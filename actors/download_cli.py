@@ -32,11 +32,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from actors._download_view import LineView, make_view
-from actors._interrupts import no_interrupts
-from actors.downloads.http import HttpSource
-from actors.system import ActorSystem
-from messages import (
+from regisseur.actors._download_view import LineView, make_view
+from regisseur.actors._interrupts import no_interrupts
+from regisseur.actors.downloads.http import HttpSource
+from regisseur.actors.system import ActorSystem
+from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
     DownloadRecord,
@@ -44,7 +44,7 @@ from messages import (
     DownloadStateChanged,
     SystemFailed,
 )
-from supervision import StartupError
+from regisseur.supervision import StartupError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -28,7 +28,7 @@ def describe_error(exc: BaseException) -> str:
     Credentials in the message are redacted and the text is capped, so it can
     travel in events and health reports.
     """
-    from actors.log import redact_text
+    from regisseur.actors.log import redact_text
 
     text = str(exc)
     name = type(exc).__name__

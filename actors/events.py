@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka._envelope import Envelope
 
-from actors.actor import Actor
-from actors.errors import describe_error
-from messages import Event
+from regisseur.actors.actor import Actor
+from regisseur.actors.errors import describe_error
+from regisseur.messages import Event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from actors._cell import Cell
+    from regisseur.actors._cell import Cell
 
 __all__ = ["EventBus", "Subscription"]
 

@@ -21,11 +21,11 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, de
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
-from actors.clock import wall_time
-from actors.database import create_tables
-from actors.errors import describe_error
-from messages import (
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import wall_time
+from regisseur.actors.database import create_tables
+from regisseur.actors.errors import describe_error
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -41,7 +41,7 @@ from messages import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from actors.events import Subscription
+    from regisseur.actors.events import Subscription
 
 __all__ = ["JOURNALED", "JournalActor", "events_table", "read_events"]
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from actors.actor import Actor
-from actors.clock import wall_time
-from actors.database import create_tables
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import wall_time
+from regisseur.actors.database import create_tables
 
 if TYPE_CHECKING:
-    from actors.database import Database
+    from regisseur.actors.database import Database
 
 __all__ = ["InstanceHeldError", "InstanceLease", "LeaseActor", "lease_table"]
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.actor import Actor
+from regisseur.actors.actor import Actor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from supervision.spec import ChildSpec
+    from regisseur.supervision.spec import ChildSpec
 
 __all__ = ["ResourceActor", "resource"]
 
@@ -63,7 +63,7 @@ def resource(
     **spec: Any,
 ) -> ChildSpec:
     """A ``ChildSpec`` for a resource stage (other ``ChildSpec`` fields as kwargs)."""
-    from supervision.spec import ChildSpec
+    from regisseur.supervision.spec import ChildSpec
 
     for label, func in (("open", open), ("close", close), ("check", check)):
         if func is not None and not callable(func):

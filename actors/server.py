@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors._planned import PlannedRun, RunTick
-from actors.actor import Actor
-from actors.clock import check_duration
+from regisseur.actors._planned import PlannedRun, RunTick
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import check_duration
 
 __all__ = ["ServerActor"]
 

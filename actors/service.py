@@ -31,11 +31,11 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors._planned import PlannedRun, RunTick
-from actors.actor import Actor
-from actors.clock import check_duration
-from actors.errors import describe_error
-from messages.service import Pause, Resume, RunNow
+from regisseur.actors._planned import PlannedRun, RunTick
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import check_duration
+from regisseur.actors.errors import describe_error
+from regisseur.messages.service import Pause, Resume, RunNow
 
 __all__ = ["ServiceActor"]
 
@@ -113,8 +113,8 @@ class ServiceActor(Actor):
 
     def decide(self, exc: Exception) -> Any:
         """Default: ``FatalError`` stops; anything else restarts after ``retry_delay``."""
-        from supervision.directive import Directive
-        from supervision.errors import FatalError
+        from regisseur.supervision.directive import Directive
+        from regisseur.supervision.errors import FatalError
 
         if isinstance(exc, FatalError):
             return Directive.STOP

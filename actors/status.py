@@ -17,12 +17,12 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from actors.downloads import store
-from actors.journal import read_events
-from actors.log import redact_text
+from regisseur.actors.downloads import store
+from regisseur.actors.journal import read_events
+from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
-    from messages.downloads import DownloadRecord
+    from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["StatusError", "collect", "render_json", "render_table"]
 

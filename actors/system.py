@@ -21,31 +21,38 @@ import pykka
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
-from actors._cell import Cell, CellState
-from actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt, Teardown
-from actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
-from actors.cluster.facade import Cluster
-from actors.cluster.node import NODE_ACTOR, NodeActor, PublishSources
-from actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
-from actors.cluster.settings import ClusterSettings, check_cluster_url
-from actors.cluster.singleton import singleton_specs
-from actors.database import Database
-from actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
-from actors.downloads.cluster_keeper import ClusterNote
-from actors.downloads.cluster_store import change_notice_prefix
-from actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
-from actors.downloads.source import DownloadSource
-from actors.errors import UnknownActorError, describe_error
-from actors.events import EventBus, _BusActor
-from actors.journal import JournalActor
-from actors.lease import InstanceLease, LeaseActor, make_holder_id
-from actors.log import get_logger, redact_text, safe_repr
-from messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
-from supervision.backoff import Backoff
-from supervision.directive import Strategy
-from supervision.errors import StartupError
-from supervision.spec import ChildSpec, check_name
-from supervision.supervisor import (
+from regisseur.actors._cell import Cell, CellState
+from regisseur.actors._protocol import (
+    ChildExited,
+    ChildFailure,
+    Resume,
+    Start,
+    StartAttempt,
+    Teardown,
+)
+from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
+from regisseur.actors.cluster.facade import Cluster
+from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor, PublishSources
+from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
+from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
+from regisseur.actors.cluster.singleton import singleton_specs
+from regisseur.actors.database import Database
+from regisseur.actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
+from regisseur.actors.downloads.cluster_keeper import ClusterNote
+from regisseur.actors.downloads.cluster_store import change_notice_prefix
+from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
+from regisseur.actors.downloads.source import DownloadSource
+from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.actors.events import EventBus, _BusActor
+from regisseur.actors.journal import JournalActor
+from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
+from regisseur.actors.log import get_logger, redact_text, safe_repr
+from regisseur.messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.directive import Strategy
+from regisseur.supervision.errors import StartupError
+from regisseur.supervision.spec import ChildSpec, check_name
+from regisseur.supervision.supervisor import (
     ChildInfo,
     ChildStatus,
     Inspect,
@@ -162,7 +169,7 @@ class ActorSystem:
         )
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
-        self.log = get_logger("actors.system").bind(system=name)
+        self.log = get_logger("regisseur.actors.system").bind(system=name)
         self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
         self._cells: dict[str, Cell] = {}
@@ -826,6 +833,6 @@ class _Guardian:
 
 
 def _supervisor_actor_class() -> type:
-    from supervision.supervisor import SupervisorActor
+    from regisseur.supervision.supervisor import SupervisorActor
 
     return SupervisorActor

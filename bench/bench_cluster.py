@@ -37,10 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors import ActorSystem
-from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSource
-from messages import DownloadStateChanged
+from regisseur.actors import ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.actors.downloads import DownloadSource
+from regisseur.messages import DownloadStateChanged
 
 SOURCES = 4
 CONCURRENCY = 4

@@ -27,9 +27,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from actors import ActorSystem
-from actors.downloads import DownloadSource
-from messages import DownloadStateChanged
+from regisseur.actors import ActorSystem
+from regisseur.actors.downloads import DownloadSource
+from regisseur.messages import DownloadStateChanged
 
 SOURCES = 4
 CONCURRENCY = 4

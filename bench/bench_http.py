@@ -58,11 +58,11 @@ from typing import Any
 
 import requests
 
-from actors import ActorSystem
-from actors.clock import RealClock, Timers
-from actors.downloads import CancelToken, DownloadContext, HttpSource, _splice
-from actors.log import get_logger
-from messages import DownloadState, DownloadStateChanged
+from regisseur.actors import ActorSystem
+from regisseur.actors.clock import RealClock, Timers
+from regisseur.actors.downloads import CancelToken, DownloadContext, HttpSource, _splice
+from regisseur.actors.log import get_logger
+from regisseur.messages import DownloadState, DownloadStateChanged
 
 CONCURRENCY = 4
 CHUNK = 256 * 1024

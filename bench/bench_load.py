@@ -27,10 +27,10 @@ import time
 import tracemalloc
 from typing import Any
 
-from actors import ActorSystem, ServerActor
-from actors.downloads import DownloadSettings, DownloadSource
-from messages import DownloadStateChanged
-from supervision import ChildSpec
+from regisseur.actors import ActorSystem, ServerActor
+from regisseur.actors.downloads import DownloadSettings, DownloadSource
+from regisseur.messages import DownloadStateChanged
+from regisseur.supervision import ChildSpec
 
 SOURCES = 10
 CONCURRENCY = 2

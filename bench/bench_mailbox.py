@@ -17,9 +17,9 @@ from typing import Any
 
 import pykka
 
-from actors import Actor, ActorSystem
-from supervision import Backoff, ChildSpec
-from supervision.testing import FaultInjector
+from regisseur.actors import Actor, ActorSystem
+from regisseur.supervision import Backoff, ChildSpec
+from regisseur.supervision.testing import FaultInjector
 
 
 class _Done:

@@ -25,8 +25,8 @@ import statistics
 import threading
 import time
 
-from actors import Actor, ActorSystem
-from supervision import ChildSpec
+from regisseur.actors import Actor, ActorSystem
+from regisseur.supervision import ChildSpec
 
 LEVELS = 5
 WIDTH = 20

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 
-from actors import ActorSystem, ManualClock, ServiceActor
-from messages import Pause, Resume, RunNow
-from supervision import ChildSpec
+from regisseur.actors import ActorSystem, ManualClock, ServiceActor
+from regisseur.messages import Pause, Resume, RunNow
+from regisseur.supervision import ChildSpec
 
 
 async def fetch_feed(feed: str, page: int) -> list[str]:

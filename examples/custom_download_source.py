@@ -15,9 +15,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from actors import ActorSystem
-from actors.downloads import DownloadContext, DownloadFailure, DownloadSource
-from messages import DownloadRecord, DownloadStateChanged
+from regisseur.actors import ActorSystem
+from regisseur.actors.downloads import DownloadContext, DownloadFailure, DownloadSource
+from regisseur.messages import DownloadRecord, DownloadStateChanged
 
 CHUNK, CHUNKS = 1000, 5
 halfway = threading.Event()

@@ -15,9 +15,9 @@ import tempfile
 
 from sqlalchemy import create_engine, text
 
-from actors import ActorSystem, ManualClock, ServerActor
-from messages import HealthReport
-from supervision import ChildSpec
+from regisseur.actors import ActorSystem, ManualClock, ServerActor
+from regisseur.messages import HealthReport
+from regisseur.supervision import ChildSpec
 
 
 class Poller(ServerActor):

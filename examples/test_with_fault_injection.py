@@ -15,11 +15,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from actors import ActorSystem, ManualClock, ServerActor
-from actors.downloads import DownloadContext, DownloadSource
-from messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
-from supervision import ChildSpec
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors import ActorSystem, ManualClock, ServerActor
+from regisseur.actors.downloads import DownloadContext, DownloadSource
+from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
+from regisseur.supervision import ChildSpec
+from regisseur.supervision.testing import FaultInjector, Probe
 
 
 class Poller(ServerActor):

@@ -21,9 +21,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from actors import Actor, ActorSystem
-from actors.downloads import DownloadSource
-from supervision import ChildSpec
+from regisseur.actors import Actor, ActorSystem
+from regisseur.actors.downloads import DownloadSource
+from regisseur.supervision import ChildSpec
 
 
 class Greeter(Actor):

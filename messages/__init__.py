@@ -7,8 +7,8 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
-from messages.cluster import ClusterChanged, NodeInfo
-from messages.downloads import (
+from regisseur.messages.cluster import ClusterChanged, NodeInfo
+from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadFailed,
     DownloadProgress,
@@ -20,7 +20,7 @@ from messages.downloads import (
     DownloadStateChanged,
     DownloadSucceeded,
 )
-from messages.events import (
+from regisseur.messages.events import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -34,8 +34,8 @@ from messages.events import (
     SupervisorEscalated,
     SystemFailed,
 )
-from messages.health import HealthReport
-from messages.service import Pause, Resume, RunNow
+from regisseur.messages.health import HealthReport
+from regisseur.messages.service import Pause, Resume, RunNow
 
 __all__ = [
     "ChildFailed",

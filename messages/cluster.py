@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from messages.events import Event
+from regisseur.messages.events import Event
 
 __all__ = ["ClusterChanged", "NodeInfo"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from messages.events import Event
+from regisseur.messages.events import Event
 
 __all__ = [
     "CORE_FIELDS",

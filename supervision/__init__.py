@@ -1,16 +1,38 @@
 """Supervision: child specs, supervisors, strategies, directives and backoff.
 
-See :mod:`supervision.supervisor` for how failures are handled and
-:mod:`supervision.testing` for the testing kit.
+See :mod:`regisseur.supervision.supervisor` for how failures are handled and
+:mod:`regisseur.supervision.testing` for the testing kit.
+
+The names below are imported on first use (PEP 562), so that importing a
+submodule (the pytest plugin in :mod:`regisseur.supervision.testing.plugin`
+above all) does not load the actor runtime.
 """
 
 from __future__ import annotations
 
-from supervision.backoff import Backoff
-from supervision.directive import Directive, Restart, Strategy, default_decider
-from supervision.errors import EscalatedError, FatalError, StartupError
-from supervision.spec import ChildSpec
-from supervision.supervisor import ChildStatus, Supervisor
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regisseur.supervision.backoff import Backoff
+    from regisseur.supervision.directive import Directive, Restart, Strategy, default_decider
+    from regisseur.supervision.errors import EscalatedError, FatalError, StartupError
+    from regisseur.supervision.spec import ChildSpec
+    from regisseur.supervision.supervisor import ChildStatus, Supervisor
+
+_HOMES = {
+    "Backoff": "backoff",
+    "ChildSpec": "spec",
+    "ChildStatus": "supervisor",
+    "Directive": "directive",
+    "EscalatedError": "errors",
+    "FatalError": "errors",
+    "Restart": "directive",
+    "StartupError": "errors",
+    "Strategy": "directive",
+    "Supervisor": "supervisor",
+    "default_decider": "directive",
+}
 
 __all__ = [
     "Backoff",
@@ -25,3 +47,17 @@ __all__ = [
     "Supervisor",
     "default_decider",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'regisseur.supervision' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from actors.clock import check_duration
+from regisseur.actors.clock import check_duration
 
 __all__ = ["Backoff"]
 

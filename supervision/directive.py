@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, TypeAlias
 
-from actors.clock import check_duration
-from supervision.errors import FatalError
+from regisseur.actors.clock import check_duration
+from regisseur.supervision.errors import FatalError
 
 __all__ = ["Decider", "Directive", "Restart", "Strategy", "default_decider"]
 

@@ -27,8 +27,8 @@ class StartupError(RuntimeError):
         self.child = child
         self.cause = cause
         self.rolled_back = rolled_back
-        from actors.errors import describe_error  # here: actors builds on this package
-        from actors.log import redact_text
+        from regisseur.actors.errors import describe_error  # here: actors builds on this package
+        from regisseur.actors.log import redact_text
 
         # The text reaches the application (and its logs): credentials redacted.
         reason = redact_text(cause) if isinstance(cause, str) else describe_error(cause)

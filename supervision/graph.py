@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from supervision.spec import ChildSpec
+    from regisseur.supervision.spec import ChildSpec
 
 __all__ = ["dependents", "levels", "validate"]
 

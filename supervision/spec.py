@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from actors.clock import check_duration
-from supervision.backoff import Backoff
-from supervision.directive import Restart
+from regisseur.actors.clock import check_duration
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.directive import Restart
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,8 +69,8 @@ class ChildSpec:
     singleton: bool = False
 
     def __post_init__(self) -> None:
-        from actors.actor import Actor
-        from supervision.supervisor import Supervisor
+        from regisseur.actors.actor import Actor
+        from regisseur.supervision.supervisor import Supervisor
 
         check_name(self.name, "ChildSpec.name")
         where = f"ChildSpec {self.name!r}"
@@ -140,6 +140,6 @@ class ChildSpec:
     @property
     def is_supervisor(self) -> bool:
         """True when this child is a nested supervisor."""
-        from supervision.supervisor import Supervisor
+        from regisseur.supervision.supervisor import Supervisor
 
         return isinstance(self.actor, Supervisor)

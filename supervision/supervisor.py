@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from actors._cell import Cell, CellState
-from actors._protocol import (
+from regisseur.actors._cell import Cell, CellState
+from regisseur.actors._protocol import (
     ChildExited,
     ChildFailure,
     ChildRecovered,
@@ -39,10 +39,10 @@ from actors._protocol import (
     StartAttempt,
     Teardown,
 )
-from actors.actor import Actor
-from actors.clock import check_duration, monotonic
-from actors.errors import UnknownActorError, describe_error
-from messages import (
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import check_duration, monotonic
+from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -53,17 +53,24 @@ from messages import (
     StartupFailed,
     SupervisorEscalated,
 )
-from supervision import graph
-from supervision.backoff import Backoff
-from supervision.directive import Decider, Directive, Restart, Strategy, _Kind, default_decider
-from supervision.errors import EscalatedError, StartupError
+from regisseur.supervision import graph
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.directive import (
+    Decider,
+    Directive,
+    Restart,
+    Strategy,
+    _Kind,
+    default_decider,
+)
+from regisseur.supervision.errors import EscalatedError, StartupError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from actors._cell import Parent
-    from actors.system import ActorSystem
-    from supervision.spec import ChildSpec
+    from regisseur.actors._cell import Parent
+    from regisseur.actors.system import ActorSystem
+    from regisseur.supervision.spec import ChildSpec
 
 __all__ = ["ChildStatus", "Supervisor", "SupervisorActor"]
 
@@ -90,7 +97,7 @@ class Supervisor:
     decider: Decider | None = None
 
     def __post_init__(self) -> None:
-        from supervision.spec import ChildSpec
+        from regisseur.supervision.spec import ChildSpec
 
         if isinstance(self.children, (str, bytes)) or not hasattr(self.children, "__iter__"):
             msg = f"Supervisor children must be a sequence of ChildSpec, got {self.children!r}"

@@ -32,7 +32,7 @@ STAMP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 
 
 def demo(*args: str) -> list[str]:
-    return [sys.executable, "-m", "actors.cli", "demo", *args]
+    return [sys.executable, "-m", "regisseur.actors.cli", "demo", *args]
 
 
 @dataclass
@@ -335,11 +335,11 @@ def test_rich_is_imported_by_the_live_views_only() -> None:
 
 
 def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    from actors.demo import choose_mode
-    from actors.demo._show import PlainShow, make_show
+    from regisseur.actors.demo import choose_mode
+    from regisseur.actors.demo._show import PlainShow, make_show
 
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
-    monkeypatch.setitem(sys.modules, "actors.demo._live", None)
+    monkeypatch.setitem(sys.modules, "regisseur.actors.demo._live", None)
     terminal = _Terminal()
     assert choose_mode(False, False, terminal) == "plain"
     show = make_show("live", terminal, None, "demo")  # type: ignore[arg-type]
@@ -352,10 +352,10 @@ def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_demo_that_runs_out_of_time_fails_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import actors.demo
-    from actors.demo import run_demo
+    from regisseur.actors import demo as demo_module
+    from regisseur.actors.demo import run_demo
 
-    monkeypatch.setattr(actors.demo, "DEADLINE", 0.5)  # shorter than the flaky server's backoff
+    monkeypatch.setattr(demo_module, "DEADLINE", 0.5)  # shorter than the flaky server's backoff
     out = io.StringIO()
     assert run_demo(plain=True, out=out) == 1
     text = out.getvalue()

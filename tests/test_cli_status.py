@@ -22,7 +22,7 @@ BODY = b"regisseur " * 10_000
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args],
+        [sys.executable, "-m", "regisseur.actors.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ Switched on with ``ActorSystem(..., cluster=True, node_id=...)`` or
 
 from __future__ import annotations
 
-from actors.cluster.settings import ClusterSettings
-from actors.cluster.sharding import owner_of, sharded
+from regisseur.actors.cluster.settings import ClusterSettings
+from regisseur.actors.cluster.sharding import owner_of, sharded
 
 __all__ = ["ClusterSettings", "owner_of", "sharded"]

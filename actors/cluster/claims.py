@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
-from actors.cluster import schema
-from actors.errors import describe_error
-from messages.cluster import ClusterChanged
+from regisseur.actors.actor import Actor
+from regisseur.actors.cluster import schema
+from regisseur.actors.errors import describe_error
+from regisseur.messages.cluster import ClusterChanged
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from sqlalchemy.engine import Engine
 
-    from actors.events import Subscription
+    from regisseur.actors.events import Subscription
 
 __all__ = ["ClaimActor", "Rethink"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors.cluster import schema
+from regisseur.actors.cluster import schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from actors.cluster.settings import ClusterSettings
-    from actors.system import ActorSystem
-    from messages.cluster import NodeInfo
+    from regisseur.actors.cluster.settings import ClusterSettings
+    from regisseur.actors.system import ActorSystem
+    from regisseur.messages.cluster import NodeInfo
 
 __all__ = ["Cluster"]
 
@@ -47,7 +47,7 @@ class Cluster:
 
     def nodes(self) -> list[NodeInfo]:
         """The live nodes, by id, with what each owns."""
-        from messages.cluster import NodeInfo
+        from regisseur.messages.cluster import NodeInfo
 
         with self._engine().connect() as connection:
             now = schema.db_now(connection)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from actors.errors import describe_error
+from regisseur.actors.errors import describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from actors.log import Logger
+    from regisseur.actors.log import Logger
 
 __all__ = ["Listener"]
 

@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
-from actors.cluster import schema
-from actors.cluster.listener import Listener
-from actors.errors import describe_error
+from regisseur.actors.actor import Actor
+from regisseur.actors.cluster import schema
+from regisseur.actors.cluster.listener import Listener
+from regisseur.actors.errors import describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.cluster.settings import ClusterSettings
+    from regisseur.actors.cluster.settings import ClusterSettings
 
 __all__ = ["NODE_ACTOR", "NodeActor", "NodeIdInUseError", "PublishSources"]
 

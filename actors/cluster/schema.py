@@ -39,11 +39,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from actors.cluster.channels import DOWNLOADS_CHANNEL, NODES_CHANNEL, notify
-from actors.database import create_tables
-from actors.downloads import store
-from messages.cluster import ClusterChanged
-from messages.downloads import DownloadState
+from regisseur.actors.cluster.channels import DOWNLOADS_CHANNEL, NODES_CHANNEL, notify
+from regisseur.actors.database import create_tables
+from regisseur.actors.downloads import store
+from regisseur.messages.cluster import ClusterChanged
+from regisseur.messages.downloads import DownloadState
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement

@@ -10,8 +10,8 @@ import os
 import socket
 import uuid
 
-from actors.clock import check_duration
-from supervision.spec import check_name
+from regisseur.actors.clock import check_duration
+from regisseur.supervision.spec import check_name
 
 __all__ = ["ClusterSettings", "check_cluster_url", "default_node_id"]
 

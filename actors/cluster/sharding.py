@@ -31,14 +31,14 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.clock import check_duration
-from actors.cluster import schema
-from actors.cluster.claims import ClaimActor
-from actors.errors import describe_error
-from messages.events import ChildStopped
-from supervision.directive import Strategy
-from supervision.spec import ChildSpec, check_name
-from supervision.supervisor import Spawn, StopChild, Supervisor
+from regisseur.actors.clock import check_duration
+from regisseur.actors.cluster import schema
+from regisseur.actors.cluster.claims import ClaimActor
+from regisseur.actors.errors import describe_error
+from regisseur.messages.events import ChildStopped
+from regisseur.supervision.directive import Strategy
+from regisseur.supervision.spec import ChildSpec, check_name
+from regisseur.supervision.supervisor import Spawn, StopChild, Supervisor
 
 __all__ = ["ShardActor", "owner_of", "sharded"]
 

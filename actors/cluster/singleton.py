@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.cluster import schema
-from actors.cluster.claims import ClaimActor
-from actors.errors import describe_error
-from supervision.directive import Strategy
-from supervision.spec import ChildSpec
-from supervision.supervisor import Spawn, StopChild, Supervisor
+from regisseur.actors.cluster import schema
+from regisseur.actors.cluster.claims import ClaimActor
+from regisseur.actors.errors import describe_error
+from regisseur.supervision.directive import Strategy
+from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.supervisor import Spawn, StopChild, Supervisor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -27,15 +27,15 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from actors._interrupts import no_interrupts
-from actors.demo._cast import cast, sources
-from actors.demo._events import RetryNotes, ServiceRan
-from actors.demo._script import SERVED, run_script
-from actors.demo._server import DemoServer
-from actors.demo._show import PlainShow, Show, Summary, make_show, rich_available
-from actors.demo._watch import Watcher
-from actors.system import ActorSystem
-from messages import (
+from regisseur.actors._interrupts import no_interrupts
+from regisseur.actors.demo._cast import cast, sources
+from regisseur.actors.demo._events import RetryNotes, ServiceRan
+from regisseur.actors.demo._script import SERVED, run_script
+from regisseur.actors.demo._server import DemoServer
+from regisseur.actors.demo._show import PlainShow, Show, Summary, make_show, rich_available
+from regisseur.actors.demo._watch import Watcher
+from regisseur.actors.system import ActorSystem
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -87,7 +87,7 @@ def run_demo(
 ) -> int:
     """Run the demo, writing to ``out`` (stdout); return the exit code."""
     out = out or sys.stdout
-    library_log = logging.getLogger("actors")
+    library_log = logging.getLogger("regisseur")
     workdir = Path(tempfile.mkdtemp(prefix="regisseur-demo-"))
     server: DemoServer | None = None
     system: ActorSystem | None = None

@@ -15,17 +15,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.actor import Actor
-from actors.demo._events import ServiceRan
-from actors.downloads import DownloadSource
-from actors.downloads.http import HttpSource
-from actors.resource import resource
-from actors.server import ServerActor
-from actors.service import ServiceActor
-from supervision import Backoff, ChildSpec, FatalError, Supervisor
+from regisseur.actors.actor import Actor
+from regisseur.actors.demo._events import ServiceRan
+from regisseur.actors.downloads import DownloadSource
+from regisseur.actors.downloads.http import HttpSource
+from regisseur.actors.resource import resource
+from regisseur.actors.server import ServerActor
+from regisseur.actors.service import ServiceActor
+from regisseur.supervision import Backoff, ChildSpec, FatalError, Supervisor
 
 if TYPE_CHECKING:
-    from actors.downloads import DownloadContext
+    from regisseur.actors.downloads import DownloadContext
 
 __all__ = ["ARCHIVE_STEP", "FLAKY_BACKOFF", "FLAKY_RUNS", "SELF_DESTRUCT", "cast", "sources"]
 

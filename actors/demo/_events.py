@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from messages import Event
+from regisseur.messages import Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable

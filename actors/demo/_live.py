@@ -33,8 +33,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from actors.clock import monotonic
-from actors.demo._show import (
+from regisseur.actors.clock import monotonic
+from regisseur.actors.demo._show import (
     QUIET,
     Show,
     Summary,
@@ -43,7 +43,7 @@ from actors.demo._show import (
     size_text,
     tree_rows,
 )
-from messages import (
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarting,
@@ -55,7 +55,7 @@ from messages import (
 )
 
 if TYPE_CHECKING:
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["LiveShow"]
 

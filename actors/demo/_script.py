@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors.demo._cast import FLAKY_RUNS, SELF_DESTRUCT
-from actors.demo._events import ServiceRan
-from actors.demo._server import FLAKY
-from actors.demo._show import Summary
-from messages import (
+from regisseur.actors.demo._cast import FLAKY_RUNS, SELF_DESTRUCT
+from regisseur.actors.demo._events import ServiceRan
+from regisseur.actors.demo._server import FLAKY
+from regisseur.actors.demo._show import Summary
+from regisseur.messages import (
     ChildGaveUp,
     ChildRestarted,
     ChildRestarting,
@@ -36,8 +36,8 @@ from messages import (
 )
 
 if TYPE_CHECKING:
-    from actors.demo._watch import Watcher
-    from actors.system import ActorSystem
+    from regisseur.actors.demo._watch import Watcher
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["SERVED", "run_script"]
 

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from messages import (
+from regisseur.messages import (
     DeadLetter,
     DownloadProgressed,
     DownloadRecord,
@@ -22,7 +22,7 @@ from messages import (
 )
 
 if TYPE_CHECKING:
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 __all__ = [
     "QUIET",
@@ -196,7 +196,7 @@ def make_show(mode: str, out: TextIO, system: ActorSystem, title: str) -> Show:
         return JsonShow(out)
     if mode == "live":
         try:
-            from actors.demo._live import LiveShow  # the only import of rich
+            from regisseur.actors.demo._live import LiveShow  # the only import of rich
         except ImportError:
             return PlainShow(out)
         return LiveShow(out, system, title)

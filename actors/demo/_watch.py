@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors.clock import monotonic
+from regisseur.actors.clock import monotonic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.demo._show import Show
+    from regisseur.actors.demo._show import Show
 
 __all__ = ["Watcher"]
 

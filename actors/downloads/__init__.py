@@ -2,7 +2,7 @@
 
 Import the public names from here::
 
-    from actors.downloads import DownloadSource, HttpSource
+    from regisseur.actors.downloads import DownloadSource, HttpSource
 
 Register sources with ``ActorSystem(download_sources=[...])`` (or
 ``system.downloads.register(source)``) and use ``system.downloads`` to
@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.downloads.context import CancelToken, DownloadContext
-from actors.downloads.errors import DownloadFailure, UnknownDownloadError, UnknownSourceError
-from actors.downloads.facade import Downloads, DownloadSettings
-from actors.downloads.source import DownloadSource
+from regisseur.actors.downloads.context import CancelToken, DownloadContext
+from regisseur.actors.downloads.errors import (
+    DownloadFailure,
+    UnknownDownloadError,
+    UnknownSourceError,
+)
+from regisseur.actors.downloads.facade import Downloads, DownloadSettings
+from regisseur.actors.downloads.source import DownloadSource
 
 if TYPE_CHECKING:
-    from actors.downloads.http import HttpSource
+    from regisseur.actors.downloads.http import HttpSource
 
 __all__ = [
     "CancelToken",
@@ -38,8 +42,8 @@ def __getattr__(name: str) -> Any:
     # HttpSource pulls in requests; embedding apps that never download over
     # HTTP do not pay for that import.
     if name == "HttpSource":
-        from actors.downloads.http import HttpSource
+        from regisseur.actors.downloads.http import HttpSource
 
         return HttpSource
-    msg = f"module 'actors.downloads' has no attribute {name!r}"
+    msg = f"module 'regisseur.actors.downloads' has no attribute {name!r}"
     raise AttributeError(msg)

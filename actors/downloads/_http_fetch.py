@@ -29,8 +29,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from actors.downloads import _splice
-from actors.downloads._http_wire import (
+from regisseur.actors.downloads import _splice
+from regisseur.actors.downloads._http_wire import (
     SCHEMES,
     check_url,
     content_length,
@@ -41,15 +41,15 @@ from actors.downloads._http_wire import (
     retryable,
     status_text,
 )
-from actors.downloads._partfile import PartFile, Validators
-from actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
-from actors.downloads.names import (
+from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
+from regisseur.actors.downloads.names import (
     choose_filename,
     move_into_place,
     name_from_content_disposition,
     name_from_url,
 )
-from actors.log import redact_text
+from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
     import hashlib
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from actors.downloads.context import DownloadContext
-    from actors.downloads.http import HttpSource
+    from regisseur.actors.downloads.context import DownloadContext
+    from regisseur.actors.downloads.http import HttpSource
 
 __all__ = ["Fetch"]
 

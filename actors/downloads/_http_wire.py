@@ -14,9 +14,9 @@ import re
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
-from actors.clock import wall_time
-from actors.downloads.http_errors import DownloadError
-from actors.log import redact_text
+from regisseur.actors.clock import wall_time
+from regisseur.actors.downloads.http_errors import DownloadError
+from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
     import requests

@@ -27,7 +27,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from actors.downloads.names import MAX_NAME_BYTES, choose_filename
+from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
     import io

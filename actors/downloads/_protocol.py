@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.downloads.context import CancelToken
-    from messages.downloads import DownloadRecord, DownloadState
+    from regisseur.actors.downloads.context import CancelToken
+    from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 KEEPER = "download-keeper"
 DOWNLOADS = "downloads"

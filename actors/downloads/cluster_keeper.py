@@ -37,12 +37,12 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.downloads import _protocol as p
-from actors.downloads import cluster_store, store
-from actors.downloads.errors import UnknownDownloadError
-from actors.downloads.keeper import KeeperActor
-from actors.errors import describe_error
-from messages.downloads import (
+from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads import cluster_store, store
+from regisseur.actors.downloads.errors import UnknownDownloadError
+from regisseur.actors.downloads.keeper import KeeperActor
+from regisseur.actors.errors import describe_error
+from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadProgressed,
     DownloadQueued,

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
 
-from actors.cluster import channels
-from actors.downloads import store
-from messages.downloads import DownloadRecord, DownloadState
+from regisseur.actors.cluster import channels
+from regisseur.actors.downloads import store
+from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

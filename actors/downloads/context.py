@@ -11,15 +11,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from actors.clock import check_duration
-from messages.downloads import DownloadProgress
+from regisseur.actors.clock import check_duration
+from regisseur.messages.downloads import DownloadProgress
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from actors.clock import Timers
-    from actors.log import Logger
+    from regisseur.actors.clock import Timers
+    from regisseur.actors.log import Logger
 
 __all__ = ["CancelToken", "DownloadContext"]
 

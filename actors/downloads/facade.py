@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.clock import bounded_wait, check_duration
-from actors.downloads import _protocol as p
-from actors.downloads.cluster_keeper import ClusterKeeperActor
-from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
-from actors.downloads.keeper import KeeperActor
-from actors.downloads.queue import QueueActor, worker_spec
-from actors.downloads.source import DownloadSource, check_concurrency
-from actors.errors import UnknownActorError
-from messages.downloads import (
+from regisseur.actors.clock import bounded_wait, check_duration
+from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads.cluster_keeper import ClusterKeeperActor
+from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from regisseur.actors.downloads.keeper import KeeperActor
+from regisseur.actors.downloads.queue import QueueActor, worker_spec
+from regisseur.actors.downloads.source import DownloadSource, check_concurrency
+from regisseur.actors.errors import UnknownActorError
+from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadProgressed,
     DownloadQueued,
@@ -38,16 +38,16 @@ from messages.downloads import (
     DownloadStateChanged,
     frozen_extra,
 )
-from supervision.directive import Strategy
-from supervision.spec import ChildSpec
-from supervision.supervisor import Supervisor
+from regisseur.supervision.directive import Strategy
+from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from types import MappingProxyType
 
-    from actors.cluster.settings import ClusterSettings
-    from actors.events import Subscription
-    from actors.system import ActorSystem
+    from regisseur.actors.cluster.settings import ClusterSettings
+    from regisseur.actors.events import Subscription
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["DownloadSettings", "Downloads"]
 

@@ -48,15 +48,15 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from actors.clock import check_duration
-from actors.downloads._http_fetch import Fetch
-from actors.downloads._http_wire import parse_retry_after
-from actors.downloads.http_errors import DownloadError, DownloadInterrupted
-from actors.downloads.source import DownloadSource
-from supervision.backoff import Backoff
+from regisseur.actors.clock import check_duration
+from regisseur.actors.downloads._http_fetch import Fetch
+from regisseur.actors.downloads._http_wire import parse_retry_after
+from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from regisseur.actors.downloads.source import DownloadSource
+from regisseur.supervision.backoff import Backoff
 
 if TYPE_CHECKING:
-    from actors.downloads.context import DownloadContext
+    from regisseur.actors.downloads.context import DownloadContext
 
 __all__ = ["DownloadError", "DownloadInterrupted", "HttpSource", "parse_retry_after"]
 

@@ -8,7 +8,7 @@ in the URL already redacted.
 
 from __future__ import annotations
 
-from actors.downloads.errors import DownloadFailure
+from regisseur.actors.downloads.errors import DownloadFailure
 
 __all__ = ["STOPPING", "DownloadError", "DownloadInterrupted"]
 

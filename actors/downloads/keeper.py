@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.actor import Actor
-from actors.downloads import _protocol as p
-from actors.downloads import store
-from actors.downloads.errors import UnknownDownloadError, UnknownSourceError
-from actors.errors import UnknownActorError, describe_error
-from messages import ChildFailed
-from messages.downloads import (
+from regisseur.actors.actor import Actor
+from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads import store
+from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.messages import ChildFailed
+from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadFailed,
     DownloadProgress,
@@ -54,13 +54,13 @@ from messages.downloads import (
     DownloadStateChanged,
     DownloadSucceeded,
 )
-from supervision.supervisor import Outcome
+from regisseur.supervision.supervisor import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.clock import TimerHandle
-    from actors.events import Subscription
+    from regisseur.actors.clock import TimerHandle
+    from regisseur.actors.events import Subscription
 
 __all__ = ["KeeperActor"]
 

@@ -18,18 +18,18 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from actors.actor import Actor
-from actors.downloads import _protocol as p
-from actors.downloads.context import CancelToken
-from actors.errors import UnknownActorError
-from messages.downloads import DownloadStarted
-from supervision.spec import ChildSpec
-from supervision.supervisor import Outcome, Spawn, StopChild
+from regisseur.actors.actor import Actor
+from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads.context import CancelToken
+from regisseur.actors.errors import UnknownActorError
+from regisseur.messages.downloads import DownloadStarted
+from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.supervisor import Outcome, Spawn, StopChild
 
 if TYPE_CHECKING:
-    from actors.clock import TimerHandle
-    from actors.downloads.source import DownloadSource
-    from messages.downloads import DownloadRecord
+    from regisseur.actors.clock import TimerHandle
+    from regisseur.actors.downloads.source import DownloadSource
+    from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["QueueActor", "worker_spec"]
 
@@ -38,7 +38,7 @@ _ASK_TIMEOUT = 30.0
 
 def worker_spec(source: DownloadSource, index: int) -> ChildSpec:
     """The spec of the source's ``index``-th worker."""
-    from actors.downloads.worker import WorkerActor
+    from regisseur.actors.downloads.worker import WorkerActor
 
     return ChildSpec(
         p.worker_name(source.name, index),

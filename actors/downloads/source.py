@@ -12,8 +12,8 @@ import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.clock import check_duration
-from supervision.spec import check_name
+from regisseur.actors.clock import check_duration
+from regisseur.supervision.spec import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -32,8 +32,8 @@ from sqlalchemy import (
     update,
 )
 
-from actors.database import create_tables
-from messages.downloads import DownloadRecord, DownloadState, frozen_extra
+from regisseur.actors.database import create_tables
+from regisseur.messages.downloads import DownloadRecord, DownloadState, frozen_extra
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -18,20 +18,20 @@ from __future__ import annotations
 from os import PathLike, fspath
 from typing import TYPE_CHECKING, Any
 
-from actors.actor import Actor
-from actors.downloads import _protocol as p
-from actors.downloads.context import DownloadContext
-from actors.downloads.errors import DownloadFailure
-from actors.errors import describe_error
-from actors.log import redact_text
-from messages.downloads import DownloadFailed, DownloadSucceeded
+from regisseur.actors.actor import Actor
+from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads.context import DownloadContext
+from regisseur.actors.downloads.errors import DownloadFailure
+from regisseur.actors.errors import describe_error
+from regisseur.actors.log import redact_text
+from regisseur.messages.downloads import DownloadFailed, DownloadSucceeded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.downloads.context import CancelToken
-    from actors.downloads.source import DownloadSource
-    from messages.downloads import DownloadRecord
+    from regisseur.actors.downloads.context import CancelToken
+    from regisseur.actors.downloads.source import DownloadSource
+    from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["WorkerActor"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors._faults import CellFaults, InjectedFault
-from actors.clock import check_duration
+from regisseur.actors._faults import CellFaults, InjectedFault
+from regisseur.actors.clock import check_duration
 
 if TYPE_CHECKING:
-    from actors._cell import Cell
-    from actors.system import ActorSystem
+    from regisseur.actors._cell import Cell
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["FaultInjector", "InjectedFault"]
 
@@ -52,7 +52,7 @@ class FaultInjector:
     """
 
     def __init__(self, system: ActorSystem) -> None:
-        from supervision.testing.probe import _check_system
+        from regisseur.supervision.testing.probe import _check_system
 
         _check_system(system, "FaultInjector")
         self.system = system

@@ -8,6 +8,12 @@
   systems on the same clock, with the same teardown.
 * ``faults``: a ``FaultInjector`` for ``actor_system``.
 * ``probe``: a ``Probe`` recording every event of ``actor_system``.
+
+Registering the plugin imports nothing of the runtime: pytest loads it into
+every test session of a project that has regisseur installed, including
+suites that never use it (and applications with modules of their own named
+``actors`` or ``messages``). Each fixture imports what it needs when it is
+first used.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.clock import ManualClock
-from actors.system import ActorSystem
-from supervision.testing.faults import FaultInjector
-from supervision.testing.probe import Probe
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from regisseur.actors.clock import ManualClock
+    from regisseur.actors.system import ActorSystem
+    from regisseur.supervision.testing.faults import FaultInjector
+    from regisseur.supervision.testing.probe import Probe
 
 __all__ = ["actor_system", "faults", "manual_clock", "probe", "system_factory"]
 
@@ -44,6 +50,8 @@ def _stop_and_check(systems: list[ActorSystem]) -> None:
 @pytest.fixture
 def manual_clock() -> ManualClock:
     """A ManualClock at time 0; advance it to fire timers."""
+    from regisseur.actors.clock import ManualClock
+
     return ManualClock()
 
 
@@ -56,6 +64,8 @@ def system_factory(
     Each system gets its own SQLite file in a temporary directory unless
     ``database_url`` is given.
     """
+    from regisseur.actors.system import ActorSystem
+
     systems: list[ActorSystem] = []
 
     def make(children: Any = (), **kwargs: Any) -> ActorSystem:
@@ -81,12 +91,16 @@ def actor_system(system_factory: Callable[..., ActorSystem]) -> ActorSystem:
 @pytest.fixture
 def faults(actor_system: ActorSystem) -> FaultInjector:
     """A FaultInjector for ``actor_system``."""
+    from regisseur.supervision.testing.faults import FaultInjector
+
     return FaultInjector(actor_system)
 
 
 @pytest.fixture
 def probe(actor_system: ActorSystem) -> Iterator[Probe]:
     """A Probe recording every event of ``actor_system``."""
+    from regisseur.supervision.testing.probe import Probe
+
     recorder = Probe(actor_system)
     yield recorder
     recorder.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors.clock import MAX_WAIT, check_duration, monotonic
-from messages import Event
+from regisseur.actors.clock import MAX_WAIT, check_duration, monotonic
+from regisseur.messages import Event
 
 if TYPE_CHECKING:
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 __all__ = ["Probe"]
 
@@ -17,7 +17,7 @@ E = TypeVar("E")
 
 
 def _check_system(system: object, who: str) -> None:
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
     if not isinstance(system, ActorSystem):
         msg = f"{who}(system) needs an ActorSystem, got {type(system).__name__} {system!r}"

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine
 
-from actors import ManualClock
+from regisseur.actors import ManualClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from sqlalchemy.engine import Engine
 
-    from actors import ActorSystem
-    from actors.clock import Clock
-    from supervision import ChildSpec
+    from regisseur.actors import ActorSystem
+    from regisseur.actors.clock import Clock
+    from regisseur.supervision import ChildSpec
 
 __all__ = ["Record", "Script", "advance", "apply", "outside_engine", "start"]
 

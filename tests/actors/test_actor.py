@@ -8,10 +8,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Actor, ActorSystem, ManualClock
-from messages import ChildRestarted, DeadLetter
-from supervision import Backoff, ChildSpec, StartupError
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.messages import ChildRestarted, DeadLetter
+from regisseur.supervision import Backoff, ChildSpec, StartupError
+from regisseur.supervision.testing import FaultInjector, Probe
 
 
 class Ticker(Actor):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from actors.clock import ManualClock, RealClock, Timers, check_duration
+from regisseur.actors.clock import ManualClock, RealClock, Timers, check_duration
 
 
 def test_manual_clock_is_frozen_until_advanced() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, text
 
-from actors import Actor, ActorSystem, ManualClock, resource
-from actors.clock import wall_time
-from actors.lease import InstanceHeldError, lease_table
-from messages import StartupFailed
-from supervision import ChildSpec, StartupError
+from regisseur.actors import Actor, ActorSystem, ManualClock, resource
+from regisseur.actors.clock import wall_time
+from regisseur.actors.lease import InstanceHeldError, lease_table
+from regisseur.messages import StartupFailed
+from regisseur.supervision import ChildSpec, StartupError
 
 
 def _url(tmp_path: Path, name: str = "app.db") -> str:
@@ -195,7 +195,7 @@ def test_an_expired_lease_of_a_crashed_holder_is_taken_over(tmp_path: Path) -> N
 _HOLDER = textwrap.dedent(
     """
     import sys
-    from actors import ActorSystem
+    from regisseur.actors import ActorSystem
     system = ActorSystem(database_url=sys.argv[1], single_instance=True, lease_ttl=0.5, name="app")
     system.start()
     print("ready", flush=True)

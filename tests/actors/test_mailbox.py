@@ -7,7 +7,7 @@ from typing import Any
 
 from pykka._envelope import Envelope
 
-from actors.mailbox import ControlMessage, Mailbox
+from regisseur.actors.mailbox import ControlMessage, Mailbox
 
 
 class _Ctl(ControlMessage):

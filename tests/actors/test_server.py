@@ -19,9 +19,9 @@ import pykka
 import pytest
 from sqlalchemy import text
 
-from actors import ServerActor
-from actors.log import JsonFormatter
-from messages import (
+from regisseur.actors import ServerActor
+from regisseur.actors.log import JsonFormatter
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -29,8 +29,8 @@ from messages import (
     ChildStarted,
     ChildStopped,
 )
-from supervision import ChildSpec, Directive, FatalError, StartupError
-from supervision.testing import FaultInjector, Probe
+from regisseur.supervision import ChildSpec, Directive, FatalError, StartupError
+from regisseur.supervision.testing import FaultInjector, Probe
 from tests.actors.helpers import Record, Script, advance, apply, outside_engine, start
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from actors import ActorSystem, ManualClock
+    from regisseur.actors import ActorSystem, ManualClock
 
 
 class Poller(ServerActor):

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from actors import ServiceActor
-from messages import (
+from regisseur.actors import ServiceActor
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -29,8 +29,8 @@ from messages import (
     Resume,
     RunNow,
 )
-from supervision import ChildSpec, Directive, StartupError
-from supervision.testing import FaultInjector, Probe
+from regisseur.supervision import ChildSpec, Directive, StartupError
+from regisseur.supervision.testing import FaultInjector, Probe
 from tests.actors.helpers import Record, Script, advance, apply, outside_engine, start
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from actors import ActorSystem, ManualClock
+    from regisseur.actors import ActorSystem, ManualClock
 
 
 class Feed(ServiceActor):

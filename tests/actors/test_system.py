@@ -8,10 +8,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Actor, ActorSystem, ManualClock, UnknownActorError
-from messages import ChildStarted, ChildStopped, DeadLetter, Event
-from supervision import ChildSpec, StartupError
-from supervision.testing import Probe
+from regisseur.actors import Actor, ActorSystem, ManualClock, UnknownActorError
+from regisseur.messages import ChildStarted, ChildStopped, DeadLetter, Event
+from regisseur.supervision import ChildSpec, StartupError
+from regisseur.supervision.testing import Probe
 
 
 class Echo(Actor):

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, text
 
-from actors import ActorSystem
-from actors.cluster import ClusterSettings
-from messages import Event
+from regisseur.actors import ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.messages import Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence

@@ -50,10 +50,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors import Actor, ActorSystem, configure_logging
-from actors.cluster import ClusterSettings, sharded
-from actors.downloads import DownloadSource, HttpSource
-from supervision import ChildSpec
+from regisseur.actors import Actor, ActorSystem, configure_logging
+from regisseur.actors.cluster import ClusterSettings, sharded
+from regisseur.actors.downloads import DownloadSource, HttpSource
+from regisseur.supervision import ChildSpec
 
 SINGLETON = "solo"
 HOLD_LIMIT = 30.0  # seconds a hold- download waits at most

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from actors import ActorSystem
-from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSource
-from messages.downloads import DownloadState
+from regisseur.actors import ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.actors.downloads import DownloadSource
+from regisseur.messages.downloads import DownloadState
 from tests.cluster.helpers import wait_until
 from tests.cluster.pg import PostgresServer
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors import ActorSystem
-from actors.cluster import ClusterSettings
-from messages.downloads import DownloadState, DownloadStateChanged
+from regisseur.actors import ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.messages.downloads import DownloadState, DownloadStateChanged
 from tests.cluster.helpers import (
     client,
     max_overlap,

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors import Actor, ActorSystem
-from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSettings, DownloadSource
-from messages.downloads import DownloadProgressed, DownloadState
-from supervision import ChildSpec, StartupError
+from regisseur.actors import Actor, ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.actors.downloads import DownloadSettings, DownloadSource
+from regisseur.messages.downloads import DownloadProgressed, DownloadState
+from regisseur.supervision import ChildSpec, StartupError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

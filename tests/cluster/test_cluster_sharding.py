@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors import Actor, ActorSystem
-from actors.cluster import ClusterSettings, owner_of, sharded
-from messages import ChildStarted
-from supervision import ChildSpec
+from regisseur.actors import Actor, ActorSystem
+from regisseur.actors.cluster import ClusterSettings, owner_of, sharded
+from regisseur.messages import ChildStarted
+from regisseur.supervision import ChildSpec
 from tests.cluster.helpers import wait_for_events
 
 if TYPE_CHECKING:

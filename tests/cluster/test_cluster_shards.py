@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.cluster import owner_of
+from regisseur.actors.cluster import owner_of
 from tests.cluster.helpers import client, nodes, shard_owners, wait_until
 
 if TYPE_CHECKING:

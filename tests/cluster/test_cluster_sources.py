@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from actors import ActorSystem
-from actors.cluster import ClusterSettings
-from actors.downloads import DownloadSource
-from messages.downloads import DownloadState
+from regisseur.actors import ActorSystem
+from regisseur.actors.cluster import ClusterSettings
+from regisseur.actors.downloads import DownloadSource
+from regisseur.messages.downloads import DownloadState
 
 
 def _node(url: str, node_id: str) -> ActorSystem:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messages.downloads import DownloadState
+from regisseur.messages.downloads import DownloadState
 from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
 from tests.downloads.conftest import HttpServer, Request, serve_bytes
 

@@ -32,18 +32,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.clock import ManualClock, Timers
-from actors.downloads.context import CancelToken, DownloadContext
-from actors.downloads.http import HttpSource
-from actors.log import get_logger
+from regisseur.actors.clock import ManualClock, Timers
+from regisseur.actors.downloads.context import CancelToken, DownloadContext
+from regisseur.actors.downloads.http import HttpSource
+from regisseur.actors.log import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     import requests
 
-    from actors.clock import TimerHandle
-    from messages.downloads import DownloadProgress
+    from regisseur.actors.clock import TimerHandle
+    from regisseur.messages.downloads import DownloadProgress
 
 WAIT = 5.0  # seconds: the bound on every wait in these tests
 

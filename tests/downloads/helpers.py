@@ -6,7 +6,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from messages import DownloadState
+from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
     from collections.abc import Callable

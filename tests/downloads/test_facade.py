@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors import ActorSystem
-from actors.downloads import (
+from regisseur.actors import ActorSystem
+from regisseur.actors.downloads import (
     DownloadSettings,
     DownloadSource,
     UnknownDownloadError,
     UnknownSourceError,
 )
-from messages import DownloadRecord
-from messages.downloads import DownloadProgressed, DownloadStateChanged
+from regisseur.messages import DownloadRecord
+from regisseur.messages.downloads import DownloadProgressed, DownloadStateChanged
 from tests.downloads.helpers import (
     CANCELLED,
     ERRORED,

@@ -16,23 +16,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.clock import ManualClock
-from actors.downloads._partfile import PartFile, Validators, part_tag
-from actors.downloads.context import CancelToken
-from actors.downloads.http import (
+from regisseur.actors.clock import ManualClock
+from regisseur.actors.downloads._partfile import PartFile, Validators, part_tag
+from regisseur.actors.downloads.context import CancelToken
+from regisseur.actors.downloads.http import (
     DownloadError,
     DownloadInterrupted,
     HttpSource,
     parse_retry_after,
 )
-from messages.downloads import DownloadProgressed, DownloadState
-from supervision.backoff import Backoff
+from regisseur.messages.downloads import DownloadProgressed, DownloadState
+from regisseur.supervision.backoff import Backoff
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 SLOW_ID = "9" * 32
@@ -878,7 +878,7 @@ def test_max_bytes_is_checked_against_the_full_size_on_resume(
 
 
 def test_public_import_path() -> None:
-    from actors.downloads import HttpSource as Exported
+    from regisseur.actors.downloads import HttpSource as Exported
 
     assert Exported is HttpSource
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.downloads import _splice
-from actors.downloads._partfile import PartFile, Validators
-from actors.downloads.http import DownloadError, DownloadInterrupted
+from regisseur.actors.downloads import _splice
+from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads.http import DownloadError, DownloadInterrupted
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
 
 if TYPE_CHECKING:

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import create_engine, event
 
-from actors.downloads import DownloadSettings, DownloadSource
-from actors.downloads.store import read_record
-from messages import ChildRestarting, DownloadRecord, DownloadState
-from messages.downloads import (
+from regisseur.actors.downloads import DownloadSettings, DownloadSource
+from regisseur.actors.downloads.store import read_record
+from regisseur.messages import ChildRestarting, DownloadRecord, DownloadState
+from regisseur.messages.downloads import (
     CORE_FIELDS,
     DownloadProgressed,
     DownloadStateChanged,
     DownloadSucceeded,
 )
-from supervision.testing import FaultInjector, InjectedFault, Probe
+from regisseur.supervision.testing import FaultInjector, InjectedFault, Probe
 from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate, quick
 
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from actors import ActorSystem
-    from supervision.testing import ManualClock
+    from regisseur.actors import ActorSystem
+    from regisseur.supervision.testing import ManualClock
 
 
 # -- helpers ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.downloads.names import (
+from regisseur.actors.downloads.names import (
     MAX_NAME_BYTES,
     is_inside,
     move_into_place,

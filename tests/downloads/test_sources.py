@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.downloads import DownloadSource
-from messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
-from messages.downloads import DownloadStateChanged
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors.downloads import DownloadSource
+from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
+from regisseur.messages.downloads import DownloadStateChanged
+from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem
+    from regisseur.actors import ActorSystem
 
 
 def in_state(system: ActorSystem, state: DownloadState, source: str | None = None) -> int:

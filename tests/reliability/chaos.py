@@ -47,9 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors import Actor, ActorSystem, ManualClock
-from actors.clock import monotonic
-from messages import (
+from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.actors.clock import monotonic
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -59,11 +59,11 @@ from messages import (
     SupervisorEscalated,
     SystemFailed,
 )
-from supervision import Backoff, ChildSpec, Strategy, Supervisor
-from supervision.testing import FaultInjector, InjectedFault
+from regisseur.supervision import Backoff, ChildSpec, Strategy, Supervisor
+from regisseur.supervision.testing import FaultInjector, InjectedFault
 
 if TYPE_CHECKING:
-    from messages import HealthReport
+    from regisseur.messages import HealthReport
 
 __all__ = ["ChaosConfig", "ChaosWorker", "Ledger", "Msg", "Report", "build_tree", "plan", "run"]
 

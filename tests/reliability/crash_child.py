@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from actors import cli
-from actors.downloads import _http_fetch, _splice, context, store
+from regisseur.actors import cli
+from regisseur.actors.downloads import _http_fetch, _splice, context, store
 
 
 def _die_on(nth: int, function: Any, calls: list[int] | None = None) -> Any:

@@ -26,18 +26,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import Actor, ActorSystem, ManualClock, UnknownActorError
-from actors.clock import check_duration
-from actors.downloads import (
+from regisseur.actors import Actor, ActorSystem, ManualClock, UnknownActorError
+from regisseur.actors.clock import check_duration
+from regisseur.actors.downloads import (
     DownloadSettings,
     DownloadSource,
     HttpSource,
     UnknownDownloadError,
     UnknownSourceError,
 )
-from actors.downloads.names import MAX_NAME_BYTES, safe_filename
-from messages import ChildFailed, DeadLetter, DownloadState
-from supervision import (
+from regisseur.actors.downloads.names import MAX_NAME_BYTES, safe_filename
+from regisseur.messages import ChildFailed, DeadLetter, DownloadState
+from regisseur.supervision import (
     Backoff,
     ChildSpec,
     Directive,
@@ -46,8 +46,8 @@ from supervision import (
     Strategy,
     Supervisor,
 )
-from supervision.spec import MAX_NAME_LENGTH, check_name
-from supervision.testing import FaultInjector, Probe
+from regisseur.supervision.spec import MAX_NAME_LENGTH, check_name
+from regisseur.supervision.testing import FaultInjector, Probe
 
 WAIT = 5.0  # real seconds: the bound on every blocking wait here
 NAN = float("nan")

@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
-from actors import Actor, ActorSystem
-from actors._cell import Cell
-from messages import ChildFailed, ChildRestarted, ChildRestarting, ChildStopTimedOut, DeadLetter
-from supervision import Backoff, ChildSpec, Strategy, Supervisor
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors import Actor, ActorSystem
+from regisseur.actors._cell import Cell
+from regisseur.messages import (
+    ChildFailed,
+    ChildRestarted,
+    ChildRestarting,
+    ChildStopTimedOut,
+    DeadLetter,
+)
+from regisseur.supervision import Backoff, ChildSpec, Strategy, Supervisor
+from regisseur.supervision.testing import FaultInjector, Probe
 from tests.reliability.chaos import (
     ChaosConfig,
     ChaosWorker,
@@ -34,7 +40,7 @@ from tests.reliability.chaos import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ManualClock
+    from regisseur.actors import ManualClock
 
 SEEDS = (1, 2, 3)
 

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import ActorSystem
-from actors.downloads import HttpSource
-from messages import DownloadProgressed, DownloadRecord, DownloadState
-from supervision import Backoff
+from regisseur.actors import ActorSystem
+from regisseur.actors.downloads import HttpSource
+from regisseur.messages import DownloadProgressed, DownloadRecord, DownloadState
+from regisseur.supervision import Backoff
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors import Actor, ActorSystem, configure_logging
-from actors.downloads import DownloadFailure, DownloadSource, HttpSource
-from actors.log import JsonFormatter
-from messages import DownloadRecord
-from supervision import (
+from regisseur.actors import Actor, ActorSystem, configure_logging
+from regisseur.actors.downloads import DownloadFailure, DownloadSource, HttpSource
+from regisseur.actors.log import JsonFormatter
+from regisseur.messages import DownloadRecord
+from regisseur.supervision import (
     Backoff,
     ChildSpec,
     Directive,

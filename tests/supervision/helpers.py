@@ -12,14 +12,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor
-from supervision import ChildSpec, Supervisor
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors import Actor
+from regisseur.supervision import ChildSpec, Supervisor
+from regisseur.supervision.testing import FaultInjector, Probe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.system import ActorSystem
+    from regisseur.actors.system import ActorSystem
 
 __all__ = [
     "Block",

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from messages import ChildFailed, ChildRestarted, ChildRestarting
-from supervision import Backoff
+from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting
+from regisseur.supervision import Backoff
 from tests.supervision.helpers import Fail, Journal, events_of, kit, spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 EPSILON = 0.001
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
-from actors import Actor
-from messages import ChildRestarting, DeadLetter
-from supervision import ChildSpec
+from regisseur.actors import Actor
+from regisseur.messages import ChildRestarting, DeadLetter
+from regisseur.supervision import ChildSpec
 from tests.supervision.helpers import Fail, Journal, events_of, spec
 
 if TYPE_CHECKING:
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 @pytest.fixture

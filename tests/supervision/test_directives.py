@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from messages import (
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -15,12 +15,12 @@ from messages import (
     DeadLetter,
     SupervisorEscalated,
 )
-from supervision import Directive, FatalError
+from regisseur.supervision import Directive, FatalError
 from tests.supervision.helpers import Deciding, Fail, Journal, events_of, spec, sub
 
 if TYPE_CHECKING:
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 class Unrecoverable(FatalError):

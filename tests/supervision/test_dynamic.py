@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pykka
 import pytest
 
-from actors import UnknownActorError
-from messages import (
+from regisseur.actors import UnknownActorError
+from regisseur.messages import (
     ChildRestarted,
     ChildRestarting,
     ChildStarted,
@@ -16,12 +16,12 @@ from messages import (
     DeadLetter,
     StartupFailed,
 )
-from supervision import Backoff, ChildSpec, StartupError
+from regisseur.supervision import Backoff, ChildSpec, StartupError
 from tests.supervision.helpers import Fail, Journal, StartFails, Worker, events_of, spec, sub
 
 if TYPE_CHECKING:
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 @pytest.fixture

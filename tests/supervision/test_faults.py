@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messages import (
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
     ChildRestarting,
     DeadLetter,
 )
-from supervision import FatalError
-from supervision.testing import InjectedFault
+from regisseur.supervision import FatalError
+from regisseur.supervision.testing import InjectedFault
 from tests.supervision.helpers import Journal, events_of, spec
 
 if TYPE_CHECKING:
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import FaultInjector, Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import FaultInjector, Probe
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
-from messages import (
+from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
     ChildRestarted,
@@ -18,14 +18,14 @@ from messages import (
     SupervisorEscalated,
     SystemFailed,
 )
-from supervision import Backoff, Directive
+from regisseur.supervision import Backoff, Directive
 from tests.supervision.helpers import Fail, Journal, events_of, kit, spec, sub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messages import ChildFailed, ChildRestarted, ChildRestarting, ChildStarted
-from supervision import Backoff, Strategy
+from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting, ChildStarted
+from regisseur.supervision import Backoff, Strategy
 from tests.supervision.helpers import Fail, Journal, events_of, kit, spec, sub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem, ManualClock
+    from regisseur.actors import ActorSystem, ManualClock
 
 
 @pytest.fixture

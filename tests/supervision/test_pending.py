@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messages import ChildRestarted, ChildRestarting, ChildStopped, DeadLetter
-from supervision import Backoff, Directive, Restart
+from regisseur.messages import ChildRestarted, ChildRestarting, ChildStopped, DeadLetter
+from regisseur.supervision import Backoff, Directive, Restart
 from tests.supervision.helpers import Block, Fail, Journal, events_of, kit, spec, sub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import Actor, ActorSystem, ManualClock
-from messages import ChildRestarting, DeadLetter
-from supervision import Backoff, ChildSpec, Directive, Supervisor
-from supervision.testing import FaultInjector, InjectedFault, Probe
+from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.messages import ChildRestarting, DeadLetter
+from regisseur.supervision import Backoff, ChildSpec, Directive, Supervisor
+from regisseur.supervision.testing import FaultInjector, InjectedFault, Probe
 
 SYSTEM_EXAMPLES = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -6,13 +6,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messages import ChildGaveUp, ChildRestarted, ChildRestarting, ChildStopped, DeadLetter
-from supervision import Restart
+from regisseur.messages import (
+    ChildGaveUp,
+    ChildRestarted,
+    ChildRestarting,
+    ChildStopped,
+    DeadLetter,
+)
+from regisseur.supervision import Restart
 from tests.supervision.helpers import Fail, Journal, events_of, spec
 
 if TYPE_CHECKING:
-    from actors import ActorSystem, ManualClock
-    from supervision.testing import Probe
+    from regisseur.actors import ActorSystem, ManualClock
+    from regisseur.supervision.testing import Probe
 
 
 @pytest.fixture

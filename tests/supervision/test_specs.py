@@ -7,9 +7,9 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Actor, ActorSystem, ManualClock
-from supervision import Backoff, ChildSpec, Directive, Restart, Strategy, Supervisor
-from supervision.testing import FaultInjector
+from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.supervision import Backoff, ChildSpec, Directive, Restart, Strategy, Supervisor
+from regisseur.supervision.testing import FaultInjector
 from tests.supervision.helpers import Journal, Worker
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors import Actor, ActorSystem, ManualClock
-from messages import ChildFailed, ChildRestarted, ChildStopTimedOut, StartupFailed
-from supervision import Backoff, ChildSpec, Directive, StartupError, Supervisor
-from supervision.testing import FaultInjector, Probe
+from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.messages import ChildFailed, ChildRestarted, ChildStopTimedOut, StartupFailed
+from regisseur.supervision import Backoff, ChildSpec, Directive, StartupError, Supervisor
+from regisseur.supervision.testing import FaultInjector, Probe
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

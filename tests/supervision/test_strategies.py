@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from messages import ChildRestarted, ChildRestarting
-from supervision import Backoff, Strategy
+from regisseur.messages import ChildRestarted, ChildRestarting
+from regisseur.supervision import Backoff, Strategy
 from tests.supervision.helpers import Fail, Journal, events_of, kit, spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors import ActorSystem
+    from regisseur.actors import ActorSystem
 
 
 @pytest.fixture
