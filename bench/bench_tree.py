@@ -1,0 +1,150 @@
+"""What supervision costs as the tree grows: restart, spawn and stop against plain Pykka.
+
+Run: ``python bench/bench_tree.py [--rounds R] [--quick]``
+
+Three figures, each as a ratio against plain Pykka measured side by side in
+this process, round by round (the machines are shared and noisy), reported
+as the median ratio with its spread (min..max over the rounds):
+
+* **restart**: crash -> the next message handled, with zero backoff. The
+  Pykka side is a hand-rolled restart: the crash comes back to the sender
+  through ``ask``, which starts a fresh actor and asks it. Measured with 0,
+  100 and 1,000 idle siblings; the goal is that the figure does not grow
+  with the siblings.
+* **spawn**: ``system.spawn`` of N children one after the other against
+  ``Actor.start`` of N plain Pykka actors (per actor).
+* **stop**: stopping a system of N children against stopping N plain Pykka
+  actors (per actor), for N from 1,000 upwards; the goal is a flat figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import pykka
+
+from regisseur.actors import Actor, ActorSystem
+from regisseur.supervision import Backoff, ChildSpec
+from regisseur.supervision.testing import FaultInjector
+
+
+class Crash(Exception):
+    """The failure both sides restart after."""
+
+
+class Plain(pykka.ThreadingActor):
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise Crash("crash")
+        return message
+
+    def on_failure(self, *_: Any) -> None:
+        """Pykka logs the failure otherwise; the bench only wants the restart."""
+
+
+class Ours(Actor):
+    def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def _median_spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}..{max(values):.2f})"
+
+
+def plain_restart(n: int) -> float:
+    """Median seconds: crash, start a fresh actor, its first answer."""
+    ref = Plain.start()
+    samples = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            try:
+                ref.ask("crash")
+            except Crash:
+                ref = Plain.start()
+            ref.ask(1)
+            samples.append(time.perf_counter() - t0)
+    finally:
+        ref.stop()
+    return statistics.median(samples)
+
+
+def our_restart(system: ActorSystem, n: int) -> float:
+    """Median seconds: crash (a fault injected into the next message), next answer."""
+    faults = FaultInjector(system)
+    samples = []
+    for _ in range(n):
+        faults.crash("subject")
+        t0 = time.perf_counter()
+        system.tell("subject", "crash me")
+        system.ask("subject", 1, timeout=10)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def restart_ratios(siblings: int, rounds: int, restarts: int) -> list[float]:
+    specs = [ChildSpec("subject", Ours, backoff=Backoff(0))]
+    specs += [ChildSpec(f"idle{i}", Ours) for i in range(siblings)]
+    ratios = []
+    with ActorSystem(specs, database_url=None, max_restarts=10**9, within=1.0) as system:
+        for _ in range(rounds):
+            plain = plain_restart(restarts)
+            ours = our_restart(system, restarts)
+            ratios.append(ours / plain)
+    return ratios
+
+
+def spawn_and_stop(n: int) -> tuple[float, float]:
+    """(spawn ratio, stop ratio) per actor for n children, one round."""
+    t0 = time.perf_counter()
+    refs = [Plain.start() for _ in range(n)]
+    plain_spawn = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for ref in refs:
+        ref.stop(block=False)
+    for ref in refs:
+        ref.stop()
+    plain_stop = time.perf_counter() - t0
+
+    system = ActorSystem(database_url=None)
+    system.start()
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            system.spawn(ChildSpec(f"c{i}", Ours))
+        our_spawn = time.perf_counter() - t0
+    finally:
+        t0 = time.perf_counter()
+        system.stop()
+        our_stop = time.perf_counter() - t0
+    return our_spawn / plain_spawn, our_stop / plain_stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--restarts", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    siblings = (0, 100) if args.quick else (0, 100, 1_000)
+    sizes = (200, 1_000) if args.quick else (1_000, 10_000, 20_000)
+
+    print(f"restart (crash -> next message handled), {args.rounds} rounds of {args.restarts}:")
+    for count in siblings:
+        ratios = restart_ratios(count, args.rounds, args.restarts)
+        figure = _median_spread(ratios)
+        print(f"  {count:>5} idle siblings   regisseur / hand-rolled pykka  {figure}")
+
+    print("spawn and stop, per actor, regisseur / pykka:")
+    for n in sizes:
+        pairs = [spawn_and_stop(n) for _ in range(max(1, args.rounds // 2))]
+        spawn = [pair[0] for pair in pairs]
+        stop = [pair[1] for pair in pairs]
+        print(f"  {n:>6} children   spawn {_median_spread(spawn)}   stop {_median_spread(stop)}")
+
+
+if __name__ == "__main__":
+    main()
