@@ -42,7 +42,12 @@ from regisseur.actors.downloads.cluster_keeper import ClusterNote
 from regisseur.actors.downloads.cluster_store import change_notice_prefix
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
-from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.actors.errors import (
+    ActorStoppedError,
+    UnknownActorError,
+    WaitTimeoutError,
+    describe_error,
+)
 from regisseur.actors.events import EventBus, _BusActor
 from regisseur.actors.journal import JournalActor
 from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
@@ -413,12 +418,13 @@ class ActorSystem:
         """The ``ActorRef`` of ``name``; it stays valid across restarts.
 
         Raises ``UnknownActorError`` for a name never registered and
-        ``pykka.ActorDeadError`` for an actor that has stopped.
+        ``ActorStoppedError`` (a ``pykka.ActorDeadError``) for an actor that
+        has stopped.
         """
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"actor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         return cell.ref
 
     def tell(self, name: str, message: Any) -> None:
@@ -436,9 +442,10 @@ class ActorSystem:
     def ask(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
         """Send ``message`` to ``name`` and wait for the reply.
 
-        Raises the handler's exception if it failed, ``TimeoutError`` after
+        Raises the handler's exception if it failed, ``WaitTimeoutError`` (a
+        ``TimeoutError`` and a ``pykka.Timeout``, as ``ref.ask`` raises) after
         ``timeout`` real seconds (None waits forever), ``UnknownActorError``
-        for an unknown name and ``pykka.ActorDeadError`` for a stopped actor.
+        for an unknown name and ``ActorStoppedError`` for a stopped actor.
         """
         if timeout is not None:
             timeout = check_duration(timeout, "ask(timeout)")
@@ -446,12 +453,12 @@ class ActorSystem:
         if cell is None or cell.stopped.is_set():
             self.dead_letter(name, message, "stopped")
             msg = f"actor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         try:
             return cell.ref.ask(message, timeout=bounded_wait(timeout))
         except pykka.Timeout:
             msg = f"no reply from {name!r} within {timeout:g}s"
-            raise TimeoutError(msg) from None
+            raise WaitTimeoutError(msg) from None
 
     def dead_letter(self, recipient: str, message: Any, reason: str) -> None:
         """Publish ``message`` as a ``DeadLetter`` and log a warning (any thread)."""
@@ -478,7 +485,7 @@ class ActorSystem:
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"supervisor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         if not isinstance(cell.instance, _supervisor_actor_class()):
             msg = f"{name!r} is not a supervisor"
             raise TypeError(msg)
@@ -521,7 +528,7 @@ class ActorSystem:
         """Return once no actor has anything it can do right now.
 
         That is: every mailbox is empty or held (waiting for a restart timer)
-        and no handler is running. Raises ``TimeoutError`` naming the busy
+        and no handler is running. Raises ``WaitTimeoutError`` naming the busy
         actors if that does not happen within ``timeout`` real seconds. Use
         it after ``tell``/``ManualClock.advance`` instead of sleeping.
         """
@@ -542,7 +549,7 @@ class ActorSystem:
             if remaining <= 0:
                 busy = sorted(c.name for c in cells if not c.idle())
                 msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
-                raise TimeoutError(msg)
+                raise WaitTimeoutError(msg)
             self._activity.wait(min(remaining, 0.05))
 
     def _wait_idle(self, cells: list[Cell], timeout: float) -> bool:
