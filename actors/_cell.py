@@ -140,7 +140,7 @@ class Ref(pykka.ActorRef[Any]):
             return future.get(timeout=timeout)
         return future
 
-    def proxy(self) -> CellProxy:  # type: ignore[override]
+    def proxy(self) -> CellProxy:
         """A Pykka proxy that keeps reaching the live instance across restarts."""
         if self.actor_stopped.is_set():
             msg = f"{self} is stopped"
@@ -400,13 +400,22 @@ class Cell:
             if self._killed:
                 raise _Killed
         elif isinstance(message, _ActorStop):
-            # A voluntary stop (self.stop() or ref.stop()): end this
-            # incarnation and let the supervisor apply the restart type.
             generation = self.generation
-            self._teardown(hooks=True)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(None)
-            self.parent.notify(ChildExited(self, generation))
+            if envelope.reply_to is None:
+                # self.stop(): the actor ends this incarnation itself (a
+                # normal exit); the supervisor applies the restart type.
+                self._teardown(hooks=True)
+                self.parent.notify(ChildExited(self, generation))
+                return False
+            # ref.stop(), as in Pykka: stopped for good, never restarted.
+            # The cell is closed (is_alive() false, later messages refused)
+            # before the caller hears back, and the supervisor hears of it
+            # before any request the caller makes next.
+            self._teardown(hooks=True, final=True)
+            self._close("stopped")
+            self.parent.notify(ChildExited(self, generation, final=True))
+            envelope.reply_to.set(None)
+            return True
         return False
 
     def _start(self, command: Start) -> None:

@@ -28,7 +28,7 @@ class CellProxy(pykka.ActorProxy[Any]):
 
     actor_ref: Ref
 
-    @property  # type: ignore[override]
+    @property
     def _actor(self) -> Any:
         """The current incarnation (the last one while a restart runs)."""
         instance = self.actor_ref._cell.current_instance()

@@ -10,7 +10,7 @@ from typing import ClassVar, TypeAlias
 from regisseur.actors.clock import check_duration
 from regisseur.supervision.errors import FatalError
 
-__all__ = ["Decider", "Directive", "Restart", "Strategy", "default_decider"]
+__all__ = ["AutoShutdown", "Decider", "Directive", "Restart", "Strategy", "default_decider"]
 
 
 class Strategy(str, Enum):
@@ -39,6 +39,24 @@ class Restart(str, Enum):
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
+
+
+class AutoShutdown(str, Enum):
+    """When a supervisor ends itself because significant children ended.
+
+    A significant child (``ChildSpec(significant=True)``, TRANSIENT or
+    TEMPORARY) ends *by itself* when it stops itself (``self.stop()``) or
+    gives up (STOP, ``max_failures``); being stopped by ``ref.stop()``,
+    ``stop_child`` or its supervisor does not count.
+
+    * ``NEVER``: never (the default); significant children are refused.
+    * ``ANY_SIGNIFICANT``: as soon as one significant child ended.
+    * ``ALL_SIGNIFICANT``: once no significant child is left running.
+    """
+
+    NEVER = "never"
+    ANY_SIGNIFICANT = "any_significant"
+    ALL_SIGNIFICANT = "all_significant"
 
 
 class _Kind(str, Enum):
