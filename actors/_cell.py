@@ -230,7 +230,7 @@ class Cell:
         self._ended = False
         thread = threading.Thread(
             target=self._main,
-            name=f"regisseur:{self.name}#{next(_thread_ids)}",
+            name=f"regisseur:{self.system.name}/{self.name}#{next(_thread_ids)}",
             daemon=True,
         )
         self.thread = thread

@@ -181,7 +181,7 @@ class ActorSystem:
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
-        self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
+        self.timers = Timers(self.clock, name=f"{name}/timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
         self._cells: dict[str, Cell] = {}
         # Names no longer registered -> how to reach the supervisor that had

@@ -94,7 +94,7 @@ class NodeActor(Actor):
             (schema.DOWNLOADS_CHANNEL, schema.NODES_CHANNEL),
             self._dispatch,
             self.log,
-            name=f"{self.system.name}-cluster-listener",
+            name=f"regisseur:{self.system.name}/cluster-listener",
         )
         self._listener.start()
         self.schedule_every(self.settings.lease_ttl / 3, _Renew())
