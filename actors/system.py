@@ -545,6 +545,9 @@ class ActorSystem:
         for a running child or a dependency that is not running, and
         ``StartupError`` if it fails to start (it stays failed).
         """
+        if self._state != "running":
+            msg = f"system {self.name!r} is not running (state: {self._state})"
+            raise RuntimeError(msg)
         supervisor = self._supervisor_of(name)
         outcome: Outcome = supervisor.ask(RestartChild(name), block=True)
         ref: pykka.ActorRef[Any] = outcome.unwrap()
@@ -558,9 +561,6 @@ class ActorSystem:
 
     def _supervisor_of(self, name: str) -> pykka.ActorRef[Any]:
         """The ref of the supervisor that has (or had) the child ``name``."""
-        if self._state != "running":
-            msg = f"system {self.name!r} is not running (state: {self._state})"
-            raise RuntimeError(msg)
         cell = self._lookup(name)
         with self._lock:
             parent = cell.parent if cell is not None else self._gone.get(name)
