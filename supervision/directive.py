@@ -31,9 +31,15 @@ class Strategy(str, Enum):
 class Restart(str, Enum):
     """When a child is restarted.
 
-    * ``PERMANENT``: always, after a failure and after it stopped itself.
+    * ``PERMANENT``: always, after a failure and after it stopped itself
+      (``self.stop()``).
     * ``TRANSIENT``: only after a failure.
-    * ``TEMPORARY``: never; a failed temporary child is stopped.
+    * ``TEMPORARY``: never; a failed temporary child is stopped, and one
+      stopped by a sibling's ONE_FOR_ALL / REST_FOR_ONE restart stays
+      stopped (a dynamic one is removed).
+
+    Whatever the type, ``ref.stop()`` stops a child for good (as in Pykka);
+    ``system.restart_child(name)`` starts a stopped one again.
     """
 
     PERMANENT = "permanent"

@@ -18,6 +18,19 @@ long backoff is therefore handled at once; nothing sleeps.
 Starts are synchronous inside the supervisor (bounded by each child's
 ``start_timeout``): children of one start level are started concurrently,
 each on its own thread, and awaited together.
+
+How a child ends, and what remains of it (as OTP's supervisor):
+
+* it stops itself (``self.stop()``): PERMANENT is restarted; TRANSIENT and
+  TEMPORARY stop, and a significant one may end the supervisor
+  (``auto_shutdown``);
+* ``ref.stop()``: its cell closes itself; it is never restarted;
+* it gives up (STOP, ``max_failures``): reported failed;
+* a sibling's group restart stops it: restarted, unless TEMPORARY.
+
+A stopped or failed static child stays listed (``restart_child`` starts it
+again, ``stop_child`` removes it); a dynamic child that stopped is removed,
+one that gave up stays listed as failed until ``stop_child``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from regisseur.actors import UnknownActorError
 from regisseur.messages import (
     ChildGaveUp,
     ChildRestarted,
+    ChildRestarting,
     ChildStarted,
     ChildStopped,
     SupervisorShutDown,
@@ -30,6 +31,7 @@ from tests.supervision.helpers import Fail, Journal, Worker, kit, spec, sub
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from regisseur.actors import ManualClock
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.testing import Probe
 
@@ -216,3 +218,22 @@ def test_all_significant_waits_for_the_last_one_and_ends_the_system_at_the_root(
     assert system.health().status == "stopped"
     system.stop()
     assert "stop helper" in journal.lifecycle("helper")
+
+
+def test_ref_stop_during_a_backoff_cancels_the_pending_restart(
+    system_factory: Callable[..., ActorSystem], manual_clock: ManualClock, journal: Journal
+) -> None:
+    system = system_factory([spec("w", journal, backoff=Backoff(initial=30))])
+    probe, _ = kit(system)
+    ref = system.ref("w")
+    system.tell("w", Fail(RuntimeError("boom")))
+    probe.expect(ChildRestarting, name="w", delay=30.0)
+    assert ref.stop(timeout=2) is True  # not held back by the 30 s backoff
+    assert not ref.is_alive()
+    probe.expect(ChildStopped, name="w")
+    manual_clock.advance(60)
+    system.settle()
+    probe.expect_no(ChildStarted, within=0.05, name="w")
+    assert journal.lifecycle("w") == ["start w", "stop w"]
+    assert system.count_children() == ChildCounts(specs=1, active=0, supervisors=0, workers=1)
+    assert system.restart_child("w").ask("back", timeout=2) == "back"
