@@ -845,6 +845,12 @@ class SupervisorActor(Actor):
     # -- dynamic children ---------------------------------------------------
     def _spawn(self, spec: ChildSpec) -> Any:
         graph.validate([spec], existing=self.tree.children)
+        if spec.significant and self.spec.auto_shutdown is AutoShutdown.NEVER:
+            msg = (
+                f"cannot spawn {spec.name!r}: a significant child needs a supervisor "
+                "with auto_shutdown other than NEVER"
+            )
+            raise ValueError(msg)
         for dep in spec.depends_on:
             if self.tree.children[dep].status is not ChildStatus.RUNNING:
                 msg = f"cannot spawn {spec.name!r}: its dependency {dep!r} is not running"

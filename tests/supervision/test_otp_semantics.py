@@ -168,6 +168,17 @@ def test_significant_children_need_auto_shutdown_and_a_non_permanent_restart(
         Supervisor([spec("s", journal, restart=Restart.TRANSIENT, significant=True)])
     with pytest.raises(ValueError, match="auto_shutdown must be one of"):
         Supervisor([], auto_shutdown="sometimes")  # type: ignore[arg-type]
+    assert Supervisor([], auto_shutdown="any_significant").auto_shutdown is (  # type: ignore[arg-type]
+        AutoShutdown.ANY_SIGNIFICANT
+    )
+
+
+def test_a_significant_child_is_spawned_only_under_auto_shutdown(
+    actor_system: ActorSystem, journal: Journal
+) -> None:
+    with pytest.raises(ValueError, match="auto_shutdown"):
+        actor_system.spawn(spec("s", journal, restart=Restart.TRANSIENT, significant=True))
+    assert actor_system.count_children().specs == 0
 
 
 def test_any_significant_child_ending_shuts_its_supervisor_down(
