@@ -53,6 +53,7 @@ def test_a_temporary_sibling_stopped_by_a_group_restart_is_not_restarted(
             spec("a", journal),
             spec("t", journal, restart=Restart.TEMPORARY, depends_on=("a",)),
             spec("p", journal, depends_on=("a",)),
+            spec("q", journal, depends_on=("t",)),
         ],
         strategy=strategy,
         backoff=Backoff(0),
@@ -61,12 +62,13 @@ def test_a_temporary_sibling_stopped_by_a_group_restart_is_not_restarted(
     system.tell("a", Fail(RuntimeError("boom")))
     probe.expect(ChildRestarted, name="a")
     probe.expect(ChildRestarted, name="p")
+    probe.expect(ChildRestarted, name="q")  # restarted without its temporary dependency
     system.settle()
     probe.expect(ChildStopped, name="t")
     probe.expect_no(ChildStarted, within=0.05, name="t")
     assert journal.lifecycle("t") == ["start t", "stop t"]
     assert journal.lifecycle("p") == ["start p", "stop p", "start p"]
-    assert system.count_children() == ChildCounts(specs=3, active=2, supervisors=0, workers=3)
+    assert system.count_children() == ChildCounts(specs=4, active=3, supervisors=0, workers=4)
     system.restart_child("t")  # a stopped static child can be started by hand
     assert system.ask("t", "hi") == "hi"
 
