@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors._cell import UnhealthyError
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
-from regisseur.actors.errors import UnknownActorError
+from regisseur.actors.errors import (
+    ActorStoppedError,
+    RegisseurError,
+    UnknownActorError,
+    WaitTimeoutError,
+)
 from regisseur.actors.events import EventBus, Subscription
 from regisseur.actors.log import JsonFormatter, configure_logging, get_logger
 from regisseur.actors.resource import resource
@@ -19,21 +25,39 @@ from regisseur.actors.server import ServerActor
 from regisseur.actors.service import ServiceActor
 
 if TYPE_CHECKING:
+    from regisseur.actors.database import DatabaseError
+    from regisseur.actors.lease import InstanceHeldError
+    from regisseur.actors.status import StatusError
     from regisseur.actors.system import ActorSystem
+
+# Imported on first use: these modules load SQLAlchemy.
+_LAZY = {
+    "ActorSystem": "regisseur.actors.system",
+    "DatabaseError": "regisseur.actors.database",
+    "InstanceHeldError": "regisseur.actors.lease",
+    "StatusError": "regisseur.actors.status",
+}
 
 __all__ = [
     "Actor",
+    "ActorStoppedError",
     "ActorSystem",
     "Clock",
+    "DatabaseError",
     "EventBus",
+    "InstanceHeldError",
     "JsonFormatter",
     "ManualClock",
     "RealClock",
+    "RegisseurError",
     "ServerActor",
     "ServiceActor",
+    "StatusError",
     "Subscription",
     "TimerHandle",
+    "UnhealthyError",
     "UnknownActorError",
+    "WaitTimeoutError",
     "configure_logging",
     "get_logger",
     "resource",
@@ -44,9 +68,10 @@ def __getattr__(name: str) -> Any:
     # ActorSystem is imported on first use: it builds on ``supervision``,
     # which itself builds on this package's runtime modules, so importing it
     # eagerly here would make the import order matter.
-    if name == "ActorSystem":
-        from regisseur.actors.system import ActorSystem
+    home = _LAZY.get(name)
+    if home is not None:
+        from importlib import import_module
 
-        return ActorSystem
+        return getattr(import_module(home), name)
     msg = f"module 'regisseur.actors' has no attribute {name!r}"
     raise AttributeError(msg)

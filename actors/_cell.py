@@ -18,7 +18,7 @@ import sys
 import threading
 import uuid
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import pykka
 from pykka._envelope import Envelope
@@ -34,8 +34,9 @@ from regisseur.actors._protocol import (
     Start,
     Teardown,
 )
+from regisseur.actors._proxy import CellProxy
 from regisseur.actors.clock import TimerHandle, check_duration
-from regisseur.actors.errors import describe_error
+from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_error
 from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import ControlMessage, Mailbox
 
@@ -108,9 +109,43 @@ class Ref(pykka.ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         if self.actor_stopped.is_set():
-            msg = f"{self} not found"
-            raise pykka.ActorDeadError(msg)
+            msg = f"{self} is stopped"
+            raise ActorStoppedError(msg)
         self.actor_inbox.put(Envelope(message))
+
+    @overload
+    def ask(
+        self, message: Any, *, block: Literal[False], timeout: float | None = None
+    ) -> pykka.Future[Any]: ...
+
+    @overload
+    def ask(self, message: Any, *, block: Literal[True], timeout: float | None = None) -> Any: ...
+
+    @overload
+    def ask(
+        self, message: Any, *, block: bool = True, timeout: float | None = None
+    ) -> Any | pykka.Future[Any]: ...
+
+    def ask(
+        self, message: Any, *, block: bool = True, timeout: float | None = None
+    ) -> Any | pykka.Future[Any]:
+        """As Pykka's ``ask``; a stopped actor answers ``ActorStoppedError``."""
+        future: pykka.Future[Any] = self.actor_class._create_future()
+        if self.actor_stopped.is_set():
+            error = ActorStoppedError(f"{self} is stopped")
+            future.set_exception((type(error), error, None))
+        else:
+            self.actor_inbox.put(Envelope(message, reply_to=future))
+        if block:
+            return future.get(timeout=timeout)
+        return future
+
+    def proxy(self) -> CellProxy:
+        """A Pykka proxy that keeps reaching the live instance across restarts."""
+        if self.actor_stopped.is_set():
+            msg = f"{self} is stopped"
+            raise ActorStoppedError(msg)
+        return CellProxy(actor_ref=self)
 
     @property
     def name(self) -> str:
@@ -143,6 +178,7 @@ class Cell:
         self.stop_requested = threading.Event()
         self.ref = Ref(self)
         self.instance: Actor | None = None
+        self.newest: Actor | None = None  # the incarnation built last (see current_instance)
         self.state = CellState.NEW
         self.generation = 0
         self.thread: threading.Thread | None = None
@@ -164,8 +200,13 @@ class Cell:
 
     # -- any thread --------------------------------------------------------
     def current_instance(self) -> Actor | None:
-        """The live incarnation, or None (used by Pykka proxies)."""
-        return self.instance
+        """The incarnation proxies talk to (any thread).
+
+        The live one; while one is being built (its ``__init__`` may make a
+        proxy to itself) or restarted, the newest one; None once stopped.
+        """
+        instance = self.instance
+        return instance if instance is not None else self.newest
 
     def ensure_thread(self) -> None:
         """Start the cell's thread unless a live one will take its messages.
@@ -189,7 +230,7 @@ class Cell:
         self._ended = False
         thread = threading.Thread(
             target=self._main,
-            name=f"regisseur:{self.name}#{next(_thread_ids)}",
+            name=f"regisseur:{self.system.name}/{self.name}#{next(_thread_ids)}",
             daemon=True,
         )
         self.thread = thread
@@ -359,13 +400,22 @@ class Cell:
             if self._killed:
                 raise _Killed
         elif isinstance(message, _ActorStop):
-            # A voluntary stop (self.stop() or ref.stop()): end this
-            # incarnation and let the supervisor apply the restart type.
             generation = self.generation
-            self._teardown(hooks=True)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(None)
-            self.parent.notify(ChildExited(self, generation))
+            if envelope.reply_to is None:
+                # self.stop(): the actor ends this incarnation itself (a
+                # normal exit); the supervisor applies the restart type.
+                self._teardown(hooks=True)
+                self.parent.notify(ChildExited(self, generation))
+                return False
+            # ref.stop(), as in Pykka: stopped for good, never restarted.
+            # The cell is closed (is_alive() false, later messages refused)
+            # before the caller hears back, and the supervisor hears of it
+            # before any request the caller makes next.
+            self._teardown(hooks=True, final=True)
+            self._close("stopped")
+            self.parent.notify(ChildExited(self, generation, final=True))
+            envelope.reply_to.set(None)
+            return True
         return False
 
     def _start(self, command: Start) -> None:
@@ -448,6 +498,7 @@ class Cell:
                 self.log.error("close_failed", error=describe_error(exc), exc_info=exc)
         self.log.debug("actor_stopped", reason=reason)
         self.state = CellState.STOPPED
+        self.newest = None
         self.stopped.set()
         self.mailbox.close(self._dead_envelope)
 
@@ -457,13 +508,13 @@ class Cell:
             message.done.set()
             return
         if isinstance(message, Start):
-            message.attempt.fail(pykka.ActorDeadError(f"{self.name!r} is stopped"))
+            message.attempt.fail(ActorStoppedError(f"{self.name!r} is stopped"))
             return
         if envelope.reply_to is not None:
             if isinstance(message, _ActorStop):
                 envelope.reply_to.set(None)
                 return
-            error = pykka.ActorDeadError(f"actor {self.name!r} stopped before handling the message")
+            error = ActorStoppedError(f"actor {self.name!r} stopped before handling the message")
             envelope.reply_to.set_exception((type(error), error, None))
         if isinstance(message, ControlMessage | _ActorStop):
             return
@@ -503,7 +554,7 @@ class Cell:
         """
         error = _death_text(exc)
         if envelope.reply_to is not None:
-            dead = pykka.ActorDeadError(f"actor {self.name!r} died handling the message: {error}")
+            dead = ActorStoppedError(f"actor {self.name!r} died handling the message: {error}")
             envelope.reply_to.set_exception((type(dead), dead, None))
         self.system.dead_letter(self.name, envelope.message, f"failed: {error}")
 
@@ -545,7 +596,7 @@ class Cell:
                 else:
                     message.done.set()
             elif isinstance(message, Start):
-                dead = pykka.ActorDeadError(f"{self.name!r} could not start: {error}")
+                dead = ActorStoppedError(f"{self.name!r} could not start: {error}")
                 message.attempt.fail(dead)
             elif not isinstance(message, Kill | Resume):
                 keep.append(envelope)
@@ -568,7 +619,7 @@ def _death_text(exc: BaseException) -> str:
     return f"thread died: {describe_error(exc)}"
 
 
-class UnhealthyError(RuntimeError):
+class UnhealthyError(RegisseurError, RuntimeError):
     """An actor's ``health()`` reported unhealthy when it was checked."""
 
 

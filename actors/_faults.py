@@ -11,13 +11,15 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors.errors import RegisseurError
+
 if TYPE_CHECKING:
     from regisseur.actors._cell import Cell
 
 __all__ = ["CellFaults", "InjectedFault"]
 
 
-class InjectedFault(RuntimeError):
+class InjectedFault(RegisseurError, RuntimeError):
     """The default exception raised by an injected crash or failed start."""
 
 

@@ -124,10 +124,16 @@ class ChildFailure:
 
 @dataclass(frozen=True, slots=True)
 class ChildExited:
-    """A child stopped itself (``self.stop()`` / ``ref.stop()``)."""
+    """A child's incarnation ended on request, not by failing.
+
+    ``final`` false: the actor stopped itself (``self.stop()``), and its
+    restart type applies. ``final`` true: someone called ``ref.stop()``; the
+    cell is already closed for good and is not restarted.
+    """
 
     cell: Cell
     generation: int
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pykka
 
 from regisseur.actors._cell import current_cell
+from regisseur.actors._future import ReplyFuture
 from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -73,11 +74,17 @@ class Actor(pykka.ThreadingActor):
         self.system = cell.system
         self.log = cell.log
         self._incarnation = cell.generation
+        cell.newest = self  # proxies made from here on (even in __init__) reach it
 
     # -- Pykka runtime extension points ------------------------------------
     @staticmethod
     def _create_actor_inbox() -> ActorInbox:
         return Mailbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        # Asks and proxy calls time out with the library's WaitTimeoutError.
+        return ReplyFuture()
 
     def _start_actor_loop(self) -> None:  # pragma: no cover - guarded in __init__
         msg = "regisseur actors are started by their supervisor"

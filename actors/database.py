@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from regisseur.actors.errors import RegisseurError
 from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ __all__ = ["Database", "DatabaseError", "create_tables"]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(RegisseurError, RuntimeError):
     """The database could not be opened or used; the message says why."""
 
 

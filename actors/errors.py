@@ -1,13 +1,49 @@
-"""Errors raised by the actor runtime, and how failures are described."""
+"""The library's error hierarchy, the runtime's errors, and how failures are described.
+
+Every exception regisseur raises is a :class:`RegisseurError`, so an
+application can catch all of them in one place. Each one also keeps the
+built-in (or Pykka) class users already catch: :class:`UnknownActorError`
+is a ``LookupError``, :class:`WaitTimeoutError` a ``TimeoutError`` and a
+``pykka.Timeout``, :class:`ActorStoppedError` a ``pykka.ActorDeadError``.
+
+Threads: plain data; raised on whichever thread found the problem.
+"""
 
 from __future__ import annotations
 
-__all__ = ["UnknownActorError", "describe_error"]
+import pykka
+
+__all__ = [
+    "ActorStoppedError",
+    "RegisseurError",
+    "UnknownActorError",
+    "WaitTimeoutError",
+    "describe_error",
+]
 
 _MAX_ERROR_TEXT = 500
 
 
-class UnknownActorError(LookupError):
+class RegisseurError(Exception):
+    """Base class of every exception the library raises."""
+
+
+class WaitTimeoutError(RegisseurError, TimeoutError, pykka.Timeout):
+    """A wait ran out of time: an ask's reply, ``settle()``, a download's end.
+
+    One class for ``system.ask`` and ``ref.ask`` (and proxy futures), so
+    code that catches ``TimeoutError`` or ``pykka.Timeout`` catches both.
+    """
+
+
+class ActorStoppedError(RegisseurError, pykka.ActorDeadError):
+    """The actor is stopped for good: it takes no more messages.
+
+    A ``pykka.ActorDeadError``, as Pykka raises for a dead actor.
+    """
+
+
+class UnknownActorError(RegisseurError, LookupError):
     """No actor of that name was ever registered in this system."""
 
     def __init__(self, name: str, known: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import wall_time
 from regisseur.actors.database import create_tables
+from regisseur.actors.errors import RegisseurError
 
 if TYPE_CHECKING:
     from regisseur.actors.database import Database
@@ -41,7 +42,7 @@ lease_table = Table(
 )
 
 
-class InstanceHeldError(RuntimeError):
+class InstanceHeldError(RegisseurError, RuntimeError):
     """Another live system holds the single-instance lease."""
 
     def __init__(self, name: str, holder: str, expires_in: float) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from regisseur.actors.downloads import store
+from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact_text
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["StatusError", "collect", "render_json", "render_table"]
 
 
-class StatusError(RuntimeError):
+class StatusError(RegisseurError, RuntimeError):
     """The database cannot be read (missing file, bad URL, not reachable)."""
 
 

@@ -21,7 +21,7 @@ import pykka
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
-from regisseur.actors._cell import Cell, CellState
+from regisseur.actors._cell import Cell, CellState, Parent
 from regisseur.actors._protocol import (
     ChildExited,
     ChildFailure,
@@ -42,21 +42,28 @@ from regisseur.actors.downloads.cluster_keeper import ClusterNote
 from regisseur.actors.downloads.cluster_store import change_notice_prefix
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
-from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.actors.errors import (
+    ActorStoppedError,
+    UnknownActorError,
+    WaitTimeoutError,
+    describe_error,
+)
 from regisseur.actors.events import EventBus, _BusActor
 from regisseur.actors.journal import JournalActor
 from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
 from regisseur.actors.log import get_logger, redact_text, safe_repr
 from regisseur.messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
 from regisseur.supervision.backoff import Backoff
-from regisseur.supervision.directive import Strategy
+from regisseur.supervision.directive import AutoShutdown, Strategy
 from regisseur.supervision.errors import StartupError
 from regisseur.supervision.spec import ChildSpec, check_name
 from regisseur.supervision.supervisor import (
+    ChildCounts,
     ChildInfo,
     ChildStatus,
     Inspect,
     Outcome,
+    RestartChild,
     Spawn,
     StopChild,
     Supervisor,
@@ -82,9 +89,11 @@ class ActorSystem:
     """A running tree of supervised actors; a context manager.
 
     ``children`` are the root supervisor's ``ChildSpec``s; ``strategy``,
-    ``max_restarts``, ``within`` and ``backoff`` configure the root
-    supervisor. ``clock`` defaults to a real clock; pass a ``ManualClock``
-    in tests to drive every timer (ticks, backoff, delays) by hand.
+    ``max_restarts``, ``within``, ``backoff`` and ``auto_shutdown`` configure
+    the root supervisor (when the root shuts itself down, the system's work
+    is done: ``running`` turns false; ``stop()`` ends its threads).
+    ``clock`` defaults to a real clock; pass a ``ManualClock`` in tests to
+    drive every timer (ticks, backoff, delays) by hand.
 
     ``database_url`` names the SQLAlchemy database the system owns (the
     default is a SQLite file in the working directory; ``None`` runs without
@@ -99,6 +108,7 @@ class ActorSystem:
         *,
         clock: Clock | None = None,
         strategy: Strategy = Strategy.ONE_FOR_ONE,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         max_restarts: int = 3,
         within: float = 5.0,
         backoff: Backoff | None = None,
@@ -142,6 +152,7 @@ class ActorSystem:
             max_restarts=max_restarts,
             within=within,
             backoff=backoff if backoff is not None else Backoff(),
+            auto_shutdown=auto_shutdown,
         )
         names = self.root_spec.names()
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -170,10 +181,12 @@ class ActorSystem:
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
-        self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
+        self.timers = Timers(self.clock, name=f"{name}/timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
         self._cells: dict[str, Cell] = {}
-        self._gone: set[str] = set()
+        # Names no longer registered -> how to reach the supervisor that had
+        # them (stop_child / restart_child of a stopped or failed child).
+        self._gone: dict[str, Parent] = {}
         self._activity = threading.Event()
         self._state = "new"
         self._failure: str | None = None
@@ -365,13 +378,13 @@ class ActorSystem:
                 msg = f"an actor named {cell.name!r} is already running in this system"
                 raise ValueError(msg)
             self._cells[cell.name] = cell
-            self._gone.discard(cell.name)
+            self._gone.pop(cell.name, None)
 
     def _unregister(self, cell: Cell) -> None:
         with self._lock:
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
-                self._gone.add(cell.name)
+                self._gone[cell.name] = cell.parent
 
     def _check_free(self, spec: ChildSpec) -> None:
         names = [spec.name]
@@ -413,12 +426,13 @@ class ActorSystem:
         """The ``ActorRef`` of ``name``; it stays valid across restarts.
 
         Raises ``UnknownActorError`` for a name never registered and
-        ``pykka.ActorDeadError`` for an actor that has stopped.
+        ``ActorStoppedError`` (a ``pykka.ActorDeadError``) for an actor that
+        has stopped.
         """
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"actor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         return cell.ref
 
     def tell(self, name: str, message: Any) -> None:
@@ -436,9 +450,10 @@ class ActorSystem:
     def ask(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
         """Send ``message`` to ``name`` and wait for the reply.
 
-        Raises the handler's exception if it failed, ``TimeoutError`` after
+        Raises the handler's exception if it failed, ``WaitTimeoutError`` (a
+        ``TimeoutError`` and a ``pykka.Timeout``, as ``ref.ask`` raises) after
         ``timeout`` real seconds (None waits forever), ``UnknownActorError``
-        for an unknown name and ``pykka.ActorDeadError`` for a stopped actor.
+        for an unknown name and ``ActorStoppedError`` for a stopped actor.
         """
         if timeout is not None:
             timeout = check_duration(timeout, "ask(timeout)")
@@ -446,12 +461,12 @@ class ActorSystem:
         if cell is None or cell.stopped.is_set():
             self.dead_letter(name, message, "stopped")
             msg = f"actor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         try:
             return cell.ref.ask(message, timeout=bounded_wait(timeout))
         except pykka.Timeout:
             msg = f"no reply from {name!r} within {timeout:g}s"
-            raise TimeoutError(msg) from None
+            raise WaitTimeoutError(msg) from None
 
     def dead_letter(self, recipient: str, message: Any, reason: str) -> None:
         """Publish ``message`` as a ``DeadLetter`` and log a warning (any thread)."""
@@ -478,7 +493,7 @@ class ActorSystem:
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"supervisor {name!r} is stopped"
-            raise pykka.ActorDeadError(msg)
+            raise ActorStoppedError(msg)
         if not isinstance(cell.instance, _supervisor_actor_class()):
             msg = f"{name!r} is not a supervisor"
             raise TypeError(msg)
@@ -502,26 +517,65 @@ class ActorSystem:
     def stop_child(self, name: str) -> None:
         """Stop ``name`` for good and remove it from its supervisor.
 
-        Raises ``UnknownActorError`` for an unknown name and ``ValueError``
+        Also for a child that is already stopped or gave up (failed for
+        good): it is removed, so a child of that name may be spawned again.
+        Stopping a name already removed does nothing. Raises
+        ``UnknownActorError`` for a name never known and ``ValueError``
         while running siblings depend on it.
         """
+        supervisor = self._supervisor_of(name)
+        try:
+            outcome: Outcome = supervisor.ask(StopChild(name), block=True)
+            outcome.unwrap()
+        except (UnknownActorError, pykka.ActorDeadError):
+            with self._lock:
+                if name not in self._gone:
+                    raise
+            return  # already removed (or its supervisor is gone): nothing to stop
+
+    def restart_child(self, name: str) -> pykka.ActorRef[Any]:
+        """Start the stopped or failed child ``name`` again (OTP ``restart_child``).
+
+        For a child that stopped (``ref.stop()``, or it stopped itself and
+        is not restarted) or gave up; its spec stays with its supervisor
+        until ``stop_child``. A fresh instance starts on a new cell: refs
+        to the stopped one stay dead; the new ref is returned. Raises
+        ``UnknownActorError`` for a name its supervisor does not have (never
+        known, removed, or a dynamic child that stopped), ``ValueError``
+        for a running child or a dependency that is not running, and
+        ``StartupError`` if it fails to start (it stays failed).
+        """
+        if self._state != "running":
+            msg = f"system {self.name!r} is not running (state: {self._state})"
+            raise RuntimeError(msg)
+        supervisor = self._supervisor_of(name)
+        outcome: Outcome = supervisor.ask(RestartChild(name), block=True)
+        ref: pykka.ActorRef[Any] = outcome.unwrap()
+        return ref
+
+    def count_children(self, supervisor: str | None = None) -> ChildCounts:
+        """How many children the root (or ``supervisor``) has (OTP ``count_children``)."""
+        cell = self._supervisor_cell(supervisor)
+        infos: list[ChildInfo] = cell.ref.ask(Inspect(), block=True)
+        return ChildCounts.of(infos)
+
+    def _supervisor_of(self, name: str) -> pykka.ActorRef[Any]:
+        """The ref of the supervisor that has (or had) the child ``name``."""
         cell = self._lookup(name)
-        if cell is None or cell.stopped.is_set():
-            return
-        parent = cell.parent
+        with self._lock:
+            parent = cell.parent if cell is not None else self._gone.get(name)
         ref = getattr(parent, "_ref", None)
         if ref is None:
             msg = f"{name!r} is not a supervised child"
             raise ValueError(msg)
-        outcome: Outcome = ref.ask(StopChild(name), block=True)
-        outcome.unwrap()
+        return ref  # type: ignore[no-any-return]
 
     # -- testing and health -------------------------------------------------
     def settle(self, timeout: float = 5.0) -> None:
         """Return once no actor has anything it can do right now.
 
         That is: every mailbox is empty or held (waiting for a restart timer)
-        and no handler is running. Raises ``TimeoutError`` naming the busy
+        and no handler is running. Raises ``WaitTimeoutError`` naming the busy
         actors if that does not happen within ``timeout`` real seconds. Use
         it after ``tell``/``ManualClock.advance`` instead of sleeping.
         """
@@ -542,7 +596,7 @@ class ActorSystem:
             if remaining <= 0:
                 busy = sorted(c.name for c in cells if not c.idle())
                 msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
-                raise TimeoutError(msg)
+                raise WaitTimeoutError(msg)
             self._activity.wait(min(remaining, 0.05))
 
     def _wait_idle(self, cells: list[Cell], timeout: float) -> bool:
@@ -756,6 +810,20 @@ class ActorSystem:
         if self._root is not None:
             self._root.control(Teardown(final=True, reason="root supervisor failed"))
 
+    def _root_exited(self) -> None:
+        """The root supervisor ended itself (``auto_shutdown``, or ``ref.stop()``).
+
+        The system's work is done: ``running`` turns false and ``health()``
+        reports it stopped. ``stop()`` (or leaving the ``with`` block) still
+        ends the system's own threads. Runs on the root's thread.
+        """
+        with self._lock:
+            if self._state in ("running", "starting"):
+                self._state = "stopping"
+        self.log.info("system_work_done")
+        if self._root is not None:
+            self._root.control(Teardown(final=True, reason="root supervisor ended"))
+
     def _timer_failed(self, exc: BaseException) -> None:
         self.log.error("timer_callback_failed", error=describe_error(exc), exc_info=exc)
 
@@ -820,11 +888,12 @@ class _Guardian:
         system = self._system
         if isinstance(notice, (ChildFailure, ChildExited)):
             cell = notice.cell
-            error = notice.error if isinstance(notice, ChildFailure) else "root stopped"
-            if cell is system._root:
-                system._root_failed(error)
+            if cell is system._root and isinstance(notice, ChildExited):
+                system._root_exited()
+            elif cell is system._root and isinstance(notice, ChildFailure):
+                system._root_failed(notice.error)
             elif cell is system._bus_cell and isinstance(notice, ChildFailure):
-                system.log.error("event_bus_failed", error=error)
+                system.log.error("event_bus_failed", error=notice.error)
                 if cell.state is CellState.DEAD:
                     cell.ensure_thread()
                     cell.control(Start(StartAttempt()))

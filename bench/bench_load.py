@@ -141,11 +141,11 @@ def ticking_servers(n: int, seconds: float) -> None:
     with ActorSystem(specs, database_url=None, name="soak"):
         lateness.clear()
         cpu_start = resource.getrusage(resource.RUSAGE_SELF)
-        timer_start = thread_cpu("regisseur:soak-timers")
+        timer_start = thread_cpu("regisseur:soak/timers")
         started = time.monotonic()
         threading.Event().wait(seconds)
         elapsed = time.monotonic() - started
-        timer_cpu = thread_cpu("regisseur:soak-timers") - timer_start
+        timer_cpu = thread_cpu("regisseur:soak/timers") - timer_start
         cpu_end = resource.getrusage(resource.RUSAGE_SELF)
         threads = threading.active_count()
         samples = sorted(lateness)

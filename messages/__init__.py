@@ -32,6 +32,7 @@ from regisseur.messages.events import (
     Event,
     StartupFailed,
     SupervisorEscalated,
+    SupervisorShutDown,
     SystemFailed,
 )
 from regisseur.messages.health import HealthReport
@@ -65,5 +66,6 @@ __all__ = [
     "RunNow",
     "StartupFailed",
     "SupervisorEscalated",
+    "SupervisorShutDown",
     "SystemFailed",
 ]

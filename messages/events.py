@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "StartupFailed",
     "SupervisorEscalated",
+    "SupervisorShutDown",
     "SystemFailed",
 ]
 
@@ -106,6 +107,16 @@ class SupervisorEscalated(Event):
 
     name: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorShutDown(Event):
+    """Supervisor ``name`` ended itself: a significant child ``child`` ended
+    (``auto_shutdown``). Its children were stopped; its parent applies its
+    restart type (for the root: the system's work is done)."""
+
+    name: str
+    child: str
 
 
 @dataclass(frozen=True, slots=True)

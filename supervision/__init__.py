@@ -15,13 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from regisseur.supervision.backoff import Backoff
-    from regisseur.supervision.directive import Directive, Restart, Strategy, default_decider
+    from regisseur.supervision.directive import (
+        AutoShutdown,
+        Directive,
+        Restart,
+        Strategy,
+        default_decider,
+    )
     from regisseur.supervision.errors import EscalatedError, FatalError, StartupError
     from regisseur.supervision.spec import ChildSpec
-    from regisseur.supervision.supervisor import ChildStatus, Supervisor
+    from regisseur.supervision.supervisor import ChildCounts, ChildStatus, Supervisor
 
 _HOMES = {
+    "AutoShutdown": "directive",
     "Backoff": "backoff",
+    "ChildCounts": "supervisor",
     "ChildSpec": "spec",
     "ChildStatus": "supervisor",
     "Directive": "directive",
@@ -35,7 +43,9 @@ _HOMES = {
 }
 
 __all__ = [
+    "AutoShutdown",
     "Backoff",
+    "ChildCounts",
     "ChildSpec",
     "ChildStatus",
     "Directive",

@@ -10,7 +10,7 @@ from typing import ClassVar, TypeAlias
 from regisseur.actors.clock import check_duration
 from regisseur.supervision.errors import FatalError
 
-__all__ = ["Decider", "Directive", "Restart", "Strategy", "default_decider"]
+__all__ = ["AutoShutdown", "Decider", "Directive", "Restart", "Strategy", "default_decider"]
 
 
 class Strategy(str, Enum):
@@ -31,14 +31,38 @@ class Strategy(str, Enum):
 class Restart(str, Enum):
     """When a child is restarted.
 
-    * ``PERMANENT``: always, after a failure and after it stopped itself.
+    * ``PERMANENT``: always, after a failure and after it stopped itself
+      (``self.stop()``).
     * ``TRANSIENT``: only after a failure.
-    * ``TEMPORARY``: never; a failed temporary child is stopped.
+    * ``TEMPORARY``: never; a failed temporary child is stopped, and one
+      stopped by a sibling's ONE_FOR_ALL / REST_FOR_ONE restart stays
+      stopped (a dynamic one is removed).
+
+    Whatever the type, ``ref.stop()`` stops a child for good (as in Pykka);
+    ``system.restart_child(name)`` starts a stopped one again.
     """
 
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
+
+
+class AutoShutdown(str, Enum):
+    """When a supervisor ends itself because significant children ended.
+
+    A significant child (``ChildSpec(significant=True)``, TRANSIENT or
+    TEMPORARY) ends *by itself* when it stops itself (``self.stop()``) or
+    gives up (STOP, ``max_failures``); being stopped by ``ref.stop()``,
+    ``stop_child`` or its supervisor does not count.
+
+    * ``NEVER``: never (the default); significant children are refused.
+    * ``ANY_SIGNIFICANT``: as soon as one significant child ended.
+    * ``ALL_SIGNIFICANT``: once no significant child is left running.
+    """
+
+    NEVER = "never"
+    ANY_SIGNIFICANT = "any_significant"
+    ALL_SIGNIFICANT = "all_significant"
 
 
 class _Kind(str, Enum):

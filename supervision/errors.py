@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from regisseur.actors.errors import RegisseurError
+
 __all__ = ["EscalatedError", "FatalError", "StartupError"]
 
 
-class FatalError(Exception):
+class FatalError(RegisseurError):
     """Raise (or subclass) for a failure that restarting cannot fix.
 
     The default decider answers ``Directive.STOP``: the actor is stopped for
@@ -13,7 +15,7 @@ class FatalError(Exception):
     """
 
 
-class StartupError(RuntimeError):
+class StartupError(RegisseurError, RuntimeError):
     """A child failed to start; everything started before it was stopped.
 
     ``child`` is the name of the child that failed (the innermost one for
@@ -38,7 +40,7 @@ class StartupError(RuntimeError):
         super().__init__(text)
 
 
-class EscalatedError(RuntimeError):
+class EscalatedError(RegisseurError, RuntimeError):
     """A supervisor gave up (intensity exceeded or ESCALATE) and fails upward."""
 
     def __init__(self, supervisor: str, reason: str) -> None:

@@ -51,7 +51,9 @@ class ChildSpec:
     this child's ``on_stop`` (its thread still ends). ``singleton=True``:
     in cluster mode the child runs on exactly one node of the cluster at a
     time and moves to a surviving node when that one dies (a single node
-    just runs it).
+    just runs it). ``significant=True`` (TRANSIENT or TEMPORARY children
+    only): when this child ends by itself, its supervisor may end too (see
+    ``Supervisor.auto_shutdown``).
     """
 
     name: str
@@ -67,6 +69,7 @@ class ChildSpec:
     rollback_on_failure: bool = True
     description: str = ""
     singleton: bool = False
+    significant: bool = False
 
     def __post_init__(self) -> None:
         from regisseur.actors.actor import Actor
@@ -135,6 +138,15 @@ class ChildSpec:
         if not isinstance(self.singleton, bool):
             msg = f"{where}: singleton must be a bool, got {self.singleton!r}"
             raise TypeError(msg)
+        if not isinstance(self.significant, bool):
+            msg = f"{where}: significant must be a bool, got {self.significant!r}"
+            raise TypeError(msg)
+        if self.significant and self.restart is Restart.PERMANENT:
+            msg = (
+                f"{where}: a significant child must be TRANSIENT or TEMPORARY "
+                "(a PERMANENT child is restarted, so it never ends by itself)"
+            )
+            raise ValueError(msg)
         assert math.isfinite(self.start_timeout)
 
     @property

@@ -18,6 +18,19 @@ long backoff is therefore handled at once; nothing sleeps.
 Starts are synchronous inside the supervisor (bounded by each child's
 ``start_timeout``): children of one start level are started concurrently,
 each on its own thread, and awaited together.
+
+How a child ends, and what remains of it (as OTP's supervisor):
+
+* it stops itself (``self.stop()``): PERMANENT is restarted; TRANSIENT and
+  TEMPORARY stop, and a significant one may end the supervisor
+  (``auto_shutdown``);
+* ``ref.stop()``: its cell closes itself; it is never restarted;
+* it gives up (STOP, ``max_failures``): reported failed;
+* a sibling's group restart stops it: restarted, unless TEMPORARY.
+
+A stopped or failed static child stays listed (``restart_child`` starts it
+again, ``stop_child`` removes it); a dynamic child that stopped is removed,
+one that gave up stays listed as failed until ``stop_child``.
 """
 
 from __future__ import annotations
@@ -52,10 +65,12 @@ from regisseur.messages import (
     ChildStopTimedOut,
     StartupFailed,
     SupervisorEscalated,
+    SupervisorShutDown,
 )
 from regisseur.supervision import graph
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import (
+    AutoShutdown,
     Decider,
     Directive,
     Restart,
@@ -72,7 +87,7 @@ if TYPE_CHECKING:
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.spec import ChildSpec
 
-__all__ = ["ChildStatus", "Supervisor", "SupervisorActor"]
+__all__ = ["ChildCounts", "ChildStatus", "Supervisor", "SupervisorActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,8 @@ class Supervisor:
     * ``backoff``: default restart delays for children without their own.
     * ``decider``: ``(exc) -> Directive | None`` for children whose actor
       does not decide itself; None falls back to the default rule.
+    * ``auto_shutdown``: whether the supervisor ends itself when its
+      significant children end by themselves (see ``AutoShutdown``).
     """
 
     children: Sequence[ChildSpec] = ()
@@ -95,6 +112,7 @@ class Supervisor:
     within: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
     decider: Decider | None = None
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
     def __post_init__(self) -> None:
         from regisseur.supervision.spec import ChildSpec
@@ -130,6 +148,22 @@ class Supervisor:
         if self.decider is not None and not callable(self.decider):
             msg = f"Supervisor decider must be callable, got {self.decider!r}"
             raise TypeError(msg)
+        if not isinstance(self.auto_shutdown, AutoShutdown):
+            try:
+                object.__setattr__(self, "auto_shutdown", AutoShutdown(self.auto_shutdown))
+            except ValueError:
+                choices = ", ".join(a.name for a in AutoShutdown)
+                msg = (
+                    f"Supervisor auto_shutdown must be one of {choices}, got {self.auto_shutdown!r}"
+                )
+                raise ValueError(msg) from None
+        significant = [c.name for c in children if c.significant]
+        if significant and self.auto_shutdown is AutoShutdown.NEVER:
+            msg = (
+                f"significant children ({', '.join(map(repr, significant))}) need a "
+                "Supervisor auto_shutdown other than NEVER"
+            )
+            raise ValueError(msg)
         graph.validate(children)
 
     def names(self) -> list[str]:
@@ -249,6 +283,39 @@ class ChildInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildCounts:
+    """How many children a supervisor has (OTP's ``count_children``).
+
+    ``specs``: children it knows (running, restarting, stopped or failed);
+    ``active``: those running now; ``supervisors`` / ``workers``: how many
+    of ``specs`` are nested supervisors / actors.
+    """
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+    @classmethod
+    def of(cls, infos: Sequence[ChildInfo]) -> ChildCounts:
+        """Count a supervisor's :class:`ChildInfo` snapshots."""
+        supervisors = sum(1 for i in infos if i.is_supervisor)
+        return cls(
+            specs=len(infos),
+            active=sum(1 for i in infos if i.status is ChildStatus.RUNNING),
+            supervisors=supervisors,
+            workers=len(infos) - supervisors,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Ask a supervisor to start a stopped or failed child again (reply: its ref)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Inspect:
     """Ask a supervisor for :class:`ChildInfo` of every child, in start order."""
 
@@ -339,6 +406,8 @@ class SupervisorActor(Actor):
                 return Outcome.of(lambda: self._spawn(spec))
             case StopChild(name):
                 return Outcome.of(lambda: self._stop_child_by_name(name))
+            case RestartChild(name):
+                return Outcome.of(lambda: self._restart_child_by_name(name))
             case Inspect():
                 return self._inspect()
             case _:
@@ -512,7 +581,8 @@ class SupervisorActor(Actor):
 
     def _on_failure_notice(self, notice: ChildFailure) -> None:
         child = self._current(notice.cell, notice.generation)
-        if child is None or child.status is not ChildStatus.RUNNING:
+        if child is None or child.status is not ChildStatus.RUNNING or notice.cell.stopped.is_set():
+            # Stale, or ref.stop() closed the cell meanwhile (its exit follows).
             self.log.debug("stale_failure_ignored", child=notice.cell.name)
             return
         self._child_failed(child, notice.error, notice.exception, notice.hint, notice.limit)
@@ -583,6 +653,7 @@ class SupervisorActor(Actor):
         self.system.events.publish(ChildGaveUp(name, error))
         self.system.events.publish(ChildStopped(name))
         self.log.error("child_gave_up", child=name, error=error)
+        self._ended_by_itself(child)
 
     def _escalate(self, reason: str) -> None:
         self.system.events.publish(SupervisorEscalated(self.name, reason))
@@ -620,7 +691,7 @@ class SupervisorActor(Actor):
         if delay is None:
             delay = backoff.delay(child.failures, self._rng)
         group = self._group(name)
-        for member in reversed(group):
+        for member in list(reversed(group)):
             other = self.tree.children[member]
             if member != name and other.status not in (
                 ChildStatus.RUNNING,
@@ -628,6 +699,11 @@ class SupervisorActor(Actor):
             ):
                 continue
             self._cancel_pending(member)
+            if member != name and other.spec.restart is Restart.TEMPORARY:
+                # Stopped by its sibling's restart, and never restarted (OTP).
+                group.remove(member)
+                self._stop_for_good(other, reason="stopped by a group restart")
+                continue
             self._teardown_child(other, final=False, reason="restart")
             other.status = ChildStatus.RESTARTING
         token = next(self._tokens)
@@ -686,20 +762,95 @@ class SupervisorActor(Actor):
 
     def _on_exit(self, notice: ChildExited) -> None:
         child = self._current(notice.cell, notice.generation)
-        if child is None or child.status is not ChildStatus.RUNNING:
+        if child is None:
+            return
+        if notice.final:
+            # ref.stop(): the cell closed itself for good; whatever the
+            # restart type (and a pending restart), it stays stopped.
+            self._cancel_pending(child.spec.name)
+            self._stop_for_good(child, reason="stopped")
+            return
+        if child.status is not ChildStatus.RUNNING:
             return
         if child.spec.restart is Restart.PERMANENT:
             self._schedule_restart(child, 0.0)
             return
-        self._teardown_child(child, final=True)
+        self._stop_for_good(child, reason="stopped")
+        self._ended_by_itself(child)
+
+    def _stop_for_good(self, child: _Child, *, reason: str) -> None:
+        """End a child's thread and report it stopped; a dynamic child is forgotten.
+
+        A static child stays listed as stopped: ``restart_child`` starts it
+        again. A dynamic one is removed, so its name may be spawned again.
+        """
+        name = child.spec.name
+        self._teardown_child(child, final=True, reason=reason)
+        if child.cell is not None:
+            self.system._unregister(child.cell)
         child.status = ChildStatus.STOPPED
-        self.system.events.publish(ChildStopped(child.spec.name))
-        if child.dynamic:
-            del self.tree.children[child.spec.name]
+        self.system.events.publish(ChildStopped(name))
+        if child.dynamic and self.tree.children.get(name) is child:
+            del self.tree.children[name]
+
+    def _ended_by_itself(self, child: _Child) -> None:
+        """A child ended by itself (stopped itself, gave up): apply auto_shutdown."""
+        mode = self.spec.auto_shutdown
+        if not child.spec.significant or mode is AutoShutdown.NEVER:
+            return
+        if mode is AutoShutdown.ALL_SIGNIFICANT:
+            alive = (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+            if any(c.spec.significant and c.status in alive for c in self.tree.children.values()):
+                return
+        name = child.spec.name
+        self.system.events.publish(SupervisorShutDown(self.name, name))
+        self.log.info("supervisor_shut_down", child=name, auto_shutdown=mode.value)
+        # A normal exit of this supervisor: its children are stopped in
+        # reverse start order, and its parent applies its restart type.
+        self.stop()
+
+    def _restart_child_by_name(self, name: str) -> Any:
+        """Start a stopped or failed child again (OTP ``restart_child``); its new ref."""
+        child = self.tree.children.get(name)
+        if child is None:
+            raise UnknownActorError(name, list(self.tree.children))
+        if child.status not in (ChildStatus.STOPPED, ChildStatus.FAILED):
+            msg = (
+                f"cannot restart {name!r}: it is {child.status.value} "
+                "(restart_child starts a stopped or failed child)"
+            )
+            raise ValueError(msg)
+        for dep in child.spec.depends_on:
+            if self.tree.children[dep].status is not ChildStatus.RUNNING:
+                msg = f"cannot restart {name!r}: its dependency {dep!r} is not running"
+                raise ValueError(msg)
+        self._cancel_pending(name)
+        child.failures = 0
+        _, failures = self._start_names([name])
+        if failures:
+            error = failures[0][1]
+            self._teardown_child(child, final=True, reason="failed start")
+            if child.cell is not None:
+                self.system._unregister(child.cell)
+            child.status = ChildStatus.FAILED
+            text = describe_error(error)
+            child.last_error = text
+            self.system.events.publish(StartupFailed(name, text, ()))
+            if isinstance(error, StartupError):
+                raise error
+            raise StartupError(name, error) from error
+        assert child.cell is not None
+        return child.cell.ref
 
     # -- dynamic children ---------------------------------------------------
     def _spawn(self, spec: ChildSpec) -> Any:
         graph.validate([spec], existing=self.tree.children)
+        if spec.significant and self.spec.auto_shutdown is AutoShutdown.NEVER:
+            msg = (
+                f"cannot spawn {spec.name!r}: a significant child needs a supervisor "
+                "with auto_shutdown other than NEVER"
+            )
+            raise ValueError(msg)
         for dep in spec.depends_on:
             if self.tree.children[dep].status is not ChildStatus.RUNNING:
                 msg = f"cannot spawn {spec.name!r}: its dependency {dep!r} is not running"

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from regisseur.actors.actor import Actor
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.listener import Listener
-from regisseur.actors.errors import describe_error
+from regisseur.actors.errors import RegisseurError, describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +42,7 @@ __all__ = ["NODE_ACTOR", "NodeActor", "NodeIdInUseError", "PublishSources"]
 NODE_ACTOR = "regisseur.node"
 
 
-class NodeIdInUseError(RuntimeError):
+class NodeIdInUseError(RegisseurError, RuntimeError):
     """A live node already uses this ``node_id``."""
 
     def __init__(self, node_id: str, host: str, pid: int, expires_in: float) -> None:
@@ -94,7 +94,7 @@ class NodeActor(Actor):
             (schema.DOWNLOADS_CHANNEL, schema.NODES_CHANNEL),
             self._dispatch,
             self.log,
-            name=f"{self.system.name}-cluster-listener",
+            name=f"regisseur:{self.system.name}/cluster-listener",
         )
         self._listener.start()
         self.schedule_every(self.settings.lease_ttl / 3, _Renew())

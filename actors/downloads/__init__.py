@@ -20,6 +20,7 @@ from regisseur.actors.downloads.errors import (
     UnknownSourceError,
 )
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings
+from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CancelToken",
     "DownloadContext",
+    "DownloadError",
     "DownloadFailure",
+    "DownloadInterrupted",
     "DownloadSettings",
     "DownloadSource",
     "Downloads",

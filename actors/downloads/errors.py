@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from regisseur.actors.errors import RegisseurError
+
 __all__ = ["DownloadFailure", "UnknownDownloadError", "UnknownSourceError"]
 
 
-class DownloadFailure(Exception):
+class DownloadFailure(RegisseurError):
     """Raise it from an impl when its message is the whole story.
 
     The record's ``error`` is then the message alone (``"HTTP 404 Not
@@ -13,7 +15,7 @@ class DownloadFailure(Exception):
     """
 
 
-class UnknownSourceError(LookupError):
+class UnknownSourceError(RegisseurError, LookupError):
     """A download source name that is not registered with the system."""
 
     def __init__(self, name: str, known: list[str]) -> None:
@@ -23,7 +25,7 @@ class UnknownSourceError(LookupError):
         super().__init__(f"unknown download source {name!r} (registered: {names})")
 
 
-class UnknownDownloadError(LookupError):
+class UnknownDownloadError(RegisseurError, LookupError):
     """A download id the system has no record of."""
 
     def __init__(self, download_id: str) -> None:

@@ -28,7 +28,7 @@ from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourc
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.downloads.queue import QueueActor, worker_spec
 from regisseur.actors.downloads.source import DownloadSource, check_concurrency
-from regisseur.actors.errors import UnknownActorError
+from regisseur.actors.errors import UnknownActorError, WaitTimeoutError
 from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadProgressed,
@@ -373,7 +373,7 @@ class Downloads:
                     f"download {download_id!r} did not end within {timeout:g}s "
                     f"(state: {record.state.value})"
                 )
-                raise TimeoutError(msg)
+                raise WaitTimeoutError(msg)
         return final[0]
 
     def list(

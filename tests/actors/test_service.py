@@ -182,7 +182,7 @@ def test_an_async_update_runs_on_an_event_loop_owned_by_the_actor(
     assert second is first  # one loop, reused from run to run
     assert not first.is_closed()
     assert not first.is_running()  # between runs nothing runs on it
-    assert thread.name.startswith("regisseur:feed")  # the actor's own thread
+    assert thread.name.startswith(f"regisseur:{actor_system.name}/feed#")  # the actor's own thread
     assert thread is record.of("start", "feed")[0][2]
     assert statistics(actor_system, "feed")["processed"] == 8  # the awaited results count
 
@@ -609,8 +609,8 @@ def test_each_actor_has_its_own_session_bound_to_its_own_thread(
     assert a1 is not b1
     assert len(traced) == 2
     assert thread_a is not thread_b
-    assert thread_a.name.startswith("regisseur:a")
-    assert thread_b.name.startswith("regisseur:b")
+    assert thread_a.name.startswith(f"regisseur:{actor_system.name}/a#")
+    assert thread_b.name.startswith(f"regisseur:{actor_system.name}/b#")
     assert a1.get_bind() is b1.get_bind() is actor_system.database.engine  # type: ignore[union-attr]
     for name in ("a", "b"):  # another thread may not use an actor's session
         (_, _, errors), *_ = record.of("borrowed", name)

@@ -1537,7 +1537,7 @@ def test_a_far_timer_does_not_stop_the_other_timers() -> None:
     children = [ChildSpec("timers", Scheduler, args=(pong,))]
     with ActorSystem(children, database_url=None, name="far-timer") as system:
         [timer_thread] = [
-            t for t in threading.enumerate() if t.name == "regisseur:far-timer-timers"
+            t for t in threading.enumerate() if t.name == "regisseur:far-timer/timers"
         ]
         assert system.ask("timers", ("schedule", HUGE, "never"))
         assert system.ask("timers", ("schedule", 0.01, "pong"))

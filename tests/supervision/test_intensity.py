@@ -42,8 +42,17 @@ def _chain(journal: Journal, **options: Any) -> list[Any]:
     ]
 
 
+def _threads_of(name: str) -> list[threading.Thread]:
+    # Actor threads are named "regisseur:<system>/<actor>#<n>".
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("regisseur:") and t.name.rpartition("#")[0].endswith(f"/{name}")
+    ]
+
+
 def _thread_alive(name: str) -> bool:
-    return any(t.name.startswith(f"regisseur:{name}#") for t in threading.enumerate())
+    return any(t.is_alive() for t in _threads_of(name))
 
 
 def test_too_many_restarts_escalate_and_the_parent_restarts_the_subtree(
@@ -142,9 +151,8 @@ def test_the_roots_escalation_stops_the_system(
     with pytest.raises(RuntimeError, match="not running"):
         system.spawn(spec("late", journal))
     for name in ("a", "b", "c", "root"):
-        for thread in threading.enumerate():
-            if thread.name.startswith(f"regisseur:{name}#"):
-                thread.join(2.0)
+        for thread in _threads_of(name):
+            thread.join(2.0)
         assert not _thread_alive(name), f"{name}'s thread outlived the root's failure"
 
 

@@ -99,9 +99,9 @@ def test_a_restart_of_a_permanent_child_keeps_the_messages_the_stop_overtook(
     entered, gate = threading.Event(), threading.Event()
     actor_system.tell("w", Block(entered, gate))
     assert entered.wait(2)
+    actor_system.tell("w", "stop-self")  # self.stop(): a normal exit, restarted
     for i in range(5):
         actor_system.tell("w", i)
-    actor_system.ref("w").stop(block=False)
     gate.set()
     probe.expect(ChildRestarted, name="w")
     actor_system.settle()

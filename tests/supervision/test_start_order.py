@@ -354,7 +354,8 @@ def test_a_start_that_blocks_past_its_timeout_is_abandoned_and_its_thread_ends_l
     assert [e.name for e in seen] == ["bad"]
     assert timed_out == [ChildStopTimedOut("bad", 0.2)]
     assert not system.running
-    blocked = [t for t in _actor_threads() - before if t.name.startswith("regisseur:bad#")]
+    prefix = f"regisseur:{system.name}/bad#"
+    blocked = [t for t in _actor_threads() - before if t.name.startswith(prefix)]
     assert len(blocked) == 1 and blocked[0].is_alive()
 
     release.set()  # on_start returns: the late start is stopped and the thread ends
