@@ -128,7 +128,7 @@ class KeeperActor(Actor):
             store.warm_statements(sql)
         except SQLAlchemyError as exc:  # best effort: a read-only database still starts
             self.log.warning("download_statements_not_warmed", error=describe_error(exc))
-        self._seq = store.next_seq(sql)
+        self._seq = store.next_seq(sql) - 1  # the highest stored: the next is +1
         interrupted = 0
         now = self.system.clock.wall()
         for record in store.load_unfinished(sql):
