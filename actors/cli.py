@@ -76,6 +76,21 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        kwargs.setdefault("help", "print the version and exit")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from regisseur.actors._version import version
+
+        print(f"regisseur {version()}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regisseur`` console script."""
     try:
@@ -93,6 +108,7 @@ def _main(argv: Sequence[str] | None) -> int:
         prog="regisseur",
         description="Run an application's background work as supervised Pykka actors.",
     )
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo", help="every part at work, offline, in a few seconds (Ctrl-C ends it)"
@@ -107,6 +123,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from regisseur.actors.download_cli import add_arguments
 
     add_arguments(download)
+    download.add_argument("--version", action=_Version)
     download.set_defaults(func=_download)
     status = commands.add_parser(
         "status", help="download records and recent supervision events in a database"
