@@ -7,6 +7,7 @@ Import the public names from here::
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.actor import Actor
@@ -15,10 +16,10 @@ from regisseur.actors.errors import UnknownActorError
 from regisseur.actors.events import EventBus, Subscription
 from regisseur.actors.log import JsonFormatter, configure_logging, get_logger
 from regisseur.actors.resource import resource
-from regisseur.actors.server import ServerActor
-from regisseur.actors.service import ServiceActor
 
 if TYPE_CHECKING:
+    from regisseur.actors.server import ServerActor
+    from regisseur.actors.service import ServiceActor
     from regisseur.actors.system import ActorSystem
 
 __all__ = [
@@ -40,13 +41,23 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ActorSystem is imported on first use: it builds on ``supervision``,
-    # which itself builds on this package's runtime modules, so importing it
-    # eagerly here would make the import order matter.
-    if name == "ActorSystem":
-        from regisseur.actors.system import ActorSystem
+# Imported on first use (PEP 562). ActorSystem builds on ``supervision``,
+# which itself builds on this package's runtime modules, so importing it
+# eagerly here would make the import order matter; the server and service
+# actors (asyncio) are not loaded by programs that never use them, such as
+# the command line.
+_LAZY = {"ActorSystem": "system", "ServerActor": "server", "ServiceActor": "service"}
 
-        return ActorSystem
-    msg = f"module 'regisseur.actors' has no attribute {name!r}"
-    raise AttributeError(msg)
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        msg = f"module 'regisseur.actors' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

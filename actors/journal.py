@@ -5,7 +5,7 @@ supervisors did, also after the process has gone. Only the last ``keep``
 events are kept.
 
 Threads: the journal is an internal actor of the system (like the event
-bus); it writes on its own thread through its ``self.db`` session, in
+bus); it writes on its own thread through its Core ``self.connection``, in
 groups: a commit when its mailbox runs dry.
 
 Failures: a failed write is logged and dropped (the journal is a record of
@@ -122,8 +122,9 @@ class JournalActor(Actor):
         self._subscription: Subscription | None = None
 
     def on_start(self) -> None:
-        ensure_table(self.db.connection())
-        self.db.commit()
+        # Core, not the ORM session: the journal never needs the ORM (nor its import).
+        ensure_table(self.connection)
+        self.connection.commit()
         self._subscription = self.system.events.subscribe(self.actor_ref, *JOURNALED)
 
     def on_stop(self) -> None:
@@ -144,17 +145,18 @@ class JournalActor(Actor):
         if not rows:
             return
         try:
-            self.db.execute(events_table.insert(), rows)
+            self.connection.execute(events_table.insert(), rows)
             self._written += len(rows)
             if self._written >= _PRUNE_EVERY:
                 self._written = 0
                 self._prune()
-            self.db.commit()
+            self.connection.commit()
         except SQLAlchemyError as exc:
-            self.db.rollback()
+            self.connection.rollback()
             self.log.error("journal_write_failed", events=len(rows), error=describe_error(exc))
 
     def _prune(self) -> None:
-        newest = self.db.execute(select(func.max(events_table.c.id))).scalar()
+        newest = self.connection.execute(select(func.max(events_table.c.id))).scalar()
         if newest is not None:
-            self.db.execute(delete(events_table).where(events_table.c.id <= newest - self._keep))
+            stale = events_table.c.id <= newest - self._keep
+            self.connection.execute(delete(events_table).where(stale))

@@ -336,3 +336,51 @@ def test_a_file_that_no_longer_has_the_given_sha256_is_downloaded_again(
     assert f"downloading {url} again: the sha256 of {path} is " in again.stderr
     assert len(server.seen) == 2
     assert Path(again.stdout.strip()).read_bytes() == body
+
+
+# -- start-up: a download loads only what it uses ---------------------------------------
+
+_PROBE = """
+import sys
+from regisseur.actors.cli import main
+code = main(sys.argv[1:])
+unwanted = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psycopg", "rich",
+            "regisseur.actors.cluster.schema", "regisseur.actors.cluster.node",
+            "regisseur.actors.downloads.cluster_keeper", "regisseur.actors.service")
+print(sorted(name for name in unwanted if name in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_a_download_does_not_load_cluster_mode_the_orm_or_the_bars(
+    server: _Server, tmp_path: Path
+) -> None:
+    url = server.serve("/small.bin", b"s" * 16384)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, "download", url, "-o", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "[]"
+
+
+def test_version_and_help_do_not_load_the_runtime() -> None:
+    probe = (
+        "import sys\nfrom regisseur.actors.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'requests') if m in sys.modules))"
+    )
+    for args in (["--version"], ["download", "--help"], ["--help"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.stdout.splitlines()[-1] == "[]", (args, result.stdout, result.stderr)
