@@ -5,8 +5,9 @@ supervisors did, also after the process has gone. Only the last ``keep``
 events are kept.
 
 Threads: the journal is an internal actor of the system (like the event
-bus); it writes on its own thread through its Core ``self.connection``, in
-groups: a commit when its mailbox runs dry.
+bus); it writes on its own thread, in groups: a commit when its mailbox
+runs dry, through a Core connection taken from the engine's pool for that
+transaction only (no ORM: it is never needed here, nor its import).
 
 Failures: a failed write is logged and dropped (the journal is a record of
 what happened, not a part of it); the system carries on.
@@ -39,6 +40,8 @@ from regisseur.messages import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from sqlalchemy.engine import Connection
 
     from regisseur.actors.events import Subscription
@@ -121,10 +124,14 @@ class JournalActor(Actor):
         self._written = 0
         self._subscription: Subscription | None = None
 
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """A transaction on a pooled connection: committed, or rolled back on error."""
+        assert self.system.database is not None  # the system starts a journal only with one
+        return self.system.database.engine.begin()
+
     def on_start(self) -> None:
-        # Core, not the ORM session: the journal never needs the ORM (nor its import).
-        ensure_table(self.connection)
-        self.connection.commit()
+        with self._begin() as connection:
+            ensure_table(connection)
         self._subscription = self.system.events.subscribe(self.actor_ref, *JOURNALED)
 
     def on_stop(self) -> None:
@@ -145,18 +152,17 @@ class JournalActor(Actor):
         if not rows:
             return
         try:
-            self.connection.execute(events_table.insert(), rows)
-            self._written += len(rows)
-            if self._written >= _PRUNE_EVERY:
-                self._written = 0
-                self._prune()
-            self.connection.commit()
+            with self._begin() as connection:
+                connection.execute(events_table.insert(), rows)
+                self._written += len(rows)
+                if self._written >= _PRUNE_EVERY:
+                    self._written = 0
+                    self._prune(connection)
         except SQLAlchemyError as exc:
-            self.connection.rollback()
             self.log.error("journal_write_failed", events=len(rows), error=describe_error(exc))
 
-    def _prune(self) -> None:
-        newest = self.connection.execute(select(func.max(events_table.c.id))).scalar()
+    def _prune(self, connection: Connection) -> None:
+        newest = connection.execute(select(func.max(events_table.c.id))).scalar()
         if newest is not None:
             stale = events_table.c.id <= newest - self._keep
-            self.connection.execute(delete(events_table).where(stale))
+            connection.execute(delete(events_table).where(stale))
