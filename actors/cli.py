@@ -76,6 +76,17 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0 for an option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 class _Version(argparse.Action):
     """``--version``: the version is read only when asked for."""
 
@@ -146,7 +157,11 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     status.add_argument("--json", action="store_true", help="one JSON document")
     status.add_argument(
-        "--events", type=int, default=20, help="how many events to show (default: %(default)s)"
+        "--events",
+        type=_count,
+        default=20,
+        metavar="N",
+        help="how many events to show (default: %(default)s)",
     )
     status.set_defaults(func=_status)
     args = parser.parse_args(argv)

@@ -179,3 +179,10 @@ def test_status_of_a_bad_url_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "not a database URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [("-1", "must be >= 0"), ("x", "not a number")])
+def test_status_events_must_be_a_count(value: str, message: str) -> None:
+    result = run("status", "--events", value)
+    assert result.returncode == 2
+    assert f"argument --events: {message}" in result.stderr
