@@ -7,6 +7,7 @@ Import the public names from here::
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import UnhealthyError
@@ -21,20 +22,26 @@ from regisseur.actors.errors import (
 from regisseur.actors.events import EventBus, Subscription
 from regisseur.actors.log import JsonFormatter, configure_logging, get_logger
 from regisseur.actors.resource import resource
-from regisseur.actors.server import ServerActor
-from regisseur.actors.service import ServiceActor
 
 if TYPE_CHECKING:
     from regisseur.actors.database import DatabaseError
     from regisseur.actors.lease import InstanceHeldError
+    from regisseur.actors.server import ServerActor
+    from regisseur.actors.service import ServiceActor
     from regisseur.actors.status import StatusError
     from regisseur.actors.system import ActorSystem
 
-# Imported on first use: these modules load SQLAlchemy.
+# Imported on first use (PEP 562). ActorSystem builds on ``supervision``,
+# which itself builds on this package's runtime modules, so importing it
+# eagerly here would make the import order matter; the database, lease and
+# status modules load SQLAlchemy, and the server and service actors asyncio,
+# which programs that never use them (the command line) should not pay for.
 _LAZY = {
     "ActorSystem": "regisseur.actors.system",
     "DatabaseError": "regisseur.actors.database",
     "InstanceHeldError": "regisseur.actors.lease",
+    "ServerActor": "regisseur.actors.server",
+    "ServiceActor": "regisseur.actors.service",
     "StatusError": "regisseur.actors.status",
 }
 
@@ -65,13 +72,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # ActorSystem is imported on first use: it builds on ``supervision``,
-    # which itself builds on this package's runtime modules, so importing it
-    # eagerly here would make the import order matter.
     home = _LAZY.get(name)
-    if home is not None:
-        from importlib import import_module
+    if home is None:
+        msg = f"module 'regisseur.actors' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
 
-        return getattr(import_module(home), name)
-    msg = f"module 'regisseur.actors' has no attribute {name!r}"
-    raise AttributeError(msg)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

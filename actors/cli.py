@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["main"]
+
+_DEFAULT_DB = "sqlite:///regisseur.db"  # ActorSystem's default database
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -30,11 +33,39 @@ def _download(args: argparse.Namespace) -> int:
     return run_download(args)
 
 
+def _status_database(args: argparse.Namespace) -> str:
+    """The database ``regisseur status`` reads; ``ValueError`` saying why not."""
+    from regisseur.actors._records_db import DB_NAME, database_url, directory_database
+
+    given = [v for v in (args.directory, args.output) if v is not None]
+    if len(given) + (args.db is not None) > 1:
+        msg = "give the records to read once: DIR, -o DIR or --db"
+        raise ValueError(msg)
+    if args.db is not None:
+        return database_url(args.db)
+    if given:
+        directory = Path(given[0]).expanduser()
+        if not directory.is_dir():
+            what = "is not a directory" if directory.exists() else "does not exist"
+            msg = f"{directory} {what} (DIR is the directory given to `regisseur download -o`)"
+            raise ValueError(msg)
+        if not (directory / DB_NAME).is_file():
+            msg = f"no download records in {directory} (no {DB_NAME}: nothing was downloaded there)"
+            raise ValueError(msg)
+        return directory_database(directory)
+    if Path(DB_NAME).is_file():  # `regisseur download` ran here with the default -o
+        return directory_database(".")
+    return _DEFAULT_DB
+
+
 def _status(args: argparse.Namespace) -> int:
     from regisseur.actors.status import StatusError, collect, render_json, render_table
 
     try:
-        data = collect(args.db, events=args.events)
+        data = collect(_status_database(args), events=args.events)
+    except ValueError as exc:
+        print(f"regisseur status: {exc}", file=sys.stderr)
+        return 2
     except StatusError as exc:
         print(f"regisseur status: {exc}", file=sys.stderr)
         return 1
@@ -43,6 +74,32 @@ def _status(args: argparse.Namespace) -> int:
     else:
         render_table(data, sys.stdout)
     return 0
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 for an option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class _Version(argparse.Action):
+    """``--version``: the version is read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        kwargs.setdefault("help", "print the version and exit")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from regisseur.actors._version import version
+
+        print(f"regisseur {version()}")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +119,7 @@ def _main(argv: Sequence[str] | None) -> int:
         prog="regisseur",
         description="Run an application's background work as supervised Pykka actors.",
     )
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo", help="every part at work, offline, in a few seconds (Ctrl-C ends it)"
@@ -76,16 +134,34 @@ def _main(argv: Sequence[str] | None) -> int:
     from regisseur.actors.download_cli import add_arguments
 
     add_arguments(download)
+    download.add_argument("--version", action=_Version)
     download.set_defaults(func=_download)
     status = commands.add_parser(
         "status", help="download records and recent supervision events in a database"
     )
     status.add_argument(
-        "--db", default="sqlite:///regisseur.db", help="database URL (default: %(default)s)"
+        "directory",
+        nargs="?",
+        metavar="DIR",
+        help="a download directory: reads its records (DIR/.regisseur-downloads.db)",
+    )
+    status.add_argument("-o", "--output", metavar="DIR", help="the same as DIR")
+    status.add_argument(
+        "--db",
+        default=None,
+        metavar="URL|FILE",
+        help=(
+            "a database URL or SQLite file (default: ./.regisseur-downloads.db "
+            f"if there is one, else {_DEFAULT_DB})"
+        ),
     )
     status.add_argument("--json", action="store_true", help="one JSON document")
     status.add_argument(
-        "--events", type=int, default=20, help="how many events to show (default: %(default)s)"
+        "--events",
+        type=_count,
+        default=20,
+        metavar="N",
+        help="how many events to show (default: %(default)s)",
     )
     status.set_defaults(func=_status)
     args = parser.parse_args(argv)

@@ -239,14 +239,20 @@ class Timers:
 class Clock(ABC):
     """What actors and supervisors ask for the time.
 
-    ``now()`` returns seconds on an arbitrary monotonic scale. ``drive(timers)``
-    makes the clock fire the heap's due timers and returns a function that
-    stops doing so (and joins any thread it started).
+    ``now()`` returns seconds on an arbitrary monotonic scale (for timers,
+    delays and durations); ``wall()`` seconds since the epoch (for what a
+    person reads: when a record was made). ``drive(timers)`` makes the clock
+    fire the heap's due timers and returns a function that stops doing so
+    (and joins any thread it started).
     """
 
     @abstractmethod
     def now(self) -> float:
         """Current time in seconds (monotonic, arbitrary origin)."""
+
+    def wall(self) -> float:
+        """Seconds since the epoch (may step; never use it to time anything)."""
+        return time.time()
 
     @abstractmethod
     def drive(self, timers: Timers) -> Callable[[], None]:
@@ -303,16 +309,22 @@ class ManualClock(Clock):
     calling thread with ``now()`` equal to its deadline, then lands on the
     target time. Time only moves forward (``ValueError`` otherwise). Timers
     fire callbacks that send messages; call ``system.settle()`` afterwards to
-    wait until the actors have handled them.
+    wait until the actors have handled them. ``wall()`` starts at
+    ``wall_start`` (the epoch by default) and moves with ``advance``.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, wall_start: float = 0.0) -> None:
         self._now = check_duration(start, "start")
+        self._wall_offset = check_duration(wall_start, "wall_start") - self._now
         self._lock = threading.RLock()
         self._driven: list[Timers] = []
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        """``wall_start`` plus the time advanced since: as frozen as ``now()``."""
+        return self._wall_offset + self._now
 
     def drive(self, timers: Timers) -> Callable[[], None]:
         with self._lock:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
 
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.log import redact_text
@@ -21,6 +20,7 @@ from regisseur.actors.log import redact_text
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.orm import Session
 
 __all__ = ["Database", "DatabaseError", "create_tables"]
 
@@ -100,6 +100,8 @@ class Database:
 
     def session(self) -> Session:
         """A new ``Session`` bound to the engine (use it on one thread)."""
+        from sqlalchemy.orm import Session  # the ORM loads only for self.db users
+
         return Session(self.engine, future=True)
 
     def check(self) -> bool:

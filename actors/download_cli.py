@@ -1,32 +1,44 @@
-"""``regisseur download URL... [-o DIR] [-j N] [--retries N] [--sha256 HEX] [--db URL]``.
+"""``regisseur download URL... [-i FILE] [-o DIR] [-j N] [-q] [--header 'N: V'] ...``.
 
 A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
-``DIR/.regisseur-downloads.db`` (or ``--db``).
+``DIR/.regisseur-downloads.db`` (or ``--db``, a URL or a SQLite file).
 
+* URLs come from the arguments and from ``-i FILE`` (one a line, ``-`` for
+  stdin, blank lines and ``#`` comments skipped); a literal space in a URL
+  is sent percent-encoded, as curl and wget send it.
 * Ctrl-C stops the system: every ``.part`` file is kept and the records stay
   InProgress. The next run in the same ``DIR`` resumes them (the keeper does
   that by itself at start, since the source is registered at start) with
   ``Range`` requests; a URL that is already pending is not submitted again,
   and unfinished downloads of earlier runs in ``DIR`` are finished too.
-* A URL already downloaded (its file still on disk) is reported and skipped.
+* A URL already downloaded is reported and skipped when its file is still
+  there with the recorded size (and the ``--sha256`` given, if any);
+  otherwise it is downloaded again (to a new name: a file someone changed
+  is never overwritten).
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
 
-Output: progress bars with rich on a terminal, else plain lines; one
-``FAILED <url>: <error>`` line per failure on stderr. Exit codes: 0 when
-every download succeeded, 1 when any failed, 2 for bad arguments or a
-system that cannot start, 130 on Ctrl-C.
+Output: progress and per-file lines on stderr (bars with rich on a
+terminal, else plain lines; none with ``-q``), one ``FAILED <url>:
+<error>`` line per failure on stderr, and on stdout the path of each file
+the run delivered (one a line, in the order of the URLs). Exit codes: 0
+when every download succeeded, 1 when any failed, 2 for bad arguments, an
+unusable ``-o`` or a system that cannot start, 130 on Ctrl-C.
 
 Threads: the command runs on the caller's thread and waits for the
-download events (delivered on the event bus's thread).
+download events (delivered on the event bus's thread). The runtime is
+imported when a download runs, not for ``--help`` or bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import os
 import re
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -34,8 +46,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
-from regisseur.actors.downloads.http import HttpSource
-from regisseur.actors.system import ActorSystem
+from regisseur.actors._records_db import DB_NAME, database_url, directory_database
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -44,17 +55,18 @@ from regisseur.messages import (
     DownloadStateChanged,
     SystemFailed,
 )
-from regisseur.supervision import StartupError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from regisseur.actors.system import ActorSystem
+
 __all__ = ["DB_NAME", "add_arguments", "run_download"]
 
-#: The records' SQLite file in the output directory (unless ``--db``).
-DB_NAME = ".regisseur-downloads.db"
 _SOURCE = "http"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -78,7 +90,7 @@ def _sha256(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``download`` command's options."""
-    parser.add_argument("urls", nargs="+", metavar="URL", help="http or https URLs")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="http or https URLs")
     parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
     parser.add_argument(
         "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
@@ -90,9 +102,172 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sha256", type=_sha256, default=None, metavar="HEX", help="expected SHA-256 (one URL)"
     )
     parser.add_argument(
-        "--db", default=None, metavar="URL", help=f"database URL (default: DIR/{DB_NAME})"
+        "--db",
+        default=None,
+        metavar="URL|FILE",
+        help=f"records database: a URL or a SQLite file (default: DIR/{DB_NAME})",
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    _add_io_arguments(parser)
+
+
+# -- what a run reads, prints and sends -------------------------------------------
+
+
+def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-i``, ``-q``, ``--header``, ``--user-agent``."""
+    parser.add_argument(
+        "-i",
+        "--input-file",
+        metavar="FILE",
+        help="read URLs from FILE, one a line ('-': stdin; blank lines and # comments skipped)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or per-file lines (failures and the files' paths still print)",
+    )
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header (repeatable; never printed or logged)",
+    )
+    parser.add_argument(
+        "--user-agent", default=None, metavar="TEXT", help="User-Agent (default: regisseur/VERSION)"
+    )
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` as a pair; the text is not echoed (often a credential)."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        msg = "expected 'Name: value' (a header name, a colon, the value)"
+        raise argparse.ArgumentTypeError(msg)
+    if not _HEADER_NAME.fullmatch(name):
+        msg = f"{name!r} is not a valid HTTP header name"
+        raise argparse.ArgumentTypeError(msg)
+    value = value.strip()
+    if any(char in value for char in "\r\n\0"):
+        msg = f"the value of header {name!r} has a line break"
+        raise argparse.ArgumentTypeError(msg)
+    return name, value
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    """``--header`` pairs as a mapping; ``ValueError`` for a name given twice."""
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in args.headers:
+        if name.lower() in seen:
+            msg = f"--header {name} is given twice"
+            raise ValueError(msg)
+        seen.add(name.lower())
+        headers[name] = value
+    if args.user_agent is not None and "user-agent" in seen:
+        msg = "--user-agent and --header 'User-Agent: ...' both set the User-Agent: give one"
+        raise ValueError(msg)
+    return headers
+
+
+def _url(text: str) -> str:
+    """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
+
+    curl and wget accept ``http://host/my file.pdf`` the same way; any other
+    whitespace or control character is refused by the source, naming it.
+    """
+    return text.strip().replace(" ", "%20")
+
+
+def _read_list(name: str) -> list[str]:
+    """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
+    try:
+        if name == "-":
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
+        else:
+            text = Path(name).expanduser().read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        msg = f"-i {name}: not UTF-8 text (byte {exc.start})"
+        raise ValueError(msg) from None
+    except OSError as exc:
+        msg = f"cannot read -i {name}: {_reason(exc)}"
+        raise ValueError(msg) from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _urls(args: argparse.Namespace) -> list[str]:
+    """Every URL to fetch, once each, in order; ``ValueError`` if there are none."""
+    given = list(args.urls)
+    if args.input_file is not None:
+        listed = _read_list(args.input_file)
+        if not listed and not given:
+            msg = f"no URLs in -i {args.input_file} (one a line; # starts a comment)"
+            raise ValueError(msg)
+        given += listed
+    if not given:
+        msg = "no URLs: give them as arguments or in a file with -i FILE"
+        raise ValueError(msg)
+    return list(dict.fromkeys(_url(u) for u in given))
+
+
+def _reason(exc: OSError) -> str:
+    """``permission denied``, ``read-only file system``: the OS's words, in lower case."""
+    return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def _prepare(directory: Path) -> str | None:
+    """Create ``directory`` and make sure files can be made in it; why not, else None."""
+    if directory.exists() and not directory.is_dir():
+        return f"-o {directory} is a file, not a directory"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a dangling symlink or a special file
+        return f"-o {directory} exists and is not a directory"
+    except NotADirectoryError:
+        blocker = next((p for p in directory.parents if p.exists() and not p.is_dir()), None)
+        where = f"{blocker} is a file, not a directory" if blocker else "not a directory"
+        return f"cannot create {directory}: {where}"
+    except OSError as exc:
+        return f"cannot create {directory}: {_reason(exc)}"
+    probe = directory / f".regisseur-write-check-{os.getpid()}-{os.urandom(4).hex()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(probe, flags, 0o600))
+    except OSError as exc:
+        return f"cannot write to {directory}: {_reason(exc)}"
+    with contextlib.suppress(FileNotFoundError):
+        probe.unlink()
+    return None
+
+
+def _plain_error(exc: BaseException) -> tuple[str, bool]:
+    """The innermost cause of ``exc`` in plain words; True if it is the database's.
+
+    A SQLAlchemy error is replaced by its driver's own message (``unable to
+    open database file``), without the class names and the documentation link.
+    """
+    chain = [exc]
+    while len(chain) < 20:
+        inner = getattr(chain[-1], "cause", None)  # StartupError keeps its cause here
+        if not isinstance(inner, BaseException):
+            inner = chain[-1].__cause__
+        if inner is None:
+            break
+        chain.append(inner)
+    database = any(type(e).__module__.split(".")[0] in _DATABASE_MODULES for e in chain)
+    cause = chain[-1]
+    original = getattr(cause, "orig", None)  # SQLAlchemy's wrapper: the driver's error
+    if isinstance(original, BaseException):
+        cause = original
+    if isinstance(cause, OSError) and cause.strerror:
+        return _reason(cause) + (f": {cause.filename}" if cause.filename else ""), database
+    return str(cause) or type(cause).__name__, database
 
 
 class _Tracker:
@@ -103,6 +278,7 @@ class _Tracker:
         self._view = view
         self.seen: set[str] = set()
         self.ended: dict[str, DownloadRecord] = {}
+        self.before: set[str] = set()  # ended in an earlier run, its file checked
         self.broken: str | None = None
 
     def __call__(self, event: object) -> None:
@@ -120,9 +296,10 @@ class _Tracker:
                 self._cond.notify_all()
 
     def done_before(self, record: DownloadRecord) -> None:
-        """Count ``record`` (ended in an earlier run) as ended."""
+        """Count ``record`` (ended in an earlier run, its file checked) as ended."""
         with self._cond:
             self.ended.setdefault(record.id, record)
+            self.before.add(record.id)
 
     def touched(self, download_id: str) -> bool:
         """True if the download changed state or made progress in this run."""
@@ -130,14 +307,52 @@ class _Tracker:
             return download_id in self.seen
 
     def wait_for(self, ids: Iterable[str]) -> dict[str, DownloadRecord]:
-        """Block until every download in ``ids`` has ended; their final records."""
-        wanted = set(ids)
+        """Block until every download in ``ids`` has ended; their final records, in order."""
+        wanted = list(ids)
         with self._cond:
-            while not wanted <= self.ended.keys():
+            while not self.ended.keys() >= set(wanted):
                 if self.broken is not None:
                     raise RuntimeError(self.broken)
                 self._cond.wait()
             return {i: self.ended[i] for i in wanted}
+
+
+class _Quiet(LineView):
+    """``-q``: no progress or per-file lines."""
+
+    def say(self, text: str) -> None:
+        return
+
+    def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
+        return
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _changed(record: DownloadRecord, sha256: str | None) -> str | None:
+    """Why the file of ``record`` (a success) is not the one downloaded, or None."""
+    path = record.file_path or ""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return f"{path} is not a regular file"
+        if record.size is not None and info.st_size != record.size:
+            return f"{path} has {info.st_size} bytes, not the {record.size} downloaded"
+        if sha256 is not None:
+            got = _file_sha256(path)
+            if got != sha256:
+                return f"the sha256 of {path} is {got}, not {sha256}"
+    except FileNotFoundError:
+        return f"{path} is gone"
+    except OSError as exc:
+        return f"cannot read {path}: {_reason(exc)}"
+    return None
 
 
 def _plan(
@@ -146,49 +361,48 @@ def _plan(
     sha256: str | None,
     tracker: _Tracker,
     view: LineView,
-) -> set[str]:
-    """Submit what is needed; return the ids to wait for (resumed ones included)."""
+) -> list[str]:
+    """Submit what is needed; return the ids to wait for (resumed ones first)."""
     newest: dict[str, DownloadRecord] = {}
-    wanted: set[str] = set()
+    wanted: dict[str, None] = {}
     for stored in system.downloads.list(source=_SOURCE):  # oldest first
         newest[stored.target_id] = stored
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
-            wanted.add(stored.id)
+            wanted[stored.id] = None
             view.say(f"resuming {stored.target_id}")
     for url in urls:
         record = newest.get(url)
         if record is not None and record.id in wanted:
             continue
-        if (
-            record is not None
-            and record.state is DownloadState.SUCCEEDED
-            and record.file_path
-            and Path(record.file_path).is_file()
-        ):
-            view.say(f"already downloaded {url} -> {record.file_path}")
-            wanted.add(record.id)
-            tracker.done_before(record)
-            continue
+        if record is not None and record.state is DownloadState.SUCCEEDED and record.file_path:
+            why = _changed(record, sha256)
+            if why is None:
+                view.say(f"already downloaded {url} -> {record.file_path}")
+                wanted[record.id] = None
+                tracker.done_before(record)
+                continue
+            view.say(f"downloading {url} again: {why}")
         name = url.rstrip("/").rsplit("/", 1)[-1] or url
         extra = {"sha256": sha256} if sha256 else None
-        wanted.add(system.downloads.submit(_SOURCE, url, name, extra=extra))
-    return wanted
+        wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
+    return list(wanted)
 
 
-def _failure(record: DownloadRecord, sha256: str | None) -> str | None:
+def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> str | None:
     """Why ``record`` did not give the wanted file, or None."""
     if record.state is not DownloadState.SUCCEEDED:
         return record.error or record.state.value
-    if sha256 is None or record.extra.get("sha256") == sha256 or not record.file_path:
-        return None  # the source checked it (or nothing to check)
-    digest = hashlib.sha256()
+    if (
+        sha256 is None
+        or record.id in checked
+        or record.extra.get("sha256") == sha256
+        or not record.file_path
+    ):
+        return None  # checked already (by the source, or by _changed), or nothing to check
     try:
-        with open(record.file_path, "rb") as file:
-            for block in iter(lambda: file.read(1024 * 1024), b""):
-                digest.update(block)
+        got = _file_sha256(record.file_path)
     except OSError as exc:
         return f"cannot read {record.file_path!r} to check its sha256: {exc}"
-    got = digest.hexdigest()
     if got != sha256:
         return f"sha256 mismatch: expected {sha256}, got {got}: {record.file_path}"
     return None
@@ -197,28 +411,47 @@ def _failure(record: DownloadRecord, sha256: str | None) -> str | None:
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Download ``args.urls``; return the exit code."""
+    """Download ``args.urls`` (and ``-i``'s); return the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    urls = list(dict.fromkeys(args.urls))
+    try:
+        urls = _urls(args)
+        headers = _headers(args)
+    except ValueError as exc:
+        err.write(f"regisseur download: {exc}\n")
+        return 2
     if args.sha256 and len(urls) > 1:
         err.write("regisseur download: --sha256 needs exactly one URL\n")
         return 2
     directory = Path(args.output).expanduser()
+    problem = _prepare(directory)
+    if problem is not None:
+        err.write(f"regisseur download: {problem}\n")
+        return 2
+    # Imported here: --help and bad arguments do not load the runtime.
+    from regisseur.actors.downloads.http import HttpSource
+    from regisseur.actors.system import ActorSystem
+    from regisseur.supervision.errors import StartupError
+
+    db_url = database_url(args.db) if args.db else directory_database(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         source = HttpSource(
-            _SOURCE, directory=directory, concurrency=args.jobs, retries=args.retries
+            _SOURCE,
+            directory=directory,
+            concurrency=args.jobs,
+            retries=args.retries,
+            headers=headers,
+            user_agent=args.user_agent,
         )
         system = ActorSystem(
             name="regisseur-download",
-            database_url=args.db or f"sqlite:///{directory.resolve() / DB_NAME}",
+            database_url=db_url,
             download_sources=[source],
         )
     except (OSError, TypeError, ValueError) as exc:
         err.write(f"regisseur download: {exc}\n")
         return 2
-    view = make_view(out, plain=args.plain)
+    view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     tracker = _Tracker(view)
     code = 0
     final: dict[str, DownloadRecord] = {}
@@ -233,7 +466,12 @@ def run_download(
     except StartupError as exc:
         code = 2
         view.close()
-        err.write(f"regisseur download: cannot start: {exc}\n")
+        text, database = _plain_error(exc)
+        if database:
+            shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
+            err.write(f"regisseur download: cannot use the records database {shown}: {text}\n")
+        else:
+            err.write(f"regisseur download: cannot start: {exc.child}: {text}\n")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
@@ -249,10 +487,14 @@ def run_download(
             "run the same command again to resume\n"
         )
         return code
-    failures = [(r, _failure(r, args.sha256)) for r in final.values()]
+    failures = [(r, _failure(r, args.sha256, tracker.before)) for r in final.values()]
     for record, why in failures:
         if why is not None:
             err.write(f"FAILED {record.target_id}: {why}\n")
+    for record, why in failures:
+        if why is None and record.file_path:
+            out.write(f"{record.file_path}\n")
+    out.flush()
     if final:
         failed = sum(1 for _, why in failures if why is not None)
         view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")

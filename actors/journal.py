@@ -5,8 +5,9 @@ supervisors did, also after the process has gone. Only the last ``keep``
 events are kept.
 
 Threads: the journal is an internal actor of the system (like the event
-bus); it writes on its own thread through its ``self.db`` session, in
-groups: a commit when its mailbox runs dry.
+bus); it writes on its own thread, in groups: a commit when its mailbox
+runs dry, through a Core connection taken from the engine's pool for that
+transaction only (no ORM: it is never needed here, nor its import).
 
 Failures: a failed write is logged and dropped (the journal is a record of
 what happened, not a part of it); the system carries on.
@@ -39,6 +40,8 @@ from regisseur.messages import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from sqlalchemy.engine import Connection
 
     from regisseur.actors.events import Subscription
@@ -121,9 +124,14 @@ class JournalActor(Actor):
         self._written = 0
         self._subscription: Subscription | None = None
 
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """A transaction on a pooled connection: committed, or rolled back on error."""
+        assert self.system.database is not None  # the system starts a journal only with one
+        return self.system.database.engine.begin()
+
     def on_start(self) -> None:
-        ensure_table(self.db.connection())
-        self.db.commit()
+        with self._begin() as connection:
+            ensure_table(connection)
         self._subscription = self.system.events.subscribe(self.actor_ref, *JOURNALED)
 
     def on_stop(self) -> None:
@@ -144,17 +152,17 @@ class JournalActor(Actor):
         if not rows:
             return
         try:
-            self.db.execute(events_table.insert(), rows)
-            self._written += len(rows)
-            if self._written >= _PRUNE_EVERY:
-                self._written = 0
-                self._prune()
-            self.db.commit()
+            with self._begin() as connection:
+                connection.execute(events_table.insert(), rows)
+                self._written += len(rows)
+                if self._written >= _PRUNE_EVERY:
+                    self._written = 0
+                    self._prune(connection)
         except SQLAlchemyError as exc:
-            self.db.rollback()
             self.log.error("journal_write_failed", events=len(rows), error=describe_error(exc))
 
-    def _prune(self) -> None:
-        newest = self.db.execute(select(func.max(events_table.c.id))).scalar()
+    def _prune(self, connection: Connection) -> None:
+        newest = connection.execute(select(func.max(events_table.c.id))).scalar()
         if newest is not None:
-            self.db.execute(delete(events_table).where(events_table.c.id <= newest - self._keep))
+            stale = events_table.c.id <= newest - self._keep
+            connection.execute(delete(events_table).where(stale))

@@ -3,6 +3,15 @@
 Reads the database directly (no system is started), so it works while
 another process runs the system, and after it has gone. A SQLite file that
 does not exist is an error, never created.
+
+The table shows each download's number in the database (``#``, its order
+of submission: distinct across runs), state, size, when it last changed
+(local time), URL and file or error; ``--json`` gives every field, the full
+id, and the times in ISO 8601 UTC. URLs and errors are redacted.
+
+Threads: runs on the caller's thread. Failures: :class:`StatusError` with
+a one-line reason (a missing file, a bad URL, a database that cannot be
+read).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -23,9 +32,13 @@ from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
-    from regisseur.messages.downloads import DownloadRecord
+    from sqlalchemy.engine import Connection
 
 __all__ = ["StatusError", "collect", "render_json", "render_table"]
+
+#: Times before this (2001) were written by versions that stored monotonic
+#: seconds: they say nothing about when, so they are shown as unknown.
+_EPOCH_FLOOR = 1e9
 
 
 class StatusError(RegisseurError, RuntimeError):
@@ -47,9 +60,9 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            records: list[DownloadRecord] = []
+            downloads: list[dict[str, Any]] = []
             if sa_inspect(connection).has_table(store.downloads_table.name):
-                records = store.read_records(connection)
+                downloads = _downloads(connection)
             journal = read_events(connection, limit=events)
     except SQLAlchemyError as exc:
         safe = redact_text(str(url))
@@ -57,7 +70,40 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         raise StatusError(msg) from exc
     finally:
         engine.dispose()
-    return {"downloads": [r.as_dict() | {"source": r.source} for r in records], "events": journal}
+    return {"downloads": downloads, "events": journal}
+
+
+def _downloads(connection: Connection) -> list[dict[str, Any]]:
+    """Every record as its JSON form, in submission order."""
+    table = store.downloads_table
+    out = []
+    for row in connection.execute(select(table).order_by(table.c.seq)):
+        record = store.record_from_row(row)
+        flat = record.as_dict()
+        flat.update(
+            seq=row.seq,
+            source=record.source,
+            target_id=redact_text(record.target_id),
+            error=redact_text(record.error) if record.error else record.error,
+            created_at=_iso(record.created_at),
+            updated_at=_iso(record.updated_at),
+        )
+        out.append(flat)
+    return out
+
+
+def _iso(seconds: float | None) -> str | None:
+    """``2026-12-06T13:05:12+00:00`` (UTC), or None for an unknown time."""
+    if seconds is None or seconds < _EPOCH_FLOOR:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _local(iso: str | None) -> str:
+    """An ISO 8601 time as this machine's local time, ``?`` if unknown."""
+    if not iso:
+        return "?"
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def render_json(data: dict[str, Any], out: TextIO) -> None:
@@ -77,42 +123,61 @@ def _size(value: object) -> str:
     return "?"  # pragma: no cover
 
 
+def _amount(download: dict[str, Any]) -> str:
+    """The size; for a download that has not ended, how far it got too."""
+    size = _size(download["size"])
+    if download["state"] in ("Initializing", "InProgress, Downloading"):
+        return f"{download['progress']:.0f}% of {size}"
+    return size
+
+
 def render_table(data: dict[str, Any], out: TextIO) -> None:
-    """Plain-text tables: downloads, then events."""
+    """Plain-text tables: downloads, then events (times in local time)."""
     downloads = data["downloads"]
     out.write(f"downloads: {len(downloads)}\n")
     if downloads:
+        several = len({d["source"] for d in downloads}) > 1
         rows: list[tuple[object, ...]] = [
             (
-                d["id"][-12:],  # ids of one run share their prefix
-                d["source"],
+                d["seq"],
+                *((d["source"],) if several else ()),
                 d["state"],
-                f"{d['progress']:.0f}%",
-                _size(d["size"]),
-                d["filename"],
+                _amount(d),
+                _local(d["updated_at"]),
+                d["target_id"],
                 d["error"] or d["file_path"] or "",
             )
             for d in downloads
         ]
-        header = ("id", "source", "state", "done", "size", "name", "file / error")
+        source = ("source",) if several else ()
+        header = ("#", *source, "state", "size", "when", "url", "file / error")
         _table(out, header, rows)
     events = data["events"]
     out.write(f"\nlast supervision events: {len(events)}\n")
     if events:
         rows = [
             (
-                datetime.fromtimestamp(e["time"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                _local(_iso(e["time"])),
                 e["event"],
                 e["name"] or "",
                 e["error"] or json.dumps(e["details"], default=str),
             )
             for e in events
         ]
-        _table(out, ("time (UTC)", "event", "name", "error / details"), rows)
+        _table(out, ("time", "event", "name", "error / details"), rows)
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    widths = [min(48, max(len(str(v)) for v in col)) for col in zip(header, *rows, strict=True)]
+    widths = [min(60, max(len(str(v)) for v in col)) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
-        cells = [str(v)[:w].ljust(w) for v, w in zip(row, widths, strict=True)]
+        cells = [_fit(str(v), w).ljust(w) for v, w in zip(row, widths, strict=True)]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle (a URL's or path's
+    end names the file), the cut marked with an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]

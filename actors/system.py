@@ -31,15 +31,9 @@ from regisseur.actors._protocol import (
     Teardown,
 )
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
-from regisseur.actors.cluster.facade import Cluster
-from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor, PublishSources
-from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
-from regisseur.actors.cluster.singleton import singleton_specs
 from regisseur.actors.database import Database
 from regisseur.actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
-from regisseur.actors.downloads.cluster_keeper import ClusterNote
-from regisseur.actors.downloads.cluster_store import change_notice_prefix
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
 from regisseur.actors.errors import (
@@ -76,6 +70,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
+
+    from regisseur.actors.cluster.facade import Cluster
 
 __all__ = ["ActorSystem"]
 
@@ -140,6 +136,9 @@ class ActorSystem:
         sources = _check_sources(download_sources)
         cluster_settings = _check_cluster(cluster, node_id)
         if cluster_settings is not None:
+            # Cluster mode's modules (the PostgreSQL dialect, the ORM) load only here.
+            from regisseur.actors.cluster.singleton import singleton_specs
+
             database_url = check_cluster_url(database_url)
             children = tuple(singleton_specs(children, cluster_settings.lease_ttl / 3))
         if sources or cluster_settings is not None:
@@ -175,9 +174,14 @@ class ActorSystem:
         self._lease_cell: Cell | None = None
         self._node_cell: Cell | None = None
         # How this node's own download notices start (the listener skips them).
-        self._own_notice_prefix = (
-            change_notice_prefix(cluster_settings.node_id) if cluster_settings is not None else ""
-        )
+        self._own_notice_prefix = ""
+        self.cluster: Cluster | None = None
+        """This node's view of the cluster (``None`` unless in cluster mode)."""
+        if cluster_settings is not None:
+            from regisseur.actors.cluster.facade import Cluster
+            from regisseur.actors.downloads.cluster_store import change_notice_prefix
+
+            self._own_notice_prefix = change_notice_prefix(cluster_settings.node_id)
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
@@ -194,8 +198,8 @@ class ActorSystem:
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
-        self.cluster = Cluster(self, cluster_settings) if cluster_settings is not None else None
-        """This node's view of the cluster (``None`` unless in cluster mode)."""
+        if cluster_settings is not None:
+            self.cluster = Cluster(self, cluster_settings)
         self.downloads = Downloads(self, settings, sources)
         """Submit, watch, cancel and configure downloads (see ``Downloads``)."""
 
@@ -262,6 +266,8 @@ class ActorSystem:
         self._start_cell(cell)
 
     def _join_cluster(self) -> None:
+        from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor
+
         assert self.cluster is not None
         settings = self.cluster.settings
         cell = Cell(
@@ -278,12 +284,17 @@ class ActorSystem:
         """Cluster mode: let the other nodes know this node's sources now."""
         cell = self._node_cell
         if cell is not None and not cell.stopped.is_set():
+            from regisseur.actors.cluster.node import PublishSources
+
             cell.ref.ask(PublishSources(), timeout=_NODE_TIMEOUT)
 
     def _cluster_note(self, channel: str, payload: str | None) -> None:
         """From the listener thread: pass a cluster notice on (tells only)."""
         if self._state not in ("starting", "running") or self.cluster is None:
             return
+        from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
+        from regisseur.actors.downloads.cluster_keeper import ClusterNote
+
         if channel == NODES_CHANNEL and payload is not None:
             change = decode_nodes_change(payload, self.cluster.node_id)
             if change is not None:
@@ -712,7 +723,10 @@ class ActorSystem:
                 )
             )
         node = self._node_cell.instance if self._node_cell is not None else None
-        if isinstance(node, NodeActor):
+        if node is not None:
+            from regisseur.actors.cluster.node import NodeActor
+
+            assert isinstance(node, NodeActor)
             details = node.health()
             try:
                 assert self.cluster is not None

@@ -82,8 +82,13 @@ class DownloadRecord:
 
     ``filename`` is the display name given at submit; ``target_id`` what the
     source fetches (a URL for ``HttpSource``); ``progress`` is a percentage
-    (0-100); ``size`` is ``None`` while unknown; ``speed`` is bytes per
-    second; ``time_remaining`` seconds (``None`` while unknown).
+    (0-100); ``size`` is ``None`` while unknown (set on success for a body
+    without a length); ``speed`` is bytes per second; ``time_remaining``
+    seconds (``None`` while unknown). ``username`` is the submit's, else the
+    source's ``username``, else the source's name. ``created_at`` and
+    ``updated_at`` are wall-clock seconds since the epoch (UTC), read from
+    the system's clock (``Clock.wall()``; a ``ManualClock`` keeps them
+    deterministic).
     """
 
     id: str

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +20,13 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = b"regisseur " * 10_000
+DB_NAME = ".regisseur-downloads.db"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "regisseur.actors.cli", *args],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -36,11 +39,22 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         return
 
 
+class Runs:
+    """The output directory of two download runs, and the time span they ran in."""
+
+    def __init__(self, out: Path, base: str, started: float, ended: float) -> None:
+        self.out = out
+        self.base = base
+        self.started = started
+        self.ended = ended
+
+
 @pytest.fixture(scope="module")
-def downloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The output directory of one download run: one file fetched, one 404."""
+def downloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """Run 1: one file fetched, one 404; run 2: another file, in the same directory."""
     served = tmp_path_factory.mktemp("served")
     (served / "report.txt").write_bytes(BODY)
+    (served / "later.txt").write_bytes(BODY[:100])
     handler = functools.partial(_Quiet, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(
@@ -49,25 +63,30 @@ def downloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     out = tmp_path_factory.mktemp("out")
+    started = time.time()
     try:
-        result = run("download", f"{base}/report.txt", f"{base}/gone.txt", "-o", str(out))
+        first = run("download", f"{base}/report.txt", f"{base}/gone.txt", "-o", str(out))
+        second = run("download", f"{base}/later.txt", "-o", str(out))
     finally:
         server.shutdown()
         server.server_close()
         thread.join(10)
-    assert result.returncode == 1, result.stdout + result.stderr
-    return out
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    yield Runs(out, base, started, time.time())
 
 
-def test_status_json_after_a_download_run(downloaded: Path) -> None:
-    result = run("status", "--db", f"sqlite:///{downloaded / '.regisseur-downloads.db'}", "--json")
+def test_status_json_after_download_runs(downloaded: Runs) -> None:
+    result = run("status", "--db", f"sqlite:///{downloaded.out / DB_NAME}", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     records = {Path(d["filename"]).name: d for d in data["downloads"]}
-    assert set(records) == {"report.txt", "gone.txt"}
+    assert list(records) == ["report.txt", "gone.txt", "later.txt"]
     done = records["report.txt"]
     assert done["state"] == "Completed, Succeeded"
     assert done["source"] == "http"
+    assert done["username"] == "http"
+    assert done["target_id"] == f"{downloaded.base}/report.txt"
     assert done["size"] == len(BODY)
     assert Path(done["file_path"]).read_bytes() == BODY
     gone = records["gone.txt"]
@@ -75,26 +94,95 @@ def test_status_json_after_a_download_run(downloaded: Path) -> None:
     assert gone["error"].startswith("HTTP 404")
     names = {(e["event"], e["name"]) for e in data["events"]}
     assert ("ChildStopped", "downloads") in names
+    # Distinct across runs, in submission order; times are ISO 8601 UTC.
+    assert [d["seq"] for d in data["downloads"]] == [1, 2, 3]
+    assert len({d["id"] for d in data["downloads"]}) == 3
+    for record in data["downloads"]:
+        for key in ("created_at", "updated_at"):
+            assert record[key].endswith("+00:00"), record[key]
+            when = datetime.fromisoformat(record[key]).timestamp()
+            assert downloaded.started - 1 <= when <= downloaded.ended + 1
 
 
-def test_status_table_after_a_download_run(downloaded: Path) -> None:
-    result = run("status", "--db", f"sqlite:///{downloaded / '.regisseur-downloads.db'}")
+def test_status_table_after_download_runs(downloaded: Runs) -> None:
+    result = run("status", str(downloaded.out))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("downloads: 2\n")
-    assert "report.txt" in result.stdout and "Completed, Succeeded" in result.stdout
-    assert "gone.txt" in result.stdout and "HTTP 404" in result.stdout
+    assert result.stdout.startswith("downloads: 3\n")
+    header, *rows = result.stdout.split("\n\n")[0].splitlines()[1:]
+    assert header.split() == ["#", "state", "size", "when", "url", "file", "/", "error"]
+    assert [row.split()[0] for row in rows] == ["1", "2", "3"]
+    report, gone, later = rows
+    assert "Completed, Succeeded" in report and "97.7 KiB" in report
+    assert f"{downloaded.base}/report.txt" in report
+    assert str(downloaded.out / "report.txt") in report
+    assert "Errored" in gone and "HTTP 404" in gone
+    assert f"{downloaded.base}/later.txt" in later and "100 B" in later
+    local = datetime.fromtimestamp(downloaded.ended).astimezone().strftime("%Y-%m-%d")
+    assert local in report
     assert "last supervision events:" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("-o", "{out}"),
+        ("{out}",),
+        ("--db", "{out}/" + DB_NAME),
+        ("--db", "sqlite:///{out}/" + DB_NAME),
+    ],
+)
+def test_status_finds_the_records_of_a_download_directory(
+    downloaded: Runs, how: tuple[str, ...]
+) -> None:
+    args = [a.format(out=downloaded.out) for a in how]
+    result = run("status", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["downloads"]) == 3
+
+
+def test_status_without_arguments_reads_the_current_directory(downloaded: Runs) -> None:
+    result = run("status", "--json", cwd=downloaded.out)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["downloads"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("{tmp}",), "no download records in {tmp}"),
+        (("{tmp}/nope",), "{tmp}/nope does not exist"),
+        (("{tmp}/file",), "{tmp}/file is not a directory"),
+        (("{tmp}", "--db", "x.db"), "give the records to read once"),
+    ],
+)
+def test_status_of_a_directory_without_records_is_a_clear_error(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    result = run("status", *(a.format(tmp=tmp_path) for a in args))
+    assert result.returncode == 2
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / DB_NAME).exists()
+
+
 def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
-    result = run("status", "--db", f"sqlite:///{tmp_path / 'none.db'}")
-    assert result.returncode == 1
-    assert "no database file" in result.stderr
-    assert not (tmp_path / "none.db").exists()
+    for db in (f"sqlite:///{tmp_path / 'none.db'}", str(tmp_path / "none.db")):
+        result = run("status", "--db", db)
+        assert result.returncode == 1
+        assert "no database file" in result.stderr
+        assert not (tmp_path / "none.db").exists()
 
 
 def test_status_of_a_bad_url_is_a_clear_error() -> None:
-    result = run("status", "--db", "not a url", "--json")
+    result = run("status", "--db", "not a url://", "--json")
     assert result.returncode == 1
     assert "not a database URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [("-1", "must be >= 0"), ("x", "not a number")])
+def test_status_events_must_be_a_count(value: str, message: str) -> None:
+    result = run("status", "--events", value)
+    assert result.returncode == 2
+    assert f"argument --events: {message}" in result.stderr

@@ -155,7 +155,7 @@ class ClusterKeeperActor(KeeperActor):
         reason = None if message.reason == "cancelled" else message.reason
         try:
             before, after, owner = cluster_store.cancel_anywhere(
-                self.connection, message.id, reason, self.system.clock.now()
+                self.connection, message.id, reason, self.system.clock.wall()
             )
             if after is not None and before is not None:
                 payload = cluster_store.change_payload(after, before.state, self._node, owner=owner)

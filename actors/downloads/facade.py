@@ -23,7 +23,6 @@ import pykka
 
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.downloads import _protocol as p
-from regisseur.actors.downloads.cluster_keeper import ClusterKeeperActor
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.downloads.queue import QueueActor, worker_spec
@@ -89,6 +88,8 @@ def downloads_spec(
         description="owns and persists the download records",
     )
     if cluster is not None:
+        from regisseur.actors.downloads.cluster_keeper import ClusterKeeperActor
+
         keeper = replace(
             keeper,
             actor=ClusterKeeperActor,

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
+from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._http_fetch import Fetch
 from regisseur.actors.downloads._http_wire import parse_retry_after
@@ -83,6 +84,8 @@ class HttpSource(DownloadSource):
       error (it is always kept when the system stops).
     * ``headers``: extra request headers (never logged; ``Authorization``
       and ``Cookie`` are not sent to another host after a redirect).
+    * ``user_agent``: the ``User-Agent`` sent (default ``regisseur/VERSION``,
+      or the one in ``headers``; giving both is an error).
     * ``verify`` (True): TLS verification, or the path of a CA bundle
       (``False`` turns verification off; don't, outside tests).
     * ``max_redirects`` (10).
@@ -118,6 +121,7 @@ class HttpSource(DownloadSource):
         max_bytes: int | None = None,
         keep_partial: bool = False,
         headers: Mapping[str, str] | None = None,
+        user_agent: str | None = None,
         verify: bool | str | Path = True,
         max_redirects: int = 10,
         max_retry_after: float = 300.0,
@@ -158,7 +162,7 @@ class HttpSource(DownloadSource):
             msg = f"{what}: fsync must be a bool, got {fsync!r}"
             raise TypeError(msg)
         self.fsync = fsync
-        self.headers = _check_headers(headers, what)
+        self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)
         self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)
         self.max_retry_after = check_duration(max_retry_after, f"{what} max_retry_after")
@@ -245,6 +249,26 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
             raise ValueError(msg)
         checked[key] = value
     return checked
+
+
+def _with_user_agent(headers: dict[str, str], user_agent: object, what: str) -> dict[str, str]:
+    """``headers`` with exactly one ``User-Agent`` (the default unless given)."""
+    given = [key for key in headers if key.lower() == "user-agent"]
+    if user_agent is None:
+        if not given:
+            headers["User-Agent"] = default_user_agent()
+        return headers
+    if not isinstance(user_agent, str):
+        msg = f"{what}: user_agent must be a str, got {type(user_agent).__name__} {user_agent!r}"
+        raise TypeError(msg)
+    if given:
+        msg = f"{what}: give the User-Agent once: as user_agent or in headers, not both"
+        raise ValueError(msg)
+    if not user_agent.strip() or any(c in user_agent for c in "\r\n\0"):
+        msg = f"{what}: user_agent must be one line of text, got {user_agent!r}"
+        raise ValueError(msg)
+    headers["User-Agent"] = user_agent.strip()
+    return headers
 
 
 def _check_verify(verify: object, what: str) -> bool | str:

@@ -128,9 +128,9 @@ class KeeperActor(Actor):
             store.warm_statements(sql)
         except SQLAlchemyError as exc:  # best effort: a read-only database still starts
             self.log.warning("download_statements_not_warmed", error=describe_error(exc))
-        self._seq = store.next_seq(sql)
+        self._seq = store.next_seq(sql) - 1  # the highest stored: the next is +1
         interrupted = 0
-        now = self.system.clock.now()
+        now = self.system.clock.wall()
         for record in store.load_unfinished(sql):
             if record.source in self._initial_sources:
                 self._live[record.id] = record
@@ -259,8 +259,10 @@ class KeeperActor(Actor):
             for record in self._live.values()
             if record.source == source and record.id not in running
         ]
-        # Interrupted downloads first (they had started before), then FIFO.
-        pending.sort(key=lambda r: (r.id not in self._resumable, r.created_at))
+        # Interrupted downloads first (they had started before), then FIFO:
+        # ``_live`` is in submit order (a stable sort keeps it; created_at is
+        # wall-clock time, which may step back).
+        pending.sort(key=lambda r: r.id not in self._resumable)
         return p.Attached(config, tuple(pending))
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
@@ -301,14 +303,17 @@ class KeeperActor(Actor):
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return None
-        username = message.username
-        if username is None:
-            username = self._usernames.get(message.source)
-        return self._new_record(message, username=username)
+        return self._new_record(message, username=self._username(message))
+
+    def _username(self, message: DownloadQueued) -> str:
+        """The submit's username, else the source's, else the source's name."""
+        if message.username is not None:
+            return message.username
+        return self._usernames.get(message.source) or message.source
 
     def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
-        now = self.system.clock.now()
+        now = self.system.clock.wall()
         return DownloadRecord(
             id=message.id,
             source=message.source,
@@ -324,7 +329,7 @@ class KeeperActor(Actor):
     def _reject(self, message: DownloadQueued, error: str) -> None:
         """Record a submit that cannot run (its source went away) as Errored."""
         record = self._new_record(
-            message, username=message.username, state=DownloadState.ERRORED, error=error
+            message, username=self._username(message), state=DownloadState.ERRORED, error=error
         )
         self._stage(record, new=True)
         self._remember(record)
@@ -341,7 +346,7 @@ class KeeperActor(Actor):
             error=None if message.reason == "cancelled" else message.reason,
             speed=0.0,
             time_remaining=None,
-            updated_at=self.system.clock.now(),
+            updated_at=self.system.clock.wall(),
         )
         self._end(record, ended)
         self._commit()  # stored before the caller hears "cancelled"
@@ -395,7 +400,7 @@ class KeeperActor(Actor):
             return
         self._resumable.discard(download_id)
         started = record.evolve(
-            state=DownloadState.IN_PROGRESS, error=None, updated_at=self.system.clock.now()
+            state=DownloadState.IN_PROGRESS, error=None, updated_at=self.system.clock.wall()
         )
         self._live[download_id] = started
         self._running[message.worker] = download_id
@@ -418,7 +423,7 @@ class KeeperActor(Actor):
             progress=progress,
             speed=message.speed,
             time_remaining=message.time_remaining,
-            updated_at=self.system.clock.now(),
+            updated_at=self.system.clock.wall(),
         )
         self._live[updated.id] = updated
         if self._persist:
@@ -443,13 +448,18 @@ class KeeperActor(Actor):
             "state": state,
             "speed": 0.0,
             "time_remaining": 0.0 if state is DownloadState.SUCCEEDED else None,
-            "updated_at": self.system.clock.now(),
+            "updated_at": self.system.clock.wall(),
         }
         if state is DownloadState.SUCCEEDED:
             if fields.get("transferred") is not None:
                 changes["transferred"] = fields["transferred"]
             if fields.get("size") is not None:
                 changes["size"] = fields["size"]
+            elif record.size is None:
+                # A body without a length (chunked, close-delimited): once
+                # it ended, what arrived is its size.
+                got = changes.get("transferred", record.transferred)
+                changes["size"] = got if got else None
             changes["progress"] = 100.0
             changes["file_path"] = fields["file_path"]
             changes["error"] = None

@@ -72,7 +72,8 @@ class DownloadSource:
     the error text.
 
     ``delay`` is the least time (on the system clock) between the starts of
-    two downloads of this source. ``username`` is stored on every record.
+    two downloads of this source. ``username`` is stored on every record
+    (default: the source's name).
     ``directory`` becomes the context's ``destination``. ``open_worker()``
     runs once on each worker's thread when the worker starts; its value is
     the context's ``worker_state`` and is handed to ``close_worker(value)``

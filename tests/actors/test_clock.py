@@ -134,3 +134,17 @@ def test_real_clock_drives_one_thread_and_joins_it_on_close() -> None:
 def test_check_duration_names_the_argument(value: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="my_timeout"):
         check_duration(value, "my_timeout")
+
+
+def test_wall_time_is_the_epoch_on_a_real_clock_and_frozen_on_a_manual_one() -> None:
+    import time
+
+    before = time.time()
+    assert before <= RealClock().wall() <= time.time()
+    clock = ManualClock(start=5.0, wall_start=1_700_000_000.0)
+    assert clock.wall() == 1_700_000_000.0
+    clock.advance(2.5)
+    assert (clock.now(), clock.wall()) == (7.5, 1_700_000_002.5)
+    assert ManualClock().wall() == 0.0
+    with pytest.raises(ValueError, match="wall_start"):
+        ManualClock(wall_start=-1.0)

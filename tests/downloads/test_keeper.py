@@ -851,3 +851,59 @@ def test_a_keeper_restarted_while_writes_are_refused_starts_and_answers(
     assert system.database is not None
     assert system.database.engine.pool.checkedout() <= 1  # only the keeper's own connection
     _accept_writes(reader)
+
+
+# -- the record contract: who, when, how big ------------------------------------------
+
+
+def test_username_defaults_to_the_source_name(system_factory):
+    system = system_factory(
+        download_sources=[DownloadSource("books", quick), DownloadSource("s", quick, username="al")]
+    )
+    plain = system.downloads.wait(system.downloads.submit("books", "t", "a"), WAIT)
+    named = system.downloads.wait(system.downloads.submit("s", "t", "b"), WAIT)
+    assert plain.username == "books"
+    assert plain.as_dict()["username"] == "books"
+    assert named.username == "al"
+
+
+def test_times_are_wall_clock_from_the_system_clock(system_factory, db_url, reader):
+    from regisseur.supervision.testing import ManualClock
+
+    clock = ManualClock(wall_start=1_700_000_000.0)
+    gate = Gate()
+    system = system_factory(
+        download_sources=[DownloadSource("s", gate)], database_url=db_url, clock=clock
+    )
+    download = system.downloads.submit("s", "t", "a")
+    gate.wait_started(1)
+    clock.advance(30.0)
+    assert system.downloads.cancel(download)
+    record = system.downloads.status(download)
+    assert record is not None
+    assert (record.created_at, record.updated_at) == (1_700_000_000.0, 1_700_000_030.0)
+    with reader.connect() as connection:
+        stored = read_record(connection, download)
+    assert stored is not None
+    assert (stored.created_at, stored.updated_at) == (1_700_000_000.0, 1_700_000_030.0)
+
+
+def test_a_real_clock_stamps_records_with_the_time_of_day():
+    from regisseur.actors import ActorSystem
+
+    before = time.time()
+    with ActorSystem(database_url=None, download_sources=[DownloadSource("s", quick)]) as system:
+        record = system.downloads.wait(system.downloads.submit("s", "t", "a"), WAIT)
+    assert before <= record.created_at <= record.updated_at <= time.time()
+
+
+def test_size_is_what_arrived_when_the_body_had_no_length(system_factory):
+    def unsized(download_id: str, target_id: str, name: str, ctx: Any) -> str:
+        ctx.report(4096)  # a chunked body: no size, ever
+        ctx.report(10_000)
+        return f"/files/{name}"
+
+    system = system_factory(download_sources=[DownloadSource("s", unsized)])
+    record = system.downloads.wait(system.downloads.submit("s", "t", "a"), WAIT)
+    assert record.state is SUCCEEDED
+    assert (record.size, record.transferred, record.progress) == (10_000, 10_000, 100.0)

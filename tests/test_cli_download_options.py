@@ -1,0 +1,386 @@
+"""``regisseur download``'s options, run as a subprocess against a local server.
+
+URL lists (``-i``), what goes to stdout and stderr (``-q``), request
+headers, ``--version``, clear errors for an unusable ``-o``, URLs with
+spaces, and what "already downloaded" checks on disk.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = ".regisseur-downloads.db"
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regisseur.actors.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        input=stdin,
+    )
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.seen.append((self.path, dict(self.headers.items())))
+        body = self.server.files.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def serve(self, path: str, body: bytes) -> str:
+        self.files[path] = body
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [path for path, _headers in self.seen]
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    server = _Server()
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+# -- URL lists ---------------------------------------------------------------------
+
+
+def test_input_file_skips_blank_lines_and_comments(server: _Server, tmp_path: Path) -> None:
+    a, b, c = (server.serve(f"/{n}.txt", n.encode() * 100) for n in "abc")
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"# my list\n{a}\n\n   {b}  \n# {c} is not wanted\n{a}\n")
+    out = tmp_path / "out"
+    result = run("download", "-i", str(listing), "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stderr
+    assert sorted(server.paths()) == ["/a.txt", "/b.txt"]
+    assert result.stdout.splitlines() == [str(out / "a.txt"), str(out / "b.txt")]
+
+
+def test_input_from_stdin_and_arguments_together(server: _Server, tmp_path: Path) -> None:
+    a, b = server.serve("/a.txt", b"a"), server.serve("/b.txt", b"b")
+    result = run("download", a, "-i", "-", "-o", str(tmp_path), stdin=f"{b}\n{a}\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("# nothing here\n\n", "no URLs in -i"),
+        (None, "cannot read -i"),
+        (b"\xff\xfe\x00bad", "not UTF-8 text"),
+    ],
+)
+def test_unusable_input_files_exit_2(tmp_path: Path, content: Any, message: str) -> None:
+    listing = tmp_path / "urls.txt"
+    if isinstance(content, str):
+        listing.write_text(content)
+    elif isinstance(content, bytes):
+        listing.write_bytes(content)
+    out = tmp_path / "out"
+    result = run("download", "-i", str(listing), "-o", str(out))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists(), "nothing started"
+
+
+def test_no_urls_at_all_exit_2(tmp_path: Path) -> None:
+    result = run("download", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert "no URLs: give them as arguments or in a file with -i FILE" in result.stderr
+
+
+# -- what goes where ------------------------------------------------------------------
+
+
+def test_progress_on_stderr_results_on_stdout(server: _Server, tmp_path: Path) -> None:
+    good, gone = server.serve("/good.bin", os.urandom(5000)), server.url("/gone.bin")
+    result = run("download", good, gone, "-o", str(tmp_path), "--plain")
+    assert result.returncode == 1
+    assert result.stdout == f"{tmp_path / 'good.bin'}\n"
+    assert f"downloading {good}" in result.stderr
+    assert f"done {good} -> {tmp_path / 'good.bin'}" in result.stderr
+    assert f"FAILED {gone}: HTTP 404" in result.stderr
+    assert "1 of 2 download(s) done" in result.stderr
+
+
+def test_quiet_prints_only_failures_and_results(server: _Server, tmp_path: Path) -> None:
+    good, gone = server.serve("/good.bin", b"x" * 5000), server.url("/gone.bin")
+    result = run("download", "-q", good, "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == (f"{tmp_path / 'good.bin'}\n", "")
+    again = run("download", "--quiet", good, gone, "-o", str(tmp_path))
+    assert again.returncode == 1
+    assert again.stdout == f"{tmp_path / 'good.bin'}\n"
+    assert again.stderr.splitlines() == [f"FAILED {gone}: HTTP 404 Not Found: {gone}"]
+
+
+@pytest.mark.parametrize("where", [(), ("download",)])
+def test_version(where: tuple[str, ...]) -> None:
+    result = run(*where, "--version")
+    assert result.returncode == 0
+    assert result.stdout == f"regisseur {version('regisseur')}\n"
+
+
+# -- request headers ----------------------------------------------------------------
+
+
+def test_headers_and_user_agent_are_sent(server: _Server, tmp_path: Path) -> None:
+    url = server.serve("/h.bin", b"h")
+    plain = run("download", url, "-o", str(tmp_path / "1"))
+    assert plain.returncode == 0, plain.stderr
+    custom = run(
+        "download",
+        url,
+        "-o",
+        str(tmp_path / "2"),
+        "--header",
+        "Authorization: Bearer s3cret",
+        "--header=X-Trace:  42 ",
+        "--user-agent",
+        "mirror-bot/1.0",
+    )
+    assert custom.returncode == 0, custom.stderr
+    (_, first), (_, second) = server.seen
+    assert first["User-Agent"] == f"regisseur/{version('regisseur')}"
+    assert second["User-Agent"] == "mirror-bot/1.0"
+    assert (second["Authorization"], second["X-Trace"]) == ("Bearer s3cret", "42")
+    assert "s3cret" not in custom.stdout + custom.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--header", "Bearer s3cret"), "expected 'Name: value'"),
+        (("--header", "Bad Name: s3cret"), "'Bad Name' is not a valid HTTP header name"),
+        (("--header", "X-A: 1", "--header", "x-a: s3cret"), "--header x-a is given twice"),
+        (
+            ("--header", "User-Agent: a", "--user-agent", "b"),
+            "--user-agent and --header 'User-Agent: ...' both set",
+        ),
+    ],
+)
+def test_bad_headers_exit_2_without_echoing_the_value(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = run("download", "http://127.0.0.1:9/x", *args, "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# -- clear errors --------------------------------------------------------------------
+
+
+def _unwritable_directory(tmp_path: Path) -> Path:
+    """A directory this process cannot create files in (root ignores modes)."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        return locked
+    for candidate in (Path("/sys/kernel"), Path("/sys"), Path("/proc/self")):
+        try:
+            os.close(os.open(candidate / ".probe", os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        except OSError:
+            return candidate
+        os.unlink(candidate / ".probe")
+    pytest.skip("no directory here that root cannot write to")
+
+
+def test_an_unwritable_output_directory_is_named_plainly(tmp_path: Path) -> None:
+    directory = _unwritable_directory(tmp_path)
+    result = run("download", "http://127.0.0.1:9/x", "-o", str(directory))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"regisseur download: cannot write to {directory}: ")
+    assert line.split(": ")[-1] in ("permission denied", "read-only file system")
+
+
+def test_output_naming_a_file_is_named_plainly(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    result = run("download", "http://127.0.0.1:9/x", "-o", str(a_file))
+    assert result.returncode == 2
+    assert result.stderr == f"regisseur download: -o {a_file} is a file, not a directory\n"
+    below = run("download", "http://127.0.0.1:9/x", "-o", str(a_file / "sub"))
+    assert below.returncode == 2
+    assert below.stderr == (
+        f"regisseur download: cannot create {a_file / 'sub'}: {a_file} is a file, not a directory\n"
+    )
+    assert a_file.read_text() == "mine"
+
+
+def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).mkdir()  # where the database file should be
+    result = run("download", "http://127.0.0.1:9/x", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"regisseur download: cannot use the records database {tmp_path / DB_NAME}: "
+        "unable to open database file\n"
+    )
+
+
+def test_db_takes_a_plain_file_path(server: _Server, tmp_path: Path) -> None:
+    url = server.serve("/d.bin", b"d")
+    result = run("download", url, "-o", str(tmp_path / "out"), "--db", str(tmp_path / "rec.db"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rec.db").is_file()
+    assert not (tmp_path / "out" / DB_NAME).exists()
+
+
+def test_a_url_with_spaces_is_sent_percent_encoded(server: _Server, tmp_path: Path) -> None:
+    server.serve("/my%20report%202.txt", b"report")
+    result = run("download", server.url("/my report 2.txt"), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert server.paths() == ["/my%20report%202.txt"]
+    assert (tmp_path / "my report 2.txt").read_bytes() == b"report"
+
+
+# -- already downloaded? --------------------------------------------------------------
+
+
+def test_a_file_changed_or_gone_since_is_downloaded_again(server: _Server, tmp_path: Path) -> None:
+    url = server.serve("/data.bin", b"0123456789" * 100)
+    first = run("download", url, "-o", str(tmp_path), "--plain")
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "data.bin"
+
+    same = run("download", url, "-o", str(tmp_path), "--plain")
+    assert f"already downloaded {url} -> {path}" in same.stderr
+    assert same.stdout == f"{path}\n"
+    assert len(server.seen) == 1
+
+    path.write_bytes(b"truncated")
+    changed = run("download", url, "-o", str(tmp_path), "--plain")
+    assert changed.returncode == 0, changed.stderr
+    assert f"downloading {url} again: {path} has 9 bytes, not the 1000 downloaded" in (
+        changed.stderr
+    )
+    assert len(server.seen) == 2
+    assert path.read_bytes() == b"truncated", "a file someone changed is never overwritten"
+    [again] = changed.stdout.splitlines()
+    assert Path(again).read_bytes() == b"0123456789" * 100
+
+    Path(again).unlink()
+    gone = run("download", url, "-o", str(tmp_path), "--plain")
+    assert gone.returncode == 0, gone.stderr
+    assert f"downloading {url} again: {again} is gone" in gone.stderr
+    assert len(server.seen) == 3
+
+
+def test_a_file_that_no_longer_has_the_given_sha256_is_downloaded_again(
+    server: _Server, tmp_path: Path
+) -> None:
+    import hashlib
+
+    body = b"abcdefghij" * 100
+    url = server.serve("/data.bin", body)
+    digest = hashlib.sha256(body).hexdigest()
+    first = run("download", url, "-o", str(tmp_path), "--sha256", digest)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "data.bin"
+    path.write_bytes(body.upper())  # same size, other bytes
+    again = run("download", url, "-o", str(tmp_path), "--sha256", digest, "--plain")
+    assert again.returncode == 0, again.stderr
+    assert f"downloading {url} again: the sha256 of {path} is " in again.stderr
+    assert len(server.seen) == 2
+    assert Path(again.stdout.strip()).read_bytes() == body
+
+
+# -- start-up: a download loads only what it uses ---------------------------------------
+
+_PROBE = """
+import sys
+from regisseur.actors.cli import main
+code = main(sys.argv[1:])
+unwanted = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psycopg", "rich",
+            "regisseur.actors.cluster.schema", "regisseur.actors.cluster.node",
+            "regisseur.actors.downloads.cluster_keeper", "regisseur.actors.service")
+print(sorted(name for name in unwanted if name in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_a_download_does_not_load_cluster_mode_the_orm_or_the_bars(
+    server: _Server, tmp_path: Path
+) -> None:
+    url = server.serve("/small.bin", b"s" * 16384)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, "download", url, "-o", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "[]"
+
+
+def test_version_and_help_do_not_load_the_runtime() -> None:
+    probe = (
+        "import sys\nfrom regisseur.actors.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'requests') if m in sys.modules))"
+    )
+    for args in (["--version"], ["download", "--help"], ["--help"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.stdout.splitlines()[-1] == "[]", (args, result.stdout, result.stderr)
