@@ -548,7 +548,14 @@ class SupervisorActor(Actor):
             child.cell.failures = child.failures
         child.last_error = error
         self.system.events.publish(ChildFailed(name, error))
-        self.log.warning("child_failed", child=name, error=error, failures=child.failures)
+        self.log.warning(
+            "child_failed",
+            child=name,
+            error=error,
+            failures=child.failures,
+            restarts=child.restarts,
+            exc_info=exc,  # the host's handlers print the traceback
+        )
         directive = self._decide(exc, hint)
         limits = [n for n in (child.spec.max_failures, own_limit) if n is not None]
         limit = min(limits) if limits else None

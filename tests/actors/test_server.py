@@ -179,7 +179,7 @@ def test_logs_carry_server_id(
     system = system_factory([poller(7, record)])
     system.settle()
     advance(system, manual_clock, 1.0)
-    polled = [r for r in caplog.records if r.getMessage() == "polled"]
+    polled = [r for r in caplog.records if getattr(r, "event", None) == "polled"]
     assert len(polled) == 2
     for line in polled:
         assert line.actor == "server-7"  # type: ignore[attr-defined]

@@ -226,7 +226,7 @@ def test_a_failing_cleanup_is_logged_and_does_not_block_the_stop(
     actor_system.spawn(service("messy", record, Messy))
     actor_system.stop_child("messy")
     assert record.kinds("messy")[-1] == "stop"  # on_stop still ran
-    failed = [r for r in caplog.records if r.getMessage() == "cleanup_failed"]
+    failed = [r for r in caplog.records if getattr(r, "event", None) == "cleanup_failed"]
     assert [r.fields["error"] for r in failed] == ["OSError: disk gone"]  # type: ignore[attr-defined]
 
 

@@ -240,7 +240,7 @@ def test_cancel_during_a_retry_wait(harness: Harness, http_server: HttpServer) -
 def test_retry_logs_are_key_value_and_redacted(
     harness: Harness, http_server: HttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="actors")
+    caplog.set_level(logging.INFO, logger="regisseur")
     path = "/busy"
     http_server.sequence(
         path, lambda r: r.send(503, b"", {"Retry-After": "3"}), lambda r: serve_bytes(r, BODY)
@@ -250,7 +250,7 @@ def test_retry_logs_are_key_value_and_redacted(
     harness.timers.next_wait()
     harness.clock.advance(3.0)
     running.result()
-    events = [(r.getMessage(), getattr(r, "fields", {})) for r in caplog.records]
+    events = [(getattr(r, "event", None), getattr(r, "fields", {})) for r in caplog.records]
     names = [name for name, _ in events]
     assert names == ["download_started", "download_retry", "download_started", "download_completed"]
     retry = events[1][1]
