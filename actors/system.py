@@ -170,11 +170,17 @@ class ActorSystem:
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
-        self.timers = Timers(self.clock, name=f"{name}-timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
+        self._activity = threading.Event()
+        self.timers = Timers(
+            self.clock,
+            name=f"{name}-timers",
+            on_error=self._timer_failed,
+            quiesce=self._quiesce,
+            on_wait=self._activity.set,
+        )
         self._cells: dict[str, Cell] = {}
         self._gone: set[str] = set()
-        self._activity = threading.Event()
         self._state = "new"
         self._failure: str | None = None
         self._guardian = _Guardian(self)
@@ -520,19 +526,31 @@ class ActorSystem:
     def settle(self, timeout: float = 5.0) -> None:
         """Return once no actor has anything it can do right now.
 
-        That is: every mailbox is empty or held (waiting for a restart timer)
-        and no handler is running. Raises ``TimeoutError`` naming the busy
-        actors if that does not happen within ``timeout`` real seconds. Use
-        it after ``tell``/``ManualClock.advance`` instead of sleeping.
+        That is: every mailbox is empty or held (waiting for a restart timer),
+        and no handler is running, except in a wait on the system clock
+        (``sleep``, an injected hang, a download's retry wait). Raises
+        ``TimeoutError`` naming the busy actors if that does not happen
+        within ``timeout`` real seconds. Use it after ``tell`` instead of
+        sleeping (``ManualClock.advance`` settles by itself).
         """
         timeout = check_duration(timeout, "settle(timeout)")
+        self._settle(timeout, except_thread=None)
+
+    def _quiesce(self, timeout: float) -> None:
+        """The clock's hook: settle, not waiting for the calling actor (if any)."""
+        self._settle(timeout, except_thread=threading.current_thread())
+
+    def _settle(self, timeout: float, except_thread: threading.Thread | None) -> None:
         deadline = monotonic() + timeout
         previous: list[int] | None = None
         while True:
             self._activity.clear()
             cells = self._all_cells()
             counts = [c.mailbox.processed for c in cells]
-            if all(c.idle() for c in cells):
+            waiting = self.timers.waiting()
+            if except_thread is not None:
+                waiting.add(except_thread)
+            if all(c.idle() or c.thread in waiting for c in cells):
                 if counts == previous:
                     return
                 previous = counts
@@ -540,7 +558,7 @@ class ActorSystem:
             previous = None
             remaining = deadline - monotonic()
             if remaining <= 0:
-                busy = sorted(c.name for c in cells if not c.idle())
+                busy = sorted(c.name for c in cells if not (c.idle() or c.thread in waiting))
                 msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
                 raise TimeoutError(msg)
             self._activity.wait(min(remaining, 0.05))
