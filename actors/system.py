@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
 from pykka._envelope import Envelope
@@ -30,6 +30,7 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
+from regisseur.actors._typed import check_actor_type, proxy_actor_type
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
 from regisseur.actors.cluster.facade import Cluster
 from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor, PublishSources
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 __all__ = ["ActorSystem"]
+
+A = TypeVar("A", bound=pykka.Actor)
+P = TypeVar("P", bound="pykka.ActorProxy[Any]")
 
 ROOT = "root"
 _HEALTH_TIMEOUT = 1.0
@@ -415,17 +419,45 @@ class ActorSystem:
             return sorted(self._cells)
 
     # -- messaging -----------------------------------------------------------
-    def ref(self, name: str) -> pykka.ActorRef[Any]:
+    @overload
+    def ref(self, name: str) -> pykka.ActorRef[Any]: ...
+    @overload
+    def ref(self, name: str, actor_type: type[A]) -> pykka.ActorRef[A]: ...
+    def ref(self, name: str, actor_type: type[A] | None = None) -> pykka.ActorRef[Any]:
         """The ``ActorRef`` of ``name``; it stays valid across restarts.
 
-        Raises ``UnknownActorError`` for a name never registered and
-        ``pykka.ActorDeadError`` for an actor that has stopped.
+        ``system.ref("counter", Counter)`` is typed ``ActorRef[Counter]``
+        (its ``proxy()`` an ``ActorProxy[Counter]``) and raises ``TypeError``
+        unless ``name`` runs a ``Counter`` (or a subclass). Raises
+        ``UnknownActorError`` for a name never registered and
+        ``pykka.ActorDeadError`` for an actor that has stopped. Any thread.
         """
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"actor {name!r} is stopped"
             raise pykka.ActorDeadError(msg)
+        if actor_type is not None:
+            check_actor_type(name, cell.actor_class, actor_type, "ref(actor_type)")
         return cell.ref
+
+    def proxy(self, name: str, proxy_type: type[P]) -> P:
+        """A Pykka proxy of ``name``, typed as ``proxy_type``.
+
+        ``proxy_type`` declares the actor's typed members with Pykka's
+        typing helpers::
+
+            class CounterProxy(ActorMemberMixin, pykka.ActorProxy[Counter]):
+                add = proxy_method(Counter.add)      # add(n) -> Future[int]
+                total = proxy_field(Counter.total)   # Future[int]
+
+        so ``system.proxy("counter", CounterProxy).add("x")`` is a type
+        error. Raises ``TypeError`` unless ``name`` runs that actor class
+        (the returned object is Pykka's proxy; ``proxy_type`` only types
+        it), and the errors of :meth:`ref`. Any thread.
+        """
+        actor_type = proxy_actor_type(proxy_type)
+        ref = self.ref(name, actor_type)
+        return cast("P", ref.proxy())
 
     def tell(self, name: str, message: Any) -> None:
         """Send ``message`` to ``name`` without waiting (any thread).
