@@ -399,7 +399,9 @@ class ManualClock(Clock):
     makes ``advance`` raise ``TimeoutError`` naming it. A thread waiting on
     this clock (``Actor.sleep``, an injected hang, a download's retry wait)
     counts as idle. ``advance`` may be called from any thread, also an
-    actor's (that actor is then not waited for).
+    actor's (that actor is then not waited for), also while another
+    ``advance`` is under way: steps are taken one deadline at a time, in
+    order, and time ends at the later of the two targets.
     """
 
     def __init__(self, start: float = 0.0, *, settle_timeout: float = 5.0) -> None:
@@ -434,10 +436,14 @@ class ManualClock(Clock):
         seconds = check_duration(seconds, "ManualClock.advance(seconds)")
         with self._lock:
             target = self._now + seconds
-            self._quiesce()
-            while True:
+        self._quiesce()
+        while True:
+            # One deadline per step, under the lock; the settling in between
+            # runs without it, so an actor may advance the clock itself
+            # (a job that "takes" three seconds) while a test's advance waits.
+            with self._lock:
                 soonest: float | None = None
-                for timers in list(self._driven):
+                for timers in self._driven:
                     deadline = timers.next_deadline()
                     if (
                         deadline is not None
@@ -446,15 +452,17 @@ class ManualClock(Clock):
                     ):
                         soonest = deadline
                 if soonest is None:
-                    break
+                    self._now = max(self._now, target)
+                    return
                 self._now = max(self._now, soonest)
                 for timers in list(self._driven):
                     timers.fire_due(self._now)
-                self._quiesce()
-            self._now = target
+            self._quiesce()
 
     def _quiesce(self) -> None:
-        for timers in list(self._driven):
+        with self._lock:
+            driven = list(self._driven)
+        for timers in driven:
             timers.quiesce(self.settle_timeout)
 
     def next_deadline(self) -> float | None:
@@ -470,8 +478,8 @@ class ManualClock(Clock):
             if deadline is None:
                 return 0.0
             step = max(0.0, deadline - self._now)
-            self.advance(step)
-            return step
+        self.advance(step)
+        return step
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._now})"
