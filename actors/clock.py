@@ -437,27 +437,42 @@ class ManualClock(Clock):
         with self._lock:
             target = self._now + seconds
         self._quiesce()
-        while True:
-            # One deadline per step, under the lock; the settling in between
-            # runs without it, so an actor may advance the clock itself
-            # (a job that "takes" three seconds) while a test's advance waits.
-            with self._lock:
-                soonest: float | None = None
-                for timers in self._driven:
-                    deadline = timers.next_deadline()
-                    if (
-                        deadline is not None
-                        and deadline <= target
-                        and (soonest is None or deadline < soonest)
-                    ):
-                        soonest = deadline
-                if soonest is None:
-                    self._now = max(self._now, target)
-                    return
-                self._now = max(self._now, soonest)
-                for timers in list(self._driven):
-                    timers.fire_due(self._now)
+        # The settling between steps runs without the lock, so an actor may
+        # advance the clock itself (a job that "takes" three seconds) while
+        # a test's advance waits for it.
+        while self._step(target):
             self._quiesce()
+
+    def jump(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` without waiting for any system.
+
+        Due timers fire in deadline order in the calling thread, but nothing
+        is settled before or between them: for a test that keeps an actor
+        busy on purpose (a download blocked on a socket the test controls),
+        which ``advance`` would wait for. What the timers cause then runs
+        concurrently; ``system.settle()`` waits for it.
+        """
+        seconds = check_duration(seconds, "ManualClock.jump(seconds)")
+        with self._lock:
+            target = self._now + seconds
+        while self._step(target):
+            pass
+
+    def _step(self, target: float) -> bool:
+        """Fire the timers of the earliest deadline up to ``target``; False at the end."""
+        with self._lock:
+            soonest: float | None = None
+            for timers in self._driven:
+                deadline = timers.next_deadline()
+                if deadline is not None and deadline <= target:
+                    soonest = deadline if soonest is None else min(soonest, deadline)
+            if soonest is None:
+                self._now = max(self._now, target)
+                return False
+            self._now = max(self._now, soonest)
+            for timers in list(self._driven):
+                timers.fire_due(self._now)
+            return True
 
     def _quiesce(self) -> None:
         with self._lock:
