@@ -78,7 +78,6 @@ def test_crash_times_survives_restarts_until_it_has_fired(
     probe.expect(ChildRestarting, name="w", delay=4.0)  # "two" crashed the new instance
     actor_system.tell("w", "three")
     manual_clock.advance(4.0)
-    actor_system.settle()
     assert journal.got("w") == ["three"]
     assert faults.pending("w") == 0
 
