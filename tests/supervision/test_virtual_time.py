@@ -233,3 +233,50 @@ def test_a_restart_backoff_counts_from_the_failure_not_from_its_handling(
     # Handled 1.5 s after the failure, the 1 s backoff has already run out:
     # the restart follows at once (at 2.5 s after the failure before the fix).
     assert restarted - failed[0] < 2.3
+
+
+def test_jump_moves_time_without_waiting_for_a_busy_actor(
+    system_factory: Callable[..., ActorSystem],
+) -> None:
+    release = threading.Event()
+    runs: list[float] = []
+
+    class Blocked(Actor):
+        def on_receive(self, message: Any) -> Any:
+            release.wait(10)
+
+    clock = ManualClock(settle_timeout=0.2)
+    system = system_factory(
+        [ChildSpec("blocked", Blocked), ChildSpec("ticker", Ticker, args=(runs,))], clock=clock
+    )
+    system.settle()
+    system.tell("blocked", "go")
+    clock.jump(10)  # the ticker's timer fires; nothing waits for "blocked"
+    assert clock.now() == 10.0
+    release.set()
+    system.settle()
+    assert runs == [0.0, 10.0]
+    with pytest.raises(ValueError, match="jump"):
+        clock.jump(-1)
+
+
+def test_two_advances_at_once_keep_deadline_order_and_the_later_target(
+    system_factory: Callable[..., ActorSystem], manual_clock: ManualClock
+) -> None:
+    runs: list[float] = []
+    system = system_factory(
+        [
+            ChildSpec("ticker", Ticker, args=(runs,)),
+            ChildSpec("advancer", Advancer, args=(manual_clock,)),
+        ]
+    )
+    other = threading.Thread(target=manual_clock.advance, args=(25.0,))
+    other.start()
+    assert system.ask("advancer", 40.0, timeout=10) >= 40.0
+    other.join(10)
+    assert not other.is_alive()
+    # Either may have started first: time ends at the later target, and the
+    # loop ran once per deadline, in order, none twice or skipped.
+    now = manual_clock.now()
+    assert now in (40.0, 65.0)
+    assert runs == [10.0 * i for i in range(int(now // 10) + 1)]
