@@ -318,14 +318,13 @@ class Cell:
         seconds = check_duration(seconds, "sleep(seconds)")
         if self.stop_requested.is_set() or self._killed:
             return False
-        waiter = threading.Event()
+        waiter = self.system.timers.waiter(seconds)  # settle counts it as idle
         self._waiters.add(waiter)
-        handle = self.system.timers.call_later(seconds, waiter.set)
         try:
             if not (self.stop_requested.is_set() or self._killed):
                 waiter.wait()
         finally:
-            handle.cancel()
+            waiter.cancel()
             self._waiters.discard(waiter)
         if self._killed:
             raise _Killed

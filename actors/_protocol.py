@@ -120,6 +120,7 @@ class ChildFailure:
     exception: BaseException | None
     hint: Any = None  # the actor's own ``decide(exc)`` answer, if any
     limit: int | None = None  # the actor's own max_failures, if it has one
+    at: float | None = None  # system clock time of the failure (stamped on the way)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import pykka
 
 from regisseur.actors._cell import current_cell
 from regisseur.actors._future import ReplyFuture
+from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -53,7 +54,14 @@ class Actor(pykka.ThreadingActor):
     system: ActorSystem
     """The system this actor runs in."""
     log: Logger
-    """A logger bound to this actor's name (``self.log.info("event", k=v)``)."""
+    """A logger bound to this actor's name (``self.log.info("event", k=v)``).
+
+    Its stdlib logger is :attr:`logger_name`, else the module of the actor's
+    class: your actors log under your package, the library's under
+    ``regisseur.*``, so silencing one does not silence the other.
+    """
+    logger_name: ClassVar[str | None] = None
+    """Set in a subclass to log under this name instead of the class's module."""
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = current_cell()
@@ -72,7 +80,7 @@ class Actor(pykka.ThreadingActor):
         self._actor_ref = cell.ref
         self.name = cell.name
         self.system = cell.system
-        self.log = cell.log
+        self.log = _actor_logger(type(self), cell.name)
         self._incarnation = cell.generation
         cell.newest = self  # proxies made from here on (even in __init__) reach it
 
@@ -204,3 +212,12 @@ class Actor(pykka.ThreadingActor):
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {getattr(self, 'name', '?')!r}"
+
+
+def _actor_logger(actor_class: type[Actor], name: str) -> Logger:
+    """The logger of one actor: ``logger_name`` or the class's module, bound to ``name``."""
+    logger_name = actor_class.logger_name
+    if logger_name is not None and (not isinstance(logger_name, str) or not logger_name):
+        msg = f"{actor_class.__name__}.logger_name must be a non-empty str, got {logger_name!r}"
+        raise TypeError(msg)
+    return get_logger(logger_name or actor_class.__module__, actor=name)

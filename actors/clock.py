@@ -5,8 +5,9 @@ A :class:`Clock` tells the time and drives a system's :class:`Timers`:
 * :class:`RealClock` reads ``time.monotonic`` and drives the heap from one
   timer thread per system (never one thread per timer).
 * :class:`ManualClock` is frozen until a test calls :meth:`ManualClock.advance`;
-  due timers then fire in the calling thread, in deadline order (ties in the
-  order they were scheduled), so a test is deterministic.
+  it first lets every system it drives settle, then fires due timers in the
+  calling thread, in deadline order (ties in the order they were scheduled),
+  letting the systems settle after each deadline, so a test is deterministic.
 
 Everything else in regisseur asks its system's clock for the time; real-time
 bounds on blocking calls (``ask(timeout=)``, ``settle``, start and shutdown
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Clock",
+    "ClockWaiter",
     "ManualClock",
     "RealClock",
     "TimerHandle",
@@ -120,6 +122,48 @@ class TimerHandle:
         return f"<TimerHandle at {self.deadline:.3f} {state}>"
 
 
+class ClockWaiter:
+    """One thread blocked until a time on the clock, or until woken early.
+
+    Made by :meth:`Timers.waiter`. While the owning thread is in :meth:`wait`
+    it counts as waiting for the clock (see :meth:`Timers.waiting`): a
+    system settles around it and :meth:`ManualClock.advance` does not wait
+    for it. :meth:`set` wakes it (the timer, or a stop from any thread).
+    """
+
+    __slots__ = ("_event", "_handle", "_timers", "thread")
+
+    def __init__(self, timers: Timers, seconds: float) -> None:
+        self._timers = timers
+        self._event = threading.Event()
+        self.thread = threading.current_thread()
+        self._handle = timers.call_later(seconds, self.set)
+
+    def set(self) -> None:
+        """Wake the waiting thread (any thread; idempotent)."""
+        with self._timers.cond:  # busy again before it can run
+            self._timers._waiting.pop(self, None)
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """True once woken."""
+        return self._event.is_set()
+
+    def wait(self) -> None:
+        """Block the calling thread until woken; then drop the timer."""
+        try:
+            if self._timers._remember(self):
+                self._event.wait()
+        finally:
+            self._timers._forget(self)
+            self._handle.cancel()
+
+    def cancel(self) -> None:
+        """Drop the timer without waiting."""
+        self._timers._forget(self)
+        self._handle.cancel()
+
+
 class Timers:
     """A heap of timers driven by a :class:`Clock`; one per actor system.
 
@@ -128,6 +172,12 @@ class Timers:
     :meth:`ManualClock.advance` for the manual clock. Callbacks must be quick
     (they tell messages); an exception from one is reported to ``on_error``
     and the other timers still fire.
+
+    ``quiesce(timeout)`` (optional) returns once the heap's system has
+    nothing it can do now, or raises ``TimeoutError`` after ``timeout`` real
+    seconds; :meth:`ManualClock.advance` calls it before and after each
+    deadline. ``on_wait`` is called when a thread starts waiting in a
+    :class:`ClockWaiter` (the system wakes its ``settle`` with it).
     """
 
     def __init__(
@@ -136,6 +186,8 @@ class Timers:
         *,
         name: str = "timers",
         on_error: Callable[[BaseException], None] | None = None,
+        quiesce: Callable[[float], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.clock = clock
         self.name = name
@@ -145,6 +197,9 @@ class Timers:
         self._on_error = on_error
         self._undrive: Callable[[], None] | None = None
         self.closed = False
+        self._quiesce = quiesce
+        self._on_wait = on_wait
+        self._waiting: dict[ClockWaiter, threading.Thread] = {}
 
     def start(self) -> None:
         """Let the clock drive this heap (starts the timer thread if real)."""
@@ -163,6 +218,34 @@ class Timers:
         undrive, self._undrive = self._undrive, None
         if undrive is not None:
             undrive()
+
+    def quiesce(self, timeout: float) -> None:
+        """Return once the heap's system has nothing it can do now (the hook)."""
+        if self._quiesce is not None and not self.closed:
+            self._quiesce(timeout)
+
+    def waiter(self, seconds: float) -> ClockWaiter:
+        """A :class:`ClockWaiter` for the calling thread, woken ``seconds`` from now."""
+        return ClockWaiter(self, check_duration(seconds, "wait(seconds)"))
+
+    def waiting(self) -> set[threading.Thread]:
+        """Threads blocked in :meth:`ClockWaiter.wait`: idle until a timer fires."""
+        with self.cond:
+            return set(self._waiting.values())
+
+    def _remember(self, waiter: ClockWaiter) -> bool:
+        """Count ``waiter``'s thread as waiting; False if it was woken already."""
+        with self.cond:
+            if waiter.is_set():
+                return False
+            self._waiting[waiter] = waiter.thread
+        if self._on_wait is not None:
+            self._on_wait()
+        return True
+
+    def _forget(self, waiter: ClockWaiter) -> None:
+        with self.cond:
+            self._waiting.pop(waiter, None)
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
         """Run ``callback`` once when the clock reaches ``deadline``."""
@@ -304,18 +387,38 @@ class RealClock(Clock):
 class ManualClock(Clock):
     """Virtual time for tests: frozen until :meth:`advance` moves it forward.
 
-    Unlike a real clock nothing happens by itself: ``advance(seconds)`` steps
-    time forward through each due timer in deadline order, firing it in the
-    calling thread with ``now()`` equal to its deadline, then lands on the
-    target time. Time only moves forward (``ValueError`` otherwise). Timers
-    fire callbacks that send messages; call ``system.settle()`` afterwards to
-    wait until the actors have handled them. ``wall()`` starts at
-    ``wall_start`` (the epoch by default) and moves with ``advance``.
+    Unlike a real clock nothing happens by itself. ``advance(seconds)`` works
+    like trio's autojump clock, step by step: it first lets every system it
+    drives settle (each failure handled, each restart timer set), then moves
+    to the earliest due deadline, fires the timers due then (in the calling
+    thread, with ``now()`` equal to that deadline) and lets the systems
+    settle again, so that whatever those timers caused (a run that schedules
+    the next one, a restart after a backoff) happens before time moves on.
+    It ends on the target time. So ``advance(30)`` runs a 10 s periodic job
+    three times, and "crash it, ``advance(2)``, expect ``ChildRestarted``"
+    needs no ``settle()`` in between.
+
+    Time only moves forward (``ValueError`` otherwise). A system registers
+    with the clock when it starts and unregisters when it stops. Settling
+    is bounded by ``settle_timeout`` real seconds per step: an actor busy
+    in its own code for longer (blocked on something else than the clock)
+    makes ``advance`` raise ``TimeoutError`` naming it. A thread waiting on
+    this clock (``Actor.sleep``, an injected hang, a download's retry wait)
+    counts as idle. ``advance`` may be called from any thread, also an
+    actor's (that actor is then not waited for), also while another
+    ``advance`` is under way: steps are taken one deadline at a time, in
+    order, and time ends at the later of the two targets. ``wall()`` starts
+    at ``wall_start`` (the epoch by default) and moves with ``advance``.
     """
 
-    def __init__(self, start: float = 0.0, *, wall_start: float = 0.0) -> None:
+    def __init__(
+        self, start: float = 0.0, *, wall_start: float = 0.0, settle_timeout: float = 5.0
+    ) -> None:
         self._now = check_duration(start, "start")
         self._wall_offset = check_duration(wall_start, "wall_start") - self._now
+        self.settle_timeout = check_duration(
+            settle_timeout, "ManualClock(settle_timeout)", allow_zero=False
+        )
         self._lock = threading.RLock()
         self._driven: list[Timers] = []
 
@@ -338,25 +441,58 @@ class ManualClock(Clock):
         return undrive
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, firing due timers in order."""
+        """Settle, then move time forward by ``seconds`` one deadline at a time.
+
+        See the class docstring. Raises ``TimeoutError`` if a system does not
+        settle within ``settle_timeout`` (time then stays at the last
+        deadline reached).
+        """
         seconds = check_duration(seconds, "ManualClock.advance(seconds)")
         with self._lock:
             target = self._now + seconds
-            while True:
-                soonest: tuple[float, Timers] | None = None
-                for timers in list(self._driven):
-                    deadline = timers.next_deadline()
-                    if (
-                        deadline is not None
-                        and deadline <= target
-                        and (soonest is None or deadline < soonest[0])
-                    ):
-                        soonest = (deadline, timers)
-                if soonest is None:
-                    break
-                self._now = max(self._now, soonest[0])
-                soonest[1].fire_due(self._now)
-            self._now = target
+        self._quiesce()
+        # The settling between steps runs without the lock, so an actor may
+        # advance the clock itself (a job that "takes" three seconds) while
+        # a test's advance waits for it.
+        while self._step(target):
+            self._quiesce()
+
+    def jump(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` without waiting for any system.
+
+        Due timers fire in deadline order in the calling thread, but nothing
+        is settled before or between them: for a test that keeps an actor
+        busy on purpose (a download blocked on a socket the test controls),
+        which ``advance`` would wait for. What the timers cause then runs
+        concurrently; ``system.settle()`` waits for it.
+        """
+        seconds = check_duration(seconds, "ManualClock.jump(seconds)")
+        with self._lock:
+            target = self._now + seconds
+        while self._step(target):
+            pass
+
+    def _step(self, target: float) -> bool:
+        """Fire the timers of the earliest deadline up to ``target``; False at the end."""
+        with self._lock:
+            soonest: float | None = None
+            for timers in self._driven:
+                deadline = timers.next_deadline()
+                if deadline is not None and deadline <= target:
+                    soonest = deadline if soonest is None else min(soonest, deadline)
+            if soonest is None:
+                self._now = max(self._now, target)
+                return False
+            self._now = max(self._now, soonest)
+            for timers in list(self._driven):
+                timers.fire_due(self._now)
+            return True
+
+    def _quiesce(self) -> None:
+        with self._lock:
+            driven = list(self._driven)
+        for timers in driven:
+            timers.quiesce(self.settle_timeout)
 
     def next_deadline(self) -> float | None:
         """The earliest pending timer across driven heaps, or None."""
@@ -371,8 +507,8 @@ class ManualClock(Clock):
             if deadline is None:
                 return 0.0
             step = max(0.0, deadline - self._now)
-            self.advance(step)
-            return step
+        self.advance(step)
+        return step
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._now})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 import pykka
 from pykka._envelope import Envelope
@@ -21,11 +21,16 @@ from regisseur.actors.errors import describe_error
 from regisseur.messages import Event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from regisseur.actors._cell import Cell
 
 __all__ = ["EventBus", "Subscription"]
+
+E1 = TypeVar("E1")
+E2 = TypeVar("E2")
+E3 = TypeVar("E3")
+_AnyRef: TypeAlias = "pykka.ActorRef[Any]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +149,51 @@ class EventBus:
         self._cell = cell
         self._keys = itertools.count(1)
 
-    def subscribe(self, target: Any, *event_types: type) -> Subscription:
+    @overload
+    def subscribe(self, target: Callable[[Event], object] | _AnyRef, /) -> Subscription: ...
+    @overload
+    def subscribe(
+        self, target: Callable[[E1], object] | _AnyRef, event_type: type[E1], /
+    ) -> Subscription: ...
+    @overload
+    def subscribe(
+        self,
+        target: Callable[[E1 | E2], object] | _AnyRef,
+        event_type: type[E1],
+        other: type[E2],
+        /,
+    ) -> Subscription: ...
+    @overload
+    def subscribe(
+        self,
+        target: Callable[[E1 | E2 | E3], object] | _AnyRef,
+        event_type: type[E1],
+        second: type[E2],
+        third: type[E3],
+        /,
+    ) -> Subscription: ...
+    @overload
+    def subscribe(
+        self,
+        target: Callable[[E1], object] | _AnyRef,
+        event_type: type[E1],
+        second: type[E1],
+        third: type[E1],
+        fourth: type[E1],
+        /,
+        *more: type[E1],
+    ) -> Subscription: ...
+    def subscribe(self, target: Any, /, *event_types: type) -> Subscription:
         """Deliver events of ``event_types`` (default: every event) to ``target``.
 
         ``target`` is a callable taking the event (called on the bus thread)
         or an actor ref (told the event). Events published after this call
         returns are delivered. Returns a :class:`Subscription`.
+
+        Typed: the callback's parameter must accept every subscribed type
+        (``def on_failed(e: ChildFailed)`` for ``ChildFailed``; a union or a
+        common base for several; ``Event`` when subscribing to all), so
+        ``mypy`` reports a callback subscribed to an event it cannot take.
         """
         if not (callable(target) or isinstance(target, pykka.ActorRef)):
             msg = f"subscribe() needs a callable or an ActorRef, got {type(target).__name__}"

@@ -1,10 +1,18 @@
 """Structured logging on stdlib :mod:`logging`: ``log.info("event", key=value)``.
 
-The event becomes the record's ``msg``, the keyword arguments ``record.fields``
-and the bound ``actor`` field ``record.actor``. Secrets are redacted before the
+The event name becomes ``record.event``, the keyword arguments
+``record.fields`` and the bound ``actor`` field ``record.actor``; the record's
+message is the event followed by its fields as ``key=value`` text
+(``child_failed child=inbox error="KeyError: 'x'" restarts=2``), so a host's
+own ``%(message)s`` format shows them too. Secrets are redacted before the
 record exists, so every handler sees clean values. :class:`JsonFormatter` and
-:class:`HumanFormatter` render records; :func:`configure_logging` (opt-in)
-installs one. Importing installs nothing that prints. All of it is thread-safe.
+:class:`HumanFormatter` render the event and the fields once each;
+:func:`configure_logging` (opt-in) installs one. Importing installs nothing
+that prints. All of it is thread-safe.
+
+Logger names: the library logs under ``regisseur.*``; a user's actor logs
+under the module of its class (``Actor.logger_name`` overrides it), so the
+two can be filtered apart.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import IO, TypeAlias, cast
 
@@ -40,8 +48,9 @@ _SysExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType
 ExcInfo: TypeAlias = bool | BaseException | _SysExcInfo | tuple[None, None, None] | None
 """What ``exc_info=`` accepts, as in stdlib :mod:`logging`."""
 
-_NAMESPACES = ("actors", "supervision", "regisseur")
+_LIBRARY = "regisseur"
 _INSTALLED = "_regisseur_configure_logging"  # marks configure_logging's handler
+_BEFORE = "_regisseur_before"  # on that handler: {logger name: (propagate, level) before}
 _CONFIGURE_LOCK = threading.Lock()
 _STACKLEVEL = 3  # caller -> Logger.<level> -> Logger._emit -> logging.Logger.log
 _WORDS = (
@@ -152,10 +161,12 @@ class Logger:
     """A structured logger: ``log.info("event_name", key=value)``.
 
     Wraps a stdlib :class:`logging.Logger` plus immutable bound fields. Each
-    call redacts the fields, then emits one record: ``msg`` is the event,
-    ``fields`` the other fields and ``actor`` the ``actor`` field as text (or
-    ``None``); ``funcName``/``lineno`` name the caller. ``exc_info`` is the
-    only reserved keyword. Immutable, so any number of threads may share one.
+    call redacts the fields, then emits one record: ``event`` is the event,
+    ``fields`` the other fields, ``actor`` the ``actor`` field as text (or
+    ``None``) and ``msg`` the event followed by every field as ``key=value``
+    (``actor`` first); ``funcName``/``lineno`` name the caller. ``exc_info``
+    is the only reserved keyword. Immutable, so any number of threads may
+    share one.
     """
 
     __slots__ = ("_bound", "_logger")
@@ -212,9 +223,22 @@ class Logger:
             return
         fields = cast("dict[str, object]", redact({**self._bound, **kw}))
         actor = fields.pop("actor", None)
-        extra = {"fields": fields, "actor": None if actor is None else _safe_str(actor)}
+        actor_text = None if actor is None else _safe_str(actor)
         event = redact_text(_safe_str(event))
-        self._logger.log(level, event, exc_info=exc_info, extra=extra, stacklevel=_STACKLEVEL)
+        extra = {"event": event, "fields": fields, "actor": actor_text}
+        text = _message_text(event, actor_text, fields)
+        self._logger.log(level, text, exc_info=exc_info, extra=extra, stacklevel=_STACKLEVEL)
+
+
+def _message_text(event: str, actor: str | None, fields: Mapping[str, object]) -> str:
+    """``event actor=… k=v …``: the message a plain ``%(message)s`` format shows.
+
+    ``%`` is doubled nowhere: the record has no args, so stdlib never
+    %-formats it.
+    """
+    pairs = [] if actor is None else [f"actor={_human_value(actor)}"]
+    pairs.extend(f"{_safe_str(k)}={_human_value(v)}" for k, v in fields.items())
+    return " ".join([event, *pairs])
 
 
 def get_logger(name: str, **bound: object) -> Logger:
@@ -239,6 +263,9 @@ def _record_actor(record: logging.LogRecord) -> str | None:
 
 
 def _record_event(record: logging.LogRecord) -> str:
+    event = getattr(record, "event", None)
+    if isinstance(event, str):  # ours: the message repeats the fields
+        return redact_text(event)
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - bad %-args from a stdlib call: keep raw text
@@ -326,40 +353,106 @@ class HumanFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: int | str = "INFO", *, json: bool = False, stream: IO[str] | None = None
+    level: int | str = "INFO",
+    *,
+    json: bool = False,
+    stream: IO[str] | None = None,
+    loggers: Iterable[str] = (_LIBRARY,),
 ) -> logging.Handler:
-    """Send the ``actors``, ``supervision`` and ``regisseur`` logs to *stream*.
+    """Print the library's logs (and those of *loggers*) on *stream*.
 
     Attaches one :class:`logging.StreamHandler` (default ``sys.stderr``) with
-    :class:`JsonFormatter` if *json* else :class:`HumanFormatter` to those
-    loggers, sets them to *level* (number or name, e.g. ``"debug"``) and
-    returns the handler. A later call replaces the handler an earlier one
-    installed; other handlers and propagation are left alone. Thread-safe.
+    :class:`JsonFormatter` if *json* else :class:`HumanFormatter` to each
+    logger named in *loggers* (default ``"regisseur"``, the library; add your
+    actors' packages, e.g. ``("regisseur", "myapp")``, or ``""`` for the root
+    logger), sets them to *level* (number or name, e.g. ``"debug"``),
+    re-enables loggers under those names that a ``dictConfig`` disabled, and
+    returns the handler.
+
+    Non-duplicating: those loggers stop propagating (the root logger aside),
+    so a handler the host put on the root logger does not print each line a
+    second time. Idempotent: a later call first undoes an earlier one (its
+    handler is removed and closed, propagation restored), so one handler is
+    ever installed. Other handlers are left alone. Thread-safe.
     """
     level = level.upper() if isinstance(level, str) else level
+    names = _check_logger_names(loggers)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json else HumanFormatter())
     setattr(handler, _INSTALLED, True)
-    replaced: dict[int, logging.Handler] = {}
+    before: dict[str, tuple[bool, int]] = {}
+    setattr(handler, _BEFORE, before)
     with _CONFIGURE_LOCK:
-        for name in _NAMESPACES:
-            logger = logging.getLogger(name)
-            logger.setLevel(level)  # an unknown name raises before anything changed
-            for old in [h for h in logger.handlers if getattr(h, _INSTALLED, False)]:
-                logger.removeHandler(old)
-                replaced[id(old)] = old
+        _check_level(level)  # an unknown level raises before anything changed
+        replaced = _uninstall()
+        for name in names:
+            logger = logging.getLogger(name or None)
+            before[name] = (logger.propagate, logger.level)
+            logger.setLevel(level)
+            if name:
+                logger.propagate = False
+            logger.disabled = False
             logger.addHandler(handler)
-    for old in replaced.values():
+        _enable_below(names)
+    for old in replaced:
         old.close()  # flushes; a StreamHandler leaves the caller's stream open
     return handler
 
 
+def _check_logger_names(loggers: object) -> list[str]:
+    if isinstance(loggers, str) or not isinstance(loggers, Iterable):
+        msg = f"loggers must be a list of logger names, got {loggers!r}"
+        raise TypeError(msg)
+    names = list(dict.fromkeys(loggers))
+    for name in names:
+        if not isinstance(name, str):
+            msg = f"loggers must hold logger names (str), got {name!r}"
+            raise TypeError(msg)
+    if not names:
+        msg = "loggers must name at least one logger"
+        raise ValueError(msg)
+    return ["" if name == "root" else name for name in names]
+
+
+def _uninstall() -> list[logging.Handler]:
+    """Remove configure_logging's handler from every logger; restore propagation."""
+    manager = logging.Logger.manager
+    candidates = [logging.getLogger(), *manager.loggerDict.values()]
+    removed: dict[int, logging.Handler] = {}
+    for logger in candidates:
+        if not isinstance(logger, logging.Logger):
+            continue  # a placeholder
+        for old in [h for h in logger.handlers if getattr(h, _INSTALLED, False)]:
+            logger.removeHandler(old)
+            removed[id(old)] = old
+            name = "" if logger is logging.getLogger() else logger.name
+            saved = getattr(old, _BEFORE, {}).get(name)
+            if saved is not None:
+                logger.propagate, level = saved
+                logger.setLevel(level)
+    return list(removed.values())
+
+
+def _check_level(level: int | str) -> None:
+    """Raise as ``Logger.setLevel`` would for an unknown level (changes nothing)."""
+    probe = logging.Logger("regisseur-level-check")
+    probe.setLevel(level)
+
+
+def _enable_below(names: list[str]) -> None:
+    """Undo ``disable_existing_loggers`` of a dictConfig for loggers under *names*."""
+    prefixes = tuple(f"{name}." for name in names if name)
+    everything = "" in names
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and (everything or name.startswith(prefixes)):
+            logger.disabled = False
+
+
 def _install_null_handlers() -> None:
     """Keep stdlib's last-resort handler from printing the library's records."""
-    for name in _NAMESPACES:
-        logger = logging.getLogger(name)
-        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-            logger.addHandler(logging.NullHandler())
+    logger = logging.getLogger(_LIBRARY)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 _install_null_handlers()

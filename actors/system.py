@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
 from pykka._envelope import Envelope
@@ -30,6 +30,7 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
+from regisseur.actors._typed import check_actor_type, proxy_actor_type
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
 from regisseur.actors.database import Database
@@ -74,6 +75,9 @@ if TYPE_CHECKING:
     from regisseur.actors.cluster.facade import Cluster
 
 __all__ = ["ActorSystem"]
+
+A = TypeVar("A", bound=pykka.Actor)
+P = TypeVar("P", bound="pykka.ActorProxy[Any]")
 
 ROOT = "root"
 _HEALTH_TIMEOUT = 1.0
@@ -185,13 +189,19 @@ class ActorSystem:
         self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
-        self.timers = Timers(self.clock, name=f"{name}/timers", on_error=self._timer_failed)
         self._lock = threading.RLock()
+        self._activity = threading.Event()
+        self.timers = Timers(
+            self.clock,
+            name=f"{name}/timers",
+            on_error=self._timer_failed,
+            quiesce=self._quiesce,
+            on_wait=self._activity.set,
+        )
         self._cells: dict[str, Cell] = {}
         # Names no longer registered -> how to reach the supervisor that had
         # them (stop_child / restart_child of a stopped or failed child).
         self._gone: dict[str, Parent] = {}
-        self._activity = threading.Event()
         self._state = "new"
         self._failure: str | None = None
         self._guardian = _Guardian(self)
@@ -433,18 +443,46 @@ class ActorSystem:
             return sorted(self._cells)
 
     # -- messaging -----------------------------------------------------------
-    def ref(self, name: str) -> pykka.ActorRef[Any]:
+    @overload
+    def ref(self, name: str) -> pykka.ActorRef[Any]: ...
+    @overload
+    def ref(self, name: str, actor_type: type[A]) -> pykka.ActorRef[A]: ...
+    def ref(self, name: str, actor_type: type[A] | None = None) -> pykka.ActorRef[Any]:
         """The ``ActorRef`` of ``name``; it stays valid across restarts.
 
-        Raises ``UnknownActorError`` for a name never registered and
+        ``system.ref("counter", Counter)`` is typed ``ActorRef[Counter]``
+        (its ``proxy()`` an ``ActorProxy[Counter]``) and raises ``TypeError``
+        unless ``name`` runs a ``Counter`` (or a subclass). Raises
+        ``UnknownActorError`` for a name never registered and
         ``ActorStoppedError`` (a ``pykka.ActorDeadError``) for an actor that
-        has stopped.
+        has stopped. Any thread.
         """
         cell = self._lookup(name)
         if cell is None or cell.stopped.is_set():
             msg = f"actor {name!r} is stopped"
             raise ActorStoppedError(msg)
+        if actor_type is not None:
+            check_actor_type(name, cell.actor_class, actor_type, "ref(actor_type)")
         return cell.ref
+
+    def proxy(self, name: str, proxy_type: type[P]) -> P:
+        """A Pykka proxy of ``name``, typed as ``proxy_type``.
+
+        ``proxy_type`` declares the actor's typed members with Pykka's
+        typing helpers::
+
+            class CounterProxy(ActorMemberMixin, pykka.ActorProxy[Counter]):
+                add = proxy_method(Counter.add)      # add(n) -> Future[int]
+                total = proxy_field(Counter.total)   # Future[int]
+
+        so ``system.proxy("counter", CounterProxy).add("x")`` is a type
+        error. Raises ``TypeError`` unless ``name`` runs that actor class
+        (the returned object is Pykka's proxy; ``proxy_type`` only types
+        it), and the errors of :meth:`ref`. Any thread.
+        """
+        actor_type = proxy_actor_type(proxy_type)
+        ref = self.ref(name, actor_type)
+        return cast("P", ref.proxy())
 
     def tell(self, name: str, message: Any) -> None:
         """Send ``message`` to ``name`` without waiting (any thread).
@@ -585,19 +623,31 @@ class ActorSystem:
     def settle(self, timeout: float = 5.0) -> None:
         """Return once no actor has anything it can do right now.
 
-        That is: every mailbox is empty or held (waiting for a restart timer)
-        and no handler is running. Raises ``WaitTimeoutError`` naming the busy
-        actors if that does not happen within ``timeout`` real seconds. Use
-        it after ``tell``/``ManualClock.advance`` instead of sleeping.
+        That is: every mailbox is empty or held (waiting for a restart timer),
+        and no handler is running, except in a wait on the system clock
+        (``sleep``, an injected hang, a download's retry wait). Raises
+        ``WaitTimeoutError`` (a ``TimeoutError``) naming the busy actors if
+        that does not happen within ``timeout`` real seconds. Use it after
+        ``tell`` instead of sleeping (``ManualClock.advance`` settles by itself).
         """
         timeout = check_duration(timeout, "settle(timeout)")
+        self._settle(timeout, except_thread=None)
+
+    def _quiesce(self, timeout: float) -> None:
+        """The clock's hook: settle, not waiting for the calling actor (if any)."""
+        self._settle(timeout, except_thread=threading.current_thread())
+
+    def _settle(self, timeout: float, except_thread: threading.Thread | None) -> None:
         deadline = monotonic() + timeout
         previous: list[int] | None = None
         while True:
             self._activity.clear()
             cells = self._all_cells()
             counts = [c.mailbox.processed for c in cells]
-            if all(c.idle() for c in cells):
+            waiting = self.timers.waiting()
+            if except_thread is not None:
+                waiting.add(except_thread)
+            if all(c.idle() or c.thread in waiting for c in cells):
                 if counts == previous:
                     return
                 previous = counts
@@ -605,7 +655,7 @@ class ActorSystem:
             previous = None
             remaining = deadline - monotonic()
             if remaining <= 0:
-                busy = sorted(c.name for c in cells if not c.idle())
+                busy = sorted(c.name for c in cells if not (c.idle() or c.thread in waiting))
                 msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
                 raise WaitTimeoutError(msg)
             self._activity.wait(min(remaining, 0.05))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,24 +37,50 @@ def check_name(name: object, what: str = "name") -> str:
     return name
 
 
+def _check_arguments(
+    where: str, actor: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> None:
+    """Raise ``TypeError`` now if ``actor(*args, **kwargs)`` cannot bind.
+
+    Binding only matches names and counts against ``__init__``'s signature
+    (nothing is built or called), so a misspelt keyword or a missing
+    argument is reported where the spec is written, not as a failed start.
+    """
+    try:
+        signature = inspect.signature(actor)
+    except (TypeError, ValueError):  # no signature to check (a C extension)
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        empty = inspect.Parameter.empty
+        shown = signature.replace(
+            parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+            return_annotation=empty,
+        )
+        msg = f"{where}: args/kwargs do not fit {actor.__qualname__}{shown}: {exc}"
+        raise TypeError(msg) from None
+
+
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
     """How to start, restart and stop one child of a supervisor.
 
     ``actor`` is an ``Actor`` subclass (built as ``actor(*args, **kwargs)`` on
-    the child's own thread at every start) or a ``Supervisor`` (a nested
-    tree). ``depends_on`` names siblings that must be started first (and are
-    stopped after it). ``backoff`` and ``max_failures`` override the
-    supervisor's; ``max_failures`` consecutive failures stop the child for
-    good. ``start_timeout`` bounds ``on_start`` plus the first health check;
-    ``shutdown_timeout`` bounds ``on_stop`` (real seconds). With
-    ``rollback_on_failure=False`` a failed start of a sibling does not run
-    this child's ``on_stop`` (its thread still ends). ``singleton=True``:
-    in cluster mode the child runs on exactly one node of the cluster at a
-    time and moves to a surviving node when that one dies (a single node
-    just runs it). ``significant=True`` (TRANSIENT or TEMPORARY children
-    only): when this child ends by itself, its supervisor may end too (see
-    ``Supervisor.auto_shutdown``).
+    the child's own thread at every start; the arguments are checked against its
+    ``__init__`` when the spec is made, ``TypeError`` naming the one that does
+    not fit) or a ``Supervisor`` (a nested tree). ``depends_on`` names siblings
+    that must be started first (and are stopped after it). ``backoff`` and
+    ``max_failures`` override the supervisor's; ``max_failures`` consecutive
+    failures stop the child for good. ``start_timeout`` bounds ``on_start`` plus
+    the first health check; ``shutdown_timeout`` bounds ``on_stop`` (real
+    seconds). With ``rollback_on_failure=False`` a failed start of a sibling
+    does not run this child's ``on_stop`` (its thread still ends).
+    ``singleton=True``: in cluster mode the child runs on exactly one node of
+    the cluster at a time and moves to a surviving node when that one dies (a
+    single node just runs it). ``significant=True`` (TRANSIENT or TEMPORARY
+    children only): when this child ends by itself, its supervisor may end too
+    (see ``Supervisor.auto_shutdown``).
     """
 
     name: str
@@ -148,6 +175,8 @@ class ChildSpec:
             )
             raise ValueError(msg)
         assert math.isfinite(self.start_timeout)
+        if not isinstance(self.actor, Supervisor):
+            _check_arguments(where, self.actor, self.args, self.kwargs)
 
     @property
     def is_supervisor(self) -> bool:

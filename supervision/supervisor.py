@@ -35,6 +35,7 @@ one that gave up stays listed as failed until ``stop_child``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections import deque
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from regisseur.actors._cell import Parent
+    from regisseur.actors.clock import Clock
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.spec import ChildSpec
 
@@ -420,7 +422,7 @@ class SupervisorActor(Actor):
         if cell is not None and cell.state is not CellState.STOPPED and not cell.abandoned:
             return cell
         spec = child.spec
-        parent = _ParentLink(self.actor_ref)
+        parent = _ParentLink(self.actor_ref, self.system.clock)
         if isinstance(spec.actor, Supervisor):
             cell = cell_for_supervisor(self.system, spec.name, spec.actor, parent)
         else:
@@ -585,7 +587,9 @@ class SupervisorActor(Actor):
             # Stale, or ref.stop() closed the cell meanwhile (its exit follows).
             self.log.debug("stale_failure_ignored", child=notice.cell.name)
             return
-        self._child_failed(child, notice.error, notice.exception, notice.hint, notice.limit)
+        self._child_failed(
+            child, notice.error, notice.exception, notice.hint, notice.limit, failed_at=notice.at
+        )
 
     def _decide(self, exc: BaseException | None, hint: Any) -> Directive:
         if isinstance(hint, Directive):
@@ -611,6 +615,8 @@ class SupervisorActor(Actor):
         exc: BaseException | None,
         hint: Any,
         own_limit: int | None = None,
+        *,
+        failed_at: float | None = None,
     ) -> None:
         name = child.spec.name
         child.failures += 1
@@ -618,7 +624,14 @@ class SupervisorActor(Actor):
             child.cell.failures = child.failures
         child.last_error = error
         self.system.events.publish(ChildFailed(name, error))
-        self.log.warning("child_failed", child=name, error=error, failures=child.failures)
+        self.log.warning(
+            "child_failed",
+            child=name,
+            error=error,
+            failures=child.failures,
+            restarts=child.restarts,
+            exc_info=exc,  # the host's handlers print the traceback
+        )
         directive = self._decide(exc, hint)
         limits = [n for n in (child.spec.max_failures, own_limit) if n is not None]
         limit = min(limits) if limits else None
@@ -642,7 +655,7 @@ class SupervisorActor(Actor):
         elif directive.kind is _Kind.ESCALATE:
             self._escalate(f"child {name!r} failed: {error}")
         else:
-            self._schedule_restart(child, directive.delay)
+            self._schedule_restart(child, directive.delay, failed_at)
 
     def _give_up(self, child: _Child, error: str) -> None:
         name = child.spec.name
@@ -682,7 +695,10 @@ class SupervisorActor(Actor):
             members = {name} | graph.dependents(name, self.tree.specs())
         return [n for n in self._start_order() if n in members]
 
-    def _schedule_restart(self, child: _Child, delay: float | None) -> None:
+    def _schedule_restart(
+        self, child: _Child, delay: float | None, failed_at: float | None = None
+    ) -> None:
+        """Restart ``child``'s group after ``delay``, counted from ``failed_at`` if given."""
         name = child.spec.name
         if not self._allow_restart():
             limit, window = self.spec.max_restarts, self.spec.within
@@ -708,15 +724,18 @@ class SupervisorActor(Actor):
             other.status = ChildStatus.RESTARTING
         token = next(self._tokens)
         self._pending[token] = group
-        if delay > 0:
+        # The backoff counts from the failure, not from when it was handled.
+        now = self.system.clock.now()
+        wait = delay if failed_at is None else max(0.0, failed_at + delay - now)
+        if wait > 0:
             # The timer exists before anyone hears of the restart, so a test
             # that waits for ChildRestarting can advance a manual clock safely.
-            self.schedule(delay, _RestartDue(token))
+            self.schedule(wait, _RestartDue(token))
         for member in group:
             if self.tree.children[member].status is ChildStatus.RESTARTING:
                 self.system.events.publish(ChildRestarting(member, delay))
         self.log.info("child_restarting", child=name, delay=delay, group=group)
-        if delay == 0:
+        if wait == 0:
             self._restart_group(token)
 
     def _cancel_pending(self, name: str) -> None:
@@ -892,12 +911,16 @@ class SupervisorActor(Actor):
 class _ParentLink:
     """How a child's runtime reaches its supervisor: a tell to its mailbox."""
 
-    __slots__ = ("_ref",)
+    __slots__ = ("_clock", "_ref")
 
-    def __init__(self, ref: Any) -> None:
+    def __init__(self, ref: Any, clock: Clock) -> None:
         self._ref = ref
+        self._clock = clock
 
     def notify(self, notice: object) -> None:
+        """Runs on the child's thread: a failure is stamped with its clock time."""
         from pykka._envelope import Envelope
 
+        if isinstance(notice, ChildFailure) and notice.at is None:
+            notice = dataclasses.replace(notice, at=self._clock.now())
         self._ref.actor_inbox.put(Envelope(notice))

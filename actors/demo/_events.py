@@ -52,7 +52,7 @@ class RetryNotes(logging.Handler):
         self._deliver = deliver
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg != "download_retry":
+        if getattr(record, "event", None) != "download_retry":
             return
         fields = getattr(record, "fields", {})
         url = str(fields.get("url", ""))

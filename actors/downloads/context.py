@@ -185,11 +185,7 @@ class DownloadContext:
         seconds = check_duration(seconds, "sleep(seconds)")
         if self._token.cancelled:
             return False
-        done = threading.Event()
-        handle = self._timers.call_later(seconds, done.set)
+        done = self._timers.waiter(seconds)  # settle counts the worker as idle
         self._token.on_cancel(done.set)
-        try:
-            done.wait()
-        finally:
-            handle.cancel()
+        done.wait()
         return not self._token.cancelled

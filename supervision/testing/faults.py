@@ -8,6 +8,8 @@ from regisseur.actors._faults import CellFaults, InjectedFault
 from regisseur.actors.clock import check_duration
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from regisseur.actors._cell import Cell
     from regisseur.actors.system import ActorSystem
 
@@ -49,21 +51,58 @@ class FaultInjector:
       a stop or kill cuts the wait short.
     * ``kill(name)``: the actor's thread ends at once, running no hook, as if
       killed; its supervisor notices and restarts it on a new thread.
+    * ``close()``: cancel what this injector planned and has not fired.
     """
 
     def __init__(self, system: ActorSystem) -> None:
         from regisseur.supervision.testing.probe import _check_system
 
         _check_system(system, "FaultInjector")
-        self.system = system
+        self._systems: Callable[[], Sequence[ActorSystem]] = lambda: (system,)
+        self._planned: list[CellFaults] = []
+
+    @classmethod
+    def _over(cls, systems: Callable[[], Sequence[ActorSystem]]) -> FaultInjector:
+        """An injector for whichever of ``systems()`` has the actor (the fixture's)."""
+        injector = cls.__new__(cls)
+        injector._systems = systems
+        injector._planned = []
+        return injector
+
+    @property
+    def system(self) -> ActorSystem:
+        """The (first) system this injector works on."""
+        systems = self._systems()
+        if not systems:
+            msg = "no system to inject faults into yet: make one with system_factory"
+            raise RuntimeError(msg)
+        return systems[0]
+
+    def _cell(self, name: str) -> Cell | None:
+        systems = self._systems()
+        if len(systems) == 1:
+            return systems[0]._lookup(name)
+        found = [c for s in systems if (c := s._find(name)) is not None]
+        if len(found) > 1:
+            msg = (
+                f"{name!r} runs in {len(found)} systems of this test: "
+                "use FaultInjector(system) for the one you mean"
+            )
+            raise ValueError(msg)
+        if not found:
+            msg = f"cannot inject a fault into {name!r}: no system of this test runs it"
+            raise RuntimeError(msg)
+        return found[0]
 
     def _faults(self, name: str) -> tuple[Cell, CellFaults]:
-        cell = self.system._lookup(name)
+        cell = self._cell(name)
         if cell is None or cell.stopped.is_set():
             msg = f"cannot inject a fault into {name!r}: it is stopped"
             raise RuntimeError(msg)
         if cell.faults is None:
             cell.faults = CellFaults()
+        if all(plan is not cell.faults for plan in self._planned):
+            self._planned.append(cell.faults)
         return cell, cell.faults
 
     def crash(
@@ -103,3 +142,13 @@ class FaultInjector:
     def clear(self, name: str) -> None:
         """Cancel every fault planned for ``name``."""
         self._faults(name)[1].clear()
+
+    def close(self) -> None:
+        """Cancel every fault this injector planned that has not fired yet.
+
+        The pytest fixture calls it after the test, before the systems stop,
+        so a leftover hang or crash cannot disturb the shutdown.
+        """
+        planned, self._planned = self._planned, []
+        for plan in planned:
+            plan.clear()

@@ -6,8 +6,15 @@
   and the test fails if any of its actor threads is still alive.
 * ``system_factory``: ``system_factory(children, **kwargs)`` starts more
   systems on the same clock, with the same teardown.
-* ``faults``: a ``FaultInjector`` for ``actor_system``.
-* ``probe``: a ``Probe`` recording every event of ``actor_system``.
+* ``faults``: a ``FaultInjector`` for the test's systems (``actor_system``
+  and those made by ``system_factory``; an actor name must then be in one
+  of them). Faults that have not fired are cancelled after the test.
+* ``probe``: a ``Probe`` recording every event of the test's systems,
+  including those ``system_factory`` makes later (from before their start,
+  so ``ChildStarted`` is recorded). Closed after the test.
+
+Neither ``faults`` nor ``probe`` makes a system: a test that only uses
+``system_factory`` gets no extra, empty ``actor_system``.
 
 Registering the plugin imports nothing of the runtime: pytest loads it into
 every test session of a project that has regisseur installed, including
@@ -55,9 +62,35 @@ def manual_clock() -> ManualClock:
     return ManualClock()
 
 
+class _Systems:
+    """The systems one test made, and the fixtures that follow them (test thread)."""
+
+    def __init__(self) -> None:
+        self.made: list[ActorSystem] = []
+        self._followers: list[Callable[[ActorSystem], None]] = []
+
+    def add(self, system: ActorSystem) -> None:
+        self.made.append(system)
+        for follower in self._followers:
+            follower(system)
+
+    def follow(self, follower: Callable[[ActorSystem], None]) -> None:
+        """Call ``follower`` with every system made so far and every later one."""
+        self._followers.append(follower)
+        for system in self.made:
+            follower(system)
+
+
+@pytest.fixture
+def _regisseur_systems() -> _Systems:
+    return _Systems()
+
+
 @pytest.fixture
 def system_factory(
-    manual_clock: ManualClock, tmp_path_factory: pytest.TempPathFactory
+    manual_clock: ManualClock,
+    tmp_path_factory: pytest.TempPathFactory,
+    _regisseur_systems: _Systems,
 ) -> Iterator[Callable[..., ActorSystem]]:
     """Start systems on ``manual_clock``; all are stopped and leak-checked after.
 
@@ -66,7 +99,7 @@ def system_factory(
     """
     from regisseur.actors.system import ActorSystem
 
-    systems: list[ActorSystem] = []
+    systems = _regisseur_systems
 
     def make(children: Any = (), **kwargs: Any) -> ActorSystem:
         kwargs.setdefault("clock", manual_clock)
@@ -74,12 +107,12 @@ def system_factory(
             folder = tmp_path_factory.mktemp("regisseur")
             kwargs["database_url"] = f"sqlite:///{folder / 'system.db'}"
         system = ActorSystem(children, **kwargs)
-        systems.append(system)
+        systems.add(system)  # before start: a probe sees the start's events
         system.start()
         return system
 
     yield make
-    _stop_and_check(systems)
+    _stop_and_check(systems.made)
 
 
 @pytest.fixture
@@ -89,18 +122,26 @@ def actor_system(system_factory: Callable[..., ActorSystem]) -> ActorSystem:
 
 
 @pytest.fixture
-def faults(actor_system: ActorSystem) -> FaultInjector:
-    """A FaultInjector for ``actor_system``."""
+def faults(
+    system_factory: Callable[..., ActorSystem], _regisseur_systems: _Systems
+) -> Iterator[FaultInjector]:
+    """A FaultInjector for the test's systems; unfired faults are cancelled after."""
     from regisseur.supervision.testing.faults import FaultInjector
 
-    return FaultInjector(actor_system)
+    systems = _regisseur_systems
+    injector = FaultInjector._over(lambda: [s for s in systems.made if s.running])
+    yield injector
+    injector.close()
 
 
 @pytest.fixture
-def probe(actor_system: ActorSystem) -> Iterator[Probe]:
-    """A Probe recording every event of ``actor_system``."""
+def probe(
+    system_factory: Callable[..., ActorSystem], _regisseur_systems: _Systems
+) -> Iterator[Probe]:
+    """A Probe recording every event of the test's systems; closed after."""
     from regisseur.supervision.testing.probe import Probe
 
-    recorder = Probe(actor_system)
+    recorder = Probe._unbound()
+    _regisseur_systems.follow(recorder.watch)
     yield recorder
     recorder.close()

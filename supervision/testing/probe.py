@@ -9,6 +9,7 @@ from regisseur.actors.clock import MAX_WAIT, check_duration, monotonic
 from regisseur.messages import Event
 
 if TYPE_CHECKING:
+    from regisseur.actors.events import Subscription
     from regisseur.actors.system import ActorSystem
 
 __all__ = ["Probe"]
@@ -40,18 +41,52 @@ class Probe:
     ``timeout`` real seconds for it to arrive; otherwise ``AssertionError``
     lists what did arrive. ``expect_no`` asserts that no such event arrives
     within ``within`` seconds (call ``system.settle()`` first for a
-    deterministic check). Thread-safe; events arrive on the bus thread.
+    deterministic check). ``watch(other)`` records a second system's events
+    too; ``close()`` ends every subscription. Thread-safe; events arrive on
+    the bus threads.
     """
 
     def __init__(self, system: ActorSystem, *event_types: type) -> None:
         _check_system(system, "Probe")
+        self._setup(event_types)
+        self.watch(system)
+
+    @classmethod
+    def _unbound(cls, *event_types: type) -> Probe:
+        """A probe that watches no system yet (the pytest fixture's)."""
+        probe = cls.__new__(cls)
+        probe._setup(event_types)
+        return probe
+
+    def _setup(self, event_types: tuple[type, ...]) -> None:
         for kind in event_types:
             _check_class(kind, "Probe event types")  # "event types must be classes"
-        self.system = system
         self.types = tuple(event_types) or (Event,)
         self._events: list[Any] = []
         self._cond = threading.Condition()
-        self._subscription = system.events.subscribe(self._record, *self.types)
+        self._systems: list[ActorSystem] = []
+        self._subscriptions: list[Subscription] = []
+        self._closed = False
+
+    @property
+    def system(self) -> ActorSystem:
+        """The first system this probe watches."""
+        if not self._systems:
+            msg = "this probe watches no system yet: make one with system_factory"
+            raise RuntimeError(msg)
+        return self._systems[0]
+
+    def watch(self, system: ActorSystem) -> None:
+        """Record ``system``'s events as well, from now on (any thread)."""
+        _check_system(system, "Probe.watch")
+        with self._cond:
+            if self._closed:
+                msg = "this probe is closed"
+                raise RuntimeError(msg)
+            if any(s is system for s in self._systems):
+                return
+            self._systems.append(system)
+            self._subscriptions.append(system.events.subscribe(self._record, *self.types))
 
     def _record(self, event: Any) -> None:
         with self._cond:
@@ -114,8 +149,12 @@ class Probe:
             self._events.clear()
 
     def close(self) -> None:
-        """Stop recording."""
-        self._subscription.cancel()
+        """Stop recording, from every system watched (idempotent)."""
+        with self._cond:
+            self._closed = True
+            subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.cancel()
 
 
 _MISSING: Any = object()

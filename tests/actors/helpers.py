@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from regisseur.actors.clock import Clock
     from regisseur.supervision import ChildSpec
 
-__all__ = ["Record", "Script", "advance", "apply", "outside_engine", "start"]
+__all__ = ["Record", "Script", "apply", "outside_engine", "start"]
 
 
 class Record:
@@ -100,10 +100,4 @@ def start(system: ActorSystem, *specs: ChildSpec) -> None:
     """Spawn ``specs``, then wait until their first runs (at the current time) are done."""
     for spec in specs:
         system.spawn(spec)
-    system.settle()
-
-
-def advance(system: ActorSystem, clock: ManualClock, seconds: float) -> None:
-    """Advance the clock, then wait until every actor handled what fell due."""
-    clock.advance(seconds)
     system.settle()

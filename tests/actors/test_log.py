@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.log import (
+from regisseur.actors.log import (
     REDACTED,
     HumanFormatter,
     JsonFormatter,
@@ -29,7 +30,7 @@ from actors.log import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-NAMESPACES = ("actors", "supervision", "regisseur")
+NAMESPACES = ("regisseur",)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,25 +47,31 @@ class ListHandler(logging.Handler):
 
 @pytest.fixture(autouse=True)
 def _restore_library_loggers() -> Iterator[None]:
-    """Undo every handler and level change a test makes on the library loggers."""
+    """Undo every handler, level and propagation change a test makes."""
+    names = (*NAMESPACES, "", "myapp", "myapp.jobs")
     saved = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level)
-        for name in NAMESPACES
+        name: (
+            list(logging.getLogger(name or None).handlers),
+            logging.getLogger(name or None).level,
+            logging.getLogger(name or None).propagate,
+        )
+        for name in names
     }
     yield
-    for name, (handlers, level) in saved.items():
-        logger = logging.getLogger(name)
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name or None)
         for handler in list(logger.handlers):
             if handler not in handlers:
                 logger.removeHandler(handler)
                 handler.close()
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture
 def records() -> Iterator[ListHandler]:
     handler = ListHandler()
-    logger = logging.getLogger("actors.test")
+    logger = logging.getLogger("regisseur.test")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     yield handler
@@ -84,7 +91,7 @@ def capture_json() -> io.StringIO:
 
 def make_record(**attrs: object) -> logging.LogRecord:
     base: dict[str, object] = {
-        "name": "actors.test.made",
+        "name": "regisseur.test.made",
         "levelno": logging.INFO,
         "levelname": "INFO",
         "msg": "made_event",
@@ -100,12 +107,12 @@ def make_record(**attrs: object) -> logging.LogRecord:
 def test_import_installs_no_printing_handler() -> None:
     code = (
         "import logging\n"
-        "import actors.log\n"
-        "names = ('actors', 'supervision', 'regisseur')\n"
+        "import regisseur.actors.log\n"
+        "names = ('regisseur',)\n"
         "found = [h for n in names for h in logging.getLogger(n).handlers\n"
         "         if isinstance(h, logging.StreamHandler)]\n"
         "assert not found, found\n"
-        "actors.log.get_logger('actors.x').error('must_not_print')\n"
+        "regisseur.actors.log.get_logger('regisseur.x').error('must_not_print')\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -128,14 +135,14 @@ def test_import_installs_no_printing_handler() -> None:
 
 def test_json_line_has_the_documented_keys_and_values() -> None:
     stream = capture_json()
-    get_logger("actors.test.log").info(
+    get_logger("regisseur.test.log").info(
         "server_started", port=8080, ratio=0.5, ok=True, nothing=None, names=["a", "b"]
     )
     (line,) = json_lines(stream)
     assert set(line) == {"time", "level", "logger", "event", "fields"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
     assert line["level"] == "INFO"
-    assert line["logger"] == "actors.test.log"
+    assert line["logger"] == "regisseur.test.log"
     assert line["event"] == "server_started"
     assert line["fields"] == {
         "port": 8080,
@@ -153,7 +160,7 @@ def test_json_time_is_utc_with_milliseconds() -> None:
 
 def test_json_is_one_object_per_line_even_with_newlines_in_values() -> None:
     stream = capture_json()
-    log = get_logger("actors.test.log")
+    log = get_logger("regisseur.test.log")
     log.info("first", text="line one\nline two")
     log.warning("second\nevent")
     log.error("third")
@@ -165,7 +172,7 @@ def test_json_is_one_object_per_line_even_with_newlines_in_values() -> None:
 
 def test_bound_actor_is_top_level_and_other_fields_merge() -> None:
     stream = capture_json()
-    base = get_logger("actors.test.log", component="downloads")
+    base = get_logger("regisseur.test.log", component="downloads")
     worker = base.bind(actor="worker-1", server_id=3)
     worker.warning("tick", n=1)
     worker.info("override", server_id=4)
@@ -182,7 +189,7 @@ def test_bound_actor_is_top_level_and_other_fields_merge() -> None:
 def test_levels_below_the_configured_one_are_dropped() -> None:
     stream = io.StringIO()
     configure_logging("warning", json=True, stream=stream)
-    log = get_logger("actors.test.log")
+    log = get_logger("regisseur.test.log")
     log.debug("hidden_debug")
     log.info("hidden_info")
     log.warning("shown_warning")
@@ -197,12 +204,13 @@ def test_levels_below_the_configured_one_are_dropped() -> None:
 def test_record_carries_event_fields_actor_and_the_callers_location(
     records: ListHandler,
 ) -> None:
-    log = get_logger("actors.test.records").bind(actor="a1")
+    log = get_logger("regisseur.test.records").bind(actor="a1")
     line = sys._getframe().f_lineno + 1
     log.info("evt", k=1)
     (record,) = records.records
-    assert record.msg == "evt"
-    assert record.getMessage() == "evt"
+    assert record.event == "evt"  # type: ignore[attr-defined]
+    # The key fields are in the message too, for the host's own format strings.
+    assert record.getMessage() == "evt actor=a1 k=1"
     assert record.fields == {"k": 1}  # type: ignore[attr-defined]
     assert record.actor == "a1"  # type: ignore[attr-defined]
     assert record.funcName == ("test_record_carries_event_fields_actor_and_the_callers_location")
@@ -211,14 +219,14 @@ def test_record_carries_event_fields_actor_and_the_callers_location(
 
 
 def test_record_without_bound_actor_has_actor_none(records: ListHandler) -> None:
-    get_logger("actors.test.records").info("evt")
+    get_logger("regisseur.test.records").info("evt")
     (record,) = records.records
     assert record.actor is None  # type: ignore[attr-defined]
     assert record.fields == {}  # type: ignore[attr-defined]
 
 
 def test_exception_and_exc_info_attach_the_exception(records: ListHandler) -> None:
-    log = get_logger("actors.test.records")
+    log = get_logger("regisseur.test.records")
     error = ValueError("bad")
     try:
         raise error
@@ -238,7 +246,7 @@ def test_exception_and_exc_info_attach_the_exception(records: ListHandler) -> No
 def test_redaction_happens_before_any_handler_sees_the_record(
     records: ListHandler,
 ) -> None:
-    get_logger("actors.test.records", api_key="k-123").info(
+    get_logger("regisseur.test.records", api_key="k-123").info(
         "login https://bob:pw-1@host",
         password="pw-2",
         headers={"Authorization": "Bearer tok-3"},
@@ -251,7 +259,8 @@ def test_redaction_happens_before_any_handler_sees_the_record(
         "headers": {"Authorization": REDACTED},
         "url": f"https://bob:{REDACTED}@host/p",
     }
-    assert record.msg == f"login https://bob:{REDACTED}@host"
+    assert record.event == f"login https://bob:{REDACTED}@host"  # type: ignore[attr-defined]
+    assert record.msg.startswith(f"login https://bob:{REDACTED}@host api_key={REDACTED} ")
     dump = repr(vars(record))
     for secret in ("k-123", "pw-1", "pw-2", "tok-3", "pw-4"):
         assert secret not in dump
@@ -279,7 +288,7 @@ def test_redaction_happens_before_any_handler_sees_the_record(
 )
 def test_sensitive_field_names_are_redacted(key: str) -> None:
     stream = capture_json()
-    get_logger("actors.test.log").info("login", user="bob", **{key: "s3cr3t-value"})
+    get_logger("regisseur.test.log").info("login", user="bob", **{key: "s3cr3t-value"})
     raw = stream.getvalue()
     (line,) = json_lines(stream)
     assert line["fields"] == {"user": "bob", key: REDACTED}
@@ -288,7 +297,7 @@ def test_sensitive_field_names_are_redacted(key: str) -> None:
 
 def test_nested_headers_and_containers_are_redacted() -> None:
     stream = capture_json()
-    get_logger("actors.test.log").info(
+    get_logger("regisseur.test.log").info(
         "request",
         headers={"Authorization": "Bearer abc123", "Accept": "application/json"},
         items=[{"token": "t1", "id": 1}, ("https://u:pw9@host/x",)],
@@ -311,7 +320,7 @@ def test_nested_headers_and_containers_are_redacted() -> None:
 
 def test_secrets_inside_string_values_are_redacted() -> None:
     stream = capture_json()
-    get_logger("actors.test.log").info(
+    get_logger("regisseur.test.log").info(
         "fetch",
         url="https://alice:hunter2@db.example/p?x=1",
         note="sent Bearer abc.def-ghi to upstream",
@@ -327,7 +336,7 @@ def test_secrets_inside_string_values_are_redacted() -> None:
 
 def test_event_text_and_exception_text_are_redacted() -> None:
     stream = capture_json()
-    log = get_logger("actors.test.log")
+    log = get_logger("regisseur.test.log")
     log.error("fetch https://u:pw1@host failed")
     try:
         raise RuntimeError("connect failed password=pw2 via https://bob:pw3@db")
@@ -362,7 +371,7 @@ def test_non_serialisable_values_become_repr_and_never_raise() -> None:
             return "Conn(password=hunter2)"
 
     stream = capture_json()
-    get_logger("actors.test.log").info(
+    get_logger("regisseur.test.log").info(
         "odd_values",
         thing=Thing(),
         broken=Broken(),
@@ -385,7 +394,7 @@ def test_non_serialisable_values_become_repr_and_never_raise() -> None:
 
 def test_plain_stdlib_records_format_fine() -> None:
     stream = capture_json()
-    logging.getLogger("actors.test.plain").warning("hello %s", "world")
+    logging.getLogger("regisseur.test.plain").warning("hello %s", "world")
     (line,) = json_lines(stream)
     assert line["event"] == "hello world"
     assert line["fields"] == {}
@@ -405,11 +414,11 @@ def test_plain_stdlib_records_format_fine() -> None:
 def test_human_formatter_line() -> None:
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)
-    get_logger("actors.test.log").bind(actor="worker-1").info(
+    get_logger("regisseur.test.log").bind(actor="worker-1").info(
         "started", count=2, note="two words", password="x"
     )
     assert re.fullmatch(
-        r"\d\d:\d\d:\d\d\.\d{3} INFO actors\.test\.log \[worker-1\] started"
+        r"\d\d:\d\d:\d\d\.\d{3} INFO regisseur\.test\.log \[worker-1\] started"
         r" count=2 note='two words' password=\[REDACTED\]\n",
         stream.getvalue(),
     )
@@ -418,7 +427,7 @@ def test_human_formatter_line() -> None:
 def test_human_formatter_time_and_traceback() -> None:
     formatter = HumanFormatter()
     formatter.converter = time.gmtime
-    assert formatter.format(make_record()) == "22:13:20.123 INFO actors.test.made made_event"
+    assert formatter.format(make_record()) == "22:13:20.123 INFO regisseur.test.made made_event"
     try:
         raise KeyError("token=abc")
     except KeyError:
@@ -426,7 +435,7 @@ def test_human_formatter_time_and_traceback() -> None:
     record = make_record(exc_info=exc_info, fields={"n": 1})
     text = formatter.format(record)
     first, *rest = text.splitlines()
-    assert first == "22:13:20.123 INFO actors.test.made made_event n=1"
+    assert first == "22:13:20.123 INFO regisseur.test.made made_event n=1"
     assert rest[0] == "Traceback (most recent call last):"
     assert rest[-1] == f"KeyError: 'token={REDACTED}'"
     assert "abc" not in text
@@ -439,27 +448,85 @@ def test_human_formatter_time_and_traceback() -> None:
 
 def test_configure_logging_replaces_its_own_handler() -> None:
     foreign = ListHandler()
-    logging.getLogger("actors").addHandler(foreign)
+    logging.getLogger("regisseur").addHandler(foreign)
     first_stream, second_stream = io.StringIO(), io.StringIO()
     first = configure_logging(stream=first_stream)
     second = configure_logging(json=True, stream=second_stream)
     assert first is not second
     assert isinstance(second.formatter, JsonFormatter)
-    for name in NAMESPACES:
-        handlers = logging.getLogger(name).handlers
-        assert second in handlers
-        assert first not in handlers
-        assert sum(isinstance(h, logging.StreamHandler) for h in handlers) == 1
-    assert foreign in logging.getLogger("actors").handlers
-    for name in ("actors.test.log", "supervision.test", "regisseur.test"):
+    handlers = logging.getLogger("regisseur").handlers
+    assert second in handlers
+    assert first not in handlers
+    assert sum(isinstance(h, logging.StreamHandler) for h in handlers) == 1
+    assert foreign in handlers
+    for name in ("regisseur.test.log", "regisseur.supervision.test"):
         get_logger(name).info("once")
     assert first_stream.getvalue() == ""
     assert [line["logger"] for line in json_lines(second_stream)] == [
-        "actors.test.log",
-        "supervision.test",
-        "regisseur.test",
+        "regisseur.test.log",
+        "regisseur.supervision.test",
     ]
-    assert len(foreign.records) == 1
+    assert len(foreign.records) == 2
+
+
+def test_configure_logging_with_a_root_handler_prints_each_line_once() -> None:
+    """A host that logs through the root logger and also calls configure_logging."""
+    root_stream, ours = io.StringIO(), io.StringIO()
+    root_handler = logging.StreamHandler(root_stream)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        configure_logging(stream=ours)
+        configure_logging(stream=ours)  # idempotent: still one handler
+        get_logger("regisseur.test.log").warning("only_once", n=1)
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert ours.getvalue().count("only_once") == 1
+    assert root_stream.getvalue() == ""
+
+
+def test_configure_logging_undoes_its_earlier_call() -> None:
+    app = logging.getLogger("myapp")
+    assert app.propagate
+    first = configure_logging(stream=io.StringIO(), loggers=("regisseur", "myapp"))
+    assert not app.propagate and first in app.handlers
+    assert app.level == logging.INFO
+    second = configure_logging("DEBUG", stream=io.StringIO())
+    assert app.propagate and first not in app.handlers and second not in app.handlers
+    assert app.level == logging.NOTSET
+    assert logging.getLogger("regisseur").level == logging.DEBUG
+
+
+def test_configure_logging_covers_the_users_own_loggers() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream, loggers=("regisseur", "myapp"))
+    get_logger("myapp.jobs").info("mine", k=1)
+    get_logger("regisseur.test.log").info("library")
+    lines = json_lines(stream)
+    assert [(line["logger"], line["event"]) for line in lines] == [
+        ("myapp.jobs", "mine"),
+        ("regisseur.test.log", "library"),
+    ]
+    with pytest.raises(TypeError, match="logger names"):
+        configure_logging(loggers="regisseur")
+    with pytest.raises(TypeError, match="logger names"):
+        configure_logging(loggers=[1])  # type: ignore[list-item]
+
+
+def test_configure_logging_revives_loggers_a_dict_config_disabled() -> None:
+    logger = get_logger("regisseur.test.disabled")
+    stdlib = logging.getLogger("regisseur.test.disabled")
+    stream = io.StringIO()
+    try:
+        # What dictConfig does to every existing logger it does not name,
+        # unless given "disable_existing_loggers": False.
+        logging.config.dictConfig({"version": 1, "incremental": False})
+        assert stdlib.disabled
+        configure_logging(stream=stream)
+        assert not stdlib.disabled
+        logger.info("back")
+    finally:
+        stdlib.disabled = False
+    assert "back" in stream.getvalue()
 
 
 def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> None:
@@ -467,9 +534,8 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
     installed = configure_logging(json=True, stream=stream)
     with pytest.raises(ValueError, match="NONSENSE"):
         configure_logging("nonsense")
-    for name in NAMESPACES:
-        assert installed in logging.getLogger(name).handlers
-    get_logger("actors.test.log").info("still_here")
+    assert installed in logging.getLogger("regisseur").handlers
+    get_logger("regisseur.test.log").info("still_here")
     assert [line["event"] for line in json_lines(stream)] == ["still_here"]
 
 
@@ -511,7 +577,7 @@ def test_redact_copies_and_does_not_mutate() -> None:
 
 def test_logging_from_many_threads_keeps_lines_whole() -> None:
     stream = capture_json()
-    base = get_logger("actors.test.log")
+    base = get_logger("regisseur.test.log")
 
     def work(index: int) -> None:
         log = base.bind(actor=f"worker-{index}")

@@ -31,7 +31,7 @@ from regisseur.messages import (
 )
 from regisseur.supervision import ChildSpec, Directive, FatalError, StartupError
 from regisseur.supervision.testing import FaultInjector, Probe
-from tests.actors.helpers import Record, Script, advance, apply, outside_engine, start
+from tests.actors.helpers import Record, Script, apply, outside_engine, start
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -122,11 +122,11 @@ def test_run_loop_runs_right_after_start_then_every_interval(
     system.settle()
     assert record.kinds(1) == ["start", "run", "end"]  # on_start first, then a run at once
     assert record.times("run", 1) == [0.0]
-    advance(system, manual_clock, 2.5)
+    manual_clock.advance(2.5)
     assert record.times("run", 1) == [0.0, 2.5]
-    advance(system, manual_clock, 2.25)
+    manual_clock.advance(2.25)
     assert record.times("run", 1) == [0.0, 2.5]
-    advance(system, manual_clock, 0.25)
+    manual_clock.advance(0.25)
     assert record.times("run", 1) == [0.0, 2.5, 5.0]
     report = system.health().find("server-1")
     assert report is not None
@@ -140,17 +140,16 @@ def test_the_next_run_is_scheduled_when_the_previous_one_ends(
     # The second run takes 3 s (it moves the manual clock from 1 to 4 itself).
     # Runs due at 2, 3 and 4 on a fixed rate must not pile up behind it: the
     # next run is due one interval after it ended, at 5.
-    system = system_factory([poller(1, record, interval=1.0, script=Script(None, 3.0))])
-    system.settle()
-    advance(system, manual_clock, 1.0)
+    system_factory([poller(1, record, interval=1.0, script=Script(None, 3.0))])
+    manual_clock.advance(1.0)
     assert manual_clock.now() == 4.0
     assert record.times("run", 1) == [0.0, 1.0]
     assert record.times("end", 1) == [0.0, 4.0]
-    advance(system, manual_clock, 0.75)
+    manual_clock.advance(0.75)
     assert record.times("run", 1) == [0.0, 1.0]
-    advance(system, manual_clock, 0.25)
+    manual_clock.advance(0.25)
     assert record.times("run", 1) == [0.0, 1.0, 5.0]
-    advance(system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
     assert record.times("run", 1) == [0.0, 1.0, 5.0, 6.0]
 
 
@@ -163,7 +162,7 @@ def test_run_loop_writes_through_self_db_and_another_engine_sees_the_rows(
     system = system_factory([poller(7, record), poller(8, record, interval=2.0)])
     system.settle()
     for _ in range(2):
-        advance(system, manual_clock, 1.0)
+        manual_clock.advance(1.0)
     with outside(system).connect() as connection:
         rows = connection.execute(text("SELECT server, at FROM polls ORDER BY server, at")).all()
     assert [tuple(row) for row in rows] == [(7, 0.0), (7, 1.0), (7, 2.0), (8, 0.0), (8, 2.0)]
@@ -176,10 +175,9 @@ def test_logs_carry_server_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    system = system_factory([poller(7, record)])
-    system.settle()
-    advance(system, manual_clock, 1.0)
-    polled = [r for r in caplog.records if r.getMessage() == "polled"]
+    system_factory([poller(7, record)])
+    manual_clock.advance(1.0)
+    polled = [r for r in caplog.records if getattr(r, "event", None) == "polled"]
     assert len(polled) == 2
     for line in polled:
         assert line.actor == "server-7"  # type: ignore[attr-defined]
@@ -200,7 +198,7 @@ def test_failures_back_off_2_4_8_16_32_60_60_seconds(
     actor_system.spawn(poller(1, record, script=script))
     for delay in (2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0):
         assert probe.expect(ChildRestarting, name="server-1").delay == delay
-        advance(actor_system, manual_clock, delay - 0.5)
+        manual_clock.advance(delay - 0.5)
         probe.expect_no(ChildRestarted, within=0)  # not a moment early
         manual_clock.advance(0.5)
         probe.expect(ChildRestarted, name="server-1")
@@ -247,14 +245,14 @@ def test_fatal_error_stops_the_server_for_good_and_the_others_run_on(
         poller(1, record),
         poller(2, record, script=Script(None, FatalError("licence revoked"))),
     )
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
     gave_up = probe.expect(ChildGaveUp, name="server-2")
     assert gave_up.error == "FatalError: licence revoked"
     probe.expect(ChildStopped, name="server-2")
     probe.expect_no(ChildRestarting, within=0)
     assert record.kinds(2)[-1] == "stop"  # its on_stop ran
     for _ in range(3):
-        advance(actor_system, manual_clock, 1.0)
+        manual_clock.advance(1.0)
     assert record.times("run", 1) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert record.times("run", 2) == [0.0, 1.0]
     health = actor_system.health()
@@ -275,10 +273,10 @@ def test_a_resumed_server_keeps_its_instance_and_keeps_looping(
 ) -> None:
     script = Script(None, ValueError("bad row"))
     start(actor_system, poller(1, record, actor=Resuming, script=script))
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
     assert probe.expect(ChildFailed, name="server-1").error == "ValueError: bad row"
-    advance(actor_system, manual_clock, 1.0)
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
+    manual_clock.advance(1.0)
     probe.expect_no(ChildRestarting, within=0)
     assert record.times("run", 1) == [0.0, 1.0, 2.0, 3.0]
     assert record.kinds(1).count("start") == 1  # the same instance
@@ -299,10 +297,10 @@ def test_a_server_resumed_after_a_crash_before_its_handler_keeps_looping(
     # resume, not the failed run, must plan the next one.
     start(actor_system, poller(1, record, actor=Resuming))
     faults.crash("server-1", exc=ValueError("injected"))
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
     assert probe.expect(ChildFailed, name="server-1").error == "ValueError: injected"
-    advance(actor_system, manual_clock, 1.0)
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
+    manual_clock.advance(1.0)
     probe.expect_no(ChildRestarting, within=0)
     assert record.times("run", 1) == [0.0, 2.0, 3.0]
     assert record.kinds(1).count("start") == 1  # the same instance
@@ -341,7 +339,7 @@ def test_one_server_actor_per_row_of_a_servers_table_added_and_removed_at_runtim
     sync()
     for name in ("server-1", "server-2", "server-3"):
         probe.expect(ChildStarted, name=name)
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
     threads = {e[1]: e[3] for e in record.of("start")}
     assert len(set(threads.values())) == 3  # one thread per server
     assert all(thread.is_alive() for thread in threads.values())
@@ -359,8 +357,8 @@ def test_one_server_actor_per_row_of_a_servers_table_added_and_removed_at_runtim
     with pytest.raises(pykka.ActorDeadError):
         actor_system.ref("server-2")
 
-    advance(actor_system, manual_clock, 1.0)
-    advance(actor_system, manual_clock, 1.0)
+    manual_clock.advance(1.0)
+    manual_clock.advance(1.0)
     with app.connect() as connection:
         polls = connection.execute(
             text("SELECT server, COUNT(*) FROM polls GROUP BY server ORDER BY server")

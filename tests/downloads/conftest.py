@@ -389,7 +389,7 @@ class Harness:
             token=token or CancelToken(),
             timers=self.timers,
             send=self._send,
-            log=get_logger("actors.downloads.test").bind(download=download_id),
+            log=get_logger("regisseur.downloads.test").bind(download=download_id),
         )
 
     def fetch(self, source: HttpSource, url: str, **options: Any) -> str:

@@ -240,7 +240,7 @@ def test_cancel_during_a_retry_wait(harness: Harness, http_server: HttpServer) -
 def test_retry_logs_are_key_value_and_redacted(
     harness: Harness, http_server: HttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="actors")
+    caplog.set_level(logging.INFO, logger="regisseur")
     path = "/busy"
     http_server.sequence(
         path, lambda r: r.send(503, b"", {"Retry-After": "3"}), lambda r: serve_bytes(r, BODY)
@@ -250,7 +250,7 @@ def test_retry_logs_are_key_value_and_redacted(
     harness.timers.next_wait()
     harness.clock.advance(3.0)
     running.result()
-    events = [(r.getMessage(), getattr(r, "fields", {})) for r in caplog.records]
+    events = [(getattr(r, "event", None), getattr(r, "fields", {})) for r in caplog.records]
     names = [name for name, _ in events]
     assert names == ["download_started", "download_retry", "download_started", "download_completed"]
     retry = events[1][1]
@@ -815,7 +815,7 @@ def test_system_stop_keeps_the_part_and_the_next_start_resumes(
         download_id = first.downloads.submit("http", url, "Resume", extra={"sha256": sha256(BODY)})
         with reported:
             assert reported.wait_for(lambda: 0 in reports, WAIT)  # the part is open
-        manual_clock.advance(1.0)  # let the next report through the throttle
+        manual_clock.jump(1.0)  # let the next report through the throttle (worker busy)
         gates[0].set()  # the first chunk; the rest waits for gates[1]
         with reported:
             assert reported.wait_for(lambda: 1024 in reports, WAIT)  # and it is on disk

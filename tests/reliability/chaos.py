@@ -17,9 +17,10 @@ What one run does (:func:`run`):
    through ``FaultInjector``: ``crash``, ``fail_start`` followed by a crash
    that triggers the restart, ``hang`` (on the ``ManualClock``) and ``kill``
    (of a worker, of a worker that was just made to hang, or of a
-   supervisor below the root). A clock thread advances the ``ManualClock`` meanwhile, which
-   ends hangs and fires restart timers;
-3. drains, the clock thread stopped: settles and advances the clock until
+   supervisor below the root). A clock thread moves the ``ManualClock`` on
+   meanwhile (``jump``: time flows under load, nothing waits to settle),
+   which ends hangs and fires restart timers;
+3. drains, the clock thread stopped: settles and jumps the clock until
    every message was handled, every planned fault has fired (a worker that
    still has one gets an extra message, counted as sent) and no timer is
    left;
@@ -479,7 +480,7 @@ def run(config: ChaosConfig) -> Report:
 
         def tick() -> None:
             while not ticking.wait(config.tick_every):
-                clock.advance(config.tick)
+                clock.jump(config.tick)  # time flows under load: no settling
 
         threads = [
             threading.Thread(target=s.run, name=f"regisseur:chaos-sender-{s.number}", daemon=True)
@@ -568,10 +569,10 @@ def _drain(
             if monotonic() > deadline:
                 report.problems.append(f"did not drain within {config.drain_timeout:g}s: {exc}")
                 return extra
-            clock.advance(horizon)
+            clock.jump(horizon)  # settle() above is the drain's own check
             continue
         if clock.next_deadline() is not None:
-            clock.advance(horizon)
+            clock.jump(horizon)
             continue
         pending = [w for w in tree.workers if _pending(faults, w)]
         if not pending:

@@ -1061,8 +1061,10 @@ SYSTEM_CALLS = [
     row(
         "spawn-missing-constructor-argument",
         lambda s: s.spawn(ChildSpec("needy", NeedsArgument)),
-        StartupError,
-        "child 'needy' failed to start: TypeError: .*missing 1 required positional argument: 'value'",
+        TypeError,
+        r"ChildSpec 'needy': args/kwargs do not fit NeedsArgument\(value\): "
+        "missing a required argument: 'value'",
+        fixed="a missing constructor argument surfaced only at start, as a StartupError",
     ),
     row(
         "stop-child-with-dependents",

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 WAIT = 5.0
-NAMESPACES = ("actors", "supervision", "regisseur")
+NAMESPACES = ("regisseur", __name__)  # the library, and the actors of this module
 
 
 # -- capture -----------------------------------------------------------------------------------
@@ -416,7 +416,7 @@ def test_database_password_stays_out(captured: Captured, secret: str) -> None:
 
 def test_configure_logging_json_is_clean(secret: str) -> None:
     stream = io.StringIO()
-    handler = configure_logging("debug", json=True, stream=stream)
+    handler = configure_logging("debug", json=True, stream=stream, loggers=NAMESPACES)
     try:
         with _system(secret) as system:
             with pytest.raises(RuntimeError):
@@ -428,6 +428,7 @@ def test_configure_logging_json_is_clean(secret: str) -> None:
             logger = logging.getLogger(name)
             logger.removeHandler(handler)
             logger.setLevel(logging.NOTSET)
+            logger.propagate = True
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert {"child_failed", "login", "system_started"} <= {line["event"] for line in lines}
     assert secret not in stream.getvalue()

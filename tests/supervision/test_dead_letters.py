@@ -105,6 +105,5 @@ def test_messages_queued_behind_a_pending_restart_are_dead_letters_if_it_never_c
     for i in range(3):
         probe.expect(DeadLetter, recipient="w", message=i, reason="stopped")
     manual_clock.advance(10)
-    actor_system.settle()
     assert journal.got("w") == []
     assert journal.lifecycle("w") == ["start w", "stop w"]

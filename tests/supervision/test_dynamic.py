@@ -128,7 +128,6 @@ def test_stop_child_stops_it_for_good(
     with pytest.raises(pykka.ActorDeadError):
         ref.ask("hello?", timeout=1)
     manual_clock.advance(3600)
-    actor_system.settle()
     assert events_of(probe, ChildRestarted) == []
     assert "w" not in actor_system.names()
     assert actor_system.health().find("w") is None

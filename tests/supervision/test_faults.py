@@ -78,7 +78,6 @@ def test_crash_times_survives_restarts_until_it_has_fired(
     probe.expect(ChildRestarting, name="w", delay=4.0)  # "two" crashed the new instance
     actor_system.tell("w", "three")
     manual_clock.advance(4.0)
-    actor_system.settle()
     assert journal.got("w") == ["three"]
     assert faults.pending("w") == 0
 
@@ -151,15 +150,12 @@ def test_hang_holds_the_handler_until_the_clock_is_advanced(
     faults.hang("w", 10.0)
     actor_system.tell("w", "slow")
     actor_system.tell("w", "next")
-    with pytest.raises(TimeoutError, match="busy: .*w"):
-        actor_system.settle(timeout=0.1)
+    # A handler hung on the clock waits for the clock: the system is settled.
+    actor_system.settle(timeout=1.0)
     assert journal.got("w") == []
     manual_clock.advance(9.9)
-    with pytest.raises(TimeoutError):
-        actor_system.settle(timeout=0.1)
     assert journal.got("w") == []
-    manual_clock.advance(0.1)
-    actor_system.settle()
+    manual_clock.advance(0.1)  # the hang ends and both messages are handled
     assert journal.got("w") == ["slow", "next"]  # the hang only delays, in order
 
 
@@ -172,8 +168,8 @@ def test_hang_with_message_type_and_a_stop_cuts_it_short(
     actor_system.settle()
     assert journal.got("w") == ["first"]
     actor_system.tell("w", 1)
-    with pytest.raises(TimeoutError):
-        actor_system.settle(timeout=0.1)
+    actor_system.settle()  # returns once the handler waits in the hang
+    assert journal.got("w") == ["first"]
     stopper = threading.Thread(target=actor_system.stop_child, args=("w",))
     stopper.start()
     stopper.join(2.0)
@@ -222,8 +218,7 @@ def test_kill_during_a_hang_kills_at_once(
     actor_system.spawn(spec("w", journal))
     faults.hang("w", 3600.0)
     actor_system.tell("w", "stuck")
-    with pytest.raises(TimeoutError):
-        actor_system.settle(timeout=0.1)
+    actor_system.settle()  # returns once the handler waits in the hang
     faults.kill("w")
     probe.expect(ChildFailed, name="w")
     probe.expect(ChildRestarting, name="w", delay=2.0)

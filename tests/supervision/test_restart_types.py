@@ -59,7 +59,6 @@ def test_a_temporary_child_is_not_restarted_after_a_failure(
     probe.expect(ChildGaveUp, name="w")
     probe.expect(ChildStopped, name="w")
     manual_clock.advance(3600)
-    actor_system.settle()
     assert events_of(probe, ChildRestarting) == []
     assert events_of(probe, ChildRestarted) == []
     assert journal.lifecycle("w") == ["start w", "stop w"]
@@ -97,7 +96,6 @@ def test_transient_and_temporary_children_that_stop_themselves_stay_stopped(
     actor_system.tell("w", "stop-self")
     probe.expect(ChildStopped, name="w")
     manual_clock.advance(3600)
-    actor_system.settle()
     assert events_of(probe, ChildRestarted) == []
     assert events_of(probe, ChildRestarting) == []
     assert events_of(probe, ChildGaveUp) == []  # a normal exit, not a failure

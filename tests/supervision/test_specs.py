@@ -17,8 +17,12 @@ class NotAnActor:
     pass
 
 
+class Plain(Actor):
+    """Takes whatever arguments a spec gives (the base Actor's __init__)."""
+
+
 def _child(**overrides: Any) -> ChildSpec:
-    options: dict[str, Any] = {"name": "w", "actor": Worker, **overrides}
+    options: dict[str, Any] = {"name": "w", "actor": Plain, **overrides}
     return ChildSpec(**options)
 
 
@@ -68,12 +72,12 @@ def test_child_spec_rejects_bad_fields_by_name(field: str, value: Any, error: ty
 
 def test_child_spec_errors_name_the_child() -> None:
     with pytest.raises(TypeError, match="ChildSpec 'fetcher': backoff"):
-        ChildSpec("fetcher", Worker, backoff=3)
+        ChildSpec("fetcher", Plain, backoff=3)
 
 
 def test_child_spec_normalises_what_it_accepts() -> None:
     spec = ChildSpec(
-        "w", Worker, args=[1], kwargs={"journal": None}, depends_on="db", restart="transient"
+        "w", Plain, args=[1], kwargs={"journal": None}, depends_on="db", restart="transient"
     )
     assert spec.args == (1,)
     assert spec.depends_on == ("db",)
@@ -129,7 +133,7 @@ def test_duplicate_sibling_names_are_rejected() -> None:
 
 def test_unknown_dependencies_are_rejected_naming_both_children() -> None:
     with pytest.raises(ValueError, match="child 'web' depends on unknown child 'db'"):
-        Supervisor([ChildSpec("web", Worker, depends_on=("db",))])
+        Supervisor([ChildSpec("web", Plain, depends_on=("db",))])
 
 
 def test_self_dependencies_are_rejected() -> None:
@@ -139,10 +143,10 @@ def test_self_dependencies_are_rejected() -> None:
 
 def test_cycles_are_rejected_naming_the_whole_cycle() -> None:
     children = [
-        ChildSpec("a", Worker, depends_on=("c",)),
-        ChildSpec("b", Worker, depends_on=("a",)),
-        ChildSpec("c", Worker, depends_on=("b",)),
-        ChildSpec("d", Worker),
+        ChildSpec("a", Plain, depends_on=("c",)),
+        ChildSpec("b", Plain, depends_on=("a",)),
+        ChildSpec("c", Plain, depends_on=("b",)),
+        ChildSpec("d", Plain),
     ]
     with pytest.raises(ValueError, match="dependency cycle: ") as info:
         Supervisor(children)

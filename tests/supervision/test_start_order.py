@@ -468,13 +468,13 @@ def test_a_child_that_overruns_its_shutdown_timeout_is_reported_and_abandoned(
     system = _system(children)
     system.start()
     probe = Probe(system, ChildStopTimedOut)
-    with caplog.at_level(logging.ERROR, logger="actors"):
+    with caplog.at_level(logging.ERROR, logger="regisseur"):
         began = time.monotonic()
         system.stop()  # returns although "stuck" has not finished its on_stop
         elapsed = time.monotonic() - began
     assert elapsed < WAIT - 1, "stop() waited for the blocked on_stop"
     assert probe.expect(ChildStopTimedOut, name="stuck").timeout == 0.2
-    records = [r for r in caplog.records if r.getMessage() == "child_stop_timed_out"]
+    records = [r for r in caplog.records if getattr(r, "event", None) == "child_stop_timed_out"]
     assert len(records) == 1
     assert records[0].levelno == logging.ERROR
     assert records[0].fields == {"child": "stuck", "timeout": 0.2}  # type: ignore[attr-defined]
