@@ -106,12 +106,18 @@ class KeeperActor(Actor):
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
+        # Submits the facade answered with an id, kept outside this
+        # incarnation until they are safe (see ``accepted``).
+        self._accepted = self.system.downloads._accepted
+        self._safe: list[str] = []  # stored by the next commit: leave the journal then
+        self._replayed: set[str] = set()  # queued again at start: their copies are ignored
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
             self._load()
+        self._replay_accepted()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""
@@ -298,13 +304,58 @@ class KeeperActor(Actor):
 
     def _submitted(self, message: DownloadQueued) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
+        if message.id in self._replayed:
+            return None  # the copy of a submit queued again at start
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return None
         username = message.username
         if username is None:
             username = self._usernames.get(message.source)
+        self._safe_after_commit(message.id)
         return self._new_record(message, username=username)
+
+    def _safe_after_commit(self, download_id: str) -> None:
+        """Take the submit out of the journal once the next commit stored it.
+
+        Without a database a record is safe only once it has ended (see
+        ``_remember``): until then a restarted keeper queues it again.
+        """
+        if not self._persist:
+            return
+        if not self._safe:
+            self._acks.append(self._forget_safe)
+        self._safe.append(download_id)
+
+    def _forget_safe(self) -> None:
+        self._accepted.discard(self._safe)
+        self._safe.clear()
+
+    def _replay_accepted(self) -> None:
+        """Queue again the accepted submits that an earlier incarnation lost.
+
+        Runs at start, after the load. A submit still in the journal and
+        neither loaded nor stored died with the keeper (dropped with a
+        crash or a killed thread, or applied in memory and never
+        committed), or it still waits in the mailbox, whose copy is then
+        ignored. Replayed in the order they were accepted.
+        """
+        pending = [m for m in self._accepted.pending() if m.id not in self._live]
+        if self._persist:
+            self._accepted.discard(self._live)  # loaded, so stored
+            if not pending:
+                return
+            stored = store.stored_ids(self.connection, [m.id for m in pending])
+            self.connection.rollback()  # end the read transaction
+            self._accepted.discard(stored)
+            pending = [m for m in pending if m.id not in stored]
+        if not pending:
+            return
+        for message in pending:
+            self._queue(message)
+            self._replayed.add(message.id)
+        self.log.warning("accepted_submits_replayed", downloads=len(pending))
+        self._commit()
 
     def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
@@ -326,6 +377,7 @@ class KeeperActor(Actor):
         record = self._new_record(
             message, username=message.username, state=DownloadState.ERRORED, error=error
         )
+        self._safe_after_commit(record.id)
         self._stage(record, new=True)
         self._remember(record)
         self._ack_event(DownloadStateChanged(record, None))
@@ -481,6 +533,8 @@ class KeeperActor(Actor):
         self._ack_event(DownloadStateChanged(ended, before.state))
 
     def _remember(self, record: DownloadRecord) -> None:
+        if not self._persist:
+            self._accepted.discard((record.id,))  # ended: nothing left to replay
         self._done[record.id] = record
         self._done.move_to_end(record.id)
         self._trim()
