@@ -219,6 +219,8 @@ class KeeperActor(Actor):
         elif isinstance(message, p.RemoveSource):
             self._sources.pop(message.name, None)
             self._attached.discard(message.name)
+        elif isinstance(message, p.Attach):
+            self._answer_attach(message)
         else:
             return self._request(message)
         return None
@@ -232,8 +234,6 @@ class KeeperActor(Actor):
             return Outcome.of(lambda: self._lookup(message.id))
         if isinstance(message, p.ListRecords):
             return Outcome.of(lambda: self._list(message))
-        if isinstance(message, p.Attach):
-            return Outcome.of(lambda: self._attach(message.source))
         if isinstance(message, p.AddSource):
             return Outcome.of(lambda: self._add_source(message))
         if isinstance(message, p.Configure):
@@ -255,6 +255,24 @@ class KeeperActor(Actor):
         if config is None:
             raise UnknownSourceError(name, sorted(self._sources))
         return config
+
+    def _answer_attach(self, message: p.Attach) -> None:
+        """Tell a (re)started queue its config and pending records.
+
+        Committed first, so no acknowledgement held back by the group commit
+        reaches the queue after the answer it is part of.
+        """
+        self._commit()
+        try:
+            attached = self._attach(message.source)
+        except UnknownSourceError:
+            self.log.warning("download_queue_of_unknown_source", source=message.source)
+            return
+        answer = replace(attached, token=message.token)
+        try:
+            self.system.tell(p.queue_name(message.source), answer)
+        except UnknownActorError:
+            self._attached.discard(message.source)
 
     def _attach(self, source: str) -> p.Attached:
         config = self._known_source(source)
