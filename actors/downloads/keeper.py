@@ -25,15 +25,20 @@ for the caller and changes nothing. A failed commit (a full disk, a locked
 database) is rolled back and logged; the changes stay in memory, are
 retried every ``flush_interval``, and are acknowledged (events published,
 queues told) only once a retry has stored them; the keeper reports itself
-unhealthy meanwhile. Asks are still answered, from memory.
+unhealthy meanwhile. Asks are still answered, from memory. A failed read
+(``status`` of a record only the database has, ``list``) is rolled back
+at once, so the next read reconnects, and the caller gets the error; the
+keeper reports the database unhealthy (``database_error``) until it
+answers again, checked at every health report.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from regisseur.actors.actor import Actor
@@ -59,11 +64,14 @@ from regisseur.supervision.supervisor import Outcome
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy.engine import Connection
+
     from regisseur.actors.clock import TimerHandle
     from regisseur.actors.events import Subscription
 
 __all__ = ["KeeperActor"]
 
+_T = TypeVar("_T")
 _INTERRUPTED = "interrupted: the system stopped before the download ended"
 _BATCH = 500  # most writes in one transaction
 
@@ -111,6 +119,7 @@ class KeeperActor(Actor):
         self._accepted = self.system.downloads._accepted
         self._safe: list[str] = []  # stored by the next commit: leave the journal then
         self._replayed: set[str] = set()  # queued again at start: their copies are ignored
+        self._database_error: str | None = None  # the last read failed with this
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -163,14 +172,52 @@ class KeeperActor(Actor):
         self._commit()
 
     def health(self) -> dict[str, Any]:
+        database_error = self._check_database()
         return {
-            "healthy": not self._unsaved,
+            "healthy": not self._unsaved and database_error is None,
             "active": len(self._live),
             "running": len(self._running),
             "in_memory": len(self._live) + len(self._done),
             "sources": sorted(self._sources),
             "unsaved_writes": len(self._unsaved),
+            "database_error": database_error,
         }
+
+    def _check_database(self) -> str | None:
+        """Why the database does not answer now (None: it does, or there is none).
+
+        A trivial query, unless a transaction is open (then the last read's
+        outcome stands): between messages the keeper holds none.
+        """
+        if not self._persist:
+            return None
+        try:
+            if not self.connection.in_transaction():
+                self._read(lambda sql: sql.execute(text("SELECT 1")))
+        except SQLAlchemyError as exc:
+            self._database_error = describe_error(exc)
+        return self._database_error
+
+    def _read(self, query: Callable[[Connection], _T]) -> _T:
+        """Run a read in a transaction of its own, ended whatever happens.
+
+        A failed read (the connection cut, the server down) is rolled back
+        and re-raised: the connection is usable again (the next read
+        reconnects), never left waiting for a rollback no one does.
+        """
+        try:
+            result = query(self.connection)
+            self.connection.rollback()  # end the read transaction
+        except SQLAlchemyError as exc:
+            self._rollback()
+            if self._database_error is None:
+                self.log.warning("download_read_failed", error=describe_error(exc))
+            self._database_error = describe_error(exc)
+            raise
+        if self._database_error is not None:
+            self.log.info("download_reads_recovered")
+            self._database_error = None
+        return result
 
     # -- messages ----------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -363,8 +410,8 @@ class KeeperActor(Actor):
             self._accepted.discard(self._live)  # loaded, so stored
             if not pending:
                 return
-            stored = store.stored_ids(self.connection, [m.id for m in pending])
-            self.connection.rollback()  # end the read transaction
+            ids = [m.id for m in pending]
+            stored = self._read(lambda sql: store.stored_ids(sql, ids))
             self._accepted.discard(stored)
             pending = [m for m in pending if m.id not in stored]
         if not pending:
@@ -425,8 +472,7 @@ class KeeperActor(Actor):
         """A terminal record, from memory or the database."""
         record = self._done.get(download_id)
         if record is None and self._persist:
-            record = store.read_record(self.connection, download_id)
-            self.connection.rollback()  # end the read transaction
+            record = self._read(lambda sql: store.read_record(sql, download_id))
         return record
 
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
@@ -442,9 +488,9 @@ class KeeperActor(Actor):
             return sorted(found, key=lambda r: r.created_at)
         self._dirty.update(self._live)
         self._commit()
-        stored = store.read_records(self.connection, source=message.source, states=message.states)
-        self.connection.rollback()
-        return stored
+        return self._read(
+            lambda sql: store.read_records(sql, source=message.source, states=message.states)
+        )
 
     # -- reports from workers ---------------------------------------------------------
     def _start(self, message: DownloadStarted) -> None:
