@@ -62,9 +62,17 @@ class RemoveSource:
 
 @dataclass(frozen=True, slots=True)
 class Attach:
-    """A source's queue (re)started: reply with its config and pending records."""
+    """A source's queue (re)started: tell it ``Attached`` (its config and pending records).
+
+    A tell, never an ask: a queue that waited in ``on_start`` for a keeper
+    that had just failed held up its supervisor, which could then not
+    restart the keeper (they share the downloads supervisor) until the
+    queue's start timed out. ``token`` names the queue's incarnation; the
+    answer carries it back, so an answer meant for an earlier one is ignored.
+    """
 
     source: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +157,11 @@ class Pump:
 
 @dataclass(frozen=True, slots=True)
 class Attached:
-    """The keeper's answer to ``Attach``."""
+    """The keeper's answer to ``Attach`` (told to the queue)."""
 
     config: SourceConfig
     records: tuple[DownloadRecord, ...]
+    token: str = ""
 
 
 # -- to a worker ------------------------------------------------------------------

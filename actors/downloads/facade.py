@@ -23,6 +23,7 @@ import pykka
 
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.downloads import _protocol as p
+from regisseur.actors.downloads.accepted import AcceptedSubmits
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.downloads.queue import QueueActor, worker_spec
@@ -213,6 +214,9 @@ class Downloads:
         self._id_prefix = uuid.uuid4().hex[:20]
         self._ids = itertools.count(1)
         self._keeper_started = False
+        # Submits answered with an id that the keeper has not stored yet: a
+        # restarted keeper queues them again (see ``accepted``).
+        self._accepted = AcceptedSubmits()
 
     # -- plumbing ------------------------------------------------------------
     def _local_sources(self) -> list[str]:
@@ -304,7 +308,9 @@ class Downloads:
         The keeper stores the record (Initializing) before the download can
         start; ``status(id)`` from the same thread already sees it, and
         answers only once it is stored. The download starts when the
-        source has a free worker and its delay has passed. Raises
+        source has a free worker and its delay has passed. The id is never
+        lost: a keeper that crashes or dies before it stored the submit
+        queues it again when it restarts. Raises
         ``UnknownSourceError`` for an unknown source. In cluster mode a
         source registered on any live node is known, and the download runs
         on one of the nodes that have it.
@@ -323,7 +329,12 @@ class Downloads:
         cell = self._system._find(p.KEEPER)
         if cell is None or not self._usable():
             raise _not_running(self._system)
-        cell.ref.tell(message)
+        self._accepted.add(message)  # before the keeper can lose the message
+        try:
+            cell.ref.tell(message)
+        except pykka.ActorDeadError as exc:
+            self._accepted.discard((message.id,))
+            raise _not_running(self._system) from exc
         return message.id
 
     def status(self, download_id: str) -> DownloadRecord | None:

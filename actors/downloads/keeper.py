@@ -25,15 +25,20 @@ for the caller and changes nothing. A failed commit (a full disk, a locked
 database) is rolled back and logged; the changes stay in memory, are
 retried every ``flush_interval``, and are acknowledged (events published,
 queues told) only once a retry has stored them; the keeper reports itself
-unhealthy meanwhile. Asks are still answered, from memory.
+unhealthy meanwhile. Asks are still answered, from memory. A failed read
+(``status`` of a record only the database has, ``list``) is rolled back
+at once, so the next read reconnects, and the caller gets the error; the
+keeper reports the database unhealthy (``database_error``) until it
+answers again, checked at every health report.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from regisseur.actors.actor import Actor
@@ -59,11 +64,14 @@ from regisseur.supervision.supervisor import Outcome
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy.engine import Connection
+
     from regisseur.actors.clock import TimerHandle
     from regisseur.actors.events import Subscription
 
 __all__ = ["KeeperActor"]
 
+_T = TypeVar("_T")
 _INTERRUPTED = "interrupted: the system stopped before the download ended"
 _BATCH = 500  # most writes in one transaction
 
@@ -106,12 +114,19 @@ class KeeperActor(Actor):
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
+        # Submits the facade answered with an id, kept outside this
+        # incarnation until they are safe (see ``accepted``).
+        self._accepted = self.system.downloads._accepted
+        self._safe: list[str] = []  # stored by the next commit: leave the journal then
+        self._replayed: set[str] = set()  # queued again at start: their copies are ignored
+        self._database_error: str | None = None  # the last read failed with this
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
             self._load()
+        self._replay_accepted()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""
@@ -157,14 +172,52 @@ class KeeperActor(Actor):
         self._commit()
 
     def health(self) -> dict[str, Any]:
+        database_error = self._check_database()
         return {
-            "healthy": not self._unsaved,
+            "healthy": not self._unsaved and database_error is None,
             "active": len(self._live),
             "running": len(self._running),
             "in_memory": len(self._live) + len(self._done),
             "sources": sorted(self._sources),
             "unsaved_writes": len(self._unsaved),
+            "database_error": database_error,
         }
+
+    def _check_database(self) -> str | None:
+        """Why the database does not answer now (None: it does, or there is none).
+
+        A trivial query, unless a transaction is open (then the last read's
+        outcome stands): between messages the keeper holds none.
+        """
+        if not self._persist:
+            return None
+        try:
+            if not self.connection.in_transaction():
+                self._read(lambda sql: sql.execute(text("SELECT 1")))
+        except SQLAlchemyError as exc:
+            self._database_error = describe_error(exc)
+        return self._database_error
+
+    def _read(self, query: Callable[[Connection], _T]) -> _T:
+        """Run a read in a transaction of its own, ended whatever happens.
+
+        A failed read (the connection cut, the server down) is rolled back
+        and re-raised: the connection is usable again (the next read
+        reconnects), never left waiting for a rollback no one does.
+        """
+        try:
+            result = query(self.connection)
+            self.connection.rollback()  # end the read transaction
+        except SQLAlchemyError as exc:
+            self._rollback()
+            if self._database_error is None:
+                self.log.warning("download_read_failed", error=describe_error(exc))
+            self._database_error = describe_error(exc)
+            raise
+        if self._database_error is not None:
+            self.log.info("download_reads_recovered")
+            self._database_error = None
+        return result
 
     # -- messages ----------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -213,6 +266,8 @@ class KeeperActor(Actor):
         elif isinstance(message, p.RemoveSource):
             self._sources.pop(message.name, None)
             self._attached.discard(message.name)
+        elif isinstance(message, p.Attach):
+            self._answer_attach(message)
         else:
             return self._request(message)
         return None
@@ -226,8 +281,6 @@ class KeeperActor(Actor):
             return Outcome.of(lambda: self._lookup(message.id))
         if isinstance(message, p.ListRecords):
             return Outcome.of(lambda: self._list(message))
-        if isinstance(message, p.Attach):
-            return Outcome.of(lambda: self._attach(message.source))
         if isinstance(message, p.AddSource):
             return Outcome.of(lambda: self._add_source(message))
         if isinstance(message, p.Configure):
@@ -249,6 +302,24 @@ class KeeperActor(Actor):
         if config is None:
             raise UnknownSourceError(name, sorted(self._sources))
         return config
+
+    def _answer_attach(self, message: p.Attach) -> None:
+        """Tell a (re)started queue its config and pending records.
+
+        Committed first, so no acknowledgement held back by the group commit
+        reaches the queue after the answer it is part of.
+        """
+        self._commit()
+        try:
+            attached = self._attach(message.source)
+        except UnknownSourceError:
+            self.log.warning("download_queue_of_unknown_source", source=message.source)
+            return
+        answer = replace(attached, token=message.token)
+        try:
+            self.system.tell(p.queue_name(message.source), answer)
+        except UnknownActorError:
+            self._attached.discard(message.source)
 
     def _attach(self, source: str) -> p.Attached:
         config = self._known_source(source)
@@ -300,9 +371,12 @@ class KeeperActor(Actor):
 
     def _submitted(self, message: DownloadQueued) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
+        if message.id in self._replayed:
+            return None  # the copy of a submit queued again at start
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return None
+        self._safe_after_commit(message.id)
         return self._new_record(message, username=self._username(message))
 
     def _username(self, message: DownloadQueued) -> str:
@@ -310,6 +384,48 @@ class KeeperActor(Actor):
         if message.username is not None:
             return message.username
         return self._usernames.get(message.source) or message.source
+
+    def _safe_after_commit(self, download_id: str) -> None:
+        """Take the submit out of the journal once the next commit stored it.
+
+        Without a database a record is safe only once it has ended (see
+        ``_remember``): until then a restarted keeper queues it again.
+        """
+        if not self._persist:
+            return
+        if not self._safe:
+            self._acks.append(self._forget_safe)
+        self._safe.append(download_id)
+
+    def _forget_safe(self) -> None:
+        self._accepted.discard(self._safe)
+        self._safe.clear()
+
+    def _replay_accepted(self) -> None:
+        """Queue again the accepted submits that an earlier incarnation lost.
+
+        Runs at start, after the load. A submit still in the journal and
+        neither loaded nor stored died with the keeper (dropped with a
+        crash or a killed thread, or applied in memory and never
+        committed), or it still waits in the mailbox, whose copy is then
+        ignored. Replayed in the order they were accepted.
+        """
+        pending = [m for m in self._accepted.pending() if m.id not in self._live]
+        if self._persist:
+            self._accepted.discard(self._live)  # loaded, so stored
+            if not pending:
+                return
+            ids = [m.id for m in pending]
+            stored = self._read(lambda sql: store.stored_ids(sql, ids))
+            self._accepted.discard(stored)
+            pending = [m for m in pending if m.id not in stored]
+        if not pending:
+            return
+        for message in pending:
+            self._queue(message)
+            self._replayed.add(message.id)
+        self.log.warning("accepted_submits_replayed", downloads=len(pending))
+        self._commit()
 
     def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
@@ -331,6 +447,7 @@ class KeeperActor(Actor):
         record = self._new_record(
             message, username=self._username(message), state=DownloadState.ERRORED, error=error
         )
+        self._safe_after_commit(record.id)
         self._stage(record, new=True)
         self._remember(record)
         self._ack_event(DownloadStateChanged(record, None))
@@ -360,8 +477,7 @@ class KeeperActor(Actor):
         """A terminal record, from memory or the database."""
         record = self._done.get(download_id)
         if record is None and self._persist:
-            record = store.read_record(self.connection, download_id)
-            self.connection.rollback()  # end the read transaction
+            record = self._read(lambda sql: store.read_record(sql, download_id))
         return record
 
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
@@ -377,9 +493,9 @@ class KeeperActor(Actor):
             return sorted(found, key=lambda r: r.created_at)
         self._dirty.update(self._live)
         self._commit()
-        stored = store.read_records(self.connection, source=message.source, states=message.states)
-        self.connection.rollback()
-        return stored
+        return self._read(
+            lambda sql: store.read_records(sql, source=message.source, states=message.states)
+        )
 
     # -- reports from workers ---------------------------------------------------------
     def _start(self, message: DownloadStarted) -> None:
@@ -491,6 +607,8 @@ class KeeperActor(Actor):
         self._ack_event(DownloadStateChanged(ended, before.state))
 
     def _remember(self, record: DownloadRecord) -> None:
+        if not self._persist:
+            self._accepted.discard((record.id,))  # ended: nothing left to replay
         self._done[record.id] = record
         self._done.move_to_end(record.id)
         self._trim()

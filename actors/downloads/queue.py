@@ -4,17 +4,24 @@ At most ``concurrency`` downloads of the source run at once (one per free
 worker), and two starts are at least ``delay`` apart on the system clock;
 the delay is kept with a timer, never by sleeping in the mailbox.
 
-Threads: runs on its own thread. It asks the keeper once per start
-(``Attach``: its limits and the pending records, so a restarted queue loses
-nothing) and otherwise only tells: workers, the keeper and its supervisor
-(to add or retire workers when ``concurrency`` changes).
+Threads: runs on its own thread and only tells: workers, the keeper and its
+supervisor (to add or retire workers when ``concurrency`` changes). At each
+start it tells the keeper ``Attach`` and starts nothing until the answer
+(``Attached``: its limits and the pending records, so a restarted queue
+loses nothing) has come. It never waits for the keeper: the keeper and the
+source share a supervisor, and a start blocked on a keeper that has just
+failed would hold that supervisor up until the start timed out, again and
+again under repeated faults.
 
 Failures: a restart of the queue rebuilds its FIFO from the keeper; claims
-are atomic in the keeper, so a download queued twice still runs once.
+are atomic in the keeper, so a download queued twice still runs once. What
+reached the mailbox before the answer (queued for an earlier incarnation)
+is covered by the answer and ignored.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +31,7 @@ from regisseur.actors.downloads.context import CancelToken
 from regisseur.actors.errors import UnknownActorError
 from regisseur.messages.downloads import DownloadStarted
 from regisseur.supervision.spec import ChildSpec
-from regisseur.supervision.supervisor import Outcome, Spawn, StopChild
+from regisseur.supervision.supervisor import Spawn, StopChild
 
 if TYPE_CHECKING:
     from regisseur.actors.clock import TimerHandle
@@ -32,8 +39,6 @@ if TYPE_CHECKING:
     from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["QueueActor", "worker_spec"]
-
-_ASK_TIMEOUT = 30.0
 
 
 def worker_spec(source: DownloadSource, index: int) -> ChildSpec:
@@ -65,14 +70,18 @@ class QueueActor(Actor):
         self._next_start = float("-inf")
         self._pump_timer: TimerHandle | None = None
         self._started_count = 0
+        self._token = uuid.uuid4().hex  # this incarnation's Attach
+        self._attached = False
 
     def on_start(self) -> None:
-        outcome: Outcome = self.system.ask(
-            p.KEEPER, p.Attach(self._source.name), timeout=_ASK_TIMEOUT
-        )
-        attached: p.Attached = outcome.unwrap()
-        self._apply_config(attached.config)
-        for record in attached.records:
+        self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
+
+    def _on_attached(self, message: p.Attached) -> None:
+        if message.token != self._token:
+            return  # the answer to an earlier incarnation's Attach
+        self._attached = True
+        self._apply_config(message.config)
+        for record in message.records:
             self._enqueue(record, front=False)
 
     def health(self) -> dict[str, Any]:
@@ -82,15 +91,21 @@ class QueueActor(Actor):
             "concurrency": self._concurrency,
             "delay": self._delay,
             "started": self._started_count,
+            "attached": self._attached,
         }
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, p.Enqueue):
-            self._enqueue(message.record, front=message.front)
+        if isinstance(message, (p.Enqueue, p.Withdraw)):
+            if not self._attached:
+                return None  # sent before the keeper's answer, which covers it
+            if isinstance(message, p.Enqueue):
+                self._enqueue(message.record, front=message.front)
+            else:
+                self._withdraw(message.id)
         elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
             self._worker_free(message)
-        elif isinstance(message, p.Withdraw):
-            self._withdraw(message.id)
+        elif isinstance(message, p.Attached):
+            self._on_attached(message)
         elif isinstance(message, p.Pump):
             self._pump_timer = None
         elif isinstance(message, p.SourceConfig):
@@ -162,7 +177,9 @@ class QueueActor(Actor):
             self._tokens.pop(download_id, None)
         if worker in self._free:
             return
-        if self._index(worker) > self._concurrency:
+        # Before the keeper's answer the limit is not known yet: the answer
+        # retires what is beyond it (see _apply_config).
+        if self._attached and self._index(worker) > self._concurrency:
             self._tell_supervisor(StopChild(worker))
             return
         self._free.append(worker)

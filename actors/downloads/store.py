@@ -52,6 +52,7 @@ __all__ = [
     "record_from_mapping",
     "record_from_row",
     "record_values",
+    "stored_ids",
     "update_record",
     "warm_statements",
 ]
@@ -87,6 +88,7 @@ downloads_table = Table(
 SEQUENCE = "regisseur_downloads_seq"
 
 _STATES = {state.value: state for state in DownloadState}
+_IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 
 
 def ensure_table(connection: Connection) -> None:
@@ -219,6 +221,16 @@ def read_record(session: Session | Connection, download_id: str) -> DownloadReco
         select(downloads_table).where(downloads_table.c.id == download_id)
     ).first()
     return record_from_row(row) if row is not None else None
+
+
+def stored_ids(session: Session | Connection, download_ids: Sequence[str]) -> set[str]:
+    """Those of ``download_ids`` that have a row (a few queries for many ids)."""
+    found: set[str] = set()
+    column = downloads_table.c.id
+    for start in range(0, len(download_ids), _IDS_PER_QUERY):
+        chunk = download_ids[start : start + _IDS_PER_QUERY]
+        found.update(session.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
 
 
 def read_records(
