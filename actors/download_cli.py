@@ -2,7 +2,9 @@
 
 A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
-``DIR/.regisseur-downloads.db`` (or ``--db``).
+``DIR/.regisseur-downloads.db`` (or ``--db``). That file is created with
+mode 0600 (records keep the URLs, passwords included, to resume them), and
+a symbolic link in its place is refused.
 
 * Ctrl-C stops the system: every ``.part`` file is kept and the records stay
   InProgress. The next run in the same ``DIR`` resumes them (the keeper does
@@ -34,7 +36,10 @@ from typing import TYPE_CHECKING, TextIO
 
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
+from regisseur.actors.database import DatabaseError, claim_private_sqlite
 from regisseur.actors.downloads.http import HttpSource
+from regisseur.actors.downloads.names import display_name_from_url
+from regisseur.actors.log import redact_text
 from regisseur.actors.system import ActorSystem
 from regisseur.messages import (
     ChildGaveUp,
@@ -154,7 +159,7 @@ def _plan(
         newest[stored.target_id] = stored
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted.add(stored.id)
-            view.say(f"resuming {stored.target_id}")
+            view.say(f"resuming {redact_text(stored.target_id)}")
     for url in urls:
         record = newest.get(url)
         if record is not None and record.id in wanted:
@@ -165,11 +170,11 @@ def _plan(
             and record.file_path
             and Path(record.file_path).is_file()
         ):
-            view.say(f"already downloaded {url} -> {record.file_path}")
+            view.say(f"already downloaded {redact_text(url)} -> {record.file_path}")
             wanted.add(record.id)
             tracker.done_before(record)
             continue
-        name = url.rstrip("/").rsplit("/", 1)[-1] or url
+        name = display_name_from_url(url)
         extra = {"sha256": sha256} if sha256 else None
         wanted.add(system.downloads.submit(_SOURCE, url, name, extra=extra))
     return wanted
@@ -207,15 +212,16 @@ def run_download(
     directory = Path(args.output).expanduser()
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        database_url = args.db or f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
         source = HttpSource(
             _SOURCE, directory=directory, concurrency=args.jobs, retries=args.retries
         )
         system = ActorSystem(
             name="regisseur-download",
-            database_url=args.db or f"sqlite:///{directory.resolve() / DB_NAME}",
+            database_url=database_url,
             download_sources=[source],
         )
-    except (OSError, TypeError, ValueError) as exc:
+    except (OSError, TypeError, ValueError, DatabaseError) as exc:
         err.write(f"regisseur download: {exc}\n")
         return 2
     view = make_view(out, plain=args.plain)
@@ -237,7 +243,7 @@ def run_download(
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        err.write(f"regisseur download: {type(exc).__name__}: {exc}\n")
+        err.write(f"regisseur download: {type(exc).__name__}: {redact_text(str(exc))}\n")
     finally:
         with no_interrupts():
             view.close()
@@ -252,7 +258,7 @@ def run_download(
     failures = [(r, _failure(r, args.sha256)) for r in final.values()]
     for record, why in failures:
         if why is not None:
-            err.write(f"FAILED {record.target_id}: {why}\n")
+            err.write(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}\n")
     if final:
         failed = sum(1 for _, why in failures if why is not None)
         view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")

@@ -2,7 +2,8 @@
 
 Reads the database directly (no system is started), so it works while
 another process runs the system, and after it has gone. A SQLite file that
-does not exist is an error, never created.
+does not exist is an error, never created. Every text it returns is
+redacted (:func:`actors.log.redact`): credentials stay in the database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from regisseur.actors.downloads import store
 from regisseur.actors.journal import read_events
-from regisseur.actors.log import redact_text
+from regisseur.actors.log import redact, redact_text
 
 if TYPE_CHECKING:
     from regisseur.messages.downloads import DownloadRecord
@@ -56,7 +57,10 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         raise StatusError(msg) from exc
     finally:
         engine.dispose()
-    return {"downloads": [r.as_dict() | {"source": r.source} for r in records], "events": journal}
+    # Shown to people and scripts: no URL password or signed-URL signature
+    # (in display names, errors, extras), whatever was stored.
+    downloads = [redact(r.as_dict() | {"source": r.source}) for r in records]
+    return {"downloads": downloads, "events": redact(journal)}
 
 
 def render_json(data: dict[str, Any], out: TextIO) -> None:

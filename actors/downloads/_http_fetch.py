@@ -118,6 +118,12 @@ def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
     return value.strip().lower()
 
 
+def _url_auth(url: str) -> tuple[str, str] | None:
+    """The user and password in ``url`` (percent-decoded), or ``None``."""
+    user, password = requests.utils.get_auth_from_url(url)
+    return (user, password) if user or password else None
+
+
 def _cancel_reason(ctx: DownloadContext) -> str:
     """Why ``ctx`` was cancelled (``"stopping"`` when the system stops)."""
     return ctx.cancel_reason or "cancelled"
@@ -286,12 +292,18 @@ class Fetch:
         raise DownloadError(status_text(response, self.shown), status=status)
 
     def _open(self, headers: dict[str, str]) -> requests.Response:
-        """GET the URL, following redirects by hand (each hop http or https)."""
+        """GET the URL, following redirects by hand (each hop http or https).
+
+        Credentials (``Authorization`` and ``Cookie`` headers, a user and
+        password in the URL) go to every hop on the URL's origin, as
+        ``requests`` sends them, and to no hop after the chain has left it.
+        """
         source = self.source
         url = self.url
         send: dict[str, str | None] = dict(headers)
+        auth = _url_auth(url)
         for _ in range(source.max_redirects + 1):
-            response = self._get(url, send)
+            response = self._get(url, send, auth)
             if not response.is_redirect:
                 return response
             location = response.headers["Location"]
@@ -300,10 +312,13 @@ class Fetch:
             url = self._redirect_target(url, location)
             if cross_origin(self.url, url):
                 send.update(dict.fromkeys(_CROSS_ORIGIN_HEADERS))
+                auth = None
         msg = f"too many redirects (more than {source.max_redirects}): {self.shown}"
         raise DownloadError(msg)
 
-    def _get(self, url: str, headers: dict[str, str | None]) -> requests.Response:
+    def _get(
+        self, url: str, headers: dict[str, str | None], auth: tuple[str, str] | None
+    ) -> requests.Response:
         source = self.source
         shown = redact_text(url)
         try:
@@ -315,6 +330,7 @@ class Fetch:
             return self.session.get(
                 url,
                 headers=headers,
+                auth=auth,
                 stream=True,
                 allow_redirects=False,
                 timeout=(source.connect_timeout, source.read_timeout),

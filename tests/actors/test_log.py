@@ -489,6 +489,23 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
         ('{"token": "abc"}', f'{{"token": "{REDACTED}"}}'),
         ("Basic setup complete", "Basic setup complete"),
         ("retries=3 user=bob", "retries=3 user=bob"),
+        (
+            "https://b.s3.amazonaws.com/f?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIA%2F20260101%2Fs3&X-Amz-Security-Token=tok"
+            "&X-Amz-Signature=0a1b&X-Amz-Expires=60",
+            "https://b.s3.amazonaws.com/f?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            f"&X-Amz-Credential={REDACTED}&X-Amz-Security-Token={REDACTED}"
+            f"&X-Amz-Signature={REDACTED}&X-Amz-Expires=60",
+        ),
+        (
+            "/f?Signature=s1&Expires=9&AWSAccessKeyId=a1",
+            f"/f?Signature={REDACTED}&Expires=9&AWSAccessKeyId={REDACTED}",
+        ),
+        ("/f?sv=2&SIG=s1&se=3", f"/f?sv=2&SIG={REDACTED}&se=3"),
+        ("/f?Token=t&access_token=a", f"/f?Token={REDACTED}&access_token={REDACTED}"),
+        ("/f#id_token=i&state=s", f"/f#id_token={REDACTED}&state=s"),
+        ("/f?key=k&pwd=p&page=2", f"/f?key={REDACTED}&pwd={REDACTED}&page=2"),
+        ("design=3 signal=4 monkey=5 /f?sign=1", "design=3 signal=4 monkey=5 /f?sign=1"),
     ],
 )
 def test_redact_text(text: str, expected: str) -> None:
