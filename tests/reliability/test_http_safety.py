@@ -1,4 +1,4 @@
-"""``HttpSource`` safety: secrets never shown, URL credentials on redirects.
+"""``HttpSource`` safety: secrets never shown, URL credentials on redirects, bounds.
 
 Uses the raw server of :mod:`tests.reliability.test_hostile_http`: each
 request is answered with exact bytes, and ``seen`` keeps what the client
@@ -11,22 +11,32 @@ import base64
 import io
 import json
 import logging
+import re
+import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from regisseur.actors import configure_logging
+from regisseur.actors.downloads import HttpSource
 from regisseur.actors.log import REDACTED
+from regisseur.messages import DownloadProgressed
 from tests.reliability.test_hostile_http import (
     BODY,
+    CHUNKED,
+    ERRORED,
+    GOOD,
     OK,
+    PORT,
     SUCCEEDED,
     RawServer,
     fetch,
+    files,
     http,
     http_system,
     redirect,
+    still_works,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +52,7 @@ SECRETS = ("s3cr3t-pw", "AKIAEXAMPLE", "s1gn4ture", "s1g&", "t0ken")
 @pytest.fixture
 def server() -> Iterator[RawServer]:
     raw = RawServer()
+    raw.route("/good", http(OK, body=GOOD))
     yield raw
     raw.close()
 
@@ -121,3 +132,158 @@ def test_signed_url_secrets_are_in_no_log_error_or_repr(
         for secret in SECRETS:
             assert secret not in text, (secret, text)
     assert done.target_id.endswith(SIGNED)  # the record keeps what the source needs
+
+
+# -- bounds: size, low speed, max_time, progress --------------------------------------------
+
+
+def dribble(head: bytes, data: bytes, every: float) -> Any:
+    """Send ``head``, then ``data`` one byte every ``every`` seconds (a server-side pace)."""
+
+    def answer(server: RawServer, connection: socket.socket) -> None:
+        gate = server.gate()
+        connection.sendall(head)
+        for byte in data:
+            if gate.wait(every):
+                return
+            connection.sendall(bytes([byte]))
+
+    return answer
+
+
+def endless(head: bytes, chunk: bytes) -> Any:
+    """Send ``head``, then ``chunk`` again and again until the client goes away."""
+
+    def answer(server: RawServer, connection: socket.socket) -> None:
+        gate = server.gate()
+        connection.sendall(head)
+        while not gate.is_set():
+            connection.sendall(chunk)  # OSError when the client hangs up: the end
+
+    return answer
+
+
+ENDLESS = [
+    pytest.param(http(OK, length=False), b"x" * 65536, id="close-delimited"),
+    pytest.param(
+        http(OK, CHUNKED, length=False),
+        b"10000\r\n" + b"x" * 65536 + b"\r\n",
+        id="chunked",
+    ),
+]
+
+
+@pytest.mark.parametrize(("head", "chunk"), ENDLESS)
+def test_an_endless_body_stops_at_max_bytes(
+    server: RawServer, folder: Path, head: bytes, chunk: bytes
+) -> None:
+    url = server.route("/endless", endless(head, chunk))
+    with http_system(folder, max_bytes=1_000_000) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert record.error == f"body larger than max_bytes=1000000: {url}"
+        assert files(folder) == []
+        still_works(system, server, folder)
+
+
+def test_a_body_slower_than_the_speed_limit_fails_and_is_retried(
+    server: RawServer, folder: Path
+) -> None:
+    """Before: a server sending a byte just before each read timeout held a worker forever."""
+    url = server.route(
+        "/slow", dribble(http(OK, {"Content-Length": "1000"}), b"x" * 1000, every=0.05)
+    )
+    with http_system(folder, speed_limit=100, speed_time=0.3, retries=1) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert re.fullmatch(
+            rf"too slow: less than 100 bytes/s during 0\.3s \(received \d+ bytes\): "
+            rf"http://{PORT}/slow \(after 2 attempts\)",
+            record.error,
+        ), record.error
+        assert len([p for p, _ in server.seen if p == "/slow"]) == 2
+        still_works(system, server, folder)
+
+
+def test_a_body_faster_than_the_speed_limit_is_not_cut(server: RawServer, folder: Path) -> None:
+    body = b"y" * 40
+    url = server.route("/steady", dribble(http(OK, {"Content-Length": "40"}), body, every=0.01))
+    with http_system(folder, speed_limit=5, speed_time=0.5, chunk_size=1024) as system:
+        record = fetch(system, url)
+        assert record.state is SUCCEEDED, record.error
+        assert Path(record.file_path).read_bytes() == body
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_max_time_ends_a_dribbling_download(server: RawServer, folder: Path, framing: str) -> None:
+    head = {
+        "length": http(OK, {"Content-Length": "100000"}),
+        "chunked": http(OK, CHUNKED, length=False) + b"186a0\r\n",
+        "close": http(OK, length=False),
+    }[framing]
+    url = server.route("/dribble", dribble(head, b"z" * 100_000, every=0.02))
+    with http_system(folder, max_time=0.5, retries=3) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert re.fullmatch(
+            rf"took longer than max_time=0\.5s \(received \d+ bytes\): http://{PORT}/dribble",
+            record.error,
+        ), record.error
+        assert len([p for p, _ in server.seen if p == "/dribble"]) == 1  # not retried
+        assert files(folder) == []
+
+
+def test_max_time_cuts_the_wait_before_a_retry(server: RawServer, folder: Path) -> None:
+    url = server.route("/busy", http("503 Service Unavailable", {"Retry-After": "120"}))
+    with http_system(folder, max_time=0.3, retries=5, max_retry_after=300.0) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert record.error == f"took longer than max_time=0.3s (received 0 bytes): {url}"
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_progress_is_reported_while_bytes_trickle_in(
+    server: RawServer, folder: Path, framing: str
+) -> None:
+    """Before: nothing was reported until a 256 KiB read filled (here: the whole body)."""
+    body = b"p" * 30
+    head = {
+        "length": http(OK, {"Content-Length": "30"}),
+        "chunked": http(OK, CHUNKED, length=False) + b"1e\r\n",
+    }[framing]
+    tail = b"" if framing == "length" else b"\r\n0\r\n\r\n"
+    url = server.route("/trickle", dribble(head, body + tail, every=0.04))
+    seen: list[int] = []
+    with (
+        http_system(folder) as system,
+        system.downloads.subscribe(
+            lambda event: (
+                seen.append(event.record.transferred)
+                if isinstance(event, DownloadProgressed)
+                else None
+            )
+        ),
+    ):
+        record = fetch(system, url)
+        assert record.state is SUCCEEDED, record.error
+        assert Path(record.file_path).read_bytes() == body
+    between = sorted({count for count in seen if 0 < count < len(body)})
+    assert len(between) >= 3, seen
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "text"),
+    [
+        ({"max_time": 0}, ValueError, "max_time must be > 0 seconds"),
+        ({"max_time": "10"}, TypeError, "max_time must be a number of seconds"),
+        ({"speed_limit": 0}, ValueError, "speed_limit must be >= 1"),
+        ({"speed_limit": 1.5}, TypeError, "speed_limit must be an int"),
+        ({"speed_time": -1}, ValueError, "speed_time must be > 0 seconds"),
+        ({"speed_time": float("inf")}, ValueError, "speed_time must be a finite number"),
+    ],
+)
+def test_limit_arguments_are_checked(
+    folder: Path, options: dict[str, Any], error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error, match=re.escape(f"HttpSource 'http' {text}")):
+        HttpSource(directory=folder, **options)
