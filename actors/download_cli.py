@@ -1,4 +1,4 @@
-"""``regisseur download URL... [-o DIR] [-j N] [--retries N] [--sha256 HEX] [--db URL]``.
+"""``regisseur download URL... [-o DIR] [-j N] [--retries N] [--sha256 HEX] [--db URL] [...]``.
 
 A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
@@ -14,6 +14,11 @@ a symbolic link in its place is refused.
 * A URL already downloaded (its file still on disk) is reported and skipped.
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
+* ``--max-size``, ``--max-time``, ``--speed-limit``/``--speed-time`` bound
+  each download (the ``HttpSource`` options ``max_bytes``, ``max_time``,
+  ``speed_limit``, ``speed_time``).
+* URLs are shown with their passwords and signed-URL parameters redacted
+  (the records keep them, to resume).
 
 Output: progress bars with rich on a terminal, else plain lines; one
 ``FAILED <url>: <error>`` line per failure on stderr. Exit codes: 0 when
@@ -28,11 +33,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import re
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
@@ -75,6 +81,31 @@ def _count(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _bytes(text: str) -> int:
+    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500K, 10M, 2G)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _sha256(text: str) -> str:
     if not _SHA256.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(f"not 64 hex digits: {text!r}")
@@ -98,6 +129,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db", default=None, metavar="URL", help=f"database URL (default: DIR/{DB_NAME})"
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    # Bounds against hostile or broken servers (HttpSource max_bytes, max_time,
+    # speed_limit, speed_time).
+    parser.add_argument(
+        "--max-size",
+        type=_bytes,
+        default=None,
+        metavar="SIZE",
+        help="fail a download larger than SIZE (e.g. 500K, 10M, 2G), with or without "
+        "Content-Length",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="fail a download that takes longer than this, retries included",
+    )
+    parser.add_argument(
+        "--speed-limit",
+        type=_bytes,
+        default=None,
+        metavar="BYTES",
+        help="fail (and retry) a download slower than BYTES per second for --speed-time",
+    )
+    parser.add_argument(
+        "--speed-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the period of --speed-limit (30; alone it means --speed-limit 1)",
+    )
 
 
 class _Tracker:
@@ -199,6 +261,19 @@ def _failure(record: DownloadRecord, sha256: str | None) -> str | None:
     return None
 
 
+def _bounds(args: argparse.Namespace) -> dict[str, Any]:
+    """HttpSource's limits from the options (curl's: --speed-time alone means 1 byte/s)."""
+    speed_limit = args.speed_limit
+    if speed_limit is None and args.speed_time is not None:
+        speed_limit = 1
+    return {
+        "max_bytes": args.max_size,
+        "max_time": args.max_time,
+        "speed_limit": speed_limit,
+        "speed_time": 30.0 if args.speed_time is None else args.speed_time,
+    }
+
+
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -214,7 +289,11 @@ def run_download(
         directory.mkdir(parents=True, exist_ok=True)
         database_url = args.db or f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
         source = HttpSource(
-            _SOURCE, directory=directory, concurrency=args.jobs, retries=args.retries
+            _SOURCE,
+            directory=directory,
+            concurrency=args.jobs,
+            retries=args.retries,
+            **_bounds(args),
         )
         system = ActorSystem(
             name="regisseur-download",

@@ -1,4 +1,4 @@
-"""``regisseur download`` (the real entry point) on hostile ground: secrets, links, limits.
+"""``regisseur download`` (the real entry point) on hostile ground: secrets, links, bounds.
 
 A raw server on 127.0.0.1 (:class:`tests.reliability.test_hostile_http.RawServer`)
 answers with exact bytes; each run is a subprocess of the installed CLI.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.reliability.test_hostile_http import OK, RawServer, http
+from tests.reliability.test_http_safety import dribble, endless
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -144,3 +145,53 @@ def test_a_link_to_another_applications_database_is_refused(
         tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == [("mine",)]
     assert os.path.islink(out / f"{DB_NAME}{which}")
+
+
+# -- bounds ----------------------------------------------------------------------------------
+
+
+def test_max_size_stops_an_endless_body(server: RawServer, tmp_path: Path) -> None:
+    """Before: a body without Content-Length that never ends filled the disk."""
+    url = server.route("/endless", endless(http(OK, length=False), b"x" * 65536))
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain", "--max-size", "1M")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: body larger than max_bytes=1048576: {url}" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [DB_NAME]
+
+
+def test_speed_limit_fails_a_dribbling_server(server: RawServer, tmp_path: Path) -> None:
+    """Before: one byte every few seconds held the download forever."""
+    url = server.route("/slow", dribble(http(OK, {"Content-Length": "5000"}), b"x" * 5000, 0.05))
+    out = tmp_path / "out"
+    result = run(
+        "download", url, "-o", str(out), "--plain", "--retries", "0",
+        "--speed-limit", "1K", "--speed-time", "0.5",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: too slow: less than 1024 bytes/s during 0.5s" in result.stderr
+
+
+def test_max_time_bounds_a_download(server: RawServer, tmp_path: Path) -> None:
+    url = server.route("/slow", dribble(http(OK, {"Content-Length": "5000"}), b"x" * 5000, 0.05))
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain", "--max-time", "0.5")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: took longer than max_time=0.5s (received " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-size", "10X"), "--max-size: not a size: '10X'"),
+        (("--max-size", "0"), "--max-size: must be at least 1 byte"),
+        (("--speed-limit", "-5"), "--speed-limit: not a size: '-5'"),
+        (("--speed-time", "0"), "--speed-time: must be a number of seconds > 0"),
+        (("--max-time", "nan"), "--max-time: must be a number of seconds > 0"),
+        (("--max-time", "soon"), "--max-time: not a number of seconds: 'soon'"),
+    ],
+)
+def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    result = run("download", "http://127.0.0.1:1/x", "-o", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
