@@ -32,6 +32,7 @@ import urllib3
 from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._http_body import ChunkedReader, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
+from regisseur.actors.downloads._http_session import waiting_for_answer
 from regisseur.actors.downloads._http_wire import (
     SCHEMES,
     check_url,
@@ -95,8 +96,13 @@ def _abort(response: requests.Response) -> None:
     candidates.append(getattr(fp, "_sock", None))
     for sock in candidates:
         if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """End every blocked read of ``sock`` at once (any thread)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Retry(Exception):
@@ -321,7 +327,12 @@ class Fetch:
         send: dict[str, str | None] = dict(headers)
         auth = _url_auth(url)
         for _ in range(source.max_redirects + 1):
-            response = self._get(url, send, auth)
+            try:
+                response = self._get(url, send, auth)
+            except (_Retry, DownloadError) as exc:
+                if self.watch.expired is not None:  # it shut the socket down
+                    raise self._expired() from exc
+                raise
             if not response.is_redirect:
                 return response
             location = response.headers["Location"]
@@ -344,16 +355,18 @@ class Fetch:
         except (ValueError, requests.RequestException) as exc:  # InvalidURL, bad IDNA, ...
             msg = f"malformed URL {shown!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
+        timeouts = self._timeouts()
         try:
-            return self.session.get(
-                url,
-                headers=headers,
-                auth=auth,
-                stream=True,
-                allow_redirects=False,
-                timeout=self._timeouts(),
-                verify=source.verify,
-            )
+            with waiting_for_answer(self._waiting):
+                response = self.session.get(
+                    url,
+                    headers=headers,
+                    auth=auth,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=timeouts,
+                    verify=source.verify,
+                )
         except requests.exceptions.SSLError as exc:
             msg = f"TLS error ({network_reason(exc)}): {shown}"
             raise DownloadError(msg) from exc
@@ -375,6 +388,20 @@ class Fetch:
         except requests.RequestException as exc:
             msg = f"request failed ({network_reason(exc)}): {shown}"
             raise DownloadError(msg) from exc
+        finally:
+            self.watch.unwatch()  # the socket may go back to the pool
+        if self.watch.expired is not None:
+            # Shut down mid-headers, http.client may take what came as a whole
+            # answer (no Content-Length: an empty body): never use it.
+            response.close()
+            raise self._expired()
+        return response
+
+    def _waiting(self, sock: socket.socket) -> None:
+        """In ``session.get``, the request went out on ``sock``: while the answer
+        is awaited, a cancel or a limit shuts the socket down (worker thread)."""
+        self.ctx.on_cancel(lambda: _shutdown(sock))
+        self.watch.watch(lambda: _shutdown(sock), self.received)
 
     def _timeouts(self) -> tuple[float, float]:
         """(connect, read) timeouts of the next request: never past ``max_time``."""

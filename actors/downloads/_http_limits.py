@@ -12,12 +12,16 @@ A :class:`Watchdog` lives with one :class:`~actors.downloads._http_fetch.Fetch`:
   the body starts, and a new one starts whenever the bytes it needs have
   arrived, so a stall is seen at most ``speed_time`` after it began.
 
-Threads: the worker thread calls :meth:`watch`, :meth:`progress` (per read)
-and :meth:`unwatch`; a timer on the system clock (``ctx.call_at``, run on
-the timer thread) checks the limits while the worker is blocked in a read
-and, when one is exceeded, records why (:attr:`expired`) and calls the
-abort function, which shuts the socket down so the read returns at once.
-The worker then raises :attr:`expired`. Time is the system clock's, so a
+Both limits apply from the moment a request waits for its answer, as in
+curl (a server that takes longer than ``speed_time`` to start answering
+is too slow too).
+
+Threads: the worker thread calls :meth:`watch`, :meth:`progress` (per
+read) and :meth:`unwatch`; a timer on the system clock (``ctx.call_at``,
+run on the timer thread) checks the limits while the worker is blocked in
+a read and, when one is exceeded, records why (:attr:`expired`) and calls
+the abort function, which shuts the socket down so the read returns at
+once. The worker then raises :attr:`expired`. Time is the system clock's, so a
 ``ManualClock`` drives it in tests.
 """
 
@@ -96,10 +100,13 @@ class Watchdog:
     # -- the body (worker thread, timer thread) ----------------------------------------
 
     def watch(self, abort: Callable[[], None], received: int) -> None:
-        """A body starts at ``received`` bytes; ``abort`` ends a blocked read."""
+        """Start watching: an answer is awaited, or a body starts, at ``received``
+        bytes; ``abort`` ends a blocked read. A new window starts now."""
         if not self.active:
             return
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
             self.expired = None  # a slow attempt before this one was retried
             self.received = received
             self._window = (self._ctx.now(), received)

@@ -16,8 +16,9 @@ downloads the URL given as ``target_id`` with ``requests``:
   it in ``<part>.meta``; a server that ignores the range (200), answers 416
   or changed the file makes the download start over;
 * ``max_bytes`` bounds every body, ``max_time`` the whole download, and
-  ``speed_limit``/``speed_time`` the slowest acceptable body (checked by a
-  timer while a read blocks: :mod:`actors.downloads._http_limits`);
+  ``speed_limit``/``speed_time`` the slowest acceptable answer (checked by
+  a timer while a read blocks, headers included:
+  :mod:`actors.downloads._http_limits`, :mod:`actors.downloads._http_session`);
 * connection errors, timeouts, a cut body, 408, 429 and 5xx (but 501 and
   505) are retried ``retries`` times after the server's ``Retry-After``
   (capped at ``max_retry_after``) or the ``backoff``, waiting on the system
@@ -53,6 +54,7 @@ import requests
 
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._http_fetch import Fetch
+from regisseur.actors.downloads._http_session import new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
@@ -204,9 +206,7 @@ class HttpSource(DownloadSource):
 
     def open_session(self) -> requests.Session:
         """Make this worker's session (runs on the worker thread at its start)."""
-        session = requests.Session()
-        session.headers.update(self.headers)
-        return session
+        return new_session(self.headers)
 
     def close_session(self, session: requests.Session) -> None:
         """Close a session made by :meth:`open_session` (at the worker's stop)."""

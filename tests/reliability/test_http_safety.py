@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import socket
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,18 +25,21 @@ from regisseur.actors.log import REDACTED
 from regisseur.messages import DownloadProgressed
 from tests.reliability.test_hostile_http import (
     BODY,
+    CANCELLED,
     CHUNKED,
     ERRORED,
     GOOD,
     OK,
     PORT,
     SUCCEEDED,
+    WAIT,
     RawServer,
     fetch,
     files,
     http,
     http_system,
     redirect,
+    stall_after,
     still_works,
 )
 
@@ -287,3 +291,41 @@ def test_limit_arguments_are_checked(
 ) -> None:
     with pytest.raises(error, match=re.escape(f"HttpSource 'http' {text}")):
         HttpSource(directory=folder, **options)
+
+
+HEAD_DRIBBLE = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 10_000
+
+
+def test_max_time_ends_a_server_that_dribbles_its_headers(server: RawServer, folder: Path) -> None:
+    url = server.route("/headers", dribble(b"", HEAD_DRIBBLE, every=0.02))
+    with http_system(folder, max_time=0.5, read_timeout=2.0) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert record.error == f"took longer than max_time=0.5s (received 0 bytes): {url}"
+        still_works(system, server, folder)
+
+
+def test_speed_limit_ends_a_server_that_dribbles_its_headers(
+    server: RawServer, folder: Path
+) -> None:
+    url = server.route("/headers", dribble(b"", HEAD_DRIBBLE, every=0.02))
+    with http_system(folder, speed_limit=10, speed_time=0.3) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        assert record.error == (
+            f"too slow: less than 10 bytes/s during 0.3s (received 0 bytes): {url}"
+        )
+        still_works(system, server, folder)
+
+
+def test_a_cancel_ends_the_wait_for_an_answer_at_once(server: RawServer, folder: Path) -> None:
+    """Before: a server that never answered kept a cancelled download until read_timeout."""
+    sent = threading.Event()
+    url = server.route("/silent", stall_after(b"", sent))
+    with http_system(folder, read_timeout=30.0) as system:
+        download = system.downloads.submit("http", url, "silent")
+        assert sent.wait(WAIT)
+        assert system.downloads.cancel(download) is True
+        assert system.downloads.wait(download, WAIT).state is CANCELLED
+        system.settle(2.0)  # TimeoutError while the worker still waits for the answer
+        still_works(system, server, folder)
