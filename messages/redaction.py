@@ -39,6 +39,7 @@ SENSITIVE_WORDS = (
     r"token|passw(?:or)?d|passphrase|secret|authorization|api[_-]?key|access[_-]?key"
     r"|cookie|credential|signature|private[_-]?key"
 )
+_ANY_WORD = re.compile(SENSITIVE_WORDS)  # on lower-cased text
 _URL_CREDENTIALS = re.compile(
     r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
     re.IGNORECASE,
@@ -88,13 +89,20 @@ def redact_text(text: str) -> str:
     Idempotent and pure, so thread-safe; use it on anything shown to a
     person or written to a log.
     """
-    pairs = "=" in text or ":" in text  # URLs, headers and pairs need one of them
-    if pairs:
+    # Each pattern runs only where the text has what it needs: a plain URL
+    # or message is checked with a few substring tests and one literal scan.
+    lower = text.lower()
+    pairs = "=" in text or ":" in text
+    if "@" in text and "://" in text:
         text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    if ":" in text and ("authorization" in lower or "cookie" in lower):
         text = _HEADER.sub(_redact_key_value, text)
-    text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
-    text = _BASIC.sub(_redact_basic, text)
-    if pairs:
+    if "bearer" in lower:
+        text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
+    if "basic" in lower:
+        text = _BASIC.sub(_redact_basic, text)
+    if pairs and _ANY_WORD.search(lower):
         text = _KEY_VALUE.sub(_redact_key_value, text)
+    if "=" in text and ("?" in text or "&" in text or ";" in text or "#" in text):
         text = _QUERY_KEY.sub(_redact_key_value, text)
     return text

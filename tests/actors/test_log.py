@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.log import (
     REDACTED,
@@ -511,6 +513,28 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
     assert redact_text(expected) == expected  # idempotent
+
+
+_FRAGMENTS = [
+    "http://", "https://u:p@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
+    "token", "Password", "X-Amz-Signature", "sig", "key", "Authorization", "Cookie",
+    "Bearer abc", "Basic dXNlcjpwYXNz", "basic", "api_key", "value", "x/y", "[REDACTED]",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join))
+def test_redact_text_skips_only_patterns_that_cannot_match(text: str) -> None:
+    """The quick checks in front of each pattern never change the result."""
+    from regisseur.messages import redaction as r
+
+    full = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    full = r._HEADER.sub(r._redact_key_value, full)
+    full = r._BEARER.sub(rf"\g<scheme> {REDACTED}", full)
+    full = r._BASIC.sub(r._redact_basic, full)
+    full = r._KEY_VALUE.sub(r._redact_key_value, full)
+    full = r._QUERY_KEY.sub(r._redact_key_value, full)
+    assert redact_text(text) == full
 
 
 def test_redact_copies_and_does_not_mutate() -> None:
