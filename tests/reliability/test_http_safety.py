@@ -329,3 +329,19 @@ def test_a_cancel_ends_the_wait_for_an_answer_at_once(server: RawServer, folder:
         assert system.downloads.wait(download, WAIT).state is CANCELLED
         system.settle(2.0)  # TimeoutError while the worker still waits for the answer
         still_works(system, server, folder)
+
+
+@pytest.mark.parametrize("limit", ["max_time", "speed_limit"])
+def test_limits_end_a_spliced_body(server: RawServer, folder: Path, limit: str) -> None:
+    """A plain body of 2 MiB is spliced in the kernel: the limits end that wait too."""
+    head = http(OK, {"Content-Length": str(2 * 1024 * 1024)}) + b"s" * 65536
+    url = server.route("/big", dribble(head, b"s" * 100_000, every=0.02))
+    options: dict[str, Any] = (
+        {"max_time": 0.6} if limit == "max_time" else {"speed_limit": 1_000_000, "speed_time": 0.3}
+    )
+    with http_system(folder, **options) as system:
+        record = fetch(system, url)
+        assert record.state is ERRORED
+        expected = "took longer than max_time" if limit == "max_time" else "too slow: less than"
+        assert record.error.startswith(expected), record.error
+        assert files(folder) == []
