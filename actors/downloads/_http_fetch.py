@@ -410,7 +410,7 @@ class Fetch:
         if left is None:
             return source.connect_timeout, source.read_timeout
         if left <= 0:
-            raise self.watch._late()
+            raise self.watch.late()
         return min(source.connect_timeout, left), min(source.read_timeout, left)
 
     def _redirect_target(self, current: str, location: str) -> str:

@@ -89,9 +89,10 @@ class Watchdog:
         """Raise the ``max_time`` error if the deadline has passed."""
         left = self.time_left()
         if left is not None and left <= 0:
-            raise self._late()
+            raise self.late()
 
-    def _late(self) -> DownloadError:
+    def late(self) -> DownloadError:
+        """The ``max_time`` error (raise it)."""
         return DownloadError(
             f"took longer than max_time={self.max_time:g}s "
             f"(received {self.received} bytes): {self._shown}"
@@ -150,7 +151,7 @@ class Watchdog:
                 return
             now = self._ctx.now()
             if self.deadline is not None and now >= self.deadline:
-                self.expired = self._late()
+                self.expired = self.late()
             elif self._need:
                 start, before = self._window
                 if self.received - before >= self._need:
