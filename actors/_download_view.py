@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 from regisseur.actors.clock import monotonic
+from regisseur.actors.log import redact_text
 from regisseur.messages import DownloadProgressed, DownloadState, DownloadStateChanged
 
 if TYPE_CHECKING:
@@ -75,9 +76,10 @@ class LineView:
             return
         if record.state is DownloadState.IN_PROGRESS:
             self._last[record.id] = monotonic()
-            self.say(f"downloading {record.target_id}")
+            self.say(f"downloading {redact_text(record.target_id)}")
         elif record.state is DownloadState.SUCCEEDED:
-            self.say(f"done {record.target_id} -> {record.file_path} ({size_text(record.size)})")
+            url = redact_text(record.target_id)
+            self.say(f"done {url} -> {record.file_path} ({size_text(record.size)})")
 
     def close(self) -> None:
         """No more updates (idempotent)."""

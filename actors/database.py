@@ -4,10 +4,21 @@ SQLite (the embedded default) is opened in WAL mode with a busy timeout so
 that several actor threads can read and write; other databases are used as
 SQLAlchemy configures them. ``open()`` checks the connection at once so a bad
 URL or an unreachable server fails the system's start, not the first query.
+
+A SQLite file the system creates is private to its user (mode 0600; SQLite
+gives its ``-wal`` and ``-shm`` files the same mode): download records hold
+URLs, and a URL may carry a password or a signature.
+:func:`claim_private_sqlite` goes further for a database kept in a directory
+others may write to (the CLI's output directory): it refuses a symbolic
+link in place of the file or its companions.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
@@ -22,9 +33,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
-__all__ = ["Database", "DatabaseError", "create_tables"]
+__all__ = ["Database", "DatabaseError", "claim_private_sqlite", "create_tables"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: The files SQLite keeps beside a database ``x.db``: ``x.db-wal`` and so on.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+_PRIVATE = 0o600
 
 
 class DatabaseError(RegisseurError, RuntimeError):
@@ -88,6 +102,7 @@ class Database:
             msg = f"cannot use database {self.url}: {exc}"
             raise DatabaseError(msg) from exc
         if self.is_sqlite:
+            _create_private(self._url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
             with engine.connect() as connection:
@@ -137,6 +152,63 @@ def create_tables(connection: Connection, *tables: Table) -> None:
         except (OperationalError, ProgrammingError) as exc:
             if "already exists" not in str(exc):
                 raise
+
+
+def claim_private_sqlite(path: str | Path) -> Path:
+    """Make ``path`` a private SQLite file that is safe to open; return it.
+
+    For a database in a directory other users may write to. Refuses (with a
+    ``DatabaseError`` saying so) a symbolic link at ``path`` or at its
+    ``-wal``/``-shm``/``-journal`` companions, dangling or not: SQLite
+    follows links, so a planted link would create the database elsewhere or
+    turn another application's SQLite file into ours. Also refuses anything
+    but a regular file. Creates a missing file with mode 0600 without
+    following links, and narrows an existing file of the caller's to 0600.
+    Runs on the caller's thread; touches only these files.
+    """
+    path = Path(path)
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        if candidate.is_symlink():
+            msg = (
+                f"refusing to open the database {str(path)!r}: {str(candidate)!r} is a "
+                f"symbolic link (SQLite would follow it out of the directory); remove it"
+            )
+            raise DatabaseError(msg)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), _PRIVATE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link appeared since the check
+            msg = f"refusing to open the database {str(path)!r}: it is a symbolic link"
+        else:
+            msg = f"cannot open the database {str(path)!r}: {exc.strerror or exc}"
+        raise DatabaseError(msg) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = f"refusing to open the database {str(path)!r}: it is not a regular file"
+            raise DatabaseError(msg)
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            os.fchmod(fd, _PRIVATE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _create_private(database: str | None) -> None:
+    """Create a missing SQLite file with mode 0600 (SQLite would use 0644).
+
+    Only a plain path: not ``:memory:``, not a ``file:`` URI. An existing
+    name (a file, or a link: SQLite decides what to do with it) is left as
+    it is, and so is a path SQLite will refuse anyway (no such directory).
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        os.close(os.open(database, flags, _PRIVATE))
+    except OSError:
+        return  # it exists, or SQLite will report why it cannot be opened
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

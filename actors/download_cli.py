@@ -2,7 +2,9 @@
 
 A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
-``DIR/.regisseur-downloads.db`` (or ``--db``, a URL or a SQLite file).
+``DIR/.regisseur-downloads.db`` (or ``--db``, a URL or a SQLite file). That
+file is created with mode 0600 (records keep the URLs, passwords included,
+to resume them), and a symbolic link in its place is refused.
 
 * URLs come from the arguments and from ``-i FILE`` (one a line, ``-`` for
   stdin, blank lines and ``#`` comments skipped); a literal space in a URL
@@ -18,6 +20,11 @@ A resumable downloader built on the library: one ``HttpSource`` writing to
   is never overwritten).
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
+* ``--max-size``, ``--max-time``, ``--speed-limit``/``--speed-time`` bound
+  each download (the ``HttpSource`` options ``max_bytes``, ``max_time``,
+  ``speed_limit``, ``speed_time``).
+* URLs are shown with their passwords and signed-URL parameters redacted
+  (the records keep them, to resume).
 
 Output: progress and per-file lines on stderr (bars with rich on a
 terminal, else plain lines; none with ``-q``), one ``FAILED <url>:
@@ -36,17 +43,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import math
 import os
 import re
 import stat
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
-from regisseur.actors._records_db import DB_NAME, database_url, directory_database
+from regisseur.actors._records_db import DB_NAME, database_url
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -55,6 +63,7 @@ from regisseur.messages import (
     DownloadStateChanged,
     SystemFailed,
 )
+from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -80,6 +89,31 @@ def _count(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _bytes(text: str) -> int:
+    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500K, 10M, 2G)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _sha256(text: str) -> str:
@@ -108,6 +142,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"records database: a URL or a SQLite file (default: DIR/{DB_NAME})",
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    # Bounds against hostile or broken servers (HttpSource max_bytes, max_time,
+    # speed_limit, speed_time).
+    parser.add_argument(
+        "--max-size",
+        type=_bytes,
+        default=None,
+        metavar="SIZE",
+        help="fail a download larger than SIZE (e.g. 500K, 10M, 2G), with or without "
+        "Content-Length",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="fail a download that takes longer than this, retries included",
+    )
+    parser.add_argument(
+        "--speed-limit",
+        type=_bytes,
+        default=None,
+        metavar="BYTES",
+        help="fail (and retry) a download slower than BYTES per second for --speed-time",
+    )
+    parser.add_argument(
+        "--speed-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the period of --speed-limit (30; alone it means --speed-limit 1)",
+    )
     _add_io_arguments(parser)
 
 
@@ -363,13 +428,15 @@ def _plan(
     view: LineView,
 ) -> list[str]:
     """Submit what is needed; return the ids to wait for (resumed ones first)."""
+    from regisseur.actors.downloads.names import display_name_from_url
+
     newest: dict[str, DownloadRecord] = {}
     wanted: dict[str, None] = {}
     for stored in system.downloads.list(source=_SOURCE):  # oldest first
         newest[stored.target_id] = stored
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted[stored.id] = None
-            view.say(f"resuming {stored.target_id}")
+            view.say(f"resuming {redact_text(stored.target_id)}")
     for url in urls:
         record = newest.get(url)
         if record is not None and record.id in wanted:
@@ -377,12 +444,12 @@ def _plan(
         if record is not None and record.state is DownloadState.SUCCEEDED and record.file_path:
             why = _changed(record, sha256)
             if why is None:
-                view.say(f"already downloaded {url} -> {record.file_path}")
+                view.say(f"already downloaded {redact_text(url)} -> {record.file_path}")
                 wanted[record.id] = None
                 tracker.done_before(record)
                 continue
-            view.say(f"downloading {url} again: {why}")
-        name = url.rstrip("/").rsplit("/", 1)[-1] or url
+            view.say(f"downloading {redact_text(url)} again: {why}")
+        name = display_name_from_url(url)
         extra = {"sha256": sha256} if sha256 else None
         wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
     return list(wanted)
@@ -408,6 +475,19 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
+def _bounds(args: argparse.Namespace) -> dict[str, Any]:
+    """HttpSource's limits from the options (curl's: --speed-time alone means 1 byte/s)."""
+    speed_limit = args.speed_limit
+    if speed_limit is None and args.speed_time is not None:
+        speed_limit = 1
+    return {
+        "max_bytes": args.max_size,
+        "max_time": args.max_time,
+        "speed_limit": speed_limit,
+        "speed_time": 30.0 if args.speed_time is None else args.speed_time,
+    }
+
+
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -429,12 +509,16 @@ def run_download(
         err.write(f"regisseur download: {problem}\n")
         return 2
     # Imported here: --help and bad arguments do not load the runtime.
+    from regisseur.actors.database import DatabaseError, claim_private_sqlite
     from regisseur.actors.downloads.http import HttpSource
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.errors import StartupError
 
-    db_url = database_url(args.db) if args.db else directory_database(directory)
     try:
+        if args.db:
+            db_url = database_url(args.db)
+        else:  # private, and never through a link planted in DIR
+            db_url = f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
         source = HttpSource(
             _SOURCE,
             directory=directory,
@@ -442,13 +526,14 @@ def run_download(
             retries=args.retries,
             headers=headers,
             user_agent=args.user_agent,
+            **_bounds(args),
         )
         system = ActorSystem(
             name="regisseur-download",
             database_url=db_url,
             download_sources=[source],
         )
-    except (OSError, TypeError, ValueError) as exc:
+    except (OSError, TypeError, ValueError, DatabaseError) as exc:
         err.write(f"regisseur download: {exc}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
@@ -475,7 +560,7 @@ def run_download(
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        err.write(f"regisseur download: {type(exc).__name__}: {exc}\n")
+        err.write(f"regisseur download: {type(exc).__name__}: {redact_text(str(exc))}\n")
     finally:
         with no_interrupts():
             view.close()
@@ -490,7 +575,7 @@ def run_download(
     failures = [(r, _failure(r, args.sha256, tracker.before)) for r in final.values()]
     for record, why in failures:
         if why is not None:
-            err.write(f"FAILED {record.target_id}: {why}\n")
+            err.write(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}\n")
     for record, why in failures:
         if why is None and record.file_path:
             out.write(f"{record.file_path}\n")

@@ -5,7 +5,8 @@ The event name becomes ``record.event``, the keyword arguments
 message is the event followed by its fields as ``key=value`` text
 (``child_failed child=inbox error="KeyError: 'x'" restarts=2``), so a host's
 own ``%(message)s`` format shows them too. Secrets are redacted before the
-record exists, so every handler sees clean values. :class:`JsonFormatter` and
+record exists, so every handler sees clean values (one redaction,
+:func:`regisseur.messages.redaction.redact_text`, re-exported here). :class:`JsonFormatter` and
 :class:`HumanFormatter` render the event and the fields once each;
 :func:`configure_logging` (opt-in) installs one. Importing installs nothing
 that prints. All of it is thread-safe.
@@ -17,8 +18,6 @@ two can be filtered apart.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json as _json
 import logging
 import math
@@ -28,6 +27,8 @@ import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import IO, TypeAlias, cast
+
+from regisseur.messages.redaction import REDACTED, SENSITIVE_WORDS, redact_text
 
 __all__ = [
     "REDACTED",
@@ -41,9 +42,6 @@ __all__ = [
     "redact_text",
 ]
 
-REDACTED = "[REDACTED]"
-"""The text that replaces every redacted value."""
-
 _SysExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
 ExcInfo: TypeAlias = bool | BaseException | _SysExcInfo | tuple[None, None, None] | None
 """What ``exc_info=`` accepts, as in stdlib :mod:`logging`."""
@@ -53,30 +51,7 @@ _INSTALLED = "_regisseur_configure_logging"  # marks configure_logging's handler
 _BEFORE = "_regisseur_before"  # on that handler: {logger name: (propagate, level) before}
 _CONFIGURE_LOCK = threading.Lock()
 _STACKLEVEL = 3  # caller -> Logger.<level> -> Logger._emit -> logging.Logger.log
-_WORDS = (
-    r"token|passw(?:or)?d|secret|authorization|api[_-]?key|cookie|credential"
-    r"|private[_-]?key"
-)
-_SENSITIVE_KEY = re.compile(_WORDS, re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(
-    r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
-    re.IGNORECASE,
-)
-# A whole header value: any scheme ("token X", "Digest ...") and every cookie pair.
-_HEADER = re.compile(
-    r"(?<![\w-])(?P<key>(?:proxy-)?authorization|(?:set-)?cookie)"
-    r"(?P<sep>['\"]?[ \t]*:[ \t]*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\r\n'\"]+)",
-    re.IGNORECASE,
-)
-_BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[\w\-.~+/]+=*", re.IGNORECASE)
-_BASIC = re.compile(r"(?i)\b(?P<scheme>basic)\s+(?P<cred>[A-Za-z0-9+/]+={0,2})")
-_KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
-    rf"(?<![\w-])(?=[\w-]*?(?:{_WORDS}))(?P<key>[\w-]+)(?P<sep>['\"]?[ \t]*[=:][ \t]*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)[ \t]+)?"
-    r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
-    re.IGNORECASE,
-)
+_SENSITIVE_KEY = re.compile(SENSITIVE_WORDS, re.IGNORECASE)
 
 
 def _safe_str(value: object) -> str:
@@ -96,36 +71,6 @@ def _safe_repr(value: object) -> str:
         return repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not stop a log line
         return f"<unrepresentable {type(value).__name__}>"
-
-
-def _redact_basic(match: re.Match[str]) -> str:
-    try:
-        decoded = base64.b64decode(match["cred"], validate=True)
-    except (binascii.Error, ValueError):
-        return match[0]  # not base64, so not a credential ("Basic setup")
-    return f"{match['scheme']} {REDACTED}" if b":" in decoded else match[0]
-
-
-def _redact_key_value(match: re.Match[str]) -> str:
-    value = match["value"]
-    quote = value[0] if value[0] in "'\"" else ""
-    return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
-
-
-def redact_text(text: str) -> str:
-    """Return *text* with the credentials inside it replaced by ``[REDACTED]``.
-
-    Covers URL passwords (``https://user:pass@host`` keeps ``user``),
-    ``Bearer <token>``, ``Basic <base64 of user:pass>`` and the values of
-    ``token=…``, ``password: …``, ``api_key=…`` pairs (query strings, key/value
-    text, dict and JSON reprs). Idempotent and pure, so thread-safe; use it on
-    exception messages and URLs before logging them.
-    """
-    text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
-    text = _HEADER.sub(_redact_key_value, text)
-    text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
-    text = _BASIC.sub(_redact_basic, text)
-    return _KEY_VALUE.sub(_redact_key_value, text)
 
 
 def _redact(value: object, path: frozenset[int]) -> object:
@@ -149,8 +94,8 @@ def redact(value: object) -> object:
     """Return a copy of *value* with every secret replaced by ``[REDACTED]``.
 
     Mappings, lists and tuples are walked and copied (never mutated). A value
-    whose key contains token, password, passwd, secret, authorization, api_key,
-    apikey, cookie, credential or private_key (any case, ``-`` or ``_``) is
+    whose key contains one of :data:`~messages.redaction.SENSITIVE_WORDS`
+    (token, password, secret, api_key, signature, ... in any case) is
     replaced whole; every string goes through :func:`redact_text`; other
     objects are returned as they are. Pure, so thread-safe.
     """

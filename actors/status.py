@@ -7,7 +7,8 @@ does not exist is an error, never created.
 The table shows each download's number in the database (``#``, its order
 of submission: distinct across runs), state, size, when it last changed
 (local time), URL and file or error; ``--json`` gives every field, the full
-id, and the times in ISO 8601 UTC. URLs and errors are redacted.
+id, and the times in ISO 8601 UTC. Every text it returns is redacted
+(:func:`regisseur.actors.log.redact`): credentials stay in the database.
 
 Threads: runs on the caller's thread. Failures: :class:`StatusError` with
 a one-line reason (a missing file, a bad URL, a database that cannot be
@@ -29,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
-from regisseur.actors.log import redact_text
+from regisseur.actors.log import redact, redact_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -70,7 +71,9 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         raise StatusError(msg) from exc
     finally:
         engine.dispose()
-    return {"downloads": downloads, "events": journal}
+    # Shown to people and scripts: no URL password or signed-URL signature
+    # (in display names, errors, extras), whatever was stored.
+    return {"downloads": [redact(d) for d in downloads], "events": redact(journal)}
 
 
 def _downloads(connection: Connection) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from regisseur.messages.events import Event
+from regisseur.messages.redaction import redact_text
 
 __all__ = [
     "CORE_FIELDS",
@@ -89,6 +90,10 @@ class DownloadRecord:
     ``updated_at`` are wall-clock seconds since the epoch (UTC), read from
     the system's clock (``Clock.wall()``; a ``ManualClock`` keeps them
     deterministic).
+
+    Its ``repr`` redacts credentials (a password or a signature in the
+    ``target_id`` URL, tokens in ``extra``); the fields keep them as given,
+    since the source needs the real URL.
     """
 
     id: str
@@ -112,6 +117,11 @@ class DownloadRecord:
     def __post_init__(self) -> None:
         if not isinstance(self.extra, MappingProxyType):
             object.__setattr__(self, "extra", frozen_extra(self.extra))
+
+    def __repr__(self) -> str:
+        names = _FIELDS if type(self) is DownloadRecord else _names(self)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return redact_text(f"{type(self).__name__}({fields})")
 
     @property
     def terminal(self) -> bool:
@@ -164,6 +174,10 @@ class DownloadRecord:
 _FIELDS = tuple(f.name for f in dataclasses.fields(DownloadRecord))
 _FIELD_SET = frozenset(_FIELDS)
 _set = object.__setattr__  # a frozen dataclass's own __setattr__ refuses
+
+
+def _names(record: DownloadRecord) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record) if f.repr)
 
 
 # -- the messages that carry every state change (to the state-keeper) --------

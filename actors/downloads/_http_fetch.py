@@ -30,6 +30,9 @@ import requests
 import urllib3
 
 from regisseur.actors.downloads import _splice
+from regisseur.actors.downloads._http_body import ChunkedReader, plain_reader
+from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
+from regisseur.actors.downloads._http_session import waiting_for_answer
 from regisseur.actors.downloads._http_wire import (
     SCHEMES,
     check_url,
@@ -70,10 +73,12 @@ _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSEr
 
 def _plain_body(response: requests.Response) -> http.client.HTTPResponse | None:
     """The ``http.client`` response under ``response`` if its body can be read
-    as is: not chunked, nothing buffered or decoded by urllib3 yet."""
+    as is (chunked or not): nothing buffered or decoded by urllib3 yet."""
     raw = response.raw
     body = getattr(raw, "_fp", None)
-    if not isinstance(body, http.client.HTTPResponse) or body.chunked:
+    if not isinstance(body, http.client.HTTPResponse) or body.fp is None:
+        return None
+    if body.chunked and (body.chunk_left is not None or raw.chunk_left is not None):
         return None
     if getattr(raw, "_fp_bytes_read", None) != 0 or len(getattr(raw, "_decoded_buffer", ())):
         return None
@@ -91,8 +96,13 @@ def _abort(response: requests.Response) -> None:
     candidates.append(getattr(fp, "_sock", None))
     for sock in candidates:
         if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """End every blocked read of ``sock`` at once (any thread)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Retry(Exception):
@@ -116,6 +126,12 @@ def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
         msg = f"extra['sha256'] must be 64 hex digits, got {value!r}"
         raise DownloadError(msg)
     return value.strip().lower()
+
+
+def _url_auth(url: str) -> tuple[str, str] | None:
+    """The user and password in ``url`` (percent-decoded), or ``None``."""
+    user, password = requests.utils.get_auth_from_url(url)
+    return (user, password) if user or password else None
 
 
 def _cancel_reason(ctx: DownloadContext) -> str:
@@ -150,6 +166,13 @@ class Fetch:
         self.server_name: str | None = None
         self.digest: str | None = None
         self.received = 0
+        self.watch = Watchdog(
+            ctx,
+            max_time=source.max_time,
+            speed_limit=source.speed_limit,
+            speed_time=source.speed_time,
+            shown=self.shown,
+        )
 
     # -- the whole download ----------------------------------------------------
 
@@ -186,6 +209,7 @@ class Fetch:
         start_overs = 0
         while True:
             attempt += 1
+            self.watch.check_deadline()
             try:
                 return self._attempt(attempt)
             except _StartOver as exc:
@@ -197,6 +221,7 @@ class Fetch:
                     raise DownloadError(msg) from None
                 self.ctx.log.info("download_restarted", url=self.shown, reason=str(exc))
             except _Retry as exc:
+                self.watch.check_deadline()
                 if attempt > self.source.retries:
                     text = exc.text if attempt == 1 else f"{exc.text} (after {attempt} attempts)"
                     raise DownloadError(text) from exc.__cause__
@@ -210,10 +235,15 @@ class Fetch:
                 self._wait(delay)
 
     def _wait(self, seconds: float) -> None:
+        left = self.watch.time_left()
+        if left is not None:
+            seconds = max(0.0, min(seconds, left))
         if seconds > 0 and self.ctx.sleep(seconds):
+            self.watch.check_deadline()
             return
         if self.ctx.cancelled:
             raise self._interrupted()
+        self.watch.check_deadline()
 
     def _interrupted(self) -> DownloadInterrupted:
         return DownloadInterrupted(_cancel_reason(self.ctx))
@@ -286,12 +316,23 @@ class Fetch:
         raise DownloadError(status_text(response, self.shown), status=status)
 
     def _open(self, headers: dict[str, str]) -> requests.Response:
-        """GET the URL, following redirects by hand (each hop http or https)."""
+        """GET the URL, following redirects by hand (each hop http or https).
+
+        Credentials (``Authorization`` and ``Cookie`` headers, a user and
+        password in the URL) go to every hop on the URL's origin, as
+        ``requests`` sends them, and to no hop after the chain has left it.
+        """
         source = self.source
         url = self.url
         send: dict[str, str | None] = dict(headers)
+        auth = _url_auth(url)
         for _ in range(source.max_redirects + 1):
-            response = self._get(url, send)
+            try:
+                response = self._get(url, send, auth)
+            except (_Retry, DownloadError) as exc:
+                if self.watch.expired is not None:  # it shut the socket down
+                    raise self._expired() from exc
+                raise
             if not response.is_redirect:
                 return response
             location = response.headers["Location"]
@@ -300,10 +341,13 @@ class Fetch:
             url = self._redirect_target(url, location)
             if cross_origin(self.url, url):
                 send.update(dict.fromkeys(_CROSS_ORIGIN_HEADERS))
+                auth = None
         msg = f"too many redirects (more than {source.max_redirects}): {self.shown}"
         raise DownloadError(msg)
 
-    def _get(self, url: str, headers: dict[str, str | None]) -> requests.Response:
+    def _get(
+        self, url: str, headers: dict[str, str | None], auth: tuple[str, str] | None
+    ) -> requests.Response:
         source = self.source
         shown = redact_text(url)
         try:
@@ -311,15 +355,18 @@ class Fetch:
         except (ValueError, requests.RequestException) as exc:  # InvalidURL, bad IDNA, ...
             msg = f"malformed URL {shown!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
+        timeouts = self._timeouts()
         try:
-            return self.session.get(
-                url,
-                headers=headers,
-                stream=True,
-                allow_redirects=False,
-                timeout=(source.connect_timeout, source.read_timeout),
-                verify=source.verify,
-            )
+            with waiting_for_answer(self._waiting):
+                response = self.session.get(
+                    url,
+                    headers=headers,
+                    auth=auth,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=timeouts,
+                    verify=source.verify,
+                )
         except requests.exceptions.SSLError as exc:
             msg = f"TLS error ({network_reason(exc)}): {shown}"
             raise DownloadError(msg) from exc
@@ -341,6 +388,30 @@ class Fetch:
         except requests.RequestException as exc:
             msg = f"request failed ({network_reason(exc)}): {shown}"
             raise DownloadError(msg) from exc
+        finally:
+            self.watch.unwatch()  # the socket may go back to the pool
+        if self.watch.expired is not None:
+            # Shut down mid-headers, http.client may take what came as a whole
+            # answer (no Content-Length: an empty body): never use it.
+            response.close()
+            raise self._expired()
+        return response
+
+    def _waiting(self, sock: socket.socket) -> None:
+        """In ``session.get``, the request went out on ``sock``: while the answer
+        is awaited, a cancel or a limit shuts the socket down (worker thread)."""
+        self.ctx.on_cancel(lambda: _shutdown(sock))
+        self.watch.watch(lambda: _shutdown(sock), self.received)
+
+    def _timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts of the next request: never past ``max_time``."""
+        source = self.source
+        left = self.watch.time_left()
+        if left is None:
+            return source.connect_timeout, source.read_timeout
+        if left <= 0:
+            raise self.watch.late()
+        return min(source.connect_timeout, left), min(source.read_timeout, left)
 
     def _redirect_target(self, current: str, location: str) -> str:
         try:
@@ -384,14 +455,21 @@ class Fetch:
         # A cancel or a stop must not wait for a stalled server's next byte
         # (up to read_timeout): shutting the socket down ends a blocked read.
         ctx.on_cancel(lambda: _abort(response))
+        # Too slow, or past max_time: the watchdog shuts the socket down too.
+        self.watch.watch(lambda: _abort(response), offset)
         try:
             with self.part.open(append=offset > 0) as file:
                 ctx.report(offset, total)
                 body = _plain_body(response)
                 if body is None:
                     self._copy_chunks(response, file, hasher=hasher, end=end, total=total)
+                elif body.chunked:
+                    reader = ChunkedReader(body.fp).readinto
+                    self._copy_loop(reader, file, hasher=hasher, end=end, total=total)
                 else:
                     self._copy_plain(response, body, file, hasher=hasher, end=end, total=total)
+                if self.watch.expired is not None:  # the body "ended" when the socket was shut
+                    raise self._expired()
                 if end is not None and self.received < end:
                     raise self._lost(None, self.received, end)
                 file.flush()
@@ -400,6 +478,8 @@ class Fetch:
         except OSError as exc:
             msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
+        finally:
+            self.watch.unwatch()
         received = self.received
         if total is not None and received < total:
             msg = f"the server sent only bytes {offset}-{received - 1} of {total}: {self.shown}"
@@ -435,7 +515,7 @@ class Fetch:
             if splicer is not None:
                 self._splice(body, splicer, file, end=end, total=total)
                 return
-        self._copy_loop(body.readinto, file, hasher=hasher, end=end, total=total)
+        self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
         if body.isclosed():
             # The whole body was read: the connection can serve the next
             # request (what urllib3 does at the end of a body it reads).
@@ -457,12 +537,15 @@ class Fetch:
         short body ends the loop like a closed connection does, and the
         caller checks the length. ``stop_at_end``: never ask for bytes past
         ``end`` (a raw reader that does not know the body's length).
+        ``readinto`` returns after one socket read, so progress, the limits
+        and a cancel are seen as bytes arrive, however slowly.
         """
         ctx = self.ctx
         limit = self.source.max_bytes
         view = memoryview(bytearray(self.source.chunk_size))
         write = file.write
         report = ctx.report
+        watch = self.watch.progress if self.watch.active else None
         received = self.received
         try:
             while True:
@@ -488,6 +571,8 @@ class Fetch:
                 if hasher is not None:
                     hasher.update(chunk)
                 report(received, total)
+                if watch is not None:
+                    watch(received)
         finally:
             self.received = received
 
@@ -553,6 +638,7 @@ class Fetch:
                         break
                     received += moved
                     ctx.report(received, total)
+                    self.watch.progress(received)
                 if ctx.cancelled:
                     raise self._interrupted()
         finally:
@@ -596,6 +682,7 @@ class Fetch:
                 if hasher is not None:
                     hasher.update(chunk)
                 ctx.report(received, total)
+                self.watch.progress(received)
         finally:
             self.received = received
 
@@ -604,7 +691,16 @@ class Fetch:
             return None
         return self.part.sha256(offset)
 
-    def _lost(self, exc: BaseException | None, received: int, end: int | None) -> _Retry:
+    def _expired(self) -> Exception:
+        """What a limit the watchdog saw exceeded raises (``max_time`` is final)."""
+        expired = self.watch.expired
+        if isinstance(expired, TooSlow):
+            return _Retry(str(expired))
+        return expired if expired is not None else DownloadError("expired")
+
+    def _lost(self, exc: BaseException | None, received: int, end: int | None) -> Exception:
+        if self.watch.expired is not None:
+            return self._expired()
         if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
             of = f" of {end}" if end is not None else ""
             text = f"read timed out after {self.source.read_timeout:g}s: received {received}{of}"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from regisseur.actors.clock import Timers
+    from regisseur.actors.clock import TimerHandle, Timers
     from regisseur.actors.log import Logger
 
 __all__ = ["CancelToken", "DownloadContext"]
@@ -147,6 +147,12 @@ class DownloadContext:
     def now(self) -> float:
         """The system clock's time (monotonic seconds)."""
         return self._timers.clock.now()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` on the system's timer thread once the system clock
+        reaches ``when`` (see :meth:`now`), e.g. to end a read that takes too
+        long; cancel the returned handle to stop it. ``callback`` must be quick."""
+        return self._timers.call_at(when, callback)
 
     def report(self, transferred: int, size: int | None = None) -> None:
         """Record ``transferred`` bytes of ``size`` (``None`` if unknown).

@@ -15,6 +15,10 @@ downloads the URL given as ``target_id`` with ``requests``:
   with ``Range`` (+ ``If-Range``); the server's validators are kept beside
   it in ``<part>.meta``; a server that ignores the range (200), answers 416
   or changed the file makes the download start over;
+* ``max_bytes`` bounds every body, ``max_time`` the whole download, and
+  ``speed_limit``/``speed_time`` the slowest acceptable answer (checked by
+  a timer while a read blocks, headers included:
+  :mod:`actors.downloads._http_limits`, :mod:`actors.downloads._http_session`);
 * connection errors, timeouts, a cut body, 408, 429 and 5xx (but 501 and
   505) are retried ``retries`` times after the server's ``Retry-After``
   (capped at ``max_retry_after``) or the ``backoff``, waiting on the system
@@ -51,6 +55,7 @@ import requests
 from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._http_fetch import Fetch
+from regisseur.actors.downloads._http_session import new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
@@ -76,10 +81,26 @@ class HttpSource(DownloadSource):
       ``backoff`` (1 s, doubling, at most 30 s) spaces them unless the server sent
       ``Retry-After`` (capped at ``max_retry_after``, 300 s).
     * ``connect_timeout`` (10 s), ``read_timeout`` (30 s without a byte).
+      Progress is reported as bytes arrive, however slowly (one socket read
+      at a time, at most ten reports a second).
     * ``chunk_size`` (256 KiB): bytes per read; a cancel is seen between reads
       (a spliced body moves 1 MiB per step, and a cancel also shuts the
       socket, so a waiting read ends at once).
-    * ``max_bytes`` (``None``): refuse bodies larger than this.
+    * ``max_bytes`` (``None``): refuse bodies larger than this, whatever
+      their framing: a ``Content-Length`` above it fails before the body is
+      read, and a chunked or close-delimited body fails as soon as it
+      passes it (no more than ``max_bytes`` bytes are ever written).
+    * ``max_time`` (``None``): the most seconds one download may take, all
+      attempts and the waits between them included; then it fails with
+      ``took longer than max_time=...`` (not retried). Each connect and read
+      timeout is also cut to the time left.
+    * ``speed_limit`` (``None``, bytes per second) and ``speed_time`` (30 s):
+      the low-speed limit, as curl's ``--speed-limit``/``--speed-time``: an
+      attempt whose body brings fewer than ``speed_limit * speed_time``
+      bytes within ``speed_time`` seconds fails with ``too slow: ...`` and
+      is retried like a read timeout. Without ``speed_limit`` a server that
+      sends a byte just before each ``read_timeout`` is bounded only by
+      ``max_time``.
     * ``keep_partial`` (False): keep the ``.part`` after a user cancel or an
       error (it is always kept when the system stops).
     * ``headers``: extra request headers (never logged; ``Authorization``
@@ -119,6 +140,9 @@ class HttpSource(DownloadSource):
         read_timeout: float = 30.0,
         chunk_size: int = 256 * 1024,
         max_bytes: int | None = None,
+        max_time: float | None = None,
+        speed_limit: int | None = None,
+        speed_time: float = 30.0,
         keep_partial: bool = False,
         headers: Mapping[str, str] | None = None,
         user_agent: str | None = None,
@@ -154,6 +178,15 @@ class HttpSource(DownloadSource):
         self.read_timeout = check_duration(read_timeout, f"{what} read_timeout", allow_zero=False)
         self.chunk_size = _count(chunk_size, f"{what} chunk_size", 1, 64 * 1024 * 1024)
         self.max_bytes = None if max_bytes is None else _count(max_bytes, f"{what} max_bytes", 0)
+        self.max_time = (
+            None
+            if max_time is None
+            else check_duration(max_time, f"{what} max_time", allow_zero=False)
+        )
+        self.speed_limit = (
+            None if speed_limit is None else _count(speed_limit, f"{what} speed_limit", 1)
+        )
+        self.speed_time = check_duration(speed_time, f"{what} speed_time", allow_zero=False)
         if not isinstance(keep_partial, bool):
             msg = f"{what}: keep_partial must be a bool, got {keep_partial!r}"
             raise TypeError(msg)
@@ -177,9 +210,7 @@ class HttpSource(DownloadSource):
 
     def open_session(self) -> requests.Session:
         """Make this worker's session (runs on the worker thread at its start)."""
-        session = requests.Session()
-        session.headers.update(self.headers)
-        return session
+        return new_session(self.headers)
 
     def close_session(self, session: requests.Session) -> None:
         """Close a session made by :meth:`open_session` (at the worker's stop)."""

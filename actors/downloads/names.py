@@ -35,6 +35,8 @@ import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from regisseur.messages.redaction import redact_text
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -42,6 +44,7 @@ __all__ = [
     "FALLBACK_NAME",
     "MAX_NAME_BYTES",
     "choose_filename",
+    "display_name_from_url",
     "is_inside",
     "move_into_place",
     "name_from_content_disposition",
@@ -265,6 +268,24 @@ def name_from_url(url: str) -> str | None:
         return None
     segment = path.rsplit("/", 1)[-1]
     return unquote(segment, errors="replace") or None
+
+
+def display_name_from_url(url: str) -> str:
+    """A short name to show for ``url``: its last non-empty path segment.
+
+    Never the query string or the fragment (where signed URLs keep their
+    signatures), percent-decoded, redacted; the host when the path is
+    empty, the redacted URL when it cannot be parsed.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return redact_text(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments:
+        return redact_text(unquote(segments[-1], errors="replace"))
+    return redact_text(host or url)
 
 
 def is_inside(directory: Path, path: Path) -> bool:

@@ -312,3 +312,23 @@ def test_self_connection_from_another_thread_or_without_a_database_is_a_clear_er
         assert system.ask("w", "thread") == (
             "self.connection of 'w' may only be used on that actor's own thread"
         )
+
+
+def test_a_new_sqlite_file_and_its_wal_and_shm_are_private(tmp_path: Path) -> None:
+    """Records hold URLs (passwords included): the files are the user's alone."""
+    from regisseur.actors.database import Database
+
+    old = os.umask(0o022)
+    try:
+        database = Database(_url(tmp_path))
+        database.open()
+        try:
+            with database.engine.begin() as connection:
+                connection.execute(text("CREATE TABLE t (v TEXT)"))
+                connection.execute(text("INSERT INTO t VALUES ('x')"))
+            modes = {path.name: oct(path.stat().st_mode & 0o777) for path in tmp_path.iterdir()}
+        finally:
+            database.close()
+    finally:
+        os.umask(old)
+    assert modes == {"app.db": "0o600", "app.db-wal": "0o600", "app.db-shm": "0o600"}

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from regisseur.actors.log import (
     REDACTED,
@@ -555,11 +557,50 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
         ('{"token": "abc"}', f'{{"token": "{REDACTED}"}}'),
         ("Basic setup complete", "Basic setup complete"),
         ("retries=3 user=bob", "retries=3 user=bob"),
+        (
+            "https://b.s3.amazonaws.com/f?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIA%2F20260101%2Fs3&X-Amz-Security-Token=tok"
+            "&X-Amz-Signature=0a1b&X-Amz-Expires=60",
+            "https://b.s3.amazonaws.com/f?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            f"&X-Amz-Credential={REDACTED}&X-Amz-Security-Token={REDACTED}"
+            f"&X-Amz-Signature={REDACTED}&X-Amz-Expires=60",
+        ),
+        (
+            "/f?Signature=s1&Expires=9&AWSAccessKeyId=a1",
+            f"/f?Signature={REDACTED}&Expires=9&AWSAccessKeyId={REDACTED}",
+        ),
+        ("/f?sv=2&SIG=s1&se=3", f"/f?sv=2&SIG={REDACTED}&se=3"),
+        ("/f?Token=t&access_token=a", f"/f?Token={REDACTED}&access_token={REDACTED}"),
+        ("/f#id_token=i&state=s", f"/f#id_token={REDACTED}&state=s"),
+        ("/f?key=k&pwd=p&page=2", f"/f?key={REDACTED}&pwd={REDACTED}&page=2"),
+        ("design=3 signal=4 monkey=5 /f?sign=1", "design=3 signal=4 monkey=5 /f?sign=1"),
     ],
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
     assert redact_text(expected) == expected  # idempotent
+
+
+_FRAGMENTS = [
+    "http://", "https://u:p@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
+    "token", "Password", "X-Amz-Signature", "sig", "key", "Authorization", "Cookie",
+    "Bearer abc", "Basic dXNlcjpwYXNz", "basic", "api_key", "value", "x/y", "[REDACTED]",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join))
+def test_redact_text_skips_only_patterns_that_cannot_match(text: str) -> None:
+    """The quick checks in front of each pattern never change the result."""
+    from regisseur.messages import redaction as r
+
+    full = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    full = r._HEADER.sub(r._redact_key_value, full)
+    full = r._BEARER.sub(rf"\g<scheme> {REDACTED}", full)
+    full = r._BASIC.sub(r._redact_basic, full)
+    full = r._KEY_VALUE.sub(r._redact_key_value, full)
+    full = r._QUERY_KEY.sub(r._redact_key_value, full)
+    assert redact_text(text) == full
 
 
 def test_redact_copies_and_does_not_mutate() -> None:

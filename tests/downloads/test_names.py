@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from regisseur.actors.downloads.names import (
     MAX_NAME_BYTES,
+    display_name_from_url,
     is_inside,
     move_into_place,
     name_from_content_disposition,
@@ -296,3 +297,18 @@ def test_move_into_place_refuses_names_that_leave_the_directory(tmp_path: Path, 
     with pytest.raises(ValueError, match="would leave"):
         move_into_place(part, tmp_path / "sub", bad)
     assert part.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://h/dir/file.bin?X-Amz-Signature=s1&token=t", "file.bin"),
+        ("http://h/dir/", "dir"),
+        ("http://u:pw@h/a%20b.txt#frag", "a b.txt"),
+        ("http://u:pw@h/", "h"),
+        ("http://h/x;token=t0k", "x;token=[REDACTED]"),
+        ("http://[::1", "http://[::1"),
+    ],
+)
+def test_display_name_from_url_never_shows_the_query(url: str, shown: str) -> None:
+    assert display_name_from_url(url) == shown

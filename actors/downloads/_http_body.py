@@ -1,0 +1,121 @@
+"""Body readers that return after at most one socket read.
+
+``http.client`` fills a whole buffer before it returns (256 KiB by
+default), and urllib3 reads a chunked body a whole chunk at a time: a
+server that sends one byte every few seconds would leave the copy loop
+blind for minutes, with no progress, no low-speed check and no cancel
+between bytes. These readers give the copy loop whatever one read of the
+socket brought:
+
+* :func:`plain_reader` for a body delimited by ``Content-Length`` or by
+  the end of the connection, keeping ``http.client``'s own count of the
+  body so that a finished body still frees the connection for reuse;
+* :class:`ChunkedReader` for ``Transfer-Encoding: chunked``, parsed
+  strictly (hex sizes only, bounded lines and trailers, CRLF after each
+  chunk); the connection is not reused after it.
+
+Errors: a socket error or timeout as raised by the socket (``OSError``);
+a broken framing as :class:`ChunkedError` (a ``ValueError``) saying what was
+wrong. Runs on the worker thread that owns the response.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import http.client
+    import io
+    from collections.abc import Callable
+
+__all__ = ["ChunkedError", "ChunkedReader", "plain_reader"]
+
+_MAX_LINE = 4096  # a chunk-size line (extensions included) or a trailer line
+_MAX_TRAILERS = 100
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class ChunkedError(ValueError):
+    """The chunked framing is broken (the message says how)."""
+
+
+def plain_reader(body: http.client.HTTPResponse) -> Callable[[memoryview], int]:
+    """``readinto`` for a non-chunked ``body``: at most one socket read per call.
+
+    Like ``body.readinto``, never reads past ``Content-Length`` and closes
+    the response when the body is complete or the connection ended (so
+    ``body.isclosed()`` tells whether the connection may be reused).
+    """
+    fp = body.fp
+
+    def readinto(view: memoryview) -> int:
+        length = body.length
+        if body.fp is None:
+            return 0
+        if length is not None:
+            if length <= 0:
+                return body.readinto(view[:0])  # closes the finished response
+            view = view[:length]
+        count = fp.readinto1(view)
+        if not count:
+            return body.readinto(view)  # the end: http.client notices and closes
+        if length is not None:
+            body.length = length - count
+            if count == length:
+                body.readinto(view[:0])
+        return count
+
+    return readinto
+
+
+class ChunkedReader:
+    """``readinto`` over a chunked body read from ``fp`` (the response's reader)."""
+
+    def __init__(self, fp: io.BufferedReader) -> None:
+        self._fp = fp
+        self._left = 0  # bytes left in the current chunk
+        self.done = False
+
+    def readinto(self, view: memoryview) -> int:
+        """Read some of the body into ``view``; 0 at its end. One socket read at most,
+        but for the few bytes of framing around a chunk."""
+        if self.done:
+            return 0
+        if not self._left:
+            self._left = self._size()
+            if not self._left:
+                self._trailers()
+                self.done = True
+                return 0
+        count = self._fp.readinto1(view[: min(len(view), self._left)])
+        if not count:
+            raise ChunkedError("Response ended prematurely")
+        self._left -= count
+        if not self._left and self._fp.read(2) != b"\r\n":
+            raise ChunkedError("no CRLF after a chunk")
+        return count
+
+    def _line(self) -> bytes:
+        line = self._fp.readline(_MAX_LINE + 1)
+        if not line:
+            raise ChunkedError("Response ended prematurely")
+        if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+            raise ChunkedError("chunk size line too long, or cut")
+        return line.rstrip(b"\r\n")
+
+    def _size(self) -> int:
+        line = self._line()
+        size = line.split(b";", 1)[0].strip(b" \t")
+        if not _HEX.fullmatch(size):
+            raise ChunkedError(f"invalid chunk size {size[:20].decode('latin-1')}")
+        return int(size, 16)
+
+    def _trailers(self) -> None:
+        for _ in range(_MAX_TRAILERS):
+            line = self._fp.readline(_MAX_LINE + 1)
+            if not line.strip(b"\r\n"):  # the blank line, or the end (taken as it)
+                return
+            if len(line) > _MAX_LINE:
+                raise ChunkedError("trailer line too long")
+        raise ChunkedError("too many trailer lines")

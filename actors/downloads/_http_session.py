@@ -1,0 +1,91 @@
+"""The ``requests`` session of an HttpSource worker, and the socket it waits on.
+
+While ``session.get`` waits for an answer's status line and headers, the
+caller has no socket to shut down: a server that dribbles its headers, or
+never answers, could only be stopped by the read timeout of each read. The
+session made here uses connections that, just before they wait for an
+answer, hand their socket to the callback the calling thread installed
+with :func:`waiting_for_answer` (a context variable, so each worker thread
+has its own). The download then watches that socket for a cancel, the
+``max_time`` deadline and the low-speed limit as it does during the body.
+
+Proxied requests (``HTTP_PROXY`` and friends) use ``requests``' own
+connections: they work, without this early watch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import socket
+from typing import TYPE_CHECKING
+
+import requests
+import urllib3.connection
+import urllib3.connectionpool
+from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    from urllib3.response import HTTPResponse
+
+__all__ = ["new_session", "waiting_for_answer"]
+
+_WAITING: contextvars.ContextVar[Callable[[socket.socket], None] | None] = contextvars.ContextVar(
+    "regisseur_http_waiting", default=None
+)
+
+
+@contextlib.contextmanager
+def waiting_for_answer(callback: Callable[[socket.socket], None]) -> Iterator[None]:
+    """Within the block, ``callback(sock)`` runs before each wait for an answer."""
+    token = _WAITING.set(callback)
+    try:
+        yield
+    finally:
+        _WAITING.reset(token)
+
+
+def _tell(sock: object) -> None:
+    callback = _WAITING.get()
+    if callback is not None and isinstance(sock, socket.socket):
+        callback(sock)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
+        _tell(self.sock)
+        return super().getresponse()
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
+        _tell(self.sock)
+        return super().getresponse()
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """``HTTPAdapter`` whose pools make the connections above."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def new_session(headers: Mapping[str, str]) -> requests.Session:
+    """A session sending ``headers`` whose connections report their socket (see above)."""
+    session = requests.Session()
+    session.headers.update(headers)
+    adapter = _Adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,108 @@
+"""The one redaction of secrets in text: URL passwords, credentials, tokens.
+
+:func:`redact_text` is what every place a person or a log can see uses
+(log records, error texts, ``repr`` of download records, CLI lines, the
+``status`` output): one function, so that one list says what a secret is.
+It lives in this leaf package because records (``DownloadRecord.__repr__``)
+need it and ``messages`` depends on nothing else in the project;
+:mod:`actors.log` re-exports it.
+
+What is replaced by ``[REDACTED]``:
+
+* the password of a URL (``https://user:pass@host`` keeps ``user``);
+* ``Authorization``/``Cookie`` header values, ``Bearer <token>``,
+  ``Basic <base64 of user:pass>``;
+* the value of any ``key=value`` or ``key: value`` pair whose key contains
+  token, password, passwd, passphrase, secret, authorization, api_key,
+  access_key, cookie, credential, signature or private_key, in any case
+  (``X-Amz-Signature``, ``X-Amz-Credential``, ``access_token``,
+  ``AWSAccessKeyId`` ...);
+* in a URL's query or fragment, also the short names used for credentials:
+  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``.
+
+Pure and idempotent, so safe on any thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+__all__ = ["REDACTED", "SENSITIVE_WORDS", "redact_text"]
+
+REDACTED = "[REDACTED]"
+"""The text that replaces every redacted value."""
+
+#: A key containing one of these (a regular expression, any case) holds a secret.
+SENSITIVE_WORDS = (
+    r"token|passw(?:or)?d|passphrase|secret|authorization|api[_-]?key|access[_-]?key"
+    r"|cookie|credential|signature|private[_-]?key"
+)
+_ANY_WORD = re.compile(SENSITIVE_WORDS)  # on lower-cased text
+_URL_CREDENTIALS = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
+    re.IGNORECASE,
+)
+# A whole header value: any scheme ("token X", "Digest ...") and every cookie pair.
+_HEADER = re.compile(
+    r"(?<![\w-])(?P<key>(?:proxy-)?authorization|(?:set-)?cookie)"
+    r"(?P<sep>['\"]?[ \t]*:[ \t]*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\r\n'\"]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[\w\-.~+/]+=*", re.IGNORECASE)
+_BASIC = re.compile(r"(?i)\b(?P<scheme>basic)\s+(?P<cred>[A-Za-z0-9+/]+={0,2})")
+_KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
+    rf"(?<![\w-])(?=[\w-]*?(?:{SENSITIVE_WORDS}))(?P<key>[\w-]+)(?P<sep>['\"]?[ \t]*[=:][ \t]*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)[ \t]+)?"
+    r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
+    re.IGNORECASE,
+)
+# Short parameter names that are credentials only as a URL's query parameter.
+_QUERY_KEY = re.compile(
+    r"(?<=[?&;#])(?P<key>sig|key|auth|pass|pwd|jwt)(?P<sep>=)"
+    r"(?P<value>\[REDACTED\]|[^\s&;#'\"<>]+)",
+    re.IGNORECASE,
+)
+
+
+def _redact_basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match["cred"], validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]  # not base64, so not a credential ("Basic setup")
+    return f"{match['scheme']} {REDACTED}" if b":" in decoded else match[0]
+
+
+def _redact_key_value(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote = value[0] if value[0] in "'\"" else ""
+    return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with the credentials inside it replaced by ``[REDACTED]``.
+
+    See the module docstring for what counts as a credential. Works on URLs,
+    query strings, key/value text, dict and JSON reprs and header dumps.
+    Idempotent and pure, so thread-safe; use it on anything shown to a
+    person or written to a log.
+    """
+    # Each pattern runs only where the text has what it needs: a plain URL
+    # or message is checked with a few substring tests and one literal scan.
+    lower = text.lower()
+    pairs = "=" in text or ":" in text
+    if "@" in text and "://" in text:
+        text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    if ":" in text and ("authorization" in lower or "cookie" in lower):
+        text = _HEADER.sub(_redact_key_value, text)
+    if "bearer" in lower:
+        text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
+    if "basic" in lower:
+        text = _BASIC.sub(_redact_basic, text)
+    if pairs and _ANY_WORD.search(lower):
+        text = _KEY_VALUE.sub(_redact_key_value, text)
+    if "=" in text and ("?" in text or "&" in text or ";" in text or "#" in text):
+        text = _QUERY_KEY.sub(_redact_key_value, text)
+    return text

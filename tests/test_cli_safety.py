@@ -1,0 +1,197 @@
+"""``regisseur download`` (the real entry point) on hostile ground: secrets, links, bounds.
+
+A raw server on 127.0.0.1 (:class:`tests.reliability.test_hostile_http.RawServer`)
+answers with exact bytes; each run is a subprocess of the installed CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.reliability.test_hostile_http import OK, RawServer, http
+from tests.reliability.test_http_safety import dribble, endless
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = ".regisseur-downloads.db"
+BODY = b"regisseur " * 1000
+SIGNED = "?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=s1gn4ture&sig=s1g&access_token=t0ken"
+SECRETS = ("s3cr3t-pw", "AKIAEXAMPLE", "s1gn4ture", "s1g&", "t0ken")
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regisseur.actors.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[RawServer]:
+    raw = RawServer()
+    yield raw
+    raw.close()
+
+
+def _with_password(url: str) -> str:
+    return url.replace("http://", "http://alice:s3cr3t-pw@")
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+def test_no_password_or_signature_on_any_line_or_in_status(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: the password was printed on the downloading/done/FAILED lines, and
+    the signature in the display name (the URL's last segment, query included)."""
+    good = _with_password(server.route("/file.bin", http(OK, body=BODY))) + SIGNED
+    bad = _with_password(server.route("/gone.bin", http("404 Not Found"))) + SIGNED
+    out = tmp_path / "out"
+    result = run("download", good, bad, "-o", str(out), "--plain")
+    assert result.returncode == 1, result.stdout + result.stderr
+    printed = result.stdout + result.stderr
+    assert "downloading http://alice:[REDACTED]@127.0.0.1" in printed
+    assert "done http://alice:[REDACTED]@127.0.0.1" in printed
+    assert "FAILED http://alice:[REDACTED]@127.0.0.1" in printed
+    assert "X-Amz-Signature=[REDACTED]" in printed
+    assert (out / "file.bin").read_bytes() == BODY
+    status = run("status", "--db", f"sqlite:///{out / DB_NAME}", "--json")
+    assert status.returncode == 0, status.stderr
+    table = run("status", "--db", f"sqlite:///{out / DB_NAME}")
+    downloads = json.loads(status.stdout)["downloads"]
+    assert sorted(d["filename"] for d in downloads) == ["file.bin", "gone.bin"]
+    for text in (printed, status.stdout, table.stdout):
+        for secret in SECRETS:
+            assert secret not in text, (secret, text)
+
+
+# -- the records database in the output directory ---------------------------------------
+
+
+def test_the_records_database_is_private(server: RawServer, tmp_path: Path) -> None:
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stat.S_IMODE((out / DB_NAME).stat().st_mode) == 0o600
+
+
+def test_a_looser_records_database_of_an_earlier_run_is_made_private(
+    server: RawServer, tmp_path: Path
+) -> None:
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    sqlite3.connect(out / DB_NAME).close()
+    (out / DB_NAME).chmod(0o644)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stat.S_IMODE((out / DB_NAME).stat().st_mode) == 0o600
+
+
+def test_a_dangling_link_in_place_of_the_database_is_refused(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: SQLite followed the link and created the database outside the directory."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.db"
+    (out / DB_NAME).symlink_to(elsewhere)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "symbolic link" in result.stderr and DB_NAME in result.stderr
+    assert not elsewhere.exists()
+    assert not (out / "file.bin").exists()
+
+
+@pytest.mark.parametrize("which", ["", "-wal", "-journal"])
+def test_a_link_to_another_applications_database_is_refused(
+    server: RawServer, tmp_path: Path, which: str
+) -> None:
+    """Before: the other file got regisseur_* tables and WAL mode."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    other = tmp_path / f"other-app{which}.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE mine (v TEXT)")
+    before = other.read_bytes()
+    (out / f"{DB_NAME}{which}").symlink_to(other)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "symbolic link" in result.stderr
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("mine",)]
+    assert os.path.islink(out / f"{DB_NAME}{which}")
+
+
+# -- bounds ----------------------------------------------------------------------------------
+
+
+def test_max_size_stops_an_endless_body(server: RawServer, tmp_path: Path) -> None:
+    """Before: a body without Content-Length that never ends filled the disk."""
+    url = server.route("/endless", endless(http(OK, length=False), b"x" * 65536))
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain", "--max-size", "1M")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: body larger than max_bytes=1048576: {url}" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [DB_NAME]
+
+
+def test_speed_limit_fails_a_dribbling_server(server: RawServer, tmp_path: Path) -> None:
+    """Before: one byte every few seconds held the download forever."""
+    url = server.route("/slow", dribble(http(OK, {"Content-Length": "5000"}), b"x" * 5000, 0.05))
+    out = tmp_path / "out"
+    result = run(
+        "download", url, "-o", str(out), "--plain", "--retries", "0",
+        "--speed-limit", "1K", "--speed-time", "0.5",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: too slow: less than 1024 bytes/s during 0.5s" in result.stderr
+
+
+def test_max_time_bounds_a_download(server: RawServer, tmp_path: Path) -> None:
+    url = server.route("/slow", dribble(http(OK, {"Content-Length": "5000"}), b"x" * 5000, 0.05))
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain", "--max-time", "0.5")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED {url}: took longer than max_time=0.5s (received " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-size", "10X"), "--max-size: not a size: '10X'"),
+        (("--max-size", "0"), "--max-size: must be at least 1 byte"),
+        (("--speed-limit", "-5"), "--speed-limit: not a size: '-5'"),
+        (("--speed-time", "0"), "--speed-time: must be a number of seconds > 0"),
+        (("--max-time", "nan"), "--max-time: must be a number of seconds > 0"),
+        (("--max-time", "soon"), "--max-time: not a number of seconds: 'soon'"),
+    ],
+)
+def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    result = run("download", "http://127.0.0.1:1/x", "-o", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
