@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors._fork import SystemForkedError
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from regisseur.actors.errors import UnknownActorError
@@ -32,6 +33,7 @@ __all__ = [
     "ServerActor",
     "ServiceActor",
     "Subscription",
+    "SystemForkedError",
     "TimerHandle",
     "UnknownActorError",
     "configure_logging",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pykka
 
 from regisseur.actors._cell import current_cell
+from regisseur.actors._future import LoopFuture
 from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ class Actor(pykka.ThreadingActor):
     @staticmethod
     def _create_actor_inbox() -> ActorInbox:
         return Mailbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        # Awaitable without blocking the event loop (see actors/_future.py).
+        return LoopFuture()
 
     def _start_actor_loop(self) -> None:  # pragma: no cover - guarded in __init__
         msg = "regisseur actors are started by their supervisor"

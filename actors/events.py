@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 from pykka._envelope import Envelope
@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from regisseur.actors._cell import Cell
+    from regisseur.actors.aio import EventStream
 
 __all__ = ["EventBus", "Subscription"]
+
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class EventBus:
         or an actor ref (told the event). Events published after this call
         returns are delivered. Returns a :class:`Subscription`.
         """
+        self._cell.system._fork.check()  # no bus thread in a forked child
         if not (callable(target) or isinstance(target, pykka.ActorRef)):
             msg = f"subscribe() needs a callable or an ActorRef, got {type(target).__name__}"
             raise TypeError(msg)
@@ -162,6 +166,19 @@ class EventBus:
         types = tuple(event_types) or (Event,)
         self._cell.mailbox.put(Envelope(_Subscribe(key, target, types)))
         return Subscription(self, key)
+
+    def stream(self, *event_types: type[E], maxsize: int = 1000) -> EventStream[E]:
+        """Events of ``event_types`` as an async iterator (see ``aio.EventStream``).
+
+        ``async with system.events.stream(ChildFailed) as events: async for
+        event in events: ...``. At most ``maxsize`` events wait in its buffer;
+        beyond that the oldest is dropped and counted in ``dropped``. Raises
+        ``TypeError`` for a type that is not an ``Event`` class.
+        """
+        from regisseur.actors.aio import EventStream, check_stream_types
+
+        check_stream_types(event_types, maxsize)
+        return EventStream(self, event_types, maxsize)
 
     def _unsubscribe(self, key: int) -> None:
         self._cell.mailbox.put(Envelope(_Unsubscribe(key)))

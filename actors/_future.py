@@ -1,0 +1,218 @@
+"""``LoopFuture``: the Pykka future every regisseur ask hands out.
+
+A ``pykka.ThreadingFuture`` that can also say when it is done: whoever
+awaits it from asyncio is woken through the event loop
+(``loop.call_soon_threadsafe``) instead of blocking the loop in ``get()``,
+as Pykka's own ``__await__`` does. ``get()``, ``map()``, ``join()`` and the
+rest behave exactly as in Pykka. The runtime creates these futures through
+Pykka's ``_create_future`` hook (``Actor._create_future``), so
+``system.ref(name).ask(msg, block=False)`` and every proxy call return one.
+
+Threads: the value is set on the replying actor's thread, which then runs
+the completion callbacks (each only schedules a wake-up on a loop: no
+thread waits per pending future). ``__await__`` runs on the loop.
+
+Failures: a callback that raises is logged and the others still run. A
+future whose value comes from a get hook set by hand (not through
+``map``/``filter``/``reduce``/``join``) cannot say when it is done;
+awaiting it runs ``get()`` in the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import pykka
+
+from regisseur.actors.errors import describe_error
+from regisseur.actors.log import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable
+
+    from pykka._types import OptExcInfo
+
+__all__ = ["LoopFuture", "until_done"]
+
+T = TypeVar("T")
+J = TypeVar("J")
+M = TypeVar("M")
+R = TypeVar("R")
+
+_log = get_logger("regisseur.actors.aio")
+
+
+class LoopFuture(pykka.ThreadingFuture[T]):
+    """A Pykka future with completion callbacks; awaiting it never blocks the loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] | None = []  # None once done
+        self._sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's
+
+    # -- setting the value (the replying thread) ------------------------------
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._run_callbacks()
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        super().set_exception(exc_info if exc_info is not None else sys.exc_info())
+        self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        with self._condition:
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - one waiter must not starve the others
+                _log.error("future_callback_failed", error=describe_error(exc), exc_info=exc)
+
+    # -- completion (any thread) -----------------------------------------------
+    def when_done(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``callback()`` once the value is there (at once if it is).
+
+        Returns a function that withdraws the callback (a no-op once it
+        ran), or None if this future cannot tell when it is done (a get hook
+        set by hand). The callback runs on the thread that sets the value.
+        """
+        if self._sources is not None:
+            return _when_all_done(self._sources, callback)
+        with self._condition:
+            if self._get_hook is not None:
+                return None
+            callbacks = self._callbacks
+            if callbacks is not None:
+                callbacks.append(callback)
+                return lambda: _discard(self, callback)
+        callback()
+        return _nothing
+
+    # -- asyncio (the loop's thread) -----------------------------------------------
+    def __await__(self) -> Generator[Any, None, T]:
+        yield from until_done(self, None).__await__()
+        value: T = self.get(timeout=0)
+        return value
+
+    __iter__ = __await__
+
+    # -- derived futures keep their sources, so they can be awaited too ------------
+    def _derived(self, future: pykka.Future[Any], *sources: pykka.Future[Any]) -> Any:
+        if isinstance(future, LoopFuture):
+            future._sources = (self, *sources)
+        return future
+
+    def map(self, func: Callable[[T], M]) -> pykka.Future[M]:
+        return cast("pykka.Future[M]", self._derived(super().map(func)))
+
+    def filter(
+        self: LoopFuture[Iterable[J]], func: Callable[[J], bool]
+    ) -> pykka.Future[Iterable[J]]:
+        return cast("pykka.Future[Iterable[J]]", self._derived(super().filter(func)))
+
+    def reduce(
+        self: LoopFuture[Iterable[J]], func: Callable[[R, J], R], *args: R
+    ) -> pykka.Future[R]:
+        return cast("pykka.Future[R]", self._derived(super().reduce(func, *args)))
+
+    def join(self, *futures: pykka.Future[Any]) -> pykka.Future[Iterable[Any]]:
+        joined = super().join(*futures)
+        return cast("pykka.Future[Iterable[Any]]", self._derived(joined, *futures))
+
+    def __repr__(self) -> str:
+        return "<regisseur.LoopFuture>"
+
+
+def _nothing() -> None:
+    return None
+
+
+def _discard(future: LoopFuture[Any], callback: Callable[[], None]) -> None:
+    with future._condition:
+        callbacks = future._callbacks
+        if callbacks is not None and callback in callbacks:
+            callbacks.remove(callback)
+
+
+def _when_all_done(
+    sources: tuple[pykka.Future[Any], ...], callback: Callable[[], None]
+) -> Callable[[], None] | None:
+    """``when_done`` over several futures: ``callback`` once all of them are done."""
+    if not all(isinstance(s, LoopFuture) for s in sources):
+        return None
+    lock = threading.Lock()
+    pending = [len(sources)]
+
+    def one_done() -> None:
+        with lock:
+            pending[0] -= 1
+            last = pending[0] == 0
+        if last:
+            callback()
+
+    undos: list[Callable[[], None]] = []
+    for source in sources:
+        undo = cast("LoopFuture[Any]", source).when_done(one_done)
+        if undo is None:  # pragma: no cover - a source with a hand-made hook
+            for earlier in undos:
+                earlier()
+            return None
+        undos.append(undo)
+
+    def undo_all() -> None:
+        for undo in undos:
+            undo()
+
+    return undo_all
+
+
+async def until_done(future: pykka.Future[Any], timeout: float | None) -> bool:
+    """Wait on the running loop until ``future`` is done; False after ``timeout``.
+
+    Never blocks the loop and starts no thread (except for a future that
+    cannot say when it is done, see the module docstring). Cancelling the
+    awaiting task withdraws the wake-up: the future and whoever sets it
+    are not touched.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[bool] = loop.create_future()
+
+    def wake() -> None:  # the replying actor's thread
+        try:
+            loop.call_soon_threadsafe(_settle, waiter, True)
+        except RuntimeError:  # the loop was closed: nobody waits any more
+            _log.debug("await_abandoned", reason="event loop closed")
+
+    undo = future.when_done(wake) if isinstance(future, LoopFuture) else None
+    if undo is None:
+        return await _in_executor(loop, future, timeout)
+    timer = loop.call_later(timeout, _settle, waiter, False) if timeout is not None else None
+    try:
+        return await waiter
+    finally:
+        undo()
+        if timer is not None:
+            timer.cancel()
+
+
+async def _in_executor(
+    loop: asyncio.AbstractEventLoop, future: pykka.Future[Any], timeout: float | None
+) -> bool:
+    def wait() -> bool:
+        try:
+            future.get(timeout=timeout)
+        except pykka.Timeout:
+            return False
+        except Exception:  # noqa: BLE001 - done, with an exception: get() raises it again
+            return True
+        return True
+
+    return await loop.run_in_executor(None, wait)
+
+
+def _settle(waiter: asyncio.Future[bool], done: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(done)
