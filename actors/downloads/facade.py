@@ -388,10 +388,12 @@ class Downloads:
 
         _text(download_id, "download_id")
         return await aio.wait_download(
-            self._system, download_id, timeout, lambda: self._status_async(download_id)
+            self._system, download_id, timeout, lambda: self.status_async(download_id)
         )
 
-    async def _status_async(self, download_id: str) -> DownloadRecord | None:
+    async def status_async(self, download_id: str) -> DownloadRecord | None:
+        """``status()`` for coroutines: awaits the keeper without blocking the loop."""
+        _text(download_id, "download_id")
         self._ensure_keeper()
         try:
             reply = await self._system.ask_async(
