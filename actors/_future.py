@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
 
+from regisseur.actors._wakeups import expire_later, wake
 from regisseur.actors.errors import describe_error
 from regisseur.actors.log import get_logger
 
@@ -180,22 +181,19 @@ async def until_done(future: pykka.Future[Any], timeout: float | None) -> bool:
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[bool] = loop.create_future()
 
-    def wake() -> None:  # the replying actor's thread
-        try:
-            loop.call_soon_threadsafe(_settle, waiter, True)
-        except RuntimeError:  # the loop was closed: nobody waits any more
-            _log.debug("await_abandoned", reason="event loop closed")
+    def done() -> None:  # the replying actor's thread
+        wake(waiter, True)
 
-    undo = future.when_done(wake) if isinstance(future, LoopFuture) else None
+    undo = future.when_done(done) if isinstance(future, LoopFuture) else None
     if undo is None:
         return await _in_executor(loop, future, timeout)
-    timer = loop.call_later(timeout, _settle, waiter, False) if timeout is not None else None
+    expiry = expire_later(waiter, timeout) if timeout is not None else None
     try:
         return await waiter
     finally:
         undo()
-        if timer is not None:
-            timer.cancel()
+        if expiry is not None:
+            expiry()
 
 
 async def _in_executor(
@@ -211,8 +209,3 @@ async def _in_executor(
         return True
 
     return await loop.run_in_executor(None, wait)
-
-
-def _settle(waiter: asyncio.Future[bool], done: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(done)

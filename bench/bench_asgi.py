@@ -2,10 +2,12 @@
 
 Run: ``python bench/bench_asgi.py [--requests N] [--concurrency C] [--rounds R]``
 
-Three endpoints of one FastAPI app count visits per name and answer
+Four endpoints of one FastAPI app count visits per name and answer
 ``{"name": ..., "visits": ...}``; only where the count lives differs:
 
 - ``plain``: in a dict of the endpoint's own (no actors): the baseline;
+- ``yield``: the same after ``await asyncio.sleep(0)``: what any endpoint
+  that awaits something pays for one suspension, for reference;
 - ``ask_async``: in a regisseur actor, ``await system.ask_async(...)``;
 - ``to_thread``: in the same actor, ``await asyncio.to_thread(system.ask, ...)``
   (what users wrote before ``ask_async``).
@@ -14,10 +16,11 @@ The app is driven in-process (no server, no socket: uvicorn is not a
 dependency): ``C`` concurrent clients call the ASGI app directly until ``N``
 requests are answered. With HTTP parsing and a socket left out, the
 endpoint's own cost is a larger share of each request than behind a real
-server, so the ratio here is a lower bound. Rounds interleave the three
+server, so the ratio here is a lower bound. Rounds interleave the four
 (in a rotating order); the report gives per endpoint the median
 requests/s and p99 latency with their spread (min-max over rounds), and the
-ratio to ``plain`` per round (median, min-max).
+ratio to ``plain`` per round (median, min-max), and the CPU time per
+request of the whole process (loop and actor threads).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from fastapi import FastAPI
 from regisseur.actors import Actor, ActorSystem
 from regisseur.supervision import ChildSpec
 
-MODES = ("plain", "ask_async", "to_thread")
+MODES = ("plain", "yield", "ask_async", "to_thread")
 
 
 class Counter(Actor):
@@ -51,6 +54,12 @@ def make_app(system: ActorSystem) -> FastAPI:
 
     @app.get("/plain/{name}")
     async def plain(name: str) -> dict[str, Any]:
+        counts[name] = counts.get(name, 0) + 1
+        return {"name": name, "visits": counts[name]}
+
+    @app.get("/yield/{name}")
+    async def one_turn(name: str) -> dict[str, Any]:
+        await asyncio.sleep(0)  # one turn of the loop, as any awaited I/O costs
         counts[name] = counts.get(name, 0) + 1
         return {"name": name, "visits": counts[name]}
 
@@ -95,8 +104,10 @@ async def call(app: FastAPI, path: str) -> int:
     return status
 
 
-async def load(app: FastAPI, mode: str, requests: int, concurrency: int) -> tuple[float, float]:
-    """Requests per second and p99 latency (seconds) for ``requests`` GETs."""
+async def load(
+    app: FastAPI, mode: str, requests: int, concurrency: int
+) -> tuple[float, float, float]:
+    """Requests/s, p99 latency and CPU seconds per request (all threads) for ``requests`` GETs."""
     latencies: list[float] = []
     left = [requests]
 
@@ -109,11 +120,11 @@ async def load(app: FastAPI, mode: str, requests: int, concurrency: int) -> tupl
             latencies.append(time.perf_counter() - began)
             assert status == 200, status
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     latencies.sort()
-    return requests / elapsed, latencies[int(len(latencies) * 0.99) - 1]
+    return requests / elapsed, latencies[int(len(latencies) * 0.99) - 1], cpu / requests
 
 
 async def bench(requests: int, concurrency: int, rounds: int) -> None:
@@ -124,19 +135,21 @@ async def bench(requests: int, concurrency: int, rounds: int) -> None:
             await load(app, mode, min(requests, 500), concurrency)
         rates: dict[str, list[float]] = {m: [] for m in MODES}
         p99s: dict[str, list[float]] = {m: [] for m in MODES}
+        cpus: dict[str, list[float]] = {m: [] for m in MODES}
         for r in range(rounds):
             order = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
             for mode in order:
-                rate, p99 = await load(app, mode, requests, concurrency)
+                rate, p99, cpu = await load(app, mode, requests, concurrency)
                 rates[mode].append(rate)
                 p99s[mode].append(p99)
+                cpus[mode].append(cpu)
     print(
         f"{requests} requests per round, {concurrency} concurrent clients, {rounds} rounds, "
         "in-process ASGI (no server)"
     )
     print(
         f"{'endpoint':<11}{'req/s median (min-max)':>28}{'p99 ms median (min-max)':>28}"
-        f"{'vs plain median (min-max)':>30}"
+        f"{'vs plain median (min-max)':>30}{'CPU us/req':>12}"
     )
     for mode in MODES:
         ratios = [a / b for a, b in zip(rates[mode], rates["plain"], strict=True)]
@@ -147,6 +160,7 @@ async def bench(requests: int, concurrency: int, rounds: int) -> None:
             f"{statistics.median(p99s[mode]) * 1e3:>13.2f} "
             f"({min(p99s[mode]) * 1e3:.2f}-{max(p99s[mode]) * 1e3:.2f})"
             f"{statistics.median(ratios):>15.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+            f"{statistics.median(cpus[mode]) * 1e6:>12.0f}"
         )
 
 

@@ -112,6 +112,31 @@ def test_an_idle_actor_answers_while_asks_wait_on_a_busy_one_with_no_thread_per_
 
 
 @pytest.mark.timeout(20)
+def test_pending_asks_share_the_loops_timers_and_wake_ups(
+    system: ActorSystem, gate: threading.Event
+) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        timers_before = len(loop._scheduled)  # type: ignore[attr-defined]
+        pending = [asyncio.ensure_future(system.ask_async("busy", "wait")) for _ in range(200)]
+        await yield_to_loop()
+        assert len(loop._scheduled) - timers_before <= 2  # type: ignore[attr-defined]
+        woken = []
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            woken.append(args[0])
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        gate.set()
+        assert await asyncio.gather(*pending) == ["released"] * 200
+        assert 1 <= len(woken) < 50  # one wake-up per burst of replies, not one per reply
+
+    run(main())
+
+
+@pytest.mark.timeout(20)
 def test_ask_async_times_out_with_the_same_error_as_ask(system: ActorSystem) -> None:
     with pytest.raises(TimeoutError) as blocking:
         system.ask("busy", "wait", timeout=0.05)
