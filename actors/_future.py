@@ -51,6 +51,9 @@ class LoopFuture(pykka.ThreadingFuture[T]):
 
     def __init__(self) -> None:
         super().__init__()
+        # A lock of their own, not the condition Pykka's set() holds while it
+        # notifies: the loop and the replying thread meet on it only briefly.
+        self._callbacks_lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] | None = []  # None once done
         self._sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's
 
@@ -64,7 +67,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         self._run_callbacks()
 
     def _run_callbacks(self) -> None:
-        with self._condition:
+        with self._callbacks_lock:
             callbacks, self._callbacks = self._callbacks, None
         for callback in callbacks or ():
             try:
@@ -82,9 +85,9 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         """
         if self._sources is not None:
             return _when_all_done(self._sources, callback)
-        with self._condition:
-            if self._get_hook is not None:
-                return None
+        if self._get_hook is not None:
+            return None
+        with self._callbacks_lock:
             callbacks = self._callbacks
             if callbacks is not None:
                 callbacks.append(callback)
@@ -94,9 +97,26 @@ class LoopFuture(pykka.ThreadingFuture[T]):
 
     # -- asyncio (the loop's thread) -----------------------------------------------
     def __await__(self) -> Generator[Any, None, T]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (another framework): as Pykka does
+            yield
+            return cast("T", self.get())
         yield from until_done(self, None).__await__()
-        value: T = self.get(timeout=0)
-        return value
+        return self.value_now()
+
+    def value_now(self) -> T:
+        """The value of a future that is done, as ``get()`` gives it, without waiting.
+
+        Reads the stored result without taking Pykka's condition (it is
+        never changed once set); an exception, a get hook's value or a
+        future not done yet go through ``get(timeout=0)``.
+        """
+        result = self._result
+        if result is None or result.exc_info is not None:
+            value: T = self.get(timeout=0)
+            return value
+        return cast("T", result.value)
 
     __iter__ = __await__
 
@@ -132,7 +152,9 @@ def _nothing() -> None:
 
 
 def _discard(future: LoopFuture[Any], callback: Callable[[], None]) -> None:
-    with future._condition:
+    if future._callbacks is None:  # done: the list is gone, nothing to withdraw
+        return
+    with future._callbacks_lock:
         callbacks = future._callbacks
         if callbacks is not None and callback in callbacks:
             callbacks.remove(callback)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pykka
 
-from regisseur.actors._future import until_done
+from regisseur.actors._future import LoopFuture, until_done
 from regisseur.actors.clock import check_duration
 from regisseur.actors.log import get_logger
 from regisseur.messages import Event
@@ -60,11 +60,11 @@ async def ask(system: ActorSystem, name: str, message: Any, timeout: float | Non
         system.dead_letter(name, message, "stopped")
         msg = f"actor {name!r} is stopped"
         raise pykka.ActorDeadError(msg)
-    future = cell.ref.ask(message, block=False)
+    future: LoopFuture[Any] = cell.ref.ask(message, block=False)
     if not await until_done(future, timeout):
         msg = f"no reply from {name!r} within {timeout:g}s"
         raise TimeoutError(msg)
-    return future.get(timeout=0)
+    return future.value_now()
 
 
 # -- event streams ---------------------------------------------------------------------

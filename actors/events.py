@@ -181,7 +181,8 @@ class EventBus:
         return EventStream(self, event_types, maxsize)
 
     def _unsubscribe(self, key: int) -> None:
-        self._cell.mailbox.put(Envelope(_Unsubscribe(key)))
+        if not self._cell.mailbox.closed:  # a stopped bus has no subscribers left
+            self._cell.mailbox.put(Envelope(_Unsubscribe(key)))
 
     def publish(self, event: object) -> None:
         """Queue ``event`` for delivery (any thread, never blocks)."""
