@@ -25,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import pykka
 
-from regisseur.actors._future import LoopFuture, until_done
+from regisseur.actors._future import until_done
 from regisseur.actors.clock import check_duration
 from regisseur.actors.log import get_logger
 from regisseur.messages import Event
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
+    from regisseur.actors._future import LoopFuture
     from regisseur.actors.events import EventBus, Subscription
     from regisseur.actors.system import ActorSystem
     from regisseur.messages import DownloadRecord
@@ -60,7 +61,7 @@ async def ask(system: ActorSystem, name: str, message: Any, timeout: float | Non
         system.dead_letter(name, message, "stopped")
         msg = f"actor {name!r} is stopped"
         raise pykka.ActorDeadError(msg)
-    future: LoopFuture[Any] = cell.ref.ask(message, block=False)
+    future = cast("LoopFuture[Any]", cell.ref.ask(message, block=False))  # Actor._create_future
     if not await until_done(future, timeout):
         msg = f"no reply from {name!r} within {timeout:g}s"
         raise TimeoutError(msg)
