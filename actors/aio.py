@@ -5,7 +5,8 @@ The methods users call live on the objects they already have
 ``await system.downloads.wait_async(...)``, ``async with ActorSystem(...)``);
 this module holds how they work. Nothing here blocks the event loop and
 nothing starts a thread per pending call: a reply, an event or a download's
-end wakes the loop through ``loop.call_soon_threadsafe`` from the thread
+end wakes the loop through ``loop.call_soon_threadsafe`` (once per burst: see
+``_wakeups``) from the thread
 that produced it. ``start()``/``stop()`` of the system (which block by
 design) run on a thread of their own for the time they take.
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import pykka
 
 from regisseur.actors._future import until_done
+from regisseur.actors._wakeups import wake
 from regisseur.actors.clock import check_duration
 from regisseur.actors.log import get_logger
 from regisseur.messages import Event
@@ -48,7 +50,6 @@ __all__ = ["EventStream", "ask", "start", "stop", "wait_download"]
 E = TypeVar("E", bound=Event)
 
 _log = get_logger("regisseur.actors.aio")
-DEFAULT_STREAM_BUFFER = 1000
 
 
 # -- ask ---------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class _Buffer:
         if first:
             _log.warning("event_stream_overflow", maxsize=self.maxsize)
         if waiter is not None:
-            self.wake(waiter)
+            wake(waiter)
 
     def close(self) -> None:
         """Any thread: drop what is buffered; a waiting reader ends its iteration."""
@@ -106,19 +107,7 @@ class _Buffer:
             self.events.clear()
             waiter, self.waiter = self.waiter, None
         if waiter is not None:
-            self.wake(waiter)
-
-    def wake(self, waiter: asyncio.Future[bool]) -> None:
-        assert self.loop is not None  # a waiter was made on it
-        try:
-            self.loop.call_soon_threadsafe(_settle, waiter)
-        except RuntimeError:  # the loop was closed: nobody reads any more
-            _log.debug("event_stream_abandoned", reason="event loop closed")
-
-
-def _settle(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(True)
+            wake(waiter)
 
 
 class EventStream(Generic[E]):
