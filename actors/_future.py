@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
 
-from regisseur.actors._wakeups import expire_later, wake
+from regisseur.actors._wakeups import expire_later, waker
 from regisseur.actors.errors import describe_error
 from regisseur.actors.log import get_logger
 
@@ -203,10 +203,8 @@ async def until_done(future: pykka.Future[Any], timeout: float | None) -> bool:
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[bool] = loop.create_future()
 
-    def done() -> None:  # the replying actor's thread
-        wake(waiter, True)
-
-    undo = future.when_done(done) if isinstance(future, LoopFuture) else None
+    # Called on the replying actor's thread.
+    undo = future.when_done(waker(waiter)) if isinstance(future, LoopFuture) else None
     if undo is None:
         return await _in_executor(loop, future, timeout)
     expiry = expire_later(waiter, timeout) if timeout is not None else None

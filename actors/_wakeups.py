@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable
 
-__all__ = ["expire_later", "wake"]
+__all__ = ["expire_later", "wake", "waker"]
 
 #: Timeouts of a second or more fire on this grid (at most this much late),
 #: so that thousands of pending asks share a few loop timers instead of
@@ -128,6 +128,14 @@ def wake(future: asyncio.Future[Any], result: Any = True) -> None:
             _log.debug("await_abandoned", reason=str(exc))
         return
     wakeups.wake(future, result)
+
+
+def waker(future: asyncio.Future[Any]) -> Callable[[], None]:
+    """A function that does ``wake(future)``, its loop's record found now (on the loop)."""
+    wakeups = _for_loop(future.get_loop())
+    if wakeups is None:
+        return functools.partial(wake, future, True)
+    return functools.partial(wakeups.wake, future, True)
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
