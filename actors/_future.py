@@ -21,6 +21,7 @@ awaiting it runs ``get()`` in the loop's default executor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -46,29 +47,46 @@ R = TypeVar("R")
 _log = get_logger("regisseur.actors.aio")
 
 
+class _Callbacks:
+    """The callbacks waiting for one future, made by its first ``when_done``.
+
+    A lock of their own, not the condition Pykka's ``set()`` holds while it
+    notifies: the loop and the replying thread meet on it only briefly. A
+    future nobody awaits (a plain blocking ask) never makes one.
+    """
+
+    __slots__ = ("lock", "pending")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[Callable[[], None]] | None = []  # None once run
+
+
 class LoopFuture(pykka.ThreadingFuture[T]):
     """A Pykka future with completion callbacks; awaiting it never blocks the loop."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # A lock of their own, not the condition Pykka's set() holds while it
-        # notifies: the loop and the replying thread meet on it only briefly.
-        self._callbacks_lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] | None = []  # None once done
-        self._sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's
+    # Class-level defaults, set on an instance only when used: a plain
+    # blocking ask pays nothing for them.
+    _box: _Callbacks | None = None  # by the first when_done
+    _sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's sources
 
     # -- setting the value (the replying thread) ------------------------------
     def set(self, value: Any | None = None) -> None:
         super().set(value)
-        self._run_callbacks()
+        if self._box is not None:  # read after the value was set: see when_done
+            self._run_callbacks()
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         super().set_exception(exc_info if exc_info is not None else sys.exc_info())
-        self._run_callbacks()
+        if self._box is not None:
+            self._run_callbacks()
 
     def _run_callbacks(self) -> None:
-        with self._callbacks_lock:
-            callbacks, self._callbacks = self._callbacks, None
+        box = self._box
+        if box is None:  # nobody waits through a callback (read after the value was set)
+            return
+        with box.lock:
+            callbacks, box.pending = box.pending, None
         for callback in callbacks or ():
             try:
                 callback()
@@ -87,13 +105,19 @@ class LoopFuture(pykka.ThreadingFuture[T]):
             return _when_all_done(self._sources, callback)
         if self._get_hook is not None:
             return None
-        with self._callbacks_lock:
-            callbacks = self._callbacks
-            if callbacks is not None:
-                callbacks.append(callback)
-                return lambda: _discard(self, callback)
-        callback()
-        return _nothing
+        box: _Callbacks = self.__dict__.setdefault("_box", _Callbacks())
+        with box.lock:
+            pending = box.pending
+            if pending is not None:
+                pending.append(callback)
+        if pending is None:  # already run: the value is there
+            callback()
+            return _nothing
+        if self._result is not None:
+            # Set meanwhile: its setter may have looked for callbacks before
+            # the box existed. Whoever empties the box first runs them.
+            self._run_callbacks()
+        return functools.partial(_discard, box, callback)
 
     # -- asyncio (the loop's thread) -----------------------------------------------
     def __await__(self) -> Generator[Any, None, T]:
@@ -151,11 +175,11 @@ def _nothing() -> None:
     return None
 
 
-def _discard(future: LoopFuture[Any], callback: Callable[[], None]) -> None:
-    if future._callbacks is None:  # done: the list is gone, nothing to withdraw
+def _discard(box: _Callbacks, callback: Callable[[], None]) -> None:
+    if box.pending is None:  # run: the list is gone, nothing to withdraw
         return
-    with future._callbacks_lock:
-        callbacks = future._callbacks
+    with box.lock:
+        callbacks = box.pending
         if callbacks is not None and callback in callbacks:
             callbacks.remove(callback)
 

@@ -159,14 +159,14 @@ def test_cancelling_an_ask_async_leaves_the_actor_running_and_nothing_behind(
         task = asyncio.ensure_future(_await(future))
         asked = asyncio.ensure_future(system.ask_async("busy", "wait"))
         await yield_to_loop()
-        assert len(future._callbacks or ()) == 1  # one wake-up registered
+        assert future._box is not None and len(future._box.pending or ()) == 1  # one wake-up
         task.cancel()
         asked.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         with pytest.raises(asyncio.CancelledError):
             await asked
-        assert future._callbacks == []  # withdrawn: the future keeps no loop alive
+        assert future._box.pending == []  # withdrawn: the future keeps no loop alive
         gate.set()
         assert future.get(timeout=GATE_WAIT) == "released"  # the actor carried on
         assert await system.ask_async("busy", "ping") == "ping"
@@ -216,6 +216,30 @@ def test_awaiting_a_failed_future_raises_the_handlers_error(system: ActorSystem)
             await system.ref("idle").ask("boom", block=False)
 
     run(main())
+
+
+@pytest.mark.timeout(20)
+def test_a_callback_registered_while_the_value_is_set_runs_exactly_once() -> None:
+    futures: list[LoopFuture[int]] = [LoopFuture() for _ in range(3000)]
+    runs = [0] * len(futures)
+    started = threading.Event()
+
+    def setter() -> None:
+        started.set()
+        for i, future in enumerate(futures):
+            future.set(i)
+
+    thread = threading.Thread(target=setter, name="regisseur:test-setter")
+    thread.start()
+    started.wait()
+    for i, future in enumerate(futures):  # races with the setter on purpose
+
+        def count(i: int = i) -> None:
+            runs[i] += 1
+
+        assert future.when_done(count) is not None
+    thread.join()
+    assert runs == [1] * len(futures)
 
 
 # -- event streams -------------------------------------------------------------------------
