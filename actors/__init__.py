@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import UnhealthyError
+from regisseur.actors._fork import SystemForkedError
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from regisseur.actors.errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "ServiceActor",
     "StatusError",
     "Subscription",
+    "SystemForkedError",
     "TimerHandle",
     "UnhealthyError",
     "UnknownActorError",

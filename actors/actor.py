@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pykka
 
 from regisseur.actors._cell import current_cell
-from regisseur.actors._future import ReplyFuture
+from regisseur.actors._future import LoopFuture
 from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import Mailbox
 
@@ -91,8 +91,9 @@ class Actor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
-        # Asks and proxy calls time out with the library's WaitTimeoutError.
-        return ReplyFuture()
+        # Awaitable without blocking the event loop, and timing out with the
+        # library's WaitTimeoutError (see actors/_future.py).
+        return LoopFuture()
 
     def _start_actor_loop(self) -> None:  # pragma: no cover - guarded in __init__
         msg = "regisseur actors are started by their supervisor"

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from regisseur.actors._cell import Cell
+    from regisseur.actors.aio import EventStream
 
 __all__ = ["EventBus", "Subscription"]
 
@@ -31,6 +32,7 @@ E1 = TypeVar("E1")
 E2 = TypeVar("E2")
 E3 = TypeVar("E3")
 _AnyRef: TypeAlias = "pykka.ActorRef[Any]"
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,7 @@ class EventBus:
         common base for several; ``Event`` when subscribing to all), so
         ``mypy`` reports a callback subscribed to an event it cannot take.
         """
+        self._cell.system._fork.check()  # no bus thread in a forked child
         if not (callable(target) or isinstance(target, pykka.ActorRef)):
             msg = f"subscribe() needs a callable or an ActorRef, got {type(target).__name__}"
             raise TypeError(msg)
@@ -207,8 +210,22 @@ class EventBus:
         self._cell.mailbox.put(Envelope(_Subscribe(key, target, types)))
         return Subscription(self, key)
 
+    def stream(self, *event_types: type[E], maxsize: int = 1000) -> EventStream[E]:
+        """Events of ``event_types`` as an async iterator (see ``aio.EventStream``).
+
+        ``async with system.events.stream(ChildFailed) as events: async for
+        event in events: ...``. At most ``maxsize`` events wait in its buffer;
+        beyond that the oldest is dropped and counted in ``dropped``. Raises
+        ``TypeError`` for a type that is not an ``Event`` class.
+        """
+        from regisseur.actors.aio import EventStream, check_stream_types
+
+        check_stream_types(event_types, maxsize)
+        return EventStream(self, event_types, maxsize)
+
     def _unsubscribe(self, key: int) -> None:
-        self._cell.mailbox.put(Envelope(_Unsubscribe(key)))
+        if not self._cell.mailbox.closed:  # a stopped bus has no subscribers left
+            self._cell.mailbox.put(Envelope(_Unsubscribe(key)))
 
     def publish(self, event: object) -> None:
         """Queue ``event`` for delivery (any thread, never blocks)."""

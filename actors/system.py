@@ -21,7 +21,9 @@ import pykka
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
+from regisseur.actors import aio
 from regisseur.actors._cell import Cell, CellState, Parent
+from regisseur.actors._fork import ForkGuard
 from regisseur.actors._protocol import (
     ChildExited,
     ChildFailure,
@@ -205,6 +207,7 @@ class ActorSystem:
         self._state = "new"
         self._failure: str | None = None
         self._guardian = _Guardian(self)
+        self._fork = ForkGuard(name, lambda: self._state in ("starting", "running", "stopping"))
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
@@ -220,11 +223,13 @@ class ActorSystem:
         Raises ``StartupError`` (naming the child and the cause) if a child
         fails to start; everything already started is stopped first.
         """
+        self._fork.check()
         with self._lock:
             if self._state != "new":
                 msg = f"system {self.name!r} was already started (state: {self._state})"
                 raise RuntimeError(msg)
             self._state = "starting"
+        self._fork.arm()
         self.timers.start()
         self._start_cell(self._bus_cell)
         self._start_stage("database", self._open_database)
@@ -333,7 +338,13 @@ class ActorSystem:
         """Stop every actor in reverse start order and end every thread.
 
         Idempotent. Children are each bounded by their ``shutdown_timeout``.
+        In a process forked from the system's, there is nothing to stop: the
+        system is only marked stopped.
         """
+        if self._fork.forked_from is not None:
+            self._state = "stopped"
+            self.log.warning("system_stopped_after_fork", parent_pid=self._fork.forked_from)
+            return
         with self._lock:
             if self._state in ("stopped", "new"):
                 self._state = "stopped"
@@ -388,7 +399,7 @@ class ActorSystem:
     @property
     def running(self) -> bool:
         """True between a successful ``start()`` and ``stop()`` or a root failure."""
-        return self._state == "running"
+        return self._state == "running" and self._fork.forked_from is None
 
     # -- registry ------------------------------------------------------------
     def _register(self, cell: Cell) -> None:
@@ -419,6 +430,8 @@ class ActorSystem:
 
     def _lookup(self, name: str) -> Cell | None:
         """The cell named ``name``; None if it stopped; raises if never known."""
+        if self._fork.forked_from is not None:
+            self._fork.check()
         if type(name) is str:
             cell = self._cells.get(name)  # the hot path: a dict read is atomic
             if cell is not None:
@@ -533,6 +546,7 @@ class ActorSystem:
 
     # -- dynamic children -----------------------------------------------------
     def _supervisor_cell(self, name: str | None) -> Cell:
+        self._fork.check()
         if self._state != "running":
             msg = f"system {self.name!r} is not running (state: {self._state})"
             raise RuntimeError(msg)
@@ -733,6 +747,9 @@ class ActorSystem:
         Each child's own ``health()`` is asked on its thread (bounded by one
         second; an actor that does not answer is reported unhealthy).
         """
+        forked = self._fork.error()
+        if forked is not None:  # nothing runs here: see actors/_fork.py
+            return HealthReport(name=ROOT, status="failed", healthy=False, last_error=str(forked))
         root = self._root
         if root is None or root.stopped.is_set() or self._state != "running":
             return HealthReport(
@@ -862,6 +879,28 @@ class ActorSystem:
     def healthy(self) -> bool:
         """True when the system runs and every report in ``health()`` is healthy."""
         return self.health().healthy
+
+    # -- asyncio (how: actors/aio.py) --------------------------------------------
+    async def ask_async(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
+        """``ask()`` for coroutines: awaits the reply without blocking the loop.
+
+        The reply wakes the loop (``call_soon_threadsafe``); no thread waits
+        for it. Same errors as ``ask()``, ``TimeoutError`` included.
+        Cancelling the awaiting task drops the reply; the actor still
+        handles the message and carries on.
+        """
+        return await aio.ask(self, name, message, timeout)
+
+    async def __aenter__(self) -> ActorSystem:
+        return await aio.start(self)  # start() on a thread of its own, awaited
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await aio.stop(self)
 
     # -- failures of the system's own actors ------------------------------------
     def _root_failed(self, error: str) -> None:

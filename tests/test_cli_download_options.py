@@ -268,8 +268,7 @@ def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) ->
     # Refused before SQLite sees it (the records database is opened privately,
     # never through a link): the path and the OS's reason, no library jargon.
     assert result.stderr == (
-        f"regisseur download: cannot open the database '{tmp_path / DB_NAME}': "
-        "Is a directory\n"
+        f"regisseur download: cannot open the database '{tmp_path / DB_NAME}': Is a directory\n"
     )
     assert "sqlalchemy" not in result.stderr.lower()
 

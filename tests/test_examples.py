@@ -25,6 +25,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "GET /health -> running",
         "server and system stopped",
     ),
+    "fastapi_app.py": (
+        "GET /count/ada -> visits 2",
+        "GET /downloads/<id>/events -> last event Completed, Succeeded",
+        "GET /health -> 200 running",
+        "system stopped: True",
+    ),
     "async_service.py": (
         "paused, 120 s later    status=paused   runs=2",
         "after RunNow           status=paused   runs=3",

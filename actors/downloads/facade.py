@@ -245,6 +245,7 @@ class Downloads:
 
     def _ensure_keeper(self) -> None:
         """Start the downloads subtree if the system started without one."""
+        self._system._fork.check()  # a forked child would queue to nobody
         if not self._usable():
             raise _not_running(self._system)
         if self._keeper_started:
@@ -387,6 +388,33 @@ class Downloads:
                 )
                 raise WaitTimeoutError(msg)
         return final[0]
+
+    async def wait_async(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
+        """``wait()`` for coroutines: the loop is woken when the download ends.
+
+        Never blocks the event loop (see ``regisseur.actors.aio``); the same
+        errors as ``wait()``. Cancelling the awaiting task leaves the
+        download running.
+        """
+        from regisseur.actors import aio
+
+        _text(download_id, "download_id")
+        return await aio.wait_download(
+            self._system, download_id, timeout, lambda: self.status_async(download_id)
+        )
+
+    async def status_async(self, download_id: str) -> DownloadRecord | None:
+        """``status()`` for coroutines: awaits the keeper without blocking the loop."""
+        _text(download_id, "download_id")
+        self._ensure_keeper()
+        try:
+            reply = await self._system.ask_async(
+                p.KEEPER, p.Lookup(download_id), timeout=_ASK_TIMEOUT
+            )
+        except (UnknownActorError, pykka.ActorDeadError) as exc:
+            raise _not_running(self._system) from exc
+        record: DownloadRecord | None = reply.unwrap() if hasattr(reply, "unwrap") else reply
+        return record
 
     def list(
         self,
