@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from regisseur.actors.cluster import schema
+from regisseur.actors.cluster.lease_guard import LeaseGuard
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -32,6 +33,9 @@ class Cluster:
     def __init__(self, system: ActorSystem, settings: ClusterSettings) -> None:
         self._system = system
         self.settings = settings
+        self.lease = LeaseGuard(settings.lease_ttl)
+        """This node's lease as its own clock sees it: ``lease.valid(now)``
+        is False while the node is fenced (see ``LeaseGuard``)."""
 
     @property
     def node_id(self) -> str:

@@ -122,9 +122,14 @@ class Enqueue:
 
 @dataclass(frozen=True, slots=True)
 class Withdraw:
-    """The keeper cancelled the download: drop it or cancel its run."""
+    """The keeper cancelled the download: drop it or cancel its run.
+
+    ``reason`` is the cancel reason its run sees (``"fenced"``: cluster
+    mode, this node's lease guard ran out; the row is not ended here).
+    """
 
     id: str
+    reason: str = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,20 @@ What changes against the single-node keeper (``KeeperActor``):
   to their own subscribers, so ``wait`` and ``subscribe`` see every node's
   downloads (progress events stay on the node that runs the download).
 - A clean stop gives the node's unfinished downloads back to the queue.
+- Fencing: when the node's lease guard runs out (``NodeFenced``: the
+  database was unreachable, or the process was frozen, for most of a
+  lease) the keeper claims nothing and stops every running download of
+  this node with the reason ``"fenced"``; a run that ends meanwhile writes
+  nothing but a success it had published before the fence (conditional
+  on still owning the row, like every write). Downloads that were only
+  queued are dropped from memory (they stay this node's in the table).
+  When the lease is renewed (``NodeUnfenced``) the keeper first stores
+  what it still holds, then takes its rows back (those another node did
+  not take over meanwhile) and runs them again. A download whose old run
+  is still going is never claimed or taken back until that run ended.
+- Reads (``status``, ``list``, notices) roll back after a failure; the
+  keeper reports the database unhealthy until a statement succeeds again
+  (probed every ``poll_interval``).
 
 Threads: everything here runs on the keeper's own thread; notices arrive
 as ``ClusterNote`` messages from the node's listener thread.
@@ -33,8 +47,9 @@ logged and retried at the next poll.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from regisseur.actors.downloads import _protocol as p
@@ -42,6 +57,7 @@ from regisseur.actors.downloads import cluster_store, store
 from regisseur.actors.downloads.errors import UnknownDownloadError
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.errors import describe_error
+from regisseur.messages.cluster import NodeFenced, NodeUnfenced
 from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadProgressed,
@@ -50,6 +66,9 @@ from regisseur.messages.downloads import (
     DownloadState,
     DownloadStateChanged,
 )
+
+if TYPE_CHECKING:
+    from regisseur.actors.events import Subscription
 
 __all__ = ["ClusterKeeperActor", "ClusterNote"]
 
@@ -83,10 +102,25 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_interval = poll_interval
         self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
         self._claim_wanted: set[str] = set()
+        self._fenced = False
+        self._stopping: set[str] = set()  # runs stopped by a fence, not ended yet
+        self._take_back = False  # after a fence: take this node's rows back
+        self._db_error: str | None = None  # the last failed statement, until one succeeds
+        self._fence_subscription: Subscription | None = None
         self.claimed = 0
         self.lost = 0
+        self.fences = 0
 
     # -- lifecycle -------------------------------------------------------------
+    def on_start(self) -> None:
+        self._fence_subscription = self.system.events.subscribe(
+            self.actor_ref, NodeFenced, NodeUnfenced
+        )
+        super().on_start()
+        cluster = self.system.cluster
+        if cluster is not None and cluster.lease.fenced:
+            self._fence()  # fenced before this keeper (re)started
+
     def _load(self) -> None:
         """Take back what this node owned before a restart of the keeper.
 
@@ -107,7 +141,11 @@ class ClusterKeeperActor(KeeperActor):
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
 
     def on_stop(self) -> None:
+        if self._fence_subscription is not None:
+            self._fence_subscription.cancel()
         super().on_stop()
+        if self._fenced:
+            return  # what it holds may be another node's by now: the lease decides
         try:
             sources = cluster_store.release_owned(self.connection, self._node)
             for source in sources:
@@ -119,7 +157,16 @@ class ClusterKeeperActor(KeeperActor):
 
     def health(self) -> dict[str, Any]:
         report = super().health()
-        report.update(node=self._node, claimed=self.claimed, lost_to_other_nodes=self.lost)
+        report.update(
+            node=self._node,
+            claimed=self.claimed,
+            lost_to_other_nodes=self.lost,
+            fenced=self._fenced,
+            times_fenced=self.fences,
+            database="ok" if self._db_error is None else f"unreachable: {self._db_error}",
+        )
+        if self._db_error is not None:
+            report["healthy"] = False
         return report
 
     # -- messages ----------------------------------------------------------------
@@ -128,16 +175,151 @@ class ClusterKeeperActor(KeeperActor):
             self._note(message)
         elif isinstance(message, _Poll):
             self._claim_wanted.update(self._sources)
+            if self._db_error is not None:
+                self._probe()
+        elif isinstance(message, NodeFenced):
+            self._fence()
+        elif isinstance(message, NodeUnfenced):
+            self._unfence()
         else:
             return self._after(super().on_receive(message))
         return self._after(None)
 
     def _after(self, reply: Any) -> Any:
-        if (self._claim_wanted or self._inserts) and not self._cell.mailbox.runnable():
+        if self._cell.mailbox.runnable():
+            return reply
+        if self._take_back and not self._fenced and not self.stopping:
+            self._commit()
+            if not self._unsaved:  # stored what it holds: the rows say the rest
+                self._take_back_owned()
+        if (self._claim_wanted or self._inserts) and not self._fenced:
             self._commit()
             if not self.stopping:
                 self._claim()
         return reply
+
+    # -- the database's health ---------------------------------------------------------
+    def _read_failed(self, exc: SQLAlchemyError) -> None:
+        """A read failed: end its transaction so the next one starts clean."""
+        self._rollback()
+        self._db_failed(exc)
+
+    def _db_failed(self, exc: SQLAlchemyError) -> None:
+        if self._db_error is None:
+            self.log.error("download_database_unreachable", error=describe_error(exc))
+        self._db_error = describe_error(exc)
+
+    def _db_ok(self) -> None:
+        if self._db_error is not None:
+            self.log.warning("download_database_reachable")
+            self._db_error = None
+
+    def _probe(self) -> None:
+        """Try the database (``SELECT 1``) while it is marked unreachable."""
+        try:
+            self.connection.execute(text("SELECT 1"))
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            return
+        self._db_ok()
+
+    def _find(self, download_id: str) -> DownloadRecord | None:
+        try:
+            record = super()._find(download_id)
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            raise
+        self._db_ok()
+        return record
+
+    def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
+        try:
+            records = super()._list(message)
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            raise
+        self._db_ok()
+        return records
+
+    def _write_failed(
+        self,
+        exc: SQLAlchemyError,
+        staged: dict[str, tuple[DownloadRecord, bool]],
+        retried: dict[str, tuple[DownloadRecord, bool]],
+    ) -> None:
+        super()._write_failed(exc, staged, retried)
+        self._db_failed(exc)
+
+    # -- fencing ------------------------------------------------------------------------
+    def _fence(self) -> None:
+        """The node's lease guard ran out: stop acting as the owner of anything."""
+        if self._fenced:
+            return
+        self._fenced = True
+        self.fences += 1
+        self._commit()  # what ended before the fence (conditional writes, retried)
+        running = 0
+        for download_id, record in list(self._live.items()):
+            if download_id in self._runner:
+                running += 1
+                self._stopping.add(download_id)
+                self._to_queue(record.source, p.Withdraw(download_id, reason="fenced"))
+            else:
+                self._forget(download_id)
+        self.log.warning("downloads_fenced", node=self._node, stopped=running)
+
+    def _unfence(self) -> None:
+        cluster = self.system.cluster
+        if not self._fenced or (cluster is not None and cluster.lease.fenced):
+            return
+        self._fenced = False
+        self._take_back = True
+        self._claim_wanted.update(self._sources)
+
+    def _take_back_owned(self) -> None:
+        """After a fence: run again the rows this node still owns (not running here)."""
+        busy = sorted(self._live)
+        try:
+            records = cluster_store.take_back(self.connection, self._node, busy)
+            self.connection.commit()
+        except SQLAlchemyError as exc:
+            self._rollback()
+            self._db_failed(exc)
+            self.log.error("downloads_take_back_failed", error=describe_error(exc))
+            return
+        self._db_ok()
+        self._take_back = False
+        for record in records:
+            if record.source not in self._sources:
+                continue
+            self._live[record.id] = record
+            if record.state is DownloadState.IN_PROGRESS:
+                self._resumable.add(record.id)
+            self._to_queue(record.source, p.Enqueue(record))
+        self.log.info("downloads_taken_back", node=self._node, count=len(records))
+
+    def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
+        if download_id in self._stopping and state is not DownloadState.SUCCEEDED:
+            # A run stopped by a fence: its end is not this node's to write.
+            self._stopped(download_id)
+            return
+        self._stopping.discard(download_id)
+        super()._finish(download_id, state, **fields)
+
+    def _release(self, message: p.Released) -> None:
+        if message.id in self._stopping:
+            self._stopped(message.id)
+            return
+        super()._release(message)
+
+    def _stopped(self, download_id: str) -> None:
+        """A run stopped by a fence ended: forget it; take it back once renewed."""
+        self._stopping.discard(download_id)
+        self._forget(download_id)
+        self.log.info("download_run_fenced", download=download_id)
+        if not self._fenced:
+            self._take_back = True
 
     # -- submit and cancel ------------------------------------------------------------
     def _queue(self, message: DownloadQueued) -> None:
@@ -196,17 +378,24 @@ class ClusterKeeperActor(KeeperActor):
                 wants[source] = 2 * config.concurrency - here.get(source, 0)
             else:
                 limited[source] = config.concurrency - here.get(source, 0)
+        # A download whose earlier run here has not ended yet (stopped by a
+        # fence) is not claimed again until it has: one run at a time.
+        busy = sorted(self._live)
         try:
-            taken += cluster_store.claim_many(self.connection, self._node, wants)
+            taken += cluster_store.claim_many(self.connection, self._node, wants, busy)
             for source, room in limited.items():
                 limit = self._sources[source].cluster_limit
                 if room > 0 and limit is not None:
-                    taken += cluster_store.claim(self.connection, source, self._node, room, limit)
+                    taken += cluster_store.claim(
+                        self.connection, source, self._node, room, limit, busy=busy
+                    )
             self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
+            self._db_failed(exc)
             self.log.error("download_claim_failed", error=describe_error(exc))
             return
+        self._db_ok()
         for record in taken:
             self.claimed += 1
             self._live[record.id] = record
@@ -262,6 +451,7 @@ class ClusterKeeperActor(KeeperActor):
             self._inserts = inserts + self._inserts
             self._write_failed(exc, staged, retried)
             return False
+        self._db_ok()
         if lost:
             self._drop(lost)
         for record, _new in writes.values():
@@ -273,9 +463,14 @@ class ClusterKeeperActor(KeeperActor):
         """Forget downloads whose rows another node changed; cancel their runs."""
         for download_id in lost:
             self.lost += 1
+            self._stopping.discard(download_id)
             self._forget(download_id)
             self._done.pop(download_id, None)
-            current = store.read_record(self.connection, download_id)
+            try:
+                current = store.read_record(self.connection, download_id)
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+                current = None
             if current is not None and current.terminal:
                 self._remember(current)
             self.log.warning(
@@ -319,8 +514,13 @@ class ClusterKeeperActor(KeeperActor):
         record = body.get("record")
         if not isinstance(record, DownloadRecord):
             self._commit()
-            record = store.read_record(self.connection, body["id"])
-            self.connection.rollback()
+            try:
+                record = store.read_record(self.connection, body["id"])
+                self.connection.rollback()
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+                self._claim_wanted.update(self._sources)
+                return
             if record is None:
                 return
         if body.get("progress"):

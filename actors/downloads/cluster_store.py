@@ -46,6 +46,7 @@ __all__ = [
     "notify_changes",
     "owned",
     "release_owned",
+    "take_back",
     "write_owned",
 ]
 
@@ -76,6 +77,7 @@ _CLAIM_MANY = text(
         SELECT free.id FROM wanted CROSS JOIN LATERAL (
             SELECT id FROM {_TABLE.name}
             WHERE source = wanted.source AND owner IS NULL AND state IN ({_STATES_SQL})
+              AND NOT (id = ANY(CAST(:busy AS text[])))
             ORDER BY seq LIMIT wanted.lim
             FOR UPDATE SKIP LOCKED
         ) AS free
@@ -88,19 +90,28 @@ _CLAIM_MANY = text(
 
 
 def claim_many(
-    session: Session | Connection, node_id: str, wants: dict[str, int]
+    session: Session | Connection,
+    node_id: str,
+    wants: dict[str, int],
+    busy: Sequence[str] = (),
 ) -> list[DownloadRecord]:
     """Claim free downloads of several sources in one statement, oldest first.
 
     ``wants``: source -> the most to claim of it. Rows other nodes hold
-    locked (claiming them right now) are skipped, never waited for.
+    locked (claiming them right now) are skipped, never waited for; so are
+    the ids in ``busy`` (an earlier run of them on this node has not ended).
     """
     wants = {source: limit for source, limit in wants.items() if limit > 0}
     if not wants:
         return []
     rows = session.execute(
         _CLAIM_MANY,
-        {"sources": list(wants), "limits": list(wants.values()), "node": node_id},
+        {
+            "sources": list(wants),
+            "limits": list(wants.values()),
+            "node": node_id,
+            "busy": list(busy),
+        },
     )
     claimed = [(row._mapping["seq"], store.record_from_row(row)) for row in rows]
     claimed.sort(key=lambda pair: pair[0])
@@ -113,6 +124,8 @@ def claim(
     node_id: str,
     limit: int,
     cluster_limit: int,
+    *,
+    busy: Sequence[str] = (),
 ) -> list[DownloadRecord]:
     """Claim up to ``limit`` free downloads of ``source``, keeping ``cluster_limit``.
 
@@ -131,7 +144,7 @@ def claim(
         .where(_TABLE.c.owner.is_not(None))
         .where(_TABLE.c.state.in_(_UNFINISHED))
     ).scalar_one()
-    return claim_many(session, node_id, {source: min(limit, cluster_limit - int(owned))})
+    return claim_many(session, node_id, {source: min(limit, cluster_limit - int(owned))}, busy)
 
 
 _WRITE = (
@@ -307,6 +320,26 @@ def owned(session: Session | Connection, node_id: str) -> list[DownloadRecord]:
         .order_by(_TABLE.c.seq)
     )
     return [store.record_from_row(row) for row in rows]
+
+
+def take_back(
+    session: Session | Connection, node_id: str, busy: Sequence[str]
+) -> list[DownloadRecord]:
+    """After a fence: the unfinished rows ``node_id`` still owns, but ``busy``.
+
+    Each taken row is claimed anew (a fresh fencing token), oldest first.
+    """
+    rows = session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.owner == node_id)
+        .where(_TABLE.c.state.in_(_UNFINISHED))
+        .where(_TABLE.c.id.not_in(list(busy)))
+        .values(owner=node_id)
+        .returning(*_TABLE.c)
+    )
+    taken = [(row._mapping["seq"], store.record_from_row(row)) for row in rows]
+    taken.sort(key=lambda pair: pair[0])
+    return [record for _seq, record in taken]
 
 
 def give_back(session: Session | Connection, ids: Sequence[str]) -> None:

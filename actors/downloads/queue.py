@@ -90,7 +90,7 @@ class QueueActor(Actor):
         elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
             self._worker_free(message)
         elif isinstance(message, p.Withdraw):
-            self._withdraw(message.id)
+            self._withdraw(message.id, message.reason)
         elif isinstance(message, p.Pump):
             self._pump_timer = None
         elif isinstance(message, p.SourceConfig):
@@ -117,14 +117,14 @@ class QueueActor(Actor):
         else:
             self._queue.append(record)
 
-    def _withdraw(self, download_id: str) -> None:
+    def _withdraw(self, download_id: str, reason: str) -> None:
         if download_id in self._queued:
             self._queued.discard(download_id)
             self._queue = deque(r for r in self._queue if r.id != download_id)
             return
         token = self._tokens.get(download_id)
         if token is not None:
-            token.cancel("cancelled")
+            token.cancel(reason)
 
     def _pump(self) -> None:
         """Start queued downloads on free workers, keeping the delay."""
