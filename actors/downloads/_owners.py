@@ -29,8 +29,10 @@ import re
 import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import make_url
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = ["OwnerLock", "describe_owner", "lock_directory", "make_owner_id", "owner_alive"]
 
@@ -52,15 +54,9 @@ def describe_owner(owner: str | None) -> str:
     return f"pid {pid} on host {host}" if pid.isdigit() else owner
 
 
-def lock_directory(database_url: str | None) -> Path | None:
+def lock_directory(url: URL | None) -> Path | None:
     """Where the owner locks of a database live: ``<file>-owners``; None if not a file."""
-    if database_url is None:
-        return None
-    try:
-        url = make_url(database_url)
-    except Exception:  # noqa: BLE001 - an unusual URL: no lock place
-        return None
-    if url.get_backend_name() != "sqlite":
+    if url is None or url.get_backend_name() != "sqlite":
         return None
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):

@@ -49,7 +49,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
-from regisseur.actors.downloads._owners import make_owner_id
+from regisseur.actors.downloads._owners import (
+    OwnerLock,
+    describe_owner,
+    lock_directory,
+    make_owner_id,
+    owner_alive,
+)
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages import ChildFailed
@@ -115,6 +121,8 @@ class KeeperActor(Actor):
         self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
         # This keeper's identity in the records' owner column (host:pid:...).
         self._owner: str = store_.setdefault("owner", make_owner_id(self.system.name))
+        database = self.system.database
+        self._locks = lock_directory(database.sqlalchemy_url if database is not None else None)
         self._seq = 0
         self._subscription: Subscription | None = None
         # group commit: staged writes and the acknowledgements they hold back
@@ -130,7 +138,27 @@ class KeeperActor(Actor):
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
+            self._hold_owner_lock()
             self._load()
+
+    def _hold_owner_lock(self) -> None:
+        """Take this keeper's liveness lock (kept across restarts, released at the end)."""
+        if self._locks is None:
+            return
+        lock = self._cell.store.get("owner_lock")
+        if lock is None:
+            lock = OwnerLock(self._locks, self._owner)
+            self._cell.store["owner_lock"] = lock
+        lock.acquire()
+
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        """After ``on_stop``: the final stop gives up ownership (a restart keeps it)."""
+        try:
+            super()._end_incarnation(run_hooks=run_hooks, final=final)
+        finally:
+            lock = self._cell.store.get("owner_lock") if final else None
+            if isinstance(lock, OwnerLock):
+                lock.release()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""
@@ -150,7 +178,13 @@ class KeeperActor(Actor):
         self._seq = store.next_seq(sql)
         interrupted = 0
         now = self.system.clock.now()
-        for record in store.load_unfinished(sql):
+        others: dict[str, int] = {}  # live owners -> downloads left to them
+        for record, owner, claim in store.load_unfinished_owned(sql):
+            if not self._take(sql, record, owner):
+                if owner is not None:
+                    others[owner] = others.get(owner, 0) + 1
+                continue
+            self._claims[record.id] = max(self._claims.get(record.id, 0), claim)
             if record.source in self._initial_sources:
                 self._live[record.id] = record
                 if record.state is DownloadState.IN_PROGRESS:
@@ -167,7 +201,23 @@ class KeeperActor(Actor):
             store.update_record(sql, ended)
             self._remember(ended)
         sql.commit()
+        for owner, count in others.items():
+            self.log.info("downloads_left_to_owner", owner=describe_owner(owner), downloads=count)
         self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
+
+    def _take(self, sql: Any, record: DownloadRecord, owner: str | None) -> bool:
+        """Whether an unfinished record found at start is this keeper's to run.
+
+        Its own, or one whose owner is provably gone (its lock is free; taken
+        over with a conditional write, so of two processes only one gets
+        it). A download of a live owner (another process on this database)
+        is never taken: that process runs it.
+        """
+        if owner == self._owner:
+            return True
+        if owner is not None and owner_alive(self._locks, owner):
+            return False
+        return store.take_over(sql, record.id, owner, self._owner)
 
     def on_stop(self) -> None:
         if self._subscription is not None:
@@ -600,7 +650,7 @@ class KeeperActor(Actor):
     def _upsert(self, record: DownloadRecord) -> None:
         if not store.update_record(self.connection, record):
             self._seq += 1
-            store.insert_record(self.connection, record, self._seq)
+            store.insert_record(self.connection, record, self._seq, owner=self._owner)
 
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
@@ -646,7 +696,7 @@ class KeeperActor(Actor):
         claims, self._claim_writes = self._claim_writes, {}
         try:
             sql = self.connection
-            store.insert_many(sql, inserts)
+            store.insert_many(sql, inserts, owner=self._owner)
             store.update_many(sql, updates)
             store.set_claims(sql, claims, self._owner)
             for download_id, (record, _new) in retried.items():

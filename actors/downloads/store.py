@@ -201,15 +201,24 @@ def set_claims(session: Session | Connection, claims: Mapping[str, int], owner: 
         )
 
 
-def insert_record(session: Session | Connection, record: DownloadRecord, seq: int) -> None:
+def insert_record(
+    session: Session | Connection, record: DownloadRecord, seq: int, owner: str | None = None
+) -> None:
     """Add a new record (not committed)."""
-    insert_many(session, [(record, seq)])
+    insert_many(session, [(record, seq)], owner=owner)
 
 
-def insert_many(session: Session | Connection, rows: Sequence[tuple[DownloadRecord, int]]) -> None:
-    """Add new records with their sequence numbers, in one statement (not committed)."""
+def insert_many(
+    session: Session | Connection,
+    rows: Sequence[tuple[DownloadRecord, int]],
+    owner: str | None = None,
+) -> None:
+    """Add new records with their sequence numbers and owner, in one statement (not committed)."""
     if rows:
-        session.execute(_INSERT, [{"id": r.id, "seq": seq, **record_values(r)} for r, seq in rows])
+        session.execute(
+            _INSERT,
+            [{"id": r.id, "seq": seq, "owner": owner, **record_values(r)} for r, seq in rows],
+        )
 
 
 def update_record(session: Session | Connection, record: DownloadRecord) -> bool:
