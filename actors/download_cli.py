@@ -10,6 +10,12 @@ A resumable downloader built on the library: one ``HttpSource`` writing to
   ``Range`` requests; a URL that is already pending is not submitted again,
   and unfinished downloads of earlier runs in ``DIR`` are finished too.
 * A URL already downloaded (its file still on disk) is reported and skipped.
+* Another run in the same ``DIR`` (same database) at the same time: each
+  run does its own downloads; a URL the other run is downloading is not
+  fetched again: this run says ``waiting for URL: pid N on host H is
+  downloading it`` and waits for that download's end (a failure if that
+  run ends without finishing it). The other run's own work is never
+  resumed while it lives (see ``downloads._owners``).
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
 
@@ -26,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -34,6 +42,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
+from regisseur.actors.downloads import store
+from regisseur.actors.downloads._owners import describe_owner, lock_directory, owner_alive
 from regisseur.actors.downloads.http import HttpSource
 from regisseur.actors.system import ActorSystem
 from regisseur.messages import (
@@ -55,6 +65,7 @@ __all__ = ["DB_NAME", "add_arguments", "run_download"]
 DB_NAME = ".regisseur-downloads.db"
 _SOURCE = "http"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_POLL = 0.2  # seconds between two looks at a download another run holds
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -124,6 +135,13 @@ class _Tracker:
         with self._cond:
             self.ended.setdefault(record.id, record)
 
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (real time); True at once if the system broke."""
+        with self._cond:
+            if self.broken is None:
+                self._cond.wait(seconds)
+            return self.broken is not None
+
     def touched(self, download_id: str) -> bool:
         """True if the download changed state or made progress in this run."""
         with self._cond:
@@ -140,24 +158,52 @@ class _Tracker:
             return {i: self.ended[i] for i in wanted}
 
 
+def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str]:
+    """Of the unfinished ``records``, those another live process holds: id -> owner."""
+    database = system.database
+    pending = [r.id for r in records if not r.terminal]
+    if database is None or not pending:
+        return {}
+    with database.engine.connect() as connection:
+        owners = store.owners_of(connection, pending)
+    mine = f"{socket.gethostname()}:{os.getpid()}:"
+    locks = lock_directory(database.sqlalchemy_url)
+    return {
+        i: owner
+        for i, owner in owners.items()
+        if owner is not None and not owner.startswith(mine) and owner_alive(locks, owner)
+    }
+
+
 def _plan(
     system: ActorSystem,
     urls: list[str],
     sha256: str | None,
     tracker: _Tracker,
     view: LineView,
-) -> set[str]:
-    """Submit what is needed; return the ids to wait for (resumed ones included)."""
+) -> tuple[set[str], dict[str, str]]:
+    """Submit what is needed; return the ids to wait for (resumed ones included)
+    and, apart, the wanted downloads another run holds (id -> its owner)."""
     newest: dict[str, DownloadRecord] = {}
     wanted: set[str] = set()
-    for stored in system.downloads.list(source=_SOURCE):  # oldest first
+    stored_records = system.downloads.list(source=_SOURCE)  # oldest first
+    others = _others(system, stored_records)
+    for stored in stored_records:
         newest[stored.target_id] = stored
+        if stored.id in others:
+            continue  # another live run's download: never resumed here
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted.add(stored.id)
             view.say(f"resuming {stored.target_id}")
+    elsewhere: dict[str, str] = {}
     for url in urls:
         record = newest.get(url)
         if record is not None and record.id in wanted:
+            continue
+        if record is not None and record.id in others:
+            owner = others[record.id]
+            view.say(f"waiting for {url}: {describe_owner(owner)} is downloading it")
+            elsewhere[record.id] = owner
             continue
         if (
             record is not None
@@ -172,7 +218,43 @@ def _plan(
         name = url.rstrip("/").rsplit("/", 1)[-1] or url
         extra = {"sha256": sha256} if sha256 else None
         wanted.add(system.downloads.submit(_SOURCE, url, name, extra=extra))
-    return wanted
+    return wanted, elsewhere
+
+
+def _wait_elsewhere(
+    system: ActorSystem, elsewhere: dict[str, str], tracker: _Tracker
+) -> dict[str, DownloadRecord]:
+    """Wait for the downloads other runs hold (polling their records); their ends.
+
+    One whose owner ends without finishing it comes back as an Errored
+    copy saying so (the next run in the directory resumes it).
+    """
+    database = system.database
+    locks = lock_directory(database.sqlalchemy_url) if database is not None else None
+    ended: dict[str, DownloadRecord] = {}
+    pending = dict(elsewhere)
+    while pending:
+        for download_id, owner in list(pending.items()):
+            record = system.downloads.status(download_id)
+            if record is None:
+                del pending[download_id]
+                continue
+            if record.terminal:
+                ended[download_id] = record
+                del pending[download_id]
+            elif not owner_alive(locks, owner):
+                record = system.downloads.status(download_id) or record
+                if not record.terminal:
+                    why = (
+                        f"{describe_owner(owner)} ended without finishing it; "
+                        "run the command again to resume it"
+                    )
+                    record = record.evolve(state=DownloadState.ERRORED, error=why)
+                ended[download_id] = record
+                del pending[download_id]
+        if pending and tracker.pause(_POLL):
+            raise RuntimeError(tracker.broken)
+    return ended
 
 
 def _failure(record: DownloadRecord, sha256: str | None) -> str | None:
@@ -227,7 +309,9 @@ def run_download(
         system.downloads.subscribe(tracker)
         system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
         system.start()
-        final = tracker.wait_for(_plan(system, urls, args.sha256, tracker, view))
+        wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+        final = tracker.wait_for(wanted)
+        final.update(_wait_elsewhere(system, elsewhere, tracker))
     except KeyboardInterrupt:
         code = 130
     except StartupError as exc:

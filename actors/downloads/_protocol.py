@@ -78,10 +78,25 @@ class Configure:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """A worker stopped mid-download (system stopping or restart): re-queue it."""
+    """A worker stopped mid-download (system stopping or restart): re-queue it.
+
+    ``claim``: the stopped run's fencing token; a stale run's release is ignored.
+    """
 
     id: str
     worker: str
+    claim: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckClaim:
+    """Ask from a worker: is ``claim`` still the current run of ``id``? (reply: bool)
+
+    Answered from the keeper's state without waiting for a commit.
+    """
+
+    id: str
+    claim: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +129,16 @@ class Flush:
 
 @dataclass(frozen=True, slots=True)
 class Enqueue:
-    """Queue a record (``front``: it was interrupted and goes first)."""
+    """Queue a record (``front``: it was interrupted and goes first).
+
+    ``claim``: the fencing token the keeper allocated for the run that
+    starts from this entry (every ``Enqueue`` the keeper sends has a fresh
+    one; the queue keeps the highest it was given for a record).
+    """
 
     record: DownloadRecord
     front: bool = False
+    claim: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +179,7 @@ class Attached:
 
     config: SourceConfig
     records: tuple[DownloadRecord, ...]
+    claims: tuple[int, ...] = ()  # the fencing token allocated for each record
 
 
 # -- to a worker ------------------------------------------------------------------
@@ -165,7 +187,9 @@ class Attached:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Run one download; ``token`` is set when it is cancelled."""
+    """Run one download; ``token`` is set when it is cancelled; ``claim``
+    is the run's fencing token (every message about the run carries it)."""
 
     record: DownloadRecord
     token: CancelToken
+    claim: int = 0

@@ -411,6 +411,7 @@ class ClusterKeeperActor(KeeperActor):
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
         inserts, self._inserts = self._inserts, []
+        self._claim_writes.clear()  # the base keeper's claim column writes (not used here)
         writes = {**retried, **staged}
         try:
             cluster_store.insert_queued(self.connection, inserts)

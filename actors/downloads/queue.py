@@ -62,6 +62,7 @@ class QueueActor(Actor):
         self._free: deque[str] = deque()
         self._busy: dict[str, str] = {}  # worker -> download id
         self._tokens: dict[str, CancelToken] = {}  # download id -> token
+        self._claims: dict[str, int] = {}  # queued download id -> its run's fencing token
         self._next_start = float("-inf")
         self._pump_timer: TimerHandle | None = None
         self._started_count = 0
@@ -72,8 +73,9 @@ class QueueActor(Actor):
         )
         attached: p.Attached = outcome.unwrap()
         self._apply_config(attached.config)
-        for record in attached.records:
-            self._enqueue(record, front=False)
+        claims = attached.claims or (0,) * len(attached.records)
+        for record, claim in zip(attached.records, claims, strict=True):
+            self._enqueue(record, front=False, claim=claim)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -86,7 +88,7 @@ class QueueActor(Actor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, p.Enqueue):
-            self._enqueue(message.record, front=message.front)
+            self._enqueue(message.record, front=message.front, claim=message.claim)
         elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
             self._worker_free(message)
         elif isinstance(message, p.Withdraw):
@@ -108,9 +110,14 @@ class QueueActor(Actor):
         return None
 
     # -- the queue -------------------------------------------------------------
-    def _enqueue(self, record: DownloadRecord, *, front: bool) -> None:
-        if record.id in self._queued or record.id in self._tokens:
-            return  # queued or running already (a repeat after a restart)
+    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int = 0) -> None:
+        if record.id in self._queued:
+            # Queued already (a repeat after a restart): the newest claim wins.
+            self._claims[record.id] = max(claim, self._claims.get(record.id, 0))
+            return
+        if record.id in self._tokens:
+            return  # running already
+        self._claims[record.id] = claim
         self._queued.add(record.id)
         if front:
             self._queue.appendleft(record)
@@ -120,6 +127,7 @@ class QueueActor(Actor):
     def _withdraw(self, download_id: str, reason: str) -> None:
         if download_id in self._queued:
             self._queued.discard(download_id)
+            self._claims.pop(download_id, None)
             self._queue = deque(r for r in self._queue if r.id != download_id)
             return
         token = self._tokens.get(download_id)
@@ -136,6 +144,7 @@ class QueueActor(Actor):
                 return
             record = self._queue.popleft()
             self._queued.discard(record.id)
+            claim = self._claims.pop(record.id, 0)
             worker = self._free.popleft()
             token = CancelToken()
             self._tokens[record.id] = token
@@ -144,14 +153,13 @@ class QueueActor(Actor):
             self._started_count += 1
             # The keeper hears of the start before the worker can report a
             # result: both go through the keeper's mailbox in this order.
-            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker))
+            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker, claim))
             try:
-                self.system.tell(worker, p.Run(record, token))
+                self.system.tell(worker, p.Run(record, token, claim))
             except UnknownActorError:  # retired meanwhile: put it back
-                self.system.tell(p.KEEPER, p.Released(record.id, worker))
+                self.system.tell(p.KEEPER, p.Released(record.id, worker, claim))
                 self._busy.pop(worker, None)
                 self._tokens.pop(record.id, None)
-                self._enqueue(record, front=True)
                 self._next_start = now
 
     # -- workers -----------------------------------------------------------------
