@@ -19,8 +19,17 @@ Threads: any thread. The node actor calls :meth:`renewed` and
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-__all__ = ["LeaseGuard", "fence_margin"]
+from regisseur.actors.downloads.context import CancelToken
+
+if TYPE_CHECKING:
+    from regisseur.actors.clock import Clock
+
+__all__ = ["FENCED", "LeaseGuard", "LeasedToken", "fence_margin"]
+
+#: The cancel reason a run sees when its node fenced itself.
+FENCED = "fenced"
 
 
 def fence_margin(lease_ttl: float) -> float:
@@ -80,3 +89,27 @@ class LeaseGuard:
     def valid(self, now: float) -> bool:
         """True while this node may still act as the owner of its work."""
         return now < self._valid_until
+
+
+class LeasedToken(CancelToken):
+    """A download's cancel token that also reads as cancelled (reason
+    ``"fenced"``) as soon as the node's lease guard has run out.
+
+    The fence itself arrives as a message; a process that wakes from a
+    freeze may run a worker before that message is handled. Through this
+    token the run's first check after the wake (``context.cancelled``,
+    ``context.sleep``) already stops it.
+    """
+
+    __slots__ = ("_clock", "_guard")
+
+    def __init__(self, guard: LeaseGuard, clock: Clock) -> None:
+        super().__init__()
+        self._guard = guard
+        self._clock = clock
+
+    @property
+    def cancelled(self) -> bool:
+        if not self._cancelled and not self._guard.valid(self._clock.now()):
+            self.cancel(FENCED)
+        return self._cancelled

@@ -102,11 +102,14 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_interval = poll_interval
         self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
         self._claim_wanted: set[str] = set()
-        self._fenced = False
+        self._lease_fenced = False
         self._stopping: set[str] = set()  # runs stopped by a fence, not ended yet
         self._take_back = False  # after a fence: take this node's rows back
         self._db_error: str | None = None  # the last failed statement, until one succeeds
         self._fence_subscription: Subscription | None = None
+        # The fencing token of this node's claim of each download it holds
+        # (the table's claim column); every write is conditional on it.
+        self._tokens: dict[str, int] = {}
         self.claimed = 0
         self.lost = 0
         self.fences = 0
@@ -124,18 +127,18 @@ class ClusterKeeperActor(KeeperActor):
     def _load(self) -> None:
         """Take back what this node owned before a restart of the keeper.
 
-        Downloads of sources this node no longer has go back to the queue.
+        Each is claimed anew (a fresh token: a run of the keeper before the
+        restart can write nothing more). Downloads of sources this node no
+        longer has go back to the queue.
         """
-        mine = cluster_store.owned(self.connection, self._node)
-        foreign = [r.id for r in mine if r.source not in self._sources]
+        mine = cluster_store.take_back(self.connection, self._node)  # claimed anew
+        foreign = [c.record.id for c in mine if c.record.source not in self._sources]
         if foreign:
             cluster_store.give_back(self.connection, foreign)
         self.connection.commit()
-        for record in mine:
-            if record.source in self._sources:
-                self._live[record.id] = record
-                if record.state is DownloadState.IN_PROGRESS:
-                    self._resumable.add(record.id)
+        for claimed in mine:
+            if claimed.record.source in self._sources:
+                self._hold(claimed)
         self._claim_wanted.update(self._sources)
         self.schedule_every(self._poll_interval, _Poll())  # cancelled by the runtime at stop
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
@@ -144,7 +147,7 @@ class ClusterKeeperActor(KeeperActor):
         if self._fence_subscription is not None:
             self._fence_subscription.cancel()
         super().on_stop()
-        if self._fenced:
+        if self._lease_fenced:
             return  # what it holds may be another node's by now: the lease decides
         try:
             sources = cluster_store.release_owned(self.connection, self._node)
@@ -161,7 +164,7 @@ class ClusterKeeperActor(KeeperActor):
             node=self._node,
             claimed=self.claimed,
             lost_to_other_nodes=self.lost,
-            fenced=self._fenced,
+            fenced=self._lease_fenced,
             times_fenced=self.fences,
             database="ok" if self._db_error is None else f"unreachable: {self._db_error}",
         )
@@ -177,6 +180,8 @@ class ClusterKeeperActor(KeeperActor):
             self._claim_wanted.update(self._sources)
             if self._db_error is not None:
                 self._probe()
+        elif isinstance(message, p.CheckClaim):
+            return self._may_publish(message)
         elif isinstance(message, NodeFenced):
             self._fence()
         elif isinstance(message, NodeUnfenced):
@@ -188,11 +193,11 @@ class ClusterKeeperActor(KeeperActor):
     def _after(self, reply: Any) -> Any:
         if self._cell.mailbox.runnable():
             return reply
-        if self._take_back and not self._fenced and not self.stopping:
+        if self._take_back and not self._lease_fenced and not self.stopping:
             self._commit()
             if not self._unsaved:  # stored what it holds: the rows say the rest
                 self._take_back_owned()
-        if (self._claim_wanted or self._inserts) and not self._fenced:
+        if (self._claim_wanted or self._inserts) and not self._lease_fenced:
             self._commit()
             if not self.stopping:
                 self._claim()
@@ -254,9 +259,9 @@ class ClusterKeeperActor(KeeperActor):
     # -- fencing ------------------------------------------------------------------------
     def _fence(self) -> None:
         """The node's lease guard ran out: stop acting as the owner of anything."""
-        if self._fenced:
+        if self._lease_fenced:
             return
-        self._fenced = True
+        self._lease_fenced = True
         self.fences += 1
         self._commit()  # what ended before the fence (conditional writes, retried)
         running = 0
@@ -271,9 +276,9 @@ class ClusterKeeperActor(KeeperActor):
 
     def _unfence(self) -> None:
         cluster = self.system.cluster
-        if not self._fenced or (cluster is not None and cluster.lease.fenced):
+        if not self._lease_fenced or (cluster is not None and cluster.lease.fenced):
             return
-        self._fenced = False
+        self._lease_fenced = False
         self._take_back = True
         self._claim_wanted.update(self._sources)
 
@@ -281,7 +286,7 @@ class ClusterKeeperActor(KeeperActor):
         """After a fence: run again the rows this node still owns (not running here)."""
         busy = sorted(self._live)
         try:
-            records = cluster_store.take_back(self.connection, self._node, busy)
+            taken = cluster_store.take_back(self.connection, self._node, busy)
             self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
@@ -290,14 +295,61 @@ class ClusterKeeperActor(KeeperActor):
             return
         self._db_ok()
         self._take_back = False
-        for record in records:
-            if record.source not in self._sources:
-                continue
-            self._live[record.id] = record
-            if record.state is DownloadState.IN_PROGRESS:
-                self._resumable.add(record.id)
-            self._to_queue(record.source, p.Enqueue(record))
-        self.log.info("downloads_taken_back", node=self._node, count=len(records))
+        for claimed in taken:
+            if claimed.record.source in self._sources:
+                self._hold(claimed)
+                self._to_queue(claimed.record.source, p.Enqueue(claimed.record))
+        self.log.info("downloads_taken_back", node=self._node, count=len(taken))
+
+    def _hold(self, claimed: cluster_store.Claimed) -> None:
+        """Keep a download this node claimed (under the claim's token)."""
+        record = claimed.record
+        self._live[record.id] = record
+        self._tokens[record.id] = claimed.claim
+        if record.state is DownloadState.IN_PROGRESS:
+            self._resumable.add(record.id)  # an earlier run started it: resume
+
+    def _lease_valid(self) -> bool:
+        cluster = self.system.cluster
+        return cluster is None or cluster.lease.valid(self.system.clock.now())
+
+    def _may_publish(self, message: p.CheckClaim) -> bool:
+        """A run asks, right before it publishes its file, whether it still owns it.
+
+        Yes only if its claim is this keeper's current one, the node's lease
+        guard has not run out (else the node fences itself now), the run was
+        not stopped by a fence, and the row, read now, is still this node's
+        under the token of its claim (else the download is dropped here: it
+        was taken over). When the database cannot answer, the guard decides:
+        while it holds, no node can have reaped this one.
+        """
+        download_id = message.id
+        if not self._fenced(download_id, message.claim, "publish"):
+            return False
+        if download_id in self._stopping:
+            return False
+        if not self._lease_valid():
+            self._fence()
+            return False
+        self._commit()  # no read inside a transaction that holds staged writes
+        try:
+            row = cluster_store.current_claim(self.connection, download_id)
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            return self._lease_valid()
+        self._db_ok()
+        if row != (self._node, self._tokens.get(download_id), False):
+            self.log.warning(
+                "download_publish_refused",
+                download=download_id,
+                claim=message.claim,
+                token=self._tokens.get(download_id),
+                row=repr(row),
+            )
+            self._drop([download_id])
+            return False
+        return self._lease_valid()
 
     def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
         if download_id in self._stopping and state is not DownloadState.SUCCEEDED:
@@ -308,6 +360,8 @@ class ClusterKeeperActor(KeeperActor):
         super()._finish(download_id, state, **fields)
 
     def _release(self, message: p.Released) -> None:
+        if message.id not in self._stopping and not self._lease_valid():
+            self._fence()  # the run saw the guard run out before this keeper did
         if message.id in self._stopping:
             self._stopped(message.id)
             return
@@ -318,7 +372,7 @@ class ClusterKeeperActor(KeeperActor):
         self._stopping.discard(download_id)
         self._forget(download_id)
         self.log.info("download_run_fenced", download=download_id)
-        if not self._fenced:
+        if not self._lease_fenced:
             self._take_back = True
 
     # -- submit and cancel ------------------------------------------------------------
@@ -364,7 +418,7 @@ class ClusterKeeperActor(KeeperActor):
         run now, so waiting downloads never hold a share of the limit.
         """
         wanted, self._claim_wanted = self._claim_wanted, set()
-        taken: list[DownloadRecord] = []
+        taken: list[cluster_store.Claimed] = []
         here: dict[str, int] = {}
         for record in self._live.values():
             here[record.source] = here.get(record.source, 0) + 1
@@ -396,18 +450,19 @@ class ClusterKeeperActor(KeeperActor):
             self.log.error("download_claim_failed", error=describe_error(exc))
             return
         self._db_ok()
-        for record in taken:
+        for claimed in taken:
             self.claimed += 1
-            self._live[record.id] = record
-            if record.state is DownloadState.IN_PROGRESS:
-                self._resumable.add(record.id)  # taken over: resume it
-            self._to_queue(record.source, p.Enqueue(record))
+            self._hold(claimed)
+            self._to_queue(claimed.record.source, p.Enqueue(claimed.record))
 
     # -- writes ----------------------------------------------------------------------
     def _has_writes(self) -> bool:
         return bool(self._staged or self._unsaved or self._inserts)
 
     def _store_batch(self) -> bool:
+        # The token is the claim column, set by the claiming statement: the
+        # single-node keeper's per-start writes of it have no place here.
+        self._claim_writes.clear()
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
         inserts, self._inserts = self._inserts, []
@@ -416,7 +471,10 @@ class ClusterKeeperActor(KeeperActor):
         try:
             cluster_store.insert_queued(self.connection, inserts)
             lost = cluster_store.write_owned(
-                self.connection, [record for record, _new in writes.values()], self._node
+                self.connection,
+                [record for record, _new in writes.values()],
+                self._node,
+                self._tokens,
             )
             gone = set(lost)
             changes = [
@@ -457,6 +515,7 @@ class ClusterKeeperActor(KeeperActor):
             self._drop(lost)
         for record, _new in writes.values():
             if record.terminal:
+                self._tokens.pop(record.id, None)
                 self._claim_wanted.add(record.source)
         return True
 
@@ -484,6 +543,8 @@ class ClusterKeeperActor(KeeperActor):
     def _forget(self, download_id: str) -> None:
         """Drop every local trace of a download this node no longer owns."""
         record = self._live.pop(download_id, None)
+        self._current.pop(download_id, None)  # its run, if any, is stale from now on
+        self._tokens.pop(download_id, None)
         self._resumable.discard(download_id)
         self._dirty.discard(download_id)
         self._staged.pop(download_id, None)

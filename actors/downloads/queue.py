@@ -146,7 +146,10 @@ class QueueActor(Actor):
             self._queued.discard(record.id)
             claim = self._claims.pop(record.id, 0)
             worker = self._free.popleft()
-            token = CancelToken()
+            # Cluster mode: the token also reads as cancelled once the
+            # node's lease guard ran out (a process waking from a freeze).
+            cluster = self.system.cluster
+            token = CancelToken() if cluster is None else cluster.new_token()
             self._tokens[record.id] = token
             self._busy[worker] = record.id
             self._next_start = now + self._delay

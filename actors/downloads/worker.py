@@ -10,7 +10,9 @@ the download Errored; the worker itself carries on. If the worker dies
 (its thread killed), the keeper errors the download it was running and the
 supervisor starts a fresh worker. A stop request cancels the running
 download's token with the reason ``"stopping"``: the record stays
-InProgress and is resumed at the next start.
+InProgress and is resumed at the next start. In cluster mode a run whose
+node fenced itself (reason ``"fenced"``) reports no result either: it is
+released to the keeper, which decides.
 
 Ownership: every message about the run carries its claim (``Run.claim``);
 ``DownloadContext.still_owner()`` asks the keeper (``CheckClaim``, at most
@@ -107,6 +109,8 @@ class WorkerActor(Actor):
 
     def _run(self, record: DownloadRecord, token: CancelToken, claim: int) -> None:
         if token.cancelled or self.stopping:
+            if token.reason == "fenced":  # cluster: not ours to run now; the keeper decides
+                self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
             self._idle(record.id)
             return
         self._current = record.id
@@ -116,9 +120,11 @@ class WorkerActor(Actor):
             outcome = self._call_impl(record, token, claim)
         finally:
             self._cell.discard_waker(waker)
-        if token.cancelled and token.reason in ("stopping", "killed"):
-            if token.reason == "stopping":
+        if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
+            if token.reason in ("stopping", "fenced"):
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
+            if token.reason == "fenced":  # cluster: the node fenced itself; no result
+                self._idle(record.id)
             return
         self.system.tell(p.KEEPER, outcome)
         self._idle(record.id)
