@@ -205,36 +205,49 @@ def _keeper_health(system: ActorSystem) -> dict[str, Any]:
     return dict(details) if isinstance(details, dict) else {"database": str(details)}
 
 
+def noop_outage(server: PostgresServer, out: Path, *, total: int, kill: bool) -> dict[str, int]:
+    """``total`` no-op downloads on two node processes through an outage; the counts."""
+    url = _durable_database(server)
+    options = {"lease_ttl": LEASE, "poll_interval": 0.3, "concurrency": 4, "work_ms": 150}
+    with nodes(url, out, ["a", "b"], **options) as started, table(url) as db:
+        with client(url, "submitter", lease_ttl=LEASE) as front:
+            ids = [front.downloads.submit("noop", f"t{i}", f"t{i}") for i in range(total)]
+        wait_until(lambda: len(spans(out)) >= min(8, total // 4), WAIT, "some published")
+        _outage(server, started, kill=kill)
+        wait_until(
+            lambda: _counts(db)["succeeded"] + _counts(db)["errored"] == total,
+            60 + total / 10,
+            "every download to end",
+        )
+        counts = _counts(db, out)
+        counts["downloads"] = total
+        counts["corrupt"] = sum(
+            1 for i in range(total) if (out / f"t{i}").read_text(encoding="utf-8") != f"t{i}"
+        )
+        counts["reaped_live_nodes"] = sum(
+            1 for node in started.values() if "cluster_nodes_reaped" in node.stderr()
+        )
+        assert sorted(i for i, *_ in spans(out)) == sorted(ids)
+    return counts
+
+
 @pytest.mark.timeout(120)
 def test_an_outage_longer_than_the_lease_ends_every_download_once(
     own_pg: PostgresServer, tmp_path: Path
 ) -> None:
     """No-op downloads on two node processes; the server is killed (SIGKILL)."""
-    url = _durable_database(own_pg)
-    options = {"lease_ttl": LEASE, "poll_interval": 0.3, "concurrency": 4, "work_ms": 150}
-    total = 40
-    with nodes(url, tmp_path, ["a", "b"], **options) as started, table(url) as db:
-        with client(url, "submitter", lease_ttl=LEASE) as front:
-            ids = [front.downloads.submit("noop", f"t{i}", f"t{i}") for i in range(total)]
-        wait_until(lambda: len(spans(tmp_path)) >= 8, WAIT, "some downloads published")
-        _outage(own_pg, started, kill=True)
-        wait_until(
-            lambda: _counts(db)["succeeded"] + _counts(db)["errored"] == total,
-            60,
-            "every download to end",
-        )
-        counts = _counts(db, tmp_path)
-        assert counts == {
-            "rows": total,
-            "succeeded": total,
-            "errored": 0,
-            "unfinished": 0,
-            "published_twice": 0,
-            "concurrent_runs": 0,
-        }
-        assert sorted(i for i, *_ in spans(tmp_path)) == sorted(ids)
-        for node in started.values():
-            assert "cluster_nodes_reaped" not in node.stderr(), "a live node was reaped"
+    counts = noop_outage(own_pg, tmp_path, total=40, kill=True)
+    assert counts == {
+        "rows": 40,
+        "downloads": 40,
+        "succeeded": 40,
+        "errored": 0,
+        "unfinished": 0,
+        "published_twice": 0,
+        "concurrent_runs": 0,
+        "corrupt": 0,
+        "reaped_live_nodes": 0,
+    }
 
 
 CHUNK = 16 * 1024
@@ -264,18 +277,15 @@ def _paced(streaming: threading.Event) -> Callable[[Request], None]:
     return answer
 
 
-@pytest.mark.timeout(120)
-def test_http_downloads_through_an_outage_longer_than_the_lease(
-    own_pg: PostgresServer, tmp_path: Path
-) -> None:
-    """HttpSource on two node processes; the server is stopped (immediate)."""
-    url = _durable_database(own_pg)
-    shared = tmp_path / "shared"
+def http_outage(server: PostgresServer, out: Path, *, files: int) -> dict[str, int]:
+    """``files`` HttpSource downloads on two node processes through an outage; the counts."""
+    url = _durable_database(server)
+    shared = out / "shared"
     shared.mkdir()
-    server = HttpServer()
+    http = HttpServer()
     try:
         streaming = threading.Event()
-        files = [server.route(f"/f{i}.bin", _paced(streaming)) for i in range(6)]
+        links = [http.route(f"/f{i}.bin", _paced(streaming)) for i in range(files)]
         options = {
             "lease_ttl": LEASE,
             "poll_interval": 0.3,
@@ -283,25 +293,51 @@ def test_http_downloads_through_an_outage_longer_than_the_lease(
             "http_dir": shared,
             "source": "http",
         }
-        with nodes(url, tmp_path, ["a", "b"], **options) as started, table(url) as db:
+        with nodes(url, out, ["a", "b"], **options) as started, table(url) as db:
             with client(url, "submitter", lease_ttl=LEASE) as front:
-                for i, link in enumerate(files):
+                for i, link in enumerate(links):
                     front.downloads.submit("http", link, f"f{i}.bin")
             assert streaming.wait(WAIT), "no body streamed"
-            _outage(own_pg, started, kill=False)
+            _outage(server, started, kill=False)
             wait_until(
-                lambda: _counts(db)["succeeded"] + _counts(db)["errored"] == len(files),
-                60,
+                lambda: _counts(db)["succeeded"] + _counts(db)["errored"] == files,
+                60 + files * 2,
                 "every download to end",
             )
             counts = _counts(db)
-            assert counts["succeeded"] == len(files), [(r.id, r.state) for r in db.rows()]
-            paths = sorted(r.file_path for r in db.rows())
-            assert paths == sorted(str(shared / f"f{i}.bin") for i in range(len(files)))
-            assert sorted(p.name for p in shared.iterdir()) == sorted(
-                f"f{i}.bin" for i in range(len(files))
-            ), "a duplicate, or a part file left behind"
-            for i in range(len(files)):
-                assert (shared / f"f{i}.bin").read_bytes() == BODY, f"f{i}.bin corrupt"
+            wanted = {f"f{i}.bin" for i in range(files)}
+            names = {p.name for p in shared.iterdir()}
+            counts["downloads"] = files
+            counts["published_twice"] = len(names - wanted)  # "f0 (1).bin" and the like
+            counts["parts_left"] = sum(1 for n in names if n.endswith((".part", ".meta")))
+            counts["corrupt"] = sum(
+                1 for n in wanted & names if (shared / n).read_bytes() != BODY
+            ) + len(wanted - names)
+            paths = sorted(str(r.file_path) for r in db.rows())
+            assert paths == sorted(str(shared / n) for n in wanted), paths
+            counts["reaped_live_nodes"] = sum(
+                1 for node in started.values() if "cluster_nodes_reaped" in node.stderr()
+            )
     finally:
-        server.close()
+        http.close()
+    return counts
+
+
+@pytest.mark.timeout(120)
+def test_http_downloads_through_an_outage_longer_than_the_lease(
+    own_pg: PostgresServer, tmp_path: Path
+) -> None:
+    """HttpSource on two node processes; the server is stopped (immediate)."""
+    counts = http_outage(own_pg, tmp_path, files=6)
+    assert counts == {
+        "rows": 6,
+        "downloads": 6,
+        "succeeded": 6,
+        "errored": 0,
+        "unfinished": 0,
+        "published_twice": 0,
+        "parts_left": 0,
+        "concurrent_runs": 0,
+        "corrupt": 0,
+        "reaped_live_nodes": 0,
+    }

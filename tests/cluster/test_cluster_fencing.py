@@ -55,7 +55,13 @@ def _thaw(node: NodeProcess) -> float:
 
 
 def _check_once(db: Table, out: Path, download_id: str, frozen: list[tuple[str, float, float]]):
-    """The counts every test asserts: returns the publishing node."""
+    """The counts every test asserts: returns the publishing node.
+
+    The frozen windows are also kept in ``out/frozen.log`` (for the bench).
+    """
+    with (out / "frozen.log").open("a", encoding="utf-8") as log:
+        for node, stop, cont in frozen:
+            log.write(f"{node} {stop:.6f} {cont:.6f}\n")
     rows = {r.id: r for r in db.rows()}
     assert rows[download_id].state == SUCCEEDED, rows[download_id]
     published = [node for i, node, _s, _e in spans(out) if i == download_id]
