@@ -715,7 +715,7 @@ class Fetch:
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
-        self.part.meta_path.unlink(missing_ok=True)
+        self.part.remove_meta()
         if self.source.fsync:
             _sync_directory(self.directory)
         return path

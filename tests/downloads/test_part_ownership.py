@@ -169,3 +169,17 @@ def test_a_lock_is_released_when_its_holder_closes(tmp_path: Path) -> None:
     first.unlock()
     second.lock()
     second.unlock()
+
+
+@pytest.mark.timeout(30)
+def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = part_of(harness)
+    part.temporary_path.symlink_to(victim)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert victim.read_text() == "precious"
+    assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
