@@ -74,7 +74,11 @@ _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
-_CHECKPOINT_BYTES = 4 * 1024 * 1024  # the part's good length is recorded this often
+# The part's good length is recorded every _CHECKPOINT_BYTES, or every
+# _CHECKPOINT_SECONDS once _CHECKPOINT_MIN bytes came (a slow body).
+_CHECKPOINT_BYTES = 4 * 1024 * 1024
+_CHECKPOINT_MIN = 256 * 1024
+_CHECKPOINT_SECONDS = 5.0
 _LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
 
 
@@ -163,6 +167,7 @@ class Fetch:
         self.validators = Validators(None, None, None)  # of the body being written
         self._file: io.BufferedWriter | None = None  # the part, while the body streams
         self._checkpointed = 0
+        self._checkpoint_time = 0.0
 
     # -- the whole download ----------------------------------------------------
 
@@ -434,6 +439,7 @@ class Fetch:
         # (up to read_timeout): shutting the socket down ends a blocked read.
         ctx.on_cancel(lambda: _abort(response))
         self._checkpointed = offset
+        self._checkpoint_time = ctx.now()
         try:
             with self.part.open(offset) as file:
                 self._file = file
@@ -662,11 +668,17 @@ class Fetch:
     def _report(self, received: int, total: int | None) -> None:
         """Report progress; every ``_CHECKPOINT_BYTES`` also record the part's good
         length and check that this run still owns the download."""
-        self.ctx.report(received, total)
+        ctx = self.ctx
+        ctx.report(received, total)
         file = self._file
-        if file is not None and received - self._checkpointed >= _CHECKPOINT_BYTES:
+        due = received - self._checkpointed
+        if file is None or due < _CHECKPOINT_MIN:
+            return
+        now = ctx.now()
+        if due >= _CHECKPOINT_BYTES or now - self._checkpoint_time >= _CHECKPOINT_SECONDS:
             self._checkpointed = received
-            self.ctx.ensure_owner()
+            self._checkpoint_time = now
+            ctx.ensure_owner()
             self.part.checkpoint(file, self.validators, sync=self.source.fsync)
 
     def _hasher(self, offset: int) -> hashlib._Hash | None:
@@ -703,7 +715,7 @@ class Fetch:
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
-        self.part.meta_path.unlink(missing_ok=True)
+        self.part.remove_meta()
         if self.source.fsync:
             _sync_directory(self.directory)
         return path

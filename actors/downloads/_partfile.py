@@ -42,7 +42,6 @@ import json
 import os
 import re
 import stat
-import uuid
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
@@ -56,6 +55,7 @@ __all__ = ["PART_SUFFIX", "PartFile", "PartInUseError", "ResumePoint", "Validato
 
 PART_SUFFIX = ".part"
 META_SUFFIX = ".meta"
+_TEMPORARY_SUFFIX = ".tmp"
 _MAX_ID_CHARS = 40
 _PLAIN_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{_MAX_ID_CHARS}}}")
 _HASH_BLOCK = 1024 * 1024
@@ -114,10 +114,11 @@ class PartFile:
     def __init__(self, directory: Path, names: Sequence[str | None], download_id: str) -> None:
         """``names``: where the name may come from, best first (see ``choose_filename``)."""
         suffix = f".{part_tag(download_id)}{PART_SUFFIX}"
-        room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX)
+        room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX) - len(_TEMPORARY_SUFFIX)
         base = choose_filename(*names, max_bytes=room)
         self.path = directory / f"{base}{suffix}"
         self.meta_path = directory / f"{base}{suffix}{META_SUFFIX}"
+        self.temporary_path = directory / f"{base}{suffix}{META_SUFFIX}{_TEMPORARY_SUFFIX}"
         self._fd: int | None = None  # the locked part, while this run holds it
 
     # -- ownership -------------------------------------------------------------
@@ -205,13 +206,20 @@ class PartFile:
     def save(self, validators: Validators, offset: int = 0, *, complete: bool = False) -> None:
         """Record ``validators`` and that the first ``offset`` bytes are good.
 
-        Written to a fresh temporary name (``O_EXCL|O_NOFOLLOW``) and moved
-        over the meta file with ``os.replace``, which replaces a symlink
-        there rather than writing through it.
+        Written to ``<meta>.tmp`` (created anew with ``O_EXCL|O_NOFOLLOW``:
+        one left by a killed run, or planted, is removed first, never
+        written through) and moved over the meta file with ``os.replace``,
+        which replaces a symlink there rather than writing through it. Only
+        the run holding the part's lock writes it, so one name suffices.
         """
         data = dict(validators._asdict(), offset=offset, complete=complete)
-        temporary = self.meta_path.with_name(f"{self.meta_path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        temporary = self.temporary_path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileExistsError:
+            temporary.unlink()
+            fd = os.open(temporary, flags, 0o644)
         try:
             with open(fd, "wb") as file:
                 file.write(json.dumps(data).encode("utf-8"))
@@ -242,12 +250,17 @@ class PartFile:
             os.ftruncate(self._fd, 0)
         else:
             self.path.unlink(missing_ok=True)
-        self.meta_path.unlink(missing_ok=True)
+        self.remove_meta()
 
     def remove(self) -> None:
-        """Remove the part and its meta file (either may be missing)."""
+        """Remove the part and its meta files (any may be missing)."""
         self.path.unlink(missing_ok=True)
+        self.remove_meta()
+
+    def remove_meta(self) -> None:
+        """Remove the meta file and its temporary (after a publish, or with the part)."""
         self.meta_path.unlink(missing_ok=True)
+        self.temporary_path.unlink(missing_ok=True)
 
     def resume_point(self) -> ResumePoint:
         """Where to continue; ``(0, None, False)`` after discarding an unusable part.
