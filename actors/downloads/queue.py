@@ -63,6 +63,8 @@ class QueueActor(Actor):
         self._busy: dict[str, str] = {}  # worker -> download id
         self._tokens: dict[str, CancelToken] = {}  # download id -> token
         self._claims: dict[str, int] = {}  # queued download id -> its run's fencing token
+        # download id -> (record, front, claim) to queue once its running run ended
+        self._later: dict[str, tuple[DownloadRecord, bool, int]] = {}
         self._next_start = float("-inf")
         self._pump_timer: TimerHandle | None = None
         self._started_count = 0
@@ -116,7 +118,11 @@ class QueueActor(Actor):
             self._claims[record.id] = max(claim, self._claims.get(record.id, 0))
             return
         if record.id in self._tokens:
-            return  # running already
+            # A new claim of a download whose earlier run has not told us it
+            # ended yet (the keeper heard first): it starts once that run
+            # ended, never beside it, and is never dropped.
+            self._later[record.id] = (record, front, claim)
+            return
         self._claims[record.id] = claim
         self._queued.add(record.id)
         if front:
@@ -125,6 +131,7 @@ class QueueActor(Actor):
             self._queue.append(record)
 
     def _withdraw(self, download_id: str, reason: str) -> None:
+        self._later.pop(download_id, None)
         if download_id in self._queued:
             self._queued.discard(download_id)
             self._claims.pop(download_id, None)
@@ -171,6 +178,10 @@ class QueueActor(Actor):
         download_id = self._busy.pop(worker, None)
         if download_id is not None:
             self._tokens.pop(download_id, None)
+            later = self._later.pop(download_id, None)
+            if later is not None:
+                record, front, claim = later
+                self._enqueue(record, front=front, claim=claim)
         if worker in self._free:
             return
         if self._index(worker) > self._concurrency:
