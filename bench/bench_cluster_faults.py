@@ -18,7 +18,8 @@ Every round runs real node processes (tests/cluster/node_child.py):
 Printed per scenario, summed over the rounds: rounds, failed rounds (an
 assertion of the test), downloads, corrupt files, published twice (two
 publishes or two files), two nodes running one download at once (frozen
-windows left out), Errored, left unfinished.
+windows left out; measured for the no-op source only), Errored, left
+unfinished, part files left (HTTP), live nodes reaped (outages).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ FIELDS = (
     "concurrent_runs",
     "errored",
     "unfinished",
+    "parts_left",
+    "reaped_live_nodes",
 )
 
 
@@ -143,9 +146,8 @@ def main() -> int:
                     failures[name].append(error)
                 totals[name] += counts
                 print(f"round {round_ + 1} {name}: {dict(counts)}", flush=True)
-    print(f"\n{'scenario':16}" + "".join(f"{f:>17}" for f in FIELDS))
     for name in wanted:
-        print(f"{name:16}" + "".join(f"{totals[name][f]:>17}" for f in FIELDS))
+        print(f"\n{name}: " + ", ".join(f"{f}={totals[name][f]}" for f in FIELDS))
     for name, errors in failures.items():
         for error in errors:
             print(f"failed {name}: {error}")
