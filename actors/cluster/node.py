@@ -233,7 +233,12 @@ class NodeActor(Actor):
             return  # a fenced node judges no one
         try:
             with self.system_database().engine.begin() as connection:
-                dead, freed, claims = schema.reap(connection, self.node_id, self.incarnation)
+                dead, freed, claims = schema.reap(
+                    connection,
+                    self.node_id,
+                    self.incarnation,
+                    lock_timeout=self.settings.lease_ttl / 4,
+                )
         except SQLAlchemyError as exc:
             self.log.error("cluster_reap_failed", error=describe_error(exc))
             return

@@ -36,6 +36,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    inspect,
     literal_column,
     not_,
     select,
@@ -106,9 +107,12 @@ def ensure_tables(connection: Connection) -> None:
     """Create the cluster tables, the downloads table and its sequence (idempotent)."""
     create_tables(connection, nodes_table, claims_table)
     # A table written by an earlier version has no fresh_since column yet.
-    connection.execute(
-        text(f"ALTER TABLE {nodes_table.name} ADD COLUMN IF NOT EXISTS fresh_since float8")
-    )
+    # Looked up first: ALTER TABLE takes an exclusive lock even when the
+    # column exists, and would queue every node's renewal behind any open
+    # transaction on the table (a frozen node's, say).
+    columns = {c["name"] for c in inspect(connection).get_columns(nodes_table.name)}
+    if "fresh_since" not in columns:
+        connection.execute(text(f"ALTER TABLE {nodes_table.name} ADD COLUMN fresh_since float8"))
     store.ensure_table(connection)
     connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {store.SEQUENCE}"))
 
@@ -223,7 +227,9 @@ def _member_ids() -> Any:
     return select(nodes_table.c.node_id)
 
 
-def reap(connection: Connection, node_id: str, incarnation: str) -> tuple[list[str], int, int]:
+def reap(
+    connection: Connection, node_id: str, incarnation: str, *, lock_timeout: float = 1.0
+) -> tuple[list[str], int, int]:
     """Remove dead nodes and free what they (or vanished nodes) owned.
 
     Only a node whose own lease is fresh reaps (``node_id`` under
@@ -236,7 +242,12 @@ def reap(connection: Connection, node_id: str, incarnation: str) -> tuple[list[s
 
     Returns (reaped node ids, downloads put back in the queue, claims freed).
     Safe to run on every node at once: each row is freed by one of them.
+    A row another session holds locked (a frozen node's open transaction)
+    fails the reap after ``lock_timeout`` seconds instead of holding the
+    reaper up (it tries again at its next tick).
     """
+    timeout_ms = max(1, int(lock_timeout * 1000))
+    connection.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
     fresh_since = connection.execute(
         select(nodes_table.c.fresh_since)
         .where(nodes_table.c.node_id == node_id)

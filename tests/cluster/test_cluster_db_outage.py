@@ -65,6 +65,14 @@ def _fenced(node: NodeProcess) -> bool:
     return "cluster_node_fenced" in node.stderr()
 
 
+def _fence_counts(started: dict[str, NodeProcess]) -> str:
+    """How often each node fenced itself (for a failure message)."""
+    return ", ".join(
+        f"{name} fenced {node.stderr().count('cluster_node_fenced')}x"
+        for name, node in started.items()
+    )
+
+
 def _outage(server: PostgresServer, started: dict[str, NodeProcess], *, kill: bool) -> float:
     """Take the server down until every node fenced itself and twice the lease
     has passed; returns how long it was down."""
@@ -212,7 +220,10 @@ def noop_outage(server: PostgresServer, out: Path, *, total: int, kill: bool) ->
     with nodes(url, out, ["a", "b"], **options) as started, table(url) as db:
         with client(url, "submitter", lease_ttl=LEASE) as front:
             ids = [front.downloads.submit("noop", f"t{i}", f"t{i}") for i in range(total)]
-        wait_until(lambda: len(spans(out)) >= min(8, total // 4), WAIT, "some published")
+        try:
+            wait_until(lambda: len(spans(out)) >= min(8, total // 4), WAIT, "some published")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {_fence_counts(started)}") from None
         _outage(server, started, kill=kill)
         wait_until(
             lambda: _counts(db)["succeeded"] + _counts(db)["errored"] == total,
