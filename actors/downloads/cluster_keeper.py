@@ -287,6 +287,9 @@ class ClusterKeeperActor(KeeperActor):
         busy = sorted(self._live)
         try:
             taken = cluster_store.take_back(self.connection, self._node, busy)
+            foreign = [c.record.id for c in taken if c.record.source not in self._sources]
+            if foreign:  # sources this node no longer has: back to the queue
+                cluster_store.give_back(self.connection, foreign)
             self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
