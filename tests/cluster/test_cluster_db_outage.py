@@ -220,6 +220,8 @@ def noop_outage(server: PostgresServer, out: Path, *, total: int, kill: bool) ->
     with nodes(url, out, ["a", "b"], **options) as started, table(url) as db:
         with client(url, "submitter", lease_ttl=LEASE) as front:
             ids = [front.downloads.submit("noop", f"t{i}", f"t{i}") for i in range(total)]
+            # Stored before the client stops (a stop may overtake queued submits).
+            wait_until(lambda: db.count() == total, WAIT, "every submit stored")
         try:
             wait_until(lambda: len(spans(out)) >= min(8, total // 4), WAIT, "some published")
         except AssertionError as exc:
@@ -308,6 +310,8 @@ def http_outage(server: PostgresServer, out: Path, *, files: int) -> dict[str, i
             with client(url, "submitter", lease_ttl=LEASE) as front:
                 for i, link in enumerate(links):
                     front.downloads.submit("http", link, f"f{i}.bin")
+                # Stored before the client stops (a stop may overtake queued submits).
+                wait_until(lambda: db.count() == files, WAIT, "every submit stored")
             assert streaming.wait(WAIT), "no body streamed"
             _outage(server, started, kill=False)
             wait_until(
