@@ -197,9 +197,10 @@ class ClusterKeeperActor(KeeperActor):
             self._commit()
             if not self._unsaved:  # stored what it holds: the rows say the rest
                 self._take_back_owned()
-        if (self._claim_wanted or self._inserts) and not self._lease_fenced:
+        # Submits are stored whatever the lease: a free row is nobody's work.
+        if self._inserts or (self._claim_wanted and not self._lease_fenced):
             self._commit()
-            if not self.stopping:
+            if not self.stopping and not self._lease_fenced:
                 self._claim()
         return reply
 
