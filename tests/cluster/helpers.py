@@ -413,7 +413,8 @@ class Table:
     """Direct reads of the shared downloads table (its own small engine)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, pool_size=1, max_overflow=0)
+        # pre_ping: the tests that take the server down read on after it is back.
+        self.engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
 
     def rows(self) -> list[Any]:
         with self.engine.connect() as connection:
