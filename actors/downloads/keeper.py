@@ -705,11 +705,11 @@ class KeeperActor(Actor):
             sql = self.connection
             store.insert_many(sql, inserts, owner=self._owner)
             store.update_many(sql, updates)
-            store.set_claims(sql, claims, self._owner)
             for download_id, (record, _new) in retried.items():
                 # An earlier write failed: its row may be missing.
                 latest = staged.get(download_id, (record, False))[0]
                 self._upsert(latest)
+            store.set_claims(sql, claims, self._owner)  # after every row exists
             sql.commit()
         except SQLAlchemyError as exc:
             self._claim_writes = {**claims, **self._claim_writes}
