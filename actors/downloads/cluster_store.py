@@ -140,7 +140,8 @@ _WRITE = (
     .where(_TABLE.c.owner == bindparam("_owner"))
     # Written out, not a bound list: executemany takes no "expanding" parameters.
     .where(or_(*(_TABLE.c.state == literal_column(f"'{v}'") for v in _UNFINISHED)))
-    .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq")})
+    # ``claim`` (the fencing epoch) is written where a run starts, not here.
+    .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq", "claim")})
 )
 
 
