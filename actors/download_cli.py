@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, TextIO
 from regisseur.actors._download_view import LineView, make_view
 from regisseur.actors._interrupts import no_interrupts
 from regisseur.actors.downloads import store
-from regisseur.actors.downloads._owners import describe_owner, lock_directory, owner_alive
+from regisseur.actors.downloads._owners import (
+    describe_owner,
+    lock_directory,
+    owner_alive,
+    planning,
+)
 from regisseur.actors.downloads.http import HttpSource
 from regisseur.actors.system import ActorSystem
 from regisseur.messages import (
@@ -309,7 +314,14 @@ def run_download(
         system.downloads.subscribe(tracker)
         system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
         system.start()
-        wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+        database = system.database
+        locks = lock_directory(database.sqlalchemy_url) if database is not None else None
+        # One run at a time plans: a run started at the same moment sees
+        # this run's submits (stored before the lock is let go) and waits.
+        with planning(locks, lambda: view.say("waiting for another run to queue its downloads")):
+            wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+            if wanted:
+                system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
         final = tracker.wait_for(wanted)
         final.update(_wait_elsewhere(system, elsewhere, tracker))
     except KeyboardInterrupt:

@@ -32,9 +32,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from sqlalchemy.engine import URL
 
-__all__ = ["OwnerLock", "describe_owner", "lock_directory", "make_owner_id", "owner_alive"]
+_PLAN_LOCK = "plan.lock"
+
+__all__ = [
+    "OwnerLock",
+    "describe_owner",
+    "lock_directory",
+    "make_owner_id",
+    "owner_alive",
+    "planning",
+]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
 
@@ -124,5 +135,30 @@ def owner_alive(directory: Path | None, owner: str) -> bool:
         with contextlib.suppress(OSError):
             path.unlink()
         return False
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def planning(directory: Path | None, waiting: Callable[[], object]) -> Iterator[None]:
+    """Hold the database's planning lock: one process at a time looks at the
+    records and submits (so two processes never both submit the same work).
+
+    Blocks while another process holds it, calling ``waiting()`` first; a
+    process that dies releases it. Without a lock place, does nothing.
+    """
+    if directory is None:
+        yield
+        return
+    directory.mkdir(mode=0o700, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(directory / _PLAN_LOCK, flags, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)

@@ -175,6 +175,7 @@ _WRITE = (
     .where(_TABLE.c.claim == bindparam("_claim"))
     # Written out, not a bound list: executemany takes no "expanding" parameters.
     .where(or_(*(_TABLE.c.state == literal_column(f"'{v}'") for v in _UNFINISHED)))
+    # ``claim`` (the fencing token) is set by the claiming statements, never here.
     .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq", "claim")})
 )
 

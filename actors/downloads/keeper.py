@@ -142,14 +142,21 @@ class KeeperActor(Actor):
             self._load()
 
     def _hold_owner_lock(self) -> None:
-        """Take this keeper's liveness lock (kept across restarts, released at the end)."""
+        """Take this keeper's liveness lock (kept across restarts, released at the end).
+
+        Without it (the directory refuses the file) other processes count
+        this keeper as gone; it logs that and starts anyway.
+        """
         if self._locks is None:
             return
         lock = self._cell.store.get("owner_lock")
         if lock is None:
             lock = OwnerLock(self._locks, self._owner)
             self._cell.store["owner_lock"] = lock
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # a read-only directory: nothing can be written there anyway
+            self.log.warning("download_owner_lock_unavailable", error=describe_error(exc))
 
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
         """After ``on_stop``: the final stop gives up ownership (a restart keeps it)."""
@@ -698,11 +705,11 @@ class KeeperActor(Actor):
             sql = self.connection
             store.insert_many(sql, inserts, owner=self._owner)
             store.update_many(sql, updates)
-            store.set_claims(sql, claims, self._owner)
             for download_id, (record, _new) in retried.items():
                 # An earlier write failed: its row may be missing.
                 latest = staged.get(download_id, (record, False))[0]
                 self._upsert(latest)
+            store.set_claims(sql, claims, self._owner)  # after every row exists
             sql.commit()
         except SQLAlchemyError as exc:
             self._claim_writes = {**claims, **self._claim_writes}

@@ -28,12 +28,14 @@ def server() -> Iterator[two_writers.Server]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode", ["same", "different", "mixed"])
+@pytest.mark.parametrize("mode", ["same", "different", "mixed", "together"])
 def test_two_cli_runs_on_one_directory(
     server: two_writers.Server, mode: str, tmp_path: Path
 ) -> None:
     result = two_writers.run_round(server, mode, tmp_path / "out")
     assert result.ok, result
+    if mode == "together":  # whichever planned second waited for the other
+        assert server.fetched("a.bin") == [None]
     if mode in ("same", "mixed"):
         # The second run did not resume the first run's download: it waited.
         assert "waiting for " in result.outputs[1], result.outputs[1]

@@ -13,7 +13,8 @@ One round (:func:`run_round`):
    ``a.bin`` holds the first bytes, run B starts on the same ``DIR`` (same
    database) with its URLs: ``same`` (both ``a.bin``), ``different``
    (A ``a.bin``, B ``b.bin``) or ``mixed`` (A ``a.bin`` and ``b.bin``, B
-   ``a.bin`` and ``c.bin``);
+   ``a.bin`` and ``c.bin``); or ``together``: both runs start at the same
+   moment, both wanting ``a.bin``;
 3. once B has planned (it printed a line about ``a.bin``, or it finished
    its own downloads) the server lets ``a.bin`` go; both runs end;
 4. :func:`check` counts what a user would call broken: a published file
@@ -53,6 +54,7 @@ MODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "same": (("a.bin",), ("a.bin",)),
     "different": (("a.bin",), ("b.bin",)),
     "mixed": (("a.bin", "b.bin"), ("a.bin", "c.bin")),
+    "together": (("a.bin",), ("a.bin",)),
 }
 
 
@@ -211,15 +213,20 @@ def run_round(server: Server, mode: str, directory: Path) -> Round:
     )
     first = _start([server.url(n) for n in first_names], directory, logs[0])
     second: subprocess.Popen[bytes] | None = None
+    if mode == "together":
+        second = _start([server.url(n) for n in second_names], directory, logs[1])
     try:
         wait_until(server.sent_first("a.bin").is_set, "the first run's first bytes")
         wait_until(
             lambda: any(p.stat().st_size >= FIRST for p in directory.glob("a.bin*.part")),
             "the first bytes in the first run's .part",
         )
-        second = _start([server.url(n) for n in second_names], directory, logs[1])
+        if second is None:
+            second = _start([server.url(n) for n in second_names], directory, logs[1])
 
         def planned() -> bool:
+            if mode == "together":  # one of the two waits for the other
+                return any("waiting for " in log.read_text(errors="replace") for log in logs)
             said = logs[1].read_text(errors="replace")
             return "a.bin" in said or second is None or second.poll() is not None
 
