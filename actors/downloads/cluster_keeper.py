@@ -131,6 +131,7 @@ class ClusterKeeperActor(KeeperActor):
         restart can write nothing more). Downloads of sources this node no
         longer has go back to the queue.
         """
+        self._limit_idle_transactions()
         mine = cluster_store.take_back(self.connection, self._node)  # claimed anew
         foreign = [c.record.id for c in mine if c.record.source not in self._sources]
         if foreign:
@@ -219,6 +220,23 @@ class ClusterKeeperActor(KeeperActor):
         if self._db_error is not None:
             self.log.warning("download_database_reachable")
             self._db_error = None
+            try:
+                self._limit_idle_transactions()  # a new connection after the failure
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+
+    def _limit_idle_transactions(self) -> None:
+        """Have the server end this keeper's transaction if it is left open for
+        half a lease (this process frozen between a write and its commit): the
+        row locks it holds would otherwise stop the other nodes from reaping
+        this node and taking its downloads over until it wakes. Per session,
+        so set again on each new connection; called between transactions."""
+        cluster = self.system.cluster
+        if cluster is None:
+            return
+        limit = max(100, int(cluster.settings.lease_ttl * 500))
+        self.connection.execute(text(f"SET idle_in_transaction_session_timeout = {limit}"))
+        self.connection.commit()
 
     def _probe(self) -> None:
         """Try the database (``SELECT 1``) while it is marked unreachable."""
