@@ -18,6 +18,12 @@ to resume them), and a symbolic link in its place is refused.
   there with the recorded size (and the ``--sha256`` given, if any);
   otherwise it is downloaded again (to a new name: a file someone changed
   is never overwritten).
+* Another run in the same ``DIR`` (same database) at the same time: each
+  run does its own downloads; a URL the other run is downloading is not
+  fetched again: this run says ``waiting for URL: pid N on host H is
+  downloading it`` and waits for that download's end (a failure if that
+  run ends without finishing it). The other run's own work is never
+  resumed while it lives (see ``downloads._owners``).
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
 * ``--max-size``, ``--max-time``, ``--speed-limit``/``--speed-time`` bound
@@ -46,6 +52,7 @@ import hashlib
 import math
 import os
 import re
+import socket
 import stat
 import sys
 import threading
@@ -76,6 +83,7 @@ _SOURCE = "http"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_POLL = 0.2  # seconds between two looks at a download another run holds
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -366,6 +374,13 @@ class _Tracker:
             self.ended.setdefault(record.id, record)
             self.before.add(record.id)
 
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (real time); True at once if the system broke."""
+        with self._cond:
+            if self.broken is None:
+                self._cond.wait(seconds)
+            return self.broken is not None
+
     def touched(self, download_id: str) -> bool:
         """True if the download changed state or made progress in this run."""
         with self._cond:
@@ -420,26 +435,58 @@ def _changed(record: DownloadRecord, sha256: str | None) -> str | None:
     return None
 
 
+def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str]:
+    """Of the unfinished ``records``, those another live process holds: id -> owner."""
+    from regisseur.actors.downloads import store
+    from regisseur.actors.downloads._owners import lock_directory, owner_alive
+
+    database = system.database
+    pending = [r.id for r in records if not r.terminal]
+    if database is None or not pending:
+        return {}
+    with database.engine.connect() as connection:
+        owners = store.owners_of(connection, pending)
+    mine = f"{socket.gethostname()}:{os.getpid()}:"
+    locks = lock_directory(database.sqlalchemy_url)
+    return {
+        i: owner
+        for i, owner in owners.items()
+        if owner is not None and not owner.startswith(mine) and owner_alive(locks, owner)
+    }
+
+
 def _plan(
     system: ActorSystem,
     urls: list[str],
     sha256: str | None,
     tracker: _Tracker,
     view: LineView,
-) -> list[str]:
-    """Submit what is needed; return the ids to wait for (resumed ones first)."""
+) -> tuple[list[str], dict[str, str]]:
+    """Submit what is needed; return the ids to wait for (resumed ones first)
+    and, apart, the wanted downloads another run holds (id -> its owner)."""
+    from regisseur.actors.downloads._owners import describe_owner
     from regisseur.actors.downloads.names import display_name_from_url
 
     newest: dict[str, DownloadRecord] = {}
     wanted: dict[str, None] = {}
-    for stored in system.downloads.list(source=_SOURCE):  # oldest first
+    stored_records = system.downloads.list(source=_SOURCE)  # oldest first
+    others = _others(system, stored_records)
+    for stored in stored_records:
         newest[stored.target_id] = stored
+        if stored.id in others:
+            continue  # another live run's download: never resumed here
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted[stored.id] = None
             view.say(f"resuming {redact_text(stored.target_id)}")
+    elsewhere: dict[str, str] = {}
     for url in urls:
         record = newest.get(url)
         if record is not None and record.id in wanted:
+            continue
+        if record is not None and record.id in others:
+            owner = others[record.id]
+            view.say(f"waiting for {redact_text(url)}: {describe_owner(owner)} is downloading it")
+            elsewhere[record.id] = owner
             continue
         if record is not None and record.state is DownloadState.SUCCEEDED and record.file_path:
             why = _changed(record, sha256)
@@ -452,7 +499,45 @@ def _plan(
         name = display_name_from_url(url)
         extra = {"sha256": sha256} if sha256 else None
         wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
-    return list(wanted)
+    return list(wanted), elsewhere
+
+
+def _wait_elsewhere(
+    system: ActorSystem, elsewhere: dict[str, str], tracker: _Tracker
+) -> dict[str, DownloadRecord]:
+    """Wait for the downloads other runs hold (polling their records); their ends.
+
+    One whose owner ends without finishing it comes back as an Errored
+    copy saying so (the next run in the directory resumes it).
+    """
+    from regisseur.actors.downloads._owners import describe_owner, lock_directory, owner_alive
+
+    database = system.database
+    locks = lock_directory(database.sqlalchemy_url) if database is not None else None
+    ended: dict[str, DownloadRecord] = {}
+    pending = dict(elsewhere)
+    while pending:
+        for download_id, owner in list(pending.items()):
+            record = system.downloads.status(download_id)
+            if record is None:
+                del pending[download_id]
+                continue
+            if record.terminal:
+                ended[download_id] = record
+                del pending[download_id]
+            elif not owner_alive(locks, owner):
+                record = system.downloads.status(download_id) or record
+                if not record.terminal:
+                    why = (
+                        f"{describe_owner(owner)} ended without finishing it; "
+                        "run the command again to resume it"
+                    )
+                    record = record.evolve(state=DownloadState.ERRORED, error=why)
+                ended[download_id] = record
+                del pending[download_id]
+        if pending and tracker.pause(_POLL):
+            raise RuntimeError(tracker.broken)
+    return ended
 
 
 def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> str | None:
@@ -545,14 +630,25 @@ def run_download(
         system.downloads.subscribe(tracker)
         system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
         system.start()
-        final = tracker.wait_for(_plan(system, urls, args.sha256, tracker, view))
+        from regisseur.actors.downloads._owners import lock_directory, planning
+
+        database = system.database
+        locks = lock_directory(database.sqlalchemy_url) if database is not None else None
+        # One run at a time plans: a run started at the same moment sees
+        # this run's submits (stored before the lock is let go) and waits.
+        with planning(locks, lambda: view.say("waiting for another run to queue its downloads")):
+            wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+            if wanted:
+                system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
+        final = tracker.wait_for(wanted)
+        final.update(_wait_elsewhere(system, elsewhere, tracker))
     except KeyboardInterrupt:
         code = 130
     except StartupError as exc:
         code = 2
         view.close()
-        text, database = _plain_error(exc)
-        if database:
+        text, of_database = _plain_error(exc)
+        if of_database:
             shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
             err.write(f"regisseur download: cannot use the records database {shown}: {text}\n")
         else:

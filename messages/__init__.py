@@ -7,7 +7,7 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
-from regisseur.messages.cluster import ClusterChanged, NodeInfo
+from regisseur.messages.cluster import ClusterChanged, NodeFenced, NodeInfo, NodeUnfenced
 from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadFailed,
@@ -60,7 +60,9 @@ __all__ = [
     "DownloadSucceeded",
     "Event",
     "HealthReport",
+    "NodeFenced",
     "NodeInfo",
+    "NodeUnfenced",
     "Pause",
     "Resume",
     "RunNow",

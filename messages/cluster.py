@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from regisseur.messages.events import Event
 
-__all__ = ["ClusterChanged", "NodeInfo"]
+__all__ = ["ClusterChanged", "NodeFenced", "NodeInfo", "NodeUnfenced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,23 @@ class ClusterChanged(Event):
     joined: tuple[str, ...] = ()
     left: tuple[str, ...] = ()
     freed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFenced(Event):
+    """This node could not renew its lease in time and stopped acting as the
+    owner of its work (its running downloads are stopped, nothing of theirs
+    is written or published) until a renewal succeeds again."""
+
+    node_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUnfenced(Event):
+    """This node renewed its lease after being fenced and takes up work again."""
+
+    node_id: str
 
 
 @dataclass(frozen=True, slots=True)

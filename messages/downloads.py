@@ -205,11 +205,14 @@ class DownloadStarted:
     """A worker claims the download: Initializing becomes InProgress.
 
     The keeper answers whether the worker may run it: a download that was
-    cancelled, or claimed already, must not run (again).
+    cancelled, or claimed already, must not run (again). ``claim`` is the
+    run's fencing token (an epoch the keeper allocated, growing per
+    download); ``None`` only from senders outside the download machinery.
     """
 
     id: str
     worker: str
+    claim: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +224,7 @@ class DownloadProgress:
     size: int | None
     speed: float
     time_remaining: float | None
+    claim: int | None = None  # the reporting run's fencing token (None: not fenced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +235,7 @@ class DownloadSucceeded:
     file_path: str
     transferred: int | None = None
     size: int | None = None
+    claim: int | None = None  # the run's fencing token (None: not fenced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +244,7 @@ class DownloadFailed:
 
     id: str
     error: str
+    claim: int | None = None  # the run's fencing token (None: not fenced)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from regisseur.actors.cluster import schema
+from regisseur.actors.cluster.lease_guard import LeasedToken, LeaseGuard
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from regisseur.actors.cluster.settings import ClusterSettings
+    from regisseur.actors.downloads.context import CancelToken
     from regisseur.actors.system import ActorSystem
     from regisseur.messages.cluster import NodeInfo
 
@@ -32,6 +34,13 @@ class Cluster:
     def __init__(self, system: ActorSystem, settings: ClusterSettings) -> None:
         self._system = system
         self.settings = settings
+        self.lease = LeaseGuard(settings.lease_ttl)
+        """This node's lease as its own clock sees it: ``lease.valid(now)``
+        is False while the node is fenced (see ``LeaseGuard``)."""
+
+    def new_token(self) -> CancelToken:
+        """A cancel token for a download run on this node (see ``LeasedToken``)."""
+        return LeasedToken(self.lease, self._system.clock)
 
     @property
     def node_id(self) -> str:

@@ -10,11 +10,21 @@ Threads: an internal actor of the system (like the event bus); the
 listener has one thread of its own. Database work runs on the actor's
 thread on short transactions of the system's engine.
 
+Fencing: every successful renewal moves the node's ``LeaseGuard``
+(``system.cluster.lease``) forward; a timer on the system clock fires when
+the guard runs out (before the lease can expire on the database's clock)
+and publishes ``NodeFenced``: the keeper stops the running downloads
+without writing a terminal state, and nothing of theirs is published. The
+next successful renewal publishes ``NodeUnfenced`` and the keeper takes its
+work up again. The timer does not wait for this actor: a renewal stuck on
+an unreachable database cannot delay the fence.
+
 Failures: a failed renewal is logged and retried at the next tick; the
-node reports itself unhealthy once its lease may have run out. A lease
-lost for good (reaped while this process was frozen or cut off) is taken
-again under a new incarnation: what the node owned was already handed
-over, and the keeper's conditional writes drop its stale copies.
+node reports itself unhealthy once its guard ran out. A lease lost for
+good (reaped while this process was frozen or cut off) is taken again
+under a new incarnation: what the node owned was already handed over, and
+the keeper's conditional writes drop its stale copies. A node reaps others
+only while its own lease is fresh (see ``schema.reap``).
 """
 
 from __future__ import annotations
@@ -31,10 +41,13 @@ from regisseur.actors.actor import Actor
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.listener import Listener
 from regisseur.actors.errors import RegisseurError, describe_error
+from regisseur.messages.cluster import NodeFenced, NodeUnfenced
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from regisseur.actors.clock import TimerHandle
+    from regisseur.actors.cluster.lease_guard import LeaseGuard
     from regisseur.actors.cluster.settings import ClusterSettings
 
 __all__ = ["NODE_ACTOR", "NodeActor", "NodeIdInUseError", "PublishSources"]
@@ -79,8 +92,17 @@ class NodeActor(Actor):
         self._dispatch = dispatch
         self._listener: Listener | None = None
         self._renewed_at: float | None = None
+        self._fence_timer: TimerHandle | None = None
         self.reaped = 0
         self.requeued = 0
+        self.fenced = 0
+
+    @property
+    def lease(self) -> LeaseGuard:
+        """This node's lease guard (shared with the keeper and the workers)."""
+        cluster = self.system.cluster
+        assert cluster is not None  # a node actor runs in cluster mode only
+        return cluster.lease
 
     # -- lifecycle ---------------------------------------------------------------
     def on_start(self) -> None:
@@ -114,6 +136,7 @@ class NodeActor(Actor):
             "sources": self._sources(),
             "ttl": self.settings.lease_ttl,
         }
+        sent = self.system.clock.now()
         engine = self.system_database().engine
         with engine.begin() as connection:
             if schema.register(connection, **identity) is None:
@@ -131,10 +154,34 @@ class NodeActor(Actor):
                 # Our own host, and that process is gone: take the id at once.
                 schema.register(connection, **identity, take_over=True)
             schema.notify(connection, schema.NODES_CHANNEL, json.dumps({"joined": [self.node_id]}))
-        self._renewed_at = self.system.clock.now()
+        self._renewed(sent)
         self.log.info("cluster_node_joined", node=self.node_id, incarnation=self.incarnation)
 
+    def _renewed(self, sent: float) -> None:
+        """A renewal sent at ``sent`` succeeded: move the guard and its timer."""
+        self._renewed_at = sent
+        lease = self.lease
+        if lease.renewed(sent):
+            self.log.warning("cluster_node_unfenced", node=self.node_id)
+            self.system.events.publish(NodeUnfenced(self.node_id))
+        if self._fence_timer is not None:
+            self._fence_timer.cancel()
+        self._fence_timer = self.system.timers.call_at(lease.valid_until, self._fence_due)
+
+    def _fence_due(self) -> None:
+        """Timer thread: the guard may have run out (no renewal since)."""
+        if self.lease.fence_if_due(self.system.clock.now()):
+            self._fenced("lease not renewed in time")
+
+    def _fenced(self, reason: str) -> None:
+        """Any thread: announce that this node stopped acting as an owner."""
+        self.fenced += 1
+        self.log.critical("cluster_node_fenced", node=self.node_id, reason=reason)
+        self.system.events.publish(NodeFenced(self.node_id, reason))
+
     def on_stop(self) -> None:
+        if self._fence_timer is not None:
+            self._fence_timer.cancel()
         if self._listener is not None:
             self._listener.stop()
         try:
@@ -156,6 +203,7 @@ class NodeActor(Actor):
         return super().on_receive(message)
 
     def _renew(self) -> None:
+        sent = self.system.clock.now()
         try:
             with self.system_database().engine.begin() as connection:
                 held = schema.renew(
@@ -169,9 +217,11 @@ class NodeActor(Actor):
             self.log.error("cluster_lease_renew_failed", error=describe_error(exc))
             return
         if held:
-            self._renewed_at = self.system.clock.now()
+            self._renewed(sent)
             return
         self.log.critical("cluster_lease_lost", node=self.node_id, incarnation=self.incarnation)
+        if self.lease.lost():
+            self._fenced("lease lost: this node was reaped")
         self.incarnation = uuid.uuid4().hex[:16]
         try:
             self._register()
@@ -179,9 +229,16 @@ class NodeActor(Actor):
             self.log.critical("cluster_rejoin_failed", error=describe_error(exc))
 
     def _reap(self) -> None:
+        if not self.lease.valid(self.system.clock.now()):
+            return  # a fenced node judges no one
         try:
             with self.system_database().engine.begin() as connection:
-                dead, freed, claims = schema.reap(connection)
+                dead, freed, claims = schema.reap(
+                    connection,
+                    self.node_id,
+                    self.incarnation,
+                    lock_timeout=self.settings.lease_ttl / 4,
+                )
         except SQLAlchemyError as exc:
             self.log.error("cluster_reap_failed", error=describe_error(exc))
             return
@@ -197,7 +254,7 @@ class NodeActor(Actor):
         age = None
         if self._renewed_at is not None:
             age = self.system.clock.now() - self._renewed_at
-        fresh = age is not None and age < self.settings.lease_ttl
+        fresh = self.lease.valid(self.system.clock.now())
         listening = self._listener is not None and self._listener.alive
         return {
             "healthy": fresh and listening,
@@ -206,6 +263,8 @@ class NodeActor(Actor):
             "lease_ttl": self.settings.lease_ttl,
             "renewed_ago": age,
             "listening": listening,
+            "fenced": not fresh,
+            "times_fenced": self.fenced,
             "reaped_nodes": self.reaped,
             "downloads_taken_over": self.requeued,
         }

@@ -1,8 +1,12 @@
 """The cluster's tables and the statements on them (SQLAlchemy Core, PostgreSQL).
 
 - ``regisseur_nodes``: one row per live node, with the time its lease
-  expires. A node renews its row; a row past its expiry belongs to a dead
-  node and is removed by whichever node reaps first.
+  expires and since when it has renewed without a gap (``fresh_since``).
+  A node renews its row; a row past its expiry belongs to a dead node and
+  is removed by a node whose own lease is fresh, once that node has itself
+  renewed without a gap for a whole lease of the dead one (see
+  :func:`reap`): a database outage, which stops every node's renewals at
+  once, never makes a live node look dead.
 - ``regisseur_cluster_claims``: who owns what besides downloads (a singleton
   child, a shard of server rows): ``(kind, name) -> holder``. A claim is
   valid only while its holder's node row lives.
@@ -29,8 +33,10 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
+    inspect,
     literal_column,
     not_,
     select,
@@ -74,6 +80,8 @@ nodes_table = Table(
     Column("started_at", Float, nullable=False),
     Column("renewed_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
+    # Since when this node has renewed without missing a renewal (DB clock).
+    Column("fresh_since", Float),
 )
 
 claims_table = Table(
@@ -98,6 +106,13 @@ def db_now(connection: Connection | Session) -> float:
 def ensure_tables(connection: Connection) -> None:
     """Create the cluster tables, the downloads table and its sequence (idempotent)."""
     create_tables(connection, nodes_table, claims_table)
+    # A table written by an earlier version has no fresh_since column yet.
+    # Looked up first: ALTER TABLE takes an exclusive lock even when the
+    # column exists, and would queue every node's renewal behind any open
+    # transaction on the table (a frozen node's, say).
+    columns = {c["name"] for c in inspect(connection).get_columns(nodes_table.name)}
+    if "fresh_since" not in columns:
+        connection.execute(text(f"ALTER TABLE {nodes_table.name} ADD COLUMN fresh_since float8"))
     store.ensure_table(connection)
     connection.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {store.SEQUENCE}"))
 
@@ -153,6 +168,7 @@ def register(
         "started_at": _NOW,
         "renewed_at": _NOW,
         "expires_at": _NOW + ttl,
+        "fresh_since": _NOW,
     }
     statement = pg_insert(nodes_table).values(values)
     upsert = statement.on_conflict_do_update(
@@ -167,12 +183,27 @@ def register(
 def renew(
     connection: Connection, node_id: str, incarnation: str, sources: list[str], ttl: float
 ) -> bool:
-    """Extend this node's lease; False if the row is gone (reaped) or not ours."""
+    """Extend this node's lease; False if the row is gone (reaped) or not ours.
+
+    A renewal more than ``2 * ttl / 3`` after the previous one (a renewal
+    missed: the node was frozen, cut off, or the database was down) starts
+    ``fresh_since`` again.
+    """
+    gap = 2 * ttl / 3
+    fresh = case(
+        (nodes_table.c.renewed_at >= _NOW - gap, func.coalesce(nodes_table.c.fresh_since, _NOW)),
+        else_=_NOW,
+    )
     result = connection.execute(
         update(nodes_table)
         .where(nodes_table.c.node_id == node_id)
         .where(nodes_table.c.incarnation == incarnation)
-        .values(renewed_at=_NOW, expires_at=_NOW + ttl, sources=json.dumps(sources))
+        .values(
+            renewed_at=_NOW,
+            expires_at=_NOW + ttl,
+            fresh_since=fresh,
+            sources=json.dumps(sources),
+        )
     )
     return bool(result.rowcount)
 
@@ -191,21 +222,47 @@ def live_nodes(connection: Connection | Session) -> list[NodeRow]:
     return [_node(row) for row in rows]
 
 
-def _live_ids() -> Any:
-    return select(nodes_table.c.node_id).where(nodes_table.c.expires_at >= _NOW)
+def _member_ids() -> Any:
+    """The nodes that have a row: a claim stays valid until its holder is reaped."""
+    return select(nodes_table.c.node_id)
 
 
-def reap(connection: Connection) -> tuple[list[str], int, int]:
-    """Remove expired nodes and free what they (or vanished nodes) owned.
+def reap(
+    connection: Connection, node_id: str, incarnation: str, *, lock_timeout: float = 1.0
+) -> tuple[list[str], int, int]:
+    """Remove dead nodes and free what they (or vanished nodes) owned.
+
+    Only a node whose own lease is fresh reaps (``node_id`` under
+    ``incarnation``; otherwise nothing happens). A node is dead when its
+    lease expired on the database's clock and the reaper has itself renewed
+    without a gap for at least that node's whole lease time: a node that
+    could renew had the time to. After a database outage, which stopped
+    every node's renewals at once, nobody is reaped before the live nodes
+    had a full lease to renew again.
 
     Returns (reaped node ids, downloads put back in the queue, claims freed).
     Safe to run on every node at once: each row is freed by one of them.
+    A row another session holds locked (a frozen node's open transaction)
+    fails the reap after ``lock_timeout`` seconds instead of holding the
+    reaper up (it tries again at its next tick).
     """
+    timeout_ms = max(1, int(lock_timeout * 1000))
+    connection.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
+    fresh_since = connection.execute(
+        select(nodes_table.c.fresh_since)
+        .where(nodes_table.c.node_id == node_id)
+        .where(nodes_table.c.incarnation == incarnation)
+        .where(nodes_table.c.expires_at >= _NOW)
+    ).scalar()
+    if fresh_since is None:
+        return [], 0, 0  # our own lease is not fresh: we are no judge
+    lease_of_dead = nodes_table.c.expires_at - nodes_table.c.renewed_at
     dead = [
         r.node_id
         for r in connection.execute(
             delete(nodes_table)
             .where(nodes_table.c.expires_at < _NOW)
+            .where(lease_of_dead + float(fresh_since) < _NOW)
             .returning(nodes_table.c.node_id)
         )
     ]
@@ -218,7 +275,7 @@ def reap(connection: Connection) -> tuple[list[str], int, int]:
         .values(owner=None)
     ).rowcount
     claims = connection.execute(
-        delete(claims_table).where(not_(claims_table.c.holder.in_(_live_ids())))
+        delete(claims_table).where(not_(claims_table.c.holder.in_(_member_ids())))
     ).rowcount
     if dead or freed or claims:
         notify(connection, NODES_CHANNEL, json.dumps({"left": dead}))
@@ -240,7 +297,7 @@ def leave(connection: Connection, node_id: str, incarnation: str) -> None:
 
 
 def claim(connection: Connection, kind: str, name: str, holder: str) -> bool:
-    """Take ``(kind, name)`` for ``holder`` if it is free or its holder is dead.
+    """Take ``(kind, name)`` for ``holder`` if it is free or its holder was reaped.
 
     True if ``holder`` holds it afterwards.
     """
@@ -250,7 +307,7 @@ def claim(connection: Connection, kind: str, name: str, holder: str) -> bool:
         set_={"holder": holder, "claimed_at": _NOW},
         where=and_(
             claims_table.c.holder != holder,
-            not_(claims_table.c.holder.in_(_live_ids())),
+            not_(claims_table.c.holder.in_(_member_ids())),
         ),
     )
     connection.execute(statement)

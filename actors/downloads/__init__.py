@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.actors.downloads.context import CancelToken, DownloadContext
 from regisseur.actors.downloads.errors import (
     DownloadFailure,
+    StaleClaimError,
     UnknownDownloadError,
     UnknownSourceError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "DownloadSource",
     "Downloads",
     "HttpSource",
+    "StaleClaimError",
     "UnknownDownloadError",
     "UnknownSourceError",
 ]

@@ -2,18 +2,25 @@
 
 A :class:`Fetch` lives on the worker thread for one call of the impl:
 
-1. resume point: the ``.part`` and its validators, if usable;
+1. resume point: the ``.part`` (locked for this run, see ``_partfile``),
+   its validators and the offset recorded with it, if usable; a part whose
+   body is already complete is published without a request;
 2. request (``Range``/``If-Range`` when resuming), redirects followed by
    hand, each hop checked to be http or https;
 3. the answer: 206 resumes; 200 (the server ignored the range, or the file
    changed) starts over; 416 or changed validators start over at once;
    408/429/5xx are retried after ``Retry-After`` or the backoff;
-4. the body streams to the part (cancel seen between chunks), its length
-   is checked against ``Content-Length``/``Content-Range``, then fsynced;
-5. checksum, then the part moves to a free safe name (never overwriting).
+4. the body streams to the part (cancel seen between chunks; every
+   ``_CHECKPOINT_BYTES`` the part is flushed and its good length recorded),
+   its length is checked against ``Content-Length``/``Content-Range``, then
+   fsynced and recorded as complete;
+5. checksum, the ownership check (``ctx.ensure_owner()``: a run that was
+   taken over publishes nothing), then the part moves to a free safe name
+   (never overwriting).
 
 On failure or a user cancel the part is removed unless ``keep_partial``; on
-a stop (cancel reason ``"stopping"``) it is kept for the next start.
+a stop (cancel reason ``"stopping"``) it is kept for the next start. A run
+that lost ownership (``StaleClaimError``) always removes what it wrote.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from regisseur.actors.downloads._http_wire import (
     retryable,
     status_text,
 )
-from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads._partfile import PartFile, PartInUseError, Validators
+from regisseur.actors.downloads.errors import StaleClaimError
 from regisseur.actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.names import (
     choose_filename,
@@ -69,6 +77,12 @@ _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
+# The part's good length is recorded every _CHECKPOINT_BYTES, or every
+# _CHECKPOINT_SECONDS once _CHECKPOINT_MIN bytes came (a slow body).
+_CHECKPOINT_BYTES = 4 * 1024 * 1024
+_CHECKPOINT_MIN = 256 * 1024
+_CHECKPOINT_SECONDS = 5.0
+_LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
 
 
 def _plain_body(response: requests.Response) -> http.client.HTTPResponse | None:
@@ -173,6 +187,10 @@ class Fetch:
             speed_time=source.speed_time,
             shown=self.shown,
         )
+        self.validators = Validators(None, None, None)  # of the body being written
+        self._file: io.BufferedWriter | None = None  # the part, while the body streams
+        self._checkpointed = 0
+        self._checkpoint_time = 0.0
 
     # -- the whole download ----------------------------------------------------
 
@@ -186,15 +204,24 @@ class Fetch:
             msg = f"cannot create download directory {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
         try:
+            self._lock_part()
             path = self._attempts()
+        except StaleClaimError as exc:
+            # Taken over: what this run wrote is nobody's; never published.
+            if self.part.locked:
+                self.part.remove()
+            ctx.log.warning("download_stale_run_discarded", url=self.shown, claim=exc.claim)
+            raise
         except DownloadInterrupted as exc:
-            if exc.reason != STOPPING and not self.source.keep_partial:
-                self.part.discard()
+            if exc.reason != STOPPING and not self.source.keep_partial and self.part.locked:
+                self.part.remove()
             raise
         except Exception:
-            if not self.source.keep_partial:
-                self.part.discard()
+            if not self.source.keep_partial and self.part.locked:
+                self.part.remove()
             raise
+        finally:
+            self.part.unlock()
         ctx.log.info(
             "download_completed",
             url=self.shown,
@@ -203,6 +230,24 @@ class Fetch:
             path=str(path),
         )
         return str(path)
+
+    def _lock_part(self) -> None:
+        """Lock the part for this run; wait while another (stale) run still holds it."""
+        waited = False
+        while True:
+            try:
+                self.part.lock()
+                return
+            except PartInUseError:
+                pass
+            except OSError as exc:
+                msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+                raise DownloadError(msg) from exc
+            self.ctx.ensure_owner()
+            if not waited:
+                self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
+                waited = True
+            self._wait(_LOCK_POLL)
 
     def _attempts(self) -> Path:
         attempt = 0
@@ -254,7 +299,14 @@ class Fetch:
         ctx = self.ctx
         if ctx.cancelled:
             raise self._interrupted()
-        offset, stored = self.part.resume_point()
+        offset, stored, complete = self.part.resume_point()
+        if complete and stored is not None:
+            # The body was whole before an interruption: publish, fetch nothing.
+            ctx.log.info("download_part_complete", url=self.shown, bytes=offset)
+            self.received = offset
+            hasher = self._hasher(offset)
+            self.digest = hasher.hexdigest() if hasher is not None else None
+            return self._finish()
         headers = {"Accept-Encoding": "identity"}
         if stored is not None:
             headers["Range"] = f"bytes={offset}-"
@@ -296,6 +348,7 @@ class Fetch:
                 msg = f"cannot resume at byte {offset}: {why}"
                 raise _StartOver(msg)
             total = window.total if window.total is not None else stored.size
+            self.validators = Validators(now.etag or stored.etag, now.last_modified, total)
             return offset, window.last + 1, total
         if status in (200, 203):
             if stored is not None:
@@ -305,7 +358,8 @@ class Fetch:
             total = content_length(response)
             if stored is not None:
                 self.part.discard()
-            self.part.save(Validators(headers.get("ETag"), headers.get("Last-Modified"), total))
+            self.validators = Validators(headers.get("ETag"), headers.get("Last-Modified"), total)
+            self.part.save(self.validators)
             return 0, total, total
         if status == 416 and stored is not None:
             msg = "the server refused the range (416)"
@@ -457,24 +511,36 @@ class Fetch:
         ctx.on_cancel(lambda: _abort(response))
         # Too slow, or past max_time: the watchdog shuts the socket down too.
         self.watch.watch(lambda: _abort(response), offset)
+        self._checkpointed = offset
+        self._checkpoint_time = ctx.now()
         try:
-            with self.part.open(append=offset > 0) as file:
-                ctx.report(offset, total)
-                body = _plain_body(response)
-                if body is None:
-                    self._copy_chunks(response, file, hasher=hasher, end=end, total=total)
-                elif body.chunked:
-                    reader = ChunkedReader(body.fp).readinto
-                    self._copy_loop(reader, file, hasher=hasher, end=end, total=total)
-                else:
-                    self._copy_plain(response, body, file, hasher=hasher, end=end, total=total)
-                if self.watch.expired is not None:  # the body "ended" when the socket was shut
-                    raise self._expired()
-                if end is not None and self.received < end:
-                    raise self._lost(None, self.received, end)
-                file.flush()
-                if self.source.fsync:
-                    os.fsync(file.fileno())
+            with self.part.open(offset) as file:
+                self._file = file
+                try:
+                    ctx.report(offset, total)
+                    body = _plain_body(response)
+                    if body is None:
+                        self._copy_chunks(response, file, hasher=hasher, end=end, total=total)
+                    elif body.chunked:
+                        reader = ChunkedReader(body.fp).readinto
+                        self._copy_loop(reader, file, hasher=hasher, end=end, total=total)
+                    else:
+                        self._copy_plain(response, body, file, hasher=hasher, end=end, total=total)
+                    if self.watch.expired is not None:  # the body "ended" when the socket was shut
+                        raise self._expired()
+                    if end is not None and self.received < end:
+                        raise self._lost(None, self.received, end)
+                    whole = total is None or self.received >= total
+                    self.part.checkpoint(
+                        file, self.validators, sync=self.source.fsync, complete=whole
+                    )
+                except BaseException:
+                    # What reached the part stays usable for a resume.
+                    with contextlib.suppress(OSError):
+                        self.part.checkpoint(file, self.validators, sync=False)
+                    raise
+                finally:
+                    self._file = None
         except OSError as exc:
             msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
@@ -544,7 +610,7 @@ class Fetch:
         limit = self.source.max_bytes
         view = memoryview(bytearray(self.source.chunk_size))
         write = file.write
-        report = ctx.report
+        report = self._report
         watch = self.watch.progress if self.watch.active else None
         received = self.received
         try:
@@ -611,7 +677,7 @@ class Fetch:
                 file.write(buffered)  # a write error is an OSError for the caller
                 file.flush()
                 received += len(buffered)
-                ctx.report(received, total)
+                self._report(received, total)
                 while received < end and buffered:
                     if ctx.cancelled:
                         raise self._interrupted()
@@ -637,7 +703,7 @@ class Fetch:
                     if not moved:
                         break
                     received += moved
-                    ctx.report(received, total)
+                    self._report(received, total)
                     self.watch.progress(received)
                 if ctx.cancelled:
                     raise self._interrupted()
@@ -681,10 +747,26 @@ class Fetch:
                 file.write(chunk)
                 if hasher is not None:
                     hasher.update(chunk)
-                ctx.report(received, total)
+                self._report(received, total)
                 self.watch.progress(received)
         finally:
             self.received = received
+
+    def _report(self, received: int, total: int | None) -> None:
+        """Report progress; every ``_CHECKPOINT_BYTES`` also record the part's good
+        length and check that this run still owns the download."""
+        ctx = self.ctx
+        ctx.report(received, total)
+        file = self._file
+        due = received - self._checkpointed
+        if file is None or due < _CHECKPOINT_MIN:
+            return
+        now = ctx.now()
+        if due >= _CHECKPOINT_BYTES or now - self._checkpoint_time >= _CHECKPOINT_SECONDS:
+            self._checkpointed = received
+            self._checkpoint_time = now
+            ctx.ensure_owner()
+            self.part.checkpoint(file, self.validators, sync=self.source.fsync)
 
     def _hasher(self, offset: int) -> hashlib._Hash | None:
         if self.expected_sha256 is None:
@@ -723,12 +805,13 @@ class Fetch:
         name = choose_filename(
             ctx.original_filename, self.server_name, name_from_url(self.url), self.display_name
         )
+        ctx.ensure_owner()  # a run that was taken over publishes nothing
         try:
             path = move_into_place(self.part.path, self.directory, name)
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
-        self.part.meta_path.unlink(missing_ok=True)
+        self.part.remove_meta()
         if self.source.fsync:
             _sync_directory(self.directory)
         return path

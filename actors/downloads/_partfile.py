@@ -9,22 +9,39 @@ plain ``[0-9A-Za-z_-]`` is replaced by a hash of it. The name part is known
 before any request (the caller's file name, else the URL's, else the display
 name), so it never depends on the server's answer.
 
-Next to it, ``<part>.meta`` holds the server's validators as a small JSON
-object ``{"etag", "last_modified", "size"}``, written before the first
-byte of a fresh body. A separate file rather than the part's name because
-ETags are long and may hold any character, and rather than extended
-attributes because not every file system has them. A ``.part`` without a
-readable meta file is never resumed (its origin is unknown).
+Next to it, ``<part>.meta`` holds the server's validators and how far the
+part is known good, as a small JSON object ``{"etag", "last_modified",
+"size", "offset", "complete"}``: written before the first byte of a fresh
+body (offset 0), again at checkpoints while the body streams (after the
+bytes up to ``offset`` were flushed), and when the body is complete. A
+separate file rather than the part's name because ETags are long and may
+hold any character, and rather than extended attributes because not every
+file system has them. The meta file is written like the part: never
+through a symlink (a temporary name opened with ``O_EXCL|O_NOFOLLOW``, then
+an atomic ``os.replace``).
+
+Ownership: the run that uses a part holds an exclusive ``flock`` on it for
+the whole run (:meth:`PartFile.lock`); the kernel drops it when the process
+dies, so a part whose lock is free has no live writer. A resume continues
+at the offset recorded in the meta file, checked against the part's actual
+size (``fstat`` of the locked, no-follow descriptor, never the target of a
+symlink): a part shorter than its record is not resumed, bytes past it are
+cut off. A part without a readable meta file (or one without an offset) is
+never resumed: its origin is unknown.
 
 Used by one worker thread at a time (the download's).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import stat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
@@ -34,13 +51,15 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-__all__ = ["PART_SUFFIX", "PartFile", "Validators", "part_tag"]
+__all__ = ["PART_SUFFIX", "PartFile", "PartInUseError", "ResumePoint", "Validators", "part_tag"]
 
 PART_SUFFIX = ".part"
 META_SUFFIX = ".meta"
+_TEMPORARY_SUFFIX = ".tmp"
 _MAX_ID_CHARS = 40
 _PLAIN_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{_MAX_ID_CHARS}}}")
 _HASH_BLOCK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 class Validators(NamedTuple):
@@ -77,72 +96,201 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+class PartInUseError(OSError):
+    """Another live run holds the part's lock (the caller waits or gives up)."""
+
+
+class ResumePoint(NamedTuple):
+    """Where a run continues: ``offset`` bytes are good; ``validators`` None: fresh."""
+
+    offset: int
+    validators: Validators | None
+    complete: bool  # the whole body is in the part: publish it, fetch nothing
+
+
 class PartFile:
     """``path`` (the ``.part``) and ``meta_path`` (its ``.meta``) of a download."""
 
     def __init__(self, directory: Path, names: Sequence[str | None], download_id: str) -> None:
         """``names``: where the name may come from, best first (see ``choose_filename``)."""
         suffix = f".{part_tag(download_id)}{PART_SUFFIX}"
-        room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX)
+        room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX) - len(_TEMPORARY_SUFFIX)
         base = choose_filename(*names, max_bytes=room)
         self.path = directory / f"{base}{suffix}"
         self.meta_path = directory / f"{base}{suffix}{META_SUFFIX}"
+        self.temporary_path = directory / f"{base}{suffix}{META_SUFFIX}{_TEMPORARY_SUFFIX}"
+        self._fd: int | None = None  # the locked part, while this run holds it
 
+    # -- ownership -------------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        """True while this object holds the part's lock."""
+        return self._fd is not None
+
+    def lock(self) -> None:
+        """Open (create) the part without following a symlink and lock it for this run.
+
+        A symlink planted under the part's name is removed, never followed.
+        Raises ``PartInUseError`` when another live run holds the lock, and
+        ``OSError`` when the part cannot be opened.
+        """
+        if self._fd is not None:
+            return
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP and self.path.is_symlink():
+                    self.path.unlink()  # the link itself, never its target
+                    continue
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    msg = f"{self.path} is being written by another run"
+                    raise PartInUseError(errno.EBUSY, msg) from None
+                raise
+            # The holder before us may have removed or renamed it meanwhile:
+            # keep the lock only if the name still leads to this very file.
+            try:
+                now = os.lstat(self.path)
+            except FileNotFoundError:
+                now = None
+            held = os.fstat(fd)
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                self._fd = fd
+                return
+            os.close(fd)
+        msg = f"{self.path} keeps changing under this run"
+        raise PartInUseError(errno.EBUSY, msg)
+
+    def unlock(self) -> None:
+        """Give the part's lock up (idempotent); the file stays as it is."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    # -- state -----------------------------------------------------------------
     def size(self) -> int:
-        """Bytes in the part file (0 if there is none)."""
+        """Bytes in the part (0 if there is none or it is not a plain file)."""
         try:
-            return self.path.stat().st_size
+            info = os.fstat(self._fd) if self._fd is not None else os.lstat(self.path)
         except FileNotFoundError:
             return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+    def _meta(self) -> dict[str, Any] | None:
+        try:
+            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            with open(fd, "rb") as file:
+                meta = json.loads(file.read(65536).decode("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def load(self) -> Validators | None:
         """The stored validators, or ``None`` if missing or unreadable."""
-        try:
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict):
+        meta = self._meta()
+        if meta is None:
             return None
         size = meta.get("size")
-        if isinstance(size, bool) or not isinstance(size, (int, type(None))) or (size or 0) < 0:
+        if not _count(size, none_ok=True):
             return None
         return Validators(_text(meta.get("etag")), _text(meta.get("last_modified")), size)
 
-    def save(self, validators: Validators) -> None:
-        """Store ``validators`` (before the first byte of a fresh body)."""
-        self.meta_path.write_text(json.dumps(validators._asdict()), encoding="utf-8")
+    def save(self, validators: Validators, offset: int = 0, *, complete: bool = False) -> None:
+        """Record ``validators`` and that the first ``offset`` bytes are good.
+
+        Written to ``<meta>.tmp`` (created anew with ``O_EXCL|O_NOFOLLOW``:
+        one left by a killed run, or planted, is removed first, never
+        written through) and moved over the meta file with ``os.replace``,
+        which replaces a symlink there rather than writing through it. Only
+        the run holding the part's lock writes it, so one name suffices.
+        """
+        data = dict(validators._asdict(), offset=offset, complete=complete)
+        temporary = self.temporary_path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileExistsError:
+            temporary.unlink()
+            fd = os.open(temporary, flags, 0o644)
+        try:
+            with open(fd, "wb") as file:
+                file.write(json.dumps(data).encode("utf-8"))
+            os.replace(temporary, self.meta_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+
+    def checkpoint(
+        self, file: io.BufferedWriter, validators: Validators, *, sync: bool, complete: bool = False
+    ) -> int:
+        """Flush ``file`` (fsync with ``sync``), then record its position; return it."""
+        file.flush()
+        if sync:
+            os.fsync(file.fileno())
+        offset = os.lseek(file.fileno(), 0, os.SEEK_CUR)
+        self.save(validators, offset, complete=complete)
+        return offset
 
     def discard(self) -> None:
-        """Remove the part file and its meta file (either may be missing)."""
+        """Empty the part and remove its meta file.
+
+        While this run holds the lock the part is truncated in place (the
+        lock stays on it); otherwise both files are removed.
+        """
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        else:
+            self.path.unlink(missing_ok=True)
+        self.remove_meta()
+
+    def remove(self) -> None:
+        """Remove the part and its meta files (any may be missing)."""
         self.path.unlink(missing_ok=True)
+        self.remove_meta()
+
+    def remove_meta(self) -> None:
+        """Remove the meta file and its temporary (after a publish, or with the part)."""
         self.meta_path.unlink(missing_ok=True)
+        self.temporary_path.unlink(missing_ok=True)
 
-    def resume_point(self) -> tuple[int, Validators | None]:
-        """``(offset, validators)`` to resume from; ``(0, None)`` after discarding.
+    def resume_point(self) -> ResumePoint:
+        """Where to continue; ``(0, None, False)`` after discarding an unusable part.
 
-        A part is resumable when it is non-empty, has readable validators and
-        is shorter than the size they record.
+        Usable: readable validators and an offset (the bytes known good)
+        that the part's actual size covers. Complete: marked so, or as long
+        as the size the validators record.
         """
-        size = self.size()
-        validators = self.load() if size else None
-        if validators is None or (validators.size is not None and size >= validators.size):
+        meta = self._meta()
+        validators = self.load() if meta is not None else None
+        offset = meta.get("offset") if meta is not None else None
+        if validators is None or not _count(offset) or not offset or self.size() < offset:
             self.discard()
-            return 0, None
-        return size, validators
+            return ResumePoint(0, None, False)
+        known = validators.size
+        if known is not None and offset > known:
+            self.discard()
+            return ResumePoint(0, None, False)
+        complete = (meta is not None and meta.get("complete") is True) or offset == known
+        return ResumePoint(offset, validators, complete)
 
-    def open(self, *, append: bool) -> io.BufferedWriter:
-        """Open the part for writing (at its end, or emptied), never via a symlink.
-
-        Appending seeks to the end rather than using ``O_APPEND``: one
-        writer owns the part, and ``splice(2)`` refuses append-mode files.
-        """
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        if not append:
-            flags |= os.O_TRUNC
-        fd = os.open(self.path, flags, 0o644)
+    def open(self, offset: int) -> io.BufferedWriter:
+        """The locked part for writing at ``offset`` (anything after it is cut off)."""
+        if self._fd is None:
+            self.lock()
+        assert self._fd is not None
+        fd = os.dup(self._fd)
         try:
-            if append:
-                os.lseek(fd, 0, os.SEEK_END)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
             return open(fd, "wb")
         except BaseException:
             os.close(fd)
@@ -153,12 +301,25 @@ class PartFile:
         hasher = hashlib.sha256()
         if not length:
             return hasher
-        with self.path.open("rb") as existing:
-            remaining = length
-            while remaining:
-                block = existing.read(min(remaining, _HASH_BLOCK))
+        own = self._fd is None
+        fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW) if own else self._fd
+        assert fd is not None
+        try:
+            position = 0
+            while position < length:
+                block = os.pread(fd, min(length - position, _HASH_BLOCK), position)
                 if not block:
                     break
                 hasher.update(block)
-                remaining -= len(block)
+                position += len(block)
+        finally:
+            if own:
+                os.close(fd)
         return hasher
+
+
+def _count(value: Any, *, none_ok: bool = False) -> bool:
+    """True for an int >= 0 (or None with ``none_ok``)."""
+    if value is None:
+        return none_ok
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0

@@ -86,10 +86,25 @@ class Configure:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """A worker stopped mid-download (system stopping or restart): re-queue it."""
+    """A worker stopped mid-download (system stopping or restart): re-queue it.
+
+    ``claim``: the stopped run's fencing token; a stale run's release is ignored.
+    """
 
     id: str
     worker: str
+    claim: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckClaim:
+    """Ask from a worker: is ``claim`` still the current run of ``id``? (reply: bool)
+
+    Answered from the keeper's state without waiting for a commit.
+    """
+
+    id: str
+    claim: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +137,28 @@ class Flush:
 
 @dataclass(frozen=True, slots=True)
 class Enqueue:
-    """Queue a record (``front``: it was interrupted and goes first)."""
+    """Queue a record (``front``: it was interrupted and goes first).
+
+    ``claim``: the fencing token the keeper allocated for the run that
+    starts from this entry (every ``Enqueue`` the keeper sends has a fresh
+    one; the queue keeps the highest it was given for a record).
+    """
 
     record: DownloadRecord
     front: bool = False
+    claim: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Withdraw:
-    """The keeper cancelled the download: drop it or cancel its run."""
+    """The keeper cancelled the download: drop it or cancel its run.
+
+    ``reason`` is the cancel reason its run sees (``"fenced"``: cluster
+    mode, this node's lease guard ran out; the row is not ended here).
+    """
 
     id: str
+    reason: str = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +187,7 @@ class Attached:
 
     config: SourceConfig
     records: tuple[DownloadRecord, ...]
+    claims: tuple[int, ...] = ()  # the fencing token allocated for each record
     token: str = ""
 
 
@@ -169,7 +196,9 @@ class Attached:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Run one download; ``token`` is set when it is cancelled."""
+    """Run one download; ``token`` is set when it is cancelled; ``claim``
+    is the run's fencing token (every message about the run carries it)."""
 
     record: DownloadRecord
     token: CancelToken
+    claim: int = 0

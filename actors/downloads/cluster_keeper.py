@@ -21,6 +21,20 @@ What changes against the single-node keeper (``KeeperActor``):
   to their own subscribers, so ``wait`` and ``subscribe`` see every node's
   downloads (progress events stay on the node that runs the download).
 - A clean stop gives the node's unfinished downloads back to the queue.
+- Fencing: when the node's lease guard runs out (``NodeFenced``: the
+  database was unreachable, or the process was frozen, for most of a
+  lease) the keeper claims nothing and stops every running download of
+  this node with the reason ``"fenced"``; a run that ends meanwhile writes
+  nothing but a success it had published before the fence (conditional
+  on still owning the row, like every write). Downloads that were only
+  queued are dropped from memory (they stay this node's in the table).
+  When the lease is renewed (``NodeUnfenced``) the keeper first stores
+  what it still holds, then takes its rows back (those another node did
+  not take over meanwhile) and runs them again. A download whose old run
+  is still going is never claimed or taken back until that run ended.
+- Reads (``status``, ``list``, notices) roll back after a failure; the
+  keeper reports the database unhealthy until a statement succeeds again
+  (probed every ``poll_interval``).
 
 Threads: everything here runs on the keeper's own thread; notices arrive
 as ``ClusterNote`` messages from the node's listener thread.
@@ -33,8 +47,9 @@ logged and retried at the next poll.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from regisseur.actors.downloads import _protocol as p
@@ -42,6 +57,7 @@ from regisseur.actors.downloads import cluster_store, store
 from regisseur.actors.downloads.errors import UnknownDownloadError
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.errors import describe_error
+from regisseur.messages.cluster import NodeFenced, NodeUnfenced
 from regisseur.messages.downloads import (
     DownloadCancelled,
     DownloadProgressed,
@@ -50,6 +66,9 @@ from regisseur.messages.downloads import (
     DownloadState,
     DownloadStateChanged,
 )
+
+if TYPE_CHECKING:
+    from regisseur.actors.events import Subscription
 
 __all__ = ["ClusterKeeperActor", "ClusterNote"]
 
@@ -83,31 +102,54 @@ class ClusterKeeperActor(KeeperActor):
         self._poll_interval = poll_interval
         self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
         self._claim_wanted: set[str] = set()
+        self._lease_fenced = False
+        self._stopping: set[str] = set()  # runs stopped by a fence, not ended yet
+        self._take_back = False  # after a fence: take this node's rows back
+        self._db_error: str | None = None  # the last failed statement, until one succeeds
+        self._fence_subscription: Subscription | None = None
+        # The fencing token of this node's claim of each download it holds
+        # (the table's claim column); every write is conditional on it.
+        self._tokens: dict[str, int] = {}
         self.claimed = 0
         self.lost = 0
+        self.fences = 0
 
     # -- lifecycle -------------------------------------------------------------
+    def on_start(self) -> None:
+        self._fence_subscription = self.system.events.subscribe(
+            self.actor_ref, NodeFenced, NodeUnfenced
+        )
+        super().on_start()
+        cluster = self.system.cluster
+        if cluster is not None and cluster.lease.fenced:
+            self._fence()  # fenced before this keeper (re)started
+
     def _load(self) -> None:
         """Take back what this node owned before a restart of the keeper.
 
-        Downloads of sources this node no longer has go back to the queue.
+        Each is claimed anew (a fresh token: a run of the keeper before the
+        restart can write nothing more). Downloads of sources this node no
+        longer has go back to the queue.
         """
-        mine = cluster_store.owned(self.connection, self._node)
-        foreign = [r.id for r in mine if r.source not in self._sources]
+        self._limit_idle_transactions()
+        mine = cluster_store.take_back(self.connection, self._node)  # claimed anew
+        foreign = [c.record.id for c in mine if c.record.source not in self._sources]
         if foreign:
             cluster_store.give_back(self.connection, foreign)
         self.connection.commit()
-        for record in mine:
-            if record.source in self._sources:
-                self._live[record.id] = record
-                if record.state is DownloadState.IN_PROGRESS:
-                    self._resumable.add(record.id)
+        for claimed in mine:
+            if claimed.record.source in self._sources:
+                self._hold(claimed)
         self._claim_wanted.update(self._sources)
         self.schedule_every(self._poll_interval, _Poll())  # cancelled by the runtime at stop
         self.log.info("downloads_loaded", node=self._node, owned=len(self._live))
 
     def on_stop(self) -> None:
+        if self._fence_subscription is not None:
+            self._fence_subscription.cancel()
         super().on_stop()
+        if self._lease_fenced:
+            return  # what it holds may be another node's by now: the lease decides
         try:
             sources = cluster_store.release_owned(self.connection, self._node)
             for source in sources:
@@ -119,7 +161,16 @@ class ClusterKeeperActor(KeeperActor):
 
     def health(self) -> dict[str, Any]:
         report = super().health()
-        report.update(node=self._node, claimed=self.claimed, lost_to_other_nodes=self.lost)
+        report.update(
+            node=self._node,
+            claimed=self.claimed,
+            lost_to_other_nodes=self.lost,
+            fenced=self._lease_fenced,
+            times_fenced=self.fences,
+            database="ok" if self._db_error is None else f"unreachable: {self._db_error}",
+        )
+        if self._db_error is not None:
+            report["healthy"] = False
         return report
 
     # -- messages ----------------------------------------------------------------
@@ -128,16 +179,223 @@ class ClusterKeeperActor(KeeperActor):
             self._note(message)
         elif isinstance(message, _Poll):
             self._claim_wanted.update(self._sources)
+            if self._db_error is not None:
+                self._probe()
+        elif isinstance(message, p.CheckClaim):
+            return self._may_publish(message)
+        elif isinstance(message, NodeFenced):
+            self._fence()
+        elif isinstance(message, NodeUnfenced):
+            self._unfence()
         else:
             return self._after(super().on_receive(message))
         return self._after(None)
 
     def _after(self, reply: Any) -> Any:
-        if (self._claim_wanted or self._inserts) and not self._cell.mailbox.runnable():
+        if self._cell.mailbox.runnable():
+            return reply
+        if self._take_back and not self._lease_fenced and not self.stopping:
             self._commit()
-            if not self.stopping:
+            if not self._unsaved:  # stored what it holds: the rows say the rest
+                self._take_back_owned()
+        # Submits are stored whatever the lease: a free row is nobody's work.
+        if self._inserts or (self._claim_wanted and not self._lease_fenced):
+            self._commit()
+            if not self.stopping and not self._lease_fenced:
                 self._claim()
         return reply
+
+    # -- the database's health ---------------------------------------------------------
+    def _read_failed(self, exc: SQLAlchemyError) -> None:
+        """A read failed: end its transaction so the next one starts clean."""
+        self._rollback()
+        self._db_failed(exc)
+
+    def _db_failed(self, exc: SQLAlchemyError) -> None:
+        if self._db_error is None:
+            self.log.error("download_database_unreachable", error=describe_error(exc))
+        self._db_error = describe_error(exc)
+
+    def _db_ok(self) -> None:
+        if self._db_error is not None:
+            self.log.warning("download_database_reachable")
+            self._db_error = None
+            try:
+                self._limit_idle_transactions()  # a new connection after the failure
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+
+    def _limit_idle_transactions(self) -> None:
+        """Have the server end this keeper's transaction if it is left open for
+        half a lease (this process frozen between a write and its commit): the
+        row locks it holds would otherwise stop the other nodes from reaping
+        this node and taking its downloads over until it wakes. Per session,
+        so set again on each new connection; called between transactions."""
+        cluster = self.system.cluster
+        if cluster is None:
+            return
+        limit = max(100, int(cluster.settings.lease_ttl * 500))
+        self.connection.execute(text(f"SET idle_in_transaction_session_timeout = {limit}"))
+        self.connection.commit()
+
+    def _probe(self) -> None:
+        """Try the database (``SELECT 1``) while it is marked unreachable."""
+        try:
+            self.connection.execute(text("SELECT 1"))
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            return
+        self._db_ok()
+
+    def _find(self, download_id: str) -> DownloadRecord | None:
+        try:
+            record = super()._find(download_id)
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            raise
+        self._db_ok()
+        return record
+
+    def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
+        try:
+            records = super()._list(message)
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            raise
+        self._db_ok()
+        return records
+
+    def _write_failed(
+        self,
+        exc: SQLAlchemyError,
+        staged: dict[str, tuple[DownloadRecord, bool]],
+        retried: dict[str, tuple[DownloadRecord, bool]],
+    ) -> None:
+        super()._write_failed(exc, staged, retried)
+        self._db_failed(exc)
+
+    # -- fencing ------------------------------------------------------------------------
+    def _fence(self) -> None:
+        """The node's lease guard ran out: stop acting as the owner of anything."""
+        if self._lease_fenced:
+            return
+        self._lease_fenced = True
+        self.fences += 1
+        self._commit()  # what ended before the fence (conditional writes, retried)
+        running = 0
+        for download_id, record in list(self._live.items()):
+            if download_id in self._runner:
+                running += 1
+                self._stopping.add(download_id)
+                self._to_queue(record.source, p.Withdraw(download_id, reason="fenced"))
+            else:
+                self._forget(download_id)
+        self.log.warning("downloads_fenced", node=self._node, stopped=running)
+
+    def _unfence(self) -> None:
+        cluster = self.system.cluster
+        if not self._lease_fenced or (cluster is not None and cluster.lease.fenced):
+            return
+        self._lease_fenced = False
+        self._take_back = True
+        self._claim_wanted.update(self._sources)
+
+    def _take_back_owned(self) -> None:
+        """After a fence: run again the rows this node still owns (not running here)."""
+        busy = sorted(self._live)
+        try:
+            taken = cluster_store.take_back(self.connection, self._node, busy)
+            foreign = [c.record.id for c in taken if c.record.source not in self._sources]
+            if foreign:  # sources this node no longer has: back to the queue
+                cluster_store.give_back(self.connection, foreign)
+            self.connection.commit()
+        except SQLAlchemyError as exc:
+            self._rollback()
+            self._db_failed(exc)
+            self.log.error("downloads_take_back_failed", error=describe_error(exc))
+            return
+        self._db_ok()
+        self._take_back = False
+        for claimed in taken:
+            if claimed.record.source in self._sources:
+                self._hold(claimed)
+                self._to_queue(claimed.record.source, p.Enqueue(claimed.record))
+        self.log.info("downloads_taken_back", node=self._node, count=len(taken))
+
+    def _hold(self, claimed: cluster_store.Claimed) -> None:
+        """Keep a download this node claimed (under the claim's token)."""
+        record = claimed.record
+        self._live[record.id] = record
+        self._tokens[record.id] = claimed.claim
+        if record.state is DownloadState.IN_PROGRESS:
+            self._resumable.add(record.id)  # an earlier run started it: resume
+
+    def _lease_valid(self) -> bool:
+        cluster = self.system.cluster
+        return cluster is None or cluster.lease.valid(self.system.clock.now())
+
+    def _may_publish(self, message: p.CheckClaim) -> bool:
+        """A run asks, right before it publishes its file, whether it still owns it.
+
+        Yes only if its claim is this keeper's current one, the node's lease
+        guard has not run out (else the node fences itself now), the run was
+        not stopped by a fence, and the row, read now, is still this node's
+        under the token of its claim (else the download is dropped here: it
+        was taken over). When the database cannot answer, the guard decides:
+        while it holds, no node can have reaped this one.
+        """
+        download_id = message.id
+        if not self._fenced(download_id, message.claim, "publish"):
+            return False
+        if download_id in self._stopping:
+            return False
+        if not self._lease_valid():
+            self._fence()
+            return False
+        self._commit()  # no read inside a transaction that holds staged writes
+        try:
+            row = cluster_store.current_claim(self.connection, download_id)
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            return self._lease_valid()
+        self._db_ok()
+        if row != (self._node, self._tokens.get(download_id), False):
+            self.log.warning(
+                "download_publish_refused",
+                download=download_id,
+                claim=message.claim,
+                token=self._tokens.get(download_id),
+                row=repr(row),
+            )
+            self._drop([download_id])
+            return False
+        return self._lease_valid()
+
+    def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
+        if download_id in self._stopping and state is not DownloadState.SUCCEEDED:
+            # A run stopped by a fence: its end is not this node's to write.
+            self._stopped(download_id)
+            return
+        self._stopping.discard(download_id)
+        super()._finish(download_id, state, **fields)
+
+    def _release(self, message: p.Released) -> None:
+        if message.id not in self._stopping and not self._lease_valid():
+            self._fence()  # the run saw the guard run out before this keeper did
+        if message.id in self._stopping:
+            self._stopped(message.id)
+            return
+        super()._release(message)
+
+    def _stopped(self, download_id: str) -> None:
+        """A run stopped by a fence ended: forget it; take it back once renewed."""
+        self._stopping.discard(download_id)
+        self._forget(download_id)
+        self.log.info("download_run_fenced", download=download_id)
+        if not self._lease_fenced:
+            self._take_back = True
 
     # -- submit and cancel ------------------------------------------------------------
     def _queue(self, message: DownloadQueued) -> None:
@@ -182,7 +440,7 @@ class ClusterKeeperActor(KeeperActor):
         run now, so waiting downloads never hold a share of the limit.
         """
         wanted, self._claim_wanted = self._claim_wanted, set()
-        taken: list[DownloadRecord] = []
+        taken: list[cluster_store.Claimed] = []
         here: dict[str, int] = {}
         for record in self._live.values():
             here[record.source] = here.get(record.source, 0) + 1
@@ -196,37 +454,49 @@ class ClusterKeeperActor(KeeperActor):
                 wants[source] = 2 * config.concurrency - here.get(source, 0)
             else:
                 limited[source] = config.concurrency - here.get(source, 0)
+        # A download whose earlier run here has not ended yet (stopped by a
+        # fence) is not claimed again until it has: one run at a time.
+        busy = sorted(self._live)
         try:
-            taken += cluster_store.claim_many(self.connection, self._node, wants)
+            taken += cluster_store.claim_many(self.connection, self._node, wants, busy)
             for source, room in limited.items():
                 limit = self._sources[source].cluster_limit
                 if room > 0 and limit is not None:
-                    taken += cluster_store.claim(self.connection, source, self._node, room, limit)
+                    taken += cluster_store.claim(
+                        self.connection, source, self._node, room, limit, busy=busy
+                    )
             self.connection.commit()
         except SQLAlchemyError as exc:
             self._rollback()
+            self._db_failed(exc)
             self.log.error("download_claim_failed", error=describe_error(exc))
             return
-        for record in taken:
+        self._db_ok()
+        for claimed in taken:
             self.claimed += 1
-            self._live[record.id] = record
-            if record.state is DownloadState.IN_PROGRESS:
-                self._resumable.add(record.id)  # taken over: resume it
-            self._to_queue(record.source, p.Enqueue(record))
+            self._hold(claimed)
+            self._to_queue(claimed.record.source, p.Enqueue(claimed.record))
 
     # -- writes ----------------------------------------------------------------------
     def _has_writes(self) -> bool:
         return bool(self._staged or self._unsaved or self._inserts)
 
     def _store_batch(self) -> bool:
+        # The token is the claim column, set by the claiming statement: the
+        # single-node keeper's per-start writes of it have no place here.
+        self._claim_writes.clear()
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
         inserts, self._inserts = self._inserts, []
+        self._claim_writes.clear()  # the base keeper's claim column writes (not used here)
         writes = {**retried, **staged}
         try:
             cluster_store.insert_queued(self.connection, inserts)
             lost = cluster_store.write_owned(
-                self.connection, [record for record, _new in writes.values()], self._node
+                self.connection,
+                [record for record, _new in writes.values()],
+                self._node,
+                self._tokens,
             )
             gone = set(lost)
             changes = [
@@ -262,10 +532,12 @@ class ClusterKeeperActor(KeeperActor):
             self._inserts = inserts + self._inserts
             self._write_failed(exc, staged, retried)
             return False
+        self._db_ok()
         if lost:
             self._drop(lost)
         for record, _new in writes.values():
             if record.terminal:
+                self._tokens.pop(record.id, None)
                 self._claim_wanted.add(record.source)
         return True
 
@@ -273,9 +545,14 @@ class ClusterKeeperActor(KeeperActor):
         """Forget downloads whose rows another node changed; cancel their runs."""
         for download_id in lost:
             self.lost += 1
+            self._stopping.discard(download_id)
             self._forget(download_id)
             self._done.pop(download_id, None)
-            current = store.read_record(self.connection, download_id)
+            try:
+                current = store.read_record(self.connection, download_id)
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+                current = None
             if current is not None and current.terminal:
                 self._remember(current)
             self.log.warning(
@@ -288,6 +565,8 @@ class ClusterKeeperActor(KeeperActor):
     def _forget(self, download_id: str) -> None:
         """Drop every local trace of a download this node no longer owns."""
         record = self._live.pop(download_id, None)
+        self._current.pop(download_id, None)  # its run, if any, is stale from now on
+        self._tokens.pop(download_id, None)
         self._resumable.discard(download_id)
         self._dirty.discard(download_id)
         self._staged.pop(download_id, None)
@@ -319,8 +598,13 @@ class ClusterKeeperActor(KeeperActor):
         record = body.get("record")
         if not isinstance(record, DownloadRecord):
             self._commit()
-            record = store.read_record(self.connection, body["id"])
-            self.connection.rollback()
+            try:
+                record = store.read_record(self.connection, body["id"])
+                self.connection.rollback()
+            except SQLAlchemyError as exc:
+                self._read_failed(exc)
+                self._claim_wanted.update(self._sources)
+                return
             if record is None:
                 return
         if body.get("progress"):

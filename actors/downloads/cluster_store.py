@@ -3,9 +3,13 @@
 A row with ``owner`` NULL is queued and free; a node claims rows for its
 sources with ``SELECT ... FOR UPDATE SKIP LOCKED`` and sets itself as
 owner in the same transaction, so a download is started by exactly one
-node. Every write of a node is conditional on it still owning the row and
-the row not being terminal: a download cancelled by another node, or taken
-over after this node's lease lapsed, is never overwritten.
+node. Every claim (a first claim, a claim after a reaping, a node taking
+its own rows back after a fence or a restart) adds one to the row's
+``claim`` column, the fencing token, and returns it. Every write of a node
+is conditional on it still owning the row under the token of its claim
+and the row not being terminal: a download cancelled by another node, or
+taken over after this node's lease lapsed (even by this very node again),
+is never overwritten by the older claim.
 
 Every committed state change is also announced on
 ``channels.DOWNLOADS_CHANNEL`` (``pg_notify``, sent at commit) so the other
@@ -19,7 +23,7 @@ transaction (nothing here commits). Failures raise ``SQLAlchemyError``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
 
@@ -28,17 +32,19 @@ from regisseur.actors.downloads import store
 from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy.engine import Connection, CursorResult
     from sqlalchemy.orm import Session
 
 __all__ = [
+    "Claimed",
     "cancel_anywhere",
     "change_notice_prefix",
     "change_payload",
     "claim",
     "claim_many",
+    "current_claim",
     "decode_change",
     "give_back",
     "insert_queued",
@@ -46,6 +52,7 @@ __all__ = [
     "notify_changes",
     "owned",
     "release_owned",
+    "take_back",
     "write_owned",
 ]
 
@@ -57,6 +64,13 @@ _UNFINISHED = [s.value for s in DownloadState if not s.terminal]
 _MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
 
 _INSERT = insert(_TABLE).values(seq=func.nextval(store.SEQUENCE))
+
+
+class Claimed(NamedTuple):
+    """A download this node claimed, and the fencing token of that claim."""
+
+    record: DownloadRecord
+    claim: int
 
 
 def insert_queued(session: Session | Connection, records: Sequence[DownloadRecord]) -> None:
@@ -76,11 +90,12 @@ _CLAIM_MANY = text(
         SELECT free.id FROM wanted CROSS JOIN LATERAL (
             SELECT id FROM {_TABLE.name}
             WHERE source = wanted.source AND owner IS NULL AND state IN ({_STATES_SQL})
+              AND NOT (id = ANY(CAST(:busy AS text[])))
             ORDER BY seq LIMIT wanted.lim
             FOR UPDATE SKIP LOCKED
         ) AS free
     )
-    UPDATE {_TABLE.name} SET owner = :node FROM picked
+    UPDATE {_TABLE.name} SET owner = :node, claim = {_TABLE.name}.claim + 1 FROM picked
     WHERE {_TABLE.name}.id = picked.id
     RETURNING {_TABLE.name}.*
     """
@@ -88,23 +103,40 @@ _CLAIM_MANY = text(
 
 
 def claim_many(
-    session: Session | Connection, node_id: str, wants: dict[str, int]
-) -> list[DownloadRecord]:
+    session: Session | Connection,
+    node_id: str,
+    wants: dict[str, int],
+    busy: Sequence[str] = (),
+) -> list[Claimed]:
     """Claim free downloads of several sources in one statement, oldest first.
 
     ``wants``: source -> the most to claim of it. Rows other nodes hold
-    locked (claiming them right now) are skipped, never waited for.
+    locked (claiming them right now) are skipped, never waited for; so are
+    the ids in ``busy`` (an earlier run of them on this node has not ended).
     """
     wants = {source: limit for source, limit in wants.items() if limit > 0}
     if not wants:
         return []
     rows = session.execute(
         _CLAIM_MANY,
-        {"sources": list(wants), "limits": list(wants.values()), "node": node_id},
+        {
+            "sources": list(wants),
+            "limits": list(wants.values()),
+            "node": node_id,
+            "busy": list(busy),
+        },
     )
-    claimed = [(row._mapping["seq"], store.record_from_row(row)) for row in rows]
-    claimed.sort(key=lambda pair: pair[0])
-    return [record for _seq, record in claimed]
+    return _claimed(rows)
+
+
+def _claimed(rows: Any) -> list[Claimed]:
+    """The claimed rows as (record, token), in submit order."""
+    found = [
+        (row._mapping["seq"], Claimed(store.record_from_row(row), int(row._mapping["claim"])))
+        for row in rows
+    ]
+    found.sort(key=lambda pair: pair[0])
+    return [claimed for _seq, claimed in found]
 
 
 def claim(
@@ -113,7 +145,9 @@ def claim(
     node_id: str,
     limit: int,
     cluster_limit: int,
-) -> list[DownloadRecord]:
+    *,
+    busy: Sequence[str] = (),
+) -> list[Claimed]:
     """Claim up to ``limit`` free downloads of ``source``, keeping ``cluster_limit``.
 
     The downloads of ``source`` owned by any node stay within
@@ -131,27 +165,33 @@ def claim(
         .where(_TABLE.c.owner.is_not(None))
         .where(_TABLE.c.state.in_(_UNFINISHED))
     ).scalar_one()
-    return claim_many(session, node_id, {source: min(limit, cluster_limit - int(owned))})
+    return claim_many(session, node_id, {source: min(limit, cluster_limit - int(owned))}, busy)
 
 
 _WRITE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("_id"))
     .where(_TABLE.c.owner == bindparam("_owner"))
+    .where(_TABLE.c.claim == bindparam("_claim"))
     # Written out, not a bound list: executemany takes no "expanding" parameters.
     .where(or_(*(_TABLE.c.state == literal_column(f"'{v}'") for v in _UNFINISHED)))
-    .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq")})
+    # ``claim`` (the fencing token) is set by the claiming statements, never here.
+    .values({c.name: bindparam(c.name) for c in _TABLE.c if c.name not in ("id", "seq", "claim")})
 )
 
 
 def write_owned(
-    session: Session | Connection, records: Sequence[DownloadRecord], node_id: str
+    session: Session | Connection,
+    records: Sequence[DownloadRecord],
+    node_id: str,
+    claims: Mapping[str, int],
 ) -> list[str]:
-    """Write ``records`` where ``node_id`` still owns the row and it is not terminal.
+    """Write ``records`` where ``node_id`` still owns the row under ``claims[id]``.
 
-    One statement for all of them. A terminal record gives its row up
-    (owner NULL). Returns the ids that were not written (cancelled
-    elsewhere or taken over): the caller must drop its copies.
+    One statement for all of them; a terminal row is never written. A
+    terminal record gives its row up (owner NULL). Returns the ids that were
+    not written (cancelled elsewhere, taken over, or claimed again since):
+    the caller must drop its copies. A record without a token is not written.
     """
     if not records:
         return []
@@ -159,6 +199,7 @@ def write_owned(
         {
             "_id": r.id,
             "_owner": node_id,
+            "_claim": claims.get(r.id, -1),
             "owner": None if r.terminal else node_id,
             **store.record_values(r),
         }
@@ -170,17 +211,30 @@ def write_owned(
     # Some rows were not ours any more: find which (a rare, slow path).
     written = {r.id: r for r in records}
     rows = session.execute(
-        select(_TABLE.c.id, _TABLE.c.state, _TABLE.c.updated_at, _TABLE.c.owner).where(
-            _TABLE.c.id.in_(list(written))
-        )
+        select(
+            _TABLE.c.id, _TABLE.c.state, _TABLE.c.updated_at, _TABLE.c.owner, _TABLE.c.claim
+        ).where(_TABLE.c.id.in_(list(written)))
     )
     lost = set(written)
     for row in rows:
         mine = written[row.id]
         owner = None if mine.terminal else node_id
-        if (row.state, row.updated_at, row.owner) == (mine.state.value, mine.updated_at, owner):
+        now = (row.state, row.updated_at, row.owner, row.claim)
+        if now == (mine.state.value, mine.updated_at, owner, claims.get(row.id, -1)):
             lost.discard(row.id)
     return sorted(lost)
+
+
+def current_claim(
+    session: Session | Connection, download_id: str
+) -> tuple[str | None, int, bool] | None:
+    """(owner, claim, terminal) of a download's row; None if there is none."""
+    row = session.execute(
+        select(_TABLE.c.owner, _TABLE.c.claim, _TABLE.c.state).where(_TABLE.c.id == download_id)
+    ).first()
+    if row is None:
+        return None
+    return row.owner, int(row.claim), row.state not in _UNFINISHED
 
 
 def cancel_anywhere(
@@ -307,6 +361,22 @@ def owned(session: Session | Connection, node_id: str) -> list[DownloadRecord]:
         .order_by(_TABLE.c.seq)
     )
     return [store.record_from_row(row) for row in rows]
+
+
+def take_back(
+    session: Session | Connection, node_id: str, busy: Sequence[str] = ()
+) -> list[Claimed]:
+    """The unfinished rows ``node_id`` still owns, but ``busy`` (after a fence
+    or a restart of its keeper), each claimed anew (a fresh token), oldest first."""
+    rows = session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.owner == node_id)
+        .where(_TABLE.c.state.in_(_UNFINISHED))
+        .where(_TABLE.c.id.not_in(list(busy)))
+        .values(claim=_TABLE.c.claim + 1)
+        .returning(*_TABLE.c)
+    )
+    return _claimed(rows)
 
 
 def give_back(session: Session | Connection, ids: Sequence[str]) -> None:

@@ -4,6 +4,13 @@ One context is made per download attempt, on the worker thread that runs
 the impl. The impl calls ``report()`` as bytes arrive, checks ``cancelled``
 between chunks, and waits with ``sleep()`` (on the system clock, so a
 ``ManualClock`` drives retries in tests).
+
+Ownership: each attempt is one *claim* of the download, ``context.claim``
+(an epoch that only grows per download). Every progress report carries it.
+Right before it publishes a file (renames its part into place) an impl
+calls ``context.ensure_owner()``, which raises ``StaleClaimError`` when
+another run has taken the download over; the stale run then discards its
+partial file and publishes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.clock import check_duration
+from regisseur.actors.downloads.errors import StaleClaimError
 from regisseur.messages.downloads import DownloadProgress
 
 if TYPE_CHECKING:
@@ -86,7 +94,8 @@ class DownloadContext:
     ``original_filename``, ``extra`` (read-only mapping given at submit),
     ``destination`` (the source's ``directory`` or ``None``),
     ``worker_state`` (what the source's ``open_worker`` returned for this
-    worker, e.g. an HTTP session) and ``log`` (bound to the download id).
+    worker, e.g. an HTTP session), ``log`` (bound to the download id) and
+    ``claim`` (this run's fencing token, see the module docstring).
 
     Every method runs on the worker's thread; ``cancelled`` may be read from
     any thread.
@@ -106,6 +115,8 @@ class DownloadContext:
         timers: Timers,
         send: Callable[[DownloadProgress], None],
         log: Logger,
+        claim: int = 0,
+        check_owner: Callable[[], bool] | None = None,
     ) -> None:
         self.download_id = download_id
         self.target_id = target_id
@@ -115,6 +126,8 @@ class DownloadContext:
         self.destination = destination
         self.worker_state = worker_state
         self.log = log
+        self.claim = claim
+        self._check_owner = check_owner
         self._token = token
         self._timers = timers
         self._send = send
@@ -143,6 +156,22 @@ class DownloadContext:
         cancelled, e.g. to close a connection that blocks in a read; at once
         if it is cancelled already."""
         self._token.on_cancel(callback)
+
+    def still_owner(self) -> bool:
+        """True while this run is the download's current claim.
+
+        Asks the state-keeper (a round trip: call it before publishing, not
+        per chunk); False when it cannot answer. Without a keeper (a context
+        made by hand) there is nobody to lose ownership to: True.
+        """
+        if self._check_owner is None:
+            return True
+        return self._check_owner()
+
+    def ensure_owner(self) -> None:
+        """Raise ``StaleClaimError`` unless this run is still the current claim."""
+        if not self.still_owner():
+            raise StaleClaimError(self.download_id, self.claim)
 
     def now(self) -> float:
         """The system clock's time (monotonic seconds)."""
@@ -184,7 +213,11 @@ class DownloadContext:
             remaining = max(0.0, (size - transferred) / self._speed)
         elif complete:
             remaining = 0.0
-        self._send(DownloadProgress(self.download_id, transferred, size, self._speed, remaining))
+        self._send(
+            DownloadProgress(
+                self.download_id, transferred, size, self._speed, remaining, self.claim
+            )
+        )
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` on the system clock; False if cancelled first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from regisseur.actors.errors import RegisseurError
 
-__all__ = ["DownloadFailure", "UnknownDownloadError", "UnknownSourceError"]
+__all__ = ["DownloadFailure", "StaleClaimError", "UnknownDownloadError", "UnknownSourceError"]
 
 
 class DownloadFailure(RegisseurError):
@@ -13,6 +13,22 @@ class DownloadFailure(RegisseurError):
     The record's ``error`` is then the message alone (``"HTTP 404 Not
     Found: ..."``), not ``"Type: message"`` as for any other exception.
     """
+
+
+class StaleClaimError(DownloadFailure):
+    """This run of a download is no longer its owner: publish nothing.
+
+    Raised by ``DownloadContext.ensure_owner()`` when another run took the
+    download over (or ownership could not be confirmed). An impl that gets
+    it must not publish its file; it discards what only it wrote and lets
+    the error propagate (the keeper ignores the stale run's result).
+    """
+
+    def __init__(self, download_id: str, claim: int, why: str = "") -> None:
+        self.download_id = download_id
+        self.claim = claim
+        text = f"download {download_id!r}: run {claim} is no longer its owner"
+        super().__init__(f"{text} ({why})" if why else text)
 
 
 class UnknownSourceError(RegisseurError, LookupError):

@@ -18,6 +18,16 @@ Memory: records that are not terminal stay in memory; of the terminal ones
 only the ``history`` most recent do. Older ones are read back from the
 database on demand (without a database they are gone).
 
+Ownership (fencing): every start of a download is a *claim* with an epoch
+that only grows per download (allocated here when the keeper hands the
+download to its queue, stored in the record's ``claim`` column when the run
+starts). The run's progress, result and release carry that epoch; a
+message from any other run (a stale one) is ignored and logged once, and a
+worker asks :class:`~regisseur.actors.downloads._protocol.CheckClaim`
+before publishing a file. The checks are the overridable methods
+``_allocate_claim`` and ``_claim_current`` (cluster mode checks them
+against the database).
+
 Threads: everything here runs on the keeper's own thread.
 
 Failures: a bad request (unknown source or id) is answered with an error
@@ -44,6 +54,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
+from regisseur.actors.downloads._owners import (
+    OwnerLock,
+    describe_owner,
+    lock_directory,
+    make_owner_id,
+    owner_alive,
+)
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages import ChildFailed
@@ -104,6 +121,16 @@ class KeeperActor(Actor):
         self._running: dict[str, str] = {}  # worker name -> download id
         self._runner: dict[str, str] = {}  # download id -> worker name (the same pairs)
         self._resumable: set[str] = set()  # InProgress records no worker runs
+        # Fencing (kept across a restart of the keeper, like the sources):
+        # the highest epoch handed out per download, and the running one.
+        self._claims: dict[str, int] = store_.setdefault("claims", {})
+        self._current: dict[str, int] = store_.setdefault("current_claims", {})
+        self._stale_seen: set[tuple[str, int]] = set()  # logged once each
+        self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
+        # This keeper's identity in the records' owner column (host:pid:...).
+        self._owner: str = store_.setdefault("owner", make_owner_id(self.system.name))
+        database = self.system.database
+        self._locks = lock_directory(database.sqlalchemy_url if database is not None else None)
         self._seq = 0
         self._subscription: Subscription | None = None
         # group commit: staged writes and the acknowledgements they hold back
@@ -125,8 +152,35 @@ class KeeperActor(Actor):
     def on_start(self) -> None:
         self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
+            self._hold_owner_lock()
             self._load()
         self._replay_accepted()
+
+    def _hold_owner_lock(self) -> None:
+        """Take this keeper's liveness lock (kept across restarts, released at the end).
+
+        Without it (the directory refuses the file) other processes count
+        this keeper as gone; it logs that and starts anyway.
+        """
+        if self._locks is None:
+            return
+        lock = self._cell.store.get("owner_lock")
+        if lock is None:
+            lock = OwnerLock(self._locks, self._owner)
+            self._cell.store["owner_lock"] = lock
+        try:
+            lock.acquire()
+        except OSError as exc:  # a read-only directory: nothing can be written there anyway
+            self.log.warning("download_owner_lock_unavailable", error=describe_error(exc))
+
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        """After ``on_stop``: the final stop gives up ownership (a restart keeps it)."""
+        try:
+            super()._end_incarnation(run_hooks=run_hooks, final=final)
+        finally:
+            lock = self._cell.store.get("owner_lock") if final else None
+            if isinstance(lock, OwnerLock):
+                lock.release()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""
@@ -146,7 +200,13 @@ class KeeperActor(Actor):
         self._seq = store.next_seq(sql) - 1  # the highest stored: the next is +1
         interrupted = 0
         now = self.system.clock.wall()
-        for record in store.load_unfinished(sql):
+        others: dict[str, int] = {}  # live owners -> downloads left to them
+        for record, owner, claim in store.load_unfinished_owned(sql):
+            if not self._take(sql, record, owner):
+                if owner is not None:
+                    others[owner] = others.get(owner, 0) + 1
+                continue
+            self._claims[record.id] = max(self._claims.get(record.id, 0), claim)
             if record.source in self._initial_sources:
                 self._live[record.id] = record
                 if record.state is DownloadState.IN_PROGRESS:
@@ -163,7 +223,23 @@ class KeeperActor(Actor):
             store.update_record(sql, ended)
             self._remember(ended)
         sql.commit()
+        for owner, count in others.items():
+            self.log.info("downloads_left_to_owner", owner=describe_owner(owner), downloads=count)
         self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
+
+    def _take(self, sql: Any, record: DownloadRecord, owner: str | None) -> bool:
+        """Whether an unfinished record found at start is this keeper's to run.
+
+        Its own, or one whose owner is provably gone (its lock is free; taken
+        over with a conditional write, so of two processes only one gets
+        it). A download of a live owner (another process on this database)
+        is never taken: that process runs it.
+        """
+        if owner == self._owner:
+            return True
+        if owner is not None and owner_alive(self._locks, owner):
+            return False
+        return store.take_over(sql, record.id, owner, self._owner)
 
     def on_stop(self) -> None:
         if self._subscription is not None:
@@ -241,23 +317,30 @@ class KeeperActor(Actor):
 
     def _handle(self, message: Any) -> Any:
         if isinstance(message, DownloadProgress):
-            self._progress(message)
+            if self._fenced(message.id, message.claim, "progress"):
+                self._progress(message)
         elif isinstance(message, DownloadStarted):
             self._start(message)
         elif isinstance(message, DownloadSucceeded):
-            self._finish(
-                message.id,
-                DownloadState.SUCCEEDED,
-                file_path=message.file_path,
-                transferred=message.transferred,
-                size=message.size,
-            )
+            if self._fenced(message.id, message.claim, "success"):
+                self._finish(
+                    message.id,
+                    DownloadState.SUCCEEDED,
+                    file_path=message.file_path,
+                    transferred=message.transferred,
+                    size=message.size,
+                )
         elif isinstance(message, DownloadFailed):
-            self._finish(message.id, DownloadState.ERRORED, error=message.error)
+            if self._fenced(message.id, message.claim, "failure"):
+                self._finish(message.id, DownloadState.ERRORED, error=message.error)
+        elif isinstance(message, p.CheckClaim):
+            # Answered at once, from memory: a read needs no commit.
+            return self._fenced(message.id, message.claim, "publish")
         elif isinstance(message, DownloadQueued):
             self._queue(message)
         elif isinstance(message, p.Released):
-            self._release(message)
+            if self._fenced(message.id, message.claim, "release"):
+                self._release(message)
         elif isinstance(message, ChildFailed):
             self._worker_failed(message)
         elif isinstance(message, p.Flush):
@@ -334,7 +417,8 @@ class KeeperActor(Actor):
         # ``_live`` is in submit order (a stable sort keeps it; created_at is
         # wall-clock time, which may step back).
         pending.sort(key=lambda r: r.id not in self._resumable)
-        return p.Attached(config, tuple(pending))
+        claims = tuple(self._allocate_claim(r.id) for r in pending)
+        return p.Attached(config, tuple(pending), claims)
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
@@ -351,6 +435,8 @@ class KeeperActor(Actor):
         """Tell the source's queue, if it is attached (else it asks on start)."""
         if source not in self._attached:
             return
+        if isinstance(message, p.Enqueue):
+            message = replace(message, claim=self._allocate_claim(message.record.id))
         try:
             self.system.tell(p.queue_name(source), message)
         except UnknownActorError:
@@ -514,6 +600,9 @@ class KeeperActor(Actor):
             return
         if record.state is not DownloadState.INITIALIZING and download_id not in self._resumable:
             return
+        if not self._accept_claim(download_id, message.claim):
+            self._stale(download_id, message.claim, "start")
+            return
         self._resumable.discard(download_id)
         started = record.evolve(
             state=DownloadState.IN_PROGRESS, error=None, updated_at=self.system.clock.wall()
@@ -547,6 +636,62 @@ class KeeperActor(Actor):
             if self._flush_timer is None:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
         self.system.events.publish(DownloadProgressed(updated))
+
+    # -- fencing (overridable: cluster mode checks the database) -----------------------
+    def _allocate_claim(self, download_id: str) -> int:
+        """A fresh epoch for the next run of ``download_id`` (greater than any before)."""
+        epoch = self._claims.get(download_id, 0) + 1
+        self._claims[download_id] = epoch
+        return epoch
+
+    def _accept_claim(self, download_id: str, claim: int | None) -> bool:
+        """Make ``claim`` the current run of ``download_id``; False if it is stale.
+
+        A claim is accepted when this keeper handed it out and no later one
+        has started; it is stored with the record at the next commit.
+        """
+        if claim is None:  # a sender outside the machinery: not fenced
+            self._current.pop(download_id, None)
+            return True
+        if claim > self._claims.get(download_id, 0) or claim <= self._current.get(download_id, 0):
+            return False
+        self._current[download_id] = claim
+        if self._persist:
+            self._claim_writes[download_id] = claim
+        return True
+
+    def _claim_current(self, download_id: str, claim: int) -> bool:
+        """True while ``claim`` is the run of ``download_id`` that may write."""
+        return self._current.get(download_id) == claim and download_id in self._live
+
+    def _fenced(self, download_id: str, claim: int | None, what: str) -> bool:
+        """True if a write about a run of ``download_id`` may be applied.
+
+        A message without a claim is not fenced (it comes from outside the
+        download machinery); one from a stale run is ignored and logged once.
+        """
+        if claim is None or self._claim_current(download_id, claim):
+            return True
+        if download_id not in self._live:  # ended (cancelled, say) before its run did
+            self.log.debug("late_result_ignored", download=download_id, write=what)
+            return False
+        self._stale(download_id, claim, what)
+        return False
+
+    def _stale(self, download_id: str, claim: int | None, what: str) -> None:
+        key = (download_id, claim or 0)
+        if key in self._stale_seen:
+            return
+        if len(self._stale_seen) >= _BATCH:
+            self._stale_seen.clear()
+        self._stale_seen.add(key)
+        self.log.warning(
+            "download_stale_claim_rejected",
+            download=download_id,
+            claim=claim,
+            current=self._current.get(download_id),
+            write=what,
+        )
 
     def _unassign(self, download_id: str) -> None:
         """Forget which worker runs ``download_id`` (both indexes)."""
@@ -587,6 +732,7 @@ class KeeperActor(Actor):
         if self._running.get(message.worker) == message.id:
             del self._running[message.worker]
             self._runner.pop(message.id, None)
+        self._current.pop(message.id, None)
         record = self._live.get(message.id)
         if record is None:
             return
@@ -602,6 +748,9 @@ class KeeperActor(Actor):
     def _end(self, before: DownloadRecord, ended: DownloadRecord) -> None:
         self._live.pop(ended.id, None)
         self._resumable.discard(ended.id)
+        self._claims.pop(ended.id, None)
+        self._current.pop(ended.id, None)
+        self._unassign(ended.id)
         self._stage(ended)
         self._remember(ended)
         self._ack_event(DownloadStateChanged(ended, before.state))
@@ -636,7 +785,7 @@ class KeeperActor(Actor):
     def _upsert(self, record: DownloadRecord) -> None:
         if not store.update_record(self.connection, record):
             self._seq += 1
-            store.insert_record(self.connection, record, self._seq)
+            store.insert_record(self.connection, record, self._seq, owner=self._owner)
 
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
@@ -663,7 +812,7 @@ class KeeperActor(Actor):
             ack()
 
     def _has_writes(self) -> bool:
-        return bool(self._staged or self._unsaved)
+        return bool(self._staged or self._unsaved or self._claim_writes)
 
     def _store_batch(self) -> bool:
         """Write what is staged (and retry what failed before); False if it failed."""
@@ -679,16 +828,19 @@ class KeeperActor(Actor):
                 inserts.append((record, self._seq))
             else:
                 updates.append(record)
+        claims, self._claim_writes = self._claim_writes, {}
         try:
             sql = self.connection
-            store.insert_many(sql, inserts)
+            store.insert_many(sql, inserts, owner=self._owner)
             store.update_many(sql, updates)
             for download_id, (record, _new) in retried.items():
                 # An earlier write failed: its row may be missing.
                 latest = staged.get(download_id, (record, False))[0]
                 self._upsert(latest)
+            store.set_claims(sql, claims, self._owner)  # after every row exists
             sql.commit()
         except SQLAlchemyError as exc:
+            self._claim_writes = {**claims, **self._claim_writes}
             self._write_failed(exc, staged, retried)
             return False
         return True

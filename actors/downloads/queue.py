@@ -67,6 +67,9 @@ class QueueActor(Actor):
         self._free: deque[str] = deque()
         self._busy: dict[str, str] = {}  # worker -> download id
         self._tokens: dict[str, CancelToken] = {}  # download id -> token
+        self._claims: dict[str, int] = {}  # queued download id -> its run's fencing token
+        # download id -> (record, front, claim) to queue once its running run ended
+        self._later: dict[str, tuple[DownloadRecord, bool, int]] = {}
         self._next_start = float("-inf")
         self._pump_timer: TimerHandle | None = None
         self._started_count = 0
@@ -81,8 +84,9 @@ class QueueActor(Actor):
             return  # the answer to an earlier incarnation's Attach
         self._attached = True
         self._apply_config(message.config)
-        for record in message.records:
-            self._enqueue(record, front=False)
+        claims = message.claims or (0,) * len(message.records)
+        for record, claim in zip(message.records, claims, strict=True):
+            self._enqueue(record, front=False, claim=claim)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -99,9 +103,9 @@ class QueueActor(Actor):
             if not self._attached:
                 return None  # sent before the keeper's answer, which covers it
             if isinstance(message, p.Enqueue):
-                self._enqueue(message.record, front=message.front)
+                self._enqueue(message.record, front=message.front, claim=message.claim)
             else:
-                self._withdraw(message.id)
+                self._withdraw(message.id, message.reason)
         elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
             self._worker_free(message)
         elif isinstance(message, p.Attached):
@@ -123,23 +127,34 @@ class QueueActor(Actor):
         return None
 
     # -- the queue -------------------------------------------------------------
-    def _enqueue(self, record: DownloadRecord, *, front: bool) -> None:
-        if record.id in self._queued or record.id in self._tokens:
-            return  # queued or running already (a repeat after a restart)
+    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int = 0) -> None:
+        if record.id in self._queued:
+            # Queued already (a repeat after a restart): the newest claim wins.
+            self._claims[record.id] = max(claim, self._claims.get(record.id, 0))
+            return
+        if record.id in self._tokens:
+            # A new claim of a download whose earlier run has not told us it
+            # ended yet (the keeper heard first): it starts once that run
+            # ended, never beside it, and is never dropped.
+            self._later[record.id] = (record, front, claim)
+            return
+        self._claims[record.id] = claim
         self._queued.add(record.id)
         if front:
             self._queue.appendleft(record)
         else:
             self._queue.append(record)
 
-    def _withdraw(self, download_id: str) -> None:
+    def _withdraw(self, download_id: str, reason: str) -> None:
+        self._later.pop(download_id, None)
         if download_id in self._queued:
             self._queued.discard(download_id)
+            self._claims.pop(download_id, None)
             self._queue = deque(r for r in self._queue if r.id != download_id)
             return
         token = self._tokens.get(download_id)
         if token is not None:
-            token.cancel("cancelled")
+            token.cancel(reason)
 
     def _pump(self) -> None:
         """Start queued downloads on free workers, keeping the delay."""
@@ -151,22 +166,25 @@ class QueueActor(Actor):
                 return
             record = self._queue.popleft()
             self._queued.discard(record.id)
+            claim = self._claims.pop(record.id, 0)
             worker = self._free.popleft()
-            token = CancelToken()
+            # Cluster mode: the token also reads as cancelled once the
+            # node's lease guard ran out (a process waking from a freeze).
+            cluster = self.system.cluster
+            token = CancelToken() if cluster is None else cluster.new_token()
             self._tokens[record.id] = token
             self._busy[worker] = record.id
             self._next_start = now + self._delay
             self._started_count += 1
             # The keeper hears of the start before the worker can report a
             # result: both go through the keeper's mailbox in this order.
-            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker))
+            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker, claim))
             try:
-                self.system.tell(worker, p.Run(record, token))
+                self.system.tell(worker, p.Run(record, token, claim))
             except UnknownActorError:  # retired meanwhile: put it back
-                self.system.tell(p.KEEPER, p.Released(record.id, worker))
+                self.system.tell(p.KEEPER, p.Released(record.id, worker, claim))
                 self._busy.pop(worker, None)
                 self._tokens.pop(record.id, None)
-                self._enqueue(record, front=True)
                 self._next_start = now
 
     # -- workers -----------------------------------------------------------------
@@ -175,6 +193,10 @@ class QueueActor(Actor):
         download_id = self._busy.pop(worker, None)
         if download_id is not None:
             self._tokens.pop(download_id, None)
+            later = self._later.pop(download_id, None)
+            if later is not None:
+                record, front, claim = later
+                self._enqueue(record, front=front, claim=claim)
         if worker in self._free:
             return
         # Before the keeper's answer the limit is not known yet: the answer

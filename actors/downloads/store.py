@@ -46,13 +46,17 @@ __all__ = [
     "ensure_table",
     "insert_record",
     "load_unfinished",
+    "load_unfinished_owned",
     "next_seq",
+    "owners_of",
     "read_record",
     "read_records",
     "record_from_mapping",
     "record_from_row",
     "record_values",
+    "set_claims",
     "stored_ids",
+    "take_over",
     "update_record",
     "warm_statements",
 ]
@@ -81,7 +85,11 @@ downloads_table = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     # Cluster mode: the node that claimed the download (NULL: queued, free).
+    # One process: the keeper instance that holds it (see ``_owners``).
     Column("owner", String(200), index=True),
+    # The fencing token of the download's latest start (an epoch that only
+    # grows; 0: never started). Written only by the owner, when a run starts.
+    Column("claim", Integer, nullable=False, default=0, server_default="0"),
 )
 
 #: Cluster mode: the PostgreSQL sequence that orders submits of every node.
@@ -94,11 +102,15 @@ _IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 def ensure_table(connection: Connection) -> None:
     """Create the table if it does not exist (idempotent, safe from several processes)."""
     create_tables(connection, downloads_table)
-    # A table written by an earlier version has no owner column yet.
+    # A table written by an earlier version lacks the newer columns.
     columns = {c["name"] for c in inspect(connection).get_columns(downloads_table.name)}
     if "owner" not in columns:
         connection.execute(
             text(f"ALTER TABLE {downloads_table.name} ADD COLUMN owner VARCHAR(200)")
+        )
+    if "claim" not in columns:
+        connection.execute(
+            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN claim INTEGER NOT NULL DEFAULT 0")
         )
 
 
@@ -170,21 +182,45 @@ _UPDATE = (
         {
             c.name: bindparam(c.name)
             for c in downloads_table.c
-            if c.name not in ("id", "seq", "owner")
+            if c.name not in ("id", "seq", "owner", "claim")
         }
     )
 )
 
 
-def insert_record(session: Session | Connection, record: DownloadRecord, seq: int) -> None:
+_SET_CLAIM = (
+    update(downloads_table)
+    .where(downloads_table.c.id == bindparam("_id"))
+    .values(claim=bindparam("claim"), owner=bindparam("owner"))
+)
+
+
+def set_claims(session: Session | Connection, claims: Mapping[str, int], owner: str | None) -> None:
+    """Store the epoch of each download's current run and its owner (not committed)."""
+    if claims:
+        session.execute(
+            _SET_CLAIM, [{"_id": i, "claim": c, "owner": owner} for i, c in claims.items()]
+        )
+
+
+def insert_record(
+    session: Session | Connection, record: DownloadRecord, seq: int, owner: str | None = None
+) -> None:
     """Add a new record (not committed)."""
-    insert_many(session, [(record, seq)])
+    insert_many(session, [(record, seq)], owner=owner)
 
 
-def insert_many(session: Session | Connection, rows: Sequence[tuple[DownloadRecord, int]]) -> None:
-    """Add new records with their sequence numbers, in one statement (not committed)."""
+def insert_many(
+    session: Session | Connection,
+    rows: Sequence[tuple[DownloadRecord, int]],
+    owner: str | None = None,
+) -> None:
+    """Add new records with their sequence numbers and owner, in one statement (not committed)."""
     if rows:
-        session.execute(_INSERT, [{"id": r.id, "seq": seq, **record_values(r)} for r, seq in rows])
+        session.execute(
+            _INSERT,
+            [{"id": r.id, "seq": seq, "owner": owner, **record_values(r)} for r, seq in rows],
+        )
 
 
 def update_record(session: Session | Connection, record: DownloadRecord) -> bool:
@@ -255,3 +291,47 @@ def load_unfinished(session: Session | Connection) -> list[DownloadRecord]:
     """Every record that is not terminal, in submit order."""
     unfinished = [s for s in DownloadState if not s.terminal]
     return read_records(session, states=unfinished)
+
+
+def load_unfinished_owned(
+    session: Session | Connection,
+) -> list[tuple[DownloadRecord, str | None, int]]:
+    """Every record that is not terminal, with its owner and claim, in submit order."""
+    unfinished = [s.value for s in DownloadState if not s.terminal]
+    query = (
+        select(downloads_table)
+        .where(downloads_table.c.state.in_(unfinished))
+        .order_by(downloads_table.c.seq)
+    )
+    return [
+        (record_from_row(row), row._mapping["owner"], int(row._mapping["claim"] or 0))
+        for row in session.execute(query)
+    ]
+
+
+def take_over(
+    session: Session | Connection, download_id: str, old_owner: str | None, owner: str
+) -> bool:
+    """Make ``owner`` the owner of a download ``old_owner`` held (not committed).
+
+    Conditional on the row still naming ``old_owner``: of two processes that
+    take over the same abandoned download at once, exactly one gets True.
+    """
+    column = downloads_table.c.owner
+    held = column.is_(None) if old_owner is None else column == old_owner
+    result = session.execute(
+        update(downloads_table).where(downloads_table.c.id == download_id, held).values(owner=owner)
+    )
+    return bool(getattr(result, "rowcount", 1))
+
+
+def owners_of(session: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:
+    """The owner column of the given downloads (ids without a row are left out)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(downloads_table.c.id, downloads_table.c.owner).where(
+            downloads_table.c.id.in_(list(ids))
+        )
+    )
+    return {row.id: row.owner for row in rows}

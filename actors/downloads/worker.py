@@ -10,7 +10,13 @@ the download Errored; the worker itself carries on. If the worker dies
 (its thread killed), the keeper errors the download it was running and the
 supervisor starts a fresh worker. A stop request cancels the running
 download's token with the reason ``"stopping"``: the record stays
-InProgress and is resumed at the next start.
+InProgress and is resumed at the next start. In cluster mode a run whose
+node fenced itself (reason ``"fenced"``) reports no result either: it is
+released to the keeper, which decides.
+
+Ownership: every message about the run carries its claim (``Run.claim``);
+``DownloadContext.still_owner()`` asks the keeper (``CheckClaim``, at most
+``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from __future__ import annotations
 from os import PathLike, fspath
 from typing import TYPE_CHECKING, Any
 
+from pykka import ActorDeadError
+
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.context import DownloadContext
 from regisseur.actors.downloads.errors import DownloadFailure
-from regisseur.actors.errors import describe_error
+from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
 from regisseur.messages.downloads import DownloadFailed, DownloadSucceeded
 
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["WorkerActor"]
 
 _MAX_ERROR = 1000
+_CHECK_TIMEOUT = 30.0
 
 
 def _error_text(exc: Exception) -> str:
@@ -92,32 +101,47 @@ class WorkerActor(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, p.Run):
             try:
-                self._run(message.record, message.token)
+                self._run(message.record, message.token, message.claim)
             finally:
                 self._current = None
             return None
         return super().on_receive(message)
 
-    def _run(self, record: DownloadRecord, token: CancelToken) -> None:
+    def _run(self, record: DownloadRecord, token: CancelToken, claim: int) -> None:
         if token.cancelled or self.stopping:
+            if token.reason == "fenced":  # cluster: not ours to run now; the keeper decides
+                self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
             self._idle(record.id)
             return
         self._current = record.id
         waker = _StopWaker(token, lambda: self.stopping)
         self._cell.add_waker(waker)
         try:
-            outcome = self._call_impl(record, token)
+            outcome = self._call_impl(record, token, claim)
         finally:
             self._cell.discard_waker(waker)
-        if token.cancelled and token.reason in ("stopping", "killed"):
-            if token.reason == "stopping":
-                self.system.tell(p.KEEPER, p.Released(record.id, self.name))
+        if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
+            if token.reason in ("stopping", "fenced"):
+                self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
+            if token.reason == "fenced":  # cluster: the node fenced itself; no result
+                self._idle(record.id)
             return
         self.system.tell(p.KEEPER, outcome)
         self._idle(record.id)
 
+    def _still_owner(self, download_id: str, claim: int) -> bool:
+        """Ask the keeper whether ``claim`` is the current run (False if no answer)."""
+        try:
+            current = self.system.ask(
+                p.KEEPER, p.CheckClaim(download_id, claim), timeout=_CHECK_TIMEOUT
+            )
+        except (UnknownActorError, ActorDeadError, TimeoutError) as exc:
+            self.log.warning("download_owner_unconfirmed", download=download_id, error=str(exc))
+            return False
+        return current is True
+
     def _call_impl(
-        self, record: DownloadRecord, token: CancelToken
+        self, record: DownloadRecord, token: CancelToken, claim: int
     ) -> DownloadSucceeded | DownloadFailed:
         source = self._source
         context: DownloadContext | None = None
@@ -135,6 +159,8 @@ class WorkerActor(Actor):
                 timers=self.system.timers,
                 send=lambda progress: self.system.tell(p.KEEPER, progress),
                 log=self.log.bind(download=record.id),
+                claim=claim,
+                check_owner=lambda: self._still_owner(record.id, claim),
             )
             args = (*args, context)
         try:
@@ -143,19 +169,19 @@ class WorkerActor(Actor):
             text = _error_text(exc)
             if not token.cancelled:
                 self.log.warning("download_failed", download=record.id, error=text)
-            return DownloadFailed(record.id, text)
+            return DownloadFailed(record.id, text, claim)
         if result is None:
-            return DownloadFailed(record.id, "the source returned no file")
+            return DownloadFailed(record.id, "the source returned no file", claim)
         if not isinstance(result, (str, PathLike)):
             return DownloadFailed(
-                record.id, f"the source returned {type(result).__name__}, not a file path"
+                record.id, f"the source returned {type(result).__name__}, not a file path", claim
             )
         path = fspath(result)
         if context is not None:
             return DownloadSucceeded(
-                record.id, str(path), context.transferred or None, context.size
+                record.id, str(path), context.transferred or None, context.size, claim
             )
-        return DownloadSucceeded(record.id, str(path))
+        return DownloadSucceeded(record.id, str(path), claim=claim)
 
     def _idle(self, download_id: str) -> None:
         self.system.tell(self._queue, p.WorkerIdle(self.name, download_id))

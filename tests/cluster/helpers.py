@@ -326,6 +326,57 @@ def spans(out: Path) -> list[tuple[str, str, float, float]]:
     return found
 
 
+def intervals(out: Path) -> list[tuple[str, str, float, float, str]]:
+    """``(download_id, node, start, end, how)`` of every run that ended."""
+    try:
+        lines = (out / "intervals.log").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        download_id, node, start, end, how = line.split()
+        found.append((download_id, node, float(start), float(end), how))
+    return found
+
+
+def concurrent_runs(
+    out: Path, frozen: Sequence[tuple[str, float, float]] = ()
+) -> list[tuple[str, str, str]]:
+    """Pairs of runs of one download on two nodes that overlapped in time.
+
+    ``frozen``: ``(node, from, to)`` windows (``time.monotonic()``) in which
+    that node's process was stopped (SIGSTOP): it ran nothing then, so that
+    part of its runs does not count. Returns ``(download_id, node, node)``.
+    """
+    by_id: dict[str, list[tuple[str, float, float]]] = {}
+    for download_id, node, start, end, _how in intervals(out):
+        for piece in _unfrozen(node, start, end, frozen):
+            by_id.setdefault(download_id, []).append((node, *piece))
+    found = []
+    for download_id, runs_ in by_id.items():
+        for i, (node_a, start_a, end_a) in enumerate(runs_):
+            for node_b, start_b, end_b in runs_[i + 1 :]:
+                if node_a != node_b and start_a < end_b and start_b < end_a:
+                    found.append((download_id, node_a, node_b))
+    return found
+
+
+def _unfrozen(
+    node: str, start: float, end: float, frozen: Sequence[tuple[str, float, float]]
+) -> list[tuple[float, float]]:
+    pieces = [(start, end)]
+    for which, stop, cont in frozen:
+        if which != node:
+            continue
+        pieces = [
+            part
+            for a, b in pieces
+            for part in ((a, min(b, stop)), (max(a, cont), b))
+            if part[0] < part[1]
+        ]
+    return pieces
+
+
 def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
     """The most intervals open at one instant (an end before a start at a tie)."""
     points = sorted([(s, 1) for s, _e in intervals] + [(e, -1) for _s, e in intervals])
@@ -362,7 +413,8 @@ class Table:
     """Direct reads of the shared downloads table (its own small engine)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, pool_size=1, max_overflow=0)
+        # pre_ping: the tests that take the server down read on after it is back.
+        self.engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
 
     def rows(self) -> list[Any]:
         with self.engine.connect() as connection:

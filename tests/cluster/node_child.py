@@ -16,11 +16,20 @@ impl, for a download of ``target_id``:
   a cancel it writes ``DIR/cancelled-<target_id>`` and returns ``None``;
 * otherwise works ``--work-ms`` milliseconds (``context.sleep``: a cancel or
   a stop ends it early, and then nothing is written);
-* writes its result atomically (a temporary file, then ``os.replace``) to
-  ``DIR/<target_id>`` with the content ``target_id`` and returns that path;
+* for a target starting with ``pub-``: once the work is done, writes
+  ``DIR/body-<target_id>-<node>`` and waits (bounded, ``HOLD_LIMIT``) until
+  ``DIR/publish-<target_id>`` exists (the moment between the end of the
+  body and the publish);
+* asks ``context.ensure_owner()`` (a run that lost its claim raises
+  ``StaleClaimError`` and publishes nothing), then writes its result
+  atomically (a temporary file, then ``os.replace``) to ``DIR/<target_id>``
+  with the content ``target_id`` and returns that path;
 * appends ``"<download_id> <node> <start> <end>\\n"`` (``time.monotonic()``,
   comparable across processes on Linux) to ``DIR/spans.log`` after a
-  successful run, so a test can compute how many ran at once.
+  successful run (a publish), so a test can compute how many ran at once;
+* appends ``"<download_id> <node> <start> <end> <how>\\n"`` to
+  ``DIR/intervals.log`` when ANY run ends (``how``: published, cancelled,
+  stale, failed), so a test can check that two runs never overlapped.
 
 With ``--http-dir DIR`` the source is instead an ``HttpSource`` downloading
 the URL given as ``target_id`` into ``DIR`` (shared by the nodes of a test).
@@ -52,7 +61,7 @@ from typing import Any
 
 from regisseur.actors import Actor, ActorSystem, configure_logging
 from regisseur.actors.cluster import ClusterSettings, sharded
-from regisseur.actors.downloads import DownloadSource, HttpSource
+from regisseur.actors.downloads import DownloadSource, HttpSource, StaleClaimError
 from regisseur.supervision import ChildSpec
 
 SINGLETON = "solo"
@@ -75,27 +84,51 @@ def write_atomically(path: Path, content: str) -> None:
     os.replace(tmp, path)
 
 
+def wait_for_gate(gate: Path, context: Any, start: float) -> bool:
+    """Wait until ``gate`` exists (True) or the run is cancelled (False)."""
+    deadline = start + HOLD_LIMIT
+    while not gate.exists():
+        if context.cancelled:
+            return False
+        if time.monotonic() > deadline:
+            msg = f"{gate.name}: never opened nor cancelled within {HOLD_LIMIT:g}s"
+            raise RuntimeError(msg)
+        context.sleep(HOLD_POLL)
+    return True
+
+
 def make_impl(out: Path, node: str, work: float) -> Any:
-    def impl(download_id: str, target_id: str, display_name: str, context: Any) -> str | None:
-        start = time.monotonic()
-        append_line(out / "runs.log", f"{download_id} {node}\n")
+    def run(download_id: str, target_id: str, context: Any, start: float) -> str | None:
         if target_id.startswith("hold-"):
-            gate = out / f"open-{target_id}"
-            deadline = start + HOLD_LIMIT
-            while not gate.exists():
-                if context.cancelled:
-                    write_atomically(out / f"cancelled-{target_id}", f"{node}\n")
-                    return None
-                if time.monotonic() > deadline:
-                    msg = f"{target_id}: never opened nor cancelled within {HOLD_LIMIT:g}s"
-                    raise RuntimeError(msg)
-                context.sleep(HOLD_POLL)
+            if not wait_for_gate(out / f"open-{target_id}", context, start):
+                write_atomically(out / f"cancelled-{target_id}", f"{node}\n")
+                return None
         elif work > 0 and not context.sleep(work):
             return None  # cancelled or stopping: no result
+        if target_id.startswith("pub-"):
+            write_atomically(out / f"body-{target_id}-{node}", f"{node}\n")
+            if not wait_for_gate(out / f"publish-{target_id}", context, start):
+                return None
+        context.ensure_owner()  # a stale run publishes nothing
         result = out / target_id
         write_atomically(result, target_id)
         append_line(out / "spans.log", f"{download_id} {node} {start:.6f} {time.monotonic():.6f}\n")
         return str(result)
+
+    def impl(download_id: str, target_id: str, display_name: str, context: Any) -> str | None:
+        start = time.monotonic()
+        append_line(out / "runs.log", f"{download_id} {node}\n")
+        how = "failed"
+        try:
+            path = run(download_id, target_id, context, start)
+            how = "published" if path is not None else "cancelled"
+            return path
+        except StaleClaimError:
+            how = "stale"
+            raise
+        finally:
+            line = f"{download_id} {node} {start:.6f} {time.monotonic():.6f} {how}\n"
+            append_line(out / "intervals.log", line)
 
     return impl
 

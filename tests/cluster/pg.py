@@ -186,6 +186,22 @@ class PostgresServer:
             raise RuntimeError("only a throwaway server started here can be restarted")
         self._cluster.restart()
 
+    def halt(self, *, kill: bool = False) -> None:
+        """Take a throwaway server down until :meth:`resume` (connections cut).
+
+        ``kill``: SIGKILL the server's processes (a crash) instead of
+        ``pg_ctl stop -m immediate``.
+        """
+        if self._cluster is None:
+            raise RuntimeError("only a throwaway server started here can be halted")
+        self._cluster.halt(kill=kill)
+
+    def resume(self) -> None:
+        """Start a halted throwaway server again on the same port."""
+        if self._cluster is None:
+            raise RuntimeError("only a throwaway server started here can be resumed")
+        self._cluster.resume()
+
     # -- API ---------------------------------------------------------------
 
     @property
@@ -425,11 +441,22 @@ class _Cluster:
 
     def restart(self) -> None:
         """Stop the server at once (connections cut) and start it on the same port."""
+        self.halt(kill=False)
+        self.resume()
+
+    def halt(self, *, kill: bool) -> None:
+        """Stop the server at once: ``pg_ctl stop -m immediate``, or SIGKILL."""
+        if kill:
+            self._kill(children=True)
+            return
         self._run(
             [self._bin("pg_ctl"), "stop", "-D", str(self._data), "-m", "immediate"]
             + ["-w", "-t", str(int(STOP_TIMEOUT))],
             timeout=STOP_TIMEOUT + 5,
         )
+
+    def resume(self) -> None:
+        """Start the stopped server again on the same port; waits until it answers."""
         if not self._pg_ctl_start():
             raise PostgresUnavailable(f"restart failed; server log:\n{_tail(self._log)}")
         url = URL.create(DRIVER, username=SUPERUSER, host="127.0.0.1", port=self.port)
@@ -508,20 +535,24 @@ class _Cluster:
                     log.write("\n" + output.read_text(encoding="utf-8", errors="replace"))
         return done.returncode == 0
 
-    def _kill(self) -> None:
-        """SIGKILL the postmaster if it is still there, and wait (bounded) for it to go."""
+    def _kill(self, *, children: bool = False) -> None:
+        """SIGKILL the postmaster if it is still there, and wait (bounded) for it to go.
+
+        ``children``: its backends too (found by parent pid), as in a crash
+        of the whole server; they hold its shared memory otherwise.
+        """
         try:
             pid = int((self._data / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
+        pids = [pid, *(_children(pid) if children else ())]
+        for each in pids:
+            try:
+                os.kill(each, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and any(_alive(each) for each in pids):
             time.sleep(0.05)
 
     def _as_server_user(self, command: list[str]) -> list[str]:
@@ -545,6 +576,19 @@ class _Cluster:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent`` (from /proc; empty elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry.parent.name))
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -376,6 +376,7 @@ class Harness:
         extra: dict[str, Any] | None = None,
         token: CancelToken | None = None,
         session: requests.Session | None = None,
+        check_owner: Callable[[], bool] | None = None,
     ) -> DownloadContext:
         download_id = download_id or f"{next(self._ids):032x}"
         return DownloadContext(
@@ -389,7 +390,9 @@ class Harness:
             token=token or CancelToken(),
             timers=self.timers,
             send=self._send,
-            log=get_logger("regisseur.downloads.test").bind(download=download_id),
+            log=get_logger("actors.downloads.test").bind(download=download_id),
+            claim=1,
+            check_owner=check_owner,
         )
 
     def fetch(self, source: HttpSource, url: str, **options: Any) -> str:

@@ -56,7 +56,8 @@ def make_part(
     part = PartFile(harness.directory, [name], download_id)
     part.path.write_bytes(data)
     if meta:
-        part.save(Validators(meta.get("etag"), meta.get("last_modified"), meta.get("size")))  # type: ignore[arg-type]
+        validators = Validators(meta.get("etag"), meta.get("last_modified"), meta.get("size"))  # type: ignore[arg-type]
+        part.save(validators, len(data))
     return part
 
 
@@ -299,7 +300,7 @@ def test_read_timeout(harness: Harness, http_server: HttpServer) -> None:
 def test_a_full_disk_is_a_write_error_and_not_retried(
     harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PartFile, "open", lambda self, *, append: open("/dev/full", "wb"))  # noqa: SIM115
+    monkeypatch.setattr(PartFile, "open", lambda self, offset: open("/dev/full", "wb"))  # noqa: SIM115
     url = http_server.file("/data.bin", BODY)
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(), url, download_id="d" * 32)

@@ -298,7 +298,7 @@ def test_a_206_shorter_than_its_content_range_is_not_read_past(
     harness.directory.mkdir(parents=True, exist_ok=True)
     part = PartFile(harness.directory, ["big.bin"], part_id)
     part.path.write_bytes(BIG[:offset])
-    part.save(Validators('"v1"', None, len(BIG)))
+    part.save(Validators('"v1"', None, len(BIG)), offset)
     url = http_server.route("/big.bin", lying)
     with pytest.raises(DownloadError, match="truncated"):
         harness.fetch(harness.source(retries=0, keep_partial=True), url, download_id=part_id)

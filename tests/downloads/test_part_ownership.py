@@ -1,0 +1,185 @@
+"""A ``.part`` belongs to one run: locked, resumed at its recorded offset, never via a symlink.
+
+HttpSource's impl is called directly with a hand-built context (see
+conftest's ``Harness``); a real server on 127.0.0.1 answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads.errors import StaleClaimError
+from tests.downloads.conftest import Harness, HttpServer, Request, serve_bytes, sha256
+
+BODY = bytes(range(256)) * 64  # 16 KiB
+ID = "7" * 32
+
+
+def part_of(harness: Harness, name: str = "data.bin", download_id: str = ID) -> PartFile:
+    harness.directory.mkdir(parents=True, exist_ok=True)
+    return PartFile(harness.directory, [name], download_id)
+
+
+@pytest.mark.timeout(30)
+def test_resume_continues_at_the_recorded_offset_not_at_the_end_of_the_file(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Bytes past the recorded offset (written after the last checkpoint) are cut off."""
+    part = part_of(harness)
+    part.path.write_bytes(BODY[:3000] + b"unrecorded bytes" * 40)
+    part.save(Validators('"v1"', None, len(BODY)), 3000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_part_shorter_than_its_recorded_offset_starts_over(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    part = part_of(harness)
+    part.path.write_bytes(BODY[:1000])
+    part.save(Validators('"v1"', None, len(BODY)), 3000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+
+
+@pytest.mark.timeout(30)
+def test_a_complete_part_is_published_without_a_request(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Interrupted between the end of the body and the rename: nothing is fetched again."""
+    part = part_of(harness)
+    part.path.write_bytes(BODY)
+    part.save(Validators('"v1"', None, len(BODY)), len(BODY), complete=True)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin") == []
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_the_meta_file_is_never_written_through_a_symlink(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """Planted while the request is under way (after any clean-up of the run)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = part_of(harness)
+
+    def plant_then_answer(request: Request) -> None:
+        part.meta_path.unlink(missing_ok=True)
+        part.meta_path.symlink_to(victim)
+        serve_bytes(request, BODY, etag='"v1"')
+
+    url = http_server.route("/data.bin", plant_then_answer)
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert victim.read_text() == "precious"
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_the_size_of_a_symlinks_target_is_never_a_range_offset(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """A symlink planted as the part: its target is neither measured nor written."""
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"v" * 5000)
+    part = part_of(harness)
+    part.path.symlink_to(victim)
+    part.save(Validators('"v1"', None, len(BODY)), 5000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert victim.read_bytes() == b"v" * 5000
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_run_that_lost_ownership_publishes_nothing(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with pytest.raises(StaleClaimError):
+        harness.fetch(harness.source(), url, download_id=ID, check_owner=lambda: False)
+    assert harness.files() == []  # no file published, its part removed
+
+
+@pytest.mark.timeout(30)
+def test_a_part_held_by_a_live_run_is_never_written_by_a_stale_one(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    holder = part_of(harness)
+    holder.lock()
+    try:
+        holder.path.write_bytes(b"the holder's bytes")
+        url = http_server.file("/data.bin", BODY, etag='"v1"')
+        with pytest.raises(StaleClaimError):
+            harness.fetch(harness.source(), url, download_id=ID, check_owner=lambda: False)
+        assert holder.path.read_bytes() == b"the holder's bytes"
+        assert http_server.seen("/data.bin") == []
+    finally:
+        holder.unlock()
+
+
+@pytest.mark.timeout(30)
+def test_the_owner_waits_for_a_part_a_stale_run_still_holds(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    stale = part_of(harness)
+    stale.lock()
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    running = harness.start(harness.source(), url, download_id=ID)
+    try:
+        assert harness.timers.next_wait() == pytest.approx(0.2)  # polling the lock
+        assert http_server.seen("/data.bin") == []
+    finally:
+        stale.remove()
+        stale.unlock()
+    harness.clock.advance(0.2)
+    assert Path(running.result()).read_bytes() == BODY
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_lock_is_released_when_its_holder_closes(tmp_path: Path) -> None:
+    first = PartFile(tmp_path, ["x.bin"], ID)
+    second = PartFile(tmp_path, ["x.bin"], ID)
+    first.lock()
+    errors: list[BaseException] = []
+
+    def try_lock() -> None:
+        try:
+            second.lock()
+        except OSError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=try_lock)
+    thread.start()
+    thread.join(5)
+    assert len(errors) == 1 and "another run" in str(errors[0])
+    first.unlock()
+    second.lock()
+    second.unlock()
+
+
+@pytest.mark.timeout(30)
+def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = part_of(harness)
+    part.temporary_path.symlink_to(victim)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert victim.read_text() == "precious"
+    assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
