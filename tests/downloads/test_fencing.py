@@ -63,7 +63,7 @@ def stale_rejections(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [
         getattr(r, "fields", {})
         for r in caplog.records
-        if r.getMessage() == "download_stale_claim_rejected"
+        if getattr(r, "event", None) == "download_stale_claim_rejected"
     ]
 
 
@@ -147,7 +147,7 @@ def test_a_second_system_on_one_database_never_runs_a_live_owners_download(
     )
     second.settle()
     assert second_runs.claims == []  # the first system is alive: its download is not resumed
-    assert any(r.getMessage() == "downloads_left_to_owner" for r in caplog.records)
+    assert any(getattr(r, "event", None) == "downloads_left_to_owner" for r in caplog.records)
     own = second.downloads.submit("s", "t2", "b.bin")
     second_runs.wait_started(1)
     assert [i for i, _ in second_runs.claims] == [own]  # runs its own beside the first
