@@ -102,6 +102,13 @@ def ensure_table(connection: Connection) -> None:
         )
 
 
+def _extra_json(extra: Mapping[str, Any]) -> str:
+    """The ``extra`` column: sorted JSON (most records have none: no encoder run)."""
+    if not extra:
+        return "{}"
+    return json.dumps(dict(extra), sort_keys=True, default=str)
+
+
 def record_values(record: DownloadRecord) -> dict[str, Any]:
     return {
         "source": record.source,
@@ -117,7 +124,7 @@ def record_values(record: DownloadRecord) -> dict[str, Any]:
         "time_remaining": record.time_remaining,
         "file_path": record.file_path,
         "error": record.error,
-        "extra": json.dumps(dict(record.extra), sort_keys=True, default=str),
+        "extra": _extra_json(record.extra),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     }
