@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 
 from regisseur.actors.downloads import (
     DownloadForgottenError,
     DownloadSettings,
     DownloadSource,
     UnknownDownloadError,
+    store,
 )
+from regisseur.messages.downloads import DownloadRecord
 from tests.downloads.helpers import ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, fails, quick
 
 QUEUED = 20_000
@@ -152,3 +154,31 @@ def test_without_a_database_a_forgotten_download_is_not_unknown(system_factory):
         downloads.wait(first[:-12] + f"{999_999:012x}", WAIT)  # same shape, never submitted
     with pytest.raises(UnknownDownloadError):
         downloads.wait("never-submitted", WAIT)
+
+
+def test_batched_writes_read_back_exactly(tmp_path: Path):
+    """insert_many/update_many hand SQLite plain tuples: every field survives."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'batch.db'}")
+    first = DownloadRecord(
+        id="a",
+        source="s",
+        target_id="http://h/ü?x=1",
+        filename="f",
+        original_filename=None,
+        extra={"isbn": "978", "n": 3},
+        created_at=1.5,
+        updated_at=2.5,
+    )
+    second = DownloadRecord(id="b", source="s", target_id="t", filename="g", username="u")
+    ended = first.evolve(
+        state=SUCCEEDED, size=10, transferred=10, progress=100.0, file_path="/x", speed=1.25
+    )
+    try:
+        with engine.connect() as connection:
+            store.ensure_table(connection)
+            store.insert_many(connection, [(first, 1), (second, 2)])
+            store.update_many(connection, [ended])
+            connection.commit()
+            assert store.read_records(connection) == [ended, second]
+    finally:
+        engine.dispose()
