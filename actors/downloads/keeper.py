@@ -505,7 +505,9 @@ class KeeperActor(Actor):
             return wanted is None or record.state in wanted
 
         if not self._persist:
-            found = [r for r in (*self._done.values(), *self._live.values()) if keep(r)]
+            found = [r for r in self._done.values() if keep(r)]
+            if wanted is None or not all(state.terminal for state in wanted):
+                found.extend(r for r in self._live.values() if keep(r))  # every non-terminal one
             return sorted(found, key=lambda r: r.created_at)
         stored = self._read(
             lambda sql: store.read_records(sql, source=message.source, states=message.states)

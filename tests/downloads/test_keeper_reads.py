@@ -182,3 +182,36 @@ def test_batched_writes_read_back_exactly(tmp_path: Path):
             assert store.read_records(connection) == [ended, second]
     finally:
         engine.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_without_a_database_list_finds_queued_and_ended_records(system_factory):
+    release = threading.Event()
+    entered = threading.Event()
+
+    def held(download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
+        entered.set()  # the queue told the keeper of the start before the worker got it
+        while not release.wait(0.05):
+            if ctx.cancelled:
+                return None
+        return f"/files/{name}"
+
+    system = system_factory(
+        download_sources=[DownloadSource("busy", held), DownloadSource("fast", quick)],
+        database_url=None,
+    )
+    downloads = system.downloads
+    done = [downloads.submit("fast", "t", f"done{i}") for i in range(2)]
+    for download in done:
+        downloads.wait(download, WAIT)
+    running = downloads.submit("busy", "t", "running")
+    assert entered.wait(WAIT)
+    queued = [downloads.submit("busy", "t", f"q{i}") for i in range(2000)]
+    try:
+        assert downloads.status(queued[-1]).state is INIT
+        assert [r.id for r in downloads.list(states=[SUCCEEDED])] == done
+        assert [r.id for r in downloads.list("fast")] == done
+        assert [r.id for r in downloads.list("busy", states=[INIT])] == queued
+        assert [r.id for r in downloads.list(states=[RUNNING, SUCCEEDED])] == [*done, running]
+    finally:
+        release.set()
