@@ -1,6 +1,6 @@
 """No-op downloads: regisseur's sources against the legacy dispatchers.
 
-Run: ``python bench/bench_downloads.py [--downloads N] [--rounds R]``
+Run: ``python bench/bench_downloads.py [--downloads N] [--rounds R] [--only NAME,...]``
 
 N no-op downloads over 4 sources with concurrency 4, timed from the first
 submit until every record is terminal. Side by side in the same process,
@@ -13,8 +13,9 @@ interleaved round by round:
   keeper's memory, as the legacy dict was);
 * ``regisseur+sqlite``: the same, every transition written to SQLite.
 
-Reported: median seconds per round, downloads per second, and the ratio of
-each to ``threads`` (above 1 is faster).
+Reported: median seconds per round with the spread (min-max), the cost per
+download, and the ratio of each to ``threads`` and to ``pool`` (above 1 is
+faster).
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def run_regisseur(n: int, database_url: str | None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--downloads", type=int, default=2000)
+    parser.add_argument("--downloads", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated dispatchers to run")
     args = parser.parse_args()
     n = args.downloads
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,18 +132,29 @@ def main() -> None:
                 n, f"sqlite:///{Path(tmp) / f'bench-{time.monotonic_ns()}.db'}"
             ),
         }
+        if args.only:
+            wanted = set(args.only.split(",")) | {"threads", "pool"}
+            runs = {name: run for name, run in runs.items() if name in wanted}
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
                 times[name].append(run())
-    base = statistics.median(times["threads"])
+    threads = statistics.median(times["threads"])
+    pool = statistics.median(times["pool"])
     print(
         f"{n} no-op downloads, {SOURCES} sources x concurrency {CONCURRENCY}, {args.rounds} rounds"
     )
-    print(f"{'dispatcher':<18}{'median s':>10}{'downloads/s':>14}{'vs threads':>12}")
+    print(
+        f"{'dispatcher':<18}{'median s':>10}{'min-max s':>14}{'us/download':>13}"
+        f"{'vs threads':>12}{'vs pool':>9}"
+    )
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:<18}{median:>10.3f}{n / median:>14,.0f}{base / median:>11.2f}x")
+        spread = f"{min(values):.3f}-{max(values):.3f}"
+        print(
+            f"{name:<18}{median:>10.3f}{spread:>14}{median / n * 1e6:>13.1f}"
+            f"{threads / median:>11.2f}x{pool / median:>8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.actors.downloads.context import CancelToken, DownloadContext
 from regisseur.actors.downloads.errors import (
     DownloadFailure,
+    DownloadForgottenError,
     StaleClaimError,
     UnknownDownloadError,
     UnknownSourceError,
@@ -32,6 +33,7 @@ __all__ = [
     "DownloadContext",
     "DownloadError",
     "DownloadFailure",
+    "DownloadForgottenError",
     "DownloadInterrupted",
     "DownloadSettings",
     "DownloadSource",

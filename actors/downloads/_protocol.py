@@ -115,6 +115,13 @@ class Lookup:
 
 
 @dataclass(frozen=True, slots=True)
+class FinalState:
+    """Ask for the final state of a forgotten download (reply: state or None)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListRecords:
     """Ask for records by source and states (reply: a list, submit order)."""
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from regisseur.actors.errors import RegisseurError
 
-__all__ = ["DownloadFailure", "StaleClaimError", "UnknownDownloadError", "UnknownSourceError"]
+if TYPE_CHECKING:
+    from regisseur.messages.downloads import DownloadState
+
+__all__ = [
+    "DownloadFailure",
+    "DownloadForgottenError",
+    "StaleClaimError",
+    "UnknownDownloadError",
+    "UnknownSourceError",
+]
 
 
 class DownloadFailure(RegisseurError):
@@ -47,3 +58,20 @@ class UnknownDownloadError(RegisseurError, LookupError):
     def __init__(self, download_id: str) -> None:
         self.download_id = download_id
         super().__init__(f"unknown download id {download_id!r}")
+
+
+class DownloadForgottenError(RegisseurError, LookupError):
+    """A download that ended and whose record was dropped from memory.
+
+    Without a database only the ``history`` most recent terminal records
+    are kept; of older ones the keeper remembers only the final ``state``.
+    """
+
+    def __init__(self, download_id: str, state: DownloadState) -> None:
+        self.download_id = download_id
+        self.state = state
+        super().__init__(
+            f"download {download_id!r} ended ({state.value}) and its record was "
+            "dropped from memory: without a database only the most recent "
+            "DownloadSettings(history=...) records are kept"
+        )

@@ -24,7 +24,11 @@ import pykka
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.accepted import AcceptedSubmits
-from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from regisseur.actors.downloads.errors import (
+    DownloadForgottenError,
+    UnknownDownloadError,
+    UnknownSourceError,
+)
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.downloads.queue import QueueActor, worker_spec
 from regisseur.actors.downloads.source import DownloadSource, check_concurrency
@@ -339,7 +343,11 @@ class Downloads:
         return message.id
 
     def status(self, download_id: str) -> DownloadRecord | None:
-        """The download's current record, or ``None`` for an unknown id."""
+        """The download's current record, or ``None`` for an unknown id.
+
+        Also ``None`` (without a database) for a download that ended longer
+        ago than the ``history`` keeps records; ``wait`` tells it apart.
+        """
         _text(download_id, "download_id")
         record: DownloadRecord | None = self._ask(p.Lookup(download_id))
         return record
@@ -357,8 +365,10 @@ class Downloads:
     def wait(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
         """Block until the download has ended; return its final record.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no limit)
-        and ``UnknownDownloadError`` for an unknown id.
+        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no limit),
+        ``UnknownDownloadError`` for an id that never existed and, without a
+        database, ``DownloadForgottenError`` (with the final ``state``) for a
+        download that ended longer ago than the ``history`` keeps records.
         """
         _text(download_id, "download_id")
         if timeout is not None:
@@ -378,6 +388,9 @@ class Downloads:
         with self._system.events.subscribe(watch, DownloadStateChanged):
             record = self.status(download_id)
             if record is None:
+                forgotten: DownloadState | None = self._ask(p.FinalState(download_id))
+                if forgotten is not None:
+                    raise DownloadForgottenError(download_id, forgotten)
                 raise UnknownDownloadError(download_id)
             if record.terminal:
                 return record

@@ -16,7 +16,11 @@ coalesced: one write per record per ``flush_interval``.
 
 Memory: records that are not terminal stay in memory; of the terminal ones
 only the ``history`` most recent do. Older ones are read back from the
-database on demand (without a database they are gone).
+database on demand; without a database only their final state is kept
+(about a byte each, see ``_forgotten``), so ``wait`` can say how a
+forgotten download ended. Reads (``status``, ``list``) answer from memory
+for what memory holds and query the database (indexed by state and source)
+only for the rest: they never rewrite the live records.
 
 Ownership (fencing): every start of a download is a *claim* with an epoch
 that only grows per download (allocated here when the keeper hands the
@@ -54,6 +58,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
+from regisseur.actors.downloads._forgotten import ForgottenStates
 from regisseur.actors.downloads._owners import (
     OwnerLock,
     describe_owner,
@@ -117,6 +122,7 @@ class KeeperActor(Actor):
         self._persist = self.system.database is not None
         self._live: dict[str, DownloadRecord] = {}  # not terminal
         self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
+        self._forgotten = ForgottenStates()  # no database: final states trimmed from _done
         self._attached: set[str] = set()
         self._running: dict[str, str] = {}  # worker name -> download id
         self._runner: dict[str, str] = {}  # download id -> worker name (the same pairs)
@@ -362,6 +368,8 @@ class KeeperActor(Actor):
             return Outcome.of(lambda: self._cancel(message))
         if isinstance(message, p.Lookup):
             return Outcome.of(lambda: self._lookup(message.id))
+        if isinstance(message, p.FinalState):
+            return self._forgotten.get(message.id)
         if isinstance(message, p.ListRecords):
             return Outcome.of(lambda: self._list(message))
         if isinstance(message, p.AddSource):
@@ -541,7 +549,7 @@ class KeeperActor(Actor):
     def _cancel(self, message: DownloadCancelled) -> bool:
         record = self._live.get(message.id)
         if record is None:
-            if self._find(message.id) is None:
+            if self._find(message.id) is None and self._forgotten.get(message.id) is None:
                 raise UnknownDownloadError(message.id)
             return False  # already terminal: nothing to do
         ended = record.evolve(
@@ -567,6 +575,14 @@ class KeeperActor(Actor):
         return record
 
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
+        """The records asked for, answered without rewriting the live ones.
+
+        Runs after ``_request``'s commit: the database then has every
+        record's state and source (only coalesced progress may be older),
+        so an indexed query finds the right rows, in submit order, and
+        memory supplies the newer version of each row it holds. Records a
+        failed commit left unwritten (``_unsaved``) come from memory.
+        """
         wanted = set(message.states) if message.states is not None else None
 
         def keep(record: DownloadRecord) -> bool:
@@ -575,13 +591,25 @@ class KeeperActor(Actor):
             return wanted is None or record.state in wanted
 
         if not self._persist:
-            found = [r for r in (*self._done.values(), *self._live.values()) if keep(r)]
+            found = [r for r in self._done.values() if keep(r)]
+            if wanted is None or not all(state.terminal for state in wanted):
+                found.extend(r for r in self._live.values() if keep(r))  # every non-terminal one
             return sorted(found, key=lambda r: r.created_at)
-        self._dirty.update(self._live)
-        self._commit()
-        return self._read(
+        stored = self._read(
             lambda sql: store.read_records(sql, source=message.source, states=message.states)
         )
+        listed: list[DownloadRecord] = []
+        seen: set[str] = set()
+        for row in stored:
+            record = self._live.get(row.id) or self._done.get(row.id) or row
+            seen.add(row.id)
+            if record is row or keep(record):
+                listed.append(record)
+        for unsaved, _new in self._unsaved.values():
+            record = self._live.get(unsaved.id) or self._done.get(unsaved.id) or unsaved
+            if record.id not in seen and keep(record):
+                listed.append(record)
+        return listed
 
     # -- reports from workers ---------------------------------------------------------
     def _start(self, message: DownloadStarted) -> None:
@@ -768,7 +796,9 @@ class KeeperActor(Actor):
             oldest = next(iter(self._done))
             if self._persist and (oldest in self._staged or oldest in self._unsaved):
                 break  # until it is stored (trimmed again after the commit)
-            del self._done[oldest]
+            record = self._done.pop(oldest)
+            if not self._persist:
+                self._forgotten.add(oldest, record.state)
 
     def _stage(self, record: DownloadRecord, *, new: bool = False) -> None:
         """Write ``record`` as it is now at the next commit."""
