@@ -77,8 +77,10 @@ _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
-# The part's good length is recorded every _CHECKPOINT_BYTES, or every
-# _CHECKPOINT_SECONDS once _CHECKPOINT_MIN bytes came (a slow body).
+# The part's good length is recorded after the first chunk of a body, then
+# every _CHECKPOINT_BYTES, or every _CHECKPOINT_SECONDS once _CHECKPOINT_MIN
+# bytes came (a slow body). These are not fsynced (the length is checked
+# against the part's size at a resume); the complete one is, with ``fsync``.
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 _CHECKPOINT_MIN = 256 * 1024
 _CHECKPOINT_SECONDS = 5.0
@@ -191,6 +193,7 @@ class Fetch:
         self._file: io.BufferedWriter | None = None  # the part, while the body streams
         self._checkpointed = 0
         self._checkpoint_time = 0.0
+        self._first_checkpoint = False  # due after the first chunk of a body
 
     # -- the whole download ----------------------------------------------------
 
@@ -513,6 +516,7 @@ class Fetch:
         self.watch.watch(lambda: _abort(response), offset)
         self._checkpointed = offset
         self._checkpoint_time = ctx.now()
+        self._first_checkpoint = True
         try:
             with self.part.open(offset) as file:
                 self._file = file
@@ -758,15 +762,26 @@ class Fetch:
         ctx = self.ctx
         ctx.report(received, total)
         file = self._file
+        if file is None:
+            return
+        if self._first_checkpoint:
+            self._first_checkpoint = False
+            if total is None or received < total:  # else the complete one follows
+                self._checkpoint(file, received, ctx.now())
+            return
         due = received - self._checkpointed
-        if file is None or due < _CHECKPOINT_MIN:
+        if due < _CHECKPOINT_MIN:
             return
         now = ctx.now()
         if due >= _CHECKPOINT_BYTES or now - self._checkpoint_time >= _CHECKPOINT_SECONDS:
-            self._checkpointed = received
-            self._checkpoint_time = now
-            ctx.ensure_owner()
-            self.part.checkpoint(file, self.validators, sync=self.source.fsync)
+            self._checkpoint(file, received, now)
+
+    def _checkpoint(self, file: io.BufferedWriter, received: int, now: float) -> None:
+        """Check ownership, then record how much of the part is good."""
+        self._checkpointed = received
+        self._checkpoint_time = now
+        self.ctx.ensure_owner()
+        self.part.checkpoint(file, self.validators, sync=False)
 
     def _hasher(self, offset: int) -> hashlib._Hash | None:
         if self.expected_sha256 is None:

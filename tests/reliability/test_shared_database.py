@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CHILD = Path(__file__).with_name("app_child.py")
 MIB = 1024 * 1024
 SIZE = 8 * MIB
-HELD_AFTER = 5 * MIB  # past the first checkpoint of the part (every 4 MiB)
+HELD_AFTER = 5 * MIB  # past the first checkpoints of the part
 
 
 @pytest.fixture
