@@ -250,8 +250,29 @@ class KeeperActor(Actor):
     def on_stop(self) -> None:
         if self._subscription is not None:
             self._subscription.cancel()
+        self._store_accepted_on_stop()
         self._dirty.update(self._live)
         self._commit()
+
+    def _store_accepted_on_stop(self) -> None:
+        """Store the submits still waiting in the mailbox as Initializing records.
+
+        A stop overtakes the user messages queued before it, so submits that
+        ``submit()`` already answered would die with the mailbox; stored
+        now, the next start of a system on this database runs them. Without
+        a database there is nothing to keep them in (they end with the system).
+        """
+        if not self._persist:
+            return
+        for message in self._accepted.pending():
+            if message.id in self._live or message.id in self._done:
+                continue
+            if message.source not in self._sources:
+                continue  # its source went away: the next start reports it
+            record = self._submitted(message)
+            if record is not None:
+                self._live[record.id] = record
+                self._stage(record, new=True)
 
     def health(self) -> dict[str, Any]:
         database_error = self._check_database()

@@ -234,7 +234,11 @@ def _execute_many(
         if built.positiontup is None:  # a named paramstyle: no tuples to build
             session.execute(statement, rows)
             return
-        compiled = (built.string, tuple(built.positiontup))
+        names = tuple(built.positiontup)
+        if not set(names) <= set(columns):  # a column default to fill in: SQLAlchemy does it
+            session.execute(statement, rows)
+            return
+        compiled = (built.string, names)
         _COMPILED[key] = compiled
     sql, names = compiled
     session.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
@@ -263,7 +267,10 @@ def insert_many(
         _execute_many(
             session,
             _INSERT,
-            [{"id": r.id, "seq": seq, "owner": owner, **record_values(r)} for r, seq in rows],
+            [
+                {"id": r.id, "seq": seq, "owner": owner, "claim": 0, **record_values(r)}
+                for r, seq in rows
+            ],
         )
 
 

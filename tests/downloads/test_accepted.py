@@ -142,3 +142,21 @@ def test_a_download_the_keeper_had_already_stored_is_not_queued_twice(
     states = {r.id: r.state for r in system.downloads.list()}
     if database_url is not None:
         assert states == {done: DownloadState.SUCCEEDED, lost: DownloadState.SUCCEEDED}
+
+
+def test_submits_waiting_in_the_mailbox_when_the_system_stops_run_at_the_next_start(
+    system_factory, tmp_path
+) -> None:
+    """A stop overtakes the keeper's queued submits; they are stored, not dropped."""
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    system = system_factory(download_sources=[DownloadSource("s", quick)], database_url=url)
+    FaultInjector(system).hang(KEEPER, 3600.0, message_type=DownloadQueued)
+    ids = [system.downloads.submit("s", "t", f"f{i}") for i in range(5)]
+    _wait_until(lambda: system.downloads._accepted.pending() != (), "a submit in the journal")
+    system.stop()  # the keeper is held in the first submit; the other four wait in its mailbox
+
+    again = system_factory(download_sources=[DownloadSource("s", quick)], database_url=url)
+    for download in ids:
+        record = again.downloads.wait(download, WAIT)
+        assert record.state is SUCCEEDED, (download, record)
+    assert sorted(r.id for r in again.downloads.list()) == sorted(ids)
