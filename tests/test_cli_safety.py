@@ -157,7 +157,8 @@ def test_max_size_stops_an_endless_body(server: RawServer, tmp_path: Path) -> No
     result = run("download", url, "-o", str(out), "--plain", "--max-size", "1M")
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"FAILED {url}: body larger than max_bytes=1048576: {url}" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [DB_NAME]
+    # Nothing of the body is kept: only the records and the owners' lock folder.
+    assert sorted(p.name for p in out.iterdir()) == [DB_NAME, f"{DB_NAME}-owners"]
 
 
 def test_speed_limit_fails_a_dribbling_server(server: RawServer, tmp_path: Path) -> None:

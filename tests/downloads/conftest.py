@@ -390,7 +390,7 @@ class Harness:
             token=token or CancelToken(),
             timers=self.timers,
             send=self._send,
-            log=get_logger("actors.downloads.test").bind(download=download_id),
+            log=get_logger("regisseur.downloads.test").bind(download=download_id),
             claim=1,
             check_owner=check_owner,
         )
