@@ -799,8 +799,10 @@ class ActorSystem:
             infos: list[ChildInfo] = supervisor.ref.ask(
                 Inspect(), block=True, timeout=_HEALTH_TIMEOUT
             )
-        except (pykka.Timeout, pykka.ActorDeadError):
-            return ()
+        except pykka.Timeout:
+            return (_unresponsive(supervisor.name),)
+        except pykka.ActorDeadError:
+            return (HealthReport(name=supervisor.name, status="stopped", healthy=False),)
         futures = {}
         busy: dict[str, Any] = {}
         for info in infos:
@@ -912,6 +914,16 @@ def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
         msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
         raise ValueError(msg)
     return found
+
+
+def _unresponsive(name: str) -> HealthReport:
+    """The report of a supervisor that did not answer within the health timeout."""
+    return HealthReport(
+        name=name,
+        status="unresponsive",
+        healthy=False,
+        details=f"no answer within {_HEALTH_TIMEOUT:g}s",
+    )
 
 
 def _busy_health(cell: Cell) -> Any:
