@@ -22,6 +22,15 @@ from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
 from regisseur.actors._cell import Cell, CellState, Parent
+from regisseur.actors._kernel import (
+    JOURNAL,
+    KERNEL,
+    NODE_ACTOR,
+    is_kernel_child,
+    kernel_reports,
+    kernel_spec,
+    public_startup_error,
+)
 from regisseur.actors._protocol import (
     ChildExited,
     ChildFailure,
@@ -44,10 +53,8 @@ from regisseur.actors.errors import (
     describe_error,
 )
 from regisseur.actors.events import EventBus, _BusActor
-from regisseur.actors.journal import JournalActor
-from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
 from regisseur.actors.log import get_logger, redact_text, safe_repr
-from regisseur.messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
+from regisseur.messages import DeadLetter, HealthReport, SystemFailed
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import AutoShutdown, Strategy
 from regisseur.supervision.errors import StartupError
@@ -66,7 +73,6 @@ from regisseur.supervision.supervisor import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import TracebackType
 
     from sqlalchemy.engine import Connection
@@ -175,8 +181,9 @@ class ActorSystem:
             if single_instance
             else None
         )
-        self._lease_cell: Cell | None = None
-        self._node_cell: Cell | None = None
+        self._cluster_settings = cluster_settings
+        # The system supervisor of the infrastructure (see actors._kernel).
+        self._kernel: Cell | None = None
         # How this node's own download notices start (the listener skips them).
         self._own_notice_prefix = ""
         self.cluster: Cluster | None = None
@@ -186,7 +193,6 @@ class ActorSystem:
             from regisseur.actors.downloads.cluster_store import change_notice_prefix
 
             self._own_notice_prefix = change_notice_prefix(cluster_settings.node_id)
-        self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
         self._lock = threading.RLock()
@@ -227,13 +233,7 @@ class ActorSystem:
             self._state = "starting"
         self.timers.start()
         self._start_cell(self._bus_cell)
-        self._start_stage("database", self._open_database)
-        if self._lease_name is not None:
-            self._start_stage("single-instance guard", self._take_lease)
-        if self.cluster is not None:
-            self._start_stage("cluster node", self._join_cluster)
-        if self.database is not None:
-            self._start_stage("event journal", self._open_journal)
+        self._start_kernel()
         root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
         self._root = root
         try:
@@ -250,50 +250,36 @@ class ActorSystem:
         self.log.info("system_started", children=len(self.root_spec.children))
         return self
 
-    def _start_stage(self, stage: str, opener: Callable[[], None]) -> None:
-        """Run a system stage before the children; on failure stop and raise."""
+    def _start_kernel(self) -> None:
+        """Start the infrastructure's supervisor; on failure stop and raise."""
+        spec = kernel_spec(
+            system_name=self.name,
+            database=self.database,
+            lease_name=self._lease_name,
+            lease_ttl=self.lease_ttl,
+            cluster=self._cluster_settings,
+            node_args=lambda: (
+                self._cluster_settings,
+                self.downloads._local_sources,
+                self._cluster_note,
+            ),
+        )
+        if spec is None:
+            return
+        self._kernel = cell_for_supervisor(self, KERNEL, spec, self._guardian)
         try:
-            opener()
-        except Exception as exc:
-            text = describe_error(exc)
-            self.events.publish(StartupFailed(stage, text, ()))
-            self.log.error("startup_failed", child=stage, error=text)
+            self._start_cell(self._kernel)
+        except StartupError as exc:
             self._shutdown()
-            raise StartupError(stage, exc) from exc
-
-    def _open_database(self) -> None:
-        if self.database is not None:
-            self.database.open()
-            self.log.info("database_opened", url=self.database.url)
-
-    def _take_lease(self) -> None:
-        assert self.database is not None and self._lease_name is not None
-        lease = InstanceLease(
-            self.database, self._lease_name, make_holder_id(self.name), self.lease_ttl
-        )
-        cell = Cell(self, "regisseur.lease", LeaseActor, lambda: LeaseActor(lease), self._guardian)
-        self._lease_cell = cell
-        self._start_cell(cell)
-
-    def _join_cluster(self) -> None:
-        from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor
-
-        assert self.cluster is not None
-        settings = self.cluster.settings
-        cell = Cell(
-            self,
-            NODE_ACTOR,
-            NodeActor,
-            lambda: NodeActor(settings, self.downloads._local_sources, self._cluster_note),
-            self._guardian,
-        )
-        self._node_cell = cell
-        self._start_cell(cell)
+            raise public_startup_error(exc) from exc.__cause__
+        except Exception as exc:
+            self._shutdown()
+            raise StartupError(KERNEL, exc) from exc
 
     def _publish_sources(self) -> None:
         """Cluster mode: let the other nodes know this node's sources now."""
-        cell = self._node_cell
-        if cell is not None and not cell.stopped.is_set():
+        cell = self._find(NODE_ACTOR)
+        if cell is not None:
             from regisseur.actors.cluster.node import PublishSources
 
             cell.ref.ask(PublishSources(), timeout=_NODE_TIMEOUT)
@@ -314,11 +300,6 @@ class ActorSystem:
         keeper = self._find(DOWNLOAD_KEEPER)
         if keeper is not None:
             keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
-
-    def _open_journal(self) -> None:
-        cell = Cell(self, "regisseur.journal", JournalActor, JournalActor, self._guardian)
-        self._journal_cell = cell
-        self._start_cell(cell)
 
     def _start_cell(self, cell: Cell) -> None:
         cell.mailbox.on_sleep = self._activity.set
@@ -346,14 +327,12 @@ class ActorSystem:
         root = self._root
         if root is not None and root.state is not CellState.STOPPED:
             self._final_stop(root)
-        if self._node_cell is not None:
-            self._final_stop(self._node_cell)
-        if self._lease_cell is not None:
-            self._final_stop(self._lease_cell)
-        if self._journal_cell is not None:
-            # Let the bus hand the shutdown's events to the journal first.
-            self._wait_idle([self._bus_cell, self._journal_cell], _DRAIN_TIMEOUT)
-            self._final_stop(self._journal_cell)
+        if self._kernel is not None:
+            journal = self._find(JOURNAL)
+            if journal is not None:
+                # Let the bus hand the shutdown's events to the journal first.
+                self._wait_idle([self._bus_cell, journal], _DRAIN_TIMEOUT)
+            self._final_stop(self._kernel)
         if self.database is not None:
             self.database.close()
         # A stop overtakes queued messages: deliver the last events first.
@@ -440,7 +419,7 @@ class ActorSystem:
     def names(self) -> list[str]:
         """Names of the actors currently registered (running or restarting)."""
         with self._lock:
-            return sorted(self._cells)
+            return sorted(n for n in self._cells if not is_kernel_child(n))
 
     # -- messaging -----------------------------------------------------------
     @overload
@@ -676,7 +655,7 @@ class ActorSystem:
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell, self._root, self._lease_cell, self._node_cell, self._journal_cell]
+        extra = [self._bus_cell, self._kernel, self._root]
         return [c for c in extra if c is not None] + cells
 
     # -- database and resources ------------------------------------------------
@@ -750,49 +729,18 @@ class ActorSystem:
         )
 
     def _system_reports(self) -> tuple[HealthReport, ...]:
-        reports = []
-        if self.database is not None:
-            ok = self.database.check()
-            reports.append(
-                HealthReport(
-                    name="database",
-                    status="running" if ok else "failed",
-                    healthy=ok,
-                    details={"url": self.database.url},
-                )
-            )
-        if self._lease_cell is not None and self._lease_cell.instance is not None:
-            lease = self._lease_cell.instance
-            assert isinstance(lease, LeaseActor)
-            reports.append(
-                HealthReport(
-                    name="single-instance guard",
-                    status="running" if not lease.lost else "failed",
-                    healthy=not lease.lost,
-                    details={"holder": lease.lease.holder},
-                )
-            )
-        node = self._node_cell.instance if self._node_cell is not None else None
-        if node is not None:
-            from regisseur.actors.cluster.node import NodeActor
-
-            assert isinstance(node, NodeActor)
-            details = node.health()
-            try:
-                assert self.cluster is not None
-                details["nodes"] = [n.node_id for n in self.cluster.nodes()]
-            except Exception as exc:  # noqa: BLE001 - the database may be down
-                details["nodes"] = f"unavailable: {describe_error(exc)}"
-                details["healthy"] = False
-            reports.append(
-                HealthReport(
-                    name=f"cluster node {node.node_id}",
-                    status="running" if details["healthy"] else "failed",
-                    healthy=bool(details["healthy"]),
-                    details=details,
-                )
-            )
-        return tuple(reports)
+        """The reports of the kernel's children: database, guard, node, journal."""
+        kernel = self._kernel
+        if kernel is None:
+            return ()
+        if kernel.stopped.is_set():
+            return (HealthReport(name=KERNEL, status="stopped", healthy=False),)
+        cluster = self.cluster
+        return kernel_reports(
+            self._health_children(kernel),
+            cluster.node_id if cluster is not None else None,
+            cluster.nodes if cluster is not None else list,
+        )
 
     def _health_children(self, supervisor: Cell) -> tuple[HealthReport, ...]:
         try:
@@ -955,7 +903,7 @@ def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
 
 
 class _Guardian:
-    """Parent of the root supervisor and the event bus."""
+    """Parent of the kernel (the infrastructure's supervisor), the root supervisor and the bus."""
 
     def __init__(self, system: ActorSystem) -> None:
         self._system = system
@@ -968,6 +916,10 @@ class _Guardian:
                 system._root_exited()
             elif cell is system._root and isinstance(notice, ChildFailure):
                 system._root_failed(notice.error)
+            elif cell is system._kernel:
+                # The kernel gave up (restart intensity): the system fails.
+                error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
+                system._root_failed(f"system supervisor failed: {error}")
             elif cell is system._bus_cell and isinstance(notice, ChildFailure):
                 system.log.error("event_bus_failed", error=notice.error)
                 if cell.state is CellState.DEAD:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from regisseur.actors import Actor, ActorSystem, ManualClock
-from regisseur.supervision import ChildSpec
+from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting
+from regisseur.supervision import ChildSpec, StartupError
+from regisseur.supervision.testing import FaultInjector, Probe
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class Echo(Actor):
+    def on_receive(self, message: Any) -> Any:
+        return message
 
 
 class Gate(Actor):
@@ -42,4 +54,42 @@ def test_a_root_supervisor_that_does_not_answer_is_reported_unhealthy() -> None:
         finally:
             release.set()
             spawner.join(10)
+        assert system.healthy
+
+
+def _guard(system: ActorSystem) -> Any:
+    report = system.health().find("single-instance guard")
+    assert report is not None
+    return report
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_lease_renewal_is_restarted_with_backoff_and_reported(tmp_path: Path) -> None:
+    clock = ManualClock()
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    options: dict[str, Any] = {"database_url": url, "single_instance": True, "name": "app"}
+    with ActorSystem([ChildSpec("e", Echo)], clock=clock, lease_ttl=30, **options) as system:
+        probe = Probe(system, ChildFailed, ChildRestarting, ChildRestarted)
+        down = OperationalError("UPDATE regisseur_instance_lease", {}, Exception("db down"))
+        FaultInjector(system).crash("regisseur.lease", exc=down)
+        clock.advance(10)  # the renewal tick (a third of lease_ttl) fails
+        probe.expect(ChildFailed, name="regisseur.lease")
+        probe.expect(ChildRestarting, name="regisseur.lease", delay=1.0)
+        guard = _guard(system)
+        assert guard.status == "restarting"
+        assert not guard.healthy
+        assert guard.last_error is not None and "db down" in guard.last_error
+        assert not system.healthy
+        assert system.ask("e", "still here") == "still here"
+        # The failed incarnation kept its row: another instance is still refused.
+        other = ActorSystem(clock=ManualClock(), **options)
+        with pytest.raises(StartupError, match="single-instance guard"):
+            other.start()
+
+        clock.advance(1.0)  # the backoff: the guard takes its own lease again
+        probe.expect(ChildRestarted, name="regisseur.lease")
+        assert _guard(system).healthy
+        assert system.healthy
+        clock.advance(10)  # and renews it as before
+        probe.expect_no(ChildFailed, within=0.1)
         assert system.healthy

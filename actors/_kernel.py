@@ -1,0 +1,201 @@
+"""The kernel: the system's own infrastructure as an ordinary supervisor.
+
+The database, the single-instance guard (lease), the cluster node and the
+event journal run as children of one system supervisor, the *kernel*, with
+``depends_on`` between them. Start order, rollback of a failed start,
+restarts with backoff, restart intensity and the health tree then cover
+them exactly as they cover the user's actors:
+
+* ``regisseur.database``: opens the engine on start (a start failure is the
+  system's ``StartupError`` naming ``database``), reports a trivial query in
+  its health, disposes of the engine on the final stop;
+* ``regisseur.lease`` (``single_instance``): takes the lease on start,
+  renews it; a renewal that fails (the database is down) is a failure like
+  any other: restarted with backoff, keeping its row, until the database
+  answers again. Lost to another holder: stopped for good (``ChildGaveUp``);
+* ``regisseur.node`` (cluster mode): this node's membership;
+* ``regisseur.journal``: supervision events kept in the database.
+
+Threads: the functions here run on the thread that starts the system or
+asks for its health; the actors on their own threads.
+
+Failures: more than :data:`MAX_RESTARTS` restarts within :data:`WITHIN`
+seconds fail the kernel, which fails the system (as a root failure does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from regisseur.actors.actor import Actor
+from regisseur.actors.journal import JournalActor
+from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.directive import Directive
+from regisseur.supervision.errors import StartupError
+from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from regisseur.actors.cluster.settings import ClusterSettings
+    from regisseur.actors.database import Database
+    from regisseur.messages import HealthReport
+
+__all__ = [
+    "DATABASE",
+    "JOURNAL",
+    "KERNEL",
+    "LEASE",
+    "NODE_ACTOR",
+    "DatabaseActor",
+    "is_kernel_child",
+    "kernel_reports",
+    "kernel_spec",
+    "public_startup_error",
+]
+
+KERNEL = "regisseur.kernel"
+DATABASE = "regisseur.database"
+LEASE = "regisseur.lease"
+JOURNAL = "regisseur.journal"
+NODE_ACTOR = "regisseur.node"  # cluster.node.NODE_ACTOR (that module loads in cluster mode only)
+
+#: Restart intensity of the kernel: a database outage restarts the lease
+#: about once per backoff maximum; only a tight loop exhausts this.
+MAX_RESTARTS = 20
+WITHIN = 60.0
+#: Backoff of the infrastructure children (the lease caps it at a third of
+#: its time to live, so a renewal is tried before the lease can expire).
+BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=15.0)
+
+#: The names users see for the kernel's children (health, ``StartupError``).
+_PUBLIC = {
+    DATABASE: "database",
+    LEASE: "single-instance guard",
+    NODE_ACTOR: "cluster node",
+    JOURNAL: "event journal",
+}
+
+
+class DatabaseActor(Actor):
+    """Owns the system's engine: opened on start, disposed of on the final stop."""
+
+    logger_name = "regisseur.actors.database"
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        self.database = database
+
+    def on_start(self) -> None:
+        self.database.open()
+        self.log.info("database_opened", url=self.database.url)
+
+    def health(self) -> dict[str, Any]:
+        """Whether a trivial query works now (runs on this actor's thread)."""
+        return {"healthy": self.database.check(), "url": self.database.url}
+
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        super()._end_incarnation(run_hooks=run_hooks, final=final)
+        if final:
+            self.database.close()
+
+
+def _decide(exc: Exception) -> Directive | None:
+    """Another live holder of the lease or node id: no restart will help."""
+    if isinstance(exc, InstanceHeldError) or type(exc).__name__ == "NodeIdInUseError":
+        return Directive.STOP
+    return None
+
+
+def kernel_spec(
+    *,
+    system_name: str,
+    database: Database | None,
+    lease_name: str | None,
+    lease_ttl: float,
+    cluster: ClusterSettings | None,
+    node_args: Callable[[], tuple[Any, ...]],
+) -> Supervisor | None:
+    """The kernel's spec for this system's options; None if it needs none."""
+    if database is None:
+        return None
+    children = [ChildSpec(DATABASE, DatabaseActor, args=(database,), backoff=BACKOFF)]
+    after = (DATABASE,)
+    if lease_name is not None:
+        lease = InstanceLease(database, lease_name, make_holder_id(system_name), lease_ttl)
+        most = min(BACKOFF.maximum, lease_ttl / 3)
+        backoff = Backoff(initial=min(BACKOFF.initial, most), multiplier=2.0, maximum=most)
+        children.append(
+            ChildSpec(LEASE, LeaseActor, args=(lease,), depends_on=after, backoff=backoff)
+        )
+        after = (LEASE,)
+    if cluster is not None:
+        from regisseur.actors.cluster.node import NODE_ACTOR as NODE
+        from regisseur.actors.cluster.node import NodeActor
+
+        assert NODE == NODE_ACTOR
+        children.append(
+            ChildSpec(NODE_ACTOR, NodeActor, args=node_args(), depends_on=after, backoff=BACKOFF)
+        )
+        after = (NODE_ACTOR,)
+    children.append(ChildSpec(JOURNAL, JournalActor, depends_on=after, backoff=BACKOFF))
+    return Supervisor(children, max_restarts=MAX_RESTARTS, within=WITHIN, decider=_decide)
+
+
+def public_startup_error(error: StartupError) -> StartupError:
+    """``error`` naming a kernel child as users know it (``database``, ...)."""
+    public = _PUBLIC.get(error.child)
+    if public is None:
+        return error
+    renamed = StartupError(public, error.cause, error.rolled_back)
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
+def is_kernel_child(name: str) -> bool:
+    """True for the names of the kernel's own children."""
+    return name in _PUBLIC
+
+
+def kernel_reports(
+    reports: tuple[HealthReport, ...], node_id: str | None, nodes: Callable[[], Any]
+) -> tuple[HealthReport, ...]:
+    """The kernel children's reports under their public names.
+
+    The cluster node's report is named ``cluster node <id>`` and lists the
+    live nodes (``nodes()``; an error there makes it unhealthy).
+    """
+    out = []
+    for report in reports:
+        public = _PUBLIC.get(report.name, report.name)
+        shown = report
+        if report.name == NODE_ACTOR:
+            public = f"cluster node {node_id}"
+            shown = _with_nodes(report, nodes)
+        out.append(_renamed(shown, public))
+    return tuple(out)
+
+
+def _with_nodes(report: HealthReport, nodes: Callable[[], Any]) -> HealthReport:
+    details = dict(report.details) if isinstance(report.details, dict) else {}
+    healthy = report.healthy
+    try:
+        details["nodes"] = [n.node_id for n in nodes()]
+    except Exception as exc:  # noqa: BLE001 - the database may be down
+        from regisseur.actors.errors import describe_error
+
+        details["nodes"] = f"unavailable: {describe_error(exc)}"
+        details["healthy"] = healthy = False
+    return _replace(report, details=details, healthy=healthy)
+
+
+def _renamed(report: HealthReport, name: str) -> HealthReport:
+    return _replace(report, name=name)
+
+
+def _replace(report: HealthReport, **changes: Any) -> HealthReport:
+    import dataclasses
+
+    return dataclasses.replace(report, **changes)
