@@ -14,7 +14,10 @@ them exactly as they cover the user's actors:
   any other: restarted with backoff, keeping its row, until the database
   answers again. Lost to another holder: stopped for good (``ChildGaveUp``);
 * ``regisseur.node`` (cluster mode): this node's membership;
-* ``regisseur.journal``: supervision events kept in the database.
+* ``regisseur.journal``: supervision events kept in the database;
+* ``root``: the user's root supervisor, started last. It is never
+  restarted: its failure fails the system, its exit (``auto_shutdown``)
+  ends the system's work (see :class:`KernelActor`).
 
 Threads: the functions here run on the thread that starts the system or
 asks for its health; the actors on their own threads.
@@ -34,11 +37,13 @@ from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import Directive
 from regisseur.supervision.errors import StartupError
 from regisseur.supervision.spec import ChildSpec
-from regisseur.supervision.supervisor import Supervisor
+from regisseur.supervision.supervisor import Supervisor, SupervisorActor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from regisseur.actors._cell import Cell
+    from regisseur.actors._protocol import ChildExited, ChildFailure
     from regisseur.actors.cluster.settings import ClusterSettings
     from regisseur.actors.database import Database
     from regisseur.messages import HealthReport
@@ -49,7 +54,9 @@ __all__ = [
     "KERNEL",
     "LEASE",
     "NODE_ACTOR",
+    "ROOT",
     "DatabaseActor",
+    "KernelActor",
     "is_kernel_child",
     "kernel_reports",
     "kernel_spec",
@@ -57,6 +64,7 @@ __all__ = [
 ]
 
 KERNEL = "regisseur.kernel"
+ROOT = "root"
 DATABASE = "regisseur.database"
 LEASE = "regisseur.lease"
 JOURNAL = "regisseur.journal"
@@ -69,6 +77,7 @@ WITHIN = 60.0
 #: Backoff of the infrastructure children (the lease caps it at a third of
 #: its time to live, so a renewal is tried before the lease can expire).
 BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=15.0)
+_NO_LIMIT = 365 * 86400.0
 
 #: The names users see for the kernel's children (health, ``StartupError``).
 _PUBLIC = {
@@ -102,6 +111,33 @@ class DatabaseActor(Actor):
             self.database.close()
 
 
+class KernelActor(SupervisorActor):
+    """The system supervisor: an ordinary supervisor, but for the user's root.
+
+    The root's failure (its restart intensity exceeded) fails the system and
+    its exit ends the system's work, as the root of a tree does; the system
+    hears of both here. Runs on the kernel's thread.
+    """
+
+    def _cell_for(self, child: Any) -> Cell:
+        cell = super()._cell_for(child)
+        if child.spec.name == ROOT:
+            self.system._root = cell
+        return cell
+
+    def _on_failure_notice(self, notice: ChildFailure) -> None:
+        if notice.cell is self.system._root:
+            self.system._root_failed(notice.error)
+            return
+        super()._on_failure_notice(notice)
+
+    def _on_exit(self, notice: ChildExited) -> None:
+        if notice.cell is self.system._root:
+            self.system._root_exited()
+            return
+        super()._on_exit(notice)
+
+
 def _decide(exc: Exception) -> Directive | None:
     """Another live holder of the lease or node id: no restart will help."""
     if isinstance(exc, InstanceHeldError) or type(exc).__name__ == "NodeIdInUseError":
@@ -110,6 +146,7 @@ def _decide(exc: Exception) -> Directive | None:
 
 
 def kernel_spec(
+    root: Supervisor,
     *,
     system_name: str,
     database: Database | None,
@@ -117,10 +154,25 @@ def kernel_spec(
     lease_ttl: float,
     cluster: ClusterSettings | None,
     node_args: Callable[[], tuple[Any, ...]],
-) -> Supervisor | None:
-    """The kernel's spec for this system's options; None if it needs none."""
+) -> Supervisor:
+    """The kernel's spec: the infrastructure for these options, then ``root``."""
+    children = _infrastructure(system_name, database, lease_name, lease_ttl, cluster, node_args)
+    after = (children[-1].name,) if children else ()
+    # The root is bounded by its own children's start timeouts.
+    children.append(ChildSpec(ROOT, root, depends_on=after, start_timeout=_NO_LIMIT))
+    return Supervisor(children, max_restarts=MAX_RESTARTS, within=WITHIN, decider=_decide)
+
+
+def _infrastructure(  # noqa: PLR0917 - kernel_spec's own keywords, passed on
+    system_name: str,
+    database: Database | None,
+    lease_name: str | None,
+    lease_ttl: float,
+    cluster: ClusterSettings | None,
+    node_args: Callable[[], tuple[Any, ...]],
+) -> list[ChildSpec]:
     if database is None:
-        return None
+        return []
     children = [ChildSpec(DATABASE, DatabaseActor, args=(database,), backoff=BACKOFF)]
     after = (DATABASE,)
     if lease_name is not None:
@@ -141,22 +193,22 @@ def kernel_spec(
         )
         after = (NODE_ACTOR,)
     children.append(ChildSpec(JOURNAL, JournalActor, depends_on=after, backoff=BACKOFF))
-    return Supervisor(children, max_restarts=MAX_RESTARTS, within=WITHIN, decider=_decide)
+    return children
 
 
 def public_startup_error(error: StartupError) -> StartupError:
     """``error`` naming a kernel child as users know it (``database``, ...)."""
-    public = _PUBLIC.get(error.child)
-    if public is None:
-        return error
-    renamed = StartupError(public, error.cause, error.rolled_back)
-    renamed.__cause__ = error.__cause__
+    public = _PUBLIC.get(error.child, error.child)
+    rolled = tuple(n for n in error.rolled_back if not is_kernel_child(n))
+    renamed = StartupError(public, error.cause, rolled)
+    cause = error.cause if isinstance(error.cause, BaseException) else error.__cause__
+    renamed.__cause__ = cause
     return renamed
 
 
 def is_kernel_child(name: str) -> bool:
-    """True for the names of the kernel's own children."""
-    return name in _PUBLIC
+    """True for the names of the kernel's own children (the root among them)."""
+    return name in _PUBLIC or name == ROOT
 
 
 def kernel_reports(

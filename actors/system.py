@@ -26,6 +26,8 @@ from regisseur.actors._kernel import (
     JOURNAL,
     KERNEL,
     NODE_ACTOR,
+    ROOT,
+    KernelActor,
     is_kernel_child,
     kernel_reports,
     kernel_spec,
@@ -85,7 +87,6 @@ __all__ = ["ActorSystem"]
 A = TypeVar("A", bound=pykka.Actor)
 P = TypeVar("P", bound="pykka.ActorProxy[Any]")
 
-ROOT = "root"
 _HEALTH_TIMEOUT = 1.0
 _DRAIN_TIMEOUT = 1.0
 _NODE_TIMEOUT = 10.0
@@ -168,6 +169,10 @@ class ActorSystem:
         if duplicates:
             msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
             raise ValueError(msg)
+        reserved = sorted({n for n in names if is_kernel_child(n)})
+        if reserved:
+            msg = f"child name(s) {', '.join(map(repr, reserved))} are the system's own actors"
+            raise ValueError(msg)
         self.database = Database(database_url) if database_url is not None else None
         if not isinstance(single_instance, (bool, str)):
             msg = f"single_instance must be a bool or a lease name, got {single_instance!r}"
@@ -234,16 +239,6 @@ class ActorSystem:
         self.timers.start()
         self._start_cell(self._bus_cell)
         self._start_kernel()
-        root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
-        self._root = root
-        try:
-            self._start_cell(root)
-        except StartupError:
-            self._shutdown()
-            raise
-        except Exception as exc:
-            self._shutdown()
-            raise StartupError(ROOT, exc) from exc
         with self._lock:
             if self._state == "starting":
                 self._state = "running"
@@ -251,8 +246,9 @@ class ActorSystem:
         return self
 
     def _start_kernel(self) -> None:
-        """Start the infrastructure's supervisor; on failure stop and raise."""
+        """Start the system supervisor: infrastructure, then the root (rolled back on failure)."""
         spec = kernel_spec(
+            self.root_spec,
             system_name=self.name,
             database=self.database,
             lease_name=self._lease_name,
@@ -264,14 +260,13 @@ class ActorSystem:
                 self._cluster_note,
             ),
         )
-        if spec is None:
-            return
-        self._kernel = cell_for_supervisor(self, KERNEL, spec, self._guardian)
+        self._kernel = cell_for_supervisor(self, KERNEL, spec, self._guardian, KernelActor)
         try:
             self._start_cell(self._kernel)
         except StartupError as exc:
             self._shutdown()
-            raise public_startup_error(exc) from exc.__cause__
+            public = public_startup_error(exc)
+            raise public from public.__cause__
         except Exception as exc:
             self._shutdown()
             raise StartupError(KERNEL, exc) from exc
@@ -655,7 +650,7 @@ class ActorSystem:
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell, self._kernel, self._root]
+        extra = [self._bus_cell, self._kernel]
         return [c for c in extra if c is not None] + cells
 
     # -- database and resources ------------------------------------------------
@@ -720,7 +715,7 @@ class ActorSystem:
                 healthy=False,
                 last_error=self._failure,
             )
-        children = self._system_reports() + self._health_children(root)
+        children = self._system_reports() + self._health_children(root, ROOT)
         return HealthReport(
             name=ROOT,
             status="running",
@@ -737,20 +732,24 @@ class ActorSystem:
             return (HealthReport(name=KERNEL, status="stopped", healthy=False),)
         cluster = self.cluster
         return kernel_reports(
-            self._health_children(kernel),
+            self._health_children(kernel, KERNEL, skip=ROOT),
             cluster.node_id if cluster is not None else None,
             cluster.nodes if cluster is not None else list,
         )
 
-    def _health_children(self, supervisor: Cell) -> tuple[HealthReport, ...]:
+    def _health_children(
+        self, supervisor: Cell, shown: str, *, skip: str | None = None
+    ) -> tuple[HealthReport, ...]:
+        """Reports of ``supervisor``'s children (``shown``: its name in them), not ``skip``."""
         try:
             infos: list[ChildInfo] = supervisor.ref.ask(
                 Inspect(), block=True, timeout=_HEALTH_TIMEOUT
             )
         except pykka.Timeout:
-            return (_unresponsive(supervisor.name),)
+            return (_unresponsive(shown),)
         except pykka.ActorDeadError:
-            return (HealthReport(name=supervisor.name, status="stopped", healthy=False),)
+            return (HealthReport(name=shown, status="stopped", healthy=False),)
+        infos = [i for i in infos if i.name != skip]
         futures = {}
         busy: dict[str, Any] = {}
         for info in infos:
@@ -784,7 +783,7 @@ class ActorSystem:
                         healthy = healthy and bool(details.get("healthy", True))
             nested: tuple[HealthReport, ...] = ()
             if info.is_supervisor and info.cell is not None and healthy:
-                nested = self._health_children(info.cell)
+                nested = self._health_children(info.cell, info.name)
                 healthy = healthy and all(n.healthy for n in nested)
             status = info.status.value
             if healthy and hasattr(details, "get") and details.get("paused"):
@@ -903,7 +902,7 @@ def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
 
 
 class _Guardian:
-    """Parent of the kernel (the infrastructure's supervisor), the root supervisor and the bus."""
+    """Parent of the kernel (the system supervisor) and of the event bus."""
 
     def __init__(self, system: ActorSystem) -> None:
         self._system = system
@@ -912,11 +911,7 @@ class _Guardian:
         system = self._system
         if isinstance(notice, (ChildFailure, ChildExited)):
             cell = notice.cell
-            if cell is system._root and isinstance(notice, ChildExited):
-                system._root_exited()
-            elif cell is system._root and isinstance(notice, ChildFailure):
-                system._root_failed(notice.error)
-            elif cell is system._kernel:
+            if cell is system._kernel:
                 # The kernel gave up (restart intensity): the system fails.
                 error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
                 system._root_failed(f"system supervisor failed: {error}")

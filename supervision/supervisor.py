@@ -322,10 +322,21 @@ class Inspect:
     """Ask a supervisor for :class:`ChildInfo` of every child, in start order."""
 
 
-def cell_for_supervisor(system: ActorSystem, name: str, spec: Supervisor, parent: Parent) -> Cell:
-    """Create (and register) the cell that runs ``spec`` under ``parent``."""
+def cell_for_supervisor(
+    system: ActorSystem,
+    name: str,
+    spec: Supervisor,
+    parent: Parent,
+    actor_class: type[SupervisorActor] | None = None,
+) -> Cell:
+    """Create the cell that runs ``spec`` under ``parent``.
+
+    ``actor_class`` (a ``SupervisorActor`` subclass) runs it instead of the
+    plain one (the system's kernel does).
+    """
     tree = _Tree(spec.children)
-    cell = Cell(system, name, SupervisorActor, lambda: SupervisorActor(spec, tree), parent)
+    kind = actor_class if actor_class is not None else SupervisorActor
+    cell = Cell(system, name, kind, lambda: kind(spec, tree), parent)
     cell.on_close = lambda: _close_tree(system, tree)
     return cell
 

@@ -93,3 +93,17 @@ def test_a_failed_lease_renewal_is_restarted_with_backoff_and_reported(tmp_path:
         clock.advance(10)  # and renews it as before
         probe.expect_no(ChildFailed, within=0.1)
         assert system.healthy
+
+
+def test_the_user_root_is_a_child_of_the_system_supervisor(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    with ActorSystem([ChildSpec("e", Echo)], clock=ManualClock(), database_url=url) as system:
+        names = [r.name for r in system.health().children]
+        assert names == ["database", "event journal", "e"]
+        assert system.names() == ["e"]
+
+
+def test_names_of_the_system_s_own_actors_are_refused_for_children() -> None:
+    for name in ("root", "regisseur.lease"):
+        with pytest.raises(ValueError, match=f"{name!r} are the system's own actors"):
+            ActorSystem([ChildSpec(name, Echo)], clock=ManualClock(), database_url=None)

@@ -54,6 +54,16 @@ def _assert_guarded(url: str) -> None:
         other.start()
 
 
+def _durable(url: str) -> str:
+    """The test server trades durability for speed; this database keeps its commits."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        name = make_url(url).database
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = on'))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
 def refusing(pg_server: PostgresServer, pg_url: str) -> Iterator[Any]:
     """``refusing(True)``: cut the test database's sessions and refuse new ones."""
@@ -114,9 +124,10 @@ def test_a_restart_of_postgres_is_one_retry_of_the_guard(pg_server: PostgresServ
         pytest.skip("needs a throwaway PostgreSQL server to restart (REGISSEUR_PG_URL is set)")
     clock = ManualClock()
     with PostgresServer() as own:
-        url = own.create_database()
+        url = _durable(own.create_database())
         with _system(url, clock) as system:
             probe = Probe(system, ChildFailed, ChildRestarted)
+            system.settle()  # the journal has written: the renewal is the next use
             own.restart()  # every pooled connection is cut
             clock.advance(100.0)  # the renewal meets a cut connection
             failed = probe.expect(ChildFailed, name="regisseur.lease")
