@@ -338,14 +338,11 @@ class ActorSystem:
             self._state = "stopped" if self._failure is None else "failed"
 
     def _final_stop(self, cell: Cell) -> None:
-        cell.request_stop()
-        command = Teardown(final=True, reason="system stopped")
-        cell.control(command)
-        if cell.thread is None or not cell.thread.is_alive():
-            if cell.state is not CellState.STOPPED:
-                cell._close("system stopped")
-            return
-        command.done.wait()
+        """Stop one of the system's own cells for good and end its thread.
+
+        Unbounded: a supervisor bounds each child by its ``shutdown_timeout``.
+        """
+        cell.terminate(final=True, reason="system stopped", timeout=None)
         cell.join()
 
     def __enter__(self) -> ActorSystem:

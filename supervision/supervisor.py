@@ -51,7 +51,6 @@ from regisseur.actors._protocol import (
     Resume,
     Start,
     StartAttempt,
-    Teardown,
 )
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import check_duration, monotonic
@@ -63,7 +62,6 @@ from regisseur.messages import (
     ChildRestarting,
     ChildStarted,
     ChildStopped,
-    ChildStopTimedOut,
     StartupFailed,
     SupervisorEscalated,
     SupervisorShutDown,
@@ -349,14 +347,7 @@ def _close_tree(system: ActorSystem, tree: _Tree) -> None:
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
             continue
-        cell.request_stop()
-        command = Teardown(final=True, reason="supervisor stopped")
-        cell.control(command)
-        if cell.thread is None or not cell.thread.is_alive():
-            cell._close("supervisor stopped")
-        elif not command.done.wait(child.spec.shutdown_timeout):
-            cell.abandoned = True
-            system.events.publish(ChildStopTimedOut(name, child.spec.shutdown_timeout))
+        cell.terminate(final=True, reason="supervisor stopped", timeout=child.spec.shutdown_timeout)
         system._unregister(cell)
         child.status = ChildStatus.STOPPED
 
@@ -528,25 +519,10 @@ class SupervisorActor(Actor):
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
             return True
-        name = child.spec.name
-        cell.request_stop()
-        command = Teardown(final=final, hooks=hooks, reason=reason)
-        cell.control(command)
-        in_time = True
-        if cell.thread is None or not cell.thread.is_alive():
-            if final:
-                cell._close(reason)
-        elif not command.done.wait(child.spec.shutdown_timeout):
-            in_time = False
-            cell.abandoned = True
-            if not final:
-                # Nobody will use this cell again: once the blocked code
-                # returns, its thread ends instead of waiting forever.
-                cell.control(Teardown(final=True, hooks=False, reason="abandoned"))
-            timeout = child.spec.shutdown_timeout
-            self.system.events.publish(ChildStopTimedOut(name, timeout))
-            self.log.error("child_stop_timed_out", child=name, timeout=timeout)
-            child.cell = None
+        timeout = child.spec.shutdown_timeout
+        in_time = cell.terminate(final=final, hooks=hooks, reason=reason, timeout=timeout)
+        if not in_time:
+            child.cell = None  # abandoned: a restart builds a new cell
         if final or not in_time:
             self.system._unregister(cell)
         return in_time
