@@ -281,7 +281,7 @@ class Cell:
         self.control(command)
         thread = self.thread
         if thread is None or not thread.is_alive():
-            if final and self.state is not CellState.STOPPED:
+            if final and not self.stopped.is_set():
                 self._close(reason)
             return True
         if command.done.wait(timeout):

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors._cell import CellState
+from regisseur.actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt
 from regisseur.actors.actor import Actor
 from regisseur.actors.journal import JournalActor
 from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
@@ -43,9 +45,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from regisseur.actors._cell import Cell
-    from regisseur.actors._protocol import ChildExited, ChildFailure
     from regisseur.actors.cluster.settings import ClusterSettings
     from regisseur.actors.database import Database
+    from regisseur.actors.system import ActorSystem
     from regisseur.messages import HealthReport
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "NODE_ACTOR",
     "ROOT",
     "DatabaseActor",
+    "Guardian",
     "KernelActor",
     "is_kernel_child",
     "kernel_reports",
@@ -251,3 +254,31 @@ def _replace(report: HealthReport, **changes: Any) -> HealthReport:
     import dataclasses
 
     return dataclasses.replace(report, **changes)
+
+
+class Guardian:
+    """Parent of the kernel (the system supervisor) and of the event bus.
+
+    Runs on the thread of the cell that failed or exited. The kernel's
+    failure (its restart intensity exceeded) fails the system; the bus is
+    resumed, or restarted on a fresh thread if its thread died.
+    """
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    def notify(self, notice: object) -> None:
+        system = self._system
+        if isinstance(notice, (ChildFailure, ChildExited)):
+            cell = notice.cell
+            if cell is system._kernel:
+                # The kernel gave up (restart intensity): the system fails.
+                error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
+                system._root_failed(f"system supervisor failed: {error}")
+            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
+                system.log.error("event_bus_failed", error=notice.error)
+                if cell.state is CellState.DEAD:
+                    cell.ensure_thread()
+                    cell.control(Start(StartAttempt()))
+                else:
+                    cell.control(Resume())

@@ -19,24 +19,21 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
 from pykka._envelope import Envelope
-from pykka.messages import ProxyCall
 
 from regisseur.actors._cell import Cell, CellState, Parent
+from regisseur.actors._health import system_health
 from regisseur.actors._kernel import (
     JOURNAL,
     KERNEL,
     NODE_ACTOR,
-    ROOT,
+    Guardian,
     KernelActor,
     is_kernel_child,
-    kernel_reports,
     kernel_spec,
     public_startup_error,
 )
+from regisseur.actors._options import check_cluster, check_sources
 from regisseur.actors._protocol import (
-    ChildExited,
-    ChildFailure,
-    Resume,
     Start,
     StartAttempt,
     Teardown,
@@ -47,7 +44,6 @@ from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
 from regisseur.actors.database import Database
 from regisseur.actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
-from regisseur.actors.downloads.source import DownloadSource
 from regisseur.actors.errors import (
     ActorStoppedError,
     UnknownActorError,
@@ -64,7 +60,6 @@ from regisseur.supervision.spec import ChildSpec, check_name
 from regisseur.supervision.supervisor import (
     ChildCounts,
     ChildInfo,
-    ChildStatus,
     Inspect,
     Outcome,
     RestartChild,
@@ -81,13 +76,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from regisseur.actors.cluster.facade import Cluster
+    from regisseur.actors.downloads.source import DownloadSource
 
 __all__ = ["ActorSystem"]
 
 A = TypeVar("A", bound=pykka.Actor)
 P = TypeVar("P", bound="pykka.ActorProxy[Any]")
 
-_HEALTH_TIMEOUT = 1.0
 _DRAIN_TIMEOUT = 1.0
 _NODE_TIMEOUT = 10.0
 
@@ -144,8 +139,8 @@ class ActorSystem:
             )
             raise TypeError(msg)
         children = tuple(children)
-        sources = _check_sources(download_sources)
-        cluster_settings = _check_cluster(cluster, node_id)
+        sources = check_sources(download_sources)
+        cluster_settings = check_cluster(cluster, node_id)
         if cluster_settings is not None:
             # Cluster mode's modules (the PostgreSQL dialect, the ORM) load only here.
             from regisseur.actors.cluster.singleton import singleton_specs
@@ -215,7 +210,7 @@ class ActorSystem:
         self._gone: dict[str, Parent] = {}
         self._state = "new"
         self._failure: str | None = None
-        self._guardian = _Guardian(self)
+        self._guardian = Guardian(self)
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
@@ -701,108 +696,12 @@ class ActorSystem:
     def health(self) -> HealthReport:
         """A tree of immutable health reports, root first.
 
-        Each child's own ``health()`` is asked on its thread (bounded by one
-        second; an actor that does not answer is reported unhealthy).
+        The system's own actors come first (database, single-instance guard,
+        cluster node, event journal), then the root's children. Each child's
+        own ``health()`` is asked on its thread (bounded by one second; an
+        actor or supervisor that does not answer is reported unhealthy).
         """
-        root = self._root
-        if root is None or root.stopped.is_set() or self._state != "running":
-            return HealthReport(
-                name=ROOT,
-                status="failed" if self._failure else "stopped",
-                healthy=False,
-                last_error=self._failure,
-            )
-        children = self._system_reports() + self._health_children(root, ROOT)
-        return HealthReport(
-            name=ROOT,
-            status="running",
-            healthy=all(c.healthy for c in children),
-            children=children,
-        )
-
-    def _system_reports(self) -> tuple[HealthReport, ...]:
-        """The reports of the kernel's children: database, guard, node, journal."""
-        kernel = self._kernel
-        if kernel is None:
-            return ()
-        if kernel.stopped.is_set():
-            return (HealthReport(name=KERNEL, status="stopped", healthy=False),)
-        cluster = self.cluster
-        return kernel_reports(
-            self._health_children(kernel, KERNEL, skip=ROOT),
-            cluster.node_id if cluster is not None else None,
-            cluster.nodes if cluster is not None else list,
-        )
-
-    def _health_children(
-        self, supervisor: Cell, shown: str, *, skip: str | None = None
-    ) -> tuple[HealthReport, ...]:
-        """Reports of ``supervisor``'s children (``shown``: its name in them), not ``skip``."""
-        try:
-            infos: list[ChildInfo] = supervisor.ref.ask(
-                Inspect(), block=True, timeout=_HEALTH_TIMEOUT
-            )
-        except pykka.Timeout:
-            return (_unresponsive(shown),)
-        except pykka.ActorDeadError:
-            return (HealthReport(name=shown, status="stopped", healthy=False),)
-        infos = [i for i in infos if i.name != skip]
-        futures = {}
-        busy: dict[str, Any] = {}
-        for info in infos:
-            if info.cell is not None and info.status is ChildStatus.RUNNING:
-                snapshot = _busy_health(info.cell)
-                if snapshot is not None:
-                    busy[info.name] = snapshot  # busy as it should be: no ask
-                    continue
-                call = ProxyCall(attr_path=("health",), args=(), kwargs={})
-                futures[info.name] = info.cell.ref.ask(call, block=False)
-        deadline = monotonic() + _HEALTH_TIMEOUT
-        reports = []
-        for info in infos:
-            details: Any = None
-            healthy = info.status is ChildStatus.RUNNING
-            future = futures.get(info.name)
-            if info.name in busy:
-                details = busy[info.name]
-                healthy = healthy and bool(details.get("healthy", True))
-            elif future is not None:
-                try:
-                    details = future.get(timeout=max(0.0, deadline - monotonic()))
-                except pykka.Timeout:
-                    details, healthy = "unresponsive", False
-                except Exception as exc:  # noqa: BLE001 - a failing health() is unhealthy
-                    details, healthy = f"health() failed: {describe_error(exc)}", False
-                else:
-                    if isinstance(details, bool):
-                        healthy = healthy and details
-                    elif hasattr(details, "get"):
-                        healthy = healthy and bool(details.get("healthy", True))
-            nested: tuple[HealthReport, ...] = ()
-            if info.is_supervisor and info.cell is not None and healthy:
-                nested = self._health_children(info.cell, info.name)
-                healthy = healthy and all(n.healthy for n in nested)
-            status = info.status.value
-            if healthy and hasattr(details, "get") and details.get("paused"):
-                status = "paused"
-            uptime = None
-            if info.started_at is not None and info.status is ChildStatus.RUNNING:
-                uptime = self.clock.now() - info.started_at
-            reports.append(
-                HealthReport(
-                    name=info.name,
-                    status=status,
-                    healthy=healthy,
-                    restarts=info.restarts,
-                    failures=info.failures,
-                    last_error=info.last_error,
-                    uptime=uptime,
-                    details=details,
-                    description=info.description,
-                    children=nested,
-                )
-            )
-        return tuple(reports)
+        return system_health(self)
 
     @property
     def healthy(self) -> bool:
@@ -839,86 +738,6 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
-
-
-def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
-    if isinstance(sources, DownloadSource):
-        sources = (sources,)
-    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
-        msg = f"download_sources must be a list of DownloadSource, got {sources!r}"
-        raise TypeError(msg)
-    found = tuple(sources)
-    for source in found:
-        if not isinstance(source, DownloadSource):
-            msg = f"download_sources must hold DownloadSource objects, got {source!r}"
-            raise TypeError(msg)
-    names = [s.name for s in found]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
-        raise ValueError(msg)
-    return found
-
-
-def _unresponsive(name: str) -> HealthReport:
-    """The report of a supervisor that did not answer within the health timeout."""
-    return HealthReport(
-        name=name,
-        status="unresponsive",
-        healthy=False,
-        details=f"no answer within {_HEALTH_TIMEOUT:g}s",
-    )
-
-
-def _busy_health(cell: Cell) -> Any:
-    """The details of an actor that is busy in a message as it should be, or None."""
-    instance = cell.instance
-    if instance is None or cell.idle():
-        return None
-    try:
-        return instance.busy_health()
-    except Exception:  # noqa: BLE001 - then ask through the mailbox as usual
-        return None
-
-
-def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
-    if isinstance(cluster, ClusterSettings):
-        if node_id is not None and node_id != cluster.node_id:
-            msg = "give node_id either to ActorSystem or to ClusterSettings, not both"
-            raise ValueError(msg)
-        return cluster
-    if not isinstance(cluster, bool):
-        msg = f"cluster must be a bool or a ClusterSettings, got {type(cluster).__name__}"
-        raise TypeError(msg)
-    if not cluster:
-        if node_id is not None:
-            msg = "node_id is only used in cluster mode: pass cluster=True as well"
-            raise ValueError(msg)
-        return None
-    return ClusterSettings(node_id)  # type: ignore[arg-type]  # checked there
-
-
-class _Guardian:
-    """Parent of the kernel (the system supervisor) and of the event bus."""
-
-    def __init__(self, system: ActorSystem) -> None:
-        self._system = system
-
-    def notify(self, notice: object) -> None:
-        system = self._system
-        if isinstance(notice, (ChildFailure, ChildExited)):
-            cell = notice.cell
-            if cell is system._kernel:
-                # The kernel gave up (restart intensity): the system fails.
-                error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
-                system._root_failed(f"system supervisor failed: {error}")
-            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
-                system.log.error("event_bus_failed", error=notice.error)
-                if cell.state is CellState.DEAD:
-                    cell.ensure_thread()
-                    cell.control(Start(StartAttempt()))
-                else:
-                    cell.control(Resume())
 
 
 def _supervisor_actor_class() -> type:
