@@ -25,7 +25,7 @@ from regisseur.actors._kernel import KERNEL, ROOT, kernel_reports
 from regisseur.actors.clock import monotonic
 from regisseur.actors.errors import describe_error
 from regisseur.messages import HealthReport
-from regisseur.supervision.supervisor import ChildInfo, ChildStatus, Inspect
+from regisseur.supervision.protocol import ChildStatus, inspect
 
 if TYPE_CHECKING:
     from regisseur.actors._cell import Cell
@@ -76,7 +76,7 @@ def _children(
 ) -> tuple[HealthReport, ...]:
     """Reports of ``supervisor``'s children (``shown``: its name in them), not ``skip``."""
     try:
-        infos: list[ChildInfo] = supervisor.ref.ask(Inspect(), block=True, timeout=HEALTH_TIMEOUT)
+        infos = inspect(supervisor.ref, HEALTH_TIMEOUT)
     except pykka.Timeout:
         return (_unresponsive(shown),)
     except pykka.ActorDeadError:

@@ -56,8 +56,7 @@ from regisseur.messages import DeadLetter, HealthReport, SystemFailed
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import AutoShutdown, Strategy
 from regisseur.supervision.errors import StartupError
-from regisseur.supervision.spec import ChildSpec, check_name
-from regisseur.supervision.supervisor import (
+from regisseur.supervision.protocol import (
     ChildCounts,
     ChildInfo,
     Inspect,
@@ -65,9 +64,9 @@ from regisseur.supervision.supervisor import (
     RestartChild,
     Spawn,
     StopChild,
-    Supervisor,
-    cell_for_supervisor,
 )
+from regisseur.supervision.spec import ChildSpec, check_name
+from regisseur.supervision.supervisor import Supervisor, cell_for_supervisor
 
 if TYPE_CHECKING:
     from types import TracebackType
