@@ -60,6 +60,7 @@ __all__ = [
     "DatabaseActor",
     "Guardian",
     "KernelActor",
+    "dispatch_cluster_note",
     "is_kernel_child",
     "kernel_reports",
     "kernel_spec",
@@ -254,6 +255,34 @@ def _replace(report: HealthReport, **changes: Any) -> HealthReport:
     import dataclasses
 
     return dataclasses.replace(report, **changes)
+
+
+def dispatch_cluster_note(
+    system: ActorSystem, own_prefix: str, channel: str, payload: str | None
+) -> None:
+    """Pass a cluster notice on: a node change as an event, the rest to the keeper.
+
+    Runs on the node's listener thread; tells only (never blocks on an actor).
+    A notice of this node's own download change (``own_prefix``) was already
+    published here and is skipped.
+    """
+    if system._state not in ("starting", "running") or system.cluster is None:
+        return
+    from pykka._envelope import Envelope
+
+    from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
+    from regisseur.actors.downloads._protocol import KEEPER
+    from regisseur.actors.downloads.cluster_keeper import ClusterNote
+
+    if channel == NODES_CHANNEL and payload is not None:
+        change = decode_nodes_change(payload, system.cluster.node_id)
+        if change is not None:
+            system.events.publish(change)
+    elif payload is not None and payload.startswith(own_prefix):
+        return  # this node's own change: already published here
+    keeper = system._find(KEEPER)
+    if keeper is not None:
+        keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
 
 
 class Guardian:

@@ -28,6 +28,7 @@ from regisseur.actors._kernel import (
     NODE_ACTOR,
     Guardian,
     KernelActor,
+    dispatch_cluster_note,
     is_kernel_child,
     kernel_spec,
     public_startup_error,
@@ -38,11 +39,11 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
+from regisseur.actors._settle import settle_cells, wait_idle
 from regisseur.actors._typed import check_actor_type, proxy_actor_type
-from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
+from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
 from regisseur.actors.database import Database
-from regisseur.actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
 from regisseur.actors.errors import (
     ActorStoppedError,
@@ -275,20 +276,7 @@ class ActorSystem:
 
     def _cluster_note(self, channel: str, payload: str | None) -> None:
         """From the listener thread: pass a cluster notice on (tells only)."""
-        if self._state not in ("starting", "running") or self.cluster is None:
-            return
-        from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
-        from regisseur.actors.downloads.cluster_keeper import ClusterNote
-
-        if channel == NODES_CHANNEL and payload is not None:
-            change = decode_nodes_change(payload, self.cluster.node_id)
-            if change is not None:
-                self.events.publish(change)
-        elif payload is not None and payload.startswith(self._own_notice_prefix):
-            return  # this node's own change: already published here
-        keeper = self._find(DOWNLOAD_KEEPER)
-        if keeper is not None:
-            keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
+        dispatch_cluster_note(self, self._own_notice_prefix, channel, payload)
 
     def _start_cell(self, cell: Cell) -> None:
         cell.mailbox.on_sleep = self._activity.set
@@ -603,40 +591,11 @@ class ActorSystem:
         self._settle(timeout, except_thread=threading.current_thread())
 
     def _settle(self, timeout: float, except_thread: threading.Thread | None) -> None:
-        deadline = monotonic() + timeout
-        previous: list[int] | None = None
-        while True:
-            self._activity.clear()
-            cells = self._all_cells()
-            counts = [c.mailbox.processed for c in cells]
-            waiting = self.timers.waiting()
-            if except_thread is not None:
-                waiting.add(except_thread)
-            if all(c.idle() or c.thread in waiting for c in cells):
-                if counts == previous:
-                    return
-                previous = counts
-                continue
-            previous = None
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                busy = sorted(c.name for c in cells if not (c.idle() or c.thread in waiting))
-                msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
-                raise WaitTimeoutError(msg)
-            self._activity.wait(min(remaining, 0.05))
+        settle_cells(self._all_cells, self.timers, self._activity, timeout, except_thread)
 
     def _wait_idle(self, cells: list[Cell], timeout: float) -> bool:
         """Wait (bounded) until ``cells`` have handled what they hold; True if so."""
-        deadline = monotonic() + timeout
-        while not all(c.idle() for c in cells):
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                return False
-            self._activity.clear()
-            if all(c.idle() for c in cells):
-                break
-            self._activity.wait(min(remaining, 0.05))
-        return True
+        return wait_idle(cells, self._activity, timeout)
 
     def _all_cells(self) -> list[Cell]:
         with self._lock:
