@@ -107,3 +107,20 @@ def test_names_of_the_system_s_own_actors_are_refused_for_children() -> None:
     for name in ("root", "regisseur.lease"):
         with pytest.raises(ValueError, match=f"{name!r} are the system's own actors"):
             ActorSystem([ChildSpec(name, Echo)], clock=ManualClock(), database_url=None)
+
+
+@pytest.mark.timeout(30)
+def test_an_infrastructure_child_that_does_not_answer_is_reported_unhealthy(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    with ActorSystem(clock=clock, database_url=f"sqlite:///{tmp_path / 'app.db'}") as system:
+        FaultInjector(system).hang("regisseur.database", 60.0)
+        report = system.health()  # its health() waits behind the hang
+        database = report.find("database")
+        assert database is not None
+        assert database.details == "unresponsive"
+        assert not database.healthy
+        assert not report.healthy
+        clock.advance(60.0)
+        assert system.healthy
