@@ -14,7 +14,6 @@ thread of the system has ended (children that overrun their
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
@@ -33,7 +32,13 @@ from regisseur.actors._kernel import (
     kernel_spec,
     public_startup_error,
 )
-from regisseur.actors._options import check_cluster, check_sources
+from regisseur.actors._options import (
+    check_cluster,
+    check_download_settings,
+    check_sources,
+    lease_name,
+    root_tree,
+)
 from regisseur.actors._protocol import (
     Start,
     StartAttempt,
@@ -44,7 +49,7 @@ from regisseur.actors._typed import check_actor_type, proxy_actor_type
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
 from regisseur.actors.database import Database
-from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
+from regisseur.actors.downloads.facade import Downloads, DownloadSettings
 from regisseur.actors.errors import (
     ActorStoppedError,
     UnknownActorError,
@@ -70,6 +75,7 @@ from regisseur.supervision.spec import ChildSpec, check_name
 from regisseur.supervision.supervisor import Supervisor, cell_for_supervisor
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import TracebackType
 
     from sqlalchemy.engine import Connection
@@ -129,58 +135,26 @@ class ActorSystem:
             raise TypeError(msg)
         self.name = name
         self.clock: Clock = clock if clock is not None else RealClock()
-        settings = downloads if downloads is not None else DownloadSettings()
-        if not isinstance(settings, DownloadSettings):
-            msg = f"downloads must be a DownloadSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
-            msg = (
-                f"children must be a list of ChildSpec, got {type(children).__name__} {children!r}"
-            )
-            raise TypeError(msg)
-        children = tuple(children)
+        settings = check_download_settings(downloads)
         sources = check_sources(download_sources)
         cluster_settings = check_cluster(cluster, node_id)
         if cluster_settings is not None:
-            # Cluster mode's modules (the PostgreSQL dialect, the ORM) load only here.
-            from regisseur.actors.cluster.singleton import singleton_specs
-
             database_url = check_cluster_url(database_url)
-            children = tuple(singleton_specs(children, cluster_settings.lease_ttl / 3))
-        if sources or cluster_settings is not None:
-            # In cluster mode every node has a keeper: it answers for the
-            # downloads of every node, also one without sources of its own.
-            children = (downloads_spec(sources, settings, cluster_settings), *children)
-        self.root_spec = Supervisor(
+        self.root_spec = root_tree(
             children,
+            Supervisor,
+            sources=sources,
+            settings=settings,
+            cluster=cluster_settings,
             strategy=strategy,
             max_restarts=max_restarts,
             within=within,
             backoff=backoff if backoff is not None else Backoff(),
             auto_shutdown=auto_shutdown,
         )
-        names = self.root_spec.names()
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
-            raise ValueError(msg)
-        reserved = sorted({n for n in names if is_kernel_child(n)})
-        if reserved:
-            msg = f"child name(s) {', '.join(map(repr, reserved))} are the system's own actors"
-            raise ValueError(msg)
         self.database = Database(database_url) if database_url is not None else None
-        if not isinstance(single_instance, (bool, str)):
-            msg = f"single_instance must be a bool or a lease name, got {single_instance!r}"
-            raise TypeError(msg)
-        if single_instance and self.database is None:
-            msg = "single_instance needs a database_url (the lease lives in the database)"
-            raise ValueError(msg)
+        self._lease_name = lease_name(single_instance, name, has_database=self.database is not None)
         self.lease_ttl = check_duration(lease_ttl, "lease_ttl", allow_zero=False)
-        self._lease_name = (
-            (single_instance if isinstance(single_instance, str) else name)
-            if single_instance
-            else None
-        )
         self._cluster_settings = cluster_settings
         # The system supervisor of the infrastructure (see actors._kernel).
         self._kernel: Cell | None = None
