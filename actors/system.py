@@ -1,8 +1,15 @@
 """``ActorSystem``: one embeddable, isolated runtime for supervised actors.
 
 A system owns a clock, one timer thread, an event bus, a registry of actor
-names and a root supervisor. Nothing is global: two systems in one process
-share no state, no names and no threads.
+names and a system supervisor, the kernel (``actors._kernel``), whose
+children are the database, the single-instance guard, the cluster node, the
+event journal and, last, the user's root supervisor. Nothing is global: two
+systems in one process share no state, no names and no threads.
+
+This class is the facade: the health tree lives in ``actors._health``, the
+option checks in ``actors._options``, ``settle`` in ``actors._settle``, the
+kernel's specs and the guardian in ``actors._kernel``, and the supervisors'
+requests in ``supervision.protocol``.
 
 Threads: the public methods may be called from any thread (usually the
 application's). ``start()`` blocks until every child has started (or the
