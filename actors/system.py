@@ -506,6 +506,7 @@ class ActorSystem:
         ``UnknownActorError`` for a name never known and ``ValueError``
         while running siblings depend on it.
         """
+        _refuse_kernel_child(name, "stop_child")
         supervisor = self._supervisor_of(name)
         try:
             outcome: Outcome = supervisor.ask(StopChild(name), block=True)
@@ -531,6 +532,7 @@ class ActorSystem:
         if self._state != "running":
             msg = f"system {self.name!r} is not running (state: {self._state})"
             raise RuntimeError(msg)
+        _refuse_kernel_child(name, "restart_child")
         supervisor = self._supervisor_of(name)
         outcome: Outcome = supervisor.ask(RestartChild(name), block=True)
         ref: pykka.ActorRef[Any] = outcome.unwrap()
@@ -677,6 +679,13 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._state}>"
+
+
+def _refuse_kernel_child(name: object, what: str) -> None:
+    """The system's own actors are not the caller's to stop or restart."""
+    if isinstance(name, str) and is_kernel_child(name):
+        msg = f"{what}({name!r}): it is one of the system's own actors (stop the system instead)"
+        raise ValueError(msg)
 
 
 def _supervisor_actor_class() -> type:

@@ -124,3 +124,14 @@ def test_an_infrastructure_child_that_does_not_answer_is_reported_unhealthy(
         assert not report.healthy
         clock.advance(60.0)
         assert system.healthy
+
+
+def test_the_system_s_own_actors_cannot_be_stopped_or_restarted_one_by_one() -> None:
+    with ActorSystem([ChildSpec("e", Echo)], clock=ManualClock(), database_url=None) as system:
+        for name in ("root", "regisseur.journal"):
+            with pytest.raises(ValueError, match="one of the system's own actors"):
+                system.stop_child(name)
+            with pytest.raises(ValueError, match="one of the system's own actors"):
+                system.restart_child(name)
+        assert system.ask("e", 1) == 1
+        assert system.healthy
