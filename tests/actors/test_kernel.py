@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from regisseur.actors import Actor, ActorSystem, ManualClock
-from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting
-from regisseur.supervision import ChildSpec, StartupError
+from regisseur.messages import ChildFailed, ChildGaveUp, ChildRestarted, ChildRestarting
+from regisseur.supervision import ChildSpec, FatalError, StartupError
 from regisseur.supervision.testing import FaultInjector, Probe
 
 if TYPE_CHECKING:
@@ -135,3 +135,21 @@ def test_the_system_s_own_actors_cannot_be_stopped_or_restarted_one_by_one() -> 
                 system.restart_child(name)
         assert system.ask("e", 1) == 1
         assert system.healthy
+
+
+@pytest.mark.timeout(30)
+def test_an_infrastructure_child_that_gives_up_is_reported_failed(tmp_path: Path) -> None:
+    clock = ManualClock()
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    options: dict[str, Any] = {"database_url": url, "single_instance": True, "lease_ttl": 30}
+    with ActorSystem([ChildSpec("e", Echo)], clock=clock, **options) as system:
+        probe = Probe(system, ChildGaveUp)
+        FaultInjector(system).crash("regisseur.lease", exc=FatalError("lease table corrupt"))
+        clock.advance(10)  # the renewal tick meets the fatal error: STOP, as for any child
+        probe.expect(ChildGaveUp, name="regisseur.lease")
+        guard = _guard(system)
+        assert guard.status == "failed"
+        assert guard.last_error is not None and "lease table corrupt" in guard.last_error
+        assert not system.healthy
+        assert system.running  # the user's actors carry on
+        assert system.ask("e", 2) == 2
