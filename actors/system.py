@@ -34,6 +34,7 @@ from regisseur.actors._kernel import (
     JOURNAL,
     KERNEL,
     NODE_ACTOR,
+    ROOT,
     Guardian,
     KernelActor,
     dispatch_cluster_note,
