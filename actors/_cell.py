@@ -39,6 +39,7 @@ from regisseur.actors.clock import TimerHandle, check_duration
 from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_error
 from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import ControlMessage, Mailbox
+from regisseur.messages import ChildStopTimedOut
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -255,6 +256,45 @@ class Cell:
         """Make ``stopping`` true and wake ``sleep()`` and injected hangs."""
         self.stop_requested.set()
         self._wake_waiters()
+
+    def terminate(
+        self, *, final: bool, reason: str, timeout: float | None, hooks: bool = True
+    ) -> bool:
+        """The one stop protocol; True if the incarnation ended within ``timeout``.
+
+        Every terminate path (a supervisor stopping, restarting or rolling
+        back a child, a supervisor's cell closing, the system stopping) comes
+        here: 1. a stop request (``stopping`` turns true, ``sleep()`` and
+        injected hangs wake up); 2. a ``Teardown`` command, which overtakes
+        queued messages (``final``: the thread ends and the cell closes); 3. a
+        wait bounded by ``timeout`` real seconds (None: unbounded); 4. past
+        it, the cell is *abandoned*: nobody uses it again, its thread ends as
+        soon as the blocked code returns, and the overrun is reported
+        (``ChildStopTimedOut`` event and an error log line). A cell whose
+        thread is gone is closed at once (``final``). Any thread but the
+        cell's own.
+        """
+        if self.state is CellState.STOPPED:
+            return True
+        self.request_stop()
+        command = Teardown(final=final, hooks=hooks, reason=reason)
+        self.control(command)
+        thread = self.thread
+        if thread is None or not thread.is_alive():
+            if final and not self.stopped.is_set():
+                self._close(reason)
+            return True
+        if command.done.wait(timeout):
+            return True
+        self.abandoned = True
+        if not final:
+            # Once the blocked code returns, its thread ends instead of
+            # waiting forever for a start that will never come.
+            self.control(Teardown(final=True, hooks=False, reason="abandoned"))
+        assert timeout is not None
+        self.system.events.publish(ChildStopTimedOut(self.name, timeout))
+        self.log.error("child_stop_timed_out", child=self.name, timeout=timeout)
+        return False
 
     def kill(self) -> None:
         """End the thread without hooks, as if it had been killed."""

@@ -4,9 +4,11 @@ A system started with ``single_instance=True`` takes a named lease before
 any child starts. A second system on the same database (in this process or
 another) fails its start with a ``StartupError`` naming the holder. The
 holder renews the lease every third of its time to live from an internal
-actor; ``stop()`` releases it. A crashed holder stops renewing, so the lease
-expires after ``lease_ttl`` seconds and the next system takes over: no lock
-file outlives a killed process.
+actor, a child of the system's kernel supervisor (``actors._kernel``): a
+renewal that fails restarts it with backoff; ``stop()`` releases it. A
+crashed holder stops renewing, so the lease expires after ``lease_ttl``
+seconds and the next system takes over: no lock file outlives a killed
+process.
 
 Expiry uses wall-clock time (shared between processes), not the system clock.
 """
@@ -145,6 +147,16 @@ class LeaseActor(Actor):
         super().__init__()
         self.lease = lease
         self.lost = False
+        self._failed = False
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """A renewal failed (the database is down): keep the row for the restart.
+
+        The system supervisor restarts this actor with backoff; the restart
+        takes the lease again as its holder (``acquire`` takes over its own
+        row), so nobody can slip in between.
+        """
+        self._failed = True
 
     def on_start(self) -> None:
         self.lease.acquire()
@@ -163,5 +175,8 @@ class LeaseActor(Actor):
         return {"healthy": not self.lost, "holder": self.lease.holder}
 
     def on_stop(self) -> None:
+        if self._failed:
+            self.log.info("instance_lease_kept_for_restart", holder=self.lease.holder)
+            return
         self.lease.release()
         self.log.info("instance_lease_released", holder=self.lease.holder)

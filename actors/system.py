@@ -1,8 +1,15 @@
 """``ActorSystem``: one embeddable, isolated runtime for supervised actors.
 
 A system owns a clock, one timer thread, an event bus, a registry of actor
-names and a root supervisor. Nothing is global: two systems in one process
-share no state, no names and no threads.
+names and a system supervisor, the kernel (``actors._kernel``), whose
+children are the database, the single-instance guard, the cluster node, the
+event journal and, last, the user's root supervisor. Nothing is global: two
+systems in one process share no state, no names and no threads.
+
+This class is the facade: the health tree lives in ``actors._health``, the
+option checks in ``actors._options``, ``settle`` in ``actors._settle``, the
+kernel's specs and the guardian in ``actors._kernel``, and the supervisors'
+requests in ``supervision.protocol``.
 
 Threads: the public methods may be called from any thread (usually the
 application's). ``start()`` blocks until every child has started (or the
@@ -14,31 +21,45 @@ thread of the system has ended (children that overrun their
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
 from pykka._envelope import Envelope
-from pykka.messages import ProxyCall
 
 from regisseur.actors import aio
 from regisseur.actors._cell import Cell, CellState, Parent
 from regisseur.actors._fork import ForkGuard
+from regisseur.actors._health import system_health
+from regisseur.actors._kernel import (
+    JOURNAL,
+    KERNEL,
+    NODE_ACTOR,
+    ROOT,
+    Guardian,
+    KernelActor,
+    dispatch_cluster_note,
+    is_kernel_child,
+    kernel_spec,
+    public_startup_error,
+)
+from regisseur.actors._options import (
+    check_cluster,
+    check_download_settings,
+    check_sources,
+    lease_name,
+    root_tree,
+)
 from regisseur.actors._protocol import (
-    ChildExited,
-    ChildFailure,
-    Resume,
     Start,
     StartAttempt,
     Teardown,
 )
+from regisseur.actors._settle import settle_cells, wait_idle
 from regisseur.actors._typed import check_actor_type, proxy_actor_type
-from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration, monotonic
+from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
 from regisseur.actors.database import Database
-from regisseur.actors.downloads._protocol import KEEPER as DOWNLOAD_KEEPER
-from regisseur.actors.downloads.facade import Downloads, DownloadSettings, downloads_spec
-from regisseur.actors.downloads.source import DownloadSource
+from regisseur.actors.downloads.facade import Downloads, DownloadSettings
 from regisseur.actors.errors import (
     ActorStoppedError,
     UnknownActorError,
@@ -46,43 +67,38 @@ from regisseur.actors.errors import (
     describe_error,
 )
 from regisseur.actors.events import EventBus, _BusActor
-from regisseur.actors.journal import JournalActor
-from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
 from regisseur.actors.log import get_logger, redact_text, safe_repr
-from regisseur.messages import DeadLetter, HealthReport, StartupFailed, SystemFailed
+from regisseur.messages import DeadLetter, HealthReport, SystemFailed
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import AutoShutdown, Strategy
 from regisseur.supervision.errors import StartupError
-from regisseur.supervision.spec import ChildSpec, check_name
-from regisseur.supervision.supervisor import (
+from regisseur.supervision.protocol import (
     ChildCounts,
     ChildInfo,
-    ChildStatus,
     Inspect,
     Outcome,
     RestartChild,
     Spawn,
     StopChild,
-    Supervisor,
-    cell_for_supervisor,
 )
+from regisseur.supervision.spec import ChildSpec, check_name
+from regisseur.supervision.supervisor import Supervisor, cell_for_supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterable
     from types import TracebackType
 
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
     from regisseur.actors.cluster.facade import Cluster
+    from regisseur.actors.downloads.source import DownloadSource
 
 __all__ = ["ActorSystem"]
 
 A = TypeVar("A", bound=pykka.Actor)
 P = TypeVar("P", bound="pykka.ActorProxy[Any]")
 
-ROOT = "root"
-_HEALTH_TIMEOUT = 1.0
 _DRAIN_TIMEOUT = 1.0
 _NODE_TIMEOUT = 10.0
 
@@ -129,56 +145,29 @@ class ActorSystem:
             raise TypeError(msg)
         self.name = name
         self.clock: Clock = clock if clock is not None else RealClock()
-        settings = downloads if downloads is not None else DownloadSettings()
-        if not isinstance(settings, DownloadSettings):
-            msg = f"downloads must be a DownloadSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
-            msg = (
-                f"children must be a list of ChildSpec, got {type(children).__name__} {children!r}"
-            )
-            raise TypeError(msg)
-        children = tuple(children)
-        sources = _check_sources(download_sources)
-        cluster_settings = _check_cluster(cluster, node_id)
+        settings = check_download_settings(downloads)
+        sources = check_sources(download_sources)
+        cluster_settings = check_cluster(cluster, node_id)
         if cluster_settings is not None:
-            # Cluster mode's modules (the PostgreSQL dialect, the ORM) load only here.
-            from regisseur.actors.cluster.singleton import singleton_specs
-
             database_url = check_cluster_url(database_url)
-            children = tuple(singleton_specs(children, cluster_settings.lease_ttl / 3))
-        if sources or cluster_settings is not None:
-            # In cluster mode every node has a keeper: it answers for the
-            # downloads of every node, also one without sources of its own.
-            children = (downloads_spec(sources, settings, cluster_settings), *children)
-        self.root_spec = Supervisor(
+        self.root_spec = root_tree(
             children,
+            Supervisor,
+            sources=sources,
+            settings=settings,
+            cluster=cluster_settings,
             strategy=strategy,
             max_restarts=max_restarts,
             within=within,
             backoff=backoff if backoff is not None else Backoff(),
             auto_shutdown=auto_shutdown,
         )
-        names = self.root_spec.names()
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
-            raise ValueError(msg)
         self.database = Database(database_url) if database_url is not None else None
-        if not isinstance(single_instance, (bool, str)):
-            msg = f"single_instance must be a bool or a lease name, got {single_instance!r}"
-            raise TypeError(msg)
-        if single_instance and self.database is None:
-            msg = "single_instance needs a database_url (the lease lives in the database)"
-            raise ValueError(msg)
+        self._lease_name = lease_name(single_instance, name, has_database=self.database is not None)
         self.lease_ttl = check_duration(lease_ttl, "lease_ttl", allow_zero=False)
-        self._lease_name = (
-            (single_instance if isinstance(single_instance, str) else name)
-            if single_instance
-            else None
-        )
-        self._lease_cell: Cell | None = None
-        self._node_cell: Cell | None = None
+        self._cluster_settings = cluster_settings
+        # The system supervisor of the infrastructure (see actors._kernel).
+        self._kernel: Cell | None = None
         # How this node's own download notices start (the listener skips them).
         self._own_notice_prefix = ""
         self.cluster: Cluster | None = None
@@ -188,7 +177,6 @@ class ActorSystem:
             from regisseur.actors.downloads.cluster_store import change_notice_prefix
 
             self._own_notice_prefix = change_notice_prefix(cluster_settings.node_id)
-        self._journal_cell: Cell | None = None
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
         self._lock = threading.RLock()
@@ -206,7 +194,7 @@ class ActorSystem:
         self._gone: dict[str, Parent] = {}
         self._state = "new"
         self._failure: str | None = None
-        self._guardian = _Guardian(self)
+        self._guardian = Guardian(self)
         self._fork = ForkGuard(name, lambda: self._state in ("starting", "running", "stopping"))
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
@@ -232,98 +220,50 @@ class ActorSystem:
         self._fork.arm()
         self.timers.start()
         self._start_cell(self._bus_cell)
-        self._start_stage("database", self._open_database)
-        if self._lease_name is not None:
-            self._start_stage("single-instance guard", self._take_lease)
-        if self.cluster is not None:
-            self._start_stage("cluster node", self._join_cluster)
-        if self.database is not None:
-            self._start_stage("event journal", self._open_journal)
-        root = cell_for_supervisor(self, ROOT, self.root_spec, self._guardian)
-        self._root = root
-        try:
-            self._start_cell(root)
-        except StartupError:
-            self._shutdown()
-            raise
-        except Exception as exc:
-            self._shutdown()
-            raise StartupError(ROOT, exc) from exc
+        self._start_kernel()
         with self._lock:
             if self._state == "starting":
                 self._state = "running"
         self.log.info("system_started", children=len(self.root_spec.children))
         return self
 
-    def _start_stage(self, stage: str, opener: Callable[[], None]) -> None:
-        """Run a system stage before the children; on failure stop and raise."""
+    def _start_kernel(self) -> None:
+        """Start the system supervisor: infrastructure, then the root (rolled back on failure)."""
+        spec = kernel_spec(
+            self.root_spec,
+            system_name=self.name,
+            database=self.database,
+            lease_name=self._lease_name,
+            lease_ttl=self.lease_ttl,
+            cluster=self._cluster_settings,
+            node_args=lambda: (
+                self._cluster_settings,
+                self.downloads._local_sources,
+                self._cluster_note,
+            ),
+        )
+        self._kernel = cell_for_supervisor(self, KERNEL, spec, self._guardian, KernelActor)
         try:
-            opener()
-        except Exception as exc:
-            text = describe_error(exc)
-            self.events.publish(StartupFailed(stage, text, ()))
-            self.log.error("startup_failed", child=stage, error=text)
+            self._start_cell(self._kernel)
+        except StartupError as exc:
             self._shutdown()
-            raise StartupError(stage, exc) from exc
-
-    def _open_database(self) -> None:
-        if self.database is not None:
-            self.database.open()
-            self.log.info("database_opened", url=self.database.url)
-
-    def _take_lease(self) -> None:
-        assert self.database is not None and self._lease_name is not None
-        lease = InstanceLease(
-            self.database, self._lease_name, make_holder_id(self.name), self.lease_ttl
-        )
-        cell = Cell(self, "regisseur.lease", LeaseActor, lambda: LeaseActor(lease), self._guardian)
-        self._lease_cell = cell
-        self._start_cell(cell)
-
-    def _join_cluster(self) -> None:
-        from regisseur.actors.cluster.node import NODE_ACTOR, NodeActor
-
-        assert self.cluster is not None
-        settings = self.cluster.settings
-        cell = Cell(
-            self,
-            NODE_ACTOR,
-            NodeActor,
-            lambda: NodeActor(settings, self.downloads._local_sources, self._cluster_note),
-            self._guardian,
-        )
-        self._node_cell = cell
-        self._start_cell(cell)
+            public = public_startup_error(exc)
+            raise public from public.__cause__
+        except Exception as exc:
+            self._shutdown()
+            raise StartupError(KERNEL, exc) from exc
 
     def _publish_sources(self) -> None:
         """Cluster mode: let the other nodes know this node's sources now."""
-        cell = self._node_cell
-        if cell is not None and not cell.stopped.is_set():
+        cell = self._find(NODE_ACTOR)
+        if cell is not None:
             from regisseur.actors.cluster.node import PublishSources
 
             cell.ref.ask(PublishSources(), timeout=_NODE_TIMEOUT)
 
     def _cluster_note(self, channel: str, payload: str | None) -> None:
         """From the listener thread: pass a cluster notice on (tells only)."""
-        if self._state not in ("starting", "running") or self.cluster is None:
-            return
-        from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
-        from regisseur.actors.downloads.cluster_keeper import ClusterNote
-
-        if channel == NODES_CHANNEL and payload is not None:
-            change = decode_nodes_change(payload, self.cluster.node_id)
-            if change is not None:
-                self.events.publish(change)
-        elif payload is not None and payload.startswith(self._own_notice_prefix):
-            return  # this node's own change: already published here
-        keeper = self._find(DOWNLOAD_KEEPER)
-        if keeper is not None:
-            keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
-
-    def _open_journal(self) -> None:
-        cell = Cell(self, "regisseur.journal", JournalActor, JournalActor, self._guardian)
-        self._journal_cell = cell
-        self._start_cell(cell)
+        dispatch_cluster_note(self, self._own_notice_prefix, channel, payload)
 
     def _start_cell(self, cell: Cell) -> None:
         cell.mailbox.on_sleep = self._activity.set
@@ -357,14 +297,12 @@ class ActorSystem:
         root = self._root
         if root is not None and root.state is not CellState.STOPPED:
             self._final_stop(root)
-        if self._node_cell is not None:
-            self._final_stop(self._node_cell)
-        if self._lease_cell is not None:
-            self._final_stop(self._lease_cell)
-        if self._journal_cell is not None:
-            # Let the bus hand the shutdown's events to the journal first.
-            self._wait_idle([self._bus_cell, self._journal_cell], _DRAIN_TIMEOUT)
-            self._final_stop(self._journal_cell)
+        if self._kernel is not None:
+            journal = self._find(JOURNAL)
+            if journal is not None:
+                # Let the bus hand the shutdown's events to the journal first.
+                self._wait_idle([self._bus_cell, journal], _DRAIN_TIMEOUT)
+            self._final_stop(self._kernel)
         if self.database is not None:
             self.database.close()
         # A stop overtakes queued messages: deliver the last events first.
@@ -375,14 +313,11 @@ class ActorSystem:
             self._state = "stopped" if self._failure is None else "failed"
 
     def _final_stop(self, cell: Cell) -> None:
-        cell.request_stop()
-        command = Teardown(final=True, reason="system stopped")
-        cell.control(command)
-        if cell.thread is None or not cell.thread.is_alive():
-            if cell.state is not CellState.STOPPED:
-                cell._close("system stopped")
-            return
-        command.done.wait()
+        """Stop one of the system's own cells for good and end its thread.
+
+        Unbounded: a supervisor bounds each child by its ``shutdown_timeout``.
+        """
+        cell.terminate(final=True, reason="system stopped", timeout=None)
         cell.join()
 
     def __enter__(self) -> ActorSystem:
@@ -453,7 +388,7 @@ class ActorSystem:
     def names(self) -> list[str]:
         """Names of the actors currently registered (running or restarting)."""
         with self._lock:
-            return sorted(self._cells)
+            return sorted(n for n in self._cells if not is_kernel_child(n))
 
     # -- messaging -----------------------------------------------------------
     @overload
@@ -586,6 +521,7 @@ class ActorSystem:
         ``UnknownActorError`` for a name never known and ``ValueError``
         while running siblings depend on it.
         """
+        _refuse_kernel_child(name, "stop_child")
         supervisor = self._supervisor_of(name)
         try:
             outcome: Outcome = supervisor.ask(StopChild(name), block=True)
@@ -611,6 +547,7 @@ class ActorSystem:
         if self._state != "running":
             msg = f"system {self.name!r} is not running (state: {self._state})"
             raise RuntimeError(msg)
+        _refuse_kernel_child(name, "restart_child")
         supervisor = self._supervisor_of(name)
         outcome: Outcome = supervisor.ask(RestartChild(name), block=True)
         ref: pykka.ActorRef[Any] = outcome.unwrap()
@@ -652,45 +589,16 @@ class ActorSystem:
         self._settle(timeout, except_thread=threading.current_thread())
 
     def _settle(self, timeout: float, except_thread: threading.Thread | None) -> None:
-        deadline = monotonic() + timeout
-        previous: list[int] | None = None
-        while True:
-            self._activity.clear()
-            cells = self._all_cells()
-            counts = [c.mailbox.processed for c in cells]
-            waiting = self.timers.waiting()
-            if except_thread is not None:
-                waiting.add(except_thread)
-            if all(c.idle() or c.thread in waiting for c in cells):
-                if counts == previous:
-                    return
-                previous = counts
-                continue
-            previous = None
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                busy = sorted(c.name for c in cells if not (c.idle() or c.thread in waiting))
-                msg = f"system did not settle within {timeout:g}s; busy: {', '.join(busy)}"
-                raise WaitTimeoutError(msg)
-            self._activity.wait(min(remaining, 0.05))
+        settle_cells(self._all_cells, self.timers, self._activity, timeout, except_thread)
 
     def _wait_idle(self, cells: list[Cell], timeout: float) -> bool:
         """Wait (bounded) until ``cells`` have handled what they hold; True if so."""
-        deadline = monotonic() + timeout
-        while not all(c.idle() for c in cells):
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                return False
-            self._activity.clear()
-            if all(c.idle() for c in cells):
-                break
-            self._activity.wait(min(remaining, 0.05))
-        return True
+        return wait_idle(cells, self._activity, timeout)
 
     def _all_cells(self) -> list[Cell]:
         with self._lock:
             cells = list(self._cells.values())
-        extra = [self._bus_cell, self._root, self._lease_cell, self._node_cell, self._journal_cell]
+        extra = [self._bus_cell, self._kernel]
         return [c for c in extra if c is not None] + cells
 
     # -- database and resources ------------------------------------------------
@@ -744,136 +652,15 @@ class ActorSystem:
     def health(self) -> HealthReport:
         """A tree of immutable health reports, root first.
 
-        Each child's own ``health()`` is asked on its thread (bounded by one
-        second; an actor that does not answer is reported unhealthy).
+        The system's own actors come first (database, single-instance guard,
+        cluster node, event journal), then the root's children. Each child's
+        own ``health()`` is asked on its thread (bounded by one second; an
+        actor or supervisor that does not answer is reported unhealthy).
         """
         forked = self._fork.error()
         if forked is not None:  # nothing runs here: see actors/_fork.py
             return HealthReport(name=ROOT, status="failed", healthy=False, last_error=str(forked))
-        root = self._root
-        if root is None or root.stopped.is_set() or self._state != "running":
-            return HealthReport(
-                name=ROOT,
-                status="failed" if self._failure else "stopped",
-                healthy=False,
-                last_error=self._failure,
-            )
-        children = self._system_reports() + self._health_children(root)
-        return HealthReport(
-            name=ROOT,
-            status="running",
-            healthy=all(c.healthy for c in children),
-            children=children,
-        )
-
-    def _system_reports(self) -> tuple[HealthReport, ...]:
-        reports = []
-        if self.database is not None:
-            ok = self.database.check()
-            reports.append(
-                HealthReport(
-                    name="database",
-                    status="running" if ok else "failed",
-                    healthy=ok,
-                    details={"url": self.database.url},
-                )
-            )
-        if self._lease_cell is not None and self._lease_cell.instance is not None:
-            lease = self._lease_cell.instance
-            assert isinstance(lease, LeaseActor)
-            reports.append(
-                HealthReport(
-                    name="single-instance guard",
-                    status="running" if not lease.lost else "failed",
-                    healthy=not lease.lost,
-                    details={"holder": lease.lease.holder},
-                )
-            )
-        node = self._node_cell.instance if self._node_cell is not None else None
-        if node is not None:
-            from regisseur.actors.cluster.node import NodeActor
-
-            assert isinstance(node, NodeActor)
-            details = node.health()
-            try:
-                assert self.cluster is not None
-                details["nodes"] = [n.node_id for n in self.cluster.nodes()]
-            except Exception as exc:  # noqa: BLE001 - the database may be down
-                details["nodes"] = f"unavailable: {describe_error(exc)}"
-                details["healthy"] = False
-            reports.append(
-                HealthReport(
-                    name=f"cluster node {node.node_id}",
-                    status="running" if details["healthy"] else "failed",
-                    healthy=bool(details["healthy"]),
-                    details=details,
-                )
-            )
-        return tuple(reports)
-
-    def _health_children(self, supervisor: Cell) -> tuple[HealthReport, ...]:
-        try:
-            infos: list[ChildInfo] = supervisor.ref.ask(
-                Inspect(), block=True, timeout=_HEALTH_TIMEOUT
-            )
-        except (pykka.Timeout, pykka.ActorDeadError):
-            return ()
-        futures = {}
-        busy: dict[str, Any] = {}
-        for info in infos:
-            if info.cell is not None and info.status is ChildStatus.RUNNING:
-                snapshot = _busy_health(info.cell)
-                if snapshot is not None:
-                    busy[info.name] = snapshot  # busy as it should be: no ask
-                    continue
-                call = ProxyCall(attr_path=("health",), args=(), kwargs={})
-                futures[info.name] = info.cell.ref.ask(call, block=False)
-        deadline = monotonic() + _HEALTH_TIMEOUT
-        reports = []
-        for info in infos:
-            details: Any = None
-            healthy = info.status is ChildStatus.RUNNING
-            future = futures.get(info.name)
-            if info.name in busy:
-                details = busy[info.name]
-                healthy = healthy and bool(details.get("healthy", True))
-            elif future is not None:
-                try:
-                    details = future.get(timeout=max(0.0, deadline - monotonic()))
-                except pykka.Timeout:
-                    details, healthy = "unresponsive", False
-                except Exception as exc:  # noqa: BLE001 - a failing health() is unhealthy
-                    details, healthy = f"health() failed: {describe_error(exc)}", False
-                else:
-                    if isinstance(details, bool):
-                        healthy = healthy and details
-                    elif hasattr(details, "get"):
-                        healthy = healthy and bool(details.get("healthy", True))
-            nested: tuple[HealthReport, ...] = ()
-            if info.is_supervisor and info.cell is not None and healthy:
-                nested = self._health_children(info.cell)
-                healthy = healthy and all(n.healthy for n in nested)
-            status = info.status.value
-            if healthy and hasattr(details, "get") and details.get("paused"):
-                status = "paused"
-            uptime = None
-            if info.started_at is not None and info.status is ChildStatus.RUNNING:
-                uptime = self.clock.now() - info.started_at
-            reports.append(
-                HealthReport(
-                    name=info.name,
-                    status=status,
-                    healthy=healthy,
-                    restarts=info.restarts,
-                    failures=info.failures,
-                    last_error=info.last_error,
-                    uptime=uptime,
-                    details=details,
-                    description=info.description,
-                    children=nested,
-                )
-            )
-        return tuple(reports)
+        return system_health(self)
 
     @property
     def healthy(self) -> bool:
@@ -934,74 +721,11 @@ class ActorSystem:
         return f"<ActorSystem {self.name!r} {self._state}>"
 
 
-def _check_sources(sources: object) -> tuple[DownloadSource, ...]:
-    if isinstance(sources, DownloadSource):
-        sources = (sources,)
-    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
-        msg = f"download_sources must be a list of DownloadSource, got {sources!r}"
-        raise TypeError(msg)
-    found = tuple(sources)
-    for source in found:
-        if not isinstance(source, DownloadSource):
-            msg = f"download_sources must hold DownloadSource objects, got {source!r}"
-            raise TypeError(msg)
-    names = [s.name for s in found]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
+def _refuse_kernel_child(name: object, what: str) -> None:
+    """The system's own actors are not the caller's to stop or restart."""
+    if isinstance(name, str) and is_kernel_child(name):
+        msg = f"{what}({name!r}): it is one of the system's own actors (stop the system instead)"
         raise ValueError(msg)
-    return found
-
-
-def _busy_health(cell: Cell) -> Any:
-    """The details of an actor that is busy in a message as it should be, or None."""
-    instance = cell.instance
-    if instance is None or cell.idle():
-        return None
-    try:
-        return instance.busy_health()
-    except Exception:  # noqa: BLE001 - then ask through the mailbox as usual
-        return None
-
-
-def _check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
-    if isinstance(cluster, ClusterSettings):
-        if node_id is not None and node_id != cluster.node_id:
-            msg = "give node_id either to ActorSystem or to ClusterSettings, not both"
-            raise ValueError(msg)
-        return cluster
-    if not isinstance(cluster, bool):
-        msg = f"cluster must be a bool or a ClusterSettings, got {type(cluster).__name__}"
-        raise TypeError(msg)
-    if not cluster:
-        if node_id is not None:
-            msg = "node_id is only used in cluster mode: pass cluster=True as well"
-            raise ValueError(msg)
-        return None
-    return ClusterSettings(node_id)  # type: ignore[arg-type]  # checked there
-
-
-class _Guardian:
-    """Parent of the root supervisor and the event bus."""
-
-    def __init__(self, system: ActorSystem) -> None:
-        self._system = system
-
-    def notify(self, notice: object) -> None:
-        system = self._system
-        if isinstance(notice, (ChildFailure, ChildExited)):
-            cell = notice.cell
-            if cell is system._root and isinstance(notice, ChildExited):
-                system._root_exited()
-            elif cell is system._root and isinstance(notice, ChildFailure):
-                system._root_failed(notice.error)
-            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
-                system.log.error("event_bus_failed", error=notice.error)
-                if cell.state is CellState.DEAD:
-                    cell.ensure_thread()
-                    cell.control(Start(StartAttempt()))
-                else:
-                    cell.control(Resume())
 
 
 def _supervisor_actor_class() -> type:

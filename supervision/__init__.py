@@ -23,15 +23,16 @@ if TYPE_CHECKING:
         default_decider,
     )
     from regisseur.supervision.errors import EscalatedError, FatalError, StartupError
+    from regisseur.supervision.protocol import ChildCounts, ChildStatus
     from regisseur.supervision.spec import ChildSpec
-    from regisseur.supervision.supervisor import ChildCounts, ChildStatus, Supervisor
+    from regisseur.supervision.supervisor import Supervisor
 
 _HOMES = {
     "AutoShutdown": "directive",
     "Backoff": "backoff",
-    "ChildCounts": "supervisor",
+    "ChildCounts": "protocol",
     "ChildSpec": "spec",
-    "ChildStatus": "supervisor",
+    "ChildStatus": "protocol",
     "Directive": "directive",
     "EscalatedError": "errors",
     "FatalError": "errors",

@@ -40,7 +40,6 @@ import itertools
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import Cell, CellState
@@ -51,7 +50,6 @@ from regisseur.actors._protocol import (
     Resume,
     Start,
     StartAttempt,
-    Teardown,
 )
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import check_duration, monotonic
@@ -63,7 +61,6 @@ from regisseur.messages import (
     ChildRestarting,
     ChildStarted,
     ChildStopped,
-    ChildStopTimedOut,
     StartupFailed,
     SupervisorEscalated,
     SupervisorShutDown,
@@ -80,16 +77,39 @@ from regisseur.supervision.directive import (
     default_decider,
 )
 from regisseur.supervision.errors import EscalatedError, StartupError
+from regisseur.supervision.protocol import (
+    ChildCounts,
+    ChildInfo,
+    ChildStatus,
+    Inspect,
+    Outcome,
+    RestartChild,
+    Spawn,
+    StopChild,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Iterable, Sequence
 
     from regisseur.actors._cell import Parent
     from regisseur.actors.clock import Clock
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.spec import ChildSpec
 
-__all__ = ["ChildCounts", "ChildStatus", "Supervisor", "SupervisorActor"]
+# The client protocol's names stay importable from here (their home is
+# supervision.protocol).
+__all__ = [
+    "ChildCounts",
+    "ChildInfo",
+    "ChildStatus",
+    "Inspect",
+    "Outcome",
+    "RestartChild",
+    "Spawn",
+    "StopChild",
+    "Supervisor",
+    "SupervisorActor",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +198,6 @@ class Supervisor:
         return found
 
 
-class ChildStatus(str, Enum):
-    """A child's status as its supervisor sees it (health reports use it)."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
 class _Child:
     """A supervisor's record of one child (supervisor thread only)."""
 
@@ -229,103 +238,21 @@ class _RestartDue:
     token: int
 
 
-@dataclass(frozen=True, slots=True)
-class Spawn:
-    """Ask a supervisor to add and start a child (reply: its ref)."""
+def cell_for_supervisor(
+    system: ActorSystem,
+    name: str,
+    spec: Supervisor,
+    parent: Parent,
+    actor_class: type[SupervisorActor] | None = None,
+) -> Cell:
+    """Create the cell that runs ``spec`` under ``parent``.
 
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class StopChild:
-    """Ask a supervisor to stop and remove a child."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A request's result or error, returned (not raised) by a supervisor.
-
-    A bad ``spawn`` or ``stop_child`` request is the caller's mistake, not a
-    failure of the supervisor, so it must not trigger supervision.
+    ``actor_class`` (a ``SupervisorActor`` subclass) runs it instead of the
+    plain one (the system's kernel does).
     """
-
-    value: Any = None
-    error: Exception | None = None
-
-    @classmethod
-    def of(cls, call: Callable[[], Any]) -> Outcome:
-        """Run ``call``; capture its result or the exception it raised."""
-        try:
-            return cls(value=call())
-        except Exception as exc:  # noqa: BLE001 - handed back to the caller
-            return cls(error=exc)
-
-    def unwrap(self) -> Any:
-        """The value, or raise the captured error (on the caller's thread)."""
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-@dataclass(frozen=True, slots=True)
-class ChildInfo:
-    """A snapshot of one child's record, for health reports."""
-
-    name: str
-    status: ChildStatus
-    restarts: int
-    failures: int
-    last_error: str | None
-    started_at: float | None
-    cell: Cell | None
-    is_supervisor: bool
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChildCounts:
-    """How many children a supervisor has (OTP's ``count_children``).
-
-    ``specs``: children it knows (running, restarting, stopped or failed);
-    ``active``: those running now; ``supervisors`` / ``workers``: how many
-    of ``specs`` are nested supervisors / actors.
-    """
-
-    specs: int
-    active: int
-    supervisors: int
-    workers: int
-
-    @classmethod
-    def of(cls, infos: Sequence[ChildInfo]) -> ChildCounts:
-        """Count a supervisor's :class:`ChildInfo` snapshots."""
-        supervisors = sum(1 for i in infos if i.is_supervisor)
-        return cls(
-            specs=len(infos),
-            active=sum(1 for i in infos if i.status is ChildStatus.RUNNING),
-            supervisors=supervisors,
-            workers=len(infos) - supervisors,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RestartChild:
-    """Ask a supervisor to start a stopped or failed child again (reply: its ref)."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Inspect:
-    """Ask a supervisor for :class:`ChildInfo` of every child, in start order."""
-
-
-def cell_for_supervisor(system: ActorSystem, name: str, spec: Supervisor, parent: Parent) -> Cell:
-    """Create (and register) the cell that runs ``spec`` under ``parent``."""
     tree = _Tree(spec.children)
-    cell = Cell(system, name, SupervisorActor, lambda: SupervisorActor(spec, tree), parent)
+    kind = actor_class if actor_class is not None else SupervisorActor
+    cell = Cell(system, name, kind, lambda: kind(spec, tree), parent)
     cell.on_close = lambda: _close_tree(system, tree)
     return cell
 
@@ -338,14 +265,7 @@ def _close_tree(system: ActorSystem, tree: _Tree) -> None:
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
             continue
-        cell.request_stop()
-        command = Teardown(final=True, reason="supervisor stopped")
-        cell.control(command)
-        if cell.thread is None or not cell.thread.is_alive():
-            cell._close("supervisor stopped")
-        elif not command.done.wait(child.spec.shutdown_timeout):
-            cell.abandoned = True
-            system.events.publish(ChildStopTimedOut(name, child.spec.shutdown_timeout))
+        cell.terminate(final=True, reason="supervisor stopped", timeout=child.spec.shutdown_timeout)
         system._unregister(cell)
         child.status = ChildStatus.STOPPED
 
@@ -517,25 +437,10 @@ class SupervisorActor(Actor):
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
             return True
-        name = child.spec.name
-        cell.request_stop()
-        command = Teardown(final=final, hooks=hooks, reason=reason)
-        cell.control(command)
-        in_time = True
-        if cell.thread is None or not cell.thread.is_alive():
-            if final:
-                cell._close(reason)
-        elif not command.done.wait(child.spec.shutdown_timeout):
-            in_time = False
-            cell.abandoned = True
-            if not final:
-                # Nobody will use this cell again: once the blocked code
-                # returns, its thread ends instead of waiting forever.
-                cell.control(Teardown(final=True, hooks=False, reason="abandoned"))
-            timeout = child.spec.shutdown_timeout
-            self.system.events.publish(ChildStopTimedOut(name, timeout))
-            self.log.error("child_stop_timed_out", child=name, timeout=timeout)
-            child.cell = None
+        timeout = child.spec.shutdown_timeout
+        in_time = cell.terminate(final=final, hooks=hooks, reason=reason, timeout=timeout)
+        if not in_time:
+            child.cell = None  # abandoned: a restart builds a new cell
         if final or not in_time:
             self.system._unregister(cell)
         return in_time

@@ -37,8 +37,9 @@ from regisseur.actors.cluster.claims import ClaimActor
 from regisseur.actors.errors import describe_error
 from regisseur.messages.events import ChildStopped
 from regisseur.supervision.directive import Strategy
+from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec, check_name
-from regisseur.supervision.supervisor import Spawn, StopChild, Supervisor
+from regisseur.supervision.supervisor import Supervisor
 
 __all__ = ["ShardActor", "owner_of", "sharded"]
 

@@ -31,8 +31,9 @@ from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.claims import ClaimActor
 from regisseur.actors.errors import describe_error
 from regisseur.supervision.directive import Strategy
+from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec
-from regisseur.supervision.supervisor import Spawn, StopChild, Supervisor
+from regisseur.supervision.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

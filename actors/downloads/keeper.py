@@ -81,7 +81,7 @@ from regisseur.messages.downloads import (
     DownloadStateChanged,
     DownloadSucceeded,
 )
-from regisseur.supervision.supervisor import Outcome
+from regisseur.supervision.protocol import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable

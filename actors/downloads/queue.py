@@ -30,8 +30,8 @@ from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.context import CancelToken
 from regisseur.actors.errors import UnknownActorError
 from regisseur.messages.downloads import DownloadStarted
+from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec
-from regisseur.supervision.supervisor import Spawn, StopChild
 
 if TYPE_CHECKING:
     from regisseur.actors.clock import TimerHandle

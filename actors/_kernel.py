@@ -1,0 +1,313 @@
+"""The kernel: the system's own infrastructure as an ordinary supervisor.
+
+The database, the single-instance guard (lease), the cluster node and the
+event journal run as children of one system supervisor, the *kernel*, with
+``depends_on`` between them. Start order, rollback of a failed start,
+restarts with backoff, restart intensity and the health tree then cover
+them exactly as they cover the user's actors:
+
+* ``regisseur.database``: opens the engine on start (a start failure is the
+  system's ``StartupError`` naming ``database``), reports a trivial query in
+  its health, disposes of the engine on the final stop;
+* ``regisseur.lease`` (``single_instance``): takes the lease on start,
+  renews it; a renewal that fails (the database is down) is a failure like
+  any other: restarted with backoff, keeping its row, until the database
+  answers again. Lost to another holder: stopped for good (``ChildGaveUp``);
+* ``regisseur.node`` (cluster mode): this node's membership;
+* ``regisseur.journal``: supervision events kept in the database;
+* ``root``: the user's root supervisor, started last. It is never
+  restarted: its failure fails the system, its exit (``auto_shutdown``)
+  ends the system's work (see :class:`KernelActor`).
+
+Threads: the functions here run on the thread that starts the system or
+asks for its health; the actors on their own threads.
+
+Failures: more than :data:`MAX_RESTARTS` restarts within :data:`WITHIN`
+seconds fail the kernel, which fails the system (as a root failure does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from regisseur.actors._cell import CellState
+from regisseur.actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt
+from regisseur.actors.actor import Actor
+from regisseur.actors.journal import JournalActor
+from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.directive import Directive
+from regisseur.supervision.errors import StartupError
+from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.supervisor import Supervisor, SupervisorActor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from regisseur.actors._cell import Cell
+    from regisseur.actors.cluster.settings import ClusterSettings
+    from regisseur.actors.database import Database
+    from regisseur.actors.system import ActorSystem
+    from regisseur.messages import HealthReport
+
+__all__ = [
+    "DATABASE",
+    "JOURNAL",
+    "KERNEL",
+    "LEASE",
+    "NODE_ACTOR",
+    "ROOT",
+    "DatabaseActor",
+    "Guardian",
+    "KernelActor",
+    "dispatch_cluster_note",
+    "is_kernel_child",
+    "kernel_reports",
+    "kernel_spec",
+    "public_startup_error",
+]
+
+KERNEL = "regisseur.kernel"
+ROOT = "root"
+DATABASE = "regisseur.database"
+LEASE = "regisseur.lease"
+JOURNAL = "regisseur.journal"
+NODE_ACTOR = "regisseur.node"  # cluster.node.NODE_ACTOR (that module loads in cluster mode only)
+
+#: Restart intensity of the kernel: a database outage restarts the lease
+#: about once per backoff maximum; only a tight loop exhausts this.
+MAX_RESTARTS = 20
+WITHIN = 60.0
+#: Backoff of the infrastructure children (the lease caps it at a third of
+#: its time to live, so a renewal is tried before the lease can expire).
+BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=15.0)
+_NO_LIMIT = 365 * 86400.0
+
+#: The names users see for the kernel's children (health, ``StartupError``).
+_PUBLIC = {
+    DATABASE: "database",
+    LEASE: "single-instance guard",
+    NODE_ACTOR: "cluster node",
+    JOURNAL: "event journal",
+}
+
+
+class DatabaseActor(Actor):
+    """Owns the system's engine: opened on start, disposed of on the final stop."""
+
+    logger_name = "regisseur.actors.database"
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        self.database = database
+
+    def on_start(self) -> None:
+        self.database.open()
+        self.log.info("database_opened", url=self.database.url)
+
+    def health(self) -> dict[str, Any]:
+        """Whether a trivial query works now (runs on this actor's thread)."""
+        return {"healthy": self.database.check(), "url": self.database.url}
+
+    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+        super()._end_incarnation(run_hooks=run_hooks, final=final)
+        if final:
+            self.database.close()
+
+
+class KernelActor(SupervisorActor):
+    """The system supervisor: an ordinary supervisor, but for the user's root.
+
+    The root's failure (its restart intensity exceeded) fails the system and
+    its exit ends the system's work, as the root of a tree does; the system
+    hears of both here. Runs on the kernel's thread.
+    """
+
+    def _cell_for(self, child: Any) -> Cell:
+        cell = super()._cell_for(child)
+        if child.spec.name == ROOT:
+            self.system._root = cell
+        return cell
+
+    def _on_failure_notice(self, notice: ChildFailure) -> None:
+        if notice.cell is self.system._root:
+            self.system._root_failed(notice.error)
+            return
+        super()._on_failure_notice(notice)
+
+    def _on_exit(self, notice: ChildExited) -> None:
+        if notice.cell is self.system._root:
+            self.system._root_exited()
+            return
+        super()._on_exit(notice)
+
+
+def _decide(exc: Exception) -> Directive | None:
+    """Another live holder of the lease or node id: no restart will help."""
+    if isinstance(exc, InstanceHeldError) or type(exc).__name__ == "NodeIdInUseError":
+        return Directive.STOP
+    return None
+
+
+def kernel_spec(
+    root: Supervisor,
+    *,
+    system_name: str,
+    database: Database | None,
+    lease_name: str | None,
+    lease_ttl: float,
+    cluster: ClusterSettings | None,
+    node_args: Callable[[], tuple[Any, ...]],
+) -> Supervisor:
+    """The kernel's spec: the infrastructure for these options, then ``root``."""
+    children = _infrastructure(system_name, database, lease_name, lease_ttl, cluster, node_args)
+    after = (children[-1].name,) if children else ()
+    # The root is bounded by its own children's start timeouts.
+    children.append(ChildSpec(ROOT, root, depends_on=after, start_timeout=_NO_LIMIT))
+    return Supervisor(children, max_restarts=MAX_RESTARTS, within=WITHIN, decider=_decide)
+
+
+def _infrastructure(  # noqa: PLR0917 - kernel_spec's own keywords, passed on
+    system_name: str,
+    database: Database | None,
+    lease_name: str | None,
+    lease_ttl: float,
+    cluster: ClusterSettings | None,
+    node_args: Callable[[], tuple[Any, ...]],
+) -> list[ChildSpec]:
+    if database is None:
+        return []
+    children = [ChildSpec(DATABASE, DatabaseActor, args=(database,), backoff=BACKOFF)]
+    after = (DATABASE,)
+    if lease_name is not None:
+        lease = InstanceLease(database, lease_name, make_holder_id(system_name), lease_ttl)
+        most = min(BACKOFF.maximum, lease_ttl / 3)
+        backoff = Backoff(initial=min(BACKOFF.initial, most), multiplier=2.0, maximum=most)
+        children.append(
+            ChildSpec(LEASE, LeaseActor, args=(lease,), depends_on=after, backoff=backoff)
+        )
+        after = (LEASE,)
+    if cluster is not None:
+        from regisseur.actors.cluster.node import NODE_ACTOR as NODE
+        from regisseur.actors.cluster.node import NodeActor
+
+        assert NODE == NODE_ACTOR
+        children.append(
+            ChildSpec(NODE_ACTOR, NodeActor, args=node_args(), depends_on=after, backoff=BACKOFF)
+        )
+        after = (NODE_ACTOR,)
+    children.append(ChildSpec(JOURNAL, JournalActor, depends_on=after, backoff=BACKOFF))
+    return children
+
+
+def public_startup_error(error: StartupError) -> StartupError:
+    """``error`` naming a kernel child as users know it (``database``, ...)."""
+    public = _PUBLIC.get(error.child, error.child)
+    rolled = tuple(n for n in error.rolled_back if not is_kernel_child(n))
+    renamed = StartupError(public, error.cause, rolled)
+    cause = error.cause if isinstance(error.cause, BaseException) else error.__cause__
+    renamed.__cause__ = cause
+    return renamed
+
+
+def is_kernel_child(name: str) -> bool:
+    """True for the names of the kernel's own children (the root among them)."""
+    return name in _PUBLIC or name == ROOT
+
+
+def kernel_reports(
+    reports: tuple[HealthReport, ...], node_id: str | None, nodes: Callable[[], Any]
+) -> tuple[HealthReport, ...]:
+    """The kernel children's reports under their public names.
+
+    The cluster node's report is named ``cluster node <id>`` and lists the
+    live nodes (``nodes()``; an error there makes it unhealthy).
+    """
+    out = []
+    for report in reports:
+        public = _PUBLIC.get(report.name, report.name)
+        shown = report
+        if report.name == NODE_ACTOR:
+            public = f"cluster node {node_id}"
+            shown = _with_nodes(report, nodes)
+        out.append(_renamed(shown, public))
+    return tuple(out)
+
+
+def _with_nodes(report: HealthReport, nodes: Callable[[], Any]) -> HealthReport:
+    details = dict(report.details) if isinstance(report.details, dict) else {}
+    healthy = report.healthy
+    try:
+        details["nodes"] = [n.node_id for n in nodes()]
+    except Exception as exc:  # noqa: BLE001 - the database may be down
+        from regisseur.actors.errors import describe_error
+
+        details["nodes"] = f"unavailable: {describe_error(exc)}"
+        details["healthy"] = healthy = False
+    return _replace(report, details=details, healthy=healthy)
+
+
+def _renamed(report: HealthReport, name: str) -> HealthReport:
+    return _replace(report, name=name)
+
+
+def _replace(report: HealthReport, **changes: Any) -> HealthReport:
+    import dataclasses
+
+    return dataclasses.replace(report, **changes)
+
+
+def dispatch_cluster_note(
+    system: ActorSystem, own_prefix: str, channel: str, payload: str | None
+) -> None:
+    """Pass a cluster notice on: a node change as an event, the rest to the keeper.
+
+    Runs on the node's listener thread; tells only (never blocks on an actor).
+    A notice of this node's own download change (``own_prefix``) was already
+    published here and is skipped.
+    """
+    if system._state not in ("starting", "running") or system.cluster is None:
+        return
+    from pykka._envelope import Envelope
+
+    from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
+    from regisseur.actors.downloads._protocol import KEEPER
+    from regisseur.actors.downloads.cluster_keeper import ClusterNote
+
+    if channel == NODES_CHANNEL and payload is not None:
+        change = decode_nodes_change(payload, system.cluster.node_id)
+        if change is not None:
+            system.events.publish(change)
+    elif payload is not None and payload.startswith(own_prefix):
+        return  # this node's own change: already published here
+    keeper = system._find(KEEPER)
+    if keeper is not None:
+        keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
+
+
+class Guardian:
+    """Parent of the kernel (the system supervisor) and of the event bus.
+
+    Runs on the thread of the cell that failed or exited. The kernel's
+    failure (its restart intensity exceeded) fails the system; the bus is
+    resumed, or restarted on a fresh thread if its thread died.
+    """
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    def notify(self, notice: object) -> None:
+        system = self._system
+        if isinstance(notice, (ChildFailure, ChildExited)):
+            cell = notice.cell
+            if cell is system._kernel:
+                # The kernel gave up (restart intensity): the system fails.
+                error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
+                system._root_failed(f"system supervisor failed: {error}")
+            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
+                system.log.error("event_bus_failed", error=notice.error)
+                if cell.state is CellState.DEAD:
+                    cell.ensure_thread()
+                    cell.control(Start(StartAttempt()))
+                else:
+                    cell.control(Resume())

@@ -1,0 +1,123 @@
+"""Checks of ``ActorSystem``'s options that need more than a line.
+
+Threads: called by ``ActorSystem.__init__`` on the caller's thread.
+
+Failures: a wrong type is a ``TypeError``, a wrong value a ``ValueError``,
+each naming the option and what was given; nothing is started before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from regisseur.actors._kernel import is_kernel_child
+from regisseur.actors.cluster.settings import ClusterSettings
+from regisseur.actors.downloads.facade import DownloadSettings, downloads_spec
+from regisseur.actors.downloads.source import DownloadSource
+from regisseur.supervision.spec import ChildSpec
+
+if TYPE_CHECKING:
+    from regisseur.supervision.supervisor import Supervisor
+
+__all__ = ["check_cluster", "check_download_settings", "check_sources", "lease_name", "root_tree"]
+
+
+def check_download_settings(downloads: object) -> DownloadSettings:
+    """``downloads=`` (None: the defaults), or a ``TypeError``."""
+    settings = downloads if downloads is not None else DownloadSettings()
+    if not isinstance(settings, DownloadSettings):
+        msg = f"downloads must be a DownloadSettings, got {type(settings).__name__}"
+        raise TypeError(msg)
+    return settings
+
+
+def root_tree(
+    children: object,
+    supervisor: type[Supervisor],
+    *,
+    sources: tuple[DownloadSource, ...],
+    settings: DownloadSettings,
+    cluster: ClusterSettings | None,
+    **options: Any,
+) -> Supervisor:
+    """The root supervisor's spec: the user's ``children`` plus the download keeper.
+
+    In cluster mode the children marked singleton are wrapped, and every
+    node has a keeper (it answers for the downloads of every node). Raises
+    for children that are not a list of ``ChildSpec``, a name used twice in
+    the tree, or a name of the system's own actors.
+    """
+    if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
+        msg = f"children must be a list of ChildSpec, got {type(children).__name__} {children!r}"
+        raise TypeError(msg)
+    specs = tuple(children)
+    if cluster is not None:
+        # Cluster mode's modules (the PostgreSQL dialect, the ORM) load only here.
+        from regisseur.actors.cluster.singleton import singleton_specs
+
+        specs = tuple(singleton_specs(specs, cluster.lease_ttl / 3))
+    if sources or cluster is not None:
+        specs = (downloads_spec(sources, settings, cluster), *specs)
+    root = supervisor(specs, **options)
+    names = root.names()
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"duplicate child name(s) in the tree: {', '.join(map(repr, duplicates))}"
+        raise ValueError(msg)
+    reserved = sorted({n for n in names if is_kernel_child(n)})
+    if reserved:
+        msg = f"child name(s) {', '.join(map(repr, reserved))} are the system's own actors"
+        raise ValueError(msg)
+    return root
+
+
+def lease_name(single_instance: object, system_name: str, *, has_database: bool) -> str | None:
+    """The single-instance lease's name (None: no guard), or a clear error."""
+    if not isinstance(single_instance, (bool, str)):
+        msg = f"single_instance must be a bool or a lease name, got {single_instance!r}"
+        raise TypeError(msg)
+    if single_instance and not has_database:
+        msg = "single_instance needs a database_url (the lease lives in the database)"
+        raise ValueError(msg)
+    if not single_instance:
+        return None
+    return single_instance if isinstance(single_instance, str) else system_name
+
+
+def check_sources(sources: object) -> tuple[DownloadSource, ...]:
+    """``download_sources`` as a tuple, or a clear error (wrong type, duplicate name)."""
+    if isinstance(sources, DownloadSource):
+        sources = (sources,)
+    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
+        msg = f"download_sources must be a list of DownloadSource, got {sources!r}"
+        raise TypeError(msg)
+    found = tuple(sources)
+    for source in found:
+        if not isinstance(source, DownloadSource):
+            msg = f"download_sources must hold DownloadSource objects, got {source!r}"
+            raise TypeError(msg)
+    names = [s.name for s in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"duplicate download source name(s): {', '.join(map(repr, duplicates))}"
+        raise ValueError(msg)
+    return found
+
+
+def check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
+    """The cluster settings of ``cluster=`` and ``node_id=``; None outside cluster mode."""
+    if isinstance(cluster, ClusterSettings):
+        if node_id is not None and node_id != cluster.node_id:
+            msg = "give node_id either to ActorSystem or to ClusterSettings, not both"
+            raise ValueError(msg)
+        return cluster
+    if not isinstance(cluster, bool):
+        msg = f"cluster must be a bool or a ClusterSettings, got {type(cluster).__name__}"
+        raise TypeError(msg)
+    if not cluster:
+        if node_id is not None:
+            msg = "node_id is only used in cluster mode: pass cluster=True as well"
+            raise ValueError(msg)
+        return None
+    return ClusterSettings(node_id)  # type: ignore[arg-type]  # checked there
