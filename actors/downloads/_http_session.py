@@ -11,13 +11,22 @@ has its own). The download then watches that socket for a cancel, the
 
 Proxied requests (``HTTP_PROXY`` and friends) use ``requests``' own
 connections: they work, without this early watch.
+
+``requests`` reads the environment on every request (proxy variables,
+``~/.netrc``, CA bundle variables): a scan of ``os.environ`` and a
+``stat`` per request, a tenth of the CPU of a small download. The session
+made here reads it once, when it is made: if nothing there concerns
+``requests``, it stops looking (``trust_env = False``); otherwise it keeps
+``requests``' per-request behaviour.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import socket
+import urllib.request
 from typing import TYPE_CHECKING
 
 import requests
@@ -84,8 +93,25 @@ class _Adapter(HTTPAdapter):
 def new_session(headers: Mapping[str, str]) -> requests.Session:
     """A session sending ``headers`` whose connections report their socket (see above)."""
     session = requests.Session()
+    session.trust_env = _environment_matters()
     session.headers.update(headers)
     adapter = _Adapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+_NETRC_FILES = ("~/.netrc", "~/_netrc")
+
+
+def _environment_matters() -> bool:
+    """True if ``requests`` would find anything in the environment: proxies,
+    a CA bundle variable, a netrc file (the worker thread, at session start)."""
+    if urllib.request.getproxies_environment():
+        return True
+    if any(os.environ.get(name) for name in _CA_VARIABLES):
+        return True
+    if os.environ.get("NETRC"):
+        return True
+    return any(os.path.lexists(os.path.expanduser(name)) for name in _NETRC_FILES)

@@ -319,8 +319,8 @@ def move_into_place(source: Path, directory: Path, name: str) -> Path:
         if target.parent != root or candidate in (".", ".."):
             msg = f"file name {candidate!r} would leave {root}"
             raise ValueError(msg)
-        if os.path.lexists(target):
-            continue
+        # No lexists() first: link() and an O_EXCL create refuse any existing
+        # entry themselves (a dangling symlink included), atomically.
         if use_links:
             try:
                 os.link(source, target, follow_symlinks=False)
