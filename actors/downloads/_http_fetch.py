@@ -369,9 +369,10 @@ class Fetch:
             raise DownloadError(msg) from exc
         timeouts = self._timeouts()
         try:
-            settings = session.merge_environment_settings(
-                prepared.url, {}, True, source.verify, None
-            )
+            verify = source.verify
+            if verify is True:  # where requests would take the environment's bundle
+                verify = getattr(session, "ca_bundle", None) or True
+            settings = session.merge_environment_settings(prepared.url, {}, True, verify, None)
             with waiting_for_answer(self._waiting):
                 response = session.send(
                     prepared, allow_redirects=False, timeout=timeouts, **settings
