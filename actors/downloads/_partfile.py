@@ -118,20 +118,13 @@ class PartFile:
         self.meta_path.unlink(missing_ok=True)
 
     def resume_point(self) -> tuple[int, Validators | None]:
-        """``(offset, validators)`` to resume from; ``(0, None)`` if none.
-
-        An unusable part is discarded; a missing or empty one is left as is.
+        """``(offset, validators)`` to resume from; ``(0, None)`` after discarding.
 
         A part is resumable when it is non-empty, has readable validators and
         is shorter than the size they record.
         """
         size = self.size()
-        if not size:
-            # Nothing to resume, nothing to remove: a fresh body truncates the
-            # part and rewrites the meta before its first byte (two failing
-            # unlinks a download saved).
-            return 0, None
-        validators = self.load()
+        validators = self.load() if size else None
         if validators is None or (validators.size is not None and size >= validators.size):
             self.discard()
             return 0, None
