@@ -174,13 +174,6 @@ class Fetch:
             url=self.url,
         )
 
-    @property
-    def shown(self) -> str:
-        """The URL as errors show it (credentials redacted; made on first use)."""
-        if self._shown is None:
-            self._shown = redact_text(self.url)
-        return self._shown
-
     # -- the whole download ----------------------------------------------------
 
     def run(self) -> str:
@@ -255,6 +248,13 @@ class Fetch:
 
     def _interrupted(self) -> DownloadInterrupted:
         return DownloadInterrupted(_cancel_reason(self.ctx))
+
+    @property
+    def shown(self) -> str:
+        """The URL as errors show it (credentials redacted; made on first use)."""
+        if self._shown is None:
+            self._shown = redact_text(self.url)
+        return self._shown
 
     # -- one attempt -----------------------------------------------------------
 
