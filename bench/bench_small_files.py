@@ -19,6 +19,10 @@ the machine's noise hits every side), and checks the files afterwards:
 * ``library``: an ``ActorSystem`` with an ``HttpSource(concurrency=J)``
   and SQLite records in this process, submit all, wait for the ends (the
   system already started: the steady-state cost per file);
+* ``impl``: the same ``HttpSource``'s impl (``fetch``) in a
+  ``ThreadPoolExecutor(J)``, one session per thread, ``fsync=False``, no
+  actors and no records: HttpSource's own cost, like for like with
+  ``requests``;
 * ``requests``: ``ThreadPoolExecutor(J)``, one ``requests.Session`` per
   thread, ``iter_content`` into plain files (no fsync, no records);
 * ``curl``: ``curl --parallel --parallel-max J``; ``wget``: ``wget -i``
@@ -27,7 +31,9 @@ the machine's noise hits every side), and checks the files afterwards:
 * with ``--view``: ``cli-bars``, the same command without ``-q`` under a
   pseudo-terminal (the live progress view), next to ``cli-plain`` (``--plain``).
 
-Printed: files per second per side (median over rounds, with min-max),
+Printed: files per second and client CPU milliseconds per file for each
+side (median over rounds, with min-max; CPU of this process for the
+in-process sides, of the child process for the others),
 and the per-round ratios of regisseur's sides to requests (median and
 min-max), and of the view to ``--plain``.
 """
@@ -40,6 +46,7 @@ import http.server
 import multiprocessing
 import os
 import pty
+import resource
 import select
 import shutil
 import socket
@@ -55,7 +62,9 @@ from typing import Any
 import requests
 
 from regisseur.actors import ActorSystem
-from regisseur.actors.downloads import HttpSource
+from regisseur.actors.clock import RealClock, Timers
+from regisseur.actors.downloads import CancelToken, DownloadContext, HttpSource
+from regisseur.actors.log import get_logger
 from regisseur.messages import DownloadState, DownloadStateChanged
 
 CHUNK = 256 * 1024
@@ -259,6 +268,52 @@ class Library:
         self.system.stop()
 
 
+class Impl:
+    """``HttpSource.fetch`` driven by a thread pool (no system, no records)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.timers = Timers(RealClock(), name="bench-timers")
+        self.timers.start()
+        self.log = get_logger("bench")
+        self.rounds = 0
+
+    def run(self, urls: list[str], directory: Path) -> None:
+        source = HttpSource(directory=directory, concurrency=self.jobs, fsync=False)
+        local = threading.local()
+        sessions: list[requests.Session] = []
+        self.rounds += 1
+
+        def one(index: int, url: str) -> None:
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = source.open_session()
+                sessions.append(session)
+            context = DownloadContext(
+                download_id=f"r{self.rounds}-{index}",
+                target_id=url,
+                display_name=url.rsplit("/", 1)[-1],
+                original_filename=None,
+                extra={},
+                destination=directory,
+                worker_state=session,
+                token=CancelToken(),
+                timers=self.timers,
+                send=lambda progress: None,
+                log=self.log,
+            )
+            source.fetch(context.download_id, url, context.display_name, context)
+
+        with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
+            for future in [pool.submit(one, i, url) for i, url in enumerate(urls)]:
+                future.result()
+        for session in sessions:
+            source.close_session(session)
+
+    def close(self) -> None:
+        self.timers.close()
+
+
 def run_requests(urls: list[str], directory: Path, jobs: int) -> None:
     local = threading.local()
     sessions: list[requests.Session] = []
@@ -326,6 +381,13 @@ def run_aria2(urls_file: Path, directory: Path, jobs: int) -> None:
 # -- the bench -----------------------------------------------------------------
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process and of its waited-for children so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def _check(directory: Path, count: int, size: int) -> None:
     files = [p for p in directory.iterdir() if p.suffix == ".bin"]
     if len(files) != count or any(p.stat().st_size != size for p in files):
@@ -349,7 +411,7 @@ def main() -> None:
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
 
-    sides = ["cli", "library", "requests", "curl", "wget"]
+    sides = ["cli", "library", "impl", "requests", "curl", "wget"]
     if shutil.which("aria2c"):
         sides.append("aria2c")
     else:
@@ -388,7 +450,9 @@ def main() -> None:
         urls_file = root / "urls.txt"
         urls_file.write_text("".join(f"{url}\n" for url in urls), encoding="utf-8")
         library = Library(root, args.jobs) if "library" in sides else None
+        impl = Impl(args.jobs)
         rates: dict[str, list[float]] = {side: [] for side in sides}
+        cpu: dict[str, list[float]] = {side: [] for side in sides}  # ms per file
         try:
             for round_number in range(rounds):
                 shift = round_number % len(sides)
@@ -396,6 +460,7 @@ def main() -> None:
                     directory = root / f"out-{side}"
                     if side != "library":
                         directory.mkdir()
+                    cpu_before = _cpu()
                     started = time.perf_counter()
                     if side == "cli":
                         run_cli(urls_file, directory, args.jobs)
@@ -403,6 +468,8 @@ def main() -> None:
                         run_cli_terminal(urls_file, directory, args.jobs, plain=side == "cli-plain")
                     elif side == "library" and library is not None:
                         library.run(urls, directory)
+                    elif side == "impl":
+                        impl.run(urls, directory)
                     elif side == "requests":
                         run_requests(urls, directory, args.jobs)
                     elif side == "curl":
@@ -415,6 +482,11 @@ def main() -> None:
                         msg = f"unknown side {side!r}"
                         raise SystemExit(msg)
                     seconds = time.perf_counter() - started
+                    cpu_after = _cpu()
+                    # The client's CPU: this process for the in-process
+                    # sides, the waited-for child for the others.
+                    used = cpu_after[0] - cpu_before[0] + cpu_after[1] - cpu_before[1]
+                    cpu[side].append(1000 * used / args.files)
                     _check(directory, args.files, size)
                     shutil.rmtree(directory)
                     rates[side].append(args.files / seconds)
@@ -427,11 +499,15 @@ def main() -> None:
         finally:
             if library is not None:
                 library.close()
+            impl.close()
             server.stop()
 
-    print(f"server: {server.name}; files/s, median (min-max) of {rounds} interleaved rounds:")
+    print(
+        f"server: {server.name}; files/s and client CPU ms per file, "
+        f"median (min-max) of {rounds} interleaved rounds:"
+    )
     for side in sides:
-        print(f"  {side:10} {_spread(rates[side])}")
+        print(f"  {side:10} {_spread(rates[side])} files/s   {_spread(cpu[side])} ms CPU")
 
     def ratio(ours: str, theirs: str) -> None:
         if ours in rates and theirs in rates:
@@ -440,7 +516,7 @@ def main() -> None:
             print(f"  {ours} / {theirs}: {statistics.median(pairs):.2f} ({low:.2f}-{high:.2f})")
 
     print("per-round ratios, median (min-max):")
-    for ours in ("cli", "library"):
+    for ours in ("cli", "library", "impl"):
         for theirs in ("requests", "aria2c"):
             ratio(ours, theirs)
     ratio("cli-bars", "cli-plain")
