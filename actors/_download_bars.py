@@ -1,15 +1,29 @@
 """``regisseur download``'s progress bars (needs the optional ``rich`` package).
 
-One bar per download (bytes, speed, time remaining); lines from ``say()``
-are printed above the bars. Imported only by
+A bar per running download (bytes, speed, time remaining), at most
+``MAX_BARS`` of them, under a summary line (done, failed, running,
+waiting); lines from ``say()`` are printed above. Imported only by
 :func:`actors._download_view.make_view`, on a terminal with rich installed.
+
+The screen is redrawn on a fixed frame rate (``FRAMES_PER_SECOND``, by
+rich's refresh thread), never per event: ``update()`` only keeps the
+newest record of each download, and each frame applies what changed since
+the last one. A frame's cost is bounded by ``MAX_BARS``, not by the
+number of downloads, so a batch of many small files is not slowed down by
+its own progress view.
+
+Threads: ``update()`` runs on the event bus's thread, the frames on rich's
+refresh thread, ``say()`` and ``close()`` on the command's thread. A
+failure while drawing ends the refresh thread (rich's behaviour); the
+downloads go on.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -19,63 +33,108 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from regisseur.actors._download_view import LineView
 from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
-    from regisseur.messages import DownloadProgressed, DownloadStateChanged
+    from rich.console import RenderableType
 
-__all__ = ["BarsView"]
+    from regisseur.messages import DownloadProgressed, DownloadRecord, DownloadStateChanged
 
+__all__ = ["FRAMES_PER_SECOND", "MAX_BARS", "BarsView"]
+
+#: Redraws per second, whatever the number of events.
+FRAMES_PER_SECOND = 8
+#: Most bars on screen (the first running downloads); the rest are counted.
+MAX_BARS = 10
 _NAME_WIDTH = 28
-_STATE = {
-    DownloadState.INITIALIZING: "[dim]queued[/dim]",
-    DownloadState.IN_PROGRESS: "",
-    DownloadState.SUCCEEDED: "[green]done[/green]",
-    DownloadState.ERRORED: "[red]failed[/red]",
-    DownloadState.CANCELLED: "[yellow]cancelled[/yellow]",
-}
 
 
 class BarsView(LineView):
-    """Rich progress bars, redrawn by rich's refresh thread until ``close()``."""
+    """Rich progress bars, redrawn on a fixed frame rate until ``close()``."""
 
     def __init__(self, out: TextIO) -> None:
         super().__init__(out)
         self.console = Console(file=out)
+        # The bars' model and table maker; never started (it would redraw
+        # on every add_task): the Live below draws the frames.
         self.bars = Progress(
             TextColumn(f"{{task.description:<{_NAME_WIDTH}}}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[state]}"),
             console=self.console,
+            auto_refresh=False,
         )
-        self._tasks: dict[str, TaskID] = {}
+        self._pending: dict[str, DownloadRecord] = {}  # newest record per id, under _lock
+        self._tasks: dict[str, TaskID] = {}  # running downloads' bars (frame thread)
+        self._states: dict[str, DownloadState] = {}  # every download seen (frame thread)
+        self._counts = dict.fromkeys(DownloadState, 0)
         self._closed = False
-        self.bars.start()
+        self.live = Live(
+            console=self.console,
+            get_renderable=self._frame,
+            refresh_per_second=FRAMES_PER_SECOND,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self.live.start()
 
     def say(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
 
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
+        """Keep the newest record of the download (cheap: no drawing here)."""
         record = event.record
         with self._lock:
-            task = self._tasks.get(record.id)
-            if task is None:
-                name = record.filename[:_NAME_WIDTH]
-                task = self.bars.add_task(name, total=None, state="")
-                self._tasks[record.id] = task
-        self.bars.update(
-            task,
-            completed=record.transferred,
-            total=record.size or None,
-            state=_STATE.get(record.state, ""),
+            self._pending[record.id] = record
+
+    def _frame(self) -> RenderableType:
+        """Apply the records that came since the last frame; return the screen.
+
+        Runs under rich's Live lock (refresh thread, or a ``say``/``close``).
+        """
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for record in pending.values():
+            self._apply(record)
+        running = self._counts[DownloadState.IN_PROGRESS]
+        for shown, task in enumerate(self._tasks.values()):
+            self.bars.update(task, visible=shown < MAX_BARS)
+        summary = (
+            f"{self._counts[DownloadState.SUCCEEDED]} done, "
+            f"{self._counts[DownloadState.ERRORED]} failed, "
+            f"{running} running, {self._counts[DownloadState.INITIALIZING]} waiting"
         )
+        if running > MAX_BARS:
+            summary += f" ({running - MAX_BARS} running not shown)"
+        cancelled = self._counts[DownloadState.CANCELLED]
+        if cancelled:
+            summary += f", {cancelled} cancelled"
+        return Group(self.bars.make_tasks_table(self.bars.tasks), Text(summary, style="dim"))
+
+    def _apply(self, record: DownloadRecord) -> None:
+        before = self._states.get(record.id)
+        if before is not record.state:
+            if before is not None:
+                self._counts[before] -= 1
+            self._counts[record.state] += 1
+            self._states[record.id] = record.state
+        task = self._tasks.get(record.id)
+        if record.state is not DownloadState.IN_PROGRESS:
+            if task is not None:
+                self.bars.remove_task(task)
+                del self._tasks[record.id]
+            return
+        if task is None:
+            task = self.bars.add_task(record.filename[:_NAME_WIDTH], total=None)
+            self._tasks[record.id] = task
+        self.bars.update(task, completed=record.transferred, total=record.size or None)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.bars.stop()
+            self.live.stop()  # draws the last frame

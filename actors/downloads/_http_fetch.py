@@ -170,7 +170,7 @@ class Fetch:
         self.session = session
         self.ctx = ctx
         self.url = check_url(target_id)
-        self.shown = redact_text(self.url)
+        self._shown: str | None = None
         self.expected_sha256 = _expected_sha256(ctx.extra)
         self.directory = source.download_directory
         self.display_name = display_name
@@ -187,7 +187,7 @@ class Fetch:
             max_time=source.max_time,
             speed_limit=source.speed_limit,
             speed_time=source.speed_time,
-            shown=self.shown,
+            url=self.url,
         )
         self.validators = Validators(None, None, None)  # of the body being written
         self._file: io.BufferedWriter | None = None  # the part, while the body streams
@@ -202,7 +202,8 @@ class Fetch:
         ctx = self.ctx
         started = ctx.now()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self.directory.is_dir():  # one stat, not a failing mkdir and a stat
+                self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"cannot create download directory {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
@@ -227,7 +228,7 @@ class Fetch:
             self.part.unlock()
         ctx.log.info(
             "download_completed",
-            url=self.shown,
+            url=self.url,  # the logger redacts its fields, and only if it emits
             bytes=self.received,
             duration=round(ctx.now() - started, 3),
             path=str(path),
@@ -296,6 +297,13 @@ class Fetch:
     def _interrupted(self) -> DownloadInterrupted:
         return DownloadInterrupted(_cancel_reason(self.ctx))
 
+    @property
+    def shown(self) -> str:
+        """The URL as errors show it (credentials redacted; made on first use)."""
+        if self._shown is None:
+            self._shown = redact_text(self.url)
+        return self._shown
+
     # -- one attempt -----------------------------------------------------------
 
     def _attempt(self, attempt: int) -> Path:
@@ -316,7 +324,7 @@ class Fetch:
             validator = stored.if_range()
             if validator:
                 headers["If-Range"] = validator
-        ctx.log.info("download_started", url=self.shown, attempt=attempt, resume_from=offset)
+        ctx.log.info("download_started", url=self.url, attempt=attempt, resume_from=offset)
         with self._open(headers) as response:
             if ctx.cancelled:
                 raise self._interrupted()
@@ -406,44 +414,46 @@ class Fetch:
         self, url: str, headers: dict[str, str | None], auth: tuple[str, str] | None
     ) -> requests.Response:
         source = self.source
-        shown = redact_text(url)
+        session = self.session
         try:
-            requests.models.PreparedRequest().prepare_url(url, None)
+            # What ``session.get`` does, in two steps: the URL is parsed once,
+            # and a malformed one is still told apart from a broken answer.
+            prepared = session.prepare_request(
+                requests.Request("GET", url, headers=headers, auth=auth)
+            )
         except (ValueError, requests.RequestException) as exc:  # InvalidURL, bad IDNA, ...
-            msg = f"malformed URL {shown!r}: {network_reason(exc)}"
+            msg = f"malformed URL {redact_text(url)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
         timeouts = self._timeouts()
         try:
+            verify = source.verify
+            if verify is True:  # where requests would take the environment's bundle
+                verify = getattr(session, "ca_bundle", None) or True
+            settings = session.merge_environment_settings(prepared.url, {}, True, verify, None)
             with waiting_for_answer(self._waiting):
-                response = self.session.get(
-                    url,
-                    headers=headers,
-                    auth=auth,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=timeouts,
-                    verify=source.verify,
+                response = session.send(
+                    prepared, allow_redirects=False, timeout=timeouts, **settings
                 )
         except requests.exceptions.SSLError as exc:
-            msg = f"TLS error ({network_reason(exc)}): {shown}"
+            msg = f"TLS error ({network_reason(exc)}): {redact_text(url)}"
             raise DownloadError(msg) from exc
         except requests.exceptions.ConnectTimeout as exc:
-            msg = f"connect timed out after {source.connect_timeout:g}s: {shown}"
+            msg = f"connect timed out after {source.connect_timeout:g}s: {redact_text(url)}"
             raise _Retry(msg) from exc
         except requests.exceptions.ReadTimeout as exc:
-            msg = f"no response within {source.read_timeout:g}s: {shown}"
+            msg = f"no response within {source.read_timeout:g}s: {redact_text(url)}"
             raise _Retry(msg) from exc
         except requests.exceptions.ConnectionError as exc:
-            msg = f"connection failed ({network_reason(exc)}): {shown}"
+            msg = f"connection failed ({network_reason(exc)}): {redact_text(url)}"
             raise _Retry(msg) from exc
         except (UnicodeError, urllib3.exceptions.LocationValueError) as exc:  # a bad host
-            msg = f"malformed URL {shown!r}: {network_reason(exc)}"
+            msg = f"malformed URL {redact_text(url)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
         except ValueError as exc:  # the URL was checked above: the answer is broken
-            msg = f"invalid response or redirect ({network_reason(exc)}): {shown}"
+            msg = f"invalid response or redirect ({network_reason(exc)}): {redact_text(url)}"
             raise DownloadError(msg) from exc
         except requests.RequestException as exc:
-            msg = f"request failed ({network_reason(exc)}): {shown}"
+            msg = f"request failed ({network_reason(exc)}): {redact_text(url)}"
             raise DownloadError(msg) from exc
         finally:
             self.watch.unwatch()  # the socket may go back to the pool

@@ -32,6 +32,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from regisseur.actors.downloads.http_errors import DownloadError
+from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,15 +57,16 @@ class Watchdog:
         max_time: float | None,
         speed_limit: int | None,
         speed_time: float,
-        shown: str,
+        url: str,
     ) -> None:
+        """``url``: the download's URL, redacted only in an error's text."""
         self._ctx = ctx
         self.max_time = max_time
         self.deadline = None if max_time is None else ctx.now() + max_time
         self.speed_limit = speed_limit
         self.speed_time = speed_time
         self._need = 0 if speed_limit is None else max(1, math.ceil(speed_limit * speed_time))
-        self._shown = shown
+        self._url = url
         self._lock = threading.Lock()
         self._abort: Callable[[], None] | None = None
         self._timer: TimerHandle | None = None
@@ -95,7 +97,7 @@ class Watchdog:
         """The ``max_time`` error (raise it)."""
         return DownloadError(
             f"took longer than max_time={self.max_time:g}s "
-            f"(received {self.received} bytes): {self._shown}"
+            f"(received {self.received} bytes): {redact_text(self._url)}"
         )
 
     # -- the body (worker thread, timer thread) ----------------------------------------
@@ -159,7 +161,8 @@ class Watchdog:
                 elif now >= start + self.speed_time:
                     self.expired = TooSlow(
                         f"too slow: less than {self.speed_limit} bytes/s during "
-                        f"{self.speed_time:g}s (received {self.received} bytes): {self._shown}"
+                        f"{self.speed_time:g}s (received {self.received} bytes): "
+                        f"{redact_text(self._url)}"
                     )
             if self.expired is None:
                 self._arm()

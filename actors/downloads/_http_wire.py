@@ -48,31 +48,36 @@ def retryable(status: int) -> bool:
     return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
 def check_url(target_id: object) -> str:
     """``target_id`` as an http(s) URL, or a ``DownloadError`` saying why not."""
     if not isinstance(target_id, str):
         msg = f"malformed URL {target_id!r}: expected a string"
         raise DownloadError(msg)
     url = target_id.strip()
-    shown = redact_text(url)
-    if not url or any(char.isspace() or ord(char) < 32 for char in url):
-        msg = f"malformed URL {shown!r}: empty, or contains whitespace or control characters"
+    if not url or _SPACE_OR_CONTROL.search(url):
+        msg = (
+            f"malformed URL {redact_text(url)!r}: "
+            "empty, or contains whitespace or control characters"
+        )
         raise DownloadError(msg)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        msg = f"malformed URL {shown!r}: {exc}"
+        msg = f"malformed URL {redact_text(url)!r}: {exc}"
         raise DownloadError(msg) from None
     scheme = parts.scheme.lower()
     if not scheme or ("." in scheme and not parts.netloc):
-        msg = f"malformed URL {shown!r}: no scheme (expected http:// or https://)"
+        msg = f"malformed URL {redact_text(url)!r}: no scheme (expected http:// or https://)"
         raise DownloadError(msg)
     if scheme not in SCHEMES:
-        msg = f"unsupported URL scheme {scheme!r} (only http and https): {shown}"
+        msg = f"unsupported URL scheme {scheme!r} (only http and https): {redact_text(url)}"
         raise DownloadError(msg)
     if not parts.hostname:
-        msg = f"malformed URL {shown!r}: no host"
+        msg = f"malformed URL {redact_text(url)!r}: no host"
         raise DownloadError(msg)
     return url
 

@@ -55,7 +55,7 @@ import requests
 from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._http_fetch import Fetch
-from regisseur.actors.downloads._http_session import new_session
+from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
@@ -208,7 +208,7 @@ class HttpSource(DownloadSource):
             raise RuntimeError(msg)
         return self.directory
 
-    def open_session(self) -> requests.Session:
+    def open_session(self) -> Session:
         """Make this worker's session (runs on the worker thread at its start)."""
         return new_session(self.headers)
 

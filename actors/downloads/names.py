@@ -20,9 +20,9 @@ turns any text into a single, portable path component:
 The result is NFC-normalised, and ``safe_filename`` of a safe name is that
 name. :func:`move_into_place` then gives a finished file its final name
 without ever overwriting: ``name.ext``, else ``name (1).ext``, … chosen with
-``os.link`` (or an exclusive create), so two threads or processes can never
-pick the same one. Everything here is pure or works on the file system
-only, and is safe to call from any thread.
+a no-replace rename (Linux), else ``os.link`` (or an exclusive create), so
+two threads or processes can never pick the same one. Everything here is
+pure or works on the file system only, and is safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from regisseur.actors.downloads._noreplace import rename_noreplace
 from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -299,14 +300,17 @@ def move_into_place(source: Path, directory: Path, name: str) -> Path:
     """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
 
     Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
-    returns the path it took. Each candidate is claimed atomically: a hard
-    link (the file appears complete under its final name), or where the file
-    system has no hard links an exclusive create followed by ``os.replace``.
+    returns the path it took. Each candidate is claimed atomically: a rename
+    that never replaces (``renameat2(RENAME_NOREPLACE)``, one system call),
+    else a hard link then an unlink of ``source`` (the file appears complete
+    under its final name), or where the file system has no hard links an
+    exclusive create followed by ``os.replace``.
     ``source`` must be in ``directory`` (same file system). Raises
     ``ValueError`` if a candidate would leave ``directory`` and
     ``FileExistsError`` if no free name is found.
     """
     root = directory.resolve()
+    use_rename = True
     use_links = True
     for number in itertools.count():
         if number > _MAX_NUMBER:
@@ -319,8 +323,15 @@ def move_into_place(source: Path, directory: Path, name: str) -> Path:
         if target.parent != root or candidate in (".", ".."):
             msg = f"file name {candidate!r} would leave {root}"
             raise ValueError(msg)
-        if os.path.lexists(target):
-            continue
+        # No lexists() first: each way below refuses any existing entry
+        # itself (a dangling symlink included), atomically.
+        if use_rename:
+            try:
+                if rename_noreplace(source, target):
+                    return target
+            except FileExistsError:
+                continue
+            use_rename = False  # unsupported here: the ways below
         if use_links:
             try:
                 os.link(source, target, follow_symlinks=False)

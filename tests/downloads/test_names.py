@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from regisseur.actors.downloads import _noreplace
 from regisseur.actors.downloads.names import (
     MAX_NAME_BYTES,
     display_name_from_url,
@@ -197,6 +198,7 @@ def test_move_into_place_without_hard_links(
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(_noreplace, "_renameat2", lambda: None)
     (tmp_path / "f.bin").write_text("old")
     part = tmp_path / "p.part"
     part.write_text("new")
@@ -204,6 +206,23 @@ def test_move_into_place_without_hard_links(
     assert target.name == "f (1).bin"
     assert target.read_text() == "new"
     assert (tmp_path / "f.bin").read_text() == "old"
+
+
+@pytest.mark.parametrize("renames", [True, False], ids=["rename-noreplace", "hard-link"])
+def test_move_into_place_moves_without_replacing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renames: bool
+) -> None:
+    if not renames:
+        monkeypatch.setattr(_noreplace, "_renameat2", lambda: None)
+    (tmp_path / "taken.txt").symlink_to(tmp_path / "nowhere")
+    part = tmp_path / "p.part"
+    part.write_text("new")
+    target = move_into_place(part, tmp_path, "taken.txt")
+    assert target.name == "taken (1).txt"
+    assert target.read_text() == "new"
+    assert not part.exists()
+    assert (tmp_path / "taken.txt").is_symlink()
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_concurrent_claims_get_distinct_names(tmp_path: Path) -> None:

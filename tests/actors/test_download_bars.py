@@ -1,0 +1,79 @@
+"""The CLI's live progress view: drawn on a fixed frame rate, bounded per frame."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+pytest.importorskip("rich")
+
+from regisseur.actors import _download_bars  # noqa: E402
+from regisseur.actors._download_bars import MAX_BARS, BarsView  # noqa: E402
+from regisseur.messages import (  # noqa: E402
+    DownloadProgressed,
+    DownloadRecord,
+    DownloadState,
+    DownloadStateChanged,
+)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _record(number: int, state: DownloadState, transferred: int = 0) -> DownloadRecord:
+    return DownloadRecord(
+        id=f"id{number}",
+        source="http",
+        target_id=f"http://h/{number}.bin",
+        filename=f"{number}.bin",
+        state=state,
+        size=1000,
+        transferred=transferred,
+    )
+
+
+@pytest.mark.timeout(30)
+def test_events_never_draw_the_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A frame rate rich's refresh thread will not reach during the test:
+    # every frame drawn is then one that an event caused.
+    monkeypatch.setattr(_download_bars, "FRAMES_PER_SECOND", 0.001)
+    out = Terminal()
+    view = BarsView(out)
+    try:
+        drawn = len(out.getvalue())
+        for number in range(300):
+            view.update(DownloadStateChanged(_record(number, DownloadState.IN_PROGRESS)))
+            view.update(DownloadProgressed(_record(number, DownloadState.IN_PROGRESS, 500)))
+        assert len(out.getvalue()) == drawn, "an event drew on the terminal"
+    finally:
+        view.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_frame_shows_at_most_max_bars_and_counts_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_download_bars, "FRAMES_PER_SECOND", 0.001)
+    out = Terminal()
+    view = BarsView(out)
+    try:
+        for number in range(40):
+            view.update(DownloadStateChanged(_record(number, DownloadState.INITIALIZING)))
+        for number in range(30):
+            view.update(DownloadStateChanged(_record(number, DownloadState.IN_PROGRESS)))
+        for number in range(12):
+            view.update(DownloadStateChanged(_record(number, DownloadState.SUCCEEDED)))
+        view.update(DownloadStateChanged(_record(12, DownloadState.ERRORED)))
+    finally:
+        view.close()  # draws the last frame
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", out.getvalue())  # no escapes
+    summary = "12 done, 1 failed, 17 running, 10 waiting (7 running not shown)"
+    assert summary in text
+    frame = text[: text.find(summary)]
+    frame = frame.rsplit(" waiting", 1)[-1]  # the last frame only
+    bars = re.findall(r"^(\d+)\.bin ", frame, re.MULTILINE)
+    assert bars == [str(number) for number in range(13, 13 + MAX_BARS)], "first running ones"
