@@ -198,6 +198,7 @@ class _Child:
         "failures",
         "last_error",
         "restarts",
+        "seq",
         "spec",
         "started_at",
         "status",
@@ -212,16 +213,115 @@ class _Child:
         self.last_error: str | None = None
         self.started_at: float | None = None
         self.dynamic = dynamic
+        self.seq = 0  # its place in spec order, given by _Tree
 
 
 class _Tree:
-    """What a supervisor keeps across its own restarts: children and cells."""
+    """What a supervisor keeps across its own restarts: children and cells.
+
+    Supervisor thread only (the creating thread before the actor starts).
+    Besides the children by name (in spec order) it keeps what restarts,
+    spawns and stops ask for, so that none of them scans every sibling:
+    each child's start level, the direct dependents of each child, and
+    the start order (built on demand, kept until a child is added or
+    removed). Every change of ``children`` goes through :meth:`add` and
+    :meth:`remove`.
+    """
+
+    __slots__ = ("_dependents", "_level", "_order", "_seq", "children")
 
     def __init__(self, specs: Iterable[ChildSpec]) -> None:
-        self.children: dict[str, _Child] = {s.name: _Child(s) for s in specs}
+        self._seq = itertools.count()
+        self.children: dict[str, _Child] = {}
+        for spec in specs:
+            child = _Child(spec)
+            child.seq = next(self._seq)
+            self.children[spec.name] = child
+        self._level: dict[str, int] = {}
+        self._dependents: dict[str, dict[str, None]] = {}
+        self._order: list[str] | None = None
+        self._rebuild()
 
     def specs(self) -> list[ChildSpec]:
         return [c.spec for c in self.children.values()]
+
+    def add(self, child: _Child) -> None:
+        """Append ``child``, whose dependencies are children already (a spawn)."""
+        spec = child.spec
+        name = spec.name
+        child.seq = next(self._seq)
+        self.children[name] = child
+        level = self._level
+        level[name] = 1 + max((level[d] for d in spec.depends_on if d in level), default=-1)
+        for dep in spec.depends_on:
+            self._dependents.setdefault(dep, {})[name] = None
+        self._order = None
+        if self._dependents.get(name):
+            # Stopped children that name it (it was removed and is back)
+            # count it again, as graph.levels would: rare, so rebuild.
+            self._rebuild()
+
+    def remove(self, name: str) -> None:
+        """Forget the child ``name`` (a no-op for an unknown name)."""
+        child = self.children.pop(name, None)
+        if child is None:
+            return
+        self._order = None
+        if self._dependents.get(name):
+            # Children still listed as depending on it (stopped ones) move
+            # up a level, as graph.levels places them: rare, so rebuild.
+            self._rebuild()
+            return
+        self._level.pop(name, None)
+        self._dependents.pop(name, None)
+        for dep in child.spec.depends_on:
+            users = self._dependents.get(dep)
+            if users is not None:
+                users.pop(name, None)
+                if not users:
+                    del self._dependents[dep]
+
+    def _rebuild(self) -> None:
+        """Levels and dependents from scratch (static specs may name later ones)."""
+        specs = self.specs()
+        self._level = {s.name: i for i, level in enumerate(graph.levels(specs)) for s in level}
+        self._dependents = {}
+        for spec in specs:
+            for dep in spec.depends_on:
+                self._dependents.setdefault(dep, {})[spec.name] = None
+        self._order = None
+
+    def order(self) -> list[str]:
+        """Every child in start order (levels, then spec order); stop in reverse."""
+        if self._order is None:
+            level, children = self._level, self.children
+            self._order = sorted(children, key=lambda n: (level[n], children[n].seq))
+        return self._order
+
+    def sort(self, names: Iterable[str]) -> list[str]:
+        """``names`` (children) in start order, in time proportional to their number."""
+        level, children = self._level, self.children
+        return sorted(names, key=lambda n: (level[n], children[n].seq))
+
+    def in_spec_order(self, names: Iterable[str]) -> list[str]:
+        """``names`` (children) in the order they were added."""
+        children = self.children
+        return sorted(names, key=lambda n: children[n].seq)
+
+    def dependents(self, name: str) -> set[str]:
+        """Every child that depends on ``name``, directly or transitively."""
+        found: set[str] = set()
+        frontier = [name]
+        while frontier:
+            for user in self._dependents.get(frontier.pop(), ()):
+                if user not in found:
+                    found.add(user)
+                    frontier.append(user)
+        return found
+
+    def direct_dependents(self, name: str) -> list[str]:
+        """The children whose ``depends_on`` names ``name``."""
+        return list(self._dependents.get(name, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +432,7 @@ def cell_for_supervisor(system: ActorSystem, name: str, spec: Supervisor, parent
 
 def _close_tree(system: ActorSystem, tree: _Tree) -> None:
     """Final stop of every child cell still open (the supervisor cell closed)."""
-    order = [s.name for level in graph.levels(tree.specs()) for s in level]
-    for name in reversed(order):
+    for name in reversed(tree.order()):
         child = tree.children[name]
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
@@ -438,11 +537,11 @@ class SupervisorActor(Actor):
         self, names: Sequence[str]
     ) -> tuple[list[str], list[tuple[_Child, BaseException]]]:
         """Start ``names`` by levels; stop at the first level with a failure."""
-        wanted = set(names)
-        specs = [c.spec for n, c in self.tree.children.items() if n in wanted]
-        others = [n for n in self.tree.children if n not in wanted]
+        children = self.tree.children
+        wanted = self.tree.in_spec_order({n for n in names if n in children})
+        # Only the names' own levels: dependencies outside them count as started.
+        levels = graph.levels([children[n].spec for n in wanted])
         started: list[str] = []
-        levels = graph.levels(specs, started=others)
         for index, level in enumerate(levels):
             waiting: list[tuple[_Child, StartAttempt, float]] = []
             for spec in level:
@@ -508,7 +607,7 @@ class SupervisorActor(Actor):
     # -- stopping ----------------------------------------------------------
     def _start_order(self) -> list[str]:
         """Children in dependency order (stop in reverse): levels, then spec order."""
-        return [s.name for level in graph.levels(self.tree.specs()) for s in level]
+        return list(self.tree.order())
 
     def _teardown_child(
         self, child: _Child, *, final: bool, hooks: bool = True, reason: str = "stopped"
@@ -561,18 +660,19 @@ class SupervisorActor(Actor):
         child = self.tree.children.get(name)
         if child is None:
             raise UnknownActorError(name, list(self.tree.children))
+        alive = (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+        children = self.tree.children
         users = [
-            c.spec.name
-            for c in self.tree.children.values()
-            if name in c.spec.depends_on
-            and c.status in (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+            n
+            for n in self.tree.direct_dependents(name)
+            if n in children and children[n].status in alive
         ]
         if users:
             msg = f"cannot stop {name!r}: {', '.join(users)} depend(s) on it; stop those first"
             raise ValueError(msg)
         self._cancel_pending(name)
         self._stop_children([name], final=True)
-        del self.tree.children[name]
+        self.tree.remove(name)
 
     # -- failures ----------------------------------------------------------
     def _current(self, cell: Cell, generation: int) -> _Child | None:
@@ -688,12 +788,10 @@ class SupervisorActor(Actor):
         """The strategy's restart group for ``name``, in start order."""
         strategy = self.spec.strategy
         if strategy is Strategy.ONE_FOR_ONE:
-            members = {name}
-        elif strategy is Strategy.ONE_FOR_ALL:
-            members = set(self.tree.children)
-        else:
-            members = {name} | graph.dependents(name, self.tree.specs())
-        return [n for n in self._start_order() if n in members]
+            return [name]
+        if strategy is Strategy.ONE_FOR_ALL:
+            return list(self.tree.order())
+        return self.tree.sort({name} | self.tree.dependents(name))
 
     def _schedule_restart(
         self, child: _Child, delay: float | None, failed_at: float | None = None
@@ -810,7 +908,7 @@ class SupervisorActor(Actor):
         child.status = ChildStatus.STOPPED
         self.system.events.publish(ChildStopped(name))
         if child.dynamic and self.tree.children.get(name) is child:
-            del self.tree.children[name]
+            self.tree.remove(name)
 
     def _ended_by_itself(self, child: _Child) -> None:
         """A child ended by itself (stopped itself, gave up): apply auto_shutdown."""
@@ -876,12 +974,12 @@ class SupervisorActor(Actor):
                 raise ValueError(msg)
         self.system._check_free(spec)
         child = _Child(spec, dynamic=True)
-        self.tree.children[spec.name] = child
+        self.tree.add(child)
         _, failures = self._start_names([spec.name])
         if failures:
             error = failures[0][1]
             self._teardown_child(child, final=True, reason="failed start")
-            del self.tree.children[spec.name]
+            self.tree.remove(spec.name)
             text = describe_error(error)
             self.system.events.publish(StartupFailed(spec.name, text, ()))
             if isinstance(error, StartupError):
