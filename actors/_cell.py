@@ -344,15 +344,21 @@ class Cell:
             _local.cell = None
 
     def _loop(self) -> None:
-        get = self.mailbox.get
+        mailbox = self.mailbox
+        get = mailbox.get
+        take = mailbox.take_user
         control_types = (ControlMessage, _ActorStop)
         while True:
-            envelope = get()
+            # The hot path: a user message ready and no control waiting is
+            # taken without the checks a blocking get() needs.
+            envelope = take()
+            if envelope is None:
+                envelope = get()
+                if isinstance(envelope.message, control_types):
+                    if self._on_control(envelope):
+                        return
+                    continue
             message = envelope.message
-            if isinstance(message, control_types):
-                if self._on_control(envelope):
-                    return
-                continue
             instance = self.instance
             try:
                 if self.faults is not None:
@@ -419,6 +425,11 @@ class Cell:
 
     def _start(self, command: Start) -> None:
         attempt = command.attempt
+        if self.abandoned:
+            # Its supervisor gave up on this cell (a teardown overran) and
+            # starts the child on a new one; nothing runs here any more.
+            attempt.fail(ActorStoppedError(f"{self.name!r} was abandoned"))
+            return
         if self.instance is not None:
             self._teardown(hooks=True)
         self.generation += 1

@@ -462,6 +462,8 @@ class SupervisorActor(Actor):
         self.tree = tree
         self._restart_times: deque[float] = deque()
         self._pending: dict[int, list[str]] = {}
+        # Teardowns queued but not yet awaited: their start follows at once.
+        self._tearing_down: dict[str, tuple[Cell | None, Teardown, float]] = {}
         self._tokens = itertools.count(1)
         self._rng = random.Random()
 
@@ -573,8 +575,17 @@ class SupervisorActor(Actor):
                 except (ValueError, RuntimeError):
                     pass
             failures: list[tuple[_Child, BaseException]] = []
-            for child, attempt, deadline in waiting:
+            for child, first_attempt, first_deadline in waiting:
                 name = child.spec.name
+                attempt, deadline = first_attempt, first_deadline
+                if not self._torn_down(child):
+                    # It overran its shutdown_timeout (the old cell is
+                    # abandoned and skips the start): start on a new cell.
+                    attempt = StartAttempt()
+                    cell = self._cell_for(child)
+                    cell.control(Start(attempt))
+                    cell.ensure_thread()
+                    deadline = monotonic() + child.spec.start_timeout
                 if not attempt.wait(max(0.0, deadline - monotonic())):
                     assert child.cell is not None
                     child.cell.request_stop()
@@ -593,6 +604,13 @@ class SupervisorActor(Actor):
             if failures:
                 return started, failures
         return started, []
+
+    def _torn_down(self, child: _Child) -> bool:
+        """Await the child's queued teardown, if any; False if it overran."""
+        pending = self._tearing_down.pop(child.spec.name, None)
+        if pending is None or pending[0] is not child.cell:
+            return True
+        return self._finish_teardown(child, pending[1], pending[2])
 
     def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
         """Stop what a failed start started, in reverse start order.
@@ -860,6 +878,11 @@ class SupervisorActor(Actor):
         if delay is None:
             delay = backoff.delay(child.failures, self._rng)
         group = self._group(name)
+        due = delay <= 0 or (failed_at is not None and failed_at + delay <= self.system.clock.now())
+        # Restarting one child at once: its teardown and start are queued
+        # together (its thread handles both in one go); the teardown is
+        # still awaited, bounded by shutdown_timeout, before the start.
+        overlap = due and group == [name]
         for member in list(reversed(group)):
             other = self.tree.children[member]
             if member != name and other.status not in (
@@ -873,7 +896,13 @@ class SupervisorActor(Actor):
                 group.remove(member)
                 self._stop_for_good(other, reason="stopped by a group restart")
                 continue
-            self._teardown_child(other, final=False, reason="restart")
+            if overlap:
+                command = self._begin_teardown(other, final=False, reason="restart")
+                if command is not None:
+                    deadline = monotonic() + other.spec.shutdown_timeout
+                    self._tearing_down[member] = (other.cell, command, deadline)
+            else:
+                self._teardown_child(other, final=False, reason="restart")
             other.status = ChildStatus.RESTARTING
         token = next(self._tokens)
         self._pending[token] = group
@@ -890,6 +919,8 @@ class SupervisorActor(Actor):
         self.log.info("child_restarting", child=name, delay=delay, group=group)
         if wait == 0:
             self._restart_group(token)
+        if overlap:
+            self._torn_down(child)  # awaited above, unless the restart did not happen
 
     def _cancel_pending(self, name: str) -> None:
         for token, group in list(self._pending.items()):
