@@ -1095,11 +1095,9 @@ class SupervisorActor(Actor):
 def _quiet_stop(spec: ChildSpec) -> bool:
     """True if stopping the child runs no code of its own (no stop hook, no children)."""
     actor = spec.actor
-    return (
-        isinstance(actor, type)
-        and actor.on_stop is Actor.on_stop
-        and actor._end_incarnation is Actor._end_incarnation
-    )
+    if isinstance(actor, Supervisor):
+        return False
+    return actor.on_stop is Actor.on_stop and actor._end_incarnation is Actor._end_incarnation
 
 
 class _ParentLink:
