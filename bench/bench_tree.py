@@ -134,9 +134,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--restarts", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="children for spawn/stop (default 1,000 10,000 20,000)"
+    )
     args = parser.parse_args()
     siblings = (0, 100) if args.quick else (0, 100, 1_000)
     sizes = (200, 1_000) if args.quick else (1_000, 10_000, 20_000)
+    if args.sizes:
+        sizes = tuple(args.sizes)
 
     print(f"restart (crash -> next message handled), {args.rounds} rounds of {args.restarts}:")
     for count in siblings:
