@@ -112,6 +112,17 @@ class Mailbox:
             self._wake.acquire()
             self.sleeping = False
 
+    def take_user(self) -> Envelope[Any] | None:
+        """The next user envelope if one is deliverable now and no control waits, else None.
+
+        Never blocks; the actor's thread only. What it returns is never a
+        control message (``put`` sorts those into the other lane).
+        """
+        if self._control or self._held or not self._user:
+            return None
+        self.processed += 1
+        return self._user.popleft()
+
     def empty(self) -> bool:
         """True when neither lane holds anything (Pykka's inbox protocol)."""
         return not self._control and not self._user

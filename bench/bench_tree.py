@@ -85,20 +85,26 @@ def our_restart(system: ActorSystem, n: int) -> float:
     return statistics.median(samples)
 
 
-def restart_ratios(siblings: int, rounds: int, restarts: int) -> list[float]:
+def restart_ratios(siblings: int, rounds: int, restarts: int) -> tuple[list[float], list[float]]:
+    """(ratios, our medians in seconds), one per round; the side going first alternates."""
     specs = [ChildSpec("subject", Ours, backoff=Backoff(0))]
     specs += [ChildSpec(f"idle{i}", Ours) for i in range(siblings)]
-    ratios = []
+    ratios, absolute = [], []
     with ActorSystem(specs, database_url=None, max_restarts=10**9, within=1.0) as system:
-        for _ in range(rounds):
-            plain = plain_restart(restarts)
-            ours = our_restart(system, restarts)
+        for index in range(rounds):
+            if index % 2:
+                ours = our_restart(system, restarts)
+                plain = plain_restart(restarts)
+            else:
+                plain = plain_restart(restarts)
+                ours = our_restart(system, restarts)
             ratios.append(ours / plain)
-    return ratios
+            absolute.append(ours)
+    return ratios, absolute
 
 
-def spawn_and_stop(n: int) -> tuple[float, float]:
-    """(spawn ratio, stop ratio) per actor for n children, one round."""
+def spawn_and_stop(n: int) -> tuple[float, float, float]:
+    """(spawn ratio, stop ratio, our stop seconds per actor) for n children, one round."""
     t0 = time.perf_counter()
     refs = [Plain.start() for _ in range(n)]
     plain_spawn = time.perf_counter() - t0
@@ -120,7 +126,7 @@ def spawn_and_stop(n: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         system.stop()
         our_stop = time.perf_counter() - t0
-    return our_spawn / plain_spawn, our_stop / plain_stop
+    return our_spawn / plain_spawn, our_stop / plain_stop, our_stop / n
 
 
 def main() -> None:
@@ -128,22 +134,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--restarts", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="children for spawn/stop (default 1,000 10,000 20,000)"
+    )
     args = parser.parse_args()
     siblings = (0, 100) if args.quick else (0, 100, 1_000)
     sizes = (200, 1_000) if args.quick else (1_000, 10_000, 20_000)
+    if args.sizes:
+        sizes = tuple(args.sizes)
 
     print(f"restart (crash -> next message handled), {args.rounds} rounds of {args.restarts}:")
     for count in siblings:
-        ratios = restart_ratios(count, args.rounds, args.restarts)
+        ratios, absolute = restart_ratios(count, args.rounds, args.restarts)
         figure = _median_spread(ratios)
-        print(f"  {count:>5} idle siblings   regisseur / hand-rolled pykka  {figure}")
+        p50 = statistics.median(absolute) * 1e6
+        print(
+            f"  {count:>5} idle siblings   regisseur / hand-rolled pykka  {figure}"
+            f"   (regisseur p50 {p50:.0f} us)"
+        )
 
     print("spawn and stop, per actor, regisseur / pykka:")
     for n in sizes:
         pairs = [spawn_and_stop(n) for _ in range(max(1, args.rounds // 2))]
         spawn = [pair[0] for pair in pairs]
         stop = [pair[1] for pair in pairs]
-        print(f"  {n:>6} children   spawn {_median_spread(spawn)}   stop {_median_spread(stop)}")
+        per_actor = statistics.median(pair[2] for pair in pairs) * 1e6
+        print(
+            f"  {n:>6} children   spawn {_median_spread(spawn)}   stop {_median_spread(stop)}"
+            f"   (regisseur stop {per_actor:.0f} us/actor)"
+        )
 
 
 if __name__ == "__main__":

@@ -10,33 +10,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Collection, Iterable, Sequence
 
     from regisseur.supervision.spec import ChildSpec
 
 __all__ = ["dependents", "levels", "validate"]
 
 
-def validate(specs: Sequence[ChildSpec], existing: Iterable[str] = ()) -> None:
+def validate(specs: Sequence[ChildSpec], existing: Collection[str] = ()) -> None:
     """Raise ``ValueError`` if ``specs`` cannot be started as one graph.
 
     ``existing`` are names already running beside them (dependencies may
-    point at those).
+    point at those); only looked up, so a spawn beside many siblings costs
+    no more than one beside a few.
     """
-    existing = set(existing)
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen or spec.name in existing:
             msg = f"duplicate child name {spec.name!r}"
             raise ValueError(msg)
         seen.add(spec.name)
-    known = seen | existing
     for spec in specs:
         for dep in spec.depends_on:
             if dep == spec.name:
                 msg = f"child {spec.name!r} depends on itself"
                 raise ValueError(msg)
-            if dep not in known:
+            if dep not in seen and dep not in existing:
                 msg = f"child {spec.name!r} depends on unknown child {dep!r}"
                 raise ValueError(msg)
     _check_cycles(specs)

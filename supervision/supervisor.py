@@ -50,6 +50,7 @@ from regisseur.actors._protocol import (
     Resume,
     Start,
     StartAttempt,
+    Teardown,
 )
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import check_duration, monotonic
@@ -207,6 +208,7 @@ class _Child:
         "failures",
         "last_error",
         "restarts",
+        "seq",
         "spec",
         "started_at",
         "status",
@@ -221,16 +223,119 @@ class _Child:
         self.last_error: str | None = None
         self.started_at: float | None = None
         self.dynamic = dynamic
+        self.seq = 0  # its place in spec order, given by _Tree
 
 
 class _Tree:
-    """What a supervisor keeps across its own restarts: children and cells."""
+    """What a supervisor keeps across its own restarts: children and cells.
+
+    Supervisor thread only (the creating thread before the actor starts).
+    Besides the children by name (in spec order) it keeps what restarts,
+    spawns and stops ask for, so that none of them scans every sibling:
+    each child's start level, the direct dependents of each child, and
+    the start order (built on demand, kept until a child is added or
+    removed). Every change of ``children`` goes through :meth:`add` and
+    :meth:`remove`.
+    """
+
+    __slots__ = ("_dependents", "_level", "_order", "_seq", "children")
 
     def __init__(self, specs: Iterable[ChildSpec]) -> None:
-        self.children: dict[str, _Child] = {s.name: _Child(s) for s in specs}
+        self._seq = itertools.count()
+        self.children: dict[str, _Child] = {}
+        for spec in specs:
+            child = _Child(spec)
+            child.seq = next(self._seq)
+            self.children[spec.name] = child
+        self._level: dict[str, int] = {}
+        self._dependents: dict[str, dict[str, None]] = {}
+        self._order: list[str] | None = None
+        self._rebuild()
 
     def specs(self) -> list[ChildSpec]:
         return [c.spec for c in self.children.values()]
+
+    def add(self, child: _Child) -> None:
+        """Append ``child``, whose dependencies are children already (a spawn)."""
+        spec = child.spec
+        name = spec.name
+        child.seq = next(self._seq)
+        self.children[name] = child
+        level = self._level
+        level[name] = 1 + max((level[d] for d in spec.depends_on if d in level), default=-1)
+        for dep in spec.depends_on:
+            self._dependents.setdefault(dep, {})[name] = None
+        self._order = None
+        if self._dependents.get(name):
+            # Stopped children that name it (it was removed and is back)
+            # count it again, as graph.levels would: rare, so rebuild.
+            self._rebuild()
+
+    def remove(self, name: str) -> None:
+        """Forget the child ``name`` (a no-op for an unknown name)."""
+        child = self.children.pop(name, None)
+        if child is None:
+            return
+        self._order = None
+        if self._dependents.get(name):
+            # Children still listed as depending on it (stopped ones) move
+            # up a level, as graph.levels places them: rare, so rebuild.
+            self._rebuild()
+            return
+        self._level.pop(name, None)
+        self._dependents.pop(name, None)
+        for dep in child.spec.depends_on:
+            users = self._dependents.get(dep)
+            if users is not None:
+                users.pop(name, None)
+                if not users:
+                    del self._dependents[dep]
+
+    def _rebuild(self) -> None:
+        """Levels and dependents from scratch (static specs may name later ones)."""
+        specs = self.specs()
+        self._level = {s.name: i for i, level in enumerate(graph.levels(specs)) for s in level}
+        self._dependents = {}
+        for spec in specs:
+            for dep in spec.depends_on:
+                self._dependents.setdefault(dep, {})[spec.name] = None
+        self._order = None
+
+    def order(self) -> list[str]:
+        """Every child in start order (levels, then spec order); stop in reverse."""
+        if self._order is None:
+            level, children = self._level, self.children
+            self._order = sorted(children, key=lambda n: (level[n], children[n].seq))
+        return self._order
+
+    def sort(self, names: Iterable[str]) -> list[str]:
+        """``names`` (children) in start order, in time proportional to their number."""
+        level, children = self._level, self.children
+        return sorted(names, key=lambda n: (level[n], children[n].seq))
+
+    def level(self, name: str) -> int:
+        """The start level of the child ``name`` (0: depends on no sibling)."""
+        return self._level[name]
+
+    def in_spec_order(self, names: Iterable[str]) -> list[str]:
+        """``names`` (children) in the order they were added."""
+        children = self.children
+        return sorted(names, key=lambda n: children[n].seq)
+
+    def dependents(self, name: str) -> set[str]:
+        """Every child that depends on ``name``, directly or transitively."""
+        found: set[str] = set()
+        frontier = [name]
+        while frontier:
+            for user in self._dependents.get(frontier.pop(), ()):
+                if user not in found:
+                    found.add(user)
+                    frontier.append(user)
+        return found
+
+    def direct_dependents(self, name: str) -> list[str]:
+        """The children whose ``depends_on`` names ``name``."""
+        return list(self._dependents.get(name, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +364,7 @@ def cell_for_supervisor(
 
 def _close_tree(system: ActorSystem, tree: _Tree) -> None:
     """Final stop of every child cell still open (the supervisor cell closed)."""
-    order = [s.name for level in graph.levels(tree.specs()) for s in level]
-    for name in reversed(order):
+    for name in reversed(tree.order()):
         child = tree.children[name]
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
@@ -279,6 +383,8 @@ class SupervisorActor(Actor):
         self.tree = tree
         self._restart_times: deque[float] = deque()
         self._pending: dict[int, list[str]] = {}
+        # Teardowns queued but not yet awaited: their start follows at once.
+        self._tearing_down: dict[str, tuple[Cell | None, Teardown, float]] = {}
         self._tokens = itertools.count(1)
         self._rng = random.Random()
 
@@ -358,11 +464,11 @@ class SupervisorActor(Actor):
         self, names: Sequence[str]
     ) -> tuple[list[str], list[tuple[_Child, BaseException]]]:
         """Start ``names`` by levels; stop at the first level with a failure."""
-        wanted = set(names)
-        specs = [c.spec for n, c in self.tree.children.items() if n in wanted]
-        others = [n for n in self.tree.children if n not in wanted]
+        children = self.tree.children
+        wanted = self.tree.in_spec_order({n for n in names if n in children})
+        # Only the names' own levels: dependencies outside them count as started.
+        levels = graph.levels([children[n].spec for n in wanted])
         started: list[str] = []
-        levels = graph.levels(specs, started=others)
         for index, level in enumerate(levels):
             waiting: list[tuple[_Child, StartAttempt, float]] = []
             for spec in level:
@@ -370,8 +476,14 @@ class SupervisorActor(Actor):
                 cell = self._cell_for(child)
                 attempt = StartAttempt()
                 child.status = ChildStatus.STARTING
-                cell.ensure_thread()
-                cell.control(Start(attempt))
+                if cell.thread is None:
+                    # A new cell: its thread finds the start waiting and
+                    # need not go to sleep and be woken for it.
+                    cell.control(Start(attempt))
+                    cell.ensure_thread()
+                else:
+                    cell.ensure_thread()
+                    cell.control(Start(attempt))
                 waiting.append((child, attempt, monotonic() + spec.start_timeout))
             if index + 1 < len(levels):
                 # Creating cells and threads is most of a start's own cost: do
@@ -384,8 +496,17 @@ class SupervisorActor(Actor):
                 except (ValueError, RuntimeError):
                     pass
             failures: list[tuple[_Child, BaseException]] = []
-            for child, attempt, deadline in waiting:
+            for child, first_attempt, first_deadline in waiting:
                 name = child.spec.name
+                attempt, deadline = first_attempt, first_deadline
+                if not self._torn_down(child):
+                    # It overran its shutdown_timeout (the old cell is
+                    # abandoned and skips the start): start on a new cell.
+                    attempt = StartAttempt()
+                    cell = self._cell_for(child)
+                    cell.control(Start(attempt))
+                    cell.ensure_thread()
+                    deadline = monotonic() + child.spec.start_timeout
                 if not attempt.wait(max(0.0, deadline - monotonic())):
                     assert child.cell is not None
                     child.cell.request_stop()
@@ -404,6 +525,13 @@ class SupervisorActor(Actor):
             if failures:
                 return started, failures
         return started, []
+
+    def _torn_down(self, child: _Child) -> bool:
+        """Await the child's queued teardown, if any; False if it overran."""
+        pending = self._tearing_down.pop(child.spec.name, None)
+        if pending is None or pending[0] is not child.cell:
+            return True
+        return self._finish_teardown(child, pending[1], pending[2])
 
     def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
         """Stop what a failed start started, in reverse start order.
@@ -428,56 +556,106 @@ class SupervisorActor(Actor):
     # -- stopping ----------------------------------------------------------
     def _start_order(self) -> list[str]:
         """Children in dependency order (stop in reverse): levels, then spec order."""
-        return [s.name for level in graph.levels(self.tree.specs()) for s in level]
+        return list(self.tree.order())
 
     def _teardown_child(
         self, child: _Child, *, final: bool, hooks: bool = True, reason: str = "stopped"
     ) -> bool:
         """Tear a child's incarnation down (final: end its thread); True if in time."""
+        command = self._begin_teardown(child, final=final, hooks=hooks, reason=reason)
+        if command is None:
+            return True
+        return self._finish_teardown(child, command, monotonic() + child.spec.shutdown_timeout)
+
+    def _begin_teardown(
+        self, child: _Child, *, final: bool, hooks: bool = True, reason: str = "stopped"
+    ) -> Teardown | None:
+        """Ask a child's thread to tear down: the command to await, or None if done already."""
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
-            return True
-        timeout = child.spec.shutdown_timeout
-        in_time = cell.terminate(final=final, hooks=hooks, reason=reason, timeout=timeout)
+            return None
+        command = cell.begin_terminate(final=final, hooks=hooks, reason=reason)
+        if command is None and final:
+            self.system._unregister(cell)
+        return command
+
+    def _finish_teardown(self, child: _Child, command: Teardown, deadline: float) -> bool:
+        """Await a teardown begun by :meth:`_begin_teardown` until ``deadline``; True if in time.
+
+        Late: the cell is abandoned (its thread ends once the blocked code
+        returns) and ``ChildStopTimedOut`` is published (``Cell.finish_terminate``).
+        """
+        cell = child.cell
+        assert cell is not None
+        in_time = cell.finish_terminate(
+            command, max(0.0, deadline - monotonic()), limit=child.spec.shutdown_timeout
+        )
         if not in_time:
             child.cell = None  # abandoned: a restart builds a new cell
-        if final or not in_time:
+        if command.final or not in_time:
             self.system._unregister(cell)
         return in_time
 
     def _stop_children(self, names: list[str], *, final: bool) -> None:
+        """Stop ``names`` (given in reverse start order) one after the other.
+
+        Except: a run of children of one start level whose actors have no
+        stop hook (neither ``on_stop`` nor a supervisor's children) is
+        stopped concurrently, each asked first, then each awaited until its
+        own ``shutdown_timeout``. Nothing can tell in which order such
+        children stopped, and stopping N of them then costs about one
+        round trip, not N in a row. Every child with a hook is still
+        stopped alone, after everything later in the order is down.
+        """
+        tree = self.tree
+        batch: list[_Child] = []
         for name in names:
-            child = self.tree.children.get(name)
+            child = tree.children.get(name)
             if child is None:
                 continue
-            # A child waiting for its restart is stopped for good here too.
-            was_running = child.status in (
-                ChildStatus.RUNNING,
-                ChildStatus.STARTING,
-                ChildStatus.RESTARTING,
-            )
-            self._teardown_child(child, final=final)
+            if batch and (
+                not _quiet_stop(child.spec) or tree.level(name) != tree.level(batch[0].spec.name)
+            ):
+                self._stop_batch(batch, final=final)
+                batch = []
+            batch.append(child)
+            if not _quiet_stop(child.spec):
+                self._stop_batch(batch, final=final)
+                batch = []
+        if batch:
+            self._stop_batch(batch, final=final)
+
+    def _stop_batch(self, batch: list[_Child], *, final: bool) -> None:
+        alive = (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+        # A child waiting for its restart is stopped for good here too.
+        was_running = [child.status in alive for child in batch]
+        asked = monotonic()
+        commands = [self._begin_teardown(child, final=final) for child in batch]
+        for child, command, running in zip(batch, commands, was_running, strict=True):
+            if command is not None:
+                self._finish_teardown(child, command, asked + child.spec.shutdown_timeout)
             if child.status is not ChildStatus.FAILED:
                 child.status = ChildStatus.STOPPED
-            if was_running and final:
-                self.system.events.publish(ChildStopped(name))
+            if running and final:
+                self.system.events.publish(ChildStopped(child.spec.name))
 
     def _stop_child_by_name(self, name: str) -> None:
         child = self.tree.children.get(name)
         if child is None:
             raise UnknownActorError(name, list(self.tree.children))
+        alive = (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+        children = self.tree.children
         users = [
-            c.spec.name
-            for c in self.tree.children.values()
-            if name in c.spec.depends_on
-            and c.status in (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
+            n
+            for n in self.tree.direct_dependents(name)
+            if n in children and children[n].status in alive
         ]
         if users:
             msg = f"cannot stop {name!r}: {', '.join(users)} depend(s) on it; stop those first"
             raise ValueError(msg)
         self._cancel_pending(name)
         self._stop_children([name], final=True)
-        del self.tree.children[name]
+        self.tree.remove(name)
 
     # -- failures ----------------------------------------------------------
     def _current(self, cell: Cell, generation: int) -> _Child | None:
@@ -593,12 +771,10 @@ class SupervisorActor(Actor):
         """The strategy's restart group for ``name``, in start order."""
         strategy = self.spec.strategy
         if strategy is Strategy.ONE_FOR_ONE:
-            members = {name}
-        elif strategy is Strategy.ONE_FOR_ALL:
-            members = set(self.tree.children)
-        else:
-            members = {name} | graph.dependents(name, self.tree.specs())
-        return [n for n in self._start_order() if n in members]
+            return [name]
+        if strategy is Strategy.ONE_FOR_ALL:
+            return list(self.tree.order())
+        return self.tree.sort({name} | self.tree.dependents(name))
 
     def _schedule_restart(
         self, child: _Child, delay: float | None, failed_at: float | None = None
@@ -612,6 +788,11 @@ class SupervisorActor(Actor):
         if delay is None:
             delay = backoff.delay(child.failures, self._rng)
         group = self._group(name)
+        due = delay <= 0 or (failed_at is not None and failed_at + delay <= self.system.clock.now())
+        # Restarting one child at once: its teardown and start are queued
+        # together (its thread handles both in one go); the teardown is
+        # still awaited, bounded by shutdown_timeout, before the start.
+        overlap = due and group == [name]
         for member in list(reversed(group)):
             other = self.tree.children[member]
             if member != name and other.status not in (
@@ -625,7 +806,13 @@ class SupervisorActor(Actor):
                 group.remove(member)
                 self._stop_for_good(other, reason="stopped by a group restart")
                 continue
-            self._teardown_child(other, final=False, reason="restart")
+            if overlap:
+                command = self._begin_teardown(other, final=False, reason="restart")
+                if command is not None:
+                    deadline = monotonic() + other.spec.shutdown_timeout
+                    self._tearing_down[member] = (other.cell, command, deadline)
+            else:
+                self._teardown_child(other, final=False, reason="restart")
             other.status = ChildStatus.RESTARTING
         token = next(self._tokens)
         self._pending[token] = group
@@ -642,6 +829,8 @@ class SupervisorActor(Actor):
         self.log.info("child_restarting", child=name, delay=delay, group=group)
         if wait == 0:
             self._restart_group(token)
+        if overlap:
+            self._torn_down(child)  # awaited above, unless the restart did not happen
 
     def _cancel_pending(self, name: str) -> None:
         for token, group in list(self._pending.items()):
@@ -715,7 +904,7 @@ class SupervisorActor(Actor):
         child.status = ChildStatus.STOPPED
         self.system.events.publish(ChildStopped(name))
         if child.dynamic and self.tree.children.get(name) is child:
-            del self.tree.children[name]
+            self.tree.remove(name)
 
     def _ended_by_itself(self, child: _Child) -> None:
         """A child ended by itself (stopped itself, gave up): apply auto_shutdown."""
@@ -781,12 +970,12 @@ class SupervisorActor(Actor):
                 raise ValueError(msg)
         self.system._check_free(spec)
         child = _Child(spec, dynamic=True)
-        self.tree.children[spec.name] = child
+        self.tree.add(child)
         _, failures = self._start_names([spec.name])
         if failures:
             error = failures[0][1]
             self._teardown_child(child, final=True, reason="failed start")
-            del self.tree.children[spec.name]
+            self.tree.remove(spec.name)
             text = describe_error(error)
             self.system.events.publish(StartupFailed(spec.name, text, ()))
             if isinstance(error, StartupError):
@@ -811,6 +1000,14 @@ class SupervisorActor(Actor):
             )
             for name in self._start_order()
         ]
+
+
+def _quiet_stop(spec: ChildSpec) -> bool:
+    """True if stopping the child runs no code of its own (no stop hook, no children)."""
+    actor = spec.actor
+    if isinstance(actor, Supervisor):
+        return False
+    return actor.on_stop is Actor.on_stop and actor._end_incarnation is Actor._end_incarnation
 
 
 class _ParentLink:
