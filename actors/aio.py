@@ -28,8 +28,6 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import pykka
-
 from regisseur.actors._future import until_done
 from regisseur.actors._wakeups import wake
 from regisseur.actors.clock import check_duration
@@ -57,11 +55,7 @@ async def ask(system: ActorSystem, name: str, message: Any, timeout: float | Non
     """``system.ask`` for coroutines; see ``ActorSystem.ask_async``."""
     if timeout is not None:
         timeout = check_duration(timeout, "ask_async(timeout)")
-    cell = system._lookup(name)
-    if cell is None or cell.stopped.is_set():
-        system.dead_letter(name, message, "stopped")
-        msg = f"actor {name!r} is stopped"
-        raise pykka.ActorDeadError(msg)
+    cell = system._cell_to_ask(name, message)  # ActorStoppedError: a pykka.ActorDeadError
     future = cast("LoopFuture[Any]", cell.ref.ask(message, block=False))  # Actor._create_future
     if not await until_done(future, timeout):
         msg = f"no reply from {name!r} within {timeout:g}s"

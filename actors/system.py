@@ -454,16 +454,25 @@ class ActorSystem:
         """
         if timeout is not None:
             timeout = check_duration(timeout, "ask(timeout)")
-        cell = self._lookup(name)
-        if cell is None or cell.stopped.is_set():
-            self.dead_letter(name, message, "stopped")
-            msg = f"actor {name!r} is stopped"
-            raise ActorStoppedError(msg)
+        cell = self._cell_to_ask(name, message)
         try:
             return cell.ref.ask(message, timeout=bounded_wait(timeout))
         except pykka.Timeout:
             msg = f"no reply from {name!r} within {timeout:g}s"
             raise WaitTimeoutError(msg) from None
+
+    def _cell_to_ask(self, name: str, message: Any) -> Cell:
+        """The live cell of ``name`` for an ask (sync or async), or the error.
+
+        ``UnknownActorError`` for a name never registered; a stopped actor
+        makes ``message`` a dead letter and raises ``ActorStoppedError``.
+        """
+        cell = self._lookup(name)
+        if cell is None or cell.stopped.is_set():
+            self.dead_letter(name, message, "stopped")
+            msg = f"actor {name!r} is stopped"
+            raise ActorStoppedError(msg)
+        return cell
 
     def dead_letter(self, recipient: str, message: Any, reason: str) -> None:
         """Publish ``message`` as a ``DeadLetter`` and log a warning (any thread)."""
