@@ -407,6 +407,10 @@ class ClusterKeeperActor(KeeperActor):
         if record.source in self._sources:
             self._claim_wanted.add(record.source)
 
+    def _keep_at_stop(self, message: DownloadQueued) -> None:
+        # A free row, as any submit here: whichever node claims it runs it.
+        self._queue(message)
+
     def _cancel(self, message: DownloadCancelled) -> bool:
         if message.id in self._live:
             return super()._cancel(message)

@@ -269,10 +269,14 @@ class KeeperActor(Actor):
                 continue
             if message.source not in self._sources:
                 continue  # its source went away: the next start reports it
-            record = self._submitted(message)
-            if record is not None:
-                self._live[record.id] = record
-                self._stage(record, new=True)
+            self._keep_at_stop(message)
+
+    def _keep_at_stop(self, message: DownloadQueued) -> None:
+        """Stage ``message``'s record for the last commit, without queueing it."""
+        record = self._submitted(message)
+        if record is not None:
+            self._live[record.id] = record
+            self._stage(record, new=True)
 
     def health(self) -> dict[str, Any]:
         database_error = self._check_database()
