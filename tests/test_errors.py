@@ -15,6 +15,18 @@ import regisseur.supervision
 from regisseur.actors import RegisseurError
 
 _PACKAGES = (regisseur.actors, regisseur.messages, regisseur.supervision)
+# Optional dependencies (the cli extra): modules that need them are skipped
+# when they are not installed, as in the README's test command.
+_OPTIONAL = {"rich"}
+
+
+def _import(name: str) -> object | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in _OPTIONAL:
+            return None
+        raise
 
 
 def _modules() -> list[str]:
@@ -30,8 +42,8 @@ def _exported() -> dict[str, type]:
     """Every exception class named in the ``__all__`` of a package ``__init__``."""
     found: dict[str, type] = {}
     for name in _modules():
-        module = importlib.import_module(name)
-        if not hasattr(module, "__path__"):
+        module = _import(name)
+        if module is None or not hasattr(module, "__path__"):
             continue
         for public in getattr(module, "__all__", ()):
             value = getattr(module, public)
@@ -46,7 +58,9 @@ def _defined() -> dict[str, type]:
     for name in _modules():
         if any(part.startswith("_") for part in name.split(".")):
             continue
-        module = importlib.import_module(name)
+        module = _import(name)
+        if module is None:
+            continue
         for attr, value in vars(module).items():
             if (
                 inspect.isclass(value)
