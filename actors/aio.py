@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from regisseur.actors._future import until_done
 from regisseur.actors._wakeups import wake
 from regisseur.actors.clock import check_duration
+from regisseur.actors.events import check_event_types
 from regisseur.actors.log import get_logger
 from regisseur.messages import Event
 
@@ -198,13 +199,7 @@ def check_stream_types(types: tuple[object, ...], maxsize: object) -> None:
     if not types:
         msg = "stream() needs at least one event type, e.g. stream(ChildFailed)"
         raise TypeError(msg)
-    for kind in types:
-        if not (isinstance(kind, type) and issubclass(kind, Event)):
-            msg = (
-                f"stream() takes event classes (subclasses of regisseur.messages.Event, "
-                f"the only things the bus publishes), got {kind!r}"
-            )
-            raise TypeError(msg)
+    check_event_types(types, "stream()")
     if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
         msg = f"stream(maxsize) must be an int >= 1, got {maxsize!r}"
         raise ValueError(msg)

@@ -26,13 +26,33 @@ if TYPE_CHECKING:
     from regisseur.actors._cell import Cell
     from regisseur.actors.aio import EventStream
 
-__all__ = ["EventBus", "Subscription"]
+__all__ = ["EventBus", "Subscription", "check_event_types"]
 
 E1 = TypeVar("E1")
 E2 = TypeVar("E2")
 E3 = TypeVar("E3")
 _AnyRef: TypeAlias = "pykka.ActorRef[Any]"
 E = TypeVar("E", bound=Event)
+
+
+def check_event_types(types: Iterable[object], where: str) -> None:
+    """``TypeError`` for a type the bus never publishes (any thread).
+
+    The bus publishes events only: subclasses of ``regisseur.messages.Event``.
+    A command (``DownloadQueued``, ``Pause`` …), a record or anything else
+    would never arrive, so subscribing to it is refused, naming it.
+    """
+    for kind in types:
+        if not isinstance(kind, type):
+            msg = f"{where}: event types must be classes, got {kind!r}"
+            raise TypeError(msg)
+        if not issubclass(kind, Event):
+            msg = (
+                f"{where}: {kind.__name__} is never published on the event bus (it is not "
+                "a subclass of regisseur.messages.Event: commands go to actors, events "
+                "come from them)"
+            )
+            raise TypeError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +221,7 @@ class EventBus:
         if not (callable(target) or isinstance(target, pykka.ActorRef)):
             msg = f"subscribe() needs a callable or an ActorRef, got {type(target).__name__}"
             raise TypeError(msg)
-        for kind in event_types:
-            if not isinstance(kind, type):
-                msg = f"event types must be classes, got {kind!r}"
-                raise TypeError(msg)
+        check_event_types(event_types, "subscribe()")
         key = next(self._keys)
         types = tuple(event_types) or (Event,)
         self._cell.mailbox.put(Envelope(_Subscribe(key, target, types)))

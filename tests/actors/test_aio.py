@@ -307,7 +307,7 @@ def test_a_full_stream_drops_the_oldest_events_and_counts_them(system: ActorSyst
 
 
 def test_a_stream_refuses_what_the_bus_never_publishes(system: ActorSystem) -> None:
-    with pytest.raises(TypeError, match="subclasses of regisseur.messages.Event.*str"):
+    with pytest.raises(TypeError, match=r"stream\(\): str is never published"):
         system.events.stream(str)  # type: ignore[type-var]
     with pytest.raises(TypeError, match="at least one event type"):
         system.events.stream()
