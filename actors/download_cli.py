@@ -629,14 +629,17 @@ def run_download(
         # Before start: downloads resumed by the keeper report at once.
         system.downloads.subscribe(tracker)
         system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
-        system.start()
         from regisseur.actors.downloads._owners import lock_directory, planning
 
         database = system.database
         locks = lock_directory(database.sqlalchemy_url) if database is not None else None
-        # One run at a time plans: a run started at the same moment sees
-        # this run's submits (stored before the lock is let go) and waits.
-        with planning(locks, lambda: view.say("waiting for another run to queue its downloads")):
+        # One run at a time starts and plans: two runs starting at once on a
+        # new records file raced on its schema ("database is locked"), and a
+        # run started at the same moment sees this run's submits (stored
+        # before the lock is let go) and waits.
+        waiting = "waiting for another run to start and queue its downloads"
+        with planning(locks, lambda: view.say(waiting)):
+            system.start()
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
             if wanted:
                 system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
