@@ -21,8 +21,6 @@ from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import SUCCEEDED, WAIT, quick
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from regisseur.actors import ActorSystem
     from regisseur.supervision.testing import ManualClock
 
@@ -37,11 +35,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str | None:
     return f"sqlite:///{tmp_path / 'downloads.db'}" if request.param == "sqlite" else None
 
 
-def _wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < deadline, f"no {what} within {WAIT}s"
-        time.sleep(0.005)
+def _in_the_hang(system: ActorSystem, faults: FaultInjector) -> None:
+    """Return once the keeper has taken the message and waits in the injected hang.
+
+    A thread waiting on the system clock counts as settled, so ``settle()``
+    returns exactly then; no polling.
+    """
+    system.settle(timeout=WAIT)
+    assert faults.pending(KEEPER) == 0, "the keeper never reached the hang"
 
 
 def _restart_keeper(system: ActorSystem, probe: Probe, clock: ManualClock) -> None:
@@ -84,7 +85,7 @@ def test_a_submit_in_hand_when_the_keeper_is_killed_still_runs(
     faults.hang(KEEPER, 600.0, message_type=DownloadQueued)
 
     download = system.downloads.submit("s", "t", "one")
-    _wait_until(lambda: faults.pending(KEEPER) == 0, "hang of the keeper")
+    _in_the_hang(system, faults)
     faults.kill(KEEPER)  # dies with the submit in hand
     _restart_keeper(system, probe, manual_clock)
 
@@ -101,11 +102,11 @@ def test_submits_applied_but_not_yet_stored_survive_a_killed_keeper(
     faults = FaultInjector(system)
     faults.hang(KEEPER, 5.0, message_type=DownloadQueued)
     first = system.downloads.submit("s", "t", "first")
-    _wait_until(lambda: faults.pending(KEEPER) == 0, "hang on the first submit")
+    _in_the_hang(system, faults)
     faults.hang(KEEPER, 600.0, message_type=DownloadQueued)
     second = system.downloads.submit("s", "t", "second")
     manual_clock.advance(5.0)  # the first is applied; the second, queued behind it, hangs
-    _wait_until(lambda: faults.pending(KEEPER) == 0, "hang on the second submit")
+    _in_the_hang(system, faults)
     faults.kill(KEEPER)
     _restart_keeper(system, probe, manual_clock)
 
@@ -150,9 +151,10 @@ def test_submits_waiting_in_the_mailbox_when_the_system_stops_run_at_the_next_st
     """A stop overtakes the keeper's queued submits; they are stored, not dropped."""
     url = f"sqlite:///{tmp_path / 'stop.db'}"
     system = system_factory(download_sources=[DownloadSource("s", quick)], database_url=url)
-    FaultInjector(system).hang(KEEPER, 3600.0, message_type=DownloadQueued)
+    faults = FaultInjector(system)
+    faults.hang(KEEPER, 3600.0, message_type=DownloadQueued)
     ids = [system.downloads.submit("s", "t", f"f{i}") for i in range(5)]
-    _wait_until(lambda: system.downloads._accepted.pending() != (), "a submit in the journal")
+    _in_the_hang(system, faults)
     system.stop()  # the keeper is held in the first submit; the other four wait in its mailbox
 
     again = system_factory(download_sources=[DownloadSource("s", quick)], database_url=url)
