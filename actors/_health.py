@@ -39,13 +39,14 @@ HEALTH_TIMEOUT = 1.0
 
 def system_health(system: ActorSystem) -> HealthReport:
     """The health tree of ``system``, named ``root`` (see the module docstring)."""
-    root = system._root
-    if root is None or root.stopped.is_set() or system._state != "running":
+    lifecycle = system._lifecycle
+    root = lifecycle.root
+    if root is None or root.stopped.is_set() or lifecycle.state != "running":
         return HealthReport(
             name=ROOT,
-            status="failed" if system._failure else "stopped",
+            status="failed" if lifecycle.failure else "stopped",
             healthy=False,
-            last_error=system._failure,
+            last_error=lifecycle.failure,
         )
     children = _kernel_reports(system) + _children(system, root, ROOT)
     return HealthReport(
@@ -57,8 +58,8 @@ def system_health(system: ActorSystem) -> HealthReport:
 
 
 def _kernel_reports(system: ActorSystem) -> tuple[HealthReport, ...]:
-    """The reports of the kernel's children: database, guard, node, journal."""
-    kernel = system._kernel
+    """The reports of the kernel's children: bus, database, guard, node, journal."""
+    kernel = system._lifecycle.kernel
     if kernel is None:
         return ()
     if kernel.stopped.is_set():

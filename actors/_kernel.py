@@ -1,11 +1,17 @@
 """The kernel: the system's own infrastructure as an ordinary supervisor.
 
-The database, the single-instance guard (lease), the cluster node and the
-event journal run as children of one system supervisor, the *kernel*, with
+The event bus, the database, the single-instance guard (lease), the cluster
+node and the event journal run as children of one system supervisor, the
+*kernel*, with
 ``depends_on`` between them. Start order, rollback of a failed start,
 restarts with backoff, restart intensity and the health tree then cover
 them exactly as they cover the user's actors:
 
+* ``regisseur.events``: the event bus, started first and stopped last (after
+  it delivered what was published before the stop). Every other child
+  depends on it; a failed start's rollback and an escalation leave it
+  running, so their events still reach subscribers. Restarted alone (with
+  :data:`BUS_BACKOFF`) if it fails; see ``actors.events``;
 * ``regisseur.database``: opens the engine on start (a start failure is the
   system's ``StartupError`` naming ``database``), reports a trivial query in
   its health, disposes of the engine on the final stop;
@@ -30,14 +36,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors._cell import CellState
-from regisseur.actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt
+from regisseur.actors._protocol import ChildExited, ChildFailure
 from regisseur.actors.actor import Actor
+from regisseur.actors.events import BUS, BusActor
 from regisseur.actors.journal import JournalActor
 from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import Directive
 from regisseur.supervision.errors import StartupError
+from regisseur.supervision.protocol import ChildStatus
 from regisseur.supervision.spec import ChildSpec
 from regisseur.supervision.supervisor import Supervisor, SupervisorActor
 
@@ -47,10 +54,12 @@ if TYPE_CHECKING:
     from regisseur.actors._cell import Cell
     from regisseur.actors.cluster.settings import ClusterSettings
     from regisseur.actors.database import Database
+    from regisseur.actors.events import EventBus
     from regisseur.actors.system import ActorSystem
     from regisseur.messages import HealthReport
 
 __all__ = [
+    "BUS",
     "DATABASE",
     "JOURNAL",
     "KERNEL",
@@ -60,7 +69,6 @@ __all__ = [
     "DatabaseActor",
     "Guardian",
     "KernelActor",
-    "dispatch_cluster_note",
     "is_kernel_child",
     "kernel_reports",
     "kernel_spec",
@@ -81,10 +89,13 @@ WITHIN = 60.0
 #: Backoff of the infrastructure children (the lease caps it at a third of
 #: its time to live, so a renewal is tried before the lease can expire).
 BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=15.0)
+#: Backoff of the event bus: events wait while it restarts, so keep it short.
+BUS_BACKOFF = Backoff(initial=0.1, multiplier=2.0, maximum=5.0)
 _NO_LIMIT = 365 * 86400.0
 
 #: The names users see for the kernel's children (health, ``StartupError``).
 _PUBLIC = {
+    BUS: "event bus",
     DATABASE: "database",
     LEASE: "single-instance guard",
     NODE_ACTOR: "cluster node",
@@ -125,19 +136,55 @@ class KernelActor(SupervisorActor):
 
     def _cell_for(self, child: Any) -> Cell:
         cell = super()._cell_for(child)
-        if child.spec.name == ROOT:
-            self.system._root = cell
+        name = child.spec.name
+        if name == ROOT:
+            self.system._lifecycle.root = cell
+        elif name == BUS:
+            self.system.events.attach(cell)  # a new cell after an abandoned one too
         return cell
 
+    def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
+        # The bus stays up: the failed start's events still reach subscribers
+        # (the system's stop ends it, after it delivered them).
+        return super()._rollback([n for n in started if n != BUS], failed)
+
+    def _stop_children(self, names: list[str], *, final: bool) -> None:
+        """Stop ``names`` one by one; the bus drains first and stops only for good.
+
+        A final stop (the system stops) lets the bus hand on what it holds
+        before the journal stops and before the bus itself stops, so events
+        published before the stop are delivered. A stop that is not final
+        (an escalation, a failed start) leaves the bus running.
+        """
+        if not final:
+            super()._stop_children([n for n in names if n != BUS], final=False)
+            return
+        lifecycle = self.system._lifecycle
+        for name in names:
+            if name in (JOURNAL, BUS):
+                lifecycle.drain(self._running_cells(BUS, JOURNAL))
+            child = self.tree.children.get(name)
+            if name == BUS and child is not None:
+                # Its ChildStopped could reach nobody: the bus is gone.
+                self._teardown_child(child, final=True, reason="system stopped")
+                child.status = ChildStatus.STOPPED
+                continue
+            super()._stop_children([name], final=True)
+
+    def _running_cells(self, *names: str) -> list[Cell]:
+        children = self.tree.children
+        cells = [children[n].cell for n in names if n in children]
+        return [c for c in cells if c is not None and not c.stopped.is_set()]
+
     def _on_failure_notice(self, notice: ChildFailure) -> None:
-        if notice.cell is self.system._root:
-            self.system._root_failed(notice.error)
+        if notice.cell is self.system._lifecycle.root:
+            self.system._lifecycle.root_failed(notice.error)
             return
         super()._on_failure_notice(notice)
 
     def _on_exit(self, notice: ChildExited) -> None:
-        if notice.cell is self.system._root:
-            self.system._root_exited()
+        if notice.cell is self.system._lifecycle.root:
+            self.system._lifecycle.root_exited()
             return
         super()._on_exit(notice)
 
@@ -152,6 +199,7 @@ def _decide(exc: Exception) -> Directive | None:
 def kernel_spec(
     root: Supervisor,
     *,
+    bus: EventBus,
     system_name: str,
     database: Database | None,
     lease_name: str | None,
@@ -159,9 +207,10 @@ def kernel_spec(
     cluster: ClusterSettings | None,
     node_args: Callable[[], tuple[Any, ...]],
 ) -> Supervisor:
-    """The kernel's spec: the infrastructure for these options, then ``root``."""
-    children = _infrastructure(system_name, database, lease_name, lease_ttl, cluster, node_args)
-    after = (children[-1].name,) if children else ()
+    """The kernel's spec: the bus, the infrastructure for these options, then ``root``."""
+    children = [ChildSpec(BUS, BusActor, args=(bus.kept,), backoff=BUS_BACKOFF)]
+    children += _infrastructure(system_name, database, lease_name, lease_ttl, cluster, node_args)
+    after = (children[-1].name,)
     # The root is bounded by its own children's start timeouts.
     children.append(ChildSpec(ROOT, root, depends_on=after, start_timeout=_NO_LIMIT))
     return Supervisor(children, max_restarts=MAX_RESTARTS, within=WITHIN, decider=_decide)
@@ -177,7 +226,10 @@ def _infrastructure(  # noqa: PLR0917 - kernel_spec's own keywords, passed on
 ) -> list[ChildSpec]:
     if database is None:
         return []
-    children = [ChildSpec(DATABASE, DatabaseActor, args=(database,), backoff=BACKOFF)]
+    after: tuple[str, ...] = (BUS,)
+    children = [
+        ChildSpec(DATABASE, DatabaseActor, args=(database,), depends_on=after, backoff=BACKOFF)
+    ]
     after = (DATABASE,)
     if lease_name is not None:
         lease = InstanceLease(database, lease_name, make_holder_id(system_name), lease_ttl)
@@ -257,40 +309,11 @@ def _replace(report: HealthReport, **changes: Any) -> HealthReport:
     return dataclasses.replace(report, **changes)
 
 
-def dispatch_cluster_note(
-    system: ActorSystem, own_prefix: str, channel: str, payload: str | None
-) -> None:
-    """Pass a cluster notice on: a node change as an event, the rest to the keeper.
-
-    Runs on the node's listener thread; tells only (never blocks on an actor).
-    A notice of this node's own download change (``own_prefix``) was already
-    published here and is skipped.
-    """
-    if system._state not in ("starting", "running") or system.cluster is None:
-        return
-    from pykka._envelope import Envelope
-
-    from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
-    from regisseur.actors.downloads._protocol import KEEPER
-    from regisseur.actors.downloads.cluster_keeper import ClusterNote
-
-    if channel == NODES_CHANNEL and payload is not None:
-        change = decode_nodes_change(payload, system.cluster.node_id)
-        if change is not None:
-            system.events.publish(change)
-    elif payload is not None and payload.startswith(own_prefix):
-        return  # this node's own change: already published here
-    keeper = system._find(KEEPER)
-    if keeper is not None:
-        keeper.mailbox.put(Envelope(ClusterNote(channel, payload)))
-
-
 class Guardian:
-    """Parent of the kernel (the system supervisor) and of the event bus.
+    """Parent of the kernel (the system supervisor).
 
-    Runs on the thread of the cell that failed or exited. The kernel's
-    failure (its restart intensity exceeded) fails the system; the bus is
-    resumed, or restarted on a fresh thread if its thread died.
+    Runs on the kernel's thread. The kernel's failure (its restart
+    intensity exceeded) or end fails the system.
     """
 
     def __init__(self, system: ActorSystem) -> None:
@@ -300,14 +323,7 @@ class Guardian:
         system = self._system
         if isinstance(notice, (ChildFailure, ChildExited)):
             cell = notice.cell
-            if cell is system._kernel:
+            if cell is system._lifecycle.kernel:
                 # The kernel gave up (restart intensity): the system fails.
                 error = notice.error if isinstance(notice, ChildFailure) else "kernel stopped"
-                system._root_failed(f"system supervisor failed: {error}")
-            elif cell is system._bus_cell and isinstance(notice, ChildFailure):
-                system.log.error("event_bus_failed", error=notice.error)
-                if cell.state is CellState.DEAD:
-                    cell.ensure_thread()
-                    cell.control(Start(StartAttempt()))
-                else:
-                    cell.control(Resume())
+                system._lifecycle.root_failed(f"system supervisor failed: {error}")

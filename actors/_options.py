@@ -1,4 +1,4 @@
-"""Checks of ``ActorSystem``'s options that need more than a line.
+"""Checks of ``ActorSystem``'s options: ``configure`` and its parts.
 
 Threads: called by ``ActorSystem.__init__`` on the caller's thread.
 
@@ -9,18 +9,108 @@ each naming the option and what was given; nothing is started before.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._kernel import is_kernel_child
+from regisseur.actors.clock import Clock, RealClock, check_duration
 from regisseur.actors.cluster.settings import ClusterSettings
+from regisseur.actors.database import Database
 from regisseur.actors.downloads.facade import DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
-from regisseur.supervision.spec import ChildSpec
+from regisseur.supervision.backoff import Backoff
+from regisseur.supervision.spec import ChildSpec, check_name
 
 if TYPE_CHECKING:
     from regisseur.supervision.supervisor import Supervisor
 
-__all__ = ["check_cluster", "check_download_settings", "check_sources", "lease_name", "root_tree"]
+__all__ = [
+    "Config",
+    "check_clock",
+    "check_cluster",
+    "check_download_settings",
+    "check_sources",
+    "configure",
+    "lease_name",
+    "root_tree",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """``ActorSystem``'s options, checked: what the facade and its parts are built from."""
+
+    clock: Clock
+    root: Supervisor
+    database: Database | None
+    lease_name: str | None
+    lease_ttl: float
+    cluster: ClusterSettings | None
+    downloads: DownloadSettings
+    sources: tuple[DownloadSource, ...]
+
+
+def configure(
+    name: str,
+    children: object,
+    *,
+    clock: object,
+    database_url: str | None,
+    single_instance: object,
+    lease_ttl: float,
+    download_sources: object,
+    downloads: object,
+    cluster: object,
+    node_id: object,
+    backoff: Backoff | None,
+    **root_options: Any,
+) -> Config:
+    """Check every option of ``ActorSystem(...)``; the ``Config``, or the first error.
+
+    ``root_options`` (strategy, restart intensity, ``auto_shutdown``) go to
+    the root supervisor, which checks them.
+    """
+    from regisseur.actors.cluster.settings import check_cluster_url
+    from regisseur.supervision.supervisor import Supervisor
+
+    check_name(name, "ActorSystem name")
+    checked_clock = check_clock(clock)
+    settings = check_download_settings(downloads)
+    sources = check_sources(download_sources)
+    cluster_settings = check_cluster(cluster, node_id)
+    if cluster_settings is not None:
+        database_url = check_cluster_url(database_url)
+    backoff = backoff if backoff is not None else Backoff()
+    root = root_tree(
+        children,
+        Supervisor,
+        sources=sources,
+        settings=settings,
+        cluster=cluster_settings,
+        backoff=backoff,
+        **root_options,
+    )
+    database = Database(database_url) if database_url is not None else None
+    return Config(
+        clock=checked_clock,
+        root=root,
+        database=database,
+        lease_name=lease_name(single_instance, name, has_database=database is not None),
+        lease_ttl=check_duration(lease_ttl, "lease_ttl", allow_zero=False),
+        cluster=cluster_settings,
+        downloads=settings,
+        sources=sources,
+    )
+
+
+def check_clock(clock: object) -> Clock:
+    """``clock=`` (None: a ``RealClock``), or a ``TypeError``."""
+    if clock is None:
+        return RealClock()
+    if not isinstance(clock, Clock):
+        msg = f"clock must be an actors.Clock (RealClock or ManualClock), got {clock!r}"
+        raise TypeError(msg)
+    return clock
 
 
 def check_download_settings(downloads: object) -> DownloadSettings:

@@ -29,6 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from regisseur.actors._future import until_done
+from regisseur.actors._messaging import cell_to_ask
 from regisseur.actors._wakeups import wake
 from regisseur.actors.clock import check_duration
 from regisseur.actors.events import check_event_types
@@ -56,7 +57,7 @@ async def ask(system: ActorSystem, name: str, message: Any, timeout: float | Non
     """``system.ask`` for coroutines; see ``ActorSystem.ask_async``."""
     if timeout is not None:
         timeout = check_duration(timeout, "ask_async(timeout)")
-    cell = system._cell_to_ask(name, message)  # ActorStoppedError: a pykka.ActorDeadError
+    cell = cell_to_ask(system, name, message)  # ActorStoppedError: a pykka.ActorDeadError
     future = cast("LoopFuture[Any]", cell.ref.ask(message, block=False))  # Actor._create_future
     if not await until_done(future, timeout):
         msg = f"no reply from {name!r} within {timeout:g}s"

@@ -42,7 +42,7 @@ class ResourceActor(Actor):
 
     def on_start(self) -> None:
         self.value = self._open()
-        self.system._publish_resource(self.name, self.value)
+        self.system._resources.publish(self.name, self.value)
 
     def health(self) -> bool:
         if self._check is None:
@@ -50,7 +50,7 @@ class ResourceActor(Actor):
         return bool(self._check(self.value))
 
     def on_stop(self) -> None:
-        self.system._withdraw_resource(self.name)
+        self.system._resources.withdraw(self.name)
         if self._close is not None:
             self._close(self.value)
 

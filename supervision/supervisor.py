@@ -370,7 +370,7 @@ def _close_tree(system: ActorSystem, tree: _Tree) -> None:
         if cell is None or cell.state is CellState.STOPPED:
             continue
         cell.terminate(final=True, reason="supervisor stopped", timeout=child.spec.shutdown_timeout)
-        system._unregister(cell)
+        system.registry.unregister(cell)
         child.status = ChildStatus.STOPPED
 
 
@@ -456,7 +456,7 @@ class SupervisorActor(Actor):
             cell = Cell(
                 self.system, spec.name, actor_class, lambda: actor_class(*args, **kwargs), parent
             )
-        self.system._register(cell)
+        self.system.registry.register(cell)
         child.cell = cell
         return cell
 
@@ -576,7 +576,7 @@ class SupervisorActor(Actor):
             return None
         command = cell.begin_terminate(final=final, hooks=hooks, reason=reason)
         if command is None and final:
-            self.system._unregister(cell)
+            self.system.registry.unregister(cell)
         return command
 
     def _finish_teardown(self, child: _Child, command: Teardown, deadline: float) -> bool:
@@ -593,7 +593,7 @@ class SupervisorActor(Actor):
         if not in_time:
             child.cell = None  # abandoned: a restart builds a new cell
         if command.final or not in_time:
-            self.system._unregister(cell)
+            self.system.registry.unregister(cell)
         return in_time
 
     def _stop_children(self, names: list[str], *, final: bool) -> None:
@@ -900,7 +900,7 @@ class SupervisorActor(Actor):
         name = child.spec.name
         self._teardown_child(child, final=True, reason=reason)
         if child.cell is not None:
-            self.system._unregister(child.cell)
+            self.system.registry.unregister(child.cell)
         child.status = ChildStatus.STOPPED
         self.system.events.publish(ChildStopped(name))
         if child.dynamic and self.tree.children.get(name) is child:
@@ -944,7 +944,7 @@ class SupervisorActor(Actor):
             error = failures[0][1]
             self._teardown_child(child, final=True, reason="failed start")
             if child.cell is not None:
-                self.system._unregister(child.cell)
+                self.system.registry.unregister(child.cell)
             child.status = ChildStatus.FAILED
             text = describe_error(error)
             child.last_error = text
@@ -968,7 +968,7 @@ class SupervisorActor(Actor):
             if self.tree.children[dep].status is not ChildStatus.RUNNING:
                 msg = f"cannot spawn {spec.name!r}: its dependency {dep!r} is not running"
                 raise ValueError(msg)
-        self.system._check_free(spec)
+        self.system.registry.check_free(spec)
         child = _Child(spec, dynamic=True)
         self.tree.add(child)
         _, failures = self._start_names([spec.name])

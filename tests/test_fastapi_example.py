@@ -111,8 +111,8 @@ def states(chunk: str) -> list[str]:
 
 def subscribers(system: ActorSystem) -> int:
     """The bus's subscriber count once it handled what it was sent (a worker may be busy)."""
-    assert system._wait_idle([system._bus_cell], 5)
-    return len(system._bus_cell.store["subscribers"])
+    system.events.flush(timeout=5)
+    return system.events.subscriber_count()
 
 
 @pytest.mark.timeout(60)

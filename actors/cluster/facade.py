@@ -49,7 +49,7 @@ class Cluster:
 
     def _engine(self) -> Engine:
         database = self._system.database
-        if database is None or self._system._state not in ("starting", "running"):
+        if database is None or self._system.state not in ("starting", "running"):
             msg = f"system {self._system.name!r} is not running: the cluster view is unavailable"
             raise RuntimeError(msg)
         return database.engine

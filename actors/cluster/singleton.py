@@ -105,7 +105,7 @@ class SingletonActor(ClaimActor):
                 "singleton_claim_failed", singleton=self.spec.name, error=describe_error(exc)
             )
             return
-        running = self.system._find(self.spec.name) is not None
+        running = self.system.registry.find(self.spec.name) is not None
         if self.held and not running:
             self.log.info("singleton_starting_here", singleton=self.spec.name, node=node)
             self.system.tell(self.supervisor, Spawn(self.spec))
@@ -121,5 +121,5 @@ class SingletonActor(ClaimActor):
             "singleton": self.spec.name,
             "node": self.node_id,
             "holder": self.holder,
-            "running_here": self.system._find(self.spec.name) is not None,
+            "running_here": self.system.registry.find(self.spec.name) is not None,
         }

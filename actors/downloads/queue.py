@@ -214,7 +214,7 @@ class QueueActor(Actor):
             known = set(self._free) | set(self._busy)
             for index in range(1, self._concurrency + 1):
                 name = p.worker_name(self._source.name, index)
-                if name not in known and self.system._find(name) is None:
+                if name not in known and self.system.registry.find(name) is None:
                     self._tell_supervisor(Spawn(worker_spec(self._source, index)))
         for worker in [w for w in self._free if self._index(w) > self._concurrency]:
             self._free.remove(worker)

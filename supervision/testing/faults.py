@@ -81,8 +81,8 @@ class FaultInjector:
     def _cell(self, name: str) -> Cell | None:
         systems = self._systems()
         if len(systems) == 1:
-            return systems[0]._lookup(name)
-        found = [c for s in systems if (c := s._find(name)) is not None]
+            return systems[0].registry.lookup(name)
+        found = [c for s in systems if (c := s.registry.find(name)) is not None]
         if len(found) > 1:
             msg = (
                 f"{name!r} runs in {len(found)} systems of this test: "

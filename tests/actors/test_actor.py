@@ -147,7 +147,7 @@ def test_health_tree_reports_status_details_and_restarts(
     )
     report = system.health()
     assert report.status == "running"
-    assert [c.name for c in report.children] == ["database", "event journal", "p", "u"]
+    assert [c.name for c in report.children] == ["event bus", "database", "event journal", "p", "u"]
     picky = report.find("p")
     assert picky is not None
     assert picky.status == "running"

@@ -245,7 +245,7 @@ def test_a_callback_registered_while_the_value_is_set_runs_exactly_once() -> Non
 # -- event streams -------------------------------------------------------------------------
 def _subscribers(system: ActorSystem) -> int:
     system.settle()
-    return len(system._bus_cell.store["subscribers"])
+    return system.events.subscriber_count()
 
 
 @pytest.mark.timeout(20)

@@ -99,7 +99,7 @@ def test_the_user_root_is_a_child_of_the_system_supervisor(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'app.db'}"
     with ActorSystem([ChildSpec("e", Echo)], clock=ManualClock(), database_url=url) as system:
         names = [r.name for r in system.health().children]
-        assert names == ["database", "event journal", "e"]
+        assert names == ["event bus", "database", "event journal", "e"]
         assert system.names() == ["e"]
 
 

@@ -43,7 +43,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -708,6 +708,13 @@ def _check_health(
     def ordered(node: Shape) -> Shape:  # reports come in start order, specs in spec order
         return (node[0], tuple(sorted(ordered(c) for c in node[1])))
 
+    # The system's own actors report first (without a database: the event
+    # bus); they are checked like the others but are not in the spec tree.
+    bus = [c for c in health.children if c.name == "event bus"]
+    for report in bus:
+        if report.status != "running" or not report.healthy:
+            problems.append(f"the event bus is {report.status} (healthy={report.healthy})")
+    health = replace(health, children=tuple(c for c in health.children if c.name != "event bus"))
     if shape(health) != ordered(("root", tree.shape)):
         problems.append("the health tree's names differ from the spec tree")
     if health.status != "running" or not health.healthy:

@@ -233,7 +233,7 @@ class _Faults:
             self.injected[f"{kind} ({group})"] += 1
 
     def _running(self, name: str) -> bool:
-        cell = self.system._lookup(name)
+        cell = self.system.registry.lookup(name)
         return cell is not None and cell.state is CellState.RUNNING
 
     def clear(self) -> None:

@@ -966,8 +966,8 @@ SYSTEM_CALLS = [
     row(
         "stop-child-system-actor",
         lambda s: s.stop_child("regisseur.events"),
-        UnknownActorError,
-        "regisseur.events",
+        ValueError,
+        "'regisseur.events'.*one of the system's own actors",
     ),
     row("ask-empty-name", _ask(""), ValueError, "name must not be empty"),
     row("ask-huge-name", _ask("n" * 100_000), ValueError, "100000 characters long"),

@@ -523,5 +523,6 @@ def test_resume_after_a_failed_restart_starts_a_fresh_instance(
     probe.expect(ChildFailed, name="echo", error="OSError: port in use")
     probe.expect(ChildRestarted, name="echo")
     system.settle(timeout=WAIT)
-    report = system.health().children[0].children[0]
+    (group_report,) = [c for c in system.health().children if c.name == "group"]
+    report = group_report.children[0]
     assert report.name == "echo" and report.healthy and report.status == "running"
