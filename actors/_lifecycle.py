@@ -1,17 +1,19 @@
 """Start and stop of a system, and what its lifecycle state is.
 
 ``Lifecycle`` owns the system's state (``new`` → ``starting`` →
-``running`` → ``stopping`` → ``stopped``, or ``failed``), the kernel's
-cell (the system supervisor, ``actors._kernel``) and the user's root
-cell. Start order: timers, then the kernel, whose children start in
-dependency order (the event bus first, the user's root last); a failed
-start is rolled back. Stop order is the reverse: the root, then the kernel's
-children (the bus last, after it delivered what was published before), then
-the timers.
+``running`` → ``stopping`` → ``stopped``, or ``failed``), the timers, the
+fork guard, the kernel's cell (the system supervisor, ``actors._kernel``)
+and the user's root cell, and waits for the cells to settle. Start order:
+timers, then the kernel, whose children start in dependency order (the
+event bus first, the user's root last); a failed start is rolled back.
+Stop order is the reverse: the root, then the kernel's children (the bus
+last, after it delivered what was published before), then the timers.
 
 Threads: ``start``/``stop`` run on the caller's thread and block (see
-``ActorSystem.start``/``stop``); ``root_failed``/``root_exited`` run on the
-kernel's (or the root's) thread and only send commands.
+``ActorSystem.start``/``stop``), as does ``settle`` (also on an actor's
+thread, through the manual clock's quiesce hook); ``root_failed`` and
+``root_exited`` run on the kernel's (or the root's) thread and only send
+commands.
 
 Failures: ``start`` raises ``StartupError`` naming the child that failed
 (everything started is stopped first) and ``RuntimeError`` for a second
@@ -36,7 +38,9 @@ from regisseur.actors._kernel import (
     public_startup_error,
 )
 from regisseur.actors._protocol import Start, StartAttempt, Teardown
-from regisseur.actors._settle import wait_idle
+from regisseur.actors._settle import settle_cells, wait_idle
+from regisseur.actors.clock import Timers
+from regisseur.actors.errors import describe_error
 from regisseur.messages import SystemFailed
 from regisseur.supervision.errors import StartupError
 from regisseur.supervision.supervisor import cell_for_supervisor
@@ -64,6 +68,15 @@ class Lifecycle:
         self.lock = threading.RLock()
         self.state = "new"
         self.failure: str | None = None
+        self.activity = threading.Event()
+        """Set when a mailbox goes to sleep or a clock wait starts (wakes ``settle``)."""
+        self.timers = Timers(
+            system.clock,
+            name=f"{system.name}/timers",
+            on_error=self._timer_failed,
+            quiesce=self._quiesce,
+            on_wait=self.activity.set,
+        )
         self.guardian = Guardian(system)
         self.fork = ForkGuard(
             system.name, lambda: self.state in ("starting", "running", "stopping")
@@ -95,7 +108,7 @@ class Lifecycle:
                 raise RuntimeError(msg)
             self.state = "starting"
         system._fork.arm()
-        system.timers.start()
+        self.timers.start()
         spec = kernel_spec(
             system.root_spec,
             bus=system.events,
@@ -122,7 +135,7 @@ class Lifecycle:
 
     def start_cell(self, cell: Cell) -> None:
         """Start one of the system's own cells and wait for its ``on_start``."""
-        cell.mailbox.on_sleep = self._system._activity.set
+        cell.mailbox.on_sleep = self.activity.set
         attempt = StartAttempt()
         cell.ensure_thread()
         cell.control(Start(attempt))
@@ -164,13 +177,25 @@ class Lifecycle:
             _final_stop(self.kernel)
         if system.database is not None:
             system.database.close()
-        system.timers.close()
+        self.timers.close()
         with self.lock:
             self.state = "stopped" if self.failure is None else "failed"
 
     def drain(self, cells: list[Cell]) -> bool:
         """Wait (bounded) until ``cells`` have handled what they hold; True if so."""
-        return wait_idle(cells, self._system._activity, DRAIN_TIMEOUT)
+        return wait_idle(cells, self.activity, DRAIN_TIMEOUT)
+
+    # -- settling and the timers' hooks ------------------------------------------
+    def settle(self, timeout: float, except_thread: threading.Thread | None) -> None:
+        """``ActorSystem.settle``: every cell idle or waiting on the clock (see ``_settle``)."""
+        settle_cells(self.cells, self.timers, self.activity, timeout, except_thread)
+
+    def _quiesce(self, timeout: float) -> None:
+        """The clock's hook: settle, not waiting for the calling actor (if any)."""
+        self.settle(timeout, except_thread=threading.current_thread())
+
+    def _timer_failed(self, exc: BaseException) -> None:
+        self._system.log.error("timer_callback_failed", error=describe_error(exc), exc_info=exc)
 
     # -- the root's end (kernel or root thread) -----------------------------------
     def root_failed(self, error: str) -> None:

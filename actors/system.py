@@ -7,16 +7,10 @@ event journal and, last, the user's root supervisor. Nothing is global: two
 systems in one process share no state, no names and no threads.
 
 This class is the facade; each job lives in a module of its own:
-
-* ``actors._lifecycle``: start/stop sequencing and the system's state;
-* ``actors._registry``: names → cells (register, unregister, lookup);
-* ``actors._messaging``: ``ref``, ``tell``, ``ask``, dead letters;
-* ``actors._children``: ``spawn``, ``stop_child``, ``restart_child``,
-  ``count_children`` (through ``supervision.protocol``);
-* ``actors._resources``: resource values, ``self.db``/``self.connection``;
-* ``actors._health``, ``actors._options``, ``actors._settle``,
-  ``actors._kernel``: the health tree, option checks, ``settle``, the
-  kernel's specs.
+``_lifecycle`` (start/stop sequencing, state, settle), ``_registry`` (names
+→ cells), ``_messaging`` (ref, tell, ask, dead letters), ``_children``
+(spawn, stop/restart/count children), ``_resources``, ``_health``,
+``_options``, ``_kernel`` (the kernel's specs), ``_cluster_link``.
 
 Threads: the public methods may be called from any thread (usually the
 application's). ``start()`` blocks until every child has started (or the
@@ -27,7 +21,6 @@ thread of the system has ended (children that overrun their
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
@@ -40,17 +33,16 @@ from regisseur.actors._lifecycle import Lifecycle
 from regisseur.actors._options import configure
 from regisseur.actors._registry import Registry
 from regisseur.actors._resources import Resources
-from regisseur.actors._settle import settle_cells
 from regisseur.actors._typed import proxy_actor_type
 from regisseur.actors.clock import Clock, Timers, check_duration
 from regisseur.actors.downloads.facade import Downloads, DownloadSettings
-from regisseur.actors.errors import describe_error
 from regisseur.actors.events import EventBus
 from regisseur.actors.log import get_logger
 from regisseur.messages import HealthReport
 from regisseur.supervision.directive import AutoShutdown, Strategy
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Iterable
     from types import TracebackType
 
@@ -131,18 +123,12 @@ class ActorSystem:
         self.lease_ttl = config.lease_ttl
         self._resources = Resources(self.database)
         self.log = get_logger("regisseur.actors.system").bind(system=name)
-        self._activity = threading.Event()
-        self.timers = Timers(
-            self.clock,
-            name=f"{name}/timers",
-            on_error=self._timer_failed,
-            quiesce=self._quiesce,
-            on_wait=self._activity.set,
-        )
         link = ClusterLink(self, config.cluster)
         self._lifecycle = Lifecycle(self, lease_name=config.lease_name, cluster=link)
+        self.timers: Timers = self._lifecycle.timers
+        """The system's timer thread (its clock's timers, backoff, ``schedule``)."""
         self._fork = self._lifecycle.fork
-        self.registry = Registry(self._fork, self._activity.set)
+        self.registry = Registry(self._fork, self._lifecycle.activity.set)
         """The names of this system's actors (supervisors register their cells here)."""
         self.events = EventBus(self.check_not_forked)
         """The system's event bus (publish, subscribe, stream)."""
@@ -311,12 +297,7 @@ class ActorSystem:
         ``tell`` instead of sleeping (``ManualClock.advance`` settles by itself).
         """
         timeout = check_duration(timeout, "settle(timeout)")
-        settle_cells(self._lifecycle.cells, self.timers, self._activity, timeout, None)
-
-    def _quiesce(self, timeout: float) -> None:
-        """The clock's hook: settle, not waiting for the calling actor (if any)."""
-        current = threading.current_thread()
-        settle_cells(self._lifecycle.cells, self.timers, self._activity, timeout, current)
+        self._lifecycle.settle(timeout, except_thread=None)
 
     def threads(self) -> list[threading.Thread]:
         """Threads of this system that are still alive (for leak checks)."""
@@ -381,9 +362,6 @@ class ActorSystem:
     def publish_sources(self) -> None:
         """Cluster mode: let the other nodes know this node's sources now (blocks)."""
         self._lifecycle.cluster.publish_sources()
-
-    def _timer_failed(self, exc: BaseException) -> None:
-        self.log.error("timer_callback_failed", error=describe_error(exc), exc_info=exc)
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {self._lifecycle.state}>"
