@@ -120,7 +120,7 @@ def row(ident: str, call: Any, error: type[BaseException], match: str, *, fixed:
 UNHASHABLE_NAME = (
     "a list/dict/set as an actor name reaches dict.get() before check_name(): "
     "'TypeError: unhashable type' instead of 'name must be a str' "
-    "(actors/system.py ActorSystem._lookup)"
+    "(actors/_registry.py Registry.lookup)"
 )
 
 
