@@ -29,13 +29,12 @@ if TYPE_CHECKING:
     from regisseur.actors.lease import InstanceHeldError
     from regisseur.actors.server import ServerActor
     from regisseur.actors.service import ServiceActor
-    from regisseur.actors.status import StatusError
     from regisseur.actors.system import ActorSystem
 
 # Imported on first use (PEP 562). ActorSystem builds on ``supervision``,
 # which itself builds on this package's runtime modules, so importing it
-# eagerly here would make the import order matter; the database, lease and
-# status modules load SQLAlchemy, and the server and service actors asyncio,
+# eagerly here would make the import order matter; the database and lease
+# modules load SQLAlchemy, and the server and service actors asyncio,
 # which programs that never use them (the command line) should not pay for.
 _LAZY = {
     "ActorSystem": "regisseur.actors.system",
@@ -43,7 +42,6 @@ _LAZY = {
     "InstanceHeldError": "regisseur.actors.lease",
     "ServerActor": "regisseur.actors.server",
     "ServiceActor": "regisseur.actors.service",
-    "StatusError": "regisseur.actors.status",
 }
 
 __all__ = [
@@ -60,7 +58,6 @@ __all__ = [
     "RegisseurError",
     "ServerActor",
     "ServiceActor",
-    "StatusError",
     "Subscription",
     "SystemForkedError",
     "TimerHandle",

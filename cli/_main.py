@@ -22,20 +22,20 @@ _DEFAULT_DB = "sqlite:///regisseur.db"  # ActorSystem's default database
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from regisseur.actors.demo import run_demo
+    from regisseur.cli.demo import run_demo
 
     return run_demo(plain=args.plain, json_lines=args.json, database_url=args.db)
 
 
 def _download(args: argparse.Namespace) -> int:
-    from regisseur.actors.download_cli import run_download
+    from regisseur.cli.download import run_download
 
     return run_download(args)
 
 
 def _status_database(args: argparse.Namespace) -> str:
     """The database ``regisseur status`` reads; ``ValueError`` saying why not."""
-    from regisseur.actors._records_db import DB_NAME, database_url, directory_database
+    from regisseur.cli._records_db import DB_NAME, database_url, directory_database
 
     given = [v for v in (args.directory, args.output) if v is not None]
     if len(given) + (args.db is not None) > 1:
@@ -59,7 +59,7 @@ def _status_database(args: argparse.Namespace) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from regisseur.actors.status import StatusError, collect, render_json, render_table
+    from regisseur.cli.status import StatusError, collect, render_json, render_table
 
     try:
         data = collect(_status_database(args), events=args.events)
@@ -131,7 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
     download = commands.add_parser(
         "download", help="download URLs (resumable: run it again after Ctrl-C)"
     )
-    from regisseur.actors.download_cli import add_arguments
+    from regisseur.cli.download import add_arguments
 
     add_arguments(download)
     download.add_argument("--version", action=_Version)
@@ -171,7 +171,3 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     result: int = func(args)
     return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -59,9 +59,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from regisseur.actors._download_view import LineView, make_view
-from regisseur.actors._interrupts import no_interrupts
-from regisseur.actors._records_db import DB_NAME, database_url
+from regisseur.cli._download_view import LineView, make_view
+from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._records_db import DB_NAME, database_url
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
