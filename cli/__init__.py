@@ -5,7 +5,8 @@ Not part of the runtime: ``regisseur.actors``, ``regisseur.supervision`` and
 an application that embeds the library does not load it. It builds on the
 runtime's public modules, as any application would.
 
-* :func:`main`: the ``regisseur`` console script (``python -m regisseur.cli``).
+* :func:`main`: the ``regisseur`` command, to call inside a program;
+  :func:`console_main`: the console script (``python -m regisseur.cli``).
 * :mod:`regisseur.cli.download`: ``regisseur download``.
 * :mod:`regisseur.cli.status`: ``regisseur status`` (:class:`StatusError`).
 * :mod:`regisseur.cli.demo`: ``regisseur demo``.
@@ -20,12 +21,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from regisseur.cli._main import main
+from regisseur.cli._main import console_main, main
 
 if TYPE_CHECKING:
     from regisseur.cli.status import StatusError
 
-__all__ = ["StatusError", "main"]
+__all__ = ["StatusError", "console_main", "main"]
 
 # Imported on first use (PEP 562): the status module loads SQLAlchemy.
 _LAZY = {"StatusError": "regisseur.cli.status"}

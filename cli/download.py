@@ -643,6 +643,9 @@ def run_download(
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
             if wanted:
                 system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
+        over = getattr(args, "startup_over", None)  # the console script's collector
+        if over is not None:
+            over()
         final = tracker.wait_for(wanted)
         final.update(_wait_elsewhere(system, elsewhere, tracker))
     except KeyboardInterrupt:

@@ -201,5 +201,5 @@ def test_the_wheel_installs_nothing_but_regisseur_at_the_top(tmp_path: Path) -> 
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "regisseur.supervision.testing.plugin" in text
-    assert "regisseur = regisseur.cli:main" in text
+    assert "regisseur = regisseur.cli:console_main" in text
     assert "regisseur/cli/demo/__init__.py" in names
