@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import UnhealthyError
 from regisseur.actors._fork import SystemForkedError
+from regisseur.actors._version import __version__ as __version__
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from regisseur.actors.errors import (

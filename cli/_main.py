@@ -105,9 +105,9 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        from regisseur.actors._version import version
+        from regisseur.actors import __version__
 
-        print(f"regisseur {version()}")
+        print(f"regisseur {__version__}")
         parser.exit()
 
 

@@ -56,6 +56,42 @@ def test_no_runtime_module_imports_the_cli() -> None:
     assert found == []
 
 
+def _private_runtime_module(node: ast.AST) -> str | None:
+    """The private runtime module (``regisseur.actors._cell``) ``node`` imports, if any."""
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    for name in names:
+        parts = name.split(".")
+        if parts[:1] == ["regisseur"] and parts[1:2] and parts[1] in RUNTIME:
+            if any(part.startswith("_") and not part.startswith("__") for part in parts[2:]):
+                return name
+    return None
+
+
+def test_the_cli_uses_only_public_modules_of_the_runtime() -> None:
+    # The command line builds on the runtime as any application would.
+    found = []
+    for path in sorted((ROOT / "cli").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            name = _private_runtime_module(node)
+            if name is not None:
+                found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {name}")
+    assert found == []
+    for source, private in [
+        ("from regisseur.actors._version import version", True),
+        ("import regisseur.actors.downloads._owners", True),
+        ("from regisseur.actors.downloads import _owners", True),
+        ("from regisseur.actors import __version__", False),
+        ("from regisseur.cli._records_db import DB_NAME", False),  # its own
+    ]:
+        nodes = ast.walk(ast.parse(source))
+        assert any(_private_runtime_module(n) for n in nodes) is private, source
+
+
 def test_the_ast_check_sees_each_way_of_importing_it() -> None:
     # Guards the test above against passing by seeing nothing.
     samples = [
