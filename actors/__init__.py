@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import UnhealthyError
 from regisseur.actors._fork import SystemForkedError
+from regisseur.actors._version import __version__ as __version__
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import Clock, ManualClock, RealClock, TimerHandle
 from regisseur.actors.errors import (
@@ -29,13 +30,12 @@ if TYPE_CHECKING:
     from regisseur.actors.lease import InstanceHeldError
     from regisseur.actors.server import ServerActor
     from regisseur.actors.service import ServiceActor
-    from regisseur.actors.status import StatusError
     from regisseur.actors.system import ActorSystem
 
 # Imported on first use (PEP 562). ActorSystem builds on ``supervision``,
 # which itself builds on this package's runtime modules, so importing it
-# eagerly here would make the import order matter; the database, lease and
-# status modules load SQLAlchemy, and the server and service actors asyncio,
+# eagerly here would make the import order matter; the database and lease
+# modules load SQLAlchemy, and the server and service actors asyncio,
 # which programs that never use them (the command line) should not pay for.
 _LAZY = {
     "ActorSystem": "regisseur.actors.system",
@@ -43,7 +43,6 @@ _LAZY = {
     "InstanceHeldError": "regisseur.actors.lease",
     "ServerActor": "regisseur.actors.server",
     "ServiceActor": "regisseur.actors.service",
-    "StatusError": "regisseur.actors.status",
 }
 
 __all__ = [
@@ -60,7 +59,6 @@ __all__ = [
     "RegisseurError",
     "ServerActor",
     "ServiceActor",
-    "StatusError",
     "Subscription",
     "SystemForkedError",
     "TimerHandle",

@@ -187,7 +187,7 @@ def _regisseur_command() -> list[str]:
     script = Path(sys.executable).with_name("regisseur")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from regisseur.actors.cli import main; main()"]
+    return [sys.executable, "-c", "from regisseur.cli import main; main()"]
 
 
 def run_cli(urls_file: Path, directory: Path, jobs: int) -> None:

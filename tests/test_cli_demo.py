@@ -32,7 +32,7 @@ STAMP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 
 
 def demo(*args: str) -> list[str]:
-    return [sys.executable, "-m", "regisseur.actors.cli", "demo", *args]
+    return [sys.executable, "-m", "regisseur.cli", "demo", *args]
 
 
 @dataclass
@@ -328,18 +328,18 @@ class _Terminal(io.StringIO):
 
 def test_rich_is_imported_by_the_live_views_only() -> None:
     code = (
-        "import sys, actors.cli, actors.demo, actors.download_cli, actors._download_view\n"
+        "import sys, regisseur.cli, regisseur.cli.demo, regisseur.cli.download, regisseur.cli._download_view\n"
         "assert 'rich' not in sys.modules, 'rich imported eagerly'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
 def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    from regisseur.actors.demo import choose_mode
-    from regisseur.actors.demo._show import PlainShow, make_show
+    from regisseur.cli.demo import choose_mode
+    from regisseur.cli.demo._show import PlainShow, make_show
 
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
-    monkeypatch.setitem(sys.modules, "regisseur.actors.demo._live", None)
+    monkeypatch.setitem(sys.modules, "regisseur.cli.demo._live", None)
     terminal = _Terminal()
     assert choose_mode(False, False, terminal) == "plain"
     show = make_show("live", terminal, None, "demo")  # type: ignore[arg-type]
@@ -352,8 +352,8 @@ def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_demo_that_runs_out_of_time_fails_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from regisseur.actors import demo as demo_module
-    from regisseur.actors.demo import run_demo
+    from regisseur.cli import demo as demo_module
+    from regisseur.cli.demo import run_demo
 
     monkeypatch.setattr(demo_module, "DEADLINE", 0.5)  # shorter than the flaky server's backoff
     out = io.StringIO()

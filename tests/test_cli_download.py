@@ -31,7 +31,7 @@ DB_NAME = ".regisseur-downloads.db"
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "regisseur.actors.cli", *args]
+    return [sys.executable, "-m", "regisseur.cli", *args]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -216,12 +216,12 @@ def test_bad_arguments_exit_2(args: tuple[str, ...], message: str, tmp_path: Pat
 
 
 def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    from regisseur.actors._download_view import LineView, make_view
+    from regisseur.cli._download_view import LineView, make_view
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
-    monkeypatch.setitem(sys.modules, "regisseur.actors._download_bars", None)
+    monkeypatch.setitem(sys.modules, "regisseur.cli._download_bars", None)
     assert type(make_view(Terminal(), plain=False)) is LineView

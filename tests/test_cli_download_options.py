@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "regisseur.actors.cli", *args],
+        [sys.executable, "-m", "regisseur.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -344,7 +344,7 @@ def test_a_file_that_no_longer_has_the_given_sha256_is_downloaded_again(
 
 _PROBE = """
 import sys
-from regisseur.actors.cli import main
+from regisseur.cli import main
 code = main(sys.argv[1:])
 unwanted = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psycopg", "rich",
             "regisseur.actors.cluster.schema", "regisseur.actors.cluster.node",
@@ -372,7 +372,7 @@ def test_a_download_does_not_load_cluster_mode_the_orm_or_the_bars(
 
 def test_version_and_help_do_not_load_the_runtime() -> None:
     probe = (
-        "import sys\nfrom regisseur.actors.cli import main\n"
+        "import sys\nfrom regisseur.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('sqlalchemy', 'requests') if m in sys.modules))"
     )

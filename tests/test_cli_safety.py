@@ -34,7 +34,7 @@ SECRETS = ("s3cr3t-pw", "AKIAEXAMPLE", "s1gn4ture", "s1g&", "t0ken")
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "regisseur.actors.cli", *args],
+        [sys.executable, "-m", "regisseur.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

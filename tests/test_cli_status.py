@@ -25,7 +25,7 @@ DB_NAME = ".regisseur-downloads.db"
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "regisseur.actors.cli", *args],
+        [sys.executable, "-m", "regisseur.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -10,11 +10,12 @@ import pykka
 import pytest
 
 import regisseur.actors
+import regisseur.cli
 import regisseur.messages
 import regisseur.supervision
 from regisseur.actors import RegisseurError
 
-_PACKAGES = (regisseur.actors, regisseur.messages, regisseur.supervision)
+_PACKAGES = (regisseur.actors, regisseur.cli, regisseur.messages, regisseur.supervision)
 # Optional dependencies (the cli extra): modules that need them are skipped
 # when they are not installed, as in the README's test command.
 _OPTIONAL = {"rich"}
@@ -93,6 +94,7 @@ def test_every_error_of_the_library_is_a_regisseur_error_and_exported() -> None:
         ("regisseur.actors:ActorStoppedError", pykka.ActorDeadError),
         ("regisseur.actors:DatabaseError", RuntimeError),
         ("regisseur.actors:InstanceHeldError", RuntimeError),
+        ("regisseur.cli:StatusError", RuntimeError),
         ("regisseur.actors:UnhealthyError", RuntimeError),
         ("regisseur.actors.cluster:NodeIdInUseError", RuntimeError),
         ("regisseur.actors.downloads:UnknownDownloadError", LookupError),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("actors", "messages", "supervision")
+FOLDERS = ("actors", "cli", "messages", "supervision")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,6 +55,10 @@ HOST = {
     "actors/__init__.py": """
         HOST_ACTORS = True
     """,
+    "cli.py": """
+        # An application's own command line, a very common module name.
+        HOST_CLI = True
+    """,
     "actors/clock.py": """
         raise ImportError("the host's actors.clock must never be imported by regisseur")
     """,
@@ -70,12 +74,14 @@ HOST = {
     "tests/test_host.py": """
         import messages
         import actors
+        import cli
         import supervision
 
 
         def test_the_hosts_own_modules_are_its_own():
             assert messages.Event.kind == "host"
             assert actors.HOST_ACTORS
+            assert cli.HOST_CLI
             assert supervision.__version__ == "0.0-host"
 
 
@@ -89,6 +95,13 @@ HOST = {
             assert DownloadState.SUCCEEDED.value == "Completed, Succeeded"
             assert issubclass(ChildStarted, object) and Actor and ChildSpec
             assert messages.Event.kind == "host"  # not replaced by regisseur's
+
+
+        def test_regisseurs_command_line_imports_beside_the_hosts():
+            from regisseur.cli import main
+
+            assert main.__module__ == "regisseur.cli._main"
+            assert cli.HOST_CLI
 
 
         def test_the_plugins_fixtures_work(actor_system):
@@ -109,7 +122,7 @@ def test_a_host_app_with_clashing_names_runs_its_suite_with_the_plugin(tmp_path:
     _write(tmp_path, HOST)
     result = _run(["-m", "pytest", "-q", "tests"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
     assert "regisseur" in _run(["-m", "pytest", "--trace-config", "-q", "--co"], tmp_path).stdout
 
 
@@ -188,4 +201,5 @@ def test_the_wheel_installs_nothing_but_regisseur_at_the_top(tmp_path: Path) -> 
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "regisseur.supervision.testing.plugin" in text
-    assert "regisseur.actors.cli:main" in text
+    assert "regisseur = regisseur.cli:console_main" in text
+    assert "regisseur/cli/demo/__init__.py" in names

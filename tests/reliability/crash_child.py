@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from regisseur.actors import cli
+from regisseur import cli
 from regisseur.actors.downloads import _http_fetch, _splice, context, store
 
 

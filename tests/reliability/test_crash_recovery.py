@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from regisseur.actors.download_cli import DB_NAME
+from regisseur.cli.download import DB_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -195,7 +195,7 @@ class Round:
 
 
 def _start(urls: list[str], directory: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "regisseur.actors.cli", "download", *urls]
+    command = [sys.executable, "-m", "regisseur.cli", "download", *urls]
     with log.open("wb") as out:
         return subprocess.Popen(
             [*command, "-o", str(directory), "--plain"], cwd=ROOT, stdout=out, stderr=out

@@ -3,7 +3,7 @@
 A bar per running download (bytes, speed, time remaining), at most
 ``MAX_BARS`` of them, under a summary line (done, failed, running,
 waiting); lines from ``say()`` are printed above. Imported only by
-:func:`actors._download_view.make_view`, on a terminal with rich installed.
+:func:`regisseur.cli._download_view.make_view`, on a terminal with rich installed.
 
 The screen is redrawn on a fixed frame rate (``FRAMES_PER_SECOND``, by
 rich's refresh thread), never per event: ``update()`` only keeps the
@@ -35,7 +35,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from regisseur.actors._download_view import LineView
+from regisseur.cli._download_view import LineView
 from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:

@@ -91,7 +91,7 @@ def make_view(out: TextIO, *, plain: bool) -> LineView:
     if plain or not tty or importlib.util.find_spec("rich") is None:
         return LineView(out)
     try:
-        from regisseur.actors._download_bars import BarsView  # the only import of rich
+        from regisseur.cli._download_bars import BarsView  # the only import of rich
     except ImportError:
         return LineView(out)
     return BarsView(out)

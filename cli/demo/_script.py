@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from regisseur.actors.demo._cast import FLAKY_RUNS, SELF_DESTRUCT
-from regisseur.actors.demo._events import ServiceRan
-from regisseur.actors.demo._server import FLAKY
-from regisseur.actors.demo._show import Summary
+from regisseur.cli.demo._cast import FLAKY_RUNS, SELF_DESTRUCT
+from regisseur.cli.demo._events import ServiceRan
+from regisseur.cli.demo._server import FLAKY
+from regisseur.cli.demo._show import Summary
 from regisseur.messages import (
     ChildGaveUp,
     ChildRestarted,
@@ -36,8 +36,8 @@ from regisseur.messages import (
 )
 
 if TYPE_CHECKING:
-    from regisseur.actors.demo._watch import Watcher
     from regisseur.actors.system import ActorSystem
+    from regisseur.cli.demo._watch import Watcher
 
 __all__ = ["SERVED", "run_script"]
 

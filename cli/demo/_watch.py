@@ -17,7 +17,7 @@ from regisseur.actors.clock import monotonic
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from regisseur.actors.demo._show import Show
+    from regisseur.cli.demo._show import Show
 
 __all__ = ["Watcher"]
 

@@ -8,7 +8,7 @@ a progress bar per download (bytes, speed, time remaining) and the last
 events. After
 ``close()`` notes and the summary are printed below the last frame.
 
-Only :func:`actors.demo._show.make_show` imports this module, and only
+Only :func:`regisseur.cli.demo._show.make_show` imports this module, and only
 when rich is installed and the output is a terminal.
 """
 
@@ -34,7 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from regisseur.actors.clock import monotonic
-from regisseur.actors.demo._show import (
+from regisseur.cli.demo._show import (
     QUIET,
     Show,
     Summary,

@@ -8,7 +8,7 @@ and 2 s), a periodic ``reporter`` service (paused, then resumed), an actor
 stopped for good by a ``FatalError``, and two download sources (HTTP with
 concurrency 3, a slower plugin source with a delay between starts): a 500
 retried into a success, a 404, a download cancelled midway. See
-``actors/demo/_script.py`` for the steps.
+``cli/demo/_script.py`` for the steps.
 
 Output: a live view (rich, on a terminal), plain lines (``--plain``, or
 when stdout is not a terminal) or JSON lines (``--json``); a summary at
@@ -27,14 +27,14 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from regisseur.actors._interrupts import no_interrupts
-from regisseur.actors.demo._cast import cast, sources
-from regisseur.actors.demo._events import RetryNotes, ServiceRan
-from regisseur.actors.demo._script import SERVED, run_script
-from regisseur.actors.demo._server import DemoServer
-from regisseur.actors.demo._show import PlainShow, Show, Summary, make_show, rich_available
-from regisseur.actors.demo._watch import Watcher
 from regisseur.actors.system import ActorSystem
+from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli.demo._cast import cast, sources
+from regisseur.cli.demo._events import RetryNotes, ServiceRan
+from regisseur.cli.demo._script import SERVED, run_script
+from regisseur.cli.demo._server import DemoServer
+from regisseur.cli.demo._show import PlainShow, Show, Summary, make_show, rich_available
+from regisseur.cli.demo._watch import Watcher
 from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,

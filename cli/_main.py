@@ -14,28 +14,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 _DEFAULT_DB = "sqlite:///regisseur.db"  # ActorSystem's default database
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from regisseur.actors.demo import run_demo
+def _startup_over(args: argparse.Namespace) -> None:
+    """Tell the console script's collector that this command's start-up is done."""
+    over = getattr(args, "startup_over", None)
+    if over is not None:
+        over()
 
+
+def _demo(args: argparse.Namespace) -> int:
+    from regisseur.cli.demo import run_demo
+
+    _startup_over(args)  # a run of seconds: its start-up is not what it is timed by
     return run_demo(plain=args.plain, json_lines=args.json, database_url=args.db)
 
 
 def _download(args: argparse.Namespace) -> int:
-    from regisseur.actors.download_cli import run_download
+    from regisseur.cli.download import run_download
 
     return run_download(args)
 
 
 def _status_database(args: argparse.Namespace) -> str:
     """The database ``regisseur status`` reads; ``ValueError`` saying why not."""
-    from regisseur.actors._records_db import DB_NAME, database_url, directory_database
+    from regisseur.cli._records_db import DB_NAME, database_url, directory_database
 
     given = [v for v in (args.directory, args.output) if v is not None]
     if len(given) + (args.db is not None) > 1:
@@ -59,10 +67,11 @@ def _status_database(args: argparse.Namespace) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from regisseur.actors.status import StatusError, collect, render_json, render_table
+    from regisseur.cli.status import StatusError, collect, render_json, render_table
 
     try:
         data = collect(_status_database(args), events=args.events)
+        _startup_over(args)
     except ValueError as exc:
         print(f"regisseur status: {exc}", file=sys.stderr)
         return 2
@@ -96,16 +105,40 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        from regisseur.actors._version import version
+        from regisseur.actors import __version__
 
-        print(f"regisseur {version()}")
+        print(f"regisseur {__version__}")
         parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``regisseur`` console script."""
+    """Run the ``regisseur`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit code; safe to call inside another program (it changes
+    no process-wide setting). The console script is :func:`console_main`.
+    """
+    return _guarded(argv, None)
+
+
+def console_main() -> int:
+    """Entry point of the ``regisseur`` console script and ``python -m regisseur.cli``.
+
+    :func:`main` in a process that exits right after it: the garbage
+    collector is paused during the command's start-up and skips the
+    start-up's objects from then on (see :mod:`regisseur.cli._collector`).
+    """
+    from regisseur.cli._collector import StartupCollector
+
+    collector = StartupCollector()
     try:
-        return _main(argv)
+        return _guarded(None, collector.over)
+    finally:
+        collector.at_exit()
+
+
+def _guarded(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -> int:
+    try:
+        return _main(argv, startup_over)
     except KeyboardInterrupt:  # before a command could handle it (e.g. while importing)
         return 130
     except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
@@ -114,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="regisseur",
         description="Run an application's background work as supervised Pykka actors.",
@@ -131,7 +164,7 @@ def _main(argv: Sequence[str] | None) -> int:
     download = commands.add_parser(
         "download", help="download URLs (resumable: run it again after Ctrl-C)"
     )
-    from regisseur.actors.download_cli import add_arguments
+    from regisseur.cli.download import add_arguments
 
     add_arguments(download)
     download.add_argument("--version", action=_Version)
@@ -165,13 +198,10 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     status.set_defaults(func=_status)
     args = parser.parse_args(argv)
+    args.startup_over = startup_over  # each command calls it once its start-up is done
     func: Any = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
     result: int = func(args)
     return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

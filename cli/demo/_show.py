@@ -196,7 +196,7 @@ def make_show(mode: str, out: TextIO, system: ActorSystem, title: str) -> Show:
         return JsonShow(out)
     if mode == "live":
         try:
-            from regisseur.actors.demo._live import LiveShow  # the only import of rich
+            from regisseur.cli.demo._live import LiveShow  # the only import of rich
         except ImportError:
             return PlainShow(out)
         return LiveShow(out, system, title)

@@ -23,7 +23,7 @@ to resume them), and a symbolic link in its place is refused.
   fetched again: this run says ``waiting for URL: pid N on host H is
   downloading it`` and waits for that download's end (a failure if that
   run ends without finishing it). The other run's own work is never
-  resumed while it lives (see ``downloads._owners``).
+  resumed while it lives (see ``regisseur.actors.downloads.owners``).
 * ``--sha256`` (one URL only) is checked by the source, or here, on the
   file, for a download that was resumed or done before.
 * ``--max-size``, ``--max-time``, ``--speed-limit``/``--speed-time`` bound
@@ -59,9 +59,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from regisseur.actors._download_view import LineView, make_view
-from regisseur.actors._interrupts import no_interrupts
-from regisseur.actors._records_db import DB_NAME, database_url
+from regisseur.cli._download_view import LineView, make_view
+from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._records_db import DB_NAME, database_url
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -438,7 +438,7 @@ def _changed(record: DownloadRecord, sha256: str | None) -> str | None:
 def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str]:
     """Of the unfinished ``records``, those another live process holds: id -> owner."""
     from regisseur.actors.downloads import store
-    from regisseur.actors.downloads._owners import lock_directory, owner_alive
+    from regisseur.actors.downloads.owners import lock_directory, owner_alive
 
     database = system.database
     pending = [r.id for r in records if not r.terminal]
@@ -464,8 +464,8 @@ def _plan(
 ) -> tuple[list[str], dict[str, str]]:
     """Submit what is needed; return the ids to wait for (resumed ones first)
     and, apart, the wanted downloads another run holds (id -> its owner)."""
-    from regisseur.actors.downloads._owners import describe_owner
     from regisseur.actors.downloads.names import display_name_from_url
+    from regisseur.actors.downloads.owners import describe_owner
 
     newest: dict[str, DownloadRecord] = {}
     wanted: dict[str, None] = {}
@@ -510,7 +510,7 @@ def _wait_elsewhere(
     One whose owner ends without finishing it comes back as an Errored
     copy saying so (the next run in the directory resumes it).
     """
-    from regisseur.actors.downloads._owners import describe_owner, lock_directory, owner_alive
+    from regisseur.actors.downloads.owners import describe_owner, lock_directory, owner_alive
 
     database = system.database
     locks = lock_directory(database.sqlalchemy_url) if database is not None else None
@@ -629,7 +629,7 @@ def run_download(
         # Before start: downloads resumed by the keeper report at once.
         system.downloads.subscribe(tracker)
         system.events.subscribe(tracker, SystemFailed, ChildGaveUp)
-        from regisseur.actors.downloads._owners import lock_directory, planning
+        from regisseur.actors.downloads.owners import lock_directory, planning
 
         database = system.database
         locks = lock_directory(database.sqlalchemy_url) if database is not None else None
@@ -643,6 +643,9 @@ def run_download(
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
             if wanted:
                 system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
+        over = getattr(args, "startup_over", None)  # the console script's collector
+        if over is not None:
+            over()
         final = tracker.wait_for(wanted)
         final.update(_wait_elsewhere(system, elsewhere, tracker))
     except KeyboardInterrupt:

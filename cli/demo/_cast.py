@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.actor import Actor
-from regisseur.actors.demo._events import ServiceRan
 from regisseur.actors.downloads import DownloadSource
 from regisseur.actors.downloads.http import HttpSource
 from regisseur.actors.resource import resource
 from regisseur.actors.server import ServerActor
 from regisseur.actors.service import ServiceActor
+from regisseur.cli.demo._events import ServiceRan
 from regisseur.supervision import Backoff, ChildSpec, FatalError, Supervisor
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("rich")
 
-from regisseur.actors import _download_bars  # noqa: E402
-from regisseur.actors._download_bars import MAX_BARS, BarsView  # noqa: E402
+from regisseur.cli import _download_bars  # noqa: E402
+from regisseur.cli._download_bars import MAX_BARS, BarsView  # noqa: E402
 from regisseur.messages import (  # noqa: E402
     DownloadProgressed,
     DownloadRecord,
