@@ -21,9 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import pykka
-from pykka._envelope import Envelope
-from pykka._introspection import get_attr_directly
-from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from regisseur.actors._protocol import (
     ChildExited,
@@ -35,6 +33,8 @@ from regisseur.actors._protocol import (
     Teardown,
 )
 from regisseur.actors._proxy import CellProxy
+from regisseur.actors._pykka import ActorStop as _ActorStop
+from regisseur.actors._pykka import Envelope, get_attr_directly
 from regisseur.actors.clock import TimerHandle, check_duration
 from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_error
 from regisseur.actors.log import get_logger

@@ -268,8 +268,7 @@ def dispatch_cluster_note(
     """
     if system._state not in ("starting", "running") or system.cluster is None:
         return
-    from pykka._envelope import Envelope
-
+    from regisseur.actors._pykka import Envelope
     from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
     from regisseur.actors.downloads._protocol import KEEPER
     from regisseur.actors.downloads.cluster_keeper import ClusterNote

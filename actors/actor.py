@@ -32,11 +32,11 @@ from regisseur.actors.mailbox import Mailbox
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from pykka._actor import ActorInbox
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
     from regisseur.actors._cell import Cell
+    from regisseur.actors._pykka import ActorInbox
     from regisseur.actors.clock import TimerHandle
     from regisseur.actors.log import Logger
     from regisseur.actors.system import ActorSystem

@@ -24,7 +24,6 @@ import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
-from pykka._envelope import Envelope
 
 from regisseur.actors import aio
 from regisseur.actors._cell import Cell, CellState, Parent
@@ -54,6 +53,7 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
+from regisseur.actors._pykka import Envelope
 from regisseur.actors._settle import settle_cells, wait_idle
 from regisseur.actors._typed import check_actor_type, proxy_actor_type
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration

@@ -1021,7 +1021,7 @@ class _ParentLink:
 
     def notify(self, notice: object) -> None:
         """Runs on the child's thread: a failure is stamped with its clock time."""
-        from pykka._envelope import Envelope
+        from regisseur.actors._pykka import Envelope
 
         if isinstance(notice, ChildFailure) and notice.at is None:
             notice = dataclasses.replace(notice, at=self._clock.now())
