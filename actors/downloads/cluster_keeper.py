@@ -188,12 +188,12 @@ class ClusterKeeperActor(KeeperActor):
         elif isinstance(message, NodeUnfenced):
             self._unfence()
         else:
-            return self._after(super().on_receive(message))
-        return self._after(None)
+            return super().on_receive(message)
+        return None
 
-    def _after(self, reply: Any) -> Any:
-        if self._cell.mailbox.runnable():
-            return reply
+    def on_mailbox_drained(self) -> None:
+        """After the keeper's group commit: take rows back, store submits, claim."""
+        super().on_mailbox_drained()
         if self._take_back and not self._lease_fenced and not self.stopping:
             self._commit()
             if not self._unsaved:  # stored what it holds: the rows say the rest
@@ -203,7 +203,6 @@ class ClusterKeeperActor(KeeperActor):
             self._commit()
             if not self.stopping and not self._lease_fenced:
                 self._claim()
-        return reply
 
     # -- the database's health ---------------------------------------------------------
     def _read_failed(self, exc: SQLAlchemyError) -> None:
