@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from regisseur.actors import runtime
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.lease_guard import LeasedToken, LeaseGuard
 
@@ -49,7 +50,7 @@ class Cluster:
 
     def _engine(self) -> Engine:
         database = self._system.database
-        if database is None or self._system._state not in ("starting", "running"):
+        if database is None or not runtime.is_active(self._system):
             msg = f"system {self._system.name!r} is not running: the cluster view is unavailable"
             raise RuntimeError(msg)
         return database.engine

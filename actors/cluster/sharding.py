@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from regisseur.actors import runtime
 from regisseur.actors.clock import check_duration
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.claims import ClaimActor
@@ -170,7 +171,7 @@ class ShardActor(ClaimActor):
             self.system.tell(self.group, StopChild(leaving))
         for key in sorted(held):
             name = self._running.get(key)
-            if name is None or self.system._find(name) is None:
+            if name is None or not runtime.is_running(self.system, name):
                 spec = self._child(key)
                 self._running[key] = spec.name
                 self.system.tell(self.group, Spawn(spec))
@@ -213,7 +214,7 @@ class ShardActor(ClaimActor):
         if node not in self.nodes:
             self.nodes.append(node)  # our own renewal may lag a moment
         wanted = {k for k in keys if owner_of(k, self.nodes) == node}
-        stopped = [k for k, n in self._stopping.items() if self.system._find(n) is None]
+        stopped = [k for k, n in self._stopping.items() if not runtime.is_running(self.system, n)]
         for key in stopped:
             del self._stopping[key]
         # Releases in one transaction in key order, claims one key per

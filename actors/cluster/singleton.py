@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from regisseur.actors import runtime
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.claims import ClaimActor
 from regisseur.actors.errors import describe_error
@@ -105,7 +106,7 @@ class SingletonActor(ClaimActor):
                 "singleton_claim_failed", singleton=self.spec.name, error=describe_error(exc)
             )
             return
-        running = self.system._find(self.spec.name) is not None
+        running = runtime.is_running(self.system, self.spec.name)
         if self.held and not running:
             self.log.info("singleton_starting_here", singleton=self.spec.name, node=node)
             self.system.tell(self.supervisor, Spawn(self.spec))
@@ -121,5 +122,5 @@ class SingletonActor(ClaimActor):
             "singleton": self.spec.name,
             "node": self.node_id,
             "holder": self.holder,
-            "running_here": self.system._find(self.spec.name) is not None,
+            "running_here": runtime.is_running(self.system, self.spec.name),
         }

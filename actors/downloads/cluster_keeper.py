@@ -70,7 +70,10 @@ from regisseur.messages.downloads import (
 if TYPE_CHECKING:
     from regisseur.actors.events import Subscription
 
-__all__ = ["ClusterKeeperActor", "ClusterNote"]
+__all__ = ["KEEPER", "ClusterKeeperActor", "ClusterNote"]
+
+KEEPER = p.KEEPER
+"""The keeper's actor name: where the node's listener sends a :class:`ClusterNote`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors import runtime
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.context import CancelToken
@@ -214,7 +215,7 @@ class QueueActor(Actor):
             known = set(self._free) | set(self._busy)
             for index in range(1, self._concurrency + 1):
                 name = p.worker_name(self._source.name, index)
-                if name not in known and self.system._find(name) is None:
+                if name not in known and not runtime.is_running(self.system, name):
                     self._tell_supervisor(Spawn(worker_spec(self._source, index)))
         for worker in [w for w in self._free if self._index(w) > self._concurrency]:
             self._free.remove(worker)
