@@ -19,8 +19,10 @@ a stop; it is not run for an incarnation whose ``on_start`` failed.
 
 For subclasses (protected API): :attr:`Actor.kept_state` survives restarts,
 :meth:`Actor.on_mailbox_drained` runs when a burst of messages is done
-(group commit), :attr:`Actor.actor_incarnation` tells incarnations apart,
-and :meth:`Actor.wake_on_stop` lets blocking code notice a stop request.
+(group commit), :meth:`Actor.on_incarnation_end` after every teardown
+(``final`` when no restart follows), :attr:`Actor.actor_incarnation`
+tells incarnations apart, and :meth:`Actor.wake_on_stop` lets blocking
+code notice a stop request.
 These are the whole contract between an actor and its runtime cell:
 subclasses never touch ``self._cell``.
 """
@@ -158,6 +160,23 @@ class Actor(pykka.ThreadingActor):
         dead letter ``"<mailbox drained>"``, then the supervisor decides).
         """
 
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """Hook: this instance is being torn down, after ``on_stop``. Default: nothing.
+
+        Called on the actor's thread for every instance whose ``__init__``
+        returned, also when ``on_stop`` is not run (its ``on_start`` failed,
+        or a rollback without stop hooks) or raised; not when the thread
+        was killed. ``final`` is true when this teardown is the actor's stop
+        for good: no restart follows and :attr:`kept_state` is dropped, so
+        this is where to give up what was kept across restarts (a lock, a
+        connection). It is false for a restart, and for an instance whose
+        ``on_start`` failed (torn down before its supervisor decides; if
+        the supervisor then gives up, no instance is left to call).
+
+        Failures: an exception is logged (``on_stop_failed``); the teardown
+        goes on.
+        """
+
     # -- protected API for subclasses (the actor's own thread) -------------
     @property
     def kept_state(self) -> dict[str, Any]:
@@ -282,8 +301,11 @@ class Actor(pykka.ThreadingActor):
 
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
         """Called by the runtime on the actor's thread when it is torn down."""
-        if run_hooks:
-            self.on_stop()
+        try:
+            if run_hooks:
+                self.on_stop()
+        finally:
+            self.on_incarnation_end(final=final)
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {getattr(self, 'name', '?')!r}"

@@ -24,8 +24,12 @@ behind it are private and may change. The contract:
 * :class:`CellState`: a cell's lifecycle (NEW → STARTING → RUNNING →
   FAILED/IDLE/DEAD → … → STOPPED).
 * The system's registry of names: :func:`register`, :func:`unregister`,
-  :func:`check_free`, :func:`lookup`, :func:`find`, :func:`is_running`,
-  and :func:`is_active` for the system's own lifecycle.
+  :func:`check_free`, :func:`lookup`, :func:`find`, :func:`is_running`;
+  and, for the downloads and cluster packages, :func:`is_active` (the
+  system's own lifecycle), :func:`check_not_forked` and
+  :func:`publish_sources`: the system's internals they need, in one
+  place rather than read off ``ActorSystem``'s private attributes.
+* :func:`stops_quietly`: whether a child's teardown runs code of its own.
 * Fault hooks for the testing kit: a cell runs its :class:`CellFaults`
   plan (``cell.faults``) before each start and each message;
   :class:`InjectedFault` is the default injected exception.
@@ -82,12 +86,15 @@ __all__ = [
     "StartAttempt",
     "Teardown",
     "check_free",
+    "check_not_forked",
     "find",
     "is_active",
     "is_running",
     "lookup",
     "new_cell",
+    "publish_sources",
     "register",
+    "stops_quietly",
     "unregister",
 ]
 
@@ -250,6 +257,40 @@ def is_running(system: ActorSystem, name: str) -> bool:
 def is_active(system: ActorSystem) -> bool:
     """True while ``system`` is starting or running (not new, stopping or stopped)."""
     return system._state in ("starting", "running")
+
+
+def check_not_forked(system: ActorSystem) -> None:
+    """Raise ``SystemForkedError`` if this is a forked child of ``system``'s process.
+
+    A forked child has none of the system's threads: whatever it queued
+    would reach nobody. Any thread.
+    """
+    system._fork.check()
+
+
+def publish_sources(system: ActorSystem) -> None:
+    """Cluster mode: tell the other nodes this node's download sources now.
+
+    Waits for the node actor's answer (bounded); does nothing without a
+    cluster. Any thread but the node actor's.
+    """
+    system._publish_sources()
+
+
+def stops_quietly(actor_class: type[Actor]) -> bool:
+    """True if tearing down an instance of ``actor_class`` runs no code of its own.
+
+    No ``on_stop``, no ``on_incarnation_end`` and none of the library's own
+    teardown (a service's ``cleanup``): a supervisor may then stop several
+    such children together instead of one after the other. Any thread.
+    """
+    from regisseur.actors.actor import Actor
+
+    return (
+        actor_class.on_stop is Actor.on_stop
+        and actor_class.on_incarnation_end is Actor.on_incarnation_end
+        and actor_class._end_incarnation is Actor._end_incarnation
+    )
 
 
 def _conforms(cell: ActorCell) -> CellHandle:

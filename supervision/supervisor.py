@@ -405,9 +405,9 @@ class SupervisorActor(Actor):
             self.log.error("startup_failed", child=child.spec.name, error=text, rolled_back=rolled)
             raise StartupError(child.spec.name, error, rolled) from error
 
-    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """Stop the children in reverse start order (a supervisor has no ``on_stop``)."""
         self._stop_children(list(reversed(self._start_order())), final=final)
-        super()._end_incarnation(run_hooks=run_hooks, final=final)
 
     def health(self) -> dict[str, Any]:
         """Details only; the health tree judges a supervisor by its children's reports.
@@ -1009,7 +1009,7 @@ def _quiet_stop(spec: ChildSpec) -> bool:
     actor = spec.actor
     if isinstance(actor, Supervisor):
         return False
-    return actor.on_stop is Actor.on_stop and actor._end_incarnation is Actor._end_incarnation
+    return runtime.stops_quietly(actor)
 
 
 class _ParentLink:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from regisseur.actors import runtime
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.accepted import AcceptedSubmits
@@ -245,17 +246,17 @@ class Downloads:
 
     def _usable(self) -> bool:
         # "starting" too: children may submit from their on_start.
-        return self._system._state in ("starting", "running")
+        return runtime.is_active(self._system)
 
     def _ensure_keeper(self) -> None:
         """Start the downloads subtree if the system started without one."""
-        self._system._fork.check()  # a forked child would queue to nobody
+        runtime.check_not_forked(self._system)  # a forked child would queue to nobody
         if not self._usable():
             raise _not_running(self._system)
         if self._keeper_started:
             return
         with self._lock:
-            if self._system._find(p.KEEPER) is None:
+            if runtime.find(self._system, p.KEEPER) is None:
                 self._system.spawn(downloads_spec((), self.settings))
             self._keeper_started = True
 
@@ -281,7 +282,7 @@ class Downloads:
             raise
         with self._lock:
             self._names = self._names | {source.name}
-        self._system._publish_sources()
+        runtime.publish_sources(self._system)
 
     def sources(self) -> list[str]:
         """The registered source names."""
@@ -331,7 +332,7 @@ class Downloads:
             extra=_extra(extra),
         )
         self._ensure_keeper()
-        cell = self._system._find(p.KEEPER)
+        cell = runtime.find(self._system, p.KEEPER)
         if cell is None or not self._usable():
             raise _not_running(self._system)
         self._accepted.add(message)  # before the keeper can lose the message

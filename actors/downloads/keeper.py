@@ -180,14 +180,11 @@ class KeeperActor(Actor):
         except OSError as exc:  # a read-only directory: nothing can be written there anyway
             self.log.warning("download_owner_lock_unavailable", error=describe_error(exc))
 
-    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+    def on_incarnation_end(self, *, final: bool) -> None:
         """After ``on_stop``: the final stop gives up ownership (a restart keeps it)."""
-        try:
-            super()._end_incarnation(run_hooks=run_hooks, final=final)
-        finally:
-            lock = self.kept_state.get("owner_lock") if final else None
-            if isinstance(lock, OwnerLock):
-                lock.release()
+        lock = self.kept_state.get("owner_lock") if final else None
+        if isinstance(lock, OwnerLock):
+            lock.release()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""

@@ -13,7 +13,7 @@ import pytest
 
 from regisseur.actors import Actor
 from regisseur.messages import ChildRestarted, DeadLetter
-from regisseur.supervision import Backoff, ChildSpec, Directive
+from regisseur.supervision import Backoff, ChildSpec, Directive, StartupError
 from regisseur.supervision.testing import Probe
 
 pytestmark = pytest.mark.timeout(30)
@@ -193,3 +193,48 @@ def test_wake_on_stop_after_the_stop_request_wakes_at_once(system_factory: Any) 
     system.spawn(ChildSpec("l", Late, args=(woken,)))
     system.stop_child("l")
     assert woken == [True]
+
+
+class Ending(Actor):
+    """Records its teardowns: (incarnation, final, on_stop ran first)."""
+
+    def __init__(self, ends: list[tuple[int, bool, bool]], fail_start: bool = False) -> None:
+        super().__init__()
+        self.ends = ends
+        self.fail_start = fail_start
+        self.stopped = False
+
+    def on_start(self) -> None:
+        if self.fail_start and self.actor_incarnation == 1:
+            raise RuntimeError("no start")
+
+    def on_receive(self, message: Any) -> Any:
+        raise RuntimeError("crash")
+
+    def on_stop(self) -> None:
+        self.stopped = True
+
+    def on_incarnation_end(self, *, final: bool) -> None:
+        self.ends.append((self.actor_incarnation, final, self.stopped))
+
+
+def test_incarnation_end_follows_on_stop_and_says_when_it_is_final(
+    system_factory: Any,
+) -> None:
+    ends: list[tuple[int, bool, bool]] = []
+    system = system_factory([ChildSpec("e", Ending, args=(ends,), backoff=Backoff(0))])
+    probe = Probe(system, ChildRestarted)
+    system.tell("e", "crash")
+    probe.expect(ChildRestarted, name="e")
+    system.stop_child("e")
+    assert ends == [(1, False, True), (2, True, True)]
+
+
+def test_incarnation_end_runs_when_on_start_failed(system_factory: Any) -> None:
+    ends: list[tuple[int, bool, bool]] = []
+    system = system_factory([])
+    with pytest.raises(StartupError):
+        system.spawn(ChildSpec("e", Ending, args=(ends, True)))
+    # No on_stop for an instance whose on_start failed; the hook still runs,
+    # not final: it is torn down before its supervisor decides what next.
+    assert ends == [(1, False, False)]

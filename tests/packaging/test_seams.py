@@ -166,6 +166,39 @@ def test_no_package_imports_another_packages_private_modules() -> None:
     assert sorted(set(found)) == []
 
 
+RUNTIME_HOOKS = {"_end_incarnation", "_after_start", "_after_resume", "_failure_limit"}
+
+
+def _is_system(node: ast.expr) -> bool:
+    """``system``, ``self.system``, ``self._system`` and the like."""
+    if isinstance(node, ast.Name):
+        return node.id in ("system", "_system")
+    return isinstance(node, ast.Attribute) and node.attr in ("system", "_system")
+
+
+def test_other_packages_use_no_privates_of_the_system_or_the_actor_runtime() -> None:
+    """Outside ``regisseur.actors`` itself: no ``system._x``, no runtime hooks of ``Actor``.
+
+    (The subpackages too: downloads and cluster use ``actors.runtime`` and
+    the protected ``Actor`` API, like the supervisor.)
+    """
+    found = []
+    for module in MODULES:
+        if module.package == "regisseur.actors":
+            continue
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.FunctionDef) and node.name in RUNTIME_HOOKS:
+                found.append(f"{_where(module, node.lineno)} defines {node.name}")
+            if not isinstance(node, ast.Attribute):
+                continue
+            if node.attr in RUNTIME_HOOKS:
+                found.append(f"{_where(module, node.lineno)} uses {node.attr}")
+            elif node.attr.startswith("_") and not node.attr.startswith("__"):
+                if _is_system(node.value):
+                    found.append(f"{_where(module, node.lineno)} {ast.unparse(node)}")
+    assert found == []
+
+
 def test_messages_import_nothing_of_actors_or_supervision() -> None:
     found = [
         f"{_where(module, line)} {dotted}"
