@@ -452,7 +452,7 @@ class Cell:
         torn down (the burst went with it). A failing hook is a failure
         like a failing message.
         """
-        if instance is not self.instance:
+        if not instance._drains_mailbox or instance is not self.instance:
             return None
         if self.state is not CellState.RUNNING or self.mailbox.runnable():
             return instance

@@ -72,6 +72,11 @@ class Actor(pykka.ThreadingActor):
     """
     logger_name: ClassVar[str | None] = None
     """Set in a subclass to log under this name instead of the class's module."""
+    _drains_mailbox: ClassVar[bool] = False  # overrides on_mailbox_drained (else no call)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._drains_mailbox = cls.on_mailbox_drained is not Actor.on_mailbox_drained
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = current_cell()
