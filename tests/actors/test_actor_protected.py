@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from regisseur.actors import Actor
+from regisseur.actors import Actor, runtime
 from regisseur.messages import ChildRestarted, DeadLetter
 from regisseur.supervision import Backoff, ChildSpec, Directive, StartupError
 from regisseur.supervision.testing import Probe
@@ -100,8 +100,9 @@ def test_drained_runs_once_per_burst_on_the_actors_thread(system_factory: Any) -
     threads = {thread for thread, _, _ in log}
     assert len(threads) == 1
     (thread,) = threads
-    assert thread is not threading.current_thread()
-    assert thread.name.startswith("regisseur:") and "/b#" in thread.name
+    cell = runtime.find(system, "b")
+    assert cell is not None
+    assert thread is cell.thread  # the actor's own thread
 
 
 class Resuming(Batcher):
