@@ -18,13 +18,27 @@ Every import counts, also those inside functions or ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("actors", "messages", "supervision")
+
+
+def _package_dirs() -> dict[str, str]:
+    """setup.cfg's ``package_dir``: installed name -> folder (every package is walked)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    mapping = {}
+    for line in config["options"]["package_dir"].strip().splitlines():
+        name, _, folder = line.partition("=")
+        mapping[name.strip()] = folder.strip()
+    return mapping
+
+
+PACKAGES = _package_dirs()
 
 # Known exceptions owned by other parts of issue 13, tolerated until they
 # land (an entry that no longer matches anything is harmless).
@@ -46,13 +60,13 @@ class Module:
 
 def _modules() -> list[Module]:
     found = []
-    for top in PACKAGES:
-        for path in sorted((ROOT / top).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for installed, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = list(path.relative_to(ROOT / folder).with_suffix("").parts)
             is_init = parts[-1] == "__init__"
             if is_init:
                 parts = parts[:-1]
-            name = ".".join(["regisseur", *parts])
+            name = ".".join([installed, *parts])
             package = name if is_init else name.rpartition(".")[0]
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             found.append(Module(name, package, path, tree))
@@ -84,10 +98,21 @@ def _private_module(dotted: str) -> str | None:
     parts = dotted.split(".")
     for index, part in enumerate(parts):
         if part.startswith("_") and not part.startswith("__"):
-            candidate = ROOT.joinpath(*parts[1 : index + 1])
-            if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+            candidate = _path_of(parts[: index + 1])
+            if candidate is not None and (
+                candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file()
+            ):
                 return ".".join(parts[: index + 1])
             return None  # a private name inside a public module: not a module
+    return None
+
+
+def _path_of(parts: list[str]) -> Path | None:
+    """Where the module ``parts`` (dotted, split) would be, without its suffix."""
+    for cut in range(len(parts), 0, -1):
+        folder = PACKAGES.get(".".join(parts[:cut]))
+        if folder is not None:
+            return ROOT.joinpath(folder, *parts[cut:])
     return None
 
 
