@@ -21,9 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import pykka
-from pykka._envelope import Envelope
-from pykka._introspection import get_attr_directly
-from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from regisseur.actors._protocol import (
     ChildExited,
@@ -35,6 +33,8 @@ from regisseur.actors._protocol import (
     Teardown,
 )
 from regisseur.actors._proxy import CellProxy
+from regisseur.actors._pykka import ActorStop as _ActorStop
+from regisseur.actors._pykka import Envelope, get_attr_directly
 from regisseur.actors.clock import TimerHandle, check_duration
 from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_error
 from regisseur.actors.log import get_logger
@@ -107,6 +107,8 @@ class Ref(pykka.ActorRef[Any]):
         self.actor_inbox = cell.mailbox
         self.actor_stopped = cell.stopped
         self._actor_weakref = cell.current_instance  # type: ignore[assignment]
+        self.current_instance: Callable[[], Actor | None] = cell.current_instance
+        """The incarnation proxies talk to (the newest while one is built); any thread."""
 
     def tell(self, message: Any) -> None:
         if self.actor_stopped.is_set():
@@ -410,11 +412,14 @@ class Cell:
         get = mailbox.get
         take = mailbox.take_user
         control_types = (ControlMessage, _ActorStop)
+        drained_by: Actor | None = None  # handled a burst still owed on_mailbox_drained
         while True:
             # The hot path: a user message ready and no control waiting is
             # taken without the checks a blocking get() needs.
             envelope = take()
             if envelope is None:
+                if drained_by is not None:
+                    drained_by = self._mailbox_drained(drained_by)
                 envelope = get()
                 if isinstance(envelope.message, control_types):
                     if self._on_control(envelope):
@@ -434,9 +439,28 @@ class Cell:
                 raise
             if envelope.reply_to is not None:
                 envelope.reply_to.set(result)
+            drained_by = instance
             if self._watch_success:
                 self._watch_success = False
                 self.parent.notify(ChildRecovered(self, self.generation))
+
+    def _mailbox_drained(self, instance: Actor) -> Actor | None:
+        """Call ``instance.on_mailbox_drained()`` if its burst is over.
+
+        Returns the instance still owed the call: one that failed (until a
+        resume) or has more to run first; None once called, or when it was
+        torn down (the burst went with it). A failing hook is a failure
+        like a failing message.
+        """
+        if not instance._drains_mailbox or instance is not self.instance:
+            return None
+        if self.state is not CellState.RUNNING or self.mailbox.runnable():
+            return instance
+        try:
+            instance.on_mailbox_drained()
+        except Exception:  # noqa: BLE001 - every failure goes to the supervisor
+            self._on_failure(Envelope("<mailbox drained>"), sys.exc_info())
+        return None
 
     def _on_control(self, envelope: Envelope[Any]) -> bool:
         """Handle a control message; True when the thread must end."""

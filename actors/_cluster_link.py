@@ -72,8 +72,7 @@ class ClusterLink:
         system = self._system
         if not system._lifecycle.active or system.cluster is None:
             return
-        from pykka._envelope import Envelope
-
+        from regisseur.actors._pykka import Envelope
         from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
         from regisseur.actors.downloads._protocol import KEEPER
         from regisseur.actors.downloads.cluster_keeper import ClusterNote

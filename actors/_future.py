@@ -39,7 +39,7 @@ from regisseur.actors.log import get_logger
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
 
-    from pykka._types import OptExcInfo
+    from regisseur.actors._pykka import OptExcInfo
 
 __all__ = ["LoopFuture", "until_done"]
 

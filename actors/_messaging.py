@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pykka
-from pykka._envelope import Envelope
 
+from regisseur.actors._pykka import Envelope
 from regisseur.actors._typed import check_actor_type
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.errors import ActorStoppedError, WaitTimeoutError

@@ -52,16 +52,18 @@ class PlannedRun:
     def soon(self) -> None:
         """Plan the next run for now (replacing any planned before)."""
         self.cancel()
-        self._actor.actor_ref.tell(RunTick(self._actor._incarnation, self._ticket))
+        self._actor.actor_ref.tell(RunTick(self._actor.actor_incarnation, self._ticket))
 
     def after(self, delay: float) -> None:
         """Plan the next run ``delay`` seconds from now (replacing any planned before)."""
         self.cancel()
-        self._timer = self._actor.schedule(delay, RunTick(self._actor._incarnation, self._ticket))
+        self._timer = self._actor.schedule(
+            delay, RunTick(self._actor.actor_incarnation, self._ticket)
+        )
 
     def due(self, tick: RunTick) -> bool:
         """True if ``tick`` is the current plan (which it then uses up)."""
-        if tick.incarnation != self._actor._incarnation or tick.ticket != self._ticket:
+        if tick.incarnation != self._actor.actor_incarnation or tick.ticket != self._ticket:
             return False
         self._timer = None
         return True

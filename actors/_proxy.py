@@ -31,7 +31,7 @@ class CellProxy(pykka.ActorProxy[Any]):
     @property
     def _actor(self) -> Any:
         """The current incarnation (the last one while a restart runs)."""
-        instance = self.actor_ref._cell.current_instance()
+        instance = self.actor_ref.current_instance()
         known = self.__dict__.get("_seen")
         if instance is None:
             return known
@@ -55,9 +55,9 @@ class CellProxy(pykka.ActorProxy[Any]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CellProxy):
             return False
-        return self.actor_ref._cell is other.actor_ref._cell and (
+        return self.actor_ref.actor_urn == other.actor_ref.actor_urn and (
             self._attr_path == other._attr_path
         )
 
     def __hash__(self) -> int:
-        return hash((id(self.actor_ref._cell), self._attr_path))
+        return hash((self.actor_ref.actor_urn, self._attr_path))

@@ -16,10 +16,20 @@ exception), holds the mailbox and asks the supervisor, which resumes,
 restarts (a *new instance* built from the spec, ``on_start`` again, same
 ``ActorRef``), stops or escalates. ``on_stop`` runs before a restart and on
 a stop; it is not run for an incarnation whose ``on_start`` failed.
+
+For subclasses (protected API): :attr:`Actor.kept_state` survives restarts,
+:meth:`Actor.on_mailbox_drained` runs when a burst of messages is done
+(group commit), :meth:`Actor.on_incarnation_end` after every teardown
+(``final`` when no restart follows), :attr:`Actor.actor_incarnation`
+tells incarnations apart, and :meth:`Actor.wake_on_stop` lets blocking
+code notice a stop request.
+These are the whole contract between an actor and its runtime cell:
+subclasses never touch ``self._cell``.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
@@ -30,13 +40,13 @@ from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
-    from pykka._actor import ActorInbox
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    from regisseur.actors._cell import Cell
+    from regisseur.actors._cell import Cell, Waker
+    from regisseur.actors._pykka import ActorInbox
     from regisseur.actors.clock import TimerHandle
     from regisseur.actors.log import Logger
     from regisseur.actors.system import ActorSystem
@@ -62,6 +72,11 @@ class Actor(pykka.ThreadingActor):
     """
     logger_name: ClassVar[str | None] = None
     """Set in a subclass to log under this name instead of the class's module."""
+    _drains_mailbox: ClassVar[bool] = False  # overrides on_mailbox_drained (else no call)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._drains_mailbox = cls.on_mailbox_drained is not Actor.on_mailbox_drained
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = current_cell()
@@ -131,6 +146,89 @@ class Actor(pykka.ThreadingActor):
         ``supervision.Directive`` (or ``Directive.restart_after(seconds)``).
         """
         return None
+
+    def on_mailbox_drained(self) -> None:
+        """Hook: a burst of messages is done and none is waiting. Default: nothing.
+
+        Called on the actor's thread after it handled one or more messages
+        and its mailbox has nothing more it could deliver, before the thread
+        waits for the next message: once per burst, however many messages
+        the burst had (one after each message when they arrive one by one).
+        Replies to the burst's asks were already sent. The place for group
+        commit: stage writes in ``on_receive``, commit them all here. It is
+        not called after a start with nothing handled yet, nor while the
+        actor waits for its supervisor after a failure (it is called once
+        the mailbox runs dry again after a resume), nor for the messages an
+        earlier incarnation handled.
+
+        Failures: an exception is handled like one from ``on_receive`` (a
+        dead letter ``"<mailbox drained>"``, then the supervisor decides).
+        """
+
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """Hook: this instance is being torn down, after ``on_stop``. Default: nothing.
+
+        Called on the actor's thread for every instance whose ``__init__``
+        returned, also when ``on_stop`` is not run (its ``on_start`` failed,
+        or a rollback without stop hooks) or raised; not when the thread
+        was killed. ``final`` is true when this teardown is the actor's stop
+        for good: no restart follows and :attr:`kept_state` is dropped, so
+        this is where to give up what was kept across restarts (a lock, a
+        connection). It is false for a restart, and for an instance whose
+        ``on_start`` failed (torn down before its supervisor decides; if
+        the supervisor then gives up, no instance is left to call).
+
+        Failures: an exception is logged (``on_stop_failed``); the teardown
+        goes on.
+        """
+
+    # -- protected API for subclasses (the actor's own thread) -------------
+    @property
+    def kept_state(self) -> dict[str, Any]:
+        """A dict that every incarnation of this actor shares: it survives restarts.
+
+        The instance built by a restart gets the very dict its predecessor
+        filled (use ``setdefault`` in ``__init__`` to share a value with the
+        next incarnation). It is dropped when the actor stops for good; a
+        child started again after that (``restart_child``, ``spawn``) starts
+        with an empty one, as does one whose supervisor had to abandon it
+        (a teardown past its shutdown timeout). Belongs to this actor's
+        thread: read and change it only there (it is not locked).
+        """
+        return self._cell.store
+
+    @property
+    def actor_incarnation(self) -> int:
+        """Which incarnation this instance is: 1 for the first, then one more per start.
+
+        Every start of a new instance in this actor's cell takes the next
+        number (a restart, also one whose ``on_start`` failed, or a start
+        after a teardown), so a message stamped with it (a timer's tick)
+        can be recognised as one meant for an earlier incarnation. Fixed
+        for the life of the instance; safe to read from any thread.
+        """
+        return self._incarnation
+
+    @contextmanager
+    def wake_on_stop(self, waker: Waker) -> Iterator[None]:
+        """While inside, call ``waker.set()`` when this actor is asked to stop or killed.
+
+        For code that blocks in a handler for long (a download, a socket
+        read) and has its own way to be interrupted (a cancel token, an
+        ``Event``): the supervisor's stop, a restart's teardown and an
+        injected kill then reach it. If a stop was already requested,
+        ``set()`` is called at once, on this thread. Otherwise it is
+        called on the thread that asks for the stop (a supervisor's, or any
+        caller of ``stop_child``): it must be quick, must not block and must
+        not raise (an exception would reach that caller). Leaving the block
+        forgets the waker.
+        """
+        cell = self._cell
+        cell.add_waker(waker)
+        try:
+            yield
+        finally:
+            cell.discard_waker(waker)
 
     # -- helpers for the actor's own thread -------------------------------
     def schedule(self, delay: float, message: Any) -> TimerHandle:
@@ -208,8 +306,11 @@ class Actor(pykka.ThreadingActor):
 
     def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
         """Called by the runtime on the actor's thread when it is torn down."""
-        if run_hooks:
-            self.on_stop()
+        try:
+            if run_hooks:
+                self.on_stop()
+        finally:
+            self.on_incarnation_end(final=final)
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {getattr(self, 'name', '?')!r}"

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 import pykka
-from pykka._envelope import Envelope
 
+from regisseur.actors._pykka import Envelope
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import check_duration
 from regisseur.actors.errors import WaitTimeoutError, describe_error

@@ -142,10 +142,12 @@ class JournalActor(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, JOURNALED):
             self._pending.append(_row(self.system.name, message))
-            if not self._cell.mailbox.runnable():
-                self._write()
             return None
         return super().on_receive(message)
+
+    def on_mailbox_drained(self) -> None:
+        """Write the events of the burst in one transaction."""
+        self._write()
 
     def _write(self) -> None:
         rows, self._pending = self._pending, []

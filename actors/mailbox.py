@@ -23,12 +23,12 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pykka.messages import _ActorStop
+from regisseur.actors._pykka import ActorStop as _ActorStop
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pykka._envelope import Envelope
+    from regisseur.actors._pykka import Envelope
 
 __all__ = ["ControlMessage", "Mailbox"]
 

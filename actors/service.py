@@ -83,7 +83,7 @@ class ServiceActor(Actor):
                 raise ValueError(msg)
         self.max_failures = max_failures
         self.log = self.log.bind(service_id=service_id)
-        self._state: _ServiceState = self._cell.store.setdefault("service", _ServiceState())
+        self._state: _ServiceState = self.kept_state.setdefault("service", _ServiceState())
         self._planned = PlannedRun(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.configure(**options)

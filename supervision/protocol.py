@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from regisseur.actors._cell import Cell
+    from regisseur.actors.runtime import ActorCell
     from regisseur.supervision.spec import ChildSpec
 
 __all__ = [
@@ -115,7 +115,7 @@ class ChildInfo:
     failures: int
     last_error: str | None
     started_at: float | None
-    cell: Cell | None
+    cell: ActorCell | None
     is_supervisor: bool
     description: str
 

@@ -42,8 +42,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors._cell import Cell, CellState
-from regisseur.actors._protocol import (
+from regisseur.actors import runtime
+from regisseur.actors.actor import Actor
+from regisseur.actors.clock import check_duration, monotonic
+from regisseur.actors.errors import UnknownActorError, describe_error
+from regisseur.actors.runtime import (
+    ActorCell,
+    CellState,
     ChildExited,
     ChildFailure,
     ChildRecovered,
@@ -52,9 +57,6 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
-from regisseur.actors.actor import Actor
-from regisseur.actors.clock import check_duration, monotonic
-from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages import (
     ChildFailed,
     ChildGaveUp,
@@ -92,8 +94,8 @@ from regisseur.supervision.protocol import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from regisseur.actors._cell import Parent
     from regisseur.actors.clock import Clock
+    from regisseur.actors.runtime import Parent
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.spec import ChildSpec
 
@@ -216,7 +218,7 @@ class _Child:
 
     def __init__(self, spec: ChildSpec, *, dynamic: bool = False) -> None:
         self.spec = spec
-        self.cell: Cell | None = None
+        self.cell: ActorCell | None = None
         self.status = ChildStatus.STOPPED
         self.failures = 0
         self.restarts = 0
@@ -349,7 +351,7 @@ def cell_for_supervisor(
     spec: Supervisor,
     parent: Parent,
     actor_class: type[SupervisorActor] | None = None,
-) -> Cell:
+) -> ActorCell:
     """Create the cell that runs ``spec`` under ``parent``.
 
     ``actor_class`` (a ``SupervisorActor`` subclass) runs it instead of the
@@ -357,7 +359,7 @@ def cell_for_supervisor(
     """
     tree = _Tree(spec.children)
     kind = actor_class if actor_class is not None else SupervisorActor
-    cell = Cell(system, name, kind, lambda: kind(spec, tree), parent)
+    cell = runtime.new_cell(system, name, kind, lambda: kind(spec, tree), parent)
     cell.on_close = lambda: _close_tree(system, tree)
     return cell
 
@@ -384,7 +386,7 @@ class SupervisorActor(Actor):
         self._restart_times: deque[float] = deque()
         self._pending: dict[int, list[str]] = {}
         # Teardowns queued but not yet awaited: their start follows at once.
-        self._tearing_down: dict[str, tuple[Cell | None, Teardown, float]] = {}
+        self._tearing_down: dict[str, tuple[ActorCell | None, Teardown, float]] = {}
         self._tokens = itertools.count(1)
         self._rng = random.Random()
 
@@ -403,9 +405,9 @@ class SupervisorActor(Actor):
             self.log.error("startup_failed", child=child.spec.name, error=text, rolled_back=rolled)
             raise StartupError(child.spec.name, error, rolled) from error
 
-    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """Stop the children in reverse start order (a supervisor has no ``on_stop``)."""
         self._stop_children(list(reversed(self._start_order())), final=final)
-        super()._end_incarnation(run_hooks=run_hooks, final=final)
 
     def health(self) -> dict[str, Any]:
         """Details only; the health tree judges a supervisor by its children's reports.
@@ -443,7 +445,7 @@ class SupervisorActor(Actor):
         return None
 
     # -- starting ----------------------------------------------------------
-    def _cell_for(self, child: _Child) -> Cell:
+    def _cell_for(self, child: _Child) -> ActorCell:
         cell = child.cell
         if cell is not None and cell.state is not CellState.STOPPED and not cell.abandoned:
             return cell
@@ -453,7 +455,7 @@ class SupervisorActor(Actor):
             cell = cell_for_supervisor(self.system, spec.name, spec.actor, parent)
         else:
             actor_class, args, kwargs = spec.actor, spec.args, dict(spec.kwargs)
-            cell = Cell(
+            cell = runtime.new_cell(
                 self.system, spec.name, actor_class, lambda: actor_class(*args, **kwargs), parent
             )
         self.system.registry.register(cell)
@@ -583,7 +585,7 @@ class SupervisorActor(Actor):
         """Await a teardown begun by :meth:`_begin_teardown` until ``deadline``; True if in time.
 
         Late: the cell is abandoned (its thread ends once the blocked code
-        returns) and ``ChildStopTimedOut`` is published (``Cell.finish_terminate``).
+        returns) and ``ChildStopTimedOut`` is published (``CellHandle.finish_terminate``).
         """
         cell = child.cell
         assert cell is not None
@@ -658,7 +660,7 @@ class SupervisorActor(Actor):
         self.tree.remove(name)
 
     # -- failures ----------------------------------------------------------
-    def _current(self, cell: Cell, generation: int) -> _Child | None:
+    def _current(self, cell: ActorCell, generation: int) -> _Child | None:
         child = self.tree.children.get(cell.name)
         if child is None or child.cell is not cell or cell.generation != generation:
             return None
@@ -1007,7 +1009,7 @@ def _quiet_stop(spec: ChildSpec) -> bool:
     actor = spec.actor
     if isinstance(actor, Supervisor):
         return False
-    return actor.on_stop is Actor.on_stop and actor._end_incarnation is Actor._end_incarnation
+    return runtime.stops_quietly(actor)
 
 
 class _ParentLink:
@@ -1021,7 +1023,7 @@ class _ParentLink:
 
     def notify(self, notice: object) -> None:
         """Runs on the child's thread: a failure is stamped with its clock time."""
-        from pykka._envelope import Envelope
+        from regisseur.actors.runtime import Envelope
 
         if isinstance(notice, ChildFailure) and notice.at is None:
             notice = dataclasses.replace(notice, at=self._clock.now())

@@ -70,7 +70,10 @@ from regisseur.messages.downloads import (
 if TYPE_CHECKING:
     from regisseur.actors.events import Subscription
 
-__all__ = ["ClusterKeeperActor", "ClusterNote"]
+__all__ = ["KEEPER", "ClusterKeeperActor", "ClusterNote"]
+
+KEEPER = p.KEEPER
+"""The keeper's actor name: where the node's listener sends a :class:`ClusterNote`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +191,12 @@ class ClusterKeeperActor(KeeperActor):
         elif isinstance(message, NodeUnfenced):
             self._unfence()
         else:
-            return self._after(super().on_receive(message))
-        return self._after(None)
+            return super().on_receive(message)
+        return None
 
-    def _after(self, reply: Any) -> Any:
-        if self._cell.mailbox.runnable():
-            return reply
+    def on_mailbox_drained(self) -> None:
+        """After the keeper's group commit: take rows back, store submits, claim."""
+        super().on_mailbox_drained()
         if self._take_back and not self._lease_fenced and not self.stopping:
             self._commit()
             if not self._unsaved:  # stored what it holds: the rows say the rest
@@ -203,7 +206,6 @@ class ClusterKeeperActor(KeeperActor):
             self._commit()
             if not self.stopping and not self._lease_fenced:
                 self._claim()
-        return reply
 
     # -- the database's health ---------------------------------------------------------
     def _read_failed(self, exc: SQLAlchemyError) -> None:

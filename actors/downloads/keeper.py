@@ -9,10 +9,11 @@ never overwrites Cancelled).
 Persistence (group commit): a change is applied in memory and its write
 staged; the transaction (on the actor's Core ``connection``, cheaper per
 commit than its ORM session) is committed when the
-mailbox has nothing more to deliver (or after ``_BATCH`` writes), and only
-then are the changes acknowledged: events published, claims answered,
-queues told. Every ask is answered after a commit too. Progress is
-coalesced: one write per record per ``flush_interval``.
+mailbox has nothing more to deliver (``on_mailbox_drained``, or after
+``_BATCH`` writes), and only then are the changes acknowledged: events
+published, claims answered, queues told. An ask is answered after a
+commit of everything before it and of what it changed itself. Progress
+is coalesced: one write per record per ``flush_interval``.
 
 Memory: records that are not terminal stay in memory; of the terminal ones
 only the ``history`` most recent do. Older ones are read back from the
@@ -110,7 +111,7 @@ class KeeperActor(Actor):
         super().__init__()
         # The registered sources outlive a restart of the keeper (a source
         # added at runtime is as registered as one given at start).
-        store_ = self._cell.store
+        store_ = self.kept_state
         self._sources: dict[str, p.SourceConfig] = store_.setdefault("sources", {})
         self._usernames: dict[str, str | None] = store_.setdefault("usernames", {})
         for registration in initial_sources:
@@ -170,23 +171,20 @@ class KeeperActor(Actor):
         """
         if self._locks is None:
             return
-        lock = self._cell.store.get("owner_lock")
+        lock = self.kept_state.get("owner_lock")
         if lock is None:
             lock = OwnerLock(self._locks, self._owner)
-            self._cell.store["owner_lock"] = lock
+            self.kept_state["owner_lock"] = lock
         try:
             lock.acquire()
         except OSError as exc:  # a read-only directory: nothing can be written there anyway
             self.log.warning("download_owner_lock_unavailable", error=describe_error(exc))
 
-    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
+    def on_incarnation_end(self, *, final: bool) -> None:
         """After ``on_stop``: the final stop gives up ownership (a restart keeps it)."""
-        try:
-            super()._end_incarnation(run_hooks=run_hooks, final=final)
-        finally:
-            lock = self._cell.store.get("owner_lock") if final else None
-            if isinstance(lock, OwnerLock):
-                lock.release()
+        lock = self.kept_state.get("owner_lock") if final else None
+        if isinstance(lock, OwnerLock):
+            lock.release()
 
     def _rollback(self) -> None:
         """End the transaction after a write that failed (never raises)."""
@@ -336,15 +334,18 @@ class KeeperActor(Actor):
             self._keep_unsaved(self._staged)
             self._staged.clear()
             raise
-        if self._should_commit():
+        if len(self._staged) >= _BATCH:
             self._commit()
         return reply
 
-    def _should_commit(self) -> bool:
-        if not self._staged and not self._acks and not self._events:
-            return False
-        more = self._cell.mailbox.runnable()
-        return not more or len(self._staged) >= _BATCH
+    def on_mailbox_drained(self) -> None:
+        """Group commit: the burst is over, store and acknowledge what it changed."""
+        if self._has_changes():
+            self._commit()
+
+    def _has_changes(self) -> bool:
+        """True if writes, events or acknowledgements wait for a commit."""
+        return bool(self._staged or self._acks or self._events)
 
     def _handle(self, message: Any) -> Any:
         if isinstance(message, DownloadProgress):
@@ -387,8 +388,15 @@ class KeeperActor(Actor):
         return None
 
     def _request(self, message: Any) -> Any:
-        """Asks: answered after everything before them is stored."""
+        """Asks: answered after everything before them, and their own change, is stored."""
         self._commit()
+        reply = self._answer(message)
+        if self._has_changes():
+            self._commit()
+        return reply
+
+    def _answer(self, message: Any) -> Any:
+        """The reply to an ask (what it changes is staged, not yet stored)."""
         if isinstance(message, DownloadCancelled):
             return Outcome.of(lambda: self._cancel(message))
         if isinstance(message, p.Lookup):

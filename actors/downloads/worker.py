@@ -115,11 +115,8 @@ class WorkerActor(Actor):
             return
         self._current = record.id
         waker = _StopWaker(token, lambda: self.stopping)
-        self._cell.add_waker(waker)
-        try:
+        with self.wake_on_stop(waker):
             outcome = self._call_impl(record, token, claim)
-        finally:
-            self._cell.discard_waker(waker)
         if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
             if token.reason in ("stopping", "fenced"):
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors._faults import CellFaults, InjectedFault
 from regisseur.actors.clock import check_duration
+from regisseur.actors.runtime import CellFaults, InjectedFault
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from regisseur.actors._cell import Cell
+    from regisseur.actors.runtime import ActorCell
     from regisseur.actors.system import ActorSystem
 
 __all__ = ["FaultInjector", "InjectedFault"]
@@ -78,7 +78,7 @@ class FaultInjector:
             raise RuntimeError(msg)
         return systems[0]
 
-    def _cell(self, name: str) -> Cell | None:
+    def _find_cell(self, name: str) -> ActorCell | None:
         systems = self._systems()
         if len(systems) == 1:
             return systems[0].registry.lookup(name)
@@ -94,8 +94,8 @@ class FaultInjector:
             raise RuntimeError(msg)
         return found[0]
 
-    def _faults(self, name: str) -> tuple[Cell, CellFaults]:
-        cell = self._cell(name)
+    def _faults(self, name: str) -> tuple[ActorCell, CellFaults]:
+        cell = self._find_cell(name)
         if cell is None or cell.stopped.is_set():
             msg = f"cannot inject a fault into {name!r}: it is stopped"
             raise RuntimeError(msg)

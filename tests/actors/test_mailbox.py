@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pykka._envelope import Envelope
-
+from regisseur.actors._pykka import Envelope
 from regisseur.actors.mailbox import ControlMessage, Mailbox
 
 
