@@ -74,8 +74,7 @@ class ClusterLink:
             return
         from regisseur.actors._pykka import Envelope
         from regisseur.actors.cluster.schema import NODES_CHANNEL, decode_nodes_change
-        from regisseur.actors.downloads._protocol import KEEPER
-        from regisseur.actors.downloads.cluster_keeper import ClusterNote
+        from regisseur.actors.downloads.cluster_keeper import KEEPER, ClusterNote
 
         if channel == NODES_CHANNEL and payload is not None:
             change = decode_nodes_change(payload, system.cluster.node_id)
