@@ -237,7 +237,7 @@ class EventBus:
         self._keys = itertools.count(1)
         self.kept = BusState()
         """The bus's state, handed to each incarnation of its actor."""
-        self._cell: Cell | None = None
+        self._bus_cell: Cell | None = None
         self._lock = threading.Lock()
         self._pending: deque[Envelope[Any]] = deque()
         self._log = get_logger("regisseur.actors.events")
@@ -254,12 +254,12 @@ class EventBus:
         with self._lock:
             while self._pending:
                 cell.mailbox.put(self._pending.popleft())
-            self._cell = cell
+            self._bus_cell = cell
 
     @property
     def closed(self) -> bool:
         """True once the bus stopped for good (what is published is dropped)."""
-        cell = self._cell
+        cell = self._bus_cell
         return cell is not None and cell.mailbox.closed
 
     def lost(self, message: object, reason: str) -> bool:
@@ -307,7 +307,7 @@ class EventBus:
         returns at once once it stopped for good.
         """
         timeout = check_duration(timeout, "flush(timeout)")
-        cell = self._cell
+        cell = self._bus_cell
         if cell is None:
             msg = "the event bus is not running yet (start the system first)"
             raise RuntimeError(msg)
@@ -327,10 +327,10 @@ class EventBus:
             return len(self.kept.subscribers)
 
     def _put(self, message: object) -> None:
-        cell = self._cell
+        cell = self._bus_cell
         if cell is None:
             with self._lock:
-                cell = self._cell
+                cell = self._bus_cell
                 if cell is None:  # not started yet: keep it for the bus
                     if len(self._pending) < _PENDING_MAX:
                         self._pending.append(Envelope(message))

@@ -40,15 +40,6 @@ def _package_dirs() -> dict[str, str]:
 
 PACKAGES = _package_dirs()
 
-# Known exceptions owned by other parts of issue 13, tolerated until they
-# land (an entry that no longer matches anything is harmless).
-# The event bus (actors/events.py) is being restructured separately.
-CELL_USERS_PENDING = {"regisseur.actors.events"}
-PYKKA_USERS_PENDING = {"regisseur.actors.events"}
-# The download CLI (moving out of actors/ into its own package) checks the
-# download owners' locks; a public owners API belongs to that move.
-CLI_PRIVATE_TARGETS = {"regisseur.actors.downloads._owners"}
-
 
 @dataclass(frozen=True)
 class Module:
@@ -132,7 +123,7 @@ def test_only_the_actor_and_its_cell_touch_the_cell() -> None:
     found = [
         _where(module, node.lineno)
         for module in MODULES
-        if module.name not in allowed | CELL_USERS_PENDING
+        if module.name not in allowed
         for node in ast.walk(module.tree)
         if isinstance(node, ast.Attribute) and node.attr == "_cell"
     ]
@@ -156,7 +147,7 @@ def _other_modules() -> list[Module]:
 
 
 def test_only_the_bridge_names_pykka_privates() -> None:
-    allowed = {"regisseur.actors._pykka"} | PYKKA_USERS_PENDING
+    allowed = {"regisseur.actors._pykka"}
     found = []
     for module in MODULES + _other_modules():
         if module.name in allowed:
@@ -185,8 +176,6 @@ def test_no_package_imports_another_packages_private_modules() -> None:
             home = private.rpartition(".")[0]
             if module.package == home or module.package.startswith(home + "."):
                 continue  # its own package's (or a parent package's) internals
-            if private in CLI_PRIVATE_TARGETS and "cli" in module.name:
-                continue
             found.append(f"{_where(module, line)} {module.package} -> {private}")
     assert sorted(set(found)) == []
 
