@@ -29,7 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from regisseur.actors._future import until_done
-from regisseur.actors._wakeups import wake
+from regisseur.actors._wakeups import waker
 from regisseur.actors.clock import check_duration
 from regisseur.actors.events import check_event_types
 from regisseur.actors.log import get_logger
@@ -75,7 +75,7 @@ class _Buffer:
         self.events: deque[Any] = deque()
         self.dropped = 0
         self.closed = False
-        self.waiter: asyncio.Future[bool] | None = None
+        self.waiter: Callable[[], None] | None = None  # wakes the reader's future
 
     def deliver(self, event: object) -> None:
         """Bus thread: keep ``event``, dropping the oldest one when full."""
@@ -93,7 +93,7 @@ class _Buffer:
         if first:
             _log.warning("event_stream_overflow", maxsize=self.maxsize)
         if waiter is not None:
-            wake(waiter)
+            waiter()
 
     def close(self) -> None:
         """Any thread: drop what is buffered; a waiting reader ends its iteration."""
@@ -102,7 +102,7 @@ class _Buffer:
             self.events.clear()
             waiter, self.waiter = self.waiter, None
         if waiter is not None:
-            wake(waiter)
+            waiter()
 
 
 class EventStream(Generic[E]):
@@ -179,12 +179,12 @@ class EventStream(Generic[E]):
                     raise StopAsyncIteration
                 assert buffer.loop is not None  # only a stream never opened has none
                 waiter: asyncio.Future[bool] = buffer.loop.create_future()
-                buffer.waiter = waiter
+                wake = buffer.waiter = waker(waiter)
             try:
                 await waiter
             finally:
                 with buffer.lock:
-                    if buffer.waiter is waiter:
+                    if buffer.waiter is wake:
                         buffer.waiter = None
 
     def __del__(self) -> None:

@@ -218,17 +218,22 @@ def _execute_many(
     """Run ``statement`` once per row, as one executemany.
 
     On a SQLite ``Connection`` the statement's SQL (compiled once per
-    dialect and set of columns, then cached) goes to the driver with plain
+    connection and set of columns, then cached) goes to the driver with plain
     tuples: SQLAlchemy's per-row parameter processing, a fifth of the
     keeper's time per download, is skipped (SQLite's types need none).
     Anything else goes through ``execute``.
+
+    The cache lives in the DBAPI connection's ``info`` dict (see
+    ``_compiled``): owned by the engine's pool, gone with the engine, and
+    never shared between two systems (each has its own engine).
     """
     if not isinstance(session, Connection) or session.dialect.name != "sqlite":
         session.execute(statement, rows)
         return
     columns = tuple(rows[0])
-    key = (id(statement), str(session.dialect.paramstyle), columns)
-    compiled = _COMPILED.get(key)
+    cache = _compiled(session)
+    key = (id(statement), columns)
+    compiled = cache.get(key)
     if compiled is None:
         built = statement.compile(dialect=session.dialect, column_keys=list(columns))
         if built.positiontup is None:  # a named paramstyle: no tuples to build
@@ -239,15 +244,27 @@ def _execute_many(
             session.execute(statement, rows)
             return
         compiled = (built.string, names)
-        _COMPILED[key] = compiled
+        cache[key] = compiled
     sql, names = compiled
     session.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
 
 
-# (id of the statement, paramstyle, columns) -> (SQL, parameter order); the statements
-# are module constants, so the ids stay valid. Read and written by the
-# keeper's thread; a race between two keepers only compiles twice.
-_COMPILED: dict[tuple[int, str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+#: The key of the compiled statements in ``Connection.info``.
+_CACHE_KEY = "regisseur.store.compiled"
+
+
+def _compiled(
+    connection: Connection,
+) -> dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...]]]:
+    """The statements compiled for ``connection``'s DBAPI connection.
+
+    (id of the statement, columns) -> (SQL, parameter order); the statements
+    are module constants, so the ids stay valid. Used by the thread that
+    holds the connection (the keeper's).
+    """
+    cache: dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...]]]
+    cache = connection.info.setdefault(_CACHE_KEY, {})
+    return cache
 
 
 def insert_record(
