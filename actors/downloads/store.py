@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from regisseur.actors.database import create_tables
+from regisseur.actors.database import create_tables, lock_schema
 from regisseur.messages.downloads import DownloadRecord, DownloadState, frozen_extra
 
 if TYPE_CHECKING:
@@ -101,19 +101,35 @@ _STATES = {state.value: state for state in DownloadState}
 _IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 
 
+#: Columns added after the first version, with their DDL (a table written by
+#: an earlier version lacks them).
+_ADDED_COLUMNS = (
+    ("owner", "owner VARCHAR(200)"),
+    ("claim", "claim INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def ensure_table(connection: Connection) -> None:
-    """Create the table if it does not exist (idempotent, safe from several processes)."""
+    """Create the table, or add the columns it lacks; safe from several processes.
+
+    Processes that open one database at the same moment (the table new, or
+    written by an earlier version) check and change it one at a time under
+    the schema lock (``lock_schema``), so none fails on a column another
+    just added. Writes nothing when the table is complete. Runs in the
+    caller's transaction, which the caller commits.
+    """
     create_tables(connection, downloads_table)
-    # A table written by an earlier version lacks the newer columns.
+    if not _missing_columns(connection):
+        return
+    lock_schema(connection)  # then look again: another process may have added them
+    for name in _missing_columns(connection):
+        ddl = dict(_ADDED_COLUMNS)[name]
+        connection.execute(text(f"ALTER TABLE {downloads_table.name} ADD COLUMN {ddl}"))
+
+
+def _missing_columns(connection: Connection) -> list[str]:
     columns = {c["name"] for c in inspect(connection).get_columns(downloads_table.name)}
-    if "owner" not in columns:
-        connection.execute(
-            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN owner VARCHAR(200)")
-        )
-    if "claim" not in columns:
-        connection.execute(
-            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN claim INTEGER NOT NULL DEFAULT 0")
-        )
+    return [name for name, _ in _ADDED_COLUMNS if name not in columns]
 
 
 def _extra_json(extra: Mapping[str, Any]) -> str:
