@@ -73,8 +73,7 @@ def test_two_loops_asking_two_systems_get_only_their_own_replies_and_leave_nothi
             errors.append(exc)
 
     threads = [
-        threading.Thread(target=thread_main, args=(s,), name=f"test-loop-{s.name}")
-        for s in systems
+        threading.Thread(target=thread_main, args=(s,), name=f"test-loop-{s.name}") for s in systems
     ]
     for thread in threads:
         thread.start()
@@ -117,4 +116,3 @@ def test_two_stores_compile_their_statements_for_their_own_connection(tmp_path: 
     finally:
         for database in databases:
             database.close()
-

@@ -155,9 +155,7 @@ def _bindings(body: list[ast.stmt], path: str) -> list[Binding]:
     for statement in body:
         if isinstance(statement, (ast.Assign, ast.AnnAssign)):
             kind = _kind(statement.value)
-            targets = (
-                statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            )
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             if kind is not None:
                 for target in targets:
                     for name in ast.walk(target):
@@ -190,9 +188,7 @@ def mutated_names(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Global):
             names.update(node.names)
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-            targets = (
-                node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            )
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Subscript):
                     names.add(_receiver(target.value) or "")
@@ -256,8 +252,7 @@ def test_the_packages_keep_no_module_level_mutable_state() -> None:
     found = violations()
     assert not found, (
         "global mutable state (two systems in one process must stay apart; give it "
-        "an owner with a lifetime, or list it in ALLOWED with the reason):\n"
-        + "\n".join(found)
+        "an owner with a lifetime, or list it in ALLOWED with the reason):\n" + "\n".join(found)
     )
 
 
