@@ -24,12 +24,13 @@ still runs, a starting system is stopped again once its start ended.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from regisseur.actors._future import until_done
-from regisseur.actors._wakeups import waker
+from regisseur.actors._wakeups import expire_later, waker
 from regisseur.actors.clock import check_duration
 from regisseur.actors.events import check_event_types
 from regisseur.actors.log import get_logger
@@ -53,12 +54,29 @@ _log = get_logger("regisseur.actors.aio")
 
 # -- ask ---------------------------------------------------------------------------
 async def ask(system: ActorSystem, name: str, message: Any, timeout: float | None) -> Any:
-    """``system.ask`` for coroutines; see ``ActorSystem.ask_async``."""
-    if timeout is not None:
+    """``system.ask`` for coroutines; see ``ActorSystem.ask_async``.
+
+    The hot path of every awaited ask, kept flat: ``until_done``'s steps
+    inline (one coroutine less per ask), a plain float timeout taken as it
+    is (anything else goes through ``check_duration``).
+    """
+    if timeout is not None and not (type(timeout) is float and 0.0 <= timeout < math.inf):
         timeout = check_duration(timeout, "ask_async(timeout)")
     cell = system._cell_to_ask(name, message)  # ActorStoppedError: a pykka.ActorDeadError
     future = cast("LoopFuture[Any]", cell.ref.ask(message, block=False))  # Actor._create_future
-    if not await until_done(future, timeout):
+    waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    undo = future.when_done(waker(waiter))  # the callback runs on the actor's thread
+    if undo is None:  # pragma: no cover - the runtime's futures always can tell
+        done = await until_done(future, timeout)
+    else:
+        expiry = expire_later(waiter, timeout) if timeout is not None else None
+        try:
+            done = await waiter
+        finally:
+            undo()
+            if expiry is not None:
+                expiry()
+    if not done:
         msg = f"no reply from {name!r} within {timeout:g}s"
         raise TimeoutError(msg)
     return future.value_now()
