@@ -139,18 +139,24 @@ def create_tables(connection: Connection, *tables: Table) -> None:
     """Create the missing ones of ``tables``; safe when processes start at once.
 
     Several processes (cluster nodes, app workers, two CLI runs on one
-    directory) may open one new database at the same moment. When a table
-    is missing, the caller's transaction first takes the schema lock
-    (:func:`lock_schema`), then checks again and creates what is still
-    missing, with its indexes; on SQLite that is one transaction, so
-    another process sees the table with all its indexes or not at all, and
-    a process that dies halfway leaves nothing behind. When every table
-    exists nothing is written (a read-only database still opens). On a
-    database without a lock, a table that appeared between the check and
-    the create is accepted as created. Runs in the caller's transaction:
-    nothing is committed here; the caller's commit releases the lock.
+    directory) may open one new database at the same moment. The caller's
+    transaction takes the schema lock (:func:`lock_schema`), then checks
+    and creates what is missing, with its indexes; on SQLite that is one
+    transaction, so another process sees the table with all its indexes or
+    not at all, and a process that dies halfway leaves nothing behind.
+    On PostgreSQL the lock is always taken (a cheap transaction-level
+    lock), so whatever the caller checks and changes next in the same
+    transaction (a column, a sequence) is decided under it too. On SQLite
+    it is taken only when a table is missing: a complete database is not
+    written (a read-only one still opens); the caller takes the lock itself
+    before another change (see ``store.ensure_table``). On a database
+    without a lock, a table that appeared between the check and the create
+    is accepted as created. Runs in the caller's transaction: nothing is
+    committed here; the caller's commit releases the lock.
     """
-    if all(_has_table(connection, table) for table in tables):
+    if connection.dialect.name != "postgresql" and all(
+        _has_table(connection, table) for table in tables
+    ):
         return
     lock_schema(connection)
     for table in tables:
