@@ -6,14 +6,17 @@ row would hand the GIL to the loop and wait to get it back 50 times. Here
 the first wake-up of a burst schedules one drain on the loop; the ones
 that come before the drain ran only join its list.
 
-The wake-up lists are kept per event loop (an asyncio loop is used from one
-thread and may serve several systems): they hold nothing but futures of
-that loop waiting to be resolved, and a loop that is gone takes its list
-with it (a weak key). No system's state is kept here.
+The wake-up record of a loop is stored on the loop object itself (an
+attribute, made on the loop's own thread the first time one of its tasks
+waits): it lives and dies with the loop, holds nothing but futures of that
+loop waiting to be resolved, and no module-level registry exists (two
+loops, or two systems, share nothing here). A loop that takes no attribute
+(a C loop without ``__dict__``) is woken once per reply instead.
 
 Timeouts of pending waits use the same per-loop record (``expire_later``).
 
-Threads: ``wake`` from any thread; the drain and ``expire_later`` on the loop.
+Threads: ``wake`` from any thread; ``waker``, the drain and
+``expire_later`` on the loop.
 """
 
 from __future__ import annotations
@@ -87,20 +90,19 @@ class _Wakeups:
             _resolve(future, result)
 
 
-_lock = threading.Lock()
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakeups] = (
-    weakref.WeakKeyDictionary()
-)
+#: The loop attribute holding its ``_Wakeups`` (one per loop, made on its thread).
+_ATTRIBUTE = "_regisseur_wakeups"
 
 
 def _for_loop(loop: asyncio.AbstractEventLoop) -> _Wakeups | None:
-    try:
-        wakeups = _by_loop.get(loop)
-        if wakeups is None:
-            with _lock:
-                wakeups = _by_loop.setdefault(loop, _Wakeups(loop))
-    except TypeError:  # a loop that takes no weak reference
-        return None
+    """The loop's record, made now if it has none (the loop's thread only)."""
+    wakeups: _Wakeups | None = getattr(loop, _ATTRIBUTE, None)
+    if wakeups is None:
+        wakeups = _Wakeups(loop)
+        try:
+            setattr(loop, _ATTRIBUTE, wakeups)
+        except (AttributeError, TypeError):  # a loop without __dict__: no batching
+            return None
     return wakeups
 
 
@@ -120,8 +122,8 @@ def expire_later(future: asyncio.Future[Any], delay: float) -> Callable[[], None
 def wake(future: asyncio.Future[Any], result: Any = True) -> None:
     """Resolve ``future`` with ``result`` on its loop (any thread; no-op if done by then)."""
     loop = future.get_loop()
-    wakeups = _for_loop(loop)
-    if wakeups is None:  # wake such a loop each time
+    wakeups: _Wakeups | None = getattr(loop, _ATTRIBUTE, None)  # made on the loop only
+    if wakeups is None:  # no record (yet, or ever): wake the loop for this one
         try:
             loop.call_soon_threadsafe(_resolve, future, result)
         except RuntimeError as exc:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
-__all__ = ["Database", "DatabaseError", "claim_private_sqlite", "create_tables"]
+__all__ = ["Database", "DatabaseError", "claim_private_sqlite", "create_tables", "lock_schema"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: The files SQLite keeps beside a database ``x.db``: ``x.db-wal`` and so on.
@@ -138,20 +138,60 @@ class Database:
 def create_tables(connection: Connection, *tables: Table) -> None:
     """Create the missing ones of ``tables``; safe when processes start at once.
 
-    A check-then-create races when several processes (cluster nodes, or a
-    second instance on one SQLite file) start together: on PostgreSQL the
-    creation runs under a transaction-level advisory lock; elsewhere a table
-    that appeared between the check and the create is accepted as created.
-    Runs in the caller's transaction (nothing is committed here).
+    Several processes (cluster nodes, app workers, two CLI runs on one
+    directory) may open one new database at the same moment. The caller's
+    transaction takes the schema lock (:func:`lock_schema`), then checks
+    and creates what is missing, with its indexes; on SQLite that is one
+    transaction, so another process sees the table with all its indexes or
+    not at all, and a process that dies halfway leaves nothing behind.
+    On PostgreSQL the lock is always taken (a cheap transaction-level
+    lock), so whatever the caller checks and changes next in the same
+    transaction (a column, a sequence) is decided under it too. On SQLite
+    it is taken only when a table is missing: a complete database is not
+    written (a read-only one still opens); the caller takes the lock itself
+    before another change (see ``store.ensure_table``). On a database
+    without a lock, a table that appeared between the check and the create
+    is accepted as created. Runs in the caller's transaction: nothing is
+    committed here; the caller's commit releases the lock.
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('regisseur:schema'))"))
+    if connection.dialect.name != "postgresql" and all(
+        _has_table(connection, table) for table in tables
+    ):
+        return
+    lock_schema(connection)
     for table in tables:
         try:
             table.create(connection, checkfirst=True)
         except (OperationalError, ProgrammingError) as exc:
             if "already exists" not in str(exc):
                 raise
+
+
+def lock_schema(connection: Connection) -> None:
+    """Hold the database's schema lock until the caller's transaction ends.
+
+    Whoever changes the schema (creates a table, adds a column) checks and
+    changes it under this lock, so two processes never both decide to make
+    the same change. PostgreSQL: a transaction-level advisory lock.
+    SQLite: the write lock, taken at once with ``BEGIN IMMEDIATE`` (waiting
+    for another writer up to the busy timeout; ``database is locked``
+    after it); SQLite runs DDL inside that transaction, so the change
+    commits whole. A connection already inside a transaction keeps it
+    (pysqlite opens one only for a write, which holds the write lock
+    already). Other databases: nothing (their DDL is checked for
+    "already exists" instead). Idempotent within one transaction.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('regisseur:schema'))"))
+    elif dialect == "sqlite":
+        dbapi = connection.connection.dbapi_connection
+        if not getattr(dbapi, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _has_table(connection: Connection, table: Table) -> bool:
+    return bool(connection.dialect.has_table(connection, table.name, schema=table.schema))
 
 
 def claim_private_sqlite(path: str | Path) -> Path:

@@ -1,6 +1,7 @@
 """An asking FastAPI endpoint against the same endpoint without actors.
 
-Run: ``python bench/bench_asgi.py [--requests N] [--concurrency C] [--rounds R]``
+Run: ``python bench/bench_asgi.py [--requests N] [--concurrency C] [--rounds R]
+[--slices S] [--server]``
 
 Four endpoints of one FastAPI app count visits per name and answer
 ``{"name": ..., "visits": ...}``; only where the count lives differs:
@@ -13,16 +14,22 @@ Four endpoints of one FastAPI app count visits per name and answer
   (what users wrote before ``ask_async``).
 
 By default the app is driven in-process (no server, no socket): ``C``
-concurrent clients call the ASGI app directly until ``N`` requests are
-answered. With HTTP parsing and a socket left out, the endpoint's own cost
-is a larger share of each request than behind a real server, so the ratio
-is a lower bound. ``--server`` serves the app with uvicorn (a dev extra) in
-a child process on 127.0.0.1 and loads it from this process over ``C``
-keep-alive connections; CPU is then the server process's. Rounds interleave the four
-(in a rotating order); the report gives per endpoint the median
-requests/s and p99 latency with their spread (min-max over rounds), and the
-ratio to ``plain`` per round (median, min-max), and the CPU time per
-request of the whole process (loop and actor threads).
+concurrent clients call the ASGI app directly. With HTTP parsing and a
+socket left out, the endpoint's own cost is a larger share of each request
+than behind a real server, so the ratio is a lower bound. ``--server``
+serves the app with uvicorn (a dev extra) in a child process on 127.0.0.1
+and loads it from this process over ``C`` keep-alive connections (opened
+once); CPU is then the server process's.
+
+How a noisy, shared machine is kept out of the ratio: after a warm-up of
+every endpoint, each round runs ``--slices`` short slices of every
+endpoint, in the order A B C D, then D C B A, and so on (so a change of
+the machine's load during the round falls on all endpoints alike), and
+pools per endpoint the requests, the time and the latencies of its slices.
+Per round and endpoint that gives requests/s, p99 latency and CPU per
+request; the ratio to ``plain`` is taken per round, then the report gives
+the median and min-max over rounds of each, and the machine's load
+average before and after.
 """
 
 from __future__ import annotations
@@ -115,22 +122,23 @@ async def call(app: FastAPI, path: str) -> int:
     return status
 
 
-async def load_in_process(
-    app: FastAPI, mode: str, requests: int, concurrency: int
-) -> tuple[float, float, float]:
-    """Requests/s, p99 latency and CPU seconds per request (all threads) for ``requests`` GETs."""
+Slice = tuple[float, list[float], float]  # seconds, latencies (s), CPU seconds
+
+
+async def load_in_process(app: FastAPI, mode: str, requests: int, concurrency: int) -> Slice:
+    """``requests`` GETs by ``concurrency`` clients; CPU of the whole process (all threads)."""
 
     async def one(path: str) -> int:
         return await call(app, path)
 
     began_cpu = time.process_time()
-    rate, p99 = await _clients(one, mode, requests, concurrency)
-    return rate, p99, (time.process_time() - began_cpu) / requests
+    elapsed, latencies = await _clients(one, mode, requests, concurrency)
+    return elapsed, latencies, time.process_time() - began_cpu
 
 
 async def _clients(
     get: Callable[[str], Awaitable[int]], mode: str, requests: int, concurrency: int
-) -> tuple[float, float]:
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     left = [requests]
 
@@ -145,9 +153,7 @@ async def _clients(
 
     began = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    return requests / elapsed, latencies[int(len(latencies) * 0.99) - 1]
+    return time.perf_counter() - began, latencies
 
 
 # -- behind uvicorn (--server) --------------------------------------------------------
@@ -189,20 +195,20 @@ class Server:
                     self.stop()
                     raise RuntimeError("uvicorn did not start") from None
                 time.sleep(0.05)  # waiting for another process to listen, bounded
+        self.free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
 
     def cpu(self) -> float:
         """CPU seconds the server process has used so far."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    async def load(self, mode: str, requests: int, concurrency: int) -> tuple[float, float, float]:
+    async def load(self, mode: str, requests: int, concurrency: int) -> Slice:
         """As ``load_in_process``, over keep-alive HTTP/1.1 connections; CPU is the server's."""
-        connections = [
-            await asyncio.open_connection("127.0.0.1", self.port) for _ in range(concurrency)
-        ]
-        free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-        for connection in connections:
-            free.put_nowait(connection)
+        if self.free is None:  # opened once: a slice measures requests, not connects
+            self.free = asyncio.Queue()
+            for _ in range(concurrency):
+                self.free.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+        free = self.free
 
         async def get(path: str) -> int:
             reader, writer = await free.get()
@@ -214,23 +220,23 @@ class Server:
             return int(head.split(b" ", 2)[1])
 
         began_cpu = self.cpu()
-        rate, p99 = await _clients(get, mode, requests, concurrency)
-        cpu = (self.cpu() - began_cpu) / requests
-        for _, writer in connections:
-            writer.close()
-        return rate, p99, cpu
+        elapsed, latencies = await _clients(get, mode, requests, concurrency)
+        return elapsed, latencies, self.cpu() - began_cpu
 
     def stop(self) -> None:
+        while self.free is not None and not self.free.empty():
+            self.free.get_nowait()[1].close()
         self.process.terminate()
         self.process.wait(30)
 
 
 # -- the report ----------------------------------------------------------------------
-async def bench(requests: int, concurrency: int, rounds: int, server: bool) -> None:
+async def bench(requests: int, concurrency: int, rounds: int, slices: int, server: bool) -> None:
+    load_before = os.getloadavg()
     if server:
         running = Server()
         try:
-            results = await _rounds(running.load, requests, concurrency, rounds)
+            results = await _rounds(running.load, requests, concurrency, rounds, slices)
         finally:
             running.stop()
         how = "uvicorn (h11, asyncio loop) in its own process, keep-alive client in this one"
@@ -239,48 +245,70 @@ async def bench(requests: int, concurrency: int, rounds: int, server: bool) -> N
         async with system:
             app = make_app(system)
             results = await _rounds(
-                lambda *a: load_in_process(app, *a), requests, concurrency, rounds
+                lambda *a: load_in_process(app, *a), requests, concurrency, rounds, slices
             )
         how = "in-process ASGI (no server)"
+    load = " ".join(f"{x:.1f}" for x in (*load_before, *os.getloadavg()))
     report(
         results,
-        f"{requests} requests per round, {concurrency} concurrent clients, {rounds} rounds, {how}",
+        f"{requests} requests per endpoint and round in {slices} interleaved slices, "
+        f"{concurrency} concurrent clients, {rounds} rounds, {how}; "
+        f"load average before and after (1, 5, 15 min): {load}",
     )
+
+
+Round = tuple[float, float, float]  # requests/s, p99 latency (s), CPU seconds per request
 
 
 async def _rounds(
-    load: Callable[[str, int, int], Awaitable[tuple[float, float, float]]],
+    load: Callable[[str, int, int], Awaitable[Slice]],
     requests: int,
     concurrency: int,
     rounds: int,
-) -> dict[str, list[tuple[float, float, float]]]:
-    for mode in MODES:  # warm-up: imports, routes, the thread pool
-        await load(mode, min(requests, 500), concurrency)
-    results: dict[str, list[tuple[float, float, float]]] = {m: [] for m in MODES}
-    for r in range(rounds):
-        for mode in MODES[r % len(MODES) :] + MODES[: r % len(MODES)]:
-            results[mode].append(await load(mode, requests, concurrency))
+    slices: int,
+) -> dict[str, list[Round]]:
+    """Per endpoint, one ``Round`` per round, pooled over its slices."""
+    per_slice = max(concurrency, requests // slices)
+    for mode in MODES:  # warm-up: imports, routes, the thread pool, connections
+        await load(mode, max(per_slice, 500), concurrency)
+    results: dict[str, list[Round]] = {m: [] for m in MODES}
+    for _ in range(rounds):
+        pooled: dict[str, Slice] = {m: (0.0, [], 0.0) for m in MODES}
+        for number in range(slices):
+            for mode in MODES if number % 2 == 0 else MODES[::-1]:
+                elapsed, latencies, cpu = await load(mode, per_slice, concurrency)
+                total, all_latencies, all_cpu = pooled[mode]
+                pooled[mode] = (total + elapsed, all_latencies + latencies, all_cpu + cpu)
+        for mode, (elapsed, latencies, cpu) in pooled.items():
+            latencies.sort()
+            p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+            results[mode].append((len(latencies) / elapsed, p99, cpu / len(latencies)))
     return results
 
 
-def report(results: dict[str, list[tuple[float, float, float]]], title: str) -> None:
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def report(results: dict[str, list[Round]], title: str) -> None:
     print(title)
+    print("per round: median (min-max) over rounds; ratios are taken per round against plain")
     print(
-        f"{'endpoint':<11}{'req/s median (min-max)':>28}{'p99 ms median (min-max)':>28}"
-        f"{'vs plain median (min-max)':>30}{'CPU us/req':>12}"
+        f"{'endpoint':<10}{'req/s':>24}{'p99 ms':>26}{'CPU us/req':>20}"
+        f"{'req/s vs plain':>24}{'CPU plain/this':>24}"
     )
-    plain = [rate for rate, _, _ in results["plain"]]
+    plain = results["plain"]
     for mode in MODES:
-        rates = [rate for rate, _, _ in results[mode]]
-        p99s = [p99 * 1e3 for _, p99, _ in results[mode]]
-        cpus = [cpu * 1e6 for _, _, cpu in results[mode]]
-        ratios = [a / b for a, b in zip(rates, plain, strict=True)]
+        rounds = results[mode]
+        rates = [rate for rate, _, _ in rounds]
+        p99s = [p99 * 1e3 for _, p99, _ in rounds]
+        cpus = [cpu * 1e6 for _, _, cpu in rounds]
+        ratios = [a[0] / b[0] for a, b in zip(rounds, plain, strict=True)]
+        cpu_ratios = [b[2] / a[2] for a, b in zip(rounds, plain, strict=True)]
         print(
-            f"{mode:<11}"
-            f"{statistics.median(rates):>10,.0f} ({min(rates):,.0f}-{max(rates):,.0f})"
-            f"{statistics.median(p99s):>13.2f} ({min(p99s):.2f}-{max(p99s):.2f})"
-            f"{statistics.median(ratios):>15.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
-            f"{statistics.median(cpus):>12.0f}"
+            f"{mode:<10}{_spread(rates, ',.0f'):>24}{_spread(p99s, '.2f'):>26}"
+            f"{_spread(cpus, '.0f'):>20}{_spread(ratios, '.2f'):>24}"
+            f"{_spread(cpu_ratios, '.2f'):>24}"
         )
 
 
@@ -290,10 +318,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
+        "--slices", type=int, default=10, help="interleaved slices per endpoint and round"
+    )
+    parser.add_argument(
         "--server", action="store_true", help="behind uvicorn (pip install uvicorn) over loopback"
     )
     args = parser.parse_args()
-    asyncio.run(bench(args.requests, args.concurrency, args.rounds, args.server))
+    asyncio.run(bench(args.requests, args.concurrency, args.rounds, args.slices, args.server))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from regisseur.actors.database import create_tables
+from regisseur.actors.database import create_tables, lock_schema
 from regisseur.messages.downloads import DownloadRecord, DownloadState, frozen_extra
 
 if TYPE_CHECKING:
@@ -101,19 +101,35 @@ _STATES = {state.value: state for state in DownloadState}
 _IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 
 
+#: Columns added after the first version, with their DDL (a table written by
+#: an earlier version lacks them).
+_ADDED_COLUMNS = (
+    ("owner", "owner VARCHAR(200)"),
+    ("claim", "claim INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def ensure_table(connection: Connection) -> None:
-    """Create the table if it does not exist (idempotent, safe from several processes)."""
+    """Create the table, or add the columns it lacks; safe from several processes.
+
+    Processes that open one database at the same moment (the table new, or
+    written by an earlier version) check and change it one at a time under
+    the schema lock (``lock_schema``), so none fails on a column another
+    just added. Writes nothing when the table is complete. Runs in the
+    caller's transaction, which the caller commits.
+    """
     create_tables(connection, downloads_table)
-    # A table written by an earlier version lacks the newer columns.
+    if not _missing_columns(connection):
+        return
+    lock_schema(connection)  # then look again: another process may have added them
+    for name in _missing_columns(connection):
+        ddl = dict(_ADDED_COLUMNS)[name]
+        connection.execute(text(f"ALTER TABLE {downloads_table.name} ADD COLUMN {ddl}"))
+
+
+def _missing_columns(connection: Connection) -> list[str]:
     columns = {c["name"] for c in inspect(connection).get_columns(downloads_table.name)}
-    if "owner" not in columns:
-        connection.execute(
-            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN owner VARCHAR(200)")
-        )
-    if "claim" not in columns:
-        connection.execute(
-            text(f"ALTER TABLE {downloads_table.name} ADD COLUMN claim INTEGER NOT NULL DEFAULT 0")
-        )
+    return [name for name, _ in _ADDED_COLUMNS if name not in columns]
 
 
 def _extra_json(extra: Mapping[str, Any]) -> str:
@@ -218,17 +234,22 @@ def _execute_many(
     """Run ``statement`` once per row, as one executemany.
 
     On a SQLite ``Connection`` the statement's SQL (compiled once per
-    dialect and set of columns, then cached) goes to the driver with plain
+    connection and set of columns, then cached) goes to the driver with plain
     tuples: SQLAlchemy's per-row parameter processing, a fifth of the
     keeper's time per download, is skipped (SQLite's types need none).
     Anything else goes through ``execute``.
+
+    The cache lives in the DBAPI connection's ``info`` dict (see
+    ``_compiled``): owned by the engine's pool, gone with the engine, and
+    never shared between two systems (each has its own engine).
     """
     if not isinstance(session, Connection) or session.dialect.name != "sqlite":
         session.execute(statement, rows)
         return
     columns = tuple(rows[0])
-    key = (id(statement), str(session.dialect.paramstyle), columns)
-    compiled = _COMPILED.get(key)
+    cache = _compiled(session)
+    key = (id(statement), columns)
+    compiled = cache.get(key)
     if compiled is None:
         built = statement.compile(dialect=session.dialect, column_keys=list(columns))
         if built.positiontup is None:  # a named paramstyle: no tuples to build
@@ -239,15 +260,27 @@ def _execute_many(
             session.execute(statement, rows)
             return
         compiled = (built.string, names)
-        _COMPILED[key] = compiled
+        cache[key] = compiled
     sql, names = compiled
     session.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
 
 
-# (id of the statement, paramstyle, columns) -> (SQL, parameter order); the statements
-# are module constants, so the ids stay valid. Read and written by the
-# keeper's thread; a race between two keepers only compiles twice.
-_COMPILED: dict[tuple[int, str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+#: The key of the compiled statements in ``Connection.info``.
+_CACHE_KEY = "regisseur.store.compiled"
+
+
+def _compiled(
+    connection: Connection,
+) -> dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...]]]:
+    """The statements compiled for ``connection``'s DBAPI connection.
+
+    (id of the statement, columns) -> (SQL, parameter order); the statements
+    are module constants, so the ids stay valid. Used by the thread that
+    holds the connection (the keeper's).
+    """
+    cache: dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...]]]
+    cache = connection.info.setdefault(_CACHE_KEY, {})
+    return cache
 
 
 def insert_record(
