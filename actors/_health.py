@@ -117,7 +117,7 @@ def _children(
         if info.is_supervisor and info.cell is not None and healthy:
             nested = _children(system, info.cell, info.name)
             healthy = healthy and all(n.healthy for n in nested)
-        status = info.status.value
+        status = info.status
         if healthy and hasattr(details, "get") and details.get("paused"):
             status = "paused"
         uptime = None
