@@ -29,7 +29,7 @@ from regisseur.actors._protocol import (
     ChildFailure,
     ChildRecovered,
     Kill,
-    Resume,
+    ResumeMailbox,
     Start,
     Teardown,
 )
@@ -442,7 +442,7 @@ class Cell:
                 message.done.set()
                 return True
             message.done.set()
-        elif isinstance(message, Resume):
+        elif isinstance(message, ResumeMailbox):
             if self.state is CellState.FAILED and self.instance is not None:
                 self.state = CellState.RUNNING
                 # As after a restart: the next success ends the run of
@@ -662,7 +662,7 @@ class Cell:
             elif isinstance(message, Start):
                 dead = ActorStoppedError(f"{self.name!r} could not start: {error}")
                 message.attempt.fail(dead)
-            elif not isinstance(message, Kill | Resume):
+            elif not isinstance(message, Kill | ResumeMailbox):
                 keep.append(envelope)
         for envelope in keep:
             mailbox.put(envelope)

@@ -31,10 +31,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._cell import CellState
-from regisseur.actors._protocol import ChildExited, ChildFailure, Resume, Start, StartAttempt
+from regisseur.actors._protocol import ChildExited, ChildFailure, ResumeMailbox, Start, StartAttempt
 from regisseur.actors.actor import Actor
 from regisseur.actors.journal import JournalActor
 from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import Directive
 from regisseur.supervision.errors import StartupError
@@ -266,7 +267,7 @@ def dispatch_cluster_note(
     A notice of this node's own download change (``own_prefix``) was already
     published here and is skipped.
     """
-    if system._state not in ("starting", "running") or system.cluster is None:
+    if system._state not in (Lifecycle.STARTING, Lifecycle.RUNNING) or system.cluster is None:
         return
     from pykka._envelope import Envelope
 
@@ -310,4 +311,4 @@ class Guardian:
                     cell.ensure_thread()
                     cell.control(Start(StartAttempt()))
                 else:
-                    cell.control(Resume())
+                    cell.control(ResumeMailbox())

@@ -69,6 +69,7 @@ from regisseur.actors.errors import (
 from regisseur.actors.events import EventBus, _BusActor
 from regisseur.actors.log import get_logger, redact_text, safe_repr
 from regisseur.messages import DeadLetter, HealthReport, SystemFailed
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import AutoShutdown, Strategy
 from regisseur.supervision.errors import StartupError
@@ -192,10 +193,12 @@ class ActorSystem:
         # Names no longer registered -> how to reach the supervisor that had
         # them (stop_child / restart_child of a stopped or failed child).
         self._gone: dict[str, Parent] = {}
-        self._state = "new"
+        self._state = Lifecycle.NEW
         self._failure: str | None = None
         self._guardian = Guardian(self)
-        self._fork = ForkGuard(name, lambda: self._state in ("starting", "running", "stopping"))
+        self._fork = ForkGuard(
+            name, lambda: self._state in (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.STOPPING)
+        )
         self._bus_cell = Cell(self, "regisseur.events", _BusActor, _BusActor, self._guardian)
         self.events = EventBus(self._bus_cell)
         self._root: Cell | None = None
@@ -213,17 +216,17 @@ class ActorSystem:
         """
         self._fork.check()
         with self._lock:
-            if self._state != "new":
+            if self._state != Lifecycle.NEW:
                 msg = f"system {self.name!r} was already started (state: {self._state})"
                 raise RuntimeError(msg)
-            self._state = "starting"
+            self._state = Lifecycle.STARTING
         self._fork.arm()
         self.timers.start()
         self._start_cell(self._bus_cell)
         self._start_kernel()
         with self._lock:
-            if self._state == "starting":
-                self._state = "running"
+            if self._state == Lifecycle.STARTING:
+                self._state = Lifecycle.RUNNING
         self.log.info("system_started", children=len(self.root_spec.children))
         return self
 
@@ -282,14 +285,14 @@ class ActorSystem:
         system is only marked stopped.
         """
         if self._fork.forked_from is not None:
-            self._state = "stopped"
+            self._state = Lifecycle.STOPPED
             self.log.warning("system_stopped_after_fork", parent_pid=self._fork.forked_from)
             return
         with self._lock:
-            if self._state in ("stopped", "new"):
-                self._state = "stopped"
+            if self._state in (Lifecycle.STOPPED, Lifecycle.NEW):
+                self._state = Lifecycle.STOPPED
                 return
-            self._state = "stopping"
+            self._state = Lifecycle.STOPPING
         self._shutdown()
         self.log.info("system_stopped")
 
@@ -310,7 +313,7 @@ class ActorSystem:
         self._final_stop(self._bus_cell)
         self.timers.close()
         with self._lock:
-            self._state = "stopped" if self._failure is None else "failed"
+            self._state = Lifecycle.STOPPED if self._failure is None else Lifecycle.FAILED
 
     def _final_stop(self, cell: Cell) -> None:
         """Stop one of the system's own cells for good and end its thread.
@@ -334,7 +337,7 @@ class ActorSystem:
     @property
     def running(self) -> bool:
         """True between a successful ``start()`` and ``stop()`` or a root failure."""
-        return self._state == "running" and self._fork.forked_from is None
+        return self._state == Lifecycle.RUNNING and self._fork.forked_from is None
 
     # -- registry ------------------------------------------------------------
     def _register(self, cell: Cell) -> None:
@@ -491,7 +494,7 @@ class ActorSystem:
     # -- dynamic children -----------------------------------------------------
     def _supervisor_cell(self, name: str | None) -> Cell:
         self._fork.check()
-        if self._state != "running":
+        if self._state != Lifecycle.RUNNING:
             msg = f"system {self.name!r} is not running (state: {self._state})"
             raise RuntimeError(msg)
         if name is None:
@@ -553,7 +556,7 @@ class ActorSystem:
         for a running child or a dependency that is not running, and
         ``StartupError`` if it fails to start (it stays failed).
         """
-        if self._state != "running":
+        if self._state != Lifecycle.RUNNING:
             msg = f"system {self.name!r} is not running (state: {self._state})"
             raise RuntimeError(msg)
         _refuse_kernel_child(name, "restart_child")
@@ -668,7 +671,9 @@ class ActorSystem:
         """
         forked = self._fork.error()
         if forked is not None:  # nothing runs here: see actors/_fork.py
-            return HealthReport(name=ROOT, status="failed", healthy=False, last_error=str(forked))
+            return HealthReport(
+                name=ROOT, status=Lifecycle.FAILED, healthy=False, last_error=str(forked)
+            )
         return system_health(self)
 
     @property
@@ -702,8 +707,8 @@ class ActorSystem:
     def _root_failed(self, error: str) -> None:
         with self._lock:
             self._failure = error
-            if self._state in ("running", "starting"):
-                self._state = "failed"
+            if self._state in (Lifecycle.RUNNING, Lifecycle.STARTING):
+                self._state = Lifecycle.FAILED
         self.log.critical("system_failed", error=error)
         self.events.publish(SystemFailed(error))
         if self._root is not None:
@@ -717,8 +722,8 @@ class ActorSystem:
         ends the system's own threads. Runs on the root's thread.
         """
         with self._lock:
-            if self._state in ("running", "starting"):
-                self._state = "stopping"
+            if self._state in (Lifecycle.RUNNING, Lifecycle.STARTING):
+                self._state = Lifecycle.STOPPING
         self.log.info("system_work_done")
         if self._root is not None:
             self._root.control(Teardown(final=True, reason="root supervisor ended"))
