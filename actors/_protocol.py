@@ -109,9 +109,6 @@ class ResumeMailbox(ControlMessage):
     __slots__ = ()
 
 
-Resume = ResumeMailbox  # the old name, until every user is rewritten (vocab-rename.sh)
-
-
 class Kill(ControlMessage):
     """End the thread at once, running no hook (fault injection)."""
 
