@@ -17,7 +17,6 @@ import itertools
 import sys
 import threading
 import uuid
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import pykka
@@ -28,7 +27,7 @@ from regisseur.actors._protocol import (
     ChildFailure,
     ChildRecovered,
     Kill,
-    Resume,
+    ResumeMailbox,
     Start,
     Teardown,
 )
@@ -40,6 +39,7 @@ from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_
 from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import ControlMessage, Mailbox
 from regisseur.messages import ChildStopTimedOut
+from regisseur.messages.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,16 +71,8 @@ class Waker(Protocol):
     def set(self) -> None: ...
 
 
-class CellState(str, Enum):
-    """Lifecycle of a cell, as seen by its supervisor and health reports."""
-
-    NEW = "new"
-    STARTING = "starting"
-    RUNNING = "running"
-    FAILED = "failed"  # waiting for the supervisor's decision
-    IDLE = "idle"  # torn down, thread kept, waiting for a start
-    DEAD = "dead"  # the thread died; a new one is needed
-    STOPPED = "stopped"
+#: A cell's lifecycle: the shared enum (states: ``messages.lifecycle.CELL_STATES``).
+CellState = Lifecycle
 
 
 class _Killed(BaseException):
@@ -474,7 +466,7 @@ class Cell:
                 message.done.set()
                 return True
             message.done.set()
-        elif isinstance(message, Resume):
+        elif isinstance(message, ResumeMailbox):
             if self.state is CellState.FAILED and self.instance is not None:
                 self.state = CellState.RUNNING
                 # As after a restart: the next success ends the run of
@@ -694,7 +686,7 @@ class Cell:
             elif isinstance(message, Start):
                 dead = ActorStoppedError(f"{self.name!r} could not start: {error}")
                 message.attempt.fail(dead)
-            elif not isinstance(message, Kill | Resume):
+            elif not isinstance(message, Kill | ResumeMailbox):
                 keep.append(envelope)
         for envelope in keep:
             mailbox.put(envelope)

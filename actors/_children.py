@@ -22,6 +22,7 @@ import pykka
 
 from regisseur.actors._kernel import is_kernel_child
 from regisseur.actors.errors import ActorStoppedError, UnknownActorError
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.protocol import (
     ChildCounts,
     ChildInfo,
@@ -83,7 +84,7 @@ def count_children(system: ActorSystem, supervisor: str | None) -> ChildCounts:
 
 def _check_running(system: ActorSystem) -> None:
     system.check_not_forked()
-    if system.state != "running":
+    if system.state != Lifecycle.RUNNING:
         msg = f"system {system.name!r} is not running (state: {system.state})"
         raise RuntimeError(msg)
 

@@ -25,6 +25,7 @@ from regisseur.actors._kernel import KERNEL, ROOT, kernel_reports
 from regisseur.actors.clock import monotonic
 from regisseur.actors.errors import describe_error
 from regisseur.messages import HealthReport
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.protocol import ChildStatus, inspect
 
 if TYPE_CHECKING:
@@ -41,17 +42,17 @@ def system_health(system: ActorSystem) -> HealthReport:
     """The health tree of ``system``, named ``root`` (see the module docstring)."""
     lifecycle = system._lifecycle
     root = lifecycle.root
-    if root is None or root.stopped.is_set() or lifecycle.state != "running":
+    if root is None or root.stopped.is_set() or lifecycle.state != Lifecycle.RUNNING:
         return HealthReport(
             name=ROOT,
-            status="failed" if lifecycle.failure else "stopped",
+            status=Lifecycle.FAILED if lifecycle.failure else Lifecycle.STOPPED,
             healthy=False,
             last_error=lifecycle.failure,
         )
     children = _kernel_reports(system) + _children(system, root, ROOT)
     return HealthReport(
         name=ROOT,
-        status="running",
+        status=Lifecycle.RUNNING,
         healthy=all(c.healthy for c in children),
         children=children,
     )
@@ -63,7 +64,7 @@ def _kernel_reports(system: ActorSystem) -> tuple[HealthReport, ...]:
     if kernel is None:
         return ()
     if kernel.stopped.is_set():
-        return (HealthReport(name=KERNEL, status="stopped", healthy=False),)
+        return (HealthReport(name=KERNEL, status=Lifecycle.STOPPED, healthy=False),)
     cluster = system.cluster
     return kernel_reports(
         _children(system, kernel, KERNEL, skip=ROOT),
@@ -81,7 +82,7 @@ def _children(
     except pykka.Timeout:
         return (_unresponsive(shown),)
     except pykka.ActorDeadError:
-        return (HealthReport(name=shown, status="stopped", healthy=False),)
+        return (HealthReport(name=shown, status=Lifecycle.STOPPED, healthy=False),)
     infos = [i for i in infos if i.name != skip]
     futures = {}
     busy: dict[str, Any] = {}
@@ -118,9 +119,9 @@ def _children(
         if info.is_supervisor and info.cell is not None and healthy:
             nested = _children(system, info.cell, info.name)
             healthy = healthy and all(n.healthy for n in nested)
-        status = info.status.value
+        status = info.status
         if healthy and hasattr(details, "get") and details.get("paused"):
-            status = "paused"
+            status = Lifecycle.PAUSED
         uptime = None
         if info.started_at is not None and info.status is ChildStatus.RUNNING:
             uptime = system.clock.now() - info.started_at
@@ -145,7 +146,7 @@ def _unresponsive(name: str) -> HealthReport:
     """The report of a supervisor that did not answer within the health timeout."""
     return HealthReport(
         name=name,
-        status="unresponsive",
+        status=Lifecycle.UNRESPONSIVE,
         healthy=False,
         details=f"no answer within {HEALTH_TIMEOUT:g}s",
     )

@@ -1,6 +1,6 @@
 """Start and stop of a system, and what its lifecycle state is.
 
-``Lifecycle`` owns the system's state (``new`` → ``starting`` →
+``SystemLifecycle`` owns the system's state (``new`` → ``starting`` →
 ``running`` → ``stopping`` → ``stopped``, or ``failed``), the timers, the
 fork guard, the kernel's cell (the system supervisor, ``actors._kernel``)
 and the user's root cell, and waits for the cells to settle. Start order:
@@ -42,6 +42,7 @@ from regisseur.actors._settle import settle_cells, wait_idle
 from regisseur.actors.clock import Timers
 from regisseur.actors.errors import describe_error
 from regisseur.messages import SystemFailed
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.errors import StartupError
 from regisseur.supervision.supervisor import cell_for_supervisor
 
@@ -49,13 +50,13 @@ if TYPE_CHECKING:
     from regisseur.actors._cluster_link import ClusterLink
     from regisseur.actors.system import ActorSystem
 
-__all__ = ["Lifecycle"]
+__all__ = ["SystemLifecycle"]
 
 #: Real seconds the bus (and the journal) get to hand on what they hold at stop.
 DRAIN_TIMEOUT = 1.0
 
 
-class Lifecycle:
+class SystemLifecycle:
     """The start/stop sequencing and state of one system (see the module docstring)."""
 
     def __init__(
@@ -66,7 +67,7 @@ class Lifecycle:
         self.cluster = cluster
         """The system's side of its cluster node (does nothing outside cluster mode)."""
         self.lock = threading.RLock()
-        self.state = "new"
+        self.state = Lifecycle.NEW
         self.failure: str | None = None
         self.activity = threading.Event()
         """Set when a mailbox goes to sleep or a clock wait starts (wakes ``settle``)."""
@@ -79,7 +80,8 @@ class Lifecycle:
         )
         self.guardian = Guardian(system)
         self.fork = ForkGuard(
-            system.name, lambda: self.state in ("starting", "running", "stopping")
+            system.name,
+            lambda: self.state in (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.STOPPING),
         )
         """Tells a process forked from the system's (nothing runs there)."""
         self.kernel: Cell | None = None
@@ -95,7 +97,7 @@ class Lifecycle:
     @property
     def active(self) -> bool:
         """True while starting or running (children may be asked to work)."""
-        return self.state in ("starting", "running")
+        return self.state in (Lifecycle.STARTING, Lifecycle.RUNNING)
 
     # -- start -----------------------------------------------------------------
     def start(self) -> None:
@@ -103,10 +105,10 @@ class Lifecycle:
         system = self._system
         system.check_not_forked()
         with self.lock:
-            if self.state != "new":
+            if self.state != Lifecycle.NEW:
                 msg = f"system {system.name!r} was already started (state: {self.state})"
                 raise RuntimeError(msg)
-            self.state = "starting"
+            self.state = Lifecycle.STARTING
         system._fork.arm()
         self.timers.start()
         spec = kernel_spec(
@@ -130,8 +132,8 @@ class Lifecycle:
             self.shutdown()
             raise StartupError(KERNEL, exc) from exc
         with self.lock:
-            if self.state == "starting":
-                self.state = "running"
+            if self.state == Lifecycle.STARTING:
+                self.state = Lifecycle.RUNNING
 
     def start_cell(self, cell: Cell) -> None:
         """Start one of the system's own cells and wait for its ``on_start``."""
@@ -148,14 +150,14 @@ class Lifecycle:
         """Stop everything (idempotent); False if there was nothing to stop."""
         system = self._system
         if system._fork.forked_from is not None:
-            self.state = "stopped"
+            self.state = Lifecycle.STOPPED
             system.log.warning("system_stopped_after_fork", parent_pid=system._fork.forked_from)
             return False
         with self.lock:
-            if self.state in ("stopped", "new"):
-                self.state = "stopped"
+            if self.state in (Lifecycle.STOPPED, Lifecycle.NEW):
+                self.state = Lifecycle.STOPPED
                 return False
-            self.state = "stopping"
+            self.state = Lifecycle.STOPPING
         self.shutdown()
         return True
 
@@ -179,7 +181,7 @@ class Lifecycle:
             system.database.close()
         self.timers.close()
         with self.lock:
-            self.state = "stopped" if self.failure is None else "failed"
+            self.state = Lifecycle.STOPPED if self.failure is None else Lifecycle.FAILED
 
     def drain(self, cells: list[Cell]) -> bool:
         """Wait (bounded) until ``cells`` have handled what they hold; True if so."""
@@ -203,8 +205,8 @@ class Lifecycle:
         system = self._system
         with self.lock:
             self.failure = error
-            if self.state in ("running", "starting"):
-                self.state = "failed"
+            if self.state in (Lifecycle.RUNNING, Lifecycle.STARTING):
+                self.state = Lifecycle.FAILED
         system.log.critical("system_failed", error=error)
         system.events.publish(SystemFailed(error))
         if self.root is not None:
@@ -219,8 +221,8 @@ class Lifecycle:
         """
         system = self._system
         with self.lock:
-            if self.state in ("running", "starting"):
-                self.state = "stopping"
+            if self.state in (Lifecycle.RUNNING, Lifecycle.STARTING):
+                self.state = Lifecycle.STOPPING
         system.log.info("system_work_done")
         if self.root is not None:
             self.root.control(Teardown(final=True, reason="root supervisor ended"))

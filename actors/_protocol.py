@@ -1,7 +1,12 @@
 """Internal messages between a cell, its supervisor and the system.
 
-Control messages overtake user messages (see :mod:`actors.mailbox`); notices
-are ordinary messages a child's runtime sends to its supervisor.
+Control messages overtake user messages (see :mod:`actors.mailbox`); they
+are commands to a cell, named as imperatives (``Start``, ``Teardown``,
+``ResumeMailbox``, ``Kill``). Notices are ordinary messages a child's
+runtime sends to its supervisor; they report what happened
+(``ChildFailure``, ``ChildExited``, ``ChildRecovered``).
+``ResumeMailbox`` is not the service command ``regisseur.messages.Resume``:
+that one resumes a paused service's runs, this one a failed cell's mailbox.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ __all__ = [
     "ChildFailure",
     "ChildRecovered",
     "Kill",
-    "Resume",
+    "ResumeMailbox",
     "Start",
     "StartAttempt",
     "Teardown",
@@ -98,8 +103,8 @@ class Teardown(ControlMessage):
         self.reason = reason
 
 
-class Resume(ControlMessage):
-    """Keep the incarnation and deliver user messages again."""
+class ResumeMailbox(ControlMessage):
+    """Keep the failed incarnation and deliver user messages again (RESUME)."""
 
     __slots__ = ()
 

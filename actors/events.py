@@ -57,7 +57,7 @@ def check_event_types(types: Iterable[object], where: str) -> None:
     """``TypeError`` for a type the bus never publishes (any thread).
 
     The bus publishes events only: subclasses of ``regisseur.messages.Event``.
-    A command (``DownloadQueued``, ``Pause`` …), a record or anything else
+    A command (``QueueDownload``, ``Pause`` …), a record or anything else
     would never arrive, so subscribing to it is refused, naming it.
     """
     for kind in types:

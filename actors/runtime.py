@@ -19,7 +19,7 @@ behind it are private and may change. The contract:
   actor's user messages: :class:`Start` (build an incarnation and run
   ``on_start``; the supervisor awaits its :class:`StartAttempt`),
   :class:`Teardown` (end the incarnation; ``final`` also ends the thread),
-  :class:`Resume` (keep the failed incarnation), :class:`Kill` (end the
+  :class:`ResumeMailbox` (keep the failed incarnation), :class:`Kill` (end the
   thread at once, no hooks).
 * :class:`CellState`: a cell's lifecycle (NEW → STARTING → RUNNING →
   FAILED/IDLE/DEAD → … → STOPPED).
@@ -48,7 +48,7 @@ from regisseur.actors._protocol import (
     ChildFailure,
     ChildRecovered,
     Kill,
-    Resume,
+    ResumeMailbox,
     Start,
     StartAttempt,
     Teardown,
@@ -78,7 +78,7 @@ __all__ = [
     "InjectedFault",
     "Kill",
     "Parent",
-    "Resume",
+    "ResumeMailbox",
     "Start",
     "StartAttempt",
     "Teardown",

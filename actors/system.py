@@ -29,7 +29,7 @@ from regisseur.actors import _children, _messaging, aio
 from regisseur.actors._cluster_link import ClusterLink
 from regisseur.actors._health import system_health
 from regisseur.actors._kernel import ROOT, is_kernel_child
-from regisseur.actors._lifecycle import Lifecycle
+from regisseur.actors._lifecycle import SystemLifecycle
 from regisseur.actors._options import configure
 from regisseur.actors._registry import Registry
 from regisseur.actors._resources import Resources
@@ -39,6 +39,7 @@ from regisseur.actors.downloads.facade import Downloads, DownloadSettings
 from regisseur.actors.events import EventBus
 from regisseur.actors.log import get_logger
 from regisseur.messages import HealthReport
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.directive import AutoShutdown, Strategy
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class ActorSystem:
         self._resources = Resources(self.database)
         self.log = get_logger("regisseur.actors.system").bind(system=name)
         link = ClusterLink(self, config.cluster)
-        self._lifecycle = Lifecycle(self, lease_name=config.lease_name, cluster=link)
+        self._lifecycle = SystemLifecycle(self, lease_name=config.lease_name, cluster=link)
         self.timers: Timers = self._lifecycle.timers
         """The system's timer thread (its clock's timers, backoff, ``schedule``)."""
         self._fork = self._lifecycle.fork
@@ -172,12 +173,15 @@ class ActorSystem:
     @property
     def running(self) -> bool:
         """True between a successful ``start()`` and ``stop()`` or a root failure."""
-        return self._lifecycle.state == "running" and self._fork.forked_from is None
+        return self._lifecycle.state is Lifecycle.RUNNING and self._fork.forked_from is None
 
     @property
-    def state(self) -> str:
+    def state(self) -> Lifecycle:
         """Where the system is in its life: ``new``, ``starting``, ``running``,
-        ``stopping`` (also once the root ended itself), ``stopped`` or ``failed``."""
+        ``stopping`` (also once the root ended itself), ``stopped`` or ``failed``.
+
+        A :class:`~regisseur.messages.lifecycle.Lifecycle` member, which
+        compares equal to those strings."""
         return self._lifecycle.state
 
     def check_not_forked(self) -> None:
@@ -315,7 +319,9 @@ class ActorSystem:
         """
         forked = self._fork.error()
         if forked is not None:  # nothing runs here: see actors/_fork.py
-            return HealthReport(name=ROOT, status="failed", healthy=False, last_error=str(forked))
+            return HealthReport(
+                name=ROOT, status=Lifecycle.FAILED, healthy=False, last_error=str(forked)
+            )
         return system_health(self)
 
     @property

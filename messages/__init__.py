@@ -1,4 +1,4 @@
-"""Plain data shared by regisseur's actors: events, records and states.
+"""Plain data shared by regisseur's actors: commands, events, records and states.
 
 Everything here is immutable (frozen, slotted dataclasses or enums) and
 depends on nothing else in the project, so it is safe to pass between
@@ -7,18 +7,22 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from regisseur.messages._renamed import renamed
 from regisseur.messages.cluster import ClusterChanged, NodeFenced, NodeInfo, NodeUnfenced
+from regisseur.messages.commands import Command
 from regisseur.messages.downloads import (
-    DownloadCancelled,
-    DownloadFailed,
-    DownloadProgress,
+    CancelDownload,
+    ClaimDownload,
+    CompleteDownload,
     DownloadProgressed,
-    DownloadQueued,
     DownloadRecord,
-    DownloadStarted,
     DownloadState,
     DownloadStateChanged,
-    DownloadSucceeded,
+    FailDownload,
+    QueueDownload,
+    ReportProgress,
 )
 from regisseur.messages.events import (
     ChildFailed,
@@ -36,9 +40,11 @@ from regisseur.messages.events import (
     SystemFailed,
 )
 from regisseur.messages.health import HealthReport
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.messages.service import Pause, Resume, RunNow
 
 __all__ = [
+    "CancelDownload",
     "ChildFailed",
     "ChildGaveUp",
     "ChildRestarted",
@@ -46,24 +52,25 @@ __all__ = [
     "ChildStarted",
     "ChildStopTimedOut",
     "ChildStopped",
+    "ClaimDownload",
     "ClusterChanged",
+    "Command",
+    "CompleteDownload",
     "DeadLetter",
-    "DownloadCancelled",
-    "DownloadFailed",
-    "DownloadProgress",
     "DownloadProgressed",
-    "DownloadQueued",
     "DownloadRecord",
-    "DownloadStarted",
     "DownloadState",
     "DownloadStateChanged",
-    "DownloadSucceeded",
     "Event",
+    "FailDownload",
     "HealthReport",
+    "Lifecycle",
     "NodeFenced",
     "NodeInfo",
     "NodeUnfenced",
     "Pause",
+    "QueueDownload",
+    "ReportProgress",
     "Resume",
     "RunNow",
     "StartupFailed",
@@ -71,3 +78,10 @@ __all__ = [
     "SupervisorShutDown",
     "SystemFailed",
 ]
+
+
+if not TYPE_CHECKING:  # type checkers report the old names as missing: use the new ones
+
+    def __getattr__(name: str) -> Any:
+        """The old names of renamed commands, with a ``DeprecationWarning``."""
+        return renamed(__name__, name)

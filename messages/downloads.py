@@ -1,4 +1,12 @@
-"""Download states, records, the messages that change them, and their events.
+"""Download states, records, the commands that change them, and their events.
+
+Commands (``QueueDownload``, ``ClaimDownload``, ``ReportProgress``,
+``CompleteDownload``, ``FailDownload``, ``CancelDownload``) are requests to
+the state-keeper actor, named as imperatives; events
+(``DownloadStateChanged``, ``DownloadProgressed``) are what the keeper
+publishes afterwards, in the past tense. The names these commands used
+to have still import, with a ``DeprecationWarning`` (see
+:mod:`regisseur.messages._renamed`).
 
 Everything here is immutable. A ``DownloadRecord`` is a snapshot: every
 change makes a new one (``record.evolve(...)``), so a record handed to a
@@ -11,23 +19,25 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from regisseur.messages._renamed import renamed
+from regisseur.messages.commands import Command
 from regisseur.messages.events import Event
 from regisseur.messages.redaction import redact_text
 
 __all__ = [
     "CORE_FIELDS",
-    "DownloadCancelled",
-    "DownloadFailed",
-    "DownloadProgress",
+    "CancelDownload",
+    "ClaimDownload",
+    "CompleteDownload",
     "DownloadProgressed",
-    "DownloadQueued",
     "DownloadRecord",
-    "DownloadStarted",
     "DownloadState",
     "DownloadStateChanged",
-    "DownloadSucceeded",
+    "FailDownload",
+    "QueueDownload",
+    "ReportProgress",
     "frozen_extra",
 ]
 
@@ -180,12 +190,12 @@ def _names(record: DownloadRecord) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(record) if f.repr)
 
 
-# -- the messages that carry every state change (to the state-keeper) --------
+# -- commands: every state change, as a request to the state-keeper ----------
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadQueued:
-    """A new download was submitted: the keeper records it as Initializing."""
+class QueueDownload(Command):
+    """Record a newly submitted download as Initializing."""
 
     id: str
     source: str
@@ -201,8 +211,8 @@ class DownloadQueued:
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadStarted:
-    """A worker claims the download: Initializing becomes InProgress.
+class ClaimDownload(Command):
+    """Let worker ``worker`` run the download: Initializing becomes InProgress.
 
     The keeper answers whether the worker may run it: a download that was
     cancelled, or claimed already, must not run (again). ``claim`` is the
@@ -216,8 +226,8 @@ class DownloadStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadProgress:
-    """Bytes so far (coalesced: the keeper flushes these at an interval)."""
+class ReportProgress(Command):
+    """Record the bytes so far (coalesced: the keeper flushes these at an interval)."""
 
     id: str
     transferred: int
@@ -228,8 +238,8 @@ class DownloadProgress:
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadSucceeded:
-    """The download ended with a file at ``file_path``."""
+class CompleteDownload(Command):
+    """Record that the download ended with a file at ``file_path`` (Succeeded)."""
 
     id: str
     file_path: str
@@ -239,8 +249,8 @@ class DownloadSucceeded:
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadFailed:
-    """The download ended with an error (``error`` is a short text)."""
+class FailDownload(Command):
+    """Record that the download ended with an error (``error``: a short text)."""
 
     id: str
     error: str
@@ -248,7 +258,7 @@ class DownloadFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class DownloadCancelled:
+class CancelDownload(Command):
     """Cancel the download (from any non-terminal state)."""
 
     id: str
@@ -271,3 +281,10 @@ class DownloadProgressed(Event):
     """A running download reported progress (at most about ten a second)."""
 
     record: DownloadRecord
+
+
+if not TYPE_CHECKING:  # type checkers report the old names as missing: use the new ones
+
+    def __getattr__(name: str) -> Any:
+        """The old names of the commands, with a ``DeprecationWarning``."""
+        return renamed(__name__, name)

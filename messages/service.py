@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regisseur.messages.commands import Command
+
 __all__ = ["Pause", "Resume", "RunNow"]
 
 
 @dataclass(frozen=True, slots=True)
-class Pause:
+class Pause(Command):
     """Stop running ``update()`` on the interval until ``Resume``."""
 
 
 @dataclass(frozen=True, slots=True)
-class Resume:
+class Resume(Command):
     """Run ``update()`` on the interval again (the next run is due at once)."""
 
 
 @dataclass(frozen=True, slots=True)
-class RunNow:
+class RunNow(Command):
     """Run ``update()`` now, even while paused; the interval restarts after it."""

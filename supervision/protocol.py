@@ -29,8 +29,10 @@ supervisor answers, or ``timeout`` real seconds (``pykka.Timeout``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from regisseur.messages.commands import Command
+from regisseur.messages.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -54,26 +56,20 @@ __all__ = [
 ]
 
 
-class ChildStatus(str, Enum):
-    """A child's status as its supervisor sees it (health reports use it)."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    FAILED = "failed"
+#: A child's status as its supervisor records it: the shared lifecycle enum
+#: (states: ``messages.lifecycle.CHILD_STATES``); health reports carry it.
+ChildStatus = Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
-class Spawn:
+class Spawn(Command):
     """Ask a supervisor to add and start a child (reply: its ref)."""
 
     spec: ChildSpec
 
 
 @dataclass(frozen=True, slots=True)
-class StopChild:
+class StopChild(Command):
     """Ask a supervisor to stop and remove a child."""
 
     name: str
@@ -147,14 +143,14 @@ class ChildCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class RestartChild:
+class RestartChild(Command):
     """Ask a supervisor to start a stopped or failed child again (reply: its ref)."""
 
     name: str
 
 
 @dataclass(frozen=True, slots=True)
-class Inspect:
+class Inspect(Command):
     """Ask a supervisor for :class:`ChildInfo` of every child, in start order."""
 
 

@@ -52,7 +52,7 @@ from regisseur.actors.runtime import (
     ChildExited,
     ChildFailure,
     ChildRecovered,
-    Resume,
+    ResumeMailbox,
     Start,
     StartAttempt,
     Teardown,
@@ -734,7 +734,7 @@ class SupervisorActor(Actor):
                 # failed in on_start): start a fresh one at once.
                 self._schedule_restart(child, 0.0)
             else:
-                cell.control(Resume())
+                cell.control(ResumeMailbox())
         elif directive.kind is _Kind.STOP:
             self._give_up(child, error)
         elif directive.kind is _Kind.ESCALATE:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from regisseur.actors.cluster import schema
 from regisseur.actors.cluster.lease_guard import LeasedToken, LeaseGuard
+from regisseur.messages.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -49,7 +50,7 @@ class Cluster:
 
     def _engine(self) -> Engine:
         database = self._system.database
-        if database is None or self._system.state not in ("starting", "running"):
+        if database is None or self._system.state not in (Lifecycle.STARTING, Lifecycle.RUNNING):
             msg = f"system {self._system.name!r} is not running: the cluster view is unavailable"
             raise RuntimeError(msg)
         return database.engine

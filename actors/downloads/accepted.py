@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from regisseur.messages.downloads import DownloadQueued
+    from regisseur.messages.downloads import QueueDownload
 
 __all__ = ["AcceptedSubmits"]
 
@@ -35,9 +35,9 @@ class AcceptedSubmits:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[str, DownloadQueued] = {}
+        self._pending: dict[str, QueueDownload] = {}
 
-    def add(self, message: DownloadQueued) -> None:
+    def add(self, message: QueueDownload) -> None:
         """Note a submit before the keeper is told of it."""
         with self._lock:
             self._pending[message.id] = message
@@ -48,7 +48,7 @@ class AcceptedSubmits:
             for download_id in download_ids:
                 self._pending.pop(download_id, None)
 
-    def pending(self) -> tuple[DownloadQueued, ...]:
+    def pending(self) -> tuple[QueueDownload, ...]:
         """The submits not yet safe, in the order they were accepted."""
         with self._lock:
             return tuple(self._pending.values())

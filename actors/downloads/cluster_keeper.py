@@ -59,12 +59,12 @@ from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.errors import describe_error
 from regisseur.messages.cluster import NodeFenced, NodeUnfenced
 from regisseur.messages.downloads import (
-    DownloadCancelled,
+    CancelDownload,
     DownloadProgressed,
-    DownloadQueued,
     DownloadRecord,
     DownloadState,
     DownloadStateChanged,
+    QueueDownload,
 )
 
 if TYPE_CHECKING:
@@ -400,7 +400,7 @@ class ClusterKeeperActor(KeeperActor):
             self._take_back = True
 
     # -- submit and cancel ------------------------------------------------------------
-    def _queue(self, message: DownloadQueued) -> None:
+    def _queue(self, message: QueueDownload) -> None:
         record = self._submitted(message)
         if record is None:
             return
@@ -409,11 +409,11 @@ class ClusterKeeperActor(KeeperActor):
         if record.source in self._sources:
             self._claim_wanted.add(record.source)
 
-    def _keep_at_stop(self, message: DownloadQueued) -> None:
+    def _keep_at_stop(self, message: QueueDownload) -> None:
         # A free row, as any submit here: whichever node claims it runs it.
         self._queue(message)
 
-    def _cancel(self, message: DownloadCancelled) -> bool:
+    def _cancel(self, message: CancelDownload) -> bool:
         if message.id in self._live:
             return super()._cancel(message)
         reason = None if message.reason == "cancelled" else message.reason

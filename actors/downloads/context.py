@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads.errors import StaleClaimError
-from regisseur.messages.downloads import DownloadProgress
+from regisseur.messages.downloads import ReportProgress
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -113,7 +113,7 @@ class DownloadContext:
         worker_state: Any,
         token: CancelToken,
         timers: Timers,
-        send: Callable[[DownloadProgress], None],
+        send: Callable[[ReportProgress], None],
         log: Logger,
         claim: int = 0,
         check_owner: Callable[[], bool] | None = None,
@@ -214,9 +214,7 @@ class DownloadContext:
         elif complete:
             remaining = 0.0
         self._send(
-            DownloadProgress(
-                self.download_id, transferred, size, self._speed, remaining, self.claim
-            )
+            ReportProgress(self.download_id, transferred, size, self._speed, remaining, self.claim)
         )
 
     def sleep(self, seconds: float) -> bool:

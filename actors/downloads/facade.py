@@ -34,14 +34,15 @@ from regisseur.actors.downloads.queue import QueueActor, worker_spec
 from regisseur.actors.downloads.source import DownloadSource, check_concurrency
 from regisseur.actors.errors import UnknownActorError, WaitTimeoutError
 from regisseur.messages.downloads import (
-    DownloadCancelled,
+    CancelDownload,
     DownloadProgressed,
-    DownloadQueued,
     DownloadRecord,
     DownloadState,
     DownloadStateChanged,
+    QueueDownload,
     frozen_extra,
 )
+from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.directive import Strategy
 from regisseur.supervision.spec import ChildSpec
 from regisseur.supervision.supervisor import Supervisor
@@ -245,7 +246,7 @@ class Downloads:
 
     def _usable(self) -> bool:
         # "starting" too: children may submit from their on_start.
-        return self._system.state in ("starting", "running")
+        return self._system.state in (Lifecycle.STARTING, Lifecycle.RUNNING)
 
     def _ensure_keeper(self) -> None:
         """Start the downloads subtree if the system started without one."""
@@ -322,7 +323,7 @@ class Downloads:
         """
         source = _text(source, "source") or ""
         self._check_source(source)
-        message = DownloadQueued(
+        message = QueueDownload(
             id=f"{self._id_prefix}{next(self._ids):012x}",
             source=source,
             target_id=_text(target_id, "target_id") or "",
@@ -359,7 +360,7 @@ class Downloads:
         its impl sees ``context.cancelled`` become true.
         """
         _text(download_id, "download_id")
-        cancelled: bool = self._ask(DownloadCancelled(download_id))
+        cancelled: bool = self._ask(CancelDownload(download_id))
         return cancelled
 
     def wait(self, download_id: str, timeout: float | None = None) -> DownloadRecord:

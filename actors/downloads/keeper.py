@@ -71,16 +71,16 @@ from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourc
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages import ChildFailed
 from regisseur.messages.downloads import (
-    DownloadCancelled,
-    DownloadFailed,
-    DownloadProgress,
+    CancelDownload,
+    ClaimDownload,
+    CompleteDownload,
     DownloadProgressed,
-    DownloadQueued,
     DownloadRecord,
-    DownloadStarted,
     DownloadState,
     DownloadStateChanged,
-    DownloadSucceeded,
+    FailDownload,
+    QueueDownload,
+    ReportProgress,
 )
 from regisseur.supervision.protocol import Outcome
 
@@ -269,7 +269,7 @@ class KeeperActor(Actor):
                 continue  # its source went away: the next start reports it
             self._keep_at_stop(message)
 
-    def _keep_at_stop(self, message: DownloadQueued) -> None:
+    def _keep_at_stop(self, message: QueueDownload) -> None:
         """Stage ``message``'s record for the last commit, without queueing it."""
         record = self._submitted(message)
         if record is not None:
@@ -348,12 +348,12 @@ class KeeperActor(Actor):
         return bool(self._staged or self._acks or self._events)
 
     def _handle(self, message: Any) -> Any:
-        if isinstance(message, DownloadProgress):
+        if isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
-        elif isinstance(message, DownloadStarted):
+        elif isinstance(message, ClaimDownload):
             self._start(message)
-        elif isinstance(message, DownloadSucceeded):
+        elif isinstance(message, CompleteDownload):
             if self._fenced(message.id, message.claim, "success"):
                 self._finish(
                     message.id,
@@ -362,13 +362,13 @@ class KeeperActor(Actor):
                     transferred=message.transferred,
                     size=message.size,
                 )
-        elif isinstance(message, DownloadFailed):
+        elif isinstance(message, FailDownload):
             if self._fenced(message.id, message.claim, "failure"):
                 self._finish(message.id, DownloadState.ERRORED, error=message.error)
         elif isinstance(message, p.CheckClaim):
             # Answered at once, from memory: a read needs no commit.
             return self._fenced(message.id, message.claim, "publish")
-        elif isinstance(message, DownloadQueued):
+        elif isinstance(message, QueueDownload):
             self._queue(message)
         elif isinstance(message, p.Released):
             if self._fenced(message.id, message.claim, "release"):
@@ -397,7 +397,7 @@ class KeeperActor(Actor):
 
     def _answer(self, message: Any) -> Any:
         """The reply to an ask (what it changes is staged, not yet stored)."""
-        if isinstance(message, DownloadCancelled):
+        if isinstance(message, CancelDownload):
             return Outcome.of(lambda: self._cancel(message))
         if isinstance(message, p.Lookup):
             return Outcome.of(lambda: self._lookup(message.id))
@@ -484,7 +484,7 @@ class KeeperActor(Actor):
             self._attached.discard(source)
 
     # -- requests --------------------------------------------------------------------
-    def _queue(self, message: DownloadQueued) -> None:
+    def _queue(self, message: QueueDownload) -> None:
         if message.source not in self._sources:
             self._reject(message, str(UnknownSourceError(message.source, sorted(self._sources))))
             return
@@ -496,7 +496,7 @@ class KeeperActor(Actor):
         self._ack_event(DownloadStateChanged(record, None))
         self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
 
-    def _submitted(self, message: DownloadQueued) -> DownloadRecord | None:
+    def _submitted(self, message: QueueDownload) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
         if message.id in self._replayed:
             return None  # the copy of a submit queued again at start
@@ -506,7 +506,7 @@ class KeeperActor(Actor):
         self._safe_after_commit(message.id)
         return self._new_record(message, username=self._username(message))
 
-    def _username(self, message: DownloadQueued) -> str:
+    def _username(self, message: QueueDownload) -> str:
         """The submit's username, else the source's, else the source's name."""
         if message.username is not None:
             return message.username
@@ -554,7 +554,7 @@ class KeeperActor(Actor):
         self.log.warning("accepted_submits_replayed", downloads=len(pending))
         self._commit()
 
-    def _new_record(self, message: DownloadQueued, **fields: Any) -> DownloadRecord:
+    def _new_record(self, message: QueueDownload, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
         now = self.system.clock.wall()
         return DownloadRecord(
@@ -569,7 +569,7 @@ class KeeperActor(Actor):
             **fields,
         )
 
-    def _reject(self, message: DownloadQueued, error: str) -> None:
+    def _reject(self, message: QueueDownload, error: str) -> None:
         """Record a submit that cannot run (its source went away) as Errored."""
         record = self._new_record(
             message, username=self._username(message), state=DownloadState.ERRORED, error=error
@@ -579,7 +579,7 @@ class KeeperActor(Actor):
         self._remember(record)
         self._ack_event(DownloadStateChanged(record, None))
 
-    def _cancel(self, message: DownloadCancelled) -> bool:
+    def _cancel(self, message: CancelDownload) -> bool:
         record = self._live.get(message.id)
         if record is None:
             if self._find(message.id) is None and self._forgotten.get(message.id) is None:
@@ -645,7 +645,7 @@ class KeeperActor(Actor):
         return listed
 
     # -- reports from workers ---------------------------------------------------------
-    def _start(self, message: DownloadStarted) -> None:
+    def _start(self, message: ClaimDownload) -> None:
         """A queue handed the download to a worker: it is InProgress now.
 
         The queue sends this before the worker's ``Run``, so the keeper
@@ -675,7 +675,7 @@ class KeeperActor(Actor):
         if record.state is not DownloadState.IN_PROGRESS:
             self._ack_event(DownloadStateChanged(started, record.state))
 
-    def _progress(self, message: DownloadProgress) -> None:
+    def _progress(self, message: ReportProgress) -> None:
         record = self._live.get(message.id)
         if record is None or record.state is not DownloadState.IN_PROGRESS:
             return

@@ -29,7 +29,7 @@ from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.context import CancelToken
 from regisseur.actors.errors import UnknownActorError
-from regisseur.messages.downloads import DownloadStarted
+from regisseur.messages.downloads import ClaimDownload
 from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec
 
@@ -178,7 +178,7 @@ class QueueActor(Actor):
             self._started_count += 1
             # The keeper hears of the start before the worker can report a
             # result: both go through the keeper's mailbox in this order.
-            self.system.tell(p.KEEPER, DownloadStarted(record.id, worker, claim))
+            self.system.tell(p.KEEPER, ClaimDownload(record.id, worker, claim))
             try:
                 self.system.tell(worker, p.Run(record, token, claim))
             except UnknownActorError:  # retired meanwhile: put it back

@@ -32,7 +32,7 @@ from regisseur.actors.downloads.context import DownloadContext
 from regisseur.actors.downloads.errors import DownloadFailure
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
-from regisseur.messages.downloads import DownloadFailed, DownloadSucceeded
+from regisseur.messages.downloads import CompleteDownload, FailDownload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,7 +139,7 @@ class WorkerActor(Actor):
 
     def _call_impl(
         self, record: DownloadRecord, token: CancelToken, claim: int
-    ) -> DownloadSucceeded | DownloadFailed:
+    ) -> CompleteDownload | FailDownload:
         source = self._source
         context: DownloadContext | None = None
         args: tuple[Any, ...] = (record.id, record.target_id, record.filename)
@@ -166,19 +166,19 @@ class WorkerActor(Actor):
             text = _error_text(exc)
             if not token.cancelled:
                 self.log.warning("download_failed", download=record.id, error=text)
-            return DownloadFailed(record.id, text, claim)
+            return FailDownload(record.id, text, claim)
         if result is None:
-            return DownloadFailed(record.id, "the source returned no file", claim)
+            return FailDownload(record.id, "the source returned no file", claim)
         if not isinstance(result, (str, PathLike)):
-            return DownloadFailed(
+            return FailDownload(
                 record.id, f"the source returned {type(result).__name__}, not a file path", claim
             )
         path = fspath(result)
         if context is not None:
-            return DownloadSucceeded(
+            return CompleteDownload(
                 record.id, str(path), context.transferred or None, context.size, claim
             )
-        return DownloadSucceeded(record.id, str(path), claim=claim)
+        return CompleteDownload(record.id, str(path), claim=claim)
 
     def _idle(self, download_id: str) -> None:
         self.system.tell(self._queue, p.WorkerIdle(self.name, download_id))

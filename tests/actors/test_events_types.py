@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from regisseur.messages import ChildFailed, DownloadQueued, DownloadRecord, Event, Pause
+from regisseur.messages import ChildFailed, DownloadRecord, Event, Pause, QueueDownload
 
 
-@pytest.mark.parametrize("kind", [DownloadQueued, Pause, DownloadRecord, int])
+@pytest.mark.parametrize("kind", [QueueDownload, Pause, DownloadRecord, int])
 def test_subscribing_to_a_type_never_published_is_refused_naming_it(actor_system, kind) -> None:
     with pytest.raises(TypeError, match=f"{kind.__name__} is never published"):
         actor_system.events.subscribe(lambda event: None, ChildFailed, kind)

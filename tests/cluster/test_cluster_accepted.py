@@ -13,7 +13,7 @@ from regisseur.actors import ActorSystem
 from regisseur.actors.cluster import ClusterSettings
 from regisseur.actors.downloads import DownloadSource
 from regisseur.messages import ChildRestarted, DeadLetter
-from regisseur.messages.downloads import DownloadQueued, DownloadState
+from regisseur.messages.downloads import DownloadState, QueueDownload
 from regisseur.supervision.testing import FaultInjector, Probe
 
 WAIT = 30.0
@@ -33,7 +33,7 @@ def test_a_submit_the_cluster_keeper_crashes_on_still_runs(pg_url: str) -> None:
     )
     with node:
         probe = Probe(node, ChildRestarted, DeadLetter)
-        FaultInjector(node).crash("download-keeper", message_type=DownloadQueued)
+        FaultInjector(node).crash("download-keeper", message_type=QueueDownload)
         lost_before = node.downloads.submit("noop", "t1", "one")
         probe.expect(DeadLetter, recipient="download-keeper", timeout=WAIT)
         probe.expect(ChildRestarted, name="download-keeper", timeout=WAIT)

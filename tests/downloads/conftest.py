@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import requests
 
     from regisseur.actors.clock import TimerHandle
-    from regisseur.messages.downloads import DownloadProgress
+    from regisseur.messages.downloads import ReportProgress
 
 WAIT = 5.0  # seconds: the bound on every wait in these tests
 
@@ -328,7 +328,7 @@ class Harness:
         self.timers = RecordingTimers(self.clock)
         self.timers.start()
         self.directory = directory
-        self.progress: list[DownloadProgress] = []
+        self.progress: list[ReportProgress] = []
         self._progress_cond = threading.Condition()
         self._sessions: list[requests.Session] = []
         self._threads: list[Running] = []
@@ -338,7 +338,7 @@ class Harness:
         options.setdefault("directory", self.directory)
         return HttpSource(**options)
 
-    def _send(self, progress: DownloadProgress) -> None:
+    def _send(self, progress: ReportProgress) -> None:
         with self._progress_cond:
             self.progress.append(progress)
             self._progress_cond.notify_all()

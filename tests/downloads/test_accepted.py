@@ -16,7 +16,7 @@ import pytest
 
 from regisseur.actors.downloads import DownloadSource
 from regisseur.messages import ChildRestarted, DeadLetter, DownloadState
-from regisseur.messages.downloads import DownloadQueued
+from regisseur.messages.downloads import QueueDownload
 from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import SUCCEEDED, WAIT, quick
 
@@ -62,7 +62,7 @@ def test_a_submit_the_keeper_crashes_on_still_runs(
         download_sources=[DownloadSource("s", quick)], database_url=database_url
     )
     probe = Probe(system, ChildRestarted, DeadLetter)
-    FaultInjector(system).crash(KEEPER, message_type=DownloadQueued)
+    FaultInjector(system).crash(KEEPER, message_type=QueueDownload)
 
     download = system.downloads.submit("s", "t", "one")
     probe.expect(DeadLetter, recipient=KEEPER, timeout=WAIT)  # the crash happened
@@ -82,7 +82,7 @@ def test_a_submit_in_hand_when_the_keeper_is_killed_still_runs(
     )
     probe = Probe(system, ChildRestarted)
     faults = FaultInjector(system)
-    faults.hang(KEEPER, 600.0, message_type=DownloadQueued)
+    faults.hang(KEEPER, 600.0, message_type=QueueDownload)
 
     download = system.downloads.submit("s", "t", "one")
     _in_the_hang(system, faults)
@@ -100,10 +100,10 @@ def test_submits_applied_but_not_yet_stored_survive_a_killed_keeper(
     system = system_factory(download_sources=[DownloadSource("s", quick)])
     probe = Probe(system, ChildRestarted)
     faults = FaultInjector(system)
-    faults.hang(KEEPER, 5.0, message_type=DownloadQueued)
+    faults.hang(KEEPER, 5.0, message_type=QueueDownload)
     first = system.downloads.submit("s", "t", "first")
     _in_the_hang(system, faults)
-    faults.hang(KEEPER, 600.0, message_type=DownloadQueued)
+    faults.hang(KEEPER, 600.0, message_type=QueueDownload)
     second = system.downloads.submit("s", "t", "second")
     manual_clock.advance(5.0)  # the first is applied; the second, queued behind it, hangs
     _in_the_hang(system, faults)
@@ -132,7 +132,7 @@ def test_a_download_the_keeper_had_already_stored_is_not_queued_twice(
     assert system.downloads.wait(done, WAIT).state is SUCCEEDED
     probe = Probe(system, ChildRestarted, DeadLetter)
     faults = FaultInjector(system)
-    faults.crash(KEEPER, message_type=DownloadQueued)
+    faults.crash(KEEPER, message_type=QueueDownload)
     lost = system.downloads.submit("s", "t", "lost")
     probe.expect(DeadLetter, recipient=KEEPER, timeout=WAIT)
     _restart_keeper(system, probe, manual_clock)
@@ -152,7 +152,7 @@ def test_submits_waiting_in_the_mailbox_when_the_system_stops_run_at_the_next_st
     url = f"sqlite:///{tmp_path / 'stop.db'}"
     system = system_factory(download_sources=[DownloadSource("s", quick)], database_url=url)
     faults = FaultInjector(system)
-    faults.hang(KEEPER, 3600.0, message_type=DownloadQueued)
+    faults.hang(KEEPER, 3600.0, message_type=QueueDownload)
     ids = [system.downloads.submit("s", "t", f"f{i}") for i in range(5)]
     _in_the_hang(system, faults)
     system.stop()  # the keeper is held in the first submit; the other four wait in its mailbox

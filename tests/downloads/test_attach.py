@@ -13,7 +13,7 @@ import pytest
 
 from regisseur.actors.downloads import DownloadSource
 from regisseur.messages import ChildFailed, ChildRestarting, ChildStarted, StartupFailed
-from regisseur.messages.downloads import DownloadQueued
+from regisseur.messages.downloads import QueueDownload
 from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import SUCCEEDED, WAIT, quick
 
@@ -27,12 +27,12 @@ def test_a_keeper_failing_again_right_after_its_restart_does_not_hold_up_the_sou
     system = system_factory(download_sources=[DownloadSource("s", quick)])
     probe = Probe(system, ChildRestarting, ChildStarted, ChildFailed, StartupFailed)
     faults = FaultInjector(system)
-    faults.crash(KEEPER, message_type=DownloadQueued)
+    faults.crash(KEEPER, message_type=QueueDownload)
     first = system.downloads.submit("s", "t", "first")
     probe.expect(ChildRestarting, name=KEEPER, timeout=WAIT)
     # The restarted keeper fails on its first message, before the queue's
     # Attach (which is behind it in the keeper's mailbox).
-    faults.crash(KEEPER, message_type=DownloadQueued)
+    faults.crash(KEEPER, message_type=QueueDownload)
     second = system.downloads.submit("s", "t", "second")
     probe.clear()
 

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from regisseur.actors.downloads import DownloadSource
 from regisseur.actors.downloads import _protocol as p
-from regisseur.messages.downloads import DownloadFailed, DownloadProgress, DownloadSucceeded
+from regisseur.messages.downloads import CompleteDownload, FailDownload, ReportProgress
 from tests.downloads.helpers import CANCELLED, RUNNING, SUCCEEDED, WAIT
 
 if TYPE_CHECKING:
@@ -79,10 +79,10 @@ def test_stale_progress_success_and_failure_are_ignored_and_logged_once(
     claim = runs.claims[0][1]
     stale = claim + 5  # any claim but the current one
     for message in (
-        DownloadProgress(download, 999, 1000, 1.0, None, stale),
-        DownloadProgress(download, 999, 1000, 1.0, None, stale),
-        DownloadSucceeded(download, "/stale/a.bin", 1000, 1000, stale),
-        DownloadFailed(download, "stale failure", stale),
+        ReportProgress(download, 999, 1000, 1.0, None, stale),
+        ReportProgress(download, 999, 1000, 1.0, None, stale),
+        CompleteDownload(download, "/stale/a.bin", 1000, 1000, stale),
+        FailDownload(download, "stale failure", stale),
         p.Released(download, "nobody", stale),
     ):
         system.tell(p.KEEPER, message)

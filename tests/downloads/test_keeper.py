@@ -23,9 +23,9 @@ from regisseur.actors.downloads.store import read_record
 from regisseur.messages import ChildRestarting, DownloadRecord, DownloadState
 from regisseur.messages.downloads import (
     CORE_FIELDS,
+    CompleteDownload,
     DownloadProgressed,
     DownloadStateChanged,
-    DownloadSucceeded,
 )
 from regisseur.supervision.testing import FaultInjector, InjectedFault, Probe
 from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate, quick
@@ -688,7 +688,7 @@ def test_history_holds_after_a_burst_of_completions(system_factory, manual_clock
     assert system.downloads.status(ids[-1]).state is INIT  # all queued and stored
     # The keeper stalls on the first result (a slow disk, say): the other
     # results pile up in its mailbox and are handled in one group commit.
-    FaultInjector(system).hang("download-keeper", 10.0, message_type=DownloadSucceeded)
+    FaultInjector(system).hang("download-keeper", 10.0, message_type=CompleteDownload)
     go.set()
     for _ in ids:
         assert calls.acquire(timeout=WAIT)

@@ -46,7 +46,7 @@ from regisseur.actors._cell import CellState
 from regisseur.actors.clock import monotonic
 from regisseur.actors.downloads import DownloadSource
 from regisseur.messages import ChildGaveUp, ChildRestarted, StartupFailed, SystemFailed
-from regisseur.messages.downloads import DownloadQueued, DownloadStateChanged
+from regisseur.messages.downloads import DownloadStateChanged, QueueDownload
 from regisseur.supervision.testing import FaultInjector
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class _Faults:
                 if kind == "kill":
                     self.injector.kill(target)
                 elif kind == "crash submit":
-                    self.injector.crash(target, message_type=DownloadQueued)
+                    self.injector.crash(target, message_type=QueueDownload)
                 else:
                     self.injector.crash(target)
             except RuntimeError:  # stopped right now (its subtree is replaced)
