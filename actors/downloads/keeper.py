@@ -12,7 +12,9 @@ commit than its ORM session) is committed when the
 mailbox has nothing more to deliver (or after ``_BATCH`` writes), and only
 then are the changes acknowledged: events published, claims answered,
 queues told. Every ask is answered after a commit too. Progress is
-coalesced: one write per record per ``flush_interval``.
+coalesced: one write per record per ``flush_interval`` (written by the
+flush timer, not by every commit: a download that ends within the
+interval has its progress written only with its final state).
 
 Memory: records that are not terminal stay in memory; of the terminal ones
 only the ``history`` most recent do. Older ones are read back from the
@@ -252,7 +254,7 @@ class KeeperActor(Actor):
             self._subscription.cancel()
         self._store_accepted_on_stop()
         self._dirty.update(self._live)
-        self._commit()
+        self._commit(progress=True)
 
     def _store_accepted_on_stop(self) -> None:
         """Store the submits still waiting in the mailbox as Initializing records.
@@ -376,7 +378,7 @@ class KeeperActor(Actor):
             self._worker_failed(message)
         elif isinstance(message, p.Flush):
             self._flush_timer = None
-            self._commit()
+            self._commit(progress=True)
         elif isinstance(message, p.RemoveSource):
             self._sources.pop(message.name, None)
             self._attached.discard(message.name)
@@ -845,14 +847,16 @@ class KeeperActor(Actor):
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
 
-    def _commit(self) -> None:
-        """Commit the staged writes (and coalesced progress), then acknowledge."""
+    def _commit(self, *, progress: bool = False) -> None:
+        """Commit the staged writes (with ``progress``: the coalesced progress
+        too, see ``Flush``), then acknowledge."""
         if self._persist:
-            for download_id in list(self._dirty):
-                record = self._live.get(download_id)
-                if record is not None:
-                    self._stage(record)
-            self._dirty.clear()
+            if progress:
+                for download_id in list(self._dirty):
+                    record = self._live.get(download_id)
+                    if record is not None:
+                        self._stage(record)
+                self._dirty.clear()
             if self._has_writes():
                 stored = self._store_batch()
                 self._trim()

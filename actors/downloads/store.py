@@ -207,8 +207,10 @@ _SET_CLAIM = (
 def set_claims(session: Session | Connection, claims: Mapping[str, int], owner: str | None) -> None:
     """Store the epoch of each download's current run and its owner (not committed)."""
     if claims:
-        session.execute(
-            _SET_CLAIM, [{"_id": i, "claim": c, "owner": owner} for i, c in claims.items()]
+        _execute_many(
+            session,
+            _SET_CLAIM,
+            [{"_id": i, "claim": c, "owner": owner} for i, c in claims.items()],
         )
 
 
