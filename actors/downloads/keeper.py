@@ -145,6 +145,9 @@ class KeeperActor(Actor):
         # id -> (the record as it must be written, True if its row is new)
         self._staged: dict[str, tuple[DownloadRecord, bool]] = {}
         self._acks: list[Callable[[], None]] = []
+        # Submits stored by the next commit, per source: queued after it in
+        # one EnqueueMany per source (an ack, see _send_submitted).
+        self._submitted_by_source: dict[str, list[DownloadRecord]] = {}
         self._events: list[object] = []  # published after the commit
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
@@ -471,7 +474,9 @@ class KeeperActor(Actor):
         if source not in self._attached:
             return
         if isinstance(message, p.Enqueue):
-            message = replace(message, claim=self._allocate_claim(message.record.id))
+            message = p.Enqueue(
+                message.record, message.front, self._allocate_claim(message.record.id)
+            )
         try:
             self.system.tell(p.queue_name(source), message)
         except UnknownActorError:
@@ -488,7 +493,18 @@ class KeeperActor(Actor):
         self._live[record.id] = record
         self._stage(record, new=True)
         self._ack_event(DownloadStateChanged(record, None))
-        self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
+        if not self._submitted_by_source:
+            self._acks.append(self._send_submitted)
+        self._submitted_by_source.setdefault(record.source, []).append(record)
+
+    def _send_submitted(self) -> None:
+        """After the commit that stored them: queue the new submits, one message per source."""
+        submitted, self._submitted_by_source = self._submitted_by_source, {}
+        for source, records in submitted.items():
+            if source not in self._attached:
+                continue  # its queue gets them with the answer to its Attach
+            claims = tuple(self._allocate_claim(record.id) for record in records)
+            self._to_queue(source, p.EnqueueMany(tuple(records), claims))
 
     def _submitted(self, message: DownloadQueued) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
