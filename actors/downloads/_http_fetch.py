@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
 import socket
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ import requests
 import urllib3
 
 from regisseur.actors.downloads import _splice
+from regisseur.actors.downloads._dirsync import sync_directory
 from regisseur.actors.downloads._http_body import ChunkedReader, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
 from regisseur.actors.downloads._http_session import waiting_for_answer
@@ -855,17 +855,11 @@ class Fetch:
             raise DownloadError(msg) from exc
         self.part.remove_meta()
         if self.source.fsync:
-            _sync_directory(self.directory)
+            # The new name made durable; one fsync for the workers that
+            # published at about the same time (see _dirsync).
+            sync = self.source.directory_sync
+            if sync.directory == self.directory:
+                sync.sync()
+            else:  # the source's directory was replaced after construction
+                sync_directory(self.directory)
         return path
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new name durable (POSIX); skipped where a directory can't be opened."""
-    flag = getattr(os, "O_DIRECTORY", None)
-    if flag is None:
-        return
-    fd = os.open(directory, os.O_RDONLY | flag)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
