@@ -706,7 +706,7 @@ class KeeperActor(Actor):
             self._dirty.add(updated.id)
             if self._flush_timer is None:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
-        self.system.events.publish(DownloadProgressed(updated))
+        self._ack_event(DownloadProgressed(updated))  # published with the next batch
 
     # -- fencing (overridable: cluster mode checks the database) -----------------------
     def _allocate_claim(self, download_id: str) -> int:
