@@ -13,6 +13,7 @@ request with that error and keeps the record as it was before.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -243,7 +244,11 @@ def _execute_many(
         compiled = (built.string, names)
         _COMPILED[key] = compiled
     sql, names = compiled
-    session.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
+    if len(names) == 1:  # itemgetter of one name gives the value, not a tuple
+        session.exec_driver_sql(sql, [(row[names[0]],) for row in rows])
+        return
+    values = itemgetter(*names)  # the row's values in parameter order, built in C
+    session.exec_driver_sql(sql, [values(row) for row in rows])
 
 
 # (id of the statement, paramstyle, columns) -> (SQL, parameter order); the statements
