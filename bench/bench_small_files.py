@@ -19,6 +19,9 @@ the machine's noise hits every side), and checks the files afterwards:
 * ``library``: an ``ActorSystem`` with an ``HttpSource(concurrency=J)``
   and SQLite records in this process, submit all, wait for the ends (the
   system already started: the steady-state cost per file);
+* ``library-nosync`` (only when asked for with ``--sides``): the same with
+  ``HttpSource(fsync=False)``, to show what making each file durable costs
+  (the records are still committed as always);
 * ``impl``: the same ``HttpSource``'s impl (``fetch``) in a
   ``ThreadPoolExecutor(J)``, one session per thread, ``fsync=False``, no
   actors and no records: HttpSource's own cost, like for like with
@@ -229,11 +232,11 @@ def run_cli_terminal(urls_file: Path, directory: Path, jobs: int, *, plain: bool
 class Library:
     """An ActorSystem with an HttpSource, started once, reused by every round."""
 
-    def __init__(self, root: Path, jobs: int) -> None:
-        self.directory = root / "library-out"
-        self.source = HttpSource("http", directory=self.directory, concurrency=jobs)
+    def __init__(self, root: Path, jobs: int, *, fsync: bool = True, name: str = "library") -> None:
+        self.directory = root / f"{name}-out"
+        self.source = HttpSource("http", directory=self.directory, concurrency=jobs, fsync=fsync)
         self.system = ActorSystem(
-            download_sources=[self.source], database_url=f"sqlite:///{root / 'library.db'}"
+            download_sources=[self.source], database_url=f"sqlite:///{root / f'{name}.db'}"
         )
         self.system.start()
 
@@ -450,6 +453,11 @@ def main() -> None:
         urls_file = root / "urls.txt"
         urls_file.write_text("".join(f"{url}\n" for url in urls), encoding="utf-8")
         library = Library(root, args.jobs) if "library" in sides else None
+        nosync = (
+            Library(root, args.jobs, fsync=False, name="library-nosync")
+            if "library-nosync" in sides
+            else None
+        )
         impl = Impl(args.jobs)
         rates: dict[str, list[float]] = {side: [] for side in sides}
         cpu: dict[str, list[float]] = {side: [] for side in sides}  # ms per file
@@ -458,7 +466,7 @@ def main() -> None:
                 shift = round_number % len(sides)
                 for side in sides[shift:] + sides[:shift]:
                     directory = root / f"out-{side}"
-                    if side != "library":
+                    if side not in ("library", "library-nosync"):
                         directory.mkdir()
                     cpu_before = _cpu()
                     started = time.perf_counter()
@@ -468,6 +476,8 @@ def main() -> None:
                         run_cli_terminal(urls_file, directory, args.jobs, plain=side == "cli-plain")
                     elif side == "library" and library is not None:
                         library.run(urls, directory)
+                    elif side == "library-nosync" and nosync is not None:
+                        nosync.run(urls, directory)
                     elif side == "impl":
                         impl.run(urls, directory)
                     elif side == "requests":
@@ -499,6 +509,8 @@ def main() -> None:
         finally:
             if library is not None:
                 library.close()
+            if nosync is not None:
+                nosync.close()
             impl.close()
             server.stop()
 
@@ -516,7 +528,7 @@ def main() -> None:
             print(f"  {ours} / {theirs}: {statistics.median(pairs):.2f} ({low:.2f}-{high:.2f})")
 
     print("per-round ratios, median (min-max):")
-    for ours in ("cli", "library", "impl"):
+    for ours in ("cli", "library", "library-nosync", "impl"):
         for theirs in ("requests", "aria2c"):
             ratio(ours, theirs)
     ratio("cli-bars", "cli-plain")

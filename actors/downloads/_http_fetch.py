@@ -13,7 +13,8 @@ A :class:`Fetch` lives on the worker thread for one call of the impl:
 4. the body streams to the part (cancel seen between chunks; every
    ``_CHECKPOINT_BYTES`` the part is flushed and its good length recorded),
    its length is checked against ``Content-Length``/``Content-Range``, then
-   fsynced and recorded as complete;
+   fsynced and recorded as complete (a small body, ``_SMALL_BODY``, keeps no
+   record unless its run ends early);
 5. checksum, the ownership check (``ctx.ensure_owner()``: a run that was
    taken over publishes nothing), then the part moves to a free safe name
    (never overwriting).
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
 import socket
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ import requests
 import urllib3
 
 from regisseur.actors.downloads import _splice
+from regisseur.actors.downloads._dirsync import sync_directory
 from regisseur.actors.downloads._http_body import ChunkedReader, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
 from regisseur.actors.downloads._http_session import waiting_for_answer
@@ -84,6 +85,14 @@ _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSEr
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 _CHECKPOINT_MIN = 256 * 1024
 _CHECKPOINT_SECONDS = 5.0
+# A fresh body whose announced length is at most this is *small*: no meta
+# file while it streams (creating one costs as much as the part itself on
+# some file systems, and a small body is cheaper to fetch again than to
+# resume). If its run ends without the whole body (a retry, a stop, a kept
+# partial) its good length is recorded then, as for any body; a crash
+# mid-way leaves a part without a meta file, which is never resumed: the
+# next run starts it from byte 0.
+_SMALL_BODY = _CHECKPOINT_MIN
 _LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
 
 
@@ -194,6 +203,7 @@ class Fetch:
         self._checkpointed = 0
         self._checkpoint_time = 0.0
         self._first_checkpoint = False  # due after the first chunk of a body
+        self._small = False  # the body being written keeps no meta file (_SMALL_BODY)
 
     # -- the whole download ----------------------------------------------------
 
@@ -360,6 +370,7 @@ class Fetch:
                 raise _StartOver(msg)
             total = window.total if window.total is not None else stored.size
             self.validators = Validators(now.etag or stored.etag, now.last_modified, total)
+            self._small = False  # resumed: its meta file exists and stays up to date
             return offset, window.last + 1, total
         if status in (200, 203):
             if stored is not None:
@@ -370,7 +381,9 @@ class Fetch:
             if stored is not None:
                 self.part.discard()
             self.validators = Validators(headers.get("ETag"), headers.get("Last-Modified"), total)
-            self.part.save(self.validators)
+            self._small = total is not None and total <= _SMALL_BODY
+            if not self._small:
+                self.part.save(self.validators)
             return 0, total, total
         if status == 416 and stored is not None:
             msg = "the server refused the range (416)"
@@ -526,7 +539,7 @@ class Fetch:
         self.watch.watch(lambda: _abort(response), offset)
         self._checkpointed = offset
         self._checkpoint_time = ctx.now()
-        self._first_checkpoint = True
+        self._first_checkpoint = not self._small
         try:
             with self.part.open(offset) as file:
                 self._file = file
@@ -546,7 +559,11 @@ class Fetch:
                         raise self._lost(None, self.received, end)
                     whole = total is None or self.received >= total
                     self.part.checkpoint(
-                        file, self.validators, sync=self.source.fsync, complete=whole
+                        file,
+                        self.validators,
+                        sync=self.source.fsync,
+                        complete=whole,
+                        record=not self._small,
                     )
                 except BaseException:
                     # What reached the part stays usable for a resume.
@@ -772,7 +789,7 @@ class Fetch:
         ctx = self.ctx
         ctx.report(received, total)
         file = self._file
-        if file is None:
+        if file is None or self._small:
             return
         if self._first_checkpoint:
             self._first_checkpoint = False
@@ -838,17 +855,11 @@ class Fetch:
             raise DownloadError(msg) from exc
         self.part.remove_meta()
         if self.source.fsync:
-            _sync_directory(self.directory)
+            # The new name made durable; one fsync for the workers that
+            # published at about the same time (see _dirsync).
+            sync = self.source.directory_sync
+            if sync.directory == self.directory:
+                sync.sync()
+            else:  # the source's directory was replaced after construction
+                sync_directory(self.directory)
         return path
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new name durable (POSIX); skipped where a directory can't be opened."""
-    flag = getattr(os, "O_DIRECTORY", None)
-    if flag is None:
-        return
-    fd = os.open(directory, os.O_RDONLY | flag)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

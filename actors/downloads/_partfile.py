@@ -14,6 +14,9 @@ part is known good, as a small JSON object ``{"etag", "last_modified",
 "size", "offset", "complete"}``: written before the first byte of a fresh
 body (offset 0), again at checkpoints while the body streams (after the
 bytes up to ``offset`` were flushed), and when the body is complete. A
+small body (see ``_http_fetch``) has no meta file while it streams: one is
+written only if its run ends without the whole body (a stop, a retry, a
+kept partial), so a crash mid-way restarts it from byte 0. A
 separate file rather than the part's name because ETags are long and may
 hold any character, and rather than extended attributes because not every
 file system has them. The meta file is written like the part: never
@@ -230,15 +233,21 @@ class PartFile:
             raise
 
     def checkpoint(
-        self, file: io.BufferedWriter, validators: Validators, *, sync: bool, complete: bool = False
-    ) -> int:
-        """Flush ``file`` (fsync with ``sync``), then record its position; return it."""
+        self,
+        file: io.BufferedWriter,
+        validators: Validators,
+        *,
+        sync: bool,
+        complete: bool = False,
+        record: bool = True,
+    ) -> None:
+        """Flush ``file`` (fsync with ``sync``), then record its position
+        (unless ``record`` is False: a small body keeps no meta file)."""
         file.flush()
         if sync:
             os.fsync(file.fileno())
-        offset = os.lseek(file.fileno(), 0, os.SEEK_CUR)
-        self.save(validators, offset, complete=complete)
-        return offset
+        if record:
+            self.save(validators, os.lseek(file.fileno(), 0, os.SEEK_CUR), complete=complete)
 
     def discard(self) -> None:
         """Empty the part and remove its meta file.

@@ -157,6 +157,18 @@ class Enqueue:
 
 
 @dataclass(frozen=True, slots=True)
+class EnqueueMany:
+    """Queue new records at the back, in this order, each with its claim.
+
+    What a series of ``Enqueue`` messages does, in one message: the keeper
+    sends the submits that one commit stored together.
+    """
+
+    records: tuple[DownloadRecord, ...]
+    claims: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Withdraw:
     """The keeper cancelled the download: drop it or cancel its run.
 

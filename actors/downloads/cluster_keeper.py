@@ -581,7 +581,10 @@ class ClusterKeeperActor(KeeperActor):
         self._events = [
             e
             for e in self._events
-            if not (isinstance(e, DownloadStateChanged) and e.record.id == download_id)
+            if not (
+                isinstance(e, (DownloadStateChanged, DownloadProgressed))
+                and e.record.id == download_id
+            )
         ]
         if record is not None:
             self._to_queue(record.source, p.Withdraw(download_id))

@@ -54,6 +54,7 @@ import requests
 
 from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
+from regisseur.actors.downloads._dirsync import DirectorySync
 from regisseur.actors.downloads._http_fetch import Fetch
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
@@ -195,6 +196,8 @@ class HttpSource(DownloadSource):
             msg = f"{what}: fsync must be a bool, got {fsync!r}"
             raise TypeError(msg)
         self.fsync = fsync
+        # Workers publishing at the same time share one fsync of the directory.
+        self.directory_sync = DirectorySync(self.download_directory)
         self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)
         self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)

@@ -13,7 +13,9 @@ mailbox has nothing more to deliver (``on_mailbox_drained``, or after
 ``_BATCH`` writes), and only then are the changes acknowledged: events
 published, claims answered, queues told. An ask is answered after a
 commit of everything before it and of what it changed itself. Progress
-is coalesced: one write per record per ``flush_interval``.
+is coalesced: one write per record per ``flush_interval`` (written by the
+flush timer, not by every commit: a download that ends within the
+interval has its progress written only with its final state).
 
 Memory: records that are not terminal stay in memory; of the terminal ones
 only the ``history`` most recent do. Older ones are read back from the
@@ -144,6 +146,9 @@ class KeeperActor(Actor):
         # id -> (the record as it must be written, True if its row is new)
         self._staged: dict[str, tuple[DownloadRecord, bool]] = {}
         self._acks: list[Callable[[], None]] = []
+        # Submits stored by the next commit, per source: queued after it in
+        # one EnqueueMany per source (an ack, see _send_submitted).
+        self._submitted_by_source: dict[str, list[DownloadRecord]] = {}
         self._events: list[object] = []  # published after the commit
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
@@ -250,7 +255,7 @@ class KeeperActor(Actor):
             self._subscription.cancel()
         self._store_accepted_on_stop()
         self._dirty.update(self._live)
-        self._commit()
+        self._commit(progress=True)
 
     def _store_accepted_on_stop(self) -> None:
         """Store the submits still waiting in the mailbox as Initializing records.
@@ -377,7 +382,7 @@ class KeeperActor(Actor):
             self._worker_failed(message)
         elif isinstance(message, p.Flush):
             self._flush_timer = None
-            self._commit()
+            self._commit(progress=True)
         elif isinstance(message, p.RemoveSource):
             self._sources.pop(message.name, None)
             self._attached.discard(message.name)
@@ -477,7 +482,9 @@ class KeeperActor(Actor):
         if source not in self._attached:
             return
         if isinstance(message, p.Enqueue):
-            message = replace(message, claim=self._allocate_claim(message.record.id))
+            message = p.Enqueue(
+                message.record, message.front, self._allocate_claim(message.record.id)
+            )
         try:
             self.system.tell(p.queue_name(source), message)
         except UnknownActorError:
@@ -494,7 +501,18 @@ class KeeperActor(Actor):
         self._live[record.id] = record
         self._stage(record, new=True)
         self._ack_event(DownloadStateChanged(record, None))
-        self._acks.append(lambda: self._to_queue(record.source, p.Enqueue(record)))
+        if not self._submitted_by_source:
+            self._acks.append(self._send_submitted)
+        self._submitted_by_source.setdefault(record.source, []).append(record)
+
+    def _send_submitted(self) -> None:
+        """After the commit that stored them: queue the new submits, one message per source."""
+        submitted, self._submitted_by_source = self._submitted_by_source, {}
+        for source, records in submitted.items():
+            if source not in self._attached:
+                continue  # its queue gets them with the answer to its Attach
+            claims = tuple(self._allocate_claim(record.id) for record in records)
+            self._to_queue(source, p.EnqueueMany(tuple(records), claims))
 
     def _submitted(self, message: QueueDownload) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
@@ -696,7 +714,7 @@ class KeeperActor(Actor):
             self._dirty.add(updated.id)
             if self._flush_timer is None:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
-        self.system.events.publish(DownloadProgressed(updated))
+        self._ack_event(DownloadProgressed(updated))  # published with the next batch
 
     # -- fencing (overridable: cluster mode checks the database) -----------------------
     def _allocate_claim(self, download_id: str) -> int:
@@ -853,14 +871,16 @@ class KeeperActor(Actor):
     def _ack_event(self, event: object) -> None:
         self._events.append(event)
 
-    def _commit(self) -> None:
-        """Commit the staged writes (and coalesced progress), then acknowledge."""
+    def _commit(self, *, progress: bool = False) -> None:
+        """Commit the staged writes (with ``progress``: the coalesced progress
+        too, see ``Flush``), then acknowledge."""
         if self._persist:
-            for download_id in list(self._dirty):
-                record = self._live.get(download_id)
-                if record is not None:
-                    self._stage(record)
-            self._dirty.clear()
+            if progress:
+                for download_id in list(self._dirty):
+                    record = self._live.get(download_id)
+                    if record is not None:
+                        self._stage(record)
+                self._dirty.clear()
             if self._has_writes():
                 stored = self._store_batch()
                 self._trim()

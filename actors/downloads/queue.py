@@ -99,11 +99,14 @@ class QueueActor(Actor):
         }
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (p.Enqueue, p.Withdraw)):
+        if isinstance(message, (p.Enqueue, p.EnqueueMany, p.Withdraw)):
             if not self._attached:
                 return None  # sent before the keeper's answer, which covers it
             if isinstance(message, p.Enqueue):
                 self._enqueue(message.record, front=message.front, claim=message.claim)
+            elif isinstance(message, p.EnqueueMany):
+                for record, claim in zip(message.records, message.claims, strict=True):
+                    self._enqueue(record, front=False, claim=claim)
             else:
                 self._withdraw(message.id, message.reason)
         elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):

@@ -13,6 +13,7 @@ request with that error and keeps the record as it was before.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -223,8 +224,10 @@ _SET_CLAIM = (
 def set_claims(session: Session | Connection, claims: Mapping[str, int], owner: str | None) -> None:
     """Store the epoch of each download's current run and its owner (not committed)."""
     if claims:
-        session.execute(
-            _SET_CLAIM, [{"_id": i, "claim": c, "owner": owner} for i, c in claims.items()]
+        _execute_many(
+            session,
+            _SET_CLAIM,
+            [{"_id": i, "claim": c, "owner": owner} for i, c in claims.items()],
         )
 
 
@@ -262,7 +265,11 @@ def _execute_many(
         compiled = (built.string, names)
         cache[key] = compiled
     sql, names = compiled
-    session.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in rows])
+    if len(names) == 1:  # itemgetter of one name gives the value, not a tuple
+        session.exec_driver_sql(sql, [(row[names[0]],) for row in rows])
+        return
+    values = itemgetter(*names)  # the row's values in parameter order, built in C
+    session.exec_driver_sql(sql, [values(row) for row in rows])
 
 
 #: The key of the compiled statements in ``Connection.info``.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from regisseur.actors.clock import ManualClock
+from regisseur.actors.downloads._http_fetch import _SMALL_BODY
 from regisseur.actors.downloads._partfile import PartFile, Validators, part_tag
 from regisseur.actors.downloads.context import CancelToken
 from regisseur.actors.downloads.http import (
@@ -484,6 +485,45 @@ def test_stop_keeps_the_part_and_the_next_run_resumes(
     assert harness.files() == ["slow.bin"]
 
 
+@pytest.mark.parametrize(("size", "small"), [(len(BODY), True), (_SMALL_BODY + 1, False)])
+def test_a_small_body_keeps_no_meta_file_unless_its_run_ends_early(
+    harness: Harness,
+    http_server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    small: bool,
+) -> None:
+    # Creating the meta file cost as much as the part itself per small file;
+    # a crash mid-way of a small body restarts it from byte 0 instead.
+    saved: list[int] = []
+    save = PartFile.save
+
+    def counting(part: PartFile, validators: Validators, offset: int = 0, **kw: bool) -> None:
+        saved.append(offset)
+        save(part, validators, offset, **kw)
+
+    monkeypatch.setattr(PartFile, "save", counting)
+    body = (BODY * (size // len(BODY) + 1))[:size]
+    url = http_server.file("/whole.bin", body, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url)).read_bytes() == body
+    assert harness.files() == ["whole.bin"]
+    assert (saved == []) is small
+    saved.clear()
+    # Cut short, the small body's good length is recorded too, and the
+    # retry resumes from it.
+    cut = http_server.sequence(
+        "/cut.bin",
+        cut_short(body[:1000], size, ETag='"v1"'),
+        lambda request: serve_bytes(request, body, etag='"v1"'),
+    )
+    running = harness.start(harness.source(), cut)
+    assert harness.timers.next_wait() == 1.0
+    harness.clock.advance(1.0)
+    assert Path(running.result()).read_bytes() == body
+    assert 1000 in saved
+    assert http_server.seen("/cut.bin")[1].headers["Range"] == "bytes=1000-"
+
+
 def test_cancelled_before_start(harness: Harness, http_server: HttpServer) -> None:
     url = http_server.file("/x", BODY)
     token = CancelToken()
@@ -774,10 +814,8 @@ def test_system_cancel_midway_removes_the_part(
     with http_system.events.subscribe(lambda event: streaming.set(), DownloadProgressed):
         download_id = http_system.downloads.submit("http", url, "Slow")
         assert streaming.wait(WAIT)  # the first report comes once the part file is open
-    assert sorted(p.name for p in system_directory.iterdir()) == [
-        f"slow.bin.{download_id}.part",
-        f"slow.bin.{download_id}.part.meta",
-    ]
+    # A small body (16 KiB) keeps no meta file while it streams.
+    assert sorted(p.name for p in system_directory.iterdir()) == [f"slow.bin.{download_id}.part"]
     gates[0].set()
     assert http_system.downloads.cancel(download_id)
     gates[1].set()

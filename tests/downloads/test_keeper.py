@@ -543,6 +543,58 @@ def test_progress_reaches_the_database_only_after_the_flush_interval(
     assert system.downloads.wait(download, WAIT).state is SUCCEEDED
 
 
+def test_other_downloads_commits_do_not_write_coalesced_progress(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    """Progress waits for the flush interval even while other records are committed."""
+    release = threading.Event()
+    recorder: Recorder
+
+    def impl(download_id: str, target_id: str, name: str, ctx: Any) -> str:
+        if name == "slow":
+            recorder.wait_state(download_id, RUNNING)
+            ctx.report(500, 1000)
+            assert release.wait(WAIT)
+        return f"/files/{name}"
+
+    system = system_factory(
+        download_sources=[DownloadSource("s", impl, concurrency=2)],
+        database_url=db_url,
+        downloads=DownloadSettings(flush_interval=10.0),
+    )
+    recorder = Recorder(system, progress=True)
+    writes = threading.Condition()
+    updates: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            with writes:
+                updates.append(statement)
+                writes.notify_all()
+
+    try:
+        slow = system.downloads.submit("s", "t", "slow")
+        recorder.wait_for(
+            lambda: bool(recorder.events(slow, DownloadProgressed)), "DownloadProgressed"
+        )
+        # Three commits of another download's states, none of them the flush.
+        quick_one = system.downloads.submit("s", "t", "quick")
+        assert system.downloads.wait(quick_one, WAIT).state is SUCCEEDED
+        assert stored(reader, quick_one).state is SUCCEEDED
+        assert stored(reader, slow).transferred == 0
+        event.listen(system.database.engine, "after_cursor_execute", count)
+        manual_clock.jump(10.0)  # the flush timer puts Flush in the keeper's mailbox
+        with writes:
+            assert writes.wait_for(lambda: bool(updates), WAIT), "no write after the interval"
+        assert system.downloads.status(slow).transferred == 500  # answered after the commit
+        assert stored(reader, slow).transferred == 500
+    finally:
+        if event.contains(system.database.engine, "after_cursor_execute", count):
+            event.remove(system.database.engine, "after_cursor_execute", count)
+        release.set()
+    assert system.downloads.wait(slow, WAIT).state is SUCCEEDED
+
+
 def test_records_survive_a_restart(system_factory, db_url):
     def impl(download_id: str, target_id: str, name: str) -> str:
         if name == "bad":
