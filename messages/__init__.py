@@ -7,10 +7,10 @@ threads and to import from anywhere.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from regisseur.messages._renamed import renamed
-from regisseur.messages.cluster import ClusterChanged, NodeFenced, NodeInfo, NodeUnfenced
 from regisseur.messages.commands import Command
 from regisseur.messages.downloads import (
     CancelDownload,
@@ -41,7 +41,23 @@ from regisseur.messages.events import (
 )
 from regisseur.messages.health import HealthReport
 from regisseur.messages.lifecycle import Lifecycle
-from regisseur.messages.service import Pause, Resume, RunNow
+
+if TYPE_CHECKING:
+    from regisseur.messages.cluster import ClusterChanged, NodeFenced, NodeInfo, NodeUnfenced
+    from regisseur.messages.service import Pause, Resume, RunNow
+
+# Imported on first use (PEP 562): the cluster's and the service actors'
+# messages are not needed by a program that runs neither (the command line
+# pays for every class it defines at start-up).
+_LAZY = {
+    "ClusterChanged": "regisseur.messages.cluster",
+    "NodeFenced": "regisseur.messages.cluster",
+    "NodeInfo": "regisseur.messages.cluster",
+    "NodeUnfenced": "regisseur.messages.cluster",
+    "Pause": "regisseur.messages.service",
+    "Resume": "regisseur.messages.service",
+    "RunNow": "regisseur.messages.service",
+}
 
 __all__ = [
     "CancelDownload",
@@ -83,5 +99,15 @@ __all__ = [
 if not TYPE_CHECKING:  # type checkers report the old names as missing: use the new ones
 
     def __getattr__(name: str) -> Any:
-        """The old names of renamed commands, with a ``DeprecationWarning``."""
-        return renamed(__name__, name)
+        """A name of ``_LAZY``, imported now; or the old name of a renamed
+        command, with a ``DeprecationWarning``."""
+        home = _LAZY.get(name)
+        if home is None:
+            return renamed(__name__, name)
+        value = getattr(import_module(home), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -348,7 +348,8 @@ from regisseur.cli import main
 code = main(sys.argv[1:])
 unwanted = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "psycopg", "rich",
             "regisseur.actors.cluster.schema", "regisseur.actors.cluster.node",
-            "regisseur.actors.downloads.cluster_keeper", "regisseur.actors.service")
+            "regisseur.actors.downloads.cluster_keeper", "regisseur.actors.service",
+            "regisseur.messages.cluster", "regisseur.messages.service")
 print(sorted(name for name in unwanted if name in sys.modules), file=sys.stderr)
 sys.exit(code)
 """
