@@ -54,7 +54,7 @@ from regisseur.actors._protocol import (
     StartAttempt,
     Teardown,
 )
-from regisseur.actors._settle import settle_cells, wait_idle
+from regisseur.actors._settle import Activity, settle_cells, wait_idle
 from regisseur.actors._typed import check_actor_type, proxy_actor_type
 from regisseur.actors.clock import Clock, RealClock, Timers, bounded_wait, check_duration
 from regisseur.actors.cluster.settings import ClusterSettings, check_cluster_url
@@ -180,7 +180,7 @@ class ActorSystem:
         self._resources: dict[str, Any] = {}
         self.log = get_logger("regisseur.actors.system").bind(system=name)
         self._lock = threading.RLock()
-        self._activity = threading.Event()
+        self._activity = Activity()
         self.timers = Timers(
             self.clock,
             name=f"{name}/timers",
