@@ -24,7 +24,6 @@ import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
-from pykka._envelope import Envelope
 
 from regisseur.actors import aio
 from regisseur.actors._cell import Cell, CellState, Parent
@@ -439,10 +438,8 @@ class ActorSystem:
         name raises ``UnknownActorError``.
         """
         cell = self._lookup(name)
-        if cell is None or cell.stopped.is_set():
+        if cell is None or not cell.mailbox.tell(message):
             self.dead_letter(name, message, "stopped")
-            return
-        cell.mailbox.put(Envelope(message))
 
     def ask(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
         """Send ``message`` to ``name`` and wait for the reply.
