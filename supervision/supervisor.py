@@ -503,7 +503,7 @@ class SupervisorActor(Actor):
             for child, first_attempt, first_deadline in waiting:
                 name = child.spec.name
                 attempt, deadline = first_attempt, first_deadline
-                if not self._torn_down(child):
+                if not self._torn_down(child, first_attempt):
                     # It overran its shutdown_timeout (the old cell is
                     # abandoned and skips the start): start on a new cell.
                     attempt = StartAttempt()
@@ -530,12 +530,25 @@ class SupervisorActor(Actor):
                 return started, failures
         return started, []
 
-    def _torn_down(self, child: _Child) -> bool:
-        """Await the child's queued teardown, if any; False if it overran."""
+    def _torn_down(self, child: _Child, attempt: StartAttempt | None = None) -> bool:
+        """Await the child's queued teardown, if any; False if it overran.
+
+        With the ``attempt`` queued behind the teardown (a restart of one
+        child), the attempt is awaited instead, until the teardown's
+        deadline: the thread handles the two in order, so a finished
+        attempt means a finished teardown, and the supervisor is woken
+        once instead of twice (the start is then awaited to its own
+        deadline as before).
+        """
         pending = self._tearing_down.pop(child.spec.name, None)
         if pending is None or pending[0] is not child.cell:
             return True
-        return self._finish_teardown(child, pending[1], pending[2])
+        _, command, deadline = pending
+        if attempt is not None and (
+            attempt.done(max(0.0, deadline - monotonic())) or command.done.is_set()
+        ):
+            return True
+        return self._finish_teardown(child, command, deadline)
 
     def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
         """Stop what a failed start started, in reverse start order.
