@@ -84,7 +84,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
 
     # Class-level defaults, set on an instance only when used: a plain
     # blocking ask pays nothing for them.
-    _result: tuple[Any, OptExcInfo | None] | None = None  # (value, exc_info), set once
+    _reply: tuple[Any, OptExcInfo | None] | None = None  # (value, exc_info), set once
     _get_hook: Callable[[float | None], T] | None = None
     _box: _Callbacks | None = None  # by the first when_done
     _sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's sources
@@ -102,7 +102,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
     def _store(self, result: tuple[Any, OptExcInfo | None]) -> None:
         """Set the result once (``queue.Full`` the second time), wake waiters and callbacks."""
         # setdefault is atomic: of two setters racing, exactly one wins.
-        if self._get_hook is not None or self.__dict__.setdefault("_result", result) is not result:
+        if self._get_hook is not None or self.__dict__.setdefault("_reply", result) is not result:
             raise queue.Full
         lock: threading.Lock | None = self.__dict__.get("_lock")
         if lock is not None:  # read after the result was stored: see _wait
@@ -111,7 +111,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
             self._run_callbacks()
 
     def set_get_hook(self, func: Callable[[float | None], T]) -> None:
-        if self._result is not None or self.__dict__.setdefault("_get_hook", func) is not func:
+        if self._reply is not None or self.__dict__.setdefault("_get_hook", func) is not func:
             raise queue.Full
         lock: threading.Lock | None = self.__dict__.get("_lock")
         if lock is not None:
@@ -149,7 +149,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         if pending is None:  # already run: the value is there
             callback()
             return _nothing
-        if self._result is not None:
+        if self._reply is not None:
             # Set meanwhile: its setter may have looked for callbacks before
             # the box existed. Whoever empties the box first runs them.
             self._run_callbacks()
@@ -157,7 +157,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
 
     # -- waiting (any caller's thread) ---------------------------------------------
     def get(self, *, timeout: float | None = None) -> T:
-        result = self._result
+        result = self._reply
         if result is None:
             hook = self._get_hook
             if hook is None:
@@ -189,11 +189,11 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         # Checked after the lock was published: a setter that stored the
         # result before seeing the lock is caught here; one after releases it.
-        while (result := self._result) is None and self._get_hook is None:
+        while (result := self._reply) is None and self._get_hook is None:
             if deadline is None:
                 lock.acquire()
             elif not lock.acquire(True, max(0.0, deadline - time.monotonic())):
-                if self._result is not None or self._get_hook is not None:
+                if self._reply is not None or self._get_hook is not None:
                     continue  # set just as the wait ran out
                 assert timeout is not None
                 msg = f"no reply within {timeout:g}s"
@@ -234,7 +234,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         never changed once set); an exception, a get hook's value or a
         future not done yet go through ``get(timeout=0)``.
         """
-        result = self._result
+        result = self._reply
         if result is None or result[1] is not None:
             value: T = self.get(timeout=0)
             return value

@@ -76,13 +76,19 @@ class Mailbox:
         message = envelope.message
         if isinstance(message, (ControlMessage, _ActorStop)):
             self._control.append(envelope)
-        else:
-            self._user.append(envelope)
+            if self._closed:
+                self._drain_dead()
+            elif self.sleeping:
+                self._signal()
+            return
+        self._user.append(envelope)
         if self._closed:
             # The actor stopped while we appended: hand back whatever is
             # left so nothing is silently lost (each envelope exactly once).
             self._drain_dead()
-        elif self.sleeping:
+        elif self.sleeping and not self.held:
+            # A held mailbox is released by its own (awake) consumer, which
+            # then looks at the user lane: waking it now would be for nothing.
             self._signal()
 
     def tell(self, message: Any, /) -> bool:
@@ -100,7 +106,7 @@ class Mailbox:
         self._user.append(message)
         if self._closed:
             self._drain_dead()  # as in put: the actor stopped while we appended
-        elif self.sleeping:
+        elif self.sleeping and not self.held:  # as in put
             self._signal()
         return True
 

@@ -35,12 +35,13 @@ one that gave up stays listed as failed until ``stop_child``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pykka._envelope import Envelope
 
 from regisseur.actors._cell import Cell, CellState
 from regisseur.actors._protocol import (
@@ -1062,8 +1063,16 @@ class _ParentLink:
 
     def notify(self, notice: object) -> None:
         """Runs on the child's thread: a failure is stamped with its clock time."""
-        from pykka._envelope import Envelope
-
-        if isinstance(notice, ChildFailure) and notice.at is None:
-            notice = dataclasses.replace(notice, at=self._clock.now())
-        self._ref.actor_inbox.put(Envelope(notice))
+        if type(notice) is ChildFailure and notice.at is None:
+            notice = ChildFailure(
+                notice.cell,
+                notice.generation,
+                notice.error,
+                notice.exception,
+                notice.hint,
+                notice.limit,
+                self._clock.now(),
+            )
+        inbox = self._ref.actor_inbox
+        if not inbox.tell(notice):  # closed: a dead letter, as for any message
+            inbox.put(Envelope(notice))
