@@ -101,12 +101,13 @@ class Ref(pykka.ActorRef[Any]):
         self._actor_weakref = cell.current_instance  # type: ignore[assignment]
         self.current_instance: Callable[[], Actor | None] = cell.current_instance
         """The incarnation proxies talk to (the newest while one is built); any thread."""
+        self._tell = cell.mailbox.tell
 
     def tell(self, message: Any) -> None:
-        if self.actor_stopped.is_set():
+        """As Pykka's ``tell``: queued, or ``ActorStoppedError`` once the actor stopped."""
+        if not self._tell(message):  # closed: it stopped for good
             msg = f"{self} is stopped"
             raise ActorStoppedError(msg)
-        self.actor_inbox.put(Envelope(message))
 
     @overload
     def ask(
@@ -402,34 +403,46 @@ class Cell:
     def _loop(self) -> None:
         mailbox = self.mailbox
         get = mailbox.get
-        take = mailbox.take_user
+        control, user = mailbox.lanes()
+        take = user.popleft
         control_types = (ControlMessage, _ActorStop)
         drained_by: Actor | None = None  # handled a burst still owed on_mailbox_drained
         while True:
-            # The hot path: a user message ready and no control waiting is
-            # taken without the checks a blocking get() needs.
-            envelope = take()
-            if envelope is None:
-                if drained_by is not None:
+            # The hot path: a user item ready and no control waiting is
+            # taken without the checks a blocking get() needs; a tell is
+            # queued bare, an ask as its envelope (see mailbox).
+            envelope: Envelope[Any] | None
+            if user and not control and not mailbox.held:
+                item = take()
+                if type(item) is Envelope:
+                    envelope, message = item, item.message
+                else:
+                    envelope, message = None, item
+            else:
+                if drained_by is not None:  # the burst is over: nothing ready
                     drained_by = self._mailbox_drained(drained_by)
                 envelope = get()
-                if isinstance(envelope.message, control_types):
+                message = envelope.message
+                if isinstance(message, control_types):
                     if self._on_control(envelope):
                         return
                     continue
-            message = envelope.message
             instance = self.instance
             try:
                 if self.faults is not None:
                     self.faults.before_message(self, message)
-                result = _dispatch(instance, message)
+                kind = type(message)
+                if kind in _PROXY_MESSAGES or instance is None:
+                    result = _dispatch(instance, message)
+                else:
+                    result = instance.on_receive(message)
             except Exception:  # noqa: BLE001 - every failure goes to the supervisor
-                self._on_failure(envelope, sys.exc_info())
+                self._on_failure(envelope or Envelope(message), sys.exc_info())
                 continue
             except BaseException as exc:
-                self._lost_in_hand(envelope, exc)
+                self._lost_in_hand(envelope or Envelope(message), exc)
                 raise
-            if envelope.reply_to is not None:
+            if envelope is not None and envelope.reply_to is not None:
                 envelope.reply_to.set(result)
             drained_by = instance
             if self._watch_success:
@@ -698,6 +711,10 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"<Cell {self.name!r} {self.state.value} gen={self.generation}>"
+
+
+# What _dispatch handles itself; anything else goes to on_receive.
+_PROXY_MESSAGES = frozenset({ProxyCall, ProxyGetAttr, ProxySetAttr})
 
 
 def _death_text(exc: BaseException) -> str:

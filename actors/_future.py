@@ -1,6 +1,7 @@
 """``LoopFuture``: the Pykka future every regisseur ask hands out.
 
-A ``pykka.ThreadingFuture`` that can also say when it is done: whoever
+A ``pykka.ThreadingFuture`` (a subclass, with a lighter one-shot reply
+slot inside: see ``LoopFuture``) that can also say when it is done: whoever
 awaits it from asyncio is woken through the event loop
 (``loop.call_soon_threadsafe``) instead of blocking the loop in ``get()``,
 as Pykka's own ``__await__`` does. ``map()``, ``join()`` and the rest
@@ -26,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import queue
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
@@ -54,8 +57,8 @@ _log = get_logger("regisseur.actors.aio")
 class _Callbacks:
     """The callbacks waiting for one future, made by its first ``when_done``.
 
-    A lock of their own, not the condition Pykka's ``set()`` holds while it
-    notifies: the loop and the replying thread meet on it only briefly. A
+    A lock of their own, not the one blocking ``get()`` callers wait on:
+    the loop and the replying thread meet on it only briefly. A
     future nobody awaits (a plain blocking ask) never makes one.
     """
 
@@ -67,23 +70,52 @@ class _Callbacks:
 
 
 class LoopFuture(pykka.ThreadingFuture[T]):
-    """A Pykka future with completion callbacks; awaiting it never blocks the loop."""
+    """A Pykka future with completion callbacks; awaiting it never blocks the loop.
+
+    A one-shot reply slot, lighter than Pykka's own: no condition per
+    future. The result is one tuple stored once (``(value, exc_info)``); a
+    waiter that finds it missing makes the future's lock (created locked,
+    shared by every waiter) and blocks on it, and the setter releases it.
+    A reply that arrives before anyone waits (the common case for an actor
+    that answers quickly) costs no lock at all. Setting twice raises
+    ``queue.Full``, as Pykka's future does; a get hook's value is computed
+    by the first ``get`` that succeeds and kept.
+    """
 
     # Class-level defaults, set on an instance only when used: a plain
     # blocking ask pays nothing for them.
+    _reply: tuple[Any, OptExcInfo | None] | None = None  # (value, exc_info), set once
+    _get_hook: Callable[[float | None], T] | None = None
     _box: _Callbacks | None = None  # by the first when_done
     _sources: tuple[pykka.Future[Any], ...] | None = None  # a derived future's sources
 
+    def __init__(self) -> None:  # neither Pykka's condition nor its hook cache
+        pass
+
     # -- setting the value (the replying thread) ------------------------------
     def set(self, value: Any | None = None) -> None:
-        super().set(value)
+        self._store((value, None))
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._store((None, exc_info if exc_info is not None else sys.exc_info()))
+
+    def _store(self, result: tuple[Any, OptExcInfo | None]) -> None:
+        """Set the result once (``queue.Full`` the second time), wake waiters and callbacks."""
+        # setdefault is atomic: of two setters racing, exactly one wins.
+        if self._get_hook is not None or self.__dict__.setdefault("_reply", result) is not result:
+            raise queue.Full
+        lock: threading.Lock | None = self.__dict__.get("_lock")
+        if lock is not None:  # read after the result was stored: see _wait
+            lock.release()
         if self._box is not None:  # read after the value was set: see when_done
             self._run_callbacks()
 
-    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        super().set_exception(exc_info if exc_info is not None else sys.exc_info())
-        if self._box is not None:
-            self._run_callbacks()
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        if self._reply is not None or self.__dict__.setdefault("_get_hook", func) is not func:
+            raise queue.Full
+        lock: threading.Lock | None = self.__dict__.get("_lock")
+        if lock is not None:
+            lock.release()
 
     def _run_callbacks(self) -> None:
         box = self._box
@@ -117,7 +149,7 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         if pending is None:  # already run: the value is there
             callback()
             return _nothing
-        if self._result is not None:
+        if self._reply is not None:
             # Set meanwhile: its setter may have looked for callbacks before
             # the box existed. Whoever empties the box first runs them.
             self._run_callbacks()
@@ -125,13 +157,64 @@ class LoopFuture(pykka.ThreadingFuture[T]):
 
     # -- waiting (any caller's thread) ---------------------------------------------
     def get(self, *, timeout: float | None = None) -> T:
+        result = self._reply
+        if result is None:
+            hook = self._get_hook
+            if hook is None:
+                result = self._wait(timeout)
+            if result is None:  # a get hook (map, join, ref.stop ...): its value, kept
+                return self._hook_value(timeout)
+        exc_info = result[1]
+        if exc_info is None:
+            value: T = result[0]
+            return value
+        exc_type, exc_value, exc_traceback = exc_info
+        if exc_value is None:
+            assert exc_type is not None
+            exc_value = exc_type()
+        if exc_value.__traceback__ is not exc_traceback:
+            raise exc_value.with_traceback(exc_traceback)
+        raise exc_value
+
+    def _wait(self, timeout: float | None) -> tuple[Any, OptExcInfo | None] | None:
+        """Block until a result or a get hook is there; None for a hook.
+
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds.
+        """
+        lock: threading.Lock | None = self.__dict__.get("_lock")
+        if lock is None:
+            fresh = threading.Lock()
+            fresh.acquire()
+            lock = self.__dict__.setdefault("_lock", fresh)  # every waiter shares one
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Checked after the lock was published: a setter that stored the
+        # result before seeing the lock is caught here; one after releases it.
+        while (result := self._reply) is None and self._get_hook is None:
+            if deadline is None:
+                lock.acquire()
+            elif not lock.acquire(True, max(0.0, deadline - time.monotonic())):
+                if self._reply is not None or self._get_hook is not None:
+                    continue  # set just as the wait ran out
+                assert timeout is not None
+                msg = f"no reply within {timeout:g}s"
+                raise WaitTimeoutError(msg)
+            lock.release()  # let the next waiter through
+        return result
+
+    def _hook_value(self, timeout: float | None) -> T:
+        """The get hook's value, computed by the first ``get`` that succeeds, then kept."""
+        if "_hook_result" in self.__dict__:
+            kept: T = self.__dict__["_hook_result"]
+            return kept
+        assert self._get_hook is not None
         try:
-            value: T = super().get(timeout=timeout)
+            value = self._get_hook(timeout)
         except pykka.Timeout as exc:
-            if isinstance(exc, WaitTimeoutError) or self._result is not None:
-                raise  # the handler's own exception, or already ours
+            if isinstance(exc, WaitTimeoutError):
+                raise
             msg = f"no reply within {timeout:g}s" if timeout is not None else "no reply"
-            raise WaitTimeoutError(msg) from None
+            raise WaitTimeoutError(msg) from exc
+        self.__dict__["_hook_result"] = value
         return value
 
     # -- asyncio (the loop's thread) -----------------------------------------------
@@ -151,11 +234,11 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         never changed once set); an exception, a get hook's value or a
         future not done yet go through ``get(timeout=0)``.
         """
-        result = self._result
-        if result is None or result.exc_info is not None:
+        result = self._reply
+        if result is None or result[1] is not None:
             value: T = self.get(timeout=0)
             return value
-        return cast("T", result.value)
+        return cast("T", result[0])
 
     __iter__ = __await__
 

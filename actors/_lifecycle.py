@@ -38,7 +38,7 @@ from regisseur.actors._kernel import (
     public_startup_error,
 )
 from regisseur.actors._protocol import Start, StartAttempt, Teardown
-from regisseur.actors._settle import settle_cells, wait_idle
+from regisseur.actors._settle import Activity, settle_cells, wait_idle
 from regisseur.actors.clock import Timers
 from regisseur.actors.errors import describe_error
 from regisseur.messages import SystemFailed
@@ -69,7 +69,7 @@ class SystemLifecycle:
         self.lock = threading.RLock()
         self.state = Lifecycle.NEW
         self.failure: str | None = None
-        self.activity = threading.Event()
+        self.activity = Activity()
         """Set when a mailbox goes to sleep or a clock wait starts (wakes ``settle``)."""
         self.timers = Timers(
             system.clock,

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from regisseur.actors._pykka import Envelope
 from regisseur.actors._typed import check_actor_type
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.errors import ActorStoppedError, WaitTimeoutError
@@ -48,10 +47,8 @@ def ref(system: ActorSystem, name: str, actor_type: type | None) -> pykka.ActorR
 def tell(system: ActorSystem, name: str, message: Any) -> None:
     """Queue ``message`` for ``name``; a stopped actor's is a dead letter."""
     cell = system.registry.lookup(name)
-    if cell is None or cell.stopped.is_set():
+    if cell is None or not cell.mailbox.tell(message):  # closed: it stopped
         dead_letter(system, name, message, "stopped")
-        return
-    cell.mailbox.put(Envelope(message))
 
 
 def ask(system: ActorSystem, name: str, message: Any, timeout: float | None) -> Any:

@@ -64,6 +64,10 @@ class StartAttempt:
             self.error = error
             self._done.set()
 
+    def done(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` real seconds for an answer, cancelling nothing."""
+        return self._done.wait(timeout)
+
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` real seconds (None: no bound); False on timeout.
 

@@ -14,21 +14,36 @@ actors after ``timeout`` real seconds; ``wait_idle`` returns False then.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from regisseur.actors.clock import monotonic
 from regisseur.actors.errors import WaitTimeoutError
 
 if TYPE_CHECKING:
-    import threading
     from collections.abc import Callable
 
     from regisseur.actors._cell import Cell
     from regisseur.actors.clock import Timers
 
-__all__ = ["settle_cells", "wait_idle"]
+__all__ = ["Activity", "settle_cells", "wait_idle"]
 
 _POLL = 0.05
+
+
+class Activity(threading.Event):
+    """The "something went idle" flag the waits below sleep on.
+
+    Every mailbox going to sleep and every clock wait sets it, so ``set``
+    is on the hot path of every message exchange; it takes the event's
+    lock only when the flag is down (a wait cleared it). Skipping a set on
+    a raised flag changes nothing: a waiter that saw it down was notified
+    by the set that raised it. Any thread.
+    """
+
+    def set(self) -> None:
+        if not self.is_set():
+            super().set()
 
 
 def settle_cells(

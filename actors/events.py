@@ -241,6 +241,11 @@ class EventBus:
         self._lock = threading.Lock()
         self._pending: deque[Envelope[Any]] = deque()
         self._log = get_logger("regisseur.actors.events")
+        # What is subscribed, as publishers see it (the bus keeps its own
+        # table): an event nobody subscribed to when it is published is
+        # not sent to the bus at all, saving the bus a wake-up per event.
+        self._wanted: dict[int, tuple[type, ...]] = {}
+        self._sent: dict[type, bool] = {}  # event class -> someone wants it; rebuilt on change
 
     # -- the runtime's side (any thread) ---------------------------------------
     def attach(self, cell: Cell) -> None:
@@ -393,6 +398,9 @@ class EventBus:
         check_event_types(event_types, "subscribe()")
         key = next(self._keys)
         types = tuple(event_types) or (Event,)
+        with self._lock:
+            self._wanted[key] = types
+            self._sent = {}
         self._put(_Subscribe(key, target, types))
         return Subscription(self, key)
 
@@ -410,15 +418,32 @@ class EventBus:
         return EventStream(self, event_types, maxsize)
 
     def _unsubscribe(self, key: int) -> None:
+        with self._lock:
+            if self._wanted.pop(key, None) is not None:
+                self._sent = {}
         if not self.closed:  # a stopped bus has no subscribers left
             self._put(_Unsubscribe(key))
 
+    def _is_wanted(self, kind: type) -> bool:
+        """True if a subscription (made before now) covers events of ``kind`` (any thread)."""
+        wanted = self._sent.get(kind)
+        if wanted is None:
+            with self._lock:  # a consistent table, and the cache it answers for
+                sent = self._sent
+                wanted = any(issubclass(kind, types) for types in self._wanted.values())
+                sent[kind] = wanted
+        return wanted
+
     def publish(self, event: object) -> None:
-        """Queue ``event`` for delivery (any thread, never blocks)."""
-        self._put(_Publish(event))
+        """Queue ``event`` for delivery (any thread, never blocks).
+
+        An event no subscription covers is dropped here: nobody would get it.
+        """
+        if self._is_wanted(type(event)):
+            self._put(_Publish(event))
 
     def publish_many(self, events: Iterable[object]) -> None:
         """Queue several events for delivery, in order, as one message."""
-        batch = tuple(events)
+        batch = tuple(event for event in events if self._is_wanted(type(event)))
         if batch:
             self._put(_PublishMany(batch))

@@ -11,6 +11,10 @@ thread when it is actually asleep:
 * the **user lane** is served in FIFO order unless the mailbox is *held*:
   while a failed actor waits for its supervisor's decision (and any backoff),
   user messages stay queued, in order, and are handled after the restart.
+  A ``tell`` queues the bare message (no envelope to build: it is most of
+  a tell's cost); an ask, or anything ``put`` as an envelope, is queued as
+  its ``Envelope``. A bare message that is itself an ``Envelope`` is
+  wrapped in one, so the consumer tells the two apart by type alone.
 
 Any thread may ``put``; only the actor's own thread calls ``get``. The
 ``sleeping`` flag and ``processed`` counter let ``system.settle()`` tell that
@@ -24,11 +28,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._pykka import ActorStop as _ActorStop
+from regisseur.actors._pykka import Envelope
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from regisseur.actors._pykka import Envelope
 
 __all__ = ["ControlMessage", "Mailbox"]
 
@@ -46,20 +49,21 @@ class Mailbox:
         "_closed",
         "_control",
         "_dead",
-        "_held",
         "_user",
         "_wake",
+        "held",
         "on_sleep",
         "processed",
         "sleeping",
     )
 
     def __init__(self) -> None:
-        self._user: deque[Envelope[Any]] = deque()
+        self._user: deque[Any] = deque()  # bare messages (tells) and envelopes
         self._control: deque[Envelope[Any]] = deque()
         self._wake = threading.Lock()
         self._wake.acquire()  # locked means "no wake-up pending"
-        self._held = True  # nothing is delivered until the actor has started
+        # True: user messages are kept back (read it, change it with hold/release).
+        self.held = True  # nothing is delivered until the actor has started
         self.sleeping = False
         self.processed = 0
         self._closed = False
@@ -72,14 +76,39 @@ class Mailbox:
         message = envelope.message
         if isinstance(message, (ControlMessage, _ActorStop)):
             self._control.append(envelope)
-        else:
-            self._user.append(envelope)
+            if self._closed:
+                self._drain_dead()
+            elif self.sleeping:
+                self._signal()
+            return
+        self._user.append(envelope)
         if self._closed:
             # The actor stopped while we appended: hand back whatever is
             # left so nothing is silently lost (each envelope exactly once).
             self._drain_dead()
-        elif self.sleeping:
+        elif self.sleeping and not self.held:
+            # A held mailbox is released by its own (awake) consumer, which
+            # then looks at the user lane: waking it now would be for nothing.
             self._signal()
+
+    def tell(self, message: Any, /) -> bool:
+        """Queue a user message without a reply; False if closed (nothing queued).
+
+        The fast lane of ``ref.tell``: the bare message is queued. A control
+        message (or an ``Envelope``) still goes through :meth:`put`.
+        """
+        if self._closed:
+            return False
+        kind = type(message)
+        if kind is Envelope or kind is _ActorStop or isinstance(message, ControlMessage):
+            self.put(Envelope(message))
+            return True
+        self._user.append(message)
+        if self._closed:
+            self._drain_dead()  # as in put: the actor stopped while we appended
+        elif self.sleeping and not self.held:  # as in put
+            self._signal()
+        return True
 
     def _signal(self) -> None:
         # Releasing an already released lock raises RuntimeError: a wake-up
@@ -91,20 +120,26 @@ class Mailbox:
 
     # -- consumer (the actor's thread only) -------------------------------
     def get(self) -> Envelope[Any]:
-        """Block until a deliverable envelope is there and return it."""
+        """Block until a deliverable envelope is there and return it.
+
+        ``processed`` counts what ``get`` returns (not what :meth:`lanes`
+        consumers pop): every sleep ends in a ``get`` that returns, which
+        is all ``settle`` needs to see that an actor did something.
+        """
         control, user = self._control, self._user
         while True:
             if control:
                 self.processed += 1
                 return control.popleft()
-            if user and not self._held:
+            if user and not self.held:
                 self.processed += 1
-                return user.popleft()
+                item = user.popleft()
+                return item if type(item) is Envelope else Envelope(item)
             self.sleeping = True
             # Re-check after announcing sleep: a producer that appended before
             # seeing ``sleeping`` is caught here, one that appends after it
             # will signal.
-            if control or (user and not self._held):
+            if control or (user and not self.held):
                 self.sleeping = False
                 continue
             if self.on_sleep is not None:
@@ -112,16 +147,15 @@ class Mailbox:
             self._wake.acquire()
             self.sleeping = False
 
-    def take_user(self) -> Envelope[Any] | None:
-        """The next user envelope if one is deliverable now and no control waits, else None.
+    def lanes(self) -> tuple[deque[Envelope[Any]], deque[Any]]:
+        """The control and user lanes, for a consumer's hot loop (the actor's thread).
 
-        Never blocks; the actor's thread only. What it returns is never a
-        control message (``put`` sorts those into the other lane).
+        The consumer may pop the user lane's next item itself while the
+        control lane is empty and the mailbox not ``held``; an item is a
+        bare message (a tell) unless its type is exactly ``Envelope``.
+        Never a control message (``put`` sorts those into the other lane).
         """
-        if self._control or self._held or not self._user:
-            return None
-        self.processed += 1
-        return self._user.popleft()
+        return self._control, self._user
 
     def empty(self) -> bool:
         """True when neither lane holds anything (Pykka's inbox protocol)."""
@@ -129,20 +163,15 @@ class Mailbox:
 
     def hold(self) -> None:
         """Stop delivering user messages (they stay queued, in order)."""
-        self._held = True
+        self.held = True
 
     def release(self) -> None:
         """Deliver user messages again. Called on the actor's own thread."""
-        self._held = False
-
-    @property
-    def held(self) -> bool:
-        """True while user messages are kept back."""
-        return self._held
+        self.held = False
 
     def runnable(self) -> bool:
         """True if ``get`` would return something right now."""
-        return bool(self._control) or (bool(self._user) and not self._held)
+        return bool(self._control) or (bool(self._user) and not self.held)
 
     def idle(self) -> bool:
         """True if the consumer is asleep with nothing deliverable."""
@@ -157,7 +186,7 @@ class Mailbox:
         """
         self._dead = dead
         self._closed = True
-        self._held = True
+        self.held = True
         self._drain_dead()
 
     @property
@@ -171,10 +200,10 @@ class Mailbox:
         for lane in (self._control, self._user):
             while lane:
                 try:
-                    envelope = lane.popleft()
+                    item = lane.popleft()
                 except IndexError:  # another thread took the last one
                     break
-                dead(envelope)
+                dead(item if type(item) is Envelope else Envelope(item))
 
     def __len__(self) -> int:
         return len(self._control) + len(self._user)

@@ -35,7 +35,6 @@ one that gave up stays listed as failed until ``stop_child``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 from collections import deque
@@ -52,6 +51,7 @@ from regisseur.actors.runtime import (
     ChildExited,
     ChildFailure,
     ChildRecovered,
+    Envelope,
     ResumeMailbox,
     Start,
     StartAttempt,
@@ -340,6 +340,10 @@ class _Tree:
         return list(self._dependents.get(name, ()))
 
 
+# Children without stop hooks asked to stop before the first is awaited.
+_STOP_WINDOW = 32
+
+
 @dataclass(frozen=True, slots=True)
 class _RestartDue:
     token: int
@@ -501,7 +505,7 @@ class SupervisorActor(Actor):
             for child, first_attempt, first_deadline in waiting:
                 name = child.spec.name
                 attempt, deadline = first_attempt, first_deadline
-                if not self._torn_down(child):
+                if not self._torn_down(child, first_attempt):
                     # It overran its shutdown_timeout (the old cell is
                     # abandoned and skips the start): start on a new cell.
                     attempt = StartAttempt()
@@ -528,12 +532,25 @@ class SupervisorActor(Actor):
                 return started, failures
         return started, []
 
-    def _torn_down(self, child: _Child) -> bool:
-        """Await the child's queued teardown, if any; False if it overran."""
+    def _torn_down(self, child: _Child, attempt: StartAttempt | None = None) -> bool:
+        """Await the child's queued teardown, if any; False if it overran.
+
+        With the ``attempt`` queued behind the teardown (a restart of one
+        child), the attempt is awaited instead, until the teardown's
+        deadline: the thread handles the two in order, so a finished
+        attempt means a finished teardown, and the supervisor is woken
+        once instead of twice (the start is then awaited to its own
+        deadline as before).
+        """
         pending = self._tearing_down.pop(child.spec.name, None)
         if pending is None or pending[0] is not child.cell:
             return True
-        return self._finish_teardown(child, pending[1], pending[2])
+        _, command, deadline = pending
+        if attempt is not None and (
+            attempt.done(max(0.0, deadline - monotonic())) or command.done.is_set()
+        ):
+            return True
+        return self._finish_teardown(child, command, deadline)
 
     def _rollback(self, started: list[str], failed: list[str]) -> tuple[str, ...]:
         """Stop what a failed start started, in reverse start order.
@@ -628,18 +645,42 @@ class SupervisorActor(Actor):
             self._stop_batch(batch, final=final)
 
     def _stop_batch(self, batch: list[_Child], *, final: bool) -> None:
+        """Stop ``batch`` concurrently, at most ``_STOP_WINDOW`` at a time.
+
+        Each child is asked, then awaited until its own ``shutdown_timeout``
+        counted from when it was asked. The window keeps the cost per child
+        flat however many there are: every child asked wakes its thread, and
+        thousands of threads woken at once spend the time fighting over the
+        GIL (each waiting thread wakes every switch interval to claim it).
+        """
         alive = (ChildStatus.RUNNING, ChildStatus.STARTING, ChildStatus.RESTARTING)
-        # A child waiting for its restart is stopped for good here too.
-        was_running = [child.status in alive for child in batch]
-        asked = monotonic()
-        commands = [self._begin_teardown(child, final=final) for child in batch]
-        for child, command, running in zip(batch, commands, was_running, strict=True):
-            if command is not None:
-                self._finish_teardown(child, command, asked + child.spec.shutdown_timeout)
-            if child.status is not ChildStatus.FAILED:
-                child.status = ChildStatus.STOPPED
-            if running and final:
-                self.system.events.publish(ChildStopped(child.spec.name))
+        asked: deque[tuple[_Child, Teardown | None, float, bool]] = deque()
+        for child in batch:
+            if len(asked) >= _STOP_WINDOW:
+                self._stopped(*asked.popleft(), final=final)
+            # A child waiting for its restart is stopped for good here too.
+            running = child.status in alive
+            command = self._begin_teardown(child, final=final)
+            asked.append((child, command, monotonic() + child.spec.shutdown_timeout, running))
+        while asked:
+            self._stopped(*asked.popleft(), final=final)
+
+    def _stopped(
+        self,
+        child: _Child,
+        command: Teardown | None,
+        deadline: float,
+        running: bool,
+        *,
+        final: bool,
+    ) -> None:
+        """Await one child of :meth:`_stop_batch` and record it stopped."""
+        if command is not None:
+            self._finish_teardown(child, command, deadline)
+        if child.status is not ChildStatus.FAILED:
+            child.status = ChildStatus.STOPPED
+        if running and final:
+            self.system.events.publish(ChildStopped(child.spec.name))
 
     def _stop_child_by_name(self, name: str) -> None:
         child = self.tree.children.get(name)
@@ -1023,8 +1064,16 @@ class _ParentLink:
 
     def notify(self, notice: object) -> None:
         """Runs on the child's thread: a failure is stamped with its clock time."""
-        from regisseur.actors.runtime import Envelope
-
-        if isinstance(notice, ChildFailure) and notice.at is None:
-            notice = dataclasses.replace(notice, at=self._clock.now())
-        self._ref.actor_inbox.put(Envelope(notice))
+        if type(notice) is ChildFailure and notice.at is None:
+            notice = ChildFailure(
+                notice.cell,
+                notice.generation,
+                notice.error,
+                notice.exception,
+                notice.hint,
+                notice.limit,
+                self._clock.now(),
+            )
+        inbox = self._ref.actor_inbox
+        if not inbox.tell(notice):  # closed: a dead letter, as for any message
+            inbox.put(Envelope(notice))

@@ -114,3 +114,48 @@ def test_idle_means_asleep_with_nothing_deliverable() -> None:
     assert box.idle()
     box.put(Envelope("x"))
     assert not box.idle()
+
+
+def test_a_message_for_a_held_mailbox_does_not_wake_its_sleeping_consumer() -> None:
+    woken: list[str] = []
+
+    class Recording(Mailbox):
+        __slots__ = ()
+
+        def _signal(self) -> None:
+            woken.append("woken")
+            super()._signal()
+
+    box = Recording()  # held, as while a failed actor waits for its supervisor
+    box.sleeping = True
+    box.put(Envelope("ask after the crash"))
+    assert box.tell("tell after the crash")
+    assert woken == []  # nothing it could deliver: its own release reads the lane
+    box.put(Envelope(_Ctl("restart")))
+    assert woken == ["woken"]  # control is always delivered
+    box.release()
+    box.sleeping = True
+    assert box.tell("later")
+    assert woken == ["woken", "woken"]
+
+
+def test_told_messages_arrive_in_order_with_put_ones_and_envelopes_stay_intact() -> None:
+    box = Mailbox()
+    box.release()
+    inner = Envelope("inside")
+    assert box.tell("a")
+    box.put(Envelope("b"))
+    assert box.tell(inner)  # a message that is itself an envelope
+    got = [box.get() for _ in range(3)]
+    assert [e.message for e in got] == ["a", "b", inner]
+    assert all(e.reply_to is None for e in got)
+
+
+def test_tell_refuses_a_closed_mailbox_and_late_tells_become_dead_letters() -> None:
+    box = Mailbox()
+    assert box.tell("queued")
+    dead: list[Any] = []
+    box.close(lambda env: dead.append(env.message))
+    assert dead == ["queued"]  # handed over as an envelope, like a put one
+    assert not box.tell("late")
+    assert dead == ["queued"]
