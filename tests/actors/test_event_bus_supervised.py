@@ -140,9 +140,11 @@ def test_events_published_before_start_are_delivered_after_it() -> None:
 @pytest.mark.timeout(20)
 def test_events_published_after_stop_are_counted_as_dropped() -> None:
     system = ActorSystem(clock=ManualClock(), database_url=None)
+    seen: list[int] = []
     with system:
-        pass
+        system.events.subscribe(lambda e: seen.append(e.n), Tick)
     assert system.events.closed
     system.events.publish(Tick(1))
     assert system.events.dropped == 1
+    assert seen == []
     system.events.flush()  # nothing left to wait for
