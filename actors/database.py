@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,13 +254,40 @@ def _create_private(database: str | None) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Settings of every new SQLite connection (runs on the connecting thread).
+
+    The busy timeout comes first, so that the statements after it wait for
+    another process's lock like any write. Switching a file to WAL needs a
+    lock SQLite does not wait for with its busy handler: when another
+    process holds the file at that moment (several processes opening one
+    new file together), the switch is tried again until the busy timeout,
+    then fails with SQLite's own ``database is locked``.
+    """
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cursor)
         # Durable across a crash of the process; only a power loss can drop
         # the last commits (never corrupt the file). The usual WAL setting.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        # Another process's lock, not an event of ours: wait for it to go.
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
