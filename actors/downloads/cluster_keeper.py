@@ -581,11 +581,9 @@ class ClusterKeeperActor(KeeperActor):
         self._events = [
             e
             for e in self._events
-            if not (
-                isinstance(e, (DownloadStateChanged, DownloadProgressed))
-                and e.record.id == download_id
-            )
+            if not (isinstance(e, DownloadStateChanged) and e.record.id == download_id)
         ]
+        self._progress_events.pop(download_id, None)
         if record is not None:
             self._to_queue(record.source, p.Withdraw(download_id))
             self._claim_wanted.add(record.source)

@@ -150,6 +150,11 @@ class KeeperActor(Actor):
         # one EnqueueMany per source (an ack, see _send_submitted).
         self._submitted_by_source: dict[str, list[DownloadRecord]] = {}
         self._events: list[object] = []  # published after the commit
+        # The latest progress event per download, published with the next
+        # batch whether or not its store succeeded: progress is not state
+        # (the flush timer writes it), and during a database outage it must
+        # keep flowing without piling up.
+        self._progress_events: dict[str, DownloadProgressed] = {}
         self._unsaved: dict[str, tuple[DownloadRecord, bool]] = {}  # failed, to retry
         self._dirty: set[str] = set()  # coalesced progress not written yet
         self._flush_timer: TimerHandle | None = None
@@ -350,7 +355,7 @@ class KeeperActor(Actor):
 
     def _has_changes(self) -> bool:
         """True if writes, events or acknowledgements wait for a commit."""
-        return bool(self._staged or self._acks or self._events)
+        return bool(self._staged or self._acks or self._events or self._progress_events)
 
     def _handle(self, message: Any) -> Any:
         if isinstance(message, ReportProgress):
@@ -714,7 +719,7 @@ class KeeperActor(Actor):
             self._dirty.add(updated.id)
             if self._flush_timer is None:
                 self._flush_timer = self.schedule(self._flush_interval, p.Flush())
-        self._ack_event(DownloadProgressed(updated))  # published with the next batch
+        self._progress_events[updated.id] = DownloadProgressed(updated)  # with the next batch
 
     # -- fencing (overridable: cluster mode checks the database) -----------------------
     def _allocate_claim(self, download_id: str) -> int:
@@ -887,12 +892,19 @@ class KeeperActor(Actor):
                 if not stored:
                     # Not acknowledged until written: the events and the
                     # queue tells wait for the retry that stores them.
+                    self._publish_progress()
                     return
+        self._publish_progress()  # before the state events: a download's end comes last
         events, self._events = self._events, []
         self.system.events.publish_many(events)
         acks, self._acks = self._acks, []
         for ack in acks:
             ack()
+
+    def _publish_progress(self) -> None:
+        if self._progress_events:
+            progress, self._progress_events = self._progress_events, {}
+            self.system.events.publish_many(progress.values())
 
     def _has_writes(self) -> bool:
         return bool(self._staged or self._unsaved or self._claim_writes)

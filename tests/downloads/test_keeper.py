@@ -875,6 +875,47 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert details["unsaved_writes"] == 0 and details["healthy"] is True
 
 
+def test_progress_keeps_flowing_while_a_write_waits_for_its_retry(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    """Progress is not state: a database refusing writes holds back the state
+    events of what it could not store, never the progress of a running
+    download (which the flush timer writes, and which must not pile up)."""
+    go, release = threading.Event(), threading.Event()
+
+    def reporting(download_id: str, target_id: str, name: str, ctx: Any) -> str:
+        if name == "busy":
+            assert go.wait(WAIT)
+            ctx.report(10, 100)  # the first report and the complete one always go out
+            ctx.report(100, 100)
+            assert release.wait(WAIT)
+        return f"/files/{name}"
+
+    system = system_factory(
+        download_sources=[DownloadSource("s", reporting, concurrency=2)],
+        database_url=db_url,
+        downloads=DownloadSettings(flush_interval=60.0),
+    )
+    recorder = Recorder(system, progress=True)
+    busy = system.downloads.submit("s", "t", "busy")
+    recorder.wait_state(busy, RUNNING)
+    _refuse_writes(reader)
+    later = system.downloads.submit("s", "t", "later")  # its insert is refused: unsaved
+    system.downloads.status(later)  # answered after the keeper tried to store it
+    assert keeper_details(system)["unsaved_writes"] >= 1
+    go.set()
+    recorder.wait_for(
+        lambda: any(e.record.transferred == 100 for e in recorder.events(busy, DownloadProgressed)),
+        "progress of the running download during the outage",
+    )
+    assert len(recorder.events(busy, DownloadProgressed)) <= 2  # the latest per batch
+    _accept_writes(reader)
+    release.set()
+    manual_clock.advance(60.0)  # the retry stores what waited, then announces it
+    recorder.wait_state(later, SUCCEEDED)
+    recorder.wait_state(busy, SUCCEEDED)
+
+
 def test_a_keeper_restarted_while_writes_are_refused_starts_and_answers(
     system_factory, manual_clock: ManualClock, db_url, reader
 ):
