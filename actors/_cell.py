@@ -208,8 +208,9 @@ class Cell:
         """Start the cell's thread unless a live one will take its messages.
 
         A thread that was killed (or died) is on its way out: wait briefly
-        for it to end, then start a fresh one. Supervisor thread, or the
-        dying thread itself (the event bus's guardian restarts it from there).
+        for it to end, then start a fresh one. Any thread, also the dying
+        thread itself (a live thread that is its own caller and has not
+        ended keeps the messages).
         """
         thread = self.thread
         if thread is not None and thread.is_alive():

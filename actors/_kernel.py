@@ -120,9 +120,8 @@ class DatabaseActor(Actor):
         """Whether a trivial query works now (runs on this actor's thread)."""
         return {"healthy": self.database.check(), "url": self.database.url}
 
-    def _end_incarnation(self, *, run_hooks: bool, final: bool) -> None:
-        super()._end_incarnation(run_hooks=run_hooks, final=final)
-        if final:
+    def on_incarnation_end(self, *, final: bool) -> None:
+        if final:  # a restart keeps the engine (and its pool) for the next instance
             self.database.close()
 
 

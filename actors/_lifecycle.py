@@ -109,7 +109,7 @@ class SystemLifecycle:
                 msg = f"system {system.name!r} was already started (state: {self.state})"
                 raise RuntimeError(msg)
             self.state = Lifecycle.STARTING
-        system._fork.arm()
+        self.fork.arm()
         self.timers.start()
         spec = kernel_spec(
             system.root_spec,
@@ -149,9 +149,9 @@ class SystemLifecycle:
     def stop(self) -> bool:
         """Stop everything (idempotent); False if there was nothing to stop."""
         system = self._system
-        if system._fork.forked_from is not None:
+        if self.fork.forked_from is not None:
             self.state = Lifecycle.STOPPED
-            system.log.warning("system_stopped_after_fork", parent_pid=system._fork.forked_from)
+            system.log.warning("system_stopped_after_fork", parent_pid=self.fork.forked_from)
             return False
         with self.lock:
             if self.state in (Lifecycle.STOPPED, Lifecycle.NEW):

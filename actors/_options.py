@@ -91,6 +91,12 @@ def configure(
         **root_options,
     )
     database = Database(database_url) if database_url is not None else None
+    if database is not None and not database.parsed:
+        msg = (
+            f"database_url {database.url!r} is not a valid SQLAlchemy URL "
+            "(e.g. sqlite:///app.db or postgresql://user@host/db)"
+        )
+        raise ValueError(msg)
     return Config(
         clock=checked_clock,
         root=root,

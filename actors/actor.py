@@ -159,7 +159,9 @@ class Actor(pykka.ThreadingActor):
         not called after a start with nothing handled yet, nor while the
         actor waits for its supervisor after a failure (it is called once
         the mailbox runs dry again after a resume), nor for the messages an
-        earlier incarnation handled.
+        earlier incarnation handled. A stop or a restart overtakes the burst:
+        the hook is not called then, so commit what is still staged in
+        ``on_stop`` too (the download keeper does both).
 
         Failures: an exception is handled like one from ``on_receive`` (a
         dead letter ``"<mailbox drained>"``, then the supervisor decides).

@@ -71,6 +71,11 @@ class Database:
         return self._url.render_as_string(hide_password=True)
 
     @property
+    def parsed(self) -> bool:
+        """True if the URL parses as a SQLAlchemy URL (reachable or not)."""
+        return self._url is not None
+
+    @property
     def sqlalchemy_url(self) -> URL:
         """The parsed URL, password included (its ``repr`` hides it); never log it."""
         if self._url is None:

@@ -292,9 +292,10 @@ class EventBus:
             self.kept.dropped += len(events)
             total = self.kept.dropped
         kinds = sorted({type(e).__name__ for e in events})
-        self._log.error(
-            "events_dropped", count=len(events), events=kinds, reason=reason, total=total
-        )
+        # After the bus stopped for good, a late publisher is expected (a
+        # thread finishing during shutdown): a warning. A bus failure: an error.
+        log = self._log.warning if self.closed else self._log.error
+        log("events_dropped", count=len(events), events=kinds, reason=reason, total=total)
 
     @property
     def dropped(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from regisseur.messages.lifecycle import Lifecycle
+from regisseur.messages.lifecycle import HEALTH_STATES, Lifecycle
 
 __all__ = ["HealthReport"]
 
@@ -35,8 +35,14 @@ class HealthReport:
     children: tuple[HealthReport, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.status, Lifecycle):
-            object.__setattr__(self, "status", Lifecycle.of(self.status, "HealthReport.status"))
+        status = self.status
+        if not isinstance(status, Lifecycle):
+            status = Lifecycle.of(status, "HealthReport.status")
+            object.__setattr__(self, "status", status)
+        if status not in HEALTH_STATES:
+            allowed = ", ".join(sorted(s.value for s in HEALTH_STATES))
+            msg = f"HealthReport.status {status.value!r} is not a health state (one of: {allowed})"
+            raise ValueError(msg)
 
     def find(self, name: str) -> HealthReport | None:
         """The report named ``name`` in this subtree, or None."""

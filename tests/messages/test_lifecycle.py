@@ -114,6 +114,10 @@ def test_a_health_report_takes_a_status_string_and_refuses_an_unknown_one() -> N
     assert report.status is Lifecycle.PAUSED
     with pytest.raises(ValueError, match=r"HealthReport.status must be one of .*got 'sleeping'"):
         HealthReport(name="x", status="sleeping", healthy=True)  # type: ignore[arg-type]
+    # A lifecycle state that is no health state (a cell's) is refused too.
+    for status in ("dead", Lifecycle.IDLE):
+        with pytest.raises(ValueError, match=r"is not a health state \(one of: .*paused"):
+            HealthReport(name="x", status=status, healthy=True)  # type: ignore[arg-type]
 
 
 # -- each state declared is assigned, and each assigned is declared ---------------

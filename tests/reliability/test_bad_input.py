@@ -906,7 +906,7 @@ def test_constructor_rejects_bad_input(
     still_works(system, failures)
 
 
-# -- database URLs (the start fails, naming the database stage) ---------------------
+# -- database URLs (refused at once, or the start fails naming the database stage) ---
 
 
 @pytest.mark.parametrize(
@@ -914,6 +914,23 @@ def test_constructor_rejects_bad_input(
     [
         pytest.param("", id="empty"),
         pytest.param("nonsense", id="not-a-url"),
+        pytest.param("postgresql://u:hunter2@host:port/x", id="port-not-a-number"),
+    ],
+)
+def test_a_database_url_that_does_not_parse_is_refused_when_the_system_is_made(
+    system: ActorSystem, url: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"database_url .* is not a valid SQLAlchemy URL"
+    ) as caught:
+        ActorSystem(database_url=url)
+    assert "hunter2" not in str(caught.value)
+    still_works(system)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         pytest.param("postgresql://u:hunter2@127.0.0.1:1/x", id="unreachable-postgres"),
         pytest.param("mysql://u:hunter2@127.0.0.1:1/x", id="unreachable-mysql"),
         pytest.param("nosuchdialect://u:hunter2@host/x", id="unknown-dialect"),
