@@ -169,14 +169,14 @@ CONSTRUCTORS = [
     ),
     row(
         "system-db-bad-port",
-        lambda: make_system(database_url="postgresql://u:hunter2@db.invalid:notaport/x").start(),
-        StartupError,
-        "database",
+        lambda: make_system(database_url="postgresql://u:hunter2@db.invalid:notaport/x"),
+        ValueError,
+        "database_url .* is not a valid SQLAlchemy URL",
         fixed="a database_url whose port is not a number makes ActorSystem() raise "
         "\"ValueError: invalid literal for int() with base 10: 'notaport'\" (SQLAlchemy's "
         "make_url raises ValueError; Database.__init__ catches only ArgumentError) instead "
-        "of failing the start with StartupError naming the database stage "
-        "(actors/database.py Database.__init__)",
+        "of a message naming database_url (actors/database.py Database.__init__; "
+        "now refused by name when the system is made)",
     ),
     row(
         "system-max-restarts-negative",
