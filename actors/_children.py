@@ -46,7 +46,7 @@ def spawn(system: ActorSystem, spec: ChildSpec, supervisor: str | None) -> pykka
     if not isinstance(spec, ChildSpec):
         msg = f"spawn() needs a ChildSpec, got {type(spec).__name__}"
         raise TypeError(msg)
-    cell = _supervisor_cell(system, supervisor)
+    cell = _supervisor_cell(system, supervisor, "spawn(supervisor)")
     outcome: Outcome = cell.ref.ask(Spawn(spec), block=True)
     ref: pykka.ActorRef[Any] = outcome.unwrap()
     return ref
@@ -55,7 +55,7 @@ def spawn(system: ActorSystem, spec: ChildSpec, supervisor: str | None) -> pykka
 def stop_child(system: ActorSystem, name: str) -> None:
     """Stop ``name`` for good and remove it from its supervisor (idempotent)."""
     _refuse_kernel_child(name, "stop_child")
-    supervisor = _supervisor_of(system, name)
+    supervisor = _supervisor_of(system, name, "stop_child(name)")
     try:
         outcome: Outcome = supervisor.ask(StopChild(name), block=True)
         outcome.unwrap()
@@ -69,7 +69,7 @@ def restart_child(system: ActorSystem, name: str) -> pykka.ActorRef[Any]:
     """Start the stopped or failed child ``name`` again; its new ref."""
     _check_running(system)
     _refuse_kernel_child(name, "restart_child")
-    supervisor = _supervisor_of(system, name)
+    supervisor = _supervisor_of(system, name, "restart_child(name)")
     outcome: Outcome = supervisor.ask(RestartChild(name), block=True)
     ref: pykka.ActorRef[Any] = outcome.unwrap()
     return ref
@@ -77,7 +77,7 @@ def restart_child(system: ActorSystem, name: str) -> pykka.ActorRef[Any]:
 
 def count_children(system: ActorSystem, supervisor: str | None) -> ChildCounts:
     """How many children the root (or ``supervisor``) has, by kind and status."""
-    cell = _supervisor_cell(system, supervisor)
+    cell = _supervisor_cell(system, supervisor, "count_children(supervisor)")
     infos: list[ChildInfo] = cell.ref.ask(Inspect(), block=True)
     return ChildCounts.of(infos)
 
@@ -89,7 +89,7 @@ def _check_running(system: ActorSystem) -> None:
         raise RuntimeError(msg)
 
 
-def _supervisor_cell(system: ActorSystem, name: str | None) -> Cell:
+def _supervisor_cell(system: ActorSystem, name: str | None, what: str) -> Cell:
     """The running supervisor ``name`` (None: the root), or the error."""
     from regisseur.supervision.supervisor import SupervisorActor
 
@@ -98,7 +98,7 @@ def _supervisor_cell(system: ActorSystem, name: str | None) -> Cell:
         root = system._lifecycle.root
         assert root is not None
         return root
-    cell = system.registry.lookup(name)
+    cell = system.registry.lookup(name, what)
     if cell is None or cell.stopped.is_set():
         msg = f"supervisor {name!r} is stopped"
         raise ActorStoppedError(msg)
@@ -108,9 +108,9 @@ def _supervisor_cell(system: ActorSystem, name: str | None) -> Cell:
     return cell
 
 
-def _supervisor_of(system: ActorSystem, name: str) -> pykka.ActorRef[Any]:
+def _supervisor_of(system: ActorSystem, name: str, what: str) -> pykka.ActorRef[Any]:
     """The ref of the supervisor that has (or had) the child ``name``."""
-    parent = system.registry.parent_of(name)
+    parent = system.registry.parent_of(name, what)
     ref = getattr(parent, "_ref", None)
     if ref is None:
         msg = f"{name!r} is not a supervised child"

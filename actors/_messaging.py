@@ -35,7 +35,7 @@ __all__ = ["ask", "cell_to_ask", "dead_letter", "ref", "tell"]
 
 def ref(system: ActorSystem, name: str, actor_type: type | None) -> pykka.ActorRef[Any]:
     """The ref of the live actor ``name`` (of ``actor_type``, if given)."""
-    cell = system.registry.lookup(name)
+    cell = system.registry.lookup(name, "ref(name)")
     if cell is None or cell.stopped.is_set():
         msg = f"actor {name!r} is stopped"
         raise ActorStoppedError(msg)
@@ -46,7 +46,7 @@ def ref(system: ActorSystem, name: str, actor_type: type | None) -> pykka.ActorR
 
 def tell(system: ActorSystem, name: str, message: Any) -> None:
     """Queue ``message`` for ``name``; a stopped actor's is a dead letter."""
-    cell = system.registry.lookup(name)
+    cell = system.registry.lookup(name, "tell(name)")
     if cell is None or not cell.mailbox.tell(message):  # closed: it stopped
         dead_letter(system, name, message, "stopped")
 

@@ -77,15 +77,19 @@ class Registry:
             msg = f"actor name(s) already in use: {', '.join(map(repr, taken))}"
             raise ValueError(msg)
 
-    def lookup(self, name: str) -> Cell | None:
-        """The cell named ``name``; None if it stopped; raises if never known."""
+    def lookup(self, name: str, what: str = "name") -> Cell | None:
+        """The cell named ``name``; None if it stopped; raises if never known.
+
+        ``what`` names the argument in the error for a name that is not a
+        usable string (``"tell(name)"``, ``"spawn(supervisor)"``).
+        """
         if self._fork.forked_from is not None:
             self._fork.check()
         if type(name) is str:
             cell = self._cells.get(name)  # the hot path: a dict read is atomic
             if cell is not None:
                 return cell
-        check_name(name)
+        check_name(name, what)
         with self._lock:
             cell = self._cells.get(name)
             if cell is None and name not in self._gone:
@@ -99,9 +103,9 @@ class Registry:
             return None
         return cell
 
-    def parent_of(self, name: str) -> Parent | None:
+    def parent_of(self, name: str, what: str = "name") -> Parent | None:
         """The supervisor link of the (stopped or running) child ``name``, if known."""
-        cell = self.lookup(name)
+        cell = self.lookup(name, what)
         with self._lock:
             return cell.parent if cell is not None else self._gone.get(name)
 

@@ -38,6 +38,9 @@ class Resources:
 
     def get(self, name: str) -> Any:
         """The value of the running resource ``name``; ``LookupError`` if not up."""
+        if not isinstance(name, str):
+            msg = f"resource(name) must be a str, got {type(name).__name__} {name!r}"
+            raise TypeError(msg)
         with self._lock:
             if name in self._values:
                 return self._values[name]
