@@ -678,17 +678,20 @@ def test_a_record_no_handler_takes_is_not_built() -> None:
 
 
 def test_a_logger_with_no_handler_at_all_still_reaches_the_last_resort() -> None:
-    logger = logging.getLogger("myapp.jobs")
-    logger.propagate = False
+    name = "lastresort_probe"  # a logger no other test configures or disables
+    logger = logging.getLogger(name)
+    logger.propagate = False  # pytest's root handlers would listen
+    logger.disabled = False  # a dictConfig elsewhere may have disabled it
     stream = io.StringIO()
     saved = logging.lastResort
     logging.lastResort = logging.StreamHandler(stream)
     logging.lastResort.setLevel(logging.WARNING)
     try:
-        get_logger("myapp.jobs").warning("printed_anyway", n=1)
-        get_logger("myapp.jobs").info("below_last_resort", n=2)
+        get_logger(name).warning("printed_anyway", n=1)
+        get_logger(name).info("below_last_resort", n=2)
     finally:
         logging.lastResort = saved
+        logger.propagate = True
     assert stream.getvalue() == "printed_anyway n=1\n"
 
 
