@@ -15,6 +15,7 @@ reply came in time, and the handler's own exception.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -85,14 +86,15 @@ def dead_letter(system: ActorSystem, recipient: str, message: Any, reason: str) 
     """
     if recipient == BUS and system.events.lost(message, reason):
         return
-    system.log.warning(
-        "dead_letter",
-        recipient=recipient,
-        message_type=type(message).__name__,
-        # Redact the whole text first: a cut inside a secret would hide
-        # it from the redaction. repr() of a hostile message may raise.
-        message=redact_text(safe_repr(message))[:200],
-        reason=reason,
-    )
+    if system.log.is_enabled_for(logging.WARNING):
+        system.log.warning(
+            "dead_letter",
+            recipient=recipient,
+            message_type=type(message).__name__,
+            # Redact the whole text first: a cut inside a secret would hide
+            # it from the redaction. repr() of a hostile message may raise.
+            message=redact_text(safe_repr(message))[:200],
+            reason=reason,
+        )
     if not system.events.closed:
         system.events.publish(DeadLetter(recipient, message, reason))

@@ -73,10 +73,12 @@ class Actor(pykka.ThreadingActor):
     logger_name: ClassVar[str | None] = None
     """Set in a subclass to log under this name instead of the class's module."""
     _drains_mailbox: ClassVar[bool] = False  # overrides on_mailbox_drained (else no call)
+    _pykka_init_only: ClassVar[bool] = True  # nothing but Pykka's __init__ follows ours
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._drains_mailbox = cls.on_mailbox_drained is not Actor.on_mailbox_drained
+        cls._pykka_init_only = _next_init(cls) is pykka.Actor.__init__
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         cell = current_cell()
@@ -87,7 +89,12 @@ class Actor(pykka.ThreadingActor):
                 f"system.spawn(ChildSpec(...)), not with {type(self).__name__}.start()"
             )
             raise TypeError(msg)
-        super().__init__()
+        if not self._pykka_init_only:
+            # A mixin's __init__ sits between ours and Pykka's: run the chain.
+            super().__init__()
+        # Else Pykka's __init__ is skipped: it only builds a urn, a mailbox, a
+        # stop event and a ref, and the cell provides all four (each restart
+        # would otherwise build and drop them).
         self._cell: Cell = cell
         self.actor_urn = cell.urn
         self.actor_inbox = cell.mailbox
@@ -325,3 +332,12 @@ def _actor_logger(actor_class: type[Actor], name: str) -> Logger:
         msg = f"{actor_class.__name__}.logger_name must be a non-empty str, got {logger_name!r}"
         raise TypeError(msg)
     return get_logger(logger_name or actor_class.__module__, actor=name)
+
+
+def _next_init(cls: type) -> object:
+    """The ``__init__`` that ``super().__init__()`` in ``Actor.__init__`` reaches for *cls*."""
+    mro = cls.__mro__
+    for klass in mro[mro.index(Actor) + 1 :]:
+        if "__init__" in vars(klass):
+            return vars(klass)["__init__"]
+    return object.__init__

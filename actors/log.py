@@ -163,8 +163,19 @@ class Logger:
         """Emit *event* at ERROR with the exception being handled. Thread-safe."""
         self._emit(logging.ERROR, event, exc_info, fields)
 
+    def is_enabled_for(self, level: int) -> bool:
+        """True if a record at *level* would reach a handler that keeps it. Thread-safe.
+
+        The logger's level must let it through, and some handler on its way
+        up (or stdlib's last-resort one) must take that level; the library's
+        own ``NullHandler`` does not count. Building a record that nobody
+        receives costs more than the work it reports (a restart logs two
+        warnings), so callers with costly fields check this first.
+        """
+        return self._logger.isEnabledFor(level) and _has_listener(self._logger, level)
+
     def _emit(self, level: int, event: str, exc_info: ExcInfo, kw: dict[str, object]) -> None:
-        if not self._logger.isEnabledFor(level):
+        if not (self._logger.isEnabledFor(level) and _has_listener(self._logger, level)):
             return
         fields = cast("dict[str, object]", redact({**self._bound, **kw}))
         actor = fields.pop("actor", None)
@@ -173,6 +184,29 @@ class Logger:
         extra = {"event": event, "fields": fields, "actor": actor_text}
         text = _message_text(event, actor_text, fields)
         self._logger.log(level, text, exc_info=exc_info, extra=extra, stacklevel=_STACKLEVEL)
+
+
+def _has_listener(logger: logging.Logger, level: int) -> bool:
+    """True if stdlib would hand a *level* record of *logger* to a real handler.
+
+    Walks the handlers as ``Logger.callHandlers`` does (up the parents
+    while ``propagate``), reading each list as it is now, so handlers added
+    or removed later count at once. A ``NullHandler`` drops everything, so
+    it is no listener; it still counts as "a handler was found", which keeps
+    stdlib's last-resort handler from taking the record (as stdlib does).
+    """
+    found = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            found = True
+            if level >= handler.level and not isinstance(handler, logging.NullHandler):
+                return True
+        current = current.parent if current.propagate else None
+    if found:
+        return False
+    last_resort = logging.lastResort
+    return last_resort is not None and level >= last_resort.level
 
 
 def _message_text(event: str, actor: str | None, fields: Mapping[str, object]) -> str:

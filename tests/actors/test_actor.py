@@ -188,3 +188,33 @@ def test_ask_to_a_stopped_actor_raises_and_records_a_dead_letter(system_factory:
         ref.ask("known", timeout=5)
     system.tell("p", "hello?")
     probe.expect(DeadLetter, recipient="p", message="hello?", reason="stopped")
+
+
+class Remembers:
+    """A cooperative mixin listed before Actor: its __init__ must still run."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mixin_ran = True
+
+
+class PykkaSide(pykka.ThreadingActor):
+    """A Pykka actor class an Actor subclass also inherits (after Actor in the MRO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pykka_side_ran = True
+
+
+class WithMixins(Remembers, Actor, PykkaSide):
+    def on_receive(self, message: Any) -> Any:
+        same_urn = self.actor_urn == self.actor_ref.actor_urn
+        return (self.mixin_ran, self.pykka_side_ran, same_urn, self.actor_inbox is not None)
+
+
+def test_every_init_in_the_chain_runs_in_every_incarnation(system_factory: Any) -> None:
+    system = system_factory([ChildSpec("m", WithMixins, backoff=Backoff(0))])
+    assert system.ask("m", "?") == (True, True, True, True)
+    FaultInjector(system).crash("m")
+    system.tell("m", "crash me")
+    assert system.ask("m", "?") == (True, True, True, True)

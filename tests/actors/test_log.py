@@ -637,3 +637,91 @@ def test_logging_from_many_threads_keeps_lines_whole() -> None:
         mine = [line for line in lines if line["actor"] == f"worker-{index}"]
         assert [line["fields"]["n"] for line in mine] == list(range(50))
     assert all(line["fields"]["token"] == REDACTED for line in lines)
+
+
+# --- records nobody receives ---------------------------------------------------
+class CountsItsText:
+    """A field value that counts how often a record's text was built from it."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    def __str__(self) -> str:
+        self.built += 1
+        return "counted"
+
+    __repr__ = __str__
+
+
+def test_a_record_no_handler_takes_is_not_built() -> None:
+    # Only the library's NullHandler on the way up (pytest's root handlers cut off).
+    logging.getLogger("regisseur").propagate = False
+    log = get_logger("regisseur.test.quiet")
+    value = CountsItsText()
+    log.warning("nobody_listens", value=value)
+    assert value.built == 0
+    assert not log.is_enabled_for(logging.WARNING)
+
+    picky = ListHandler()
+    picky.setLevel(logging.ERROR)
+    logging.getLogger("regisseur.test").addHandler(picky)
+    log.warning("below_the_handlers_level", value=value)
+    assert value.built == 0
+    assert picky.records == []
+
+    keen = ListHandler()
+    logging.getLogger("regisseur").addHandler(keen)
+    assert log.is_enabled_for(logging.WARNING)
+    log.warning("someone_listens", value=value)
+    assert value.built > 0
+    assert [r.event for r in keen.records] == ["someone_listens"]  # type: ignore[attr-defined]
+
+
+def test_a_logger_with_no_handler_at_all_still_reaches_the_last_resort() -> None:
+    name = "lastresort_probe"  # a logger no other test configures or disables
+    logger = logging.getLogger(name)
+    logger.propagate = False  # pytest's root handlers would listen
+    logger.disabled = False  # a dictConfig elsewhere may have disabled it
+    stream = io.StringIO()
+    saved = logging.lastResort
+    logging.lastResort = logging.StreamHandler(stream)
+    logging.lastResort.setLevel(logging.WARNING)
+    try:
+        get_logger(name).warning("printed_anyway", n=1)
+        get_logger(name).info("below_last_resort", n=2)
+    finally:
+        logging.lastResort = saved
+        logger.propagate = True
+    assert stream.getvalue() == "printed_anyway n=1\n"
+
+
+@pytest.mark.timeout(30)
+def test_dead_letters_build_their_log_text_only_when_someone_listens(
+    system_factory: Any,
+) -> None:
+    from regisseur.actors import Actor
+    from regisseur.messages import DeadLetter
+    from regisseur.supervision import ChildSpec
+    from regisseur.supervision.testing import Probe
+
+    class Deaf(Actor):
+        def on_receive(self, message: Any) -> Any:
+            return super().on_receive(message)
+
+    system = system_factory([ChildSpec("deaf", Deaf)])
+    probe = Probe(system, DeadLetter)
+    logging.getLogger("regisseur").propagate = False
+    quiet = CountsItsText()
+    system.tell("deaf", quiet)
+    probe.expect(DeadLetter, recipient="deaf", reason="unhandled")
+    assert quiet.built == 0  # the event still goes out; no log text was made
+
+    keen = ListHandler()
+    logging.getLogger("regisseur").addHandler(keen)
+    heard = CountsItsText()
+    system.tell("deaf", heard)
+    probe.expect(DeadLetter, recipient="deaf", reason="unhandled")
+    assert heard.built > 0
+    letters = [r for r in keen.records if getattr(r, "event", None) == "dead_letter"]
+    assert letters
+    assert letters[-1].fields["message"] == "counted"  # type: ignore[attr-defined]
