@@ -35,11 +35,19 @@ __all__ = ["Registry"]
 class Registry:
     """Names of one system's actors; see the module docstring."""
 
-    def __init__(self, fork: ForkGuard, on_sleep: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        fork: ForkGuard,
+        on_sleep: Callable[[], None],
+        hidden: Callable[[str], bool] = lambda _name: False,
+    ) -> None:
         """``fork`` tells a forked child (no actor runs there); ``on_sleep`` is
-        given to every registered cell's mailbox (it wakes ``settle``)."""
+        given to every registered cell's mailbox (it wakes ``settle``);
+        ``hidden`` names the system's own actors, left out of the known
+        names an ``UnknownActorError`` lists."""
         self._fork = fork
         self._on_sleep = on_sleep
+        self._hidden = hidden
         self._lock = threading.Lock()
         self._cells: dict[str, Cell] = {}
         # Names no longer registered -> how to reach the supervisor that had
@@ -93,7 +101,7 @@ class Registry:
         with self._lock:
             cell = self._cells.get(name)
             if cell is None and name not in self._gone:
-                raise UnknownActorError(name, list(self._cells))
+                raise UnknownActorError(name, [n for n in self._cells if not self._hidden(n)])
         return cell
 
     def find(self, name: str) -> Cell | None:

@@ -129,7 +129,7 @@ class ActorSystem:
         self.timers: Timers = self._lifecycle.timers
         """The system's timer thread (its clock's timers, backoff, ``schedule``)."""
         self._fork = self._lifecycle.fork
-        self.registry = Registry(self._fork, self._lifecycle.activity.set)
+        self.registry = Registry(self._fork, self._lifecycle.activity.set, hidden=is_kernel_child)
         """The names of this system's actors (supervisors register their cells here)."""
         self.events = EventBus(self.check_not_forked)
         """The system's event bus (publish, subscribe, stream)."""
