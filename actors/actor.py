@@ -29,7 +29,6 @@ subclasses never touch ``self._cell``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
@@ -40,7 +39,8 @@ from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
+    from types import TracebackType
 
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -52,6 +52,28 @@ if TYPE_CHECKING:
     from regisseur.actors.system import ActorSystem
 
 __all__ = ["Actor"]
+
+
+class _WakeOnStop:
+    """The context of :meth:`Actor.wake_on_stop` (a class: a download worker
+    enters one per download, and a generator-based one costs twice as much)."""
+
+    __slots__ = ("_cell", "_waker")
+
+    def __init__(self, cell: Cell, waker: Waker) -> None:
+        self._cell = cell
+        self._waker = waker
+
+    def __enter__(self) -> None:
+        self._cell.add_waker(self._waker)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._cell.discard_waker(self._waker)
 
 
 class Actor(pykka.ThreadingActor):
@@ -218,8 +240,7 @@ class Actor(pykka.ThreadingActor):
         """
         return self._incarnation
 
-    @contextmanager
-    def wake_on_stop(self, waker: Waker) -> Iterator[None]:
+    def wake_on_stop(self, waker: Waker) -> _WakeOnStop:
         """While inside, call ``waker.set()`` when this actor is asked to stop or killed.
 
         For code that blocks in a handler for long (a download, a socket
@@ -232,12 +253,7 @@ class Actor(pykka.ThreadingActor):
         not raise (an exception would reach that caller). Leaving the block
         forgets the waker.
         """
-        cell = self._cell
-        cell.add_waker(waker)
-        try:
-            yield
-        finally:
-            cell.discard_waker(waker)
+        return _WakeOnStop(self._cell, waker)
 
     # -- helpers for the actor's own thread -------------------------------
     def schedule(self, delay: float, message: Any) -> TimerHandle:

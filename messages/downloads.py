@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -147,13 +148,17 @@ class DownloadRecord:
         """
         if type(self) is not DownloadRecord:
             return dataclasses.replace(self, **changes)  # a subclass may add fields
-        unknown = changes.keys() - _FIELD_SET
-        if unknown:
-            msg = f"DownloadRecord has no field(s) {', '.join(sorted(unknown))}"
-            raise TypeError(msg)
-        copy = object.__new__(DownloadRecord)
-        for name in _FIELDS:
-            _set(copy, name, changes[name] if name in changes else getattr(self, name))
+        values = list(_get_all(self))
+        try:
+            for name, value in changes.items():
+                values[_INDEX[name]] = value
+        except KeyError:
+            unknown = sorted(changes.keys() - _INDEX.keys())
+            msg = f"DownloadRecord has no field(s) {', '.join(unknown)}"
+            raise TypeError(msg) from None
+        copy = _new(DownloadRecord)
+        for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
+            set_slot(copy, value)
         if "extra" in changes:
             copy.__post_init__()
         return copy
@@ -182,8 +187,12 @@ class DownloadRecord:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(DownloadRecord))
-_FIELD_SET = frozenset(_FIELDS)
-_set = object.__setattr__  # a frozen dataclass's own __setattr__ refuses
+_INDEX = {name: index for index, name in enumerate(_FIELDS)}
+_get_all = operator.attrgetter(*_FIELDS)  # every field's value, in order, in one call
+# The slots' own setters: a frozen dataclass's __setattr__ refuses, and these
+# skip the attribute lookup object.__setattr__ does per field.
+_SLOT_SETTERS = tuple(getattr(DownloadRecord, name).__set__ for name in _FIELDS)
+_new = object.__new__
 
 
 def _names(record: DownloadRecord) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from regisseur.actors.downloads.context import CancelToken
-    from regisseur.messages.downloads import DownloadRecord, DownloadState
+    from regisseur.messages.downloads import ClaimDownload, DownloadRecord, DownloadState
 
 KEEPER = "download-keeper"
 DOWNLOADS = "downloads"
@@ -166,6 +166,17 @@ class EnqueueMany:
 
     records: tuple[DownloadRecord, ...]
     claims: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimMany:
+    """The starts one burst of a queue made, in order: a ``ClaimDownload`` each.
+
+    What a series of ``ClaimDownload`` messages does, in one message: the
+    queue sends it before any of the workers' ``Run`` messages.
+    """
+
+    claims: tuple[ClaimDownload, ...]
 
 
 @dataclass(frozen=True, slots=True)

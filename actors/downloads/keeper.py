@@ -363,6 +363,9 @@ class KeeperActor(Actor):
                 self._progress(message)
         elif isinstance(message, ClaimDownload):
             self._start(message)
+        elif isinstance(message, p.ClaimMany):
+            for claim in message.claims:
+                self._start(claim)
         elif isinstance(message, CompleteDownload):
             if self._fenced(message.id, message.claim, "success"):
                 self._finish(

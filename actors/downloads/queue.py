@@ -4,6 +4,11 @@ At most ``concurrency`` downloads of the source run at once (one per free
 worker), and two starts are at least ``delay`` apart on the system clock;
 the delay is kept with a timer, never by sleeping in the mailbox.
 
+The starts of one burst of messages are told when the burst is over: the
+keeper first (one ``ClaimMany``, or a ``ClaimDownload`` for a single start),
+then each worker its ``Run``, so the keeper always hears of a start before
+its result, and hears of several starts in one message.
+
 Threads: runs on its own thread and only tells: workers, the keeper and its
 supervisor (to add or retire workers when ``concurrency`` changes). At each
 start it tells the keeper ``Attach`` and starts nothing until the answer
@@ -75,9 +80,18 @@ class QueueActor(Actor):
         self._started_count = 0
         self._token = uuid.uuid4().hex  # this incarnation's Attach
         self._attached = False
+        # Starts made during this burst: told (claims first) when it is over.
+        self._starts: list[tuple[ClaimDownload, p.Run]] = []
 
     def on_start(self) -> None:
         self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
+
+    def on_mailbox_drained(self) -> None:
+        """The burst is over: tell the keeper its starts in one message, then the workers."""
+        self._send_starts()
+
+    def on_stop(self) -> None:
+        self._send_starts()  # a stop overtakes the drain: the workers get them anyway
 
     def _on_attached(self, message: p.Attached) -> None:
         if message.token != self._token:
@@ -179,16 +193,32 @@ class QueueActor(Actor):
             self._busy[worker] = record.id
             self._next_start = now + self._delay
             self._started_count += 1
-            # The keeper hears of the start before the worker can report a
-            # result: both go through the keeper's mailbox in this order.
-            self.system.tell(p.KEEPER, ClaimDownload(record.id, worker, claim))
+            self._starts.append(
+                (ClaimDownload(record.id, worker, claim), p.Run(record, token, claim))
+            )
+
+    def _send_starts(self) -> None:
+        """Tell the keeper the burst's starts (one message), then each worker its run.
+
+        The keeper hears of a start before the worker can report a result:
+        both go through the keeper's mailbox in this order. A worker retired
+        meanwhile gets nothing: its download goes back to the keeper.
+        """
+        if not self._starts:
+            return
+        starts, self._starts = self._starts, []
+        if len(starts) == 1:
+            self.system.tell(p.KEEPER, starts[0][0])
+        else:
+            self.system.tell(p.KEEPER, p.ClaimMany(tuple(claim for claim, _run in starts)))
+        for claim, run in starts:
             try:
-                self.system.tell(worker, p.Run(record, token, claim))
+                self.system.tell(claim.worker, run)
             except UnknownActorError:  # retired meanwhile: put it back
-                self.system.tell(p.KEEPER, p.Released(record.id, worker, claim))
-                self._busy.pop(worker, None)
-                self._tokens.pop(record.id, None)
-                self._next_start = now
+                self.system.tell(p.KEEPER, p.Released(claim.id, claim.worker, run.claim))
+                self._busy.pop(claim.worker, None)
+                self._tokens.pop(claim.id, None)
+                self._next_start = self.system.clock.now()
 
     # -- workers -----------------------------------------------------------------
     def _worker_free(self, message: p.WorkerReady | p.WorkerIdle) -> None:

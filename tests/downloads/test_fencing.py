@@ -18,7 +18,12 @@ from sqlalchemy import create_engine, text
 
 from regisseur.actors.downloads import DownloadSource
 from regisseur.actors.downloads import _protocol as p
-from regisseur.messages.downloads import CompleteDownload, FailDownload, ReportProgress
+from regisseur.messages.downloads import (
+    ClaimDownload,
+    CompleteDownload,
+    FailDownload,
+    ReportProgress,
+)
 from tests.downloads.helpers import CANCELLED, RUNNING, SUCCEEDED, WAIT
 
 if TYPE_CHECKING:
@@ -97,6 +102,29 @@ def test_stale_progress_success_and_failure_are_ignored_and_logged_once(
     final = system.downloads.wait(download, WAIT)
     assert (final.state, final.file_path) == (SUCCEEDED, "/files/a.bin")
     assert runs.owner_answers == [True]
+
+
+@pytest.mark.timeout(30)
+def test_starts_told_together_each_run_with_their_own_claim(
+    system_factory: Callable[..., ActorSystem],
+) -> None:
+    """A queue tells the keeper the starts of one burst in one message (ClaimMany)."""
+    runs = Runs()
+    system = system_factory(download_sources=[DownloadSource("s", runs, concurrency=3)])
+    downloads = [system.downloads.submit("s", "t", f"{i}.bin") for i in range(3)]
+    runs.wait_started(3)
+    for download in downloads:
+        record = system.downloads.status(download)
+        assert record is not None and record.state is RUNNING
+    first, claim = runs.claims[0]
+    # A second start of a running download changes nothing: its run stays the owner.
+    system.tell(p.KEEPER, p.ClaimMany((ClaimDownload(first, "nobody", claim + 5),)))
+    record = system.downloads.status(first)
+    assert record is not None and record.state is RUNNING
+    runs.release()
+    for download in downloads:
+        assert system.downloads.wait(download, WAIT).state is SUCCEEDED
+    assert runs.owner_answers == [True, True, True]
 
 
 @pytest.mark.timeout(30)
