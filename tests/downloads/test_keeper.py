@@ -88,6 +88,35 @@ class Recorder:
         ]
 
 
+class UpdateWatch:
+    """Counts the UPDATE statements an engine runs while it is attached (a
+    context manager), and waits for the first one."""
+
+    def __init__(self, engine: Engine, when: str = "before_cursor_execute") -> None:
+        self._engine, self._when = engine, when
+        self._cond = threading.Condition()
+        self.updates: list[str] = []
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            with self._cond:
+                self.updates.append(statement)
+                self._cond.notify_all()
+
+    def __enter__(self) -> UpdateWatch:
+        event.listen(self._engine, self._when, self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self._engine, self._when, self._count)
+
+    def wait_first(self) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: bool(self.updates), WAIT), (
+                "no write after the interval"
+            )
+
+
 def stored(engine: Engine, download_id: str) -> DownloadRecord | None:
     """The record as the database holds it, read through ``engine``."""
     with engine.connect() as connection:
@@ -501,44 +530,30 @@ def test_progress_reaches_the_database_only_after_the_flush_interval(
         downloads=DownloadSettings(flush_interval=10.0),
     )
     recorder = Recorder(system, progress=True)
-    writes = threading.Condition()
-    updates: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE"):
-            with writes:
-                updates.append(statement)
-                writes.notify_all()
-
-    engine = system.database.engine
     try:
         download = system.downloads.submit("s", "t", "f")
         recorder.wait_for(
             lambda: bool(recorder.events(download, DownloadProgressed)), "DownloadProgressed"
         )
         # The keeper has handled the report (it published it) and has nothing
-        # else to do; only its flush timer can make it write now. (No status()
-        # or list() until the end: those write pending progress first.)
-        event.listen(engine, "before_cursor_execute", count)
-        before = stored(reader, download)
-        assert before.state is RUNNING
-        assert before.transferred == 0
+        # else to do; only its flush timer can make it write now.
+        with UpdateWatch(system.database.engine) as watch:
+            before = stored(reader, download)
+            assert before.state is RUNNING
+            assert before.transferred == 0
 
-        # jump, not advance: the worker is held in its download on purpose.
-        manual_clock.jump(9.5)  # fires nothing: the flush is due at 10
-        assert updates == []
-        assert stored(reader, download).transferred == 0
+            # jump, not advance: the worker is held in its download on purpose.
+            manual_clock.jump(9.5)  # fires nothing: the flush is due at 10
+            assert watch.updates == []
+            assert stored(reader, download).transferred == 0
 
-        manual_clock.jump(0.5)  # the flush timer puts Flush in the keeper's mailbox
-        with writes:
-            assert writes.wait_for(lambda: bool(updates), WAIT), "no write after the interval"
+            manual_clock.jump(0.5)  # the flush timer puts Flush in the keeper's mailbox
+            watch.wait_first()
         # status() is answered after the flush has committed.
         assert system.downloads.status(download).transferred == 500
         after = stored(reader, download)
         assert (after.transferred, after.size, after.progress) == (500, 1000, 50.0)
     finally:
-        if event.contains(engine, "before_cursor_execute", count):
-            event.remove(engine, "before_cursor_execute", count)
         release.set()
     assert system.downloads.wait(download, WAIT).state is SUCCEEDED
 
@@ -563,15 +578,6 @@ def test_other_downloads_commits_do_not_write_coalesced_progress(
         downloads=DownloadSettings(flush_interval=10.0),
     )
     recorder = Recorder(system, progress=True)
-    writes = threading.Condition()
-    updates: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE"):
-            with writes:
-                updates.append(statement)
-                writes.notify_all()
-
     try:
         slow = system.downloads.submit("s", "t", "slow")
         recorder.wait_for(
@@ -582,15 +588,12 @@ def test_other_downloads_commits_do_not_write_coalesced_progress(
         assert system.downloads.wait(quick_one, WAIT).state is SUCCEEDED
         assert stored(reader, quick_one).state is SUCCEEDED
         assert stored(reader, slow).transferred == 0
-        event.listen(system.database.engine, "after_cursor_execute", count)
-        manual_clock.jump(10.0)  # the flush timer puts Flush in the keeper's mailbox
-        with writes:
-            assert writes.wait_for(lambda: bool(updates), WAIT), "no write after the interval"
+        with UpdateWatch(system.database.engine, "after_cursor_execute") as watch:
+            manual_clock.jump(10.0)  # the flush timer puts Flush in the keeper's mailbox
+            watch.wait_first()
         assert system.downloads.status(slow).transferred == 500  # answered after the commit
         assert stored(reader, slow).transferred == 500
     finally:
-        if event.contains(system.database.engine, "after_cursor_execute", count):
-            event.remove(system.database.engine, "after_cursor_execute", count)
         release.set()
     assert system.downloads.wait(slow, WAIT).state is SUCCEEDED
 
