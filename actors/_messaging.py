@@ -70,7 +70,7 @@ def cell_to_ask(system: ActorSystem, name: str, message: Any) -> Cell:
     ``UnknownActorError`` for a name never registered; a stopped actor
     makes ``message`` a dead letter and raises ``ActorStoppedError``.
     """
-    cell = system.registry.lookup(name)
+    cell = system.registry.lookup(name, "ask(name)")
     if cell is None or cell.stopped.is_set():
         dead_letter(system, name, message, "stopped")
         msg = f"actor {name!r} is stopped"

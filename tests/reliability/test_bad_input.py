@@ -986,7 +986,7 @@ SYSTEM_CALLS = [
         ValueError,
         "'regisseur.events'.*one of the system's own actors",
     ),
-    row("ask-empty-name", _ask(""), ValueError, "name must not be empty"),
+    row("ask-empty-name", _ask(""), ValueError, r"ask\(name\) must not be empty"),
     row("ask-huge-name", _ask("n" * 100_000), ValueError, "100000 characters long"),
     row("ask-control-name", _ask("echo\x00"), ValueError, "control characters"),
     row("tell-int-name", lambda s: s.tell(5, "hi"), TypeError, r"name\)? must be a str, got int"),
@@ -1003,6 +1003,7 @@ SYSTEM_CALLS = [
         r"name\)? must be a str, got bytes",
     ),
     row("ref-int-name", lambda s: s.ref(1), TypeError, r"ref\(name\) must be a str"),
+    row("ask-int-label", _ask(5), TypeError, r"ask\(name\) must be a str"),
     row("tell-int-label", lambda s: s.tell(5, "hi"), TypeError, r"tell\(name\) must be a str"),
     row(
         "count-children-int",
@@ -1650,7 +1651,7 @@ def test_names_are_accepted_or_refused_clearly() -> None:
                     ChildSpec(name, Echo)
                 with pytest.raises(kind, match="DownloadSource name"):
                     DownloadSource(name, three)
-                with pytest.raises(kind, match="^name "):
+                with pytest.raises(kind, match=r"^ask\(name\) "):
                     system.ask(name, ("echo", 1))
                 assert kind is TypeError or isinstance(name, str)
                 return
