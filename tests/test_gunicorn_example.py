@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.polling import wait_until
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -57,18 +59,8 @@ def request(url: str, method: str = "GET") -> tuple[int, dict[str, Any]]:
 
 
 def poll(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Call ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except (OSError, sqlite3.Error):
-            found = None  # not up yet
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling another process's state, bounded by the deadline
+    """``check`` until truthy: the workers' state is another process's."""
+    return wait_until(check, timeout, what, ignoring=(OSError, sqlite3.Error))
 
 
 def rows(data: Path) -> list[tuple[str, int]]:

@@ -14,9 +14,11 @@ When no server can be had, the tests that use them are skipped with
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.cluster.pg import PostgresServer, PostgresUnavailable
 
@@ -54,3 +56,31 @@ def pg_url(pg_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         pg_server.drop_database(url)
+
+
+@pytest.fixture
+def refusing(pg_server: PostgresServer, pg_url: str) -> Iterator[Any]:
+    """``refusing(True)`` cuts every session of the test database and refuses
+    new ones (as an unreachable database would); ``refusing(False)`` lets
+    them in again (also done after the test)."""
+    name = make_url(pg_url).database
+    admin = create_engine(pg_server.url("postgres"), isolation_level="AUTOCOMMIT")
+
+    def switch(refuse: bool) -> None:
+        with admin.connect() as connection:
+            allow = "false" if refuse else "true"
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allow}'))
+            if refuse:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+
+    try:
+        yield switch
+    finally:
+        switch(False)
+        admin.dispose()

@@ -1,9 +1,7 @@
 """What the cluster tests share: a bounded wait, node processes and table reads.
 
-* ``wait_until(condition, timeout, what)``: polls ``condition`` until it
-  returns something truthy (returned) or raises ``AssertionError`` naming
-  ``what`` after ``timeout`` real seconds. The only place a test waits by
-  polling.
+* ``wait_until(condition, timeout, what)`` (from ``tests.polling``, the
+  suite's one bounded poll): for state outside this process.
 * ``NodeProcess``: one ``tests.cluster.node_child`` process; ``start()``
   returns once it printed ``READY`` (bounded), ``terminate()`` stops it
   cleanly (SIGTERM, bounded), ``kill()`` SIGKILLs it; ``close()`` makes sure
@@ -33,6 +31,7 @@ from sqlalchemy import create_engine, text
 from regisseur.actors import ActorSystem
 from regisseur.actors.cluster import ClusterSettings
 from regisseur.messages import Event
+from tests.polling import wait_until as wait_until  # the cluster tests import it here
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,7 +41,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-POLL = 0.02
 
 
 def wait_for_events(
@@ -78,23 +76,6 @@ def wait_for_events(
     finally:
         for subscription in subscriptions:
             subscription.cancel()
-
-
-def wait_until(condition: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``condition`` until it is truthy (returned); fail after ``timeout`` s.
-
-    Only for state outside this process (files written by node processes,
-    rows in the database): nothing here can announce a change of it, so a
-    bounded poll every ``POLL`` seconds is the only way to see it.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(POLL)
 
 
 class NodeProcess:

@@ -50,11 +50,12 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL, make_url
+
+from tests.polling import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -271,20 +272,24 @@ def _normalise(given: str) -> URL:
 def _wait_ready(url: URL, timeout: float, log: Path | None) -> None:
     """Connect until the server answers ``SELECT 1``, for at most ``timeout`` seconds."""
     psycopg = _psycopg()
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    last: list[Exception] = []
+
+    def answers() -> bool:
         try:
             with psycopg.connect(_conninfo(url), connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
-            return
         except psycopg.Error as exc:
-            last = exc
-            time.sleep(0.1)
-    detail = f"; server log:\n{_tail(log)}" if log is not None else ""
-    raise PostgresUnavailable(
-        f"PostgreSQL at {_shown(url)} did not answer within {timeout:.0f} s: {last}{detail}"
-    )
+            last[:] = [exc]
+            return False
+        return True
+
+    try:
+        wait_until(answers, timeout, "PostgreSQL", interval=0.1)
+    except AssertionError:
+        detail = f"; server log:\n{_tail(log)}" if log is not None else ""
+        error = last[0] if last else None
+        msg = f"PostgreSQL at {_shown(url)} did not answer within {timeout:.0f} s: {error}{detail}"
+        raise PostgresUnavailable(msg) from None
 
 
 def _tail(path: Path | None, lines: int = 30) -> str:
@@ -551,9 +556,10 @@ class _Cluster:
                 os.kill(each, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 continue
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and any(_alive(each) for each in pids):
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # gone or not: the caller goes on
+            wait_until(
+                lambda: not any(_alive(each) for each in pids), STOP_TIMEOUT, "the server's end"
+            )
 
     def _as_server_user(self, command: list[str]) -> list[str]:
         if self._user is None:

@@ -23,7 +23,7 @@ from regisseur.messages.downloads import DownloadState
 from tests.cluster.pg import PostgresServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 WAIT = 30.0
 
@@ -63,34 +63,6 @@ def _durable(url: str) -> str:
         connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = on'))
     engine.dispose()
     return url
-
-
-@pytest.fixture
-def refusing(pg_server: PostgresServer, pg_url: str) -> Iterator[Any]:
-    """``refusing(True)`` cuts every session of the test database and refuses
-    new ones (as an unreachable database would); ``refusing(False)`` lets
-    them in again (also done after the test)."""
-    name = make_url(pg_url).database
-    admin = create_engine(pg_server.url("postgres"), isolation_level="AUTOCOMMIT")
-
-    def switch(refuse: bool) -> None:
-        with admin.connect() as connection:
-            allow = "false" if refuse else "true"
-            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allow}'))
-            if refuse:
-                connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-
-    try:
-        yield switch
-    finally:
-        switch(False)
-        admin.dispose()
 
 
 @pytest.mark.timeout(120)

@@ -22,7 +22,7 @@ from regisseur.supervision.testing import Probe
 from tests.cluster.pg import PostgresServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 
 class Echo(Actor):
@@ -62,32 +62,6 @@ def _durable(url: str) -> str:
         connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = on'))
     engine.dispose()
     return url
-
-
-@pytest.fixture
-def refusing(pg_server: PostgresServer, pg_url: str) -> Iterator[Any]:
-    """``refusing(True)``: cut the test database's sessions and refuse new ones."""
-    name = make_url(pg_url).database
-    admin = create_engine(pg_server.url("postgres"), isolation_level="AUTOCOMMIT")
-
-    def switch(refuse: bool) -> None:
-        with admin.connect() as connection:
-            allow = "false" if refuse else "true"
-            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allow}'))
-            if refuse:
-                connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-
-    try:
-        yield switch
-    finally:
-        switch(False)
-        admin.dispose()
 
 
 @pytest.mark.timeout(120)
