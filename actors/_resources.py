@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from regisseur.supervision.spec import check_name
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -38,9 +40,7 @@ class Resources:
 
     def get(self, name: str) -> Any:
         """The value of the running resource ``name``; ``LookupError`` if not up."""
-        if not isinstance(name, str):
-            msg = f"resource(name) must be a str, got {type(name).__name__} {name!r}"
-            raise TypeError(msg)
+        check_name(name, "resource(name)")  # a malformed name: say which argument
         with self._lock:
             if name in self._values:
                 return self._values[name]
