@@ -175,7 +175,7 @@ class Logger:
         return self._logger.isEnabledFor(level) and _has_listener(self._logger, level)
 
     def _emit(self, level: int, event: str, exc_info: ExcInfo, kw: dict[str, object]) -> None:
-        if not (self._logger.isEnabledFor(level) and _has_listener(self._logger, level)):
+        if not self.is_enabled_for(level):
             return
         fields = cast("dict[str, object]", redact({**self._bound, **kw}))
         actor = fields.pop("actor", None)
