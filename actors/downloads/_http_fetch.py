@@ -94,6 +94,7 @@ _CHECKPOINT_SECONDS = 5.0
 # next run starts it from byte 0.
 _SMALL_BODY = _CHECKPOINT_MIN
 _LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
+_ASIDE_AFTER = 15  # tries (about 3 s) before a claimed run writes a part of its own
 
 
 def _plain_body(response: requests.Response) -> http.client.HTTPResponse | None:
@@ -246,8 +247,14 @@ class Fetch:
         return str(path)
 
     def _lock_part(self) -> None:
-        """Lock the part for this run; wait while another (stale) run still holds it."""
-        waited = False
+        """Lock the part for this run; wait while another (stale) run still holds it.
+
+        This run owns the download (its claim), so the holder is a run that
+        lost it: one ending in this process, or a frozen process's. After
+        ``_ASIDE_AFTER`` tries a claimed run stops waiting and writes a part
+        of its own (:meth:`PartFile.aside`), from byte 0.
+        """
+        tries = 0
         while True:
             try:
                 self.part.lock()
@@ -258,9 +265,13 @@ class Fetch:
                 msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
                 raise DownloadError(msg) from exc
             self.ctx.ensure_owner()
-            if not waited:
+            tries += 1
+            if tries == 1:
                 self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
-                waited = True
+            if tries == _ASIDE_AFTER and self.ctx.claim:
+                self.part = self.part.aside(self.ctx.claim)
+                self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
+                continue
             self._wait(_LOCK_POLL)
 
     def _attempts(self) -> Path:

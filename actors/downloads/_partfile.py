@@ -114,15 +114,37 @@ class ResumePoint(NamedTuple):
 class PartFile:
     """``path`` (the ``.part``) and ``meta_path`` (its ``.meta``) of a download."""
 
-    def __init__(self, directory: Path, names: Sequence[str | None], download_id: str) -> None:
-        """``names``: where the name may come from, best first (see ``choose_filename``)."""
-        suffix = f".{part_tag(download_id)}{PART_SUFFIX}"
+    def __init__(
+        self,
+        directory: Path,
+        names: Sequence[str | None],
+        download_id: str,
+        run: int | None = None,
+    ) -> None:
+        """``names``: where the name may come from, best first (see ``choose_filename``).
+
+        ``run``: a part of this run of the download alone (``<name>.<id>-<run>.part``),
+        beside the shared one; see :meth:`aside`.
+        """
+        self._directory, self._names, self._download_id = directory, tuple(names), download_id
+        tag = part_tag(download_id) if run is None else f"{part_tag(download_id)}-{run}"
+        suffix = f".{tag}{PART_SUFFIX}"
         room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX) - len(_TEMPORARY_SUFFIX)
         base = choose_filename(*names, max_bytes=room)
         self.path = directory / f"{base}{suffix}"
         self.meta_path = directory / f"{base}{suffix}{META_SUFFIX}"
         self.temporary_path = directory / f"{base}{suffix}{META_SUFFIX}{_TEMPORARY_SUFFIX}"
         self._fd: int | None = None  # the locked part, while this run holds it
+
+    def aside(self, run: int) -> PartFile:
+        """A part of run ``run`` alone, for when a stale run holds the shared one.
+
+        A run that was taken over from a frozen process cannot get the shared
+        part's lock until that process wakes (a stopped process keeps its
+        locks); it writes its own part from byte 0 instead. The stale run,
+        once awake, is fenced: it publishes nothing and removes its part.
+        """
+        return PartFile(self._directory, self._names, self._download_id, run)
 
     # -- ownership -------------------------------------------------------------
     @property

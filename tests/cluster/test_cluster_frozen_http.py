@@ -1,0 +1,89 @@
+"""A node frozen in the middle of a small HTTP body, past its lease, publishes nothing.
+
+Node ``a`` (a child process) fetches a 16 KiB file (a *small* body: no
+``.meta`` file while it streams) into a directory it shares with node
+``b``; the server sends half of it and holds the rest. ``a`` is frozen
+with SIGSTOP; ``b`` starts, reaps ``a`` once its lease expired, takes the
+download over and publishes it. Then ``a`` is woken (SIGCONT) and the
+server sends it the rest of its body: ``a`` must publish nothing over
+``b``'s file, nor beside it, and the record stays ``b``'s success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from regisseur.messages.downloads import DownloadState
+from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
+from tests.downloads.conftest import HttpServer, Request, serve_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+BODY = hashlib.sha256(b"small").digest() * (16 * 1024 // 32)  # 16 KiB
+HALF = len(BODY) // 2
+ETAG = '"v1"'
+LEASE = 1.5
+
+
+@pytest.fixture
+def server() -> Iterator[HttpServer]:
+    served = HttpServer()
+    yield served
+    served.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woken(
+    pg_url: str, server: HttpServer, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    half_sent, rest_sent = threading.Event(), threading.Event()
+    hold = server.gate()
+
+    def first(request: Request) -> None:  # node a's request
+        request.head(200, {"Content-Length": str(len(BODY)), "ETag": ETAG})
+        request.write(BODY[:HALF])
+        half_sent.set()
+        hold.wait(60)  # until a is woken
+        request.write(BODY[HALF:])
+        rest_sent.set()
+
+    url = server.sequence("/small.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
+    options = {"lease_ttl": LEASE, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
+    a = NodeProcess(pg_url, "a", tmp_path / "a", source="http", **options)
+    b = NodeProcess(pg_url, "b", tmp_path / "b", source="http", **options)
+    try:
+        a.launch()
+        a.wait_ready()
+        with client(pg_url) as front:
+            download_id = front.downloads.submit("http", url, "small.bin")
+            assert half_sent.wait(30), "node a never fetched the file"
+            os.kill(a.pid, signal.SIGSTOP)  # frozen holding its half body
+            b.launch()
+            b.wait_ready()
+            record = front.downloads.wait(download_id, timeout=30)  # b, after a's lease
+            assert record.state is DownloadState.SUCCEEDED, record.error
+            assert (shared / "small.bin").read_bytes() == BODY
+
+            os.kill(a.pid, signal.SIGCONT)
+            hold.set()
+            assert rest_sent.wait(30), "node a never read the rest of its body"
+            # What a leaves behind once its run ended: its part file gone.
+            wait_until(lambda: not list(shared.glob("*.part*")), 30, "node a's part file to go")
+            assert sorted(p.name for p in shared.iterdir()) == ["small.bin"]
+            assert (shared / "small.bin").read_bytes() == BODY
+            after = front.downloads.status(download_id)
+            assert after.state is DownloadState.SUCCEEDED
+            assert after.file_path == record.file_path
+        assert len(server.seen("/small.bin")) == 2
+    finally:
+        close_all([a, b])
