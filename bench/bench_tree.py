@@ -15,6 +15,16 @@ as the median ratio with its spread (min..max over the rounds):
   ``Actor.start`` of N plain Pykka actors (per actor).
 * **stop**: stopping a system of N children against stopping N plain Pykka
   actors (per actor), for N from 1,000 upwards; the goal is a flat figure.
+  A third side, **bare threads**, stops N daemon threads that each wait on
+  an ``Event`` (set it, join the thread, in the same window): what the
+  operating system charges for waking and ending one of N live threads.
+  On Linux that grows with N by itself (every futex wake walks a hash
+  bucket shared with the other sleeping threads; 512 buckets on 2 CPUs),
+  so "flat" is read as regisseur / bare threads staying flat.
+* **spawn** is also set against Pykka actors on daemon threads (as
+  regisseur's are): Pykka's default non-daemon threads pay, in CPython
+  3.11's ``threading``, a scan of every live non-daemon thread at each
+  start and each stop, which flatters any ratio against them at 10,000.
   The Pykka side stops its actors as regisseur does, at most ``STOP_WINDOW``
   asked ahead of the one awaited: asking all N at once wakes N threads that
   fight over the GIL, which at 20,000 takes minutes and loads the whole
@@ -116,8 +126,45 @@ def restart_ratios(siblings: int, rounds: int, restarts: int) -> tuple[list[floa
     return ratios, absolute
 
 
-def spawn_and_stop(n: int) -> tuple[float, float, float]:
-    """(spawn ratio, stop ratio, our stop seconds per actor) for n children, one round."""
+class PlainDaemon(Plain):
+    use_daemon_thread = True
+
+
+def daemon_spawn(n: int) -> float:
+    """Seconds to start n Pykka actors on daemon threads (then stopped, untimed)."""
+    t0 = time.perf_counter()
+    refs = [PlainDaemon.start() for _ in range(n)]
+    elapsed = time.perf_counter() - t0
+    for ref in refs:
+        ref.stop()
+    _threads_gone(n)
+    return elapsed
+
+
+def bare_thread_stop(n: int) -> float:
+    """Seconds to end n waiting daemon threads, STOP_WINDOW set ahead of the one joined."""
+    events = [threading.Event() for _ in range(n)]
+    threads = [threading.Thread(target=event.wait, daemon=True) for event in events]
+    for thread in threads:
+        thread.start()
+    t0 = time.perf_counter()
+    joining: deque[threading.Thread] = deque()
+    for event, thread in zip(events, threads, strict=True):
+        if len(joining) >= STOP_WINDOW:
+            joining.popleft().join()
+        event.set()
+        joining.append(thread)
+    for thread in joining:
+        thread.join()
+    return time.perf_counter() - t0
+
+
+def spawn_and_stop(n: int) -> tuple[float, float, float, float, float]:
+    """One round for n children: (spawn ratio, stop ratio, our stop seconds per
+    actor, spawn ratio against daemon Pykka, stop ratio against bare threads)."""
+    daemon = daemon_spawn(n)
+    bare = bare_thread_stop(n)
+    _threads_gone(n)
     t0 = time.perf_counter()
     refs = [Plain.start() for _ in range(n)]
     plain_spawn = time.perf_counter() - t0
@@ -143,7 +190,13 @@ def spawn_and_stop(n: int) -> tuple[float, float, float]:
         system.stop()
         our_stop = time.perf_counter() - t0
     _threads_gone(n)
-    return our_spawn / plain_spawn, our_stop / plain_stop, our_stop / n
+    return (
+        our_spawn / plain_spawn,
+        our_stop / plain_stop,
+        our_stop / n,
+        our_spawn / daemon,
+        our_stop / bare,
+    )
 
 
 def _threads_gone(n: int) -> None:
@@ -168,14 +221,18 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="children for spawn/stop (default 1,000 10,000 20,000)"
     )
+    parser.add_argument(
+        "--no-restart", action="store_true", help="only the spawn and stop figures"
+    )
     args = parser.parse_args()
     siblings = (0, 100) if args.quick else (0, 100, 1_000)
     sizes = (200, 1_000) if args.quick else (1_000, 10_000, 20_000)
     if args.sizes:
         sizes = tuple(args.sizes)
 
-    print(f"restart (crash -> next message handled), {args.rounds} rounds of {args.restarts}:")
-    for count in siblings:
+    if not args.no_restart:
+        print(f"restart (crash -> next message handled), {args.rounds} rounds of {args.restarts}:")
+    for count in () if args.no_restart else siblings:
         ratios, absolute = restart_ratios(count, args.rounds, args.restarts)
         figure = _median_spread(ratios)
         p50 = statistics.median(absolute) * 1e6
@@ -190,9 +247,13 @@ def main() -> None:
         spawn = [pair[0] for pair in pairs]
         stop = [pair[1] for pair in pairs]
         per_actor = statistics.median(pair[2] for pair in pairs) * 1e6
+        daemon = [pair[3] for pair in pairs]
+        bare = [pair[4] for pair in pairs]
         print(
             f"  {n:>6} children   spawn {_median_spread(spawn)}   stop {_median_spread(stop)}"
-            f"   (regisseur stop {per_actor:.0f} us/actor)"
+            f"   (regisseur stop {per_actor:.0f} us/actor)\n"
+            f"  {'':>6}            spawn / daemon pykka {_median_spread(daemon)}"
+            f"   stop / bare threads {_median_spread(bare)}"
         )
 
 

@@ -95,6 +95,80 @@ def test_child_spec_kwargs_are_copied() -> None:
     assert isinstance(spec.kwargs["journal"], Journal)
 
 
+# -- the argument check's fast path ------------------------------------------------
+class _Sig(Actor):
+    """Base for the classes below: each replaces ``__init__`` with one shape."""
+
+
+def _init_shapes() -> list[type]:
+    def plain(self: Any, a: Any, b: Any = 1) -> None: ...
+    def keyword_only(self: Any, a: Any, *, k: Any, j: Any = 2) -> None: ...
+    def var_args(self: Any, a: Any, *rest: Any) -> None: ...
+    def var_kwargs(self: Any, a: Any = 0, **extra: Any) -> None: ...
+    def positional_only(self: Any, a: Any, /, b: Any = 1) -> None: ...
+    def positional_only_kwargs(self: Any, a: Any, /, **extra: Any) -> None: ...
+    def nothing(self: Any) -> None: ...
+
+    shapes = [plain, keyword_only, var_args, var_kwargs, positional_only, positional_only_kwargs]
+    shapes.append(nothing)
+    return [type(f.__name__, (_Sig,), {"__init__": f}) for f in shapes]
+
+
+_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    ((1,), {}),
+    ((1, 2), {}),
+    ((1, 2, 3), {}),
+    ((), {"a": 1}),
+    ((1,), {"a": 1}),
+    ((1,), {"b": 2}),
+    ((1,), {"k": 3}),
+    ((1,), {"k": 3, "j": 4}),
+    ((), {"a": 1, "k": 3}),
+    ((1,), {"zzz": 1}),
+    ((1,), {"self": 1}),
+]
+
+
+@pytest.mark.parametrize("actor", _init_shapes(), ids=lambda cls: cls.__name__)
+def test_child_spec_checks_arguments_as_python_binds_them(actor: type) -> None:
+    """Every shape of ``__init__`` and every call: the spec accepts exactly what binds."""
+    import inspect
+
+    for args, kwargs in _CALLS:
+        try:
+            inspect.signature(actor).bind(*args, **kwargs)
+        except TypeError:
+            with pytest.raises(TypeError, match="args/kwargs do not fit"):
+                ChildSpec("w", actor, args=args, kwargs=kwargs)
+        else:
+            assert ChildSpec("w", actor, args=args, kwargs=kwargs).args == args
+
+
+def test_the_fast_argument_check_answers_the_common_shapes() -> None:
+    """The spec's check skips ``inspect`` for a plain ``__init__`` (what spawn pays)."""
+    from regisseur.supervision.spec import _surely_binds
+
+    plain = _init_shapes()[0]
+    assert _surely_binds(plain, (1,), {})
+    assert _surely_binds(plain, (), {"a": 1, "b": 2})
+    assert _surely_binds(Plain, (1, 2), {"x": 3})
+    assert not _surely_binds(plain, (), {})  # missing: left to inspect, which words it
+
+
+def test_a_wrapped_init_is_checked_against_what_it_wraps() -> None:
+    import functools
+
+    def real(self: Any, value: Any) -> None: ...
+
+    @functools.wraps(real)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None: ...
+
+    actor = type("Wrapped", (_Sig,), {"__init__": wrapper})
+    with pytest.raises(TypeError, match=r"Wrapped\(value\)"):
+        ChildSpec("w", actor)
+
+
 # -- Supervisor ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("field", "value", "error"),
