@@ -12,7 +12,9 @@ as the median ratio with its spread (min..max over the rounds):
   100 and 1,000 idle siblings; the goal is that the figure does not grow
   with the siblings.
 * **spawn**: ``system.spawn`` of N children one after the other against
-  ``Actor.start`` of N plain Pykka actors (per actor).
+  ``Actor.start`` of N plain Pykka actors (per actor). The two sides take
+  turns in chunks of 100 up to 12,000 children each (one after the other
+  beyond that), so that both meet the same load and the same thread count.
 * **stop**: stopping a system of N children against stopping N plain Pykka
   actors (per actor), for N from 1,000 upwards; the goal is a flat figure.
   A third side, **bare threads**, stops N daemon threads that each wait on
@@ -141,13 +143,14 @@ def daemon_spawn(n: int) -> float:
     return elapsed
 
 
-def bare_thread_stop(n: int) -> float:
-    """Seconds to end n waiting daemon threads, STOP_WINDOW set ahead of the one joined."""
+def bare_thread_stop(n: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds to end n waiting daemon threads, STOP_WINDOW
+    set ahead of the one joined."""
     events = [threading.Event() for _ in range(n)]
     threads = [threading.Thread(target=event.wait, daemon=True) for event in events]
     for thread in threads:
         thread.start()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     joining: deque[threading.Thread] = deque()
     for event, thread in zip(events, threads, strict=True):
         if len(joining) >= STOP_WINDOW:
@@ -156,18 +159,20 @@ def bare_thread_stop(n: int) -> float:
         joining.append(thread)
     for thread in joining:
         thread.join()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - cpu0
 
 
-def spawn_and_stop(n: int) -> tuple[float, float, float, float, float]:
-    """One round for n children: (spawn ratio, stop ratio, our stop seconds per
-    actor, spawn ratio against daemon Pykka, stop ratio against bare threads)."""
-    daemon = daemon_spawn(n)
-    bare = bare_thread_stop(n)
-    _threads_gone(n)
-    t0 = time.perf_counter()
-    refs = [Plain.start() for _ in range(n)]
-    plain_spawn = time.perf_counter() - t0
+# Chunks of the interleaved spawn: each side spawns this many, in turn.
+SPAWN_CHUNK = 100
+# Interleaving keeps both sides' threads alive at once (two mappings each);
+# beyond this many children per side the process would pass Linux's
+# default vm.max_map_count (65,530), so larger sizes spawn one side after
+# the other.
+MAX_INTERLEAVED = 12_000
+
+
+def _plain_stop(refs: list[pykka.ActorRef[Any]]) -> float:
+    """Seconds to stop ``refs``, at most STOP_WINDOW asked ahead of the one awaited."""
     t0 = time.perf_counter()
     asked: deque[pykka.Future[Any]] = deque()
     for ref in refs:
@@ -176,19 +181,64 @@ def spawn_and_stop(n: int) -> tuple[float, float, float, float, float]:
         asked.append(ref.stop(block=False))
     for future in asked:
         future.get()
-    plain_stop = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def _spawn_both(system: ActorSystem, n: int) -> tuple[float, float, list[pykka.ActorRef[Any]]]:
+    """(our seconds, Pykka's seconds, Pykka's refs): n children each.
+
+    Up to MAX_INTERLEAVED, the two sides take turns in chunks of SPAWN_CHUNK
+    (the side going first alternates), so both see the same machine and
+    the same number of live threads; beyond it Pykka's actors are started,
+    timed, stopped, and then ours.
+    """
+    ours = plain = 0.0
+    refs: list[pykka.ActorRef[Any]] = []
+    if n > MAX_INTERLEAVED:
+        t0 = time.perf_counter()
+        refs = [Plain.start() for _ in range(n)]
+        plain = time.perf_counter() - t0
+        _plain_stop(refs)
+        _threads_gone(n)
+        t0 = time.perf_counter()
+        for i in range(n):
+            system.spawn(ChildSpec(f"c{i}", Ours))
+        return time.perf_counter() - t0, plain, []
+    for chunk, first in enumerate(range(0, n, SPAWN_CHUNK)):
+        count = min(SPAWN_CHUNK, n - first)
+        for side in ("ours", "plain") if chunk % 2 == 0 else ("plain", "ours"):
+            t0 = time.perf_counter()
+            if side == "ours":
+                for i in range(first, first + count):
+                    system.spawn(ChildSpec(f"c{i}", Ours))
+                ours += time.perf_counter() - t0
+            else:
+                refs.extend(Plain.start() for _ in range(count))
+                plain += time.perf_counter() - t0
+    return ours, plain, refs
+
+
+def spawn_and_stop(n: int) -> tuple[float, ...]:
+    """One round for n children: (spawn ratio, stop ratio, our stop seconds per
+    actor, spawn ratio against daemon Pykka, stop ratio against bare threads,
+    the same by process CPU: less moved by the neighbours' load)."""
+    daemon = daemon_spawn(n)
+    bare, bare_cpu = bare_thread_stop(n)
+    _threads_gone(n)
+    plain_stop = _plain_stop([Plain.start() for _ in range(n)])
+    _threads_gone(n)
 
     system = ActorSystem(database_url=None)
     system.start()
     try:
-        t0 = time.perf_counter()
-        for i in range(n):
-            system.spawn(ChildSpec(f"c{i}", Ours))
-        our_spawn = time.perf_counter() - t0
+        our_spawn, plain_spawn, refs = _spawn_both(system, n)
+        _plain_stop(refs)  # untimed: ours is stopped alone, as Pykka's was
+        _threads_gone(n, alive=n)
     finally:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         system.stop()
         our_stop = time.perf_counter() - t0
+        our_stop_cpu = time.process_time() - cpu0
     _threads_gone(n)
     return (
         our_spawn / plain_spawn,
@@ -196,20 +246,23 @@ def spawn_and_stop(n: int) -> tuple[float, float, float, float, float]:
         our_stop / n,
         our_spawn / daemon,
         our_stop / bare,
+        our_stop_cpu / bare_cpu,
     )
 
 
-def _threads_gone(n: int) -> None:
+def _threads_gone(n: int, alive: int = 0) -> None:
     """Wait (untimed, bounded) until the stopped actors' threads have exited.
 
     Both sides return from stop once every actor has stopped; their threads
     end a moment later. Without this wait the next round starts while
     thousands still exit, and at 20,000 the process runs out of threads.
+    ``alive``: threads that are meant to stay (the other side's actors).
     """
+    limit = 50 + alive
     deadline = time.monotonic() + 120
-    while threading.active_count() > 50 and time.monotonic() < deadline:
+    while threading.active_count() > limit and time.monotonic() < deadline:
         time.sleep(0.1)
-    if threading.active_count() > 50:
+    if threading.active_count() > limit:
         print(f"  ({threading.active_count()} threads still alive after {n} stops)")
 
 
@@ -221,9 +274,7 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="children for spawn/stop (default 1,000 10,000 20,000)"
     )
-    parser.add_argument(
-        "--no-restart", action="store_true", help="only the spawn and stop figures"
-    )
+    parser.add_argument("--no-restart", action="store_true", help="only the spawn and stop figures")
     args = parser.parse_args()
     siblings = (0, 100) if args.quick else (0, 100, 1_000)
     sizes = (200, 1_000) if args.quick else (1_000, 10_000, 20_000)
@@ -249,11 +300,12 @@ def main() -> None:
         per_actor = statistics.median(pair[2] for pair in pairs) * 1e6
         daemon = [pair[3] for pair in pairs]
         bare = [pair[4] for pair in pairs]
+        bare_cpu = [pair[5] for pair in pairs]
         print(
             f"  {n:>6} children   spawn {_median_spread(spawn)}   stop {_median_spread(stop)}"
             f"   (regisseur stop {per_actor:.0f} us/actor)\n"
             f"  {'':>6}            spawn / daemon pykka {_median_spread(daemon)}"
-            f"   stop / bare threads {_median_spread(bare)}"
+            f"   stop / bare threads {_median_spread(bare)}, by CPU {_median_spread(bare_cpu)}"
         )
 
 
