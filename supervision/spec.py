@@ -46,9 +46,10 @@ def _surely_binds(actor: type, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     wrapped or C ``__init__``, a name given twice) answers False, and the
     caller asks ``inspect``, which also words the error.
     """
-    if type(actor).__call__ is not type.__call__ or actor.__new__ is not object.__new__:
+    cls: Any = actor  # its dunders are read as plain attributes
+    if type(cls).__call__ is not type.__call__ or cls.__new__ is not object.__new__:
         return False
-    init = actor.__init__
+    init = cls.__init__
     if (
         not isinstance(init, FunctionType)
         or hasattr(init, "__wrapped__")
