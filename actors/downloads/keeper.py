@@ -83,6 +83,7 @@ from regisseur.messages.downloads import (
     FailDownload,
     QueueDownload,
     ReportProgress,
+    initial_record,
 )
 from regisseur.supervision.protocol import Outcome
 
@@ -123,6 +124,7 @@ class KeeperActor(Actor):
         self._history = history
         self._flush_interval = flush_interval
         self._persist = self.system.database is not None
+        self._wall = self.system.clock.wall  # read three times per download
         self._live: dict[str, DownloadRecord] = {}  # not terminal
         self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
         self._forgotten = ForgottenStates()  # no database: final states trimmed from _done
@@ -358,6 +360,29 @@ class KeeperActor(Actor):
         return bool(self._staged or self._acks or self._events or self._progress_events)
 
     def _handle(self, message: Any) -> Any:
+        # The messages of every download, by exact type (a subclass of one
+        # takes the isinstance chain below, to the same handler).
+        kind = type(message)
+        if kind is p.ClaimMany:
+            for claim in message.claims:
+                self._start(claim)
+            return None
+        if kind is CompleteDownload:
+            if self._fenced(message.id, message.claim, "success"):
+                self._finish(
+                    message.id,
+                    DownloadState.SUCCEEDED,
+                    file_path=message.file_path,
+                    transferred=message.transferred,
+                    size=message.size,
+                )
+            return None
+        if kind is QueueDownload:
+            self._queue(message)
+            return None
+        if kind is ClaimDownload:
+            self._start(message)
+            return None
         if isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
@@ -508,7 +533,7 @@ class KeeperActor(Actor):
             return
         self._live[record.id] = record
         self._stage(record, new=True)
-        self._ack_event(DownloadStateChanged(record, None))
+        self._events.append(DownloadStateChanged(record, None))  # _ack_event, inlined
         if not self._submitted_by_source:
             self._acks.append(self._send_submitted)
         self._submitted_by_source.setdefault(record.source, []).append(record)
@@ -530,7 +555,7 @@ class KeeperActor(Actor):
             self.log.warning("duplicate_download_id", download=message.id)
             return None
         self._safe_after_commit(message.id)
-        return self._new_record(message, username=self._username(message))
+        return initial_record(message, self._username(message), self._wall())
 
     def _username(self, message: QueueDownload) -> str:
         """The submit's username, else the source's, else the source's name."""
@@ -582,7 +607,7 @@ class KeeperActor(Actor):
 
     def _new_record(self, message: QueueDownload, **fields: Any) -> DownloadRecord:
         """The first record of a submitted download (``fields`` set the rest)."""
-        now = self.system.clock.wall()
+        now = self._wall()
         return DownloadRecord(
             id=message.id,
             source=message.source,
@@ -616,7 +641,7 @@ class KeeperActor(Actor):
             error=None if message.reason == "cancelled" else message.reason,
             speed=0.0,
             time_remaining=None,
-            updated_at=self.system.clock.wall(),
+            updated_at=self._wall(),
         )
         self._end(record, ended)
         self._commit()  # stored before the caller hears "cancelled"
@@ -692,14 +717,14 @@ class KeeperActor(Actor):
             return
         self._resumable.discard(download_id)
         started = record.evolve(
-            state=DownloadState.IN_PROGRESS, error=None, updated_at=self.system.clock.wall()
+            state=DownloadState.IN_PROGRESS, error=None, updated_at=self._wall()
         )
         self._live[download_id] = started
         self._running[message.worker] = download_id
         self._runner[download_id] = message.worker
         self._stage(started)
         if record.state is not DownloadState.IN_PROGRESS:
-            self._ack_event(DownloadStateChanged(started, record.state))
+            self._events.append(DownloadStateChanged(started, record.state))  # _ack_event
 
     def _progress(self, message: ReportProgress) -> None:
         record = self._live.get(message.id)
@@ -715,7 +740,7 @@ class KeeperActor(Actor):
             progress=progress,
             speed=message.speed,
             time_remaining=message.time_remaining,
-            updated_at=self.system.clock.wall(),
+            updated_at=self._wall(),
         )
         self._live[updated.id] = updated
         if self._persist:
@@ -792,28 +817,37 @@ class KeeperActor(Actor):
         if record is None:
             self.log.debug("late_result_ignored", download=download_id, state=state.value)
             return
-        changes: dict[str, Any] = {
-            "state": state,
-            "speed": 0.0,
-            "time_remaining": 0.0 if state is DownloadState.SUCCEEDED else None,
-            "updated_at": self.system.clock.wall(),
-        }
         if state is DownloadState.SUCCEEDED:
-            if fields.get("transferred") is not None:
-                changes["transferred"] = fields["transferred"]
-            if fields.get("size") is not None:
-                changes["size"] = fields["size"]
-            elif record.size is None:
-                # A body without a length (chunked, close-delimited): once
-                # it ended, what arrived is its size.
-                got = changes.get("transferred", record.transferred)
-                changes["size"] = got if got else None
-            changes["progress"] = 100.0
-            changes["file_path"] = fields["file_path"]
-            changes["error"] = None
+            transferred = fields.get("transferred")
+            if transferred is None:
+                transferred = record.transferred
+            size = fields.get("size")
+            if size is None:
+                size = record.size
+                if size is None:
+                    # A body without a length (chunked, close-delimited):
+                    # once it ended, what arrived is its size.
+                    size = transferred if transferred else None
+            ended = record.evolve(
+                state=state,
+                speed=0.0,
+                time_remaining=0.0,
+                updated_at=self._wall(),
+                transferred=transferred,
+                size=size,
+                progress=100.0,
+                file_path=fields["file_path"],
+                error=None,
+            )
         else:
-            changes["error"] = fields["error"]
-        self._end(record, record.evolve(**changes))
+            ended = record.evolve(
+                state=state,
+                speed=0.0,
+                time_remaining=None,
+                updated_at=self._wall(),
+                error=fields["error"],
+            )
+        self._end(record, ended)
 
     def _release(self, message: p.Released) -> None:
         if self._running.get(message.worker) == message.id:
@@ -840,7 +874,7 @@ class KeeperActor(Actor):
         self._unassign(ended.id)
         self._stage(ended)
         self._remember(ended)
-        self._ack_event(DownloadStateChanged(ended, before.state))
+        self._events.append(DownloadStateChanged(ended, before.state))  # _ack_event
 
     def _remember(self, record: DownloadRecord) -> None:
         if not self._persist:
