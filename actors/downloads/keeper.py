@@ -532,7 +532,8 @@ class KeeperActor(Actor):
         if record is None:
             return
         self._live[record.id] = record
-        self._stage(record, new=True)
+        if self._persist:  # _stage stages nothing without a database
+            self._stage(record, new=True)
         self._events.append(DownloadStateChanged(record, None))  # _ack_event, inlined
         if not self._submitted_by_source:
             self._acks.append(self._send_submitted)
@@ -554,7 +555,8 @@ class KeeperActor(Actor):
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return None
-        self._safe_after_commit(message.id)
+        if self._persist:  # else it is safe once ended (see _safe_after_commit)
+            self._safe_after_commit(message.id)
         return initial_record(message, self._username(message), self._wall())
 
     def _username(self, message: QueueDownload) -> str:
@@ -722,7 +724,8 @@ class KeeperActor(Actor):
         self._live[download_id] = started
         self._running[message.worker] = download_id
         self._runner[download_id] = message.worker
-        self._stage(started)
+        if self._persist:
+            self._stage(started)
         if record.state is not DownloadState.IN_PROGRESS:
             self._events.append(DownloadStateChanged(started, record.state))  # _ack_event
 
@@ -812,9 +815,9 @@ class KeeperActor(Actor):
             self._running.pop(worker, None)
 
     def _finish(self, download_id: str, state: DownloadState, **fields: Any) -> None:
-        self._unassign(download_id)
         record = self._live.get(download_id)
         if record is None:
+            self._unassign(download_id)  # else _end does
             self.log.debug("late_result_ignored", download=download_id, state=state.value)
             return
         if state is DownloadState.SUCCEEDED:
@@ -872,7 +875,8 @@ class KeeperActor(Actor):
         self._claims.pop(ended.id, None)
         self._current.pop(ended.id, None)
         self._unassign(ended.id)
-        self._stage(ended)
+        if self._persist:
+            self._stage(ended)
         self._remember(ended)
         self._events.append(DownloadStateChanged(ended, before.state))  # _ack_event
 
@@ -881,7 +885,8 @@ class KeeperActor(Actor):
             self._accepted.discard((record.id,))  # ended: nothing left to replay
         self._done[record.id] = record
         self._done.move_to_end(record.id)
-        self._trim()
+        if len(self._done) > self._history:
+            self._trim()
 
     def _trim(self) -> None:
         """Keep at most ``history`` terminal records in memory (the database has all)."""
@@ -894,9 +899,9 @@ class KeeperActor(Actor):
                 self._forgotten.add(oldest, record.state)
 
     def _stage(self, record: DownloadRecord, *, new: bool = False) -> None:
-        """Write ``record`` as it is now at the next commit."""
-        self._dirty.discard(record.id)
+        """Write ``record`` as it is now at the next commit (nothing without a database)."""
         if self._persist:
+            self._dirty.discard(record.id)
             earlier = self._staged.get(record.id)
             self._staged[record.id] = (record, new or (earlier is not None and earlier[1]))
 
