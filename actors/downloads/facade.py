@@ -334,7 +334,9 @@ class Downloads:
             source=source,
             target_id=_text(target_id, "target_id") or "",
             filename=_text(display_name, "display_name") or "",
-            original_filename=_text(original_filename, "original_filename", optional=True),
+            original_filename=None
+            if original_filename is None
+            else _text(original_filename, "original_filename"),
             extra=_extra(extra),
         )
         self._ensure_keeper()
