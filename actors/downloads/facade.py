@@ -328,7 +328,8 @@ class Downloads:
         on one of the nodes that have it.
         """
         source = _text(source, "source") or ""
-        self._check_source(source)
+        if source not in self._names:  # a local source: known without the call
+            self._check_source(source)
         message = QueueDownload(
             id=f"{self._id_prefix}{next(self._ids):012x}",
             source=source,

@@ -346,7 +346,29 @@ class KeeperActor(Actor):
     # -- messages ----------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         try:
-            reply = self._handle(message)
+            # The messages of every download, by exact type, without a call
+            # to _handle (a subclass of one takes _handle's isinstance chain
+            # to the same handler).
+            kind = type(message)
+            reply = None
+            if kind is CompleteDownload:
+                if self._fenced(message.id, message.claim, "success"):
+                    self._finish(
+                        message.id,
+                        DownloadState.SUCCEEDED,
+                        file_path=message.file_path,
+                        transferred=message.transferred,
+                        size=message.size,
+                    )
+            elif kind is QueueDownload:
+                self._queue(message)
+            elif kind is p.ClaimMany:
+                for claim in message.claims:
+                    self._start(claim)
+            elif kind is ClaimDownload:
+                self._start(message)
+            else:
+                reply = self._handle(message)
         except Exception:
             # The runtime rolls the connection back: what was staged becomes
             # a retry, written from memory by the commit in on_stop.
@@ -367,29 +389,6 @@ class KeeperActor(Actor):
         return bool(self._staged or self._acks or self._events or self._progress_events)
 
     def _handle(self, message: Any) -> Any:
-        # The messages of every download, by exact type (a subclass of one
-        # takes the isinstance chain below, to the same handler).
-        kind = type(message)
-        if kind is p.ClaimMany:
-            for claim in message.claims:
-                self._start(claim)
-            return None
-        if kind is CompleteDownload:
-            if self._fenced(message.id, message.claim, "success"):
-                self._finish(
-                    message.id,
-                    DownloadState.SUCCEEDED,
-                    file_path=message.file_path,
-                    transferred=message.transferred,
-                    size=message.size,
-                )
-            return None
-        if kind is QueueDownload:
-            self._queue(message)
-            return None
-        if kind is ClaimDownload:
-            self._start(message)
-            return None
         if isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
