@@ -111,8 +111,13 @@ class Mailbox:
         return True
 
     def _signal(self) -> None:
-        # Releasing an already released lock raises RuntimeError: a wake-up
-        # is then already pending, which is exactly what we want.
+        # An unlocked lock is a wake-up already pending (the consumer has not
+        # taken it yet): nothing to do. Most signals of a busy actor find
+        # one, and asking is far cheaper than the RuntimeError below.
+        if not self._wake.locked():
+            return
+        # Releasing an already released lock (another producer was first)
+        # raises RuntimeError: a wake-up is then pending too.
         try:
             self._wake.release()
         except RuntimeError:

@@ -234,7 +234,10 @@ class ActorSystem:
         A stopped actor's messages become ``DeadLetter`` events; an unknown
         name raises ``UnknownActorError``.
         """
-        _messaging.tell(self, name, message)
+        # What _messaging.tell does, one call less: the most frequent call of all.
+        cell = self.registry.lookup(name, "tell(name)")
+        if cell is None or not cell.mailbox.tell(message):  # closed: it stopped
+            _messaging.dead_letter(self, name, message, "stopped")
 
     def ask(self, name: str, message: Any, *, timeout: float | None = 5.0) -> Any:
         """Send ``message`` to ``name`` and wait for the reply.

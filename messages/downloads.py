@@ -27,6 +27,9 @@ from regisseur.messages.commands import Command
 from regisseur.messages.events import Event
 from regisseur.messages.redaction import redact_text
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
 __all__ = [
     "CORE_FIELDS",
     "CancelDownload",
@@ -157,8 +160,7 @@ class DownloadRecord:
             msg = f"DownloadRecord has no field(s) {', '.join(unknown)}"
             raise TypeError(msg) from None
         copy = _new(DownloadRecord)
-        for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
-            set_slot(copy, value)
+        _fill(copy, values)
         if "extra" in changes:
             copy.__post_init__()
         return copy
@@ -193,6 +195,52 @@ _get_all = operator.attrgetter(*_FIELDS)  # every field's value, in order, in on
 # skip the attribute lookup object.__setattr__ does per field.
 _SLOT_SETTERS = tuple(getattr(DownloadRecord, name).__set__ for name in _FIELDS)
 _new = object.__new__
+
+
+def _make_fill() -> Callable[[DownloadRecord, Sequence[Any]], None]:
+    """``fill(record, values)``: set every slot from ``values`` (in field order).
+
+    Generated from the fields, one statement per slot: a loop over the
+    setters costs a third more, and ``evolve`` runs twice per download.
+    """
+    namespace: dict[str, Any] = {f"set_{i}": setter for i, setter in enumerate(_SLOT_SETTERS)}
+    body = "".join(f"    set_{i}(record, values[{i}])\n" for i in range(len(_FIELDS)))
+    exec(f"def fill(record, values):\n{body}", namespace)  # the names come from _FIELDS only
+    fill: Callable[[DownloadRecord, Sequence[Any]], None] = namespace["fill"]
+    return fill
+
+
+_fill = _make_fill()
+
+
+# Where ``initial_record`` puts a submit's values, and every other field's default.
+_DEFAULTS = list(_get_all(DownloadRecord(id="", source="", target_id="", filename="")))
+_I_ID, _I_SOURCE, _I_TARGET = _INDEX["id"], _INDEX["source"], _INDEX["target_id"]
+_I_FILENAME, _I_USERNAME = _INDEX["filename"], _INDEX["username"]
+_I_ORIGINAL, _I_EXTRA = _INDEX["original_filename"], _INDEX["extra"]
+_I_CREATED, _I_UPDATED = _INDEX["created_at"], _INDEX["updated_at"]
+
+
+def initial_record(message: QueueDownload, username: str | None, now: float) -> DownloadRecord:
+    """The Initializing record of the submit ``message``, made at ``now`` (wall clock).
+
+    Equal to ``DownloadRecord(id=message.id, ..., username=username,
+    created_at=now, updated_at=now)`` at about half its cost: the keeper
+    makes one per submit. Any thread (it only builds a new record).
+    """
+    values = _DEFAULTS.copy()
+    values[_I_ID] = message.id
+    values[_I_SOURCE] = message.source
+    values[_I_TARGET] = message.target_id
+    values[_I_FILENAME] = message.filename
+    values[_I_USERNAME] = username
+    values[_I_ORIGINAL] = message.original_filename
+    values[_I_EXTRA] = message.extra  # a MappingProxyType already (QueueDownload's check)
+    values[_I_CREATED] = now
+    values[_I_UPDATED] = now
+    record = _new(DownloadRecord)
+    _fill(record, values)
+    return record
 
 
 def _names(record: DownloadRecord) -> tuple[str, ...]:

@@ -58,6 +58,7 @@ __all__ = ["DownloadSettings", "Downloads"]
 
 _ASK_TIMEOUT = 10.0
 _MAX_TEXT = 8192
+_NO_EXTRA = frozen_extra(None)  # read-only and empty: one serves every submit
 
 
 class DownloadSettings:
@@ -138,7 +139,12 @@ def source_spec(source: DownloadSource) -> ChildSpec:
 
 
 def _text(value: object, what: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
+    # The common case first (four per submit): a short ASCII str with a
+    # non-blank character passes every check below.
+    if type(value) is str and 0 < len(value) <= _MAX_TEXT and value.isascii():
+        if not value.isspace():
+            return value
+    elif value is None and optional:
         return None
     if not isinstance(value, str):
         msg = f"{what} must be a str, got {type(value).__name__} {value!r}"
@@ -159,7 +165,7 @@ def _text(value: object, what: str, *, optional: bool = False) -> str | None:
 
 def _extra(extra: object) -> MappingProxyType[str, Any]:
     if extra is None:
-        return frozen_extra(None)
+        return _NO_EXTRA
     if not isinstance(extra, Mapping):
         msg = f"extra must be a mapping, got {type(extra).__name__}"
         raise TypeError(msg)
@@ -322,13 +328,16 @@ class Downloads:
         on one of the nodes that have it.
         """
         source = _text(source, "source") or ""
-        self._check_source(source)
+        if source not in self._names:  # a local source: known without the call
+            self._check_source(source)
         message = QueueDownload(
             id=f"{self._id_prefix}{next(self._ids):012x}",
             source=source,
             target_id=_text(target_id, "target_id") or "",
             filename=_text(display_name, "display_name") or "",
-            original_filename=_text(original_filename, "original_filename", optional=True),
+            original_filename=None
+            if original_filename is None
+            else _text(original_filename, "original_filename"),
             extra=_extra(extra),
         )
         self._ensure_keeper()

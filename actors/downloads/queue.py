@@ -82,6 +82,7 @@ class QueueActor(Actor):
         self._attached = False
         # Starts made during this burst: told (claims first) when it is over.
         self._starts: list[tuple[ClaimDownload, p.Run]] = []
+        self._indexes: dict[str, int] = {}  # worker name -> its index (parsed once)
 
     def on_start(self) -> None:
         self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
@@ -113,7 +114,13 @@ class QueueActor(Actor):
         }
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (p.Enqueue, p.EnqueueMany, p.Withdraw)):
+        kind = type(message)
+        if kind is p.WorkerIdle:  # once per download: first, by exact type
+            self._worker_free(message)
+        elif kind is p.EnqueueMany and self._attached:
+            for record, claim in zip(message.records, message.claims, strict=True):
+                self._enqueue(record, front=False, claim=claim)
+        elif isinstance(message, (p.Enqueue, p.EnqueueMany, p.Withdraw)):
             if not self._attached:
                 return None  # sent before the keeper's answer, which covers it
             if isinstance(message, p.Enqueue):
@@ -175,19 +182,23 @@ class QueueActor(Actor):
 
     def _pump(self) -> None:
         """Start queued downloads on free workers, keeping the delay."""
-        while self._queue and self._free:
-            now = self.system.clock.now()
+        queue, free = self._queue, self._free
+        if not (queue and free):
+            return
+        now_of = self.system.clock.now
+        # Cluster mode: the token also reads as cancelled once the node's
+        # lease guard ran out (a process waking from a freeze).
+        cluster = self.system.cluster
+        while queue and free:
+            now = now_of()
             if now < self._next_start:
                 if self._pump_timer is None:
                     self._pump_timer = self.schedule(self._next_start - now, p.Pump())
                 return
-            record = self._queue.popleft()
+            record = queue.popleft()
             self._queued.discard(record.id)
             claim = self._claims.pop(record.id, 0)
-            worker = self._free.popleft()
-            # Cluster mode: the token also reads as cancelled once the
-            # node's lease guard ran out (a process waking from a freeze).
-            cluster = self.system.cluster
+            worker = free.popleft()
             token = CancelToken() if cluster is None else cluster.new_token()
             self._tokens[record.id] = token
             self._busy[worker] = record.id
@@ -259,7 +270,10 @@ class QueueActor(Actor):
                 self._pump_timer = None
 
     def _index(self, worker: str) -> int:
-        return int(worker.rsplit("-", 1)[1])
+        index = self._indexes.get(worker)
+        if index is None:
+            index = self._indexes[worker] = int(worker.rsplit("-", 1)[1])
+        return index
 
     def _tell_supervisor(self, message: object) -> None:
         """Ask the source's supervisor to add or retire a worker (no waiting)."""

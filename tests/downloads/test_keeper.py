@@ -26,6 +26,8 @@ from regisseur.messages.downloads import (
     CompleteDownload,
     DownloadProgressed,
     DownloadStateChanged,
+    QueueDownload,
+    initial_record,
 )
 from regisseur.supervision.testing import FaultInjector, InjectedFault, Probe
 from tests.downloads.helpers import CANCELLED, ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, Gate, quick
@@ -374,6 +376,36 @@ def test_evolve_copies_with_changes_and_leaves_the_record_alone():
     tagged_record = Tagged(id="b" * 32, source="s", target_id="t", filename="f", tag="mine")
     moved = tagged_record.evolve(size=1)
     assert isinstance(moved, Tagged) and (moved.tag, moved.size) == ("mine", 1)
+
+
+def test_initial_record_is_the_record_the_constructor_makes():
+    """The keeper's fast constructor of a submit's record agrees with DownloadRecord(...)."""
+    for extra in ({}, {"k": [1, 2]}):
+        for original, username in ((None, None), ("Orig.mkv", "alice")):
+            message = QueueDownload(
+                id="c" * 32,
+                source="s",
+                target_id="http://h/f",
+                filename="f",
+                original_filename=original,
+                extra=extra,
+            )
+            made = initial_record(message, username, 1700000000.5)
+            assert type(made) is DownloadRecord
+            assert made == DownloadRecord(
+                id=message.id,
+                source="s",
+                target_id="http://h/f",
+                filename="f",
+                username=username,
+                original_filename=original,
+                extra=extra,
+                created_at=1700000000.5,
+                updated_at=1700000000.5,
+            )
+            assert made.state is INIT and made.extra == extra
+            with pytest.raises(TypeError):
+                made.extra["k"] = 3  # type: ignore[index]
 
 
 def test_state_strings_are_the_legacy_ones():
