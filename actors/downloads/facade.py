@@ -328,16 +328,13 @@ class Downloads:
         on one of the nodes that have it.
         """
         source = _text(source, "source") or ""
-        if source not in self._names:  # a local source: known without the call
-            self._check_source(source)
+        self._check_source(source)
         message = QueueDownload(
             id=f"{self._id_prefix}{next(self._ids):012x}",
             source=source,
             target_id=_text(target_id, "target_id") or "",
             filename=_text(display_name, "display_name") or "",
-            original_filename=None
-            if original_filename is None
-            else _text(original_filename, "original_filename"),
+            original_filename=_text(original_filename, "original_filename", optional=True),
             extra=_extra(extra),
         )
         self._ensure_keeper()

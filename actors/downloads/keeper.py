@@ -51,7 +51,6 @@ answers again, checked at every health report.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,7 +59,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from regisseur.actors.actor import Actor
-from regisseur.actors.clock import Clock
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
 from regisseur.actors.downloads._forgotten import ForgottenStates
@@ -104,11 +102,6 @@ _INTERRUPTED = "interrupted: the system stopped before the download ended"
 _BATCH = 500  # most writes in one transaction
 
 
-def _wall_of(clock: Clock) -> Callable[[], float]:
-    """``clock.wall``; ``time.time`` itself where that is all it does (one call less)."""
-    return time.time if type(clock).wall is Clock.wall else clock.wall
-
-
 class KeeperActor(Actor):
     """Owns every download record; see the module docstring."""
 
@@ -131,7 +124,7 @@ class KeeperActor(Actor):
         self._history = history
         self._flush_interval = flush_interval
         self._persist = self.system.database is not None
-        self._wall = _wall_of(self.system.clock)  # read three times per download
+        self._wall = self.system.clock.wall  # read three times per download
         self._live: dict[str, DownloadRecord] = {}  # not terminal
         self._done: OrderedDict[str, DownloadRecord] = OrderedDict()  # terminal, newest last
         self._forgotten = ForgottenStates()  # no database: final states trimmed from _done
@@ -346,29 +339,7 @@ class KeeperActor(Actor):
     # -- messages ----------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         try:
-            # The messages of every download, by exact type, without a call
-            # to _handle (a subclass of one takes _handle's isinstance chain
-            # to the same handler).
-            kind = type(message)
-            reply = None
-            if kind is CompleteDownload:
-                if self._fenced(message.id, message.claim, "success"):
-                    self._finish(
-                        message.id,
-                        DownloadState.SUCCEEDED,
-                        file_path=message.file_path,
-                        transferred=message.transferred,
-                        size=message.size,
-                    )
-            elif kind is QueueDownload:
-                self._queue(message)
-            elif kind is p.ClaimMany:
-                for claim in message.claims:
-                    self._start(claim)
-            elif kind is ClaimDownload:
-                self._start(message)
-            else:
-                reply = self._handle(message)
+            reply = self._handle(message)
         except Exception:
             # The runtime rolls the connection back: what was staged becomes
             # a retry, written from memory by the commit in on_stop.
@@ -389,6 +360,29 @@ class KeeperActor(Actor):
         return bool(self._staged or self._acks or self._events or self._progress_events)
 
     def _handle(self, message: Any) -> Any:
+        # The messages of every download, by exact type (a subclass of one
+        # takes the isinstance chain below, to the same handler).
+        kind = type(message)
+        if kind is p.ClaimMany:
+            for claim in message.claims:
+                self._start(claim)
+            return None
+        if kind is CompleteDownload:
+            if self._fenced(message.id, message.claim, "success"):
+                self._finish(
+                    message.id,
+                    DownloadState.SUCCEEDED,
+                    file_path=message.file_path,
+                    transferred=message.transferred,
+                    size=message.size,
+                )
+            return None
+        if kind is QueueDownload:
+            self._queue(message)
+            return None
+        if kind is ClaimDownload:
+            self._start(message)
+            return None
         if isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
