@@ -1,8 +1,9 @@
-"""Messages by name: ``ref``, ``tell``, ``ask`` and dead letters of a system.
+"""Messages by name: ``ref``, ``ask`` and dead letters of a system.
 
-``ActorSystem.ref/tell/ask`` (and ``ask_async`` in ``actors.aio``) come
-here: the name is looked up in the system's registry, a message for a
-stopped actor becomes a dead letter.
+``ActorSystem.ref/ask`` (and ``ask_async`` in ``actors.aio``) come here:
+the name is looked up in the system's registry, a message for a stopped
+actor becomes a dead letter. ``ActorSystem.tell``, the most frequent call
+of all, does its lookup itself and comes here for the dead letter only.
 
 Threads: any (usually the application's). ``tell`` never blocks; ``ask``
 blocks until the reply, bounded by its timeout.
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from regisseur.actors._cell import Cell
     from regisseur.actors.system import ActorSystem
 
-__all__ = ["ask", "cell_to_ask", "dead_letter", "ref", "tell"]
+__all__ = ["ask", "cell_to_ask", "dead_letter", "ref"]
 
 
 def ref(system: ActorSystem, name: str, actor_type: type | None) -> pykka.ActorRef[Any]:
@@ -43,13 +44,6 @@ def ref(system: ActorSystem, name: str, actor_type: type | None) -> pykka.ActorR
     if actor_type is not None:
         check_actor_type(name, cell.actor_class, actor_type, "ref(actor_type)")
     return cell.ref
-
-
-def tell(system: ActorSystem, name: str, message: Any) -> None:
-    """Queue ``message`` for ``name``; a stopped actor's is a dead letter."""
-    cell = system.registry.lookup(name, "tell(name)")
-    if cell is None or not cell.mailbox.tell(message):  # closed: it stopped
-        dead_letter(system, name, message, "stopped")
 
 
 def ask(system: ActorSystem, name: str, message: Any, timeout: float | None) -> Any:

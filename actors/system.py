@@ -234,7 +234,6 @@ class ActorSystem:
         A stopped actor's messages become ``DeadLetter`` events; an unknown
         name raises ``UnknownActorError``.
         """
-        # What _messaging.tell does, one call less: the most frequent call of all.
         cell = self.registry.lookup(name, "tell(name)")
         if cell is None or not cell.mailbox.tell(message):  # closed: it stopped
             _messaging.dead_letter(self, name, message, "stopped")

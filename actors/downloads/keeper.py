@@ -360,35 +360,8 @@ class KeeperActor(Actor):
         return bool(self._staged or self._acks or self._events or self._progress_events)
 
     def _handle(self, message: Any) -> Any:
-        # The messages of every download, by exact type (a subclass of one
-        # takes the isinstance chain below, to the same handler).
-        kind = type(message)
-        if kind is p.ClaimMany:
-            for claim in message.claims:
-                self._start(claim)
-            return None
-        if kind is CompleteDownload:
-            if self._fenced(message.id, message.claim, "success"):
-                self._finish(
-                    message.id,
-                    DownloadState.SUCCEEDED,
-                    file_path=message.file_path,
-                    transferred=message.transferred,
-                    size=message.size,
-                )
-            return None
-        if kind is QueueDownload:
-            self._queue(message)
-            return None
-        if kind is ClaimDownload:
-            self._start(message)
-            return None
-        if isinstance(message, ReportProgress):
-            if self._fenced(message.id, message.claim, "progress"):
-                self._progress(message)
-        elif isinstance(message, ClaimDownload):
-            self._start(message)
-        elif isinstance(message, p.ClaimMany):
+        # The messages every download brings come first (most frequent first).
+        if isinstance(message, p.ClaimMany):
             for claim in message.claims:
                 self._start(claim)
         elif isinstance(message, CompleteDownload):
@@ -400,14 +373,19 @@ class KeeperActor(Actor):
                     transferred=message.transferred,
                     size=message.size,
                 )
+        elif isinstance(message, QueueDownload):
+            self._queue(message)
+        elif isinstance(message, ClaimDownload):
+            self._start(message)
+        elif isinstance(message, ReportProgress):
+            if self._fenced(message.id, message.claim, "progress"):
+                self._progress(message)
         elif isinstance(message, FailDownload):
             if self._fenced(message.id, message.claim, "failure"):
                 self._finish(message.id, DownloadState.ERRORED, error=message.error)
         elif isinstance(message, p.CheckClaim):
             # Answered at once, from memory: a read needs no commit.
             return self._fenced(message.id, message.claim, "publish")
-        elif isinstance(message, QueueDownload):
-            self._queue(message)
         elif isinstance(message, p.Released):
             if self._fenced(message.id, message.claim, "release"):
                 self._release(message)

@@ -114,12 +114,8 @@ class QueueActor(Actor):
         }
 
     def on_receive(self, message: Any) -> Any:
-        kind = type(message)
-        if kind is p.WorkerIdle:  # once per download: first, by exact type
+        if isinstance(message, (p.WorkerIdle, p.WorkerReady)):  # once per download: first
             self._worker_free(message)
-        elif kind is p.EnqueueMany and self._attached:
-            for record, claim in zip(message.records, message.claims, strict=True):
-                self._enqueue(record, front=False, claim=claim)
         elif isinstance(message, (p.Enqueue, p.EnqueueMany, p.Withdraw)):
             if not self._attached:
                 return None  # sent before the keeper's answer, which covers it
@@ -130,8 +126,6 @@ class QueueActor(Actor):
                     self._enqueue(record, front=False, claim=claim)
             else:
                 self._withdraw(message.id, message.reason)
-        elif isinstance(message, (p.WorkerReady, p.WorkerIdle)):
-            self._worker_free(message)
         elif isinstance(message, p.Attached):
             self._on_attached(message)
         elif isinstance(message, p.Pump):
