@@ -1,6 +1,6 @@
 """What supervision costs as the tree grows: restart, spawn and stop against plain Pykka.
 
-Run: ``python bench/bench_tree.py [--rounds R] [--quick]``
+Run: ``python bench/bench_tree.py [--rounds R] [--quick] [--no-restart] [--sizes N ...]``
 
 Three figures, each as a ratio against plain Pykka measured side by side in
 this process, round by round (the machines are shared and noisy), reported
