@@ -43,8 +43,8 @@ def _surely_binds(actor: type, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     Reads the code object of ``__init__`` directly (a few microseconds, where
     ``inspect.signature`` takes about 25 per spec, which every ``spawn``
     pays). Anything unusual (a metaclass ``__call__``, a ``__new__``, a
-    wrapped or C ``__init__``, a name given twice) answers False, and the
-    caller asks ``inspect``, which also words the error.
+    wrapped, partial or C ``__init__``, a name given twice) answers False,
+    and the caller asks ``inspect``, which also words the error.
     """
     cls: Any = actor  # its dunders are read as plain attributes
     if type(cls).__call__ is not type.__call__ or cls.__new__ is not object.__new__:
@@ -53,6 +53,10 @@ def _surely_binds(actor: type, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     if (
         not isinstance(init, FunctionType)
         or hasattr(init, "__wrapped__")
+        or hasattr(cls, "__wrapped__")
+        # a functools.partialmethod reads as a plain (self, *args, **kw) function
+        or hasattr(init, "_partialmethod")
+        or hasattr(init, "__partialmethod__")
         or getattr(actor, "__signature__", None) is not None
         or getattr(init, "__signature__", None) is not None
     ):

@@ -169,6 +169,17 @@ def test_a_wrapped_init_is_checked_against_what_it_wraps() -> None:
         ChildSpec("w", actor)
 
 
+def test_a_partialmethod_init_is_checked_against_what_it_leaves_open() -> None:
+    import functools
+
+    def setup(self: Any, mode: Any, path: Any) -> None: ...
+
+    actor = type("Partial", (_Sig,), {"__init__": functools.partialmethod(setup, "fast")})
+    with pytest.raises(TypeError, match="missing a required argument: 'path'"):
+        ChildSpec("w", actor)
+    assert ChildSpec("w", actor, args=("/tmp",)).args == ("/tmp",)
+
+
 # -- Supervisor ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("field", "value", "error"),
