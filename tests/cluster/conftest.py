@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.cluster.pg import PostgresServer, PostgresUnavailable
+from tests.downloads.conftest import http_server  # noqa: F401 - the downloads' HTTP server fixture
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -24,7 +24,6 @@ from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
 from tests.downloads.conftest import HttpServer, Request, serve_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 BODY = hashlib.sha256(b"small").digest() * (16 * 1024 // 32)  # 16 KiB
@@ -33,21 +32,14 @@ ETAG = '"v1"'
 LEASE = 1.5
 
 
-@pytest.fixture
-def server() -> Iterator[HttpServer]:
-    served = HttpServer()
-    yield served
-    served.close()
-
-
 @pytest.mark.timeout(90)
 def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woken(
-    pg_url: str, server: HttpServer, tmp_path: Path
+    pg_url: str, http_server: HttpServer, tmp_path: Path
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     half_sent, rest_sent = threading.Event(), threading.Event()
-    hold = server.gate()
+    hold = http_server.gate()
 
     def first(request: Request) -> None:  # node a's request
         request.head(200, {"Content-Length": str(len(BODY)), "ETag": ETAG})
@@ -57,7 +49,7 @@ def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woke
         request.write(BODY[HALF:])
         rest_sent.set()
 
-    url = server.sequence("/small.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
+    url = http_server.sequence("/small.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
     options = {"lease_ttl": LEASE, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
     a = NodeProcess(pg_url, "a", tmp_path / "a", source="http", **options)
     b = NodeProcess(pg_url, "b", tmp_path / "b", source="http", **options)
@@ -84,6 +76,6 @@ def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woke
             after = front.downloads.status(download_id)
             assert after.state is DownloadState.SUCCEEDED
             assert after.file_path == record.file_path
-        assert len(server.seen("/small.bin")) == 2
+        assert len(http_server.seen("/small.bin")) == 2
     finally:
         close_all([a, b])

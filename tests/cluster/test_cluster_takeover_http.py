@@ -23,7 +23,6 @@ from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
 from tests.downloads.conftest import HttpServer, Request, serve_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 BODY = hashlib.sha256(b"seed").digest() * (12 * 1024 * 1024 // 32)  # 12 MiB
@@ -31,21 +30,14 @@ HALF = len(BODY) // 2
 ETAG = '"v1"'
 
 
-@pytest.fixture
-def server() -> Iterator[HttpServer]:
-    served = HttpServer()
-    yield served
-    served.close()
-
-
 @pytest.mark.timeout(90)
 def test_a_taken_over_download_resumes_from_the_shared_part_file(
-    pg_url: str, server: HttpServer, tmp_path: Path
+    pg_url: str, http_server: HttpServer, tmp_path: Path
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     half_sent = threading.Event()
-    hold = server.gate()
+    hold = http_server.gate()
 
     def first(request: Request) -> None:
         request.head(200, {"Content-Length": str(len(BODY)), "ETag": ETAG})
@@ -55,7 +47,7 @@ def test_a_taken_over_download_resumes_from_the_shared_part_file(
         with contextlib.suppress(OSError):
             request.write(BODY[HALF:])
 
-    url = server.sequence("/big.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
+    url = http_server.sequence("/big.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
     options = {"lease_ttl": 1.5, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
     a = NodeProcess(pg_url, "a", tmp_path / "a", source="http", **options)
     b = NodeProcess(pg_url, "b", tmp_path / "b", source="http", **options)
@@ -83,7 +75,7 @@ def test_a_taken_over_download_resumes_from_the_shared_part_file(
             assert not part.exists()
             assert sorted(p.name for p in shared.iterdir()) == ["big.bin"]
 
-        requests = server.seen("/big.bin")
+        requests = http_server.seen("/big.bin")
         assert len(requests) == 2, [r.headers for r in requests]
         resumed = requests[1].headers
         assert resumed.get("Range") == f"bytes={recorded}-"
