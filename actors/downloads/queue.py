@@ -82,7 +82,6 @@ class QueueActor(Actor):
         self._attached = False
         # Starts made during this burst: told (claims first) when it is over.
         self._starts: list[tuple[ClaimDownload, p.Run]] = []
-        self._indexes: dict[str, int] = {}  # worker name -> its index (parsed once)
 
     def on_start(self) -> None:
         self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
@@ -264,10 +263,7 @@ class QueueActor(Actor):
                 self._pump_timer = None
 
     def _index(self, worker: str) -> int:
-        index = self._indexes.get(worker)
-        if index is None:
-            index = self._indexes[worker] = int(worker.rsplit("-", 1)[1])
-        return index
+        return int(worker.rsplit("-", 1)[1])
 
     def _tell_supervisor(self, message: object) -> None:
         """Ask the source's supervisor to add or retire a worker (no waiting)."""
