@@ -445,13 +445,6 @@ class EventBus:
 
     def publish_many(self, events: Iterable[object]) -> None:
         """Queue several events for delivery, in order, as one message."""
-        sent = self._sent  # _is_wanted's cache, read once per batch
-        batch = []
-        for event in events:
-            wanted = sent.get(type(event))
-            if wanted is None:
-                wanted = self._is_wanted(type(event))
-            if wanted:
-                batch.append(event)
+        batch = tuple(event for event in events if self._is_wanted(type(event)))
         if batch:
-            self._put(_PublishMany(tuple(batch)))
+            self._put(_PublishMany(batch))
