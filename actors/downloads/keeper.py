@@ -510,9 +510,8 @@ class KeeperActor(Actor):
         if record is None:
             return
         self._live[record.id] = record
-        if self._persist:  # _stage stages nothing without a database
-            self._stage(record, new=True)
-        self._events.append(DownloadStateChanged(record, None))  # _ack_event, inlined
+        self._stage(record, new=True)
+        self._ack_event(DownloadStateChanged(record, None))
         if not self._submitted_by_source:
             self._acks.append(self._send_submitted)
         self._submitted_by_source.setdefault(record.source, []).append(record)
@@ -533,8 +532,7 @@ class KeeperActor(Actor):
         if message.id in self._live or message.id in self._done:
             self.log.warning("duplicate_download_id", download=message.id)
             return None
-        if self._persist:  # else it is safe once ended (see _safe_after_commit)
-            self._safe_after_commit(message.id)
+        self._safe_after_commit(message.id)
         return initial_record(message, self._username(message), self._wall())
 
     def _username(self, message: QueueDownload) -> str:
@@ -585,25 +583,10 @@ class KeeperActor(Actor):
         self.log.warning("accepted_submits_replayed", downloads=len(pending))
         self._commit()
 
-    def _new_record(self, message: QueueDownload, **fields: Any) -> DownloadRecord:
-        """The first record of a submitted download (``fields`` set the rest)."""
-        now = self._wall()
-        return DownloadRecord(
-            id=message.id,
-            source=message.source,
-            target_id=message.target_id,
-            filename=message.filename,
-            original_filename=message.original_filename,
-            extra=message.extra,
-            created_at=now,
-            updated_at=now,
-            **fields,
-        )
-
     def _reject(self, message: QueueDownload, error: str) -> None:
         """Record a submit that cannot run (its source went away) as Errored."""
-        record = self._new_record(
-            message, username=self._username(message), state=DownloadState.ERRORED, error=error
+        record = initial_record(message, self._username(message), self._wall()).evolve(
+            state=DownloadState.ERRORED, error=error
         )
         self._safe_after_commit(record.id)
         self._stage(record, new=True)
@@ -702,10 +685,9 @@ class KeeperActor(Actor):
         self._live[download_id] = started
         self._running[message.worker] = download_id
         self._runner[download_id] = message.worker
-        if self._persist:
-            self._stage(started)
+        self._stage(started)
         if record.state is not DownloadState.IN_PROGRESS:
-            self._events.append(DownloadStateChanged(started, record.state))  # _ack_event
+            self._ack_event(DownloadStateChanged(started, record.state))
 
     def _progress(self, message: ReportProgress) -> None:
         record = self._live.get(message.id)
@@ -853,18 +835,16 @@ class KeeperActor(Actor):
         self._claims.pop(ended.id, None)
         self._current.pop(ended.id, None)
         self._unassign(ended.id)
-        if self._persist:
-            self._stage(ended)
+        self._stage(ended)
         self._remember(ended)
-        self._events.append(DownloadStateChanged(ended, before.state))  # _ack_event
+        self._ack_event(DownloadStateChanged(ended, before.state))
 
     def _remember(self, record: DownloadRecord) -> None:
         if not self._persist:
             self._accepted.discard((record.id,))  # ended: nothing left to replay
         self._done[record.id] = record
         self._done.move_to_end(record.id)
-        if len(self._done) > self._history:
-            self._trim()
+        self._trim()
 
     def _trim(self) -> None:
         """Keep at most ``history`` terminal records in memory (the database has all)."""
