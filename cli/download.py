@@ -604,10 +604,14 @@ def run_download(
             db_url = database_url(args.db)
         else:  # private, and never through a link planted in DIR
             db_url = f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
+        # As many workers as this run's URLs need, up to -j: each is a
+        # thread with its own HTTP session to start and stop. Downloads an
+        # earlier run left unfinished may add to them (see below).
+        workers = min(args.jobs, max(1, len(urls)))
         source = HttpSource(
             _SOURCE,
             directory=directory,
-            concurrency=args.jobs,
+            concurrency=workers,
             retries=args.retries,
             headers=headers,
             user_agent=args.user_agent,
@@ -641,6 +645,8 @@ def run_download(
         with planning(locks, lambda: view.say(waiting)):
             system.start()
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+            if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
+                system.downloads.configure(_SOURCE, concurrency=min(args.jobs, len(wanted)))
             if wanted:
                 system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
         over = getattr(args, "startup_over", None)  # the console script's collector
