@@ -28,6 +28,9 @@ the machine's noise hits every side), and checks the files afterwards:
   ``requests``;
 * ``requests``: ``ThreadPoolExecutor(J)``, one ``requests.Session`` per
   thread, ``iter_content`` into plain files (no fsync, no records);
+* ``requests-script``: the same pool as ``requests`` as a script run by
+  a Python process of its own (its start-up and imports included): what a
+  Python user would run instead of the ``cli`` side, like for like;
 * ``curl``: ``curl --parallel --parallel-max J``; ``wget``: ``wget -i``
   (one at a time: wget has no parallel mode); ``aria2c -j J`` when
   installed (``apt-get install aria2``).
@@ -339,6 +342,35 @@ def run_requests(urls: list[str], directory: Path, jobs: int) -> None:
         session.close()
 
 
+# The script a Python user would write instead of a downloader: the same
+# pool as ``run_requests``, as a process of its own (start-up included, like
+# the cli side).
+_REQUESTS_SCRIPT = """\
+import concurrent.futures, pathlib, sys, threading
+import requests
+urls = pathlib.Path(sys.argv[1]).read_text().split()
+directory, jobs = pathlib.Path(sys.argv[2]), int(sys.argv[3])
+local = threading.local()
+def one(url):
+    session = getattr(local, "session", None)
+    if session is None:
+        session = local.session = requests.Session()
+    with session.get(url, stream=True, timeout=(10, 30)) as response:
+        response.raise_for_status()
+        with (directory / url.rsplit("/", 1)[-1]).open("wb") as file:
+            for chunk in response.iter_content(256 * 1024):
+                file.write(chunk)
+with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+    for future in [pool.submit(one, url) for url in urls]:
+        future.result()
+"""
+
+
+def run_requests_script(urls_file: Path, directory: Path, jobs: int) -> None:
+    command = [sys.executable, "-c", _REQUESTS_SCRIPT, str(urls_file), str(directory), str(jobs)]
+    subprocess.run(command, check=True, timeout=600)
+
+
 def run_curl(urls: list[str], directory: Path, jobs: int) -> None:
     config = directory.parent / f"{directory.name}.curl"
     config.write_text(
@@ -414,7 +446,7 @@ def main() -> None:
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
 
-    sides = ["cli", "library", "impl", "requests", "curl", "wget"]
+    sides = ["cli", "library", "impl", "requests", "requests-script", "curl", "wget"]
     if shutil.which("aria2c"):
         sides.append("aria2c")
     else:
@@ -482,6 +514,8 @@ def main() -> None:
                         impl.run(urls, directory)
                     elif side == "requests":
                         run_requests(urls, directory, args.jobs)
+                    elif side == "requests-script":
+                        run_requests_script(urls_file, directory, args.jobs)
                     elif side == "curl":
                         run_curl(urls, directory, args.jobs)
                     elif side == "wget":
@@ -531,6 +565,7 @@ def main() -> None:
     for ours in ("cli", "library", "library-nosync", "impl"):
         for theirs in ("requests", "aria2c"):
             ratio(ours, theirs)
+    ratio("cli", "requests-script")  # both whole processes
     ratio("cli-bars", "cli-plain")
     print("targets: cli / requests >= 1.0 (stretch: >= aria2c); cli-bars / cli-plain >= 0.91")
 
