@@ -860,7 +860,8 @@ class Fetch:
         )
         ctx.ensure_owner()  # a run that was taken over publishes nothing
         try:
-            path = move_into_place(self.part.path, self.directory, name)
+            root = self.source.resolved_directory(self.directory)
+            path = move_into_place(self.part.path, self.directory, name, root=root)
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc

@@ -41,6 +41,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -50,7 +51,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
-    import io
     from collections.abc import Sequence
     from pathlib import Path
 
@@ -62,6 +62,7 @@ _TEMPORARY_SUFFIX = ".tmp"
 _MAX_ID_CHARS = 40
 _PLAIN_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{_MAX_ID_CHARS}}}")
 _HASH_BLOCK = 1024 * 1024
+_WRITE_BUFFER = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -135,6 +136,12 @@ class PartFile:
         self.meta_path = directory / f"{base}{suffix}{META_SUFFIX}"
         self.temporary_path = directory / f"{base}{suffix}{META_SUFFIX}{_TEMPORARY_SUFFIX}"
         self._fd: int | None = None  # the locked part, while this run holds it
+        # What this run knows without asking the file system again (each
+        # system call lets the GIL go, which costs most with many workers).
+        # Only the run holding the lock writes these files, so what it saw
+        # stays true until it unlocks; False means "not known".
+        self._empty = False  # the locked part has no bytes and nothing was handed out
+        self._meta_absent = False  # the meta file's open just said ENOENT
 
     def aside(self, run: int) -> PartFile:
         """A part of run ``run`` alone, for when a stale run holds the shared one.
@@ -186,6 +193,7 @@ class PartFile:
             held = os.fstat(fd)
             if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
                 self._fd = fd
+                self._empty = held.st_size == 0
                 return
             os.close(fd)
         msg = f"{self.path} keeps changing under this run"
@@ -194,6 +202,7 @@ class PartFile:
     def unlock(self) -> None:
         """Give the part's lock up (idempotent); the file stays as it is."""
         fd, self._fd = self._fd, None
+        self._empty = self._meta_absent = False
         if fd is not None:
             os.close(fd)
 
@@ -209,7 +218,10 @@ class PartFile:
     def _meta(self) -> dict[str, Any] | None:
         try:
             fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW)
-        except OSError:
+        except FileNotFoundError:
+            self._meta_absent = self._fd is not None  # known only while locked
+            return None
+        except OSError:  # a planted symlink (ELOOP), a directory, ...: removed by discard
             return None
         try:
             with open(fd, "rb") as file:
@@ -239,6 +251,7 @@ class PartFile:
         """
         data = dict(validators._asdict(), offset=offset, complete=complete)
         temporary = self.temporary_path
+        self._meta_absent = False
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
         try:
             fd = os.open(temporary, flags, 0o644)
@@ -278,7 +291,12 @@ class PartFile:
         lock stays on it); otherwise both files are removed.
         """
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            if not self._empty:
+                os.ftruncate(self._fd, 0)
+            if self._meta_absent:
+                # No meta: nothing to remove. A temporary a killed run left is
+                # no harm (a save replaces it; the publish removes both).
+                return
         else:
             self.path.unlink(missing_ok=True)
         self.remove_meta()
@@ -289,9 +307,14 @@ class PartFile:
         self.remove_meta()
 
     def remove_meta(self) -> None:
-        """Remove the meta file and its temporary (after a publish, or with the part)."""
+        """Remove the meta file and its temporary (after a publish, or with the part).
+
+        Both are asked for even when this run wrote none: one may have been
+        planted meanwhile, and the directory is left clean.
+        """
         self.meta_path.unlink(missing_ok=True)
         self.temporary_path.unlink(missing_ok=True)
+        self._meta_absent = False
 
     def resume_point(self) -> ResumePoint:
         """Where to continue; ``(0, None, False)`` after discarding an unusable part.
@@ -317,15 +340,15 @@ class PartFile:
         """The locked part for writing at ``offset`` (anything after it is cut off)."""
         if self._fd is None:
             self.lock()
-        assert self._fd is not None
-        fd = os.dup(self._fd)
-        try:
+        fd = self._fd
+        assert fd is not None
+        if not (self._empty and offset == 0):  # else: empty, and never written or moved in
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
-            return open(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
+        self._empty = False
+        # The locked descriptor itself (closing the writer keeps it and its
+        # lock), buffered without open()'s terminal check.
+        return io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), _WRITE_BUFFER)
 
     def sha256(self, length: int) -> hashlib._Hash:
         """A SHA-256 hasher fed with the first ``length`` bytes of the part."""

@@ -198,6 +198,7 @@ class HttpSource(DownloadSource):
         self.fsync = fsync
         # Workers publishing at the same time share one fsync of the directory.
         self.directory_sync = DirectorySync(self.download_directory)
+        self._resolved: tuple[Path, Path] | None = None  # see resolved_directory
         self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)
         self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)
@@ -210,6 +211,21 @@ class HttpSource(DownloadSource):
             msg = f"HttpSource {self.name!r} has no directory"
             raise RuntimeError(msg)
         return self.directory
+
+    def resolved_directory(self, directory: Path) -> Path:
+        """``directory`` with its symlinks followed, resolved once while it stays the same.
+
+        Any worker thread: each publish needs it, and resolving walks the
+        path with a system call per component. The pair (path, resolved) is
+        replaced whole, so a reader sees one or the other; a directory
+        assigned after construction is resolved anew.
+        """
+        known = self._resolved
+        if known is not None and known[0] == directory:
+            return known[1]
+        resolved = directory.resolve()
+        self._resolved = (directory, resolved)
+        return resolved
 
     def open_session(self) -> Session:
         """Make this worker's session (runs on the worker thread at its start)."""

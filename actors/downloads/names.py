@@ -296,7 +296,7 @@ def is_inside(directory: Path, path: Path) -> bool:
     return resolved != root and resolved.is_relative_to(root)
 
 
-def move_into_place(source: Path, directory: Path, name: str) -> Path:
+def move_into_place(source: Path, directory: Path, name: str, *, root: Path | None = None) -> Path:
     """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
 
     Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
@@ -307,9 +307,11 @@ def move_into_place(source: Path, directory: Path, name: str) -> Path:
     exclusive create followed by ``os.replace``.
     ``source`` must be in ``directory`` (same file system). Raises
     ``ValueError`` if a candidate would leave ``directory`` and
-    ``FileExistsError`` if no free name is found.
+    ``FileExistsError`` if no free name is found. ``root``: ``directory``
+    already resolved by the caller (it is resolved here otherwise).
     """
-    root = directory.resolve()
+    if root is None:
+        root = directory.resolve()
     use_rename = True
     use_links = True
     for number in itertools.count():
