@@ -50,10 +50,12 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
-    """``/big.bin`` with Range support, a 404 for anything else.
+    """``/big.bin`` (and any name in ``server.served``) with Range support, a
+    404 for anything else.
 
     A full answer while ``gate`` is not set sends FIRST bytes, sets
-    ``first_sent`` and holds until ``gate`` is set.
+    ``first_sent`` and holds until ``gate`` is set. With a ``barrier``,
+    each answer first waits there (a broken barrier answers 503).
     """
 
     protocol_version = "HTTP/1.1"
@@ -61,11 +63,19 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         server = self.server
-        if not self.path.endswith("/big.bin"):
+        if self.path.rsplit("/", 1)[-1] not in server.served:
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if server.barrier is not None:
+            try:
+                server.barrier.wait(WAIT)
+            except threading.BrokenBarrierError:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
         body = server.body
         ranged = self.headers.get("Range")
         server.ranges.append(ranged)
@@ -101,6 +111,8 @@ class _Server(http.server.ThreadingHTTPServer):
         self.gate = threading.Event()
         self.first_sent = threading.Event()
         self.ranges: list[str | None] = []
+        self.served = {"big.bin"}
+        self.barrier: threading.Barrier | None = None
         super().__init__(("127.0.0.1", 0), _Files)
 
     def url(self, path: str) -> str:
@@ -118,15 +130,20 @@ def files() -> Iterator[_Server]:
         yield server
     finally:
         server.gate.set()
+        if server.barrier is not None:
+            server.barrier.abort()
         server.shutdown()
         server.server_close()
         thread.join(WAIT)
 
 
-def interrupted_download(url: str, out_dir: Path, server: _Server) -> tuple[int, str, str]:
-    """Start a download, SIGINT it once its .part holds the first chunk."""
+def interrupted_download(
+    url: str, out_dir: Path, server: _Server, *more: str
+) -> tuple[int, str, str]:
+    """Start a download (of ``more`` URLs too), SIGINT it once every .part holds
+    the first chunk."""
     process = subprocess.Popen(
-        cli("download", url, "-o", str(out_dir), "--plain"),
+        cli("download", url, *more, "-o", str(out_dir), "--plain", "-j", str(1 + len(more))),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -135,8 +152,8 @@ def interrupted_download(url: str, out_dir: Path, server: _Server) -> tuple[int,
     try:
         assert server.first_sent.wait(WAIT), "the download never started"
         wait_until(
-            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
-            "the first chunk in a .part file",
+            lambda: sum(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")) > len(more),
+            "the first chunk in every .part file",
         )
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=WAIT)
@@ -225,3 +242,28 @@ def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
     monkeypatch.setitem(sys.modules, "regisseur.cli._download_bars", None)
     assert type(make_view(Terminal(), plain=False)) is LineView
+
+
+@pytest.mark.timeout(90)
+def test_interrupted_downloads_run_beside_the_new_one_up_to_jobs(
+    files: _Server, tmp_path: Path
+) -> None:
+    """A run starts as many workers as its URLs need, and grows to -j for the
+    downloads an earlier run left (all in flight at once, or the barrier breaks)."""
+    out_dir = tmp_path / "out"
+    files.served = {"a.bin", "b.bin", "c.bin", "fresh.bin"}
+    held = [files.url(f"/{name}.bin") for name in "abc"]
+    code, _out, err = interrupted_download(held[0], out_dir, files, *held[1:])
+    assert code == 130, err
+    assert "interrupted: 3 partial file(s) kept" in err
+
+    files.gate.set()
+    files.barrier = threading.Barrier(4)  # the three resumed ones and the new one
+    fresh = files.url("/fresh.bin")
+    again = run("download", fresh, "-o", str(out_dir), "-j", "4", "--retries", "0", "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for url in held:
+        assert f"resuming {url}" in again.stderr
+    for name in ("a", "b", "c", "fresh"):
+        assert (out_dir / f"{name}.bin").read_bytes() == files.body
+    assert "4 of 4 download(s) done" in again.stderr
