@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from regisseur.actors.downloads._http_fetch import _OWNER_CHECK_SECONDS
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.errors import StaleClaimError
 from tests.downloads.conftest import Harness, HttpServer, Request, serve_bytes, sha256
@@ -183,3 +184,62 @@ def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
     assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
     assert victim.read_text() == "precious"
     assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.timeout(30)
+def test_a_fast_download_asks_whether_it_still_owns_the_download_once(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Checkpoints (every 4 MiB) ask at most every few seconds; the publish always asks.
+
+    Each ask is a round trip to the keeper: at every checkpoint they cost a
+    fast download about a tenth of its throughput.
+    """
+    body = bytes(range(256)) * (48 * 1024)  # 12 MiB: three checkpoints
+    url = http_server.file("/big.bin", body, etag='"v1"')
+    asked: list[bool] = []
+
+    def owner() -> bool:
+        asked.append(True)
+        return True
+
+    path = harness.fetch(harness.source(), url, download_id=ID, check_owner=owner)
+    assert Path(path).read_bytes() == body
+    assert len(asked) == 1, "once, before publishing (the clock did not move)"
+
+
+@pytest.mark.timeout(30)
+def test_a_run_taken_over_midway_stops_at_its_next_checkpoint_once_the_interval_passed(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """A stale run does not stream the rest of a large body before it finds out."""
+    body = bytes(range(256)) * (192 * 1024)  # 48 MiB
+    requested = threading.Event()
+    gate = http_server.gate()
+    sent = [0]
+
+    def answer_after_the_gate(request: Request) -> None:
+        requested.set()
+        gate.wait(30)
+        request.head(200, {"Content-Length": str(len(body)), "ETag": '"v1"'})
+        try:
+            for start in range(0, len(body), MIB):
+                request.write(body[start : start + MIB])
+                sent[0] = start + MIB
+        except OSError:  # the client went away
+            request.close()
+
+    url = http_server.route("/big.bin", answer_after_the_gate)
+    owned = [True]
+    running = harness.start(harness.source(), url, download_id=ID, check_owner=lambda: owned[0])
+    assert requested.wait(30), "the request never came"
+    owned[0] = False  # another run took the download over ...
+    harness.clock.advance(_OWNER_CHECK_SECONDS)  # ... and the interval passed
+    gate.set()
+    with pytest.raises(StaleClaimError):
+        running.result()
+    assert harness.files() == [], "nothing published, the part removed"
+    assert sent[0] < len(body), "stopped at a checkpoint, not at the end of the body"
