@@ -18,7 +18,11 @@ What is replaced by ``[REDACTED]``:
   (``X-Amz-Signature``, ``X-Amz-Credential``, ``access_token``,
   ``AWSAccessKeyId`` ...);
 * in a URL's query or fragment, also the short names used for credentials:
-  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``.
+  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``. A parameter's
+  name is read as the server reads it, percent-decoded (``%54oken=``,
+  ``api%5Fkey=``, ``token%3D...``), and its whole value is redacted, up to
+  the next ``&``, ``;``, ``#``, space or quote (``token=a,b(c)`` loses
+  ``a,b(c)``, not just ``a``).
 
 Pure and idempotent, so safe on any thread.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from urllib.parse import unquote
 
 __all__ = ["REDACTED", "SENSITIVE_WORDS", "redact_text"]
 
@@ -59,12 +64,14 @@ _KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
     r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
     re.IGNORECASE,
 )
-# Short parameter names that are credentials only as a URL's query parameter.
+# One parameter of a URL's query, fragment or path (``;``): its name up to
+# the first "=" (or an encoded "%3D"), its value up to the next separator.
 _QUERY_KEY = re.compile(
-    r"(?<=[?&;#])(?P<key>sig|key|auth|pass|pwd|jwt)(?P<sep>=)"
-    r"(?P<value>\[REDACTED\]|[^\s&;#'\"<>]+)",
-    re.IGNORECASE,
+    r"(?<=[?&;#])(?P<key>[^=&;#\s'\"<>]+?)(?P<sep>=|%3[dD])(?P<value>[^&;#\s'\"<>]*)"
 )
+# Short parameter names that are credentials only as a URL's query parameter.
+_SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
+_DECODINGS = 3  # "%2574oken" is "token" after two
 
 
 def _redact_basic(match: re.Match[str]) -> str:
@@ -79,6 +86,22 @@ def _redact_key_value(match: re.Match[str]) -> str:
     value = match["value"]
     quote = value[0] if value[0] in "'\"" else ""
     return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    """A URL parameter with its value redacted if its (decoded) name says secret."""
+    value = match["value"]
+    if not value or value == REDACTED:
+        return match[0]
+    key = match["key"]
+    for _ in range(_DECODINGS):
+        if "%" not in key:
+            break
+        key = unquote(key)
+    key = key.lower()
+    if _ANY_WORD.search(key) is None and _SHORT_KEY.fullmatch(key) is None:
+        return match[0]
+    return f"{match['key']}{match['sep']}{REDACTED}"
 
 
 def redact_text(text: str) -> str:
@@ -101,8 +124,9 @@ def redact_text(text: str) -> str:
         text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
     if "basic" in lower:
         text = _BASIC.sub(_redact_basic, text)
+    parameters = "?" in text or "&" in text or ";" in text or "#" in text
+    if parameters and ("=" in text or "%3d" in lower):
+        text = _QUERY_KEY.sub(_redact_parameter, text)  # first: it takes a whole value
     if pairs and _ANY_WORD.search(lower):
         text = _KEY_VALUE.sub(_redact_key_value, text)
-    if "=" in text and ("?" in text or "&" in text or ";" in text or "#" in text):
-        text = _QUERY_KEY.sub(_redact_key_value, text)
     return text

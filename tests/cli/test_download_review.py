@@ -1,0 +1,82 @@
+"""``regisseur download`` / ``status`` (the real entry point) on cases of the kinds issue 15 lists.
+
+Each run is a subprocess of the installed CLI against a raw server on
+127.0.0.1 (:class:`tests.reliability.test_hostile_http.RawServer`): secrets
+in forms a server decodes, a records database named with ``--db`` through
+a planted link, output and database places the user cannot use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.reliability.test_hostile_http import OK, RawServer, http
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+DB_NAME = ".regisseur-downloads.db"
+BODY = b"review " * 500
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regisseur.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[RawServer]:
+    raw = RawServer()
+    yield raw
+    raw.close()
+
+
+# -- secrets a server reads after percent-decoding ----------------------------------------
+
+
+def test_percent_encoded_credential_names_are_redacted_everywhere(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: ``%54oken=``, ``api%5Fkey=``, ``to%6Ben=`` and ``token%3D...`` (names the
+    server decodes to token/api_key) were printed raw and stored in status --json."""
+    good = server.route("/file.bin", http(OK, body=BODY)) + "?%54oken=s3cr3t-a;api%5Fkey=s3cr3t-b"
+    bad = server.route("/gone.bin", http("404 Not Found")) + "?x=1&to%6Ben=s3cr3t-c#sig=s3cr3t-d"
+    odd = server.route("/odd.bin", http(OK, body=BODY)) + "?token%3Ds3cr3t-e&sig=s3(cr3t-f)"
+    out = tmp_path / "out"
+    result = run("download", good, bad, odd, "-o", str(out), "--plain")
+    assert result.returncode == 1, result.stdout + result.stderr
+    status = run("status", str(out), "--json")
+    table = run("status", str(out))
+    assert status.returncode == 0, status.stderr
+    shown = result.stdout + result.stderr + status.stdout + table.stdout
+    assert "s3cr3t" not in shown
+    assert "cr3t" not in shown
+    assert "%54oken=[REDACTED]" in result.stderr
+    assert "token%3D[REDACTED]" in result.stderr
+    downloads = json.loads(status.stdout)["downloads"]
+    assert [d["state"] for d in downloads] == [
+        "Completed, Succeeded",
+        "Errored",
+        "Completed, Succeeded",
+    ]
+    # The records keep the URL as given: a resume needs it.
+    with sqlite3.connect(out / DB_NAME) as connection:
+        stored = {row[0] for row in connection.execute("SELECT target_id FROM regisseur_downloads")}
+    assert good in stored
