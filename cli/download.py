@@ -4,7 +4,9 @@ A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
 ``DIR/.regisseur-downloads.db`` (or ``--db``, a URL or a SQLite file). That
 file is created with mode 0600 (records keep the URLs, passwords included,
-to resume them), and a symbolic link in its place is refused.
+to resume them), and a symbolic link in its place is refused; so is a
+link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
+0600 too.
 
 * URLs come from the arguments and from ``-i FILE`` (one a line, ``-`` for
   stdin, blank lines and ``#`` comments skipped); a literal space in a URL
@@ -61,7 +63,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import no_interrupts
-from regisseur.cli._records_db import DB_NAME, database_url
+from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -317,6 +319,12 @@ def _prepare(directory: Path) -> str | None:
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
     return None
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """True if ``path`` (absolute, directories resolved) lies in ``directory`` or below."""
+    top = directory.resolve()
+    return path.parent == top or top in path.parent.parents
 
 
 def _plain_error(exc: BaseException) -> tuple[str, bool]:
@@ -600,10 +608,12 @@ def run_download(
     from regisseur.supervision.errors import StartupError
 
     try:
-        if args.db:
-            db_url = database_url(args.db)
-        else:  # private, and never through a link planted in DIR
-            db_url = f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
+        db_file = records_file(args.db) if args.db else directory.resolve() / DB_NAME
+        if db_file is not None and _inside(db_file, directory):
+            # Private, and never through a link planted in DIR (whoever can
+            # write to DIR could point it at another application's database).
+            claim_private_sqlite(db_file)
+        db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
         source = HttpSource(
             _SOURCE,
             directory=directory,

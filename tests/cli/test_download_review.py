@@ -80,3 +80,57 @@ def test_percent_encoded_credential_names_are_redacted_everywhere(
     with sqlite3.connect(out / DB_NAME) as connection:
         stored = {row[0] for row in connection.execute("SELECT target_id FROM regisseur_downloads")}
     assert good in stored
+
+
+# -- a records database named with --db inside the output directory ---------------------
+
+
+def _other_application(path: Path) -> None:
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+
+
+def _tables_and_mode(path: Path) -> tuple[list[str], str]:
+    with sqlite3.connect(path) as connection:
+        names = [r[0] for r in connection.execute("SELECT name FROM sqlite_master ORDER BY name")]
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    return names, mode
+
+
+@pytest.mark.parametrize("form", ["path", "relative", "url"])
+def test_db_named_in_the_output_directory_is_never_opened_through_a_link(
+    server: RawServer, tmp_path: Path, form: str
+) -> None:
+    """Before: ``--db DIR/x.db`` (a link planted in DIR to another application's SQLite
+    file) got regisseur's tables added and WAL switched on; only the default name was
+    checked."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "app.db"
+    _other_application(victim)
+    (out / "records.db").symlink_to(victim)
+    named = {
+        "path": str(out / "records.db"),
+        "relative": os.path.relpath(out / "records.db", ROOT),
+        "url": f"sqlite:///{out / 'records.db'}",
+    }[form]
+    result = run("download", url, "-o", str(out), "--db", named)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "records.db" in result.stderr
+    assert "symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _tables_and_mode(victim) == (["notes"], "delete")
+    assert server.seen == []  # refused before anything was fetched
+
+
+def test_db_named_in_the_output_directory_is_private(server: RawServer, tmp_path: Path) -> None:
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    loose = out / "records.db"
+    _other_application(loose)
+    loose.chmod(0o644)
+    result = run("download", url, "-o", str(out), "--db", str(loose))
+    assert result.returncode == 0, result.stderr
+    assert loose.stat().st_mode & 0o777 == 0o600
