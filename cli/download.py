@@ -296,28 +296,63 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
 
 
+def _not_a_directory(path: Path) -> bool:
+    """True if ``path`` exists and is not a directory (False if it cannot be looked at)."""
+    try:
+        return not stat.S_ISDIR(path.stat().st_mode)
+    except OSError:  # missing, or in a directory this user may not search
+        return False
+
+
 def _prepare(directory: Path) -> str | None:
     """Create ``directory`` and make sure files can be made in it; why not, else None."""
-    if directory.exists() and not directory.is_dir():
+    if _not_a_directory(directory):
         return f"-o {directory} is a file, not a directory"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a dangling symlink or a special file
         return f"-o {directory} exists and is not a directory"
     except NotADirectoryError:
-        blocker = next((p for p in directory.parents if p.exists() and not p.is_dir()), None)
+        blocker = next((p for p in directory.parents if _not_a_directory(p)), None)
         where = f"{blocker} is a file, not a directory" if blocker else "not a directory"
         return f"cannot create {directory}: {where}"
     except OSError as exc:
         return f"cannot create {directory}: {_reason(exc)}"
+    reason = _write_check(directory)
+    return None if reason is None else f"cannot write to {directory}: {reason}"
+
+
+def _write_check(directory: Path) -> str | None:
+    """Why no file can be made in ``directory`` (``permission denied``), or None."""
     probe = directory / f".regisseur-write-check-{os.getpid()}-{os.urandom(4).hex()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         os.close(os.open(probe, flags, 0o600))
     except OSError as exc:
-        return f"cannot write to {directory}: {_reason(exc)}"
+        return _reason(exc)
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
+    return None
+
+
+def _prepare_records(path: Path) -> str | None:
+    """Make sure the records' SQLite file ``path`` can be written; why not, else None.
+
+    SQLite makes files beside it (``-wal``, ``-journal``) and the run its
+    ``-owners`` locks, so its directory must take new files too.
+    """
+    where = path.parent
+    if not where.is_dir():
+        return f"cannot use the records database {path}: no directory {where}"
+    reason = _write_check(where)
+    if reason is not None:
+        return f"cannot write to {where} (for the records database {path.name}): {reason}"
+    try:
+        os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
+    except FileNotFoundError:
+        return None  # made by the run
+    except OSError as exc:
+        return f"cannot write to the records database {path}: {_reason(exc)}"
     return None
 
 
@@ -613,6 +648,10 @@ def run_download(
             # Private, and never through a link planted in DIR (whoever can
             # write to DIR could point it at another application's database).
             claim_private_sqlite(db_file)
+        problem = _prepare_records(db_file) if db_file is not None else None
+        if problem is not None:
+            err.write(f"regisseur download: {problem}\n")
+            return 2
         db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
         source = HttpSource(
             _SOURCE,
@@ -672,7 +711,8 @@ def run_download(
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        err.write(f"regisseur download: {type(exc).__name__}: {redact_text(str(exc))}\n")
+        text = _plain_error(exc)[0] if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        err.write(f"regisseur download: {redact_text(text)}\n")
     finally:
         with no_interrupts():
             view.close()

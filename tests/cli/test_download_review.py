@@ -134,3 +134,78 @@ def test_db_named_in_the_output_directory_is_private(server: RawServer, tmp_path
     result = run("download", url, "-o", str(out), "--db", str(loose))
     assert result.returncode == 0, result.stderr
     assert loose.stat().st_mode & 0o777 == 0o600
+
+
+# -- places this user cannot use ----------------------------------------------------------
+
+
+def _unprivileged() -> list[str]:
+    """A prefix that runs the CLI where file modes bind (root ignores them), else skip.
+
+    As root: ``unshare --user`` (a user namespace without capabilities over
+    the files, so their owner's mode bits apply), when the machine allows it.
+    """
+    if os.geteuid() != 0:
+        return []
+    probe = subprocess.run(
+        ["unshare", "--user", sys.executable, "-c", "import regisseur.cli"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip("running as root and `unshare --user` is not available")
+    return ["unshare", "--user"]
+
+
+def _run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_unprivileged(), sys.executable, "-m", "regisseur.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("-o under a closed directory", "cannot create {closed}/out: permission denied"),
+        ("--db in a read-only directory", "cannot write to {readonly} (for the records database"),
+        ("--db a read-only file", "cannot write to the records database {readonly_db}: permission"),
+    ],
+)
+def test_places_the_user_cannot_write_get_a_plain_error(
+    server: RawServer, tmp_path: Path, case: str, expected: str
+) -> None:
+    """Before: a traceback (PermissionError from looking at -o under a directory the user
+    may not search) or ``PermissionError: [Errno 13] ...-owners`` with exit code 1."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly_db = tmp_path / "records.db"
+    _other_application(readonly_db)
+    out = tmp_path / "out"
+    args = {
+        "-o under a closed directory": ["-o", str(closed / "out")],
+        "--db in a read-only directory": ["-o", str(out), "--db", str(readonly / "r.db")],
+        "--db a read-only file": ["-o", str(out), "--db", str(readonly_db)],
+    }[case]
+    closed.chmod(0o000)
+    readonly.chmod(0o555)
+    readonly_db.chmod(0o444)
+    try:
+        result = _run_unprivileged("download", url, *args)
+    finally:
+        closed.chmod(0o700)
+        readonly.chmod(0o700)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Errno" not in result.stderr
+    shown = expected.format(closed=closed, readonly=readonly, readonly_db=readonly_db)
+    assert shown in result.stderr
+    assert server.seen == []
