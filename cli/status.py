@@ -58,6 +58,12 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         if not path or path == ":memory:" or not Path(path).is_file():
             msg = f"no database file at {path!r}"
             raise StatusError(msg)
+        try:
+            Path(path).open("rb").close()
+        except OSError as exc:  # SQLite would only say "unable to open database file"
+            reason = exc.strerror.lower() if exc.strerror else str(exc)
+            msg = f"cannot read {path}: {reason}"
+            raise StatusError(msg) from exc
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
@@ -67,13 +73,21 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             journal = read_events(connection, limit=events)
     except SQLAlchemyError as exc:
         safe = redact_text(str(url))
-        msg = f"cannot read {safe}: {type(exc).__name__}: {redact_text(str(exc))[:300]}"
+        msg = f"cannot read {safe}: {redact_text(_driver_message(exc))[:300]}"
         raise StatusError(msg) from exc
     finally:
         engine.dispose()
     # Shown to people and scripts: no URL password or signed-URL signature
     # (in display names, errors, extras), whatever was stored.
     return {"downloads": [redact(d) for d in downloads], "events": redact(journal)}
+
+
+def _driver_message(exc: SQLAlchemyError) -> str:
+    """The database driver's own first line (``connection failed: ... Connection
+    refused``), without SQLAlchemy's class names and documentation link."""
+    original = getattr(exc, "orig", None)
+    text = str(original if isinstance(original, BaseException) else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _downloads(connection: Connection) -> list[dict[str, Any]]:

@@ -209,3 +209,38 @@ def test_places_the_user_cannot_write_get_a_plain_error(
     shown = expected.format(closed=closed, readonly=readonly, readonly_db=readonly_db)
     assert shown in result.stderr
     assert server.seen == []
+
+
+# -- regisseur status on a database it cannot read ---------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_status_of_an_unreachable_database_says_why_in_plain_words() -> None:
+    """Before: ``OperationalError: (psycopg.OperationalError) ...`` and a sqlalche.me link."""
+    url = f"postgresql://alice:s3cr3t-pw@127.0.0.1:{_free_port()}/records"
+    result = run("status", "--db", url)
+    assert result.returncode == 1
+    assert "Connection refused" in result.stderr
+    assert "postgresql://alice:[REDACTED]@127.0.0.1" in result.stderr
+    for jargon in ("OperationalError", "sqlalche.me", "Background on this error", "s3cr3t"):
+        assert jargon not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_status_of_an_unreadable_records_file_says_permission_denied(tmp_path: Path) -> None:
+    """Before: ``OperationalError: (sqlite3.OperationalError) unable to open database file``."""
+    out = tmp_path / "out"
+    out.mkdir()
+    records = out / DB_NAME
+    _other_application(records)
+    records.chmod(0o000)
+    result = _run_unprivileged("status", str(out))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == f"regisseur status: cannot read {records}: permission denied"
