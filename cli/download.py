@@ -347,6 +347,9 @@ def _prepare_records(path: Path) -> str | None:
     reason = _write_check(where)
     if reason is not None:
         return f"cannot write to {where} (for the records database {path.name}): {reason}"
+    owners = path.with_name(f"{path.name}-owners")  # the runs' lock files
+    if owners.is_symlink():
+        return f"refusing to use {owners}: it is a symbolic link (remove it)"
     try:
         os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
     except FileNotFoundError:

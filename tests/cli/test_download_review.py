@@ -244,3 +244,23 @@ def test_status_of_an_unreadable_records_file_says_permission_denied(tmp_path: P
     result = _run_unprivileged("status", str(out))
     assert result.returncode == 1, result.stdout
     assert result.stderr.strip() == f"regisseur status: cannot read {records}: permission denied"
+
+
+def test_a_link_in_place_of_the_owner_locks_directory_is_refused(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: ``DIR/.regisseur-downloads.db-owners`` planted as a link made the run
+    create its lock files (``plan.lock``, ``<owner>.lock``) in the link's target, a
+    directory whoever planted it chooses (and may hold the locks in)."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / f"{DB_NAME}-owners").symlink_to(elsewhere)
+    result = run("download", url, "-o", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{DB_NAME}-owners" in result.stderr
+    assert "symbolic link" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert server.seen == []
