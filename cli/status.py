@@ -7,8 +7,9 @@ does not exist is an error, never created.
 The table shows each download's number in the database (``#``, its order
 of submission: distinct across runs), state, size, when it last changed
 (local time), URL and file or error; ``--json`` gives every field, the full
-id, and the times in ISO 8601 UTC. Every text it returns is redacted
-(:func:`regisseur.actors.log.redact`): credentials stay in the database.
+id, and every time (the records' and the events') in ISO 8601 UTC. Every
+text it returns is redacted (:func:`regisseur.actors.log.redact`):
+credentials stay in the database.
 
 Threads: runs on the caller's thread. Failures: :class:`StatusError` with
 a one-line reason (a missing file, a bad URL, a database that cannot be
@@ -79,7 +80,8 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         engine.dispose()
     # Shown to people and scripts: no URL password or signed-URL signature
     # (in display names, errors, extras), whatever was stored.
-    return {"downloads": [redact(d) for d in downloads], "events": redact(journal)}
+    dated = [{**e, "time": _iso(e["time"])} for e in journal]
+    return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
 
 
 def _driver_message(exc: SQLAlchemyError) -> str:
@@ -174,7 +176,7 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
     if events:
         rows = [
             (
-                _local(_iso(e["time"])),
+                _local(e["time"]),
                 e["event"],
                 e["name"] or "",
                 e["error"] or json.dumps(e["details"], default=str),

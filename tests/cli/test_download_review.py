@@ -264,3 +264,26 @@ def test_a_link_in_place_of_the_owner_locks_directory_is_refused(
     assert "symbolic link" in result.stderr
     assert list(elsewhere.iterdir()) == []
     assert server.seen == []
+
+
+def test_status_json_gives_every_time_in_iso_8601_utc(server: RawServer, tmp_path: Path) -> None:
+    """Before: the downloads' times were ISO 8601, the events' ``time`` epoch seconds."""
+    from datetime import datetime, timedelta, timezone
+
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    assert run("download", url, "-o", str(out), "-q").returncode == 0
+    result = run("status", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    times = [d[k] for d in data["downloads"] for k in ("created_at", "updated_at")]
+    times += [e["time"] for e in data["events"]]
+    assert data["events"]
+    now = datetime.now(timezone.utc)
+    for text in times:
+        moment = datetime.fromisoformat(text)
+        assert moment.utcoffset() == timedelta(0), text
+        assert abs(now - moment) < timedelta(minutes=5), text
+    table = run("status", str(out))
+    assert table.returncode == 0, table.stderr
+    assert "ChildStarted" in table.stdout
