@@ -213,8 +213,20 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra request header (repeatable; never printed or logged)",
     )
     parser.add_argument(
-        "--user-agent", default=None, metavar="TEXT", help="User-Agent (default: regisseur/VERSION)"
+        "--user-agent",
+        type=_user_agent,
+        default=None,
+        metavar="TEXT",
+        help="User-Agent (default: regisseur/VERSION)",
     )
+
+
+def _user_agent(text: str) -> str:
+    """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
+    if not text.strip() or any(char in text for char in "\r\n\0"):
+        msg = f"must be one line of text, not blank: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _header(text: str) -> tuple[str, str]:

@@ -287,3 +287,13 @@ def test_status_json_gives_every_time_in_iso_8601_utc(server: RawServer, tmp_pat
     table = run("status", str(out))
     assert table.returncode == 0, table.stderr
     assert "ChildStarted" in table.stdout
+
+
+@pytest.mark.parametrize("agent", ["", " ", "two\nlines", "tab\tand\rreturn"])
+def test_a_bad_user_agent_is_named_by_its_option(agent: str) -> None:
+    """Before: ``HttpSource 'http': user_agent must be one line of text`` (the library's words)."""
+    result = run("download", "--user-agent", agent, "http://127.0.0.1:9/x")
+    assert result.returncode == 2
+    assert "argument --user-agent" in result.stderr
+    assert "HttpSource" not in result.stderr
+    assert "user_agent" not in result.stderr
