@@ -683,7 +683,7 @@ def run_download(
             download_sources=[source],
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
-        err.write(f"regisseur download: {exc}\n")
+        err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     tracker = _Tracker(view)
@@ -718,9 +718,10 @@ def run_download(
         code = 2
         view.close()
         text, of_database = _plain_error(exc)
-        if of_database:
+        if of_database or exc.child == "database":  # also: its driver is not installed
             shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
-            err.write(f"regisseur download: cannot use the records database {shown}: {text}\n")
+            problem = redact_text(f"cannot use the records database {shown}: {text}")
+            err.write(f"regisseur download: {problem}\n")
         else:
             err.write(f"regisseur download: cannot start: {exc.child}: {text}\n")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback

@@ -51,8 +51,9 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     """Records (oldest first) and the last ``events`` journal entries."""
     try:
         url = make_url(database_url)
-    except ArgumentError as exc:
-        msg = f"not a database URL: {database_url!r} (e.g. sqlite:///regisseur.db)"
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        shown = redact_text(database_url)
+        msg = f"not a database URL: {shown!r} (e.g. sqlite:///regisseur.db)"
         raise StatusError(msg) from exc
     if url.get_backend_name() == "sqlite":
         path = url.database
@@ -65,7 +66,11 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             reason = exc.strerror.lower() if exc.strerror else str(exc)
             msg = f"cannot read {path}: {reason}"
             raise StatusError(msg) from exc
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
+        msg = f"cannot read {redact_text(str(url))}: {redact_text(_driver_message(exc))}"
+        raise StatusError(msg) from exc
     try:
         with engine.connect() as connection:
             downloads: list[dict[str, Any]] = []
@@ -84,7 +89,7 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
 
 
-def _driver_message(exc: SQLAlchemyError) -> str:
+def _driver_message(exc: Exception) -> str:
     """The database driver's own first line (``connection failed: ... Connection
     refused``), without SQLAlchemy's class names and documentation link."""
     original = getattr(exc, "orig", None)

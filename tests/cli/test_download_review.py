@@ -297,3 +297,34 @@ def test_a_bad_user_agent_is_named_by_its_option(agent: str) -> None:
     assert "argument --user-agent" in result.stderr
     assert "HttpSource" not in result.stderr
     assert "user_agent" not in result.stderr
+
+
+def _database_urls() -> list[str]:
+    port = _free_port()
+    return [
+        f"postgresql://alice:s3cr3t-pw@127.0.0.1:{port}/records",  # nobody listens
+        "postgresql://alice:s3cr3t-pw@127.0.0.1:99999/records",  # no such port
+        f"postgresql+nodriver://alice:s3cr3t-pw@127.0.0.1:{port}/records",  # no such driver
+        "postgresql://alice:s3cr3t-pw@[::1/records",  # not a URL
+        f"mysql://alice:s3cr3t-pw@127.0.0.1:{port}/records",  # a driver not installed
+    ]
+
+
+@pytest.mark.parametrize("command", ["download", "status"])
+def test_a_records_database_it_cannot_use_is_one_line_without_its_password(
+    command: str, tmp_path: Path
+) -> None:
+    """Before: ``download --db`` printed ``cannot use the records database
+    postgresql://alice:<password>@...``; ``status --db`` with an unknown driver ended in
+    a traceback, and with a malformed URL said ``invalid literal for int()``."""
+    for url in _database_urls():
+        args = (
+            ["http://127.0.0.1:9/x", "-o", str(tmp_path / "out")] if command == "download" else []
+        )
+        result = run(command, *args, "--db", url)
+        assert result.returncode in (1, 2), (url, result.stderr)
+        assert "s3cr3t" not in result.stdout + result.stderr, url
+        assert "Traceback" not in result.stderr, url
+        assert "invalid literal" not in result.stderr, url
+        assert result.stderr.startswith(f"regisseur {command}: "), (url, result.stderr)
+        assert "alice:[REDACTED]@" in result.stderr, (url, result.stderr)
