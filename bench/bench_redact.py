@@ -36,6 +36,7 @@ TEXTS = {
 def every_pattern(text: str) -> str:
     """The baseline: all six patterns on every text."""
     text = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{r.REDACTED}@", text)
+    text = r._URL_TOKEN.sub(rf"\g<prefix>{r.REDACTED}@", text)
     text = r._HEADER.sub(r._redact_key_value, text)
     text = r._BEARER.sub(rf"\g<scheme> {r.REDACTED}", text)
     text = r._BASIC.sub(r._redact_basic, text)

@@ -9,7 +9,9 @@ need it and ``messages`` depends on nothing else in the project;
 
 What is replaced by ``[REDACTED]``:
 
-* the password of a URL (``https://user:pass@host`` keeps ``user``);
+* the password of a URL (``https://user:pass@host`` keeps ``user``), and
+  the user name of an http(s) URL that has no password
+  (``https://<token>@host``: there the name is the credential);
 * ``Authorization``/``Cookie`` header values, ``Bearer <token>``,
   ``Basic <base64 of user:pass>``;
 * the value of any ``key=value`` or ``key: value`` pair whose key contains
@@ -47,6 +49,11 @@ SENSITIVE_WORDS = (
 _ANY_WORD = re.compile(SENSITIVE_WORDS)  # on lower-cased text
 _URL_CREDENTIALS = re.compile(
     r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
+    re.IGNORECASE,
+)
+# The user name of an http(s) URL without a password: a token (https://<token>@host).
+_URL_TOKEN = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<prefix>https?://)(?!\[REDACTED\]@)[^:/?#@\s]+@",
     re.IGNORECASE,
 )
 # A whole header value: any scheme ("token X", "Digest ...") and every cookie pair.
@@ -118,6 +125,7 @@ def redact_text(text: str) -> str:
     pairs = "=" in text or ":" in text
     if "@" in text and "://" in text:
         text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+        text = _URL_TOKEN.sub(rf"\g<prefix>{REDACTED}@", text)
     if ":" in text and ("authorization" in lower or "cookie" in lower):
         text = _HEADER.sub(_redact_key_value, text)
     if "bearer" in lower:

@@ -584,6 +584,10 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
         ("/f?token=a,b(c)[d]{e}", f"/f?token={REDACTED}"),
         ("'http://h/f?token=t', 'x'", f"'http://h/f?token={REDACTED}', 'x'"),
         ("/f?%41=1&page%3D2&monkey=3", "/f?%41=1&page%3D2&monkey=3"),
+        # A token as the user name (before: shown as it is).
+        ("get https://ghp_t0k@github.com/x", f"get https://{REDACTED}@github.com/x"),
+        ("HTTP://t0k@h/", f"HTTP://{REDACTED}@h/"),
+        ("postgresql://postgres@db/x", "postgresql://postgres@db/x"),
     ],
 )
 def test_redact_text(text: str, expected: str) -> None:
@@ -592,7 +596,7 @@ def test_redact_text(text: str, expected: str) -> None:
 
 
 _FRAGMENTS = [
-    "http://", "https://u:p@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
+    "http://", "https://u:p@h/", "https://t@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
     "token", "Password", "X-Amz-Signature", "sig", "key", "Authorization", "Cookie",
     "Bearer abc", "Basic dXNlcjpwYXNz", "basic", "api_key", "value", "x/y", "[REDACTED]",
 ]  # fmt: skip
@@ -605,6 +609,7 @@ def test_redact_text_skips_only_patterns_that_cannot_match(text: str) -> None:
     from regisseur.messages import redaction as r
 
     full = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    full = r._URL_TOKEN.sub(rf"\g<prefix>{REDACTED}@", full)
     full = r._HEADER.sub(r._redact_key_value, full)
     full = r._BEARER.sub(rf"\g<scheme> {REDACTED}", full)
     full = r._BASIC.sub(r._redact_basic, full)

@@ -82,6 +82,19 @@ def test_percent_encoded_credential_names_are_redacted_everywhere(
     assert good in stored
 
 
+def test_a_token_given_as_the_user_name_is_redacted(server: RawServer, tmp_path: Path) -> None:
+    """Before: ``https://<token>@host/...`` (a user name without a password, the way
+    tokens are put in URLs) was printed and listed as it is."""
+    url = server.route("/file.bin", http(OK, body=BODY)).replace("://", "://ghp_s3cr3t@")
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stderr
+    status = run("status", str(out), "--json")
+    shown = result.stdout + result.stderr + status.stdout
+    assert "s3cr3t" not in shown
+    assert "http://[REDACTED]@127.0.0.1" in result.stderr
+
+
 # -- a records database named with --db inside the output directory ---------------------
 
 
