@@ -85,6 +85,7 @@ _SOURCE = "http"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_OWN_HEADERS = ("range", "if-range")  # HttpSource refuses them too (not imported to parse)
 _POLL = 0.2  # seconds between two looks at a download another run holds
 
 
@@ -238,6 +239,9 @@ def _header(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(msg)
     if not _HEADER_NAME.fullmatch(name):
         msg = f"{name!r} is not a valid HTTP header name"
+        raise argparse.ArgumentTypeError(msg)
+    if name.lower() in _OWN_HEADERS:
+        msg = f"{name!r} is set by regisseur itself (to resume a download)"
         raise argparse.ArgumentTypeError(msg)
     value = value.strip()
     if any(char in value for char in "\r\n\0"):

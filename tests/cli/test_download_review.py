@@ -341,3 +341,13 @@ def test_a_records_database_it_cannot_use_is_one_line_without_its_password(
         assert "invalid literal" not in result.stderr, url
         assert result.stderr.startswith(f"regisseur {command}: "), (url, result.stderr)
         assert "alice:[REDACTED]@" in result.stderr, (url, result.stderr)
+
+
+@pytest.mark.parametrize("header", ["Range: bytes=0-99", "if-range: x"])
+def test_a_header_the_downloader_sets_itself_is_refused_naming_it(header: str) -> None:
+    """Before: ``--header 'Range: bytes=0-99'`` was sent, and the download failed with
+    ``HTTP 206 Partial Content``."""
+    result = run("download", "--header", header, "http://127.0.0.1:9/x")
+    assert result.returncode == 2
+    name = header.partition(":")[0]
+    assert f"argument --header: {name!r} is set by regisseur itself" in result.stderr
