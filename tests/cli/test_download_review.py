@@ -303,9 +303,9 @@ def test_status_json_gives_every_time_in_iso_8601_utc(server: RawServer, tmp_pat
 
 
 @pytest.mark.parametrize("agent", ["", " ", "two\nlines", "tab\tand\rreturn"])
-def test_a_bad_user_agent_is_named_by_its_option(agent: str) -> None:
+def test_a_bad_user_agent_is_named_by_its_option(agent: str, tmp_path: Path) -> None:
     """Before: ``HttpSource 'http': user_agent must be one line of text`` (the library's words)."""
-    result = run("download", "--user-agent", agent, "http://127.0.0.1:9/x")
+    result = run("download", "--user-agent", agent, "http://127.0.0.1:9/x", "-o", str(tmp_path))
     assert result.returncode == 2
     assert "argument --user-agent" in result.stderr
     assert "HttpSource" not in result.stderr
@@ -344,10 +344,12 @@ def test_a_records_database_it_cannot_use_is_one_line_without_its_password(
 
 
 @pytest.mark.parametrize("header", ["Range: bytes=0-99", "if-range: x"])
-def test_a_header_the_downloader_sets_itself_is_refused_naming_it(header: str) -> None:
+def test_a_header_the_downloader_sets_itself_is_refused_naming_it(
+    header: str, tmp_path: Path
+) -> None:
     """Before: ``--header 'Range: bytes=0-99'`` was sent, and the download failed with
     ``HTTP 206 Partial Content``."""
-    result = run("download", "--header", header, "http://127.0.0.1:9/x")
+    result = run("download", "--header", header, "http://127.0.0.1:9/x", "-o", str(tmp_path))
     assert result.returncode == 2
     name = header.partition(":")[0]
     assert f"argument --header: {name!r} is set by regisseur itself" in result.stderr
