@@ -230,9 +230,13 @@ async def wait_download(
     download_id: str,
     timeout: float | None,
     status: Callable[[], Awaitable[DownloadRecord | None]],
+    missing: Callable[[], Awaitable[Exception]],
 ) -> DownloadRecord:
-    """``downloads.wait`` for coroutines; see ``Downloads.wait_async``."""
-    from regisseur.actors.downloads.errors import UnknownDownloadError
+    """``downloads.wait`` for coroutines; see ``Downloads.wait_async``.
+
+    ``status()`` gives the download's record; when it has none, the error
+    ``missing()`` gives is raised (forgotten with its final state, or unknown).
+    """
     from regisseur.messages import DownloadStateChanged
 
     if timeout is not None:
@@ -258,7 +262,7 @@ async def wait_download(
     with system.events.subscribe(watch, DownloadStateChanged):
         record = await status()
         if record is None:
-            raise UnknownDownloadError(download_id)
+            raise await missing()
         if record.terminal:
             return record
         try:

@@ -36,11 +36,12 @@ TEXTS = {
 def every_pattern(text: str) -> str:
     """The baseline: all six patterns on every text."""
     text = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{r.REDACTED}@", text)
+    text = r._URL_TOKEN.sub(rf"\g<prefix>{r.REDACTED}@", text)
     text = r._HEADER.sub(r._redact_key_value, text)
     text = r._BEARER.sub(rf"\g<scheme> {r.REDACTED}", text)
     text = r._BASIC.sub(r._redact_basic, text)
-    text = r._KEY_VALUE.sub(r._redact_key_value, text)
-    return r._QUERY_KEY.sub(r._redact_key_value, text)
+    text = r._QUERY_KEY.sub(r._redact_parameter, text)
+    return r._KEY_VALUE.sub(r._redact_key_value, text)
 
 
 def _per_call(function: Callable[[str], str], text: str, calls: int) -> float:

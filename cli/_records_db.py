@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DB_NAME", "database_url", "directory_database"]
+__all__ = ["DB_NAME", "database_url", "directory_database", "records_file"]
 
 #: The records' SQLite file in a download directory.
 DB_NAME = ".regisseur-downloads.db"
@@ -24,7 +24,31 @@ def database_url(value: str) -> str:
     """
     if "://" in value:
         return value
-    return f"sqlite:///{Path(value).expanduser().resolve()}"
+    return f"sqlite:///{_absolute(Path(value))}"
+
+
+def records_file(value: str) -> Path | None:
+    """The SQLite file ``--db value`` names, absolute; None for another database.
+
+    Only the directories are resolved: a symbolic link at the file's own
+    name stays visible, so that the caller can refuse it. ``sqlite://``
+    (memory), ``file:`` URIs and other databases give None.
+    """
+    if "://" not in value:
+        return _absolute(Path(value))
+    scheme, _, rest = value.partition("://")
+    if scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
+        return None
+    name = rest[1:].partition("?")[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return _absolute(Path(name))
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute, its directories resolved, its last name kept as it is."""
+    path = path.expanduser()
+    return path.parent.resolve() / path.name
 
 
 def directory_database(directory: str | Path) -> str:

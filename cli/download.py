@@ -4,7 +4,9 @@ A resumable downloader built on the library: one ``HttpSource`` writing to
 ``DIR`` with ``-j`` downloads at a time, its records in
 ``DIR/.regisseur-downloads.db`` (or ``--db``, a URL or a SQLite file). That
 file is created with mode 0600 (records keep the URLs, passwords included,
-to resume them), and a symbolic link in its place is refused.
+to resume them), and a symbolic link in its place is refused; so is a
+link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
+0600 too.
 
 * URLs come from the arguments and from ``-i FILE`` (one a line, ``-`` for
   stdin, blank lines and ``#`` comments skipped); a literal space in a URL
@@ -61,7 +63,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import no_interrupts
-from regisseur.cli._records_db import DB_NAME, database_url
+from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -83,6 +85,7 @@ _SOURCE = "http"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_OWN_HEADERS = ("range", "if-range")  # HttpSource refuses them too (not imported to parse)
 _POLL = 0.2  # seconds between two looks at a download another run holds
 
 
@@ -211,8 +214,20 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra request header (repeatable; never printed or logged)",
     )
     parser.add_argument(
-        "--user-agent", default=None, metavar="TEXT", help="User-Agent (default: regisseur/VERSION)"
+        "--user-agent",
+        type=_user_agent,
+        default=None,
+        metavar="TEXT",
+        help="User-Agent (default: regisseur/VERSION)",
     )
+
+
+def _user_agent(text: str) -> str:
+    """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
+    if not text.strip() or any(char in text for char in "\r\n\0"):
+        msg = f"must be one line of text, not blank: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -224,6 +239,9 @@ def _header(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(msg)
     if not _HEADER_NAME.fullmatch(name):
         msg = f"{name!r} is not a valid HTTP header name"
+        raise argparse.ArgumentTypeError(msg)
+    if name.lower() in _OWN_HEADERS:
+        msg = f"{name!r} is set by regisseur itself (to resume a download)"
         raise argparse.ArgumentTypeError(msg)
     value = value.strip()
     if any(char in value for char in "\r\n\0"):
@@ -294,29 +312,73 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
 
 
+def _not_a_directory(path: Path) -> bool:
+    """True if ``path`` exists and is not a directory (False if it cannot be looked at)."""
+    try:
+        return not stat.S_ISDIR(path.stat().st_mode)
+    except OSError:  # missing, or in a directory this user may not search
+        return False
+
+
 def _prepare(directory: Path) -> str | None:
     """Create ``directory`` and make sure files can be made in it; why not, else None."""
-    if directory.exists() and not directory.is_dir():
+    if _not_a_directory(directory):
         return f"-o {directory} is a file, not a directory"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a dangling symlink or a special file
         return f"-o {directory} exists and is not a directory"
     except NotADirectoryError:
-        blocker = next((p for p in directory.parents if p.exists() and not p.is_dir()), None)
+        blocker = next((p for p in directory.parents if _not_a_directory(p)), None)
         where = f"{blocker} is a file, not a directory" if blocker else "not a directory"
         return f"cannot create {directory}: {where}"
     except OSError as exc:
         return f"cannot create {directory}: {_reason(exc)}"
+    reason = _write_check(directory)
+    return None if reason is None else f"cannot write to {directory}: {reason}"
+
+
+def _write_check(directory: Path) -> str | None:
+    """Why no file can be made in ``directory`` (``permission denied``), or None."""
     probe = directory / f".regisseur-write-check-{os.getpid()}-{os.urandom(4).hex()}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         os.close(os.open(probe, flags, 0o600))
     except OSError as exc:
-        return f"cannot write to {directory}: {_reason(exc)}"
+        return _reason(exc)
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
     return None
+
+
+def _prepare_records(path: Path) -> str | None:
+    """Make sure the records' SQLite file ``path`` can be written; why not, else None.
+
+    SQLite makes files beside it (``-wal``, ``-journal``) and the run its
+    ``-owners`` locks, so its directory must take new files too.
+    """
+    where = path.parent
+    if not where.is_dir():
+        return f"cannot use the records database {path}: no directory {where}"
+    reason = _write_check(where)
+    if reason is not None:
+        return f"cannot write to {where} (for the records database {path.name}): {reason}"
+    owners = path.with_name(f"{path.name}-owners")  # the runs' lock files
+    if owners.is_symlink():
+        return f"refusing to use {owners}: it is a symbolic link (remove it)"
+    try:
+        os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
+    except FileNotFoundError:
+        return None  # made by the run
+    except OSError as exc:
+        return f"cannot write to the records database {path}: {_reason(exc)}"
+    return None
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """True if ``path`` (absolute, directories resolved) lies in ``directory`` or below."""
+    top = directory.resolve()
+    return path.parent == top or top in path.parent.parents
 
 
 def _plain_error(exc: BaseException) -> tuple[str, bool]:
@@ -600,10 +662,16 @@ def run_download(
     from regisseur.supervision.errors import StartupError
 
     try:
-        if args.db:
-            db_url = database_url(args.db)
-        else:  # private, and never through a link planted in DIR
-            db_url = f"sqlite:///{claim_private_sqlite(directory.resolve() / DB_NAME)}"
+        db_file = records_file(args.db) if args.db else directory.resolve() / DB_NAME
+        if db_file is not None and _inside(db_file, directory):
+            # Private, and never through a link planted in DIR (whoever can
+            # write to DIR could point it at another application's database).
+            claim_private_sqlite(db_file)
+        problem = _prepare_records(db_file) if db_file is not None else None
+        if problem is not None:
+            err.write(f"regisseur download: {problem}\n")
+            return 2
+        db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
         # As many workers as this run's URLs need, up to -j: each is a
         # thread with its own HTTP session to start and stop. Downloads an
         # earlier run left unfinished may add to them (see below).
@@ -623,7 +691,7 @@ def run_download(
             download_sources=[source],
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
-        err.write(f"regisseur download: {exc}\n")
+        err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     tracker = _Tracker(view)
@@ -660,15 +728,17 @@ def run_download(
         code = 2
         view.close()
         text, of_database = _plain_error(exc)
-        if of_database:
+        if of_database or exc.child == "database":  # also: its driver is not installed
             shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
-            err.write(f"regisseur download: cannot use the records database {shown}: {text}\n")
+            problem = redact_text(f"cannot use the records database {shown}: {text}")
+            err.write(f"regisseur download: {problem}\n")
         else:
             err.write(f"regisseur download: cannot start: {exc.child}: {text}\n")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        err.write(f"regisseur download: {type(exc).__name__}: {redact_text(str(exc))}\n")
+        text = _plain_error(exc)[0] if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        err.write(f"regisseur download: {redact_text(text)}\n")
     finally:
         with no_interrupts():
             view.close()

@@ -7,8 +7,9 @@ does not exist is an error, never created.
 The table shows each download's number in the database (``#``, its order
 of submission: distinct across runs), state, size, when it last changed
 (local time), URL and file or error; ``--json`` gives every field, the full
-id, and the times in ISO 8601 UTC. Every text it returns is redacted
-(:func:`regisseur.actors.log.redact`): credentials stay in the database.
+id, and every time (the records' and the events') in ISO 8601 UTC. Every
+text it returns is redacted (:func:`regisseur.actors.log.redact`):
+credentials stay in the database.
 
 Threads: runs on the caller's thread. Failures: :class:`StatusError` with
 a one-line reason (a missing file, a bad URL, a database that cannot be
@@ -50,15 +51,26 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     """Records (oldest first) and the last ``events`` journal entries."""
     try:
         url = make_url(database_url)
-    except ArgumentError as exc:
-        msg = f"not a database URL: {database_url!r} (e.g. sqlite:///regisseur.db)"
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        shown = redact_text(database_url)
+        msg = f"not a database URL: {shown!r} (e.g. sqlite:///regisseur.db)"
         raise StatusError(msg) from exc
     if url.get_backend_name() == "sqlite":
         path = url.database
         if not path or path == ":memory:" or not Path(path).is_file():
             msg = f"no database file at {path!r}"
             raise StatusError(msg)
-    engine = create_engine(url)
+        try:
+            Path(path).open("rb").close()
+        except OSError as exc:  # SQLite would only say "unable to open database file"
+            reason = exc.strerror.lower() if exc.strerror else str(exc)
+            msg = f"cannot read {path}: {reason}"
+            raise StatusError(msg) from exc
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
+        msg = f"cannot read {redact_text(str(url))}: {redact_text(_driver_message(exc))}"
+        raise StatusError(msg) from exc
     try:
         with engine.connect() as connection:
             downloads: list[dict[str, Any]] = []
@@ -67,13 +79,22 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             journal = read_events(connection, limit=events)
     except SQLAlchemyError as exc:
         safe = redact_text(str(url))
-        msg = f"cannot read {safe}: {type(exc).__name__}: {redact_text(str(exc))[:300]}"
+        msg = f"cannot read {safe}: {redact_text(_driver_message(exc))[:300]}"
         raise StatusError(msg) from exc
     finally:
         engine.dispose()
     # Shown to people and scripts: no URL password or signed-URL signature
     # (in display names, errors, extras), whatever was stored.
-    return {"downloads": [redact(d) for d in downloads], "events": redact(journal)}
+    dated = [{**e, "time": _iso(e["time"])} for e in journal]
+    return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
+
+
+def _driver_message(exc: Exception) -> str:
+    """The database driver's own first line (``connection failed: ... Connection
+    refused``), without SQLAlchemy's class names and documentation link."""
+    original = getattr(exc, "orig", None)
+    text = str(original if isinstance(original, BaseException) else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _downloads(connection: Connection) -> list[dict[str, Any]]:
@@ -160,7 +181,7 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
     if events:
         rows = [
             (
-                _local(_iso(e["time"])),
+                _local(e["time"]),
                 e["event"],
                 e["name"] or "",
                 e["error"] or json.dumps(e["details"], default=str),

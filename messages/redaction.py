@@ -9,7 +9,9 @@ need it and ``messages`` depends on nothing else in the project;
 
 What is replaced by ``[REDACTED]``:
 
-* the password of a URL (``https://user:pass@host`` keeps ``user``);
+* the password of a URL (``https://user:pass@host`` keeps ``user``), and
+  the user name of an http(s) URL that has no password
+  (``https://<token>@host``: there the name is the credential);
 * ``Authorization``/``Cookie`` header values, ``Bearer <token>``,
   ``Basic <base64 of user:pass>``;
 * the value of any ``key=value`` or ``key: value`` pair whose key contains
@@ -18,7 +20,11 @@ What is replaced by ``[REDACTED]``:
   (``X-Amz-Signature``, ``X-Amz-Credential``, ``access_token``,
   ``AWSAccessKeyId`` ...);
 * in a URL's query or fragment, also the short names used for credentials:
-  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``.
+  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``. A parameter's
+  name is read as the server reads it, percent-decoded (``%54oken=``,
+  ``api%5Fkey=``, ``token%3D...``), and its whole value is redacted, up to
+  the next ``&``, ``;``, ``#``, space or quote (``token=a,b(c)`` loses
+  ``a,b(c)``, not just ``a``).
 
 Pure and idempotent, so safe on any thread.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from urllib.parse import unquote
 
 __all__ = ["REDACTED", "SENSITIVE_WORDS", "redact_text"]
 
@@ -42,6 +49,11 @@ SENSITIVE_WORDS = (
 _ANY_WORD = re.compile(SENSITIVE_WORDS)  # on lower-cased text
 _URL_CREDENTIALS = re.compile(
     r"(?<![a-z0-9+.\-])(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*):[^/?#\s]+@",
+    re.IGNORECASE,
+)
+# The user name of an http(s) URL without a password: a token (https://<token>@host).
+_URL_TOKEN = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<prefix>https?://)(?!\[REDACTED\]@)[^:/?#@\s]+@",
     re.IGNORECASE,
 )
 # A whole header value: any scheme ("token X", "Digest ...") and every cookie pair.
@@ -59,12 +71,14 @@ _KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
     r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
     re.IGNORECASE,
 )
-# Short parameter names that are credentials only as a URL's query parameter.
+# One parameter of a URL's query, fragment or path (``;``): its name up to
+# the first "=" (or an encoded "%3D"), its value up to the next separator.
 _QUERY_KEY = re.compile(
-    r"(?<=[?&;#])(?P<key>sig|key|auth|pass|pwd|jwt)(?P<sep>=)"
-    r"(?P<value>\[REDACTED\]|[^\s&;#'\"<>]+)",
-    re.IGNORECASE,
+    r"(?<=[?&;#])(?P<key>[^=&;#\s'\"<>]+?)(?P<sep>=|%3[dD])(?P<value>[^&;#\s'\"<>]*)"
 )
+# Short parameter names that are credentials only as a URL's query parameter.
+_SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
+_DECODINGS = 3  # "%2574oken" is "token" after two
 
 
 def _redact_basic(match: re.Match[str]) -> str:
@@ -81,6 +95,22 @@ def _redact_key_value(match: re.Match[str]) -> str:
     return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
 
 
+def _redact_parameter(match: re.Match[str]) -> str:
+    """A URL parameter with its value redacted if its (decoded) name says secret."""
+    value = match["value"]
+    if not value or value == REDACTED:
+        return match[0]
+    key = match["key"]
+    for _ in range(_DECODINGS):
+        if "%" not in key:
+            break
+        key = unquote(key)
+    key = key.lower()
+    if _ANY_WORD.search(key) is None and _SHORT_KEY.fullmatch(key) is None:
+        return match[0]
+    return f"{match['key']}{match['sep']}{REDACTED}"
+
+
 def redact_text(text: str) -> str:
     """Return ``text`` with the credentials inside it replaced by ``[REDACTED]``.
 
@@ -95,14 +125,16 @@ def redact_text(text: str) -> str:
     pairs = "=" in text or ":" in text
     if "@" in text and "://" in text:
         text = _URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+        text = _URL_TOKEN.sub(rf"\g<prefix>{REDACTED}@", text)
     if ":" in text and ("authorization" in lower or "cookie" in lower):
         text = _HEADER.sub(_redact_key_value, text)
     if "bearer" in lower:
         text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
     if "basic" in lower:
         text = _BASIC.sub(_redact_basic, text)
+    parameters = "?" in text or "&" in text or ";" in text or "#" in text
+    if parameters and ("=" in text or "%3d" in lower):
+        text = _QUERY_KEY.sub(_redact_parameter, text)  # first: it takes a whole value
     if pairs and _ANY_WORD.search(lower):
         text = _KEY_VALUE.sub(_redact_key_value, text)
-    if "=" in text and ("?" in text or "&" in text or ";" in text or "#" in text):
-        text = _QUERY_KEY.sub(_redact_key_value, text)
     return text

@@ -62,11 +62,12 @@ from regisseur.actors.downloads.names import (
     name_from_url,
 )
 from regisseur.actors.log import redact_text
+from regisseur.messages.redaction import SENSITIVE_WORDS
 
 if TYPE_CHECKING:
     import hashlib
     import io
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
     from regisseur.actors.downloads.context import DownloadContext
@@ -76,7 +77,8 @@ __all__ = ["Fetch"]
 
 _MAX_START_OVERS = 3  # a server that keeps changing the file under us
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie")
+_CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+_CREDENTIAL_NAME = re.compile(SENSITIVE_WORDS)  # X-Api-Key, X-Auth-Token (lower case)
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
 # The part's good length is recorded after the first chunk of a body, then
 # every _CHECKPOINT_BYTES, or every _CHECKPOINT_SECONDS once _CHECKPOINT_MIN
@@ -157,6 +159,13 @@ def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
         msg = f"extra['sha256'] must be 64 hex digits, got {value!r}"
         raise DownloadError(msg)
     return value.strip().lower()
+
+
+def _credential_headers(names: Iterable[str]) -> list[str]:
+    """Of header ``names``, those that carry credentials (never sent to another origin)."""
+    fixed = {name.lower() for name in _CROSS_ORIGIN_HEADERS}
+    found = {n for n in names if n.lower() in fixed or _CREDENTIAL_NAME.search(n.lower())}
+    return [*_CROSS_ORIGIN_HEADERS, *sorted(found)]
 
 
 def _url_auth(url: str) -> tuple[str, str] | None:
@@ -413,9 +422,11 @@ class Fetch:
     def _open(self, headers: dict[str, str]) -> requests.Response:
         """GET the URL, following redirects by hand (each hop http or https).
 
-        Credentials (``Authorization`` and ``Cookie`` headers, a user and
-        password in the URL) go to every hop on the URL's origin, as
-        ``requests`` sends them, and to no hop after the chain has left it.
+        Credentials (``Authorization``, ``Proxy-Authorization``, ``Cookie``
+        and any header named like a credential, ``X-Api-Key``,
+        ``X-Auth-Token``, ...; a user and password in the URL) go to every
+        hop on the URL's origin, as ``requests`` sends them, and to no hop
+        after the chain has left it.
         """
         source = self.source
         url = self.url
@@ -435,7 +446,7 @@ class Fetch:
             del response  # an error below must not keep the connection alive
             url = self._redirect_target(url, location)
             if cross_origin(self.url, url):
-                send.update(dict.fromkeys(_CROSS_ORIGIN_HEADERS))
+                send.update(dict.fromkeys(_credential_headers([*send, *self.session.headers])))
                 auth = None
         msg = f"too many redirects (more than {source.max_redirects}): {self.shown}"
         raise DownloadError(msg)

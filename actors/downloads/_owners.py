@@ -15,18 +15,26 @@ that is a local file has such a place; on any other database (and for an
 in-memory one) another owner counts as alive and its downloads are left to
 it (several processes on a server database: use cluster mode).
 
+The ``-owners`` directory is made with mode 0700 and used only if it is
+a real directory of this user: a symbolic link in its place (planted by
+whoever can write beside the database) is refused, never followed, so the
+lock files never land, and are never held, where someone else chose.
+
 Threads: the keeper's (``OwnerLock``) or any (``owner_alive``).
-Failures: an ``OSError`` while taking the own lock is raised to the
-keeper's start; a failing liveness probe counts the owner as alive.
+Failures: an ``OSError`` while taking the own lock (``ELOOP`` for a
+planted link) is raised to the keeper's start; a failing liveness probe
+counts the owner as alive.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import socket
+import stat
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +53,7 @@ __all__ = [
     "make_owner_id",
     "owner_alive",
     "planning",
+    "private_directory",
 ]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
@@ -75,6 +84,22 @@ def lock_directory(url: URL | None) -> Path | None:
     return Path(database).absolute().with_name(Path(database).name + "-owners")
 
 
+def private_directory(directory: Path) -> None:
+    """Make ``directory`` (mode 0700) unless it exists; ``OSError`` unless it is a
+    real directory of this user (``ELOOP`` for a symbolic link)."""
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode):
+        msg = "refusing a symbolic link in place of the lock directory; remove it"
+        raise OSError(errno.ELOOP, msg, str(directory))
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
+    if info.st_uid != os.geteuid():
+        msg = "refusing the lock directory of another user"
+        raise PermissionError(errno.EPERM, msg, str(directory))
+
+
 def _lock_path(directory: Path, owner: str) -> Path:
     return directory / f"{_UNSAFE.sub('_', owner)}.lock"
 
@@ -90,7 +115,7 @@ class OwnerLock:
         """Create and lock the file (exclusive, never through a symlink)."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(mode=0o700, exist_ok=True)
+        private_directory(self.path.parent)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(self.path, flags, 0o600)
         try:
@@ -150,7 +175,7 @@ def planning(directory: Path | None, waiting: Callable[[], object]) -> Iterator[
     if directory is None:
         yield
         return
-    directory.mkdir(mode=0o700, exist_ok=True)
+    private_directory(directory)
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(directory / _PLAN_LOCK, flags, 0o600)
     try:

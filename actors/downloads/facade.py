@@ -138,6 +138,13 @@ def source_spec(source: DownloadSource) -> ChildSpec:
     )
 
 
+def _not_found(download_id: str, final: DownloadState | None) -> LookupError:
+    """Why ``download_id`` has no record: it ended and was forgotten, or never existed."""
+    if final is not None:
+        return DownloadForgottenError(download_id, final)
+    return UnknownDownloadError(download_id)
+
+
 def _text(value: object, what: str, *, optional: bool = False) -> str | None:
     # The common case first (four per submit): a short ASCII str with a
     # non-blank character passes every check below.
@@ -395,10 +402,7 @@ class Downloads:
         with self._system.events.subscribe(watch, DownloadStateChanged):
             record = self.status(download_id)
             if record is None:
-                forgotten: DownloadState | None = self._ask(p.FinalState(download_id))
-                if forgotten is not None:
-                    raise DownloadForgottenError(download_id, forgotten)
-                raise UnknownDownloadError(download_id)
+                raise _not_found(download_id, self._ask(p.FinalState(download_id)))
             if record.terminal:
                 return record
             if not ended.wait(bounded_wait(timeout)):
@@ -419,22 +423,28 @@ class Downloads:
         from regisseur.actors import aio
 
         _text(download_id, "download_id")
+
+        async def missing() -> LookupError:
+            return _not_found(download_id, await self._ask_async(p.FinalState(download_id)))
+
         return await aio.wait_download(
-            self._system, download_id, timeout, lambda: self.status_async(download_id)
+            self._system, download_id, timeout, lambda: self.status_async(download_id), missing
         )
 
     async def status_async(self, download_id: str) -> DownloadRecord | None:
         """``status()`` for coroutines: awaits the keeper without blocking the loop."""
         _text(download_id, "download_id")
+        record: DownloadRecord | None = await self._ask_async(p.Lookup(download_id))
+        return record
+
+    async def _ask_async(self, message: object) -> Any:
+        """``_ask`` for coroutines (on the loop's thread; the loop is never blocked)."""
         self._ensure_keeper()
         try:
-            reply = await self._system.ask_async(
-                p.KEEPER, p.Lookup(download_id), timeout=_ASK_TIMEOUT
-            )
+            reply = await self._system.ask_async(p.KEEPER, message, timeout=_ASK_TIMEOUT)
         except (UnknownActorError, pykka.ActorDeadError) as exc:
             raise _not_running(self._system) from exc
-        record: DownloadRecord | None = reply.unwrap() if hasattr(reply, "unwrap") else reply
-        return record
+        return reply.unwrap() if hasattr(reply, "unwrap") else reply
 
     def list(
         self,

@@ -274,6 +274,8 @@ def _count(value: object, what: str, low: int, high: int | None = None) -> int:
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+# Headers the source sets itself, to resume (the CLI refuses them too).
+_OWN_HEADERS = frozenset({"range", "if-range"})
 
 
 def _check_headers(headers: object, what: str) -> dict[str, str]:
@@ -289,6 +291,9 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
             raise TypeError(msg)
         if not _HEADER_NAME.fullmatch(key):
             msg = f"{what}: {key!r} is not a valid HTTP header name"
+            raise ValueError(msg)
+        if key.lower() in _OWN_HEADERS:
+            msg = f"{what}: {key!r} is set by the source itself (to resume); it cannot be given"
             raise ValueError(msg)
         if value != value.strip() or any(c in value for c in "\r\n\0"):
             # The value itself is not shown: it is often a credential.

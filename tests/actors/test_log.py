@@ -574,6 +574,20 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
         ("/f#id_token=i&state=s", f"/f#id_token={REDACTED}&state=s"),
         ("/f?key=k&pwd=p&page=2", f"/f?key={REDACTED}&pwd={REDACTED}&page=2"),
         ("design=3 signal=4 monkey=5 /f?sign=1", "design=3 signal=4 monkey=5 /f?sign=1"),
+        # A name the server decodes, and a whole value (before: both leaked).
+        ("/f?%54oken=t&x=1", f"/f?%54oken={REDACTED}&x=1"),
+        ("/f?to%6Ben=t;api%5Fkey=k", f"/f?to%6Ben={REDACTED};api%5Fkey={REDACTED}"),
+        ("/f?x=1&%73ig=s#%61ccess_token=a", f"/f?x=1&%73ig={REDACTED}#%61ccess_token={REDACTED}"),
+        ("/f?%2574oken=t", f"/f?%2574oken={REDACTED}"),
+        ("/f?token%3Dt&x=1", f"/f?token%3D{REDACTED}&x=1"),
+        ("/f?a[token]=t&sig[]=s", f"/f?a[token]={REDACTED}&sig[]={REDACTED}"),
+        ("/f?token=a,b(c)[d]{e}", f"/f?token={REDACTED}"),
+        ("'http://h/f?token=t', 'x'", f"'http://h/f?token={REDACTED}', 'x'"),
+        ("/f?%41=1&page%3D2&monkey=3", "/f?%41=1&page%3D2&monkey=3"),
+        # A token as the user name (before: shown as it is).
+        ("get https://ghp_t0k@github.com/x", f"get https://{REDACTED}@github.com/x"),
+        ("HTTP://t0k@h/", f"HTTP://{REDACTED}@h/"),
+        ("postgresql://postgres@db/x", "postgresql://postgres@db/x"),
     ],
 )
 def test_redact_text(text: str, expected: str) -> None:
@@ -582,7 +596,7 @@ def test_redact_text(text: str, expected: str) -> None:
 
 
 _FRAGMENTS = [
-    "http://", "https://u:p@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
+    "http://", "https://u:p@h/", "https://t@h/", "@", ":", "=", "&", "?", "#", ";", " ", "'", '"',
     "token", "Password", "X-Amz-Signature", "sig", "key", "Authorization", "Cookie",
     "Bearer abc", "Basic dXNlcjpwYXNz", "basic", "api_key", "value", "x/y", "[REDACTED]",
 ]  # fmt: skip
@@ -595,11 +609,12 @@ def test_redact_text_skips_only_patterns_that_cannot_match(text: str) -> None:
     from regisseur.messages import redaction as r
 
     full = r._URL_CREDENTIALS.sub(rf"\g<prefix>:{REDACTED}@", text)
+    full = r._URL_TOKEN.sub(rf"\g<prefix>{REDACTED}@", full)
     full = r._HEADER.sub(r._redact_key_value, full)
     full = r._BEARER.sub(rf"\g<scheme> {REDACTED}", full)
     full = r._BASIC.sub(r._redact_basic, full)
+    full = r._QUERY_KEY.sub(r._redact_parameter, full)
     full = r._KEY_VALUE.sub(r._redact_key_value, full)
-    full = r._QUERY_KEY.sub(r._redact_key_value, full)
     assert redact_text(text) == full
 
 

@@ -57,6 +57,9 @@ def test_user_agent_and_headers_are_sent(harness: Harness, http_server: HttpServ
         ),
         ({"headers": {"Bad Name": "x"}}, ValueError, "not a valid HTTP header name"),
         ({"headers": ["X-A: b"]}, TypeError, "headers must be a mapping"),
+        # Before: accepted, and the server's 206 for the caller's range failed the download.
+        ({"headers": {"Range": "bytes=0-9"}}, ValueError, "'Range' is set by the source"),
+        ({"headers": {"if-range": "x"}}, ValueError, "'if-range' is set by the source"),
     ],
 )
 def test_bad_header_options(tmp_path: Path, options: dict, error: type, match: str) -> None:

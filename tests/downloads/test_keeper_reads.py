@@ -9,6 +9,7 @@ ended. Nothing here is timed; the speed is in ``bench/bench_list.py``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,36 @@ def test_without_a_database_a_forgotten_download_is_not_unknown(system_factory):
         downloads.wait(first[:-12] + f"{999_999:012x}", WAIT)  # same shape, never submitted
     with pytest.raises(UnknownDownloadError):
         downloads.wait("never-submitted", WAIT)
+
+
+@pytest.mark.timeout(60)
+def test_without_a_database_wait_async_tells_a_forgotten_download_too(system_factory):
+    """Before: ``wait_async`` raised UnknownDownloadError for a download that ended and
+    was dropped from the history (only ``wait`` asked for its final state)."""
+    system = system_factory(
+        download_sources=[DownloadSource("s", quick), DownloadSource("bad", fails)],
+        database_url=None,
+        downloads=DownloadSettings(history=1),
+    )
+    downloads = system.downloads
+    failed = downloads.submit("bad", "t", "bad")
+    assert downloads.wait(failed, WAIT).state is ERRORED
+    for i in range(2):
+        downloads.wait(downloads.submit("s", "t", f"later{i}"), WAIT)
+    system.settle()
+
+    async def outcome(download_id: str) -> BaseException:
+        try:
+            await downloads.wait_async(download_id, WAIT)
+        except LookupError as exc:
+            return exc
+        raise AssertionError("wait_async returned for a dropped download")
+
+    forgotten = asyncio.run(outcome(failed))
+    assert isinstance(forgotten, DownloadForgottenError)
+    assert forgotten.state is ERRORED
+    assert forgotten.download_id == failed
+    assert isinstance(asyncio.run(outcome("never-submitted")), UnknownDownloadError)
 
 
 def test_batched_writes_read_back_exactly(tmp_path: Path):

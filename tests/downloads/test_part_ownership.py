@@ -186,6 +186,29 @@ def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
     assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
 
 
+def test_the_owner_locks_never_go_through_a_planted_link(tmp_path: Path) -> None:
+    """Before: a link in place of ``<database>-owners`` was followed: ``plan.lock`` and
+    the owner's lock file were made (and could be held) in the link's target."""
+    import errno
+
+    from regisseur.actors.downloads._owners import OwnerLock, planning
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    locks = tmp_path / "records.db-owners"
+    locks.symlink_to(elsewhere)
+    with pytest.raises(OSError, match="symbolic link") as refused, planning(locks, lambda: None):
+        pass
+    assert refused.value.errno == errno.ELOOP
+    with pytest.raises(OSError, match="symbolic link"):
+        OwnerLock(locks, "host:1:s:abcd").acquire()
+    assert list(elsewhere.iterdir()) == []
+    locks.unlink()
+    with planning(locks, lambda: None):  # a real directory is made, private
+        assert locks.is_dir()
+        assert locks.stat().st_mode & 0o777 == 0o700
+
+
 MIB = 1024 * 1024
 
 

@@ -105,6 +105,34 @@ def test_url_credentials_never_follow_a_redirect_to_another_host(
     assert _authorization(server, "/landing?back=1") == [None]
 
 
+def test_credential_headers_never_follow_a_redirect_to_another_host(
+    server: RawServer, folder: Path
+) -> None:
+    """Before: only Authorization and Cookie were dropped: Proxy-Authorization (sent
+    straight to the other host, no proxy here), X-Api-Key and X-Auth-Token followed."""
+    secret = {
+        "Authorization": "Bearer s3cr3t-1",
+        "Cookie": "sid=s3cr3t-2",
+        "Proxy-Authorization": "Basic s3cr3t-3",
+        "X-Api-Key": "s3cr3t-4",
+        "X-Auth-Token": "s3cr3t-5",
+        "X-Amz-Security-Token": "s3cr3t-6",
+    }
+    plain = {"X-Trace": "kept", "Accept-Language": "de"}
+    server.route("/landing", http(OK, body=BODY))
+    server.route("/same", redirect(server.url("/landing?same=1")))
+    server.route("/away", redirect(server.url("/landing?away=1", host="localhost")))
+    with http_system(folder, headers={**secret, **plain}) as system:
+        assert fetch(system, server.url("/same")).state is SUCCEEDED
+        assert fetch(system, server.url("/away")).state is SUCCEEDED
+    sent = {path: headers for path, headers in server.seen}
+    for path in ("/same", "/landing?same=1", "/away"):  # the origin gets them all
+        assert {k.lower(): v for k, v in secret.items()}.items() <= sent[path].items(), path
+    away = sent["/landing?away=1"]
+    assert not {k.lower() for k in secret} & away.keys()
+    assert {k.lower(): v for k, v in plain.items()}.items() <= away.items()
+
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
