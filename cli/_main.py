@@ -57,13 +57,27 @@ def _status_database(args: argparse.Namespace) -> str:
             what = "is not a directory" if directory.exists() else "does not exist"
             msg = f"{directory} {what} (DIR is the directory given to `regisseur download -o`)"
             raise ValueError(msg)
+        _refuse_link(directory / DB_NAME)
         if not (directory / DB_NAME).is_file():
             msg = f"no download records in {directory} (no {DB_NAME}: nothing was downloaded there)"
             raise ValueError(msg)
         return directory_database(directory)
+    _refuse_link(Path(DB_NAME))
     if Path(DB_NAME).is_file():  # `regisseur download` ran here with the default -o
         return directory_database(".")
     return _DEFAULT_DB
+
+
+def _refuse_link(records: Path) -> None:
+    """``ValueError`` if the records file in a download directory is a symbolic link.
+
+    ``regisseur download`` never opens one (whoever can write to the
+    directory could point it at another application's database); neither
+    does ``status``.
+    """
+    if records.is_symlink():
+        msg = f"{records} is a symbolic link, not download records: not read (remove the link)"
+        raise ValueError(msg)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -196,6 +210,7 @@ def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -
         metavar="N",
         help="how many events to show (default: %(default)s)",
     )
+    status.add_argument("--version", action=_Version)
     status.set_defaults(func=_status)
     args = parser.parse_args(argv)
     args.startup_over = startup_over  # each command calls it once its start-up is done

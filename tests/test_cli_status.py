@@ -186,3 +186,23 @@ def test_status_events_must_be_a_count(value: str, message: str) -> None:
     result = run("status", "--events", value)
     assert result.returncode == 2
     assert f"argument --events: {message}" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["dir", "cwd"])
+def test_status_never_reads_records_through_a_planted_link(
+    downloaded: Runs, tmp_path: Path, how: str
+) -> None:
+    """Like ``download``, ``status DIR`` refuses a link in place of DIR's records file."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / DB_NAME).symlink_to(downloaded.out / DB_NAME)  # another file, say an app's
+    result = run("status", str(planted)) if how == "dir" else run("status", cwd=planted)
+    assert result.returncode == 2, result.stdout
+    assert f"{DB_NAME} is a symbolic link, not download records: not read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_version() -> None:
+    result = run("status", "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("regisseur ")
