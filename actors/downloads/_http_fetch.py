@@ -548,7 +548,7 @@ class Fetch:
     def _check_limit(self, size: int, label: str) -> None:
         limit = self.source.max_bytes
         if limit is not None and size > limit:
-            msg = f"body larger than max_bytes={limit} ({label}): {self.shown}"
+            msg = f"body larger than the size limit of {limit} bytes ({label}): {self.shown}"
             raise DownloadError(msg)
 
     # -- the body --------------------------------------------------------------
@@ -689,7 +689,7 @@ class Fetch:
                     break
                 received += count
                 if limit is not None and received > limit:
-                    msg = f"body larger than max_bytes={limit}: {self.shown}"
+                    msg = f"body larger than the size limit of {limit} bytes: {self.shown}"
                     raise DownloadError(msg)
                 chunk = view[:count]
                 write(chunk)
@@ -801,7 +801,7 @@ class Fetch:
                     break
                 received += len(chunk)
                 if limit is not None and received > limit:
-                    msg = f"body larger than max_bytes={limit}: {self.shown}"
+                    msg = f"body larger than the size limit of {limit} bytes: {self.shown}"
                     raise DownloadError(msg)
                 file.write(chunk)
                 if hasher is not None:

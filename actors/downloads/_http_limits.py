@@ -4,7 +4,7 @@ A :class:`Watchdog` lives with one :class:`~actors.downloads._http_fetch.Fetch`:
 
 * ``max_time``: the whole download (every attempt, and the waits between
   them) must end within this many seconds of its start, or it fails with
-  ``took longer than max_time=...`` (not retried);
+  ``took longer than the time limit of ... s`` (not retried);
 * ``speed_limit`` / ``speed_time`` (as curl's ``--speed-limit`` and
   ``--speed-time``): if fewer than ``speed_limit * speed_time`` bytes of the
   body arrive within ``speed_time`` seconds, the attempt fails with ``too
@@ -96,7 +96,7 @@ class Watchdog:
     def late(self) -> DownloadError:
         """The ``max_time`` error (raise it)."""
         return DownloadError(
-            f"took longer than max_time={self.max_time:g}s "
+            f"took longer than the time limit of {self.max_time:g} s "
             f"(received {self.received} bytes): {redact_text(self._url)}"
         )
 

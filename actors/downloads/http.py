@@ -93,7 +93,7 @@ class HttpSource(DownloadSource):
       passes it (no more than ``max_bytes`` bytes are ever written).
     * ``max_time`` (``None``): the most seconds one download may take, all
       attempts and the waits between them included; then it fails with
-      ``took longer than max_time=...`` (not retried). Each connect and read
+      ``took longer than the time limit of ... s`` (not retried). Each connect and read
       timeout is also cut to the time left.
     * ``speed_limit`` (``None``, bytes per second) and ``speed_time`` (30 s):
       the low-speed limit, as curl's ``--speed-limit``/``--speed-time``: an

@@ -599,7 +599,10 @@ def test_content_length_over_max_bytes(harness: Harness, http_server: HttpServer
     url = http_server.file("/big", BODY)
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(max_bytes=1000), url)
-    assert str(info.value) == f"body larger than max_bytes=1000 (Content-Length {len(BODY)}): {url}"
+    assert (
+        str(info.value)
+        == f"body larger than the size limit of 1000 bytes (Content-Length {len(BODY)}): {url}"
+    )
     assert harness.files() == []
 
 
@@ -612,7 +615,7 @@ def test_streamed_body_over_max_bytes(harness: Harness, http_server: HttpServer)
     url = http_server.route("/big", endless)
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(max_bytes=1000, chunk_size=512), url)
-    assert str(info.value) == f"body larger than max_bytes=1000: {url}"
+    assert str(info.value) == f"body larger than the size limit of 1000 bytes: {url}"
     assert harness.files() == []
 
 
@@ -912,7 +915,7 @@ def test_max_bytes_is_checked_against_the_full_size_on_resume(
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(max_bytes=1000), url, download_id="l" * 32)
     assert str(info.value) == (
-        f"body larger than max_bytes=1000 (Content-Range size {len(BODY)}): {url}"
+        f"body larger than the size limit of 1000 bytes (Content-Range size {len(BODY)}): {url}"
     )
 
 

@@ -689,12 +689,14 @@ def test_bodies_over_max_bytes(server: RawServer, folder: Path) -> None:
     with http_system(folder, max_bytes=10) as system:
         record = fetch(system, declared)
         assert record.state is ERRORED
-        assert record.error.startswith("body larger than max_bytes=10 (Content-Length 11): "), (
-            record.error
-        )
+        assert record.error.startswith(
+            "body larger than the size limit of 10 bytes (Content-Length 11): "
+        ), record.error
         record = fetch(system, chunked)
         assert record.state is ERRORED
-        assert record.error.startswith("body larger than max_bytes=10: "), record.error
+        assert record.error.startswith("body larger than the size limit of 10 bytes: "), (
+            record.error
+        )
         record = fetch(system, lying)
         assert record.state is SUCCEEDED
         assert Path(record.file_path).read_bytes() == b"xxxxx"

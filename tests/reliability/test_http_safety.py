@@ -213,7 +213,7 @@ def test_an_endless_body_stops_at_max_bytes(
     with http_system(folder, max_bytes=1_000_000) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        assert record.error == f"body larger than max_bytes=1000000: {url}"
+        assert record.error == f"body larger than the size limit of 1000000 bytes: {url}"
         assert files(folder) == []
         still_works(system, server, folder)
 
@@ -258,7 +258,7 @@ def test_max_time_ends_a_dribbling_download(server: RawServer, folder: Path, fra
         record = fetch(system, url)
         assert record.state is ERRORED
         assert re.fullmatch(
-            rf"took longer than max_time=0\.5s \(received \d+ bytes\): http://{PORT}/dribble",
+            rf"took longer than the time limit of 0\.5 s \(received \d+ bytes\): http://{PORT}/dribble",
             record.error,
         ), record.error
         assert len([p for p, _ in server.seen if p == "/dribble"]) == 1  # not retried
@@ -270,7 +270,7 @@ def test_max_time_cuts_the_wait_before_a_retry(server: RawServer, folder: Path) 
     with http_system(folder, max_time=0.3, retries=5, max_retry_after=300.0) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        assert record.error == f"took longer than max_time=0.3s (received 0 bytes): {url}"
+        assert record.error == f"took longer than the time limit of 0.3 s (received 0 bytes): {url}"
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
@@ -329,7 +329,7 @@ def test_max_time_ends_a_server_that_dribbles_its_headers(server: RawServer, fol
     with http_system(folder, max_time=0.5, read_timeout=2.0) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        assert record.error == f"took longer than max_time=0.5s (received 0 bytes): {url}"
+        assert record.error == f"took longer than the time limit of 0.5 s (received 0 bytes): {url}"
         still_works(system, server, folder)
 
 
@@ -370,6 +370,6 @@ def test_limits_end_a_spliced_body(server: RawServer, folder: Path, limit: str) 
     with http_system(folder, **options) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        expected = "took longer than max_time" if limit == "max_time" else "too slow: less than"
+        expected = "took longer than the time limit" if limit == "max_time" else "too slow: less than"
         assert record.error.startswith(expected), record.error
         assert files(folder) == []
