@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.messages._renamed import renamed
 from regisseur.messages.commands import Command
 from regisseur.messages.events import Event
-from regisseur.messages.redaction import redact_text
+from regisseur.messages.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -134,7 +134,12 @@ class DownloadRecord:
 
     def __repr__(self) -> str:
         names = _FIELDS if type(self) is DownloadRecord else _names(self)
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        fields = ", ".join(
+            f"{name}={redact_url(self.target_id)!r}"
+            if name == "target_id"
+            else f"{name}={getattr(self, name)!r}"
+            for name in names
+        )
         return redact_text(f"{type(self).__name__}({fields})")
 
     @property

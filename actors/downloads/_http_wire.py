@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from regisseur.actors.clock import wall_time
 from regisseur.actors.downloads.http_errors import DownloadError
 from regisseur.actors.log import redact_text
+from regisseur.messages.redaction import redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -59,7 +60,7 @@ def check_url(target_id: object) -> str:
     url = target_id.strip()
     if not url or _SPACE_OR_CONTROL.search(url):
         msg = (
-            f"malformed URL {redact_text(url)!r}: "
+            f"malformed URL {redact_url(url)!r}: "
             "empty, or contains whitespace or control characters"
         )
         raise DownloadError(msg)
@@ -67,17 +68,17 @@ def check_url(target_id: object) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        msg = f"malformed URL {redact_text(url)!r}: {exc}"
+        msg = f"malformed URL {redact_url(url)!r}: {exc}"
         raise DownloadError(msg) from None
     scheme = parts.scheme.lower()
     if not scheme or ("." in scheme and not parts.netloc):
-        msg = f"malformed URL {redact_text(url)!r}: no scheme (expected http:// or https://)"
+        msg = f"malformed URL {redact_url(url)!r}: no scheme (expected http:// or https://)"
         raise DownloadError(msg)
     if scheme not in SCHEMES:
-        msg = f"unsupported URL scheme {scheme!r} (only http and https): {redact_text(url)}"
+        msg = f"unsupported URL scheme {scheme!r} (only http and https): {redact_url(url)}"
         raise DownloadError(msg)
     if not parts.hostname:
-        msg = f"malformed URL {redact_text(url)!r}: no host"
+        msg = f"malformed URL {redact_url(url)!r}: no host"
         raise DownloadError(msg)
     return url
 

@@ -740,3 +740,30 @@ def test_dead_letters_build_their_log_text_only_when_someone_listens(
     letters = [r for r in keen.records if getattr(r, "event", None) == "dead_letter"]
     assert letters
     assert letters[-1].fields["message"] == "counted"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://user:Pw5q Zr7k@host/file", "Pw5q Zr7k"),
+        ("http://host/a b?token=Tk3v Xq9w&x=1", "Tk3v Xq9w"),
+        ("http://host/f?X-Amz-Signature=Sg7j\tQz3m", "Sg7j\tQz3m"),
+        ("https://Tq8n Vb2x@host/f", "Tq8n Vb2x"),
+    ],
+)
+def test_a_url_with_whitespace_keeps_no_part_of_its_secret(url: str, secret: str) -> None:
+    """A malformed download URL (the library takes any string) is redacted whole:
+    in the error that refuses it and in the record's repr."""
+    from regisseur.actors.downloads._http_wire import check_url
+    from regisseur.actors.downloads.http_errors import DownloadError
+    from regisseur.messages import DownloadRecord
+    from regisseur.messages.redaction import redact_url
+
+    parts = re.split(r"\s", secret)
+    with pytest.raises(DownloadError) as refused:
+        check_url(url)
+    record = DownloadRecord(id="1", source="http", target_id=url, filename="f")
+    for shown in (redact_url(url), str(refused.value), repr(record)):
+        assert REDACTED in shown
+        assert not any(part in shown for part in parts), shown
+    assert record.target_id == url, "the field keeps the real URL for the source"
