@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.reliability.test_hostile_http import OK, RawServer, http
+from tests.test_cli_safety import run
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,17 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = ".regisseur-downloads.db"
 BODY = b"review " * 500
-
-
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regisseur.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -370,6 +370,8 @@ def test_limits_end_a_spliced_body(server: RawServer, folder: Path, limit: str) 
     with http_system(folder, **options) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        expected = "took longer than the time limit" if limit == "max_time" else "too slow: less than"
+        expected = (
+            "took longer than the time limit" if limit == "max_time" else "too slow: less than"
+        )
         assert record.error.startswith(expected), record.error
         assert files(folder) == []
