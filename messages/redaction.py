@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 __all__ = ["REDACTED", "SENSITIVE_WORDS", "redact_text", "redact_url"]
 
@@ -80,7 +80,12 @@ _QUERY_KEY = re.compile(
 _SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
 _DECODINGS = 3  # "%2574oken" is "token" after two
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
-_ENCODED_SPACE_OR_CONTROL = re.compile(r"%(?:[01][0-9a-f]|20|7f)", re.IGNORECASE)
+# redact_url's stand-ins: character c is chr(base + ord(c)), in a private-use
+# plane (every whitespace or control character is below _STAND_IN_SPAN); the
+# second base serves a URL that already holds characters of the first range.
+_STAND_IN_BASES = (0xF0000, 0x100000)
+_STAND_IN_SPAN = 0x3001
+_PASSES = 4
 
 
 def _redact_basic(match: re.Match[str]) -> str:
@@ -148,13 +153,29 @@ def redact_url(url: str) -> str:
     :func:`redact_text` reads a space as the end of a URL, so the part of a
     password or token after a space (``https://u:pa ss@host``,
     ``?token=ab cd``, which a malformed URL may hold) would be left as it
-    is. Here whitespace and control characters are percent-encoded for the
-    redaction, keeping the URL one piece, then shown as given again, and
-    what they separate is redacted too. For a value known to be a URL (a
-    download's target); pure, so safe on any thread.
+    is. Here, after :func:`redact_text` (so nothing it hides is ever
+    shown), each whitespace or control character stands in as a
+    private-use character of its own (no space to a regular expression, no
+    letter or digit either), keeping the URL one piece for a second
+    redaction; they are shown as given again, and the URL's own text
+    (``%20`` included) is never decoded. For a value known to be a URL (a
+    download's target); pure and idempotent, so safe on any thread.
     """
-    if not _SPACE_OR_CONTROL.search(url):
-        return redact_text(url)
-    whole = _SPACE_OR_CONTROL.sub(lambda match: quote(match[0], safe=""), url)
-    shown = _ENCODED_SPACE_OR_CONTROL.sub(lambda match: unquote(match[0]), redact_text(whole))
-    return redact_text(shown)
+    text = redact_text(url)
+    if not _SPACE_OR_CONTROL.search(text):
+        return text
+    for base in _STAND_IN_BASES:
+        if not any(base <= ord(char) < base + _STAND_IN_SPAN for char in text):
+            break
+    else:  # pragma: no cover - a URL holding characters of both ranges
+        return text
+    end = base + _STAND_IN_SPAN
+    for _ in range(_PASSES):  # until nothing changes: a fixed point, so idempotent
+        whole = _SPACE_OR_CONTROL.sub(lambda match: chr(base + ord(match[0])), text)
+        redacted = redact_text(whole)
+        shown = "".join(chr(ord(c) - base) if base <= ord(c) < end else c for c in redacted)
+        again = redact_text(shown)
+        if again == text:
+            break
+        text = again
+    return text

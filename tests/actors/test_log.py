@@ -767,3 +767,62 @@ def test_a_url_with_whitespace_keeps_no_part_of_its_secret(url: str, secret: str
         assert REDACTED in shown
         assert not any(part in shown for part in parts), shown
     assert record.target_id == url, "the field keeps the real URL for the source"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        " http://u:Pw5q%20Zr7k@host/file",  # a target given with a leading space
+        "x\thttp://u:Pw5q%20Zr7k@host/file",
+        "http://h/f?x=1\n token: 'Pw5q%20Zr7k'",
+    ],
+)
+def test_redact_url_never_shows_what_redact_text_hides(url: str) -> None:
+    """A password holding an encoded space (%20), after whitespace: redact_text
+    hides it, and so must redact_url and the record's repr (they showed it,
+    decoded: 'Pw5q Zr7k')."""
+    from regisseur.messages import DownloadRecord
+    from regisseur.messages.redaction import redact_url
+
+    assert "Pw5q" not in redact_text(url)
+    record = DownloadRecord(id="1", source="http", target_id=url, filename="f")
+    for shown in (redact_url(url), repr(record)):
+        assert "Pw5q" not in shown, shown
+        assert "Zr7k" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://host/a%20b c",  # an encoded space stays encoded
+        "http://host/a b%1b[2J",  # an encoded ESC is not decoded into a terminal
+        "http://host/a\u3000b c\x85d",  # unicode spaces are shown as given
+    ],
+)
+def test_redact_url_shows_a_url_without_secrets_as_given(url: str) -> None:
+    from regisseur.messages.redaction import redact_url
+
+    assert redact_url(url) == url
+
+
+_URL_PIECES = st.sampled_from(
+    ["http://", "https://", "u", ":", "@", "/", "?", "&", "=", "#", ";", " ", "\t", "\n"]
+    + ["\u3000", "\x85", "%20", "%09", "%3D", "%", "token", "sig", "password", "Bearer "]
+    + ["basic ", "Authorization", ": ", "'", '"', "[REDACTED]", "\x1b"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(_URL_PIECES, st.just("SECRET")), min_size=2, max_size=12))
+def test_redact_url_hides_all_that_redact_text_hides_and_is_idempotent(
+    pieces: list[str],
+) -> None:
+    from regisseur.messages.redaction import redact_url
+
+    secrets = [f"S{i}Q" if piece == "SECRET" else piece for i, piece in enumerate(pieces)]
+    url = "".join(secrets)
+    hidden_by_text = {s for s in secrets if s.startswith("S") and s not in redact_text(url)}
+    shown = redact_url(url)
+    assert not any(s in shown for s in hidden_by_text), (url, shown)
+    if re.search(r"\s", url):  # else redact_url is redact_text
+        assert redact_url(shown) == shown
