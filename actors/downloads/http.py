@@ -45,6 +45,7 @@ logged. The file-level steps are in :mod:`actors.downloads._http_fetch`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -213,16 +214,24 @@ class HttpSource(DownloadSource):
         return self.directory
 
     def resolved_directory(self, directory: Path) -> Path:
-        """``directory`` with its symlinks followed, resolved once while it stays the same.
+        """``directory`` with its symlinks followed, resolved again only when that changed.
 
         Any worker thread: each publish needs it, and resolving walks the
-        path with a system call per component. The pair (path, resolved) is
-        replaced whole, so a reader sees one or the other; a directory
-        assigned after construction is resolved anew.
+        path with a system call per component. The last answer is kept while
+        ``directory`` and it still lead to the same directory (two stats): a
+        download directory that is a link switched to another directory
+        (``current -> release-2``) is resolved anew, so a file is published
+        beside its part, never into where the link led before. The pair
+        (path, resolved) is replaced whole, so a reader sees one or the
+        other; a directory assigned after construction is resolved anew.
         """
         known = self._resolved
         if known is not None and known[0] == directory:
-            return known[1]
+            try:
+                if os.path.samestat(os.stat(directory), os.stat(known[1])):
+                    return known[1]
+            except OSError:
+                pass  # gone or unreadable: resolve (the publish says what failed)
         resolved = directory.resolve()
         self._resolved = (directory, resolved)
         return resolved

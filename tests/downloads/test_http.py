@@ -946,3 +946,28 @@ def test_tls_with_a_ca_bundle(
     url = https_server.file("/secure.bin", BODY)
     path = harness.fetch(harness.source(verify=certificate[0]), url)
     assert Path(path).read_bytes() == BODY
+
+
+@pytest.mark.timeout(30)
+def test_a_relinked_download_directory_gets_the_next_files(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """The download directory is a link (``current -> release-1``) that is
+    switched after a publish: the next file goes where the link now leads,
+    beside its part, not into the directory it led to before."""
+    old, new = tmp_path / "release-1", tmp_path / "release-2"
+    old.mkdir()
+    new.mkdir()
+    current = tmp_path / "current"
+    current.symlink_to(old)
+    source = harness.source(directory=current)
+    first = harness.fetch(source, http_server.file("/one.bin", b"one"))
+    assert Path(first).read_bytes() == b"one"
+    assert Path(first).parent == old
+    switched = tmp_path / "switched"
+    switched.symlink_to(new)
+    switched.replace(current)  # atomically, as a deployment switches "current"
+    second = harness.fetch(source, http_server.file("/two.bin", b"two"))
+    assert Path(second).parent == new, second
+    assert sorted(p.name for p in new.iterdir()) == ["two.bin"]
+    assert sorted(p.name for p in old.iterdir()) == ["one.bin"]
