@@ -7,7 +7,9 @@ runtime's public modules, as any application would.
 
 * :func:`main`: the ``regisseur`` command, to call inside a program;
   :func:`console_main`: the console script (``python -m regisseur.cli``).
-* :mod:`regisseur.cli.download`: ``regisseur download``.
+* :mod:`regisseur.cli.download`: ``regisseur download`` (its arguments in
+  ``_download_args``, the checks of ``-o`` and the records file in
+  ``_download_places``).
 * :mod:`regisseur.cli.status`: ``regisseur status`` (:class:`StatusError`).
 * :mod:`regisseur.cli.demo`: ``regisseur demo``.
 

@@ -178,7 +178,7 @@ def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -
     download = commands.add_parser(
         "download", help="download URLs (resumable: run it again after Ctrl-C)"
     )
-    from regisseur.cli.download import add_arguments
+    from regisseur.cli._download_args import add_arguments
 
     add_arguments(download)
     download.add_argument("--version", action=_Version)

@@ -48,19 +48,22 @@ imported when a download runs, not for ``--help`` or bad arguments.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
-import math
 import os
-import re
 import socket
 import stat
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from regisseur.cli._download_args import add_arguments, bounds, read_urls, request_headers
+from regisseur.cli._download_places import (
+    inside,
+    plain_reason,
+    prepare_directory,
+    prepare_records,
+)
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import no_interrupts
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
@@ -75,310 +78,19 @@ from regisseur.messages import (
 from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    import argparse
+    from collections.abc import Iterable
 
     from regisseur.actors.system import ActorSystem
 
 __all__ = ["DB_NAME", "add_arguments", "run_download"]
 
 _SOURCE = "http"
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
-_OWN_HEADERS = ("range", "if-range")  # HttpSource refuses them too (not imported to parse)
 _POLL = 0.2  # seconds between two looks at a download another run holds
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def _bytes(text: str) -> int:
-    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them)."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500K, 10M, 2G)")
-    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
-    return value
-
-
-def _sha256(text: str) -> str:
-    if not _SHA256.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"not 64 hex digits: {text!r}")
-    return text.strip().lower()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``download`` command's options."""
-    parser.add_argument("urls", nargs="*", metavar="URL", help="http or https URLs")
-    parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
-    parser.add_argument(
-        "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
-    )
-    parser.add_argument(
-        "--retries", type=_count(0), default=3, metavar="N", help="retries per download (3)"
-    )
-    parser.add_argument(
-        "--sha256", type=_sha256, default=None, metavar="HEX", help="expected SHA-256 (one URL)"
-    )
-    parser.add_argument(
-        "--db",
-        default=None,
-        metavar="URL|FILE",
-        help=f"records database: a URL or a SQLite file (default: DIR/{DB_NAME})",
-    )
-    parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
-    # Bounds against hostile or broken servers (HttpSource max_bytes, max_time,
-    # speed_limit, speed_time).
-    parser.add_argument(
-        "--max-size",
-        type=_bytes,
-        default=None,
-        metavar="SIZE",
-        help="fail a download larger than SIZE (e.g. 500K, 10M, 2G), with or without "
-        "Content-Length",
-    )
-    parser.add_argument(
-        "--max-time",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="fail a download that takes longer than this, retries included",
-    )
-    parser.add_argument(
-        "--speed-limit",
-        type=_bytes,
-        default=None,
-        metavar="BYTES",
-        help="fail (and retry) a download slower than BYTES per second for --speed-time",
-    )
-    parser.add_argument(
-        "--speed-time",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="the period of --speed-limit (30; alone it means --speed-limit 1)",
-    )
-    _add_io_arguments(parser)
-
-
 # -- what a run reads, prints and sends -------------------------------------------
-
-
-def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
-    """``-i``, ``-q``, ``--header``, ``--user-agent``."""
-    parser.add_argument(
-        "-i",
-        "--input-file",
-        metavar="FILE",
-        help="read URLs from FILE, one a line ('-': stdin; blank lines and # comments skipped)",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress or per-file lines (failures and the files' paths still print)",
-    )
-    parser.add_argument(
-        "--header",
-        dest="headers",
-        action="append",
-        type=_header,
-        default=[],
-        metavar="'NAME: VALUE'",
-        help="an extra request header (repeatable; never printed or logged)",
-    )
-    parser.add_argument(
-        "--user-agent",
-        type=_user_agent,
-        default=None,
-        metavar="TEXT",
-        help="User-Agent (default: regisseur/VERSION)",
-    )
-
-
-def _user_agent(text: str) -> str:
-    """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
-    if not text.strip() or any(char in text for char in "\r\n\0"):
-        msg = f"must be one line of text, not blank: {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return text
-
-
-def _header(text: str) -> tuple[str, str]:
-    """``'Name: value'`` as a pair; the text is not echoed (often a credential)."""
-    name, colon, value = text.partition(":")
-    name = name.strip()
-    if not colon or not name:
-        msg = "expected 'Name: value' (a header name, a colon, the value)"
-        raise argparse.ArgumentTypeError(msg)
-    if not _HEADER_NAME.fullmatch(name):
-        msg = f"{name!r} is not a valid HTTP header name"
-        raise argparse.ArgumentTypeError(msg)
-    if name.lower() in _OWN_HEADERS:
-        msg = f"{name!r} is set by regisseur itself (to resume a download)"
-        raise argparse.ArgumentTypeError(msg)
-    value = value.strip()
-    if any(char in value for char in "\r\n\0"):
-        msg = f"the value of header {name!r} has a line break"
-        raise argparse.ArgumentTypeError(msg)
-    return name, value
-
-
-def _headers(args: argparse.Namespace) -> dict[str, str]:
-    """``--header`` pairs as a mapping; ``ValueError`` for a name given twice."""
-    headers: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in args.headers:
-        if name.lower() in seen:
-            msg = f"--header {name} is given twice"
-            raise ValueError(msg)
-        seen.add(name.lower())
-        headers[name] = value
-    if args.user_agent is not None and "user-agent" in seen:
-        msg = "--user-agent and --header 'User-Agent: ...' both set the User-Agent: give one"
-        raise ValueError(msg)
-    return headers
-
-
-def _url(text: str) -> str:
-    """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
-
-    curl and wget accept ``http://host/my file.pdf`` the same way; any other
-    whitespace or control character is refused by the source, naming it.
-    """
-    return text.strip().replace(" ", "%20")
-
-
-def _read_list(name: str) -> list[str]:
-    """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
-    try:
-        if name == "-":
-            text = sys.stdin.buffer.read().decode("utf-8-sig")
-        else:
-            text = Path(name).expanduser().read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        msg = f"-i {name}: not UTF-8 text (byte {exc.start})"
-        raise ValueError(msg) from None
-    except OSError as exc:
-        msg = f"cannot read -i {name}: {_reason(exc)}"
-        raise ValueError(msg) from None
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _urls(args: argparse.Namespace) -> list[str]:
-    """Every URL to fetch, once each, in order; ``ValueError`` if there are none."""
-    given = list(args.urls)
-    if args.input_file is not None:
-        listed = _read_list(args.input_file)
-        if not listed and not given:
-            msg = f"no URLs in -i {args.input_file} (one a line; # starts a comment)"
-            raise ValueError(msg)
-        given += listed
-    if not given:
-        msg = "no URLs: give them as arguments or in a file with -i FILE"
-        raise ValueError(msg)
-    return list(dict.fromkeys(_url(u) for u in given))
-
-
-def _reason(exc: OSError) -> str:
-    """``permission denied``, ``read-only file system``: the OS's words, in lower case."""
-    return exc.strerror.lower() if exc.strerror else str(exc)
-
-
-def _not_a_directory(path: Path) -> bool:
-    """True if ``path`` exists and is not a directory (False if it cannot be looked at)."""
-    try:
-        return not stat.S_ISDIR(path.stat().st_mode)
-    except OSError:  # missing, or in a directory this user may not search
-        return False
-
-
-def _prepare(directory: Path) -> str | None:
-    """Create ``directory`` and make sure files can be made in it; why not, else None."""
-    if _not_a_directory(directory):
-        return f"-o {directory} is a file, not a directory"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a dangling symlink or a special file
-        return f"-o {directory} exists and is not a directory"
-    except NotADirectoryError:
-        blocker = next((p for p in directory.parents if _not_a_directory(p)), None)
-        where = f"{blocker} is a file, not a directory" if blocker else "not a directory"
-        return f"cannot create {directory}: {where}"
-    except OSError as exc:
-        return f"cannot create {directory}: {_reason(exc)}"
-    reason = _write_check(directory)
-    return None if reason is None else f"cannot write to {directory}: {reason}"
-
-
-def _write_check(directory: Path) -> str | None:
-    """Why no file can be made in ``directory`` (``permission denied``), or None."""
-    probe = directory / f".regisseur-write-check-{os.getpid()}-{os.urandom(4).hex()}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        os.close(os.open(probe, flags, 0o600))
-    except OSError as exc:
-        return _reason(exc)
-    with contextlib.suppress(FileNotFoundError):
-        probe.unlink()
-    return None
-
-
-def _prepare_records(path: Path) -> str | None:
-    """Make sure the records' SQLite file ``path`` can be written; why not, else None.
-
-    SQLite makes files beside it (``-wal``, ``-journal``) and the run its
-    ``-owners`` locks, so its directory must take new files too.
-    """
-    where = path.parent
-    if not where.is_dir():
-        return f"cannot use the records database {path}: no directory {where}"
-    reason = _write_check(where)
-    if reason is not None:
-        return f"cannot write to {where} (for the records database {path.name}): {reason}"
-    owners = path.with_name(f"{path.name}-owners")  # the runs' lock files
-    if owners.is_symlink():
-        return f"refusing to use {owners}: it is a symbolic link (remove it)"
-    try:
-        os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
-    except FileNotFoundError:
-        return None  # made by the run
-    except OSError as exc:
-        return f"cannot write to the records database {path}: {_reason(exc)}"
-    return None
-
-
-def _inside(path: Path, directory: Path) -> bool:
-    """True if ``path`` (absolute, directories resolved) lies in ``directory`` or below."""
-    top = directory.resolve()
-    return path.parent == top or top in path.parent.parents
 
 
 def _plain_error(exc: BaseException) -> tuple[str, bool]:
@@ -401,7 +113,7 @@ def _plain_error(exc: BaseException) -> tuple[str, bool]:
     if isinstance(original, BaseException):
         cause = original
     if isinstance(cause, OSError) and cause.strerror:
-        return _reason(cause) + (f": {cause.filename}" if cause.filename else ""), database
+        return plain_reason(cause) + (f": {cause.filename}" if cause.filename else ""), database
     return str(cause) or type(cause).__name__, database
 
 
@@ -493,7 +205,7 @@ def _changed(record: DownloadRecord, sha256: str | None) -> str | None:
     except FileNotFoundError:
         return f"{path} is gone"
     except OSError as exc:
-        return f"cannot read {path}: {_reason(exc)}"
+        return f"cannot read {path}: {plain_reason(exc)}"
     return None
 
 
@@ -622,19 +334,6 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
-def _bounds(args: argparse.Namespace) -> dict[str, Any]:
-    """HttpSource's limits from the options (curl's: --speed-time alone means 1 byte/s)."""
-    speed_limit = args.speed_limit
-    if speed_limit is None and args.speed_time is not None:
-        speed_limit = 1
-    return {
-        "max_bytes": args.max_size,
-        "max_time": args.max_time,
-        "speed_limit": speed_limit,
-        "speed_time": 30.0 if args.speed_time is None else args.speed_time,
-    }
-
-
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -642,8 +341,8 @@ def run_download(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        urls = _urls(args)
-        headers = _headers(args)
+        urls = read_urls(args)
+        headers = request_headers(args)
     except ValueError as exc:
         err.write(f"regisseur download: {exc}\n")
         return 2
@@ -651,7 +350,7 @@ def run_download(
         err.write("regisseur download: --sha256 needs exactly one URL\n")
         return 2
     directory = Path(args.output).expanduser()
-    problem = _prepare(directory)
+    problem = prepare_directory(directory)
     if problem is not None:
         err.write(f"regisseur download: {problem}\n")
         return 2
@@ -663,11 +362,11 @@ def run_download(
 
     try:
         db_file = records_file(args.db) if args.db else directory.resolve() / DB_NAME
-        if db_file is not None and _inside(db_file, directory):
+        if db_file is not None and inside(db_file, directory):
             # Private, and never through a link planted in DIR (whoever can
             # write to DIR could point it at another application's database).
             claim_private_sqlite(db_file)
-        problem = _prepare_records(db_file) if db_file is not None else None
+        problem = prepare_records(db_file) if db_file is not None else None
         if problem is not None:
             err.write(f"regisseur download: {problem}\n")
             return 2
@@ -683,7 +382,7 @@ def run_download(
             retries=args.retries,
             headers=headers,
             user_agent=args.user_agent,
-            **_bounds(args),
+            **bounds(args),
         )
         system = ActorSystem(
             name="regisseur-download",

@@ -1,0 +1,263 @@
+"""The arguments of ``regisseur download``: the parser, and what they mean once parsed.
+
+Runs on the caller's thread while the command line is read, before any of
+the runtime is imported (``--help`` and bad arguments load none of it). A
+bad value is an ``argparse`` error naming its option; header values are
+never echoed (they often hold a credential).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regisseur.cli._download_places import plain_reason
+from regisseur.cli._records_db import DB_NAME
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["add_arguments", "bounds", "read_urls", "request_headers"]
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+
+
+_OWN_HEADERS = ("range", "if-range")  # HttpSource refuses them too (not imported to parse)
+
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _bytes(text: str) -> int:
+    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500K, 10M, 2G)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _sha256(text: str) -> str:
+    if not _SHA256.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not 64 hex digits: {text!r}")
+    return text.strip().lower()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``download`` command's options."""
+    parser.add_argument("urls", nargs="*", metavar="URL", help="http or https URLs")
+    parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
+    parser.add_argument(
+        "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
+    )
+    parser.add_argument(
+        "--retries", type=_count(0), default=3, metavar="N", help="retries per download (3)"
+    )
+    parser.add_argument(
+        "--sha256", type=_sha256, default=None, metavar="HEX", help="expected SHA-256 (one URL)"
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="URL|FILE",
+        help=f"records database: a URL or a SQLite file (default: DIR/{DB_NAME})",
+    )
+    parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    # Bounds against hostile or broken servers (HttpSource max_bytes, max_time,
+    # speed_limit, speed_time).
+    parser.add_argument(
+        "--max-size",
+        type=_bytes,
+        default=None,
+        metavar="SIZE",
+        help="fail a download larger than SIZE (e.g. 500K, 10M, 2G), with or without "
+        "Content-Length",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="fail a download that takes longer than this, retries included",
+    )
+    parser.add_argument(
+        "--speed-limit",
+        type=_bytes,
+        default=None,
+        metavar="BYTES",
+        help="fail (and retry) a download slower than BYTES per second for --speed-time",
+    )
+    parser.add_argument(
+        "--speed-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the period of --speed-limit (30; alone it means --speed-limit 1)",
+    )
+    _add_io_arguments(parser)
+
+
+def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-i``, ``-q``, ``--header``, ``--user-agent``."""
+    parser.add_argument(
+        "-i",
+        "--input-file",
+        metavar="FILE",
+        help="read URLs from FILE, one a line ('-': stdin; blank lines and # comments skipped)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or per-file lines (failures and the files' paths still print)",
+    )
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header (repeatable; never printed or logged)",
+    )
+    parser.add_argument(
+        "--user-agent",
+        type=_user_agent,
+        default=None,
+        metavar="TEXT",
+        help="User-Agent (default: regisseur/VERSION)",
+    )
+
+
+def _user_agent(text: str) -> str:
+    """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
+    if not text.strip() or any(char in text for char in "\r\n\0"):
+        msg = f"must be one line of text, not blank: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` as a pair; the text is not echoed (often a credential)."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        msg = "expected 'Name: value' (a header name, a colon, the value)"
+        raise argparse.ArgumentTypeError(msg)
+    if not _HEADER_NAME.fullmatch(name):
+        msg = f"{name!r} is not a valid HTTP header name"
+        raise argparse.ArgumentTypeError(msg)
+    if name.lower() in _OWN_HEADERS:
+        msg = f"{name!r} is set by regisseur itself (to resume a download)"
+        raise argparse.ArgumentTypeError(msg)
+    value = value.strip()
+    if any(char in value for char in "\r\n\0"):
+        msg = f"the value of header {name!r} has a line break"
+        raise argparse.ArgumentTypeError(msg)
+    return name, value
+
+
+def request_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``--header`` pairs as a mapping; ``ValueError`` for a name given twice."""
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in args.headers:
+        if name.lower() in seen:
+            msg = f"--header {name} is given twice"
+            raise ValueError(msg)
+        seen.add(name.lower())
+        headers[name] = value
+    if args.user_agent is not None and "user-agent" in seen:
+        msg = "--user-agent and --header 'User-Agent: ...' both set the User-Agent: give one"
+        raise ValueError(msg)
+    return headers
+
+
+def _url(text: str) -> str:
+    """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
+
+    curl and wget accept ``http://host/my file.pdf`` the same way; any other
+    whitespace or control character is refused by the source, naming it.
+    """
+    return text.strip().replace(" ", "%20")
+
+
+def _read_list(name: str) -> list[str]:
+    """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
+    try:
+        if name == "-":
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
+        else:
+            text = Path(name).expanduser().read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        msg = f"-i {name}: not UTF-8 text (byte {exc.start})"
+        raise ValueError(msg) from None
+    except OSError as exc:
+        msg = f"cannot read -i {name}: {plain_reason(exc)}"
+        raise ValueError(msg) from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def read_urls(args: argparse.Namespace) -> list[str]:
+    """Every URL to fetch, once each, in order; ``ValueError`` if there are none."""
+    given = list(args.urls)
+    if args.input_file is not None:
+        listed = _read_list(args.input_file)
+        if not listed and not given:
+            msg = f"no URLs in -i {args.input_file} (one a line; # starts a comment)"
+            raise ValueError(msg)
+        given += listed
+    if not given:
+        msg = "no URLs: give them as arguments or in a file with -i FILE"
+        raise ValueError(msg)
+    return list(dict.fromkeys(_url(u) for u in given))
+
+
+def bounds(args: argparse.Namespace) -> dict[str, Any]:
+    """HttpSource's limits from the options (curl's: --speed-time alone means 1 byte/s)."""
+    speed_limit = args.speed_limit
+    if speed_limit is None and args.speed_time is not None:
+        speed_limit = 1
+    return {
+        "max_bytes": args.max_size,
+        "max_time": args.max_time,
+        "speed_limit": speed_limit,
+        "speed_time": 30.0 if args.speed_time is None else args.speed_time,
+    }
