@@ -79,6 +79,7 @@ _QUERY_KEY = re.compile(
 # Short parameter names that are credentials only as a URL's query parameter.
 _SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
 _DECODINGS = 3  # "%2574oken" is "token" after two
+_MAX_PASSES = 8  # each pass after the first only replaces more text
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 # redact_url's stand-ins: character c is chr(base + ord(c)), in a private-use
 # plane (every whitespace or control character is below _STAND_IN_SPAN); the
@@ -124,8 +125,20 @@ def redact_text(text: str) -> str:
     See the module docstring for what counts as a credential. Works on URLs,
     query strings, key/value text, dict and JSON reprs and header dumps.
     Idempotent and pure, so thread-safe; use it on anything shown to a
-    person or written to a log.
+    person or written to a log. A text that one pass changed is passed
+    again until nothing changes (one pass can join what another pattern
+    then reads as a secret); a text without secrets takes one pass.
     """
+    redacted = _redact_once(text)
+    for _ in range(_MAX_PASSES):
+        if redacted == text:
+            break
+        text, redacted = redacted, _redact_once(redacted)
+    return redacted
+
+
+def _redact_once(text: str) -> str:
+    """One pass of every pattern over ``text`` (see :func:`redact_text`)."""
     # Each pattern runs only where the text has what it needs: a plain URL
     # or message is checked with a few substring tests and one literal scan.
     lower = text.lower()
