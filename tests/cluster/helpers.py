@@ -257,6 +257,18 @@ def nodes(
         close_all(started.values())
 
 
+def http_pair(
+    url: str, out: Path, shared: Path, *, lease_ttl: float
+) -> tuple[NodeProcess, NodeProcess]:
+    """Nodes ``a`` and ``b`` (not launched), each with an HttpSource ``http`` of
+    concurrency 1 writing to the directory ``shared``: one takes over from the other."""
+    options = {"lease_ttl": lease_ttl, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
+    return (
+        NodeProcess(url, "a", out / "a", source="http", **options),
+        NodeProcess(url, "b", out / "b", source="http", **options),
+    )
+
+
 def close_all(processes: Iterable[NodeProcess]) -> None:
     """SIGTERM every live one first (they stop in parallel), then close each."""
     processes = list(processes)

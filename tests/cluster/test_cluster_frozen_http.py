@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from regisseur.messages.downloads import DownloadState
-from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
+from tests.cluster.helpers import client, close_all, http_pair, wait_until
 from tests.downloads.conftest import HttpServer, Request, serve_bytes
 
 if TYPE_CHECKING:
@@ -50,9 +50,7 @@ def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woke
         rest_sent.set()
 
     url = http_server.sequence("/small.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
-    options = {"lease_ttl": LEASE, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
-    a = NodeProcess(pg_url, "a", tmp_path / "a", source="http", **options)
-    b = NodeProcess(pg_url, "b", tmp_path / "b", source="http", **options)
+    a, b = http_pair(pg_url, tmp_path, shared, lease_ttl=LEASE)
     try:
         a.launch()
         a.wait_ready()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from regisseur.messages.downloads import DownloadState
-from tests.cluster.helpers import NodeProcess, client, close_all, wait_until
+from tests.cluster.helpers import client, close_all, http_pair, wait_until
 from tests.downloads.conftest import HttpServer, Request, serve_bytes
 
 if TYPE_CHECKING:
@@ -48,9 +48,7 @@ def test_a_taken_over_download_resumes_from_the_shared_part_file(
             request.write(BODY[HALF:])
 
     url = http_server.sequence("/big.bin", first, lambda r: serve_bytes(r, BODY, etag=ETAG))
-    options = {"lease_ttl": 1.5, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
-    a = NodeProcess(pg_url, "a", tmp_path / "a", source="http", **options)
-    b = NodeProcess(pg_url, "b", tmp_path / "b", source="http", **options)
+    a, b = http_pair(pg_url, tmp_path, shared, lease_ttl=1.5)
     try:
         a.launch()
         a.wait_ready()
