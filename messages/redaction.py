@@ -79,14 +79,13 @@ _QUERY_KEY = re.compile(
 # Short parameter names that are credentials only as a URL's query parameter.
 _SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
 _DECODINGS = 3  # "%2574oken" is "token" after two
-_MAX_PASSES = 8  # each pass after the first only replaces more text
+_MAX_PASSES = 8  # redactions repeated until nothing changes (each only hides more)
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 # redact_url's stand-ins: character c is chr(base + ord(c)), in a private-use
 # plane (every whitespace or control character is below _STAND_IN_SPAN); the
 # second base serves a URL that already holds characters of the first range.
 _STAND_IN_BASES = (0xF0000, 0x100000)
 _STAND_IN_SPAN = 0x3001
-_PASSES = 4
 
 
 def _redact_basic(match: re.Match[str]) -> str:
@@ -183,7 +182,7 @@ def redact_url(url: str) -> str:
     else:  # pragma: no cover - a URL holding characters of both ranges
         return text
     end = base + _STAND_IN_SPAN
-    for _ in range(_PASSES):  # until nothing changes: a fixed point, so idempotent
+    for _ in range(_MAX_PASSES):  # until nothing changes: a fixed point, so idempotent
         whole = _SPACE_OR_CONTROL.sub(lambda match: chr(base + ord(match[0])), text)
         redacted = redact_text(whole)
         shown = "".join(chr(ord(c) - base) if base <= ord(c) < end else c for c in redacted)
