@@ -1,7 +1,10 @@
 """Internal messages between the facade, the keeper, the queues and the workers.
 
 The state changes themselves are the public messages in
-``messages.downloads``; these only coordinate who runs what.
+``messages.downloads``; these only coordinate who runs what. What the
+keeper tells a queue is a ``NoDeadLetter``: the keeper owns the records,
+and a queue's next incarnation gets them all in the answer to its
+``Attach``, so one lost to a stopped queue loses nothing.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from regisseur.actors.mailbox import NoDeadLetter
+
 if TYPE_CHECKING:
-    from regisseur.actors.downloads.context import CancelToken
-    from regisseur.messages.downloads import ClaimDownload, DownloadRecord, DownloadState
+    from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 KEEPER = "download-keeper"
 DOWNLOADS = "downloads"
@@ -33,7 +37,7 @@ def worker_name(source: str, index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceConfig:
+class SourceConfig(NoDeadLetter):
     """A source's current limits, kept by the keeper across queue restarts."""
 
     concurrency: int
@@ -143,7 +147,7 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
-class Enqueue:
+class Enqueue(NoDeadLetter):
     """Queue a record (``front``: it was interrupted and goes first).
 
     ``claim``: the fencing token the keeper allocated for the run that
@@ -157,7 +161,7 @@ class Enqueue:
 
 
 @dataclass(frozen=True, slots=True)
-class EnqueueMany:
+class EnqueueMany(NoDeadLetter):
     """Queue new records at the back, in this order, each with its claim.
 
     What a series of ``Enqueue`` messages does, in one message: the keeper
@@ -169,18 +173,7 @@ class EnqueueMany:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimMany:
-    """The starts one burst of a queue made, in order: a ``ClaimDownload`` each.
-
-    What a series of ``ClaimDownload`` messages does, in one message: the
-    queue sends it before any of the workers' ``Run`` messages.
-    """
-
-    claims: tuple[ClaimDownload, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Withdraw:
+class Withdraw(NoDeadLetter):
     """The keeper cancelled the download: drop it or cancel its run.
 
     ``reason`` is the cancel reason its run sees (``"fenced"``: cluster
@@ -192,27 +185,7 @@ class Withdraw:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerReady:
-    """A worker (re)started and can take a download."""
-
-    worker: str
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerIdle:
-    """A worker finished the download ``id`` and can take another."""
-
-    worker: str
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pump:
-    """Timer: the source's delay has passed; start what may start."""
-
-
-@dataclass(frozen=True, slots=True)
-class Attached:
+class Attached(NoDeadLetter):
     """The keeper's answer to ``Attach`` (told to the queue)."""
 
     config: SourceConfig
@@ -225,10 +198,12 @@ class Attached:
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    """Run one download; ``token`` is set when it is cancelled; ``claim``
-    is the run's fencing token (every message about the run carries it)."""
+class Take(NoDeadLetter):
+    """Take the next download from the source's board (a parked worker is woken).
 
-    record: DownloadRecord
-    token: CancelToken
-    claim: int = 0
+    One that finds its worker stopped is dropped without a dead letter:
+    every worker takes from the board when it starts.
+    """
+
+
+TAKE = Take()

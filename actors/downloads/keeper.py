@@ -361,9 +361,8 @@ class KeeperActor(Actor):
 
     def _handle(self, message: Any) -> Any:
         # The messages every download brings come first (most frequent first).
-        if isinstance(message, p.ClaimMany):
-            for claim in message.claims:
-                self._start(claim)
+        if isinstance(message, ClaimDownload):
+            self._start(message)
         elif isinstance(message, CompleteDownload):
             if self._fenced(message.id, message.claim, "success"):
                 self._finish(
@@ -375,8 +374,6 @@ class KeeperActor(Actor):
                 )
         elif isinstance(message, QueueDownload):
             self._queue(message)
-        elif isinstance(message, ClaimDownload):
-            self._start(message)
         elif isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
@@ -660,9 +657,9 @@ class KeeperActor(Actor):
 
     # -- reports from workers ---------------------------------------------------------
     def _start(self, message: ClaimDownload) -> None:
-        """A queue handed the download to a worker: it is InProgress now.
+        """A worker took the download from its source's board: it is InProgress now.
 
-        The queue sends this before the worker's ``Run``, so the keeper
+        The worker sends this before it runs the download, so the keeper
         always hears of the start before the result. A download that was
         cancelled meanwhile is left alone (its token is cancelled too).
         """

@@ -105,10 +105,10 @@ def test_stale_progress_success_and_failure_are_ignored_and_logged_once(
 
 
 @pytest.mark.timeout(30)
-def test_starts_told_together_each_run_with_their_own_claim(
+def test_runs_started_at_once_each_have_their_own_claim(
     system_factory: Callable[..., ActorSystem],
 ) -> None:
-    """A queue tells the keeper the starts of one burst in one message (ClaimMany)."""
+    """Three workers take three downloads at once: each run owns its own download."""
     runs = Runs()
     system = system_factory(download_sources=[DownloadSource("s", runs, concurrency=3)])
     downloads = [system.downloads.submit("s", "t", f"{i}.bin") for i in range(3)]
@@ -118,7 +118,7 @@ def test_starts_told_together_each_run_with_their_own_claim(
         assert record is not None and record.state is RUNNING
     first, claim = runs.claims[0]
     # A second start of a running download changes nothing: its run stays the owner.
-    system.tell(p.KEEPER, p.ClaimMany((ClaimDownload(first, "nobody", claim + 5),)))
+    system.tell(p.KEEPER, ClaimDownload(first, "nobody", claim + 5))
     record = system.downloads.status(first)
     assert record is not None and record.state is RUNNING
     runs.release()
