@@ -27,6 +27,12 @@ def opened(*ids: str, concurrency: int = 2, delay: float = 0.0, now: float = 0.0
     return board
 
 
+def park(board: RunBoard, *workers: str) -> None:
+    """Each of ``workers`` finds nothing to take and parks, in this order."""
+    for worker in workers:
+        assert board.take(worker, 0.0, CancelToken) is None
+
+
 def taken(result: Any) -> Taken:
     assert isinstance(result, Taken), result
     return result
@@ -57,8 +63,7 @@ def test_downloads_are_taken_in_order_interrupted_ones_first() -> None:
 
 def test_a_put_wakes_as_many_parked_workers_as_it_brings_downloads() -> None:
     board = opened(concurrency=3)
-    for worker in (W1, W2, W3):
-        assert board.take(worker, 0.0, CancelToken) is None
+    park(board, W1, W2, W3)
     assert board.put(record("a"), claim=1) == [W1]
     assert board.put_many([(record("b"), 2), (record("c"), 3)]) == [W2, W3]
     assert board.put(record("d"), claim=4) == []  # nobody is parked now
@@ -137,8 +142,7 @@ def test_a_lower_limit_retires_parked_workers_at_once_and_busy_ones_after_their_
 
 def test_a_download_a_retired_worker_was_woken_for_is_not_stranded() -> None:
     board = opened(concurrency=3)
-    assert board.take(W3, 0.0, CancelToken) is None
-    assert board.take(W1, 0.0, CancelToken) is None
+    park(board, W3, W1)
     assert board.put(record("a"), claim=1) == [W3]
     wake, retire = board.configure(2, 0.0, 0.0)  # W3 is awake, not parked: not retired here
     assert retire == []
@@ -151,8 +155,7 @@ def test_a_download_a_retired_worker_was_woken_for_is_not_stranded() -> None:
 
 def test_a_worker_leaving_while_downloads_wait_wakes_a_parked_one() -> None:
     board = opened(concurrency=3)
-    assert board.take(W1, 0.0, CancelToken) is None
-    assert board.take(W2, 0.0, CancelToken) is None
+    park(board, W1, W2)
     assert board.put(record("a"), claim=1) == [W1]
     assert board.leave(W1) == W2  # W1 goes before it took "a"
     assert taken(board.take(W2, 0.0, CancelToken)).record.id == "a"
