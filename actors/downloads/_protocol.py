@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from regisseur.actors.mailbox import NoDeadLetter
 
 if TYPE_CHECKING:
+    from regisseur.actors.downloads.claim_view import ClaimView
     from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 KEEPER = "download-keeper"
@@ -192,6 +193,9 @@ class Attached(NoDeadLetter):
     records: tuple[DownloadRecord, ...]
     claims: tuple[int, ...] = ()  # the fencing token allocated for each record
     token: str = ""
+    # What runs read before publishing instead of asking ``CheckClaim``
+    # (None in cluster mode: the check reads the database there).
+    view: ClaimView | None = None
 
 
 # -- to a worker ------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from regisseur.actors.downloads.claim_view import ClaimView
     from regisseur.actors.downloads.context import CancelToken
     from regisseur.messages.downloads import DownloadRecord
 
@@ -93,6 +94,9 @@ class RunBoard:
         self._waiter: str | None = None  # the worker waiting out the delay on a timer
         self._next_start = float("-inf")
         self._started = 0
+        # The keeper's claim view, from its answer (None: runs ask the keeper).
+        # Replaced whole by the queue's thread; read by the workers.
+        self.claim_view: ClaimView | None = None
 
     # -- the queue actor's side ---------------------------------------------------
     def reset(self) -> None:
@@ -111,13 +115,15 @@ class RunBoard:
         delay: float,
         now: float,
         records: Iterable[tuple[DownloadRecord, int]],
+        claim_view: ClaimView | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Take the keeper's answer: the limits and the pending records, in order.
+        """Take the keeper's answer: the limits, the pending records in order, the claim view.
 
         Returns the parked workers to wake and those to retire (above the limit).
         """
         with self._lock:
             self._open = True
+            self.claim_view = claim_view
             retire = self._configure(concurrency, delay, now)
             for record, claim in records:
                 self._enqueue(record, front=False, claim=claim)

@@ -30,12 +30,15 @@ that only grows per download (allocated here when the keeper hands the
 download to its queue, stored in the record's ``claim`` column when the run
 starts). The run's progress, result and release carry that epoch; a
 message from any other run (a stale one) is ignored and logged once, and a
-worker asks :class:`~regisseur.actors.downloads._protocol.CheckClaim`
-before publishing a file. The checks are the overridable methods
-``_allocate_claim`` and ``_claim_current`` (cluster mode checks them
-against the database).
+worker checks that its run is still current before publishing a file: it
+reads this keeper's :class:`~regisseur.actors.downloads.claim_view.ClaimView`
+(handed to each queue in ``Attached``), or in cluster mode asks
+:class:`~regisseur.actors.downloads._protocol.CheckClaim`. The checks are
+the overridable methods ``_allocate_claim``, ``_claim_current`` and
+``_publish_view`` (cluster mode checks them against the database).
 
-Threads: everything here runs on the keeper's own thread.
+Threads: everything here runs on the keeper's own thread; the claim view
+is read by the workers' threads (the keeper is its only writer).
 
 Failures: a bad request (unknown source or id) is answered with an error
 for the caller and changes nothing. A failed commit (a full disk, a locked
@@ -69,6 +72,7 @@ from regisseur.actors.downloads._owners import (
     make_owner_id,
     owner_alive,
 )
+from regisseur.actors.downloads.claim_view import ClaimView
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages import ChildFailed
@@ -136,6 +140,7 @@ class KeeperActor(Actor):
         # the highest epoch handed out per download, and the running one.
         self._claims: dict[str, int] = store_.setdefault("claims", {})
         self._current: dict[str, int] = store_.setdefault("current_claims", {})
+        self._claim_view = ClaimView(self._current, self._live)
         self._stale_seen: set[tuple[str, int]] = set()  # logged once each
         self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
         # This keeper's identity in the records' owner column (host:pid:...).
@@ -472,7 +477,7 @@ class KeeperActor(Actor):
         # wall-clock time, which may step back).
         pending.sort(key=lambda r: r.id not in self._resumable)
         claims = tuple(self._allocate_claim(r.id) for r in pending)
-        return p.Attached(config, tuple(pending), claims)
+        return p.Attached(config, tuple(pending), claims, view=self._publish_view())
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
@@ -734,7 +739,11 @@ class KeeperActor(Actor):
 
     def _claim_current(self, download_id: str, claim: int) -> bool:
         """True while ``claim`` is the run of ``download_id`` that may write."""
-        return self._current.get(download_id) == claim and download_id in self._live
+        return self._claim_view.is_current(download_id, claim)
+
+    def _publish_view(self) -> ClaimView | None:
+        """What the sources' runs read before publishing (None: they ask ``CheckClaim``)."""
+        return self._claim_view
 
     def _fenced(self, download_id: str, claim: int | None, what: str) -> bool:
         """True if a write about a run of ``download_id`` may be applied.

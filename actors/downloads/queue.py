@@ -100,6 +100,7 @@ class QueueActor(Actor):
             config.delay,
             self.system.clock.now(),
             zip(message.records, claims, strict=True),
+            message.view,
         )
         self._grow(config.concurrency)
         self._retire(retire)

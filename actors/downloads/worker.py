@@ -18,8 +18,9 @@ node fenced itself (reason ``"fenced"``) reports no result either: it is
 released to the keeper, which decides.
 
 Ownership: every message about the run carries its claim (``Taken.claim``);
-``DownloadContext.still_owner()`` asks the keeper (``CheckClaim``, at most
-``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
+``DownloadContext.still_owner()`` reads the keeper's ``ClaimView`` (see
+``claim_view``) or, in cluster mode, asks the keeper (``CheckClaim``, at
+most ``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
 """
 
 from __future__ import annotations
@@ -174,6 +175,28 @@ class WorkerActor(Actor):
         except UnknownActorError:
             pass
 
+    def _owner_check(self, download_id: str, claim: int, token: CancelToken) -> Callable[[], bool]:
+        """How the run finds out whether it still owns its download.
+
+        In cluster mode it asks the keeper, which reads the row. Else it
+        reads the keeper's claim view on this thread. While the keeper has
+        not yet handled the run's start (a short download can end first),
+        the run is the owner unless its token was cancelled: on one node
+        the board never hands a download to a second run while a first one
+        runs, and every way to end or replace a run (a cancel, a stop, a
+        restart of the keeper or the source, an abandoned thread) cancels
+        its token or ends the record, which the view shows.
+        """
+        view = self._board.claim_view
+        if view is None:
+            return lambda: self._still_owner(download_id, claim)
+
+        def check() -> bool:
+            known = view.check(download_id, claim)
+            return not token.cancelled if known is None else known
+
+        return check
+
     def _still_owner(self, download_id: str, claim: int) -> bool:
         """Ask the keeper whether ``claim`` is the current run (False if no answer)."""
         try:
@@ -205,7 +228,7 @@ class WorkerActor(Actor):
                 send=lambda progress: self.system.tell(p.KEEPER, progress),
                 log=self.log.bind(download=record.id),
                 claim=claim,
-                check_owner=lambda: self._still_owner(record.id, claim),
+                check_owner=self._owner_check(record.id, claim, token),
             )
             args = (*args, context)
         try:
