@@ -186,3 +186,18 @@ def test_a_queue_restart_empties_the_fifo_until_the_next_answer() -> None:
         "started": 1,
         "attached": True,
     }
+
+
+def test_a_lowered_limit_holds_for_starts_until_the_runs_above_it_end() -> None:
+    board = opened("a", "b", "c", "d", concurrency=3)
+    runs = {w: taken(board.take(w, 0.0, CancelToken)) for w in (W1, W2, W3)}
+    assert board.configure(1, 0.0, 0.0) == ([], [])
+    board.done(W1, runs[W1].record.id)
+    assert board.take(W1, 0.0, CancelToken) is None  # two still run: W1 parks
+    board.done(W2, runs[W2].record.id)
+    assert board.take(W2, 0.0, CancelToken) is RETIRE
+    assert board.leave(W2) is None  # W3 still runs: nobody is woken yet
+    board.done(W3, runs[W3].record.id)
+    assert board.take(W3, 0.0, CancelToken) is RETIRE
+    assert board.leave(W3) == W1  # the last run above the limit ended
+    assert taken(board.take(W1, 0.0, CancelToken)).record.id == "d"
