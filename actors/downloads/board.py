@@ -28,7 +28,10 @@ outside the lock (it calls its wakers).
 Failures: the board holds no resource. A queue restart empties its FIFO
 (``reset``); the keeper's answer to the new queue's ``Attach`` fills it
 again. A worker that dies leaves its run on the board until its successor
-starts (``join``), by when the keeper has errored that download.
+starts (``join``), by when the keeper has errored that download; the
+queue hears of the death (``ChildFailed``) and takes the dead worker off
+the parked ones (``lost``), so the downloads it was woken for, or was
+waiting out the delay for, go to the other workers meanwhile.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from regisseur.actors.downloads.context import CancelToken
     from regisseur.messages.downloads import DownloadRecord
 
-__all__ = ["RETIRE", "RunBoard", "Taken"]
+__all__ = ["RETIRE", "RunBoard", "Taken", "worker_index"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,22 @@ class RunBoard:
         """A worker the queue could not wake (it is gone): no longer parked."""
         with self._lock:
             self._parked.pop(worker, None)
+
+    def lost(self, worker: str) -> list[str]:
+        """``worker`` failed or was killed: it takes nothing until its restart.
+
+        It no longer counts as parked or as the one waiting out the delay
+        (a killed thread runs no ``leave``). Returns the workers to wake:
+        others, for the downloads it would have taken, and the worker
+        itself (its successor, if already parked, takes again; a dead one
+        gets the ``Take`` after its restart, or never, which loses nothing).
+        """
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            wakes = self._wakes()
+            return [*wakes, worker] if worker not in wakes else wakes
 
     def snapshot(self) -> dict[str, Any]:
         """The numbers the queue's health shows."""

@@ -37,7 +37,6 @@ from regisseur.actors.downloads.errors import DownloadFailure
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
 from regisseur.messages.downloads import ClaimDownload, CompleteDownload, FailDownload
-from regisseur.supervision.protocol import StopChild
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -140,7 +139,12 @@ class WorkerActor(Actor):
             successor = self._board.leave(self.name)
             if successor is not None:
                 self._wake(successor)
-            self._tell_supervisor(StopChild(self.name))
+            # The queue stops it (or wakes it, if the limit was raised
+            # meanwhile): it alone orders the stops and starts of workers.
+            try:
+                self.system.tell(p.queue_name(self._source.name), p.Retire(self.name))
+            except UnknownActorError:  # the source is going away
+                pass
         elif isinstance(taken, float):
             self.schedule(taken, p.TAKE)  # the source's delay; one worker waits at a time
 
@@ -167,12 +171,6 @@ class WorkerActor(Actor):
             self.system.tell(worker, p.TAKE)
         except UnknownActorError:  # retired meanwhile
             self._board.forget(worker)
-
-    def _tell_supervisor(self, message: object) -> None:
-        try:
-            self.system.tell(p.source_supervisor(self._source.name), message)
-        except UnknownActorError:
-            pass
 
     def _still_owner(self, download_id: str, claim: int) -> bool:
         """Ask the keeper whether ``claim`` is the current run (False if no answer)."""
