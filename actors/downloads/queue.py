@@ -73,17 +73,20 @@ class QueueActor(Actor):
         self._retiring: set[str] = set()
         self._token = uuid.uuid4().hex  # this incarnation's Attach
         self._worker_prefix = p.worker_name(source.name, 0)[:-1]  # "source:NAME.worker-"
-        self._subscription: Subscription | None = None
 
     def on_start(self) -> None:
         self._board.reset()
-        # A killed worker runs no hook: its death comes as an event.
-        self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
+        # A killed worker runs no hook: its death comes as an event. The
+        # subscription outlives a killed incarnation of this actor (no
+        # on_stop ran): the next one keeps it instead of adding another.
+        if "deaths" not in self.kept_state:
+            self.kept_state["deaths"] = self.system.events.subscribe(self.actor_ref, ChildFailed)
         self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
 
     def on_stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.cancel()
+        subscription: Subscription | None = self.kept_state.pop("deaths", None)
+        if subscription is not None:
+            subscription.cancel()
 
     def health(self) -> dict[str, Any]:
         return self._board.snapshot()

@@ -546,3 +546,108 @@ def test_a_stop_mid_backlog_leaves_no_dead_letter_and_a_restart_resumes_the_rest
     assert set(states.values()) == {SUCCEEDED}
     assert set(again.runs) == {f"d{i}" for i in range(40)} - succeeded
     assert set(again.runs.values()) == {1}
+
+
+@pytest.mark.timeout(30)
+def test_a_queue_killed_with_downloads_running_and_waiting_loses_none(system_factory, manual_clock):
+    ledger = Ledger()
+    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=2)])
+    ledger.attach(system)
+    endings = Endings(system)
+    probe = Probe(system, ChildFailed, ChildRestarted)
+    system.settle()
+    subscribers = system.events.subscriber_count()
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(6)]
+    ledger.wait_running(2)
+
+    for _ in range(2):  # the second kill hits the restarted queue
+        FaultInjector(system).kill("source:s.queue")
+        probe.expect(ChildFailed, timeout=WAIT, name="source:s.queue")
+        manual_clock.advance(60)
+        probe.expect(ChildRestarted, timeout=WAIT, name="source:s.queue")
+    late = system.downloads.submit("s", "t", "late")
+    ledger.release()
+    everything = [*ids, late]
+    assert set(wait_all(system, everything).values()) == {SUCCEEDED}
+    assert set(ledger.overlap.values()) == {1}
+    ended_once(system, endings, everything)
+    # A worker killed now is still heard of (one subscription, not one per kill).
+    FaultInjector(system).kill("source:s.worker-1")
+    probe.expect(ChildFailed, timeout=WAIT, name="source:s.worker-1")
+    system.settle()
+    download = system.downloads.submit("s", "t", "after")
+    assert system.downloads.wait(download, WAIT).state is SUCCEEDED
+    system.settle()
+    assert system.events.subscriber_count() == subscribers  # none left by a killed queue
+    endings.close()
+    probe.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_late_death_notice_does_not_error_the_successors_download(system_factory, manual_clock):
+    """The keeper hears of a worker's death through the event bus; a slow bus
+    (a subscriber's callback, say) can deliver it after the worker's restart."""
+    ledger = Ledger()
+    system = system_factory(download_sources=[DownloadSource("s", ledger)])
+    ledger.attach(system)
+    probe = Probe(system, ChildRestarted)
+    first = system.downloads.submit("s", "t", "first")
+    ledger.wait_running(1)
+    system.settle()
+
+    faults = FaultInjector(system)
+    faults.hang("regisseur.events", 100)  # the bus's next delivery waits 100 s
+    faults.kill("source:s.worker-1")
+    ledger.wait_running(0)  # the killed run saw its cancel
+    manual_clock.advance(60)  # the worker restarts; the bus still waits
+    second = system.downloads.submit("s", "t", "second")
+    ledger.wait_running(1)  # the successor runs it
+    manual_clock.advance(60)  # now the bus delivers the death notice
+    probe.expect(ChildRestarted, timeout=WAIT, name="source:s.worker-1")
+    ledger.release()
+    assert system.downloads.wait(first, WAIT).state is ERRORED  # its worker died
+    assert system.downloads.wait(second, WAIT).state is SUCCEEDED
+    probe.close()
+
+
+@pytest.mark.xfail(
+    reason="not fixed: the keeper's stop overtakes the workers' reports still in its "
+    "mailbox (ClaimDownload, CompleteDownload: DeadLetters, and completed downloads "
+    "run again at the next start); needs the keeper to handle them in on_stop",
+    strict=False,
+)
+@pytest.mark.timeout(60)
+def test_a_stop_during_a_quick_backlog_drops_no_report(system_factory, tmp_path):
+    url = f"sqlite:///{tmp_path / 'downloads.db'}"
+    done = threading.Event()
+    runs: Counter[str] = Counter()
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        runs[name] += 1
+        if len(runs) == 150:
+            done.set()
+        return f"/files/{name}"
+
+    system = system_factory(
+        database_url=url, download_sources=[DownloadSource("s", impl, concurrency=4)]
+    )
+    dead = Probe(system, DeadLetter)
+    endings = Endings(system)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(600)]
+    assert done.wait(WAIT)
+    system.stop()
+    endings.close()
+    assert dead.events == []
+    dead.close()
+    first = dict(runs)
+    succeeded = {f"d{i}" for i, d in enumerate(ids) if endings.final.get(d) is SUCCEEDED}
+
+    runs.clear()
+    resumed = system_factory(
+        database_url=url, download_sources=[DownloadSource("s", impl, concurrency=4)]
+    )
+    assert set(wait_all(resumed, ids).values()) == {SUCCEEDED}
+    assert not set(runs) & succeeded  # what ended stays ended
+    # A download runs again only if its first run's result was not stored.
+    again = set(runs) & set(first)
+    assert len(again) <= 4, sorted(again)
