@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.board import worker_index
-from regisseur.actors.errors import UnknownActorError
+from regisseur.actors.errors import ActorStoppedError, UnknownActorError, describe_error
 from regisseur.messages import ChildFailed
 from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from regisseur.actors.events import Subscription
 
 __all__ = ["QueueActor", "worker_spec"]
+
+_DRAIN_TIMEOUT = 2.0  # seconds the final stop waits for the keeper (see on_incarnation_end)
 
 
 def worker_spec(source: DownloadSource, index: int, board: RunBoard) -> ChildSpec:
@@ -87,6 +89,26 @@ class QueueActor(Actor):
         subscription: Subscription | None = self.kept_state.pop("deaths", None)
         if subscription is not None:
             subscription.cancel()
+
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """At the source's final stop: let the keeper handle its workers' last reports.
+
+        The workers stopped before this actor (they depend on it); what
+        they told the keeper last (a start, a result, a release) may still
+        wait in its mailbox, and the keeper, stopped after the sources,
+        would drop it (a stop overtakes queued messages): a download that
+        ended would run again at the next start. An ask behind those
+        reports returns once the keeper has handled and stored them;
+        bounded by ``_DRAIN_TIMEOUT`` (a keeper that does not answer, being
+        restarted, say, only costs that wait). Not at a restart: a queue
+        restarted with the keeper must not wait for it.
+        """
+        if not final:
+            return
+        try:
+            self.system.ask(p.KEEPER, p.ListSources(), timeout=_DRAIN_TIMEOUT)
+        except (ActorStoppedError, UnknownActorError, TimeoutError) as exc:
+            self.log.info("download_reports_not_confirmed", error=describe_error(exc))
 
     def health(self) -> dict[str, Any]:
         return self._board.snapshot()

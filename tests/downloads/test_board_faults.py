@@ -610,14 +610,9 @@ def test_a_late_death_notice_does_not_error_the_successors_download(system_facto
     probe.close()
 
 
-@pytest.mark.xfail(
-    reason="not fixed: the keeper's stop overtakes the workers' reports still in its "
-    "mailbox (ClaimDownload, CompleteDownload: DeadLetters, and completed downloads "
-    "run again at the next start); needs the keeper to handle them in on_stop",
-    strict=False,
-)
 @pytest.mark.timeout(60)
 def test_a_stop_during_a_quick_backlog_drops_no_report(system_factory, tmp_path):
+    """The keeper stops after the sources; the workers' last reports must not die in its mailbox."""
     url = f"sqlite:///{tmp_path / 'downloads.db'}"
     done = threading.Event()
     runs: Counter[str] = Counter()
