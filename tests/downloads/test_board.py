@@ -201,3 +201,17 @@ def test_a_lowered_limit_holds_for_starts_until_the_runs_above_it_end() -> None:
     assert board.take(W3, 0.0, CancelToken) is RETIRE
     assert board.leave(W3) == W1  # the last run above the limit ended
     assert taken(board.take(W1, 0.0, CancelToken)).record.id == "d"
+
+
+def test_a_lost_worker_is_no_longer_woken_and_its_downloads_go_to_others() -> None:
+    board = opened("a", "b", concurrency=3, delay=5.0)
+    assert taken(board.take(W1, 0.0, CancelToken)).record.id == "a"
+    assert board.take(W2, 1.0, CancelToken) == pytest.approx(4.0)  # W2 waits out the delay
+    assert board.take(W3, 1.0, CancelToken) is None  # W3 parks
+    # W2 is killed on its timer: W3 takes over the waiting; W2's successor gets a Take too.
+    assert board.lost(W2) == [W3, W2]
+    assert board.take(W3, 2.0, CancelToken) == pytest.approx(3.0)
+    board.join(W2)  # the successor starts: it parks behind the waiter
+    assert board.take(W2, 2.0, CancelToken) is None
+    assert board.put(record("c"), claim=3) == []  # the waiter takes it in turn
+    assert taken(board.take(W3, 5.0, CancelToken)).wake == W2
