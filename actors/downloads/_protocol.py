@@ -90,10 +90,13 @@ class Configure:
 
 
 @dataclass(frozen=True, slots=True)
-class Released:
+class Released(NoDeadLetter):
     """A worker stopped mid-download (system stopping or restart): re-queue it.
 
     ``claim``: the stopped run's fencing token; a stale run's release is ignored.
+    One that reaches a stopped keeper (the system stopping: the keeper's
+    stop overtakes what its mailbox still holds) loses nothing: the record
+    stays InProgress, stored so, and the next start resumes it first.
     """
 
     id: str
@@ -211,3 +214,17 @@ class Take(NoDeadLetter):
 
 
 TAKE = Take()
+
+
+@dataclass(frozen=True, slots=True)
+class Retire(NoDeadLetter):
+    """A worker above the concurrency limit left the board (told to its queue).
+
+    The queue asks the supervisor to stop it, or, if the limit was raised
+    meanwhile, tells it to take again: every ``StopChild`` and ``Spawn`` of
+    a source's workers comes from its queue, in the order it decided them.
+    One lost to a stopping queue loses nothing: the queue's restart
+    restarts its workers too, and a worker above the limit asks again.
+    """
+
+    worker: str

@@ -12,7 +12,10 @@ them and no other thread is woken for the hand-off.
 The board also keeps the source's limits:
 
 * ``concurrency``: a worker whose index is above it takes nothing more
-  (it asks to be retired); each worker runs one download at a time.
+  (it asks to be retired); each worker runs one download at a time, and
+  no download starts while ``concurrency`` runs go on (after the limit was
+  lowered, the runs above it end first: "effective at once" holds for
+  starts, running downloads are not interrupted).
 * ``delay``: two starts are at least ``delay`` apart on the system clock.
   A worker that comes too early is told how long to wait; one worker at a
   time waits (on a timer of its own), the others park.
@@ -25,7 +28,10 @@ outside the lock (it calls its wakers).
 Failures: the board holds no resource. A queue restart empties its FIFO
 (``reset``); the keeper's answer to the new queue's ``Attach`` fills it
 again. A worker that dies leaves its run on the board until its successor
-starts (``join``), by when the keeper has errored that download.
+starts (``join``), by when the keeper has errored that download; the
+queue hears of the death (``ChildFailed``) and takes the dead worker off
+the parked ones (``lost``), so the downloads it was woken for, or was
+waiting out the delay for, go to the other workers meanwhile.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
     from regisseur.actors.downloads.context import CancelToken
     from regisseur.messages.downloads import DownloadRecord
 
-__all__ = ["RETIRE", "RunBoard", "Taken"]
+__all__ = ["RETIRE", "RunBoard", "Taken", "worker_index"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +181,22 @@ class RunBoard:
         with self._lock:
             self._parked.pop(worker, None)
 
+    def lost(self, worker: str) -> list[str]:
+        """``worker`` failed or was killed: it takes nothing until its restart.
+
+        It no longer counts as parked or as the one waiting out the delay
+        (a killed thread runs no ``leave``). Returns the workers to wake:
+        others, for the downloads it would have taken, and the worker
+        itself (its successor, if already parked, takes again; a dead one
+        gets the ``Take`` after its restart, or never, which loses nothing).
+        """
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            wakes = self._wakes()
+            return [*wakes, worker] if worker not in wakes else wakes
+
     def snapshot(self) -> dict[str, Any]:
         """The numbers the queue's health shows."""
         with self._lock:
@@ -215,7 +237,9 @@ class RunBoard:
                 self._waiter = None
             if self._open and worker_index(worker) > self._limit:
                 return RETIRE
-            if not (self._open and self._pending):
+            if not (self._open and self._pending) or len(self._busy) >= self._limit:
+                # Nothing to take, or the limit is reached (it was lowered
+                # while more ran): a run that ends wakes a parked worker.
                 self._parked[worker] = None
                 return None
             if now < self._next_start:
@@ -232,7 +256,7 @@ class RunBoard:
             self._next_start = now + self._delay
             self._started += 1
             wake = None
-            if self._pending and self._parked and self._waiter is None:
+            if self._pending and self._parked and self._waiter is None and self._free() > 0:
                 wake = next(iter(self._parked))
                 del self._parked[wake]
             return Taken(record, token, claim, wake)
@@ -255,8 +279,9 @@ class RunBoard:
             self._parked.pop(worker, None)
             if self._waiter == worker:
                 self._waiter = None
-            # It may have been woken for a download it will now not take.
-            if self._open and self._pending and self._parked:
+            # It may have been woken for a download it will now not take,
+            # or its run kept another from starting (above a lowered limit).
+            if self._open and self._pending and self._parked and self._free() > 0:
                 wake = next(iter(self._parked))
                 del self._parked[wake]
                 return wake
@@ -291,9 +316,9 @@ class RunBoard:
         """Unpark as many workers as there are downloads for them (one with a delay)."""
         if not (self._open and self._pending and self._parked) or self._waiter is not None:
             return []
-        count = min(len(self._pending), len(self._parked))
+        count = min(len(self._pending), len(self._parked), self._free())
         if self._delay > 0:
-            count = 1
+            count = min(count, 1)
         wakes: list[str] = []
         for worker in list(self._parked):
             if len(wakes) == count:
@@ -302,6 +327,10 @@ class RunBoard:
                 del self._parked[worker]
                 wakes.append(worker)
         return wakes
+
+    def _free(self) -> int:
+        """How many more runs the limit allows now."""
+        return self._limit - len(self._busy)
 
     def _configure(self, concurrency: int, delay: float, now: float) -> list[str]:
         self._limit = concurrency

@@ -75,7 +75,6 @@ from regisseur.actors.downloads._owners import (
 from regisseur.actors.downloads.claim_view import ClaimView
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.errors import UnknownActorError, describe_error
-from regisseur.messages import ChildFailed
 from regisseur.messages.downloads import (
     CancelDownload,
     ClaimDownload,
@@ -97,7 +96,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from regisseur.actors.clock import TimerHandle
-    from regisseur.actors.events import Subscription
 
 __all__ = ["KeeperActor"]
 
@@ -148,7 +146,6 @@ class KeeperActor(Actor):
         database = self.system.database
         self._locks = lock_directory(database.sqlalchemy_url if database is not None else None)
         self._seq = 0
-        self._subscription: Subscription | None = None
         # group commit: staged writes and the acknowledgements they hold back
         # id -> (the record as it must be written, True if its row is new)
         self._staged: dict[str, tuple[DownloadRecord, bool]] = {}
@@ -174,7 +171,6 @@ class KeeperActor(Actor):
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
-        self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
             self._hold_owner_lock()
             self._load()
@@ -263,8 +259,6 @@ class KeeperActor(Actor):
         return store.take_over(sql, record.id, owner, self._owner)
 
     def on_stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.cancel()
         self._store_accepted_on_stop()
         self._dirty.update(self._live)
         self._commit(progress=True)
@@ -391,8 +385,6 @@ class KeeperActor(Actor):
         elif isinstance(message, p.Released):
             if self._fenced(message.id, message.claim, "release"):
                 self._release(message)
-        elif isinstance(message, ChildFailed):
-            self._worker_failed(message)
         elif isinstance(message, p.Flush):
             self._flush_timer = None
             self._commit(progress=True)
@@ -828,11 +820,6 @@ class KeeperActor(Actor):
             return
         self._resumable.add(record.id)
         self._to_queue(record.source, p.Enqueue(record, front=True))
-
-    def _worker_failed(self, event: ChildFailed) -> None:
-        download_id = self._running.get(event.name)
-        if download_id is not None:  # _finish forgets who ran it
-            self._finish(download_id, DownloadState.ERRORED, error=f"worker died: {event.error}")
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _end(self, before: DownloadRecord, ended: DownloadRecord) -> None:

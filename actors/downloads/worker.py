@@ -10,12 +10,13 @@ With nothing to take it parks on the board until the queue wakes it.
 
 Failures: an exception from the impl, or ``None`` instead of a path, makes
 the download Errored; the worker itself carries on. If the worker dies
-(its thread killed), the keeper errors the download it was running and the
-supervisor starts a fresh worker. A stop request cancels the running
-download's token with the reason ``"stopping"``: the record stays
-InProgress and is resumed at the next start. In cluster mode a run whose
-node fenced itself (reason ``"fenced"``) reports no result either: it is
-released to the keeper, which decides.
+(its thread killed, or a ``BaseException`` out of the impl), it reports
+the download it was running Errored ("worker died: ...") before its
+thread ends, and the supervisor starts a fresh worker. A stop request
+cancels the running download's token with the reason ``"stopping"``: the
+record stays InProgress and is resumed at the next start. In cluster mode
+a run whose node fenced itself (reason ``"fenced"``) reports no result
+either: it is released to the keeper, which decides.
 
 Ownership: every message about the run carries its claim (``Taken.claim``);
 ``DownloadContext.still_owner()`` reads the keeper's ``ClaimView`` (see
@@ -38,7 +39,6 @@ from regisseur.actors.downloads.errors import DownloadFailure
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
 from regisseur.messages.downloads import ClaimDownload, CompleteDownload, FailDownload
-from regisseur.supervision.protocol import StopChild
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -141,7 +141,12 @@ class WorkerActor(Actor):
             successor = self._board.leave(self.name)
             if successor is not None:
                 self._wake(successor)
-            self._tell_supervisor(StopChild(self.name))
+            # The queue stops it (or wakes it, if the limit was raised
+            # meanwhile): it alone orders the stops and starts of workers.
+            try:
+                self.system.tell(p.queue_name(self._source.name), p.Retire(self.name))
+            except UnknownActorError:  # the source is going away
+                pass
         elif isinstance(taken, float):
             self.schedule(taken, p.TAKE)  # the source's delay; one worker waits at a time
 
@@ -155,25 +160,36 @@ class WorkerActor(Actor):
             return  # else withdrawn as it was taken: the keeper has ended it
         self._current = record.id
         waker = _StopWaker(token, lambda: self.stopping)
-        with self.wake_on_stop(waker):
-            outcome = self._call_impl(record, token, claim)
+        try:
+            with self.wake_on_stop(waker):
+                outcome = self._call_impl(record, token, claim)
+        except BaseException as exc:  # the thread dies with the run (SystemExit, say)
+            self._died(record, claim, describe_error(exc))
+            raise
         if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
-            if token.reason in ("stopping", "fenced"):
+            if token.reason == "killed":
+                self._died(record, claim, "thread killed")
+            else:
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
             return
         self.system.tell(p.KEEPER, outcome)
+
+    def _died(self, record: DownloadRecord, claim: int, why: str) -> None:
+        """Tell the keeper the run ends with this worker's thread: Errored.
+
+        Said by the dying thread itself, under the run's claim, before the
+        thread ends: the supervisor's ``ChildFailed`` goes through the event
+        bus and may reach the keeper after this worker's successor has
+        claimed a download under the same name (a slow subscriber), so it
+        cannot tell which run died.
+        """
+        self.system.tell(p.KEEPER, FailDownload(record.id, f"worker died: {why}", claim))
 
     def _wake(self, worker: str) -> None:
         try:
             self.system.tell(worker, p.TAKE)
         except UnknownActorError:  # retired meanwhile
             self._board.forget(worker)
-
-    def _tell_supervisor(self, message: object) -> None:
-        try:
-            self.system.tell(p.source_supervisor(self._source.name), message)
-        except UnknownActorError:
-            pass
 
     def _owner_check(self, download_id: str, claim: int, token: CancelToken) -> Callable[[], bool]:
         """How the run finds out whether it still owns its download.

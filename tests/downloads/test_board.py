@@ -189,3 +189,32 @@ def test_a_queue_restart_empties_the_fifo_until_the_next_answer() -> None:
         "started": 1,
         "attached": True,
     }
+
+
+def test_a_lowered_limit_holds_for_starts_until_the_runs_above_it_end() -> None:
+    board = opened("a", "b", "c", "d", concurrency=3)
+    runs = {w: taken(board.take(w, 0.0, CancelToken)) for w in (W1, W2, W3)}
+    assert board.configure(1, 0.0, 0.0) == ([], [])
+    board.done(W1, runs[W1].record.id)
+    assert board.take(W1, 0.0, CancelToken) is None  # two still run: W1 parks
+    board.done(W2, runs[W2].record.id)
+    assert board.take(W2, 0.0, CancelToken) is RETIRE
+    assert board.leave(W2) is None  # W3 still runs: nobody is woken yet
+    board.done(W3, runs[W3].record.id)
+    assert board.take(W3, 0.0, CancelToken) is RETIRE
+    assert board.leave(W3) == W1  # the last run above the limit ended
+    assert taken(board.take(W1, 0.0, CancelToken)).record.id == "d"
+
+
+def test_a_lost_worker_is_no_longer_woken_and_its_downloads_go_to_others() -> None:
+    board = opened("a", "b", concurrency=3, delay=5.0)
+    assert taken(board.take(W1, 0.0, CancelToken)).record.id == "a"
+    assert board.take(W2, 1.0, CancelToken) == pytest.approx(4.0)  # W2 waits out the delay
+    assert board.take(W3, 1.0, CancelToken) is None  # W3 parks
+    # W2 is killed on its timer: W3 takes over the waiting; W2's successor gets a Take too.
+    assert board.lost(W2) == [W3, W2]
+    assert board.take(W3, 2.0, CancelToken) == pytest.approx(3.0)
+    board.join(W2)  # the successor starts: it parks behind the waiter
+    assert board.take(W2, 2.0, CancelToken) is None
+    assert board.put(record("c"), claim=3) == []  # the waiter takes it in turn
+    assert taken(board.take(W3, 5.0, CancelToken)).wake == W2
