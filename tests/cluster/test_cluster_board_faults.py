@@ -1,5 +1,5 @@
 """The run board in cluster mode: two in-process nodes share one source's
-downloads while one node's workers are killed and its limit changes.
+downloads while a worker on each node is killed and the limits change.
 
 Each download must end once, none run twice at the same time (on any node).
 """

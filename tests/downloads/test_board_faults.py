@@ -646,3 +646,36 @@ def test_a_stop_during_a_quick_backlog_drops_no_report(system_factory, tmp_path)
     # A download runs again only if its first run's result was not stored.
     again = set(runs) & set(first)
     assert len(again) <= 4, sorted(again)
+
+
+@pytest.mark.timeout(60)
+def test_a_cancel_racing_the_result_of_a_run_is_never_overwritten(system_factory):
+    ledger = Ledger()
+    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=4)])
+    ledger.attach(system)
+    endings = Endings(system)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(40)]
+    said: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def cancel_all() -> None:
+        try:
+            for download in ids:
+                said[download] = system.downloads.cancel(download)
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    ledger.wait_running(4)
+    canceller = threading.Thread(target=cancel_all, name="regisseur:test-cancel")
+    canceller.start()
+    for n in range(40):  # results race the cancels
+        ledger.release(f"d{n}")
+    canceller.join(WAIT)
+    assert errors == []
+    states = wait_all(system, ids)
+    for download in ids:
+        expected = CANCELLED if said[download] else SUCCEEDED
+        assert states[download] is expected, (download, said[download])
+    assert set(ledger.runs.values()) <= {1}
+    ended_once(system, endings, ids)
+    endings.close()
