@@ -26,6 +26,7 @@ from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.errors import ActorStoppedError, WaitTimeoutError
 from regisseur.actors.events import BUS
 from regisseur.actors.log import redact_text, safe_repr
+from regisseur.actors.mailbox import NoDeadLetter
 from regisseur.messages import DeadLetter
 
 if TYPE_CHECKING:
@@ -76,8 +77,11 @@ def dead_letter(system: ActorSystem, recipient: str, message: Any, reason: str) 
     """Publish ``message`` as a ``DeadLetter`` and log a warning (any thread).
 
     The event bus's own messages (it failed with one in hand, or it had
-    stopped) are not published again: the bus counts and logs them.
+    stopped) are not published again: the bus counts and logs them. A
+    ``NoDeadLetter`` is dropped: its loss loses nothing.
     """
+    if isinstance(message, NoDeadLetter):
+        return
     if recipient == BUS and system.events.lost(message, reason):
         return
     if system.log.is_enabled_for(logging.WARNING):

@@ -33,11 +33,25 @@ from regisseur.actors._pykka import Envelope
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ControlMessage", "Mailbox"]
+__all__ = ["ControlMessage", "Mailbox", "NoDeadLetter"]
 
 
 class ControlMessage:
     """Base class of runtime messages that overtake user messages."""
+
+    __slots__ = ()
+
+
+class NoDeadLetter:
+    """Base class of messages whose loss at a stopped actor loses nothing.
+
+    The recipient's successor gets the same again another way: a nudge to
+    look for work it will look for when it starts anyway, or a copy of what
+    the sender still owns and hands over again when asked (the download
+    keeper's records to a source's queue, which asks at each start). Such a
+    message that reaches a stopped actor, or is still in its mailbox when
+    it stops, is dropped without a ``DeadLetter``.
+    """
 
     __slots__ = ()
 

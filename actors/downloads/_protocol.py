@@ -1,7 +1,10 @@
 """Internal messages between the facade, the keeper, the queues and the workers.
 
 The state changes themselves are the public messages in
-``messages.downloads``; these only coordinate who runs what.
+``messages.downloads``; these only coordinate who runs what. What the
+keeper tells a queue is a ``NoDeadLetter``: the keeper owns the records,
+and a queue's next incarnation gets them all in the answer to its
+``Attach``, so one lost to a stopped queue loses nothing.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from regisseur.actors.mailbox import NoDeadLetter
+
 if TYPE_CHECKING:
-    from regisseur.actors.downloads.context import CancelToken
-    from regisseur.messages.downloads import ClaimDownload, DownloadRecord, DownloadState
+    from regisseur.actors.downloads.claim_view import ClaimView
+    from regisseur.messages.downloads import DownloadRecord, DownloadState
 
 KEEPER = "download-keeper"
 DOWNLOADS = "downloads"
@@ -33,7 +38,7 @@ def worker_name(source: str, index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceConfig:
+class SourceConfig(NoDeadLetter):
     """A source's current limits, kept by the keeper across queue restarts."""
 
     concurrency: int
@@ -85,10 +90,13 @@ class Configure:
 
 
 @dataclass(frozen=True, slots=True)
-class Released:
+class Released(NoDeadLetter):
     """A worker stopped mid-download (system stopping or restart): re-queue it.
 
     ``claim``: the stopped run's fencing token; a stale run's release is ignored.
+    One that reaches a stopped keeper (the system stopping: the keeper's
+    stop overtakes what its mailbox still holds) loses nothing: the record
+    stays InProgress, stored so, and the next start resumes it first.
     """
 
     id: str
@@ -143,7 +151,7 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
-class Enqueue:
+class Enqueue(NoDeadLetter):
     """Queue a record (``front``: it was interrupted and goes first).
 
     ``claim``: the fencing token the keeper allocated for the run that
@@ -157,7 +165,7 @@ class Enqueue:
 
 
 @dataclass(frozen=True, slots=True)
-class EnqueueMany:
+class EnqueueMany(NoDeadLetter):
     """Queue new records at the back, in this order, each with its claim.
 
     What a series of ``Enqueue`` messages does, in one message: the keeper
@@ -169,18 +177,7 @@ class EnqueueMany:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimMany:
-    """The starts one burst of a queue made, in order: a ``ClaimDownload`` each.
-
-    What a series of ``ClaimDownload`` messages does, in one message: the
-    queue sends it before any of the workers' ``Run`` messages.
-    """
-
-    claims: tuple[ClaimDownload, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Withdraw:
+class Withdraw(NoDeadLetter):
     """The keeper cancelled the download: drop it or cancel its run.
 
     ``reason`` is the cancel reason its run sees (``"fenced"``: cluster
@@ -192,43 +189,42 @@ class Withdraw:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerReady:
-    """A worker (re)started and can take a download."""
-
-    worker: str
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerIdle:
-    """A worker finished the download ``id`` and can take another."""
-
-    worker: str
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pump:
-    """Timer: the source's delay has passed; start what may start."""
-
-
-@dataclass(frozen=True, slots=True)
-class Attached:
+class Attached(NoDeadLetter):
     """The keeper's answer to ``Attach`` (told to the queue)."""
 
     config: SourceConfig
     records: tuple[DownloadRecord, ...]
     claims: tuple[int, ...] = ()  # the fencing token allocated for each record
     token: str = ""
+    # What runs read before publishing instead of asking ``CheckClaim``
+    # (None in cluster mode: the check reads the database there).
+    view: ClaimView | None = None
 
 
 # -- to a worker ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    """Run one download; ``token`` is set when it is cancelled; ``claim``
-    is the run's fencing token (every message about the run carries it)."""
+class Take(NoDeadLetter):
+    """Take the next download from the source's board (a parked worker is woken).
 
-    record: DownloadRecord
-    token: CancelToken
-    claim: int = 0
+    One that finds its worker stopped is dropped without a dead letter:
+    every worker takes from the board when it starts.
+    """
+
+
+TAKE = Take()
+
+
+@dataclass(frozen=True, slots=True)
+class Retire(NoDeadLetter):
+    """A worker above the concurrency limit left the board (told to its queue).
+
+    The queue asks the supervisor to stop it, or, if the limit was raised
+    meanwhile, tells it to take again: every ``StopChild`` and ``Spawn`` of
+    a source's workers comes from its queue, in the order it decided them.
+    One lost to a stopping queue loses nothing: the queue's restart
+    restarts its workers too, and a worker above the limit asks again.
+    """
+
+    worker: str

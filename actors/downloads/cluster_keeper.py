@@ -68,6 +68,7 @@ from regisseur.messages.downloads import (
 )
 
 if TYPE_CHECKING:
+    from regisseur.actors.downloads.claim_view import ClaimView
     from regisseur.actors.events import Subscription
 
 __all__ = ["KEEPER", "ClusterKeeperActor", "ClusterNote"]
@@ -336,6 +337,10 @@ class ClusterKeeperActor(KeeperActor):
     def _lease_valid(self) -> bool:
         cluster = self.system.cluster
         return cluster is None or cluster.lease.valid(self.system.clock.now())
+
+    def _publish_view(self) -> ClaimView | None:
+        """None: a run asks ``CheckClaim`` before publishing, which reads the row."""
+        return None
 
     def _may_publish(self, message: p.CheckClaim) -> bool:
         """A run asks, right before it publishes its file, whether it still owns it.

@@ -160,9 +160,11 @@ class DownloadContext:
     def still_owner(self) -> bool:
         """True while this run is the download's current claim.
 
-        Asks the state-keeper (a round trip: call it before publishing, not
-        per chunk); False when it cannot answer. Without a keeper (a context
-        made by hand) there is nobody to lose ownership to: True.
+        Reads the state-keeper's answer on this thread (in cluster mode it
+        asks the keeper, a round trip that reads the database: call it
+        before publishing, not per chunk); False when it cannot answer.
+        Without a keeper (a context made by hand) there is nobody to lose
+        ownership to: True.
         """
         if self._check_owner is None:
             return True

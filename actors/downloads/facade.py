@@ -24,6 +24,7 @@ import pykka
 from regisseur.actors.clock import bounded_wait, check_duration
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.accepted import AcceptedSubmits
+from regisseur.actors.downloads.board import RunBoard
 from regisseur.actors.downloads.errors import (
     DownloadForgottenError,
     UnknownDownloadError,
@@ -120,14 +121,19 @@ def _registration(source: DownloadSource) -> p.AddSource:
 
 
 def source_spec(source: DownloadSource) -> ChildSpec:
-    """A source's subtree: its queue, then its workers."""
+    """A source's subtree: its queue, then its workers, sharing one run board.
+
+    The board lives as long as the subtree's spec: every incarnation of the
+    queue and of the workers gets the same one.
+    """
+    board = RunBoard(source.concurrency, source.delay)
     queue = ChildSpec(
         p.queue_name(source.name),
         QueueActor,
-        args=(source,),
+        args=(source, board),
         description=f"queue of download source {source.name!r}",
     )
-    workers = [worker_spec(source, i) for i in range(1, source.concurrency + 1)]
+    workers = [worker_spec(source, i, board) for i in range(1, source.concurrency + 1)]
     return ChildSpec(
         p.source_supervisor(source.name),
         # REST_FOR_ONE: the workers depend on the queue, so a restarted

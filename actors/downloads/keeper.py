@@ -30,12 +30,15 @@ that only grows per download (allocated here when the keeper hands the
 download to its queue, stored in the record's ``claim`` column when the run
 starts). The run's progress, result and release carry that epoch; a
 message from any other run (a stale one) is ignored and logged once, and a
-worker asks :class:`~regisseur.actors.downloads._protocol.CheckClaim`
-before publishing a file. The checks are the overridable methods
-``_allocate_claim`` and ``_claim_current`` (cluster mode checks them
-against the database).
+worker checks that its run is still current before publishing a file: it
+reads this keeper's :class:`~regisseur.actors.downloads.claim_view.ClaimView`
+(handed to each queue in ``Attached``), or in cluster mode asks
+:class:`~regisseur.actors.downloads._protocol.CheckClaim`. The checks are
+the overridable methods ``_allocate_claim``, ``_claim_current`` and
+``_publish_view`` (cluster mode checks them against the database).
 
-Threads: everything here runs on the keeper's own thread.
+Threads: everything here runs on the keeper's own thread; the claim view
+is read by the workers' threads (the keeper is its only writer).
 
 Failures: a bad request (unknown source or id) is answered with an error
 for the caller and changes nothing. A failed commit (a full disk, a locked
@@ -69,9 +72,9 @@ from regisseur.actors.downloads._owners import (
     make_owner_id,
     owner_alive,
 )
+from regisseur.actors.downloads.claim_view import ClaimView
 from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
 from regisseur.actors.errors import UnknownActorError, describe_error
-from regisseur.messages import ChildFailed
 from regisseur.messages.downloads import (
     CancelDownload,
     ClaimDownload,
@@ -93,7 +96,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from regisseur.actors.clock import TimerHandle
-    from regisseur.actors.events import Subscription
 
 __all__ = ["KeeperActor"]
 
@@ -136,6 +138,7 @@ class KeeperActor(Actor):
         # the highest epoch handed out per download, and the running one.
         self._claims: dict[str, int] = store_.setdefault("claims", {})
         self._current: dict[str, int] = store_.setdefault("current_claims", {})
+        self._claim_view = ClaimView(self._current, self._live)
         self._stale_seen: set[tuple[str, int]] = set()  # logged once each
         self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
         # This keeper's identity in the records' owner column (host:pid:...).
@@ -143,7 +146,6 @@ class KeeperActor(Actor):
         database = self.system.database
         self._locks = lock_directory(database.sqlalchemy_url if database is not None else None)
         self._seq = 0
-        self._subscription: Subscription | None = None
         # group commit: staged writes and the acknowledgements they hold back
         # id -> (the record as it must be written, True if its row is new)
         self._staged: dict[str, tuple[DownloadRecord, bool]] = {}
@@ -169,7 +171,6 @@ class KeeperActor(Actor):
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
-        self._subscription = self.system.events.subscribe(self.actor_ref, ChildFailed)
         if self._persist:
             self._hold_owner_lock()
             self._load()
@@ -258,8 +259,6 @@ class KeeperActor(Actor):
         return store.take_over(sql, record.id, owner, self._owner)
 
     def on_stop(self) -> None:
-        if self._subscription is not None:
-            self._subscription.cancel()
         self._store_accepted_on_stop()
         self._dirty.update(self._live)
         self._commit(progress=True)
@@ -361,9 +360,8 @@ class KeeperActor(Actor):
 
     def _handle(self, message: Any) -> Any:
         # The messages every download brings come first (most frequent first).
-        if isinstance(message, p.ClaimMany):
-            for claim in message.claims:
-                self._start(claim)
+        if isinstance(message, ClaimDownload):
+            self._start(message)
         elif isinstance(message, CompleteDownload):
             if self._fenced(message.id, message.claim, "success"):
                 self._finish(
@@ -375,8 +373,6 @@ class KeeperActor(Actor):
                 )
         elif isinstance(message, QueueDownload):
             self._queue(message)
-        elif isinstance(message, ClaimDownload):
-            self._start(message)
         elif isinstance(message, ReportProgress):
             if self._fenced(message.id, message.claim, "progress"):
                 self._progress(message)
@@ -389,8 +385,6 @@ class KeeperActor(Actor):
         elif isinstance(message, p.Released):
             if self._fenced(message.id, message.claim, "release"):
                 self._release(message)
-        elif isinstance(message, ChildFailed):
-            self._worker_failed(message)
         elif isinstance(message, p.Flush):
             self._flush_timer = None
             self._commit(progress=True)
@@ -475,7 +469,7 @@ class KeeperActor(Actor):
         # wall-clock time, which may step back).
         pending.sort(key=lambda r: r.id not in self._resumable)
         claims = tuple(self._allocate_claim(r.id) for r in pending)
-        return p.Attached(config, tuple(pending), claims)
+        return p.Attached(config, tuple(pending), claims, view=self._publish_view())
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
@@ -660,9 +654,9 @@ class KeeperActor(Actor):
 
     # -- reports from workers ---------------------------------------------------------
     def _start(self, message: ClaimDownload) -> None:
-        """A queue handed the download to a worker: it is InProgress now.
+        """A worker took the download from its source's board: it is InProgress now.
 
-        The queue sends this before the worker's ``Run``, so the keeper
+        The worker sends this before it runs the download, so the keeper
         always hears of the start before the result. A download that was
         cancelled meanwhile is left alone (its token is cancelled too).
         """
@@ -737,7 +731,11 @@ class KeeperActor(Actor):
 
     def _claim_current(self, download_id: str, claim: int) -> bool:
         """True while ``claim`` is the run of ``download_id`` that may write."""
-        return self._current.get(download_id) == claim and download_id in self._live
+        return self._claim_view.is_current(download_id, claim)
+
+    def _publish_view(self) -> ClaimView | None:
+        """What the sources' runs read before publishing (None: they ask ``CheckClaim``)."""
+        return self._claim_view
 
     def _fenced(self, download_id: str, claim: int | None, what: str) -> bool:
         """True if a write about a run of ``download_id`` may be applied.
@@ -822,11 +820,6 @@ class KeeperActor(Actor):
             return
         self._resumable.add(record.id)
         self._to_queue(record.source, p.Enqueue(record, front=True))
-
-    def _worker_failed(self, event: ChildFailed) -> None:
-        download_id = self._running.get(event.name)
-        if download_id is not None:  # _finish forgets who ran it
-            self._finish(download_id, DownloadState.ERRORED, error=f"worker died: {event.error}")
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _end(self, before: DownloadRecord, ended: DownloadRecord) -> None:

@@ -1,269 +1,205 @@
-"""A source's queue actor: a FIFO of pending downloads, fed to its workers.
+"""A source's queue actor: hands the keeper's downloads to the source's workers.
 
-At most ``concurrency`` downloads of the source run at once (one per free
-worker), and two starts are at least ``delay`` apart on the system clock;
-the delay is kept with a timer, never by sleeping in the mailbox.
-
-The starts of one burst of messages are told when the burst is over: the
-keeper first (one ``ClaimMany``, or a ``ClaimDownload`` for a single start),
-then each worker its ``Run``, so the keeper always hears of a start before
-its result, and hears of several starts in one message.
+The downloads wait on the source's ``RunBoard`` (see ``board``), which the
+workers take from directly: a worker that finished a download takes the
+next one without a message to this actor. This actor turns the keeper's
+messages into board operations and wakes parked workers (``Take``); the
+board keeps the FIFO, the claims, the delay and the concurrency limit.
 
 Threads: runs on its own thread and only tells: workers, the keeper and its
-supervisor (to add or retire workers when ``concurrency`` changes). At each
-start it tells the keeper ``Attach`` and starts nothing until the answer
-(``Attached``: its limits and the pending records, so a restarted queue
-loses nothing) has come. It never waits for the keeper: the keeper and the
-source share a supervisor, and a start blocked on a keeper that has just
-failed would hold that supervisor up until the start timed out, again and
-again under repeated faults.
+supervisor (to add or retire workers when ``concurrency`` changes; a
+worker above the limit asks this actor, never the supervisor, so every
+stop and start of a worker is told from this thread, in order). At each
+start it tells the keeper ``Attach`` and puts nothing on the board until
+the answer (``Attached``: its limits and the pending records, so a
+restarted queue loses nothing) has come. It never waits for the keeper:
+the keeper and the source share a supervisor, and a start blocked on a
+keeper that has just failed would hold that supervisor up until the start
+timed out, again and again under repeated faults.
 
-Failures: a restart of the queue rebuilds its FIFO from the keeper; claims
-are atomic in the keeper, so a download queued twice still runs once. What
-reached the mailbox before the answer (queued for an earlier incarnation)
-is covered by the answer and ignored.
+Failures: a worker that failed or was killed (``ChildFailed``, which this
+actor subscribes to) is taken off the board's parked workers and the
+others are woken for what waits. A restart of the queue empties the
+board's FIFO and rebuilds it from the keeper; claims are atomic in the
+keeper, so a download queued twice still runs once. What reached the
+mailbox before the answer (queued for an earlier incarnation) is covered
+by the answer and ignored.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
-from regisseur.actors.downloads.context import CancelToken
-from regisseur.actors.errors import UnknownActorError
-from regisseur.messages.downloads import ClaimDownload
+from regisseur.actors.downloads.board import worker_index
+from regisseur.actors.errors import ActorStoppedError, UnknownActorError, describe_error
+from regisseur.messages import ChildFailed
 from regisseur.supervision.protocol import Spawn, StopChild
 from regisseur.supervision.spec import ChildSpec
 
 if TYPE_CHECKING:
-    from regisseur.actors.clock import TimerHandle
+    from regisseur.actors.downloads.board import RunBoard
     from regisseur.actors.downloads.source import DownloadSource
-    from regisseur.messages.downloads import DownloadRecord
+    from regisseur.actors.events import Subscription
 
 __all__ = ["QueueActor", "worker_spec"]
 
+_DRAIN_TIMEOUT = 2.0  # seconds the final stop waits for the keeper (see on_incarnation_end)
 
-def worker_spec(source: DownloadSource, index: int) -> ChildSpec:
-    """The spec of the source's ``index``-th worker."""
+
+def worker_spec(source: DownloadSource, index: int, board: RunBoard) -> ChildSpec:
+    """The spec of the source's ``index``-th worker, taking from ``board``."""
     from regisseur.actors.downloads.worker import WorkerActor
 
     return ChildSpec(
         p.worker_name(source.name, index),
         WorkerActor,
-        args=(source,),
+        args=(source, board),
         depends_on=(p.queue_name(source.name),),
         description=f"download worker {index} of source {source.name!r}",
     )
 
 
 class QueueActor(Actor):
-    """The FIFO and the limits of one download source."""
+    """Feeds one download source's run board from the keeper."""
 
-    def __init__(self, source: DownloadSource) -> None:
+    def __init__(self, source: DownloadSource, board: RunBoard) -> None:
         super().__init__()
         self._source = source
+        self._board = board
         self._concurrency = source.concurrency
-        self._delay = source.delay
-        self._queue: deque[DownloadRecord] = deque()
-        self._queued: set[str] = set()
-        self._free: deque[str] = deque()
-        self._busy: dict[str, str] = {}  # worker -> download id
-        self._tokens: dict[str, CancelToken] = {}  # download id -> token
-        self._claims: dict[str, int] = {}  # queued download id -> its run's fencing token
-        # download id -> (record, front, claim) to queue once its running run ended
-        self._later: dict[str, tuple[DownloadRecord, bool, int]] = {}
-        self._next_start = float("-inf")
-        self._pump_timer: TimerHandle | None = None
-        self._started_count = 0
+        # Workers this queue asked the supervisor to stop: a Spawn of one of
+        # them, told after that StopChild, starts it again once it stopped.
+        self._retiring: set[str] = set()
         self._token = uuid.uuid4().hex  # this incarnation's Attach
-        self._attached = False
-        # Starts made during this burst: told (claims first) when it is over.
-        self._starts: list[tuple[ClaimDownload, p.Run]] = []
+        self._worker_prefix = p.worker_name(source.name, 0)[:-1]  # "source:NAME.worker-"
 
     def on_start(self) -> None:
+        self._board.reset()
+        # A killed worker runs no hook: its death comes as an event. The
+        # subscription outlives a killed incarnation of this actor (no
+        # on_stop ran): the next one keeps it instead of adding another.
+        if "deaths" not in self.kept_state:
+            self.kept_state["deaths"] = self.system.events.subscribe(self.actor_ref, ChildFailed)
         self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
 
-    def on_mailbox_drained(self) -> None:
-        """The burst is over: tell the keeper its starts in one message, then the workers."""
-        self._send_starts()
-
     def on_stop(self) -> None:
-        self._send_starts()  # a stop overtakes the drain: the workers get them anyway
+        subscription: Subscription | None = self.kept_state.pop("deaths", None)
+        if subscription is not None:
+            subscription.cancel()
 
-    def _on_attached(self, message: p.Attached) -> None:
-        if message.token != self._token:
-            return  # the answer to an earlier incarnation's Attach
-        self._attached = True
-        self._apply_config(message.config)
-        claims = message.claims or (0,) * len(message.records)
-        for record, claim in zip(message.records, claims, strict=True):
-            self._enqueue(record, front=False, claim=claim)
+    def on_incarnation_end(self, *, final: bool) -> None:
+        """At the source's final stop: let the keeper handle its workers' last reports.
+
+        The workers stopped before this actor (they depend on it); what
+        they told the keeper last (a start, a result, a release) may still
+        wait in its mailbox, and the keeper, stopped after the sources,
+        would drop it (a stop overtakes queued messages): a download that
+        ended would run again at the next start. An ask behind those
+        reports returns once the keeper has handled and stored them;
+        bounded by ``_DRAIN_TIMEOUT`` (a keeper that does not answer, being
+        restarted, say, only costs that wait). Not at a restart: a queue
+        restarted with the keeper must not wait for it.
+        """
+        if not final:
+            return
+        try:
+            self.system.ask(p.KEEPER, p.ListSources(), timeout=_DRAIN_TIMEOUT)
+        except (ActorStoppedError, UnknownActorError, TimeoutError) as exc:
+            self.log.info("download_reports_not_confirmed", error=describe_error(exc))
 
     def health(self) -> dict[str, Any]:
-        return {
-            "queued": len(self._queue),
-            "running": len(self._busy),
-            "concurrency": self._concurrency,
-            "delay": self._delay,
-            "started": self._started_count,
-            "attached": self._attached,
-        }
+        return self._board.snapshot()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (p.WorkerIdle, p.WorkerReady)):  # once per download: first
-            self._worker_free(message)
-        elif isinstance(message, (p.Enqueue, p.EnqueueMany, p.Withdraw)):
-            if not self._attached:
-                return None  # sent before the keeper's answer, which covers it
-            if isinstance(message, p.Enqueue):
-                self._enqueue(message.record, front=message.front, claim=message.claim)
-            elif isinstance(message, p.EnqueueMany):
-                for record, claim in zip(message.records, message.claims, strict=True):
-                    self._enqueue(record, front=False, claim=claim)
-            else:
-                self._withdraw(message.id, message.reason)
+        board = self._board
+        if isinstance(message, p.EnqueueMany):
+            self._wake(board.put_many(zip(message.records, message.claims, strict=True)))
+        elif isinstance(message, p.Enqueue):
+            self._wake(board.put(message.record, front=message.front, claim=message.claim))
+        elif isinstance(message, p.Withdraw):
+            board.withdraw(message.id, message.reason)
+        elif isinstance(message, p.Retire):
+            self._on_retire(message.worker)
+        elif isinstance(message, ChildFailed):
+            if message.name.startswith(self._worker_prefix):
+                self._wake(board.lost(message.name))
         elif isinstance(message, p.Attached):
-            self._on_attached(message)
-        elif isinstance(message, p.Pump):
-            self._pump_timer = None
+            if message.token == self._token:  # else the answer to an earlier incarnation
+                self._on_attached(message)
         elif isinstance(message, p.SourceConfig):
-            self._apply_config(message)
+            self._apply_config(message.concurrency, message.delay)
         elif isinstance(message, p.Configure):
+            health = board.snapshot()
             self._apply_config(
-                p.SourceConfig(
-                    message.concurrency if message.concurrency is not None else self._concurrency,
-                    message.delay if message.delay is not None else self._delay,
-                )
+                message.concurrency if message.concurrency is not None else health["concurrency"],
+                message.delay if message.delay is not None else health["delay"],
             )
         else:
             return super().on_receive(message)
-        self._pump()
         return None
 
-    # -- the queue -------------------------------------------------------------
-    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int = 0) -> None:
-        if record.id in self._queued:
-            # Queued already (a repeat after a restart): the newest claim wins.
-            self._claims[record.id] = max(claim, self._claims.get(record.id, 0))
-            return
-        if record.id in self._tokens:
-            # A new claim of a download whose earlier run has not told us it
-            # ended yet (the keeper heard first): it starts once that run
-            # ended, never beside it, and is never dropped.
-            self._later[record.id] = (record, front, claim)
-            return
-        self._claims[record.id] = claim
-        self._queued.add(record.id)
-        if front:
-            self._queue.appendleft(record)
-        else:
-            self._queue.append(record)
+    def _on_attached(self, message: p.Attached) -> None:
+        claims = message.claims or (0,) * len(message.records)
+        config = message.config
+        wake, retire = self._board.open(
+            config.concurrency,
+            config.delay,
+            self.system.clock.now(),
+            zip(message.records, claims, strict=True),
+            message.view,
+        )
+        self._grow(config.concurrency)
+        self._retire(retire)
+        self._wake(wake)
 
-    def _withdraw(self, download_id: str, reason: str) -> None:
-        self._later.pop(download_id, None)
-        if download_id in self._queued:
-            self._queued.discard(download_id)
-            self._claims.pop(download_id, None)
-            self._queue = deque(r for r in self._queue if r.id != download_id)
-            return
-        token = self._tokens.get(download_id)
-        if token is not None:
-            token.cancel(reason)
-
-    def _pump(self) -> None:
-        """Start queued downloads on free workers, keeping the delay."""
-        queue, free = self._queue, self._free
-        if not (queue and free):
-            return
-        now_of = self.system.clock.now
-        # Cluster mode: the token also reads as cancelled once the node's
-        # lease guard ran out (a process waking from a freeze).
-        cluster = self.system.cluster
-        while queue and free:
-            now = now_of()
-            if now < self._next_start:
-                if self._pump_timer is None:
-                    self._pump_timer = self.schedule(self._next_start - now, p.Pump())
-                return
-            record = queue.popleft()
-            self._queued.discard(record.id)
-            claim = self._claims.pop(record.id, 0)
-            worker = free.popleft()
-            token = CancelToken() if cluster is None else cluster.new_token()
-            self._tokens[record.id] = token
-            self._busy[worker] = record.id
-            self._next_start = now + self._delay
-            self._started_count += 1
-            self._starts.append(
-                (ClaimDownload(record.id, worker, claim), p.Run(record, token, claim))
-            )
-
-    def _send_starts(self) -> None:
-        """Tell the keeper the burst's starts (one message), then each worker its run.
-
-        The keeper hears of a start before the worker can report a result:
-        both go through the keeper's mailbox in this order. A worker retired
-        meanwhile gets nothing: its download goes back to the keeper.
-        """
-        if not self._starts:
-            return
-        starts, self._starts = self._starts, []
-        if len(starts) == 1:
-            self.system.tell(p.KEEPER, starts[0][0])
-        else:
-            self.system.tell(p.KEEPER, p.ClaimMany(tuple(claim for claim, _run in starts)))
-        for claim, run in starts:
-            try:
-                self.system.tell(claim.worker, run)
-            except UnknownActorError:  # retired meanwhile: put it back
-                self.system.tell(p.KEEPER, p.Released(claim.id, claim.worker, run.claim))
-                self._busy.pop(claim.worker, None)
-                self._tokens.pop(claim.id, None)
-                self._next_start = self.system.clock.now()
+    def _apply_config(self, concurrency: int, delay: float) -> None:
+        wake, retire = self._board.configure(concurrency, delay, self.system.clock.now())
+        self._grow(concurrency)
+        self._retire(retire)
+        self._wake(wake)
 
     # -- workers -----------------------------------------------------------------
-    def _worker_free(self, message: p.WorkerReady | p.WorkerIdle) -> None:
-        worker = message.worker
-        download_id = self._busy.pop(worker, None)
-        if download_id is not None:
-            self._tokens.pop(download_id, None)
-            later = self._later.pop(download_id, None)
-            if later is not None:
-                record, front, claim = later
-                self._enqueue(record, front=front, claim=claim)
-        if worker in self._free:
-            return
-        # Before the keeper's answer the limit is not known yet: the answer
-        # retires what is beyond it (see _apply_config).
-        if self._attached and self._index(worker) > self._concurrency:
-            self._tell_supervisor(StopChild(worker))
-            return
-        self._free.append(worker)
+    def _wake(self, workers: list[str]) -> None:
+        for worker in workers:
+            try:
+                self.system.tell(worker, p.TAKE)
+            except UnknownActorError:  # retired meanwhile
+                self._board.forget(worker)
 
-    def _apply_config(self, config: p.SourceConfig) -> None:
-        self._delay = config.delay
-        grown = config.concurrency > self._concurrency
-        self._concurrency = config.concurrency
-        if grown:
-            known = set(self._free) | set(self._busy)
-            for index in range(1, self._concurrency + 1):
-                name = p.worker_name(self._source.name, index)
-                if name not in known and self.system.registry.find(name) is None:
-                    self._tell_supervisor(Spawn(worker_spec(self._source, index)))
-        for worker in [w for w in self._free if self._index(w) > self._concurrency]:
-            self._free.remove(worker)
-            self._tell_supervisor(StopChild(worker))
-        if self._next_start > self.system.clock.now() + self._delay:
-            self._next_start = self.system.clock.now() + self._delay
-            if self._pump_timer is not None:
-                self._pump_timer.cancel()
-                self._pump_timer = None
+    def _grow(self, concurrency: int) -> None:
+        """Start the workers up to ``concurrency`` that do not run yet.
 
-    def _index(self, worker: str) -> int:
-        return int(worker.rsplit("-", 1)[1])
+        A worker this queue asked to stop is started again even if it is
+        still registered: the supervisor handles that ``StopChild`` first
+        (both come from this thread), so the ``Spawn`` finds its name free.
+        """
+        if concurrency <= self._concurrency:
+            self._concurrency = concurrency
+            return
+        self._concurrency = concurrency
+        known = self._board.workers()
+        for index in range(1, concurrency + 1):
+            name = p.worker_name(self._source.name, index)
+            if name in self._retiring or (
+                name not in known and self.system.registry.find(name) is None
+            ):
+                self._retiring.discard(name)
+                self._tell_supervisor(Spawn(worker_spec(self._source, index, self._board)))
+
+    def _retire(self, workers: list[str]) -> None:
+        for worker in workers:
+            self._retiring.add(worker)
+            self._tell_supervisor(StopChild(worker))
+
+    def _on_retire(self, worker: str) -> None:
+        """A worker above the limit left the board: stop it, unless the limit grew since."""
+        if worker_index(worker) > self._board.snapshot()["concurrency"]:
+            self._retire([worker])
+        else:
+            self._wake([worker])
 
     def _tell_supervisor(self, message: object) -> None:
         """Ask the source's supervisor to add or retire a worker (no waiting)."""

@@ -1,22 +1,27 @@
 """A download worker: runs one download at a time with the source's impl.
 
-Threads: the impl runs on this actor's thread, inside the ``Run`` handler;
-a worker is therefore one unit of its source's concurrency. The queue has
-told the keeper of the start before the worker gets the download; the
-worker tells the keeper the result and the queue that it is free.
+Threads: the impl runs on this actor's thread, inside the ``Take`` handler;
+a worker is therefore one unit of its source's concurrency. It takes its
+downloads from the source's ``RunBoard`` itself: it tells the keeper of
+the start (``ClaimDownload``) before it runs the impl, then the result,
+and takes the next download with a ``Take`` to itself, so that a stop or
+any other message waiting in its mailbox is handled between two downloads.
+With nothing to take it parks on the board until the queue wakes it.
 
 Failures: an exception from the impl, or ``None`` instead of a path, makes
 the download Errored; the worker itself carries on. If the worker dies
-(its thread killed), the keeper errors the download it was running and the
-supervisor starts a fresh worker. A stop request cancels the running
-download's token with the reason ``"stopping"``: the record stays
-InProgress and is resumed at the next start. In cluster mode a run whose
-node fenced itself (reason ``"fenced"``) reports no result either: it is
-released to the keeper, which decides.
+(its thread killed, or a ``BaseException`` out of the impl), it reports
+the download it was running Errored ("worker died: ...") before its
+thread ends, and the supervisor starts a fresh worker. A stop request
+cancels the running download's token with the reason ``"stopping"``: the
+record stays InProgress and is resumed at the next start. In cluster mode
+a run whose node fenced itself (reason ``"fenced"``) reports no result
+either: it is released to the keeper, which decides.
 
-Ownership: every message about the run carries its claim (``Run.claim``);
-``DownloadContext.still_owner()`` asks the keeper (``CheckClaim``, at most
-``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
+Ownership: every message about the run carries its claim (``Taken.claim``);
+``DownloadContext.still_owner()`` reads the keeper's ``ClaimView`` (see
+``claim_view``) or, in cluster mode, asks the keeper (``CheckClaim``, at
+most ``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
 """
 
 from __future__ import annotations
@@ -28,16 +33,17 @@ from pykka import ActorDeadError
 
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
-from regisseur.actors.downloads.context import DownloadContext
+from regisseur.actors.downloads.board import RETIRE, Taken
+from regisseur.actors.downloads.context import CancelToken, DownloadContext
 from regisseur.actors.downloads.errors import DownloadFailure
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
-from regisseur.messages.downloads import CompleteDownload, FailDownload
+from regisseur.messages.downloads import ClaimDownload, CompleteDownload, FailDownload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from regisseur.actors.downloads.context import CancelToken
+    from regisseur.actors.downloads.board import RunBoard
     from regisseur.actors.downloads.source import DownloadSource
     from regisseur.messages.downloads import DownloadRecord
 
@@ -71,19 +77,30 @@ class _StopWaker:
 class WorkerActor(Actor):
     """Runs the downloads its source's queue hands it, one at a time."""
 
-    def __init__(self, source: DownloadSource) -> None:
+    def __init__(self, source: DownloadSource, board: RunBoard) -> None:
         super().__init__()
         self._source = source
+        self._board = board
         self._state: Any = None
-        self._queue = p.queue_name(source.name)
         self._current: str | None = None
+        cluster = self.system.cluster
+        # Cluster mode: the token also reads as cancelled once the node's
+        # lease guard ran out (a process waking from a freeze).
+        self._new_token: Callable[[], CancelToken] = (
+            CancelToken if cluster is None else cluster.new_token
+        )
 
     def on_start(self) -> None:
         if self._source.open_worker is not None:
             self._state = self._source.open_worker()
-        self.system.tell(self._queue, p.WorkerReady(self.name))
+        self._board.join(self.name)
+        self._actor_ref.tell(p.TAKE)
 
     def on_stop(self) -> None:
+        # No successor is woken here: a worker stopped alone is either
+        # parked (it held nothing) or restarted (it takes again), and
+        # the others are stopping too when the source or system stops.
+        self._board.leave(self.name)
         if self._source.close_worker is not None and self._state is not None:
             try:
                 self._source.close_worker(self._state)
@@ -99,32 +116,102 @@ class WorkerActor(Actor):
         return {"download": current} if current is not None else None
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, p.Run):
-            try:
-                self._run(message.record, message.token, message.claim)
-            finally:
-                self._current = None
+        if isinstance(message, p.Take):
+            self._take()
             return None
         return super().on_receive(message)
 
+    def _take(self) -> None:
+        """Run the next download on the board; then ask for another (or park, wait, retire)."""
+        if self.stopping:
+            return
+        taken = self._board.take(self.name, self.system.clock.now(), self._new_token)
+        if isinstance(taken, Taken):
+            if taken.wake is not None:
+                self._wake(taken.wake)
+            record = taken.record
+            try:
+                self._run(record, taken.token, taken.claim)
+            finally:
+                self._current = None
+                self._board.done(self.name, record.id)
+            if not self.stopping:
+                self._actor_ref.tell(p.TAKE)
+        elif taken is RETIRE:  # above the concurrency limit: make way, then go
+            successor = self._board.leave(self.name)
+            if successor is not None:
+                self._wake(successor)
+            # The queue stops it (or wakes it, if the limit was raised
+            # meanwhile): it alone orders the stops and starts of workers.
+            try:
+                self.system.tell(p.queue_name(self._source.name), p.Retire(self.name))
+            except UnknownActorError:  # the source is going away
+                pass
+        elif isinstance(taken, float):
+            self.schedule(taken, p.TAKE)  # the source's delay; one worker waits at a time
+
     def _run(self, record: DownloadRecord, token: CancelToken, claim: int) -> None:
-        if token.cancelled or self.stopping:
+        # The keeper hears of the start before the result: both go through
+        # its mailbox from this thread, in this order.
+        self.system.tell(p.KEEPER, ClaimDownload(record.id, self.name, claim))
+        if token.cancelled:
             if token.reason == "fenced":  # cluster: not ours to run now; the keeper decides
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
-            self._idle(record.id)
-            return
+            return  # else withdrawn as it was taken: the keeper has ended it
         self._current = record.id
         waker = _StopWaker(token, lambda: self.stopping)
-        with self.wake_on_stop(waker):
-            outcome = self._call_impl(record, token, claim)
+        try:
+            with self.wake_on_stop(waker):
+                outcome = self._call_impl(record, token, claim)
+        except BaseException as exc:  # the thread dies with the run (SystemExit, say)
+            self._died(record, claim, describe_error(exc))
+            raise
         if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
-            if token.reason in ("stopping", "fenced"):
+            if token.reason == "killed":
+                self._died(record, claim, "thread killed")
+            else:
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
-            if token.reason == "fenced":  # cluster: the node fenced itself; no result
-                self._idle(record.id)
             return
         self.system.tell(p.KEEPER, outcome)
-        self._idle(record.id)
+
+    def _died(self, record: DownloadRecord, claim: int, why: str) -> None:
+        """Tell the keeper the run ends with this worker's thread: Errored.
+
+        Said by the dying thread itself, under the run's claim, before the
+        thread ends: the supervisor's ``ChildFailed`` goes through the event
+        bus and may reach the keeper after this worker's successor has
+        claimed a download under the same name (a slow subscriber), so it
+        cannot tell which run died.
+        """
+        self.system.tell(p.KEEPER, FailDownload(record.id, f"worker died: {why}", claim))
+
+    def _wake(self, worker: str) -> None:
+        try:
+            self.system.tell(worker, p.TAKE)
+        except UnknownActorError:  # retired meanwhile
+            self._board.forget(worker)
+
+    def _owner_check(self, download_id: str, claim: int, token: CancelToken) -> Callable[[], bool]:
+        """How the run finds out whether it still owns its download.
+
+        In cluster mode it asks the keeper, which reads the row. Else it
+        reads the keeper's claim view on this thread. While the keeper has
+        not yet handled the run's start (a short download can end first),
+        the run is the owner unless its token was cancelled: on one node
+        the board never hands a download to a second run while a first one
+        runs, and every way to end or replace a run (a cancel, a stop, a
+        restart of the keeper or the source, an abandoned thread) cancels
+        its token or ends the record, which the view shows.
+        """
+        view = self._board.claim_view
+        if view is None:
+            return lambda: self._still_owner(download_id, claim)
+
+        def check() -> bool:
+            known = view.check(download_id, claim)
+            return not token.cancelled if known is None else known
+
+        return check
 
     def _still_owner(self, download_id: str, claim: int) -> bool:
         """Ask the keeper whether ``claim`` is the current run (False if no answer)."""
@@ -157,7 +244,7 @@ class WorkerActor(Actor):
                 send=lambda progress: self.system.tell(p.KEEPER, progress),
                 log=self.log.bind(download=record.id),
                 claim=claim,
-                check_owner=lambda: self._still_owner(record.id, claim),
+                check_owner=self._owner_check(record.id, claim, token),
             )
             args = (*args, context)
         try:
@@ -179,6 +266,3 @@ class WorkerActor(Actor):
                 record.id, str(path), context.transferred or None, context.size, claim
             )
         return CompleteDownload(record.id, str(path), claim=claim)
-
-    def _idle(self, download_id: str) -> None:
-        self.system.tell(self._queue, p.WorkerIdle(self.name, download_id))

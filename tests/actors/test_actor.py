@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 import pytest
 
 from regisseur.actors import Actor, ActorSystem, ManualClock
+from regisseur.actors.mailbox import NoDeadLetter
 from regisseur.messages import ChildRestarted, DeadLetter
 from regisseur.supervision import Backoff, ChildSpec, StartupError
 from regisseur.supervision.testing import FaultInjector, Probe
@@ -132,6 +134,25 @@ def test_unhandled_messages_become_dead_letters(system_factory: Any) -> None:
     system.tell("p", {"unknown": 1})
     letter = probe.expect(DeadLetter, recipient="p", reason="unhandled")
     assert letter.message == {"unknown": 1}
+
+
+@dataclass(frozen=True)
+class Poke(NoDeadLetter):
+    """A nudge: it carries nothing that could be lost."""
+
+
+def test_a_message_that_loses_nothing_to_a_stopped_actor_is_dropped_without_a_dead_letter(
+    system_factory: Any,
+) -> None:
+    system = system_factory([ChildSpec("p", Picky)])
+    probe = Probe(system, DeadLetter)
+    system.stop_child("p")
+    system.tell("p", Poke())
+    system.tell("p", "lost")
+    letter = probe.expect(DeadLetter, recipient="p", reason="stopped")
+    assert letter.message == "lost"  # the first dead letter: the nudge made none
+    system.settle()
+    assert [e for e in probe.events if isinstance(e, DeadLetter)] == []
 
 
 class Unhealthy(Actor):

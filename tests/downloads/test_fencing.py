@@ -22,8 +22,10 @@ from regisseur.messages.downloads import (
     ClaimDownload,
     CompleteDownload,
     FailDownload,
+    QueueDownload,
     ReportProgress,
 )
+from regisseur.supervision.testing import FaultInjector
 from tests.downloads.helpers import CANCELLED, RUNNING, SUCCEEDED, WAIT
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from regisseur.actors import ActorSystem
+    from regisseur.supervision.testing import ManualClock
 
 
 class Runs:
@@ -105,10 +108,10 @@ def test_stale_progress_success_and_failure_are_ignored_and_logged_once(
 
 
 @pytest.mark.timeout(30)
-def test_starts_told_together_each_run_with_their_own_claim(
+def test_runs_started_at_once_each_have_their_own_claim(
     system_factory: Callable[..., ActorSystem],
 ) -> None:
-    """A queue tells the keeper the starts of one burst in one message (ClaimMany)."""
+    """Three workers take three downloads at once: each run owns its own download."""
     runs = Runs()
     system = system_factory(download_sources=[DownloadSource("s", runs, concurrency=3)])
     downloads = [system.downloads.submit("s", "t", f"{i}.bin") for i in range(3)]
@@ -118,7 +121,7 @@ def test_starts_told_together_each_run_with_their_own_claim(
         assert record is not None and record.state is RUNNING
     first, claim = runs.claims[0]
     # A second start of a running download changes nothing: its run stays the owner.
-    system.tell(p.KEEPER, p.ClaimMany((ClaimDownload(first, "nobody", claim + 5),)))
+    system.tell(p.KEEPER, ClaimDownload(first, "nobody", claim + 5))
     record = system.downloads.status(first)
     assert record is not None and record.state is RUNNING
     runs.release()
@@ -153,6 +156,52 @@ def test_a_cancelled_run_is_no_longer_the_owner(
     assert seen == [False]
     record = system.downloads.status(download)
     assert record is not None and record.state is CANCELLED
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("busy_with", [QueueDownload, ClaimDownload])
+def test_the_ownership_check_does_not_wait_for_a_busy_keeper(
+    system_factory: Callable[..., ActorSystem], manual_clock: ManualClock, busy_with: type
+) -> None:
+    """Without a cluster a run reads the keeper's claims: no round trip through its mailbox.
+
+    The keeper hangs on a later submit (it has handled the run's start), or
+    on the run's start itself (a short download can end before the keeper
+    reads it). Asked through the mailbox, the check waited behind the hang
+    and counted as "not the owner" after 30 s.
+    """
+    answered = threading.Event()
+    answers: list[bool] = []
+    checking = threading.Event()
+
+    def impl(download_id: str, target_id: str, name: str, ctx: Any) -> str:
+        if name == "a.bin":
+            while not checking.is_set():
+                ctx.sleep(1.0)  # on the manual clock: settle() counts the run as waiting
+            answers.append(ctx.still_owner())
+            answered.set()
+        return f"/files/{name}"
+
+    system = system_factory(download_sources=[DownloadSource("s", impl)])
+    faults = FaultInjector(system)
+    downloads = []
+    if busy_with is ClaimDownload:
+        faults.hang(p.KEEPER, 600.0, message_type=ClaimDownload)
+        downloads.append(system.downloads.submit("s", "t", "a.bin"))
+    else:
+        downloads.append(system.downloads.submit("s", "t", "a.bin"))
+        system.settle(timeout=WAIT)  # the run waits in the impl
+        faults.hang(p.KEEPER, 600.0, message_type=QueueDownload)
+        downloads.append(system.downloads.submit("s", "t", "b.bin"))
+    system.settle(timeout=WAIT)  # the keeper waits in the hang, the run in the impl
+    assert faults.pending(p.KEEPER) == 0
+    checking.set()
+    manual_clock.advance(1.0)  # the run wakes and checks; the keeper still hangs
+    assert answered.wait(WAIT), "the check waited for the keeper"
+    assert answers == [True]
+    manual_clock.advance(600.0)
+    for download in downloads:
+        assert system.downloads.wait(download, WAIT).state is SUCCEEDED
 
 
 @pytest.mark.timeout(60)

@@ -530,6 +530,20 @@ def test_stopping_the_system_ends_running_downloads_promptly(system_factory):
     assert len(gate.started) == 3  # nothing new started while stopping
 
 
+def test_stopping_with_downloads_waiting_and_running_loses_no_message(system_factory, caplog):
+    """The workers take from the board themselves: a stop mid-backlog leaves no dead letter."""
+    gate = Gate()
+    system = system_factory(download_sources=[DownloadSource("s", gate, concurrency=3)])
+    downloads = [system.downloads.submit("s", "t", f"d{i}") for i in range(12)]
+    gate.open("d0", "d1", "d2", "d3")
+    for download in downloads[:4]:
+        assert system.downloads.wait(download, WAIT).state is SUCCEEDED
+    gate.wait_started(7)  # three held runs, eight waiting on the board
+    system.stop()
+    assert [r.getMessage() for r in caplog.records if "dead_letter" in r.getMessage()] == []
+    assert sorted(gate.saw_cancel) == ["d4", "d5", "d6"]
+
+
 def test_events_of_one_source_do_not_block_another(system_factory):
     gate = Gate()
     probe_names: list[str] = []

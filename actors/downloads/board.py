@@ -1,0 +1,346 @@
+"""A source's run board: the downloads waiting for a worker, shared by its workers.
+
+The board is the workers' shared mailbox (the balancing pool of Akka, the
+work queue of a thread pool): the source's queue actor puts the downloads
+the keeper hands it on the board, and a worker that finished a download
+takes the next one straight from it, without a round trip through the
+queue actor. A worker that finds nothing to take parks; a put wakes as
+many parked workers as there are downloads to take (the queue actor tells
+each a ``Take``). While downloads wait, no worker sleeps between two of
+them and no other thread is woken for the hand-off.
+
+The board also keeps the source's limits:
+
+* ``concurrency``: a worker whose index is above it takes nothing more
+  (it asks to be retired); each worker runs one download at a time, and
+  no download starts while ``concurrency`` runs go on (after the limit was
+  lowered, the runs above it end first: "effective at once" holds for
+  starts, running downloads are not interrupted).
+* ``delay``: two starts are at least ``delay`` apart on the system clock.
+  A worker that comes too early is told how long to wait; one worker at a
+  time waits (on a timer of its own), the others park.
+
+Threads: every method takes the board's lock for a few dictionary and
+deque operations and never blocks otherwise; callers are the queue actor's
+thread and the workers' threads. A run's ``CancelToken`` is cancelled
+outside the lock (it calls its wakers).
+
+Failures: the board holds no resource. A queue restart empties its FIFO
+(``reset``); the keeper's answer to the new queue's ``Attach`` fills it
+again. A worker that dies leaves its run on the board until its successor
+starts (``join``), by when the keeper has errored that download; the
+queue hears of the death (``ChildFailed``) and takes the dead worker off
+the parked ones (``lost``), so the downloads it was woken for, or was
+waiting out the delay for, go to the other workers meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from regisseur.actors.downloads.claim_view import ClaimView
+    from regisseur.actors.downloads.context import CancelToken
+    from regisseur.messages.downloads import DownloadRecord
+
+__all__ = ["RETIRE", "RunBoard", "Taken", "worker_index"]
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A download a worker took: run it with ``token`` under ``claim``.
+
+    ``wake``: a parked worker to wake (tell it ``Take``), because more
+    downloads wait than workers are awake to take them.
+    """
+
+    record: DownloadRecord
+    token: CancelToken
+    claim: int
+    wake: str | None
+
+
+class _Retire:
+    """What ``take`` returns to a worker above the concurrency limit."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RETIRE"
+
+
+RETIRE = _Retire()
+
+
+def worker_index(worker: str) -> int:
+    """The index of a worker named ``source:NAME.worker-INDEX``."""
+    return int(worker.rsplit("-", 1)[1])
+
+
+class RunBoard:
+    """The downloads of one source waiting for a worker, and those running."""
+
+    def __init__(self, concurrency: int, delay: float) -> None:
+        self._lock = threading.Lock()
+        self._limit = concurrency
+        self._delay = delay
+        self._open = False  # the queue has the keeper's answer: limits and pending records
+        self._pending: deque[DownloadRecord] = deque()
+        self._claims: dict[str, int] = {}  # pending download id -> its run's fencing token
+        # download id -> (record, front, claim), to queue once its running run ended
+        self._later: dict[str, tuple[DownloadRecord, bool, int]] = {}
+        self._tokens: dict[str, CancelToken] = {}  # running download id -> token
+        self._busy: dict[str, str] = {}  # worker -> the download id it runs
+        self._parked: dict[str, None] = {}  # idle workers, oldest first (an ordered set)
+        self._waiter: str | None = None  # the worker waiting out the delay on a timer
+        self._next_start = float("-inf")
+        self._started = 0
+        # The keeper's claim view, from its answer (None: runs ask the keeper).
+        # Replaced whole by the queue's thread; read by the workers.
+        self.claim_view: ClaimView | None = None
+
+    # -- the queue actor's side ---------------------------------------------------
+    def reset(self) -> None:
+        """Forget what waits (a new queue incarnation refills it from the keeper)."""
+        with self._lock:
+            self._open = False
+            self._pending.clear()
+            self._claims.clear()
+            self._later.clear()
+            self._waiter = None
+            self._next_start = float("-inf")
+
+    def open(
+        self,
+        concurrency: int,
+        delay: float,
+        now: float,
+        records: Iterable[tuple[DownloadRecord, int]],
+        claim_view: ClaimView | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Take the keeper's answer: the limits, the pending records in order, the claim view.
+
+        Returns the parked workers to wake and those to retire (above the limit).
+        """
+        with self._lock:
+            self._open = True
+            self.claim_view = claim_view
+            retire = self._configure(concurrency, delay, now)
+            for record, claim in records:
+                self._enqueue(record, front=False, claim=claim)
+            return self._wakes(), retire
+
+    def configure(self, concurrency: int, delay: float, now: float) -> tuple[list[str], list[str]]:
+        """New limits. Returns the workers to wake and the parked ones to retire."""
+        with self._lock:
+            retire = self._configure(concurrency, delay, now)
+            return self._wakes(), retire
+
+    def put(self, record: DownloadRecord, *, front: bool = False, claim: int = 0) -> list[str]:
+        """Queue one download (``front``: it was interrupted). Returns workers to wake."""
+        with self._lock:
+            if not self._open:
+                return []  # sent before the keeper's answer, which covers it
+            self._enqueue(record, front=front, claim=claim)
+            return self._wakes()
+
+    def put_many(self, records: Iterable[tuple[DownloadRecord, int]]) -> list[str]:
+        """Queue new downloads at the back, in order. Returns workers to wake."""
+        with self._lock:
+            if not self._open:
+                return []
+            for record, claim in records:
+                self._enqueue(record, front=False, claim=claim)
+            return self._wakes()
+
+    def withdraw(self, download_id: str, reason: str) -> None:
+        """Drop a waiting download, or cancel its run with ``reason``."""
+        with self._lock:
+            if not self._open:
+                return
+            self._later.pop(download_id, None)
+            if self._claims.pop(download_id, None) is not None:
+                self._pending = deque(r for r in self._pending if r.id != download_id)
+                return
+            token = self._tokens.get(download_id)
+        if token is not None:
+            token.cancel(reason)
+
+    def workers(self) -> set[str]:
+        """The workers the board knows (parked or running)."""
+        with self._lock:
+            return set(self._parked) | set(self._busy)
+
+    def forget(self, worker: str) -> None:
+        """A worker the queue could not wake (it is gone): no longer parked."""
+        with self._lock:
+            self._parked.pop(worker, None)
+
+    def lost(self, worker: str) -> list[str]:
+        """``worker`` failed or was killed: it takes nothing until its restart.
+
+        It no longer counts as parked or as the one waiting out the delay
+        (a killed thread runs no ``leave``). Returns the workers to wake:
+        others, for the downloads it would have taken, and the worker
+        itself (its successor, if already parked, takes again; a dead one
+        gets the ``Take`` after its restart, or never, which loses nothing).
+        """
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            wakes = self._wakes()
+            return [*wakes, worker] if worker not in wakes else wakes
+
+    def snapshot(self) -> dict[str, Any]:
+        """The numbers the queue's health shows."""
+        with self._lock:
+            return {
+                "queued": len(self._pending),
+                "running": len(self._busy),
+                "concurrency": self._limit,
+                "delay": self._delay,
+                "started": self._started,
+                "attached": self._open,
+            }
+
+    # -- the workers' side -----------------------------------------------------------------
+    def join(self, worker: str) -> None:
+        """A worker (re)started: forget a run its killed predecessor left behind."""
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            download_id = self._busy.pop(worker, None)
+            if download_id is not None:
+                self._tokens.pop(download_id, None)
+                self._release_later(download_id)
+
+    def take(
+        self, worker: str, now: float, new_token: Callable[[], CancelToken]
+    ) -> Taken | float | _Retire | None:
+        """The next download for ``worker``, or why there is none.
+
+        Returns a ``Taken``; or the seconds to wait before asking again (the
+        delay; the worker schedules its own ``Take``); or ``RETIRE`` (the
+        worker is above the concurrency limit); or None: the worker is
+        parked until a put wakes it.
+        """
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            if self._open and worker_index(worker) > self._limit:
+                return RETIRE
+            if not (self._open and self._pending) or len(self._busy) >= self._limit:
+                # Nothing to take, or the limit is reached (it was lowered
+                # while more ran): a run that ends wakes a parked worker.
+                self._parked[worker] = None
+                return None
+            if now < self._next_start:
+                if self._waiter is None:
+                    self._waiter = worker
+                    return self._next_start - now
+                self._parked[worker] = None
+                return None
+            record = self._pending.popleft()
+            claim = self._claims.pop(record.id)
+            token = new_token()
+            self._tokens[record.id] = token
+            self._busy[worker] = record.id
+            self._next_start = now + self._delay
+            self._started += 1
+            wake = None
+            if self._pending and self._parked and self._waiter is None and self._free() > 0:
+                wake = next(iter(self._parked))
+                del self._parked[wake]
+            return Taken(record, token, claim, wake)
+
+    def done(self, worker: str, download_id: str) -> None:
+        """``worker`` ended its run of ``download_id`` (whatever the outcome)."""
+        with self._lock:
+            if self._busy.get(worker) == download_id:
+                del self._busy[worker]
+            self._tokens.pop(download_id, None)
+            self._release_later(download_id)
+
+    def leave(self, worker: str) -> str | None:
+        """``worker`` stops: no longer parked. Returns a worker to wake in its place.
+
+        The worker wakes that one only when it alone goes (retired above
+        the limit): when its source stops, the others stop too.
+        """
+        with self._lock:
+            self._parked.pop(worker, None)
+            if self._waiter == worker:
+                self._waiter = None
+            # It may have been woken for a download it will now not take,
+            # or its run kept another from starting (above a lowered limit).
+            if self._open and self._pending and self._parked and self._free() > 0:
+                wake = next(iter(self._parked))
+                del self._parked[wake]
+                return wake
+            return None
+
+    # -- under the lock -------------------------------------------------------------------
+    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int) -> None:
+        download_id = record.id
+        if download_id in self._claims:
+            # Queued already (a repeat after a restart): the newest claim wins.
+            self._claims[download_id] = max(claim, self._claims[download_id])
+            return
+        if download_id in self._tokens:
+            # A new claim of a download whose earlier run has not ended yet
+            # (the keeper heard first): it waits for that run, never runs
+            # beside it, and is never dropped.
+            self._later[download_id] = (record, front, claim)
+            return
+        self._claims[download_id] = claim
+        if front:
+            self._pending.appendleft(record)
+        else:
+            self._pending.append(record)
+
+    def _release_later(self, download_id: str) -> None:
+        later = self._later.pop(download_id, None)
+        if later is not None:
+            record, front, claim = later
+            self._enqueue(record, front=front, claim=claim)
+
+    def _wakes(self) -> list[str]:
+        """Unpark as many workers as there are downloads for them (one with a delay)."""
+        if not (self._open and self._pending and self._parked) or self._waiter is not None:
+            return []
+        count = min(len(self._pending), len(self._parked), self._free())
+        if self._delay > 0:
+            count = min(count, 1)
+        wakes: list[str] = []
+        for worker in list(self._parked):
+            if len(wakes) == count:
+                break
+            if worker_index(worker) <= self._limit:
+                del self._parked[worker]
+                wakes.append(worker)
+        return wakes
+
+    def _free(self) -> int:
+        """How many more runs the limit allows now."""
+        return self._limit - len(self._busy)
+
+    def _configure(self, concurrency: int, delay: float, now: float) -> list[str]:
+        self._limit = concurrency
+        self._delay = delay
+        if self._next_start > now + delay:
+            self._next_start = now + delay
+            if self._waiter is not None:  # its timer is for the old delay: wake it now
+                self._parked[self._waiter] = None
+                self._waiter = None
+        retire = [w for w in self._parked if worker_index(w) > concurrency]
+        for worker in retire:
+            del self._parked[worker]
+        return retire
