@@ -144,9 +144,24 @@ class Endings:
         self._subscription.cancel()
 
 
+def with_ledger(
+    system_factory: Callable[..., ActorSystem], **source: Any
+) -> tuple[Ledger, ActorSystem]:
+    """A system whose source ``s`` runs a ``Ledger`` (``source``: its other arguments)."""
+    ledger = Ledger()
+    system = system_factory(download_sources=[DownloadSource("s", ledger, **source)])
+    return ledger, ledger.attach(system)
+
+
 def wait_all(system: ActorSystem, ids: Iterable[str]) -> dict[str, Any]:
     """Each download's final state (every one must end within ``WAIT``)."""
     return {d: system.downloads.wait(d, WAIT).state for d in ids}
+
+
+def succeeded_once(system: ActorSystem, endings: Endings, ids: list[str]) -> None:
+    """Every download succeeded, with exactly one terminal event each."""
+    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+    ended_once(system, endings, ids)
 
 
 def ended_once(system: ActorSystem, endings: Endings, ids: list[str]) -> None:
@@ -177,9 +192,7 @@ def names_of(system: ActorSystem, ids: list[str]) -> dict[str, str]:
 
 @pytest.mark.timeout(30)
 def test_a_worker_killed_while_downloads_wait_loses_and_repeats_none(system_factory, manual_clock):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=2)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=2)
     endings = Endings(system)
     probe = Probe(system, ChildFailed, ChildRestarted)
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(8)]
@@ -229,9 +242,7 @@ def test_a_parked_worker_killed_does_not_hold_a_download_others_could_run(system
 
 @pytest.mark.timeout(30)
 def test_a_queue_crash_with_downloads_running_and_waiting_loses_none(system_factory, manual_clock):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=3)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=3)
     endings = Endings(system)
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(10)]
     ledger.wait_running(3)
@@ -275,9 +286,8 @@ def test_repeated_queue_crashes_under_a_quick_backlog_run_each_download_once(
         system.downloads.configure("s", delay=0)  # a message to the queue: it crashes
         probe.expect(ChildRestarting, timeout=WAIT, name="source:s.queue")
         manual_clock.advance(60)
-    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+    succeeded_once(system, endings, ids)
     assert set(ledger.overlap.values()) == {1}
-    ended_once(system, endings, ids)
     endings.close()
     probe.close()
 
@@ -287,9 +297,7 @@ def test_repeated_queue_crashes_under_a_quick_backlog_run_each_download_once(
 
 @pytest.mark.timeout(30)
 def test_a_lower_limit_holds_for_new_starts_while_older_runs_finish(system_factory):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=3)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=3)
     endings = Endings(system)
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(9)]
     ledger.wait_running(3)
@@ -309,18 +317,15 @@ def test_a_lower_limit_holds_for_new_starts_while_older_runs_finish(system_facto
     assert ledger.peak <= 2
     ledger.reset_peak()
     ledger.release()
-    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+    succeeded_once(system, endings, ids)
     assert ledger.peak == 1
-    ended_once(system, endings, ids)
     assert workers(system) == ["source:s.worker-1"]
     endings.close()
 
 
 @pytest.mark.timeout(30)
 def test_a_limit_lowered_and_raised_again_at_once_keeps_its_workers(system_factory):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=3)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=3)
     system.settle()
     for _ in range(5):
         system.downloads.configure("s", concurrency=1)
@@ -417,9 +422,7 @@ def test_a_delay_lowered_then_raised_strands_nothing(system_factory, manual_cloc
 
 @pytest.mark.timeout(30)
 def test_the_worker_waiting_out_the_delay_retired_strands_nothing(system_factory, manual_clock):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, delay=5)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, delay=5)
     system.downloads.configure("s", concurrency=2)  # worker-2 parks after worker-1
     system.settle()
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(3)]
@@ -440,9 +443,7 @@ def test_the_worker_waiting_out_the_delay_retired_strands_nothing(system_factory
 
 @pytest.mark.timeout(30)
 def test_the_worker_waiting_out_the_delay_killed_strands_nothing(system_factory, manual_clock):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, delay=5)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, delay=5)
     system.downloads.configure("s", concurrency=2)  # worker-2 parks after worker-1
     system.settle()
     endings = Endings(system)
@@ -457,9 +458,8 @@ def test_the_worker_waiting_out_the_delay_killed_strands_nothing(system_factory,
     ledger.release()
     for _ in range(12):
         manual_clock.advance(5)
-    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+    succeeded_once(system, endings, ids)
     assert set(ledger.runs.values()) == {1}
-    ended_once(system, endings, ids)
     endings.close()
     probe.close()
 
@@ -469,9 +469,7 @@ def test_the_worker_waiting_out_the_delay_killed_strands_nothing(system_factory,
 
 @pytest.mark.timeout(60)
 def test_cancels_of_waiting_and_running_downloads_under_load(system_factory):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=3)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=3)
     endings = Endings(system)
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(60)]
     ledger.wait_running(3)
@@ -550,9 +548,7 @@ def test_a_stop_mid_backlog_leaves_no_dead_letter_and_a_restart_resumes_the_rest
 
 @pytest.mark.timeout(30)
 def test_a_queue_killed_with_downloads_running_and_waiting_loses_none(system_factory, manual_clock):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=2)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=2)
     endings = Endings(system)
     probe = Probe(system, ChildFailed, ChildRestarted)
     system.settle()
@@ -587,9 +583,7 @@ def test_a_queue_killed_with_downloads_running_and_waiting_loses_none(system_fac
 def test_a_late_death_notice_does_not_error_the_successors_download(system_factory, manual_clock):
     """The keeper hears of a worker's death through the event bus; a slow bus
     (a subscriber's callback, say) can deliver it after the worker's restart."""
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory)
     probe = Probe(system, ChildRestarted)
     first = system.downloads.submit("s", "t", "first")
     ledger.wait_running(1)
@@ -650,9 +644,7 @@ def test_a_stop_during_a_quick_backlog_drops_no_report(system_factory, tmp_path)
 
 @pytest.mark.timeout(60)
 def test_a_cancel_racing_the_result_of_a_run_is_never_overwritten(system_factory):
-    ledger = Ledger()
-    system = system_factory(download_sources=[DownloadSource("s", ledger, concurrency=4)])
-    ledger.attach(system)
+    ledger, system = with_ledger(system_factory, concurrency=4)
     endings = Endings(system)
     ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(40)]
     said: dict[str, bool] = {}
