@@ -90,6 +90,15 @@ class Configure:
 
 
 @dataclass(frozen=True, slots=True)
+class Applied:
+    """Ask a source's queue: answered once what reached it before is applied (reply: True).
+
+    ``configure()`` asks it after the keeper told the queue the new limits,
+    so that the call returns only once they hold for the next start.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Released(NoDeadLetter):
     """A worker stopped mid-download (system stopping or restart): re-queue it.
 

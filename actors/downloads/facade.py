@@ -311,13 +311,26 @@ class Downloads:
     def configure(
         self, source: str, *, concurrency: int | None = None, delay: float | None = None
     ) -> None:
-        """Change a source's concurrency and/or delay; effective at once."""
+        """Change a source's concurrency and/or delay; effective at once.
+
+        The keeper stores the new limits and tells the source's queue;
+        this returns once the queue has applied them, so the next start
+        keeps them (a lowered concurrency: nothing starts until fewer
+        downloads run than the new limit; running ones are not stopped).
+        A queue that is restarting gets them from the keeper when it is
+        back; this then returns without waiting for it.
+        """
         _text(source, "source")
         if concurrency is not None:
             check_concurrency(concurrency)
         if delay is not None:
             delay = check_duration(delay, "delay")
         self._ask(p.Configure(source, concurrency, delay))
+        try:
+            # Behind the keeper's message in the queue's mailbox (FIFO).
+            self._system.ask(p.queue_name(source), p.Applied(), timeout=_ASK_TIMEOUT)
+        except (UnknownActorError, pykka.ActorDeadError, TimeoutError):
+            pass  # restarting or gone: its next start gets the limits from the keeper
 
     # -- downloads ---------------------------------------------------------------------
     def submit(

@@ -131,6 +131,8 @@ class QueueActor(Actor):
                 self._on_attached(message)
         elif isinstance(message, p.SourceConfig):
             self._apply_config(message.concurrency, message.delay)
+        elif isinstance(message, p.Applied):
+            return True  # the mailbox is FIFO: the keeper's limits before it are applied
         elif isinstance(message, p.Configure):
             health = board.snapshot()
             self._apply_config(

@@ -303,7 +303,7 @@ def test_a_lower_limit_holds_for_new_starts_while_older_runs_finish(system_facto
     ledger.wait_running(3)
 
     system.downloads.configure("s", concurrency=1)
-    assert queue_limit(system) == 1  # the queue applied it
+    assert queue_limit(system) == 1  # applied by the time configure returned
     ledger.release(ledger.on("source:s.worker-1"))
     system.settle()
     # Two runs above the new limit still go on: nothing new may start yet.
@@ -321,6 +321,44 @@ def test_a_lower_limit_holds_for_new_starts_while_older_runs_finish(system_facto
     assert ledger.peak == 1
     assert workers(system) == ["source:s.worker-1"]
     endings.close()
+
+
+@pytest.mark.timeout(30)
+def test_configure_returns_once_the_queue_applied_the_new_limit(system_factory, manual_clock):
+    """``configure`` is effective at once: it returns after the source's queue applied it.
+
+    The queue is held (a hang on the system clock) with the new limit in
+    its mailbox: ``configure`` waits for it. Before, it returned once the
+    keeper had stored the limit, and a start right after it could still
+    use the old one.
+    """
+    ledger, system = with_ledger(system_factory, concurrency=3)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(5)]
+    ledger.wait_running(3)
+    faults = FaultInjector(system)
+    faults.hang("source:s.queue", 30.0)
+    returned = threading.Event()
+
+    def lower() -> None:
+        system.downloads.configure("s", concurrency=1)
+        returned.set()
+
+    caller = threading.Thread(target=lower)
+    caller.start()
+    try:
+        system.settle()  # the queue waits in the hang, the new limit behind it
+        assert faults.pending("source:s.queue") == 0
+        assert not returned.wait(0.2)  # a bounded wait for what must not happen
+        manual_clock.advance(30.0)
+        assert returned.wait(WAIT)
+    finally:
+        manual_clock.advance(30.0)
+        caller.join(WAIT)
+    ledger.release(ledger.on("source:s.worker-1"))
+    system.settle()
+    assert len(ledger.started) == 3  # two runs above the new limit: nothing new starts
+    ledger.release()
+    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
 
 
 @pytest.mark.timeout(30)
