@@ -39,6 +39,7 @@ from regisseur.actors.downloads.errors import DownloadFailure
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
 from regisseur.messages.downloads import ClaimDownload, CompleteDownload, FailDownload
+from regisseur.messages.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["WorkerActor"]
 
 _MAX_ERROR = 1000
+_NO_NEW_RUNS = frozenset({Lifecycle.STOPPING, Lifecycle.STOPPED, Lifecycle.FAILED})
 _CHECK_TIMEOUT = 30.0
 
 
@@ -122,8 +124,14 @@ class WorkerActor(Actor):
         return super().on_receive(message)
 
     def _take(self) -> None:
-        """Run the next download on the board; then ask for another (or park, wait, retire)."""
-        if self.stopping:
+        """Run the next download on the board; then ask for another (or park, wait, retire).
+
+        Nothing new starts once this worker or the whole system is stopping:
+        the workers stop one after the other, and a worker still running
+        would otherwise take what a stopped one released (a run begun only
+        to be cut off, its request wasted).
+        """
+        if self.stopping or self.system.state in _NO_NEW_RUNS:
             return
         taken = self._board.take(self.name, self.system.clock.now(), self._new_token)
         if isinstance(taken, Taken):

@@ -544,6 +544,56 @@ def test_stopping_with_downloads_waiting_and_running_loses_no_message(system_fac
     assert sorted(gate.saw_cancel) == ["d4", "d5", "d6"]
 
 
+def test_a_system_stopping_starts_nothing_a_stopped_worker_released(system_factory, manual_clock):
+    """Workers stop one after the other: one still up must not take what a stopped one let go.
+
+    worker-2 runs ``b`` while worker-1 is parked. The stop cancels ``b``
+    first; the keeper queues it again (for the next start), which wakes
+    worker-1. Before, worker-1 started ``b`` again, only to be stopped in
+    turn: a run begun to be cut off, a request wasted. worker-2's stop is
+    held (in ``close_worker``) until that happens, or for at most a second.
+    """
+    starts: list[str] = []
+    runners: dict[str, str] = {}
+    again = threading.Event()
+    a_may_end = threading.Event()
+
+    def impl(download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
+        starts.append(name)
+        runners[name] = ctx.worker_state  # the name of the thread that runs it
+        if starts.count(name) > 1:
+            again.set()
+        while not ctx.cancelled and not (name == "a" and a_may_end.is_set()):
+            ctx.sleep(1.0)  # on the manual clock: settle() counts the run as waiting
+        return None if ctx.cancelled else f"/files/{name}"
+
+    def open_worker() -> str:
+        return threading.current_thread().name
+
+    def close_worker(thread_name: str) -> None:
+        if "source:s.worker-2#" in thread_name:
+            again.wait(1.0)  # a bounded wait for what must not happen
+
+    system = system_factory(
+        download_sources=[
+            DownloadSource("s", impl, open_worker=open_worker, close_worker=close_worker)
+        ]
+    )
+    a = system.downloads.submit("s", "t", "a")
+    system.settle()  # worker-1 runs a
+    system.downloads.configure("s", concurrency=2)
+    b = system.downloads.submit("s", "t", "b")
+    system.settle()  # worker-2 runs b
+    a_may_end.set()
+    manual_clock.advance(1.0)
+    assert system.downloads.wait(a, WAIT).state is SUCCEEDED
+    system.settle()  # worker-1 parked
+    assert "source:s.worker-2#" in runners["b"]
+    assert system.downloads.status(b).state is RUNNING
+    system.stop()
+    assert starts == ["a", "b"]
+
+
 def test_events_of_one_source_do_not_block_another(system_factory):
     gate = Gate()
     probe_names: list[str] = []
