@@ -197,6 +197,16 @@ class RunBoard:
             wakes = self._wakes()
             return [*wakes, worker] if worker not in wakes else wakes
 
+    @property
+    def limit(self) -> int:
+        """The concurrency limit now (one read: no lock needed)."""
+        return self._limit
+
+    @property
+    def delay(self) -> float:
+        """The delay between starts now (one read: no lock needed)."""
+        return self._delay
+
     def snapshot(self) -> dict[str, Any]:
         """The numbers the queue's health shows."""
         with self._lock:

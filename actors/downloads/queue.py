@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from regisseur.actors.downloads.board import RunBoard
     from regisseur.actors.downloads.source import DownloadSource
     from regisseur.actors.events import Subscription
+    from regisseur.actors.system import ActorSystem
 
-__all__ = ["QueueActor", "worker_spec"]
+__all__ = ["QueueActor", "wake_workers", "worker_spec"]
 
 _DRAIN_TIMEOUT = 2.0  # seconds the final stop waits for the keeper (see on_incarnation_end)
 
@@ -60,6 +61,18 @@ def worker_spec(source: DownloadSource, index: int, board: RunBoard) -> ChildSpe
         depends_on=(p.queue_name(source.name),),
         description=f"download worker {index} of source {source.name!r}",
     )
+
+
+def wake_workers(system: ActorSystem, board: RunBoard, workers: list[str]) -> None:
+    """Tell each of ``workers`` to take from ``board``; one that is gone is forgotten.
+
+    Any thread (the queue's, or a worker's handing its wake-up on).
+    """
+    for worker in workers:
+        try:
+            system.tell(worker, p.TAKE)
+        except UnknownActorError:  # retired meanwhile
+            board.forget(worker)
 
 
 class QueueActor(Actor):
@@ -134,10 +147,9 @@ class QueueActor(Actor):
         elif isinstance(message, p.Applied):
             return True  # the mailbox is FIFO: the keeper's limits before it are applied
         elif isinstance(message, p.Configure):
-            health = board.snapshot()
             self._apply_config(
-                message.concurrency if message.concurrency is not None else health["concurrency"],
-                message.delay if message.delay is not None else health["delay"],
+                message.concurrency if message.concurrency is not None else board.limit,
+                message.delay if message.delay is not None else board.delay,
             )
         else:
             return super().on_receive(message)
@@ -165,11 +177,7 @@ class QueueActor(Actor):
 
     # -- workers -----------------------------------------------------------------
     def _wake(self, workers: list[str]) -> None:
-        for worker in workers:
-            try:
-                self.system.tell(worker, p.TAKE)
-            except UnknownActorError:  # retired meanwhile
-                self._board.forget(worker)
+        wake_workers(self.system, self._board, workers)
 
     def _grow(self, concurrency: int) -> None:
         """Start the workers up to ``concurrency`` that do not run yet.
@@ -198,7 +206,7 @@ class QueueActor(Actor):
 
     def _on_retire(self, worker: str) -> None:
         """A worker above the limit left the board: stop it, unless the limit grew since."""
-        if worker_index(worker) > self._board.snapshot()["concurrency"]:
+        if worker_index(worker) > self._board.limit:
             self._retire([worker])
         else:
             self._wake([worker])

@@ -36,6 +36,7 @@ from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.board import RETIRE, Taken
 from regisseur.actors.downloads.context import CancelToken, DownloadContext
 from regisseur.actors.downloads.errors import DownloadFailure
+from regisseur.actors.downloads.queue import wake_workers
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
 from regisseur.messages.downloads import ClaimDownload, CompleteDownload, FailDownload
@@ -194,10 +195,7 @@ class WorkerActor(Actor):
         self.system.tell(p.KEEPER, FailDownload(record.id, f"worker died: {why}", claim))
 
     def _wake(self, worker: str) -> None:
-        try:
-            self.system.tell(worker, p.TAKE)
-        except UnknownActorError:  # retired meanwhile
-            self._board.forget(worker)
+        wake_workers(self.system, self._board, [worker])
 
     def _owner_check(self, download_id: str, claim: int, token: CancelToken) -> Callable[[], bool]:
         """How the run finds out whether it still owns its download.

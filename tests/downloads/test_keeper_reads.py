@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, event
@@ -26,6 +26,9 @@ from regisseur.actors.downloads import (
 )
 from regisseur.messages.downloads import DownloadRecord
 from tests.downloads.helpers import ERRORED, INIT, RUNNING, SUCCEEDED, WAIT, fails, quick
+
+if TYPE_CHECKING:
+    from regisseur.actors import ActorSystem
 
 QUEUED = 20_000
 
@@ -126,13 +129,19 @@ def test_list_after_a_cancel_shows_the_new_state_only(system_factory, db_url):
         release.set()
 
 
-@pytest.mark.timeout(60)
-def test_without_a_database_a_forgotten_download_is_not_unknown(system_factory):
-    system = system_factory(
+def forgetful(system_factory: Any, history: int) -> ActorSystem:
+    """No database, ``history`` ended records kept: a quick source ``s`` and a failing ``bad``."""
+    system: ActorSystem = system_factory(
         download_sources=[DownloadSource("s", quick), DownloadSource("bad", fails)],
         database_url=None,
-        downloads=DownloadSettings(history=2),
+        downloads=DownloadSettings(history=history),
     )
+    return system
+
+
+@pytest.mark.timeout(60)
+def test_without_a_database_a_forgotten_download_is_not_unknown(system_factory):
+    system = forgetful(system_factory, history=2)
     downloads = system.downloads
     first = downloads.submit("s", "t", "first")
     assert downloads.wait(first, WAIT).state is SUCCEEDED
@@ -161,11 +170,7 @@ def test_without_a_database_a_forgotten_download_is_not_unknown(system_factory):
 def test_without_a_database_wait_async_tells_a_forgotten_download_too(system_factory):
     """Before: ``wait_async`` raised UnknownDownloadError for a download that ended and
     was dropped from the history (only ``wait`` asked for its final state)."""
-    system = system_factory(
-        download_sources=[DownloadSource("s", quick), DownloadSource("bad", fails)],
-        database_url=None,
-        downloads=DownloadSettings(history=1),
-    )
+    system = forgetful(system_factory, history=1)
     downloads = system.downloads
     failed = downloads.submit("bad", "t", "bad")
     assert downloads.wait(failed, WAIT).state is ERRORED
