@@ -10,6 +10,12 @@ socket brought:
 * :func:`plain_reader` for a body delimited by ``Content-Length`` or by
   the end of the connection, keeping ``http.client``'s own count of the
   body so that a finished body still frees the connection for reuse;
+* :class:`SocketBody` for a body delimited by ``Content-Length`` on a plain
+  or TLS socket: after the bytes ``http.client`` buffered, it reads the
+  socket itself (one ``recv_into`` per read, no buffered reader and no
+  ``SocketIO`` layer in between: a TLS body comes one 16 KiB record per
+  read, so these layers cost per record), and settles ``http.client``'s
+  count at the end;
 * :class:`ChunkedReader` for ``Transfer-Encoding: chunked``, parsed
   strictly (hex sizes only, bounded lines and trailers, CRLF after each
   chunk); the connection is not reused after it.
@@ -22,6 +28,8 @@ wrong. Runs on the worker thread that owns the response.
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
     import io
     from collections.abc import Callable
 
-__all__ = ["ChunkedError", "ChunkedReader", "plain_reader"]
+__all__ = ["ChunkedError", "ChunkedReader", "SocketBody", "plain_reader"]
 
 _MAX_LINE = 4096  # a chunk-size line (extensions included) or a trailer line
 _MAX_TRAILERS = 100
@@ -67,6 +75,55 @@ def plain_reader(body: http.client.HTTPResponse) -> Callable[[memoryview], int]:
         return count
 
     return readinto
+
+
+class SocketBody:
+    """The rest of a ``Content-Length`` body, read from the socket under ``http.client``.
+
+    Make one with :meth:`open` (``None`` where the reader is not over a
+    plain or TLS socket, or the length is unknown). :meth:`first` reads
+    what ``http.client`` buffered, :attr:`then` reads the socket itself;
+    the caller never asks either for bytes past :attr:`end` (the body's
+    end, counted like ``received``), and switches to :attr:`then` only
+    after :meth:`first` returned fewer bytes than asked (so the buffer is
+    empty: ``read1`` never fills it). After the copy, :meth:`settle` gives
+    ``http.client`` its count back, so a whole body frees the connection
+    for reuse and a short one does not.
+    """
+
+    def __init__(self, body: http.client.HTTPResponse, sock: socket.socket, end: int) -> None:
+        self._body = body
+        self._read1 = body.fp.read1
+        self.then: Callable[[memoryview], int] = sock.recv_into
+        self.end = end
+
+    @classmethod
+    def open(cls, body: http.client.HTTPResponse, received: int) -> SocketBody | None:
+        """For ``body`` whose bytes so far are ``received``; ``None`` if it cannot."""
+        length = body.length
+        sock = getattr(getattr(body.fp, "raw", None), "_sock", None)
+        if length is None or not isinstance(sock, socket.socket):
+            return None
+        if type(sock) not in (socket.socket, ssl.SSLSocket):
+            return None  # a subclass may read differently
+        return cls(body, sock, received + length)
+
+    def first(self, view: memoryview) -> int:
+        """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
+        data = self._read1(len(view))
+        count = len(data)
+        view[:count] = data
+        return count
+
+    def settle(self, received: int) -> None:
+        """The copy stopped at ``received``: tell ``http.client`` what is left
+        (it closes the response once nothing is)."""
+        body = self._body
+        if body.fp is None:
+            return
+        body.length = max(0, self.end - received)
+        if not body.length:
+            body.readinto(memoryview(bytearray(0)))  # closes the finished response
 
 
 class ChunkedReader:

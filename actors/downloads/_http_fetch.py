@@ -38,7 +38,7 @@ import urllib3
 
 from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._dirsync import sync_directory
-from regisseur.actors.downloads._http_body import ChunkedReader, plain_reader
+from regisseur.actors.downloads._http_body import ChunkedReader, SocketBody, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
 from regisseur.actors.downloads._http_session import waiting_for_answer
 from regisseur.actors.downloads._http_wire import (
@@ -53,6 +53,7 @@ from regisseur.actors.downloads._http_wire import (
     status_text,
 )
 from regisseur.actors.downloads._partfile import PartFile, PartInUseError, Validators
+from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
 from regisseur.actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.names import (
@@ -640,7 +641,21 @@ class Fetch:
             if splicer is not None:
                 self._splice(body, splicer, file, end=end, total=total)
                 return
-        self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
+        direct = SocketBody.open(body, received)
+        if direct is None:
+            self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
+        else:
+            try:
+                self._copy_loop(
+                    direct.then,
+                    file,
+                    hasher=hasher,
+                    end=direct.end,
+                    total=total,
+                    first=direct.first,
+                )
+            finally:
+                direct.settle(self.received)
         if body.isclosed():
             # The whole body was read: the connection can serve the next
             # request (what urllib3 does at the end of a body it reads).
@@ -655,51 +670,87 @@ class Fetch:
         end: int | None,
         total: int | None,
         stop_at_end: bool = False,
+        first: Callable[[memoryview], int] | None = None,
     ) -> None:
-        """Read into one reused buffer and write until the body ends: the hot loop.
+        """Read into one reused buffer and write it out when full: the hot loop.
 
         No bytes object per chunk and none of urllib3's per-read layers; a
         short body ends the loop like a closed connection does, and the
         caller checks the length. ``stop_at_end``: never ask for bytes past
         ``end`` (a raw reader that does not know the body's length).
-        ``readinto`` returns after one socket read, so progress, the limits
-        and a cancel are seen as bytes arrive, however slowly.
+        ``first``: the reader of the first reads, until one returns fewer
+        bytes than asked (then ``readinto``); with it, reads stop at ``end``.
+
+        ``readinto`` returns after one socket read (one TLS record is 16 KiB),
+        so a cancel, the size limit and the low-speed watch are checked as
+        bytes arrive, however slowly. The buffer goes to the part (and to the
+        progress report, which may checkpoint the part) when it is full, or
+        when ``REPORT_INTERVAL`` passed since the last write: a fast body
+        costs one write and one report per buffer, not per record, and a
+        slow one is still reported every interval. Bytes read before an
+        error or a cancel are written before it is raised (they are good
+        bytes for a resume); ``self.received`` counts what was written.
         """
         ctx = self.ctx
         limit = self.source.max_bytes
         view = memoryview(bytearray(self.source.chunk_size))
+        size = len(view)
         write = file.write
         report = self._report
+        now = ctx.now
         watch = self.watch.progress if self.watch.active else None
-        received = self.received
+        written = received = self.received
+        due = now() + REPORT_INTERVAL
+        if first is not None:
+            stop_at_end = True
+        read = first or readinto
+
+        def flush() -> None:
+            nonlocal written
+            chunk = view[: received - written]
+            write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            written = received
+
         try:
             while True:
-                want = view
+                filled = received - written
+                want = view[filled:]
                 if stop_at_end and end is not None:
                     if received >= end:
                         break
-                    want = view[: min(len(view), end - received)]
+                    want = want[: end - received]
                 try:
-                    count = readinto(want)
+                    count = read(want)
                 except (*_NETWORK_ERRORS, http.client.HTTPException, ValueError) as exc:
                     raise self._read_failed(exc, received, end) from exc
+                if read is not readinto and count < len(want):
+                    read = readinto
                 if ctx.cancelled:
                     raise self._interrupted()
                 if not count:
                     break
-                received += count
-                if limit is not None and received > limit:
+                if limit is not None and received + count > limit:
                     msg = f"body larger than the size limit of {limit} bytes: {self.shown}"
                     raise DownloadError(msg)
-                chunk = view[:count]
-                write(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
-                report(received, total)
+                received += count
                 if watch is not None:
                     watch(received)
+                if filled + count == size or now() >= due:
+                    flush()
+                    report(received, total)
+                    due = now() + REPORT_INTERVAL
+            if received > written:
+                flush()
+                report(received, total)
+        except BaseException:
+            if received > written:
+                with contextlib.suppress(OSError):
+                    flush()
+            raise
         finally:
-            self.received = received
+            self.received = written
 
     def _splice(
         self,

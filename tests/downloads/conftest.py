@@ -87,6 +87,11 @@ class Request:
         self.head(status, {"Content-Length": str(len(body)), **(headers or {})})
         self.write(body)
 
+    def raw(self, data: bytes) -> None:
+        """Send ``data`` as it is, in one write (e.g. a head and its body together)."""
+        self._handler.log_request(200)
+        self.write(data)
+
     def close(self) -> None:
         """Close the connection after this answer (e.g. after a cut body)."""
         self._handler.close_connection = True
@@ -222,6 +227,10 @@ class HttpServer:
         event = threading.Event()
         self._gates.append(event)
         return event
+
+    def connection_count(self) -> int:
+        """How many connections the server accepted so far."""
+        return len(self._server.connections)
 
     def record(self, seen: Seen) -> None:
         with self._lock:
