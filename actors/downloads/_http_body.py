@@ -85,15 +85,20 @@ class SocketBody:
     what ``http.client`` buffered, :attr:`then` reads the socket itself;
     the caller never asks either for bytes past :attr:`end` (the body's
     end, counted like ``received``), and switches to :attr:`then` only
-    after :meth:`first` returned fewer bytes than asked (so the buffer is
-    empty: ``read1`` never fills it). After the copy, :meth:`settle` gives
-    ``http.client`` its count back, so a whole body frees the connection
-    for reuse and a short one does not.
+    after :meth:`first` returned fewer bytes than asked: ``read1`` never
+    fills the buffer, so it is empty then. A read that filled its view
+    leaves that open (the buffer may hold more, or it was a socket read),
+    so the next :meth:`first` waits for the next bytes into the buffer
+    first (as a read waits) and returns just those.
+    After the copy, :meth:`settle` gives ``http.client`` its count back, so
+    a whole body frees the connection for reuse and a short one does not.
     """
 
     def __init__(self, body: http.client.HTTPResponse, sock: socket.socket, end: int) -> None:
         self._body = body
         self._read1 = body.fp.read1
+        self._peek = body.fp.peek
+        self._filled = False
         self.then: Callable[[memoryview], int] = sock.recv_into
         self.end = end
 
@@ -110,9 +115,12 @@ class SocketBody:
 
     def first(self, view: memoryview) -> int:
         """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
+        if self._filled:
+            self._peek(1)
         data = self._read1(len(view))
         count = len(data)
         view[:count] = data
+        self._filled = count == len(view)
         return count
 
     def settle(self, received: int) -> None:
