@@ -83,11 +83,14 @@ class HttpSource(DownloadSource):
       ``backoff`` (1 s, doubling, at most 30 s) spaces them unless the server sent
       ``Retry-After`` (capped at ``max_retry_after``, 300 s).
     * ``connect_timeout`` (10 s), ``read_timeout`` (30 s without a byte).
-      Progress is reported as bytes arrive, however slowly (one socket read
-      at a time, at most ten reports a second).
-    * ``chunk_size`` (256 KiB): bytes per read; a cancel is seen between reads
-      (a spliced body moves 1 MiB per step, and a cancel also shuts the
-      socket, so a waiting read ends at once).
+      Progress is reported as bytes arrive, however slowly (at least every
+      0.1 s while bytes come, at most ten reports a second).
+    * ``chunk_size`` (256 KiB): the copy buffer, the most bytes one read
+      asks for; it goes to the part, the checksum and the progress report
+      when full or every 0.1 s, whichever comes first (a TLS read brings one
+      16 KiB record). A cancel is seen at each read (a spliced body moves
+      1 MiB per step, and a cancel also shuts the socket, so a waiting read
+      ends at once).
     * ``max_bytes`` (``None``): refuse bodies larger than this, whatever
       their framing: a ``Content-Length`` above it fails before the body is
       read, and a chunked or close-delimited body fails as soon as it
