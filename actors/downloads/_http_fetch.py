@@ -689,7 +689,9 @@ class Fetch:
         costs one write and one report per buffer, not per record, and a
         slow one is still reported every interval. Bytes read before an
         error or a cancel are written before it is raised (they are good
-        bytes for a resume); ``self.received`` counts what was written.
+        bytes for a resume; bytes whose write failed are not written again,
+        the part's length is taken from the file); ``self.received`` counts
+        what was handed to the part.
         """
         ctx = self.ctx
         limit = self.source.max_bytes
@@ -708,10 +710,10 @@ class Fetch:
         def flush() -> None:
             nonlocal written
             chunk = view[: received - written]
+            written = received  # handed over once: a failed write is not tried again
             write(chunk)
             if hasher is not None:
                 hasher.update(chunk)
-            written = received
 
         try:
             while True:

@@ -115,3 +115,49 @@ def test_a_fast_tls_body_reaches_the_part_a_buffer_at_a_time(
     assert Path(path).read_bytes() == body
     assert sum(writes) == len(body)
     assert len(writes) <= len(body) // source.chunk_size + 3, writes
+
+
+@pytest.mark.timeout(30)
+def test_a_write_that_failed_midway_is_not_repeated_and_the_resume_is_exact(
+    harness: Harness,
+    http_server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills while a buffer is written: part of it reached the part,
+    then the write failed. Writing the buffer again (as the error path of the
+    copy loop did at first) would double those bytes in the part."""
+    body = BODY * 2  # 600 KB: more than two buffers, so a meta file records the good length
+    calls: list[int] = []
+    opened = _partfile.PartFile.open
+
+    class FillsUp:
+        def __init__(self, file: Any) -> None:
+            self._file = file
+
+        def write(self, data: Any) -> int:
+            calls.append(len(data))
+            if len(calls) == 2:
+                self._file.write(data[: len(data) // 2])  # half of it, then the disk is full
+                raise OSError(28, "No space left on device")
+            return int(self._file.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._file, name)
+
+        def __enter__(self) -> FillsUp:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._file.__exit__(*exc)
+
+    url = http_server.file("/full.bin", body, etag='"v1"')
+    source = harness.source(chunk_size=64 * 1024)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            _partfile.PartFile, "open", lambda self, offset: FillsUp(opened(self, offset))
+        )
+        with pytest.raises(Exception, match="No space left on device"):
+            harness.fetch(source, url, download_id="f" * 32, extra={"keep_partial": True})
+    assert len(calls) == 2  # the failed write was not tried again
+    path = harness.fetch(source, url, download_id="f" * 32)
+    assert Path(path).read_bytes() == body
