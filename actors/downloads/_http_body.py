@@ -83,8 +83,9 @@ class SocketBody:
     Make one with :meth:`open` (``None`` where the reader is not over a
     plain or TLS socket, or the length is unknown). :meth:`first` reads
     what ``http.client`` buffered, :attr:`then` reads the socket itself;
-    the caller never asks either for bytes past :attr:`end` (the body's
-    end, counted like ``received``), and switches to :attr:`then` only
+    the caller never asks either for bytes past :attr:`end` (where the copy
+    stops, counted like ``received``: the body's end, or the caller's if
+    that comes first), and switches to :attr:`then` only
     after :meth:`first` returned fewer bytes than asked: ``read1`` never
     fills the buffer, so it is empty then. A read that filled its view
     leaves that open (the buffer may hold more, or it was a socket read),
@@ -94,24 +95,31 @@ class SocketBody:
     a whole body frees the connection for reuse and a short one does not.
     """
 
-    def __init__(self, body: http.client.HTTPResponse, sock: socket.socket, end: int) -> None:
+    def __init__(
+        self, body: http.client.HTTPResponse, sock: socket.socket, body_end: int, end: int
+    ) -> None:
         self._body = body
         self._read1 = body.fp.read1
         self._peek = body.fp.peek
         self._filled = False
+        self._body_end = body_end
         self.then: Callable[[memoryview], int] = sock.recv_into
         self.end = end
 
     @classmethod
-    def open(cls, body: http.client.HTTPResponse, received: int) -> SocketBody | None:
-        """For ``body`` whose bytes so far are ``received``; ``None`` if it cannot."""
+    def open(
+        cls, body: http.client.HTTPResponse, received: int, end: int | None
+    ) -> SocketBody | None:
+        """For ``body`` whose bytes so far are ``received``, to be copied up to
+        ``end`` at most (``None``: to its end); ``None`` if it cannot."""
         length = body.length
         sock = getattr(getattr(body.fp, "raw", None), "_sock", None)
         if length is None or not isinstance(sock, socket.socket):
             return None
         if type(sock) not in (socket.socket, ssl.SSLSocket):
             return None  # a subclass may read differently
-        return cls(body, sock, received + length)
+        body_end = received + length
+        return cls(body, sock, body_end, body_end if end is None else min(end, body_end))
 
     def first(self, view: memoryview) -> int:
         """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
@@ -129,7 +137,7 @@ class SocketBody:
         body = self._body
         if body.fp is None:
             return
-        body.length = max(0, self.end - received)
+        body.length = max(0, self._body_end - received)
         if not body.length:
             body.readinto(memoryview(bytearray(0)))  # closes the finished response
 

@@ -641,7 +641,7 @@ class Fetch:
             if splicer is not None:
                 self._splice(body, splicer, file, end=end, total=total)
                 return
-        direct = SocketBody.open(body, received)
+        direct = SocketBody.open(body, received, end)
         if direct is None:
             self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
         else:
@@ -669,17 +669,17 @@ class Fetch:
         hasher: hashlib._Hash | None,
         end: int | None,
         total: int | None,
-        stop_at_end: bool = False,
         first: Callable[[memoryview], int] | None = None,
     ) -> None:
         """Read into one reused buffer and write it out when full: the hot loop.
 
         No bytes object per chunk and none of urllib3's per-read layers; a
         short body ends the loop like a closed connection does, and the
-        caller checks the length. ``stop_at_end``: never ask for bytes past
-        ``end`` (a raw reader that does not know the body's length).
+        caller checks the length. No byte past ``end`` is ever asked for: an
+        answer longer than its range (its own length, the end of the
+        connection or its chunks go further) is left unread there.
         ``first``: the reader of the first reads, until one returns fewer
-        bytes than asked (then ``readinto``); with it, reads stop at ``end``.
+        bytes than asked (then ``readinto``).
 
         ``readinto`` returns after one socket read (one TLS record is 16 KiB),
         so a cancel, the size limit and the low-speed watch are checked as
@@ -701,8 +701,6 @@ class Fetch:
         watch = self.watch.progress if self.watch.active else None
         written = received = self.received
         due = now() + REPORT_INTERVAL
-        if first is not None:
-            stop_at_end = True
         read = first or readinto
 
         def flush() -> None:
@@ -717,7 +715,7 @@ class Fetch:
             while True:
                 filled = received - written
                 want = view[filled:]
-                if stop_at_end and end is not None:
+                if end is not None:
                     if received >= end:
                         break
                     want = want[: end - received]
@@ -802,7 +800,6 @@ class Fetch:
                             hasher=None,
                             end=end,
                             total=total,
-                            stop_at_end=True,
                         )
                         received = self.received
                         break
@@ -835,7 +832,8 @@ class Fetch:
         end: int | None,
         total: int | None,
     ) -> None:
-        """Copy any other body (chunked, or not plain ``http.client``) via urllib3."""
+        """Copy any other body (chunked, or not plain ``http.client``) via urllib3,
+        never past ``end``."""
         ctx = self.ctx
         limit = self.source.max_bytes
         received = self.received
@@ -850,6 +848,9 @@ class Fetch:
                     raise self._interrupted()
                 if chunk is None:
                     break
+                past = end is not None and received + len(chunk) > end
+                if past and end is not None:  # the rest of a longer answer is not its bytes
+                    chunk = chunk[: end - received]
                 received += len(chunk)
                 if limit is not None and received > limit:
                     msg = f"body larger than the size limit of {limit} bytes: {self.shown}"
@@ -859,6 +860,8 @@ class Fetch:
                     hasher.update(chunk)
                 self._report(received, total)
                 self.watch.progress(received)
+                if past:
+                    break
         finally:
             self.received = received
 

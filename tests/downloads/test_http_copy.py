@@ -16,6 +16,7 @@ import pytest
 
 from regisseur.actors.downloads import _partfile
 from tests.downloads.conftest import Harness, HttpServer, sha256
+from tests.downloads.test_http import make_part
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -115,3 +116,46 @@ def test_a_fast_tls_body_reaches_the_part_a_buffer_at_a_time(
     assert Path(path).read_bytes() == body
     assert sum(writes) == len(body)
     assert len(writes) <= len(body) // source.chunk_size + 3, writes
+
+
+def range_head(first: int, size: int, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n"
+        b'ETag: "v1"\r\n%b\r\n' % (first, size - 1, size, extra)
+    )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("framing", ["longer length", "no length", "chunked"])
+def test_bytes_past_the_content_range_never_reach_the_file(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path], framing: str
+) -> None:
+    """A resumed answer that carries more than its Content-Range promises.
+
+    Before: the copy read the whole answer (to its own Content-Length, to
+    the end of the connection, or to the last chunk), so the bytes past the
+    range were appended and a file longer than its size was published as a
+    success. Now the copy stops at the range's end; the rest of the answer
+    is left unread, so its connection is not used again."""
+    rest = BODY[1000:] + b"JUNK" * 20
+    if framing == "longer length":
+        answer = range_head(1000, len(BODY), b"Content-Length: %d\r\n" % len(rest)) + rest
+    elif framing == "no length":
+        answer = range_head(1000, len(BODY), b"Connection: close\r\n") + rest
+    else:
+        framed = b"%x\r\n%b\r\n0\r\n\r\n" % (len(rest), rest)
+        answer = range_head(1000, len(BODY), b"Transfer-Encoding: chunked\r\n") + framed
+
+    def resumed(request: Any) -> None:
+        request.raw(answer)
+        if framing == "no length":
+            request.close()
+
+    make_part(harness, "r.bin", "r" * 32, BODY[:1000], etag='"v1"', size=len(BODY))
+    url = server.route("/r.bin", resumed)
+    source = harness.source(retries=0, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, download_id="r" * 32)
+    assert Path(path).read_bytes() == BODY
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
