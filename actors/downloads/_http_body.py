@@ -92,13 +92,16 @@ class SocketBody:
     so the next :meth:`first` waits for the next bytes into the buffer
     first (as a read waits) and returns just those.
     After the copy, :meth:`settle` gives ``http.client`` its count back, so
-    a whole body frees the connection for reuse and a short one does not.
+    a whole body frees the connection for reuse and a short one does not
+    (nor one followed by bytes the TLS socket already holds: the pool's
+    check for a dropped connection only sees the file descriptor).
     """
 
     def __init__(
         self, body: http.client.HTTPResponse, sock: socket.socket, body_end: int, end: int
     ) -> None:
         self._body = body
+        self._sock = sock
         self._read1 = body.fp.read1
         self._peek = body.fp.peek
         self._filled = False
@@ -133,13 +136,17 @@ class SocketBody:
 
     def settle(self, received: int) -> None:
         """The copy stopped at ``received``: tell ``http.client`` what is left
-        (it closes the response once nothing is)."""
+        (it closes the response once nothing is, unless more bytes follow)."""
         body = self._body
         if body.fp is None:
             return
         body.length = max(0, self._body_end - received)
-        if not body.length:
-            body.readinto(memoryview(bytearray(0)))  # closes the finished response
+        if body.length:
+            return
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # bytes past the body: the response stays open, its connection unused
+        body.readinto(memoryview(bytearray(0)))  # closes the finished response
 
 
 class ChunkedReader:

@@ -159,3 +159,24 @@ def test_bytes_past_the_content_range_never_reach_the_file(
     assert Path(path).read_bytes() == BODY
     after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
     assert Path(after).read_bytes() == BODY[:5000]
+
+
+@pytest.mark.timeout(30)
+def test_bytes_after_a_whole_body_do_not_break_the_next_download(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """A server that sends more than its Content-Length, in the same write.
+
+    Before (over TLS): the body was read from the socket up to its last
+    byte exactly; the junk after it, decrypted with it in the same TLS
+    record, stayed inside the TLS socket where the pool's check for a
+    dropped connection (is the socket readable?) cannot see it, so the
+    connection was used again and the next download failed on
+    ``BadStatusLine: JUNK...``."""
+    body = BODY[:20_000]
+    url = server.route("/junk.bin", lambda request: request.raw(head_and_body(body) + b"JUNK" * 8))
+    source = harness.source(retries=0, verify=str(certificate[0]))
+    session = harness.session(source)
+    assert Path(harness.fetch(source, url, session=session)).read_bytes() == body
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
