@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from regisseur.actors.downloads import _partfile
-from tests.downloads.conftest import Harness, HttpServer, sha256
+from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from tests.downloads.conftest import WAIT, Harness, HttpServer, serve_bytes, sha256
 from tests.downloads.test_http import make_part
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 # Not a multiple of any buffer or TLS record; under 1 MiB, so never spliced.
 BODY = random.Random(7).randbytes(300_001)
@@ -180,3 +181,102 @@ def test_bytes_after_a_whole_body_do_not_break_the_next_download(
     assert Path(harness.fetch(source, url, session=session)).read_bytes() == body
     after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
     assert Path(after).read_bytes() == BODY[:5000]
+
+
+def trickled(body: bytes) -> Callable[[Any], None]:
+    """The head with 3 body bytes, 40 more one write each, then the rest at once."""
+
+    def answer(request: Any) -> None:
+        whole = head_and_body(body)
+        start = len(whole) - len(body)
+        request.raw(whole[: start + 3])
+        for at in range(start + 3, min(start + 43, len(whole))):
+            request.write(whole[at : at + 1])
+        request.write(whole[start + 43 :])
+
+    return answer
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", [0, 1, 8193, 16385])
+@pytest.mark.parametrize("chunk_size", [1, 7, 8192])
+def test_a_body_in_any_pieces_arrives_exact(
+    harness: Harness,
+    server: HttpServer,
+    certificate: tuple[Path, Path],
+    size: int,
+    chunk_size: int,
+) -> None:
+    """Buffers of 1, 7 and 8192 bytes (http.client's own size) against bytes
+    that come with the head, one by one, then in a burst: whichever reader
+    holds them, every byte lands once, in order, and the connection is clean
+    for the next download."""
+    body = BODY[:size]
+    url = server.route("/pieces.bin", trickled(body))
+    source = harness.source(chunk_size=chunk_size, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(body)})
+    assert Path(path).read_bytes() == body
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+    assert server.connection_count() == 1
+
+
+@pytest.mark.timeout(30)
+def test_bytes_read_before_a_timeout_are_kept_and_resumed_from(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The 5,001 bytes wait in the copy's buffer (neither full nor due on the
+    test's clock) when the read times out: they reach the part, its record
+    says so, and the next run asks for the rest from there."""
+    gate = server.gate()
+
+    def stall(request: Any) -> None:
+        request.head(200, {"Content-Length": str(len(BODY)), "ETag": '"v1"'})
+        request.write(BODY[:5001])
+        gate.wait(WAIT)
+
+    url = server.sequence("/stall.bin", stall, lambda r: serve_bytes(r, BODY, etag='"v1"'))
+    options = {"retries": 0, "keep_partial": True, "verify": str(certificate[0])}
+    with pytest.raises(DownloadError, match="read timed out after 0.5s: received 5001 of"):
+        harness.fetch(harness.source(read_timeout=0.5, **options), url, download_id="t" * 32)
+    gate.set()
+    part = harness.directory / f"stall.bin.{'t' * 32}.part"
+    assert part.read_bytes() == BODY[:5001]
+    path = harness.fetch(
+        harness.source(**options), url, download_id="t" * 32, extra={"sha256": sha256(BODY)}
+    )
+    assert Path(path).read_bytes() == BODY
+    assert server.seen("/stall.bin")[1].headers["Range"] == "bytes=5001-"
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_ends_a_blocked_tls_read_at_once_and_the_next_run_resumes(
+    harness: Harness, https_server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The server goes quiet mid-body and never speaks again: the stop shuts
+    the TLS socket down (the read would wait 30 s), the part keeps its good
+    bytes, and the next run resumes to the exact file."""
+    gates = [https_server.gate() for _ in range(2)]
+
+    def quiet(request: Any) -> None:
+        request.head(200, {"Content-Length": str(len(BODY)), "ETag": '"v1"'})
+        gates[0].wait(WAIT)
+        request.write(BODY[:1024])
+        gates[1].wait(WAIT)
+
+    url = https_server.sequence("/quiet.bin", quiet, lambda r: serve_bytes(r, BODY, etag='"v1"'))
+    source = harness.source(chunk_size=1024, verify=str(certificate[0]))
+    running = harness.start(source, url, download_id="q" * 32)
+    harness.wait_progress(0)  # the head is read, the part open
+    harness.clock.advance(1.0)  # let the next progress report through the throttle
+    gates[0].set()
+    harness.wait_progress(1024)  # a full buffer is on disk; the next read blocks
+    running.token.cancel("stopping")
+    with pytest.raises(DownloadInterrupted):
+        running.result()
+    part = harness.directory / f"quiet.bin.{'q' * 32}.part"
+    assert part.read_bytes() == BODY[:1024]
+    path = harness.fetch(source, url, download_id="q" * 32, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    assert https_server.seen("/quiet.bin")[1].headers["Range"] == "bytes=1024-"
