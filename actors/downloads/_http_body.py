@@ -27,6 +27,8 @@ wrong. Runs on the worker thread that owns the response.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import socket
 import ssl
@@ -95,6 +97,13 @@ class SocketBody:
     a whole body frees the connection for reuse and a short one does not
     (nor one followed by bytes the TLS socket already holds: the pool's
     check for a dropped connection only sees the file descriptor).
+
+    :meth:`listen` makes both readers give up (``TimeoutError``) after a
+    short quiet, so the caller can write what it holds while a server
+    stalls; :attr:`patience` is how long the socket may stay quiet in all
+    (its own read timeout), and :meth:`settle` gives it that timeout back.
+    A quiet in :meth:`first` leaves ``http.client``'s buffer empty (it read
+    the socket only because the buffer was), so :attr:`then` goes on.
     """
 
     def __init__(
@@ -102,6 +111,9 @@ class SocketBody:
     ) -> None:
         self._body = body
         self._sock = sock
+        self._timeout = sock.gettimeout()
+        self._listening = False
+        self.patience = math.inf if self._timeout is None else self._timeout
         self._read1 = body.fp.read1
         self._peek = body.fp.peek
         self._filled = False
@@ -124,6 +136,12 @@ class SocketBody:
         body_end = received + length
         return cls(body, sock, body_end, body_end if end is None else min(end, body_end))
 
+    def listen(self, quiet: float) -> None:
+        """From now on a read gives up after ``quiet`` seconds without a byte."""
+        if quiet < self.patience:
+            self._sock.settimeout(quiet)
+            self._listening = True
+
     def first(self, view: memoryview) -> int:
         """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
         if self._filled:
@@ -135,8 +153,13 @@ class SocketBody:
         return count
 
     def settle(self, received: int) -> None:
-        """The copy stopped at ``received``: tell ``http.client`` what is left
-        (it closes the response once nothing is, unless more bytes follow)."""
+        """The copy stopped at ``received``: give the socket its timeout back,
+        tell ``http.client`` what is left (it closes the response once nothing
+        is, unless more bytes follow)."""
+        if self._listening:
+            self._listening = False
+            with contextlib.suppress(OSError):  # closed: it is not used again
+                self._sock.settimeout(self._timeout)
         body = self._body
         if body.fp is None:
             return

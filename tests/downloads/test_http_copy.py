@@ -9,6 +9,7 @@ reuse, and the size of its writes.
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,10 @@ import pytest
 
 from regisseur.actors.downloads import _partfile
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from regisseur.messages import DownloadProgressed, DownloadState
 from tests.downloads.conftest import WAIT, Harness, HttpServer, serve_bytes, sha256
 from tests.downloads.test_http import make_part
+from tests.reliability.test_hostile_http import http_system
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -280,3 +283,65 @@ def test_a_stop_ends_a_blocked_tls_read_at_once_and_the_next_run_resumes(
     path = harness.fetch(source, url, download_id="q" * 32, extra={"sha256": sha256(BODY)})
     assert Path(path).read_bytes() == BODY
     assert https_server.seen("/quiet.bin")[1].headers["Range"] == "bytes=1024-"
+
+
+@pytest.mark.timeout(30)
+def test_bytes_that_came_before_the_server_went_quiet_are_reported(
+    server: HttpServer, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A burst, then silence: a server that stalls mid-body (on the real clock).
+
+    Before: the burst waited in the copy's buffer (not full, and no read
+    returned to see that a report was due) for as long as the server stayed
+    quiet, up to the read timeout: no progress showed it and no checkpoint
+    recorded it. Now a read of a quiet socket gives up after the reporting
+    interval, and what came is written and reported."""
+    burst = 100_000
+    gate = server.gate()
+
+    def stall(request: Any) -> None:
+        request.raw(head_and_body(BODY)[: -len(BODY)] + BODY[:burst])
+        gate.wait(WAIT)
+
+    url = server.route("/quiet.bin", stall)
+    shown = threading.Event()
+
+    def seen(event: object) -> None:
+        if isinstance(event, DownloadProgressed) and event.record.transferred == burst:
+            shown.set()
+
+    options = {"read_timeout": WAIT * 2, "verify": str(certificate[0])}
+    with http_system(tmp_path, **options) as system, system.downloads.subscribe(seen):
+        download = system.downloads.submit("http", url, "quiet")
+        assert shown.wait(WAIT)
+        assert system.downloads.cancel(download) is True
+        assert system.downloads.wait(download, WAIT).state is DownloadState.CANCELLED
+
+
+@pytest.mark.timeout(30)
+def test_pauses_of_the_server_lose_no_byte_and_keep_the_connection(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """Pauses longer than a quiet read waits (the server's own pace, 0.3 s):
+    one before the first body byte (``http.client``'s reader gives up and the
+    socket is read directly from then on), one mid-body; every byte lands,
+    the part is whole and the connection serves the next download."""
+    pace = server.gate()  # never opened: it only paces the server
+
+    def paused(request: Any) -> None:
+        whole = head_and_body(BODY)
+        start = len(whole) - len(BODY)
+        request.raw(whole[:start])
+        pace.wait(0.3)
+        request.write(whole[start : start + 50_000])
+        pace.wait(0.3)
+        request.write(whole[start + 50_000 :])
+
+    url = server.route("/paused.bin", paused)
+    source = harness.source(read_timeout=WAIT, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+    assert server.connection_count() == 1
