@@ -2,8 +2,10 @@
 
 After the bytes ``http.client`` buffered with the head, HttpSource reads
 the socket itself and hands the part a whole buffer at a time (not each
-16 KiB TLS record); these tests hold it to the bytes, the connection's
-reuse, and the size of its writes.
+16 KiB TLS record); these tests hold it to the bytes (whatever their
+pieces, pauses and errors, and never past a range's end), the
+connection's reuse (never after a short body or one with bytes after
+it), the size of its writes, and its reports while a server is quiet.
 """
 
 from __future__ import annotations
