@@ -27,6 +27,8 @@ wrong. Runs on the worker thread that owns the response.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import socket
 import ssl
@@ -83,35 +85,62 @@ class SocketBody:
     Make one with :meth:`open` (``None`` where the reader is not over a
     plain or TLS socket, or the length is unknown). :meth:`first` reads
     what ``http.client`` buffered, :attr:`then` reads the socket itself;
-    the caller never asks either for bytes past :attr:`end` (the body's
-    end, counted like ``received``), and switches to :attr:`then` only
+    the caller never asks either for bytes past :attr:`end` (where the copy
+    stops, counted like ``received``: the body's end, or the caller's if
+    that comes first), and switches to :attr:`then` only
     after :meth:`first` returned fewer bytes than asked: ``read1`` never
     fills the buffer, so it is empty then. A read that filled its view
     leaves that open (the buffer may hold more, or it was a socket read),
     so the next :meth:`first` waits for the next bytes into the buffer
     first (as a read waits) and returns just those.
     After the copy, :meth:`settle` gives ``http.client`` its count back, so
-    a whole body frees the connection for reuse and a short one does not.
+    a whole body frees the connection for reuse and a short one does not
+    (nor one followed by bytes the TLS socket already holds: the pool's
+    check for a dropped connection only sees the file descriptor).
+
+    :meth:`listen` makes both readers give up (``TimeoutError``) after a
+    short quiet, so the caller can write what it holds while a server
+    stalls; :attr:`patience` is how long the socket may stay quiet in all
+    (its own read timeout), and :meth:`settle` gives it that timeout back.
+    A quiet in :meth:`first` leaves ``http.client``'s buffer empty (it read
+    the socket only because the buffer was), so :attr:`then` goes on.
     """
 
-    def __init__(self, body: http.client.HTTPResponse, sock: socket.socket, end: int) -> None:
+    def __init__(
+        self, body: http.client.HTTPResponse, sock: socket.socket, body_end: int, end: int
+    ) -> None:
         self._body = body
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+        self._listening = False
+        self.patience = math.inf if self._timeout is None else self._timeout
         self._read1 = body.fp.read1
         self._peek = body.fp.peek
         self._filled = False
+        self._body_end = body_end
         self.then: Callable[[memoryview], int] = sock.recv_into
         self.end = end
 
     @classmethod
-    def open(cls, body: http.client.HTTPResponse, received: int) -> SocketBody | None:
-        """For ``body`` whose bytes so far are ``received``; ``None`` if it cannot."""
+    def open(
+        cls, body: http.client.HTTPResponse, received: int, end: int | None
+    ) -> SocketBody | None:
+        """For ``body`` whose bytes so far are ``received``, to be copied up to
+        ``end`` at most (``None``: to its end); ``None`` if it cannot."""
         length = body.length
         sock = getattr(getattr(body.fp, "raw", None), "_sock", None)
         if length is None or not isinstance(sock, socket.socket):
             return None
         if type(sock) not in (socket.socket, ssl.SSLSocket):
             return None  # a subclass may read differently
-        return cls(body, sock, received + length)
+        body_end = received + length
+        return cls(body, sock, body_end, body_end if end is None else min(end, body_end))
+
+    def listen(self, quiet: float) -> None:
+        """From now on a read gives up after ``quiet`` seconds without a byte."""
+        if quiet < self.patience:
+            self._sock.settimeout(quiet)
+            self._listening = True
 
     def first(self, view: memoryview) -> int:
         """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
@@ -124,14 +153,23 @@ class SocketBody:
         return count
 
     def settle(self, received: int) -> None:
-        """The copy stopped at ``received``: tell ``http.client`` what is left
-        (it closes the response once nothing is)."""
+        """The copy stopped at ``received``: give the socket its timeout back,
+        tell ``http.client`` what is left (it closes the response once nothing
+        is, unless more bytes follow)."""
+        if self._listening:
+            self._listening = False
+            with contextlib.suppress(OSError):  # closed: it is not used again
+                self._sock.settimeout(self._timeout)
         body = self._body
         if body.fp is None:
             return
-        body.length = max(0, self.end - received)
-        if not body.length:
-            body.readinto(memoryview(bytearray(0)))  # closes the finished response
+        body.length = max(0, self._body_end - received)
+        if body.length:
+            return
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # bytes past the body: the response stays open, its connection unused
+        body.readinto(memoryview(bytearray(0)))  # closes the finished response
 
 
 class ChunkedReader:

@@ -30,6 +30,7 @@ import contextlib
 import http.client
 import re
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -102,6 +103,10 @@ _OWNER_CHECK_SECONDS = 5.0
 # next run starts it from byte 0.
 _SMALL_BODY = _CHECKPOINT_MIN
 _LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
+# A read of a body gives up after this many real seconds without a byte, so
+# what the copy holds is written and reported while a server stalls; the
+# read timeout then counts these quiets together.
+_QUIET = REPORT_INTERVAL
 _ASIDE_AFTER = 15  # tries (about 3 s) before a claimed run writes a part of its own
 
 
@@ -641,11 +646,12 @@ class Fetch:
             if splicer is not None:
                 self._splice(body, splicer, file, end=end, total=total)
                 return
-        direct = SocketBody.open(body, received)
+        direct = SocketBody.open(body, received, end)
         if direct is None:
             self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
         else:
             try:
+                direct.listen(_QUIET)
                 self._copy_loop(
                     direct.then,
                     file,
@@ -653,6 +659,7 @@ class Fetch:
                     end=direct.end,
                     total=total,
                     first=direct.first,
+                    patience=direct.patience,
                 )
             finally:
                 direct.settle(self.received)
@@ -669,17 +676,21 @@ class Fetch:
         hasher: hashlib._Hash | None,
         end: int | None,
         total: int | None,
-        stop_at_end: bool = False,
         first: Callable[[memoryview], int] | None = None,
+        patience: float | None = None,
     ) -> None:
         """Read into one reused buffer and write it out when full: the hot loop.
 
         No bytes object per chunk and none of urllib3's per-read layers; a
         short body ends the loop like a closed connection does, and the
-        caller checks the length. ``stop_at_end``: never ask for bytes past
-        ``end`` (a raw reader that does not know the body's length).
+        caller checks the length. No byte past ``end`` is ever asked for: an
+        answer longer than its range (its own length, the end of the
+        connection or its chunks go further) is left unread there.
         ``first``: the reader of the first reads, until one returns fewer
-        bytes than asked (then ``readinto``); with it, reads stop at ``end``.
+        bytes than asked or times out (then ``readinto``).
+        ``patience``: a read that times out is a pause of the server, not an
+        error, until the socket was quiet this long (real seconds, as socket
+        timeouts are); what the buffer holds is written at each pause.
 
         ``readinto`` returns after one socket read (one TLS record is 16 KiB),
         so a cancel, the size limit and the low-speed watch are checked as
@@ -687,7 +698,8 @@ class Fetch:
         progress report, which may checkpoint the part) when it is full, or
         when ``REPORT_INTERVAL`` passed since the last write: a fast body
         costs one write and one report per buffer, not per record, and a
-        slow one is still reported every interval. Bytes read before an
+        slow one is still reported every interval (and at each pause, with
+        ``patience``: a server that stalls mid-body). Bytes read before an
         error or a cancel are written before it is raised (they are good
         bytes for a resume; bytes whose write failed are not written again,
         the part's length is taken from the file); ``self.received`` counts
@@ -703,9 +715,8 @@ class Fetch:
         watch = self.watch.progress if self.watch.active else None
         written = received = self.received
         due = now() + REPORT_INTERVAL
-        if first is not None:
-            stop_at_end = True
         read = first or readinto
+        quiet_since: float | None = None  # real time, while reads time out
 
         def flush() -> None:
             nonlocal written
@@ -719,14 +730,29 @@ class Fetch:
             while True:
                 filled = received - written
                 want = view[filled:]
-                if stop_at_end and end is not None:
+                if end is not None:
                     if received >= end:
                         break
                     want = want[: end - received]
                 try:
                     count = read(want)
+                except TimeoutError as exc:
+                    if patience is None:
+                        raise self._read_failed(exc, received, end) from exc
+                    clock = time.monotonic()
+                    if quiet_since is None:
+                        quiet_since = clock - _QUIET
+                    if clock - quiet_since >= patience or ctx.cancelled:
+                        raise self._read_failed(exc, received, end) from exc
+                    read = readinto
+                    if received > written:
+                        flush()
+                        report(received, total)
+                        due = now() + REPORT_INTERVAL
+                    continue
                 except (*_NETWORK_ERRORS, http.client.HTTPException, ValueError) as exc:
                     raise self._read_failed(exc, received, end) from exc
+                quiet_since = None
                 if read is not readinto and count < len(want):
                     read = readinto
                 if ctx.cancelled:
@@ -804,7 +830,6 @@ class Fetch:
                             hasher=None,
                             end=end,
                             total=total,
-                            stop_at_end=True,
                         )
                         received = self.received
                         break
@@ -837,7 +862,8 @@ class Fetch:
         end: int | None,
         total: int | None,
     ) -> None:
-        """Copy any other body (chunked, or not plain ``http.client``) via urllib3."""
+        """Copy any other body (chunked, or not plain ``http.client``) via urllib3,
+        never past ``end``."""
         ctx = self.ctx
         limit = self.source.max_bytes
         received = self.received
@@ -852,6 +878,9 @@ class Fetch:
                     raise self._interrupted()
                 if chunk is None:
                     break
+                past = end is not None and received + len(chunk) > end
+                if past and end is not None:  # the rest of a longer answer is not its bytes
+                    chunk = chunk[: end - received]
                 received += len(chunk)
                 if limit is not None and received > limit:
                     msg = f"body larger than the size limit of {limit} bytes: {self.shown}"
@@ -861,6 +890,8 @@ class Fetch:
                     hasher.update(chunk)
                 self._report(received, total)
                 self.watch.progress(received)
+                if past:
+                    break
         finally:
             self.received = received
 

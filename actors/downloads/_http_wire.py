@@ -155,7 +155,11 @@ def parse_content_range(value: str | None) -> ContentRange | None:
 
 
 def content_length(response: requests.Response) -> int | None:
-    """The response's ``Content-Length``, or ``None`` if absent or malformed."""
+    """The response's ``Content-Length``, or ``None`` if absent or malformed, or
+    if the body is chunked (the chunks override the length; the test is
+    ``http.client``'s, which reads the body)."""
+    if (response.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+        return None
     value = (response.headers.get("Content-Length") or "").strip()
     return int(value) if _DIGITS.fullmatch(value) else None
 

@@ -2,23 +2,30 @@
 
 After the bytes ``http.client`` buffered with the head, HttpSource reads
 the socket itself and hands the part a whole buffer at a time (not each
-16 KiB TLS record); these tests hold it to the bytes, the connection's
-reuse, and the size of its writes.
+16 KiB TLS record); these tests hold it to the bytes (whatever their
+pieces, pauses and errors, and never past a range's end), the
+connection's reuse (never after a short body or one with bytes after
+it), the size of its writes, and its reports while a server is quiet.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from regisseur.actors.downloads import _partfile
-from tests.downloads.conftest import Harness, HttpServer, sha256
+from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from regisseur.messages import DownloadProgressed, DownloadState
+from tests.downloads.conftest import WAIT, Harness, HttpServer, serve_bytes, sha256
+from tests.downloads.test_http import make_part
+from tests.reliability.test_hostile_http import http_system
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 # Not a multiple of any buffer or TLS record; under 1 MiB, so never spliced.
 BODY = random.Random(7).randbytes(300_001)
@@ -161,3 +168,228 @@ def test_a_write_that_failed_midway_is_not_repeated_and_the_resume_is_exact(
     assert len(calls) == 2  # the failed write was not tried again
     path = harness.fetch(source, url, download_id="f" * 32)
     assert Path(path).read_bytes() == body
+
+
+def range_head(first: int, size: int, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n"
+        b'ETag: "v1"\r\n%b\r\n' % (first, size - 1, size, extra)
+    )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("framing", ["longer length", "no length", "chunked"])
+def test_bytes_past_the_content_range_never_reach_the_file(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path], framing: str
+) -> None:
+    """A resumed answer that carries more than its Content-Range promises.
+
+    Before: the copy read the whole answer (to its own Content-Length, to
+    the end of the connection, or to the last chunk), so the bytes past the
+    range were appended and a file longer than its size was published as a
+    success. Now the copy stops at the range's end; the rest of the answer
+    is left unread, so its connection is not used again."""
+    rest = BODY[1000:] + b"JUNK" * 20
+    if framing == "longer length":
+        answer = range_head(1000, len(BODY), b"Content-Length: %d\r\n" % len(rest)) + rest
+    elif framing == "no length":
+        answer = range_head(1000, len(BODY), b"Connection: close\r\n") + rest
+    else:
+        framed = b"%x\r\n%b\r\n0\r\n\r\n" % (len(rest), rest)
+        answer = range_head(1000, len(BODY), b"Transfer-Encoding: chunked\r\n") + framed
+
+    def resumed(request: Any) -> None:
+        request.raw(answer)
+        if framing == "no length":
+            request.close()
+
+    make_part(harness, "r.bin", "r" * 32, BODY[:1000], etag='"v1"', size=len(BODY))
+    url = server.route("/r.bin", resumed)
+    source = harness.source(retries=0, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, download_id="r" * 32)
+    assert Path(path).read_bytes() == BODY
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+
+
+@pytest.mark.timeout(30)
+def test_bytes_after_a_whole_body_do_not_break_the_next_download(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """A server that sends more than its Content-Length, in the same write.
+
+    Before (over TLS): the body was read from the socket up to its last
+    byte exactly; the junk after it, decrypted with it in the same TLS
+    record, stayed inside the TLS socket where the pool's check for a
+    dropped connection (is the socket readable?) cannot see it, so the
+    connection was used again and the next download failed on
+    ``BadStatusLine: JUNK...``."""
+    body = BODY[:20_000]
+    url = server.route("/junk.bin", lambda request: request.raw(head_and_body(body) + b"JUNK" * 8))
+    source = harness.source(retries=0, verify=str(certificate[0]))
+    session = harness.session(source)
+    assert Path(harness.fetch(source, url, session=session)).read_bytes() == body
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+
+
+def trickled(body: bytes) -> Callable[[Any], None]:
+    """The head with 3 body bytes, 40 more one write each, then the rest at once."""
+
+    def answer(request: Any) -> None:
+        whole = head_and_body(body)
+        start = len(whole) - len(body)
+        request.raw(whole[: start + 3])
+        for at in range(start + 3, min(start + 43, len(whole))):
+            request.write(whole[at : at + 1])
+        request.write(whole[start + 43 :])
+
+    return answer
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", [0, 1, 8193, 16385])
+@pytest.mark.parametrize("chunk_size", [1, 7, 8192])
+def test_a_body_in_any_pieces_arrives_exact(
+    harness: Harness,
+    server: HttpServer,
+    certificate: tuple[Path, Path],
+    size: int,
+    chunk_size: int,
+) -> None:
+    """Buffers of 1, 7 and 8192 bytes (http.client's own size) against bytes
+    that come with the head, one by one, then in a burst: whichever reader
+    holds them, every byte lands once, in order, and the connection is clean
+    for the next download."""
+    body = BODY[:size]
+    url = server.route("/pieces.bin", trickled(body))
+    source = harness.source(chunk_size=chunk_size, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(body)})
+    assert Path(path).read_bytes() == body
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+    assert server.connection_count() == 1
+
+
+@pytest.mark.timeout(30)
+def test_bytes_read_before_a_timeout_are_kept_and_resumed_from(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The 5,001 bytes wait in the copy's buffer (neither full nor due on the
+    test's clock) when the read times out: they reach the part, its record
+    says so, and the next run asks for the rest from there."""
+    gate = server.gate()
+
+    def stall(request: Any) -> None:
+        request.head(200, {"Content-Length": str(len(BODY)), "ETag": '"v1"'})
+        request.write(BODY[:5001])
+        gate.wait(WAIT)
+
+    url = server.sequence("/stall.bin", stall, lambda r: serve_bytes(r, BODY, etag='"v1"'))
+    options = {"retries": 0, "keep_partial": True, "verify": str(certificate[0])}
+    with pytest.raises(DownloadError, match="read timed out after 0.5s: received 5001 of"):
+        harness.fetch(harness.source(read_timeout=0.5, **options), url, download_id="t" * 32)
+    gate.set()
+    part = harness.directory / f"stall.bin.{'t' * 32}.part"
+    assert part.read_bytes() == BODY[:5001]
+    path = harness.fetch(
+        harness.source(**options), url, download_id="t" * 32, extra={"sha256": sha256(BODY)}
+    )
+    assert Path(path).read_bytes() == BODY
+    assert server.seen("/stall.bin")[1].headers["Range"] == "bytes=5001-"
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_ends_a_blocked_tls_read_at_once_and_the_next_run_resumes(
+    harness: Harness, https_server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The server goes quiet mid-body and never speaks again: the stop shuts
+    the TLS socket down (the read would wait 30 s), the part keeps its good
+    bytes, and the next run resumes to the exact file."""
+    gates = [https_server.gate() for _ in range(2)]
+
+    def quiet(request: Any) -> None:
+        request.head(200, {"Content-Length": str(len(BODY)), "ETag": '"v1"'})
+        gates[0].wait(WAIT)
+        request.write(BODY[:1024])
+        gates[1].wait(WAIT)
+
+    url = https_server.sequence("/quiet.bin", quiet, lambda r: serve_bytes(r, BODY, etag='"v1"'))
+    source = harness.source(chunk_size=1024, verify=str(certificate[0]))
+    running = harness.start(source, url, download_id="q" * 32)
+    harness.wait_progress(0)  # the head is read, the part open
+    harness.clock.advance(1.0)  # let the next progress report through the throttle
+    gates[0].set()
+    harness.wait_progress(1024)  # a full buffer is on disk; the next read blocks
+    running.token.cancel("stopping")
+    with pytest.raises(DownloadInterrupted):
+        running.result()
+    part = harness.directory / f"quiet.bin.{'q' * 32}.part"
+    assert part.read_bytes() == BODY[:1024]
+    path = harness.fetch(source, url, download_id="q" * 32, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    assert https_server.seen("/quiet.bin")[1].headers["Range"] == "bytes=1024-"
+
+
+@pytest.mark.timeout(30)
+def test_bytes_that_came_before_the_server_went_quiet_are_reported(
+    server: HttpServer, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A burst, then silence: a server that stalls mid-body (on the real clock).
+
+    Before: the burst waited in the copy's buffer (not full, and no read
+    returned to see that a report was due) for as long as the server stayed
+    quiet, up to the read timeout: no progress showed it and no checkpoint
+    recorded it. Now a read of a quiet socket gives up after the reporting
+    interval, and what came is written and reported."""
+    burst = 100_000
+    gate = server.gate()
+
+    def stall(request: Any) -> None:
+        request.raw(head_and_body(BODY)[: -len(BODY)] + BODY[:burst])
+        gate.wait(WAIT)
+
+    url = server.route("/quiet.bin", stall)
+    shown = threading.Event()
+
+    def seen(event: object) -> None:
+        if isinstance(event, DownloadProgressed) and event.record.transferred == burst:
+            shown.set()
+
+    options = {"read_timeout": WAIT * 2, "verify": str(certificate[0])}
+    with http_system(tmp_path, **options) as system, system.downloads.subscribe(seen):
+        download = system.downloads.submit("http", url, "quiet")
+        assert shown.wait(WAIT)
+        assert system.downloads.cancel(download) is True
+        assert system.downloads.wait(download, WAIT).state is DownloadState.CANCELLED
+
+
+@pytest.mark.timeout(30)
+def test_pauses_of_the_server_lose_no_byte_and_keep_the_connection(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """Pauses longer than a quiet read waits (the server's own pace, 0.3 s):
+    one before the first body byte (``http.client``'s reader gives up and the
+    socket is read directly from then on), one mid-body; every byte lands,
+    the part is whole and the connection serves the next download."""
+    pace = server.gate()  # never opened: it only paces the server
+
+    def paused(request: Any) -> None:
+        whole = head_and_body(BODY)
+        start = len(whole) - len(BODY)
+        request.raw(whole[:start])
+        pace.wait(0.3)
+        request.write(whole[start : start + 50_000])
+        pace.wait(0.3)
+        request.write(whole[start + 50_000 :])
+
+    url = server.route("/paused.bin", paused)
+    source = harness.source(read_timeout=WAIT, verify=str(certificate[0]))
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(BODY)})
+    assert Path(path).read_bytes() == BODY
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+    assert server.connection_count() == 1
