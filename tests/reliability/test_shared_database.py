@@ -81,9 +81,11 @@ def test_a_killed_app_is_resumed_once_while_the_other_keeps_running(
                 lambda name=name: recorded(directory, name) > 0,  # type: ignore[misc]
                 f"a checkpoint of the .part of {name}",
             )
-        offset = recorded(directory, "a.bin")
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=WAIT)
+        # Read once the killed process can record no more: a later checkpoint
+        # (the one at 4 MiB) may land between the wait above and the kill.
+        offset = recorded(directory, "a.bin")
 
         restarted = app(db, directory, "--wait-url", a_url, "--wait-url", b_url)
         resumed = ended(restarted)  # b.bin is still held in the survivor meanwhile
