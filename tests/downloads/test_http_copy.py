@@ -43,6 +43,57 @@ def head_and_body(body: bytes) -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
 
+def next_download_is_exact(harness: Harness, server: HttpServer, source: Any, session: Any) -> None:
+    """A download after the test's on the same session arrives exact (a dirty
+    connection handed out again would break it)."""
+    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
+    assert Path(after).read_bytes() == BODY[:5000]
+
+
+def exact_on_one_connection(
+    harness: Harness, server: HttpServer, source: Any, url: str, body: bytes
+) -> None:
+    """``url`` (checksummed: never spliced) arrives as ``body``, and the next
+    download goes over the same connection, exact."""
+    session = harness.session(source)
+    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(body)})
+    assert Path(path).read_bytes() == body
+    next_download_is_exact(harness, server, source, session)
+    assert server.connection_count() == 1
+
+
+class SpiedPart:
+    """The part's writer, with every ``write`` seen by ``on_write`` first.
+
+    ``on_write(file, data)`` returns what ``write`` returns (it may write
+    part of ``data`` and raise, as a filling disk does).
+    """
+
+    def __init__(self, file: Any, on_write: Callable[[Any, Any], int]) -> None:
+        self._file = file
+        self._on_write = on_write
+
+    def write(self, data: Any) -> int:
+        return self._on_write(self._file, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> SpiedPart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.__exit__(*exc)
+
+
+def spy_on_parts(patch: pytest.MonkeyPatch, on_write: Callable[[Any, Any], int]) -> None:
+    """Make every part this test opens a :class:`SpiedPart`."""
+    opened = _partfile.PartFile.open
+    patch.setattr(
+        _partfile.PartFile, "open", lambda self, offset: SpiedPart(opened(self, offset), on_write)
+    )
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("chunk_size", [1024, 256 * 1024])
 def test_body_sent_with_its_head_arrives_whole_and_the_connection_is_reused(
@@ -94,28 +145,12 @@ def test_a_fast_tls_body_reaches_the_part_a_buffer_at_a_time(
     record of 16 KiB, 64 for a 1 MiB body; the buffer is 256 KiB."""
     body = BODY * 4  # 1.2 MB
     writes: list[int] = []
-    opened = _partfile.PartFile.open
 
-    class Counting:
-        def __init__(self, file: Any) -> None:
-            self._file = file
+    def counting(file: Any, data: Any) -> int:
+        writes.append(len(data))
+        return int(file.write(data))
 
-        def write(self, data: Any) -> int:
-            writes.append(len(data))
-            return int(self._file.write(data))
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._file, name)
-
-        def __enter__(self) -> Counting:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._file.__exit__(*exc)
-
-    monkeypatch.setattr(
-        _partfile.PartFile, "open", lambda self, offset: Counting(opened(self, offset))
-    )
+    spy_on_parts(monkeypatch, counting)
     url = https_server.file("/big.bin", body)
     source = harness.source(verify=str(certificate[0]))
     path = harness.fetch(source, url, extra={"sha256": sha256(body)})  # hashed: never spliced
@@ -135,34 +170,18 @@ def test_a_write_that_failed_midway_is_not_repeated_and_the_resume_is_exact(
     copy loop did at first) would double those bytes in the part."""
     body = BODY * 2  # 600 KB: more than two buffers, so a meta file records the good length
     calls: list[int] = []
-    opened = _partfile.PartFile.open
 
-    class FillsUp:
-        def __init__(self, file: Any) -> None:
-            self._file = file
-
-        def write(self, data: Any) -> int:
-            calls.append(len(data))
-            if len(calls) == 2:
-                self._file.write(data[: len(data) // 2])  # half of it, then the disk is full
-                raise OSError(28, "No space left on device")
-            return int(self._file.write(data))
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._file, name)
-
-        def __enter__(self) -> FillsUp:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._file.__exit__(*exc)
+    def fills_up(file: Any, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) == 2:
+            file.write(data[: len(data) // 2])  # half of it, then the disk is full
+            raise OSError(28, "No space left on device")
+        return int(file.write(data))
 
     url = http_server.file("/full.bin", body, etag='"v1"')
     source = harness.source(chunk_size=64 * 1024)
     with monkeypatch.context() as patch:
-        patch.setattr(
-            _partfile.PartFile, "open", lambda self, offset: FillsUp(opened(self, offset))
-        )
+        spy_on_parts(patch, fills_up)
         with pytest.raises(Exception, match="No space left on device"):
             harness.fetch(source, url, download_id="f" * 32, extra={"keep_partial": True})
     assert len(calls) == 2  # the failed write was not tried again
@@ -209,8 +228,7 @@ def test_bytes_past_the_content_range_never_reach_the_file(
     session = harness.session(source)
     path = harness.fetch(source, url, session=session, download_id="r" * 32)
     assert Path(path).read_bytes() == BODY
-    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
-    assert Path(after).read_bytes() == BODY[:5000]
+    next_download_is_exact(harness, server, source, session)
 
 
 @pytest.mark.timeout(30)
@@ -230,8 +248,7 @@ def test_bytes_after_a_whole_body_do_not_break_the_next_download(
     source = harness.source(retries=0, verify=str(certificate[0]))
     session = harness.session(source)
     assert Path(harness.fetch(source, url, session=session)).read_bytes() == body
-    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
-    assert Path(after).read_bytes() == BODY[:5000]
+    next_download_is_exact(harness, server, source, session)
 
 
 def trickled(body: bytes) -> Callable[[Any], None]:
@@ -265,12 +282,7 @@ def test_a_body_in_any_pieces_arrives_exact(
     body = BODY[:size]
     url = server.route("/pieces.bin", trickled(body))
     source = harness.source(chunk_size=chunk_size, verify=str(certificate[0]))
-    session = harness.session(source)
-    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(body)})
-    assert Path(path).read_bytes() == body
-    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
-    assert Path(after).read_bytes() == BODY[:5000]
-    assert server.connection_count() == 1
+    exact_on_one_connection(harness, server, source, url, body)
 
 
 @pytest.mark.timeout(30)
@@ -387,9 +399,4 @@ def test_pauses_of_the_server_lose_no_byte_and_keep_the_connection(
 
     url = server.route("/paused.bin", paused)
     source = harness.source(read_timeout=WAIT, verify=str(certificate[0]))
-    session = harness.session(source)
-    path = harness.fetch(source, url, session=session, extra={"sha256": sha256(BODY)})
-    assert Path(path).read_bytes() == BODY
-    after = harness.fetch(source, server.file("/after.bin", BODY[:5000]), session=session)
-    assert Path(after).read_bytes() == BODY[:5000]
-    assert server.connection_count() == 1
+    exact_on_one_connection(harness, server, source, url, BODY)
