@@ -136,6 +136,19 @@ class SocketBody:
         body_end = received + length
         return cls(body, sock, body_end, body_end if end is None else min(end, body_end))
 
+    @classmethod
+    def after_splice(
+        cls, body: http.client.HTTPResponse, sock: socket.socket, end: int
+    ) -> SocketBody:
+        """The rest of ``body`` up to ``end`` after a splice began it on ``sock``.
+
+        ``http.client``'s buffer is empty then (the splice path takes it
+        first, with ``read1``) and its count is behind (the splice read past
+        it), so only :attr:`then` is to be used, and :meth:`settle` never
+        frees the connection: it closes with the response, as after a splice.
+        """
+        return cls(body, sock, -1, end)
+
     def listen(self, quiet: float) -> None:
         """From now on a read gives up after ``quiet`` seconds without a byte."""
         if quiet < self.patience:
@@ -161,7 +174,7 @@ class SocketBody:
             with contextlib.suppress(OSError):  # closed: it is not used again
                 self._sock.settimeout(self._timeout)
         body = self._body
-        if body.fp is None:
+        if body.fp is None or self._body_end < 0:  # < 0: after a splice, never reused
             return
         body.length = max(0, self._body_end - received)
         if body.length:

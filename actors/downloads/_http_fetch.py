@@ -642,10 +642,11 @@ class Fetch:
             and (limit is None or end <= limit)
         ):
             sock = _splice.plain_socket(body.fp)
-            splicer = _splice.Splicer.open(sock, file.fileno()) if sock is not None else None
-            if splicer is not None:
-                self._splice(body, splicer, file, end=end, total=total)
-                return
+            if sock is not None:
+                splicer = _splice.Splicer.open(sock, file.fileno())
+                if splicer is not None:
+                    self._splice(body, sock, splicer, file, end=end, total=total)
+                    return
         direct = SocketBody.open(body, received, end)
         if direct is None:
             self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
@@ -783,6 +784,7 @@ class Fetch:
     def _splice(
         self,
         body: http.client.HTTPResponse,
+        sock: socket.socket,
         splicer: _splice.Splicer,
         file: io.BufferedWriter,
         *,
@@ -793,9 +795,9 @@ class Fetch:
 
         The bytes ``http.client`` has buffered are written first (read from
         its reader, so its own count of the body is left behind: the
-        connection is not reused, it closes with the response). If the
-        socket refuses ``splice`` the rest is copied through user space from
-        the same reader. Same checks as the copy loop: a cancel between
+        connection is not reused, it closes with the response). If ``sock``
+        refuses ``splice`` the rest is copied through user space from it
+        (:meth:`_copy_rest`). Same checks as the copy loop: a cancel between
         steps, a read error or stall as a lost connection, the length
         against ``end`` (by the caller).
         """
@@ -822,15 +824,9 @@ class Fetch:
                     try:
                         moved = splicer.move(min(end - received, _splice.STEP))
                     except _splice.SpliceUnsupported:
-                        # The rest the usual way, from the same (empty) reader.
+                        # The rest the usual way, from the socket (the reader is empty).
                         self.received = received
-                        self._copy_loop(
-                            reader.readinto,
-                            file,
-                            hasher=None,
-                            end=end,
-                            total=total,
-                        )
+                        self._copy_rest(body, sock, file, end=end, total=total)
                         received = self.received
                         break
                     except _splice.WriteFailed as failed:
@@ -846,6 +842,26 @@ class Fetch:
                     raise self._interrupted()
         finally:
             self.received = received
+
+    def _copy_rest(
+        self,
+        body: http.client.HTTPResponse,
+        sock: socket.socket,
+        file: io.BufferedWriter,
+        *,
+        end: int,
+        total: int | None,
+    ) -> None:
+        """Copy the rest of a body a splice began on ``sock``, up to ``end``: the
+        copy loop, with a quiet server's bytes written and reported."""
+        rest = SocketBody.after_splice(body, sock, end)
+        try:
+            rest.listen(_QUIET)
+            self._copy_loop(
+                rest.then, file, hasher=None, end=end, total=total, patience=rest.patience
+            )
+        finally:
+            rest.settle(self.received)
 
     def _read_failed(self, exc: BaseException, received: int, end: int | None) -> Exception:
         """What a failed read of the body raises: the cancel, or a lost connection."""

@@ -24,7 +24,9 @@ import pytest
 from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.http import DownloadError, DownloadInterrupted
+from regisseur.messages import DownloadProgressed, DownloadState
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
+from tests.reliability.test_hostile_http import http_system
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -332,3 +334,40 @@ def test_without_a_large_pipe_the_body_is_copied(
     assert Path(harness.fetch(harness.source(), url)).read_bytes() == BIG
     assert moves == []
     assert pipes() == before  # the small pipe was closed again
+
+
+def test_a_stall_after_splice_was_refused_still_shows_what_came(
+    http_server: HttpServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A socket that refuses splice mid-body, then a server that goes quiet.
+
+    Before: the rest was read through ``http.client``'s buffered reader,
+    whose ``readinto`` waits until the whole 256 KiB buffer is full: the
+    bytes of a stalled server's last burst were neither written nor
+    reported (nor seen by the low-speed watch) until the read timeout.
+    Now the rest is read from the socket like any copied body, and a quiet
+    socket hands over what came after the reporting interval."""
+    _refuse(monkeypatch, into_files=False)
+    sent = 1_100_000  # past MIN_BYTES, and not a multiple of the buffer
+    gate = http_server.gate()
+
+    def stall(request: Request) -> None:
+        request.head(200, {"Content-Length": str(len(BIG))})
+        request.write(BIG[:sent])
+        gate.wait(WAIT)
+
+    url = http_server.route("/stalled.bin", stall)
+    shown = threading.Event()
+
+    def seen(event: object) -> None:
+        if isinstance(event, DownloadProgressed) and event.record.transferred == sent:
+            shown.set()
+
+    with (
+        http_system(tmp_path, read_timeout=WAIT * 2) as system,
+        system.downloads.subscribe(seen),
+    ):
+        download = system.downloads.submit("http", url, "stalled")
+        assert shown.wait(WAIT)
+        assert system.downloads.cancel(download) is True
+        assert system.downloads.wait(download, WAIT).state is DownloadState.CANCELLED
