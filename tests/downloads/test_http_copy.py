@@ -364,15 +364,22 @@ def test_bytes_that_came_before_the_server_went_quiet_are_reported(
         gate.wait(WAIT)
 
     url = server.route("/quiet.bin", stall)
+    progress_shows_while_stalled(url, burst, tmp_path, verify=str(certificate[0]))
+
+
+def progress_shows_while_stalled(url: str, sent: int, folder: Path, **options: Any) -> None:
+    """Through a system on the real clock, a progress report of ``sent`` bytes
+    comes within ``WAIT`` while the server of ``url`` holds the rest (its read
+    timeout is longer); then the download is cancelled."""
     shown = threading.Event()
 
     def seen(event: object) -> None:
-        if isinstance(event, DownloadProgressed) and event.record.transferred == burst:
+        if isinstance(event, DownloadProgressed) and event.record.transferred == sent:
             shown.set()
 
-    options = {"read_timeout": WAIT * 2, "verify": str(certificate[0])}
-    with http_system(tmp_path, **options) as system, system.downloads.subscribe(seen):
-        download = system.downloads.submit("http", url, "quiet")
+    options.setdefault("read_timeout", WAIT * 2)
+    with http_system(folder, **options) as system, system.downloads.subscribe(seen):
+        download = system.downloads.submit("http", url, "stalled")
         assert shown.wait(WAIT)
         assert system.downloads.cancel(download) is True
         assert system.downloads.wait(download, WAIT).state is DownloadState.CANCELLED

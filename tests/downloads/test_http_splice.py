@@ -24,9 +24,8 @@ import pytest
 from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.http import DownloadError, DownloadInterrupted
-from regisseur.messages import DownloadProgressed, DownloadState
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
-from tests.reliability.test_hostile_http import http_system
+from tests.downloads.test_http_copy import progress_shows_while_stalled
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -357,17 +356,4 @@ def test_a_stall_after_splice_was_refused_still_shows_what_came(
         gate.wait(WAIT)
 
     url = http_server.route("/stalled.bin", stall)
-    shown = threading.Event()
-
-    def seen(event: object) -> None:
-        if isinstance(event, DownloadProgressed) and event.record.transferred == sent:
-            shown.set()
-
-    with (
-        http_system(tmp_path, read_timeout=WAIT * 2) as system,
-        system.downloads.subscribe(seen),
-    ):
-        download = system.downloads.submit("http", url, "stalled")
-        assert shown.wait(WAIT)
-        assert system.downloads.cancel(download) is True
-        assert system.downloads.wait(download, WAIT).state is DownloadState.CANCELLED
+    progress_shows_while_stalled(url, sent, tmp_path)
