@@ -120,6 +120,8 @@ class SocketBody:
         self._body_end = body_end
         self.then: Callable[[memoryview], int] = sock.recv_into
         self.end = end
+        # The reader of the first reads: http.client's buffer, unless known empty.
+        self.start: Callable[[memoryview], int] | None = self.first if body_end >= 0 else None
 
     @classmethod
     def open(
@@ -144,8 +146,9 @@ class SocketBody:
 
         ``http.client``'s buffer is empty then (the splice path takes it
         first, with ``read1``) and its count is behind (the splice read past
-        it), so only :attr:`then` is to be used, and :meth:`settle` never
-        frees the connection: it closes with the response, as after a splice.
+        it), so :attr:`start` is None (only :attr:`then` reads), and
+        :meth:`settle` never frees the connection: it closes with the
+        response, as after a splice.
         """
         return cls(body, sock, -1, end)
 

@@ -651,19 +651,7 @@ class Fetch:
         if direct is None:
             self._copy_loop(plain_reader(body), file, hasher=hasher, end=end, total=total)
         else:
-            try:
-                direct.listen(_QUIET)
-                self._copy_loop(
-                    direct.then,
-                    file,
-                    hasher=hasher,
-                    end=direct.end,
-                    total=total,
-                    first=direct.first,
-                    patience=direct.patience,
-                )
-            finally:
-                direct.settle(self.received)
+            self._copy_socket(direct, file, hasher=hasher, total=total)
         if body.isclosed():
             # The whole body was read: the connection can serve the next
             # request (what urllib3 does at the end of a body it reads).
@@ -797,7 +785,7 @@ class Fetch:
         its reader, so its own count of the body is left behind: the
         connection is not reused, it closes with the response). If ``sock``
         refuses ``splice`` the rest is copied through user space from it
-        (:meth:`_copy_rest`). Same checks as the copy loop: a cancel between
+        (:meth:`_copy_socket`). Same checks as the copy loop: a cancel between
         steps, a read error or stall as a lost connection, the length
         against ``end`` (by the caller).
         """
@@ -826,7 +814,8 @@ class Fetch:
                     except _splice.SpliceUnsupported:
                         # The rest the usual way, from the socket (the reader is empty).
                         self.received = received
-                        self._copy_rest(body, sock, file, end=end, total=total)
+                        rest = SocketBody.after_splice(body, sock, end)
+                        self._copy_socket(rest, file, hasher=None, total=total)
                         received = self.received
                         break
                     except _splice.WriteFailed as failed:
@@ -843,25 +832,29 @@ class Fetch:
         finally:
             self.received = received
 
-    def _copy_rest(
+    def _copy_socket(
         self,
-        body: http.client.HTTPResponse,
-        sock: socket.socket,
+        body: SocketBody,
         file: io.BufferedWriter,
         *,
-        end: int,
+        hasher: hashlib._Hash | None,
         total: int | None,
     ) -> None:
-        """Copy the rest of a body a splice began on ``sock``, up to ``end``: the
-        copy loop, with a quiet server's bytes written and reported."""
-        rest = SocketBody.after_splice(body, sock, end)
+        """The copy loop over ``body``'s socket, up to its end, with a quiet
+        server's bytes written and reported; the socket settled after."""
         try:
-            rest.listen(_QUIET)
+            body.listen(_QUIET)
             self._copy_loop(
-                rest.then, file, hasher=None, end=end, total=total, patience=rest.patience
+                body.then,
+                file,
+                hasher=hasher,
+                end=body.end,
+                total=total,
+                first=body.start,
+                patience=body.patience,
             )
         finally:
-            rest.settle(self.received)
+            body.settle(self.received)
 
     def _read_failed(self, exc: BaseException, received: int, end: int | None) -> Exception:
         """What a failed read of the body raises: the cancel, or a lost connection."""
