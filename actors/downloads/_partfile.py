@@ -228,13 +228,17 @@ class PartFile:
 
     def _meta(self) -> dict[str, Any] | None:
         try:
-            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW)
+            # Non-blocking: a FIFO planted here would wait for a writer forever.
+            fd = os.open(self.meta_path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
         except FileNotFoundError:
             self._meta_absent = self._fd is not None  # known only while locked
             return None
         except OSError:  # a planted symlink (ELOOP), a directory, ...: removed by discard
             return None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: removed by discard
+                os.close(fd)
+                return None
             with open(fd, "rb") as file:
                 meta = json.loads(file.read(65536).decode("utf-8"))
         except (OSError, ValueError):

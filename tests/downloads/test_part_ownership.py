@@ -221,6 +221,20 @@ def test_a_fifo_planted_as_the_part_is_replaced_by_a_file(
     assert path.read_bytes() == BODY
 
 
+@pytest.mark.timeout(30)
+def test_a_fifo_planted_as_the_meta_file_does_not_block_the_download(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: opening the meta file to read it waited forever for a writer."""
+    part = part_of(harness)
+    part.path.write_bytes(BODY[:3000])
+    os.mkfifo(part.meta_path)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert harness.files() == ["data.bin"]
+
+
 def test_the_owner_locks_never_go_through_a_planted_link(tmp_path: Path) -> None:
     """Before: a link in place of ``<database>-owners`` was followed: ``plan.lock`` and
     the owner's lock file were made (and could be held) in the link's target."""
