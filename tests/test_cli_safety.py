@@ -147,6 +147,52 @@ def test_a_link_to_another_applications_database_is_refused(
     assert os.path.islink(out / f"{DB_NAME}{which}")
 
 
+
+def test_a_hard_link_to_another_applications_database_is_refused(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: a hard link was taken as the records file: the other application's
+    database got regisseur_* tables, WAL mode and the URLs with their passwords."""
+    url = _with_password(server.route("/file.bin", http(OK, body=BODY)))
+    out = tmp_path / "out"
+    out.mkdir()
+    other = tmp_path / "other-app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE mine (v TEXT)")
+    before = other.read_bytes()
+    os.link(other, out / DB_NAME)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "hard link" in result.stderr
+    assert other.read_bytes() == before
+    assert not (out / "file.bin").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+@pytest.mark.parametrize("which", ["", "-wal", "-journal"])
+def test_a_records_file_of_another_user_is_refused(
+    server: RawServer, tmp_path: Path, which: str
+) -> None:
+    """Before: a file another user left (mode 0666) in place of the records or of
+    its -wal was used as it was: the password went into a file that user reads
+    (a -wal is removed at the end, but read through a descriptor kept open)."""
+    url = _with_password(server.route("/file.bin", http(OK, body=BODY)))
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = out / f"{DB_NAME}{which}"
+    planted.touch()
+    os.chown(planted, 65534, 65534)
+    planted.chmod(0o666)
+    with planted.open("rb") as held:  # as the other user would keep it open
+        result = run("download", url, "-o", str(out), "--plain")
+        written = held.read()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "belongs to another user" in result.stderr
+    assert b"s3cr3t-pw" not in written
+    assert planted.stat().st_uid == 65534
+    assert not (out / "file.bin").exists()
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 
