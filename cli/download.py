@@ -66,6 +66,7 @@ from regisseur.cli._download_places import (
 )
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._printable import printable
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
@@ -452,7 +453,8 @@ def run_download(
     failures = [(r, _failure(r, args.sha256, tracker.before)) for r in final.values()]
     for record, why in failures:
         if why is not None:
-            err.write(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}\n")
+            line = f"FAILED {redact_text(record.target_id)}: {redact_text(why)}"
+            err.write(f"{printable(line)}\n")
     for record, why in failures:
         if why is None and record.file_path:
             out.write(f"{record.file_path}\n")

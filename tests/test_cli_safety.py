@@ -147,7 +147,6 @@ def test_a_link_to_another_applications_database_is_refused(
     assert os.path.islink(out / f"{DB_NAME}{which}")
 
 
-
 def test_a_hard_link_to_another_applications_database_is_refused(
     server: RawServer, tmp_path: Path
 ) -> None:
@@ -242,3 +241,30 @@ def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) 
     result = run("download", "http://127.0.0.1:1/x", "-o", str(tmp_path), *args)
     assert result.returncode == 2
     assert message in result.stderr, result.stderr
+
+
+# -- what reaches the terminal ---------------------------------------------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+
+
+def test_terminal_control_sequences_from_a_server_or_a_list_are_shown_not_obeyed(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: a reason phrase (``404 ESC]0;pwned BEL ESC[2J``) and a URL in an -i
+    list reached the terminal raw on the downloading, FAILED and status lines:
+    the window retitled, the screen cleared."""
+    head = f"HTTP/1.1 404 {ESCAPES}Gone\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    hostile = server.route("/hostile", head.encode("latin-1"))
+    listed = tmp_path / "urls.txt"
+    listed.write_text(server.url("/listed\x1b[31m.bin") + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("download", hostile, "-i", str(listed), "-o", str(out), "--plain")
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = run("status", str(out))
+    assert table.returncode == 0, table.stderr
+    for printed in (result.stderr, table.stdout):
+        assert not any(char in printed for char in "\x1b\x07\x9b"), printed
+    assert "HTTP 404 \\x1b]0;pwned\\x07\\x1b[2J\\x9b31mGone" in result.stderr
+    assert "listed\\x1b[31m.bin" in result.stderr
+    assert "\\x1b]0;pwned" in table.stdout
