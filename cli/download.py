@@ -450,7 +450,12 @@ def run_download(
             "run the same command again to resume\n"
         )
         return code
-    failures = [(r, _failure(r, args.sha256, tracker.before)) for r in final.values()]
+    # In the order of the URLs (resumed ones and those another run held were
+    # waited for first or apart); an earlier run's downloads this run did not
+    # name come after them.
+    place = {url: index for index, url in enumerate(urls)}
+    ordered = sorted(final.values(), key=lambda r: place.get(r.target_id, len(place)))
+    failures = [(r, _failure(r, args.sha256, tracker.before)) for r in ordered]
     for record, why in failures:
         if why is not None:
             line = f"FAILED {redact_text(record.target_id)}: {redact_text(why)}"

@@ -267,3 +267,22 @@ def test_interrupted_downloads_run_beside_the_new_one_up_to_jobs(
     for name in ("a", "b", "c", "fresh"):
         assert (out_dir / f"{name}.bin").read_bytes() == files.body
     assert "4 of 4 download(s) done" in again.stderr
+
+
+def test_stdout_lists_the_files_in_the_order_of_the_urls(files: _Server, tmp_path: Path) -> None:
+    """Before: a URL an earlier run left unfinished came first (resumed ones were
+    waited for first), so ``paste urls.txt <(regisseur download -i urls.txt)``
+    paired URLs with the wrong files; downloads of earlier runs that this run
+    did not name come after its own."""
+    out_dir = tmp_path / "out"
+    files.served = {"a.bin", "b.bin", "c.bin", "left.bin"}
+    left, second = files.url("/left.bin"), files.url("/b.bin")
+    code, _out, err = interrupted_download(left, out_dir, files, second)
+    assert code == 130, err
+
+    files.gate.set()
+    urls = [files.url("/a.bin"), second, files.url("/c.bin")]
+    again = run("download", *urls, "-o", str(out_dir), "--plain", "-q")
+    assert again.returncode == 0, again.stdout + again.stderr
+    names = [Path(line).name for line in again.stdout.splitlines()]
+    assert names == ["a.bin", "b.bin", "c.bin", "left.bin"]
