@@ -86,6 +86,27 @@ def test_no_password_or_signature_on_any_line_or_in_status(
 # -- the records database in the output directory ---------------------------------------
 
 
+def test_a_credential_in_the_urls_last_segment_never_becomes_a_file_name(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: ``file.bin;token=...`` (a path parameter) and ``access_token=...``
+    named the files: the secret was on the done line, on stdout and in ``ls``."""
+    urls = [
+        server.route("/dl/file.bin;token=t0ken", http(OK, body=BODY)),
+        server.route("/dl/access_token=t0ken", http(OK, body=BODY)),
+    ]
+    out = tmp_path / "out"
+    result = run("download", *urls, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "t0ken" not in result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "access_token=[REDACTED]",
+        "file.bin;token=[REDACTED]",
+    ]
+    status = run("status", str(out), "--json")
+    assert status.returncode == 0, status.stderr
+    assert "t0ken" not in status.stdout
+
 def test_the_records_database_is_private(server: RawServer, tmp_path: Path) -> None:
     url = server.route("/file.bin", http(OK, body=BODY))
     out = tmp_path / "out"
