@@ -107,6 +107,7 @@ def test_a_credential_in_the_urls_last_segment_never_becomes_a_file_name(
     assert status.returncode == 0, status.stderr
     assert "t0ken" not in status.stdout
 
+
 def test_the_records_database_is_private(server: RawServer, tmp_path: Path) -> None:
     url = server.route("/file.bin", http(OK, body=BODY))
     out = tmp_path / "out"
