@@ -54,6 +54,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -278,12 +279,17 @@ def _plan(
 
 
 def _wait_elsewhere(
-    system: ActorSystem, elsewhere: dict[str, str], tracker: _Tracker
+    system: ActorSystem,
+    elsewhere: dict[str, str],
+    tracker: _Tracker,
+    max_time: float | None = None,
 ) -> dict[str, DownloadRecord]:
     """Wait for the downloads other runs hold (polling their records); their ends.
 
     One whose owner ends without finishing it comes back as an Errored
-    copy saying so (the next run in the directory resumes it).
+    copy saying so (the next run in the directory resumes it); so does one
+    still unfinished ``max_time`` seconds (``--max-time``) after this wait
+    began: a stopped or stuck run never holds this one past its bound.
     """
     from regisseur.actors.downloads.owners import describe_owner, lock_directory, owner_alive
 
@@ -291,7 +297,21 @@ def _wait_elsewhere(
     locks = lock_directory(database.sqlalchemy_url) if database is not None else None
     ended: dict[str, DownloadRecord] = {}
     pending = dict(elsewhere)
+    deadline = None if max_time is None else time.monotonic() + max_time
     while pending:
+        if deadline is not None and time.monotonic() >= deadline:
+            for download_id, owner in pending.items():
+                record = system.downloads.status(download_id)
+                if record is None:
+                    continue
+                if not record.terminal:
+                    why = (
+                        f"{describe_owner(owner)} is still downloading it after the "
+                        f"--max-time of {max_time:g} s; not waited for longer"
+                    )
+                    record = record.evolve(state=DownloadState.ERRORED, error=why)
+                ended[download_id] = record
+            return ended
         for download_id, owner in list(pending.items()):
             record = system.downloads.status(download_id)
             if record is None:
@@ -310,7 +330,8 @@ def _wait_elsewhere(
                     record = record.evolve(state=DownloadState.ERRORED, error=why)
                 ended[download_id] = record
                 del pending[download_id]
-        if pending and tracker.pause(_POLL):
+        pause = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
+        if pending and tracker.pause(pause):
             raise RuntimeError(tracker.broken)
     return ended
 
@@ -421,7 +442,7 @@ def run_download(
         if over is not None:
             over()
         final = tracker.wait_for(wanted)
-        final.update(_wait_elsewhere(system, elsewhere, tracker))
+        final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
     except KeyboardInterrupt:
         code = 130
     except StartupError as exc:

@@ -286,3 +286,37 @@ def test_stdout_lists_the_files_in_the_order_of_the_urls(files: _Server, tmp_pat
     assert again.returncode == 0, again.stdout + again.stderr
     names = [Path(line).name for line in again.stdout.splitlines()]
     assert names == ["a.bin", "b.bin", "c.bin", "left.bin"]
+
+
+@pytest.mark.timeout(90)  # above run()'s own 60 s, so the stopped run is always ended
+def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Before: a second run waited for the other run's download without end, past its
+    own --max-time, when that run was stopped (SIGSTOP) or stuck."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    holder = subprocess.Popen(
+        cli("download", url, "-o", str(out_dir), "--plain"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert files.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
+            "the first chunk in the .part file",
+        )
+        holder.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        second = run("download", url, "-o", str(out_dir), "--plain", "--max-time", "1")
+        took = time.monotonic() - started
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.kill()
+        holder.wait(WAIT)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"pid {holder.pid} on host" in second.stderr
+    assert "is still downloading it after the --max-time of 1 s" in second.stderr
+    assert took < 20
