@@ -379,6 +379,7 @@ def run_download(
     # Imported here: --help and bad arguments do not load the runtime.
     from regisseur.actors.database import DatabaseError, claim_private_sqlite
     from regisseur.actors.downloads.http import HttpSource
+    from regisseur.actors.downloads.owners import PlanningTimeoutError
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.errors import StartupError
 
@@ -431,7 +432,7 @@ def run_download(
         # run started at the same moment sees this run's submits (stored
         # before the lock is let go) and waits.
         waiting = "waiting for another run to start and queue its downloads"
-        with planning(locks, lambda: view.say(waiting)):
+        with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             system.start()
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
@@ -445,6 +446,13 @@ def run_download(
         final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
     except KeyboardInterrupt:
         code = 130
+    except PlanningTimeoutError:  # another run stopped or stuck while it starts
+        code = 1
+        view.close()
+        err.write(
+            f"regisseur download: another run in {directory} is still starting after the "
+            f"--max-time of {args.max_time:g} s (stopped?); nothing was downloaded\n"
+        )
     except StartupError as exc:
         code = 2
         view.close()

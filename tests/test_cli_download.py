@@ -320,3 +320,26 @@ def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
     assert f"pid {holder.pid} on host" in second.stderr
     assert "is still downloading it after the --max-time of 1 s" in second.stderr
     assert took < 20
+
+
+@pytest.mark.timeout(90)  # above run()'s own 60 s
+def test_max_time_bounds_the_wait_for_another_run_that_is_starting(tmp_path: Path) -> None:
+    """Before: a run stopped (Ctrl-Z) while it started held the planning lock, and a
+    second run in the directory waited for it without end, past its --max-time."""
+    import fcntl
+
+    out_dir = tmp_path / "out"
+    locks = out_dir / f"{DB_NAME}-owners"
+    locks.mkdir(parents=True, mode=0o700)
+    fd = os.open(locks / "plan.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a stopped run starting in out_dir holds it
+        url = "http://127.0.0.1:9/never.bin"
+        result = run("download", url, "-o", str(out_dir), "--plain", "--max-time", "1")
+    finally:
+        os.close(fd)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "waiting for another run to start" in result.stderr
+    assert f"another run in {out_dir} is still starting after the --max-time of 1 s" in (
+        result.stderr
+    )
