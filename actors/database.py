@@ -10,7 +10,8 @@ gives its ``-wal`` and ``-shm`` files the same mode): download records hold
 URLs, and a URL may carry a password or a signature.
 :func:`claim_private_sqlite` goes further for a database kept in a directory
 others may write to (the CLI's output directory): it refuses a symbolic
-link in place of the file or its companions.
+or hard link in place of the file or its companions, and any of them that
+belongs to another user.
 """
 
 from __future__ import annotations
@@ -208,13 +209,18 @@ def claim_private_sqlite(path: str | Path) -> Path:
     ``DatabaseError`` saying so) a symbolic link at ``path`` or at its
     ``-wal``/``-shm``/``-journal`` companions, dangling or not: SQLite
     follows links, so a planted link would create the database elsewhere or
-    turn another application's SQLite file into ours. Also refuses anything
-    but a regular file. Creates a missing file with mode 0600 without
-    following links, and narrows an existing file of the caller's to 0600.
-    Runs on the caller's thread; touches only these files.
+    turn another application's SQLite file into ours. Refuses as well, for
+    the file and each companion that exists: anything but a regular file,
+    a file with another hard link (the same kind of second name), and a
+    file of another user (SQLite writes into an existing ``-wal`` as it
+    finds it: its owner would read every record, and a planted journal
+    would be rolled back into the database). Creates a missing file with
+    mode 0600 without following links, and narrows the caller's own files
+    to 0600. Runs on the caller's thread; touches only these files.
     """
     path = Path(path)
-    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+    companions = [Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS]
+    for candidate in (path, *companions):
         if candidate.is_symlink():
             msg = (
                 f"refusing to open the database {str(path)!r}: {str(candidate)!r} is a "
@@ -231,15 +237,47 @@ def claim_private_sqlite(path: str | Path) -> Path:
             msg = f"cannot open the database {str(path)!r}: {exc.strerror or exc}"
         raise DatabaseError(msg) from exc
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            msg = f"refusing to open the database {str(path)!r}: it is not a regular file"
-            raise DatabaseError(msg)
-        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
-            os.fchmod(fd, _PRIVATE)
+        _claim_open(fd, path, path)
     finally:
         os.close(fd)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    for companion in companions:
+        try:
+            fd = os.open(companion, flags | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            msg = f"refusing to open the database {str(path)!r}: {str(companion)!r}: "
+            msg += "it is a symbolic link" if exc.errno == errno.ELOOP else str(exc.strerror)
+            raise DatabaseError(msg) from exc
+        try:
+            _claim_open(fd, path, companion)
+        finally:
+            os.close(fd)
     return path
+
+
+def _claim_open(fd: int, path: Path, candidate: Path) -> None:
+    """Check the open file ``candidate`` (of database ``path``) is ours alone; narrow it."""
+    info = os.fstat(fd)
+    refusal = f"refusing to open the database {str(path)!r}: "
+    name = "it" if candidate == path else repr(str(candidate))
+    if not stat.S_ISREG(info.st_mode):
+        raise DatabaseError(f"{refusal}{name} is not a regular file")
+    if info.st_uid != os.geteuid():
+        msg = (
+            f"{refusal}{name} belongs to another user (uid {info.st_uid}), who could "
+            "read or change the records; remove it"
+        )
+        raise DatabaseError(msg)
+    if info.st_nlink != 1:
+        msg = (
+            f"{refusal}{name} has {info.st_nlink} hard links (another name of the same "
+            "file, which may be another application's or readable elsewhere); remove it"
+        )
+        raise DatabaseError(msg)
+    if info.st_mode & 0o077:
+        os.fchmod(fd, _PRIVATE)
 
 
 def _create_private(database: str | None) -> None:

@@ -165,11 +165,27 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _unsendable(value: str) -> str | None:
+    """Why ``value`` cannot be a header value (HTTP sends Latin-1 text), or None.
+
+    The same rule as ``HttpSource``'s (not imported to parse arguments).
+    """
+    for char in value:
+        if ord(char) > 0xFF:
+            return "a character that is not Latin-1 (percent-encode it, or base64 it)"
+        if char != "\t" and (ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0):
+            return "a control character"
+    return None
+
+
 def _user_agent(text: str) -> str:
     """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
     if not text.strip() or any(char in text for char in "\r\n\0"):
         msg = f"must be one line of text, not blank: {text!r}"
         raise argparse.ArgumentTypeError(msg)
+    problem = _unsendable(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"has {problem}")
     return text
 
 
@@ -190,6 +206,9 @@ def _header(text: str) -> tuple[str, str]:
     if any(char in value for char in "\r\n\0"):
         msg = f"the value of header {name!r} has a line break"
         raise argparse.ArgumentTypeError(msg)
+    problem = _unsendable(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the value of header {name!r} has {problem}")
     return name, value
 
 

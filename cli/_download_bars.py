@@ -36,6 +36,7 @@ from rich.progress import (
 from rich.text import Text
 
 from regisseur.cli._download_view import LineView
+from regisseur.cli._printable import printable
 from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class BarsView(LineView):
         self.live.start()
 
     def say(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(printable(text), markup=False, highlight=False)
 
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
         """Keep the newest record of the download (cheap: no drawing here)."""
@@ -130,7 +131,7 @@ class BarsView(LineView):
                 del self._tasks[record.id]
             return
         if task is None:
-            task = self.bars.add_task(record.filename[:_NAME_WIDTH], total=None)
+            task = self.bars.add_task(printable(record.filename)[:_NAME_WIDTH], total=None)
             self._tasks[record.id] = task
         self.bars.update(task, completed=record.transferred, total=record.size or None)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from regisseur.actors.clock import monotonic
 from regisseur.actors.log import redact_text
+from regisseur.cli._printable import printable
 from regisseur.messages import DownloadProgressed, DownloadState, DownloadStateChanged
 
 if TYPE_CHECKING:
@@ -60,9 +61,9 @@ class LineView:
         self._last: dict[str, float] = {}
 
     def say(self, text: str) -> None:
-        """One line of its own."""
+        """One line of its own (control characters shown as ``\\xNN``)."""
         with self._lock:
-            self.out.write(text + "\n")
+            self.out.write(printable(text) + "\n")
             self.out.flush()
 
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:

@@ -54,6 +54,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -66,6 +67,7 @@ from regisseur.cli._download_places import (
 )
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._printable import printable
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
@@ -277,12 +279,17 @@ def _plan(
 
 
 def _wait_elsewhere(
-    system: ActorSystem, elsewhere: dict[str, str], tracker: _Tracker
+    system: ActorSystem,
+    elsewhere: dict[str, str],
+    tracker: _Tracker,
+    max_time: float | None = None,
 ) -> dict[str, DownloadRecord]:
     """Wait for the downloads other runs hold (polling their records); their ends.
 
     One whose owner ends without finishing it comes back as an Errored
-    copy saying so (the next run in the directory resumes it).
+    copy saying so (the next run in the directory resumes it); so does one
+    still unfinished ``max_time`` seconds (``--max-time``) after this wait
+    began: a stopped or stuck run never holds this one past its bound.
     """
     from regisseur.actors.downloads.owners import describe_owner, lock_directory, owner_alive
 
@@ -290,7 +297,21 @@ def _wait_elsewhere(
     locks = lock_directory(database.sqlalchemy_url) if database is not None else None
     ended: dict[str, DownloadRecord] = {}
     pending = dict(elsewhere)
+    deadline = None if max_time is None else time.monotonic() + max_time
     while pending:
+        if deadline is not None and time.monotonic() >= deadline:
+            for download_id, owner in pending.items():
+                record = system.downloads.status(download_id)
+                if record is None:
+                    continue
+                if not record.terminal:
+                    why = (
+                        f"{describe_owner(owner)} is still downloading it after the "
+                        f"--max-time of {max_time:g} s; not waited for longer"
+                    )
+                    record = record.evolve(state=DownloadState.ERRORED, error=why)
+                ended[download_id] = record
+            return ended
         for download_id, owner in list(pending.items()):
             record = system.downloads.status(download_id)
             if record is None:
@@ -309,7 +330,8 @@ def _wait_elsewhere(
                     record = record.evolve(state=DownloadState.ERRORED, error=why)
                 ended[download_id] = record
                 del pending[download_id]
-        if pending and tracker.pause(_POLL):
+        pause = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
+        if pending and tracker.pause(pause):
             raise RuntimeError(tracker.broken)
     return ended
 
@@ -357,6 +379,7 @@ def run_download(
     # Imported here: --help and bad arguments do not load the runtime.
     from regisseur.actors.database import DatabaseError, claim_private_sqlite
     from regisseur.actors.downloads.http import HttpSource
+    from regisseur.actors.downloads.owners import PlanningTimeoutError
     from regisseur.actors.system import ActorSystem
     from regisseur.supervision.errors import StartupError
 
@@ -409,7 +432,7 @@ def run_download(
         # run started at the same moment sees this run's submits (stored
         # before the lock is let go) and waits.
         waiting = "waiting for another run to start and queue its downloads"
-        with planning(locks, lambda: view.say(waiting)):
+        with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             system.start()
             wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
@@ -420,9 +443,16 @@ def run_download(
         if over is not None:
             over()
         final = tracker.wait_for(wanted)
-        final.update(_wait_elsewhere(system, elsewhere, tracker))
+        final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
     except KeyboardInterrupt:
         code = 130
+    except PlanningTimeoutError:  # another run stopped or stuck while it starts
+        code = 1
+        view.close()
+        err.write(
+            f"regisseur download: another run in {directory} is still starting after the "
+            f"--max-time of {args.max_time:g} s (stopped?); nothing was downloaded\n"
+        )
     except StartupError as exc:
         code = 2
         view.close()
@@ -449,10 +479,16 @@ def run_download(
             "run the same command again to resume\n"
         )
         return code
-    failures = [(r, _failure(r, args.sha256, tracker.before)) for r in final.values()]
+    # In the order of the URLs (resumed ones and those another run held were
+    # waited for first or apart); an earlier run's downloads this run did not
+    # name come after them.
+    place = {url: index for index, url in enumerate(urls)}
+    ordered = sorted(final.values(), key=lambda r: place.get(r.target_id, len(place)))
+    failures = [(r, _failure(r, args.sha256, tracker.before)) for r in ordered]
     for record, why in failures:
         if why is not None:
-            err.write(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}\n")
+            line = f"FAILED {redact_text(record.target_id)}: {redact_text(why)}"
+            err.write(f"{printable(line)}\n")
     for record, why in failures:
         if why is None and record.file_path:
             out.write(f"{record.file_path}\n")

@@ -32,6 +32,7 @@ from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
+from regisseur.cli._printable import printable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -192,9 +193,11 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    widths = [min(60, max(len(str(v)) for v in col)) for col in zip(header, *rows, strict=True)]
+    widths = [
+        min(60, max(len(printable(str(v))) for v in col)) for col in zip(header, *rows, strict=True)
+    ]
     for row in (header, *rows):
-        cells = [_fit(str(v), w).ljust(w) for v, w in zip(row, widths, strict=True)]
+        cells = [_fit(printable(str(v)), w).ljust(w) for v, w in zip(row, widths, strict=True)]
         out.write("  ".join(cells).rstrip() + "\n")
 
 

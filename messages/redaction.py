@@ -19,7 +19,7 @@ What is replaced by ``[REDACTED]``:
   access_key, cookie, credential, signature or private_key, in any case
   (``X-Amz-Signature``, ``X-Amz-Credential``, ``access_token``,
   ``AWSAccessKeyId`` ...);
-* in a URL's query or fragment, also the short names used for credentials:
+* in a URL's query, fragment or path segments, also the short names used for credentials:
   ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``. A parameter's
   name is read as the server reads it, percent-decoded (``%54oken=``,
   ``api%5Fkey=``, ``token%3D...``), and its whole value is redacted, up to
@@ -71,10 +71,11 @@ _KEY_VALUE = re.compile(  # the lookahead keeps matching linear on long words
     r"(?:\[REDACTED\]|[^\s&;,'\"()<>\[\]{}]+))",
     re.IGNORECASE,
 )
-# One parameter of a URL's query, fragment or path (``;``): its name up to
-# the first "=" (or an encoded "%3D"), its value up to the next separator.
+# One parameter of a URL's query, fragment or path (``;``, or a whole path
+# segment ``/token=...``): its name up to the first "=" (or an encoded
+# "%3D"), its value up to the next separator (in a path: to its end).
 _QUERY_KEY = re.compile(
-    r"(?<=[?&;#])(?P<key>[^=&;#\s'\"<>]+?)(?P<sep>=|%3[dD])(?P<value>[^&;#\s'\"<>]*)"
+    r"(?<=[?&;#/])(?P<key>[^=&;#?\s'\"<>/]+?)(?P<sep>=|%3[dD])(?P<value>[^&;#\s'\"<>]*)"
 )
 # Short parameter names that are credentials only as a URL's query parameter.
 _SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
@@ -151,7 +152,7 @@ def _redact_once(text: str) -> str:
         text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
     if "basic" in lower:
         text = _BASIC.sub(_redact_basic, text)
-    parameters = "?" in text or "&" in text or ";" in text or "#" in text
+    parameters = "?" in text or "&" in text or ";" in text or "#" in text or "/" in text
     if parameters and ("=" in text or "%3d" in lower):
         text = _QUERY_KEY.sub(_redact_parameter, text)  # first: it takes a whole value
     if pairs and _ANY_WORD.search(lower):

@@ -267,3 +267,79 @@ def test_interrupted_downloads_run_beside_the_new_one_up_to_jobs(
     for name in ("a", "b", "c", "fresh"):
         assert (out_dir / f"{name}.bin").read_bytes() == files.body
     assert "4 of 4 download(s) done" in again.stderr
+
+
+def test_stdout_lists_the_files_in_the_order_of_the_urls(files: _Server, tmp_path: Path) -> None:
+    """Before: a URL an earlier run left unfinished came first (resumed ones were
+    waited for first), so ``paste urls.txt <(regisseur download -i urls.txt)``
+    paired URLs with the wrong files; downloads of earlier runs that this run
+    did not name come after its own."""
+    out_dir = tmp_path / "out"
+    files.served = {"a.bin", "b.bin", "c.bin", "left.bin"}
+    left, second = files.url("/left.bin"), files.url("/b.bin")
+    code, _out, err = interrupted_download(left, out_dir, files, second)
+    assert code == 130, err
+
+    files.gate.set()
+    urls = [files.url("/a.bin"), second, files.url("/c.bin")]
+    again = run("download", *urls, "-o", str(out_dir), "--plain", "-q")
+    assert again.returncode == 0, again.stdout + again.stderr
+    names = [Path(line).name for line in again.stdout.splitlines()]
+    assert names == ["a.bin", "b.bin", "c.bin", "left.bin"]
+
+
+@pytest.mark.timeout(90)  # above run()'s own 60 s, so the stopped run is always ended
+def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Before: a second run waited for the other run's download without end, past its
+    own --max-time, when that run was stopped (SIGSTOP) or stuck."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    holder = subprocess.Popen(
+        cli("download", url, "-o", str(out_dir), "--plain"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert files.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
+            "the first chunk in the .part file",
+        )
+        holder.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        second = run("download", url, "-o", str(out_dir), "--plain", "--max-time", "1")
+        took = time.monotonic() - started
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.kill()
+        holder.wait(WAIT)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"pid {holder.pid} on host" in second.stderr
+    assert "is still downloading it after the --max-time of 1 s" in second.stderr
+    assert took < 20
+
+
+@pytest.mark.timeout(90)  # above run()'s own 60 s
+def test_max_time_bounds_the_wait_for_another_run_that_is_starting(tmp_path: Path) -> None:
+    """Before: a run stopped (Ctrl-Z) while it started held the planning lock, and a
+    second run in the directory waited for it without end, past its --max-time."""
+    import fcntl
+
+    out_dir = tmp_path / "out"
+    locks = out_dir / f"{DB_NAME}-owners"
+    locks.mkdir(parents=True, mode=0o700)
+    fd = os.open(locks / "plan.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a stopped run starting in out_dir holds it
+        url = "http://127.0.0.1:9/never.bin"
+        result = run("download", url, "-o", str(out_dir), "--plain", "--max-time", "1")
+    finally:
+        os.close(fd)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "waiting for another run to start" in result.stderr
+    assert f"another run in {out_dir} is still starting after the --max-time of 1 s" in (
+        result.stderr
+    )

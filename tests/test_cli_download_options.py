@@ -208,6 +208,14 @@ def test_headers_and_user_agent_are_sent(server: _Server, tmp_path: Path) -> Non
             ("--header", "User-Agent: a", "--user-agent", "b"),
             "--user-agent and --header 'User-Agent: ...' both set",
         ),
+        # Before: accepted; each download then FAILED as a "malformed URL" whose
+        # text held the value.
+        (
+            ("--header", "Authorization: Bearer s3cret\u20ac"),
+            "the value of header 'Authorization' has a character that is not Latin-1",
+        ),
+        (("--header", "X-A: s3cret\x1b"), "the value of header 'X-A' has a control character"),
+        (("--user-agent", "s3cret/\u20ac"), "--user-agent: has a character that is not Latin-1"),
     ],
 )
 def test_bad_headers_exit_2_without_echoing_the_value(

@@ -86,6 +86,28 @@ def test_no_password_or_signature_on_any_line_or_in_status(
 # -- the records database in the output directory ---------------------------------------
 
 
+def test_a_credential_in_the_urls_last_segment_never_becomes_a_file_name(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: ``file.bin;token=...`` (a path parameter) and ``access_token=...``
+    named the files: the secret was on the done line, on stdout and in ``ls``."""
+    urls = [
+        server.route("/dl/file.bin;token=t0ken", http(OK, body=BODY)),
+        server.route("/dl/access_token=t0ken", http(OK, body=BODY)),
+    ]
+    out = tmp_path / "out"
+    result = run("download", *urls, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "t0ken" not in result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "access_token=[REDACTED]",
+        "file.bin;token=[REDACTED]",
+    ]
+    status = run("status", str(out), "--json")
+    assert status.returncode == 0, status.stderr
+    assert "t0ken" not in status.stdout
+
+
 def test_the_records_database_is_private(server: RawServer, tmp_path: Path) -> None:
     url = server.route("/file.bin", http(OK, body=BODY))
     out = tmp_path / "out"
@@ -147,6 +169,51 @@ def test_a_link_to_another_applications_database_is_refused(
     assert os.path.islink(out / f"{DB_NAME}{which}")
 
 
+def test_a_hard_link_to_another_applications_database_is_refused(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: a hard link was taken as the records file: the other application's
+    database got regisseur_* tables, WAL mode and the URLs with their passwords."""
+    url = _with_password(server.route("/file.bin", http(OK, body=BODY)))
+    out = tmp_path / "out"
+    out.mkdir()
+    other = tmp_path / "other-app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE mine (v TEXT)")
+    before = other.read_bytes()
+    os.link(other, out / DB_NAME)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "hard link" in result.stderr
+    assert other.read_bytes() == before
+    assert not (out / "file.bin").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+@pytest.mark.parametrize("which", ["", "-wal", "-journal"])
+def test_a_records_file_of_another_user_is_refused(
+    server: RawServer, tmp_path: Path, which: str
+) -> None:
+    """Before: a file another user left (mode 0666) in place of the records or of
+    its -wal was used as it was: the password went into a file that user reads
+    (a -wal is removed at the end, but read through a descriptor kept open)."""
+    url = _with_password(server.route("/file.bin", http(OK, body=BODY)))
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = out / f"{DB_NAME}{which}"
+    planted.touch()
+    os.chown(planted, 65534, 65534)
+    planted.chmod(0o666)
+    with planted.open("rb") as held:  # as the other user would keep it open
+        result = run("download", url, "-o", str(out), "--plain")
+        written = held.read()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "belongs to another user" in result.stderr
+    assert b"s3cr3t-pw" not in written
+    assert planted.stat().st_uid == 65534
+    assert not (out / "file.bin").exists()
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 
@@ -196,3 +263,30 @@ def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) 
     result = run("download", "http://127.0.0.1:1/x", "-o", str(tmp_path), *args)
     assert result.returncode == 2
     assert message in result.stderr, result.stderr
+
+
+# -- what reaches the terminal ---------------------------------------------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+
+
+def test_terminal_control_sequences_from_a_server_or_a_list_are_shown_not_obeyed(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: a reason phrase (``404 ESC]0;pwned BEL ESC[2J``) and a URL in an -i
+    list reached the terminal raw on the downloading, FAILED and status lines:
+    the window retitled, the screen cleared."""
+    head = f"HTTP/1.1 404 {ESCAPES}Gone\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    hostile = server.route("/hostile", head.encode("latin-1"))
+    listed = tmp_path / "urls.txt"
+    listed.write_text(server.url("/listed\x1b[31m.bin") + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("download", hostile, "-i", str(listed), "-o", str(out), "--plain")
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = run("status", str(out))
+    assert table.returncode == 0, table.stderr
+    for printed in (result.stderr, table.stdout):
+        assert not any(char in printed for char in "\x1b\x07\x9b"), printed
+    assert "HTTP 404 \\x1b]0;pwned\\x07\\x1b[2J\\x9b31mGone" in result.stderr
+    assert "listed\\x1b[31m.bin" in result.stderr
+    assert "\\x1b]0;pwned" in table.stdout

@@ -35,6 +35,8 @@ import os
 import re
 import socket
 import stat
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,9 +47,11 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 _PLAN_LOCK = "plan.lock"
+_LOCK_POLL = 0.05  # seconds between two tries of a lock held by another process
 
 __all__ = [
     "OwnerLock",
+    "PlanningTimeoutError",
     "describe_owner",
     "lock_directory",
     "make_owner_id",
@@ -165,12 +169,16 @@ def owner_alive(directory: Path | None, owner: str) -> bool:
 
 
 @contextlib.contextmanager
-def planning(directory: Path | None, waiting: Callable[[], object]) -> Iterator[None]:
+def planning(
+    directory: Path | None, waiting: Callable[[], object], timeout: float | None = None
+) -> Iterator[None]:
     """Hold the database's planning lock: one process at a time looks at the
     records and submits (so two processes never both submit the same work).
 
     Blocks while another process holds it, calling ``waiting()`` first; a
-    process that dies releases it. Without a lock place, does nothing.
+    process that dies releases it (a stopped one does not). With
+    ``timeout`` (seconds), raises ``TimeoutError`` once it has waited that
+    long (``PlanningTimeoutError``). Without a lock place, does nothing.
     """
     if directory is None:
         yield
@@ -183,7 +191,31 @@ def planning(directory: Path | None, waiting: Callable[[], object]) -> Iterator[
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _wait_for_lock(fd, timeout)
         yield
     finally:
         os.close(fd)
+
+
+class PlanningTimeoutError(TimeoutError):
+    """Another process held the planning lock past the caller's ``timeout``."""
+
+
+def _wait_for_lock(fd: int, timeout: float | None) -> None:
+    """Take ``fd``'s exclusive lock, waiting at most ``timeout`` seconds (None: no bound)."""
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # never set: a wait that no signal cuts short
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                msg = f"another process held the planning lock for more than {timeout:g} s"
+                raise PlanningTimeoutError(msg) from None
+            pause.wait(min(_LOCK_POLL, left))
+        else:
+            return

@@ -162,7 +162,9 @@ class PartFile:
     def lock(self) -> None:
         """Open (create) the part without following a symlink and lock it for this run.
 
-        A symlink planted under the part's name is removed, never followed.
+        A symlink planted under the part's name is removed, never followed;
+        so is a hard link (a file with another name) or anything but a
+        plain file found there once locked: a fresh part takes its place.
         Raises ``PartInUseError`` when another live run holds the lock, and
         ``OSError`` when the part cannot be opened.
         """
@@ -191,7 +193,16 @@ class PartFile:
             except FileNotFoundError:
                 now = None
             held = os.fstat(fd)
-            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            same = now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+            if same and (not stat.S_ISREG(held.st_mode) or held.st_nlink != 1):
+                # Planted: a hard link (another name of a file elsewhere,
+                # which a resume would cut and overwrite) or a FIFO (the
+                # body would go to whoever reads it). The name goes; the
+                # file it led to is left as it was.
+                os.close(fd)
+                self.path.unlink()
+                continue
+            if same:
                 self._fd = fd
                 self._empty = held.st_size == 0
                 return
@@ -217,13 +228,17 @@ class PartFile:
 
     def _meta(self) -> dict[str, Any] | None:
         try:
-            fd = os.open(self.meta_path, os.O_RDONLY | _NOFOLLOW)
+            # Non-blocking: a FIFO planted here would wait for a writer forever.
+            fd = os.open(self.meta_path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
         except FileNotFoundError:
             self._meta_absent = self._fd is not None  # known only while locked
             return None
         except OSError:  # a planted symlink (ELOOP), a directory, ...: removed by discard
             return None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: removed by discard
+                os.close(fd)
+                return None
             with open(fd, "rb") as file:
                 meta = json.loads(file.read(65536).decode("utf-8"))
         except (OSError, ValueError):

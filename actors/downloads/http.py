@@ -290,6 +290,24 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _OWN_HEADERS = frozenset({"range", "if-range"})
 
 
+def _header_text_problem(value: str) -> str | None:
+    """What keeps ``value`` from being sent as a header value, or None.
+
+    HTTP sends header values as Latin-1 bytes (RFC 9110: visible characters,
+    spaces and tabs): ``requests`` fails on anything else only when it
+    sends, for every download, with the value in the error text. The value
+    is never part of the answer (it is often a credential).
+    """
+    for char in value:
+        if char == "\t":
+            continue
+        if ord(char) > 0xFF:
+            return "a character that is not Latin-1 (percent-encode it, or base64 it)"
+        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            return "a control character"
+    return None
+
+
 def _check_headers(headers: object, what: str) -> dict[str, str]:
     if headers is None:
         return {}
@@ -314,6 +332,10 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
                 f"spaces (a token read from a file with its newline?)"
             )
             raise ValueError(msg)
+        problem = _header_text_problem(value)
+        if problem is not None:
+            msg = f"{what}: the value of header {key!r} has {problem}"
+            raise ValueError(msg)
         checked[key] = value
     return checked
 
@@ -333,6 +355,10 @@ def _with_user_agent(headers: dict[str, str], user_agent: object, what: str) -> 
         raise ValueError(msg)
     if not user_agent.strip() or any(c in user_agent for c in "\r\n\0"):
         msg = f"{what}: user_agent must be one line of text, got {user_agent!r}"
+        raise ValueError(msg)
+    problem = _header_text_problem(user_agent)
+    if problem is not None:
+        msg = f"{what}: user_agent has {problem}"
         raise ValueError(msg)
     headers["User-Agent"] = user_agent.strip()
     return headers

@@ -262,13 +262,19 @@ def name_from_content_disposition(value: str | None) -> str | None:
 
 
 def name_from_url(url: str) -> str | None:
-    """The last segment of ``url``'s path, percent-decoded, or ``None``."""
+    """The last segment of ``url``'s path, percent-decoded and redacted, or ``None``.
+
+    Redacted because it becomes a file's name (shown on the CLI's lines and
+    stdout, listed by anyone who can read the directory): a credential in
+    it (``file.bin;token=...``, ``access_token=...``, ``%74oken%3D...``)
+    is replaced by ``[REDACTED]``. The query never takes part.
+    """
     try:
         path = urlsplit(url).path
     except ValueError:
         return None
     segment = path.rsplit("/", 1)[-1]
-    return unquote(segment, errors="replace") or None
+    return redact_text(unquote(segment, errors="replace")) or None
 
 
 def display_name_from_url(url: str) -> str:

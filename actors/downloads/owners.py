@@ -5,7 +5,8 @@ that plans downloads beside other processes on one SQLite records file,
 as ``regisseur download`` does when two runs use one directory:
 
 * :func:`planning`: hold the database's planning lock while looking at
-  the records and submitting, so two processes never submit the same work;
+  the records and submitting, so two processes never submit the same work
+  (``PlanningTimeoutError`` past an optional ``timeout``);
 * :func:`lock_directory`: where a database's owner locks live (None when
   it is not a local file: then every other owner counts as alive);
 * :func:`owner_alive`: whether the keeper that owns a download still runs;
@@ -19,10 +20,11 @@ directory cannot be made).
 from __future__ import annotations
 
 from regisseur.actors.downloads._owners import (
+    PlanningTimeoutError,
     describe_owner,
     lock_directory,
     owner_alive,
     planning,
 )
 
-__all__ = ["describe_owner", "lock_directory", "owner_alive", "planning"]
+__all__ = ["PlanningTimeoutError", "describe_owner", "lock_directory", "owner_alive", "planning"]

@@ -584,6 +584,11 @@ def test_configure_logging_rejects_an_unknown_level_and_keeps_its_handler() -> N
         ("/f?token=a,b(c)[d]{e}", f"/f?token={REDACTED}"),
         ("'http://h/f?token=t', 'x'", f"'http://h/f?token={REDACTED}', 'x'"),
         ("/f?%41=1&page%3D2&monkey=3", "/f?%41=1&page%3D2&monkey=3"),
+        # The same in a path segment (before: the encoded names leaked, the plain ones not).
+        ("http://h/dl/%74oken%3Dt/x", f"http://h/dl/%74oken%3D{REDACTED}"),
+        ("http://h/api%5Fkey=k", f"http://h/api%5Fkey={REDACTED}"),
+        ("http://h/dl/sig=s", f"http://h/dl/sig={REDACTED}"),
+        ("http://h:8/a=1/page=2/", "http://h:8/a=1/page=2/"),
         # A token as the user name (before: shown as it is).
         ("get https://ghp_t0k@github.com/x", f"get https://{REDACTED}@github.com/x"),
         ("HTTP://t0k@h/", f"HTTP://{REDACTED}@h/"),

@@ -60,6 +60,11 @@ def test_user_agent_and_headers_are_sent(harness: Harness, http_server: HttpServ
         # Before: accepted, and the server's 206 for the caller's range failed the download.
         ({"headers": {"Range": "bytes=0-9"}}, ValueError, "'Range' is set by the source"),
         ({"headers": {"if-range": "x"}}, ValueError, "'if-range' is set by the source"),
+        # Before: accepted; every download then failed as a "malformed URL", with
+        # the value (often a credential) in the error text.
+        ({"headers": {"X-Token": "t\u20ac"}}, ValueError, "'X-Token' has a character that is not"),
+        ({"headers": {"X-Token": "t\x0bu"}}, ValueError, "'X-Token' has a control character"),
+        ({"user_agent": "agent/\u20ac"}, ValueError, "user_agent has a character that is not"),
     ],
 )
 def test_bad_header_options(tmp_path: Path, options: dict, error: type, match: str) -> None:

@@ -162,6 +162,12 @@ def test_content_disposition(header: str | None, expected: str | None) -> None:
         ("http://h", None),
         ("http://h/..%2F..%2Fetc%2Fpasswd", "../../etc/passwd"),
         ("http://[::1/x", None),
+        # Before: a credential in the last segment became the file's name (shown on
+        # the done line and stdout, listed by ls in a shared directory).
+        ("http://h/dl/file.bin;token=s3cr3t", "file.bin;token=[REDACTED]"),
+        ("http://h/dl/access_token=s3cr3t", "access_token=[REDACTED]"),
+        ("http://h/dl/%74oken%3Ds3cr3t", "token=[REDACTED]"),
+        ("http://h/dl/a.bin;X-Amz-Signature=s1g", "a.bin;X-Amz-Signature=[REDACTED]"),
     ],
 )
 def test_name_from_url(url: str, expected: str | None) -> None:

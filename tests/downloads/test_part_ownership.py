@@ -6,6 +6,7 @@ conftest's ``Harness``); a real server on 127.0.0.1 answers.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -184,6 +185,54 @@ def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
     assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
     assert victim.read_text() == "precious"
     assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
+
+
+@pytest.mark.timeout(30)
+def test_a_hard_link_planted_as_the_part_is_never_written_through(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """Before: a hard link put in place of an interrupted run's part (another name
+    of any file on the file system) was resumed: the file was cut to the recorded
+    offset, the body written into it, and it was published as the download."""
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"v" * 5000)
+    part = part_of(harness)
+    os.link(victim, part.path)
+    part.save(Validators('"v1"', None, len(BODY)), 3000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert victim.read_bytes() == b"v" * 5000
+    assert victim.stat().st_nlink == 1
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_planted_as_the_part_is_replaced_by_a_file(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: the body went into the pipe (to whoever reads it) and the download
+    was published as a FIFO."""
+    part = part_of(harness)
+    os.mkfifo(part.path)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = Path(harness.fetch(harness.source(), url, download_id=ID))
+    assert path.is_file()
+    assert path.read_bytes() == BODY
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_planted_as_the_meta_file_does_not_block_the_download(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: opening the meta file to read it waited forever for a writer."""
+    part = part_of(harness)
+    part.path.write_bytes(BODY[:3000])
+    os.mkfifo(part.meta_path)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert harness.files() == ["data.bin"]
 
 
 def test_the_owner_locks_never_go_through_a_planted_link(tmp_path: Path) -> None:
