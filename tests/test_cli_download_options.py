@@ -296,9 +296,11 @@ def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) ->
     result = run("download", "http://127.0.0.1:9/x", "-o", str(tmp_path))
     assert result.returncode == 2
     # Refused before SQLite sees it (the records database is opened privately,
-    # never through a link): the path and the OS's reason, no library jargon.
+    # never through a link): the path and the OS's reason, in the words the
+    # README gives for a records database it cannot write, no library jargon.
     assert result.stderr == (
-        f"regisseur download: cannot open the database '{tmp_path / DB_NAME}': Is a directory\n"
+        f"regisseur download: cannot write to the records database {tmp_path / DB_NAME}: "
+        "is a directory\n"
     )
     assert "sqlalchemy" not in result.stderr.lower()
 
