@@ -174,6 +174,17 @@ def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
         assert not (tmp_path / "none.db").exists()
 
 
+def test_status_without_arguments_where_nothing_was_downloaded(tmp_path: Path) -> None:
+    """Before: "no database file at 'regisseur.db'", a file a downloader never made."""
+    result = run("status", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"regisseur status: no records here: no {DB_NAME} (nothing was downloaded here) "
+        "and no regisseur.db; give the download directory (regisseur status DIR) or --db\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_status_of_a_bad_url_is_a_clear_error() -> None:
     result = run("status", "--db", "not a url://", "--json")
     assert result.returncode == 1
