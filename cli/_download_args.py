@@ -117,6 +117,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail a download that takes longer than this, retries included",
     )
     parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="fail (and retry) an attempt whose connection or next read waits longer than "
+        "this (default: 10 to connect, 30 between reads)",
+    )
+    parser.add_argument(
         "--speed-limit",
         type=_bytes,
         default=None,
@@ -270,13 +278,20 @@ def read_urls(args: argparse.Namespace) -> list[str]:
 
 
 def bounds(args: argparse.Namespace) -> dict[str, Any]:
-    """HttpSource's limits from the options (curl's: --speed-time alone means 1 byte/s)."""
+    """HttpSource's limits and timeouts from the options.
+
+    As curl's, ``--speed-time`` alone means 1 byte/s; ``--timeout`` sets both
+    of HttpSource's timeouts, as wget's sets its connect and read timeouts.
+    """
     speed_limit = args.speed_limit
     if speed_limit is None and args.speed_time is not None:
         speed_limit = 1
-    return {
+    limits: dict[str, Any] = {
         "max_bytes": args.max_size,
         "max_time": args.max_time,
         "speed_limit": speed_limit,
         "speed_time": 30.0 if args.speed_time is None else args.speed_time,
     }
+    if args.timeout is not None:  # wget's --timeout: the connect and the read timeout
+        limits.update(connect_timeout=args.timeout, read_timeout=args.timeout)
+    return limits

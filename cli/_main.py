@@ -42,7 +42,11 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _status_database(args: argparse.Namespace) -> str:
-    """The database ``regisseur status`` reads; ``ValueError`` saying why not."""
+    """The database ``regisseur status`` reads.
+
+    ``ValueError`` (bad arguments) or ``StatusError`` (nothing to read
+    without arguments) saying why not.
+    """
     from regisseur.cli._records_db import DB_NAME, database_url, directory_database
 
     given = [v for v in (args.directory, args.output) if v is not None]
@@ -65,6 +69,15 @@ def _status_database(args: argparse.Namespace) -> str:
     _refuse_link(Path(DB_NAME))
     if Path(DB_NAME).is_file():  # `regisseur download` ran here with the default -o
         return directory_database(".")
+    if not Path(_DEFAULT_DB.removeprefix("sqlite:///")).is_file():
+        from regisseur.cli.status import StatusError
+
+        msg = (
+            f"no records here: no {DB_NAME} (nothing was downloaded here) and no "
+            f"{_DEFAULT_DB.removeprefix('sqlite:///')}; give the download directory "
+            "(regisseur status DIR) or --db"
+        )
+        raise StatusError(msg)
     return _DEFAULT_DB
 
 

@@ -48,6 +48,7 @@ imported when a download runs, not for ``--help`` or bad arguments.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -388,7 +389,16 @@ def run_download(
         if db_file is not None and inside(db_file, directory):
             # Private, and never through a link planted in DIR (whoever can
             # write to DIR could point it at another application's database).
-            claim_private_sqlite(db_file)
+            try:
+                claim_private_sqlite(db_file)
+            except DatabaseError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, OSError) or cause.errno == errno.ELOOP:
+                    raise  # a link or not a file: its message says so
+                # The same words as for a --db file it cannot write (below).
+                problem = f"cannot write to the records database {db_file}: {plain_reason(cause)}"
+                err.write(f"regisseur download: {problem}\n")
+                return 2
         problem = prepare_records(db_file) if db_file is not None else None
         if problem is not None:
             err.write(f"regisseur download: {problem}\n")

@@ -58,6 +58,12 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         raise StatusError(msg) from exc
     if url.get_backend_name() == "sqlite":
         path = url.database
+        if path and Path(path).is_dir():  # `--db DIR`, meant as a download directory
+            msg = (
+                f"{path} is a directory, not a database file (to read the records "
+                f"of a download directory: regisseur status {path})"
+            )
+            raise StatusError(msg)
         if not path or path == ":memory:" or not Path(path).is_file():
             msg = f"no database file at {path!r}"
             raise StatusError(msg)

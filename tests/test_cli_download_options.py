@@ -228,6 +228,36 @@ def test_bad_headers_exit_2_without_echoing_the_value(
     assert not (tmp_path / "out").exists()
 
 
+# -- timeouts ------------------------------------------------------------------------
+
+
+def test_timeout_bounds_a_server_that_never_answers(tmp_path: Path) -> None:
+    """Before: ``--timeout`` (wget's, curl's ``--connect-timeout``) was refused, exit 2."""
+    import socket
+    import time
+
+    with socket.socket() as silent:  # the kernel accepts; nothing ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/never.bin"
+        started = time.monotonic()
+        result = run("download", url, "-o", str(tmp_path), "--retries", "0", "--timeout", "0.5")
+        took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert f"FAILED {url}: no response within 0.5s: {url}" in result.stderr
+    assert took < 20, "the default read timeout is 30 s: --timeout was not applied"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "must be a number of seconds > 0"), ("soon", "not a number of seconds: 'soon'")],
+)
+def test_bad_timeouts_exit_2(tmp_path: Path, value: str, message: str) -> None:
+    result = run("download", "http://127.0.0.1:9/x", "--timeout", value, "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert f"--timeout: {message}" in result.stderr
+
+
 # -- clear errors --------------------------------------------------------------------
 
 
@@ -274,9 +304,11 @@ def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) ->
     result = run("download", "http://127.0.0.1:9/x", "-o", str(tmp_path))
     assert result.returncode == 2
     # Refused before SQLite sees it (the records database is opened privately,
-    # never through a link): the path and the OS's reason, no library jargon.
+    # never through a link): the path and the OS's reason, in the words the
+    # README gives for a records database it cannot write, no library jargon.
     assert result.stderr == (
-        f"regisseur download: cannot open the database '{tmp_path / DB_NAME}': Is a directory\n"
+        f"regisseur download: cannot write to the records database {tmp_path / DB_NAME}: "
+        "is a directory\n"
     )
     assert "sqlalchemy" not in result.stderr.lower()
 

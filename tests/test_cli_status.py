@@ -174,6 +174,27 @@ def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
         assert not (tmp_path / "none.db").exists()
 
 
+def test_status_without_arguments_where_nothing_was_downloaded(tmp_path: Path) -> None:
+    """Before: "no database file at 'regisseur.db'", a file a downloader never made."""
+    result = run("status", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"regisseur status: no records here: no {DB_NAME} (nothing was downloaded here) "
+        "and no regisseur.db; give the download directory (regisseur status DIR) or --db\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_db_naming_a_directory_points_to_status_dir(downloaded: Runs) -> None:
+    """Before: "no database file at 'DIR'", though DIR holds the records."""
+    result = run("status", "--db", str(downloaded.out))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"regisseur status: {downloaded.out} is a directory, not a database file "
+        f"(to read the records of a download directory: regisseur status {downloaded.out})\n"
+    )
+
+
 def test_status_of_a_bad_url_is_a_clear_error() -> None:
     result = run("status", "--db", "not a url://", "--json")
     assert result.returncode == 1
