@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regisseur.cli._interrupts import exit_code, terminate_as_interrupt
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -158,7 +160,8 @@ def console_main() -> int:
 
     collector = StartupCollector()
     try:
-        return _guarded(None, collector.over)
+        with terminate_as_interrupt():  # SIGTERM stops a command as Ctrl-C does
+            return _guarded(None, collector.over)
     finally:
         collector.at_exit()
 
@@ -166,8 +169,8 @@ def console_main() -> int:
 def _guarded(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -> int:
     try:
         return _main(argv, startup_over)
-    except KeyboardInterrupt:  # before a command could handle it (e.g. while importing)
-        return 130
+    except KeyboardInterrupt as interrupt:  # before a command could handle it (importing, say)
+        return exit_code(interrupt)
     except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
         # The command has stopped its system already; silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -39,7 +39,8 @@ terminal, else plain lines; none with ``-q``), one ``FAILED <url>:
 <error>`` line per failure on stderr, and on stdout the path of each file
 the run delivered (one a line, in the order of the URLs). Exit codes: 0
 when every download succeeded, 1 when any failed, 2 for bad arguments, an
-unusable ``-o`` or a system that cannot start, 130 on Ctrl-C.
+unusable ``-o`` or a system that cannot start, 130 on Ctrl-C and 143 on
+SIGTERM (taken like Ctrl-C: the parts are flushed and recorded).
 
 Threads: the command runs on the caller's thread and waits for the
 download events (delivered on the event bus's thread). The runtime is
@@ -67,7 +68,7 @@ from regisseur.cli._download_places import (
     prepare_records,
 )
 from regisseur.cli._download_view import LineView, make_view
-from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._interrupts import exit_code, no_interrupts
 from regisseur.cli._printable import printable
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
@@ -454,8 +455,8 @@ def run_download(
             over()
         final = tracker.wait_for(wanted)
         final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM from the console script
+        code = exit_code(interrupt)
     except PlanningTimeoutError:  # another run stopped or stuck while it starts
         code = 1
         view.close()
@@ -482,10 +483,11 @@ def run_download(
         with no_interrupts():
             view.close()
             system.stop()
-    if code == 130:
+    if code in (130, 143):
         parts = len(list(directory.glob("*.part")))
+        how = "interrupted" if code == 130 else "terminated"
         err.write(
-            f"interrupted: {parts} partial file(s) kept in {directory}; "
+            f"{how}: {parts} partial file(s) kept in {directory}; "
             "run the same command again to resume\n"
         )
         return code

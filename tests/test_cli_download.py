@@ -138,10 +138,10 @@ def files() -> Iterator[_Server]:
 
 
 def interrupted_download(
-    url: str, out_dir: Path, server: _Server, *more: str
+    url: str, out_dir: Path, server: _Server, *more: str, sig: int = signal.SIGINT
 ) -> tuple[int, str, str]:
-    """Start a download (of ``more`` URLs too), SIGINT it once every .part holds
-    the first chunk."""
+    """Start a download (of ``more`` URLs too), send it ``sig`` (Ctrl-C) once
+    every .part holds the first chunk."""
     process = subprocess.Popen(
         cli("download", url, *more, "-o", str(out_dir), "--plain", "-j", str(1 + len(more))),
         cwd=ROOT,
@@ -155,7 +155,7 @@ def interrupted_download(
             lambda: sum(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")) > len(more),
             "the first chunk in every .part file",
         )
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=WAIT)
     finally:
         if process.poll() is None:
@@ -199,6 +199,27 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes_it(files: _Server, tmp_p
     assert f"FAILED {url}: sha256 mismatch: expected {'0' * 64}, got {expected}" in wrong.stderr
     assert len(files.ranges) == 3
     assert hashlib.sha256(final.read_bytes()).hexdigest() == expected, "the good file is kept"
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_next_run_resumes(files: _Server, tmp_path: Path) -> None:
+    """What ``timeout``, systemd or a CI runner send: the run stops its system
+    (parts flushed, offsets recorded), says so and exits 143; no traceback."""
+    url = files.url("/data/big.bin")
+    out_dir = tmp_path / "out"
+    code, out, err = interrupted_download(url, out_dir, files, sig=signal.SIGTERM)
+    assert code == 143, out + err
+    assert "Traceback" not in out + err
+    assert "terminated: 1 partial file(s) kept" in err
+    [part] = out_dir.glob("*.part")
+    kept = part.stat().st_size
+    assert kept >= FIRST
+
+    files.gate.set()
+    again = run("download", url, "-o", str(out_dir), "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming {url}" in again.stderr
+    assert files.ranges[1] == f"bytes={kept}-", files.ranges
+    assert (out_dir / "big.bin").read_bytes() == files.body
 
 
 def test_failed_downloads_exit_1_with_one_failed_line_each(files: _Server, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
-from regisseur.cli._interrupts import no_interrupts
+from regisseur.cli._interrupts import exit_code, no_interrupts
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -113,8 +113,8 @@ def run_demo(
         watch.note(f"serving files on {server.url}; starting the system in dependency order")
         system.start()
         summary = run_script(system, server.url, watch)
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM from the console script
+        code = exit_code(interrupt)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         failure = f"the demo failed: {type(exc).__name__}: {exc}"
@@ -127,8 +127,9 @@ def run_demo(
             show.close()
             library_log.removeHandler(notes)
             shutil.rmtree(workdir, ignore_errors=True)
-    if code == 130:
-        watch.note("interrupted: the system and the server are stopped")
+    if code in (130, 143):
+        how = "interrupted" if code == 130 else "terminated"
+        watch.note(f"{how}: the system and the server are stopped")
     elif code == 1:
         watch.note(failure)
     left = [t.name for t in system.threads()] if system is not None else []

@@ -1,0 +1,73 @@
+"""SIGTERM taken like Ctrl-C by the console script, and only by it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from regisseur.cli._interrupts import (
+    Terminated,
+    exit_code,
+    no_interrupts,
+    terminate_as_interrupt,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture
+def default_sigterm() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.usefixtures("default_sigterm")
+def test_sigterm_raises_terminated_inside_the_block_and_is_default_after() -> None:
+    with terminate_as_interrupt(), pytest.raises(Terminated) as caught:
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(5)  # the handler's exception cuts this wait short
+    assert isinstance(caught.value, KeyboardInterrupt), "the Ctrl-C path handles it"
+    assert exit_code(caught.value) == 143
+    assert exit_code(KeyboardInterrupt()) == 130
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_an_ignored_or_handled_sigterm_is_left_as_it_was() -> None:
+    handled: list[int] = []
+    for disposition in (signal.SIG_IGN, lambda signum, frame: handled.append(signum)):
+        previous = signal.signal(signal.SIGTERM, disposition)
+        try:
+            with terminate_as_interrupt():
+                assert signal.getsignal(signal.SIGTERM) is disposition
+            assert signal.getsignal(signal.SIGTERM) is disposition
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.usefixtures("default_sigterm")
+def test_the_cleanup_block_ignores_a_second_sigterm() -> None:
+    with terminate_as_interrupt():
+        with no_interrupts():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)  # ignored: nothing raised
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            threading.Event().wait(5)
+
+
+@pytest.mark.usefixtures("default_sigterm")
+def test_outside_the_console_script_sigterm_keeps_its_default() -> None:
+    with no_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
