@@ -85,7 +85,17 @@ class BarsView(LineView):
         self.live.start()
 
     def say(self, text: str) -> None:
-        self.console.print(printable(text), markup=False, highlight=False)
+        self.tell(text)
+
+    def tell(self, text: str) -> None:
+        with self._lock:
+            if self._gone:
+                return
+        try:
+            self.console.print(printable(text), markup=False, highlight=False)
+        except (OSError, ValueError):  # the terminal was closed: show nothing more
+            with self._lock:
+                self._gone = True
 
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
         """Keep the newest record of the download (cheap: no drawing here)."""
@@ -138,4 +148,7 @@ class BarsView(LineView):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.live.stop()  # draws the last frame
+            try:
+                self.live.stop()  # draws the last frame
+            except (OSError, ValueError):  # the terminal was closed
+                self._gone = True

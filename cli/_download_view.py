@@ -5,7 +5,10 @@ Plain lines: one when a download starts, a progress line at most every
 not shown here: the command prints one ``FAILED`` line each at the end.
 
 Threads: ``update()`` runs on the event bus's thread, ``say()`` and
-``close()`` on the command's thread; output is serialised.
+``close()`` on the command's thread; output is serialised. Once a write
+fails (the reader of a pipe went away, the terminal was closed), the view
+writes nothing more and the run goes on: what it shows is never what the
+downloads depend on.
 """
 
 from __future__ import annotations
@@ -59,12 +62,26 @@ class LineView:
         self.out = out
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
+        self._gone = False  # a write failed: the stream has no reader any more
 
     def say(self, text: str) -> None:
         """One line of its own (control characters shown as ``\\xNN``)."""
+        self.tell(text)
+
+    def tell(self, text: str) -> None:
+        """Like :meth:`say`, also with ``-q`` (a result, such as a FAILED line).
+
+        Nothing is raised when the stream cannot be written (a closed pipe
+        or terminal): the line is dropped, and so are the later ones.
+        """
         with self._lock:
-            self.out.write(printable(text) + "\n")
-            self.out.flush()
+            if self._gone:
+                return
+            try:
+                self.out.write(printable(text) + "\n")
+                self.out.flush()
+            except (OSError, ValueError):  # no reader, or closed
+                self._gone = True
 
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
         """A download's state changed or it made progress."""

@@ -69,7 +69,6 @@ from regisseur.cli._download_places import (
 )
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._interrupts import exit_code, no_interrupts
-from regisseur.cli._printable import printable
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
@@ -134,12 +133,14 @@ class _Tracker:
 
     def __call__(self, event: object) -> None:
         if isinstance(event, (DownloadProgressed, DownloadStateChanged)):
-            self._view.update(event)
+            # Counted before it is shown: whatever happens to the view, an
+            # end is never missed (the run would wait for it forever).
             with self._cond:
                 self.seen.add(event.record.id)
                 if event.record.terminal:
                     self.ended[event.record.id] = event.record
                     self._cond.notify_all()
+            self._view.update(event)
         elif isinstance(event, (SystemFailed, ChildGaveUp)):
             with self._cond:
                 name = getattr(event, "name", "the system")
@@ -460,9 +461,9 @@ def run_download(
     except PlanningTimeoutError:  # another run stopped or stuck while it starts
         code = 1
         view.close()
-        err.write(
+        view.tell(
             f"regisseur download: another run in {directory} is still starting after the "
-            f"--max-time of {args.max_time:g} s (stopped?); nothing was downloaded\n"
+            f"--max-time of {args.max_time:g} s (stopped?); nothing was downloaded"
         )
     except StartupError as exc:
         code = 2
@@ -471,14 +472,14 @@ def run_download(
         if of_database or exc.child == "database":  # also: its driver is not installed
             shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
             problem = redact_text(f"cannot use the records database {shown}: {text}")
-            err.write(f"regisseur download: {problem}\n")
+            view.tell(f"regisseur download: {problem}")
         else:
-            err.write(f"regisseur download: cannot start: {exc.child}: {text}\n")
+            view.tell(f"regisseur download: cannot start: {exc.child}: {text}")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
         text = _plain_error(exc)[0] if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        err.write(f"regisseur download: {redact_text(text)}\n")
+        view.tell(f"regisseur download: {redact_text(text)}")
     finally:
         with no_interrupts():
             view.close()
@@ -486,9 +487,9 @@ def run_download(
     if code in (130, 143):
         parts = len(list(directory.glob("*.part")))
         how = "interrupted" if code == 130 else "terminated"
-        err.write(
+        view.tell(
             f"{how}: {parts} partial file(s) kept in {directory}; "
-            "run the same command again to resume\n"
+            "run the same command again to resume"
         )
         return code
     # In the order of the URLs (resumed ones and those another run held were
@@ -499,8 +500,7 @@ def run_download(
     failures = [(r, _failure(r, args.sha256, tracker.before)) for r in ordered]
     for record, why in failures:
         if why is not None:
-            line = f"FAILED {redact_text(record.target_id)}: {redact_text(why)}"
-            err.write(f"{printable(line)}\n")
+            view.tell(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}")
     for record, why in failures:
         if why is None and record.file_path:
             out.write(f"{record.file_path}\n")
