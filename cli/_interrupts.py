@@ -1,18 +1,21 @@
-"""How the commands are stopped: Ctrl-C, and SIGTERM taken like it.
+"""How the commands are stopped: Ctrl-C, and SIGTERM or SIGHUP taken like it.
 
 A command stops its system when Ctrl-C reaches it (``KeyboardInterrupt``),
 so what it did is kept: ``regisseur download`` flushes each ``.part`` and
 records how far it got, and the next run resumes from there. SIGTERM is
-what ``timeout``, systemd, CI runners and ``kill`` send; Python's default
-ends the process at once, and a download then resumes from its last
-checkpoint, up to 4 MiB earlier. The console script therefore installs
-:func:`terminate_as_interrupt`: SIGTERM raises :class:`Terminated` (a
-``KeyboardInterrupt``) on the main thread and takes the same path, with
-exit code 143 (128 + 15) instead of 130.
+what ``timeout``, systemd, CI runners and ``kill`` send; SIGHUP is what a
+command gets when its terminal is closed (an ssh session drops, a window
+is shut). Python's default for both ends the process at once, and a
+download then resumes from its last checkpoint, up to 4 MiB earlier. The
+console script therefore installs :func:`terminate_as_interrupt`: either
+signal raises :class:`Terminated` (a ``KeyboardInterrupt``) on the main
+thread and takes the same path, with exit code 143 (128 + 15) or 129
+(128 + 1) instead of 130. A command that should outlive its terminal is
+started with SIGHUP ignored (``nohup``), and then keeps ignoring it.
 
 Threads: the handlers run on the main thread (Python delivers signals
 there); elsewhere these context managers do nothing. Process-wide: only
-the console script installs the SIGTERM handler, never ``main()``, which
+the console script installs the handlers, never ``main()``, which
 another program may call.
 """
 
@@ -27,20 +30,35 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-__all__ = ["Terminated", "exit_code", "no_interrupts", "terminate_as_interrupt"]
+__all__ = ["Terminated", "exit_code", "no_interrupts", "stopped_by", "terminate_as_interrupt"]
+
+#: The signals taken like Ctrl-C (where the platform has them).
+_TAKEN = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM reached a command: stop as after Ctrl-C, then exit 143."""
+    """SIGTERM (or SIGHUP) reached a command: stop as after Ctrl-C, then exit
+    128 + ``signum``."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:
-    """130 after Ctrl-C, 143 after SIGTERM (the shell's 128 + signal number)."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    """130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP (the shell's 128 + signal number)."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def stopped_by(interrupt: KeyboardInterrupt) -> str:
+    """What the command says it was: ``interrupted``, ``terminated`` or ``hung up``."""
+    if not isinstance(interrupt, Terminated):
+        return "interrupted"
+    return "hung up" if interrupt.signum == getattr(signal, "SIGHUP", None) else "terminated"
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def _on_main_thread() -> bool:
@@ -49,28 +67,31 @@ def _on_main_thread() -> bool:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` on the main thread.
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` on the main thread.
 
-    Left alone when the process was started with SIGTERM ignored or handled
-    by someone else (only the default, which ends the process at once, is
-    replaced). The previous handler is back after the block.
+    Each is left alone when the process was started with it ignored
+    (``nohup``) or handled by someone else (only the default, which ends
+    the process at once, is replaced). The defaults are back after the block.
     """
-    if not _on_main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if not _on_main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    taken = [s for s in _TAKEN if signal.getsignal(s) is signal.SIG_DFL]
+    for signum in taken:
+        signal.signal(signum, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in taken:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def no_interrupts() -> Iterator[None]:
-    """Ignore SIGINT (and SIGTERM, if taken like it) inside the block.
+    """Ignore SIGINT (and SIGTERM and SIGHUP, where taken like it) inside the block.
 
-    The commands stop their system in such a block after a first Ctrl-C or
-    SIGTERM, so a second one cannot leave threads or a half-stopped system
+    The commands stop their system in such a block after a first Ctrl-C,
+    SIGTERM or SIGHUP, so a second one cannot leave threads or a half-stopped system
     behind (each stop is bounded by the children's ``shutdown_timeout``).
     On any thread but the main one, a no-op.
     """
@@ -78,12 +99,12 @@ def no_interrupts() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ours = signal.getsignal(signal.SIGTERM) is _raise_terminated
-    if ours:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ours = [s for s in _TAKEN if signal.getsignal(s) is _raise_terminated]
+    for signum in ours:
+        signal.signal(signum, signal.SIG_IGN)
     try:
         yield
     finally:
-        if ours:
-            signal.signal(signal.SIGTERM, _raise_terminated)
+        for signum in ours:
+            signal.signal(signum, _raise_terminated)
         signal.signal(signal.SIGINT, previous)

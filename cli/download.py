@@ -39,8 +39,9 @@ terminal, else plain lines; none with ``-q``), one ``FAILED <url>:
 <error>`` line per failure on stderr, and on stdout the path of each file
 the run delivered (one a line, in the order of the URLs). Exit codes: 0
 when every download succeeded, 1 when any failed, 2 for bad arguments, an
-unusable ``-o`` or a system that cannot start, 130 on Ctrl-C and 143 on
-SIGTERM (taken like Ctrl-C: the parts are flushed and recorded).
+unusable ``-o`` or a system that cannot start, 130 on Ctrl-C, 143 on
+SIGTERM and 129 on SIGHUP (both taken like Ctrl-C: the parts are flushed
+and recorded; started under ``nohup``, SIGHUP stays ignored).
 
 Threads: the command runs on the caller's thread and waits for the
 download events (delivered on the event bus's thread). The runtime is
@@ -68,7 +69,7 @@ from regisseur.cli._download_places import (
     prepare_records,
 )
 from regisseur.cli._download_view import LineView, make_view
-from regisseur.cli._interrupts import exit_code, no_interrupts
+from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.messages import (
     ChildGaveUp,
@@ -430,6 +431,7 @@ def run_download(
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     tracker = _Tracker(view)
     code = 0
+    stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
     final: dict[str, DownloadRecord] = {}
     try:
         # Before start: downloads resumed by the keeper report at once.
@@ -456,8 +458,9 @@ def run_download(
             over()
         final = tracker.wait_for(wanted)
         final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM from the console script
+    except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)
+        stopped = stopped_by(interrupt)
     except PlanningTimeoutError:  # another run stopped or stuck while it starts
         code = 1
         view.close()
@@ -484,11 +487,10 @@ def run_download(
         with no_interrupts():
             view.close()
             system.stop()
-    if code in (130, 143):
+    if stopped is not None:
         parts = len(list(directory.glob("*.part")))
-        how = "interrupted" if code == 130 else "terminated"
         view.tell(
-            f"{how}: {parts} partial file(s) kept in {directory}; "
+            f"{stopped}: {parts} partial file(s) kept in {directory}; "
             "run the same command again to resume"
         )
         return code

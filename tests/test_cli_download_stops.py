@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.test_cli_download import ROOT, WAIT, cli, files, run
+from tests.test_cli_download import FIRST, ROOT, WAIT, cli, files, run, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,6 +63,82 @@ def test_a_closed_stderr_neither_hangs_nor_stops_the_downloads(
             process.kill()
             process.communicate()
     assert process.returncode == 0
+    assert out == f"{tmp_path / 'big.bin'}\n"
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+    assert succeeded(tmp_path) == [url]
+
+
+def stop_midway(
+    server: _Server, url: str, out_dir: Path, sig: int, *, prefix: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
+    """Start a download (under the ``prefix`` command, such as ``nohup``),
+    send ``sig`` once its .part holds the first chunk."""
+    process = subprocess.Popen(
+        [*prefix, *cli("download", url, "-o", str(out_dir), "--plain")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
+            "the first chunk in the .part file",
+        )
+        process.send_signal(sig)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process
+
+
+def ended(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
+def resumes_from_the_part(server: _Server, url: str, out_dir: Path) -> None:
+    """The next run resumes from the size of the .part left, ends with the
+    server's bytes and one Succeeded record."""
+    [part] = out_dir.glob("*.part")
+    kept = part.stat().st_size
+    assert kept >= FIRST
+    server.gate.set()
+    again = run("download", url, "-o", str(out_dir), "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert server.ranges[1:] == [f"bytes={kept}-"], server.ranges
+    assert (out_dir / "big.bin").read_bytes() == server.body
+    assert succeeded(out_dir) == [url]
+
+
+@pytest.mark.timeout(60)
+def test_sighup_a_closed_terminal_stops_like_sigterm_and_exits_129(
+    files: _Server, tmp_path: Path
+) -> None:
+    """The terminal closes (an ssh session drops): the run stops its system
+    as after Ctrl-C, keeps the part with its offset recorded, exits 129."""
+    url = files.url("/big.bin")
+    code, out, err = ended(stop_midway(files, url, tmp_path, signal.SIGHUP))
+    assert code == 129, out + err
+    assert "Traceback" not in err
+    assert f"hung up: 1 partial file(s) kept in {tmp_path}" in err
+    resumes_from_the_part(files, url, tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_under_nohup_sighup_stays_ignored(files: _Server, tmp_path: Path) -> None:
+    url = files.url("/big.bin")
+    process = stop_midway(files, url, tmp_path, signal.SIGHUP, prefix=("nohup",))
+    files.gate.set()  # the body goes on: the run was not stopped
+    code, out, err = ended(process)
+    assert code == 0, out + err
     assert out == f"{tmp_path / 'big.bin'}\n"
     assert (tmp_path / "big.bin").read_bytes() == files.body
     assert succeeded(tmp_path) == [url]

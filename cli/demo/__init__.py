@@ -12,7 +12,8 @@ retried into a success, a 404, a download cancelled midway. See
 
 Output: a live view (rich, on a terminal), plain lines (``--plain``, or
 when stdout is not a terminal) or JSON lines (``--json``); a summary at
-the end. Exit code 0, 1 if the demo went wrong, 130 on Ctrl-C.
+the end. Exit code 0, 1 if the demo went wrong, 130 on Ctrl-C (143 on
+SIGTERM, 129 on SIGHUP, taken like it by the console script).
 
 Threads: everything here runs on the caller's thread; Ctrl-C ends any wait
 at once, and the system and the server are stopped before returning.
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
-from regisseur.cli._interrupts import exit_code, no_interrupts
+from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -97,6 +98,7 @@ def run_demo(
     summary: Summary | None = None
     code = 0
     failure = ""
+    stopped: str | None = None  # how a signal stopped the demo: "interrupted", ...
     try:
         server = DemoServer(SERVED)
         system = ActorSystem(
@@ -113,8 +115,9 @@ def run_demo(
         watch.note(f"serving files on {server.url}; starting the system in dependency order")
         system.start()
         summary = run_script(system, server.url, watch)
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM from the console script
+    except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)
+        stopped = stopped_by(interrupt)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         failure = f"the demo failed: {type(exc).__name__}: {exc}"
@@ -127,9 +130,8 @@ def run_demo(
             show.close()
             library_log.removeHandler(notes)
             shutil.rmtree(workdir, ignore_errors=True)
-    if code in (130, 143):
-        how = "interrupted" if code == 130 else "terminated"
-        watch.note(f"{how}: the system and the server are stopped")
+    if stopped is not None:
+        watch.note(f"{stopped}: the system and the server are stopped")
     elif code == 1:
         watch.note(failure)
     left = [t.name for t in system.threads()] if system is not None else []
