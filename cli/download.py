@@ -92,6 +92,12 @@ __all__ = ["DB_NAME", "add_arguments", "run_download"]
 _SOURCE = "http"
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _POLL = 0.2  # seconds between two looks at a download another run holds
+#: Longest the main thread sleeps in one wait before it runs the Python
+#: signal handlers. A signal the kernel hands to another thread (it does
+#: when the main thread has one pending already: Ctrl-C, then SIGTERM) only
+#: sets a flag there; a main thread in an untimed wait would sleep through
+#: it until the downloads end by themselves.
+_WAKE = 0.1
 
 
 # -- what a run reads, prints and sends -------------------------------------------
@@ -167,13 +173,17 @@ class _Tracker:
             return download_id in self.seen
 
     def wait_for(self, ids: Iterable[str]) -> dict[str, DownloadRecord]:
-        """Block until every download in ``ids`` has ended; their final records, in order."""
+        """Block until every download in ``ids`` has ended; their final records, in order.
+
+        Main thread: Ctrl-C, SIGTERM and SIGHUP end the wait within ``_WAKE``
+        seconds, whichever thread the kernel gave them to.
+        """
         wanted = list(ids)
         with self._cond:
             while not self.ended.keys() >= set(wanted):
                 if self.broken is not None:
                     raise RuntimeError(self.broken)
-                self._cond.wait()
+                self._cond.wait(_WAKE)  # timed: see _WAKE
             return {i: self.ended[i] for i in wanted}
 
 

@@ -7,19 +7,20 @@ first full answer holds after one chunk until the test releases it (see
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.test_cli_download import FIRST, ROOT, WAIT, cli, files, run, wait_until
+from tests.test_cli_download import DB_NAME, FIRST, ROOT, WAIT, cli, files, run, wait_until
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.test_cli_download import _Server
 
 __all__ = ["files"]  # the fixture, shared
@@ -69,10 +70,10 @@ def test_a_closed_stderr_neither_hangs_nor_stops_the_downloads(
 
 
 def stop_midway(
-    server: _Server, url: str, out_dir: Path, sig: int, *, prefix: tuple[str, ...] = ()
+    server: _Server, url: str, out_dir: Path, sig: int | None, *, prefix: tuple[str, ...] = ()
 ) -> subprocess.Popen[str]:
     """Start a download (under the ``prefix`` command, such as ``nohup``),
-    send ``sig`` once its .part holds the first chunk."""
+    send ``sig`` (if any) once its .part holds the first chunk."""
     process = subprocess.Popen(
         [*prefix, *cli("download", url, "-o", str(out_dir), "--plain")],
         cwd=ROOT,
@@ -86,7 +87,8 @@ def stop_midway(
             lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
             "the first chunk in the .part file",
         )
-        process.send_signal(sig)
+        if sig is not None:
+            process.send_signal(sig)
     except BaseException:
         process.kill()
         process.communicate()
@@ -142,3 +144,71 @@ def test_under_nohup_sighup_stays_ignored(files: _Server, tmp_path: Path) -> Non
     assert out == f"{tmp_path / 'big.bin'}\n"
     assert (tmp_path / "big.bin").read_bytes() == files.body
     assert succeeded(tmp_path) == [url]
+
+
+def signal_another_thread(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid`` through one of its threads other than the main one.
+
+    What the kernel does with a signal sent to the process while its main
+    thread already has one pending (Ctrl-C, then SIGTERM from a script):
+    another thread takes it, and Python only sets a flag there.
+    """
+    tasks = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    assert tasks, "the run has threads besides the main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tasks[0], sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_a_signal_another_thread_takes_still_stops_the_run(files: _Server, tmp_path: Path) -> None:
+    """Two signals in quick succession: the second goes to a worker thread.
+    The main thread, waiting for the downloads, must not sleep through it
+    until the body ends (the server holds it for WAIT seconds)."""
+    url = files.url("/big.bin")
+    process = stop_midway(files, url, tmp_path, None)
+    signal_another_thread(process.pid, signal.SIGTERM)
+    code, out, err = ended(process)
+    assert code == 143, out + err
+    assert f"terminated: 1 partial file(s) kept in {tmp_path}" in err
+    resumes_from_the_part(files, url, tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_another_run_holds_the_planning_lock(files: _Server, tmp_path: Path) -> None:
+    """Another run holds the planning lock (it is starting, or stopped with
+    SIGSTOP while it starts): SIGTERM ends this run's wait at once. (No
+    thread but the main one runs yet: the signal cannot go elsewhere.)"""
+    owners = tmp_path / f"{DB_NAME}-owners"
+    owners.mkdir(mode=0o700)
+    lock = os.open(owners / "plan.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    stderr = tmp_path / "stderr.txt"
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other run
+        with stderr.open("w") as sink:
+            process = subprocess.Popen(
+                cli("download", files.url("/big.bin"), "-o", str(tmp_path), "--plain"),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=sink,
+                text=True,
+            )
+        try:
+            wait_until(
+                lambda: "waiting for another run to start" in stderr.read_text(),
+                "the run waiting for the planning lock",
+            )
+            process.send_signal(signal.SIGTERM)
+            code, out, _ = ended(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        os.close(lock)
+    err = stderr.read_text()
+    assert code == 143, out + err
+    assert "Traceback" not in err
+    assert f"terminated: 0 partial file(s) kept in {tmp_path}" in err
+    assert files.ranges == [], "nothing was fetched"
