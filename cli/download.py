@@ -50,8 +50,10 @@ imported when a download runs, not for ``--help`` or bad arguments.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import io
 import os
 import socket
 import stat
@@ -370,12 +372,41 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
+def _deliver(paths: list[str], out: TextIO | None) -> str | None:
+    """Write ``paths`` to ``out``, one a line; why they could not be, or None.
+
+    ``BrokenPipeError`` is raised: the reader went away on purpose
+    (``| head -1``), and the console script ends quietly. Any other
+    failure (``>&-``, ``>/dev/full``) is returned, and ``sys.stdout`` is
+    pointed at ``os.devnull`` so that the interpreter's own flush at exit
+    does not fail again with a traceback.
+    """
+    if not paths:
+        return None
+    if out is None:
+        return "stdout is closed"
+    try:
+        for path in paths:
+            out.write(f"{path}\n")
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        if out is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return plain_reason(exc) if isinstance(exc, OSError) else str(exc)
+    return None
+
+
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Download ``args.urls`` (and ``-i``'s); return the exit code."""
+    # A stream the shell closed (`>&-`, `2>&-`) is None in sys: nothing to
+    # show there; results that cannot be delivered are an error (below).
     out = out or sys.stdout
-    err = err or sys.stderr
+    err = err or sys.stderr or io.StringIO()
     try:
         urls = read_urls(args)
         headers = request_headers(args)
@@ -513,12 +544,13 @@ def run_download(
     for record, why in failures:
         if why is not None:
             view.tell(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}")
-    for record, why in failures:
-        if why is None and record.file_path:
-            out.write(f"{record.file_path}\n")
-    out.flush()
+    delivered = [r.file_path for r, why in failures if why is None and r.file_path]
+    lost = _deliver(delivered, out)
     if final:
         failed = sum(1 for _, why in failures if why is not None)
         view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")
         code = code or (1 if failed else 0)
+    if lost is not None:
+        view.tell(f"regisseur download: cannot write the paths of the files to stdout: {lost}")
+        code = code or 1
     return code

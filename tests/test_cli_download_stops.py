@@ -212,3 +212,39 @@ def test_sigterm_while_another_run_holds_the_planning_lock(files: _Server, tmp_p
     assert "Traceback" not in err
     assert f"terminated: 0 partial file(s) kept in {tmp_path}" in err
     assert files.ranges == [], "nothing was fetched"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("redirect", "why"),
+    [(">&-", "stdout is closed"), (">/dev/full", "no space left on device")],
+    ids=["closed", "full"],
+)
+def test_paths_that_cannot_be_written_are_an_error_not_a_traceback(
+    files: _Server, tmp_path: Path, redirect: str, why: str
+) -> None:
+    """The downloads are done and recorded; the run says why their paths
+    are not on stdout and exits 1. (A reader that went away, ``| head -1``,
+    ends the run quietly instead.)"""
+    if redirect == ">/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    files.gate.set()
+    url = files.url("/big.bin")
+    command = cli("download", url, "-o", str(tmp_path), "--plain")
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert (
+        f"regisseur download: cannot write the paths of the files to stdout: {why}" in result.stderr
+    )
+    assert "1 of 1 download(s) done" in result.stderr
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+    assert succeeded(tmp_path) == [url]
