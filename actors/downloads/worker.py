@@ -14,7 +14,9 @@ the download Errored; the worker itself carries on. If the worker dies
 the download it was running Errored ("worker died: ...") before its
 thread ends, and the supervisor starts a fresh worker. A stop request
 cancels the running download's token with the reason ``"stopping"``: the
-record stays InProgress and is resumed at the next start. In cluster mode
+record stays InProgress and is resumed at the next start, unless the impl
+returned its file all the same (the stop came after the publish): then the
+download is reported done, as it is. In cluster mode
 a run whose node fenced itself (reason ``"fenced"``) reports no result
 either: it is released to the keeper, which decides.
 
@@ -175,6 +177,12 @@ class WorkerActor(Actor):
         except BaseException as exc:  # the thread dies with the run (SystemExit, say)
             self._died(record, claim, describe_error(exc))
             raise
+        if token.cancelled and token.reason == "stopping" and isinstance(outcome, CompleteDownload):
+            # The stop came after the impl had published the file: it is
+            # done. Released, it would stay InProgress without a part, and
+            # the next start would fetch it again, to another name.
+            self.system.tell(p.KEEPER, outcome)
+            return
         if token.cancelled and token.reason in ("stopping", "killed", "fenced"):
             if token.reason == "killed":
                 self._died(record, claim, "thread killed")
