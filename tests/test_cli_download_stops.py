@@ -302,3 +302,51 @@ def test_a_file_published_as_the_stop_arrives_is_recorded_done(
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(DB_NAME)) == [
         "big.bin"
     ]
+
+
+@pytest.mark.timeout(60)
+def test_a_run_stopped_and_continued_by_its_parent_finishes(files: _Server, tmp_path: Path) -> None:
+    """SIGSTOP mid-body, SIGCONT later (a parent pausing its batch, Ctrl-Z
+    then ``fg``): the run goes on and ends as if nothing happened."""
+    url = files.url("/big.bin")
+    process = stop_midway(files, url, tmp_path, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] == "T",
+            "the run stopped",
+        )
+    finally:
+        files.gate.set()
+        process.send_signal(signal.SIGCONT)
+    code, out, err = ended(process)
+    assert code == 0, out + err
+    assert out == f"{tmp_path / 'big.bin'}\n"
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+    assert succeeded(tmp_path) == [url]
+
+
+@pytest.mark.timeout(60)
+def test_a_reader_that_stops_early_ends_the_run_quietly(files: _Server, tmp_path: Path) -> None:
+    """``regisseur download URL... | head -1``: every download is done and
+    recorded; no traceback, no error line."""
+    files.gate.set()
+    urls = [files.url(f"/big.bin?n={n}") for n in range(3)]
+    files.served = {f"big.bin?n={n}" for n in range(3)}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            cli("download", *urls, "-o", str(tmp_path), "--plain"),
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=WAIT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "regisseur download:" not in result.stderr
+    assert succeeded(tmp_path) == sorted(urls)
