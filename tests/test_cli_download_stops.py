@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib.util
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -350,3 +353,60 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(files: _Server, tmp_path
     assert "Traceback" not in result.stderr
     assert "regisseur download:" not in result.stderr
     assert succeeded(tmp_path) == sorted(urls)
+
+
+# Makes the terminal on fd 0 the controlling terminal of the new session
+# (Popen's start_new_session), then runs the command: closing the terminal
+# then sends it SIGHUP, as when a window is shut or an ssh session drops.
+_ON_A_TERMINAL = """
+import fcntl, os, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+os.execv(sys.executable, [sys.executable, "-m", "regisseur.cli", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(importlib.util.find_spec("rich") is None, reason="the bars need rich")
+def test_closing_the_terminal_stops_the_run_and_the_next_resumes(
+    files: _Server, tmp_path: Path
+) -> None:
+    """The bars are on a terminal; the terminal goes away mid-body. The run
+    gets SIGHUP, cannot show anything any more, stops as after Ctrl-C
+    (exit 129) and keeps the part with its offset recorded."""
+    url = files.url("/big.bin")
+    master, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _ON_A_TERMINAL, "download", url, "-o", str(tmp_path)],
+            cwd=ROOT,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+        )
+    finally:
+        os.close(terminal)
+    shown = bytearray()
+
+    def drawn_and_written() -> bool:
+        while select.select([master], [], [], 0)[0]:  # drain the screen: never block the run
+            try:
+                shown.extend(os.read(master, 65536))
+            except OSError:
+                break
+        return b"1 running" in shown and any(
+            p.stat().st_size >= FIRST for p in tmp_path.glob("*.part")
+        )
+
+    try:
+        wait_until(drawn_and_written, "the bars drawn and the first chunk in the .part file")
+    finally:
+        os.close(master)  # the terminal is gone: SIGHUP
+    try:
+        code = process.wait(WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 129
+    resumes_from_the_part(files, url, tmp_path)
