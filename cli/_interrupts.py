@@ -11,7 +11,9 @@ console script therefore installs :func:`terminate_as_interrupt`: either
 signal raises :class:`Terminated` (a ``KeyboardInterrupt``) on the main
 thread and takes the same path, with exit code 143 (128 + 15) or 129
 (128 + 1) instead of 130. A command that should outlive its terminal is
-started with SIGHUP ignored (``nohup``), and then keeps ignoring it.
+started with SIGHUP ignored (``nohup``), and then keeps ignoring it. The
+first of Ctrl-C, SIGTERM and SIGHUP stops the command; the ones after it
+are ignored until the command returns, so that none cuts its cleanup short.
 
 Threads: the handlers run on the main thread (Python delivers signals
 there); elsewhere these context managers do nothing. Process-wide: only
@@ -58,7 +60,28 @@ def stopped_by(interrupt: KeyboardInterrupt) -> str:
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    _ignore_more()
     raise Terminated(signum)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C in the console script: Python's ``KeyboardInterrupt``, once."""
+    _ignore_more()
+    raise KeyboardInterrupt
+
+
+def _ignore_more() -> None:
+    """The first signal stops the command: the next ones are ignored from now on.
+
+    Not only inside :func:`no_interrupts`: a second signal a few bytecodes
+    after the first (Ctrl-C, then SIGTERM from a script), before the
+    cleanup block began, would cut the cleanup short (the system not
+    stopped, no offset recorded). The console script puts the defaults back
+    when the command returns.
+    """
+    for signum in (signal.SIGINT, *_TAKEN):
+        if signal.getsignal(signum) in (_raise_terminated, _raise_interrupt):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _on_main_thread() -> bool:
@@ -71,19 +94,25 @@ def terminate_as_interrupt() -> Iterator[None]:
 
     Each is left alone when the process was started with it ignored
     (``nohup``) or handled by someone else (only the default, which ends
-    the process at once, is replaced). The defaults are back after the block.
+    the process at once, is replaced). Ctrl-C raises ``KeyboardInterrupt``
+    as before. The first of these signals makes the block ignore the next
+    ones (see :func:`_ignore_more`). The defaults are back after the block.
     """
     if not _on_main_thread():
         yield
         return
-    taken = [s for s in _TAKEN if signal.getsignal(s) is signal.SIG_DFL]
-    for signum in taken:
-        signal.signal(signum, _raise_terminated)
+    taken = {s: _raise_terminated for s in _TAKEN if signal.getsignal(s) is signal.SIG_DFL}
+    interrupt = signal.getsignal(signal.SIGINT)
+    if interrupt is signal.default_int_handler:  # not ignored (a background job's)
+        taken[signal.SIGINT] = _raise_interrupt
+    for signum, handler in taken.items():
+        signal.signal(signum, handler)
     try:
         yield
     finally:
         for signum in taken:
-            signal.signal(signum, signal.SIG_DFL)
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, default)
 
 
 @contextlib.contextmanager

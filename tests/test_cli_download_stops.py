@@ -410,3 +410,61 @@ def test_closing_the_terminal_stops_the_run_and_the_next_resumes(
             process.wait()
     assert code == 129
     resumes_from_the_part(files, url, tmp_path)
+
+
+# `python -m regisseur.cli` with a second signal landing after the first
+# one's KeyboardInterrupt and before the cleanup block ignores signals (a
+# window of a few bytecodes, made certain here): SIGTERM right after Ctrl-C.
+_SECOND_SIGNAL_BEFORE_THE_CLEANUP = """
+import contextlib, os, signal, sys, runpy
+import regisseur.cli.download as download
+cleanup = download.no_interrupts
+@contextlib.contextmanager
+def second_signal_first():
+    os.kill(os.getpid(), signal.SIGTERM)
+    with cleanup():
+        yield
+download.no_interrupts = second_signal_first
+sys.argv[0] = "regisseur"
+runpy.run_module("regisseur.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_second_signal_right_after_the_first_cannot_skip_the_cleanup(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Ctrl-C, then SIGTERM before the cleanup began: the run still stops
+    its system (the part's offset recorded), says so and exits 130."""
+    url = files.url("/big.bin")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SECOND_SIGNAL_BEFORE_THE_CLEANUP,
+            "download",
+            url,
+            "-o",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert files.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in tmp_path.glob("*.part")),
+            "the first chunk in the .part file",
+        )
+        process.send_signal(signal.SIGINT)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    code, out, err = ended(process)
+    assert code == 130, out + err
+    assert "Traceback" not in err
+    assert f"interrupted: 1 partial file(s) kept in {tmp_path}" in err
+    resumes_from_the_part(files, url, tmp_path)
