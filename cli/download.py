@@ -372,6 +372,18 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
+def _failed_line(url: str, why: str) -> str:
+    """``FAILED <url>: <why>``, both redacted, without the URL said twice.
+
+    The record's error names the URL at its end (it stands alone in
+    ``status`` and in logs); here the line starts with it. A different URL
+    at the end (where a redirect led) is kept.
+    """
+    shown = redact_text(url)
+    text = redact_text(why).removesuffix(f": {shown}")
+    return f"FAILED {shown}: {text}"
+
+
 def _deliver(paths: list[str], out: TextIO | None) -> str | None:
     """Write ``paths`` to ``out``, one a line; why they could not be, or None.
 
@@ -543,7 +555,7 @@ def run_download(
     failures = [(r, _failure(r, args.sha256, tracker.before)) for r in ordered]
     for record, why in failures:
         if why is not None:
-            view.tell(f"FAILED {redact_text(record.target_id)}: {redact_text(why)}")
+            view.tell(_failed_line(record.target_id, why))
     delivered = [r.file_path for r, why in failures if why is None and r.file_path]
     lost = _deliver(delivered, out)
     if final:

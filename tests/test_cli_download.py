@@ -229,12 +229,25 @@ def test_failed_downloads_exit_1_with_one_failed_line_each(files: _Server, tmp_p
     assert result.returncode == 1, result.stdout + result.stderr
     failed = sorted(line for line in result.stderr.splitlines() if line.startswith("FAILED"))
     assert failed == [
-        f"FAILED {gone}: HTTP 404 Not Found: {gone}",
-        f"FAILED {nope}: HTTP 404 Not Found: {nope}",
+        f"FAILED {gone}: HTTP 404 Not Found",
+        f"FAILED {nope}: HTTP 404 Not Found",
     ]
     assert "Traceback" not in result.stderr
     assert (tmp_path / "big.bin").stat().st_size == SIZE
     assert "1 of 3 download(s) done" in result.stderr
+
+
+def test_a_failed_line_says_the_url_once_and_keeps_where_a_redirect_led() -> None:
+    from regisseur.cli.download import _failed_line
+
+    url = "https://bob:pw@h.example/a.bin?token=t1"
+    assert _failed_line(url, f"HTTP 404 Not Found: {url}") == (
+        "FAILED https://bob:[REDACTED]@h.example/a.bin?token=[REDACTED]: HTTP 404 Not Found"
+    )
+    elsewhere = "https://h.example/moved.bin"
+    assert _failed_line(url, f"HTTP 404 Not Found: {elsewhere}").endswith(
+        f": HTTP 404 Not Found: {elsewhere}"
+    )
 
 
 @pytest.mark.parametrize(

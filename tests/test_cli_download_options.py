@@ -162,7 +162,7 @@ def test_quiet_prints_only_failures_and_results(server: _Server, tmp_path: Path)
     again = run("download", "--quiet", good, gone, "-o", str(tmp_path))
     assert again.returncode == 1
     assert again.stdout == f"{tmp_path / 'good.bin'}\n"
-    assert again.stderr.splitlines() == [f"FAILED {gone}: HTTP 404 Not Found: {gone}"]
+    assert again.stderr.splitlines() == [f"FAILED {gone}: HTTP 404 Not Found"]
 
 
 @pytest.mark.parametrize("where", [(), ("download",)])
@@ -244,7 +244,7 @@ def test_timeout_bounds_a_server_that_never_answers(tmp_path: Path) -> None:
         result = run("download", url, "-o", str(tmp_path), "--retries", "0", "--timeout", "0.5")
         took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
-    assert f"FAILED {url}: no response within 0.5s: {url}" in result.stderr
+    assert f"FAILED {url}: no response within 0.5s\n" in result.stderr
     assert took < 20, "the default read timeout is 30 s: --timeout was not applied"
 
 
