@@ -137,31 +137,47 @@ def files() -> Iterator[_Server]:
         thread.join(WAIT)
 
 
-def interrupted_download(
-    url: str, out_dir: Path, server: _Server, *more: str, sig: int = signal.SIGINT
-) -> tuple[int, str, str]:
-    """Start a download (of ``more`` URLs too), send it ``sig`` (Ctrl-C) once
-    every .part holds the first chunk."""
+def signal_midway(
+    command: list[str], server: _Server, out_dir: Path, sig: int | None, *, parts: int = 1
+) -> subprocess.Popen[str]:
+    """Start ``command``; once ``parts`` .part files hold the first chunk,
+    send it ``sig`` (None: send nothing). The process is killed if that fails."""
     process = subprocess.Popen(
-        cli("download", url, *more, "-o", str(out_dir), "--plain", "-j", str(1 + len(more))),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert server.first_sent.wait(WAIT), "the download never started"
         wait_until(
-            lambda: sum(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")) > len(more),
+            lambda: sum(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")) >= parts,
             "the first chunk in every .part file",
         )
-        process.send_signal(sig)
+        if sig is not None:
+            process.send_signal(sig)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process
+
+
+def ended(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """Wait for ``process`` (killed after WAIT): its exit code, stdout and stderr."""
+    try:
         out, err = process.communicate(timeout=WAIT)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
     return process.returncode, out, err
+
+
+def interrupted_download(
+    url: str, out_dir: Path, server: _Server, *more: str, sig: int = signal.SIGINT
+) -> tuple[int, str, str]:
+    """Start a download (of ``more`` URLs too), send it ``sig`` (Ctrl-C) once
+    every .part holds the first chunk."""
+    command = cli("download", url, *more, "-o", str(out_dir), "--plain", "-j", str(1 + len(more)))
+    return ended(signal_midway(command, server, out_dir, sig, parts=1 + len(more)))
 
 
 def test_ctrl_c_keeps_the_part_and_the_next_run_resumes_it(files: _Server, tmp_path: Path) -> None:

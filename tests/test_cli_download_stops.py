@@ -22,7 +22,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.test_cli_download import DB_NAME, FIRST, ROOT, WAIT, cli, files, run, wait_until
+from tests.test_cli_download import (
+    DB_NAME,
+    FIRST,
+    ROOT,
+    WAIT,
+    cli,
+    ended,
+    files,
+    run,
+    signal_midway,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from tests.test_cli_download import _Server
@@ -78,36 +89,8 @@ def stop_midway(
 ) -> subprocess.Popen[str]:
     """Start a download (under the ``prefix`` command, such as ``nohup``),
     send ``sig`` (if any) once its .part holds the first chunk."""
-    process = subprocess.Popen(
-        [*prefix, *cli("download", url, "-o", str(out_dir), "--plain")],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.first_sent.wait(WAIT), "the download never started"
-        wait_until(
-            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
-            "the first chunk in the .part file",
-        )
-        if sig is not None:
-            process.send_signal(sig)
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
-    return process
-
-
-def ended(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=WAIT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, out, err
+    command = [*prefix, *cli("download", url, "-o", str(out_dir), "--plain")]
+    return signal_midway(command, server, out_dir, sig)
 
 
 def resumes_from_the_part(server: _Server, url: str, out_dir: Path) -> None:
@@ -437,32 +420,16 @@ def test_a_second_signal_right_after_the_first_cannot_skip_the_cleanup(
     """Ctrl-C, then SIGTERM before the cleanup began: the run still stops
     its system (the part's offset recorded), says so and exits 130."""
     url = files.url("/big.bin")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _SECOND_SIGNAL_BEFORE_THE_CLEANUP,
-            "download",
-            url,
-            "-o",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert files.first_sent.wait(WAIT), "the download never started"
-        wait_until(
-            lambda: any(p.stat().st_size >= FIRST for p in tmp_path.glob("*.part")),
-            "the first chunk in the .part file",
-        )
-        process.send_signal(signal.SIGINT)
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
+    command = [
+        sys.executable,
+        "-c",
+        _SECOND_SIGNAL_BEFORE_THE_CLEANUP,
+        "download",
+        url,
+        "-o",
+        str(tmp_path),
+    ]
+    process = signal_midway(command, files, tmp_path, signal.SIGINT)
     code, out, err = ended(process)
     assert code == 130, out + err
     assert "Traceback" not in err
