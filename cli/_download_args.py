@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.cli._download_places import plain_reason
 from regisseur.cli._records_db import DB_NAME
 
@@ -28,12 +29,6 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
-
-
-_OWN_HEADERS = ("range", "if-range")  # HttpSource refuses them too (not imported to parse)
 
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -173,25 +168,12 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _unsendable(value: str) -> str | None:
-    """Why ``value`` cannot be a header value (HTTP sends Latin-1 text), or None.
-
-    The same rule as ``HttpSource``'s (not imported to parse arguments).
-    """
-    for char in value:
-        if ord(char) > 0xFF:
-            return "a character that is not Latin-1 (percent-encode it, or base64 it)"
-        if char != "\t" and (ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0):
-            return "a control character"
-    return None
-
-
 def _user_agent(text: str) -> str:
     """A ``--user-agent``: one line, not blank (as ``HttpSource`` takes it)."""
     if not text.strip() or any(char in text for char in "\r\n\0"):
         msg = f"must be one line of text, not blank: {text!r}"
         raise argparse.ArgumentTypeError(msg)
-    problem = _unsendable(text)
+    problem = value_problem(text)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"has {problem}")
     return text
@@ -204,17 +186,17 @@ def _header(text: str) -> tuple[str, str]:
     if not colon or not name:
         msg = "expected 'Name: value' (a header name, a colon, the value)"
         raise argparse.ArgumentTypeError(msg)
-    if not _HEADER_NAME.fullmatch(name):
+    if not HEADER_NAME.fullmatch(name):
         msg = f"{name!r} is not a valid HTTP header name"
         raise argparse.ArgumentTypeError(msg)
-    if name.lower() in _OWN_HEADERS:
+    if name.lower() in OWN_HEADERS:
         msg = f"{name!r} is set by regisseur itself (to resume a download)"
         raise argparse.ArgumentTypeError(msg)
     value = value.strip()
     if any(char in value for char in "\r\n\0"):
         msg = f"the value of header {name!r} has a line break"
         raise argparse.ArgumentTypeError(msg)
-    problem = _unsendable(value)
+    problem = value_problem(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"the value of header {name!r} has {problem}")
     return name, value

@@ -46,7 +46,6 @@ logged. The file-level steps are in :mod:`actors.downloads._http_fetch`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +60,7 @@ from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
+from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.supervision.backoff import Backoff
 
 if TYPE_CHECKING:
@@ -285,29 +285,6 @@ def _count(value: object, what: str, low: int, high: int | None = None) -> int:
     return value
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
-# Headers the source sets itself, to resume (the CLI refuses them too).
-_OWN_HEADERS = frozenset({"range", "if-range"})
-
-
-def _header_text_problem(value: str) -> str | None:
-    """What keeps ``value`` from being sent as a header value, or None.
-
-    HTTP sends header values as Latin-1 bytes (RFC 9110: visible characters,
-    spaces and tabs): ``requests`` fails on anything else only when it
-    sends, for every download, with the value in the error text. The value
-    is never part of the answer (it is often a credential).
-    """
-    for char in value:
-        if char == "\t":
-            continue
-        if ord(char) > 0xFF:
-            return "a character that is not Latin-1 (percent-encode it, or base64 it)"
-        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
-            return "a control character"
-    return None
-
-
 def _check_headers(headers: object, what: str) -> dict[str, str]:
     if headers is None:
         return {}
@@ -319,10 +296,10 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(value, str):
             msg = f"{what}: headers must map str to str (bad entry for {key!r})"
             raise TypeError(msg)
-        if not _HEADER_NAME.fullmatch(key):
+        if not HEADER_NAME.fullmatch(key):
             msg = f"{what}: {key!r} is not a valid HTTP header name"
             raise ValueError(msg)
-        if key.lower() in _OWN_HEADERS:
+        if key.lower() in OWN_HEADERS:
             msg = f"{what}: {key!r} is set by the source itself (to resume); it cannot be given"
             raise ValueError(msg)
         if value != value.strip() or any(c in value for c in "\r\n\0"):
@@ -332,7 +309,7 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
                 f"spaces (a token read from a file with its newline?)"
             )
             raise ValueError(msg)
-        problem = _header_text_problem(value)
+        problem = value_problem(value)
         if problem is not None:
             msg = f"{what}: the value of header {key!r} has {problem}"
             raise ValueError(msg)
@@ -356,7 +333,7 @@ def _with_user_agent(headers: dict[str, str], user_agent: object, what: str) -> 
     if not user_agent.strip() or any(c in user_agent for c in "\r\n\0"):
         msg = f"{what}: user_agent must be one line of text, got {user_agent!r}"
         raise ValueError(msg)
-    problem = _header_text_problem(user_agent)
+    problem = value_problem(user_agent)
     if problem is not None:
         msg = f"{what}: user_agent has {problem}"
         raise ValueError(msg)
