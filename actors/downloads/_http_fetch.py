@@ -41,7 +41,7 @@ from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._dirsync import sync_directory
 from regisseur.actors.downloads._http_body import ChunkedReader, SocketBody, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
-from regisseur.actors.downloads._http_session import waiting_for_answer
+from regisseur.actors.downloads._http_session import prepare_get, send_get, waiting_for_answer
 from regisseur.actors.downloads._http_wire import (
     SCHEMES,
     check_url,
@@ -465,9 +465,7 @@ class Fetch:
         try:
             # What ``session.get`` does, in two steps: the URL is parsed once,
             # and a malformed one is still told apart from a broken answer.
-            prepared = session.prepare_request(
-                requests.Request("GET", url, headers=headers, auth=auth)
-            )
+            prepared = prepare_get(session, url, headers, auth)
         except (ValueError, requests.RequestException) as exc:  # InvalidURL, bad IDNA, ...
             msg = f"malformed URL {redact_text(url)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
@@ -476,11 +474,8 @@ class Fetch:
             verify = source.verify
             if verify is True:  # where requests would take the environment's bundle
                 verify = getattr(session, "ca_bundle", None) or True
-            settings = session.merge_environment_settings(prepared.url, {}, True, verify, None)
             with waiting_for_answer(self._waiting):
-                response = session.send(
-                    prepared, allow_redirects=False, timeout=timeouts, **settings
-                )
+                response = send_get(session, prepared, timeouts, verify)
         except requests.exceptions.SSLError as exc:
             msg = f"TLS error ({network_reason(exc)}): {redact_text(url)}"
             raise DownloadError(msg) from exc

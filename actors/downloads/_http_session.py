@@ -20,6 +20,18 @@ netrc file it stops looking (``trust_env = False``) and keeps the CA
 bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` named then as
 :attr:`Session.ca_bundle` (the fetch uses it where ``requests`` would
 have); otherwise it keeps ``requests``' per-request behaviour.
+
+A GET goes out through :func:`prepare_get` and :func:`send_get`. For a
+session with nothing of its own to merge in (the one made here, or any
+plain ``requests.Session`` without proxies, auth, params, client
+certificate, response hooks or overridden methods) they build the
+request and hand it to the adapter directly: what ``Session.request``
+would send, byte for byte (headers, cookies from the session's jar, the
+URL's user and password), without its per-request merging of settings,
+copy of the cookie jar and environment lookups, a quarter of the CPU of
+a small download. Cookies the answer sets go into the session's jar, as
+``Session.send`` keeps them. Any other session takes ``requests``' own
+path (``Session.prepare_request`` and ``Session.send``).
 """
 
 from __future__ import annotations
@@ -32,16 +44,18 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 import requests
+import requests.cookies
 import urllib3.connection
 import urllib3.connectionpool
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
     from urllib3.response import HTTPResponse
 
-__all__ = ["Session", "new_session", "waiting_for_answer"]
+__all__ = ["Session", "new_session", "prepare_get", "send_get", "waiting_for_answer"]
 
 _WAITING: contextvars.ContextVar[Callable[[socket.socket], None] | None] = contextvars.ContextVar(
     "regisseur_http_waiting", default=None
@@ -134,3 +148,81 @@ def _ca_bundle() -> str | None:
         if value:
             return value
     return None
+
+
+# -- one GET ---------------------------------------------------------------------
+
+
+def _direct(session: requests.Session) -> bool:
+    """True if ``session`` adds nothing that ``Session.request`` would merge in
+    beyond headers and cookies, so its adapter may be called directly."""
+    cls = type(session)
+    return (
+        not session.trust_env
+        and not session.proxies
+        and session.auth is None
+        and not session.params
+        and session.cert is None
+        and not any(session.hooks.get("response", ()))
+        and cls.send is requests.Session.send
+        and cls.prepare_request is requests.Session.prepare_request
+        and cls.merge_environment_settings is requests.Session.merge_environment_settings
+    )
+
+
+def prepare_get(
+    session: requests.Session,
+    url: str,
+    headers: Mapping[str, str | None],
+    auth: tuple[str, str] | None,
+) -> requests.PreparedRequest:
+    """The GET of ``url`` that ``session.get`` would send (calling thread).
+
+    ``headers`` are merged over the session's (``None`` removes one);
+    ``auth`` is a user and password for Basic auth (``None``: those in the
+    URL, if any). Raises what ``requests`` raises for a URL it cannot send
+    (``InvalidURL``, ``MissingSchema``, ``ValueError`` for a bad host, ...).
+    """
+    if not _direct(session):
+        request = requests.Request("GET", url, headers=dict(headers), auth=auth)
+        return session.prepare_request(request)
+    merged = CaseInsensitiveDict(session.headers)
+    for name, value in headers.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method("GET")
+    prepared.prepare_url(url, None)
+    prepared.prepare_headers(merged)
+    prepared.prepare_body(None, None, None)
+    prepared.prepare_auth(auth, url)
+    prepared.prepare_cookies(session.cookies)
+    return prepared
+
+
+def send_get(
+    session: requests.Session,
+    prepared: requests.PreparedRequest,
+    timeout: tuple[float, float],
+    verify: bool | str,
+) -> requests.Response:
+    """Send ``prepared`` (from :func:`prepare_get`) without following a
+    redirect; the body is left to stream (calling thread).
+
+    Raises the exceptions of ``Session.send`` (``requests.ConnectionError``,
+    ``Timeout``, ``SSLError``, ...).
+    """
+    if not _direct(session):
+        url = prepared.url or ""
+        settings = session.merge_environment_settings(url, {}, True, verify, None)
+        return session.send(prepared, allow_redirects=False, timeout=timeout, **settings)
+    adapter: BaseAdapter = session.get_adapter(prepared.url or "")
+    response = adapter.send(
+        prepared, stream=True, timeout=timeout, verify=verify, cert=None, proxies={}
+    )
+    raw = response.raw
+    if raw is not None and "set-cookie" in getattr(raw, "headers", ()):
+        requests.cookies.extract_cookies_to_jar(session.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+    return response

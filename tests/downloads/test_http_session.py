@@ -1,13 +1,19 @@
-"""The HttpSource session reads the environment once, not on every request."""
+"""The HttpSource session reads the environment once, not on every request,
+and a GET through it is the one ``requests`` would send."""
 
 from __future__ import annotations
 
+import base64
+import http.cookiejar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
+import requests.cookies
 
-from regisseur.actors.downloads._http_session import new_session
+from regisseur.actors.downloads import HttpSource
+from regisseur.actors.downloads._http_session import new_session, prepare_get
 
 if TYPE_CHECKING:
     from tests.downloads.conftest import Harness, HttpServer
@@ -78,3 +84,99 @@ def test_a_download_trusts_the_bundle_the_environment_names(
     url = https_server.file("/secure.bin", b"trusted through the environment")
     path = harness.fetch(harness.source(), url)
     assert Path(path).read_bytes() == b"trusted through the environment"
+
+
+# -- one GET: the direct path sends what requests would ----------------------------
+
+
+def _cookie(name: str, value: str, domain: str) -> http.cookiejar.Cookie:
+    return requests.cookies.create_cookie(name, value, domain=domain, path="/")
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "auth"),
+    [
+        ("http://127.0.0.1:8/a b/ü.bin?q=1 2", {"X-Extra": "1"}, None),
+        ("http://user:p%40ss@127.0.0.1:8/f.bin", {}, ("user", "p@ss")),
+        ("http://user:pw@127.0.0.1:8/f.bin", {"User-Agent": None}, None),
+        (
+            "https://bücher.example/f.bin",
+            {"Accept-Encoding": "identity", "Range": "bytes=5-"},
+            None,
+        ),
+        ("http://other.example/f.bin", {"Cookie": None}, ("a", "b")),
+    ],
+)
+def test_a_get_is_prepared_as_requests_prepares_it(
+    bare_environment: Path,
+    url: str,
+    headers: dict[str, str | None],
+    auth: tuple[str, str] | None,
+) -> None:
+    with new_session({"User-Agent": "regisseur/test", "X-Team": "blue"}) as session:
+        session.cookies.set_cookie(_cookie("seen", "yes", "127.0.0.1"))
+        session.cookies.set_cookie(_cookie("elsewhere", "no", "third.example"))
+        ours = prepare_get(session, url, headers, auth)
+        theirs = session.prepare_request(requests.Request("GET", url, headers=headers, auth=auth))
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert dict(ours.headers) == dict(theirs.headers)
+
+
+def test_cookies_an_answer_sets_go_with_the_next_request(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    http_server.file("/file.bin", b"behind a cookie")
+    login = http_server.status(
+        "/login", 302, {"Location": "/file.bin", "Set-Cookie": "session=s3cr; Path=/"}
+    )
+    path = harness.fetch(harness.source(), login)
+    assert Path(path).read_bytes() == b"behind a cookie"
+    assert http_server.seen("/file.bin")[0].headers.get("Cookie") == "session=s3cr"
+
+
+class _Signed(requests.Session):
+    """A session of the user's own: it signs every request it prepares."""
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        prepared = super().prepare_request(request)
+        prepared.headers["X-Signature"] = f"signed {prepared.path_url}"
+        return prepared
+
+
+class _CustomSessions(HttpSource):
+    """An HttpSource whose sessions are the user's: with auth, with a response
+    hook, or of a subclass of ``requests.Session``."""
+
+    def __init__(self, kind: str, answers: list[int], **options: Any) -> None:
+        super().__init__(**options)
+        self.kind = kind
+        self.answers = answers
+
+    def open_session(self) -> requests.Session:
+        session = _Signed() if self.kind == "subclass" else requests.Session()
+        session.trust_env = False
+        if self.kind == "auth":
+            session.auth = ("team", "hunter2")
+        if self.kind == "hook":
+            session.hooks["response"].append(
+                lambda response, **_: self.answers.append(response.status_code)
+            )
+        return session
+
+
+@pytest.mark.parametrize("kind", ["auth", "hook", "subclass"])
+def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
+    bare_environment: Path, harness: Harness, http_server: HttpServer, tmp_path: Path, kind: str
+) -> None:
+    url = http_server.file("/team.bin", b"for the team")
+    answers: list[int] = []
+    source = _CustomSessions(kind, answers, directory=tmp_path / "custom")
+    path = harness.fetch(source, url)
+    assert Path(path).read_bytes() == b"for the team"
+    seen = http_server.seen("/team.bin")[0].headers
+    if kind == "auth":
+        assert seen["Authorization"] == "Basic " + base64.b64encode(b"team:hunter2").decode()
+    if kind == "hook":
+        assert answers == [200]
+    if kind == "subclass":
+        assert seen["X-Signature"] == "signed /team.bin"
