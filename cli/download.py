@@ -169,6 +169,11 @@ class _Tracker:
                 self._cond.wait(seconds)
             return self.broken is not None
 
+    def ids(self) -> set[str]:
+        """Every download that changed state or made progress in this run."""
+        with self._cond:
+            return set(self.seen)
+
     def touched(self, download_id: str) -> bool:
         """True if the download changed state or made progress in this run."""
         with self._cond:
@@ -486,6 +491,7 @@ def run_download(
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
     final: dict[str, DownloadRecord] = {}
+    wanted: list[str] = []  # this run's downloads, once planned
     try:
         # Before start: downloads resumed by the keeper report at once.
         system.downloads.subscribe(tracker)
@@ -541,7 +547,10 @@ def run_download(
             view.close()
             system.stop()
     if stopped is not None:
-        parts = len(list(directory.glob("*.part")))
+        # This run's parts only: another live run's in DIR are not ours to resume.
+        from regisseur.actors.downloads._partfile import parts_of
+
+        parts = len(parts_of(directory, tracker.ids() | set(wanted)))
         view.tell(
             f"{stopped}: {parts} partial file(s) kept in {directory}; "
             "run the same command again to resume"

@@ -122,6 +122,20 @@ def test_sighup_a_closed_terminal_stops_like_sigterm_and_exits_129(
 
 
 @pytest.mark.timeout(60)
+def test_the_parts_counted_at_a_stop_are_this_runs_only(files: _Server, tmp_path: Path) -> None:
+    """Another live run writes a part in the same folder: the stop line counts
+    this run's part, not that one, and leaves that one as it was."""
+    theirs = tmp_path / "other.bin.0000feedface0000.part"
+    theirs.write_bytes(b"another run's bytes")
+    with theirs.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the other run, alive
+        code, out, err = ended(stop_midway(files, files.url("/big.bin"), tmp_path, signal.SIGTERM))
+    assert code == 143, out + err
+    assert f"terminated: 1 partial file(s) kept in {tmp_path}" in err
+    assert theirs.read_bytes() == b"another run's bytes"
+
+
+@pytest.mark.timeout(60)
 def test_under_nohup_sighup_stays_ignored(files: _Server, tmp_path: Path) -> None:
     url = files.url("/big.bin")
     process = stop_midway(files, url, tmp_path, signal.SIGHUP, prefix=("nohup",))

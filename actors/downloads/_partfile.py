@@ -51,10 +51,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
-__all__ = ["PART_SUFFIX", "PartFile", "PartInUseError", "ResumePoint", "Validators", "part_tag"]
+__all__ = [
+    "PART_SUFFIX",
+    "PartFile",
+    "PartInUseError",
+    "ResumePoint",
+    "Validators",
+    "part_tag",
+    "parts_of",
+]
 
 PART_SUFFIX = ".part"
 META_SUFFIX = ".meta"
@@ -94,6 +102,24 @@ def part_tag(download_id: str) -> str:
     if _PLAIN_ID.fullmatch(download_id):
         return download_id
     return "h" + hashlib.sha256(download_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
+    """The part files in ``directory`` that belong to ``download_ids`` (plain
+    files, sorted; none if the directory cannot be read). Parts of other
+    downloads, another live run's among them, are not listed."""
+    suffixes = tuple(f".{part_tag(i)}{PART_SUFFIX}" for i in download_ids)
+    if not suffixes:
+        return []
+    found: list[Path] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False):
+                    found.append(directory / entry.name)
+    except OSError:
+        return []
+    return sorted(found)
 
 
 def _text(value: Any) -> str | None:
