@@ -227,9 +227,13 @@ class HttpSource(DownloadSource):
         beside its part, never into where the link led before. The pair
         (path, resolved) is replaced whole, so a reader sees one or the
         other; a directory assigned after construction is resolved anew.
+        A directory that had no link to follow is its own answer, without
+        the stats (they would be of one path, so always the same).
         """
         known = self._resolved
         if known is not None and known[0] == directory:
+            if known[1] == directory:
+                return directory
             try:
                 if os.path.samestat(os.stat(directory), os.stat(known[1])):
                     return known[1]
