@@ -26,6 +26,11 @@ the machine's noise hits every side), and checks the files afterwards:
   ``ThreadPoolExecutor(J)``, one session per thread, ``fsync=False``, no
   actors and no records: HttpSource's own cost, like for like with
   ``requests``;
+* ``impl-session`` (only with ``--sides``): the impl sending each GET
+  through ``requests``' own ``Session.prepare_request`` and
+  ``Session.send`` instead of straight to the adapter (what HttpSource
+  did before its direct path; see ``_http_session``), to show what that
+  path saves;
 * ``requests``: ``ThreadPoolExecutor(J)``, one ``requests.Session`` per
   thread, ``iter_content`` into plain files (no fsync, no records);
 * ``requests-script``: the same pool as ``requests`` as a script run by
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import http.server
 import multiprocessing
 import os
@@ -63,15 +69,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from regisseur.actors import ActorSystem
 from regisseur.actors.clock import RealClock, Timers
-from regisseur.actors.downloads import CancelToken, DownloadContext, HttpSource
+from regisseur.actors.downloads import CancelToken, DownloadContext, HttpSource, _http_session
 from regisseur.actors.log import get_logger
 from regisseur.messages import DownloadState, DownloadStateChanged
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CHUNK = 256 * 1024
 
@@ -320,6 +329,17 @@ class Impl:
         self.timers.close()
 
 
+@contextlib.contextmanager
+def _through_session() -> Iterator[None]:
+    """Within the block, HttpSource sends each GET through requests' Session."""
+    saved = _http_session._direct
+    _http_session._direct = lambda session: False
+    try:
+        yield
+    finally:
+        _http_session._direct = saved
+
+
 def run_requests(urls: list[str], directory: Path, jobs: int) -> None:
     local = threading.local()
     sessions: list[requests.Session] = []
@@ -512,6 +532,9 @@ def main() -> None:
                         nosync.run(urls, directory)
                     elif side == "impl":
                         impl.run(urls, directory)
+                    elif side == "impl-session":
+                        with _through_session():
+                            impl.run(urls, directory)
                     elif side == "requests":
                         run_requests(urls, directory, args.jobs)
                     elif side == "requests-script":
@@ -562,9 +585,10 @@ def main() -> None:
             print(f"  {ours} / {theirs}: {statistics.median(pairs):.2f} ({low:.2f}-{high:.2f})")
 
     print("per-round ratios, median (min-max):")
-    for ours in ("cli", "library", "library-nosync", "impl"):
+    for ours in ("cli", "library", "library-nosync", "impl", "impl-session"):
         for theirs in ("requests", "aria2c"):
             ratio(ours, theirs)
+    ratio("impl", "impl-session")  # what the direct path saves
     ratio("cli", "requests-script")  # both whole processes
     ratio("cli-bars", "cli-plain")
     print("targets: cli / requests >= 1.0 (stretch: >= aria2c); cli-bars / cli-plain >= 0.91")
