@@ -193,12 +193,8 @@ def prepare_get(
         else:
             merged[name] = value
     prepared = requests.PreparedRequest()
-    prepared.prepare_method("GET")
-    prepared.prepare_url(url, None)
-    prepared.prepare_headers(merged)
-    prepared.prepare_body(None, None, None)
-    prepared.prepare_auth(auth, url)
-    prepared.prepare_cookies(session.cookies)
+    # requests' own steps in its order: the Cookie header before Authorization.
+    prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=session.cookies)
     return prepared
 
 

@@ -105,6 +105,7 @@ def _cookie(name: str, value: str, domain: str) -> http.cookiejar.Cookie:
             None,
         ),
         ("http://other.example/f.bin", {"Cookie": None}, ("a", "b")),
+        ("http://127.0.0.1:8/f.bin", {"Range": "bytes=1-"}, ("a", "b")),
     ],
 )
 def test_a_get_is_prepared_as_requests_prepares_it(
@@ -119,7 +120,28 @@ def test_a_get_is_prepared_as_requests_prepares_it(
         ours = prepare_get(session, url, headers, auth)
         theirs = session.prepare_request(requests.Request("GET", url, headers=headers, auth=auth))
     assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
-    assert dict(ours.headers) == dict(theirs.headers)
+    assert list(ours.headers.items()) == list(theirs.headers.items()), "same headers, same order"
+
+
+def test_a_cookie_and_url_credentials_go_out_in_the_order_requests_sends_them(
+    bare_environment: Path, harness: Harness, http_server: HttpServer
+) -> None:
+    http_server.file("/login", b"in", headers={"Set-Cookie": "session=s3cr; Path=/"})
+    http_server.file("/file.bin", b"with a cookie and a password")
+    login, url = (
+        http_server.url(path).replace("://", "://user:pw@") for path in ("/login", "/file.bin")
+    )
+    session = harness.session(harness.source())
+    for target in (login, url):
+        harness.fetch(harness.source(), target, session=session)
+    with requests.Session() as plain:
+        plain.trust_env = False
+        plain.headers.update(session.headers)
+        for target in (login, url):
+            plain.get(target, headers={"Accept-Encoding": "identity"}).close()
+    ours, theirs = http_server.seen("/file.bin")
+    assert "Cookie" in ours.headers
+    assert list(ours.headers.items()) == list(theirs.headers.items())
 
 
 def test_cookies_an_answer_sets_go_with_the_next_request(
