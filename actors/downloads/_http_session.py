@@ -178,7 +178,7 @@ def prepare_get(
 ) -> requests.PreparedRequest:
     """The GET of ``url`` that ``session.get`` would send (calling thread).
 
-    ``headers`` are merged over the session's (``None`` removes one);
+    ``headers`` are merged over the session's (``None``, in either, removes one);
     ``auth`` is a user and password for Basic auth (``None``: those in the
     URL, if any). Raises what ``requests`` raises for a URL it cannot send
     (``InvalidURL``, ``MissingSchema``, ``ValueError`` for a bad host, ...).
@@ -186,12 +186,10 @@ def prepare_get(
     if not _direct(session):
         request = requests.Request("GET", url, headers=dict(headers), auth=auth)
         return session.prepare_request(request)
-    merged = CaseInsensitiveDict(session.headers)
-    for name, value in headers.items():
-        if value is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = value
+    # requests' own merge: ``None`` removes a header, the session's too.
+    merged = requests.sessions.merge_setting(  # type: ignore[no-untyped-call]
+        headers, session.headers, dict_class=CaseInsensitiveDict
+    )
     prepared = requests.PreparedRequest()
     # requests' own steps in its order: the Cookie header before Authorization.
     prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=session.cookies)

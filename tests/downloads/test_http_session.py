@@ -16,6 +16,8 @@ from regisseur.actors.downloads import HttpSource
 from regisseur.actors.downloads._http_session import new_session, prepare_get
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tests.downloads.conftest import Harness, HttpServer
 
 _VARIABLES = (
@@ -119,6 +121,25 @@ def test_a_get_is_prepared_as_requests_prepares_it(
         session.cookies.set_cookie(_cookie("elsewhere", "no", "third.example"))
         ours = prepare_get(session, url, headers, auth)
         theirs = session.prepare_request(requests.Request("GET", url, headers=headers, auth=auth))
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert list(ours.headers.items()) == list(theirs.headers.items()), "same headers, same order"
+
+
+def _none_header(session: requests.Session) -> None:
+    session.headers["Accept"] = None  # requests leaves it out
+
+
+@pytest.mark.parametrize("change", [_none_header])
+def test_a_get_from_a_session_its_user_changed_is_prepared_as_requests_prepares_it(
+    bare_environment: Path, change: Callable[[requests.Session], None]
+) -> None:
+    url, headers = "http://127.0.0.1:8/f.bin", {"Accept-Encoding": "identity"}
+    with new_session({"User-Agent": "regisseur/test"}) as session:
+        change(session)
+        jar = sorted((c.domain, c.name, c.value) for c in session.cookies)
+        theirs = session.prepare_request(requests.Request("GET", url, headers=headers))
+        ours = prepare_get(session, url, headers, None)
+        assert sorted((c.domain, c.name, c.value) for c in session.cookies) == jar
     assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
     assert list(ours.headers.items()) == list(theirs.headers.items()), "same headers, same order"
 
