@@ -190,9 +190,13 @@ def prepare_get(
     merged = requests.sessions.merge_setting(  # type: ignore[no-untyped-call]
         headers, session.headers, dict_class=CaseInsensitiveDict
     )
+    # The Cookie header comes from a copy of the jar, as requests makes it:
+    # the default cookie policy, and the session's jar left as it is.
+    cookies = requests.cookies.RequestsCookieJar()
+    requests.cookies.merge_cookies(cookies, session.cookies)  # type: ignore[no-untyped-call]
     prepared = requests.PreparedRequest()
     # requests' own steps in its order: the Cookie header before Authorization.
-    prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=session.cookies)
+    prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=cookies)
     return prepared
 
 
@@ -216,7 +220,6 @@ def send_get(
     response = adapter.send(
         prepared, stream=True, timeout=timeout, verify=verify, cert=None, proxies={}
     )
-    raw = response.raw
-    if raw is not None and "set-cookie" in getattr(raw, "headers", ()):
-        requests.cookies.extract_cookies_to_jar(session.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+    # Into the session's jar under its policy (Set-Cookie2 too), as Session.send.
+    requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)  # type: ignore[no-untyped-call]
     return response

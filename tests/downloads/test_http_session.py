@@ -129,7 +129,20 @@ def _none_header(session: requests.Session) -> None:
     session.headers["Accept"] = None  # requests leaves it out
 
 
-@pytest.mark.parametrize("change", [_none_header])
+def _strict_policy(session: requests.Session) -> None:
+    # The policy is the jar's: requests sends from a copy with the default one.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(blocked_domains=["127.0.0.1"]))
+    session.cookies.set_cookie(_cookie("kept", "yes", "127.0.0.1"))
+
+
+def _expired_cookie(session: requests.Session) -> None:
+    # Not sent; and requests leaves the session's jar as it is.
+    session.cookies.set_cookie(_cookie("fresh", "yes", "127.0.0.1"))
+    stale = requests.cookies.create_cookie("stale", "no", domain="127.0.0.1", path="/", expires=1)
+    session.cookies.set_cookie(stale)
+
+
+@pytest.mark.parametrize("change", [_none_header, _strict_policy, _expired_cookie])
 def test_a_get_from_a_session_its_user_changed_is_prepared_as_requests_prepares_it(
     bare_environment: Path, change: Callable[[requests.Session], None]
 ) -> None:
@@ -175,6 +188,17 @@ def test_cookies_an_answer_sets_go_with_the_next_request(
     path = harness.fetch(harness.source(), login)
     assert Path(path).read_bytes() == b"behind a cookie"
     assert http_server.seen("/file.bin")[0].headers.get("Cookie") == "session=s3cr"
+
+
+def test_cookies_the_jars_policy_accepts_are_kept_from_any_set_cookie_header(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    url = http_server.file("/old.bin", b"old style", headers={"Set-Cookie2": 'v="2"; Version=1'})
+    session = harness.session(harness.source())
+    policy = http.cookiejar.DefaultCookiePolicy(rfc2965=True, strict_rfc2965_unverifiable=False)
+    session.cookies.set_policy(policy)
+    harness.fetch(harness.source(), url, session=session)
+    assert [(c.name, c.value) for c in session.cookies] == [("v", "2")]
 
 
 class _Signed(requests.Session):
