@@ -163,7 +163,7 @@ def _direct(session: requests.Session) -> bool:
         and session.auth is None
         and not session.params
         and session.cert is None
-        and not any(session.hooks.get("response", ()))
+        and session.hooks == {"response": []}  # not None, one callable, other events
         and cls.send is requests.Session.send
         and cls.prepare_request is requests.Session.prepare_request
         and cls.merge_environment_settings is requests.Session.merge_environment_settings

@@ -228,10 +228,16 @@ class _CustomSessions(HttpSource):
             session.hooks["response"].append(
                 lambda response, **_: self.answers.append(response.status_code)
             )
+        if self.kind == "one hook":  # requests takes one callable as well as a list
+            session.hooks["response"] = lambda response, **_: self.answers.append(
+                response.status_code
+            )
+        if self.kind == "no hooks":
+            session.hooks = None  # type: ignore[assignment]  # requests takes it
         return session
 
 
-@pytest.mark.parametrize("kind", ["auth", "hook", "subclass"])
+@pytest.mark.parametrize("kind", ["auth", "hook", "one hook", "no hooks", "subclass"])
 def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
     bare_environment: Path, harness: Harness, http_server: HttpServer, tmp_path: Path, kind: str
 ) -> None:
@@ -243,7 +249,7 @@ def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
     seen = http_server.seen("/team.bin")[0].headers
     if kind == "auth":
         assert seen["Authorization"] == "Basic " + base64.b64encode(b"team:hunter2").decode()
-    if kind == "hook":
+    if kind in ("hook", "one hook"):
         assert answers == [200]
     if kind == "subclass":
         assert seen["X-Signature"] == "signed /team.bin"
