@@ -29,25 +29,29 @@ request and hand it to the adapter directly: what ``Session.request``
 would send, byte for byte (headers, cookies from the session's jar, the
 URL's user and password), without its per-request merging of settings,
 copy of the cookie jar and environment lookups, a quarter of the CPU of
-a small download. Cookies the answer sets go into the session's jar, as
-``Session.send`` keeps them. Any other session takes ``requests``' own
-path (``Session.prepare_request`` and ``Session.send``).
+a small download. The answer is then left as ``Session.send`` leaves it:
+cookies it sets in the session's jar, a redirect's body read (its
+connection serves the next hop), the session's ``max_redirects`` and
+an unreadable ``Location`` raising. Any other session takes
+``requests``' own path (``Session.prepare_request`` and ``Session.send``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import os
 import socket
 import urllib.request
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.cookies
 import urllib3.connection
 import urllib3.connectionpool
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.sessions import preferred_clock
 from requests.structures import CaseInsensitiveDict
 
 if TYPE_CHECKING:
@@ -216,10 +220,22 @@ def send_get(
         url = prepared.url or ""
         settings = session.merge_environment_settings(url, {}, True, verify, None)
         return session.send(prepared, allow_redirects=False, timeout=timeout, **settings)
+    options: dict[str, Any] = {
+        "stream": True,
+        "timeout": timeout,
+        "verify": verify,
+        "cert": None,
+        "proxies": {},
+    }
     adapter: BaseAdapter = session.get_adapter(prepared.url or "")
-    response = adapter.send(
-        prepared, stream=True, timeout=timeout, verify=verify, cert=None, proxies={}
-    )
+    start = preferred_clock()
+    response = adapter.send(prepared, **options)
+    response.elapsed = datetime.timedelta(seconds=preferred_clock() - start)
     # Into the session's jar under its policy (Set-Cookie2 too), as Session.send.
     requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)  # type: ignore[no-untyped-call]
+    # What Session.send does with an answer it does not follow: a redirect's
+    # body is read (its connection goes back to the pool for the next hop),
+    # the session's max_redirects and a Location requests cannot read raise.
+    redirects = session.resolve_redirects(response, prepared, yield_requests=True, **options)
+    response._next = next(redirects, None)  # type: ignore[attr-defined]  # as Session.send
     return response

@@ -12,8 +12,8 @@ import pytest
 import requests
 import requests.cookies
 
-from regisseur.actors.downloads import HttpSource
-from regisseur.actors.downloads._http_session import new_session, prepare_get
+from regisseur.actors.downloads import DownloadError, HttpSource
+from regisseur.actors.downloads._http_session import new_session, prepare_get, send_get
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -253,3 +253,43 @@ def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
         assert answers == [200]
     if kind == "subclass":
         assert seen["X-Signature"] == "signed /team.bin"
+
+
+# -- redirects: the answer is left as Session.send leaves it -----------------------
+
+
+def test_a_redirect_to_the_same_server_reuses_its_connection(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    http_server.file("/file.bin", b"one connection")
+    moved = http_server.status("/moved", 302, {"Location": "/file.bin"}, b"see /file.bin")
+    path = harness.fetch(harness.source(), moved)
+    assert Path(path).read_bytes() == b"one connection"
+    assert http_server.connection_count() == 1, "the redirect's body was read, not cut off"
+
+
+def test_a_session_without_redirects_refuses_one(harness: Harness, http_server: HttpServer) -> None:
+    http_server.file("/file.bin", b"never fetched")
+    moved = http_server.status("/moved", 302, {"Location": "/file.bin"})
+    session = harness.session(harness.source())
+    session.max_redirects = 0
+    with pytest.raises(DownloadError, match="Exceeded 0 redirects"):
+        harness.fetch(harness.source(retries=0), moved, session=session)
+    assert http_server.seen("/file.bin") == []
+
+
+def test_a_location_requests_cannot_read_is_not_followed(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    moved = http_server.status("/moved", 302, {"Location": "/caf\xe9.bin"})  # Latin-1, not UTF-8
+    with pytest.raises(DownloadError, match="malformed URL"):
+        harness.fetch(harness.source(retries=0), moved)
+    assert [seen.path for seen in http_server.seen()] == ["/moved"]
+
+
+def test_an_answer_tells_how_long_it_took(bare_environment: Path, http_server: HttpServer) -> None:
+    url = http_server.file("/file.bin", b"timed")
+    with new_session({}) as session:
+        prepared = prepare_get(session, url, {}, None)
+        with send_get(session, prepared, (5.0, 5.0), True) as response:
+            assert response.elapsed.total_seconds() > 0
