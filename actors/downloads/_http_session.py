@@ -24,12 +24,12 @@ have); otherwise it keeps ``requests``' per-request behaviour.
 A GET goes out through :func:`prepare_get` and :func:`send_get`. For a
 session with nothing of its own to merge in (the one made here, or any
 plain ``requests.Session`` without proxies, auth, params, client
-certificate, response hooks or overridden methods) they build the
+certificate, response hooks or methods overridden, replaced or wrapped,
+as a tracing library wraps ``Session.send``) they build the
 request and hand it to the adapter directly: what ``Session.request``
-would send, byte for byte (headers, cookies from the session's jar, the
-URL's user and password), without its per-request merging of settings,
-copy of the cookie jar and environment lookups, a quarter of the CPU of
-a small download. The answer is then left as ``Session.send`` leaves it:
+would send, byte for byte (headers, cookies from a copy of the
+session's jar, the URL's user and password), without its per-request
+merging of settings, hooks and environment lookups. The answer is then left as ``Session.send`` leaves it:
 cookies it sets in the session's jar, a redirect's body read (its
 connection serves the next hop), the session's ``max_redirects`` and
 an unreadable ``Location`` raising. Any other session takes
@@ -43,6 +43,7 @@ import contextvars
 import datetime
 import os
 import socket
+import types
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -157,10 +158,14 @@ def _ca_bundle() -> str | None:
 # -- one GET ---------------------------------------------------------------------
 
 
+# The methods the direct path does not call, and the file requests' own are in.
+_SKIPPED = ("send", "prepare_request", "merge_environment_settings")
+_REQUESTS_FILE = requests.sessions.merge_setting.__code__.co_filename
+
+
 def _direct(session: requests.Session) -> bool:
     """True if ``session`` adds nothing that ``Session.request`` would merge in
     beyond headers and cookies, so its adapter may be called directly."""
-    cls = type(session)
     return (
         not session.trust_env
         and not session.proxies
@@ -168,10 +173,18 @@ def _direct(session: requests.Session) -> bool:
         and not session.params
         and session.cert is None
         and session.hooks == {"response": []}  # not None, one callable, other events
-        and cls.send is requests.Session.send
-        and cls.prepare_request is requests.Session.prepare_request
-        and cls.merge_environment_settings is requests.Session.merge_environment_settings
+        and all(_requests_own(session, name) for name in _SKIPPED)
     )
+
+
+def _requests_own(session: requests.Session, name: str) -> bool:
+    """True if ``session``'s method ``name`` is the one ``requests`` defines:
+    not replaced on the session, nor overridden or wrapped on its class (a
+    tracing library wraps ``requests.Session.send`` in place)."""
+    if name in vars(session):
+        return False
+    method = getattr(type(session), name, None)
+    return isinstance(method, types.FunctionType) and method.__code__.co_filename == _REQUESTS_FILE
 
 
 def prepare_get(

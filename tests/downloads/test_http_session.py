@@ -4,6 +4,7 @@ and a GET through it is the one ``requests`` would send."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.cookiejar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,10 +235,20 @@ class _CustomSessions(HttpSource):
             )
         if self.kind == "no hooks":
             session.hooks = None  # type: ignore[assignment]  # requests takes it
+        if self.kind == "wrapped send":  # on this session only
+            send = session.send
+
+            def signed_send(request: requests.PreparedRequest, **options: Any) -> Any:
+                request.headers["X-Signature"] = f"signed {request.path_url}"
+                return send(request, **options)
+
+            session.send = signed_send  # type: ignore[method-assign]
         return session
 
 
-@pytest.mark.parametrize("kind", ["auth", "hook", "one hook", "no hooks", "subclass"])
+@pytest.mark.parametrize(
+    "kind", ["auth", "hook", "one hook", "no hooks", "subclass", "wrapped send"]
+)
 def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
     bare_environment: Path, harness: Harness, http_server: HttpServer, tmp_path: Path, kind: str
 ) -> None:
@@ -251,8 +262,28 @@ def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
         assert seen["Authorization"] == "Basic " + base64.b64encode(b"team:hunter2").decode()
     if kind in ("hook", "one hook"):
         assert answers == [200]
-    if kind == "subclass":
+    if kind in ("subclass", "wrapped send"):
         assert seen["X-Signature"] == "signed /team.bin"
+
+
+def test_an_instrumentation_wrapping_session_send_sees_every_request(
+    bare_environment: Path,
+    harness: Harness,
+    http_server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tracing libraries wrap ``requests.Session.send`` in place (and add headers)."""
+    original = requests.Session.send
+
+    @functools.wraps(original)
+    def traced(self: requests.Session, request: requests.PreparedRequest, **options: Any) -> Any:
+        request.headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        return original(self, request, **options)
+
+    monkeypatch.setattr(requests.Session, "send", traced)
+    url = http_server.file("/traced.bin", b"traced")
+    harness.fetch(harness.source(), url)
+    assert http_server.seen("/traced.bin")[0].headers["traceparent"].startswith("00-0af7")
 
 
 # -- redirects: the answer is left as Session.send leaves it -----------------------
