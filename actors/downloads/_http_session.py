@@ -29,11 +29,12 @@ as a tracing library wraps ``Session.send``) they build the
 request and hand it to the adapter directly: what ``Session.request``
 would send, byte for byte (headers, cookies from a copy of the
 session's jar, the URL's user and password), without its per-request
-merging of settings, hooks and environment lookups. The answer is then left as ``Session.send`` leaves it:
-cookies it sets in the session's jar, a redirect's body read (its
-connection serves the next hop), the session's ``max_redirects`` and
-an unreadable ``Location`` raising. Any other session takes
-``requests``' own path (``Session.prepare_request`` and ``Session.send``).
+merging of settings, hooks and environment lookups. The answer is then
+left as ``Session.send`` leaves it: cookies it sets in the session's
+jar, a redirect's body read (its connection serves the next hop), the
+session's ``max_redirects`` and an unreadable ``Location`` raising. Any
+other session takes ``requests``' own path (``Session.prepare_request``
+and ``Session.send``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import os
 import socket
 import types
 import urllib.request
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -56,7 +58,7 @@ from requests.sessions import preferred_clock
 from requests.structures import CaseInsensitiveDict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
 
     from urllib3.response import HTTPResponse
 
@@ -203,10 +205,7 @@ def prepare_get(
     if not _direct(session):
         request = requests.Request("GET", url, headers=dict(headers), auth=auth)
         return session.prepare_request(request)
-    # requests' own merge: ``None`` removes a header, the session's too.
-    merged = requests.sessions.merge_setting(  # type: ignore[no-untyped-call]
-        headers, session.headers, dict_class=CaseInsensitiveDict
-    )
+    merged = _merged_headers(headers, session.headers)
     # The Cookie header comes from a copy of the jar, as requests makes it:
     # the default cookie policy, and the session's jar left as it is.
     cookies = requests.cookies.RequestsCookieJar()
@@ -215,6 +214,21 @@ def prepare_get(
     # requests' own steps in its order: the Cookie header before Authorization.
     prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=cookies)
     return prepared
+
+
+def _merged_headers(headers: Mapping[str, str | None], defaults: object) -> object:
+    """The headers ``Session.prepare_request`` sends: ``requests``'
+    ``merge_setting`` (``None``, in either, removes a header). Two mappings
+    are merged here, the same way without its costly type checks."""
+    if not isinstance(defaults, Mapping) or not isinstance(headers, Mapping):
+        return requests.sessions.merge_setting(  # type: ignore[no-untyped-call]
+            headers, defaults, dict_class=CaseInsensitiveDict
+        )
+    merged: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(defaults)
+    merged.update(headers)
+    for name in [name for name, value in merged.items() if value is None]:
+        del merged[name]
+    return merged
 
 
 def send_get(

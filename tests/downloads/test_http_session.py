@@ -143,7 +143,17 @@ def _expired_cookie(session: requests.Session) -> None:
     session.cookies.set_cookie(stale)
 
 
-@pytest.mark.parametrize("change", [_none_header, _strict_policy, _expired_cookie])
+def _plain_headers(session: requests.Session) -> None:
+    session.headers = {"accept": "*/*", "X-Team": "blue", "ACCEPT": None, "x-team": "red"}  # type: ignore[assignment]
+
+
+def _header_pairs(session: requests.Session) -> None:
+    session.headers = [("X-Team", "blue")]  # type: ignore[assignment]  # requests ignores them
+
+
+@pytest.mark.parametrize(
+    "change", [_none_header, _plain_headers, _header_pairs, _strict_policy, _expired_cookie]
+)
 def test_a_get_from_a_session_its_user_changed_is_prepared_as_requests_prepares_it(
     bare_environment: Path, change: Callable[[requests.Session], None]
 ) -> None:
