@@ -22,11 +22,12 @@ bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` named then as
 have); otherwise it keeps ``requests``' per-request behaviour.
 
 A GET goes out through :func:`prepare_get` and :func:`send_get`. For a
-session with nothing of its own to merge in (the one made here, or any
-plain ``requests.Session`` without proxies, auth, params, client
-certificate, response hooks or methods overridden, replaced or wrapped,
-as a tracing library wraps ``Session.send``) they build the
-request and hand it to the adapter directly: what ``Session.request``
+session with nothing of its own to merge in (the one made here without
+proxy variables or netrc file, or any ``requests.Session`` with
+``trust_env`` off and without proxies, auth, params, client certificate,
+hooks, or methods overridden, replaced or wrapped, as a tracing library
+wraps ``Session.send``) they build the request and hand it to the
+adapter directly: what ``Session.request``
 would send, byte for byte (headers, cookies from a copy of the
 session's jar, the URL's user and password), without its per-request
 merging of settings, hooks and environment lookups. The answer is then
