@@ -27,15 +27,14 @@ proxy variables or netrc file, or any ``requests.Session`` with
 ``trust_env`` off and without proxies, auth, params, client certificate,
 hooks, or methods overridden, replaced or wrapped, as a tracing library
 wraps ``Session.send``) they build the request and hand it to the
-adapter directly: what ``Session.request``
-would send, byte for byte (headers, cookies from a copy of the
-session's jar, the URL's user and password), without its per-request
-merging of settings, hooks and environment lookups. The answer is then
-left as ``Session.send`` leaves it: cookies it sets in the session's
-jar, a redirect's body read (its connection serves the next hop), the
-session's ``max_redirects`` and an unreadable ``Location`` raising. Any
-other session takes ``requests``' own path (``Session.prepare_request``
-and ``Session.send``).
+adapter directly: what ``Session.request`` would send, byte for byte
+(headers, cookies from a copy of the session's jar, the URL's user and
+password), without its per-request merging of settings, hooks and
+environment lookups. The answer is then left as ``Session.send`` leaves
+it: cookies it sets in the session's jar, a redirect's body read (its
+connection serves the next hop), the session's ``max_redirects`` and an
+unreadable ``Location`` raising. Any other session takes ``requests``'
+own path (``Session.prepare_request`` and ``Session.send``).
 """
 
 from __future__ import annotations
@@ -239,10 +238,11 @@ def send_get(
     verify: bool | str,
 ) -> requests.Response:
     """Send ``prepared`` (from :func:`prepare_get`) without following a
-    redirect; the body is left to stream (calling thread).
+    redirect; the body is left to stream, but for a redirect's, read as
+    ``Session.send`` reads it (calling thread).
 
     Raises the exceptions of ``Session.send`` (``requests.ConnectionError``,
-    ``Timeout``, ``SSLError``, ...).
+    ``Timeout``, ``SSLError``, ``TooManyRedirects``, ...).
     """
     if not _direct(session):
         url = prepared.url or ""
