@@ -22,36 +22,43 @@ bundle that ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` named then as
 have); otherwise it keeps ``requests``' per-request behaviour.
 
 A GET goes out through :func:`prepare_get` and :func:`send_get`. For a
-session with nothing of its own to merge in (the one made here, or any
-plain ``requests.Session`` without proxies, auth, params, client
-certificate, response hooks or overridden methods) they build the
-request and hand it to the adapter directly: what ``Session.request``
-would send, byte for byte (headers, cookies from the session's jar, the
-URL's user and password), without its per-request merging of settings,
-copy of the cookie jar and environment lookups, a quarter of the CPU of
-a small download. Cookies the answer sets go into the session's jar, as
-``Session.send`` keeps them. Any other session takes ``requests``' own
-path (``Session.prepare_request`` and ``Session.send``).
+session with nothing of its own to merge in (the one made here without
+proxy variables or netrc file, or any ``requests.Session`` with
+``trust_env`` off and without proxies, auth, params, client certificate,
+hooks, or methods overridden, replaced or wrapped, as a tracing library
+wraps ``Session.send``) they build the request and hand it to the
+adapter directly: what ``Session.request`` would send, byte for byte
+(headers, cookies from a copy of the session's jar, the URL's user and
+password), without its per-request merging of settings, hooks and
+environment lookups. The answer is then left as ``Session.send`` leaves
+it: cookies it sets in the session's jar, a redirect's body read (its
+connection serves the next hop), the session's ``max_redirects`` and an
+unreadable ``Location`` raising. Any other session takes ``requests``'
+own path (``Session.prepare_request`` and ``Session.send``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import os
 import socket
+import types
 import urllib.request
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.cookies
 import urllib3.connection
 import urllib3.connectionpool
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.sessions import preferred_clock
 from requests.structures import CaseInsensitiveDict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
 
     from urllib3.response import HTTPResponse
 
@@ -153,21 +160,33 @@ def _ca_bundle() -> str | None:
 # -- one GET ---------------------------------------------------------------------
 
 
+# The methods the direct path does not call, and the file requests' own are in.
+_SKIPPED = ("send", "prepare_request", "merge_environment_settings")
+_REQUESTS_FILE = requests.sessions.merge_setting.__code__.co_filename
+
+
 def _direct(session: requests.Session) -> bool:
     """True if ``session`` adds nothing that ``Session.request`` would merge in
     beyond headers and cookies, so its adapter may be called directly."""
-    cls = type(session)
     return (
         not session.trust_env
         and not session.proxies
         and session.auth is None
         and not session.params
         and session.cert is None
-        and not any(session.hooks.get("response", ()))
-        and cls.send is requests.Session.send
-        and cls.prepare_request is requests.Session.prepare_request
-        and cls.merge_environment_settings is requests.Session.merge_environment_settings
+        and session.hooks == {"response": []}  # not None, one callable, other events
+        and all(_requests_own(session, name) for name in _SKIPPED)
     )
+
+
+def _requests_own(session: requests.Session, name: str) -> bool:
+    """True if ``session``'s method ``name`` is the one ``requests`` defines:
+    not replaced on the session, nor overridden or wrapped on its class (a
+    tracing library wraps ``requests.Session.send`` in place)."""
+    if name in vars(session):
+        return False
+    method = getattr(type(session), name, None)
+    return isinstance(method, types.FunctionType) and method.__code__.co_filename == _REQUESTS_FILE
 
 
 def prepare_get(
@@ -178,7 +197,7 @@ def prepare_get(
 ) -> requests.PreparedRequest:
     """The GET of ``url`` that ``session.get`` would send (calling thread).
 
-    ``headers`` are merged over the session's (``None`` removes one);
+    ``headers`` are merged over the session's (``None``, in either, removes one);
     ``auth`` is a user and password for Basic auth (``None``: those in the
     URL, if any). Raises what ``requests`` raises for a URL it cannot send
     (``InvalidURL``, ``MissingSchema``, ``ValueError`` for a bad host, ...).
@@ -186,20 +205,30 @@ def prepare_get(
     if not _direct(session):
         request = requests.Request("GET", url, headers=dict(headers), auth=auth)
         return session.prepare_request(request)
-    merged = CaseInsensitiveDict(session.headers)
-    for name, value in headers.items():
-        if value is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = value
+    merged = _merged_headers(headers, session.headers)
+    # The Cookie header comes from a copy of the jar, as requests makes it:
+    # the default cookie policy, and the session's jar left as it is.
+    cookies = requests.cookies.RequestsCookieJar()
+    requests.cookies.merge_cookies(cookies, session.cookies)  # type: ignore[no-untyped-call]
     prepared = requests.PreparedRequest()
-    prepared.prepare_method("GET")
-    prepared.prepare_url(url, None)
-    prepared.prepare_headers(merged)
-    prepared.prepare_body(None, None, None)
-    prepared.prepare_auth(auth, url)
-    prepared.prepare_cookies(session.cookies)
+    # requests' own steps in its order: the Cookie header before Authorization.
+    prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=cookies)
     return prepared
+
+
+def _merged_headers(headers: Mapping[str, str | None], defaults: object) -> object:
+    """The headers ``Session.prepare_request`` sends: ``requests``'
+    ``merge_setting`` (``None``, in either, removes a header). Two mappings
+    are merged here, the same way without its costly type checks."""
+    if not isinstance(defaults, Mapping) or not isinstance(headers, Mapping):
+        return requests.sessions.merge_setting(  # type: ignore[no-untyped-call]
+            headers, defaults, dict_class=CaseInsensitiveDict
+        )
+    merged: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(defaults)
+    merged.update(headers)
+    for name in [name for name, value in merged.items() if value is None]:
+        del merged[name]
+    return merged
 
 
 def send_get(
@@ -209,20 +238,32 @@ def send_get(
     verify: bool | str,
 ) -> requests.Response:
     """Send ``prepared`` (from :func:`prepare_get`) without following a
-    redirect; the body is left to stream (calling thread).
+    redirect; the body is left to stream, but for a redirect's, read as
+    ``Session.send`` reads it (calling thread).
 
     Raises the exceptions of ``Session.send`` (``requests.ConnectionError``,
-    ``Timeout``, ``SSLError``, ...).
+    ``Timeout``, ``SSLError``, ``TooManyRedirects``, ...).
     """
     if not _direct(session):
         url = prepared.url or ""
         settings = session.merge_environment_settings(url, {}, True, verify, None)
         return session.send(prepared, allow_redirects=False, timeout=timeout, **settings)
+    options: dict[str, Any] = {
+        "stream": True,
+        "timeout": timeout,
+        "verify": verify,
+        "cert": None,
+        "proxies": {},
+    }
     adapter: BaseAdapter = session.get_adapter(prepared.url or "")
-    response = adapter.send(
-        prepared, stream=True, timeout=timeout, verify=verify, cert=None, proxies={}
-    )
-    raw = response.raw
-    if raw is not None and "set-cookie" in getattr(raw, "headers", ()):
-        requests.cookies.extract_cookies_to_jar(session.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+    start = preferred_clock()
+    response = adapter.send(prepared, **options)
+    response.elapsed = datetime.timedelta(seconds=preferred_clock() - start)
+    # Into the session's jar under its policy (Set-Cookie2 too), as Session.send.
+    requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)  # type: ignore[no-untyped-call]
+    # What Session.send does with an answer it does not follow: a redirect's
+    # body is read (its connection goes back to the pool for the next hop),
+    # the session's max_redirects and a Location requests cannot read raise.
+    redirects = session.resolve_redirects(response, prepared, yield_requests=True, **options)
+    response._next = next(redirects, None)  # type: ignore[attr-defined]  # as Session.send
     return response

@@ -4,6 +4,7 @@ and a GET through it is the one ``requests`` would send."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.cookiejar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,12 @@ import pytest
 import requests
 import requests.cookies
 
-from regisseur.actors.downloads import HttpSource
-from regisseur.actors.downloads._http_session import new_session, prepare_get
+from regisseur.actors.downloads import DownloadError, HttpSource
+from regisseur.actors.downloads._http_session import new_session, prepare_get, send_get
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tests.downloads.conftest import Harness, HttpServer
 
 _VARIABLES = (
@@ -105,6 +108,7 @@ def _cookie(name: str, value: str, domain: str) -> http.cookiejar.Cookie:
             None,
         ),
         ("http://other.example/f.bin", {"Cookie": None}, ("a", "b")),
+        ("http://127.0.0.1:8/f.bin", {"Range": "bytes=1-"}, ("a", "b")),
     ],
 )
 def test_a_get_is_prepared_as_requests_prepares_it(
@@ -119,7 +123,70 @@ def test_a_get_is_prepared_as_requests_prepares_it(
         ours = prepare_get(session, url, headers, auth)
         theirs = session.prepare_request(requests.Request("GET", url, headers=headers, auth=auth))
     assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
-    assert dict(ours.headers) == dict(theirs.headers)
+    assert list(ours.headers.items()) == list(theirs.headers.items()), "same headers, same order"
+
+
+def _none_header(session: requests.Session) -> None:
+    session.headers["Accept"] = None  # requests leaves it out
+
+
+def _strict_policy(session: requests.Session) -> None:
+    # The policy is the jar's: requests sends from a copy with the default one.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(blocked_domains=["127.0.0.1"]))
+    session.cookies.set_cookie(_cookie("kept", "yes", "127.0.0.1"))
+
+
+def _expired_cookie(session: requests.Session) -> None:
+    # Not sent; and requests leaves the session's jar as it is.
+    session.cookies.set_cookie(_cookie("fresh", "yes", "127.0.0.1"))
+    stale = requests.cookies.create_cookie("stale", "no", domain="127.0.0.1", path="/", expires=1)
+    session.cookies.set_cookie(stale)
+
+
+def _plain_headers(session: requests.Session) -> None:
+    session.headers = {"accept": "*/*", "X-Team": "blue", "ACCEPT": None, "x-team": "red"}  # type: ignore[assignment]
+
+
+def _header_pairs(session: requests.Session) -> None:
+    session.headers = [("X-Team", "blue")]  # type: ignore[assignment]  # requests ignores them
+
+
+@pytest.mark.parametrize(
+    "change", [_none_header, _plain_headers, _header_pairs, _strict_policy, _expired_cookie]
+)
+def test_a_get_from_a_session_its_user_changed_is_prepared_as_requests_prepares_it(
+    bare_environment: Path, change: Callable[[requests.Session], None]
+) -> None:
+    url, headers = "http://127.0.0.1:8/f.bin", {"Accept-Encoding": "identity"}
+    with new_session({"User-Agent": "regisseur/test"}) as session:
+        change(session)
+        jar = sorted((c.domain, c.name, c.value) for c in session.cookies)
+        theirs = session.prepare_request(requests.Request("GET", url, headers=headers))
+        ours = prepare_get(session, url, headers, None)
+        assert sorted((c.domain, c.name, c.value) for c in session.cookies) == jar
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert list(ours.headers.items()) == list(theirs.headers.items()), "same headers, same order"
+
+
+def test_a_cookie_and_url_credentials_go_out_in_the_order_requests_sends_them(
+    bare_environment: Path, harness: Harness, http_server: HttpServer
+) -> None:
+    http_server.file("/login", b"in", headers={"Set-Cookie": "session=s3cr; Path=/"})
+    http_server.file("/file.bin", b"with a cookie and a password")
+    login, url = (
+        http_server.url(path).replace("://", "://user:pw@") for path in ("/login", "/file.bin")
+    )
+    session = harness.session(harness.source())
+    for target in (login, url):
+        harness.fetch(harness.source(), target, session=session)
+    with requests.Session() as plain:
+        plain.trust_env = False
+        plain.headers.update(session.headers)
+        for target in (login, url):
+            plain.get(target, headers={"Accept-Encoding": "identity"}).close()
+    ours, theirs = http_server.seen("/file.bin")
+    assert "Cookie" in ours.headers
+    assert list(ours.headers.items()) == list(theirs.headers.items())
 
 
 def test_cookies_an_answer_sets_go_with_the_next_request(
@@ -132,6 +199,17 @@ def test_cookies_an_answer_sets_go_with_the_next_request(
     path = harness.fetch(harness.source(), login)
     assert Path(path).read_bytes() == b"behind a cookie"
     assert http_server.seen("/file.bin")[0].headers.get("Cookie") == "session=s3cr"
+
+
+def test_cookies_the_jars_policy_accepts_are_kept_from_any_set_cookie_header(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    url = http_server.file("/old.bin", b"old style", headers={"Set-Cookie2": 'v="2"; Version=1'})
+    session = harness.session(harness.source())
+    policy = http.cookiejar.DefaultCookiePolicy(rfc2965=True, strict_rfc2965_unverifiable=False)
+    session.cookies.set_policy(policy)
+    harness.fetch(harness.source(), url, session=session)
+    assert [(c.name, c.value) for c in session.cookies] == [("v", "2")]
 
 
 class _Signed(requests.Session):
@@ -161,10 +239,26 @@ class _CustomSessions(HttpSource):
             session.hooks["response"].append(
                 lambda response, **_: self.answers.append(response.status_code)
             )
+        if self.kind == "one hook":  # requests takes one callable as well as a list
+            session.hooks["response"] = lambda response, **_: self.answers.append(
+                response.status_code
+            )
+        if self.kind == "no hooks":
+            session.hooks = None  # type: ignore[assignment]  # requests takes it
+        if self.kind == "wrapped send":  # on this session only
+            send = session.send
+
+            def signed_send(request: requests.PreparedRequest, **options: Any) -> Any:
+                request.headers["X-Signature"] = f"signed {request.path_url}"
+                return send(request, **options)
+
+            session.send = signed_send  # type: ignore[method-assign]
         return session
 
 
-@pytest.mark.parametrize("kind", ["auth", "hook", "subclass"])
+@pytest.mark.parametrize(
+    "kind", ["auth", "hook", "one hook", "no hooks", "subclass", "wrapped send"]
+)
 def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
     bare_environment: Path, harness: Harness, http_server: HttpServer, tmp_path: Path, kind: str
 ) -> None:
@@ -176,7 +270,67 @@ def test_a_session_of_the_users_own_keeps_its_auth_hooks_and_methods(
     seen = http_server.seen("/team.bin")[0].headers
     if kind == "auth":
         assert seen["Authorization"] == "Basic " + base64.b64encode(b"team:hunter2").decode()
-    if kind == "hook":
+    if kind in ("hook", "one hook"):
         assert answers == [200]
-    if kind == "subclass":
+    if kind in ("subclass", "wrapped send"):
         assert seen["X-Signature"] == "signed /team.bin"
+
+
+def test_an_instrumentation_wrapping_session_send_sees_every_request(
+    bare_environment: Path,
+    harness: Harness,
+    http_server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tracing libraries wrap ``requests.Session.send`` in place (and add headers)."""
+    original = requests.Session.send
+
+    @functools.wraps(original)
+    def traced(self: requests.Session, request: requests.PreparedRequest, **options: Any) -> Any:
+        request.headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        return original(self, request, **options)
+
+    monkeypatch.setattr(requests.Session, "send", traced)
+    url = http_server.file("/traced.bin", b"traced")
+    harness.fetch(harness.source(), url)
+    assert http_server.seen("/traced.bin")[0].headers["traceparent"].startswith("00-0af7")
+
+
+# -- redirects: the answer is left as Session.send leaves it -----------------------
+
+
+def test_a_redirect_to_the_same_server_reuses_its_connection(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    http_server.file("/file.bin", b"one connection")
+    moved = http_server.status("/moved", 302, {"Location": "/file.bin"}, b"see /file.bin")
+    path = harness.fetch(harness.source(), moved)
+    assert Path(path).read_bytes() == b"one connection"
+    assert http_server.connection_count() == 1, "the redirect's body was read, not cut off"
+
+
+def test_a_session_without_redirects_refuses_one(harness: Harness, http_server: HttpServer) -> None:
+    http_server.file("/file.bin", b"never fetched")
+    moved = http_server.status("/moved", 302, {"Location": "/file.bin"})
+    session = harness.session(harness.source())
+    session.max_redirects = 0
+    with pytest.raises(DownloadError, match="Exceeded 0 redirects"):
+        harness.fetch(harness.source(retries=0), moved, session=session)
+    assert http_server.seen("/file.bin") == []
+
+
+def test_a_location_requests_cannot_read_is_not_followed(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    moved = http_server.status("/moved", 302, {"Location": "/caf\xe9.bin"})  # Latin-1, not UTF-8
+    with pytest.raises(DownloadError, match="malformed URL"):
+        harness.fetch(harness.source(retries=0), moved)
+    assert [seen.path for seen in http_server.seen()] == ["/moved"]
+
+
+def test_an_answer_tells_how_long_it_took(bare_environment: Path, http_server: HttpServer) -> None:
+    url = http_server.file("/file.bin", b"timed")
+    with new_session({}) as session:
+        prepared = prepare_get(session, url, {}, None)
+        with send_get(session, prepared, (5.0, 5.0), True) as response:
+            assert response.elapsed.total_seconds() > 0
