@@ -304,6 +304,53 @@ def test_a_file_published_as_the_stop_arrives_is_recorded_done(
     ]
 
 
+# `python -m regisseur.cli` killed (SIGKILL: the OOM killer, a power cut)
+# right after the HttpSource renamed a file into place, before the keeper
+# could record it.
+_PUBLISHED_THEN_KILLED = """
+import os, signal, sys, runpy
+from regisseur.actors.downloads.http import HttpSource
+fetch = HttpSource.fetch
+def published_then_killed(self, download_id, target_id, display_name, context):
+    fetch(self, download_id, target_id, display_name, context)
+    os.kill(os.getpid(), signal.SIGKILL)
+HttpSource.fetch = published_then_killed
+sys.argv[0] = "regisseur"
+runpy.run_module("regisseur.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_file_published_just_before_a_kill_is_not_copied_by_the_next_run(
+    files: _Server, tmp_path: Path
+) -> None:
+    """The next run resumes the download its record still shows running,
+    fetches it again, finds the same bytes already in place and records
+    that file: no ``big (1).bin`` beside it."""
+    files.gate.set()
+    url = files.url("/big.bin")
+    first = subprocess.run(
+        [sys.executable, "-c", _PUBLISHED_THEN_KILLED, "download", url, "-o", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+    assert succeeded(tmp_path) == [], "killed before the record said so"
+
+    again = run("download", url, "-o", str(tmp_path), "--plain")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"{tmp_path / 'big.bin'}\n"
+    assert succeeded(tmp_path) == [url]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(DB_NAME)) == [
+        "big.bin"
+    ]
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+
+
 @pytest.mark.timeout(60)
 def test_a_run_stopped_and_continued_by_its_parent_finishes(files: _Server, tmp_path: Path) -> None:
     """SIGSTOP mid-body, SIGCONT later (a parent pausing its batch, Ctrl-Z

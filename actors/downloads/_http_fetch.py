@@ -968,9 +968,13 @@ class Fetch:
             ctx.original_filename, self.server_name, name_from_url(self.url), self.display_name
         )
         ctx.ensure_owner()  # a run that was taken over publishes nothing
+        # A later run of this download (a claim after the first) may find the
+        # file an earlier run published and was killed before recording:
+        # taken as it is rather than copied to ``name (1)``.
+        same = self.part.same_as if ctx.claim > 1 else None
         try:
             root = self.source.resolved_directory(self.directory)
-            path = move_into_place(self.part.path, self.directory, name, root=root)
+            path = move_into_place(self.part.path, self.directory, name, root=root, same=same)
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc

@@ -391,6 +391,38 @@ class PartFile:
         # lock), buffered without open()'s terminal check.
         return io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), _WRITE_BUFFER)
 
+    def same_as(self, other: Path) -> bool:
+        """True if the plain file ``other`` holds exactly the part's bytes.
+
+        Read through the part's locked descriptor and ``other`` opened
+        without following a symlink (a FIFO, a directory or a device is
+        never the same); False on any error. Called with the lock held.
+        """
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            theirs = os.open(other, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            mine, info = os.fstat(fd), os.fstat(theirs)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != mine.st_size:
+                return False
+            if os.path.samestat(mine, info):
+                return True
+            position = 0
+            while position < mine.st_size:
+                block = os.pread(fd, _HASH_BLOCK, position)
+                if not block or os.pread(theirs, len(block), position) != block:
+                    return False
+                position += len(block)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(theirs)
+
     def sha256(self, length: int) -> hashlib._Hash:
         """A SHA-256 hasher fed with the first ``length`` bytes of the part."""
         hasher = hashlib.sha256()

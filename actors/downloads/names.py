@@ -39,6 +39,7 @@ from regisseur.actors.downloads._noreplace import rename_noreplace
 from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 __all__ = [
@@ -302,7 +303,14 @@ def is_inside(directory: Path, path: Path) -> bool:
     return resolved != root and resolved.is_relative_to(root)
 
 
-def move_into_place(source: Path, directory: Path, name: str, *, root: Path | None = None) -> Path:
+def move_into_place(
+    source: Path,
+    directory: Path,
+    name: str,
+    *,
+    root: Path | None = None,
+    same: Callable[[Path], bool] | None = None,
+) -> Path:
     """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
 
     Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
@@ -315,11 +323,13 @@ def move_into_place(source: Path, directory: Path, name: str, *, root: Path | No
     ``ValueError`` if a candidate would leave ``directory`` and
     ``FileExistsError`` if no free name is found. ``root``: ``directory``
     already resolved by the caller (it is resolved here otherwise).
+    ``same``: a test of a taken candidate; where it holds (the candidate
+    already is this file, as an earlier run published it), ``source`` is
+    removed and that candidate returned.
     """
     if root is None:
         root = directory.resolve()
-    use_rename = True
-    use_links = True
+    ways = _Ways()
     for number in itertools.count():
         if number > _MAX_NUMBER:
             msg = f"no free file name like {name!r} in {root}"
@@ -331,34 +341,53 @@ def move_into_place(source: Path, directory: Path, name: str, *, root: Path | No
         if target.parent != root or candidate in (".", ".."):
             msg = f"file name {candidate!r} would leave {root}"
             raise ValueError(msg)
-        # No lexists() first: each way below refuses any existing entry
-        # itself (a dangling symlink included), atomically.
-        if use_rename:
+        if ways.place(source, target):
+            return target
+        if same is not None and same(target):
+            os.unlink(source)
+            return target
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Ways:
+    """How :func:`move_into_place` claims a name on this file system; it
+    falls back to the next way once one proves unsupported."""
+
+    def __init__(self) -> None:
+        self.rename = True
+        self.links = True
+
+    def place(self, source: Path, target: Path) -> bool:
+        """Move ``source`` to ``target`` unless something is there (False).
+
+        No lexists() first: each way refuses any existing entry itself (a
+        dangling symlink included), atomically.
+        """
+        if self.rename:
             try:
                 if rename_noreplace(source, target):
-                    return target
+                    return True
             except FileExistsError:
-                continue
-            use_rename = False  # unsupported here: the ways below
-        if use_links:
+                return False
+            self.rename = False  # unsupported here: the ways below
+        if self.links:
             try:
                 os.link(source, target, follow_symlinks=False)
             except FileExistsError:
-                continue
+                return False
             except OSError as exc:
                 if exc.errno not in _LINK_UNSUPPORTED:
                     raise
-                use_links = False
+                self.links = False
             else:
                 os.unlink(source)
-                return target
+                return True
         try:
             _claim_exclusive(target)
         except FileExistsError:
-            continue
+            return False
         os.replace(source, target)
-        return target
-    raise AssertionError("unreachable")  # pragma: no cover
+        return True
 
 
 def _claim_exclusive(target: Path) -> None:

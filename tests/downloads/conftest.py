@@ -386,6 +386,7 @@ class Harness:
         token: CancelToken | None = None,
         session: requests.Session | None = None,
         check_owner: Callable[[], bool] | None = None,
+        claim: int = 1,
     ) -> DownloadContext:
         download_id = download_id or f"{next(self._ids):032x}"
         return DownloadContext(
@@ -400,7 +401,7 @@ class Harness:
             timers=self.timers,
             send=self._send,
             log=get_logger("regisseur.downloads.test").bind(download=download_id),
-            claim=1,
+            claim=claim,
             check_owner=check_owner,
         )
 

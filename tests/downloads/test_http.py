@@ -592,6 +592,57 @@ def test_a_taken_name_gets_a_number(harness: Harness, http_server: HttpServer) -
     ]
 
 
+def test_a_later_run_takes_the_file_an_earlier_run_published_unrecorded(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """The first run published report.pdf and was killed before its record
+    said so: the next run (a later claim of the same download) fetches it
+    again and, finding the very same bytes there, takes that file instead
+    of a copy named ``report (1).pdf``."""
+    url = http_server.file("/report.pdf", BODY)
+    source = harness.source()
+    first = harness.fetch(source, url, download_id="d1")
+    again = harness.fetch(source, url, download_id="d1", claim=2)
+    assert again == first
+    assert harness.files() == ["report.pdf"]  # no copy, no part, no meta
+    assert Path(first).read_bytes() == BODY
+
+
+@pytest.mark.parametrize(
+    ("claim", "there", "why"),
+    [
+        (2, b"x" * len(BODY), "same size, other bytes"),
+        (2, BODY[:-1], "other size"),
+        (1, BODY, "a first run never takes a file it did not write"),
+    ],
+)
+def test_a_file_that_is_not_the_download_keeps_its_name(
+    harness: Harness, http_server: HttpServer, claim: int, there: bytes, why: str
+) -> None:
+    url = http_server.file("/report.pdf", BODY)
+    harness.directory.mkdir(parents=True)
+    (harness.directory / "report.pdf").write_bytes(there)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=claim)
+    assert Path(path).name == "report (1).pdf", why
+    assert (harness.directory / "report.pdf").read_bytes() == there
+    assert Path(path).read_bytes() == BODY
+
+
+def test_a_link_to_the_same_bytes_is_not_taken(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """A symlink planted under the name, to a file with the very bytes, is
+    never recorded as the download: it could change under the user."""
+    url = http_server.file("/report.pdf", BODY)
+    elsewhere = tmp_path / "elsewhere.pdf"
+    elsewhere.write_bytes(BODY)
+    harness.directory.mkdir(parents=True)
+    (harness.directory / "report.pdf").symlink_to(elsewhere)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    assert Path(path).name == "report (1).pdf"
+    assert (harness.directory / "report.pdf").is_symlink()
+
+
 # -- limits, schemes, redirects -----------------------------------------------------
 
 
