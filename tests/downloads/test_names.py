@@ -231,6 +231,37 @@ def test_move_into_place_moves_without_replacing(
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.parametrize("way", ["rename-noreplace", "hard-link", "exclusive-create"])
+def test_move_into_place_takes_a_name_that_already_is_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """Whatever way names are claimed, a taken name that ``same`` accepts is
+    returned and the source removed; the names before it are only tested."""
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    if way != "rename-noreplace":
+        monkeypatch.setattr(_noreplace, "_renameat2", lambda: None)
+    if way == "exclusive-create":
+        monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "f.bin").write_text("other")
+    (tmp_path / "f (1).bin").write_text("mine")
+    part = tmp_path / "p.part"
+    part.write_text("mine")
+    asked: list[str] = []
+
+    def same(target: Path) -> bool:
+        asked.append(target.name)
+        return target.read_text() == part.read_text()
+
+    target = move_into_place(part, tmp_path, "f.bin", same=same)
+    assert target.name == "f (1).bin"
+    assert asked == ["f.bin", "f (1).bin"]
+    assert not part.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f (1).bin", "f.bin"]
+
+
 def test_concurrent_claims_get_distinct_names(tmp_path: Path) -> None:
     count = 8
     parts = []
