@@ -548,9 +548,7 @@ def run_download(
             system.stop()
     if stopped is not None:
         # This run's parts only: another live run's in DIR are not ours to resume.
-        from regisseur.actors.downloads._partfile import parts_of
-
-        parts = len(parts_of(directory, tracker.ids() | set(wanted)))
+        parts = len(source.partial_files(tracker.ids() | set(wanted)))
         view.tell(
             f"{stopped}: {parts} partial file(s) kept in {directory}; "
             "run the same command again to resume"

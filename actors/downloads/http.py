@@ -58,12 +58,15 @@ from regisseur.actors.downloads._dirsync import DirectorySync
 from regisseur.actors.downloads._http_fetch import Fetch
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
+from regisseur.actors.downloads._partfile import parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
 from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.supervision.backoff import Backoff
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from regisseur.actors.downloads.context import DownloadContext
 
 __all__ = ["DownloadError", "DownloadInterrupted", "HttpSource", "parse_retry_after"]
@@ -242,6 +245,12 @@ class HttpSource(DownloadSource):
         resolved = directory.resolve()
         self._resolved = (directory, resolved)
         return resolved
+
+    def partial_files(self, download_ids: Iterable[str]) -> list[Path]:
+        """The ``.part`` files in the directory of the downloads ``download_ids``
+        (sorted; any thread). Parts of other downloads, another live run's
+        among them, are not listed; an unreadable directory lists none."""
+        return parts_of(self.download_directory, download_ids)
 
     def open_session(self) -> Session:
         """Make this worker's session (runs on the worker thread at its start)."""

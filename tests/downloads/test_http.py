@@ -643,6 +643,23 @@ def test_a_link_to_the_same_bytes_is_not_taken(
     assert (harness.directory / "report.pdf").is_symlink()
 
 
+def test_partial_files_lists_the_parts_of_the_downloads_asked_for(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = harness.source()
+    folder = harness.directory
+    folder.mkdir(parents=True)
+    mine = PartFile(folder, ("a.bin",), "d1").path
+    mine.write_bytes(b"abc")
+    PartFile(folder, ("b.bin",), "d2").path.write_bytes(b"another download's")
+    (folder / "c.bin.d1.part").symlink_to(tmp_path / "elsewhere")  # not a plain file
+    odd = PartFile(folder, ("d.bin",), "id with spaces").path  # a hashed tag
+    odd.write_bytes(b"")
+    assert source.partial_files(["d1", "id with spaces", "d9"]) == sorted([mine, odd])
+    assert source.partial_files([]) == []
+    assert harness.source(directory=tmp_path / "missing").partial_files(["d1"]) == []
+
+
 # -- limits, schemes, redirects -----------------------------------------------------
 
 
