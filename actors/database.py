@@ -104,14 +104,18 @@ class Database:
         if self._url is None:
             msg = f"database_url {self.url!r} is not a valid SQLAlchemy URL (e.g. sqlite:///app.db)"
             raise DatabaseError(msg)
+        url = self._url
+        if self.is_sqlite:
+            setup = _SqliteSetup(_sqlite_file(url))
+            url = url.difference_update_query(["nofollow"])  # regisseur's own, not SQLite's
         try:
-            engine = create_engine(self._url, echo=self.echo, future=True)
+            engine = create_engine(url, echo=self.echo, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             msg = f"cannot use database {self.url}: {exc}"
             raise DatabaseError(msg) from exc
         if self.is_sqlite:
-            _create_private(self._url.database)
-            event.listen(engine, "connect", _sqlite_pragmas)
+            _create_private(url.database)
+            event.listen(engine, "connect", setup)
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -296,7 +300,69 @@ def _create_private(database: str | None) -> None:
         return  # it exists, or SQLite will report why it cannot be opened
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_file(url: URL) -> tuple[str, str] | None:
+    """The file a SQLite ``url`` must open: (as configured, as SQLite will
+    name it once open), or ``None`` for ``:memory:`` and ``file:`` URIs.
+
+    Taken when the system opens its database. A path that is a symbolic
+    link then stays a link to that target; any other must be opened as
+    itself (its directories' links resolved, not its own name): a link
+    planted in its place later is refused at the next connection. With the
+    URL's ``nofollow=1`` (regisseur's own option) a link is refused even
+    now. Raises ``DatabaseError`` for that, or for another ``nofollow``.
+    """
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    nofollow = url.query.get("nofollow")
+    if nofollow not in (None, "1", "true"):
+        msg = f"database_url option nofollow must be 1 or true, got {nofollow!r}"
+        raise DatabaseError(msg)
+    path = os.path.abspath(database)
+    if os.path.islink(path):
+        if nofollow is not None:
+            msg = f"refusing to open the database {database!r}: it is a symbolic link"
+            raise DatabaseError(msg)
+        return database, os.path.realpath(path)
+    folder, name = os.path.split(path)
+    return database, os.path.join(os.path.realpath(folder), name)
+
+
+class _SqliteSetup:
+    """Settings and checks of every new SQLite connection (runs on the
+    connecting thread, before the connection is used)."""
+
+    def __init__(self, file: tuple[str, str] | None) -> None:
+        self.file = file
+
+    def __call__(self, dbapi_connection: Any, _record: Any) -> None:
+        if self.file is not None:
+            _check_opened(dbapi_connection, *self.file)
+        _sqlite_pragmas(dbapi_connection)
+
+
+def _check_opened(dbapi_connection: Any, configured: str, expected: str) -> None:
+    """Refuse a connection SQLite opened on another file than ``expected``.
+
+    SQLite names the file it opened with its links resolved, so a symbolic
+    link planted under the database's name (to another application's
+    database, or dangling: a new file elsewhere) shows here before anything
+    is written through it. A SQLite that does not resolve links names the
+    path as given: accepted, unchecked.
+    """
+    row = dbapi_connection.execute("PRAGMA database_list").fetchone()
+    opened = row[2] if row is not None else ""
+    if not opened or opened in (expected, os.path.abspath(configured)):
+        return
+    dbapi_connection.close()
+    msg = (
+        f"refusing the database {configured!r}: SQLite opened {opened!r} instead of "
+        f"{expected!r} (a symbolic link put in its place since the system opened it?)"
+    )
+    raise DatabaseError(msg)
+
+
+def _sqlite_pragmas(dbapi_connection: Any) -> None:
     """Settings of every new SQLite connection (runs on the connecting thread).
 
     The busy timeout comes first, so that the statements after it wait for

@@ -100,6 +100,9 @@ _POLL = 0.2  # seconds between two looks at a download another run holds
 #: sets a flag there; a main thread in an untimed wait would sleep through
 #: it until the downloads end by themselves.
 _WAKE = 0.1
+# The records URL's option (regisseur's own) for a file claimed in DIR:
+# SQLite must open that very file, never a link put in its place.
+_NOFOLLOW = "nofollow=1"
 
 
 # -- what a run reads, prints and sends -------------------------------------------
@@ -447,7 +450,8 @@ def run_download(
 
     try:
         db_file = records_file(args.db) if args.db else directory.resolve() / DB_NAME
-        if db_file is not None and inside(db_file, directory):
+        claimed = db_file is not None and inside(db_file, directory)
+        if db_file is not None and claimed:
             # Private, and never through a link planted in DIR (whoever can
             # write to DIR could point it at another application's database).
             try:
@@ -465,6 +469,8 @@ def run_download(
             err.write(f"regisseur download: {problem}\n")
             return 2
         db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
+        if claimed:  # and a link put there since is refused when the system opens it
+            db_url += f"{'&' if '?' in db_url else '?'}{_NOFOLLOW}"
         # As many workers as this run's URLs need, up to -j: each is a
         # thread with its own HTTP session to start and stop. Downloads an
         # earlier run left unfinished may add to them (see below).
@@ -532,7 +538,8 @@ def run_download(
         view.close()
         text, of_database = _plain_error(exc)
         if of_database or exc.child == "database":  # also: its driver is not installed
-            shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
+            shown = db_url.removesuffix(f"?{_NOFOLLOW}").removesuffix(f"&{_NOFOLLOW}")
+            shown = shown.removeprefix("sqlite:///") if shown.startswith("sqlite:") else shown
             problem = redact_text(f"cannot use the records database {shown}: {text}")
             view.tell(f"regisseur download: {problem}")
         else:

@@ -169,6 +169,56 @@ def test_a_link_to_another_applications_database_is_refused(
     assert os.path.islink(out / f"{DB_NAME}{which}")
 
 
+# `python -m regisseur.cli` with the records file swapped for a link to
+# another application's database right after the CLI checked it: the window
+# between that check and SQLite's own open, held wide open.
+_SWAPPED_AFTER_THE_CHECK = """
+import os, sys, runpy
+import regisseur.actors.database as database
+claim = database.claim_private_sqlite
+def claim_then_swap(path):
+    claimed = claim(path)
+    os.unlink(path)
+    os.symlink(os.environ["OTHER_DB"], path)
+    return claimed
+database.claim_private_sqlite = claim_then_swap
+sys.argv[0] = "regisseur"
+runpy.run_module("regisseur.cli", run_name="__main__")
+"""
+
+
+def test_a_link_swapped_in_after_the_check_is_refused_before_any_write(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """Before: SQLite followed the link, and the other application's file
+    got regisseur_* tables and WAL mode."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    other = tmp_path / "other-app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE mine (v TEXT)")
+    before = other.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-c", _SWAPPED_AFTER_THE_CHECK, "download", url, "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "OTHER_DB": str(other)},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("mine",)]
+    assert not (out / "file.bin").exists()
+
+
 def test_a_hard_link_to_another_applications_database_is_refused(
     server: RawServer, tmp_path: Path
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,7 @@ from sqlalchemy import insert, text
 
 from regisseur.actors import Actor, ActorSystem, ManualClock, resource
 from regisseur.actors.clock import wall_time
+from regisseur.actors.database import Database, DatabaseError
 from regisseur.actors.lease import InstanceHeldError, lease_table
 from regisseur.messages import StartupFailed
 from regisseur.supervision import ChildSpec, StartupError
@@ -332,3 +335,65 @@ def test_a_new_sqlite_file_and_its_wal_and_shm_are_private(tmp_path: Path) -> No
     finally:
         os.umask(old)
     assert modes == {"app.db": "0o600", "app.db-wal": "0o600", "app.db-shm": "0o600"}
+
+
+# -- the file SQLite opens is the file the system opened -----------------------------
+
+
+def _other_application(path: Path) -> Path:
+    """Another application's SQLite file, in rollback-journal mode."""
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE theirs (x)")
+    other.close()
+    return path
+
+
+def _untouched(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        tables = [row[0] for row in other.execute("SELECT name FROM sqlite_master")]
+        mode = other.execute("PRAGMA journal_mode").fetchone()[0]
+    assert tables == ["theirs"]
+    assert mode == "delete"
+
+
+def test_a_link_put_in_place_of_the_database_is_refused_at_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    theirs = _other_application(tmp_path / "theirs.db")
+    ours = tmp_path / "ours.db"
+    database = Database(f"sqlite:///{ours}")
+    database.open()
+    try:
+        ours.unlink()
+        ours.symlink_to(theirs)
+        database.engine.dispose()  # the next use opens a new connection
+        with pytest.raises(DatabaseError, match="SQLite opened .*theirs.db"):
+            database.engine.connect()
+    finally:
+        database.close()
+    _untouched(theirs)
+
+
+def test_nofollow_refuses_a_link_when_the_system_opens_the_database(tmp_path: Path) -> None:
+    theirs = _other_application(tmp_path / "theirs.db")
+    (tmp_path / "ours.db").symlink_to(theirs)
+    with pytest.raises(DatabaseError, match="symbolic link"):
+        Database(f"sqlite:///{tmp_path / 'ours.db'}?nofollow=1").open()
+    _untouched(theirs)
+    with pytest.raises(DatabaseError, match="nofollow must be 1 or true, got 'yes'"):
+        Database(f"sqlite:///{tmp_path / 'x.db'}?nofollow=yes").open()
+
+
+def test_a_database_configured_as_a_link_keeps_working(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "app.db").symlink_to(real / "app.db")
+    with ActorSystem(database_url=f"sqlite:///{tmp_path / 'app.db'}") as system:
+        assert system.database is not None
+        system.database.engine.dispose()
+        with system.database.engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+    assert (real / "app.db").stat().st_size > 0
+    nofollow = Database(f"sqlite:///{tmp_path / 'plain.db'}?nofollow=1")
+    nofollow.open()
+    nofollow.close()
