@@ -62,6 +62,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import parse_qsl
 
 from regisseur.cli._download_args import add_arguments, bounds, read_urls, request_headers
 from regisseur.cli._download_places import (
@@ -103,6 +104,16 @@ _WAKE = 0.1
 # The records URL's option (regisseur's own) for a file claimed in DIR:
 # SQLite must open that very file, never a link put in its place.
 _NOFOLLOW = "nofollow=1"
+
+
+def _with_nofollow(db_url: str) -> str:
+    """``db_url`` with the option ``nofollow=1`` unless it names one already
+    (``--db 'sqlite:///DIR/x.db?nofollow=1'``, as the README advises: a
+    second one would be a list of values the database refuses)."""
+    query = db_url.partition("?")[2]
+    if any(key == "nofollow" for key, _ in parse_qsl(query, keep_blank_values=True)):
+        return db_url
+    return f"{db_url}{'&' if '?' in db_url else '?'}{_NOFOLLOW}"
 
 
 # -- what a run reads, prints and sends -------------------------------------------
@@ -470,7 +481,7 @@ def run_download(
             return 2
         db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
         if claimed:  # and a link put there since is refused when the system opens it
-            db_url += f"{'&' if '?' in db_url else '?'}{_NOFOLLOW}"
+            db_url = _with_nofollow(db_url)
         # As many workers as this run's URLs need, up to -j: each is a
         # thread with its own HTTP session to start and stop. Downloads an
         # earlier run left unfinished may add to them (see below).

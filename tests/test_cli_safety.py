@@ -219,6 +219,23 @@ def test_a_link_swapped_in_after_the_check_is_refused_before_any_write(
     assert not (out / "file.bin").exists()
 
 
+@pytest.mark.parametrize("option", ["?nofollow=1", "?nofollow=true", "?timeout=5&nofollow=1"])
+def test_records_in_dir_named_with_nofollow_as_the_readme_advises_work(
+    server: RawServer, tmp_path: Path, option: str
+) -> None:
+    """Before: the CLI added its own nofollow=1 to the user's, and the
+    database refused the pair ('must be 1 or true, got ('1', '1')')."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "out"
+    out.mkdir()
+    db = f"sqlite:///{out / DB_NAME}{option}"
+    result = run("download", url, "-o", str(out), "--db", db, "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "file.bin").read_bytes() == BODY
+    with sqlite3.connect(out / DB_NAME) as connection:
+        assert connection.execute("SELECT count(*) FROM regisseur_downloads").fetchone() == (1,)
+
+
 def test_a_hard_link_to_another_applications_database_is_refused(
     server: RawServer, tmp_path: Path
 ) -> None:
