@@ -397,6 +397,10 @@ class PartFile:
         Read through the part's locked descriptor and ``other`` opened
         without following a symlink (a FIFO, a directory or a device is
         never the same); False on any error. Called with the lock held.
+        Only a file of this user with no other name qualifies (or the part
+        itself, under a second name): whoever owns ``other``, or can reach it
+        by another name, could change its bytes right after the comparison,
+        and the download (its sha256 checked on the part) would record them.
         """
         fd = self._fd
         if fd is None:
@@ -411,6 +415,8 @@ class PartFile:
                 return False
             if os.path.samestat(mine, info):
                 return True
+            if info.st_uid != os.geteuid() or info.st_nlink != 1:
+                return False
             position = 0
             while position < mine.st_size:
                 block = os.pread(fd, _HASH_BLOCK, position)

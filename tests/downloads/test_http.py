@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -658,6 +659,37 @@ def test_partial_files_lists_the_parts_of_the_downloads_asked_for(
     assert source.partial_files(["d1", "id with spaces", "d9"]) == sorted([mine, odd])
     assert source.partial_files([]) == []
     assert harness.source(directory=tmp_path / "missing").partial_files(["d1"]) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+def test_another_users_file_with_the_same_bytes_is_not_taken(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: taken. Its owner could change it right after the comparison,
+    and the recorded download (its sha256 checked on the part) with it."""
+    url = http_server.file("/report.pdf", BODY)
+    harness.directory.mkdir(parents=True)
+    planted = harness.directory / "report.pdf"
+    planted.write_bytes(BODY)
+    os.chown(planted, 4242, 4242)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    assert Path(path).name == "report (1).pdf"
+    assert Path(path).stat().st_uid == os.geteuid()
+
+
+def test_a_hard_link_to_the_same_bytes_is_not_taken(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """Before: taken. A file with another name elsewhere can change
+    through that name, as a symlink's target can."""
+    url = http_server.file("/report.pdf", BODY)
+    elsewhere = tmp_path / "elsewhere.pdf"
+    elsewhere.write_bytes(BODY)
+    harness.directory.mkdir(parents=True)
+    os.link(elsewhere, harness.directory / "report.pdf")
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    assert Path(path).name == "report (1).pdf"
+    assert (harness.directory / "report.pdf").stat().st_nlink == 2
 
 
 # -- limits, schemes, redirects -----------------------------------------------------
