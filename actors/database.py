@@ -69,7 +69,11 @@ class Database:
         """The URL with any password hidden (safe to log)."""
         if self._url is None:
             return redact_text(self._raw)
-        return self._url.render_as_string(hide_password=True)
+        try:
+            return self._url.render_as_string(hide_password=True)
+        except UnicodeEncodeError:  # a file name that is not UTF-8: shown escaped
+            database = os.fsencode(self._url.database or "").decode("utf-8", "backslashreplace")
+            return self._url.set(database=database).render_as_string(hide_password=True)
 
     @property
     def parsed(self) -> bool:
@@ -348,12 +352,16 @@ def _check_opened(dbapi_connection: Any, configured: str, expected: str) -> None
     link planted under the database's name (to another application's
     database, or dangling: a new file elsewhere) shows here before anything
     is written through it. A SQLite that does not resolve links names the
-    path as given: accepted, unchecked.
+    path as given: accepted, unchecked. The name is compared as bytes: a
+    path that is not UTF-8 (``café`` in Latin-1) is a file name like any.
     """
-    row = dbapi_connection.execute("PRAGMA database_list").fetchone()
-    opened = row[2] if row is not None else ""
-    if not opened or opened in (expected, os.path.abspath(configured)):
+    row = dbapi_connection.execute(
+        "SELECT hex(file) FROM pragma_database_list WHERE name = 'main'"
+    ).fetchone()
+    named = bytes.fromhex(row[0]) if row is not None and row[0] else b""
+    if not named or named in (os.fsencode(expected), os.fsencode(os.path.abspath(configured))):
         return
+    opened = os.fsdecode(named)
     dbapi_connection.close()
     msg = (
         f"refusing the database {configured!r}: SQLite opened {opened!r} instead of "

@@ -397,3 +397,25 @@ def test_a_database_configured_as_a_link_keeps_working(tmp_path: Path) -> None:
     nofollow = Database(f"sqlite:///{tmp_path / 'plain.db'}?nofollow=1")
     nofollow.open()
     nofollow.close()
+
+
+def test_a_directory_name_that_is_not_utf8_is_opened_and_still_checked(tmp_path: Path) -> None:
+    """Before: SQLite's name of the file could not be decoded (and the URL
+    not shown): every connection failed in a Latin-1 ``café`` folder."""
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
+    folder.mkdir()
+    ours = folder / "ours.db"
+    database = Database(f"sqlite:///{ours}")
+    database.open()
+    try:
+        assert database.check()
+        assert "caf" in database.url
+        theirs = _other_application(tmp_path / "theirs.db")
+        ours.unlink()
+        ours.symlink_to(theirs)
+        database.engine.dispose()
+        with pytest.raises(DatabaseError, match="SQLite opened .*theirs.db"):
+            database.engine.connect()
+    finally:
+        database.close()
+    _untouched(theirs)
