@@ -23,6 +23,7 @@ import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -118,7 +119,9 @@ class Database:
             msg = f"cannot use database {self.url}: {exc}"
             raise DatabaseError(msg) from exc
         if self.is_sqlite:
-            _create_private(url.database)
+            # The file SQLite will open: a link's target, if the name is one.
+            _create_private(setup.file[1] if setup.file is not None else url.database)
+            event.listen(engine, "do_connect", setup.existing_only)
             event.listen(engine, "connect", setup)
         try:
             with engine.connect() as connection:
@@ -338,6 +341,21 @@ class _SqliteSetup:
 
     def __init__(self, file: tuple[str, str] | None) -> None:
         self.file = file
+
+    def existing_only(self, _dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+        """Open the file as it exists, never create it (``mode=rw``).
+
+        The file exists by now (created at the system's start): a dangling
+        symbolic link put in its place since would have SQLite create its
+        target, another file anywhere this user may write, before the check
+        of the connection could refuse it. Not for ``:memory:`` or a
+        ``file:`` URI (no ``file`` to check).
+        """
+        if self.file is None or not cargs or not isinstance(cargs[0], str):
+            return
+        path = quote(os.fsencode(cargs[0]), safe="/")
+        cargs[0] = f"file://{path}?mode=rw"
+        cparams["uri"] = True
 
     def __call__(self, dbapi_connection: Any, _record: Any) -> None:
         if self.file is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, text
+from sqlalchemy.exc import OperationalError
 
 from regisseur.actors import Actor, ActorSystem, ManualClock, resource
 from regisseur.actors.clock import wall_time
@@ -419,3 +420,35 @@ def test_a_directory_name_that_is_not_utf8_is_opened_and_still_checked(tmp_path:
     finally:
         database.close()
     _untouched(theirs)
+
+
+def test_a_dangling_link_put_in_place_of_the_database_creates_nothing(tmp_path: Path) -> None:
+    """Before: SQLite created the link's target (any file this user may
+    write) before the connection's check refused it."""
+    ours = tmp_path / "ours.db"
+    target = tmp_path / "elsewhere" / "created.db"
+    target.parent.mkdir()
+    database = Database(f"sqlite:///{ours}")
+    database.open()
+    try:
+        ours.unlink()
+        ours.symlink_to(target)
+        database.engine.dispose()
+        with pytest.raises((DatabaseError, OperationalError)):
+            database.engine.connect()
+    finally:
+        database.close()
+    assert not target.exists()
+    assert not list(target.parent.iterdir())
+
+
+@pytest.mark.parametrize("name", ["a#b c&d=e.db", "100%.db", "plain.db"])
+def test_a_file_name_with_uri_characters_opens_as_itself(tmp_path: Path, name: str) -> None:
+    database = Database(f"sqlite:///{tmp_path / name}?timeout=5")
+    database.open()
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (x)"))
+    finally:
+        database.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
