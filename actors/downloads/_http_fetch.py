@@ -31,6 +31,7 @@ import http.client
 import re
 import socket
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -53,7 +54,12 @@ from regisseur.actors.downloads._http_wire import (
     retryable,
     status_text,
 )
-from regisseur.actors.downloads._partfile import PartFile, PartInUseError, Validators
+from regisseur.actors.downloads._partfile import (
+    CompareStopped,
+    PartFile,
+    PartInUseError,
+    Validators,
+)
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
 from regisseur.actors.downloads.http_errors import STOPPING, DownloadError, DownloadInterrupted
@@ -971,10 +977,12 @@ class Fetch:
         # A later run of this download (a claim after the first) may find the
         # file an earlier run published and was killed before recording:
         # taken as it is rather than copied to ``name (1)``.
-        same = self.part.same_as if ctx.claim > 1 else None
+        same = partial(self.part.same_as, stop=lambda: ctx.cancelled) if ctx.claim > 1 else None
         try:
             root = self.source.resolved_directory(self.directory)
             path = move_into_place(self.part.path, self.directory, name, root=root, same=same)
+        except CompareStopped:  # a stop (Ctrl-C) does not wait for a long comparison
+            raise self._interrupted() from None
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc

@@ -51,11 +51,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
 __all__ = [
     "PART_SUFFIX",
+    "CompareStopped",
     "PartFile",
     "PartInUseError",
     "ResumePoint",
@@ -124,6 +125,10 @@ def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+class CompareStopped(Exception):
+    """:meth:`PartFile.same_as` was told to stop before it knew the answer."""
 
 
 class PartInUseError(OSError):
@@ -391,7 +396,7 @@ class PartFile:
         # lock), buffered without open()'s terminal check.
         return io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), _WRITE_BUFFER)
 
-    def same_as(self, other: Path) -> bool:
+    def same_as(self, other: Path, stop: Callable[[], bool] | None = None) -> bool:
         """True if the plain file ``other`` holds exactly the part's bytes.
 
         Read through the part's locked descriptor and ``other`` opened
@@ -401,6 +406,8 @@ class PartFile:
         itself, under a second name): whoever owns ``other``, or can reach it
         by another name, could change its bytes right after the comparison,
         and the download (its sha256 checked on the part) would record them.
+        ``stop``: asked before each block (a large file takes as long to read
+        as to write); ``CompareStopped`` when it says so.
         """
         fd = self._fd
         if fd is None:
@@ -419,6 +426,8 @@ class PartFile:
                 return False
             position = 0
             while position < mine.st_size:
+                if stop is not None and stop():
+                    raise CompareStopped(str(other))
                 block = os.pread(fd, _HASH_BLOCK, position)
                 if not block or os.pread(theirs, len(block), position) != block:
                     return False

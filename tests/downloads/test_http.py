@@ -13,11 +13,12 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from regisseur.actors.clock import ManualClock
+from regisseur.actors.downloads import _http_fetch, _partfile
 from regisseur.actors.downloads._http_fetch import _SMALL_BODY
 from regisseur.actors.downloads._partfile import PartFile, Validators, part_tag
 from regisseur.actors.downloads.context import CancelToken
@@ -690,6 +691,33 @@ def test_a_hard_link_to_the_same_bytes_is_not_taken(
     path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
     assert Path(path).name == "report (1).pdf"
     assert (harness.directory / "report.pdf").stat().st_nlink == 2
+
+
+def test_a_stop_during_the_comparison_with_a_taken_name_ends_it(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file takes as long to compare as to write. Before: a stop
+    (Ctrl-C) that came as the comparison began waited for all of it; now
+    the run ends as interrupted, its part kept for the next run."""
+    body = bytes(range(256)) * 64
+    url = http_server.file("/report.pdf", body)
+    harness.directory.mkdir(parents=True)
+    (harness.directory / "report.pdf").write_bytes(body)
+    monkeypatch.setattr(_partfile, "_HASH_BLOCK", 1024)
+    token = CancelToken()
+    place = _http_fetch.move_into_place
+
+    def stop_then_place(*args: Any, **kwargs: Any) -> Path:
+        token.cancel("stopping")  # the stop arrives as the publish begins
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(_http_fetch, "move_into_place", stop_then_place)
+    with pytest.raises(DownloadInterrupted) as info:
+        harness.fetch(harness.source(), url, download_id="d1", claim=2, token=token)
+    assert info.value.reason == "stopping"
+    names = harness.files()
+    assert "report.pdf" in names and "report (1).pdf" not in names
+    assert any(name.endswith(".part") for name in names)
 
 
 # -- limits, schemes, redirects -----------------------------------------------------
