@@ -309,7 +309,9 @@ def _create_private(database: str | None) -> None:
 
 def _sqlite_file(url: URL) -> tuple[str, str] | None:
     """The file a SQLite ``url`` must open: (as configured, as SQLite will
-    name it once open), or ``None`` for ``:memory:`` and ``file:`` URIs.
+    name it once open), or ``None`` for ``:memory:``, ``file:`` URIs and
+    URLs with ``uri=true``: SQLite names those itself (``x.db?mode=ro``
+    with ``uri=true`` opens a file of that very name), unchecked.
 
     Taken when the system opens its database. A path that is a symbolic
     link then stays a link to that target; any other must be opened as
@@ -319,12 +321,16 @@ def _sqlite_file(url: URL) -> tuple[str, str] | None:
     now. Raises ``DatabaseError`` for that, or for another ``nofollow``.
     """
     database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
     nofollow = url.query.get("nofollow")
     if nofollow not in (None, "1", "true"):
         msg = f"database_url option nofollow must be 1 or true, got {nofollow!r}"
         raise DatabaseError(msg)
+    uri = str(url.query.get("uri", "")).lower() in ("1", "true", "yes", "on", "t", "y")
+    if not database or database == ":memory:" or database.startswith("file:") or uri:
+        if nofollow is not None:  # never silently unprotected
+            msg = "database_url option nofollow is for a file path, not memory or a SQLite URI"
+            raise DatabaseError(msg)
+        return None
     path = os.path.abspath(database)
     if os.path.islink(path):
         if nofollow is not None:
@@ -348,10 +354,11 @@ class _SqliteSetup:
         The file exists by now (created at the system's start): a dangling
         symbolic link put in its place since would have SQLite create its
         target, another file anywhere this user may write, before the check
-        of the connection could refuse it. Not for ``:memory:`` or a
-        ``file:`` URI (no ``file`` to check).
+        of the connection could refuse it. Not for ``:memory:``, a
+        ``file:`` name, or a URL with ``uri=true`` (its own URI options,
+        ``mode`` among them, stand as written).
         """
-        if self.file is None or not cargs or not isinstance(cargs[0], str):
+        if self.file is None or cparams.get("uri") or not cargs or not isinstance(cargs[0], str):
             return
         path = quote(os.fsencode(cargs[0]), safe="/")
         cargs[0] = f"file://{path}?mode=rw"

@@ -442,6 +442,33 @@ def test_a_dangling_link_put_in_place_of_the_database_creates_nothing(tmp_path: 
     assert not list(target.parent.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("?uri=true", "app.db"), ("?cache=shared&uri=true", "app.db?cache=shared")],
+)
+def test_a_url_with_sqlites_own_uri_options_still_opens(
+    tmp_path: Path, option: str, name: str
+) -> None:
+    """Before: refused ('SQLite opened …app.db?cache=shared instead of
+    …app.db'): with uri=true SQLite names the file itself, as SQLAlchemy
+    hands it over (here a file of that very name, as before the check)."""
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}{option}")
+    database.open()
+    try:
+        assert database.check()
+    finally:
+        database.close()
+    assert (tmp_path / name).is_file()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://?nofollow=1", "sqlite:///file:app.db?uri=true&nofollow=1"]
+)
+def test_nofollow_where_it_cannot_apply_is_refused_not_ignored(url: str) -> None:
+    with pytest.raises(DatabaseError, match="nofollow is for a file path"):
+        Database(url).open()
+
+
 @pytest.mark.parametrize("name", ["a#b c&d=e.db", "100%.db", "plain.db"])
 def test_a_file_name_with_uri_characters_opens_as_itself(tmp_path: Path, name: str) -> None:
     database = Database(f"sqlite:///{tmp_path / name}?timeout=5")
