@@ -35,6 +35,14 @@ def _not_a_directory(path: Path) -> bool:
 
 def prepare_directory(directory: Path) -> str | None:
     """Create ``directory`` and make sure files can be made in it; why not, else None."""
+    from regisseur.actors.downloads.names import is_text  # the runtime loads for a run anyway
+
+    if not is_text(os.path.abspath(directory)):
+        shown = os.fsencode(os.path.abspath(directory)).decode("utf-8", "backslashreplace")
+        return (
+            f"-o {shown}: the folder's path is not UTF-8 text, and the download records "
+            "keep paths as text; rename it or choose another"
+        )
     if _not_a_directory(directory):
         return f"-o {directory} is a file, not a directory"
     try:

@@ -236,12 +236,13 @@ def test_records_in_dir_named_with_nofollow_as_the_readme_advises_work(
         assert connection.execute("SELECT count(*) FROM regisseur_downloads").fetchone() == (1,)
 
 
-def test_a_download_into_a_directory_whose_name_is_not_utf8_runs(
+def test_a_directory_whose_name_is_not_utf8_is_refused_before_anything_is_written(
     server: RawServer, tmp_path: Path
 ) -> None:
     """Before: 'cannot use the records database …: surrogates not allowed',
-    exit 2, for a folder named in Latin-1 (SQLite's name of the file it
-    opened, and the URL in the start's log, were taken as UTF-8 text)."""
+    exit 2; then, once the database opened there, the file was published
+    and printed while its record stayed InProgress for good (the records
+    keep paths as text, and a Latin-1 name is not)."""
     url = server.route("/file.bin", http(OK, body=BODY))
     out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
     result = subprocess.run(
@@ -249,14 +250,15 @@ def test_a_download_into_a_directory_whose_name_is_not_utf8_runs(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        errors="surrogateescape",  # the file's path on stdout, as the system names it
+        errors="surrogateescape",
         timeout=30,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == f"{out / 'file.bin'}\n"
-    assert (out / "file.bin").read_bytes() == BODY
-    assert (out / DB_NAME).is_file()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "caf\\xe9: the folder's path is not UTF-8 text" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists()
+    assert server.seen == [], "nothing was fetched"
 
 
 def test_a_hard_link_to_another_applications_database_is_refused(

@@ -48,6 +48,7 @@ __all__ = [
     "choose_filename",
     "display_name_from_url",
     "is_inside",
+    "is_text",
     "move_into_place",
     "name_from_content_disposition",
     "name_from_url",
@@ -199,6 +200,21 @@ def choose_filename(*candidates: object, max_bytes: int = MAX_NAME_BYTES) -> str
             if name:
                 return name
     return FALLBACK_NAME
+
+
+def is_text(path: str) -> bool:
+    """True if ``path`` is UTF-8 text, as download records keep file paths.
+
+    A name in another encoding (``café`` in Latin-1) reaches Python with its
+    undecodable bytes as surrogates: no database column of text holds it.
+    """
+    if path.isascii():
+        return True
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def numbered(name: str, number: int, *, max_bytes: int = MAX_NAME_BYTES) -> str:

@@ -9,10 +9,12 @@ under a supervisor of its own.
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regisseur.actors.clock import check_duration
+from regisseur.actors.downloads.names import is_text
 from regisseur.supervision.spec import check_name
 
 if TYPE_CHECKING:
@@ -112,6 +114,13 @@ class DownloadSource:
         if directory is not None and not isinstance(directory, (str, Path)):
             msg = f"DownloadSource {name!r}: directory must be a path, got {directory!r}"
             raise TypeError(msg)
+        if directory is not None and not is_text(os.path.abspath(directory)):
+            shown = os.fsencode(os.path.abspath(directory))
+            msg = (
+                f"DownloadSource {name!r}: directory {shown!r} is not UTF-8 text, and download "
+                "records keep file paths as text; rename it or choose another"
+            )
+            raise ValueError(msg)
         self.directory = Path(directory) if directory is not None else None
         for hook, label in ((open_worker, "open_worker"), (close_worker, "close_worker")):
             if hook is not None and not callable(hook):

@@ -28,7 +28,7 @@ most ``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
 
 from __future__ import annotations
 
-from os import PathLike, fspath
+from os import PathLike, fsdecode, fsencode, fspath
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorDeadError
@@ -38,6 +38,7 @@ from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.board import RETIRE, Taken
 from regisseur.actors.downloads.context import CancelToken, DownloadContext
 from regisseur.actors.downloads.errors import DownloadFailure
+from regisseur.actors.downloads.names import is_text
 from regisseur.actors.downloads.queue import wake_workers
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.actors.log import redact_text
@@ -274,7 +275,14 @@ class WorkerActor(Actor):
             return FailDownload(
                 record.id, f"the source returned {type(result).__name__}, not a file path", claim
             )
-        path = fspath(result)
+        path = fsdecode(fspath(result))
+        if not is_text(path):
+            shown = fsencode(path)
+            text = (
+                f"the source returned the path {shown!r}, which is not UTF-8 text "
+                "(records keep paths as text)"
+            )
+            return FailDownload(record.id, text, claim)
         if context is not None:
             return CompleteDownload(
                 record.id, str(path), context.transferred or None, context.size, claim

@@ -7,12 +7,15 @@ delay runs on the ``ManualClock`` and is observed with ``system.settle()``.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors.downloads import DownloadSource
+import pytest
+
+from regisseur.actors.downloads import DownloadSource, HttpSource
 from regisseur.messages import ChildFailed, ChildRestarted, ChildRestarting, DownloadState
 from regisseur.messages.downloads import DownloadStateChanged
 from regisseur.supervision.testing import FaultInjector, Probe
@@ -387,6 +390,50 @@ def test_an_impl_error_does_not_fail_the_worker(system_factory):
     system.settle()
     probe.expect_no(ChildFailed, within=0)
     probe.close()
+
+
+def test_a_directory_whose_path_is_not_utf8_text_is_refused(tmp_path):
+    latin1 = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
+    for make in (
+        lambda: DownloadSource("s", lambda *a: "x", directory=latin1),
+        lambda: HttpSource("h", directory=latin1),
+    ):
+        with pytest.raises(ValueError, match=r"caf\\xe9.* is not UTF-8 text"):
+            make()
+    assert not latin1.exists()
+
+
+def test_a_path_the_records_cannot_keep_ends_the_download_errored(system_factory, tmp_path):
+    """Before: the record stayed InProgress for good (its store failed on
+    every try) while the file existed; a bytes path was stored as "b'...'"."""
+    latin1 = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.bin")
+
+    def impl(download_id: str, target_id: str, name: str) -> object:
+        return latin1 if name == "latin1" else PurePosixBytes(f"/files/{name}")
+
+    system = system_factory(
+        download_sources=[DownloadSource("s", impl)],
+        database_url=f"sqlite:///{tmp_path / 'records.db'}",
+    )
+    bad = system.downloads.submit("s", "t", "latin1")
+    good = system.downloads.submit("s", "t", "plain.bin")
+    failed = system.downloads.wait(bad, WAIT)
+    assert failed.state is ERRORED
+    assert "caf\\xe9.bin', which is not UTF-8 text" in (failed.error or "")
+    done = system.downloads.wait(good, WAIT)
+    assert (done.state, done.file_path) == (SUCCEEDED, "/files/plain.bin")
+    system.settle()
+    assert [r.state for r in system.downloads.list(source="s")] == [ERRORED, SUCCEEDED]
+
+
+class PurePosixBytes:
+    """A path-like object whose path is bytes (``os.fspath`` gives bytes)."""
+
+    def __init__(self, text: str) -> None:
+        self.path = text.encode()
+
+    def __fspath__(self) -> bytes:
+        return self.path
 
 
 # -- cancellation -------------------------------------------------------------------------------
