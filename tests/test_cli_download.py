@@ -34,9 +34,26 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "regisseur.cli", *args]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str,
+    script: str | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    errors: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """The CLI with ``args`` (or ``python -c script`` with them), to its end."""
+    command = cli(*args) if script is None else [sys.executable, "-c", script, *args]
     return subprocess.run(
-        cli(*args), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        command,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        errors=errors,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import subprocess
-import sys
 import threading
 from importlib.metadata import version
 from pathlib import Path
@@ -18,24 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.test_cli_download import run
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = ".regisseur-downloads.db"
 pytestmark = pytest.mark.timeout(120)
-
-
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regisseur.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        input=stdin,
-    )
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -399,14 +387,7 @@ def test_a_download_does_not_load_cluster_mode_the_orm_or_the_bars(
     server: _Server, tmp_path: Path
 ) -> None:
     url = server.serve("/small.bin", b"s" * 16384)
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE, "download", url, "-o", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run("download", url, "-o", str(tmp_path), script=_PROBE)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[-1] == "[]"
 
@@ -418,12 +399,5 @@ def test_version_and_help_do_not_load_the_runtime() -> None:
         "print(sorted(m for m in ('sqlalchemy', 'requests') if m in sys.modules))"
     )
     for args in (["--version"], ["download", "--help"], ["--help"]):
-        result = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run(*args, script=probe)
         assert result.stdout.splitlines()[-1] == "[]", (args, result.stdout, result.stderr)

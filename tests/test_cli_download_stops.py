@@ -251,27 +251,36 @@ def test_paths_that_cannot_be_written_are_an_error_not_a_traceback(
     assert succeeded(tmp_path) == [url]
 
 
-# `python -m regisseur.cli` with the stop landing between the publish of a
-# file and the end of its run: the HttpSource has renamed the .part to its
-# final name when SIGTERM arrives, and the run returns once the stop has
-# reached it (its token cancelled). Without the hook that window is a few
-# microseconds wide; in a batch of 60 files stopped midway it was hit in
-# about one run of two.
-_PUBLISHED_THEN_STOPPED = """
-import os, signal, sys, threading, runpy
-from regisseur.actors.downloads.http import HttpSource
-fetch = HttpSource.fetch
-def published_then_stopped(self, download_id, target_id, display_name, context):
-    path = fetch(self, download_id, target_id, display_name, context)
-    os.kill(os.getpid(), signal.SIGTERM)
-    stopped = threading.Event()
-    context.on_cancel(stopped.set)
-    stopped.wait(30)
-    return path
-HttpSource.fetch = published_then_stopped
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+def after_publish(then: str) -> str:
+    """``python -m regisseur.cli`` whose HttpSource runs ``then`` (lines of
+    Python, ``context`` and ``path`` in scope) once it has renamed a
+    file into place, before the run ends and the keeper records it."""
+    body = "".join(f"    {line}\n" for line in then.strip().splitlines())
+    return (
+        "import os, signal, sys, threading, runpy\n"
+        "from regisseur.actors.downloads.http import HttpSource\n"
+        "fetch = HttpSource.fetch\n"
+        "def published(self, download_id, target_id, display_name, context):\n"
+        "    path = fetch(self, download_id, target_id, display_name, context)\n"
+        f"{body}"
+        "    return path\n"
+        "HttpSource.fetch = published\n"
+        'sys.argv[0] = "regisseur"\n'
+        'runpy.run_module("regisseur.cli", run_name="__main__")\n'
+    )
+
+
+# The stop landing between the publish of a file and the end of its run:
+# SIGTERM arrives once the .part has its final name, and the run returns
+# once the stop has reached it (its token cancelled). Without the hook that
+# window is a few microseconds wide; in a batch of 60 files stopped midway
+# it was hit in about one run of two.
+_PUBLISHED_THEN_STOPPED = after_publish("""
+os.kill(os.getpid(), signal.SIGTERM)
+stopped = threading.Event()
+context.on_cancel(stopped.set)
+stopped.wait(30)
+""")
 
 
 @pytest.mark.timeout(60)
@@ -282,14 +291,7 @@ def test_a_file_published_as_the_stop_arrives_is_recorded_done(
     of fetching it again to ``big (1).bin``."""
     files.gate.set()
     url = files.url("/big.bin")
-    first = subprocess.run(
-        [sys.executable, "-c", _PUBLISHED_THEN_STOPPED, "download", url, "-o", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
+    first = run("download", url, "-o", str(tmp_path), script=_PUBLISHED_THEN_STOPPED, timeout=WAIT)
     assert first.returncode == 143, first.stdout + first.stderr
     assert "Traceback" not in first.stderr
     assert (tmp_path / "big.bin").read_bytes() == files.body
@@ -304,20 +306,9 @@ def test_a_file_published_as_the_stop_arrives_is_recorded_done(
     ]
 
 
-# `python -m regisseur.cli` killed (SIGKILL: the OOM killer, a power cut)
-# right after the HttpSource renamed a file into place, before the keeper
-# could record it.
-_PUBLISHED_THEN_KILLED = """
-import os, signal, sys, runpy
-from regisseur.actors.downloads.http import HttpSource
-fetch = HttpSource.fetch
-def published_then_killed(self, download_id, target_id, display_name, context):
-    fetch(self, download_id, target_id, display_name, context)
-    os.kill(os.getpid(), signal.SIGKILL)
-HttpSource.fetch = published_then_killed
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+# Killed (SIGKILL: the OOM killer, a power cut) right after the HttpSource
+# renamed a file into place, before the keeper could record it.
+_PUBLISHED_THEN_KILLED = after_publish("os.kill(os.getpid(), signal.SIGKILL)")
 
 
 @pytest.mark.timeout(60)
@@ -329,14 +320,7 @@ def test_a_file_published_just_before_a_kill_is_not_copied_by_the_next_run(
     that file: no ``big (1).bin`` beside it."""
     files.gate.set()
     url = files.url("/big.bin")
-    first = subprocess.run(
-        [sys.executable, "-c", _PUBLISHED_THEN_KILLED, "download", url, "-o", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
+    first = run("download", url, "-o", str(tmp_path), script=_PUBLISHED_THEN_KILLED, timeout=WAIT)
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     assert (tmp_path / "big.bin").read_bytes() == files.body
     assert succeeded(tmp_path) == [], "killed before the record said so"

@@ -10,8 +10,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,7 @@ import pytest
 
 from tests.reliability.test_hostile_http import OK, RawServer, http
 from tests.reliability.test_http_safety import dribble, endless
+from tests.test_cli_download import run
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,17 +29,6 @@ DB_NAME = ".regisseur-downloads.db"
 BODY = b"regisseur " * 1000
 SIGNED = "?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=s1gn4ture&sig=s1g&access_token=t0ken"
 SECRETS = ("s3cr3t-pw", "AKIAEXAMPLE", "s1gn4ture", "s1g&", "t0ken")
-
-
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regisseur.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -145,6 +133,24 @@ def test_a_dangling_link_in_place_of_the_database_is_refused(
     assert not (out / "file.bin").exists()
 
 
+def _other_application(path: Path) -> tuple[Path, bytes]:
+    """Another application's SQLite file (rollback journal), and its bytes."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE mine (v TEXT)")
+    connection.close()
+    return path, path.read_bytes()
+
+
+def _untouched(other: Path, before: bytes) -> None:
+    """Its bytes, its journal mode and its tables are as they were."""
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    connection.close()
+    assert tables == [("mine",)]
+
+
 @pytest.mark.parametrize("which", ["", "-wal", "-journal"])
 def test_a_link_to_another_applications_database_is_refused(
     server: RawServer, tmp_path: Path, which: str
@@ -153,19 +159,12 @@ def test_a_link_to_another_applications_database_is_refused(
     url = server.route("/file.bin", http(OK, body=BODY))
     out = tmp_path / "out"
     out.mkdir()
-    other = tmp_path / f"other-app{which}.db"
-    with sqlite3.connect(other) as connection:
-        connection.execute("CREATE TABLE mine (v TEXT)")
-    before = other.read_bytes()
+    other, before = _other_application(tmp_path / f"other-app{which}.db")
     (out / f"{DB_NAME}{which}").symlink_to(other)
     result = run("download", url, "-o", str(out), "--plain")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "symbolic link" in result.stderr
-    assert other.read_bytes() == before
-    with sqlite3.connect(other) as connection:
-        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
-        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
-    assert tables == [("mine",)]
+    _untouched(other, before)
     assert os.path.islink(out / f"{DB_NAME}{which}")
 
 
@@ -195,27 +194,19 @@ def test_a_link_swapped_in_after_the_check_is_refused_before_any_write(
     url = server.route("/file.bin", http(OK, body=BODY))
     out = tmp_path / "out"
     out.mkdir()
-    other = tmp_path / "other-app.db"
-    with sqlite3.connect(other) as connection:
-        connection.execute("CREATE TABLE mine (v TEXT)")
-    before = other.read_bytes()
-    result = subprocess.run(
-        [sys.executable, "-c", _SWAPPED_AFTER_THE_CHECK, "download", url, "-o", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    other, before = _other_application(tmp_path / "other-app.db")
+    result = run(
+        "download",
+        url,
+        "-o",
+        str(out),
+        script=_SWAPPED_AFTER_THE_CHECK,
         env={**os.environ, "OTHER_DB": str(other)},
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "symbolic link" in result.stderr
     assert "Traceback" not in result.stderr
-    assert other.read_bytes() == before
-    with sqlite3.connect(other) as connection:
-        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
-        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
-    assert tables == [("mine",)]
+    _untouched(other, before)
     assert not (out / "file.bin").exists()
 
 
@@ -245,15 +236,7 @@ def test_a_directory_whose_name_is_not_utf8_is_refused_before_anything_is_writte
     keep paths as text, and a Latin-1 name is not)."""
     url = server.route("/file.bin", http(OK, body=BODY))
     out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
-    result = subprocess.run(
-        [sys.executable, "-m", "regisseur.cli", "download", url, "-o", str(out), "--plain"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        timeout=30,
-        check=False,
-    )
+    result = run("download", url, "-o", str(out), "--plain", errors="surrogateescape")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "caf\\xe9: the folder's path is not UTF-8 text" in result.stderr
     assert result.stdout == ""
@@ -269,15 +252,12 @@ def test_a_hard_link_to_another_applications_database_is_refused(
     url = _with_password(server.route("/file.bin", http(OK, body=BODY)))
     out = tmp_path / "out"
     out.mkdir()
-    other = tmp_path / "other-app.db"
-    with sqlite3.connect(other) as connection:
-        connection.execute("CREATE TABLE mine (v TEXT)")
-    before = other.read_bytes()
+    other, before = _other_application(tmp_path / "other-app.db")
     os.link(other, out / DB_NAME)
     result = run("download", url, "-o", str(out), "--plain")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "hard link" in result.stderr
-    assert other.read_bytes() == before
+    _untouched(other, before)
     assert not (out / "file.bin").exists()
 
 

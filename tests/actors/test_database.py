@@ -357,6 +357,15 @@ def _untouched(path: Path) -> None:
     assert mode == "delete"
 
 
+def _swapped_then_refused(database: Database, ours: Path, theirs: Path) -> None:
+    """Put a link to ``theirs`` in place of ``ours``: the next connection is refused."""
+    ours.unlink()
+    ours.symlink_to(theirs)
+    database.engine.dispose()  # the next use opens a new connection
+    with pytest.raises(DatabaseError, match="SQLite opened .*theirs.db"):
+        database.engine.connect()
+
+
 def test_a_link_put_in_place_of_the_database_is_refused_at_the_next_connection(
     tmp_path: Path,
 ) -> None:
@@ -365,11 +374,7 @@ def test_a_link_put_in_place_of_the_database_is_refused_at_the_next_connection(
     database = Database(f"sqlite:///{ours}")
     database.open()
     try:
-        ours.unlink()
-        ours.symlink_to(theirs)
-        database.engine.dispose()  # the next use opens a new connection
-        with pytest.raises(DatabaseError, match="SQLite opened .*theirs.db"):
-            database.engine.connect()
+        _swapped_then_refused(database, ours, theirs)
     finally:
         database.close()
     _untouched(theirs)
@@ -412,11 +417,7 @@ def test_a_directory_name_that_is_not_utf8_is_opened_and_still_checked(tmp_path:
         assert database.check()
         assert "caf" in database.url
         theirs = _other_application(tmp_path / "theirs.db")
-        ours.unlink()
-        ours.symlink_to(theirs)
-        database.engine.dispose()
-        with pytest.raises(DatabaseError, match="SQLite opened .*theirs.db"):
-            database.engine.connect()
+        _swapped_then_refused(database, ours, theirs)
     finally:
         database.close()
     _untouched(theirs)
