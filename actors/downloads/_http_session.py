@@ -210,10 +210,16 @@ def prepare_get(
     # the default cookie policy, and the session's jar left as it is.
     cookies = requests.cookies.RequestsCookieJar()
     requests.cookies.merge_cookies(cookies, session.cookies)  # type: ignore[no-untyped-call]
-    prepared = requests.PreparedRequest()
+    prepared = _ForAdapter()
     # requests' own steps in its order: the Cookie header before Authorization.
     prepared.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=cookies)
     return prepared
+
+
+class _ForAdapter(requests.PreparedRequest):
+    """A GET :func:`prepare_get` built for the session's adapter directly:
+    :func:`send_get` sends it so, without asking the session again (one
+    decision per GET, and the same for both steps)."""
 
 
 def _merged_headers(headers: Mapping[str, str | None], defaults: object) -> object:
@@ -244,7 +250,7 @@ def send_get(
     Raises the exceptions of ``Session.send`` (``requests.ConnectionError``,
     ``Timeout``, ``SSLError``, ``TooManyRedirects``, ...).
     """
-    if not _direct(session):
+    if type(prepared) is not _ForAdapter:  # prepare_get chose requests' own path
         url = prepared.url or ""
         settings = session.merge_environment_settings(url, {}, True, verify, None)
         return session.send(prepared, allow_redirects=False, timeout=timeout, **settings)
