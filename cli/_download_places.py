@@ -37,8 +37,9 @@ def prepare_directory(directory: Path) -> str | None:
     """Create ``directory`` and make sure files can be made in it; why not, else None."""
     from regisseur.actors.downloads.names import is_text  # the runtime loads for a run anyway
 
-    if not is_text(os.path.abspath(directory)):
-        shown = os.fsencode(os.path.abspath(directory)).decode("utf-8", "backslashreplace")
+    absolute = os.path.abspath(directory)
+    if not is_text(absolute):
+        shown = os.fsencode(absolute).decode("utf-8", "backslashreplace")
         return (
             f"-o {shown}: the folder's path is not UTF-8 text, and the download records "
             "keep paths as text; rename it or choose another"

@@ -480,8 +480,8 @@ def run_download(
             err.write(f"regisseur download: {problem}\n")
             return 2
         db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
-        if claimed:  # and a link put there since is refused when the system opens it
-            db_url = _with_nofollow(db_url)
+        # Claimed: a link put there since is refused when the system opens it.
+        system_url = _with_nofollow(db_url) if claimed else db_url
         # As many workers as this run's URLs need, up to -j: each is a
         # thread with its own HTTP session to start and stop. Downloads an
         # earlier run left unfinished may add to them (see below).
@@ -497,7 +497,7 @@ def run_download(
         )
         system = ActorSystem(
             name="regisseur-download",
-            database_url=db_url,
+            database_url=system_url,
             download_sources=[source],
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
@@ -549,8 +549,7 @@ def run_download(
         view.close()
         text, of_database = _plain_error(exc)
         if of_database or exc.child == "database":  # also: its driver is not installed
-            shown = db_url.removesuffix(f"?{_NOFOLLOW}").removesuffix(f"&{_NOFOLLOW}")
-            shown = shown.removeprefix("sqlite:///") if shown.startswith("sqlite:") else shown
+            shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
             problem = redact_text(f"cannot use the records database {shown}: {text}")
             view.tell(f"regisseur download: {problem}")
         else:

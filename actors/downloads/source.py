@@ -114,11 +114,11 @@ class DownloadSource:
         if directory is not None and not isinstance(directory, (str, Path)):
             msg = f"DownloadSource {name!r}: directory must be a path, got {directory!r}"
             raise TypeError(msg)
-        if directory is not None and not is_text(os.path.abspath(directory)):
-            shown = os.fsencode(os.path.abspath(directory))
+        absolute = os.path.abspath(directory) if directory is not None else ""
+        if not is_text(absolute):
             msg = (
-                f"DownloadSource {name!r}: directory {shown!r} is not UTF-8 text, and download "
-                "records keep file paths as text; rename it or choose another"
+                f"DownloadSource {name!r}: directory {os.fsencode(absolute)!r} is not UTF-8 "
+                "text, and download records keep file paths as text; rename it or choose another"
             )
             raise ValueError(msg)
         self.directory = Path(directory) if directory is not None else None

@@ -285,6 +285,6 @@ class WorkerActor(Actor):
             return FailDownload(record.id, text, claim)
         if context is not None:
             return CompleteDownload(
-                record.id, str(path), context.transferred or None, context.size, claim
+                record.id, path, context.transferred or None, context.size, claim
             )
-        return CompleteDownload(record.id, str(path), claim=claim)
+        return CompleteDownload(record.id, path, claim=claim)
