@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import os
 import signal
 import subprocess
@@ -234,6 +235,34 @@ def test_ctrl_c_keeps_the_part_and_the_next_run_resumes_it(files: _Server, tmp_p
     assert hashlib.sha256(final.read_bytes()).hexdigest() == expected, "the good file is kept"
 
 
+def succeeded(out_dir: Path) -> list[str]:
+    """The URLs with a Succeeded record in ``out_dir`` (``regisseur status DIR --json``)."""
+    result = run("status", str(out_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    return sorted(
+        d["target_id"]
+        for d in json.loads(result.stdout)["downloads"]
+        if d["state"].endswith("Succeeded")
+    )
+
+
+def resumes_from_the_part(
+    server: _Server, url: str, out_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """The next run resumes from the size of the .part left, ends with the
+    server's bytes and one Succeeded record; that run."""
+    [part] = out_dir.glob("*.part")
+    kept = part.stat().st_size
+    assert kept >= FIRST
+    server.gate.set()
+    again = run("download", url, "-o", str(out_dir), "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert server.ranges[1:] == [f"bytes={kept}-"], server.ranges
+    assert (out_dir / "big.bin").read_bytes() == server.body
+    assert succeeded(out_dir) == [url]
+    return again
+
+
 def test_sigterm_stops_like_ctrl_c_and_the_next_run_resumes(files: _Server, tmp_path: Path) -> None:
     """What ``timeout``, systemd or a CI runner send: the run stops its system
     (parts flushed, offsets recorded), says so and exits 143; no traceback."""
@@ -243,16 +272,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_next_run_resumes(files: _Server, tmp_
     assert code == 143, out + err
     assert "Traceback" not in out + err
     assert "terminated: 1 partial file(s) kept" in err
-    [part] = out_dir.glob("*.part")
-    kept = part.stat().st_size
-    assert kept >= FIRST
-
-    files.gate.set()
-    again = run("download", url, "-o", str(out_dir), "--plain")
-    assert again.returncode == 0, again.stdout + again.stderr
+    again = resumes_from_the_part(files, url, out_dir)
     assert f"resuming {url}" in again.stderr
-    assert files.ranges[1] == f"bytes={kept}-", files.ranges
-    assert (out_dir / "big.bin").read_bytes() == files.body
 
 
 def test_failed_downloads_exit_1_with_one_failed_line_each(files: _Server, tmp_path: Path) -> None:

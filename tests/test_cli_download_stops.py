@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import importlib.util
-import json
 import os
 import pty
 import select
@@ -30,8 +29,10 @@ from tests.test_cli_download import (
     cli,
     ended,
     files,
+    resumes_from_the_part,
     run,
     signal_midway,
+    succeeded,
     wait_until,
 )
 
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
     from tests.test_cli_download import _Server
 
 __all__ = ["files"]  # the fixture, shared
-
-
-def succeeded(out_dir: Path) -> list[str]:
-    """The URLs with a Succeeded record in ``out_dir`` (``regisseur status DIR --json``)."""
-    result = run("status", str(out_dir), "--json")
-    assert result.returncode == 0, result.stderr
-    return sorted(
-        d["target_id"]
-        for d in json.loads(result.stdout)["downloads"]
-        if d["state"].endswith("Succeeded")
-    )
 
 
 @pytest.mark.timeout(60)
@@ -72,13 +62,8 @@ def test_a_closed_stderr_neither_hangs_nor_stops_the_downloads(
         )
     finally:
         os.close(write_end)
-    try:
-        out, _ = process.communicate(timeout=WAIT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0
+    code, out, _ = ended(process)
+    assert code == 0
     assert out == f"{tmp_path / 'big.bin'}\n"
     assert (tmp_path / "big.bin").read_bytes() == files.body
     assert succeeded(tmp_path) == [url]
@@ -91,20 +76,6 @@ def stop_midway(
     send ``sig`` (if any) once its .part holds the first chunk."""
     command = [*prefix, *cli("download", url, "-o", str(out_dir), "--plain")]
     return signal_midway(command, server, out_dir, sig)
-
-
-def resumes_from_the_part(server: _Server, url: str, out_dir: Path) -> None:
-    """The next run resumes from the size of the .part left, ends with the
-    server's bytes and one Succeeded record."""
-    [part] = out_dir.glob("*.part")
-    kept = part.stat().st_size
-    assert kept >= FIRST
-    server.gate.set()
-    again = run("download", url, "-o", str(out_dir), "--plain")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert server.ranges[1:] == [f"bytes={kept}-"], server.ranges
-    assert (out_dir / "big.bin").read_bytes() == server.body
-    assert succeeded(out_dir) == [url]
 
 
 @pytest.mark.timeout(60)
