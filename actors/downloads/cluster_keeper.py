@@ -331,6 +331,13 @@ class ClusterKeeperActor(KeeperActor):
         record = claimed.record
         self._live[record.id] = record
         self._tokens[record.id] = claimed.claim
+        # The runs of this node number on from the claims before it, as a
+        # keeper on one database continues its stored epochs: a run whose
+        # epoch is above 1 then knows an earlier run (any node's) may have
+        # published its file (HttpSource takes that file, not a copy).
+        floor = claimed.claim - 1
+        if floor > self._claims.get(record.id, 0):
+            self._claims[record.id] = floor
         if record.state is DownloadState.IN_PROGRESS:
             self._resumable.add(record.id)  # an earlier run started it: resume
 

@@ -96,6 +96,7 @@ class NodeProcess:
         source: str = "noop",
         http_dir: Path | None = None,
         shards: int = 0,
+        freeze_after_publish: bool = False,
     ) -> None:
         self.node = node
         self.out = out
@@ -129,6 +130,8 @@ class NodeProcess:
             self.command += ["--http-dir", str(http_dir)]
         if shards:
             self.command += ["--shards", str(shards)]
+        if freeze_after_publish:
+            self.command.append("--freeze-after-publish")
         self.stderr_path = out / f"node-{node}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -258,13 +261,14 @@ def nodes(
 
 
 def http_pair(
-    url: str, out: Path, shared: Path, *, lease_ttl: float
+    url: str, out: Path, shared: Path, *, lease_ttl: float, freeze_a: bool = False
 ) -> tuple[NodeProcess, NodeProcess]:
     """Nodes ``a`` and ``b`` (not launched), each with an HttpSource ``http`` of
-    concurrency 1 writing to the directory ``shared``: one takes over from the other."""
+    concurrency 1 writing to the directory ``shared``: one takes over from the
+    other. ``freeze_a``: ``a`` stops itself right after its first publish."""
     options = {"lease_ttl": lease_ttl, "poll_interval": 0.3, "concurrency": 1, "http_dir": shared}
     return (
-        NodeProcess(url, "a", out / "a", source="http", **options),
+        NodeProcess(url, "a", out / "a", source="http", freeze_after_publish=freeze_a, **options),
         NodeProcess(url, "b", out / "b", source="http", **options),
     )
 

@@ -33,6 +33,9 @@ impl, for a download of ``target_id``:
 
 With ``--http-dir DIR`` the source is instead an ``HttpSource`` downloading
 the URL given as ``target_id`` into ``DIR`` (shared by the nodes of a test).
+With ``--freeze-after-publish`` as well, the node stops itself (SIGSTOP)
+right after its first download is published, before the run returns and
+its record is written: the window a crash or a freeze can fall into.
 
 With ``--shards N`` it also runs ``sharded("servers", ...)`` over the keys
 ``server-0`` .. ``server-<N-1>`` (interval 0.3 s); the actor of each key
@@ -161,6 +164,19 @@ class SingletonProbe(Actor):
         append_line(self._out / "singleton.log", f"{self._node}\n")
 
 
+class FreezingHttpSource(HttpSource):
+    """An HttpSource whose process stops itself after its first publish."""
+
+    frozen = False
+
+    def fetch(self, download_id: str, target_id: str, display_name: str, context: Any) -> str:
+        path = super().fetch(download_id, target_id, display_name, context)
+        if not self.frozen:
+            self.frozen = True
+            os.kill(os.getpid(), signal.SIGSTOP)  # the test sends SIGCONT
+        return path
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="node_child")
     parser.add_argument("--url", required=True)
@@ -176,6 +192,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--http-dir", default=None)
     parser.add_argument("--shards", type=int, default=0)
+    parser.add_argument("--freeze-after-publish", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     source: DownloadSource
     if args.http_dir is not None:
-        source = HttpSource(
+        source = (FreezingHttpSource if args.freeze_after_publish else HttpSource)(
             args.source,
             directory=args.http_dir,
             concurrency=args.concurrency,

@@ -82,3 +82,48 @@ def test_a_node_frozen_mid_small_body_past_its_lease_publishes_nothing_once_woke
         assert len(http_server.seen("/small.bin")) == 2
     finally:
         close_all([a, b])
+
+
+def _stopped(pid: int) -> bool:
+    """True once process ``pid`` is stopped (state ``T`` in /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.timeout(90)
+def test_a_node_frozen_after_its_publish_leaves_one_file_to_the_node_that_takes_over(
+    pg_url: str, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """Node ``a`` publishes small.bin and is frozen before its record says so,
+    past its lease. ``b`` takes the download over (a later claim), fetches it
+    again, finds the very bytes already in place and records that file: no
+    ``small (1).bin``. Woken, ``a`` changes nothing."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    url = http_server.file("/small.bin", BODY, etag=ETAG)
+    a, b = http_pair(pg_url, tmp_path, shared, lease_ttl=LEASE, freeze_a=True)
+    try:
+        a.launch()
+        a.wait_ready()
+        with client(pg_url) as front:
+            download_id = front.downloads.submit("http", url, "small.bin")
+            wait_until(lambda: _stopped(a.pid), 30, "node a frozen after its publish")
+            assert sorted(p.name for p in shared.iterdir()) == ["small.bin"]
+            assert front.downloads.status(download_id).state is DownloadState.IN_PROGRESS
+            b.launch()
+            b.wait_ready()
+            record = front.downloads.wait(download_id, timeout=30)  # b, after a's lease
+            assert record.state is DownloadState.SUCCEEDED, record.error
+            assert record.file_path == str(shared.resolve() / "small.bin")
+            assert sorted(p.name for p in shared.iterdir()) == ["small.bin"]
+            os.kill(a.pid, signal.SIGCONT)
+            wait_until(lambda: not _stopped(a.pid), 30, "node a running again")
+            after = front.downloads.status(download_id)
+            assert (after.state, after.file_path) == (DownloadState.SUCCEEDED, record.file_path)
+        assert len(http_server.seen("/small.bin")) == 2, "fetched by a, then by b"
+        assert sorted(p.name for p in shared.iterdir()) == ["small.bin"]
+        assert (shared / "small.bin").read_bytes() == BODY
+    finally:
+        if a.alive():
+            os.kill(a.pid, signal.SIGCONT)
+        close_all([a, b])
