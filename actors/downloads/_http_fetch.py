@@ -974,10 +974,16 @@ class Fetch:
             ctx.original_filename, self.server_name, name_from_url(self.url), self.display_name
         )
         ctx.ensure_owner()  # a run that was taken over publishes nothing
-        # A later run of this download (a claim after the first) may find the
-        # file an earlier run published and was killed before recording:
-        # taken as it is rather than copied to ``name (1)``.
-        same = partial(self.part.same_as, stop=lambda: ctx.cancelled) if ctx.claim > 1 else None
+        # A run after an earlier keeper's (an earlier process, another node)
+        # may find the file a run of that keeper published and was killed
+        # before recording: taken as it is rather than copied to ``name (1)``.
+        # Never within one keeper: it knows every run before this one, and a
+        # file there with the same bytes is the user's own.
+        same = (
+            partial(self.part.same_as, stop=lambda: ctx.cancelled)
+            if ctx.after_earlier_keeper
+            else None
+        )
         try:
             root = self.source.resolved_directory(self.directory)
             path = move_into_place(self.part.path, self.directory, name, root=root, same=same)

@@ -166,11 +166,14 @@ class Enqueue(NoDeadLetter):
     ``claim``: the fencing token the keeper allocated for the run that
     starts from this entry (every ``Enqueue`` the keeper sends has a fresh
     one; the queue keeps the highest it was given for a record).
+    ``earlier``: the highest claim of the download an earlier keeper
+    recorded (``DownloadContext.earlier_claim``; 0: none).
     """
 
     record: DownloadRecord
     front: bool = False
     claim: int = 0
+    earlier: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +181,13 @@ class EnqueueMany(NoDeadLetter):
     """Queue new records at the back, in this order, each with its claim.
 
     What a series of ``Enqueue`` messages does, in one message: the keeper
-    sends the submits that one commit stored together.
+    sends the submits that one commit stored together. ``earlier``: each
+    record's ``Enqueue.earlier`` (empty: all 0).
     """
 
     records: tuple[DownloadRecord, ...]
     claims: tuple[int, ...]
+    earlier: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,7 @@ class Attached(NoDeadLetter):
     # What runs read before publishing instead of asking ``CheckClaim``
     # (None in cluster mode: the check reads the database there).
     view: ClaimView | None = None
+    earlier: tuple[int, ...] = ()  # each record's ``Enqueue.earlier`` (empty: all 0)
 
 
 # -- to a worker ------------------------------------------------------------------

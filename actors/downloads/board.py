@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from regisseur.actors.downloads.claim_view import ClaimView
     from regisseur.actors.downloads.context import CancelToken
@@ -56,13 +56,15 @@ class Taken:
     """A download a worker took: run it with ``token`` under ``claim``.
 
     ``wake``: a parked worker to wake (tell it ``Take``), because more
-    downloads wait than workers are awake to take them.
+    downloads wait than workers are awake to take them. ``earlier``: the
+    highest claim of the download an earlier keeper recorded (0: none).
     """
 
     record: DownloadRecord
     token: CancelToken
     claim: int
     wake: str | None
+    earlier: int = 0
 
 
 class _Retire:
@@ -92,8 +94,9 @@ class RunBoard:
         self._open = False  # the queue has the keeper's answer: limits and pending records
         self._pending: deque[DownloadRecord] = deque()
         self._claims: dict[str, int] = {}  # pending download id -> its run's fencing token
-        # download id -> (record, front, claim), to queue once its running run ended
-        self._later: dict[str, tuple[DownloadRecord, bool, int]] = {}
+        self._earlier: dict[str, int] = {}  # pending download id -> Taken.earlier (if not 0)
+        # download id -> (record, front, claim, earlier), to queue once its running run ended
+        self._later: dict[str, tuple[DownloadRecord, bool, int, int]] = {}
         self._tokens: dict[str, CancelToken] = {}  # running download id -> token
         self._busy: dict[str, str] = {}  # worker -> the download id it runs
         self._parked: dict[str, None] = {}  # idle workers, oldest first (an ordered set)
@@ -111,6 +114,7 @@ class RunBoard:
             self._open = False
             self._pending.clear()
             self._claims.clear()
+            self._earlier.clear()
             self._later.clear()
             self._waiter = None
             self._next_start = float("-inf")
@@ -122,17 +126,21 @@ class RunBoard:
         now: float,
         records: Iterable[tuple[DownloadRecord, int]],
         claim_view: ClaimView | None = None,
+        *,
+        earlier: Mapping[str, int] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Take the keeper's answer: the limits, the pending records in order, the claim view.
 
+        ``earlier``: the records' earlier claims (see ``Taken``), where not 0.
         Returns the parked workers to wake and those to retire (above the limit).
         """
+        earlier = earlier or {}
         with self._lock:
             self._open = True
             self.claim_view = claim_view
             retire = self._configure(concurrency, delay, now)
             for record, claim in records:
-                self._enqueue(record, front=False, claim=claim)
+                self._enqueue(record, front=False, claim=claim, earlier=earlier.get(record.id, 0))
             return self._wakes(), retire
 
     def configure(self, concurrency: int, delay: float, now: float) -> tuple[list[str], list[str]]:
@@ -141,21 +149,28 @@ class RunBoard:
             retire = self._configure(concurrency, delay, now)
             return self._wakes(), retire
 
-    def put(self, record: DownloadRecord, *, front: bool = False, claim: int = 0) -> list[str]:
+    def put(
+        self, record: DownloadRecord, *, front: bool = False, claim: int = 0, earlier: int = 0
+    ) -> list[str]:
         """Queue one download (``front``: it was interrupted). Returns workers to wake."""
         with self._lock:
             if not self._open:
                 return []  # sent before the keeper's answer, which covers it
-            self._enqueue(record, front=front, claim=claim)
+            self._enqueue(record, front=front, claim=claim, earlier=earlier)
             return self._wakes()
 
-    def put_many(self, records: Iterable[tuple[DownloadRecord, int]]) -> list[str]:
+    def put_many(
+        self,
+        records: Iterable[tuple[DownloadRecord, int]],
+        earlier: Mapping[str, int] | None = None,
+    ) -> list[str]:
         """Queue new downloads at the back, in order. Returns workers to wake."""
+        earlier = earlier or {}
         with self._lock:
             if not self._open:
                 return []
             for record, claim in records:
-                self._enqueue(record, front=False, claim=claim)
+                self._enqueue(record, front=False, claim=claim, earlier=earlier.get(record.id, 0))
             return self._wakes()
 
     def withdraw(self, download_id: str, reason: str) -> None:
@@ -164,6 +179,7 @@ class RunBoard:
             if not self._open:
                 return
             self._later.pop(download_id, None)
+            self._earlier.pop(download_id, None)
             if self._claims.pop(download_id, None) is not None:
                 self._pending = deque(r for r in self._pending if r.id != download_id)
                 return
@@ -260,6 +276,7 @@ class RunBoard:
                 return None
             record = self._pending.popleft()
             claim = self._claims.pop(record.id)
+            earlier = self._earlier.pop(record.id, 0)
             token = new_token()
             self._tokens[record.id] = token
             self._busy[worker] = record.id
@@ -269,7 +286,7 @@ class RunBoard:
             if self._pending and self._parked and self._waiter is None and self._free() > 0:
                 wake = next(iter(self._parked))
                 del self._parked[wake]
-            return Taken(record, token, claim, wake)
+            return Taken(record, token, claim, wake, earlier)
 
     def done(self, worker: str, download_id: str) -> None:
         """``worker`` ended its run of ``download_id`` (whatever the outcome)."""
@@ -298,29 +315,38 @@ class RunBoard:
             return None
 
     # -- under the lock -------------------------------------------------------------------
-    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int) -> None:
+    def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int, earlier: int) -> None:
         download_id = record.id
         if download_id in self._claims:
             # Queued already (a repeat after a restart): the newest claim wins.
-            self._claims[download_id] = max(claim, self._claims[download_id])
+            if claim > self._claims[download_id]:
+                self._claims[download_id] = claim
+                self._keep_earlier(download_id, earlier)
             return
         if download_id in self._tokens:
             # A new claim of a download whose earlier run has not ended yet
             # (the keeper heard first): it waits for that run, never runs
             # beside it, and is never dropped.
-            self._later[download_id] = (record, front, claim)
+            self._later[download_id] = (record, front, claim, earlier)
             return
         self._claims[download_id] = claim
+        self._keep_earlier(download_id, earlier)
         if front:
             self._pending.appendleft(record)
         else:
             self._pending.append(record)
 
+    def _keep_earlier(self, download_id: str, earlier: int) -> None:
+        if earlier:
+            self._earlier[download_id] = earlier
+        else:
+            self._earlier.pop(download_id, None)
+
     def _release_later(self, download_id: str) -> None:
         later = self._later.pop(download_id, None)
         if later is not None:
-            record, front, claim = later
-            self._enqueue(record, front=front, claim=claim)
+            record, front, claim, earlier = later
+            self._enqueue(record, front=front, claim=claim, earlier=earlier)
 
     def _wakes(self) -> list[str]:
         """Unpark as many workers as there are downloads for them (one with a delay)."""

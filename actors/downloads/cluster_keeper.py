@@ -332,12 +332,15 @@ class ClusterKeeperActor(KeeperActor):
         self._live[record.id] = record
         self._tokens[record.id] = claimed.claim
         # The runs of this node number on from the claims before it, as a
-        # keeper on one database continues its stored epochs: a run whose
-        # epoch is above 1 then knows an earlier run (any node's) may have
-        # published its file (HttpSource takes that file, not a copy).
+        # keeper on one database continues its stored epochs; those claims
+        # are an earlier keeper's (another node's, or this node's before a
+        # restart or a fence): a run above them may find a file one of them
+        # published and never recorded (HttpSource takes that file, not a
+        # copy). A first claim (token 1) has none.
         floor = claimed.claim - 1
         if floor > self._claims.get(record.id, 0):
             self._claims[record.id] = floor
+        self._note_earlier(record.id, floor)
         if record.state is DownloadState.IN_PROGRESS:
             self._resumable.add(record.id)  # an earlier run started it: resume
 
@@ -584,6 +587,7 @@ class ClusterKeeperActor(KeeperActor):
         """Drop every local trace of a download this node no longer owns."""
         record = self._live.pop(download_id, None)
         self._current.pop(download_id, None)  # its run, if any, is stale from now on
+        self._earlier.pop(download_id, None)
         self._tokens.pop(download_id, None)
         self._resumable.discard(download_id)
         self._dirty.discard(download_id)

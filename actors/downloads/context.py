@@ -11,6 +11,15 @@ Right before it publishes a file (renames its part into place) an impl
 calls ``context.ensure_owner()``, which raises ``StaleClaimError`` when
 another run has taken the download over; the stale run then discards its
 partial file and publishes nothing.
+
+``context.earlier_claim`` is the highest claim of the download that an
+earlier keeper recorded (an earlier process on the same database, an
+earlier incarnation of this keeper, or in cluster mode another node's
+claims): 0 when every run of it so far belongs to this keeper. Only a run
+above such a claim can find a file a run it does not know of published and
+never recorded (:attr:`DownloadContext.after_earlier_keeper`); a re-claim
+within one keeper (a worker released at a stop, a queue re-attaching)
+knows every run before it.
 """
 
 from __future__ import annotations
@@ -95,7 +104,8 @@ class DownloadContext:
     ``destination`` (the source's ``directory`` or ``None``),
     ``worker_state`` (what the source's ``open_worker`` returned for this
     worker, e.g. an HTTP session), ``log`` (bound to the download id) and
-    ``claim`` (this run's fencing token, see the module docstring).
+    ``claim`` (this run's fencing token) and ``earlier_claim`` (the
+    highest claim an earlier keeper recorded; see the module docstring).
 
     Every method runs on the worker's thread; ``cancelled`` may be read from
     any thread.
@@ -117,6 +127,7 @@ class DownloadContext:
         log: Logger,
         claim: int = 0,
         check_owner: Callable[[], bool] | None = None,
+        earlier_claim: int = 0,
     ) -> None:
         self.download_id = download_id
         self.target_id = target_id
@@ -127,6 +138,7 @@ class DownloadContext:
         self.worker_state = worker_state
         self.log = log
         self.claim = claim
+        self.earlier_claim = earlier_claim
         self._check_owner = check_owner
         self._token = token
         self._timers = timers
@@ -156,6 +168,13 @@ class DownloadContext:
         cancelled, e.g. to close a connection that blocks in a read; at once
         if it is cancelled already."""
         self._token.on_cancel(callback)
+
+    @property
+    def after_earlier_keeper(self) -> bool:
+        """True if a run this keeper does not know of may have published this
+        download's file (see the module docstring): an earlier keeper recorded
+        a claim of it, and this run's claim is above that one."""
+        return 0 < self.earlier_claim < self.claim
 
     def still_owner(self) -> bool:
         """True while this run is the download's current claim.

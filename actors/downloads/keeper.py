@@ -36,6 +36,12 @@ reads this keeper's :class:`~regisseur.actors.downloads.claim_view.ClaimView`
 :class:`~regisseur.actors.downloads._protocol.CheckClaim`. The checks are
 the overridable methods ``_allocate_claim``, ``_claim_current`` and
 ``_publish_view`` (cluster mode checks them against the database).
+Each run is also told the highest claim of its download that an *earlier*
+keeper recorded (``DownloadContext.earlier_claim``): the claims loaded from
+the database at start, and those that ran when an earlier incarnation of
+this keeper ended. Only a run above such a claim may find a file that a
+run this keeper never heard of published (HttpSource then takes that file
+rather than a copy); a re-claim within this keeper knows every run before it.
 
 Threads: everything here runs on the keeper's own thread; the claim view
 is read by the workers' threads (the keeper is its only writer).
@@ -139,6 +145,10 @@ class KeeperActor(Actor):
         self._claims: dict[str, int] = store_.setdefault("claims", {})
         self._current: dict[str, int] = store_.setdefault("current_claims", {})
         self._claim_view = ClaimView(self._current, self._live)
+        # Per incarnation: the highest claim per download an earlier keeper
+        # recorded (see the module docstring), set at start and by cluster
+        # claims; told to each run with its claim.
+        self._earlier: dict[str, int] = {}
         self._stale_seen: set[tuple[str, int]] = set()  # logged once each
         self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
         # This keeper's identity in the records' owner column (host:pid:...).
@@ -171,6 +181,9 @@ class KeeperActor(Actor):
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
+        # The runs an earlier incarnation of this keeper had going when it
+        # ended: one may have published its file and never been recorded.
+        self._earlier.update(self._current)
         if self._persist:
             self._hold_owner_lock()
             self._load()
@@ -224,6 +237,7 @@ class KeeperActor(Actor):
                     others[owner] = others.get(owner, 0) + 1
                 continue
             self._claims[record.id] = max(self._claims.get(record.id, 0), claim)
+            self._note_earlier(record.id, claim)
             if record.source in self._initial_sources:
                 self._live[record.id] = record
                 if record.state is DownloadState.IN_PROGRESS:
@@ -243,6 +257,19 @@ class KeeperActor(Actor):
         for owner, count in others.items():
             self.log.info("downloads_left_to_owner", owner=describe_owner(owner), downloads=count)
         self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
+
+    def _note_earlier(self, download_id: str, claim: int) -> None:
+        """Remember ``claim`` as one an earlier keeper recorded for ``download_id``."""
+        if claim > self._earlier.get(download_id, 0):
+            self._earlier[download_id] = claim
+
+    def _earlier_claims(self, records: list[DownloadRecord]) -> tuple[int, ...]:
+        """Each record's earlier claim (see ``_earlier``); empty when all are 0."""
+        earlier = self._earlier
+        if not earlier:
+            return ()
+        found = tuple(earlier.get(record.id, 0) for record in records)
+        return found if any(found) else ()
 
     def _take(self, sql: Any, record: DownloadRecord, owner: str | None) -> bool:
         """Whether an unfinished record found at start is this keeper's to run.
@@ -469,7 +496,13 @@ class KeeperActor(Actor):
         # wall-clock time, which may step back).
         pending.sort(key=lambda r: r.id not in self._resumable)
         claims = tuple(self._allocate_claim(r.id) for r in pending)
-        return p.Attached(config, tuple(pending), claims, view=self._publish_view())
+        return p.Attached(
+            config,
+            tuple(pending),
+            claims,
+            view=self._publish_view(),
+            earlier=self._earlier_claims(pending),
+        )
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
@@ -487,8 +520,12 @@ class KeeperActor(Actor):
         if source not in self._attached:
             return
         if isinstance(message, p.Enqueue):
+            download_id = message.record.id
             message = p.Enqueue(
-                message.record, message.front, self._allocate_claim(message.record.id)
+                message.record,
+                message.front,
+                self._allocate_claim(download_id),
+                self._earlier.get(download_id, 0),
             )
         try:
             self.system.tell(p.queue_name(source), message)
@@ -517,7 +554,8 @@ class KeeperActor(Actor):
             if source not in self._attached:
                 continue  # its queue gets them with the answer to its Attach
             claims = tuple(self._allocate_claim(record.id) for record in records)
-            self._to_queue(source, p.EnqueueMany(tuple(records), claims))
+            earlier = self._earlier_claims(records)
+            self._to_queue(source, p.EnqueueMany(tuple(records), claims, earlier))
 
     def _submitted(self, message: QueueDownload) -> DownloadRecord | None:
         """The Initializing record of a submit; None (logged) for a repeated id."""
@@ -827,6 +865,7 @@ class KeeperActor(Actor):
         self._resumable.discard(ended.id)
         self._claims.pop(ended.id, None)
         self._current.pop(ended.id, None)
+        self._earlier.pop(ended.id, None)
         self._unassign(ended.id)
         self._stage(ended)
         self._remember(ended)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from regisseur.actors.downloads.source import DownloadSource
     from regisseur.actors.events import Subscription
     from regisseur.actors.system import ActorSystem
+    from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["QueueActor", "wake_workers", "worker_spec"]
 
@@ -73,6 +74,13 @@ def wake_workers(system: ActorSystem, board: RunBoard, workers: list[str]) -> No
             system.tell(worker, p.TAKE)
         except UnknownActorError:  # retired meanwhile
             board.forget(worker)
+
+
+def _earlier(records: tuple[DownloadRecord, ...], earlier: tuple[int, ...]) -> dict[str, int]:
+    """The records' earlier claims that are not 0, by download id."""
+    if not earlier:
+        return {}
+    return {r.id: e for r, e in zip(records, earlier, strict=True) if e}
 
 
 class QueueActor(Actor):
@@ -129,9 +137,17 @@ class QueueActor(Actor):
     def on_receive(self, message: Any) -> Any:
         board = self._board
         if isinstance(message, p.EnqueueMany):
-            self._wake(board.put_many(zip(message.records, message.claims, strict=True)))
+            pairs = zip(message.records, message.claims, strict=True)
+            self._wake(board.put_many(pairs, _earlier(message.records, message.earlier)))
         elif isinstance(message, p.Enqueue):
-            self._wake(board.put(message.record, front=message.front, claim=message.claim))
+            self._wake(
+                board.put(
+                    message.record,
+                    front=message.front,
+                    claim=message.claim,
+                    earlier=message.earlier,
+                )
+            )
         elif isinstance(message, p.Withdraw):
             board.withdraw(message.id, message.reason)
         elif isinstance(message, p.Retire):
@@ -164,6 +180,7 @@ class QueueActor(Actor):
             self.system.clock.now(),
             zip(message.records, claims, strict=True),
             message.view,
+            earlier=_earlier(message.records, message.earlier),
         )
         self._grow(config.concurrency)
         self._retire(retire)

@@ -24,6 +24,8 @@ Ownership: every message about the run carries its claim (``Taken.claim``);
 ``DownloadContext.still_owner()`` reads the keeper's ``ClaimView`` (see
 ``claim_view``) or, in cluster mode, asks the keeper (``CheckClaim``, at
 most ``_CHECK_TIMEOUT`` seconds; no answer counts as not the owner).
+The context also carries ``Taken.earlier``, the highest claim an earlier
+keeper recorded (``DownloadContext.earlier_claim``).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class WorkerActor(Actor):
                 self._wake(taken.wake)
             record = taken.record
             try:
-                self._run(record, taken.token, taken.claim)
+                self._run(record, taken.token, taken.claim, taken.earlier)
             finally:
                 self._current = None
                 self._board.done(self.name, record.id)
@@ -162,7 +164,7 @@ class WorkerActor(Actor):
         elif isinstance(taken, float):
             self.schedule(taken, p.TAKE)  # the source's delay; one worker waits at a time
 
-    def _run(self, record: DownloadRecord, token: CancelToken, claim: int) -> None:
+    def _run(self, record: DownloadRecord, token: CancelToken, claim: int, earlier: int) -> None:
         # The keeper hears of the start before the result: both go through
         # its mailbox from this thread, in this order.
         self.system.tell(p.KEEPER, ClaimDownload(record.id, self.name, claim))
@@ -174,7 +176,7 @@ class WorkerActor(Actor):
         waker = _StopWaker(token, lambda: self.stopping)
         try:
             with self.wake_on_stop(waker):
-                outcome = self._call_impl(record, token, claim)
+                outcome = self._call_impl(record, token, claim, earlier)
         except BaseException as exc:  # the thread dies with the run (SystemExit, say)
             self._died(record, claim, describe_error(exc))
             raise
@@ -240,7 +242,7 @@ class WorkerActor(Actor):
         return current is True
 
     def _call_impl(
-        self, record: DownloadRecord, token: CancelToken, claim: int
+        self, record: DownloadRecord, token: CancelToken, claim: int, earlier: int
     ) -> CompleteDownload | FailDownload:
         source = self._source
         context: DownloadContext | None = None
@@ -260,6 +262,7 @@ class WorkerActor(Actor):
                 log=self.log.bind(download=record.id),
                 claim=claim,
                 check_owner=self._owner_check(record.id, claim, token),
+                earlier_claim=earlier,
             )
             args = (*args, context)
         try:

@@ -387,6 +387,7 @@ class Harness:
         session: requests.Session | None = None,
         check_owner: Callable[[], bool] | None = None,
         claim: int = 1,
+        earlier_claim: int = 0,
     ) -> DownloadContext:
         download_id = download_id or f"{next(self._ids):032x}"
         return DownloadContext(
@@ -403,6 +404,7 @@ class Harness:
             log=get_logger("regisseur.downloads.test").bind(download=download_id),
             claim=claim,
             check_owner=check_owner,
+            earlier_claim=earlier_claim,
         )
 
     def fetch(self, source: HttpSource, url: str, **options: Any) -> str:

@@ -598,33 +598,46 @@ def test_a_later_run_takes_the_file_an_earlier_run_published_unrecorded(
     harness: Harness, http_server: HttpServer
 ) -> None:
     """The first run published report.pdf and was killed before its record
-    said so: the next run (a later claim of the same download) fetches it
-    again and, finding the very same bytes there, takes that file instead
-    of a copy named ``report (1).pdf``."""
+    said so: the next run (a later claim of the same download, after the
+    claim an earlier keeper recorded) fetches it again and, finding the
+    very same bytes there, takes that file instead of a copy named
+    ``report (1).pdf``."""
     url = http_server.file("/report.pdf", BODY)
     source = harness.source()
     first = harness.fetch(source, url, download_id="d1")
-    again = harness.fetch(source, url, download_id="d1", claim=2)
+    again = harness.fetch(source, url, download_id="d1", claim=2, earlier_claim=1)
     assert again == first
     assert harness.files() == ["report.pdf"]  # no copy, no part, no meta
     assert Path(first).read_bytes() == BODY
 
 
 @pytest.mark.parametrize(
-    ("claim", "there", "why"),
+    ("claim", "earlier", "there", "why"),
     [
-        (2, b"x" * len(BODY), "same size, other bytes"),
-        (2, BODY[:-1], "other size"),
-        (1, BODY, "a first run never takes a file it did not write"),
+        (2, 1, b"x" * len(BODY), "same size, other bytes"),
+        (2, 1, BODY[:-1], "other size"),
+        (1, 0, BODY, "a first run never takes a file it did not write"),
+        # Before: taken (any claim above 1 took the same bytes), and the
+        # user's file recorded as the download.
+        (2, 0, BODY, "a re-claim within one keeper knows no unrecorded publish"),
+        (5, 0, BODY, "however often it was re-claimed"),
+        (1, 1, BODY, "a claim not above the earlier keeper's is not after it"),
     ],
 )
 def test_a_file_that_is_not_the_download_keeps_its_name(
-    harness: Harness, http_server: HttpServer, claim: int, there: bytes, why: str
+    harness: Harness,
+    http_server: HttpServer,
+    claim: int,
+    earlier: int,
+    there: bytes,
+    why: str,
 ) -> None:
     url = http_server.file("/report.pdf", BODY)
     harness.directory.mkdir(parents=True)
     (harness.directory / "report.pdf").write_bytes(there)
-    path = harness.fetch(harness.source(), url, download_id="d1", claim=claim)
+    path = harness.fetch(
+        harness.source(), url, download_id="d1", claim=claim, earlier_claim=earlier
+    )
     assert Path(path).name == "report (1).pdf", why
     assert (harness.directory / "report.pdf").read_bytes() == there
     assert Path(path).read_bytes() == BODY
@@ -640,7 +653,7 @@ def test_a_link_to_the_same_bytes_is_not_taken(
     elsewhere.write_bytes(BODY)
     harness.directory.mkdir(parents=True)
     (harness.directory / "report.pdf").symlink_to(elsewhere)
-    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2, earlier_claim=1)
     assert Path(path).name == "report (1).pdf"
     assert (harness.directory / "report.pdf").is_symlink()
 
@@ -673,7 +686,7 @@ def test_another_users_file_with_the_same_bytes_is_not_taken(
     planted = harness.directory / "report.pdf"
     planted.write_bytes(BODY)
     os.chown(planted, 4242, 4242)
-    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2, earlier_claim=1)
     assert Path(path).name == "report (1).pdf"
     assert Path(path).stat().st_uid == os.geteuid()
 
@@ -688,7 +701,7 @@ def test_a_hard_link_to_the_same_bytes_is_not_taken(
     elsewhere.write_bytes(BODY)
     harness.directory.mkdir(parents=True)
     os.link(elsewhere, harness.directory / "report.pdf")
-    path = harness.fetch(harness.source(), url, download_id="d1", claim=2)
+    path = harness.fetch(harness.source(), url, download_id="d1", claim=2, earlier_claim=1)
     assert Path(path).name == "report (1).pdf"
     assert (harness.directory / "report.pdf").stat().st_nlink == 2
 
@@ -713,7 +726,9 @@ def test_a_stop_during_the_comparison_with_a_taken_name_ends_it(
 
     monkeypatch.setattr(_http_fetch, "move_into_place", stop_then_place)
     with pytest.raises(DownloadInterrupted) as info:
-        harness.fetch(harness.source(), url, download_id="d1", claim=2, token=token)
+        harness.fetch(
+            harness.source(), url, download_id="d1", claim=2, earlier_claim=1, token=token
+        )
     assert info.value.reason == "stopping"
     names = harness.files()
     assert "report.pdf" in names and "report (1).pdf" not in names
