@@ -3,8 +3,10 @@
 A :class:`Fetch` lives on the worker thread for one call of the impl:
 
 1. resume point: the ``.part`` (locked for this run, see ``_partfile``),
-   its validators and the offset recorded with it, if usable; a part whose
-   body is already complete is published without a request;
+   its validators and the offset recorded with it, if usable; a later run
+   also weighs the parts an earlier run set aside and continues the best
+   one it can lock (removing the others it locked); a part whose body is
+   already complete is published without a request;
 2. request (``Range``/``If-Range`` when resuming), redirects followed by
    hand, each hop checked to be http or https;
 3. the answer: 206 resumes; 200 (the server ignored the range, or the file
@@ -17,7 +19,8 @@ A :class:`Fetch` lives on the worker thread for one call of the impl:
    record unless its run ends early);
 5. checksum, the ownership check (``ctx.ensure_owner()``: a run that was
    taken over publishes nothing), then the part moves to a free safe name
-   (never overwriting).
+   (never overwriting); parts of the download that another process held
+   when the run began and that it can lock now are removed.
 
 On failure or a user cancel the part is removed unless ``keep_partial``; on
 a stop (cancel reason ``"stopping"``) it is kept for the next start. A run
@@ -58,7 +61,9 @@ from regisseur.actors.downloads._partfile import (
     CompareStopped,
     PartFile,
     PartInUseError,
+    ResumePoint,
     Validators,
+    aside_parts,
 )
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
@@ -186,6 +191,15 @@ def _url_auth(url: str) -> tuple[str, str] | None:
     return (user, password) if user or password else None
 
 
+def _better(theirs: ResumePoint, ours: ResumePoint) -> bool:
+    """True if a run would rather continue the part at ``theirs`` than at ``ours``."""
+    if theirs.validators is None:
+        return False
+    if ours.validators is None:
+        return True
+    return (theirs.complete, theirs.offset) > (ours.complete, ours.offset)
+
+
 def _cancel_reason(ctx: DownloadContext) -> str:
     """Why ``ctx`` was cancelled (``"stopping"`` when the system stops)."""
     return ctx.cancel_reason or "cancelled"
@@ -215,6 +229,7 @@ class Fetch:
             (ctx.original_filename, name_from_url(self.url), display_name),
             ctx.download_id,
         )
+        self._shared_path = self.part.path
         self.server_name: str | None = None
         self.digest: str | None = None
         self.received = 0
@@ -232,6 +247,10 @@ class Fetch:
         self._owner_checked = ctx.now()  # the run was just handed out: owned
         self._first_checkpoint = False  # due after the first chunk of a body
         self._small = False  # the body being written keeps no meta file (_SMALL_BODY)
+        # A part of this download another process held as this run began
+        # (the shared one while this run wrote aside, or one set aside):
+        # looked at again once the download is published.
+        self._left_held = False
 
     # -- the whole download ----------------------------------------------------
 
@@ -247,6 +266,7 @@ class Fetch:
             raise DownloadError(msg) from exc
         try:
             self._lock_part()
+            self._best_part()
             path = self._attempts()
         except StaleClaimError as exc:
             # Taken over: what this run wrote is nobody's; never published.
@@ -297,9 +317,88 @@ class Fetch:
                 self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
             if tries == _ASIDE_AFTER and self.ctx.claim:
                 self.part = self.part.aside(self.ctx.claim)
+                self._left_held = True
                 self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
                 continue
             self._wait(_LOCK_POLL)
+
+    def _best_part(self) -> None:
+        """Continue the best of this download's parts this run can lock.
+
+        Runs once the run holds its own part, and only in a later run (a
+        claim after the first): only an earlier run can have set a part
+        aside. Each part set aside is locked as the shared one is (no
+        symlink followed, no other name of a file kept), and taken only if
+        it is this user's; one another live process holds is left as it
+        is. Of the parts locked, the one whose body is complete, else the
+        one with the most bytes known good (validators and a recorded
+        length, see ``PartFile.resume_point``) is continued; the others are
+        removed: their writers are gone.
+        """
+        if self.ctx.claim <= 1:
+            return
+        found = [
+            p for p in aside_parts(self.directory, self.ctx.download_id) if p != self.part.path
+        ]
+        if not found:
+            return
+        best = self.part
+        point = best.resume_point()
+        for path in found:
+            candidate = PartFile.found(path, self.ctx.download_id)
+            if not self._lock_stale(candidate):
+                continue
+            if not candidate.mine():
+                candidate.unlock()  # not this user's: never read, cut or removed
+                continue
+            try:
+                theirs = candidate.resume_point()
+                if _better(theirs, point):
+                    best, candidate, point = candidate, best, theirs
+                candidate.remove()
+            except OSError as exc:  # left as it is; the run goes on with the best so far
+                self.ctx.log.warning(
+                    "download_part_not_removed", part=str(candidate.path), error=network_reason(exc)
+                )
+            finally:
+                candidate.unlock()
+        if best is not self.part:
+            self.ctx.log.info(
+                "download_part_set_aside_resumed", url=self.shown, part=str(best.path)
+            )
+            self.part = best
+
+    def _lock_stale(self, part: PartFile) -> bool:
+        """Lock ``part``, a part of this download that may be another run's:
+        False if a live process holds it (noted for the end) or it is gone."""
+        try:
+            part.lock(create=False)
+        except PartInUseError:
+            self._left_held = True
+            return False
+        except OSError:  # gone meanwhile, or not a file this run may open
+            return False
+        return True
+
+    def _remove_stale_parts(self) -> None:
+        """After the publish: remove the parts of this download that were held
+        by another process as this run began and can be locked now."""
+        if not self._left_held:
+            return
+        paths = [self._shared_path, *aside_parts(self.directory, self.ctx.download_id)]
+        for path in paths:
+            part = PartFile.found(path, self.ctx.download_id)
+            if path == self.part.path or not self._lock_stale(part):
+                continue
+            try:
+                if part.mine():
+                    part.remove()
+            except OSError as exc:  # the download is published: a leftover is no failure
+                self.ctx.log.warning(
+                    "download_part_not_removed", part=str(path), error=network_reason(exc)
+                )
+            finally:
+                part.unlock()
 
     def _attempts(self) -> Path:
         attempt = 0
@@ -993,6 +1092,7 @@ class Fetch:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
         self.part.remove_meta()
+        self._remove_stale_parts()
         if self.source.fsync:
             # The new name made durable; one fsync for the workers that
             # published at about the same time (see _dirsync).

@@ -23,6 +23,14 @@ file system has them. The meta file is written like the part: never
 through a symlink (a temporary name opened with ``O_EXCL|O_NOFOLLOW``, then
 an atomic ``os.replace``).
 
+Parts set aside: a run taken over from a frozen process, which keeps its
+lock on the shared part, writes ``<safe name>.<tag>~<claim>.part`` instead
+(:meth:`PartFile.aside`; ``~`` is never in a tag, so no download's shared
+part has such a name). They are this download's parts as much as the
+shared one: :func:`parts_of` lists them, a later run resumes from the best
+one it can lock (:func:`aside_parts`), and the run that publishes removes
+those it can lock; one another live process holds is never touched.
+
 Ownership: the run that uses a part holds an exclusive ``flock`` on it for
 the whole run (:meth:`PartFile.lock`); the kernel drops it when the process
 dies, so a part whose lock is free has no live writer. A resume continues
@@ -61,6 +69,7 @@ __all__ = [
     "PartInUseError",
     "ResumePoint",
     "Validators",
+    "aside_parts",
     "part_tag",
     "parts_of",
 ]
@@ -70,6 +79,8 @@ META_SUFFIX = ".meta"
 _TEMPORARY_SUFFIX = ".tmp"
 _MAX_ID_CHARS = 40
 _PLAIN_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{_MAX_ID_CHARS}}}")
+_ASIDE = "~"  # between the tag and the run in a part set aside (never in a tag)
+_RUN = re.compile(r"[0-9]{1,20}")
 _HASH_BLOCK = 1024 * 1024
 _WRITE_BUFFER = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -105,18 +116,44 @@ def part_tag(download_id: str) -> str:
     return "h" + hashlib.sha256(download_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
+def _tag_of(name: str) -> tuple[str, bool] | None:
+    """The tag of a part's file name and whether it is a part set aside; None
+    if ``name`` is not a part's (``<base>.<tag>.part``, ``<base>.<tag>~<run>.part``)."""
+    if not name.endswith(PART_SUFFIX):
+        return None
+    base, dot, last = name[: -len(PART_SUFFIX)].rpartition(".")
+    if not (base and dot and last):
+        return None
+    tag, mark, run = last.partition(_ASIDE)
+    if not mark:
+        return tag, False
+    return (tag, True) if tag and _RUN.fullmatch(run) else None
+
+
 def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
-    """The part files in ``directory`` that belong to ``download_ids`` (plain
-    files, sorted; none if the directory cannot be read). Parts of other
-    downloads, another live run's among them, are not listed."""
-    suffixes = tuple(f".{part_tag(i)}{PART_SUFFIX}" for i in download_ids)
-    if not suffixes:
-        return []
+    """The part files in ``directory`` that belong to ``download_ids``: the
+    shared ones and those set aside (plain files, sorted; none if the
+    directory cannot be read). Parts of other downloads, another live run's
+    among them, are not listed."""
+    tags = {part_tag(i) for i in download_ids}
+    return _scan(directory, tags, aside_only=False) if tags else []
+
+
+def aside_parts(directory: Path, download_id: str) -> list[Path]:
+    """The parts of ``download_id`` set aside in ``directory`` (plain files,
+    sorted; none if the directory cannot be read). One scan of the directory."""
+    return _scan(directory, {part_tag(download_id)}, aside_only=True)
+
+
+def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[Path]:
     found: list[Path] = []
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False):
+                parsed = _tag_of(entry.name)
+                if parsed is None or parsed[0] not in tags or (aside_only and not parsed[1]):
+                    continue
+                if entry.is_file(follow_symlinks=False):
                     found.append(directory / entry.name)
     except OSError:
         return []
@@ -155,17 +192,15 @@ class PartFile:
     ) -> None:
         """``names``: where the name may come from, best first (see ``choose_filename``).
 
-        ``run``: a part of this run of the download alone (``<name>.<id>-<run>.part``),
+        ``run``: a part of this run of the download alone (``<name>.<id>~<run>.part``),
         beside the shared one; see :meth:`aside`.
         """
         self._directory, self._names, self._download_id = directory, tuple(names), download_id
-        tag = part_tag(download_id) if run is None else f"{part_tag(download_id)}-{run}"
+        tag = part_tag(download_id) if run is None else f"{part_tag(download_id)}{_ASIDE}{run}"
         suffix = f".{tag}{PART_SUFFIX}"
         room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX) - len(_TEMPORARY_SUFFIX)
         base = choose_filename(*names, max_bytes=room)
-        self.path = directory / f"{base}{suffix}"
-        self.meta_path = directory / f"{base}{suffix}{META_SUFFIX}"
-        self.temporary_path = directory / f"{base}{suffix}{META_SUFFIX}{_TEMPORARY_SUFFIX}"
+        self._name(directory / f"{base}{suffix}")
         self._fd: int | None = None  # the locked part, while this run holds it
         # What this run knows without asking the file system again (each
         # system call lets the GIL go, which costs most with many workers).
@@ -174,6 +209,18 @@ class PartFile:
         self._empty = False  # the locked part has no bytes and nothing was handed out
         self._meta_absent = False  # the meta file's open just said ENOENT
 
+    def _name(self, path: Path) -> None:
+        self.path = path
+        self.meta_path = path.with_name(f"{path.name}{META_SUFFIX}")
+        self.temporary_path = path.with_name(f"{path.name}{META_SUFFIX}{_TEMPORARY_SUFFIX}")
+
+    @classmethod
+    def found(cls, path: Path, download_id: str) -> PartFile:
+        """The part at ``path`` (one :func:`aside_parts` found) of ``download_id``."""
+        part = cls(path.parent, (path.name,), download_id)
+        part._name(path)
+        return part
+
     def aside(self, run: int) -> PartFile:
         """A part of run ``run`` alone, for when a stale run holds the shared one.
 
@@ -181,6 +228,7 @@ class PartFile:
         part's lock until that process wakes (a stopped process keeps its
         locks); it writes its own part from byte 0 instead. The stale run,
         once awake, is fenced: it publishes nothing and removes its part.
+        A later run of the download finds this one with :func:`aside_parts`.
         """
         return PartFile(self._directory, self._names, self._download_id, run)
 
@@ -190,20 +238,22 @@ class PartFile:
         """True while this object holds the part's lock."""
         return self._fd is not None
 
-    def lock(self) -> None:
+    def lock(self, *, create: bool = True) -> None:
         """Open (create) the part without following a symlink and lock it for this run.
 
         A symlink planted under the part's name is removed, never followed;
         so is a hard link (a file with another name) or anything but a
-        plain file found there once locked: a fresh part takes its place.
-        Raises ``PartInUseError`` when another live run holds the lock, and
-        ``OSError`` when the part cannot be opened.
+        plain file found there once locked: a fresh part takes its place
+        (with ``create`` False: ``FileNotFoundError``, as for a part that
+        is not there). Raises ``PartInUseError`` when another live run
+        holds the lock, and ``OSError`` when the part cannot be opened.
         """
         if self._fd is not None:
             return
+        flags = os.O_RDWR | _NOFOLLOW | (os.O_CREAT if create else 0)
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+                fd = os.open(self.path, flags, 0o644)
             except OSError as exc:
                 if exc.errno == errno.ELOOP and self.path.is_symlink():
                     self.path.unlink()  # the link itself, never its target
@@ -247,6 +297,11 @@ class PartFile:
         self._empty = self._meta_absent = False
         if fd is not None:
             os.close(fd)
+
+    def mine(self) -> bool:
+        """True if the locked part belongs to this process's user."""
+        fd = self._fd
+        return fd is not None and os.fstat(fd).st_uid == os.geteuid()
 
     # -- state -----------------------------------------------------------------
     def size(self) -> int:

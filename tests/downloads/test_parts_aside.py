@@ -1,0 +1,299 @@
+"""Parts set aside (``<name>.<id>~<claim>.part``) are the download's parts too.
+
+A run taken over from a frozen process writes a part of its own while that
+process keeps its lock on the shared one. Such parts are listed by
+``HttpSource.partial_files``, resumed by a later run (the best part it can
+lock wins, the others it locked are removed) and removed once the
+download is published, except while another live process holds one: that
+part is never read, cut or removed. A real second process holds the lock
+where it matters (``flock`` locks of one process do not contend across
+its own open files the way a test needs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from regisseur.actors.downloads._http_fetch import _ASIDE_AFTER
+from regisseur.actors.downloads._partfile import PartFile, Validators
+from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+BODY = bytes(range(256)) * 64  # 16 KiB
+ID = "7" * 32
+V1 = Validators('"v1"', None, len(BODY))
+
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A second process holding ``path``'s ``flock`` until the block ends (or it is killed)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "locked\n"
+        yield process
+    finally:
+        if process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(WAIT)
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL ``process`` and wait for it: the kernel has dropped its locks then."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(WAIT)
+
+
+def shared(harness: Harness) -> PartFile:
+    harness.directory.mkdir(parents=True, exist_ok=True)
+    return PartFile(harness.directory, ["data.bin"], ID)
+
+
+def put(part: PartFile, data: bytes, offset: int, validators: Validators = V1) -> None:
+    """A part an earlier run left: ``data``, of which ``offset`` bytes are recorded good."""
+    part.path.write_bytes(data)
+    part.save(validators, offset, complete=offset == validators.size)
+
+
+def snapshot(part: PartFile) -> tuple[bytes, str]:
+    return part.path.read_bytes(), part.meta_path.read_text()
+
+
+def gated(body: bytes, requested: threading.Event, gate: threading.Event) -> object:
+    def answer(request: Request) -> None:
+        requested.set()
+        gate.wait(WAIT)
+        serve_bytes(request, body, etag='"v1"')
+
+    return answer
+
+
+# -- listed -----------------------------------------------------------------------------
+
+
+def test_partial_files_lists_the_parts_set_aside_of_the_downloads_asked_for(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Before: a part set aside was counted for no download (the CLI said
+    fewer partial files were kept than there were)."""
+    source = harness.source()
+    folder = harness.directory
+    folder.mkdir(parents=True)
+    mine = PartFile(folder, ("a.bin",), "d1")
+    aside = mine.aside(3)
+    for part in (mine, aside, PartFile(folder, ("b.bin",), "d2").aside(4)):
+        part.path.write_bytes(b"abc")
+    # The shared part of a download whose id looks like d1's part set aside
+    # under the old naming ("d1-3"): another download's, never d1's.
+    other = PartFile(folder, ("a.bin",), "d1-3").path
+    other.write_bytes(b"another download's")
+    (folder / "c.bin.d1~5.part").symlink_to(tmp_path / "elsewhere")  # not a plain file
+    (folder / "d.bin.d1~.part").write_bytes(b"")  # no run: not a part
+    (folder / "e.bin.d1~x.part").write_bytes(b"")
+    odd = PartFile(folder, ("f.bin",), "id with spaces").aside(2).path  # a hashed tag
+    odd.write_bytes(b"")
+    assert aside.path.name == "a.bin.d1~3.part"
+    assert source.partial_files(["d1"]) == sorted([mine.path, aside.path])
+    assert source.partial_files(["d1-3", "id with spaces"]) == sorted([other, odd])
+
+
+# -- resumed ----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_later_run_resumes_from_a_part_set_aside(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: fetched again from byte 0, and the part set aside stayed forever."""
+    put(shared(harness).aside(1), BODY[:3000], 3000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(
+        harness.source(), url, download_id=ID, claim=2, extra={"sha256": sha256(BODY)}
+    )
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_the_best_part_is_continued_and_the_others_removed(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    part = shared(harness)
+    put(part, BODY[:1000], 1000)
+    put(part.aside(1), BODY[:5000], 5000)
+    put(part.aside(2), BODY[:2000] + b"unrecorded" * 500, 2000)
+    put(part.aside(3), BODY[:100], 9000)  # shorter than its record: not usable
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(
+        harness.source(), url, download_id=ID, claim=4, extra={"sha256": sha256(BODY)}
+    )
+    assert Path(path).read_bytes() == BODY
+    [seen] = http_server.seen("/data.bin")
+    assert seen.headers["Range"] == "bytes=5000-"
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_complete_part_set_aside_is_published_without_a_request(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    part = shared(harness)
+    put(part, BODY[:1000], 1000)
+    put(part.aside(1), BODY, len(BODY))
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin") == []
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_first_run_looks_for_no_part_set_aside(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an earlier run sets a part aside: a first claim does not scan the directory."""
+    from regisseur.actors.downloads import _http_fetch
+
+    scans: list[object] = []
+    monkeypatch.setattr(_http_fetch, "aside_parts", lambda *args: scans.append(args) or [])
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    harness.fetch(harness.source(), url, download_id=ID, claim=1)
+    assert scans == []
+
+
+# -- held by a live process ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_part_set_aside_that_a_live_process_holds_is_never_touched(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    held = shared(harness).aside(1)
+    put(held, BODY[:5000], 5000)
+    before = snapshot(held)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with held_by_another_process(held.path):
+        path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
+        assert Path(path).read_bytes() == BODY
+        assert "Range" not in http_server.seen("/data.bin")[0].headers
+        assert snapshot(held) == before
+    assert harness.files() == sorted(["data.bin", held.path.name, held.meta_path.name])
+
+
+@pytest.mark.timeout(30)
+def test_a_part_set_aside_whose_holder_dies_during_the_run_is_removed_once_published(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Held as the run began, free when it publishes: a leftover no one will resume."""
+    held = shared(harness).aside(1)
+    put(held, BODY[:5000], 5000)
+    requested, gate = threading.Event(), http_server.gate()
+    url = http_server.route("/data.bin", gated(BODY, requested, gate))
+    with held_by_another_process(held.path) as holder:
+        running = harness.start(harness.source(), url, download_id=ID, claim=2)
+        assert requested.wait(WAIT)
+        assert held.path.exists()
+        kill(holder)
+    gate.set()
+    assert Path(running.result()).read_bytes() == BODY
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+def test_a_run_writes_aside_from_a_held_shared_part_and_removes_it_once_free(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """The shared part's holder (a frozen process, here one that just holds
+    the lock) keeps it: the run waits, then writes a part of its own and
+    publishes that. The holder killed meanwhile, its part goes too."""
+    part = shared(harness)
+    put(part, BODY[:3000], 3000)
+    before = snapshot(part)
+    requested, gate = threading.Event(), http_server.gate()
+    url = http_server.route("/data.bin", gated(BODY, requested, gate))
+    with held_by_another_process(part.path) as holder:
+        running = harness.start(harness.source(), url, download_id=ID, claim=2)
+        for _ in range(_ASIDE_AFTER - 1):  # each wait is one poll of the lock
+            assert harness.timers.next_wait() == pytest.approx(0.2)
+            harness.clock.advance(0.2)
+        assert requested.wait(WAIT)
+        assert snapshot(part) == before, "never written while held"
+        assert harness.source().partial_files([ID]) == sorted([part.path, part.aside(2).path])
+        kill(holder)
+    gate.set()
+    assert Path(running.result()).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert harness.files() == ["data.bin"]
+
+
+# -- the safety rules of the shared part -----------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_links_named_as_parts_set_aside_are_never_followed(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    part = shared(harness)
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(BODY[:5000] + b"v" * 100)
+    linked = tmp_path / "linked.bin"
+    linked.write_bytes(BODY[:6000])
+    symlinked, hard = part.aside(1), part.aside(2)
+    symlinked.path.symlink_to(victim)
+    symlinked.save(V1, 5000)
+    os.link(linked, hard.path)
+    hard.save(V1, 6000)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=3)
+    assert Path(path).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert victim.read_bytes() == BODY[:5000] + b"v" * 100
+    assert linked.read_bytes() == BODY[:6000]
+    assert linked.stat().st_nlink == 1  # the planted name is gone, the file as it was
+    assert not hard.path.exists()
+    assert symlinked.path.is_symlink()  # not a part: neither followed nor removed
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+def test_another_users_part_set_aside_is_neither_resumed_nor_removed(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    planted = shared(harness).aside(1)
+    put(planted, BODY[:5000], 5000)
+    os.chown(planted.path, 4242, 4242)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
+    assert Path(path).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert planted.path.read_bytes() == BODY[:5000]
