@@ -315,8 +315,11 @@ class Fetch:
             tries += 1
             if tries == 1:
                 self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
-            if tries == _ASIDE_AFTER and self.ctx.claim:
-                self.part = self.part.aside(self.ctx.claim)
+            if tries >= _ASIDE_AFTER and self.ctx.claim:
+                # Numbered by this run's claim; one a frozen run holds under
+                # that number (another node's local epochs may repeat this
+                # node's) moves it on to the next number, at once.
+                self.part = self.part.aside(self.ctx.claim + tries - _ASIDE_AFTER)
                 self._left_held = True
                 self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
                 continue

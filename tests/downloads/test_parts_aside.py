@@ -256,6 +256,29 @@ def test_a_run_writes_aside_from_a_held_shared_part_and_removes_it_once_free(
     assert harness.files() == ["data.bin"]
 
 
+@pytest.mark.timeout(30)
+def test_a_part_set_aside_held_under_this_runs_number_moves_it_to_the_next(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Another node's frozen run may hold a part of the same number (local
+    epochs of two nodes can meet). Before: the run polled that lock forever."""
+    part = shared(harness)
+    taken = part.aside(2)
+    put(taken, BODY[:4000], 4000)
+    before = snapshot(taken)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with held_by_another_process(part.path), held_by_another_process(taken.path):
+        running = harness.start(harness.source(), url, download_id=ID, claim=2)
+        for _ in range(_ASIDE_AFTER - 1):
+            assert harness.timers.next_wait() == pytest.approx(0.2)
+            harness.clock.advance(0.2)
+        assert Path(running.result()).read_bytes() == BODY
+        assert snapshot(taken) == before
+    names = harness.files()
+    assert "data.bin" in names and taken.path.name in names
+    assert part.aside(3).path.name not in names  # written, then published
+
+
 # -- the safety rules of the shared part -----------------------------------------------------
 
 
