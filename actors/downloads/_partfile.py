@@ -217,7 +217,7 @@ class PartFile:
     @classmethod
     def found(cls, path: Path, download_id: str) -> PartFile:
         """The part at ``path`` (one :func:`aside_parts` found) of ``download_id``."""
-        part = cls(path.parent, (path.name,), download_id)
+        part = cls(path.parent, (), download_id)
         part._name(path)
         return part
 
