@@ -55,6 +55,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import socket
 import stat
 import sys
@@ -409,11 +410,16 @@ def _failed_line(url: str, why: str) -> str:
     """``FAILED <url>: <why>``, both redacted, without the URL said twice.
 
     The record's error names the URL at its end (it stands alone in
-    ``status`` and in logs); here the line starts with it. A different URL
-    at the end (where a redirect led) is kept.
+    ``status`` and in logs): ``...: URL``, ``... bytes from URL``, either
+    followed by the attempts after retries; here the line starts with it.
+    A different URL at the end (where a redirect led) is kept.
     """
     shown = redact_text(url)
-    text = redact_text(why).removesuffix(f": {shown}")
+    text = redact_text(why)
+    # "...: URL", "... bytes from URL", either with " (after N attempts)".
+    match = re.fullmatch(rf"(.*?)(?::| from) {re.escape(shown)}( \(after \d+ attempts\))?", text)
+    if match is not None:
+        text = match.group(1) + (match.group(2) or "")
     return f"FAILED {shown}: {text}"
 
 
