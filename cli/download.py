@@ -55,7 +55,6 @@ import errno
 import hashlib
 import io
 import os
-import re
 import socket
 import stat
 import sys
@@ -73,6 +72,7 @@ from regisseur.cli._download_places import (
     prepare_records,
 )
 from regisseur.cli._download_view import LineView, make_view
+from regisseur.cli._error_text import beside_url
 from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
@@ -407,20 +407,10 @@ def _shown_url(db_url: str) -> str:
 
 
 def _failed_line(url: str, why: str) -> str:
-    """``FAILED <url>: <why>``, both redacted, without the URL said twice.
-
-    The record's error names the URL at its end (it stands alone in
-    ``status`` and in logs): ``...: URL``, ``... bytes from URL``, either
-    followed by the attempts after retries; here the line starts with it.
-    A different URL at the end (where a redirect led) is kept.
-    """
+    """``FAILED <url>: <why>``, both redacted, without the URL said twice
+    (see ``beside_url``)."""
     shown = redact_text(url)
-    text = redact_text(why)
-    # "...: URL", "... bytes from URL", either with " (after N attempts)".
-    match = re.fullmatch(rf"(.*?)(?::| from) {re.escape(shown)}( \(after \d+ attempts\))?", text)
-    if match is not None:
-        text = match.group(1) + (match.group(2) or "")
-    return f"FAILED {shown}: {text}"
+    return f"FAILED {shown}: {beside_url(redact_text(why), shown)}"
 
 
 def _deliver(paths: list[str], out: TextIO | None) -> str | None:
