@@ -68,6 +68,7 @@ class RecordsWatch:
         if now - self._since < self._grace:
             return None
         reason = error.partition(": ")[2] or error  # describe_error's "Type: text"
+        reason = (reason.strip().splitlines() or [reason])[0]  # a server's hints follow
         return f"cannot write to the records database {self._shown}: {reason}"
 
     def _write_error(self) -> str | None:

@@ -71,3 +71,20 @@ def test_the_keeper_is_asked_at_most_once_per_interval() -> None:
         now[0] = tenth / 10
         watch.problem()
     assert system.asked == 3
+
+
+def test_only_the_first_line_of_a_server_s_reason_is_shown() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    system.write_error = (
+        "OperationalError: connection to server failed: Connection refused\n"
+        "\tIs the server running on that host and accepting TCP/IP connections?"
+    )
+    found = None
+    for second in range(1, 8):
+        now[0] = float(second)
+        found = watch.problem() or found
+    assert found == (
+        "cannot write to the records database /d/records.db: "
+        "connection to server failed: Connection refused"
+    )
