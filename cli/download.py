@@ -72,8 +72,10 @@ from regisseur.cli._download_places import (
     prepare_records,
 )
 from regisseur.cli._download_view import LineView, make_view
+from regisseur.cli._error_text import beside_url
 from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
+from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -86,7 +88,7 @@ from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from regisseur.actors.system import ActorSystem
 
@@ -193,19 +195,27 @@ class _Tracker:
         with self._cond:
             return download_id in self.seen
 
-    def wait_for(self, ids: Iterable[str]) -> dict[str, DownloadRecord]:
+    def wait_for(
+        self, ids: Iterable[str], check: Callable[[], str | None] | None = None
+    ) -> dict[str, DownloadRecord]:
         """Block until every download in ``ids`` has ended; their final records, in order.
 
         Main thread: Ctrl-C, SIGTERM and SIGHUP end the wait within ``_WAKE``
-        seconds, whichever thread the kernel gave them to.
+        seconds, whichever thread the kernel gave them to. ``check`` is asked
+        at each wake (outside the lock): a text it returns (the records
+        cannot be written, see ``RecordsWatch``) raises ``RecordsRefused``.
         """
         wanted = list(ids)
-        with self._cond:
-            while not self.ended.keys() >= set(wanted):
+        while True:
+            with self._cond:
+                if self.ended.keys() >= set(wanted):
+                    return {i: self.ended[i] for i in wanted}
                 if self.broken is not None:
                     raise RuntimeError(self.broken)
                 self._cond.wait(_WAKE)  # timed: see _WAKE
-            return {i: self.ended[i] for i in wanted}
+            problem = check() if check is not None else None
+            if problem is not None:
+                raise RecordsRefused(problem)
 
 
 class _Quiet(LineView):
@@ -391,16 +401,16 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
-def _failed_line(url: str, why: str) -> str:
-    """``FAILED <url>: <why>``, both redacted, without the URL said twice.
+def _shown_url(db_url: str) -> str:
+    """The records database as a person names it: a SQLite file by its path."""
+    return db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
 
-    The record's error names the URL at its end (it stands alone in
-    ``status`` and in logs); here the line starts with it. A different URL
-    at the end (where a redirect led) is kept.
-    """
+
+def _failed_line(url: str, why: str) -> str:
+    """``FAILED <url>: <why>``, both redacted, without the URL said twice
+    (see ``beside_url``)."""
     shown = redact_text(url)
-    text = redact_text(why).removesuffix(f": {shown}")
-    return f"FAILED {shown}: {text}"
+    return f"FAILED {shown}: {beside_url(redact_text(why), shown)}"
 
 
 def _deliver(paths: list[str], out: TextIO | None) -> str | None:
@@ -532,11 +542,14 @@ def run_download(
         over = getattr(args, "startup_over", None)  # the console script's collector
         if over is not None:
             over()
-        final = tracker.wait_for(wanted)
+        final = tracker.wait_for(wanted, RecordsWatch(system, _shown_url(db_url)).problem)
         final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)
         stopped = stopped_by(interrupt)
+    except RecordsRefused as refused:  # a full disk: what ends cannot be recorded
+        code = 1
+        stopped = f"regisseur download: {refused}; stopped"
     except PlanningTimeoutError:  # another run stopped or stuck while it starts
         code = 1
         view.close()
@@ -549,8 +562,7 @@ def run_download(
         view.close()
         text, of_database = _plain_error(exc)
         if of_database or exc.child == "database":  # also: its driver is not installed
-            shown = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
-            problem = redact_text(f"cannot use the records database {shown}: {text}")
+            problem = redact_text(f"cannot use the records database {_shown_url(db_url)}: {text}")
             view.tell(f"regisseur download: {problem}")
         else:
             view.tell(f"regisseur download: cannot start: {exc.child}: {text}")

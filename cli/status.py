@@ -32,6 +32,7 @@ from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
+from regisseur.cli._error_text import beside_url
 from regisseur.cli._printable import printable
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
                 _amount(d),
                 _local(d["updated_at"]),
                 d["target_id"],
-                d["error"] or d["file_path"] or "",
+                beside_url(d["error"], d["target_id"]) if d["error"] else d["file_path"] or "",
             )
             for d in downloads
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
 from importlib.metadata import version
 from pathlib import Path
@@ -33,6 +34,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.server.lock:
             self.server.seen.append((self.path, dict(self.headers.items())))
+        if self.path.endswith("/busy.bin"):  # always 503, retry at once
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.endswith("/short.bin"):  # promises 5000 bytes, sends 1000, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b"s" * 1000)
+            self.close_connection = True
+            return
         body = self.server.files.get(self.path)
         self.send_response(200 if body is not None else 404)
         self.send_header("Content-Length", str(len(body or b"")))
@@ -151,6 +165,29 @@ def test_quiet_prints_only_failures_and_results(server: _Server, tmp_path: Path)
     assert again.returncode == 1
     assert again.stdout == f"{tmp_path / 'good.bin'}\n"
     assert again.stderr.splitlines() == [f"FAILED {gone}: HTTP 404 Not Found"]
+
+
+def test_a_mixed_batch_says_each_failure_once_and_lists_only_the_files(
+    server: _Server, tmp_path: Path
+) -> None:
+    """What a script reads after a batch: stdout the files, stderr one line a
+    failure, each naming its URL once, also after retries (the attempts were
+    appended after the URL the error ends with, and "bytes from URL" kept it)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/refused.bin"
+    good, gone = server.serve("/good.bin", b"x" * 5000), server.url("/gone.bin")
+    busy, short = server.url("/busy.bin"), server.url("/short.bin")
+    listed = "\n".join([good, gone, refused, busy, short]) + "\n"
+    result = run("download", "-q", "-i", "-", "-o", str(tmp_path), "--retries", "1", stdin=listed)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == f"{tmp_path / 'good.bin'}\n"
+    assert result.stderr.splitlines() == [
+        f"FAILED {gone}: HTTP 404 Not Found",
+        f"FAILED {refused}: connection failed (Connection refused) (after 2 attempts)",
+        f"FAILED {busy}: HTTP 503 Service Unavailable (after 2 attempts)",
+        f"FAILED {short}: truncated: received 1000 of 5000 bytes (after 2 attempts)",
+    ]
 
 
 @pytest.mark.parametrize("where", [(), ("download",)])

@@ -116,6 +116,9 @@ def test_status_table_after_download_runs(downloaded: Runs) -> None:
     assert f"{downloaded.base}/report.txt" in report
     assert str(downloaded.out / "report.txt") in report
     assert "Errored" in gone and "HTTP 404" in gone
+    # The error beside its URL does not say the URL again (--json keeps it whole).
+    assert gone.count(f"{downloaded.base}/gone.txt") == 1, gone
+    assert gone.rstrip().endswith("HTTP 404 File not found"), gone  # http.server's reason
     assert f"{downloaded.base}/later.txt" in later and "100 B" in later
     local = datetime.fromtimestamp(downloaded.ended).astimezone().strftime("%Y-%m-%d")
     assert local in report

@@ -271,16 +271,21 @@ class Fetch:
         except StaleClaimError as exc:
             # Taken over: what this run wrote is nobody's; never published.
             if self.part.locked:
-                self.part.remove()
+                self._remove_part()
             ctx.log.warning("download_stale_run_discarded", url=self.shown, claim=exc.claim)
             raise
         except DownloadInterrupted as exc:
             if exc.reason != STOPPING and not self.source.keep_partial and self.part.locked:
-                self.part.remove()
+                self._remove_part()
             raise
-        except Exception:
+        except Exception as exc:
             if not self.source.keep_partial and self.part.locked:
-                self.part.remove()
+                self._remove_part()
+            if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+                # The network's errors are judged where they happen; one that
+                # gets here is of the local files (the meta file, a rename,
+                # a directory sync): a full disk, a removed directory, ...
+                raise DownloadError(self._local_error(exc)) from exc
             raise
         finally:
             self.part.unlock()
@@ -292,6 +297,23 @@ class Fetch:
             path=str(path),
         )
         return str(path)
+
+    def _remove_part(self) -> None:
+        """Remove the part after a failure; one that cannot be (a directory
+        planted at its meta's name, a file system gone read-only) is logged,
+        and the failure that ended the run is the one reported."""
+        try:
+            self.part.remove()
+        except OSError as exc:
+            self.ctx.log.warning(
+                "download_part_not_removed", part=str(self.part.path), error=network_reason(exc)
+            )
+
+    def _local_error(self, exc: OSError) -> str:
+        """``cannot write 'FILE': REASON`` (``in 'DIR'`` when the error names no file)."""
+        if isinstance(exc.filename, str):
+            return f"cannot write {exc.filename!r}: {network_reason(exc)}"
+        return f"cannot write in {str(self.directory)!r}: {network_reason(exc)}"
 
     def _lock_part(self) -> None:
         """Lock the part for this run; wait while another (stale) run still holds it.
@@ -1094,7 +1116,10 @@ class Fetch:
         except (OSError, ValueError) as exc:
             msg = f"cannot store {name!r} in {str(self.directory)!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
-        self.part.remove_meta()
+        try:
+            self.part.remove_meta()
+        except OSError as exc:  # published already: a leftover is no failure
+            ctx.log.warning("download_meta_not_removed", path=str(path), error=network_reason(exc))
         self._remove_stale_parts()
         if self.source.fsync:
             # The new name made durable; one fsync for the workers that

@@ -51,7 +51,9 @@ for the caller and changes nothing. A failed commit (a full disk, a locked
 database) is rolled back and logged; the changes stay in memory, are
 retried every ``flush_interval``, and are acknowledged (events published,
 queues told) only once a retry has stored them; the keeper reports itself
-unhealthy meanwhile. Asks are still answered, from memory. A failed read
+unhealthy meanwhile (``unsaved_writes``, and ``write_error``: the database's
+reason, which a caller waiting for those events can show). Asks are still
+answered, from memory. A failed read
 (``status`` of a record only the database has, ``list``) is rolled back
 at once, so the next read reconnects, and the caller gets the error; the
 keeper reports the database unhealthy (``database_error``) until it
@@ -178,6 +180,7 @@ class KeeperActor(Actor):
         self._safe: list[str] = []  # stored by the next commit: leave the journal then
         self._replayed: set[str] = set()  # queued again at start: their copies are ignored
         self._database_error: str | None = None  # the last read failed with this
+        self._write_error: str | None = None  # the last commit failed with this
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -323,6 +326,7 @@ class KeeperActor(Actor):
             "in_memory": len(self._live) + len(self._done),
             "sources": sorted(self._sources),
             "unsaved_writes": len(self._unsaved),
+            "write_error": self._write_error if self._unsaved else None,
             "database_error": database_error,
         }
 
@@ -970,6 +974,7 @@ class KeeperActor(Actor):
             self._claim_writes = {**claims, **self._claim_writes}
             self._write_failed(exc, staged, retried)
             return False
+        self._write_error = None
         return True
 
     def _write_failed(
@@ -982,6 +987,8 @@ class KeeperActor(Actor):
         self._rollback()
         self._unsaved = retried
         self._keep_unsaved(staged)
+        # The driver's own words ("database or disk is full"), for health().
+        self._write_error = describe_error(getattr(exc, "orig", None) or exc)
         self.log.error(
             "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
         )

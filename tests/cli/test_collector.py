@@ -86,9 +86,9 @@ def test_the_console_script_collects_again_while_the_downloads_run(tmp_path: Pat
         seen = []
         wait_for = download._Tracker.wait_for
 
-        def watched(self, ids):
+        def watched(self, ids, *more):
             seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
-            return wait_for(self, ids)
+            return wait_for(self, ids, *more)
 
         download._Tracker.wait_for = watched
         url = f"http://127.0.0.1:{server.server_address[1]}/a.bin"

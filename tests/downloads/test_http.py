@@ -7,6 +7,7 @@ download has scheduled its wait.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -310,6 +311,44 @@ def test_a_full_disk_is_a_write_error_and_not_retried(
     part = harness.directory / f"data.bin.{'d' * 32}.part"
     assert str(info.value) == f"cannot write {str(part)!r}: No space left on device"
     assert len(http_server.seen("/data.bin")) == 1
+
+
+def _plant_directory_at_the_meta_temporary(directory: Path, download_id: str) -> str:
+    """A directory where the meta file is first written: its removal fails (EISDIR)."""
+    planted = directory / f"big.bin.{part_tag(download_id)}.part.meta.tmp"
+    planted.mkdir(parents=True)
+    return f"cannot write {str(planted)!r}: Is a directory"
+
+
+def _refuse_renames(directory: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Renames fail as on a full disk (rename(2) may need a new directory block)."""
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_partfile.os, "replace", full)
+    return f"cannot write in {str(directory)!r}: No space left on device"
+
+
+@pytest.mark.parametrize("refuse", ["planted", "rename"])
+def test_a_local_file_error_anywhere_in_a_fetch_is_named_plainly(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch, refuse: str
+) -> None:
+    """Not only the part's writes: the resume metadata's too (written before
+    the first byte of a large body). It escaped as a bare OSError, which the
+    CLI showed as ``OSError: [Errno 28] No space left on device``."""
+    download_id = "e" * 32
+    if refuse == "planted":
+        expected = _plant_directory_at_the_meta_temporary(harness.directory, download_id)
+    else:
+        expected = _refuse_renames(harness.directory, monkeypatch)
+    url = http_server.file("/big.bin", b"x" * (_SMALL_BODY + 1))
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(), url, download_id=download_id)
+    assert str(info.value) == expected
+    assert isinstance(info.value.__cause__, OSError)
+    assert len(http_server.seen("/big.bin")) == 1, "a local error is not retried"
+    assert not [name for name in harness.files() if name.endswith(".part")]
 
 
 # -- length checks and resume ---------------------------------------------------

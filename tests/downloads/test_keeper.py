@@ -896,6 +896,8 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert [state for _previous, state in recorder.changes(download)] == [INIT, RUNNING]
     details = keeper_details(system)
     assert details["unsaved_writes"] == 1 and details["healthy"] is False
+    # The database's own words, without the wrapper's (a caller shows them).
+    assert details["write_error"] == "IntegrityError: database or disk is full (simulated)"
     assert stored(reader, download).state is RUNNING
     assert system.downloads.status(download).state is SUCCEEDED  # memory knows
 
@@ -908,6 +910,7 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert stored(reader, download) == final
     details = keeper_details(system)
     assert details["unsaved_writes"] == 0 and details["healthy"] is True
+    assert details["write_error"] is None
 
 
 def test_progress_keeps_flowing_while_a_write_waits_for_its_retry(

@@ -1,0 +1,90 @@
+"""RecordsWatch: a refusal of the records ends a run only when it lasts."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from regisseur.cli._records_watch import RecordsWatch
+from regisseur.messages.health import HealthReport
+
+
+class _System:
+    """Just ``health()``: the keeper's report with the given ``write_error``."""
+
+    def __init__(self) -> None:
+        self.write_error: str | None = None
+        self.asked = 0
+
+    def health(self) -> HealthReport:
+        self.asked += 1
+        keeper = HealthReport(
+            name="download-keeper",
+            status="running",
+            healthy=self.write_error is None,
+            details={
+                "unsaved_writes": int(self.write_error is not None),
+                "write_error": self.write_error,
+            },
+        )
+        return HealthReport(name="root", status="running", healthy=True, children=(keeper,))
+
+
+def _watch(system: _System, now: list[float]) -> RecordsWatch:
+    return RecordsWatch(
+        cast("Any", system), "/d/records.db", grace=5.0, every=1.0, clock=lambda: now[0]
+    )
+
+
+def test_a_refusal_that_lasts_the_grace_is_named_with_the_database_s_words() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    system.write_error = "OperationalError: database or disk is full"
+    seen = []
+    for second in range(1, 8):
+        now[0] = float(second)
+        seen.append(watch.problem())
+    # first seen at 1 s, still refused 5 s later
+    assert seen[:5] == [None] * 5
+    assert seen[5] == "cannot write to the records database /d/records.db: database or disk is full"
+
+
+def test_a_refusal_that_ends_within_the_grace_starts_the_count_again() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    system.write_error = "OperationalError: database is locked"
+    for second in range(1, 5):
+        now[0] = float(second)
+        assert watch.problem() is None
+    system.write_error = None  # a retry stored it
+    now[0] = 5.0
+    assert watch.problem() is None
+    system.write_error = "OperationalError: database is locked"
+    for second in range(6, 11):
+        now[0] = float(second)
+        assert watch.problem() is None, second
+
+
+def test_the_keeper_is_asked_at_most_once_per_interval() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    for tenth in range(1, 31):  # three seconds of waits a tenth of a second apart
+        now[0] = tenth / 10
+        watch.problem()
+    assert system.asked == 3
+
+
+def test_only_the_first_line_of_a_server_s_reason_is_shown() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    system.write_error = (
+        "OperationalError: connection to server failed: Connection refused\n"
+        "\tIs the server running on that host and accepting TCP/IP connections?"
+    )
+    found = None
+    for second in range(1, 8):
+        now[0] = float(second)
+        found = watch.problem() or found
+    assert found == (
+        "cannot write to the records database /d/records.db: "
+        "connection to server failed: Connection refused"
+    )

@@ -1,0 +1,84 @@
+"""``regisseur download`` when what it writes is refused: the records, the files.
+
+Real processes against the local server of ``tests/test_cli_download.py``,
+whose first full answer holds after one chunk until the test releases it.
+A full disk is simulated where it is refused: a trigger makes SQLite refuse
+every write of a download record with its own "disk is full" message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.test_cli_download import (
+    DB_NAME,
+    cli,
+    ended,
+    files,
+    run,
+    signal_midway,
+    succeeded,
+)
+
+if TYPE_CHECKING:
+    from tests.test_cli_download import _Server
+
+__all__ = ["files"]  # the fixture, shared
+
+
+def _refuse_record_writes(database: Path) -> None:
+    """Every later insert or update of a download record fails, as on a full disk."""
+    with sqlite3.connect(database, timeout=10) as connection:
+        for verb in ("INSERT", "UPDATE"):
+            connection.execute(
+                f"CREATE TRIGGER refuse_{verb.lower()} BEFORE {verb} ON regisseur_downloads "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+    connection.close()
+
+
+def _accept_record_writes(database: Path) -> None:
+    with sqlite3.connect(database, timeout=10) as connection:
+        for verb in ("insert", "update"):
+            connection.execute(f"DROP TRIGGER refuse_{verb}")
+    connection.close()
+
+
+@pytest.mark.timeout(90)
+def test_records_that_cannot_be_written_end_the_run_instead_of_hanging(
+    files: _Server, tmp_path: Path
+) -> None:
+    """The keeper retries a refused write for as long as the system runs; a
+    run waiting for that write to be announced waited forever. It stops,
+    names the records database and why, and exits 1; the next run, once
+    the records can be written, finishes the download."""
+    url = files.url("/data/big.bin")
+    out_dir = tmp_path / "out"
+    database = out_dir / DB_NAME
+    command = cli("download", url, "-o", str(out_dir), "--plain")
+    process = signal_midway(command, files, out_dir, None)
+    _refuse_record_writes(database)
+    files.gate.set()  # the download ends; its end cannot be recorded
+
+    code, out, err = ended(process)
+    assert code == 1, out + err
+    assert "Traceback" not in err
+    expected = f"cannot write to the records database {database}: database or disk is full"
+    assert expected in err, err
+    assert "run the same command again" in err
+    assert out == "", "nothing is listed as delivered by a run that stopped"
+
+    _accept_record_writes(database)
+    again = run("download", url, "-o", str(out_dir), "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming {url}" in again.stderr
+    assert again.stdout == f"{out_dir / 'big.bin'}\n"
+    assert (out_dir / "big.bin").read_bytes() == files.body
+    assert succeeded(out_dir) == [url]
+    assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(DB_NAME)) == [
+        "big.bin"
+    ], "the file the stopped run published is taken, not copied to 'big (1).bin'"
