@@ -4,7 +4,11 @@ The keeper keeps a write the database refuses (a full disk) in memory and
 retries it every second for as long as the system runs; the events of what
 it could not store are held back until a retry stores them. A run waiting
 for those events would wait forever, so the main thread asks this watch
-while it waits: a refusal that lasts ``grace`` seconds is the run's end.
+while it waits. A refusal that lasts until a person acts (a full disk, a
+read-only file: the keeper's ``write_error_passes`` is False) ends the run
+once it has lasted ``grace`` seconds. One that ends by itself (another
+run's lock, a database server restarting) is waited out, however long:
+after ``grace`` seconds the run says once that it waits, and why.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ class RecordsWatch:
     """Asks the keeper's health, at most once per ``every`` seconds.
 
     Main thread only (the one that waits). ``problem()`` returns None while
-    the records are written, or refused for less than ``grace`` seconds;
-    then the line that says which database refuses and why. A keeper busy
+    the records are written, refused for less than ``grace`` seconds, or
+    refused for a reason that passes by itself (then ``notice`` gets, once
+    per refusal, the line that says the run waits and why); else the line
+    that says which database refuses and why. A keeper busy
     for the whole health check (a database locked for its busy timeout)
     gives no details: that is not counted as a refusal.
     """
@@ -44,6 +50,7 @@ class RecordsWatch:
         grace: float = 5.0,
         every: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self._system = system
         self._shown = shown
@@ -52,6 +59,8 @@ class RecordsWatch:
         self._clock = clock
         self._next = clock() + every
         self._since: float | None = None  # when a refusal was first seen
+        self._notice = notice
+        self._noticed = False  # the waiting line of this refusal was said
 
     def problem(self) -> str | None:
         """None, or ``cannot write to the records database DB: REASON``."""
@@ -59,9 +68,10 @@ class RecordsWatch:
         if now < self._next:
             return None
         self._next = now + self._every
-        error = self._write_error()
+        error, passes = self._write_error()
         if error is None:
             self._since = None
+            self._noticed = False
             return None
         if self._since is None:
             self._since = now
@@ -69,12 +79,23 @@ class RecordsWatch:
             return None
         reason = error.partition(": ")[2] or error  # describe_error's "Type: text"
         reason = (reason.strip().splitlines() or [reason])[0]  # a server's hints follow
-        return f"cannot write to the records database {self._shown}: {reason}"
+        if not passes:
+            return f"cannot write to the records database {self._shown}: {reason}"
+        if not self._noticed and self._notice is not None:
+            self._noticed = True
+            self._notice(
+                f"waiting for the records database {self._shown}: {reason} "
+                "(Ctrl-C stops the run; its partial files are kept)"
+            )
+        return None
 
-    def _write_error(self) -> str | None:
+    def _write_error(self) -> tuple[str | None, bool]:
+        """The keeper's write error and whether it passes by itself (None: none)."""
         report = self._system.health().find(_KEEPER)
         details = report.details if report is not None else None
         if not isinstance(details, dict):
-            return None
+            return None, False
         error = details.get("write_error")
-        return error if isinstance(error, str) else None
+        if not isinstance(error, str):
+            return None, False
+        return error, details.get("write_error_passes") is True

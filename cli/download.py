@@ -542,7 +542,8 @@ def run_download(
         over = getattr(args, "startup_over", None)  # the console script's collector
         if over is not None:
             over()
-        final = tracker.wait_for(wanted, RecordsWatch(system, _shown_url(db_url)).problem)
+        watch = RecordsWatch(system, _shown_url(db_url), notice=view.tell)
+        final = tracker.wait_for(wanted, watch.problem)
         final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)

@@ -51,8 +51,11 @@ for the caller and changes nothing. A failed commit (a full disk, a locked
 database) is rolled back and logged; the changes stay in memory, are
 retried every ``flush_interval``, and are acknowledged (events published,
 queues told) only once a retry has stored them; the keeper reports itself
-unhealthy meanwhile (``unsaved_writes``, and ``write_error``: the database's
-reason, which a caller waiting for those events can show). Asks are still
+unhealthy meanwhile (``unsaved_writes``; ``write_error``, the database's
+reason, which a caller waiting for those events can show; and
+``write_error_passes``, False for a refusal that lasts until a person acts,
+such as a full disk, True for one that ends by itself, such as another
+writer's lock or a server restarting). Asks are still
 answered, from memory. A failed read
 (``status`` of a record only the database has, ``list``) is rolled back
 at once, so the next read reconnects, and the caller gets the error; the
@@ -69,6 +72,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from regisseur.actors._db_refusals import passes_by_itself
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
@@ -181,6 +185,7 @@ class KeeperActor(Actor):
         self._replayed: set[str] = set()  # queued again at start: their copies are ignored
         self._database_error: str | None = None  # the last read failed with this
         self._write_error: str | None = None  # the last commit failed with this
+        self._write_error_passes = False  # ... and that refusal ends by itself
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -327,6 +332,8 @@ class KeeperActor(Actor):
             "sources": sorted(self._sources),
             "unsaved_writes": len(self._unsaved),
             "write_error": self._write_error if self._unsaved else None,
+            # False: it lasts until a person acts (a full disk, a read-only file).
+            "write_error_passes": self._write_error_passes if self._unsaved else None,
             "database_error": database_error,
         }
 
@@ -989,6 +996,7 @@ class KeeperActor(Actor):
         self._keep_unsaved(staged)
         # The driver's own words ("database or disk is full"), for health().
         self._write_error = describe_error(getattr(exc, "orig", None) or exc)
+        self._write_error_passes = passes_by_itself(exc)
         self.log.error(
             "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
         )

@@ -13,6 +13,7 @@ class _System:
 
     def __init__(self) -> None:
         self.write_error: str | None = None
+        self.passes = False  # the keeper's write_error_passes
         self.asked = 0
 
     def health(self) -> HealthReport:
@@ -24,14 +25,20 @@ class _System:
             details={
                 "unsaved_writes": int(self.write_error is not None),
                 "write_error": self.write_error,
+                "write_error_passes": self.passes if self.write_error is not None else None,
             },
         )
         return HealthReport(name="root", status="running", healthy=True, children=(keeper,))
 
 
-def _watch(system: _System, now: list[float]) -> RecordsWatch:
+def _watch(system: _System, now: list[float], notices: list[str] | None = None) -> RecordsWatch:
     return RecordsWatch(
-        cast("Any", system), "/d/records.db", grace=5.0, every=1.0, clock=lambda: now[0]
+        cast("Any", system),
+        "/d/records.db",
+        grace=5.0,
+        every=1.0,
+        clock=lambda: now[0],
+        notice=None if notices is None else notices.append,
     )
 
 
@@ -77,8 +84,8 @@ def test_only_the_first_line_of_a_server_s_reason_is_shown() -> None:
     system, now = _System(), [0.0]
     watch = _watch(system, now)
     system.write_error = (
-        "OperationalError: connection to server failed: Connection refused\n"
-        "\tIs the server running on that host and accepting TCP/IP connections?"
+        "OperationalError: could not extend file: No space left on device\n"
+        "\tHINT: Check free disk space."
     )
     found = None
     for second in range(1, 8):
@@ -86,5 +93,34 @@ def test_only_the_first_line_of_a_server_s_reason_is_shown() -> None:
         found = watch.problem() or found
     assert found == (
         "cannot write to the records database /d/records.db: "
-        "connection to server failed: Connection refused"
+        "could not extend file: No space left on device"
     )
+
+
+def test_a_refusal_that_passes_by_itself_is_waited_out_and_said_once() -> None:
+    """A database server restarting (or another run's lock) ends without a
+    person: the run waits as long as it lasts, and says so once it has
+    lasted the grace, with the reason's first line."""
+    system, now, notices = _System(), [0.0], []
+    watch = _watch(system, now, notices)
+    system.write_error = (
+        "OperationalError: connection to server failed: Connection refused\n"
+        "\tIs the server running on that host and accepting TCP/IP connections?"
+    )
+    system.passes = True
+    for second in range(1, 120):
+        now[0] = float(second)
+        assert watch.problem() is None, second
+    assert notices == [
+        "waiting for the records database /d/records.db: connection to server failed: "
+        "Connection refused (Ctrl-C stops the run; its partial files are kept)"
+    ]
+    system.write_error = None  # the server is back: a retry stored the records
+    now[0] = 120.0
+    assert watch.problem() is None
+    system.write_error = "OperationalError: server closed the connection unexpectedly"
+    for second in range(121, 128):
+        now[0] = float(second)
+        assert watch.problem() is None
+    assert len(notices) == 2, "a new refusal is said again"
+    assert "server closed the connection unexpectedly" in notices[1]

@@ -898,6 +898,7 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert details["unsaved_writes"] == 1 and details["healthy"] is False
     # The database's own words, without the wrapper's (a caller shows them).
     assert details["write_error"] == "IntegrityError: database or disk is full (simulated)"
+    assert details["write_error_passes"] is False  # nothing ends it but a person
     assert stored(reader, download).state is RUNNING
     assert system.downloads.status(download).state is SUCCEEDED  # memory knows
 
@@ -910,7 +911,7 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert stored(reader, download) == final
     details = keeper_details(system)
     assert details["unsaved_writes"] == 0 and details["healthy"] is True
-    assert details["write_error"] is None
+    assert details["write_error"] is None and details["write_error_passes"] is None
 
 
 def test_progress_keeps_flowing_while_a_write_waits_for_its_retry(

@@ -1,0 +1,51 @@
+"""Whether a database's refusal of a write passes by itself.
+
+A commit the database refused is kept in memory and retried (see the
+download keeper). Some refusals end without anyone acting: another writer
+lets go of its lock, a server that restarted takes connections again, a
+lost connection is made anew. Others stay until a person acts: a full
+disk, a read-only or unreadable file, missing rights, a constraint the
+write breaks. A caller waiting for the retry (the command line) waits out
+the first kind and gives up on the second.
+
+Threads: any (it only reads the exception). Failures: none; an error of an
+unknown kind counts as lasting unless it comes from a lost connection.
+"""
+
+from __future__ import annotations
+
+__all__ = ["passes_by_itself"]
+
+# SQLite's primary result codes (``sqlite_errorname`` without its extended
+# part) of a lock another connection holds.
+_SQLITE_PASSING = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+# PostgreSQL SQLSTATEs (classes by their first characters) that end by
+# themselves: connection exceptions, an administrator's or a crash's
+# shutdown and "cannot connect now", too many connections, and a
+# serialization failure or deadlock (the retry runs alone).
+_PG_PASSING_PREFIXES = ("08", "57P", "40")
+_PG_PASSING_CODES = frozenset({"53300"})
+
+
+def passes_by_itself(error: BaseException) -> bool:
+    """True if the database's refusal ``error`` is expected to end without a person.
+
+    ``error`` is what a commit raised: a SQLAlchemy ``DBAPIError`` (its
+    driver's exception is read) or the driver's exception itself.
+    """
+    if getattr(error, "connection_invalidated", False):
+        return True  # SQLAlchemy saw a lost connection: the next one is new
+    orig = getattr(error, "orig", None) or error
+    if type(orig).__module__ == "sqlite3":
+        name = getattr(orig, "sqlite_errorname", None)  # Python 3.11 and later
+        if isinstance(name, str):
+            primary = "_".join(name.split("_")[:2])  # SQLITE_BUSY_TIMEOUT -> SQLITE_BUSY
+            return primary in _SQLITE_PASSING
+        text = str(orig)  # SQLite's fixed words for those codes
+        return "database is locked" in text or "table is locked" in text or "busy" in text
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if isinstance(code, str) and code:
+        return code.startswith(_PG_PASSING_PREFIXES) or code in _PG_PASSING_CODES
+    # No code at all: a driver's error from outside the server's answer,
+    # such as a refused or broken connection ("OperationalError").
+    return type(orig).__name__ in ("OperationalError", "InterfaceError")
