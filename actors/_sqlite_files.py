@@ -75,20 +75,22 @@ class Checked:
     shown: str
     files: tuple[tuple[str, Identity | None], ...]
     wal_mode: bool
+    owner: int | None = None  # whose the files must be; None: this process's user
 
     def identity(self, suffix: str) -> Identity | None:
         """The identity checked under ``database + suffix``."""
         return dict(self.files).get(suffix)
 
 
-def refusal(info: os.stat_result) -> str | None:
+def refusal(info: os.stat_result, owner: int | None = None) -> str | None:
     """Why a file (``info``, from ``fstat`` or ``lstat``) may not serve as a private
-    database file, completing ``"<name> ..."``; None if it may."""
+    database file of user ``owner`` (default: this process's), completing
+    ``"<name> ..."``; None if it may."""
     if stat.S_ISLNK(info.st_mode):
         return "is a symbolic link (SQLite would follow it out of the directory); remove it"
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
-    if info.st_uid != os.geteuid():
+    if info.st_uid != (os.geteuid() if owner is None else owner):
         return (
             f"belongs to another user (uid {info.st_uid}), who could "
             "read or change the records; remove it"
@@ -106,7 +108,12 @@ def _refuse(shown: str, name: str, why: str) -> UnsafeDatabaseFile:
 
 
 def check_files(
-    database: str, shown: str, *, expected: Identity | None = None, hold: bool = False
+    database: str,
+    shown: str,
+    *,
+    expected: Identity | None = None,
+    hold: bool = False,
+    reader: bool = False,
 ) -> Checked:
     """Check the database's files before SQLite opens them; return what was found.
 
@@ -116,9 +123,11 @@ def check_files(
     companion there must be too. With ``hold``, a missing ``-wal`` and
     ``-shm`` of a database in WAL mode are created (mode 0600, never
     through a link), so that SQLite opens files of ours. Nothing else is
-    changed.
+    changed. A ``reader`` (``regisseur status``) may read another user's
+    database: its companions must then be that user's.
     """
-    main = _look(database, shown, database)
+    owner = _owner(database) if reader else None
+    main = _look(database, shown, database, owner)
     if main is None:
         raise UnsafeDatabaseFile(f"cannot open the database {shown!r}: it does not exist")
     identity = (main.st_dev, main.st_ino)
@@ -128,11 +137,11 @@ def check_files(
     files: list[tuple[str, Identity | None]] = [("", identity)]
     for suffix in SQLITE_COMPANIONS:
         name = database + suffix
-        info = _look(name, shown, database)
+        info = _look(name, shown, database, owner)
         if info is None and wal_mode and suffix in _HELD:
             info = _create(name, shown)
         files.append((suffix, None if info is None else (info.st_dev, info.st_ino)))
-    return Checked(database, shown, tuple(files), wal_mode)
+    return Checked(database, shown, tuple(files), wal_mode, owner)
 
 
 def verify_opened(checked: Checked) -> None:
@@ -148,7 +157,7 @@ def verify_opened(checked: Checked) -> None:
     now: dict[str, Identity | None] = {}
     for suffix, identity in checked.files:
         name = database + suffix
-        info = _look(name, shown, database)
+        info = _look(name, shown, database, checked.owner)
         current = None if info is None else (info.st_dev, info.st_ino)
         if identity is not None and current != identity:
             raise _refuse(shown, name, "was replaced by another file as SQLite opened it")
@@ -165,13 +174,21 @@ def verify_opened(checked: Checked) -> None:
             raise _refuse(shown, name, why)
 
 
-def _look(name: str, shown: str, database: str) -> os.stat_result | None:
-    """``lstat`` of ``name``, None if missing; refused unless private."""
+def _owner(database: str) -> int | None:
+    """The owner of ``database`` (None if missing or not to be looked at)."""
+    try:
+        return os.lstat(database).st_uid
+    except OSError:
+        return None
+
+
+def _look(name: str, shown: str, database: str, owner: int | None = None) -> os.stat_result | None:
+    """``lstat`` of ``name``, None if missing; refused unless private (to ``owner``)."""
     try:
         info = os.lstat(name)
     except FileNotFoundError:
         return None
-    why = refusal(info)
+    why = refusal(info, owner)
     if why is None:
         return info
     if name == database:
@@ -186,7 +203,7 @@ def _create(name: str, shown: str) -> os.stat_result | None:
     try:
         fd = os.open(name, flags | getattr(os, "O_CLOEXEC", 0), _PRIVATE)
     except FileExistsError:
-        return _look(name, shown, "")
+        return _look(name, shown, "")  # checked as this user's: only a holder creates
     except OSError as exc:
         msg = f"cannot open the database {shown!r}: {name!r}: {exc.strerror or exc}"
         raise UnsafeDatabaseFile(msg) from exc
