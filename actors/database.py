@@ -13,7 +13,7 @@ others may write to (the CLI's output directory): it refuses a symbolic
 or hard link in place of the file or its companions, and any of them that
 belongs to another user. A database opened with the URL option
 ``nofollow=1`` gets the same checks at every new connection, before and
-after SQLite opens the companions again (:mod:`regisseur.actors._sqlite_files`),
+after SQLite opens the companions again (:mod:`regisseur.actors.sqlite_files`),
 and a read-only connection kept open while the system runs, so that SQLite
 never deletes and re-creates them, nor rolls a journal put there back into
 the database.
@@ -33,16 +33,17 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
-from regisseur.actors._sqlite_files import (
+from regisseur.actors.errors import RegisseurError
+from regisseur.actors.log import redact_text
+from regisseur.actors.sqlite_files import (
     SQLITE_COMPANIONS,
     Checked,
     UnsafeDatabaseFile,
     check_files,
     refusal,
+    start_in_wal_mode,
     verify_opened,
 )
-from regisseur.actors.errors import RegisseurError
-from regisseur.actors.log import redact_text
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -134,7 +135,8 @@ class Database:
             raise DatabaseError(msg) from exc
         if setup is not None:
             # The file SQLite will open: a link's target, if the name is one.
-            _create_private(setup.file[1] if setup.file is not None else url.database)
+            database = setup.file[1] if setup.file is not None else url.database
+            _create_private(database, wal=setup.private)
             event.listen(engine, "do_connect", setup.existing_only)
             event.listen(engine, "connect", setup)
         try:
@@ -256,8 +258,10 @@ def claim_private_sqlite(path: str | Path) -> Path:
     file of another user (SQLite writes into an existing ``-wal`` as it
     finds it: its owner would read every record, and a planted journal
     would be rolled back into the database). Creates a missing file with
-    mode 0600 without following links, and narrows the caller's own files
-    to 0600. Runs on the caller's thread; touches only these files.
+    mode 0600 without following links, an empty database in WAL mode (so
+    that SQLite never switches it in the directory: see
+    :func:`start_in_wal_mode`), and narrows the caller's own files to 0600.
+    Runs on the caller's thread; touches only these files.
     """
     path = Path(path)
     companions = [Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS]
@@ -279,6 +283,7 @@ def claim_private_sqlite(path: str | Path) -> Path:
         raise DatabaseError(msg) from exc
     try:
         _claim_open(fd, path, path)
+        start_in_wal_mode(fd)
     finally:
         os.close(fd)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -309,20 +314,27 @@ def _claim_open(fd: int, path: Path, candidate: Path) -> None:
         os.fchmod(fd, _PRIVATE)
 
 
-def _create_private(database: str | None) -> None:
+def _create_private(database: str | None, *, wal: bool = False) -> None:
     """Create a missing SQLite file with mode 0600 (SQLite would use 0644).
 
     Only a plain path: not ``:memory:``, not a ``file:`` URI. An existing
     name (a file, or a link: SQLite decides what to do with it) is left as
     it is, and so is a path SQLite will refuse anyway (no such directory).
+    With ``wal`` (a private database) the new file is an empty database in
+    WAL mode already (see :func:`start_in_wal_mode`).
     """
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        os.close(os.open(database, flags, _PRIVATE))
+        fd = os.open(database, flags, _PRIVATE)
     except OSError:
         return  # it exists, or SQLite will report why it cannot be opened
+    try:
+        if wal:
+            start_in_wal_mode(fd)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_file(url: URL) -> tuple[str, str] | None:
@@ -366,7 +378,7 @@ class _SqliteSetup:
     ``private`` (the URL's ``nofollow=1``): the database lies in a directory
     others may write to. Each new connection's files are checked before
     SQLite opens them and what it opened is checked after
-    (:mod:`regisseur.actors._sqlite_files`); and from the system's start to
+    (:mod:`regisseur.actors.sqlite_files`); and from the system's start to
     its end one connection (the anchor) stays open, out of the pool. While
     it is, SQLite neither removes the ``-wal`` and ``-shm`` (no free name to
     put another file under), nor rolls a ``-journal`` back into the database

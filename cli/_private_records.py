@@ -1,7 +1,7 @@
 """``regisseur status`` reading the records of a directory others may write to.
 
 The records' companions (``-wal``, ``-shm``, ``-journal``) are checked as a
-run checks them (:mod:`regisseur.actors._sqlite_files`): no link, nothing
+run checks them (:mod:`regisseur.actors.sqlite_files`): no link, nothing
 but a regular file of the database's owner with one name, the very files
 SQLite then opened. And the directory is left as it was: SQLite reads the
 database without writing to it and without creating a file beside it.
@@ -27,14 +27,14 @@ from urllib.parse import quote
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from regisseur.actors._sqlite_files import UnsafeDatabaseFile, check_files, verify_opened
+from regisseur.actors.sqlite_files import UnsafeDatabaseFile, check_files, verify_opened
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy.engine import Connection
 
-    from regisseur.actors._sqlite_files import Checked
+    from regisseur.actors.sqlite_files import Checked
 
 __all__ = ["read_private"]
 

@@ -29,11 +29,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from regisseur.actors._sqlite_files import UnsafeDatabaseFile
 from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
+from regisseur.actors.sqlite_files import UnsafeDatabaseFile
 from regisseur.cli._printable import printable
 from regisseur.cli._private_records import read_private
 

@@ -222,3 +222,38 @@ def test_a_wal_or_journal_planted_between_runs_is_refused_not_rolled_in(
     with pytest.raises(DatabaseError, match=rf"ours.db{which}' belongs to another user"):
         _opened(ours)
     assert ours.read_bytes() == before
+
+
+# -- a new file: never switched to WAL in the directory -------------------------------
+
+
+@pytest.mark.parametrize("how", ["system", "claim"])
+def test_a_new_file_is_in_wal_mode_and_its_wal_held_before_sqlite_first_opens_it(
+    tmp_path: Path, how: str
+) -> None:
+    """Before: the new file was empty; its first connection switched it to
+    WAL in the directory, SQLite making a -journal there and then opening
+    a -wal by a name no one held: a -wal put there at that moment (as the
+    -journal appeared) was taken, and as root made root's, past any check.
+    Now the first time SQLite opens the file, it is in WAL mode and its
+    -wal and -shm are files of ours already."""
+    from regisseur.actors.database import claim_private_sqlite
+
+    ours = tmp_path / "ours.db"
+    if how == "claim":  # as the CLI does before its system opens the file
+        claim_private_sqlite(ours)
+    database = Database(f"sqlite:///{ours}?nofollow=1")
+    seen: list[tuple[bytes, list[str]]] = []
+    original = sqlite3.connect
+
+    def first_open(*args: Any, **kwargs: Any) -> Any:
+        if not seen and str(ours) in str(args[0]):  # not the template's, made elsewhere
+            held = [p.name for p in sorted(tmp_path.iterdir()) if p.stat().st_mode & 0o077 == 0]
+            seen.append((ours.read_bytes()[18:20], held))
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", first_open)
+        database.open()
+    database.close()
+    assert seen == [(b"\x02\x02", ["ours.db", "ours.db-shm", "ours.db-wal"])]

@@ -29,9 +29,12 @@ what is wrong with it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import sqlite3
 import stat
+import tempfile
 from dataclasses import dataclass
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "UnsafeDatabaseFile",
     "check_files",
     "refusal",
+    "start_in_wal_mode",
     "verify_opened",
 ]
 
@@ -172,6 +176,28 @@ def verify_opened(checked: Checked) -> None:
                 "(replaced as SQLite opened it?)"
             )
             raise _refuse(shown, name, why)
+
+
+def start_in_wal_mode(fd: int) -> None:
+    """Make the empty file open as ``fd`` an empty database in WAL mode.
+
+    A new file's first connection would switch it to WAL in the directory:
+    SQLite then makes a ``-journal`` and opens a ``-wal`` by name (both
+    seen from outside as they appear), with no ``-wal`` of ours there to
+    hold the name (for an empty file SQLite removes one). The empty
+    database is made by SQLite in a private temporary directory instead,
+    and its bytes written into ``fd``. A file that is not empty is left
+    as it is.
+    """
+    if os.fstat(fd).st_size:
+        return
+    with tempfile.TemporaryDirectory(prefix="regisseur-db-") as private:
+        made = os.path.join(private, "new.db")
+        with contextlib.closing(sqlite3.connect(made)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        with open(made, "rb") as file:
+            content = file.read()
+    os.pwrite(fd, content, 0)
 
 
 def _owner(database: str) -> int | None:
