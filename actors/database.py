@@ -38,7 +38,6 @@ from regisseur.actors.log import redact_text
 from regisseur.actors.sqlite_files import (
     SQLITE_COMPANIONS,
     Checked,
-    UnsafeDatabaseFile,
     check_files,
     refusal,
     start_in_wal_mode,
@@ -487,18 +486,15 @@ class _SqliteSetup:
     def _check(self, *, hold: bool) -> Checked:
         assert self.file is not None
         configured, expected = self.file
-        try:
-            return check_files(expected, configured, expected=self._main, hold=hold)
-        except UnsafeDatabaseFile as exc:
-            raise DatabaseError(str(exc)) from exc
+        return check_files(expected, configured, expected=self._main, hold=hold)
 
     @staticmethod
     def _verify(dbapi_connection: Any, checked: Checked) -> None:
         try:
             verify_opened(checked)
-        except UnsafeDatabaseFile as exc:
+        except DatabaseError:
             dbapi_connection.close()
-            raise DatabaseError(str(exc)) from exc
+            raise
 
 
 def _first_read(dbapi_connection: Any, configured: str, expected: str, *, private: bool) -> None:

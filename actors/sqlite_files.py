@@ -23,8 +23,8 @@ elsewhere the names only). A file swapped in between the two is refused
 before the connection is used.
 
 Threads: runs on the connecting thread; touches only these files.
-Failures: :class:`UnsafeDatabaseFile`, its message naming the file and
-what is wrong with it.
+Failures: :class:`~regisseur.actors.database.DatabaseError`, its message
+naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from dataclasses import dataclass
 __all__ = [
     "SQLITE_COMPANIONS",
     "Checked",
-    "UnsafeDatabaseFile",
     "check_files",
     "refusal",
     "start_in_wal_mode",
@@ -62,8 +61,14 @@ _DELETED = " (deleted)"
 Identity = tuple[int, int]
 
 
-class UnsafeDatabaseFile(Exception):
-    """A file of the database is not one SQLite may use; the message says which and why."""
+def _error(message: str) -> Exception:
+    """The database's error (``DatabaseError``) saying ``message``.
+
+    Imported when raised: ``regisseur.actors.database`` builds on this module.
+    """
+    from regisseur.actors.database import DatabaseError
+
+    return DatabaseError(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +112,8 @@ def refusal(info: os.stat_result, owner: int | None = None) -> str | None:
     return None
 
 
-def _refuse(shown: str, name: str, why: str) -> UnsafeDatabaseFile:
-    return UnsafeDatabaseFile(f"refusing to open the database {shown!r}: {name!r} {why}")
+def _refuse(shown: str, name: str, why: str) -> Exception:
+    return _error(f"refusing to open the database {shown!r}: {name!r} {why}")
 
 
 def check_files(
@@ -133,7 +138,7 @@ def check_files(
     owner = _owner(database) if reader else None
     main = _look(database, shown, database, owner)
     if main is None:
-        raise UnsafeDatabaseFile(f"cannot open the database {shown!r}: it does not exist")
+        raise _error(f"cannot open the database {shown!r}: it does not exist")
     identity = (main.st_dev, main.st_ino)
     if expected is not None and identity != expected:
         raise _refuse(shown, database, "was replaced by another file since it was opened")
@@ -218,7 +223,7 @@ def _look(name: str, shown: str, database: str, owner: int | None = None) -> os.
     if why is None:
         return info
     if name == database:
-        raise UnsafeDatabaseFile(f"refusing to open the database {shown!r}: it {why}")
+        raise _error(f"refusing to open the database {shown!r}: it {why}")
     raise _refuse(shown, name, why)
 
 
@@ -232,7 +237,7 @@ def _create(name: str, shown: str) -> os.stat_result | None:
         return _look(name, shown, "")  # checked as this user's: only a holder creates
     except OSError as exc:
         msg = f"cannot open the database {shown!r}: {name!r}: {exc.strerror or exc}"
-        raise UnsafeDatabaseFile(msg) from exc
+        raise _error(msg) from exc
     try:
         return os.fstat(fd)
     finally:

@@ -13,8 +13,8 @@ too, read-only (``mode=ro``: a journal is never rolled back, a ``-wal``
 never checkpointed). A ``-wal`` without a ``-shm`` is refused: SQLite would
 create one.
 
-Threads: runs on the caller's thread. Failures: :class:`UnsafeDatabaseFile`
-naming the file and what is wrong with it; SQLAlchemy's errors as they come.
+Threads: runs on the caller's thread. Failures: ``DatabaseError`` naming
+the file and what is wrong with it; SQLAlchemy's errors as they come.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from urllib.parse import quote
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from regisseur.actors.sqlite_files import UnsafeDatabaseFile, check_files, verify_opened
+from regisseur.actors.database import DatabaseError
+from regisseur.actors.sqlite_files import check_files, verify_opened
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,7 +55,7 @@ def read_private(path: str, read: Callable[[Connection], T]) -> T:
                 f"is there without {path + '-shm'!r}, which SQLite would create "
                 "(a run that did not end normally?); run a download in the directory first"
             )
-            raise UnsafeDatabaseFile(msg)
+            raise DatabaseError(msg)
         before = _stamp(path)
         engine = create_engine(
             "sqlite://",
@@ -70,7 +71,7 @@ def read_private(path: str, read: Callable[[Connection], T]) -> T:
             return result
         # A run started while the file was read alone: read what it holds too.
     msg = f"cannot read {path!r}: runs kept starting and ending while it was read; try again"
-    raise UnsafeDatabaseFile(msg)
+    raise DatabaseError(msg)
 
 
 def _connect(checked: Checked, *, live: bool) -> Any:

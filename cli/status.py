@@ -29,11 +29,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from regisseur.actors.database import DatabaseError
 from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
-from regisseur.actors.sqlite_files import UnsafeDatabaseFile
 from regisseur.cli._printable import printable
 from regisseur.cli._private_records import read_private
 
@@ -92,7 +92,7 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             downloads, journal = read_private(os.path.abspath(url.database), read)
         else:
             downloads, journal = _read_engine(url, read)
-    except UnsafeDatabaseFile as exc:
+    except DatabaseError as exc:  # a file of the records that may not be used
         raise StatusError(str(exc)) from exc
     except SQLAlchemyError as exc:
         safe = redact_text(str(url))
