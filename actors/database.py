@@ -319,18 +319,26 @@ def _create_private(database: str | None, *, wal: bool = False) -> None:
     Only a plain path: not ``:memory:``, not a ``file:`` URI. An existing
     name (a file, or a link: SQLite decides what to do with it) is left as
     it is, and so is a path SQLite will refuse anyway (no such directory).
-    With ``wal`` (a private database) the new file is an empty database in
-    WAL mode already (see :func:`start_in_wal_mode`).
+    With ``wal`` (a private database) a new or empty file of this user
+    becomes an empty database in WAL mode (see :func:`start_in_wal_mode`).
     """
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(database, flags, _PRIVATE)
+    except FileExistsError:
+        if not wal:
+            return
+        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(database, flags | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return  # a link, or unwritable: the checks of the first connection say so
     except OSError:
-        return  # it exists, or SQLite will report why it cannot be opened
+        return  # SQLite will report why it cannot be opened
     try:
-        if wal:
+        if wal and refusal(os.fstat(fd)) is None:  # else refused by the first check
             start_in_wal_mode(fd)
     finally:
         os.close(fd)

@@ -192,16 +192,22 @@ def start_in_wal_mode(fd: int) -> None:
     hold the name (for an empty file SQLite removes one). The empty
     database is made by SQLite in a private temporary directory instead,
     and its bytes written into ``fd``. A file that is not empty is left
-    as it is.
+    as it is. ``DatabaseError`` if the temporary directory cannot be used.
     """
     if os.fstat(fd).st_size:
         return
-    with tempfile.TemporaryDirectory(prefix="regisseur-db-") as private:
-        made = os.path.join(private, "new.db")
-        with contextlib.closing(sqlite3.connect(made)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL").fetchall()
-        with open(made, "rb") as file:
-            content = file.read()
+    try:
+        with tempfile.TemporaryDirectory(prefix="regisseur-db-") as private:
+            made = os.path.join(private, "new.db")
+            with contextlib.closing(sqlite3.connect(made)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            with open(made, "rb") as file:
+                content = file.read()
+    except (OSError, sqlite3.Error) as exc:
+        where = tempfile.gettempdir()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        msg = f"cannot make a new database in a private folder of {where}: {reason}"
+        raise _error(msg) from None  # not the database file's own error
     os.pwrite(fd, content, 0)
 
 

@@ -227,7 +227,7 @@ def test_a_wal_or_journal_planted_between_runs_is_refused_not_rolled_in(
 # -- a new file: never switched to WAL in the directory -------------------------------
 
 
-@pytest.mark.parametrize("how", ["system", "claim"])
+@pytest.mark.parametrize("how", ["system", "claim", "empty"])
 def test_a_new_file_is_in_wal_mode_and_its_wal_held_before_sqlite_first_opens_it(
     tmp_path: Path, how: str
 ) -> None:
@@ -242,6 +242,8 @@ def test_a_new_file_is_in_wal_mode_and_its_wal_held_before_sqlite_first_opens_it
     ours = tmp_path / "ours.db"
     if how == "claim":  # as the CLI does before its system opens the file
         claim_private_sqlite(ours)
+    elif how == "empty":  # made empty by an older version, say
+        ours.touch(mode=0o600)
     database = Database(f"sqlite:///{ours}?nofollow=1")
     seen: list[tuple[bytes, list[str]]] = []
     original = sqlite3.connect
