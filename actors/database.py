@@ -459,8 +459,8 @@ class _SqliteSetup:
         anchor = fairy.dbapi_connection
         fairy.detach()  # closed by release(), never by the pool
         self._anchor = anchor
-        # Its first read in WAL mode opens the -wal (a new file is in WAL
-        # mode only since this connection switched it): checked like any.
+        # Its first read in WAL mode opens the -wal (a file that was not in
+        # WAL mode is only since this connection switched it): checked.
         self._first_read(anchor, self._check(hold=True))
         self._close_guard()
 
