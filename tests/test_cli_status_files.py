@@ -117,3 +117,20 @@ def test_status_refuses_a_wal_of_another_user(tmp_path: Path) -> None:
     result = run("status", str(records.parent))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "-wal' belongs to another user" in result.stderr
+
+
+def test_status_db_with_nofollow_reads_as_status_dir_does(tmp_path: Path) -> None:
+    """``--db 'sqlite:///DIR/x.db?nofollow=1'`` (as the README advises for a
+    download's records in DIR): before, the option was dropped and the file
+    opened read-write, a -journal link not looked at; now the records are
+    read as ``status DIR`` reads them."""
+    records = _records(tmp_path / "out")
+    Path(f"{records}-journal").symlink_to(tmp_path / "elsewhere")
+    result = run("status", "--db", f"sqlite:///{records}?nofollow=1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{DB_NAME}-journal' is a symbolic link" in result.stderr
+    Path(f"{records}-journal").unlink()
+    names = sorted(os.listdir(records.parent))
+    result = run("status", "--db", f"sqlite:///{records}?nofollow=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(os.listdir(records.parent)) == names
