@@ -11,7 +11,12 @@ URLs, and a URL may carry a password or a signature.
 :func:`claim_private_sqlite` goes further for a database kept in a directory
 others may write to (the CLI's output directory): it refuses a symbolic
 or hard link in place of the file or its companions, and any of them that
-belongs to another user.
+belongs to another user. A database opened with the URL option
+``nofollow=1`` gets the same checks at every new connection, before and
+after SQLite opens the companions again (:mod:`regisseur.actors.sqlite_files`),
+and a read-only connection kept open while the system runs, so that SQLite
+never deletes and re-creates them, nor rolls a journal put there back into
+the database.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, P
 
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.log import redact_text
+from regisseur.actors.sqlite_files import (
+    SQLITE_COMPANIONS,
+    Checked,
+    check_files,
+    refusal,
+    start_in_wal_mode,
+    verify_opened,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -40,9 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["Database", "DatabaseError", "claim_private_sqlite", "create_tables", "lock_schema"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: The files SQLite keeps beside a database ``x.db``: ``x.db-wal`` and so on.
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 _PRIVATE = 0o600
+#: Where a new connection's checked files wait for its check after the open.
+_CHECKED = "regisseur.checked_files"
 
 
 class DatabaseError(RegisseurError, RuntimeError):
@@ -64,6 +76,7 @@ class Database:
             self._url = None  # reported by open(), as a failed database stage
         self.echo = echo
         self._engine: Engine | None = None
+        self._setup: _SqliteSetup | None = None
 
     @property
     def url(self) -> str:
@@ -110,27 +123,38 @@ class Database:
             msg = f"database_url {self.url!r} is not a valid SQLAlchemy URL (e.g. sqlite:///app.db)"
             raise DatabaseError(msg)
         url = self._url
+        setup = None
         if self.is_sqlite:
-            setup = _SqliteSetup(_sqlite_file(url))
+            setup = _SqliteSetup(_sqlite_file(url), private=url.query.get("nofollow") is not None)
             url = url.difference_update_query(["nofollow"])  # regisseur's own, not SQLite's
         try:
             engine = create_engine(url, echo=self.echo, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             msg = f"cannot use database {self.url}: {exc}"
             raise DatabaseError(msg) from exc
-        if self.is_sqlite:
+        if setup is not None:
             # The file SQLite will open: a link's target, if the name is one.
-            _create_private(setup.file[1] if setup.file is not None else url.database)
+            database = setup.file[1] if setup.file is not None else url.database
+            _create_private(database, wal=setup.private)
             event.listen(engine, "do_connect", setup.existing_only)
             event.listen(engine, "connect", setup)
         try:
+            if setup is not None:
+                setup.open_guard()
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
+            if setup is not None:
+                setup.hold(engine)
         except Exception as exc:
             engine.dispose()
+            if setup is not None:
+                setup.release()
+            if isinstance(exc, DatabaseError):
+                raise  # a refusal: its message names the file
             msg = f"cannot connect to database {self.url}: {type(exc).__name__}: {exc}"
             raise DatabaseError(msg) from exc
         self._engine = engine
+        self._setup = setup
 
     def session(self) -> Session:
         """A new ``Session`` bound to the engine (use it on one thread)."""
@@ -148,10 +172,17 @@ class Database:
         return True
 
     def close(self) -> None:
-        """Dispose of the engine and its pooled connections."""
+        """Dispose of the engine and its pooled connections.
+
+        The connection a ``nofollow`` database keeps closes last: it
+        checkpoints the ``-wal``, and SQLite removes it and the ``-shm``.
+        """
         engine, self._engine = self._engine, None
+        setup, self._setup = self._setup, None
         if engine is not None:
             engine.dispose()
+        if setup is not None:
+            setup.release()
 
 
 def create_tables(connection: Connection, *tables: Table) -> None:
@@ -226,8 +257,10 @@ def claim_private_sqlite(path: str | Path) -> Path:
     file of another user (SQLite writes into an existing ``-wal`` as it
     finds it: its owner would read every record, and a planted journal
     would be rolled back into the database). Creates a missing file with
-    mode 0600 without following links, and narrows the caller's own files
-    to 0600. Runs on the caller's thread; touches only these files.
+    mode 0600 without following links, an empty database in WAL mode (so
+    that SQLite never switches it in the directory: see
+    :func:`start_in_wal_mode`), and narrows the caller's own files to 0600.
+    Runs on the caller's thread; touches only these files.
     """
     path = Path(path)
     companions = [Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS]
@@ -249,6 +282,7 @@ def claim_private_sqlite(path: str | Path) -> Path:
         raise DatabaseError(msg) from exc
     try:
         _claim_open(fd, path, path)
+        start_in_wal_mode(fd)
     finally:
         os.close(fd)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -271,40 +305,43 @@ def claim_private_sqlite(path: str | Path) -> Path:
 def _claim_open(fd: int, path: Path, candidate: Path) -> None:
     """Check the open file ``candidate`` (of database ``path``) is ours alone; narrow it."""
     info = os.fstat(fd)
-    refusal = f"refusing to open the database {str(path)!r}: "
-    name = "it" if candidate == path else repr(str(candidate))
-    if not stat.S_ISREG(info.st_mode):
-        raise DatabaseError(f"{refusal}{name} is not a regular file")
-    if info.st_uid != os.geteuid():
-        msg = (
-            f"{refusal}{name} belongs to another user (uid {info.st_uid}), who could "
-            "read or change the records; remove it"
-        )
-        raise DatabaseError(msg)
-    if info.st_nlink != 1:
-        msg = (
-            f"{refusal}{name} has {info.st_nlink} hard links (another name of the same "
-            "file, which may be another application's or readable elsewhere); remove it"
-        )
-        raise DatabaseError(msg)
+    why = refusal(info)
+    if why is not None:
+        name = "it" if candidate == path else repr(str(candidate))
+        raise DatabaseError(f"refusing to open the database {str(path)!r}: {name} {why}")
     if info.st_mode & 0o077:
         os.fchmod(fd, _PRIVATE)
 
 
-def _create_private(database: str | None) -> None:
+def _create_private(database: str | None, *, wal: bool = False) -> None:
     """Create a missing SQLite file with mode 0600 (SQLite would use 0644).
 
     Only a plain path: not ``:memory:``, not a ``file:`` URI. An existing
     name (a file, or a link: SQLite decides what to do with it) is left as
     it is, and so is a path SQLite will refuse anyway (no such directory).
+    With ``wal`` (a private database) a new or empty file of this user
+    becomes an empty database in WAL mode (see :func:`start_in_wal_mode`).
     """
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        os.close(os.open(database, flags, _PRIVATE))
+        fd = os.open(database, flags, _PRIVATE)
+    except FileExistsError:
+        if not wal:
+            return
+        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(database, flags | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return  # a link, or unwritable: the checks of the first connection say so
     except OSError:
-        return  # it exists, or SQLite will report why it cannot be opened
+        return  # SQLite will report why it cannot be opened
+    try:
+        if wal and refusal(os.fstat(fd)) is None:  # else refused by the first check
+            start_in_wal_mode(fd)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_file(url: URL) -> tuple[str, str] | None:
@@ -343,12 +380,29 @@ def _sqlite_file(url: URL) -> tuple[str, str] | None:
 
 class _SqliteSetup:
     """Settings and checks of every new SQLite connection (runs on the
-    connecting thread, before the connection is used)."""
+    connecting thread, before the connection is used).
 
-    def __init__(self, file: tuple[str, str] | None) -> None:
+    ``private`` (the URL's ``nofollow=1``): the database lies in a directory
+    others may write to. Each new connection's files are checked before
+    SQLite opens them and what it opened is checked after
+    (:mod:`regisseur.actors.sqlite_files`); and from the system's start to
+    its end one connection (the anchor) stays open, out of the pool. While
+    it is, SQLite neither removes the ``-wal`` and ``-shm`` (no free name to
+    put another file under), nor rolls a ``-journal`` back into the database
+    (that needs the file to itself), nor checkpoints into the database a
+    ``-wal`` slipped in under a refused connection as it closes it. Until
+    the anchor is open, a read-only connection (the guard) does the same
+    for the first one: it can neither roll back nor checkpoint.
+    """
+
+    def __init__(self, file: tuple[str, str] | None, *, private: bool = False) -> None:
         self.file = file
+        self.private = private and file is not None
+        self._main: tuple[int, int] | None = None  # the database file opened at the start
+        self._guard: sqlite3.Connection | None = None
+        self._anchor: Any = None  # a DB-API connection, out of the pool
 
-    def existing_only(self, _dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+    def existing_only(self, _dialect: Any, record: Any, cargs: list[Any], cparams: Any) -> None:
         """Open the file as it exists, never create it (``mode=rw``).
 
         The file exists by now (created at the system's start): a dangling
@@ -356,18 +410,118 @@ class _SqliteSetup:
         target, another file anywhere this user may write, before the check
         of the connection could refuse it. Not for ``:memory:``, a
         ``file:`` name, or a URL with ``uri=true`` (its own URI options,
-        ``mode`` among them, stand as written).
+        ``mode`` among them, stand as written). A private database's files
+        are checked here, just before SQLite opens them.
         """
         if self.file is None or cparams.get("uri") or not cargs or not isinstance(cargs[0], str):
             return
+        if self.private:
+            record.info[_CHECKED] = self._check(hold=True)
         path = quote(os.fsencode(cargs[0]), safe="/")
         cargs[0] = f"file://{path}?mode=rw"
         cparams["uri"] = True
 
-    def __call__(self, dbapi_connection: Any, _record: Any) -> None:
+    def __call__(self, dbapi_connection: Any, record: Any) -> None:
+        checked = record.info.pop(_CHECKED, None)
         if self.file is not None:
-            _check_opened(dbapi_connection, *self.file)
+            self._first_read(dbapi_connection, checked)
         _sqlite_pragmas(dbapi_connection)
+        if checked is not None and not checked.wal_mode:
+            # This connection may just have switched a new file to WAL:
+            # the -wal and -shm SQLite made for it must be private too.
+            self._verify(dbapi_connection, self._check(hold=False))
+
+    def open_guard(self) -> None:
+        """Check the files and open a read-only connection (a private database
+        only; on the opening thread), kept until :meth:`hold`: the first
+        pooled connection opens beside it, so that it cannot roll back a
+        journal, and closing it refused checkpoints nothing."""
+        if not self.private or self.file is None:
+            return
+        expected = self.file[1]
+        checked = self._check(hold=True)
+        uri = f"file:{quote(os.fsencode(expected), safe='/')}?mode=ro"
+        guard = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            self._first_read(guard, checked)
+        except BaseException:
+            guard.close()
+            raise
+        self._main = checked.identity("")
+        self._guard = guard
+
+    def hold(self, engine: Engine) -> None:
+        """Take one connection out of ``engine``'s pool and keep it open until
+        :meth:`release` (checked like any); then close the read-only guard."""
+        if self._guard is None:
+            return
+        fairy = engine.raw_connection()
+        anchor = fairy.dbapi_connection
+        fairy.detach()  # closed by release(), never by the pool
+        self._anchor = anchor
+        # Its first read in WAL mode opens the -wal (a file that was not in
+        # WAL mode is only since this connection switched it): checked.
+        self._first_read(anchor, self._check(hold=True))
+        self._close_guard()
+
+    def release(self) -> None:
+        """Close the kept connections (any thread; idempotent). Call after the
+        pool's: the anchor is then the last, and checkpoints the ``-wal``."""
+        self._close_guard()
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            anchor.close()
+
+    def _close_guard(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.close()
+
+    def _first_read(self, dbapi_connection: Any, checked: Checked | None) -> None:
+        """The connection's first read (SQLite opens the companions for it),
+        then the check of what it opened. A read that failed on a file
+        swapped in is refused as such (SQLite took it for its own)."""
+        assert self.file is not None
+        try:
+            _first_read(dbapi_connection, *self.file, private=self.private)
+        except sqlite3.Error:
+            if checked is not None:
+                self._verify(dbapi_connection, checked)
+            raise
+        if checked is not None:
+            self._verify(dbapi_connection, checked)
+
+    def _check(self, *, hold: bool) -> Checked:
+        assert self.file is not None
+        configured, expected = self.file
+        return check_files(expected, configured, expected=self._main, hold=hold)
+
+    @staticmethod
+    def _verify(dbapi_connection: Any, checked: Checked) -> None:
+        try:
+            verify_opened(checked)
+        except DatabaseError:
+            dbapi_connection.close()
+            raise
+
+
+def _first_read(dbapi_connection: Any, configured: str, expected: str, *, private: bool) -> None:
+    """The connection's first statement (SQLite opens the companions for it),
+    checking it opened ``expected``; for a private database, a journal there
+    that SQLite could not roll back is named (one put there while the
+    database was held: SQLite would have rolled it into the records)."""
+    try:
+        _check_opened(dbapi_connection, configured, expected)
+    except sqlite3.OperationalError as exc:
+        journal = f"{expected}-journal"
+        if not private or not os.path.lexists(journal):
+            raise
+        dbapi_connection.close()
+        msg = (
+            f"refusing to open the database {configured!r}: {journal!r} is there, a "
+            f"rollback journal SQLite would roll into the records ({exc}); remove it"
+        )
+        raise DatabaseError(msg) from exc
 
 
 def _check_opened(dbapi_connection: Any, configured: str, expected: str) -> None:

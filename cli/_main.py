@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["console_main", "main"]
 
 _DEFAULT_DB = "sqlite:///regisseur.db"  # ActorSystem's default database
+# A directory's records are read as a run opens them there: every file
+# checked, nothing followed, nothing created (cli/_private_records.py).
+_NOFOLLOW = "nofollow=1"
 
 
 def _startup_over(args: argparse.Namespace) -> None:
@@ -67,10 +70,10 @@ def _status_database(args: argparse.Namespace) -> str:
         if not (directory / DB_NAME).is_file():
             msg = f"no download records in {directory} (no {DB_NAME}: nothing was downloaded there)"
             raise ValueError(msg)
-        return directory_database(directory)
+        return f"{directory_database(directory)}?{_NOFOLLOW}"
     _refuse_link(Path(DB_NAME))
     if Path(DB_NAME).is_file():  # `regisseur download` ran here with the default -o
-        return directory_database(".")
+        return f"{directory_database('.')}?{_NOFOLLOW}"
     if not Path(_DEFAULT_DB.removeprefix("sqlite:///")).is_file():
         from regisseur.cli.status import StatusError
 

@@ -19,27 +19,33 @@ read).
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from sqlalchemy import create_engine, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from regisseur.actors.database import DatabaseError
 from regisseur.actors.downloads import store
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
 from regisseur.cli._error_text import beside_url
 from regisseur.cli._printable import printable
+from regisseur.cli._private_records import read_private
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import URL, Connection
 
 __all__ = ["StatusError", "collect", "render_json", "render_table"]
 
+T = TypeVar("T")
 #: Times before this (2001) were written by versions that stored monotonic
 #: seconds: they say nothing about when, so they are shown as unknown.
 _EPOCH_FLOOR = 1e9
@@ -74,6 +80,33 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             reason = exc.strerror.lower() if exc.strerror else str(exc)
             msg = f"cannot read {path}: {reason}"
             raise StatusError(msg) from exc
+
+    def read(connection: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        downloads: list[dict[str, Any]] = []
+        if sa_inspect(connection).has_table(store.downloads_table.name):
+            downloads = _downloads(connection)
+        return downloads, read_events(connection, limit=events)
+
+    try:
+        if url.get_backend_name() == "sqlite" and "nofollow" in url.query and url.database:
+            # Records in a directory others may write to: read as a run opens them.
+            downloads, journal = read_private(os.path.abspath(url.database), read)
+        else:
+            downloads, journal = _read_engine(url, read)
+    except DatabaseError as exc:  # a file of the records that may not be used
+        raise StatusError(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        safe = redact_text(str(url))
+        msg = f"cannot read {safe}: {redact_text(_driver_message(exc))[:300]}"
+        raise StatusError(msg) from exc
+    # Shown to people and scripts: no URL password or signed-URL signature
+    # (in display names, errors, extras), whatever was stored.
+    dated = [{**e, "time": _iso(e["time"])} for e in journal]
+    return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
+
+
+def _read_engine(url: URL, read: Callable[[Connection], T]) -> T:
+    """``read(connection)`` on the database at ``url``, as SQLAlchemy opens it."""
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
@@ -81,20 +114,9 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
         raise StatusError(msg) from exc
     try:
         with engine.connect() as connection:
-            downloads: list[dict[str, Any]] = []
-            if sa_inspect(connection).has_table(store.downloads_table.name):
-                downloads = _downloads(connection)
-            journal = read_events(connection, limit=events)
-    except SQLAlchemyError as exc:
-        safe = redact_text(str(url))
-        msg = f"cannot read {safe}: {redact_text(_driver_message(exc))[:300]}"
-        raise StatusError(msg) from exc
+            return read(connection)
     finally:
         engine.dispose()
-    # Shown to people and scripts: no URL password or signed-URL signature
-    # (in display names, errors, extras), whatever was stored.
-    dated = [{**e, "time": _iso(e["time"])} for e in journal]
-    return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
 
 
 def _driver_message(exc: Exception) -> str:
