@@ -104,7 +104,10 @@ class ClusterKeeperActor(KeeperActor):
         super().__init__(initial_sources, history, flush_interval)
         self._node = node_id
         self._poll_interval = poll_interval
-        self._inserts: list[DownloadRecord] = []  # submitted, stored free at the next commit
+        # Submitted, stored free at the next commit (by id, in submit order).
+        # Until then the submit exists only here: lookups, lists and
+        # cancels read it from memory (see _lookup).
+        self._inserts: dict[str, DownloadRecord] = {}
         self._claim_wanted: set[str] = set()
         self._lease_fenced = False
         self._stopping: set[str] = set()  # runs stopped by a fence, not ended yet
@@ -260,6 +263,10 @@ class ClusterKeeperActor(KeeperActor):
         self._db_ok()
         return record
 
+    def _lookup(self, download_id: str) -> DownloadRecord | None:
+        # A submit whose row a failed commit left unstored is known here only.
+        return self._inserts.get(download_id) or super()._lookup(download_id)
+
     def _list(self, message: p.ListRecords) -> list[DownloadRecord]:
         try:
             records = super()._list(message)
@@ -267,6 +274,17 @@ class ClusterKeeperActor(KeeperActor):
             self._read_failed(exc)
             raise
         self._db_ok()
+        # Submits not stored yet (the commit before this read failed): the
+        # newest records, so listed last.
+        listed = {record.id for record in records}
+        wanted = set(message.states) if message.states is not None else None
+        records += [
+            record
+            for record in self._inserts.values()
+            if record.id not in listed
+            and (message.source is None or record.source == message.source)
+            and (wanted is None or record.state in wanted)
+        ]
         return records
 
     def _write_failed(
@@ -419,7 +437,7 @@ class ClusterKeeperActor(KeeperActor):
         record = self._submitted(message)
         if record is None:
             return
-        self._inserts.append(record)
+        self._inserts[record.id] = record
         self._ack_event(DownloadStateChanged(record, None))
         if record.source in self._sources:
             self._claim_wanted.add(record.source)
@@ -431,6 +449,8 @@ class ClusterKeeperActor(KeeperActor):
     def _cancel(self, message: CancelDownload) -> bool:
         if message.id in self._live:
             return super()._cancel(message)
+        if message.id in self._inserts:
+            return self._cancel_unstored(message)
         reason = None if message.reason == "cancelled" else message.reason
         try:
             before, after, owner = cluster_store.cancel_anywhere(
@@ -449,6 +469,24 @@ class ClusterKeeperActor(KeeperActor):
             return False
         self._remember(after)
         self.system.events.publish(DownloadStateChanged(after, before.state))
+        return True
+
+    def _cancel_unstored(self, message: CancelDownload) -> bool:
+        """Cancel a submit a failed commit left unstored: its row is stored Cancelled.
+
+        No node can have claimed it (it has no row yet), so the change is
+        this keeper's alone; announced, like the submit, once it is stored.
+        """
+        record = self._inserts[message.id]
+        ended = record.evolve(
+            state=DownloadState.CANCELLED,
+            error=None if message.reason == "cancelled" else message.reason,
+            updated_at=self._wall(),
+        )
+        self._inserts[message.id] = ended
+        self._remember(ended)
+        self._ack_event(DownloadStateChanged(ended, record.state))
+        self._commit()
         return True
 
     # -- claims ---------------------------------------------------------------------
@@ -508,11 +546,11 @@ class ClusterKeeperActor(KeeperActor):
         self._claim_writes.clear()
         staged, self._staged = self._staged, {}
         retried, self._unsaved = self._unsaved, {}
-        inserts, self._inserts = self._inserts, []
+        inserts, self._inserts = self._inserts, {}
         self._claim_writes.clear()  # the base keeper's claim column writes (not used here)
         writes = {**retried, **staged}
         try:
-            cluster_store.insert_queued(self.connection, inserts)
+            cluster_store.insert_queued(self.connection, list(inserts.values()))
             lost = cluster_store.write_owned(
                 self.connection,
                 [record for record, _new in writes.values()],
@@ -550,7 +588,7 @@ class ClusterKeeperActor(KeeperActor):
             cluster_store.notify_changes(self.connection, notices)
             self.connection.commit()
         except SQLAlchemyError as exc:
-            self._inserts = inserts + self._inserts
+            self._inserts = {**inserts, **self._inserts}
             self._write_failed(exc, staged, retried)
             return False
         self._db_ok()
