@@ -63,7 +63,6 @@ from regisseur.actors.downloads._partfile import (
     PartInUseError,
     ResumePoint,
     Validators,
-    aside_parts,
 )
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
@@ -229,7 +228,7 @@ class Fetch:
             (ctx.original_filename, name_from_url(self.url), display_name),
             ctx.download_id,
         )
-        self._shared_path = self.part.path
+        self._shared = self.part  # made from the download's names (see PartFile.set_aside)
         self.server_name: str | None = None
         self.digest: str | None = None
         self.received = 0
@@ -340,24 +339,22 @@ class Fetch:
         """
         if self.ctx.claim <= 1:
             return
-        found = [
-            p for p in aside_parts(self.directory, self.ctx.download_id) if p != self.part.path
-        ]
+        found = [p for p in self._shared.set_aside() if p.path != self.part.path]
         if not found:
             return
         best = self.part
         point = best.resume_point()
-        for path in found:
-            candidate = PartFile.found(path, self.ctx.download_id)
-            if not self._lock_stale(candidate):
+        for part in found:
+            if not self._lock_stale(part):
                 continue
-            if not candidate.mine():
-                candidate.unlock()  # not this user's: never read, cut or removed
+            if not part.mine():
+                part.unlock()  # not this user's: never read, cut or removed
                 continue
+            candidate = part  # the one of the two to remove
             try:
-                theirs = candidate.resume_point()
+                theirs = part.resume_point()
                 if _better(theirs, point):
-                    best, candidate, point = candidate, best, theirs
+                    best, candidate, point = part, best, theirs
                 candidate.remove()
             except OSError as exc:  # left as it is; the run goes on with the best so far
                 self.ctx.log.warning(
@@ -388,17 +385,16 @@ class Fetch:
         by another process as this run began and can be locked now."""
         if not self._left_held:
             return
-        paths = [self._shared_path, *aside_parts(self.directory, self.ctx.download_id)]
-        for path in paths:
-            part = PartFile.found(path, self.ctx.download_id)
-            if path == self.part.path or not self._lock_stale(part):
+        shared = PartFile.found(self._shared.path, self.ctx.download_id)  # not locked here
+        for part in (shared, *self._shared.set_aside()):
+            if part.path == self.part.path or not self._lock_stale(part):
                 continue
             try:
                 if part.mine():
                     part.remove()
             except OSError as exc:  # the download is published: a leftover is no failure
                 self.ctx.log.warning(
-                    "download_part_not_removed", part=str(path), error=network_reason(exc)
+                    "download_part_not_removed", part=str(part.path), error=network_reason(exc)
                 )
             finally:
                 part.unlock()

@@ -28,8 +28,12 @@ lock on the shared part, writes ``<safe name>.<tag>~<claim>.part`` instead
 (:meth:`PartFile.aside`; ``~`` is never in a tag, so no download's shared
 part has such a name). They are this download's parts as much as the
 shared one: :func:`parts_of` lists them, a later run resumes from the best
-one it can lock (:func:`aside_parts`), and the run that publishes removes
-those it can lock; one another live process holds is never touched.
+one it can lock (:meth:`PartFile.set_aside`), and the run that publishes
+removes those it can lock; one another live process holds is never
+touched. A run takes as such only a name its own :meth:`PartFile.aside`
+gives (the download's base name, tag and a number): any name may end like
+one (a file of the user's, another download published under a name its
+server chose), and such a file is no part of the download.
 
 Ownership: the run that uses a part holds an exclusive ``flock`` on it for
 the whole run (:meth:`PartFile.lock`); the kernel drops it when the process
@@ -69,7 +73,6 @@ __all__ = [
     "PartInUseError",
     "ResumePoint",
     "Validators",
-    "aside_parts",
     "part_tag",
     "parts_of",
 ]
@@ -116,9 +119,10 @@ def part_tag(download_id: str) -> str:
     return "h" + hashlib.sha256(download_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def _tag_of(name: str) -> tuple[str, bool] | None:
-    """The tag of a part's file name and whether it is a part set aside; None
-    if ``name`` is not a part's (``<base>.<tag>.part``, ``<base>.<tag>~<run>.part``)."""
+def _tag_of(name: str) -> tuple[str, int | None] | None:
+    """The tag of a part's file name and the run of a part set aside (None for
+    a shared part); None if ``name`` is not a part's (``<base>.<tag>.part``,
+    ``<base>.<tag>~<run>.part``)."""
     if not name.endswith(PART_SUFFIX):
         return None
     base, dot, last = name[: -len(PART_SUFFIX)].rpartition(".")
@@ -126,8 +130,8 @@ def _tag_of(name: str) -> tuple[str, bool] | None:
         return None
     tag, mark, run = last.partition(_ASIDE)
     if not mark:
-        return tag, False
-    return (tag, True) if tag and _RUN.fullmatch(run) else None
+        return tag, None
+    return (tag, int(run)) if tag and _RUN.fullmatch(run) else None
 
 
 def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
@@ -136,28 +140,25 @@ def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
     directory cannot be read). Parts of other downloads, another live run's
     among them, are not listed."""
     tags = {part_tag(i) for i in download_ids}
-    return _scan(directory, tags, aside_only=False) if tags else []
+    return sorted(path for path, _ in _scan(directory, tags, aside_only=False)) if tags else []
 
 
-def aside_parts(directory: Path, download_id: str) -> list[Path]:
-    """The parts of ``download_id`` set aside in ``directory`` (plain files,
-    sorted; none if the directory cannot be read). One scan of the directory."""
-    return _scan(directory, {part_tag(download_id)}, aside_only=True)
-
-
-def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[Path]:
-    found: list[Path] = []
+def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[tuple[Path, int | None]]:
+    """The plain files in ``directory`` named as parts of ``tags`` (``aside_only``:
+    parts set aside alone), each with its run (None: a shared part); [] if
+    the directory cannot be read."""
+    found: list[tuple[Path, int | None]] = []
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
                 parsed = _tag_of(entry.name)
-                if parsed is None or parsed[0] not in tags or (aside_only and not parsed[1]):
+                if parsed is None or parsed[0] not in tags or (aside_only and parsed[1] is None):
                     continue
                 if entry.is_file(follow_symlinks=False):
-                    found.append(directory / entry.name)
+                    found.append((directory / entry.name, parsed[1]))
     except OSError:
         return []
-    return sorted(found)
+    return found
 
 
 def _text(value: Any) -> str | None:
@@ -216,7 +217,7 @@ class PartFile:
 
     @classmethod
     def found(cls, path: Path, download_id: str) -> PartFile:
-        """The part at ``path`` (one :func:`aside_parts` found) of ``download_id``."""
+        """The part at ``path`` of ``download_id`` (a fresh object, not locked)."""
         part = cls(path.parent, (), download_id)
         part._name(path)
         return part
@@ -228,9 +229,28 @@ class PartFile:
         part's lock until that process wakes (a stopped process keeps its
         locks); it writes its own part from byte 0 instead. The stale run,
         once awake, is fenced: it publishes nothing and removes its part.
-        A later run of the download finds this one with :func:`aside_parts`.
+        A later run of the download finds this one with :meth:`set_aside`.
         """
         return PartFile(self._directory, self._names, self._download_id, run)
+
+    def set_aside(self) -> list[PartFile]:
+        """The parts of this download set aside in its directory (not locked,
+        sorted by path; none if the directory cannot be read). One scan.
+
+        Only the name :meth:`aside` gives for its number counts: another
+        that ends the same way (``notes.<id>~2.part``, a file of the user's
+        or another download's published under a name its server chose) is
+        no part of this download, and is never opened. Called on the part
+        made from the download's names (not one :meth:`found`).
+        """
+        found: list[PartFile] = []
+        for path, run in _scan(self._directory, {part_tag(self._download_id)}, aside_only=True):
+            if run is None:
+                continue
+            part = self.aside(run)
+            if part.path.name == path.name:
+                found.append(part)
+        return sorted(found, key=lambda part: part.path)
 
     # -- ownership -------------------------------------------------------------
     @property

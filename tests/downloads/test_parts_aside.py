@@ -182,10 +182,8 @@ def test_a_first_run_looks_for_no_part_set_aside(
     harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only an earlier run sets a part aside: a first claim does not scan the directory."""
-    from regisseur.actors.downloads import _http_fetch
-
     scans: list[object] = []
-    monkeypatch.setattr(_http_fetch, "aside_parts", lambda *args: scans.append(args) or [])
+    monkeypatch.setattr(PartFile, "set_aside", lambda *args: scans.append(args) or [])
     url = http_server.file("/data.bin", BODY, etag='"v1"')
     harness.fetch(harness.source(), url, download_id=ID, claim=1)
     assert scans == []
@@ -320,3 +318,46 @@ def test_another_users_part_set_aside_is_neither_resumed_nor_removed(
     assert Path(path).read_bytes() == BODY
     assert "Range" not in http_server.seen("/data.bin")[0].headers
     assert planted.path.read_bytes() == BODY[:5000]
+
+
+# -- look-alikes and other users' files ---------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_file_named_like_a_part_set_aside_under_another_name_is_left_alone(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """A name that ends like this download's part set aside (``.<id>~<n>.part``)
+    but starts with another name than the download's is no part of it: a
+    file of the user's, or another download's, published under a name its
+    server chose. Before: a later run truncated and removed it."""
+    part = shared(harness)
+    put(part.aside(1), BODY[:3000], 3000)  # a part set aside: still resumed
+    notes = harness.directory / f"notes.{ID}~2.part"
+    notes.write_bytes(b"the user's own notes")
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=3)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert notes.read_bytes() == b"the user's own notes"
+    assert harness.files() == sorted(["data.bin", notes.name])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("run", [1, 12345678901234567890])
+def test_a_part_set_aside_with_a_name_near_the_limit_is_resumed(
+    harness: Harness, http_server: HttpServer, run: int
+) -> None:
+    """The base of a long name is cut to leave room for the suffix, whose
+    length depends on the run's number: each part set aside is found by its
+    own name."""
+    name = "n" * 300 + ".bin"
+    part = PartFile(harness.directory, [name], ID).aside(run)
+    harness.directory.mkdir(parents=True, exist_ok=True)
+    put(part, BODY[:3000], 3000)
+    assert len(os.fsencode(part.temporary_path.name)) <= 255
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2, original_filename=name)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert harness.files() == [Path(path).name]
