@@ -61,6 +61,7 @@ from regisseur.actors.downloads._partfile import (
     CompareStopped,
     PartFile,
     PartInUseError,
+    PartNotOwnedError,
     ResumePoint,
     Validators,
 )
@@ -298,31 +299,41 @@ class Fetch:
         This run owns the download (its claim), so the holder is a run that
         lost it: one ending in this process, or a frozen process's. After
         ``_ASIDE_AFTER`` tries a claimed run stops waiting and writes a part
-        of its own (:meth:`PartFile.aside`), from byte 0.
+        of its own (:meth:`PartFile.aside`), from byte 0. A file of another
+        user under the name is never waited for: a claimed run writes aside
+        at once, a run without a claim fails naming it.
         """
         tries = 0
+        run = self.ctx.claim  # the number of the next part set aside
         while True:
             try:
                 self.part.lock()
                 return
             except PartInUseError:
-                pass
-            except OSError as exc:
-                msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
-                raise DownloadError(msg) from exc
+                held = True
+            except OSError as exc:  # PartNotOwnedError among them
+                held = False
+                if not (self.ctx.claim and isinstance(exc, PartNotOwnedError)):
+                    msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+                    raise DownloadError(msg) from exc
             self.ctx.ensure_owner()
-            tries += 1
-            if tries == 1:
-                self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
-            if tries >= _ASIDE_AFTER and self.ctx.claim:
-                # Numbered by this run's claim; one a frozen run holds under
-                # that number (another node's local epochs may repeat this
-                # node's) moves it on to the next number, at once.
-                self.part = self.part.aside(self.ctx.claim + tries - _ASIDE_AFTER)
+            if held:
+                tries += 1
+                if tries == 1:
+                    self.ctx.log.info(
+                        "download_part_in_use", url=self.shown, part=str(self.part.path)
+                    )
+                if tries < _ASIDE_AFTER or not self.ctx.claim:
+                    self._wait(_LOCK_POLL)
+                    continue
                 self._left_held = True
-                self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
-                continue
-            self._wait(_LOCK_POLL)
+            # Numbered by this run's claim; one a frozen run holds under
+            # that number (another node's local epochs may repeat this
+            # node's), or another user's file, moves it on to the next
+            # number, at once.
+            self.part = self._shared.aside(run)
+            run += 1
+            self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
 
     def _best_part(self) -> None:
         """Continue the best of this download's parts this run can lock.
@@ -347,9 +358,6 @@ class Fetch:
         for part in found:
             if not self._lock_stale(part):
                 continue
-            if not part.mine():
-                part.unlock()  # not this user's: never read, cut or removed
-                continue
             candidate = part  # the one of the two to remove
             try:
                 theirs = part.resume_point()
@@ -370,7 +378,8 @@ class Fetch:
 
     def _lock_stale(self, part: PartFile) -> bool:
         """Lock ``part``, a part of this download that may be another run's:
-        False if a live process holds it (noted for the end) or it is gone."""
+        False if a live process holds it (noted for the end), it is gone, or
+        it is another user's file (``PartNotOwnedError``: left as it is)."""
         try:
             part.lock(create=False)
         except PartInUseError:
@@ -390,8 +399,7 @@ class Fetch:
             if part.path == self.part.path or not self._lock_stale(part):
                 continue
             try:
-                if part.mine():
-                    part.remove()
+                part.remove()
             except OSError as exc:  # the download is published: a leftover is no failure
                 self.ctx.log.warning(
                     "download_part_not_removed", part=str(part.path), error=network_reason(exc)

@@ -71,6 +71,7 @@ __all__ = [
     "CompareStopped",
     "PartFile",
     "PartInUseError",
+    "PartNotOwnedError",
     "ResumePoint",
     "Validators",
     "part_tag",
@@ -173,6 +174,15 @@ class PartInUseError(OSError):
     """Another live run holds the part's lock (the caller waits or gives up)."""
 
 
+class PartNotOwnedError(OSError):
+    """The file under the part's name belongs to another user.
+
+    Its owner can change its bytes at any time, after every check (and a
+    file published from it stays theirs): it is never resumed, written,
+    cut, removed or published; waiting for it is pointless.
+    """
+
+
 class ResumePoint(NamedTuple):
     """Where a run continues: ``offset`` bytes are good; ``validators`` None: fresh."""
 
@@ -266,7 +276,9 @@ class PartFile:
         plain file found there once locked: a fresh part takes its place
         (with ``create`` False: ``FileNotFoundError``, as for a part that
         is not there). Raises ``PartInUseError`` when another live run
-        holds the lock, and ``OSError`` when the part cannot be opened.
+        holds the lock, ``PartNotOwnedError`` when the file there belongs
+        to another user (left as it is), and ``OSError`` when the part
+        cannot be opened.
         """
         if self._fd is not None:
             return
@@ -303,6 +315,10 @@ class PartFile:
                 os.close(fd)
                 self.path.unlink()
                 continue
+            if same and held.st_uid != os.geteuid():
+                os.close(fd)
+                msg = f"it belongs to another user (uid {held.st_uid})"
+                raise PartNotOwnedError(errno.EPERM, msg, str(self.path))
             if same:
                 self._fd = fd
                 self._empty = held.st_size == 0
@@ -317,11 +333,6 @@ class PartFile:
         self._empty = self._meta_absent = False
         if fd is not None:
             os.close(fd)
-
-    def mine(self) -> bool:
-        """True if the locked part belongs to this process's user."""
-        fd = self._fd
-        return fd is not None and os.fstat(fd).st_uid == os.geteuid()
 
     # -- state -----------------------------------------------------------------
     def size(self) -> int:

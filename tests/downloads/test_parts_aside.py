@@ -25,6 +25,7 @@ import pytest
 
 from regisseur.actors.downloads._http_fetch import _ASIDE_AFTER
 from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads.http_errors import DownloadError
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
 
 if TYPE_CHECKING:
@@ -361,3 +362,70 @@ def test_a_part_set_aside_with_a_name_near_the_limit_is_resumed(
     assert Path(path).read_bytes() == BODY
     assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
     assert harness.files() == [Path(path).name]
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_another_users_file_under_the_shared_parts_name_is_never_resumed_nor_published(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: resumed from the other user's bytes, and the published file
+    was theirs (its owner could change it after the checks)."""
+    planted = shared(harness)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = Path(harness.fetch(harness.source(), url, download_id=ID, claim=1))
+    assert path.read_bytes() == BODY
+    assert path.stat().st_uid == os.geteuid()
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert snapshot(planted) == before
+    assert planted.path.stat().st_uid == 4242
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_another_users_file_under_the_name_a_run_sets_aside_to_is_never_written(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """The shared part held (a frozen run), the run writes aside: a file of
+    another user planted under that name is passed over like a held one.
+    Before: resumed from its bytes and published as the download."""
+    part = shared(harness)
+    planted = part.aside(2)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with held_by_another_process(part.path):
+        running = harness.start(harness.source(), url, download_id=ID, claim=2)
+        for _ in range(_ASIDE_AFTER - 1):
+            assert harness.timers.next_wait() == pytest.approx(0.2)
+            harness.clock.advance(0.2)
+        path = Path(running.result())
+    assert path.read_bytes() == BODY
+    assert path.stat().st_uid == os.geteuid()
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert snapshot(planted) == before
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_a_run_without_a_claim_fails_naming_another_users_file_under_its_parts_name(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Without a claim a run never writes aside: it says what is in its way."""
+    planted = shared(harness)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with pytest.raises(DownloadError, match=r"belongs to another user \(uid 4242\)") as caught:
+        harness.fetch(harness.source(), url, download_id=ID, claim=0)
+    assert str(planted.path) in str(caught.value)
+    assert http_server.seen("/data.bin") == []
+    assert snapshot(planted) == before
