@@ -41,8 +41,8 @@ dies, so a part whose lock is free has no live writer. A resume continues
 at the offset recorded in the meta file, checked against the part's actual
 size (``fstat`` of the locked, no-follow descriptor, never the target of a
 symlink): a part shorter than its record is not resumed, bytes past it are
-cut off. A part without a readable meta file (or one without an offset) is
-never resumed: its origin is unknown.
+cut off. A part without a readable meta file of this user (or one without
+an offset) is never resumed: its origin is unknown.
 
 Used by one worker thread at a time (the download's).
 """
@@ -353,7 +353,12 @@ class PartFile:
         except OSError:  # a planted symlink (ELOOP), a directory, ...: removed by discard
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: removed by discard
+            info = os.fstat(fd)
+            # A FIFO, a device: removed by discard. Another user's file (put
+            # in place of this run's, or beside a part that has none) says
+            # whatever its owner wants about bytes that are not theirs: how
+            # many are good, that the body is complete.
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
                 os.close(fd)
                 return None
             with open(fd, "rb") as file:

@@ -429,3 +429,21 @@ def test_a_run_without_a_claim_fails_naming_another_users_file_under_its_parts_n
     assert str(planted.path) in str(caught.value)
     assert http_server.seen("/data.bin") == []
     assert snapshot(planted) == before
+
+
+@pytest.mark.timeout(30)
+@needs_root
+@pytest.mark.parametrize("aside", [False, True])
+def test_a_meta_file_of_another_user_is_never_trusted(
+    harness: Harness, http_server: HttpServer, aside: bool
+) -> None:
+    """This user's part with 5000 good bytes of 16 KiB; another user replaced
+    its meta file with one that says the body is complete at 5000 bytes.
+    Before: the 5000 bytes were published, without a request, as the download."""
+    part = shared(harness).aside(1) if aside else shared(harness)
+    put(part, BODY[:5000], 5000, Validators('"v1"', None, 5000))
+    os.chown(part.meta_path, 4242, 4242)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
+    assert Path(path).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
