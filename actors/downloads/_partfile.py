@@ -253,13 +253,18 @@ class PartFile:
         no part of this download, and is never opened. Called on the part
         made from the download's names (not one :meth:`found`).
         """
+        tag = part_tag(self._download_id)
+        bases: dict[int, str] = {}  # the base name by the suffix's length (see __init__)
         found: list[PartFile] = []
-        for path, run in _scan(self._directory, {part_tag(self._download_id)}, aside_only=True):
+        for path, run in _scan(self._directory, {tag}, aside_only=True):
             if run is None:
                 continue
-            part = self.aside(run)
-            if part.path.name == path.name:
-                found.append(part)
+            suffix = f".{tag}{_ASIDE}{run}{PART_SUFFIX}"
+            base = bases.get(len(suffix))
+            if base is None:
+                base = bases[len(suffix)] = self.aside(run).path.name[: -len(suffix)]
+            if path.name == base + suffix:
+                found.append(self.aside(run))
         return sorted(found, key=lambda part: part.path)
 
     # -- ownership -------------------------------------------------------------
