@@ -137,29 +137,41 @@ def _tag_of(name: str) -> tuple[str, int | None] | None:
 
 def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
     """The part files in ``directory`` that belong to ``download_ids``: the
-    shared ones and those set aside (plain files, sorted; none if the
-    directory cannot be read). Parts of other downloads, another live run's
-    among them, are not listed."""
+    shared ones and those set aside (plain files of this user, sorted; none
+    if the directory cannot be read). Parts of other downloads, another
+    live run's among them, are not listed."""
     tags = {part_tag(i) for i in download_ids}
     return sorted(path for path, _ in _scan(directory, tags, aside_only=False)) if tags else []
 
 
 def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[tuple[Path, int | None]]:
-    """The plain files in ``directory`` named as parts of ``tags`` (``aside_only``:
-    parts set aside alone), each with its run (None: a shared part); [] if
-    the directory cannot be read."""
+    """The plain files of this user in ``directory`` named as parts of ``tags``
+    (``aside_only``: parts set aside alone), each with its run (None: a
+    shared part); [] if the directory cannot be read. Another user's file
+    is no part (see ``PartNotOwnedError``): neither counted nor opened."""
     found: list[tuple[Path, int | None]] = []
+    me = os.geteuid()
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
                 parsed = _tag_of(entry.name)
                 if parsed is None or parsed[0] not in tags or (aside_only and parsed[1] is None):
                     continue
-                if entry.is_file(follow_symlinks=False):
+                if _plain_file_of(entry, me):
                     found.append((directory / entry.name, parsed[1]))
     except OSError:
         return []
     return found
+
+
+def _plain_file_of(entry: os.DirEntry[str], uid: int) -> bool:
+    """True if ``entry`` is a plain file (not a link) of ``uid``; False if it is gone."""
+    try:
+        return (
+            entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == uid
+        )
+    except OSError:
+        return False
 
 
 def _text(value: Any) -> str | None:

@@ -447,3 +447,16 @@ def test_a_meta_file_of_another_user_is_never_trusted(
     path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
     assert Path(path).read_bytes() == BODY
     assert "Range" not in http_server.seen("/data.bin")[0].headers
+
+
+@needs_root
+def test_partial_files_lists_no_file_of_another_user(harness: Harness) -> None:
+    """What a stopped CLI run counts as its partial files kept: never a file
+    another user put under a part's name (a run neither resumes nor removes
+    it). Before: counted."""
+    mine = shared(harness).aside(3)
+    mine.path.write_bytes(b"abc")
+    for theirs in (mine.aside(4), PartFile(harness.directory, ["other.bin"], ID)):
+        theirs.path.write_bytes(b"abc")
+        os.chown(theirs.path, 4242, 4242)
+    assert harness.source().partial_files([ID]) == [mine.path]
