@@ -471,6 +471,11 @@ class Fetch:
             self.received = offset
             hasher = self._hasher(offset)
             self.digest = hasher.hexdigest() if hasher is not None else None
+            if hasher is not None and self.digest != self.expected_sha256:
+                # Complete with other bytes (an earlier version of the file,
+                # the run killed before it published): fetched again.
+                msg = "the complete part does not have the sha256 asked for"
+                raise _StartOver(msg)
             return self._finish()
         headers = {"Accept-Encoding": "identity"}
         if stored is not None:

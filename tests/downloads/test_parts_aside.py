@@ -460,3 +460,31 @@ def test_partial_files_lists_no_file_of_another_user(harness: Harness) -> None:
         theirs.path.write_bytes(b"abc")
         os.chown(theirs.path, 4242, 4242)
     assert harness.source().partial_files([ID]) == [mine.path]
+
+
+# -- complete parts of another version ------------------------------------------------------
+
+NEW = bytes(reversed(BODY))  # the file as the server has it now
+V2 = Validators('"v2"', None, len(NEW))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("where", ["shared", "aside"])
+def test_a_complete_part_of_another_version_is_fetched_again_when_the_sha256_says_so(
+    harness: Harness, http_server: HttpServer, where: str
+) -> None:
+    """A part complete with the old version's bytes (its run was killed
+    before it published; a part set aside wins over a shared part with
+    fewer bytes) and the user asks for the new version's sha256. Before:
+    'sha256 mismatch' without a request, the download failed."""
+    part = shared(harness)
+    if where == "aside":
+        put(part, NEW[:9000], 9000, V2)
+        part = part.aside(1)
+    put(part, BODY, len(BODY))
+    url = http_server.file("/data.bin", NEW, etag='"v2"')
+    path = harness.fetch(
+        harness.source(), url, download_id=ID, claim=2, extra={"sha256": sha256(NEW)}
+    )
+    assert Path(path).read_bytes() == NEW
+    assert harness.files() == ["data.bin"]
