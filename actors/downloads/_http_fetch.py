@@ -308,7 +308,6 @@ class Fetch:
         while True:
             try:
                 self.part.lock()
-                return
             except PartInUseError:
                 held = True
             except OSError as exc:  # PartNotOwnedError among them
@@ -316,7 +315,12 @@ class Fetch:
                 if not (self.ctx.claim and isinstance(exc, PartNotOwnedError)):
                     msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
                     raise DownloadError(msg) from exc
-            self.ctx.ensure_owner()
+            else:
+                if self.part is not self._shared:
+                    self.ctx.log.info(
+                        "download_part_aside", url=self.shown, part=str(self.part.path)
+                    )
+                return
             if held:
                 tries += 1
                 if tries == 1:
@@ -324,6 +328,9 @@ class Fetch:
                         "download_part_in_use", url=self.shown, part=str(self.part.path)
                     )
                 if tries < _ASIDE_AFTER or not self.ctx.claim:
+                    # Asked before each wait only: names taken by others
+                    # (as many as they care to make) cost no round trip each.
+                    self.ctx.ensure_owner()
                     self._wait(_LOCK_POLL)
                     continue
                 self._left_held = True
@@ -333,7 +340,6 @@ class Fetch:
             # number, at once.
             self.part = self._shared.aside(run)
             run += 1
-            self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
 
     def _best_part(self) -> None:
         """Continue the best of this download's parts this run can lock.

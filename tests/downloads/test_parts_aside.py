@@ -488,3 +488,30 @@ def test_a_complete_part_of_another_version_is_fetched_again_when_the_sha256_say
     )
     assert Path(path).read_bytes() == NEW
     assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_names_taken_by_another_user_cost_no_ownership_check_each(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Another user who sees a part's name can plant files under the names
+    a run would set aside to, as many as they like. Each is passed over at
+    once; the ownership check (a database round trip in cluster mode) is
+    asked before waiting and before publishing, not per name. Before: once
+    per name."""
+    part = shared(harness)
+    for planted in (part, *(part.aside(run) for run in range(2, 42))):
+        planted.path.write_bytes(b"X")
+        os.chown(planted.path, 4242, 4242)
+    checks: list[int] = []
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(
+        harness.source(),
+        url,
+        download_id=ID,
+        claim=2,
+        check_owner=lambda: checks.append(1) is None,
+    )
+    assert Path(path).read_bytes() == BODY
+    assert len(checks) <= 2
