@@ -61,9 +61,9 @@ from regisseur.actors.downloads._partfile import (
     CompareStopped,
     PartFile,
     PartInUseError,
+    PartNotOwnedError,
     ResumePoint,
     Validators,
-    aside_parts,
 )
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
@@ -229,7 +229,7 @@ class Fetch:
             (ctx.original_filename, name_from_url(self.url), display_name),
             ctx.download_id,
         )
-        self._shared_path = self.part.path
+        self._shared = self.part  # made from the download's names (see PartFile.set_aside)
         self.server_name: str | None = None
         self.digest: str | None = None
         self.received = 0
@@ -321,31 +321,47 @@ class Fetch:
         This run owns the download (its claim), so the holder is a run that
         lost it: one ending in this process, or a frozen process's. After
         ``_ASIDE_AFTER`` tries a claimed run stops waiting and writes a part
-        of its own (:meth:`PartFile.aside`), from byte 0.
+        of its own (:meth:`PartFile.aside`), from byte 0. A file of another
+        user under the name is never waited for: a claimed run writes aside
+        at once, a run without a claim fails naming it.
         """
         tries = 0
+        run = self.ctx.claim  # the number of the next part set aside
         while True:
             try:
                 self.part.lock()
-                return
             except PartInUseError:
-                pass
-            except OSError as exc:
-                msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
-                raise DownloadError(msg) from exc
-            self.ctx.ensure_owner()
-            tries += 1
-            if tries == 1:
-                self.ctx.log.info("download_part_in_use", url=self.shown, part=str(self.part.path))
-            if tries >= _ASIDE_AFTER and self.ctx.claim:
-                # Numbered by this run's claim; one a frozen run holds under
-                # that number (another node's local epochs may repeat this
-                # node's) moves it on to the next number, at once.
-                self.part = self.part.aside(self.ctx.claim + tries - _ASIDE_AFTER)
+                held = True
+            except OSError as exc:  # PartNotOwnedError among them
+                held = False
+                if not (self.ctx.claim and isinstance(exc, PartNotOwnedError)):
+                    msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+                    raise DownloadError(msg) from exc
+            else:
+                if self.part is not self._shared:
+                    self.ctx.log.info(
+                        "download_part_aside", url=self.shown, part=str(self.part.path)
+                    )
+                return
+            if held:
+                tries += 1
+                if tries == 1:
+                    self.ctx.log.info(
+                        "download_part_in_use", url=self.shown, part=str(self.part.path)
+                    )
+                if tries < _ASIDE_AFTER or not self.ctx.claim:
+                    # Asked before each wait only: names taken by others
+                    # (as many as they care to make) cost no round trip each.
+                    self.ctx.ensure_owner()
+                    self._wait(_LOCK_POLL)
+                    continue
                 self._left_held = True
-                self.ctx.log.info("download_part_aside", url=self.shown, part=str(self.part.path))
-                continue
-            self._wait(_LOCK_POLL)
+            # Numbered by this run's claim; one a frozen run holds under
+            # that number (another node's local epochs may repeat this
+            # node's), or another user's file, moves it on to the next
+            # number, at once.
+            self.part = self._shared.aside(run)
+            run += 1
 
     def _best_part(self) -> None:
         """Continue the best of this download's parts this run can lock.
@@ -362,24 +378,19 @@ class Fetch:
         """
         if self.ctx.claim <= 1:
             return
-        found = [
-            p for p in aside_parts(self.directory, self.ctx.download_id) if p != self.part.path
-        ]
+        found = [p for p in self._shared.set_aside() if p.path != self.part.path]
         if not found:
             return
         best = self.part
         point = best.resume_point()
-        for path in found:
-            candidate = PartFile.found(path, self.ctx.download_id)
-            if not self._lock_stale(candidate):
+        for part in found:
+            if not self._lock_stale(part):
                 continue
-            if not candidate.mine():
-                candidate.unlock()  # not this user's: never read, cut or removed
-                continue
+            candidate = part  # the one of the two to remove
             try:
-                theirs = candidate.resume_point()
+                theirs = part.resume_point()
                 if _better(theirs, point):
-                    best, candidate, point = candidate, best, theirs
+                    best, candidate, point = part, best, theirs
                 candidate.remove()
             except OSError as exc:  # left as it is; the run goes on with the best so far
                 self.ctx.log.warning(
@@ -395,7 +406,8 @@ class Fetch:
 
     def _lock_stale(self, part: PartFile) -> bool:
         """Lock ``part``, a part of this download that may be another run's:
-        False if a live process holds it (noted for the end) or it is gone."""
+        False if a live process holds it (noted for the end), it is gone, or
+        it is another user's file (``PartNotOwnedError``: left as it is)."""
         try:
             part.lock(create=False)
         except PartInUseError:
@@ -410,17 +422,15 @@ class Fetch:
         by another process as this run began and can be locked now."""
         if not self._left_held:
             return
-        paths = [self._shared_path, *aside_parts(self.directory, self.ctx.download_id)]
-        for path in paths:
-            part = PartFile.found(path, self.ctx.download_id)
-            if path == self.part.path or not self._lock_stale(part):
+        shared = PartFile.found(self._shared.path, self.ctx.download_id)  # not locked here
+        for part in (shared, *self._shared.set_aside()):
+            if part.path == self.part.path or not self._lock_stale(part):
                 continue
             try:
-                if part.mine():
-                    part.remove()
+                part.remove()
             except OSError as exc:  # the download is published: a leftover is no failure
                 self.ctx.log.warning(
-                    "download_part_not_removed", part=str(path), error=network_reason(exc)
+                    "download_part_not_removed", part=str(part.path), error=network_reason(exc)
                 )
             finally:
                 part.unlock()
@@ -489,6 +499,11 @@ class Fetch:
             self.received = offset
             hasher = self._hasher(offset)
             self.digest = hasher.hexdigest() if hasher is not None else None
+            if hasher is not None and self.digest != self.expected_sha256:
+                # Complete with other bytes (an earlier version of the file,
+                # the run killed before it published): fetched again.
+                msg = "the complete part does not have the sha256 asked for"
+                raise _StartOver(msg)
             return self._finish()
         headers = {"Accept-Encoding": "identity"}
         if stored is not None:

@@ -28,8 +28,12 @@ lock on the shared part, writes ``<safe name>.<tag>~<claim>.part`` instead
 (:meth:`PartFile.aside`; ``~`` is never in a tag, so no download's shared
 part has such a name). They are this download's parts as much as the
 shared one: :func:`parts_of` lists them, a later run resumes from the best
-one it can lock (:func:`aside_parts`), and the run that publishes removes
-those it can lock; one another live process holds is never touched.
+one it can lock (:meth:`PartFile.set_aside`), and the run that publishes
+removes those it can lock; one another live process holds is never
+touched. A run takes as such only a name its own :meth:`PartFile.aside`
+gives (the download's base name, tag and a number): any name may end like
+one (a file of the user's, another download published under a name its
+server chose), and such a file is no part of the download.
 
 Ownership: the run that uses a part holds an exclusive ``flock`` on it for
 the whole run (:meth:`PartFile.lock`); the kernel drops it when the process
@@ -37,8 +41,8 @@ dies, so a part whose lock is free has no live writer. A resume continues
 at the offset recorded in the meta file, checked against the part's actual
 size (``fstat`` of the locked, no-follow descriptor, never the target of a
 symlink): a part shorter than its record is not resumed, bytes past it are
-cut off. A part without a readable meta file (or one without an offset) is
-never resumed: its origin is unknown.
+cut off. A part without a readable meta file of this user (or one without
+an offset) is never resumed: its origin is unknown.
 
 Used by one worker thread at a time (the download's).
 """
@@ -67,9 +71,9 @@ __all__ = [
     "CompareStopped",
     "PartFile",
     "PartInUseError",
+    "PartNotOwnedError",
     "ResumePoint",
     "Validators",
-    "aside_parts",
     "part_tag",
     "parts_of",
 ]
@@ -116,9 +120,10 @@ def part_tag(download_id: str) -> str:
     return "h" + hashlib.sha256(download_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def _tag_of(name: str) -> tuple[str, bool] | None:
-    """The tag of a part's file name and whether it is a part set aside; None
-    if ``name`` is not a part's (``<base>.<tag>.part``, ``<base>.<tag>~<run>.part``)."""
+def _tag_of(name: str) -> tuple[str, int | None] | None:
+    """The tag of a part's file name and the run of a part set aside (None for
+    a shared part); None if ``name`` is not a part's (``<base>.<tag>.part``,
+    ``<base>.<tag>~<run>.part``)."""
     if not name.endswith(PART_SUFFIX):
         return None
     base, dot, last = name[: -len(PART_SUFFIX)].rpartition(".")
@@ -126,38 +131,47 @@ def _tag_of(name: str) -> tuple[str, bool] | None:
         return None
     tag, mark, run = last.partition(_ASIDE)
     if not mark:
-        return tag, False
-    return (tag, True) if tag and _RUN.fullmatch(run) else None
+        return tag, None
+    return (tag, int(run)) if tag and _RUN.fullmatch(run) else None
 
 
 def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
     """The part files in ``directory`` that belong to ``download_ids``: the
-    shared ones and those set aside (plain files, sorted; none if the
-    directory cannot be read). Parts of other downloads, another live run's
-    among them, are not listed."""
+    shared ones and those set aside (plain files of this user, sorted; none
+    if the directory cannot be read). Parts of other downloads, another
+    live run's among them, are not listed."""
     tags = {part_tag(i) for i in download_ids}
-    return _scan(directory, tags, aside_only=False) if tags else []
+    return sorted(path for path, _ in _scan(directory, tags, aside_only=False)) if tags else []
 
 
-def aside_parts(directory: Path, download_id: str) -> list[Path]:
-    """The parts of ``download_id`` set aside in ``directory`` (plain files,
-    sorted; none if the directory cannot be read). One scan of the directory."""
-    return _scan(directory, {part_tag(download_id)}, aside_only=True)
-
-
-def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[Path]:
-    found: list[Path] = []
+def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[tuple[Path, int | None]]:
+    """The plain files of this user in ``directory`` named as parts of ``tags``
+    (``aside_only``: parts set aside alone), each with its run (None: a
+    shared part); [] if the directory cannot be read. Another user's file
+    is no part (see ``PartNotOwnedError``): neither counted nor opened."""
+    found: list[tuple[Path, int | None]] = []
+    me = os.geteuid()
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
                 parsed = _tag_of(entry.name)
-                if parsed is None or parsed[0] not in tags or (aside_only and not parsed[1]):
+                if parsed is None or parsed[0] not in tags or (aside_only and parsed[1] is None):
                     continue
-                if entry.is_file(follow_symlinks=False):
-                    found.append(directory / entry.name)
+                if _plain_file_of(entry, me):
+                    found.append((directory / entry.name, parsed[1]))
     except OSError:
         return []
-    return sorted(found)
+    return found
+
+
+def _plain_file_of(entry: os.DirEntry[str], uid: int) -> bool:
+    """True if ``entry`` is a plain file (not a link) of ``uid``; False if it is gone."""
+    try:
+        return (
+            entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == uid
+        )
+    except OSError:
+        return False
 
 
 def _text(value: Any) -> str | None:
@@ -170,6 +184,15 @@ class CompareStopped(Exception):
 
 class PartInUseError(OSError):
     """Another live run holds the part's lock (the caller waits or gives up)."""
+
+
+class PartNotOwnedError(OSError):
+    """The file under the part's name belongs to another user.
+
+    Its owner can change its bytes at any time, after every check (and a
+    file published from it stays theirs): it is never resumed, written,
+    cut, removed or published; waiting for it is pointless.
+    """
 
 
 class ResumePoint(NamedTuple):
@@ -216,7 +239,7 @@ class PartFile:
 
     @classmethod
     def found(cls, path: Path, download_id: str) -> PartFile:
-        """The part at ``path`` (one :func:`aside_parts` found) of ``download_id``."""
+        """The part at ``path`` of ``download_id`` (a fresh object, not locked)."""
         part = cls(path.parent, (), download_id)
         part._name(path)
         return part
@@ -228,9 +251,33 @@ class PartFile:
         part's lock until that process wakes (a stopped process keeps its
         locks); it writes its own part from byte 0 instead. The stale run,
         once awake, is fenced: it publishes nothing and removes its part.
-        A later run of the download finds this one with :func:`aside_parts`.
+        A later run of the download finds this one with :meth:`set_aside`.
         """
         return PartFile(self._directory, self._names, self._download_id, run)
+
+    def set_aside(self) -> list[PartFile]:
+        """The parts of this download set aside in its directory (not locked,
+        sorted by path; none if the directory cannot be read). One scan.
+
+        Only the name :meth:`aside` gives for its number counts: another
+        that ends the same way (``notes.<id>~2.part``, a file of the user's
+        or another download's published under a name its server chose) is
+        no part of this download, and is never opened. Called on the part
+        made from the download's names (not one :meth:`found`).
+        """
+        tag = part_tag(self._download_id)
+        bases: dict[int, str] = {}  # the base name by the suffix's length (see __init__)
+        found: list[PartFile] = []
+        for path, run in _scan(self._directory, {tag}, aside_only=True):
+            if run is None:
+                continue
+            suffix = f".{tag}{_ASIDE}{run}{PART_SUFFIX}"
+            base = bases.get(len(suffix))
+            if base is None:
+                base = bases[len(suffix)] = self.aside(run).path.name[: -len(suffix)]
+            if path.name == base + suffix:
+                found.append(self.aside(run))
+        return sorted(found, key=lambda part: part.path)
 
     # -- ownership -------------------------------------------------------------
     @property
@@ -246,7 +293,9 @@ class PartFile:
         plain file found there once locked: a fresh part takes its place
         (with ``create`` False: ``FileNotFoundError``, as for a part that
         is not there). Raises ``PartInUseError`` when another live run
-        holds the lock, and ``OSError`` when the part cannot be opened.
+        holds the lock, ``PartNotOwnedError`` when the file there belongs
+        to another user (left as it is), and ``OSError`` when the part
+        cannot be opened.
         """
         if self._fd is not None:
             return
@@ -283,6 +332,10 @@ class PartFile:
                 os.close(fd)
                 self.path.unlink()
                 continue
+            if same and held.st_uid != os.geteuid():
+                os.close(fd)
+                msg = f"it belongs to another user (uid {held.st_uid})"
+                raise PartNotOwnedError(errno.EPERM, msg, str(self.path))
             if same:
                 self._fd = fd
                 self._empty = held.st_size == 0
@@ -297,11 +350,6 @@ class PartFile:
         self._empty = self._meta_absent = False
         if fd is not None:
             os.close(fd)
-
-    def mine(self) -> bool:
-        """True if the locked part belongs to this process's user."""
-        fd = self._fd
-        return fd is not None and os.fstat(fd).st_uid == os.geteuid()
 
     # -- state -----------------------------------------------------------------
     def size(self) -> int:
@@ -322,7 +370,12 @@ class PartFile:
         except OSError:  # a planted symlink (ELOOP), a directory, ...: removed by discard
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: removed by discard
+            info = os.fstat(fd)
+            # A FIFO, a device: removed by discard. Another user's file (put
+            # in place of this run's, or beside a part that has none) says
+            # whatever its owner wants about bytes that are not theirs: how
+            # many are good, that the body is complete.
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
                 os.close(fd)
                 return None
             with open(fd, "rb") as file:

@@ -25,6 +25,7 @@ import pytest
 
 from regisseur.actors.downloads._http_fetch import _ASIDE_AFTER
 from regisseur.actors.downloads._partfile import PartFile, Validators
+from regisseur.actors.downloads.http_errors import DownloadError
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
 
 if TYPE_CHECKING:
@@ -182,10 +183,8 @@ def test_a_first_run_looks_for_no_part_set_aside(
     harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only an earlier run sets a part aside: a first claim does not scan the directory."""
-    from regisseur.actors.downloads import _http_fetch
-
     scans: list[object] = []
-    monkeypatch.setattr(_http_fetch, "aside_parts", lambda *args: scans.append(args) or [])
+    monkeypatch.setattr(PartFile, "set_aside", lambda *args: scans.append(args) or [])
     url = http_server.file("/data.bin", BODY, etag='"v1"')
     harness.fetch(harness.source(), url, download_id=ID, claim=1)
     assert scans == []
@@ -320,3 +319,199 @@ def test_another_users_part_set_aside_is_neither_resumed_nor_removed(
     assert Path(path).read_bytes() == BODY
     assert "Range" not in http_server.seen("/data.bin")[0].headers
     assert planted.path.read_bytes() == BODY[:5000]
+
+
+# -- look-alikes and other users' files ---------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_file_named_like_a_part_set_aside_under_another_name_is_left_alone(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """A name that ends like this download's part set aside (``.<id>~<n>.part``)
+    but starts with another name than the download's is no part of it: a
+    file of the user's, or another download's, published under a name its
+    server chose. Before: a later run truncated and removed it."""
+    part = shared(harness)
+    put(part.aside(1), BODY[:3000], 3000)  # a part set aside: still resumed
+    notes = harness.directory / f"notes.{ID}~2.part"
+    notes.write_bytes(b"the user's own notes")
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=3)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert notes.read_bytes() == b"the user's own notes"
+    assert harness.files() == sorted(["data.bin", notes.name])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("run", [1, 12345678901234567890])
+def test_a_part_set_aside_with_a_name_near_the_limit_is_resumed(
+    harness: Harness, http_server: HttpServer, run: int
+) -> None:
+    """The base of a long name is cut to leave room for the suffix, whose
+    length depends on the run's number: each part set aside is found by its
+    own name."""
+    name = "n" * 300 + ".bin"
+    part = PartFile(harness.directory, [name], ID).aside(run)
+    harness.directory.mkdir(parents=True, exist_ok=True)
+    put(part, BODY[:3000], 3000)
+    assert len(os.fsencode(part.temporary_path.name)) <= 255
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2, original_filename=name)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/data.bin")[0].headers["Range"] == "bytes=3000-"
+    assert harness.files() == [Path(path).name]
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's file")
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_another_users_file_under_the_shared_parts_name_is_never_resumed_nor_published(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: resumed from the other user's bytes, and the published file
+    was theirs (its owner could change it after the checks)."""
+    planted = shared(harness)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = Path(harness.fetch(harness.source(), url, download_id=ID, claim=1))
+    assert path.read_bytes() == BODY
+    assert path.stat().st_uid == os.geteuid()
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert snapshot(planted) == before
+    assert planted.path.stat().st_uid == 4242
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_another_users_file_under_the_name_a_run_sets_aside_to_is_never_written(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """The shared part held (a frozen run), the run writes aside: a file of
+    another user planted under that name is passed over like a held one.
+    Before: resumed from its bytes and published as the download."""
+    part = shared(harness)
+    planted = part.aside(2)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with held_by_another_process(part.path):
+        running = harness.start(harness.source(), url, download_id=ID, claim=2)
+        for _ in range(_ASIDE_AFTER - 1):
+            assert harness.timers.next_wait() == pytest.approx(0.2)
+            harness.clock.advance(0.2)
+        path = Path(running.result())
+    assert path.read_bytes() == BODY
+    assert path.stat().st_uid == os.geteuid()
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+    assert snapshot(planted) == before
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_a_run_without_a_claim_fails_naming_another_users_file_under_its_parts_name(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Without a claim a run never writes aside: it says what is in its way."""
+    planted = shared(harness)
+    put(planted, b"X" * 5000, 5000)
+    os.chown(planted.path, 4242, 4242)
+    before = snapshot(planted)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    with pytest.raises(DownloadError, match=r"belongs to another user \(uid 4242\)") as caught:
+        harness.fetch(harness.source(), url, download_id=ID, claim=0)
+    assert str(planted.path) in str(caught.value)
+    assert http_server.seen("/data.bin") == []
+    assert snapshot(planted) == before
+
+
+@pytest.mark.timeout(30)
+@needs_root
+@pytest.mark.parametrize("aside", [False, True])
+def test_a_meta_file_of_another_user_is_never_trusted(
+    harness: Harness, http_server: HttpServer, aside: bool
+) -> None:
+    """This user's part with 5000 good bytes of 16 KiB; another user replaced
+    its meta file with one that says the body is complete at 5000 bytes.
+    Before: the 5000 bytes were published, without a request, as the download."""
+    part = shared(harness).aside(1) if aside else shared(harness)
+    put(part, BODY[:5000], 5000, Validators('"v1"', None, 5000))
+    os.chown(part.meta_path, 4242, 4242)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(harness.source(), url, download_id=ID, claim=2)
+    assert Path(path).read_bytes() == BODY
+    assert "Range" not in http_server.seen("/data.bin")[0].headers
+
+
+@needs_root
+def test_partial_files_lists_no_file_of_another_user(harness: Harness) -> None:
+    """What a stopped CLI run counts as its partial files kept: never a file
+    another user put under a part's name (a run neither resumes nor removes
+    it). Before: counted."""
+    mine = shared(harness).aside(3)
+    mine.path.write_bytes(b"abc")
+    for theirs in (mine.aside(4), PartFile(harness.directory, ["other.bin"], ID)):
+        theirs.path.write_bytes(b"abc")
+        os.chown(theirs.path, 4242, 4242)
+    assert harness.source().partial_files([ID]) == [mine.path]
+
+
+# -- complete parts of another version ------------------------------------------------------
+
+NEW = bytes(reversed(BODY))  # the file as the server has it now
+V2 = Validators('"v2"', None, len(NEW))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("where", ["shared", "aside"])
+def test_a_complete_part_of_another_version_is_fetched_again_when_the_sha256_says_so(
+    harness: Harness, http_server: HttpServer, where: str
+) -> None:
+    """A part complete with the old version's bytes (its run was killed
+    before it published; a part set aside wins over a shared part with
+    fewer bytes) and the user asks for the new version's sha256. Before:
+    'sha256 mismatch' without a request, the download failed."""
+    part = shared(harness)
+    if where == "aside":
+        put(part, NEW[:9000], 9000, V2)
+        part = part.aside(1)
+    put(part, BODY, len(BODY))
+    url = http_server.file("/data.bin", NEW, etag='"v2"')
+    path = harness.fetch(
+        harness.source(), url, download_id=ID, claim=2, extra={"sha256": sha256(NEW)}
+    )
+    assert Path(path).read_bytes() == NEW
+    assert harness.files() == ["data.bin"]
+
+
+@pytest.mark.timeout(30)
+@needs_root
+def test_names_taken_by_another_user_cost_no_ownership_check_each(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Another user who sees a part's name can plant files under the names
+    a run would set aside to, as many as they like. Each is passed over at
+    once; the ownership check (a database round trip in cluster mode) is
+    asked before waiting and before publishing, not per name. Before: once
+    per name."""
+    part = shared(harness)
+    for planted in (part, *(part.aside(run) for run in range(2, 42))):
+        planted.path.write_bytes(b"X")
+        os.chown(planted.path, 4242, 4242)
+    checks: list[int] = []
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    path = harness.fetch(
+        harness.source(),
+        url,
+        download_id=ID,
+        claim=2,
+        check_owner=lambda: checks.append(1) is None,
+    )
+    assert Path(path).read_bytes() == BODY
+    assert len(checks) <= 2
