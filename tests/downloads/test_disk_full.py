@@ -177,3 +177,31 @@ def test_retry_resumes_an_errored_download_under_its_id(
         downloads.retry(download_id)
     with pytest.raises(UnknownDownloadError):
         downloads.retry("no-such-download")
+
+
+@pytest.mark.timeout(60)
+def test_of_two_systems_retrying_one_download_one_reopens_it(
+    system_factory: Callable[..., ActorSystem],
+    tmp_path: Path,
+    http_server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two processes on one records database (two systems here): the reopen
+    is a conditional write, so only one runs the download and its part."""
+    disk = _Disk(monkeypatch)
+    url = http_server.file("/big.bin", BODY, etag='"v1"')
+    database = f"sqlite:///{tmp_path / 'records.db'}"
+    first = system_factory(
+        download_sources=[HttpSource(directory=tmp_path, retries=0)], database_url=database
+    )
+    download_id = first.downloads.submit("http", url, "big.bin", extra={"sha256": sha256(BODY)})
+    assert first.downloads.wait(download_id, WAIT).state is DownloadState.ERRORED
+    second = system_factory(
+        download_sources=[HttpSource(directory=tmp_path, retries=0)], database_url=database
+    )
+    disk.error = None
+    assert second.downloads.retry(download_id) is True
+    assert first.downloads.retry(download_id) is False  # reopened already, by the other
+    done = second.downloads.wait(download_id, WAIT)
+    assert done.state is DownloadState.SUCCEEDED, done.error
+    assert len(http_server.seen("/big.bin")) == 2  # one run resumed it, once
