@@ -312,7 +312,7 @@ class Fetch:
                 # OSError that gets here is of the local files (the meta
                 # file, a rename, a directory sync): a full disk, a removed
                 # directory, ...
-                text = self._local_error(exc) if isinstance(exc, OSError) else str(exc)
+                text = self._local_error(exc) if local and isinstance(exc, OSError) else str(exc)
                 if kept is not None:
                     text = f"{text}; {kept} bytes kept for a re-run"
                 raise DownloadError(text) from exc
