@@ -16,6 +16,10 @@ link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
   that by itself at start, since the source is registered at start) with
   ``Range`` requests; a URL that is already pending is not submitted again,
   and unfinished downloads of earlier runs in ``DIR`` are finished too.
+* A download the local disk refused (full, or over quota) fails, and
+  keeps its ``.part`` (the FAILED line says how many bytes); the next run
+  naming the URL retries that download under its id
+  (``system.downloads.retry``) and resumes it with a ``Range`` request.
 * A URL already downloaded is reported and skipped when its file is still
   there with the recorded size (and the ``--sha256`` given, if any);
   otherwise it is downloaded again (to a new name: a file someone changed
@@ -276,15 +280,29 @@ def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str
     }
 
 
+def _resumable(record: DownloadRecord, kept: Callable[[str], bool], sha256: str | None) -> bool:
+    """True if ``record`` is an Errored download whose part was kept (a full
+    disk), asked for with the same ``--sha256`` (the record keeps its own)."""
+    if record.state is not DownloadState.ERRORED or record.extra.get("sha256") != sha256:
+        return False
+    return kept(record.id)
+
+
 def _plan(
     system: ActorSystem,
     urls: list[str],
     sha256: str | None,
     tracker: _Tracker,
     view: LineView,
+    *,
+    kept: Callable[[str], bool] = lambda _id: False,
 ) -> tuple[list[str], dict[str, str]]:
     """Submit what is needed; return the ids to wait for (resumed ones first)
-    and, apart, the wanted downloads another run holds (id -> its owner)."""
+    and, apart, the wanted downloads another run holds (id -> its owner).
+
+    ``kept``: whether a download's part is in the directory; a URL whose
+    newest record is Errored with its part kept (a full disk) is retried
+    under its id, so it resumes where it stopped."""
     from regisseur.actors.downloads.names import display_name_from_url
     from regisseur.actors.downloads.owners import describe_owner
 
@@ -317,6 +335,20 @@ def _plan(
                 tracker.done_before(record)
                 continue
             view.say(f"downloading {redact_text(url)} again: {why}")
+        if record is not None and _resumable(record, kept, sha256):
+            # Run again under its id: its source resumes the part. False:
+            # reopened meanwhile by another process (a library user; runs
+            # of this command plan one at a time), which is waited for.
+            if system.downloads.retry(record.id):
+                view.say(f"resuming {redact_text(url)}")
+                wanted[record.id] = None
+                continue
+            current = system.downloads.status(record.id)
+            holder = _others(system, [current]).get(record.id) if current is not None else None
+            if holder is not None:
+                view.say(f"waiting for {redact_text(url)}: {describe_owner(holder)} is resuming it")
+                elsewhere[record.id] = holder
+                continue
         name = display_name_from_url(url)
         extra = {"sha256": sha256} if sha256 else None
         wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
@@ -534,7 +566,14 @@ def run_download(
         waiting = "waiting for another run to start and queue its downloads"
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             system.start()
-            wanted, elsewhere = _plan(system, urls, args.sha256, tracker, view)
+            wanted, elsewhere = _plan(
+                system,
+                urls,
+                args.sha256,
+                tracker,
+                view,
+                kept=lambda download_id: bool(source.partial_files([download_id])),
+            )
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
                 system.downloads.configure(_SOURCE, concurrency=min(args.jobs, len(wanted)))
             if wanted:
@@ -599,6 +638,13 @@ def run_download(
         failed = sum(1 for _, why in failures if why is not None)
         view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")
         code = code or (1 if failed else 0)
+        # A full disk keeps what the failed downloads had fetched: say so.
+        kept = source.partial_files(r.id for r, why in failures if why is not None)
+        if kept:
+            view.tell(
+                f"{len(kept)} partial file(s) kept in {directory}; "
+                "free some space and run the same command again to resume"
+            )
     if lost is not None:
         view.tell(f"regisseur download: cannot write the paths of the files to stdout: {lost}")
         code = code or 1

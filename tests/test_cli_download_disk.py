@@ -3,12 +3,15 @@
 Real processes against the local server of ``tests/test_cli_download.py``,
 whose first full answer holds after one chunk until the test releases it.
 A full disk is simulated where it is refused: a trigger makes SQLite refuse
-every write of a download record with its own "disk is full" message.
+every write of a download record with its own "disk is full" message; the
+downloaded files go to a small tmpfs where this process may mount one.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +28,8 @@ from tests.test_cli_download import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tests.test_cli_download import _Server
 
 __all__ = ["files"]  # the fixture, shared
@@ -82,3 +87,58 @@ def test_records_that_cannot_be_written_end_the_run_instead_of_hanging(
     assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(DB_NAME)) == [
         "big.bin"
     ], "the file the stopped run published is taken, not copied to 'big (1).bin'"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (skipped where this process cannot mount one); unmounted after."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+@pytest.mark.timeout(90)
+def test_a_full_disk_keeps_the_part_and_the_next_run_resumes_it(
+    files: _Server, small_disk: Path, tmp_path: Path
+) -> None:
+    """A 3 MiB file onto a 1 MiB file system: the run fails, says how much
+    it kept and how to resume; once there is room the same command
+    continues with a Range request from there. Before, the part was
+    removed and the next run started at byte 0."""
+    files.gate.set()  # the whole body at once
+    url = files.url("/data/big.bin")
+    records = tmp_path / "records.db"  # elsewhere: the small disk is full
+    command = ("download", url, "-o", str(small_disk), "--db", str(records), "--plain")
+
+    first = run(*command)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
+    kept = re.search(r"No space left on device; (\d+) bytes kept for a re-run", first.stderr)
+    assert kept is not None, first.stderr
+    assert f"1 partial file(s) kept in {small_disk}" in first.stderr
+    assert "run the same command again to resume" in first.stderr
+    [part] = small_disk.glob("big.bin.*.part")
+    assert part.stat().st_size >= int(kept.group(1)) > 0
+
+    remounted = subprocess.run(
+        ["mount", "-o", "remount,size=8m", str(small_disk)], capture_output=True, check=False
+    )
+    assert remounted.returncode == 0, remounted.stderr
+    again = run(*command)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming {url}" in again.stderr
+    assert files.ranges[-1] == f"bytes={kept.group(1)}-"
+    assert again.stdout == f"{small_disk / 'big.bin'}\n"
+    assert (small_disk / "big.bin").read_bytes() == files.body
+    assert sorted(p.name for p in small_disk.iterdir()) == ["big.bin"]

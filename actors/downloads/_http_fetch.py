@@ -23,13 +23,17 @@ A :class:`Fetch` lives on the worker thread for one call of the impl:
    when the run began and that it can lock now are removed.
 
 On failure or a user cancel the part is removed unless ``keep_partial``; on
-a stop (cancel reason ``"stopping"``) it is kept for the next start. A run
-that lost ownership (``StaleClaimError``) always removes what it wrote.
+a stop (cancel reason ``"stopping"``) it is kept for the next start; so it
+is when the local disk is full (``ENOSPC``, ``EDQUOT``) and the part has
+bytes a resume can use: the error says how many were kept, and a re-run of
+the download (``system.downloads.retry``) continues there. A run that lost
+ownership (``StaleClaimError``) always removes what it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import re
 import socket
@@ -62,6 +66,7 @@ from regisseur.actors.downloads._partfile import (
     PartFile,
     PartInUseError,
     PartNotOwnedError,
+    PartSyncError,
     ResumePoint,
     Validators,
 )
@@ -118,6 +123,10 @@ _LOCK_POLL = 0.2  # seconds between two tries of a part another run holds
 # what the copy holds is written and reported while a server stalls; the
 # read timeout then counts these quiets together.
 _QUIET = REPORT_INTERVAL
+# A write the local disk refused for want of space (the disk, or the user's
+# quota): the part's bytes so far are good and the user can free space, so
+# the part is kept for a re-run (see Fetch._kept_for_rerun).
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _ASIDE_AFTER = 15  # tries (about 3 s) before a claimed run writes a part of its own
 
 
@@ -200,6 +209,21 @@ def _better(theirs: ResumePoint, ours: ResumePoint) -> bool:
     return (theirs.complete, theirs.offset) > (ours.complete, ours.offset)
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """True if ``exc`` (or what caused it) is the local disk refusing a write
+    for want of space (``_DISK_FULL``), not a failed fsync."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, PartSyncError):
+            return False
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        current = current.__cause__
+        seen += 1
+    return False
+
+
 def _cancel_reason(ctx: DownloadContext) -> str:
     """Why ``ctx`` was cancelled (``"stopping"`` when the system stops)."""
     return ctx.cancel_reason or "cancelled"
@@ -279,13 +303,19 @@ class Fetch:
                 self._remove_part()
             raise
         except Exception as exc:
-            if not self.source.keep_partial and self.part.locked:
+            kept = self._kept_for_rerun(exc)
+            if kept is None and not self.source.keep_partial and self.part.locked:
                 self._remove_part()
-            if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-                # The network's errors are judged where they happen; one that
-                # gets here is of the local files (the meta file, a rename,
-                # a directory sync): a full disk, a removed directory, ...
-                raise DownloadError(self._local_error(exc)) from exc
+            local = isinstance(exc, OSError) and not isinstance(exc, requests.RequestException)
+            if local or kept is not None:
+                # The network's errors are judged where they happen; an
+                # OSError that gets here is of the local files (the meta
+                # file, a rename, a directory sync): a full disk, a removed
+                # directory, ...
+                text = self._local_error(exc) if local and isinstance(exc, OSError) else str(exc)
+                if kept is not None:
+                    text = f"{text}; {kept} bytes kept for a re-run"
+                raise DownloadError(text) from exc
             raise
         finally:
             self.part.unlock()
@@ -308,6 +338,23 @@ class Fetch:
             self.ctx.log.warning(
                 "download_part_not_removed", part=str(self.part.path), error=network_reason(exc)
             )
+
+    def _kept_for_rerun(self, exc: BaseException) -> int | None:
+        """The bytes of the part kept for a re-run after ``exc``, or None (removed).
+
+        Kept when the local disk refused a write (``_DISK_FULL``: the bytes
+        before the refused one are intact, and freeing space is the fix) and
+        the part has a usable resume point of at least one byte, as a stop
+        keeps it: a re-run of the same download continues at that offset.
+        Never after a failed fsync (``PartSyncError``), an I/O error or a
+        file system gone read-only: the part's bytes are then not known good.
+        """
+        if not _disk_full(exc):
+            return None
+        kept = self.part.kept_offset()
+        if kept is not None:
+            self.ctx.log.warning("download_part_kept", part=str(self.part.path), bytes=kept)
+        return kept
 
     def _local_error(self, exc: OSError) -> str:
         """``cannot write 'FILE': REASON`` (``in 'DIR'`` when the error names no file)."""

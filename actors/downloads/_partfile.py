@@ -72,6 +72,7 @@ __all__ = [
     "PartFile",
     "PartInUseError",
     "PartNotOwnedError",
+    "PartSyncError",
     "ResumePoint",
     "Validators",
     "part_tag",
@@ -192,6 +193,16 @@ class PartNotOwnedError(OSError):
     Its owner can change its bytes at any time, after every check (and a
     file published from it stays theirs): it is never resumed, written,
     cut, removed or published; waiting for it is pointless.
+    """
+
+
+class PartSyncError(OSError):
+    """An ``fsync`` of the part failed (same ``errno`` and text as the cause).
+
+    Told apart from a failed write: after a failed writeback the kernel may
+    drop the pages it could not write, so the bytes the part holds are not
+    known good, whatever the error (see ``_http_fetch``: such a part is
+    never kept for a re-run).
     """
 
 
@@ -434,7 +445,10 @@ class PartFile:
         (unless ``record`` is False: a small body keeps no meta file)."""
         file.flush()
         if sync:
-            os.fsync(file.fileno())
+            try:
+                os.fsync(file.fileno())
+            except OSError as exc:
+                raise PartSyncError(exc.errno, exc.strerror, exc.filename) from exc
         if record:
             self.save(validators, os.lseek(file.fileno(), 0, os.SEEK_CUR), complete=complete)
 
@@ -477,16 +491,40 @@ class PartFile:
         that the part's actual size covers. Complete: marked so, or as long
         as the size the validators record.
         """
+        point = self._usable_point()
+        if point is None:
+            self.discard()
+            return ResumePoint(0, None, False)
+        return point
+
+    def kept_offset(self) -> int | None:
+        """The bytes a later run would resume from, or None; changes nothing.
+
+        Only while this run holds the lock and the part's name still leads
+        to the locked file (after a publish it leads elsewhere, or nowhere),
+        and only for a usable resume point with at least one byte.
+        """
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            if not os.path.samestat(os.lstat(self.path), os.fstat(fd)):
+                return None
+        except OSError:
+            return None
+        point = self._usable_point()
+        return point.offset if point is not None and point.offset else None
+
+    def _usable_point(self) -> ResumePoint | None:
+        """The resume point the meta file and the part's size allow, or None."""
         meta = self._meta()
         validators = self.load() if meta is not None else None
         offset = meta.get("offset") if meta is not None else None
         if validators is None or not _count(offset) or not offset or self.size() < offset:
-            self.discard()
-            return ResumePoint(0, None, False)
+            return None
         known = validators.size
         if known is not None and offset > known:
-            self.discard()
-            return ResumePoint(0, None, False)
+            return None
         complete = (meta is not None and meta.get("complete") is True) or offset == known
         return ResumePoint(offset, validators, complete)
 

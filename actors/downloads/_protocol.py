@@ -132,6 +132,14 @@ class Lookup:
 
 
 @dataclass(frozen=True, slots=True)
+class Retry:
+    """Ask: run an ended (Errored or Cancelled) download again under its id
+    (reply: True if it was put back, False if it has not ended)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class FinalState:
     """Ask for the final state of a forgotten download (reply: state or None)."""
 

@@ -446,6 +446,15 @@ class ClusterKeeperActor(KeeperActor):
         # A free row, as any submit here: whichever node claims it runs it.
         self._queue(message)
 
+    def _retry(self, download_id: str) -> bool:
+        """Refused: a reopened row would have to be claimed by whichever node
+        serves its source, with its part in that node's directory."""
+        msg = (
+            f"download {download_id!r}: retry is not available in cluster mode; "
+            "submit it again (a new download starts from byte 0)"
+        )
+        raise NotImplementedError(msg)
+
     def _cancel(self, message: CancelDownload) -> bool:
         if message.id in self._live:
             return super()._cancel(message)

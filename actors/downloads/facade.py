@@ -395,6 +395,28 @@ class Downloads:
         cancelled: bool = self._ask(CancelDownload(download_id))
         return cancelled
 
+    def retry(self, download_id: str) -> bool:
+        """Run an Errored or Cancelled download again, under the same id.
+
+        True if it was put back (Initializing, queued like a submit, a
+        ``DownloadStateChanged`` from its final state), False if it has not
+        ended (queued or running: nothing to do). Its source resumes what
+        the earlier run kept: ``HttpSource`` keeps the ``.part`` of a
+        download the local disk refused (full, or over quota), so a retry
+        after space was freed continues at the bytes it had.
+
+        Raises ``UnknownDownloadError`` for an unknown id (``DownloadForgottenError``
+        for one dropped from memory), ``ValueError`` for a download that
+        succeeded (submit it again instead), ``UnknownSourceError`` when its
+        source is not registered here, and ``NotImplementedError`` in cluster
+        mode. With a database the reopened record is stored, owned by this
+        system, before the call returns; of two processes retrying the same
+        download at once, one gets True.
+        """
+        _text(download_id, "download_id")
+        retried: bool = self._ask(p.Retry(download_id))
+        return retried
+
     def wait(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
         """Block until the download has ended; return its final record.
 

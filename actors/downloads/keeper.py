@@ -4,7 +4,9 @@ Every state change arrives here as an immutable message, one at a time, in
 mailbox order; that order is the only lock. The keeper enforces the
 transitions (Initializing → InProgress → Succeeded | Errored; Cancelled
 from any non-terminal state; terminal states are final, so a late result
-never overwrites Cancelled).
+never overwrites Cancelled). The one way back is ``retry``: an Errored or
+Cancelled download is reopened (Initializing) under its id and a new claim,
+so its kept ``.part`` is resumed; its earlier run's late messages stay fenced.
 
 Persistence (group commit): a change is applied in memory and its write
 staged; the transaction (on the actor's Core ``connection``, cheaper per
@@ -85,7 +87,11 @@ from regisseur.actors.downloads._owners import (
     owner_alive,
 )
 from regisseur.actors.downloads.claim_view import ClaimView
-from regisseur.actors.downloads.errors import UnknownDownloadError, UnknownSourceError
+from regisseur.actors.downloads.errors import (
+    DownloadForgottenError,
+    UnknownDownloadError,
+    UnknownSourceError,
+)
 from regisseur.actors.errors import UnknownActorError, describe_error
 from regisseur.messages.downloads import (
     CancelDownload,
@@ -114,6 +120,7 @@ __all__ = ["KeeperActor"]
 _T = TypeVar("_T")
 _INTERRUPTED = "interrupted: the system stopped before the download ended"
 _BATCH = 500  # most writes in one transaction
+_RETRYABLE = frozenset({DownloadState.ERRORED, DownloadState.CANCELLED})
 
 
 class KeeperActor(Actor):
@@ -449,6 +456,8 @@ class KeeperActor(Actor):
             return Outcome.of(lambda: self._cancel(message))
         if isinstance(message, p.Lookup):
             return Outcome.of(lambda: self._lookup(message.id))
+        if isinstance(message, p.Retry):
+            return Outcome.of(lambda: self._retry(message.id))
         if isinstance(message, p.FinalState):
             return self._forgotten.get(message.id)
         if isinstance(message, p.ListRecords):
@@ -652,6 +661,76 @@ class KeeperActor(Actor):
         self._end(record, ended)
         self._commit()  # stored before the caller hears "cancelled"
         self._to_queue(record.source, p.Withdraw(record.id))
+        return True
+
+    def _retry(self, download_id: str) -> bool:
+        """Reopen an ended download under its id (see ``Downloads.retry``).
+
+        Errored or Cancelled only; False if it has not ended. With a
+        database the row is reopened by one conditional write, committed
+        before the answer (``store.reopen``: still in the state read here,
+        and owned by this keeper from then on, so no other process takes
+        it); False if another process reopened it first. Without one the
+        reopened download is journaled like a submit (``accepted``): a
+        restarted keeper queues it again. Then it is queued like a submit
+        (a new claim, above its earlier runs' when the database has them).
+        """
+        if download_id in self._live:
+            return False
+        record = self._find(download_id)
+        if record is None:
+            state = self._forgotten.get(download_id)
+            if state is not None:
+                raise DownloadForgottenError(download_id, state)
+            raise UnknownDownloadError(download_id)
+        if record.state not in _RETRYABLE:
+            msg = (
+                f"download {download_id!r} {record.state.value}: only an errored or "
+                "cancelled download can be retried (submit it again to fetch it anew)"
+            )
+            raise ValueError(msg)
+        if record.source not in self._sources:
+            raise UnknownSourceError(record.source, sorted(self._sources))
+        if download_id in self._unsaved:
+            msg = f"download {download_id!r}: its end is not stored yet ({self._write_error})"
+            raise RuntimeError(msg)
+        reopened = record.evolve(
+            state=DownloadState.INITIALIZING,
+            error=None,
+            speed=0.0,
+            time_remaining=None,
+            updated_at=self._wall(),
+        )
+        last_claim = 0
+        if self._persist:
+            try:
+                stored = store.reopen(self.connection, reopened, record.state, self._owner)
+                self.connection.commit()
+            except SQLAlchemyError:
+                self._rollback()
+                raise
+            if stored is None:
+                self._done.pop(download_id, None)  # changed by another process: read anew
+                return False
+            last_claim = stored
+        else:
+            self._accepted.add(
+                QueueDownload(
+                    id=record.id,
+                    source=record.source,
+                    target_id=record.target_id,
+                    filename=record.filename,
+                    username=record.username,
+                    original_filename=record.original_filename,
+                    extra=record.extra,
+                )
+            )
+        self._done.pop(download_id, None)
+        self._live[download_id] = reopened
+        self._claims[download_id] = max(self._claims.get(download_id, 0), last_claim, 1)
+        self._ack_event(DownloadStateChanged(reopened, record.state))
+        self.log.info("download_retried", download=download_id, was=record.state.value)
+        self._to_queue(record.source, p.Enqueue(reopened))
         return True
 
     def _lookup(self, download_id: str) -> DownloadRecord | None:

@@ -57,6 +57,7 @@ __all__ = [
     "record_from_mapping",
     "record_from_row",
     "record_values",
+    "reopen",
     "set_claims",
     "stored_ids",
     "take_over",
@@ -414,6 +415,28 @@ def take_over(
         update(downloads_table).where(downloads_table.c.id == download_id, held).values(owner=owner)
     )
     return bool(getattr(result, "rowcount", 1))
+
+
+def reopen(
+    session: Session | Connection, record: DownloadRecord, was: DownloadState, owner: str
+) -> int | None:
+    """Write ``record`` (an ended download put back to run) and ``owner`` (not committed).
+
+    Conditional on the row still being in state ``was``: of two processes
+    that reopen the same download at once, exactly one does. Returns the
+    claim stored with the row (the epoch of its last run), or None if the
+    row is not in state ``was`` any more (or is gone).
+    """
+    table = downloads_table
+    result = session.execute(
+        update(table)
+        .where(table.c.id == record.id, table.c.state == was.value)
+        .values(owner=owner, **record_values(record))
+    )
+    if not getattr(result, "rowcount", 1):
+        return None
+    claim = session.execute(select(table.c.claim).where(table.c.id == record.id)).scalar()
+    return int(claim or 0)
 
 
 def owners_of(session: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:

@@ -212,3 +212,11 @@ def test_nodes_starting_at_once_on_a_fresh_database_all_start(pg_url: str) -> No
     finally:
         for system in systems:
             system.stop()
+
+
+@pytest.mark.timeout(30)
+def test_retry_is_refused_plainly_in_cluster_mode(pg_url: str) -> None:
+    """Not implemented there: a clear error, and the download is left as it was."""
+    with _running(_node(pg_url, "a")) as (node,):
+        with pytest.raises(NotImplementedError, match="retry is not available in cluster mode"):
+            node.downloads.retry("some-download")

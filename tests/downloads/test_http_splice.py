@@ -252,9 +252,12 @@ def test_a_full_disk_while_splicing_is_a_write_error_and_not_retried(
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(), url, download_id="c" * 32)
     part = harness.directory / f"big.bin.{'c' * 32}.part"
-    assert str(info.value) == f"cannot write {str(part)!r}: No space left on device"
+    text = f"cannot write {str(part)!r}: No space left on device"
+    assert str(info.value).startswith(f"{text}; ")
+    assert str(info.value).endswith(" bytes kept for a re-run")
     assert len(http_server.seen("/big.bin")) == 1  # a full disk is not worth a retry
-    assert harness.files() == []
+    # What reached the part before the refusal is kept for a re-run.
+    assert harness.files() == [part.name, f"{part.name}.meta"]
 
 
 def test_urgent_data_mid_body_falls_back_to_copying_instead_of_spinning(
