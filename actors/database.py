@@ -282,7 +282,7 @@ def claim_private_sqlite(path: str | Path) -> Path:
         raise DatabaseError(msg) from exc
     try:
         _claim_open(fd, path, path)
-        start_in_wal_mode(fd)
+        start_in_wal_mode(fd, str(path))
     finally:
         os.close(fd)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -339,7 +339,7 @@ def _create_private(database: str | None, *, wal: bool = False) -> None:
         return  # SQLite will report why it cannot be opened
     try:
         if wal and refusal(os.fstat(fd)) is None:  # else refused by the first check
-            start_in_wal_mode(fd)
+            start_in_wal_mode(fd, database)
     finally:
         os.close(fd)
 

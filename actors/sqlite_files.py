@@ -34,7 +34,7 @@ import errno
 import os
 import sqlite3
 import stat
-import tempfile
+import struct
 from dataclasses import dataclass
 
 __all__ = [
@@ -54,6 +54,7 @@ _HELD = ("-wal", "-shm")
 #: The files SQLite keeps open (a hot-journal check closes the journal again).
 _OPEN_KEPT = ("", "-wal", "-shm")
 _PRIVATE = 0o600
+_PAGE_SIZE = 4096  # SQLite's default
 _FDS = "/proc/self/fd"
 _DELETED = " (deleted)"
 
@@ -183,32 +184,53 @@ def verify_opened(checked: Checked) -> None:
             raise _refuse(shown, name, why)
 
 
-def start_in_wal_mode(fd: int) -> None:
-    """Make the empty file open as ``fd`` an empty database in WAL mode.
+def start_in_wal_mode(fd: int, name: str = "") -> None:
+    """Make the empty file open as ``fd`` (``name``, for messages) an empty
+    database in WAL mode.
 
     A new file's first connection would switch it to WAL in the directory:
     SQLite then makes a ``-journal`` and opens a ``-wal`` by name (both
     seen from outside as they appear), with no ``-wal`` of ours there to
-    hold the name (for an empty file SQLite removes one). The empty
-    database is made by SQLite in a private temporary directory instead,
-    and its bytes written into ``fd``. A file that is not empty is left
-    as it is. ``DatabaseError`` if the temporary directory cannot be used.
+    hold the name (for an empty file SQLite removes one). The bytes SQLite
+    writes for an empty WAL database (one page: the file header and an
+    empty schema) are written into ``fd`` instead: made in memory, never
+    in a temporary directory, which may be one others can write to
+    (``TMPDIR``), full, or missing. A file that is not empty is left as
+    it is. ``DatabaseError`` naming ``name`` if the file cannot take them
+    (a full disk): the file is then left empty, to be started again.
     """
     if os.fstat(fd).st_size:
         return
+    content = _empty_wal_database()
     try:
-        with tempfile.TemporaryDirectory(prefix="regisseur-db-") as private:
-            made = os.path.join(private, "new.db")
-            with contextlib.closing(sqlite3.connect(made)) as connection:
-                connection.execute("PRAGMA journal_mode=WAL").fetchall()
-            with open(made, "rb") as file:
-                content = file.read()
-    except (OSError, sqlite3.Error) as exc:
-        where = tempfile.gettempdir()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        msg = f"cannot make a new database in a private folder of {where}: {reason}"
-        raise _error(msg) from None  # not the database file's own error
-    os.pwrite(fd, content, 0)
+        written = 0
+        while written < len(content):
+            written += os.pwrite(fd, content[written:], written)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # part of a header is no database: started again next time
+        reason = (exc.strerror or str(exc)).lower()
+        raise _error(f"cannot write to the database {name!r}: {reason}") from exc
+
+
+def _empty_wal_database() -> bytes:
+    """The one page SQLite writes for an empty database switched to WAL mode.
+
+    The file header (https://sqlite.org/fileformat2.html#the_database_header):
+    page size 4096, file format versions 2 and 2 (WAL), change counter 1,
+    one page, no schema yet (schema format and text encoding 0 until the
+    first table), version-valid-for 1 and this SQLite's version number;
+    then the empty ``sqlite_schema`` table's leaf page header.
+    """
+    major, minor, patch = sqlite3.sqlite_version_info
+    formats = (2, 2, 0, 64, 32, 32)  # write and read versions 2: WAL; no reserved bytes
+    counters = (1, 1) + (0,) * 10  # change counter, pages; no freelist, schema, encoding yet
+    version = (1, major * 1_000_000 + minor * 1_000 + patch)  # valid-for, SQLite's version
+    header = struct.pack(
+        ">16sH6B12I20x2I", b"SQLite format 3\0", _PAGE_SIZE, *formats, *counters, *version
+    )
+    leaf = struct.pack(">BHHHB", 0x0D, 0, 0, _PAGE_SIZE, 0)  # a table leaf with no cells
+    return (header + leaf).ljust(_PAGE_SIZE, b"\0")
 
 
 def _owner(database: str) -> int | None:
