@@ -18,9 +18,10 @@ with ``hold``, a missing ``-wal`` and ``-shm`` of a database in WAL mode
 are created first (mode 0600), so that the name SQLite opens is ours.
 :func:`verify_opened`, once SQLite has opened them: the names still name
 the files checked, and every file this process has open under a
-companion's name is that file (on Linux, through ``/proc/self/fd``;
-elsewhere the names only). A file swapped in between the two is refused
-before the connection is used.
+companion's name is that file, and the ``-wal`` one SQLite opened for
+this connection is the one checked (on Linux, through ``/proc/self/fd``;
+elsewhere the names only). A file swapped in between the two (and out
+again) is refused before the connection is used.
 
 Threads: runs on the connecting thread; touches only these files.
 Failures: :class:`~regisseur.actors.database.DatabaseError`, its message
@@ -86,6 +87,9 @@ class Checked:
     files: tuple[tuple[str, Identity | None], ...]
     wal_mode: bool
     owner: int | None = None  # whose the files must be; None: this process's user
+    #: This process's descriptors on files just before SQLite opened them
+    #: (``descriptors=True``; None where not asked or not listed).
+    descriptors: tuple[tuple[int, Identity], ...] | None = None
 
     def identity(self, suffix: str) -> Identity | None:
         """The identity checked under ``database + suffix``."""
@@ -124,6 +128,7 @@ def check_files(
     expected: Identity | None = None,
     hold: bool = False,
     reader: bool = False,
+    descriptors: bool = False,
 ) -> Checked:
     """Check the database's files before SQLite opens them; return what was found.
 
@@ -134,7 +139,10 @@ def check_files(
     ``-shm`` of a database in WAL mode are created (mode 0600, never
     through a link), so that SQLite opens files of ours. Nothing else is
     changed. A ``reader`` (``regisseur status``) may read another user's
-    database: its companions must then be that user's.
+    database: its companions must then be that user's. With
+    ``descriptors`` (a new connection about to open the files), the
+    descriptors this process has open are noted last, for
+    :func:`verify_opened` to find the one SQLite opens on the ``-wal``.
     """
     owner = _owner(database) if reader else None
     main = _look(database, shown, database, owner)
@@ -151,7 +159,9 @@ def check_files(
         if info is None and wal_mode and suffix in _HELD:
             info = _create(name, shown)
         files.append((suffix, None if info is None else (info.st_dev, info.st_ino)))
-    return Checked(database, shown, tuple(files), wal_mode, owner)
+    listed = _descriptors() if descriptors and wal_mode else None
+    before = None if listed is None else tuple((fd, identity) for fd, identity, _ in listed)
+    return Checked(database, shown, tuple(files), wal_mode, owner, before)
 
 
 def verify_opened(checked: Checked) -> None:
@@ -161,7 +171,13 @@ def verify_opened(checked: Checked) -> None:
     read). Each name checked must still name the same file; a companion
     missing then and there now (SQLite made it) must be private. Every
     file this process has open under one of the names, or under one of
-    them since removed, must be the file the name names now.
+    them since removed, must be the file the name names now. If
+    ``checked`` noted the descriptors before the open, one on the checked
+    ``-wal`` must be new: SQLite opened that file, not one swapped in and
+    out again around its open (which then has another name). A connection
+    of the same database closed on another thread at that very moment may
+    hand its number to the new one: then a sound connection is refused
+    (rare; whoever connects gets the error, as for any refusal).
     """
     database, shown = checked.database, checked.shown
     now: dict[str, Identity | None] = {}
@@ -172,8 +188,11 @@ def verify_opened(checked: Checked) -> None:
         if identity is not None and current != identity:
             raise _refuse(shown, name, "was replaced by another file as SQLite opened it")
         now[name] = current
+    listed = _descriptors()
+    if checked.descriptors is not None and listed is not None:
+        _verify_new_wal(checked, now[database + "-wal"], listed)
     watched = [database + suffix for suffix in _OPEN_KEPT]
-    for name, opened in _open_files(watched):
+    for name, opened in _open_files(watched, listed or ()):
         if opened != now[name]:
             why = (
                 "was removed while SQLite had it open"
@@ -287,15 +306,35 @@ def _in_wal_mode(database: str) -> bool:
         os.close(fd)
 
 
-def _open_files(names: list[str]) -> list[tuple[str, Identity]]:
-    """The files this process has open under ``names`` (or under one of them
-    since removed): (name, identity) for each descriptor. Empty where the
-    system does not list a process's descriptors (not Linux)."""
-    wanted = set(names)
+def _verify_new_wal(
+    checked: Checked, wal: Identity | None, listed: tuple[tuple[int, Identity, str], ...]
+) -> None:
+    """Refuse unless SQLite opened the checked ``-wal``: a connection's first
+    read in WAL mode opens it, so a descriptor on it that was not there
+    before the open must be there now. Without one, SQLite opened another
+    file by that name, swapped in and out again around its open (then
+    under another name, which no name check sees); while the log holds no
+    frame SQLite reads nothing from it, and its commits would go there."""
+    expected = checked.identity("-wal")
+    if expected is None or wal != expected:
+        return  # not held, or replaced: refused by the name checks
+    assert checked.descriptors is not None
+    before = set(checked.descriptors)
+    if any(identity == expected and (fd, identity) not in before for fd, identity, _ in listed):
+        return
+    name = checked.database + "-wal"
+    why = "is not the file SQLite opened under that name (another was swapped in and out)"
+    raise _refuse(checked.shown, name, why)
+
+
+def _descriptors() -> tuple[tuple[int, Identity, str], ...] | None:
+    """This process's descriptors on regular files: (fd, identity, name), the
+    name without ``(deleted)``. None where the system does not list them
+    (not Linux)."""
     try:
         fds = os.listdir(_FDS)
     except OSError:
-        return []
+        return None
     found = []
     for fd in fds:
         link = f"{_FDS}/{fd}"
@@ -306,7 +345,15 @@ def _open_files(names: list[str]) -> list[tuple[str, Identity]]:
                 continue  # closed and reused meanwhile: another file
         except OSError:
             continue  # closed meanwhile
-        name = target.removesuffix(_DELETED)
-        if name in wanted and stat.S_ISREG(info.st_mode):
-            found.append((name, (info.st_dev, info.st_ino)))
-    return found
+        if stat.S_ISREG(info.st_mode):
+            found.append((int(fd), (info.st_dev, info.st_ino), target.removesuffix(_DELETED)))
+    return tuple(found)
+
+
+def _open_files(
+    names: list[str], listed: tuple[tuple[int, Identity, str], ...]
+) -> list[tuple[str, Identity]]:
+    """The files of ``listed`` (:func:`_descriptors`) open under ``names`` (or
+    under one of them since removed): (name, identity) for each."""
+    wanted = set(names)
+    return [(name, identity) for _, identity, name in listed if name in wanted]

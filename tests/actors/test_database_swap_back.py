@@ -5,10 +5,10 @@ the system's ``-wal`` aside, put theirs under its name just as a new
 connection opens it (inotify tells them when), and put the system's back
 once SQLite has opened theirs. The names then look as checked, and the
 descriptor SQLite holds on their file is listed under their file's new
-name, so ``verify_opened`` sees nothing. While the log holds no frame
+name, so the name checks see nothing. While the log holds no frame
 (a new database, before its first commit) SQLite reads nothing from that
-file, and the connection writes its commits into it. Known, not fixed:
-see the README (``nofollow``); this test fails until it is.
+file, and the connection wrote its commits into it. Now the connection
+must hold a new descriptor on the checked ``-wal``: refused before use.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.timeout(30)
 SECRET = "https://alice:s3cr3t-pw@example.org/file.bin"
 
 
-@pytest.mark.xfail(strict=True, reason="a -wal swapped back before the check goes unseen")
 def test_a_wal_swapped_in_and_back_around_sqlite_s_open_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
