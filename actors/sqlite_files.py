@@ -159,8 +159,7 @@ def check_files(
         if info is None and wal_mode and suffix in _HELD:
             info = _create(name, shown)
         files.append((suffix, None if info is None else (info.st_dev, info.st_ino)))
-    listed = _descriptors() if descriptors and wal_mode else None
-    before = None if listed is None else tuple((fd, identity) for fd, identity, _ in listed)
+    before = _identities() if descriptors and wal_mode else None
     return Checked(database, shown, tuple(files), wal_mode, owner, before)
 
 
@@ -325,6 +324,23 @@ def _verify_new_wal(
     name = checked.database + "-wal"
     why = "is not the file SQLite opened under that name (another was swapped in and out)"
     raise _refuse(checked.shown, name, why)
+
+
+def _identities() -> tuple[tuple[int, Identity], ...] | None:
+    """This process's descriptors: (fd, identity of the file), one ``stat`` each
+    (the names are not needed). None where the system does not list them."""
+    try:
+        fds = os.listdir(_FDS)
+    except OSError:
+        return None
+    found = []
+    for fd in fds:
+        try:
+            info = os.stat(f"{_FDS}/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        found.append((int(fd), (info.st_dev, info.st_ino)))
+    return tuple(found)
 
 
 def _descriptors() -> tuple[tuple[int, Identity, str], ...] | None:
