@@ -24,7 +24,10 @@ _SQLITE_PASSING = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 # shutdown and "cannot connect now", too many connections, and a
 # serialization failure or deadlock (the retry runs alone).
 _PG_PASSING_PREFIXES = ("08", "57P", "40")
-_PG_PASSING_CODES = frozenset({"53300"})
+_PG_PASSING_CODES = frozenset({"53300", "55P03"})  # too many connections; a lock's timeout
+# ... but not these of those classes: the database was dropped (57P04), a
+# constraint the transaction breaks (40002). They stay until a person acts.
+_PG_LASTING_CODES = frozenset({"57P04", "40002"})
 
 
 def passes_by_itself(error: BaseException) -> bool:
@@ -45,6 +48,8 @@ def passes_by_itself(error: BaseException) -> bool:
         return "database is locked" in text or "table is locked" in text or "busy" in text
     code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if isinstance(code, str) and code:
+        if code in _PG_LASTING_CODES:
+            return False
         return code.startswith(_PG_PASSING_PREFIXES) or code in _PG_PASSING_CODES
     # No code at all: a driver's error from outside the server's answer,
     # such as a refused or broken connection ("OperationalError").

@@ -25,6 +25,7 @@ import errno
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -282,7 +283,7 @@ def claim_private_sqlite(path: str | Path) -> Path:
         raise DatabaseError(msg) from exc
     try:
         _claim_open(fd, path, path)
-        start_in_wal_mode(fd)
+        start_in_wal_mode(fd, str(path))
     finally:
         os.close(fd)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -339,7 +340,7 @@ def _create_private(database: str | None, *, wal: bool = False) -> None:
         return  # SQLite will report why it cannot be opened
     try:
         if wal and refusal(os.fstat(fd)) is None:  # else refused by the first check
-            start_in_wal_mode(fd)
+            start_in_wal_mode(fd, database)
     finally:
         os.close(fd)
 
@@ -416,7 +417,7 @@ class _SqliteSetup:
         if self.file is None or cparams.get("uri") or not cargs or not isinstance(cargs[0], str):
             return
         if self.private:
-            record.info[_CHECKED] = self._check(hold=True)
+            record.info[_CHECKED] = self._check(hold=True, descriptors=True)
         path = quote(os.fsencode(cargs[0]), safe="/")
         cargs[0] = f"file://{path}?mode=rw"
         cparams["uri"] = True
@@ -480,21 +481,24 @@ class _SqliteSetup:
     def _first_read(self, dbapi_connection: Any, checked: Checked | None) -> None:
         """The connection's first read (SQLite opens the companions for it),
         then the check of what it opened. A read that failed on a file
-        swapped in is refused as such (SQLite took it for its own)."""
+        swapped in is refused as such (SQLite took it for its own); one that
+        failed before SQLite opened the ``-wal`` is not asked for its descriptor."""
         assert self.file is not None
         try:
             _first_read(dbapi_connection, *self.file, private=self.private)
         except sqlite3.Error:
             if checked is not None:
-                self._verify(dbapi_connection, checked)
+                self._verify(dbapi_connection, replace(checked, descriptors=None))
             raise
         if checked is not None:
             self._verify(dbapi_connection, checked)
 
-    def _check(self, *, hold: bool) -> Checked:
+    def _check(self, *, hold: bool, descriptors: bool = False) -> Checked:
         assert self.file is not None
         configured, expected = self.file
-        return check_files(expected, configured, expected=self._main, hold=hold)
+        return check_files(
+            expected, configured, expected=self._main, hold=hold, descriptors=descriptors
+        )
 
     @staticmethod
     def _verify(dbapi_connection: Any, checked: Checked) -> None:

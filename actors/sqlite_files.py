@@ -18,9 +18,10 @@ with ``hold``, a missing ``-wal`` and ``-shm`` of a database in WAL mode
 are created first (mode 0600), so that the name SQLite opens is ours.
 :func:`verify_opened`, once SQLite has opened them: the names still name
 the files checked, and every file this process has open under a
-companion's name is that file (on Linux, through ``/proc/self/fd``;
-elsewhere the names only). A file swapped in between the two is refused
-before the connection is used.
+companion's name is that file, and the ``-wal`` one SQLite opened for
+this connection is the one checked (on Linux, through ``/proc/self/fd``;
+elsewhere the names only). A file swapped in between the two (and out
+again) is refused before the connection is used.
 
 Threads: runs on the connecting thread; touches only these files.
 Failures: :class:`~regisseur.actors.database.DatabaseError`, its message
@@ -34,7 +35,7 @@ import errno
 import os
 import sqlite3
 import stat
-import tempfile
+import struct
 from dataclasses import dataclass
 
 __all__ = [
@@ -54,6 +55,7 @@ _HELD = ("-wal", "-shm")
 #: The files SQLite keeps open (a hot-journal check closes the journal again).
 _OPEN_KEPT = ("", "-wal", "-shm")
 _PRIVATE = 0o600
+_PAGE_SIZE = 4096  # SQLite's default
 _FDS = "/proc/self/fd"
 _DELETED = " (deleted)"
 
@@ -85,6 +87,9 @@ class Checked:
     files: tuple[tuple[str, Identity | None], ...]
     wal_mode: bool
     owner: int | None = None  # whose the files must be; None: this process's user
+    #: This process's descriptors on files just before SQLite opened them
+    #: (``descriptors=True``; None where not asked or not listed).
+    descriptors: tuple[tuple[int, Identity], ...] | None = None
 
     def identity(self, suffix: str) -> Identity | None:
         """The identity checked under ``database + suffix``."""
@@ -123,6 +128,7 @@ def check_files(
     expected: Identity | None = None,
     hold: bool = False,
     reader: bool = False,
+    descriptors: bool = False,
 ) -> Checked:
     """Check the database's files before SQLite opens them; return what was found.
 
@@ -133,7 +139,10 @@ def check_files(
     ``-shm`` of a database in WAL mode are created (mode 0600, never
     through a link), so that SQLite opens files of ours. Nothing else is
     changed. A ``reader`` (``regisseur status``) may read another user's
-    database: its companions must then be that user's.
+    database: its companions must then be that user's. With
+    ``descriptors`` (a new connection about to open the files), the
+    descriptors this process has open are noted last, for
+    :func:`verify_opened` to find the one SQLite opens on the ``-wal``.
     """
     owner = _owner(database) if reader else None
     main = _look(database, shown, database, owner)
@@ -150,7 +159,8 @@ def check_files(
         if info is None and wal_mode and suffix in _HELD:
             info = _create(name, shown)
         files.append((suffix, None if info is None else (info.st_dev, info.st_ino)))
-    return Checked(database, shown, tuple(files), wal_mode, owner)
+    before = _identities() if descriptors and wal_mode else None
+    return Checked(database, shown, tuple(files), wal_mode, owner, before)
 
 
 def verify_opened(checked: Checked) -> None:
@@ -160,7 +170,13 @@ def verify_opened(checked: Checked) -> None:
     read). Each name checked must still name the same file; a companion
     missing then and there now (SQLite made it) must be private. Every
     file this process has open under one of the names, or under one of
-    them since removed, must be the file the name names now.
+    them since removed, must be the file the name names now. If
+    ``checked`` noted the descriptors before the open, one on the checked
+    ``-wal`` must be new: SQLite opened that file, not one swapped in and
+    out again around its open (which then has another name). A connection
+    of the same database closed on another thread at that very moment may
+    hand its number to the new one: then a sound connection is refused
+    (rare; whoever connects gets the error, as for any refusal).
     """
     database, shown = checked.database, checked.shown
     now: dict[str, Identity | None] = {}
@@ -171,8 +187,11 @@ def verify_opened(checked: Checked) -> None:
         if identity is not None and current != identity:
             raise _refuse(shown, name, "was replaced by another file as SQLite opened it")
         now[name] = current
+    listed = _descriptors()
+    if checked.descriptors is not None and listed is not None:
+        _verify_new_wal(checked, now[database + "-wal"], listed)
     watched = [database + suffix for suffix in _OPEN_KEPT]
-    for name, opened in _open_files(watched):
+    for name, opened in _open_files(watched, listed or ()):
         if opened != now[name]:
             why = (
                 "was removed while SQLite had it open"
@@ -183,32 +202,53 @@ def verify_opened(checked: Checked) -> None:
             raise _refuse(shown, name, why)
 
 
-def start_in_wal_mode(fd: int) -> None:
-    """Make the empty file open as ``fd`` an empty database in WAL mode.
+def start_in_wal_mode(fd: int, name: str = "") -> None:
+    """Make the empty file open as ``fd`` (``name``, for messages) an empty
+    database in WAL mode.
 
     A new file's first connection would switch it to WAL in the directory:
     SQLite then makes a ``-journal`` and opens a ``-wal`` by name (both
     seen from outside as they appear), with no ``-wal`` of ours there to
-    hold the name (for an empty file SQLite removes one). The empty
-    database is made by SQLite in a private temporary directory instead,
-    and its bytes written into ``fd``. A file that is not empty is left
-    as it is. ``DatabaseError`` if the temporary directory cannot be used.
+    hold the name (for an empty file SQLite removes one). The bytes SQLite
+    writes for an empty WAL database (one page: the file header and an
+    empty schema) are written into ``fd`` instead: made in memory, never
+    in a temporary directory, which may be one others can write to
+    (``TMPDIR``), full, or missing. A file that is not empty is left as
+    it is. ``DatabaseError`` naming ``name`` if the file cannot take them
+    (a full disk): the file is then left empty, to be started again.
     """
     if os.fstat(fd).st_size:
         return
+    content = _empty_wal_database()
     try:
-        with tempfile.TemporaryDirectory(prefix="regisseur-db-") as private:
-            made = os.path.join(private, "new.db")
-            with contextlib.closing(sqlite3.connect(made)) as connection:
-                connection.execute("PRAGMA journal_mode=WAL").fetchall()
-            with open(made, "rb") as file:
-                content = file.read()
-    except (OSError, sqlite3.Error) as exc:
-        where = tempfile.gettempdir()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        msg = f"cannot make a new database in a private folder of {where}: {reason}"
-        raise _error(msg) from None  # not the database file's own error
-    os.pwrite(fd, content, 0)
+        written = 0
+        while written < len(content):
+            written += os.pwrite(fd, content[written:], written)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # part of a header is no database: started again next time
+        reason = (exc.strerror or str(exc)).lower()
+        raise _error(f"cannot write to the database {name!r}: {reason}") from exc
+
+
+def _empty_wal_database() -> bytes:
+    """The one page SQLite writes for an empty database switched to WAL mode.
+
+    The file header (https://sqlite.org/fileformat2.html#the_database_header):
+    page size 4096, file format versions 2 and 2 (WAL), change counter 1,
+    one page, no schema yet (schema format and text encoding 0 until the
+    first table), version-valid-for 1 and this SQLite's version number;
+    then the empty ``sqlite_schema`` table's leaf page header.
+    """
+    major, minor, patch = sqlite3.sqlite_version_info
+    formats = (2, 2, 0, 64, 32, 32)  # write and read versions 2: WAL; no reserved bytes
+    counters = (1, 1) + (0,) * 10  # change counter, pages; no freelist, schema, encoding yet
+    version = (1, major * 1_000_000 + minor * 1_000 + patch)  # valid-for, SQLite's version
+    header = struct.pack(
+        ">16sH6B12I20x2I", b"SQLite format 3\0", _PAGE_SIZE, *formats, *counters, *version
+    )
+    leaf = struct.pack(">BHHHB", 0x0D, 0, 0, _PAGE_SIZE, 0)  # a table leaf with no cells
+    return (header + leaf).ljust(_PAGE_SIZE, b"\0")
 
 
 def _owner(database: str) -> int | None:
@@ -265,15 +305,52 @@ def _in_wal_mode(database: str) -> bool:
         os.close(fd)
 
 
-def _open_files(names: list[str]) -> list[tuple[str, Identity]]:
-    """The files this process has open under ``names`` (or under one of them
-    since removed): (name, identity) for each descriptor. Empty where the
-    system does not list a process's descriptors (not Linux)."""
-    wanted = set(names)
+def _verify_new_wal(
+    checked: Checked, wal: Identity | None, listed: tuple[tuple[int, Identity, str], ...]
+) -> None:
+    """Refuse unless SQLite opened the checked ``-wal``: a connection's first
+    read in WAL mode opens it, so a descriptor on it that was not there
+    before the open must be there now. Without one, SQLite opened another
+    file by that name, swapped in and out again around its open (then
+    under another name, which no name check sees); while the log holds no
+    frame SQLite reads nothing from it, and its commits would go there."""
+    expected = checked.identity("-wal")
+    if expected is None or wal != expected:
+        return  # not held, or replaced: refused by the name checks
+    assert checked.descriptors is not None
+    before = set(checked.descriptors)
+    if any(identity == expected and (fd, identity) not in before for fd, identity, _ in listed):
+        return
+    name = checked.database + "-wal"
+    why = "is not the file SQLite opened under that name (another was swapped in and out)"
+    raise _refuse(checked.shown, name, why)
+
+
+def _identities() -> tuple[tuple[int, Identity], ...] | None:
+    """This process's descriptors: (fd, identity of the file), one ``stat`` each
+    (the names are not needed). None where the system does not list them."""
     try:
         fds = os.listdir(_FDS)
     except OSError:
-        return []
+        return None
+    found = []
+    for fd in fds:
+        try:
+            info = os.stat(f"{_FDS}/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        found.append((int(fd), (info.st_dev, info.st_ino)))
+    return tuple(found)
+
+
+def _descriptors() -> tuple[tuple[int, Identity, str], ...] | None:
+    """This process's descriptors on regular files: (fd, identity, name), the
+    name without ``(deleted)``. None where the system does not list them
+    (not Linux)."""
+    try:
+        fds = os.listdir(_FDS)
+    except OSError:
+        return None
     found = []
     for fd in fds:
         link = f"{_FDS}/{fd}"
@@ -284,7 +361,15 @@ def _open_files(names: list[str]) -> list[tuple[str, Identity]]:
                 continue  # closed and reused meanwhile: another file
         except OSError:
             continue  # closed meanwhile
-        name = target.removesuffix(_DELETED)
-        if name in wanted and stat.S_ISREG(info.st_mode):
-            found.append((name, (info.st_dev, info.st_ino)))
-    return found
+        if stat.S_ISREG(info.st_mode):
+            found.append((int(fd), (info.st_dev, info.st_ino), target.removesuffix(_DELETED)))
+    return tuple(found)
+
+
+def _open_files(
+    names: list[str], listed: tuple[tuple[int, Identity, str], ...]
+) -> list[tuple[str, Identity]]:
+    """The files of ``listed`` (:func:`_descriptors`) open under ``names`` (or
+    under one of them since removed): (name, identity) for each."""
+    wanted = set(names)
+    return [(name, identity) for _, identity, name in listed if name in wanted]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["RecordsRefused", "RecordsWatch"]
 
 _KEEPER = "download-keeper"
+_UNRESPONSIVE = "unresponsive"  # the health of an actor that did not answer in time
 
 
 class RecordsRefused(Exception):
@@ -39,7 +40,9 @@ class RecordsWatch:
     per refusal, the line that says the run waits and why); else the line
     that says which database refuses and why. A keeper busy
     for the whole health check (a database locked for its busy timeout)
-    gives no details: that is not counted as a refusal.
+    gives no details: that starts no refusal, and one seen before goes on
+    (a lock held for minutes keeps the keeper busy in each retry's 10 s
+    wait, and answering only now and then in between).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class RecordsWatch:
         self._since: float | None = None  # when a refusal was first seen
         self._notice = notice
         self._noticed = False  # the waiting line of this refusal was said
+        self._last: tuple[str, bool] | None = None  # the refusal last seen, if it goes on
 
     def problem(self) -> str | None:
         """None, or ``cannot write to the records database DB: REASON``."""
@@ -68,11 +72,17 @@ class RecordsWatch:
         if now < self._next:
             return None
         self._next = now + self._every
-        error, passes = self._write_error()
+        answered, error, passes = self._write_error()
+        if not answered:  # busy: a refusal seen goes on, none begins
+            if self._last is None:
+                return None
+            error, passes = self._last
         if error is None:
             self._since = None
+            self._last = None
             self._noticed = False
             return None
+        self._last = (error, passes)
         if self._since is None:
             self._since = now
         if now - self._since < self._grace:
@@ -89,13 +99,16 @@ class RecordsWatch:
             )
         return None
 
-    def _write_error(self) -> tuple[str | None, bool]:
-        """The keeper's write error and whether it passes by itself (None: none)."""
+    def _write_error(self) -> tuple[bool, str | None, bool]:
+        """Whether the keeper answered; its write error (None: none) and
+        whether that passes by itself."""
         report = self._system.health().find(_KEEPER)
         details = report.details if report is not None else None
+        if details == _UNRESPONSIVE:
+            return False, None, False
         if not isinstance(details, dict):
-            return None, False
+            return True, None, False
         error = details.get("write_error")
         if not isinstance(error, str):
-            return None, False
-        return error, details.get("write_error_passes") is True
+            return True, None, False
+        return True, error, details.get("write_error_passes") is True

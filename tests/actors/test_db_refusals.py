@@ -108,6 +108,9 @@ OperationalErrorLike.__name__ = "OperationalError"
         ("25006", False),  # read-only transaction
         ("42501", False),  # insufficient privilege
         ("23505", False),  # a unique constraint the write breaks
+        ("57P04", False),  # the database was dropped: it does not come back by itself
+        ("40002", False),  # a constraint checked at commit: the retry breaks it again
+        ("55P03", True),  # lock_timeout: another transaction's lock, released in time
     ],
 )
 def test_a_server_s_code_says_whether_it_passes(code: str, passes: bool) -> None:

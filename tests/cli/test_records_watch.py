@@ -14,6 +14,7 @@ class _System:
     def __init__(self) -> None:
         self.write_error: str | None = None
         self.passes = False  # the keeper's write_error_passes
+        self.busy = False  # the keeper does not answer in time (in a busy wait)
         self.asked = 0
 
     def health(self) -> HealthReport:
@@ -21,8 +22,10 @@ class _System:
         keeper = HealthReport(
             name="download-keeper",
             status="running",
-            healthy=self.write_error is None,
-            details={
+            healthy=self.write_error is None and not self.busy,
+            details="unresponsive"
+            if self.busy
+            else {
                 "unsaved_writes": int(self.write_error is not None),
                 "write_error": self.write_error,
                 "write_error_passes": self.passes if self.write_error is not None else None,
@@ -124,3 +127,41 @@ def test_a_refusal_that_passes_by_itself_is_waited_out_and_said_once() -> None:
         assert watch.problem() is None
     assert len(notices) == 2, "a new refusal is said again"
     assert "server closed the connection unexpectedly" in notices[1]
+
+
+def _locked_for_minutes(system: _System, now: list[float], watch: RecordsWatch) -> list[str | None]:
+    """What a lock held for minutes looks like: each retry waits SQLite's busy
+    timeout (10 s); the keeper's health is seen once, between two retries
+    (the health checks of a busy keeper take a second each, and miss most
+    of the second the keeper waits between retries)."""
+    seen = []
+    for second in range(1, 60):
+        now[0] = float(second)
+        system.busy = second != 11  # answered between two retries, seen once
+        seen.append(watch.problem())
+    return seen
+
+
+def test_a_lock_that_keeps_the_keeper_busy_is_said_once_not_forgotten() -> None:
+    """Before: each unanswered health check started the count again, so
+    another program's lock held for minutes was never said: the run sat
+    silent (found with a real lock held 25 s on a run's records)."""
+    system, now, notices = _System(), [0.0], []
+    watch = _watch(system, now, notices)
+    system.write_error = "OperationalError: database is locked"
+    system.passes = True
+    assert _locked_for_minutes(system, now, watch) == [None] * 59
+    assert notices == [
+        "waiting for the records database /d/records.db: database is locked "
+        "(Ctrl-C stops the run; its partial files are kept)"
+    ]
+
+
+def test_a_lasting_refusal_seen_between_busy_checks_still_ends_the_run() -> None:
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    system.write_error = "OperationalError: database or disk is full"
+    seen = _locked_for_minutes(system, now, watch)
+    assert (
+        seen[21] == "cannot write to the records database /d/records.db: database or disk is full"
+    )
