@@ -326,12 +326,20 @@ def _verify_new_wal(
     raise _refuse(checked.shown, name, why)
 
 
+def _fds() -> list[str] | None:
+    """The numbers of this process's open descriptors (as listed in
+    ``/proc/self/fd``); None where the system does not list them (not Linux)."""
+    try:
+        return os.listdir(_FDS)
+    except OSError:
+        return None
+
+
 def _identities() -> tuple[tuple[int, Identity], ...] | None:
     """This process's descriptors: (fd, identity of the file), one ``stat`` each
     (the names are not needed). None where the system does not list them."""
-    try:
-        fds = os.listdir(_FDS)
-    except OSError:
+    fds = _fds()
+    if fds is None:
         return None
     found = []
     for fd in fds:
@@ -347,9 +355,8 @@ def _descriptors() -> tuple[tuple[int, Identity, str], ...] | None:
     """This process's descriptors on regular files: (fd, identity, name), the
     name without ``(deleted)``. None where the system does not list them
     (not Linux)."""
-    try:
-        fds = os.listdir(_FDS)
-    except OSError:
+    fds = _fds()
+    if fds is None:
         return None
     found = []
     for fd in fds:
