@@ -563,7 +563,11 @@ class KeeperActor(Actor):
         An inherited run no longer on the board reported before its queue
         told ``Attach`` (the report is handled already), or its report was
         lost with the keeper that crashed on it: no longer awaited, and its
-        download (if still live) is queued now like any other.
+        download (if still live) is queued now like any other. So is one
+        whose run is on the board under another claim (a keeper crashed on
+        that run's start, so it was never inherited): the board starts the
+        new claim only after that run (never beside it), whose result is
+        stale here; that double fault costs a second run, as before.
         """
         board = dict(on_board)
         held: set[str] = set()
