@@ -39,31 +39,32 @@ reads this keeper's :class:`~regisseur.actors.downloads.claim_view.ClaimView`
 the overridable methods ``_allocate_claim``, ``_claim_current`` and
 ``_publish_view`` (cluster mode checks them against the database).
 
-A restart of the keeper restarts the sources too (their supervisor is
-REST_FOR_ONE), and a run whose impl does not see its worker's stop is
-abandoned by the supervisor and goes on (see ``board``). Its claim is
-still the current one here (the claims survive a restart), so what it
-reports is applied; the new incarnation only must not start another run
-of the download meanwhile. As an OTP supervisor starts a child again
-only once the old process has exited, it holds such a download back
-(``_inherited``) while its queue's ``Attach`` says the run of that very
-claim is still on the board, and lets the run's own report decide: a
-success or failure ends the download, a release queues it again (a
-cancel ends it as always, and the run's late result is ignored). Every
-run reports before it leaves the board, so a run that left without a
-report heard here (one lost with a crash of the keeper) is off the
-board at the next ``Attach`` and its download is queued again; a
-download whose run goes on is held exactly as long as it would be held
-without the restart. The other choice, accepting the old claim's result
-while the new claim has not started yet, leaves a race with that start
-(the new run is handed out as soon as the source attaches) and fetches
-the body twice whenever the old run is slower than the restart.
 Each run is also told the highest claim of its download that an *earlier*
 keeper recorded (``DownloadContext.earlier_claim``): the claims loaded from
 the database at start, and those that ran when an earlier incarnation of
 this keeper ended. Only a run above such a claim may find a file that a
 run this keeper never heard of published (HttpSource then takes that file
 rather than a copy); a re-claim within this keeper knows every run before it.
+
+A restart of the keeper restarts the sources too (their supervisor is
+REST_FOR_ONE), and a run whose impl does not see its worker's stop is
+abandoned by the supervisor and goes on (see ``board``). Its claim is
+still the current one here (the claims survive a restart), so what it
+reports is applied; all the new incarnation must avoid is starting another
+run of the download meanwhile. As an OTP supervisor starts a child again
+only once the old process has exited, it holds such a download back
+(``_inherited``) while its queue's ``Attach`` says the run of that very
+claim is still on the board, and lets the run's own report decide: a
+success or failure ends the download, a release queues it again (a cancel
+ends it as always, and the run's late result is ignored). Every run
+reports before it leaves the board, so a run that left without a report
+heard here (one lost with a crash of the keeper) is off the board at the
+next ``Attach`` and its download is queued again; a download whose run
+goes on is held exactly as long as it would be held without the restart.
+The other choice, accepting the old claim's result while the new claim has
+not started yet, leaves a race with that start (the new run is handed out
+as soon as the source attaches) and fetches the body twice whenever the
+old run is slower than the restart.
 
 Threads: everything here runs on the keeper's own thread; the claim view
 is read by the workers' threads (the keeper is its only writer).
