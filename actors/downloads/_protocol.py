@@ -74,10 +74,14 @@ class Attach:
     restart the keeper (they share the downloads supervisor) until the
     queue's start timed out. ``token`` names the queue's incarnation; the
     answer carries it back, so an answer meant for an earlier one is ignored.
+    ``running``: the runs on the source's board when the queue started, as
+    ``(download id, claim)`` (``RunBoard.running``): after a restart of the
+    keeper, those of its earlier incarnation that still go on.
     """
 
     source: str
     token: str
+    running: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

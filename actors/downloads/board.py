@@ -27,11 +27,22 @@ outside the lock (it calls its wakers).
 
 Failures: the board holds no resource. A queue restart empties its FIFO
 (``reset``); the keeper's answer to the new queue's ``Attach`` fills it
-again. A worker that dies leaves its run on the board until its successor
-starts (``join``), by when the keeper has errored that download; the
-queue hears of the death (``ChildFailed``) and takes the dead worker off
-the parked ones (``lost``), so the downloads it was woken for, or was
-waiting out the delay for, go to the other workers meanwhile.
+again. The queue hears of a worker's death (``ChildFailed``) and takes the
+dead worker off the parked ones (``lost``), so the downloads it was woken
+for, or was waiting out the delay for, go to the other workers meanwhile.
+
+A run is on the board from ``take`` until its worker's ``done``, which
+the worker's thread calls however the run ends (a result, a failure, a
+release, the thread dying): a worker killed mid-run reports and leaves
+first. A worker whose run did not end when it was asked to stop (an impl
+that never sees a cancel) is abandoned by its supervisor and its thread
+runs on; its successor (same name) starts beside it. That run stays on
+the board as an *orphan* until its ``done``: it no longer counts against
+the limit (its successor has the slot), a new claim of its download
+waits for it (never two runs of one download at once), and a withdraw
+still reaches its token. ``running()`` lists the runs on the board with
+their claims: a new queue's ``Attach`` tells the keeper which downloads
+an earlier incarnation's run is still fetching (see ``KeeperActor``).
 """
 
 from __future__ import annotations
@@ -98,7 +109,11 @@ class RunBoard:
         # download id -> (record, front, claim, earlier), to queue once its running run ended
         self._later: dict[str, tuple[DownloadRecord, bool, int, int]] = {}
         self._tokens: dict[str, CancelToken] = {}  # running download id -> token
+        self._run_claims: dict[str, int] = {}  # running download id -> its run's claim
         self._busy: dict[str, str] = {}  # worker -> the download id it runs
+        # running download id -> its worker, whose incarnation that runs it was
+        # abandoned (its successor started): not counted against the limit
+        self._orphans: dict[str, str] = {}
         self._parked: dict[str, None] = {}  # idle workers, oldest first (an ordered set)
         self._waiter: str | None = None  # the worker waiting out the delay on a timer
         self._next_start = float("-inf")
@@ -187,6 +202,11 @@ class RunBoard:
         if token is not None:
             token.cancel(reason)
 
+    def running(self) -> tuple[tuple[str, int], ...]:
+        """The runs on the board now, as ``(download id, claim)``, orphans included."""
+        with self._lock:
+            return tuple(self._run_claims.items())
+
     def workers(self) -> set[str]:
         """The workers the board knows (parked or running)."""
         with self._lock:
@@ -229,6 +249,7 @@ class RunBoard:
             return {
                 "queued": len(self._pending),
                 "running": len(self._busy),
+                "orphans": len(self._orphans),  # runs of abandoned workers, not counted
                 "concurrency": self._limit,
                 "delay": self._delay,
                 "started": self._started,
@@ -237,15 +258,15 @@ class RunBoard:
 
     # -- the workers' side -----------------------------------------------------------------
     def join(self, worker: str) -> None:
-        """A worker (re)started: forget a run its killed predecessor left behind."""
+        """A worker (re)started. A run its predecessor still has going (the
+        predecessor was abandoned) becomes an orphan: see the module docstring."""
         with self._lock:
             self._parked.pop(worker, None)
             if self._waiter == worker:
                 self._waiter = None
             download_id = self._busy.pop(worker, None)
             if download_id is not None:
-                self._tokens.pop(download_id, None)
-                self._release_later(download_id)
+                self._orphans[download_id] = worker
 
     def take(
         self, worker: str, now: float, new_token: Callable[[], CancelToken]
@@ -279,6 +300,7 @@ class RunBoard:
             earlier = self._earlier.pop(record.id, 0)
             token = new_token()
             self._tokens[record.id] = token
+            self._run_claims[record.id] = claim
             self._busy[worker] = record.id
             self._next_start = now + self._delay
             self._started += 1
@@ -288,13 +310,21 @@ class RunBoard:
                 del self._parked[wake]
             return Taken(record, token, claim, wake, earlier)
 
-    def done(self, worker: str, download_id: str) -> None:
-        """``worker`` ended its run of ``download_id`` (whatever the outcome)."""
+    def done(self, worker: str, download_id: str) -> list[str]:
+        """``worker`` ended its run of ``download_id`` (whatever the outcome).
+
+        Returns the workers to wake: none for a worker that goes on taking
+        (it takes what its run held back itself); for an orphan, whose
+        thread takes nothing more, the parked ones that can take it.
+        """
         with self._lock:
-            if self._busy.get(worker) == download_id:
+            orphan = self._orphans.pop(download_id, None) == worker
+            if not orphan and self._busy.get(worker) == download_id:
                 del self._busy[worker]
             self._tokens.pop(download_id, None)
-            self._release_later(download_id)
+            self._run_claims.pop(download_id, None)
+            released = self._release_later(download_id)
+            return self._wakes() if orphan and released else []
 
     def leave(self, worker: str) -> str | None:
         """``worker`` stops: no longer parked. Returns a worker to wake in its place.
@@ -342,11 +372,14 @@ class RunBoard:
         else:
             self._earlier.pop(download_id, None)
 
-    def _release_later(self, download_id: str) -> None:
+    def _release_later(self, download_id: str) -> bool:
+        """Queue the claim that waited for ``download_id``'s run; True if there was one."""
         later = self._later.pop(download_id, None)
-        if later is not None:
-            record, front, claim, earlier = later
-            self._enqueue(record, front=front, claim=claim, earlier=earlier)
+        if later is None:
+            return False
+        record, front, claim, earlier = later
+        self._enqueue(record, front=front, claim=claim, earlier=earlier)
+        return True
 
     def _wakes(self) -> list[str]:
         """Unpark as many workers as there are downloads for them (one with a delay)."""

@@ -635,6 +635,7 @@ class ClusterKeeperActor(KeeperActor):
         record = self._live.pop(download_id, None)
         self._current.pop(download_id, None)  # its run, if any, is stale from now on
         self._earlier.pop(download_id, None)
+        self._inherited.pop(download_id, None)
         self._tokens.pop(download_id, None)
         self._resumable.discard(download_id)
         self._dirty.discard(download_id)

@@ -32,7 +32,7 @@ from regisseur.actors.downloads.errors import (
 )
 from regisseur.actors.downloads.keeper import KeeperActor
 from regisseur.actors.downloads.queue import QueueActor, worker_spec
-from regisseur.actors.downloads.source import DownloadSource, check_concurrency
+from regisseur.actors.downloads.source import MAX_CONCURRENCY, DownloadSource, check_concurrency
 from regisseur.actors.errors import UnknownActorError, WaitTimeoutError
 from regisseur.messages.downloads import (
     CancelDownload,
@@ -60,6 +60,14 @@ __all__ = ["DownloadSettings", "Downloads"]
 _ASK_TIMEOUT = 10.0
 _MAX_TEXT = 8192
 _NO_EXTRA = frozen_extra(None)  # read-only and empty: one serves every submit
+# A source's supervisor stops its children one by one, each within its own
+# shutdown_timeout (5 s), and abandons one that overruns (a worker whose
+# impl does not see the stop). Its own bound must cover them all, or its
+# parent abandons it mid-teardown and a restart of the subtree starts the
+# new queue while the old one is still registered ("already running"): OTP
+# gives a supervisor child ``shutdown => infinity`` for this reason. Here:
+# every worker the limit allows, and the queue, each at its default bound.
+_SOURCE_SHUTDOWN = 5.0 * (MAX_CONCURRENCY + 1)
 
 
 class DownloadSettings:
@@ -140,6 +148,7 @@ def source_spec(source: DownloadSource) -> ChildSpec:
         # queue gets fresh workers that announce themselves to it.
         Supervisor((queue, *workers), strategy=Strategy.REST_FOR_ONE, max_restarts=10, within=10.0),
         depends_on=(p.KEEPER,),
+        shutdown_timeout=_SOURCE_SHUTDOWN,
         description=f"download source {source.name!r}",
     )
 

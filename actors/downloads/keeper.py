@@ -38,12 +38,33 @@ reads this keeper's :class:`~regisseur.actors.downloads.claim_view.ClaimView`
 :class:`~regisseur.actors.downloads._protocol.CheckClaim`. The checks are
 the overridable methods ``_allocate_claim``, ``_claim_current`` and
 ``_publish_view`` (cluster mode checks them against the database).
+
 Each run is also told the highest claim of its download that an *earlier*
 keeper recorded (``DownloadContext.earlier_claim``): the claims loaded from
 the database at start, and those that ran when an earlier incarnation of
 this keeper ended. Only a run above such a claim may find a file that a
 run this keeper never heard of published (HttpSource then takes that file
 rather than a copy); a re-claim within this keeper knows every run before it.
+
+A restart of the keeper restarts the sources too (their supervisor is
+REST_FOR_ONE), and a run whose impl does not see its worker's stop is
+abandoned by the supervisor and goes on (see ``board``). Its claim is
+still the current one here (the claims survive a restart), so what it
+reports is applied; all the new incarnation must avoid is starting another
+run of the download meanwhile. As an OTP supervisor starts a child again
+only once the old process has exited, it holds such a download back
+(``_inherited``) while its queue's ``Attach`` says the run of that very
+claim is still on the board, and lets the run's own report decide: a
+success or failure ends the download, a release queues it again (a cancel
+ends it as always, and the run's late result is ignored). Every run
+reports before it leaves the board, so a run that left without a report
+heard here (one lost with a crash of the keeper) is off the board at the
+next ``Attach`` and its download is queued again; a download whose run
+goes on is held exactly as long as it would be held without the restart.
+The other choice, accepting the old claim's result while the new claim has
+not started yet, leaves a race with that start (the new run is handed out
+as soon as the source attaches) and fetches the body twice whenever the
+old run is slower than the restart.
 
 Threads: everything here runs on the keeper's own thread; the claim view
 is read by the workers' threads (the keeper is its only writer).
@@ -162,6 +183,11 @@ class KeeperActor(Actor):
         # recorded (see the module docstring), set at start and by cluster
         # claims; told to each run with its claim.
         self._earlier: dict[str, int] = {}
+        # Per incarnation: the runs an earlier incarnation had going (download
+        # id -> claim, from ``_current`` at start) that have not reported to
+        # this one: held back from a new claim while their run is on the
+        # board (see the module docstring).
+        self._inherited: dict[str, int] = {}
         self._stale_seen: set[tuple[str, int]] = set()  # logged once each
         self._claim_writes: dict[str, int] = {}  # epochs to store at the next commit
         # This keeper's identity in the records' owner column (host:pid:...).
@@ -197,8 +223,10 @@ class KeeperActor(Actor):
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
         # The runs an earlier incarnation of this keeper had going when it
-        # ended: one may have published its file and never been recorded.
+        # ended: one may have published its file and never been recorded,
+        # and one may still go on (its worker abandoned at the restart).
         self._earlier.update(self._current)
+        self._inherited.update(self._current)
         if self._persist:
             self._hold_owner_lock()
             self._load()
@@ -492,7 +520,7 @@ class KeeperActor(Actor):
         """
         self._commit()
         try:
-            attached = self._attach(message.source)
+            attached = self._attach(message.source, message.running)
         except UnknownSourceError:
             self.log.warning("download_queue_of_unknown_source", source=message.source)
             return
@@ -502,14 +530,18 @@ class KeeperActor(Actor):
         except UnknownActorError:
             self._attached.discard(message.source)
 
-    def _attach(self, source: str) -> p.Attached:
+    def _attach(self, source: str, on_board: tuple[tuple[str, int], ...] = ()) -> p.Attached:
+        """The answer to ``source``'s queue: its config, and the downloads it
+        may run now (not those a run this keeper knows of has, nor those held
+        for an earlier incarnation's run still on the board, ``on_board``)."""
         config = self._known_source(source)
         self._attached.add(source)
         running = self._runner
+        held = self._held_for(source, on_board) if self._inherited else ()
         pending = [
             record
             for record in self._live.values()
-            if record.source == source and record.id not in running
+            if record.source == source and record.id not in running and record.id not in held
         ]
         # Interrupted downloads first (they had started before), then FIFO:
         # ``_live`` is in submit order (a stable sort keeps it; created_at is
@@ -523,6 +555,36 @@ class KeeperActor(Actor):
             view=self._publish_view(),
             earlier=self._earlier_claims(pending),
         )
+
+    def _held_for(self, source: str, on_board: tuple[tuple[str, int], ...]) -> set[str]:
+        """The downloads of ``source`` whose inherited run is on its board.
+
+        A run on the board under the inherited claim reports here before it
+        leaves (its result is applied, its release re-queues it): held.
+        An inherited run no longer on the board reported before its queue
+        told ``Attach`` (the report is handled already), or its report was
+        lost with the keeper that crashed on it: no longer awaited, and its
+        download (if still live) is queued now like any other. So is one
+        whose run is on the board under another claim (a keeper crashed on
+        that run's start, so it was never inherited): the board starts the
+        new claim only after that run (never beside it), whose result is
+        stale here; that double fault costs a second run, as before.
+        """
+        board = dict(on_board)
+        held: set[str] = set()
+        for download_id, claim in list(self._inherited.items()):
+            record = self._live.get(download_id)
+            if record is None:
+                del self._inherited[download_id]  # ended
+            elif record.source != source:
+                continue
+            elif board.get(download_id) == claim:
+                held.add(download_id)
+            else:
+                del self._inherited[download_id]
+        if held:
+            self.log.info("downloads_held_for_earlier_runs", source=source, downloads=len(held))
+        return held
 
     def _configure(self, message: p.Configure) -> p.SourceConfig:
         old = self._known_source(message.source)
@@ -801,6 +863,7 @@ class KeeperActor(Actor):
             self._stale(download_id, message.claim, "start")
             return
         self._resumable.discard(download_id)
+        self._inherited.pop(download_id, None)
         started = record.evolve(
             state=DownloadState.IN_PROGRESS, error=None, updated_at=self._wall()
         )
@@ -943,6 +1006,7 @@ class KeeperActor(Actor):
             del self._running[message.worker]
             self._runner.pop(message.id, None)
         self._current.pop(message.id, None)
+        self._inherited.pop(message.id, None)  # an earlier incarnation's run: queued now
         record = self._live.get(message.id)
         if record is None:
             return
@@ -956,6 +1020,7 @@ class KeeperActor(Actor):
         self._claims.pop(ended.id, None)
         self._current.pop(ended.id, None)
         self._earlier.pop(ended.id, None)
+        self._inherited.pop(ended.id, None)
         self._unassign(ended.id)
         self._stage(ended)
         self._remember(ended)

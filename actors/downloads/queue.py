@@ -10,9 +10,10 @@ Threads: runs on its own thread and only tells: workers, the keeper and its
 supervisor (to add or retire workers when ``concurrency`` changes; a
 worker above the limit asks this actor, never the supervisor, so every
 stop and start of a worker is told from this thread, in order). At each
-start it tells the keeper ``Attach`` and puts nothing on the board until
-the answer (``Attached``: its limits and the pending records, so a
-restarted queue loses nothing) has come. It never waits for the keeper:
+start it tells the keeper ``Attach`` (with the runs still on the board)
+and puts nothing on the board until the answer (``Attached``: its limits
+and the pending records, so a restarted queue loses nothing) has come.
+It never waits for the keeper:
 the keeper and the source share a supervisor, and a start blocked on a
 keeper that has just failed would hold that supervisor up until the start
 timed out, again and again under repeated faults.
@@ -104,7 +105,8 @@ class QueueActor(Actor):
         # on_stop ran): the next one keeps it instead of adding another.
         if "deaths" not in self.kept_state:
             self.kept_state["deaths"] = self.system.events.subscribe(self.actor_ref, ChildFailed)
-        self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token))
+        running = self._board.running()  # runs an abandoned worker still has going
+        self.system.tell(p.KEEPER, p.Attach(self._source.name, self._token, running))
 
     def on_stop(self) -> None:
         subscription: Subscription | None = self.kept_state.pop("deaths", None)

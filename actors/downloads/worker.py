@@ -16,7 +16,11 @@ thread ends, and the supervisor starts a fresh worker. A stop request
 cancels the running download's token with the reason ``"stopping"``: the
 record stays InProgress and is resumed at the next start, unless the impl
 returned its file all the same (the stop came after the publish): then the
-download is reported done, as it is. In cluster mode
+download is reported done, as it is; and an impl without a context, which
+cannot see a stop, has its outcome reported as it is. A run that outlives
+its worker (abandoned by the supervisor past its stop timeout) reports to
+whichever keeper runs then, and wakes its successors when it leaves the
+board (see ``board``). In cluster mode
 a run whose node fenced itself (reason ``"fenced"``) reports no result
 either: it is released to the keeper, which decides.
 
@@ -148,7 +152,9 @@ class WorkerActor(Actor):
                 self._run(record, taken.token, taken.claim, taken.earlier)
             finally:
                 self._current = None
-                self._board.done(self.name, record.id)
+                wakes = self._board.done(self.name, record.id)
+                if wakes:  # this thread was abandoned: its successors take what it held
+                    wake_workers(self.system, self._board, wakes)
             if not self.stopping:
                 self._actor_ref.tell(p.TAKE)
         elif taken is RETIRE:  # above the concurrency limit: make way, then go
@@ -180,10 +186,16 @@ class WorkerActor(Actor):
         except BaseException as exc:  # the thread dies with the run (SystemExit, say)
             self._died(record, claim, describe_error(exc))
             raise
-        if token.cancelled and token.reason == "stopping" and isinstance(outcome, CompleteDownload):
+        if (
+            token.cancelled
+            and token.reason == "stopping"
+            and (isinstance(outcome, CompleteDownload) or not self._source.with_context)
+        ):
             # The stop came after the impl had published the file: it is
             # done. Released, it would stay InProgress without a part, and
-            # the next start would fetch it again, to another name.
+            # the next start would fetch it again, to another name. An
+            # impl without a context cannot see a stop: its failure is its
+            # own, not an interruption, and is reported as it is.
             self.system.tell(p.KEEPER, outcome)
             return
         if token.cancelled and token.reason in ("stopping", "killed", "fenced"):

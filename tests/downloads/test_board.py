@@ -162,15 +162,39 @@ def test_a_worker_leaving_while_downloads_wait_wakes_a_parked_one() -> None:
     assert board.leave(W3) is None  # nothing waits
 
 
-def test_a_restarted_worker_forgets_the_run_its_predecessor_left() -> None:
+def test_a_run_its_abandoned_worker_still_has_going_holds_back_a_new_claim() -> None:
+    """W1 was abandoned at a stop with its run of "a" going (its impl does not
+    see the stop); its successor starts beside it. The run stays on the
+    board as an orphan: the successor has the slot, but a new claim of "a"
+    waits until the orphan's thread says it is done, then the successor
+    (parked meanwhile) is woken by that thread."""
+    board = opened("a", concurrency=1)
+    run = taken(board.take(W1, 0.0, CancelToken))
+    board.put(record("a"), claim=4)  # the keeper queued it again meanwhile
+    board.join(W1)  # the successor starts
+    assert board.snapshot()["running"] == 0 and board.snapshot()["orphans"] == 1
+    assert board.running() == (("a", run.claim),)
+    assert board.take(W1, 0.0, CancelToken) is None  # never two runs of "a" at once
+    assert board.put(record("b"), claim=1) == [W1]  # the orphan takes no slot
+    b = taken(board.take(W1, 0.0, CancelToken))
+    assert b.record.id == "b"
+    assert board.done(W1, "b") == []  # the successor goes on taking by itself
+    assert board.take(W1, 0.0, CancelToken) is None  # parks
+    assert board.done(W1, "a") == [W1]  # the orphan's thread wakes it
+    again = taken(board.take(W1, 0.0, CancelToken))
+    assert (again.record.id, again.claim) == ("a", 4)
+    assert board.snapshot()["orphans"] == 0
+
+
+def test_a_withdraw_reaches_the_run_of_an_abandoned_worker() -> None:
     board = opened("a")
     run = taken(board.take(W1, 0.0, CancelToken))
-    board.put(record("a"), claim=4)  # the keeper re-queued it after the death
-    assert board.snapshot()["running"] == 1
-    board.join(W1)  # the successor starts
-    assert board.snapshot()["running"] == 0
-    again = taken(board.take(W1, 0.0, CancelToken))
-    assert (again.record.id, again.claim) == (run.record.id, 4)
+    board.put(record("a"), claim=4)
+    board.join(W1)
+    board.withdraw("a", "cancelled")
+    assert run.token.cancelled and run.token.reason == "cancelled"
+    assert board.done(W1, "a") == []  # the waiting claim was dropped with it
+    assert board.take(W1, 0.0, CancelToken) is None
 
 
 def test_a_queue_restart_empties_the_fifo_until_the_next_answer() -> None:
@@ -184,6 +208,7 @@ def test_a_queue_restart_empties_the_fifo_until_the_next_answer() -> None:
     assert board.snapshot() == {
         "queued": 0,
         "running": 1,
+        "orphans": 0,
         "concurrency": 2,
         "delay": 0.0,
         "started": 1,
