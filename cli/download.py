@@ -139,7 +139,13 @@ def _plain_error(exc: BaseException) -> tuple[str, bool]:
         if inner is None:
             break
         chain.append(inner)
-    database = any(type(e).__module__.split(".")[0] in _DATABASE_MODULES for e in chain)
+    from regisseur.actors.database import DatabaseError  # loaded with the runtime already
+
+    # The driver's, or regisseur's checks' refusal of a records file.
+    database = any(
+        type(e).__module__.split(".")[0] in _DATABASE_MODULES or isinstance(e, DatabaseError)
+        for e in chain
+    )
     cause = chain[-1]
     original = getattr(cause, "orig", None)  # SQLAlchemy's wrapper: the driver's error
     if isinstance(original, BaseException):
