@@ -615,7 +615,11 @@ def run_download(
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        text = _plain_error(exc)[0] if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        text, of_database = _plain_error(exc)
+        if of_database:  # a read the records refuse (SQLAlchemy's wrapper dropped)
+            text = f"cannot use the records database {_shown_url(db_url)}: {text}"
+        elif not isinstance(exc, OSError):
+            text = f"{type(exc).__name__}: {exc}"
         view.tell(f"regisseur download: {redact_text(text)}")
     finally:
         with no_interrupts():

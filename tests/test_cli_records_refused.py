@@ -29,11 +29,25 @@ if TYPE_CHECKING:
 _NAMES = ("a.bin", "b.bin")
 
 
-def _losing(then: str = "pass") -> str:
+def _losing(then: str = "pass", *, swap_before_the_plan: bool = False) -> str:
     """The command line, whose download keeper loses its connection (as after
-    an I/O error: invalidated, the pool's idle ones closed) the first time it
+    an I/O error: invalidated, and the engine given a new pool, so that no
+    connection opened before is handed out again) the first time it
     uses it after the -wal became a link, then runs ``then``: the next
-    statement, or the next start, opens a new connection, which is refused."""
+    statement, or the next start, opens a new connection, which is refused.
+    With ``swap_before_the_plan`` the run itself replaces the -wal by a link
+    to its last argument once the system started, before it lists the
+    records it plans from."""
+    swap = (
+        "import regisseur.cli.download as download\n"
+        "target = sys.argv.pop()\n"
+        "plan = download._plan\n"
+        "def swapped(*args, **kwargs):\n"
+        '    os.symlink(target, wal + ".planted")\n'
+        '    os.replace(wal + ".planted", wal)\n'
+        "    return plan(*args, **kwargs)\n"
+        "download._plan = swapped\n"
+    )
     return (
         "import os, runpy, sys\n"
         "from regisseur.actors._resources import Resources\n"
@@ -45,11 +59,12 @@ def _losing(then: str = "pass") -> str:
         "    connection = connection_for(self, cell)\n"
         '    if cell.name == "download-keeper" and not lost and os.path.islink(wal):\n'
         "        lost.append(cell.name)\n"
-        "        self._database.engine.pool.dispose()\n"
+        "        self._database.engine.dispose()\n"
         "        connection.invalidate()\n"
         f"        {then}\n"
         "    return connection\n"
         "Resources.connection_for = losing\n"
+        f"{swap if swap_before_the_plan else ''}"
         'sys.argv[0] = "regisseur"\n'
         'runpy.run_module("regisseur.cli", run_name="__main__")\n'
     )
@@ -220,7 +235,7 @@ def swapped(self):
     if not os.path.islink(wal):
         os.symlink(target, wal + ".planted")
         os.replace(wal + ".planted", wal)
-        self.system.database.engine.pool.dispose()
+        self.system.database.engine.dispose()
     start(self)
 KeeperActor.on_start = swapped
 sys.argv[0] = "regisseur"
@@ -249,5 +264,33 @@ def test_a_keeper_refused_at_its_first_start_says_which_file_and_why(
         "(SQLite would follow it out of the directory); remove it\n"
     )
     assert result.stdout == ""
+    assert not held.first["a.bin"].is_set(), "nothing was downloaded"
+    assert not target.exists()
+
+
+# The -wal replaced by a link once the system has started, before the run
+# lists the records it plans from: the keeper's read opens a new connection.
+_SWAPPED_BEFORE_THE_PLAN = _losing(swap_before_the_plan=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_read_the_records_refuse_is_one_line_in_their_words(
+    held: _Server, tmp_path: Path
+) -> None:
+    """Before: ``StatementError: (regisseur.actors.database.DatabaseError) ...``
+    and the SQL statement, over several lines."""
+    out_dir = tmp_path / "out"
+    target = tmp_path / "elsewhere"
+    result = run(
+        "download", held.url("a.bin"), "-o", str(out_dir), "--plain", str(target),
+        script=_SWAPPED_BEFORE_THE_PLAN,
+    )  # fmt: skip
+    database = out_dir / DB_NAME
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        f"regisseur download: cannot use the records database {database}: refusing to open "
+        f"the database {str(database)!r}: {str(database) + '-wal'!r} is a symbolic link "
+        "(SQLite would follow it out of the directory); remove it\n"
+    )
     assert not held.first["a.bin"].is_set(), "nothing was downloaded"
     assert not target.exists()

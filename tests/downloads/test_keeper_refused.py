@@ -75,11 +75,12 @@ def _lose_keeper_connection(system: ActorSystem) -> None:
     """The keeper's next statement opens a new connection, as after a lost one.
 
     Called while the keeper is idle (it answered an ask, nothing else is
-    sent to it): the pool's idle connections are closed, the keeper's is
-    invalidated.
+    sent to it): the engine gets a new pool (no connection opened before is
+    handed out again, even one another actor has out now), the keeper's
+    connection is invalidated.
     """
     assert system.database is not None
-    system.database.engine.pool.dispose()
+    system.database.engine.dispose()
     cell = system.registry.lookup(KEEPER)
     assert cell is not None and cell.connection is not None
     cell.connection.invalidate()
