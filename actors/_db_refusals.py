@@ -8,13 +8,29 @@ disk, a read-only or unreadable file, missing rights, a constraint the
 write breaks. A caller waiting for the retry (the command line) waits out
 the first kind and gives up on the second.
 
+A database regisseur's own checks refuse (a records file in a directory
+others may write to, whose ``-wal`` became a link: see
+:mod:`regisseur.actors.sqlite_files`) raises its ``DatabaseError``, not a
+SQLAlchemy error, whenever a connection is opened anew: :data:`DATABASE_ERRORS`
+is what a user of the database catches, and that refusal lasts.
+
 Threads: any (it only reads the exception). Failures: none; an error of an
 unknown kind counts as lasting unless it comes from a lost connection.
 """
 
 from __future__ import annotations
 
-__all__ = ["passes_by_itself"]
+from sqlalchemy.exc import SQLAlchemyError
+
+from regisseur.actors.database import DatabaseError
+
+__all__ = ["DATABASE_ERRORS", "passes_by_itself"]
+
+#: What reading or writing the database raises when it refuses: SQLAlchemy's
+#: errors, and the ``DatabaseError`` of a new connection regisseur's checks
+#: refused (raised as it is by ``engine.connect()``, wrapped in a
+#: ``StatementError`` by a statement that reconnected).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, DatabaseError)
 
 # SQLite's primary result codes (``sqlite_errorname`` without its extended
 # part) of a lock another connection holds.
@@ -34,11 +50,14 @@ def passes_by_itself(error: BaseException) -> bool:
     """True if the database's refusal ``error`` is expected to end without a person.
 
     ``error`` is what a commit raised: a SQLAlchemy ``DBAPIError`` (its
-    driver's exception is read) or the driver's exception itself.
+    driver's exception is read), the driver's exception itself, or a
+    ``DatabaseError`` of regisseur's checks (lasting).
     """
     if getattr(error, "connection_invalidated", False):
         return True  # SQLAlchemy saw a lost connection: the next one is new
     orig = getattr(error, "orig", None) or error
+    if isinstance(orig, DatabaseError):
+        return False  # refused by regisseur's checks: a file to remove, by a person
     if type(orig).__module__ == "sqlite3":
         name = getattr(orig, "sqlite_errorname", None)  # Python 3.11 and later
         if isinstance(name, str):

@@ -10,7 +10,8 @@ runs dry, through a Core connection taken from the engine's pool for that
 transaction only (no ORM: it is never needed here, nor its import).
 
 Failures: a failed write is logged and dropped (the journal is a record of
-what happened, not a part of it); the system carries on.
+what happened, not a part of it); the system carries on. So is one whose
+new connection regisseur's checks of a records file refuse (``DatabaseError``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, delete, func, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import SQLAlchemyError
 
+from regisseur.actors._db_refusals import DATABASE_ERRORS
 from regisseur.actors.actor import Actor
 from regisseur.actors.clock import wall_time
 from regisseur.actors.database import create_tables
@@ -160,7 +161,7 @@ class JournalActor(Actor):
                 if self._written >= _PRUNE_EVERY:
                     self._written = 0
                     self._prune(connection)
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             self.log.error("journal_write_failed", events=len(rows), error=describe_error(exc))
 
     def _prune(self, connection: Connection) -> None:

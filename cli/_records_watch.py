@@ -9,6 +9,11 @@ read-only file: the keeper's ``write_error_passes`` is False) ends the run
 once it has lasted ``grace`` seconds. One that ends by itself (another
 run's lock, a database server restarting) is waited out, however long:
 after ``grace`` seconds the run says once that it waits, and why.
+
+A keeper that cannot start again because the database refuses it (a
+records file regisseur's checks refuse: its ``-wal`` swapped for a link)
+reports no details while the supervisor tries again; its last error,
+a ``DatabaseError``, counts as a lasting refusal too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ __all__ = ["RecordsRefused", "RecordsWatch"]
 
 _KEEPER = "download-keeper"
 _UNRESPONSIVE = "unresponsive"  # the health of an actor that did not answer in time
+_DOWN = frozenset({"restarting", "failed"})  # a keeper that is not there to write
+_REFUSED = "DatabaseError: "  # describe_error() of the database's refusal
 
 
 class RecordsRefused(Exception):
@@ -103,6 +110,10 @@ class RecordsWatch:
         """Whether the keeper answered; its write error (None: none) and
         whether that passes by itself."""
         report = self._system.health().find(_KEEPER)
+        if report is not None and report.status in _DOWN:
+            error = report.last_error
+            if error is not None and error.startswith(_REFUSED):
+                return True, error, False  # its start is refused: lasting
         details = report.details if report is not None else None
         if details == _UNRESPONSIVE:
             return False, None, False

@@ -139,7 +139,13 @@ def _plain_error(exc: BaseException) -> tuple[str, bool]:
         if inner is None:
             break
         chain.append(inner)
-    database = any(type(e).__module__.split(".")[0] in _DATABASE_MODULES for e in chain)
+    from regisseur.actors.database import DatabaseError  # loaded with the runtime already
+
+    # The driver's, or regisseur's checks' refusal of a records file.
+    database = any(
+        type(e).__module__.split(".")[0] in _DATABASE_MODULES or isinstance(e, DatabaseError)
+        for e in chain
+    )
     cause = chain[-1]
     original = getattr(cause, "orig", None)  # SQLAlchemy's wrapper: the driver's error
     if isinstance(original, BaseException):
@@ -609,7 +615,11 @@ def run_download(
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         code = 1
         view.close()
-        text = _plain_error(exc)[0] if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        text, of_database = _plain_error(exc)
+        if of_database:  # a read the records refuse (SQLAlchemy's wrapper dropped)
+            text = f"cannot use the records database {_shown_url(db_url)}: {text}"
+        elif not isinstance(exc, OSError):
+            text = f"{type(exc).__name__}: {exc}"
         view.tell(f"regisseur download: {redact_text(text)}")
     finally:
         with no_interrupts():

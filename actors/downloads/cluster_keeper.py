@@ -217,7 +217,7 @@ class ClusterKeeperActor(KeeperActor):
         self._rollback()
         self._db_failed(exc)
 
-    def _db_failed(self, exc: SQLAlchemyError) -> None:
+    def _db_failed(self, exc: Exception) -> None:
         if self._db_error is None:
             self.log.error("download_database_unreachable", error=describe_error(exc))
         self._db_error = describe_error(exc)
@@ -289,7 +289,7 @@ class ClusterKeeperActor(KeeperActor):
 
     def _write_failed(
         self,
-        exc: SQLAlchemyError,
+        exc: Exception,
         staged: dict[str, tuple[DownloadRecord, bool]],
         retried: dict[str, tuple[DownloadRecord, bool]],
     ) -> None:

@@ -78,7 +78,10 @@ unhealthy meanwhile (``unsaved_writes``; ``write_error``, the database's
 reason, which a caller waiting for those events can show; and
 ``write_error_passes``, False for a refusal that lasts until a person acts,
 such as a full disk, True for one that ends by itself, such as another
-writer's lock or a server restarting). Asks are still
+writer's lock or a server restarting). A connection opened anew (after a
+lost one) that regisseur's checks of a records file refuse (its ``-wal``
+swapped for a link: ``DatabaseError``, see ``sqlite_files``) is such a
+lasting refusal too, never a crash. Asks are still
 answered, from memory. A failed read
 (``status`` of a record only the database has, ``list``) is rolled back
 at once, so the next read reconnects, and the caller gets the error; the
@@ -93,9 +96,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from regisseur.actors._db_refusals import passes_by_itself
+from regisseur.actors._db_refusals import DATABASE_ERRORS, passes_by_itself
 from regisseur.actors.actor import Actor
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
@@ -259,7 +261,7 @@ class KeeperActor(Actor):
         """End the transaction after a write that failed (never raises)."""
         try:
             self.connection.rollback()
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             self.log.error("download_rollback_failed", error=describe_error(exc))
 
     def _load(self) -> None:
@@ -268,7 +270,7 @@ class KeeperActor(Actor):
         sql.commit()
         try:
             store.warm_statements(sql)
-        except SQLAlchemyError as exc:  # best effort: a read-only database still starts
+        except DATABASE_ERRORS as exc:  # best effort: a read-only database still starts
             self.log.warning("download_statements_not_warmed", error=describe_error(exc))
         self._seq = store.next_seq(sql) - 1  # the highest stored: the next is +1
         interrupted = 0
@@ -383,7 +385,7 @@ class KeeperActor(Actor):
         try:
             if not self.connection.in_transaction():
                 self._read(lambda sql: sql.execute(text("SELECT 1")))
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             self._database_error = describe_error(exc)
         return self._database_error
 
@@ -397,7 +399,7 @@ class KeeperActor(Actor):
         try:
             result = query(self.connection)
             self.connection.rollback()  # end the read transaction
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             self._rollback()
             if self._database_error is None:
                 self.log.warning("download_read_failed", error=describe_error(exc))
@@ -768,7 +770,7 @@ class KeeperActor(Actor):
             try:
                 stored = store.reopen(self.connection, reopened, record.state, self._owner)
                 self.connection.commit()
-            except SQLAlchemyError:
+            except DATABASE_ERRORS:
                 self._rollback()
                 raise
             if stored is None:
@@ -1121,7 +1123,7 @@ class KeeperActor(Actor):
                 self._upsert(latest)
             store.set_claims(sql, claims, self._owner)  # after every row exists
             sql.commit()
-        except SQLAlchemyError as exc:
+        except DATABASE_ERRORS as exc:
             self._claim_writes = {**claims, **self._claim_writes}
             self._write_failed(exc, staged, retried)
             return False
@@ -1130,7 +1132,7 @@ class KeeperActor(Actor):
 
     def _write_failed(
         self,
-        exc: SQLAlchemyError,
+        exc: Exception,
         staged: dict[str, tuple[DownloadRecord, bool]],
         retried: dict[str, tuple[DownloadRecord, bool]],
     ) -> None:

@@ -121,3 +121,38 @@ def test_a_server_s_code_says_whether_it_passes(code: str, passes: bool) -> None
 def test_a_driver_error_without_a_code_passes_only_for_the_connection() -> None:
     assert passes_by_itself(OperationalErrorLike("connection refused")) is True
     assert passes_by_itself(_ServerError(None)) is False
+
+
+def test_a_records_file_refused_by_regisseur_s_checks_lasts(tmp_path: Path) -> None:
+    """A new connection to a records file whose ``-wal`` became a link is
+    refused with regisseur's ``DatabaseError``: as it is from
+    ``engine.connect()``, wrapped in a ``StatementError`` by a statement
+    that reconnects. Both are caught as database errors, and both last."""
+    from regisseur.actors._db_refusals import DATABASE_ERRORS
+    from regisseur.actors.database import Database, DatabaseError
+
+    path = tmp_path / "records.db"
+    database = Database(f"sqlite:///{path}?nofollow=1")
+    database.open()
+    try:
+        connection = database.engine.connect()
+        connection.execute(text("SELECT 1"))
+        connection.commit()
+        database.engine.pool.dispose()  # no idle connection: the next one is new
+        wal = tmp_path / "records.db-wal"
+        wal.rename(tmp_path / "aside")
+        wal.symlink_to(tmp_path / "elsewhere")
+        connection.invalidate()
+        wrapped = _raised(lambda: connection.execute(text("SELECT 1")))
+        connection.close()
+        plain = _raised(database.engine.connect)
+        wal.unlink()
+        (tmp_path / "aside").rename(wal)
+    finally:
+        database.close()
+    assert isinstance(plain, DatabaseError)
+    assert isinstance(getattr(wrapped, "orig", None), DatabaseError)
+    for error in (plain, wrapped):
+        assert isinstance(error, DATABASE_ERRORS)
+        assert "is a symbolic link" in str(error)
+        assert passes_by_itself(error) is False

@@ -165,3 +165,40 @@ def test_a_lasting_refusal_seen_between_busy_checks_still_ends_the_run() -> None
     assert (
         seen[21] == "cannot write to the records database /d/records.db: database or disk is full"
     )
+
+
+def test_a_keeper_whose_restart_the_database_refuses_ends_the_run() -> None:
+    """A records file regisseur's checks refuse (its -wal swapped for a link)
+    cannot be loaded by a restarted keeper: it reports no details while the
+    supervisor tries again, only its last error. Before, that was no
+    refusal at all, and the run waited for downloads no keeper could end."""
+    refused = (
+        "DatabaseError: refusing to open the database '/d/records.db': "
+        "'/d/records.db-wal' is a symbolic link (SQLite would follow it out of the "
+        "directory); remove it"
+    )
+    now = [0.0]
+    reports = {"status": "restarting", "last_error": refused}
+
+    class _Restarting:
+        def health(self) -> HealthReport:
+            keeper = HealthReport(name="download-keeper", healthy=False, **reports)
+            return HealthReport(name="root", status="running", healthy=False, children=(keeper,))
+
+    watch = RecordsWatch(cast("Any", _Restarting()), "/d/records.db", clock=lambda: now[0])
+    seen = []
+    for second in range(1, 8):
+        now[0] = float(second)
+        seen.append(watch.problem())
+    assert seen[:5] == [None] * 5
+    assert seen[5] == (
+        "cannot write to the records database /d/records.db: refusing to open the database "
+        "'/d/records.db': '/d/records.db-wal' is a symbolic link (SQLite would follow it "
+        "out of the directory); remove it"
+    )
+    # Restarting for another reason (a bug of its own) is no refusal of the records.
+    reports["last_error"] = "InjectedFault: injected crash in 'download-keeper'"
+    watch = RecordsWatch(cast("Any", _Restarting()), "/d/records.db", clock=lambda: now[0])
+    for second in range(8, 20):
+        now[0] = float(second)
+        assert watch.problem() is None
