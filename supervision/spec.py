@@ -13,7 +13,7 @@ from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import Restart
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["ChildSpec", "check_name"]
 
@@ -233,3 +233,23 @@ class ChildSpec:
         from regisseur.supervision.supervisor import Supervisor
 
         return isinstance(self.actor, Supervisor)
+
+    def stop_bound(self) -> float:
+        """How long a stop of this child is awaited before it is abandoned (real seconds).
+
+        An actor: its ``shutdown_timeout``. A nested supervisor stops its
+        own children one after another, each within its own bound, so it is
+        awaited for its ``shutdown_timeout`` (its own part of the stop) plus
+        the sum of its children's bounds: abandoned only if it overruns what
+        its children may take, never while it still waits, within their
+        bounds, for a slow one (whose successor would then start beside a
+        child still registered). Erlang/OTP gives a supervisor child
+        ``shutdown => infinity`` for the same reason; every level here still
+        bounds its own children, so the sum is finite. Any thread (it only
+        reads the specs).
+        """
+        if not self.is_supervisor:
+            return self.shutdown_timeout
+        children: Sequence[ChildSpec] = self.actor.children
+        nested: float = sum(child.stop_bound() for child in children)
+        return self.shutdown_timeout + nested

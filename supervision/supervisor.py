@@ -375,7 +375,7 @@ def _close_tree(system: ActorSystem, tree: _Tree) -> None:
         cell = child.cell
         if cell is None or cell.state is CellState.STOPPED:
             continue
-        cell.terminate(final=True, reason="supervisor stopped", timeout=child.spec.shutdown_timeout)
+        cell.terminate(final=True, reason="supervisor stopped", timeout=child.spec.stop_bound())
         system.registry.unregister(cell)
         child.status = ChildStatus.STOPPED
 
@@ -584,7 +584,7 @@ class SupervisorActor(Actor):
         command = self._begin_teardown(child, final=final, hooks=hooks, reason=reason)
         if command is None:
             return True
-        return self._finish_teardown(child, command, monotonic() + child.spec.shutdown_timeout)
+        return self._finish_teardown(child, command, monotonic() + child.spec.stop_bound())
 
     def _begin_teardown(
         self, child: _Child, *, final: bool, hooks: bool = True, reason: str = "stopped"
@@ -607,7 +607,7 @@ class SupervisorActor(Actor):
         cell = child.cell
         assert cell is not None
         in_time = cell.finish_terminate(
-            command, max(0.0, deadline - monotonic()), limit=child.spec.shutdown_timeout
+            command, max(0.0, deadline - monotonic()), limit=child.spec.stop_bound()
         )
         if not in_time:
             child.cell = None  # abandoned: a restart builds a new cell
@@ -661,7 +661,7 @@ class SupervisorActor(Actor):
             # A child waiting for its restart is stopped for good here too.
             running = child.status in alive
             command = self._begin_teardown(child, final=final)
-            asked.append((child, command, monotonic() + child.spec.shutdown_timeout, running))
+            asked.append((child, command, monotonic() + child.spec.stop_bound(), running))
         while asked:
             self._stopped(*asked.popleft(), final=final)
 
@@ -852,7 +852,7 @@ class SupervisorActor(Actor):
             if overlap:
                 command = self._begin_teardown(other, final=False, reason="restart")
                 if command is not None:
-                    deadline = monotonic() + other.spec.shutdown_timeout
+                    deadline = monotonic() + other.spec.stop_bound()
                     self._tearing_down[member] = (other.cell, command, deadline)
             else:
                 self._teardown_child(other, final=False, reason="restart")

@@ -526,3 +526,36 @@ def test_resume_after_a_failed_restart_starts_a_fresh_instance(
     (group_report,) = [c for c in system.health().children if c.name == "group"]
     report = group_report.children[0]
     assert report.name == "echo" and report.healthy and report.status == "running"
+
+
+def test_a_nested_supervisor_is_awaited_while_its_children_stop_within_their_bounds(
+    release: threading.Event,
+) -> None:
+    """A nested supervisor's stop is bounded by what its children may take,
+    not by its own ``shutdown_timeout`` alone: the slow child is the one
+    abandoned (by its own supervisor, at its own bound), never the supervisor
+    mid-stop, whose children would then still be registered beside a restart."""
+    log = Log()
+    before = _actor_threads()
+    assert ChildSpec("a", Recorder, args=(log,), shutdown_timeout=0.3).stop_bound() == 0.3
+    inner = Supervisor(
+        [
+            ChildSpec("db", Recorder, args=(log,)),
+            ChildSpec(
+                "stuck", BlocksOnStop, args=(log, release), depends_on=("db",), shutdown_timeout=0.3
+            ),
+        ]
+    )
+    services = ChildSpec("services", inner, shutdown_timeout=0.1)
+    assert services.stop_bound() == pytest.approx(0.1 + 5.0 + 0.3)  # its own, db's, stuck's
+    system = _system([services])
+    timed_out: list[ChildStopTimedOut] = []
+    system.events.subscribe(timed_out.append, ChildStopTimedOut)
+    system.start()
+    system.stop()
+
+    assert timed_out == [ChildStopTimedOut("stuck", 0.3)], "only the slow child is abandoned"
+    assert log.of("stop") == ["db"], "its supervisor went on with the stop in order"
+    release.set()
+    _assert_threads_end(before)
+    assert log.of("stop") == ["db", "stuck"]
