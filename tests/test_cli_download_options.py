@@ -324,6 +324,20 @@ def test_output_naming_a_file_is_named_plainly(tmp_path: Path) -> None:
     assert a_file.read_text() == "mine"
 
 
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_output_naming_a_broken_symbolic_link_says_so(tmp_path: Path, kind: str) -> None:
+    """Before: ``-o LINK exists and is not a directory``, for a link to nowhere."""
+    link = tmp_path / "data"
+    link.symlink_to(tmp_path / "gone" if kind == "dangling" else link)
+    result = run("download", "http://127.0.0.1:9/x", "-o", str(link))
+    assert result.returncode == 2
+    why = "which does not exist" if kind == "dangling" else "which loops"
+    target = tmp_path / "gone" if kind == "dangling" else link
+    assert result.stderr == (
+        f"regisseur download: -o {link} is a symbolic link to {target}, {why}\n"
+    )
+
+
 def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) -> None:
     (tmp_path / DB_NAME).mkdir()  # where the database file should be
     result = run("download", "http://127.0.0.1:9/x", "-o", str(tmp_path))
