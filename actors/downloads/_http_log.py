@@ -13,15 +13,13 @@ take never reaches the filter (stdlib checks the level first), so it
 costs nothing unless DEBUG is on.
 
 Threads: any (an ``HttpSource`` is made on the caller's thread); the
-filter is added once per process, under a lock. Failures: none (a
-filter that cannot redact an argument leaves it as it is only if it is
-not text).
+filter is added once per logger (see :func:`redact_client_logs`).
+Failures: none; a non-text argument (a number) is left as it is.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from regisseur.actors.log import redact_text
 
@@ -29,9 +27,6 @@ __all__ = ["redact_client_logs"]
 
 #: The loggers of urllib3 that put a request's URL in their records.
 _CLIENT_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
-
-_lock = threading.Lock()
-_installed = False
 
 
 class _RedactArguments(logging.Filter):
@@ -66,11 +61,13 @@ def _redacted(value: object) -> object:
 
 
 def redact_client_logs() -> None:
-    """Add the redacting filter to urllib3's loggers (once per process)."""
-    global _installed  # one installation per process
-    with _lock:
-        if _installed:
-            return
-        for name in _CLIENT_LOGGERS:
-            logging.getLogger(name).addFilter(_RedactArguments())
-        _installed = True
+    """Add the redacting filter to urllib3's loggers, unless one is there already.
+
+    Any thread. Two threads making their first ``HttpSource`` at the same
+    moment may both add one: redaction is idempotent, so a second filter
+    only repeats the work (no lock, no module-level state to keep).
+    """
+    for name in _CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactArguments) for f in logger.filters):
+            logger.addFilter(_RedactArguments())

@@ -167,12 +167,19 @@ def test_signed_url_secrets_are_in_no_log_error_or_repr(
 
 
 def test_signed_url_secrets_are_in_no_line_of_the_http_client_log_either(
-    server: RawServer, folder: Path, caplog: pytest.LogCaptureFixture
+    server: RawServer,
+    folder: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before: an application logging everything at DEBUG (``basicConfig``) got
     urllib3's request line, ``"GET /file.bin?X-Amz-Signature=... HTTP/1.1" 200``,
     with every secret of the query in it."""
     caplog.set_level(logging.DEBUG)  # the root logger, as logging.basicConfig(level=DEBUG)
+    for name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+        # As the application left them (an earlier test's dictConfig may have disabled them).
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        caplog.set_level(logging.DEBUG, logger=name)
     server.route("/missing", http("404 Not Found"))
     server.route("/file.bin", http(OK, body=BODY))
     with http_system(folder) as system:
