@@ -80,6 +80,7 @@ from regisseur.cli._error_text import beside_url
 from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
+from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -553,6 +554,7 @@ def run_download(
         err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
+    retries = show_retries(view.say, args.retries + 1)  # a run waiting to retry says so
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
@@ -621,6 +623,7 @@ def run_download(
         view.tell(f"regisseur download: {redact_text(text)}")
     finally:
         with no_interrupts():
+            retries.close()
             view.close()
             system.stop()
     if stopped is not None:

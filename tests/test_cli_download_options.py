@@ -190,6 +190,23 @@ def test_a_mixed_batch_says_each_failure_once_and_lists_only_the_files(
     ]
 
 
+def test_each_retry_is_a_line_so_a_waiting_run_does_not_look_stuck(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: a retry was said nowhere; a server answering 429 with a long
+    ``Retry-After`` held the run silent for minutes (300 s a retry)."""
+    busy = server.url("/busy.bin").replace("http://", "http://alice:t0ken@")
+    result = run("download", busy, "-o", str(tmp_path), "--retries", "2", "--plain")
+    assert result.returncode == 1, result.stderr
+    shown = busy.replace("t0ken", "[REDACTED]")  # the URL's password
+    lines = result.stderr.splitlines()
+    for attempt in (2, 3):
+        line = f"retrying {shown} in 0 s (attempt {attempt} of 3): HTTP 503 Service Unavailable"
+        assert line in lines, result.stderr
+    assert "t0ken" not in result.stderr
+    assert lines[-2] == f"FAILED {shown}: HTTP 503 Service Unavailable (after 3 attempts)"
+
+
 @pytest.mark.parametrize("where", [(), ("download",)])
 def test_version(where: tuple[str, ...]) -> None:
     result = run(*where, "--version")
