@@ -340,6 +340,7 @@ def _plan(
             # Run again under its id: its source resumes the part. False:
             # reopened meanwhile by another process (a library user; runs
             # of this command plan one at a time), which is waited for.
+            view.resumes(record.id)  # said as "resuming", not "downloading" too
             if system.downloads.retry(record.id):
                 view.say(f"resuming {redact_text(url)}")
                 wanted[record.id] = None
