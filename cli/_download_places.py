@@ -10,6 +10,7 @@ plain words, or ``None``. Runs on the caller's thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ def prepare_directory(directory: Path) -> str | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a dangling symlink or a special file
-        return f"-o {directory} exists and is not a directory"
+        return f"-o {directory} {_what_blocks(directory)}"
     except NotADirectoryError:
         blocker = next((p for p in directory.parents if _not_a_directory(p)), None)
         where = f"{blocker} is a file, not a directory" if blocker else "not a directory"
@@ -58,6 +59,23 @@ def prepare_directory(directory: Path) -> str | None:
         return f"cannot create {directory}: {plain_reason(exc)}"
     reason = _write_check(directory)
     return None if reason is None else f"cannot write to {directory}: {reason}"
+
+
+def _what_blocks(path: Path) -> str:
+    """What ``path``, which exists but is no directory, is (for the error line)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return "exists and is not a directory"
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return f"is a symbolic link to {target}, which does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"is a symbolic link to {target}, which loops"
+        return f"is a symbolic link to {target}: {plain_reason(exc)}"
+    return f"is a symbolic link to {target}, which is not a directory"
 
 
 def _write_check(directory: Path) -> str | None:

@@ -63,6 +63,7 @@ class LineView:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._gone = False  # a write failed: the stream has no reader any more
+        self._resumed: set[str] = set()  # their start is said as "resuming URL"
 
     def say(self, text: str) -> None:
         """One line of its own (control characters shown as ``\\xNN``)."""
@@ -83,6 +84,14 @@ class LineView:
             except (OSError, ValueError):  # no reader, or closed
                 self._gone = True
 
+    def resumes(self, download_id: str) -> None:
+        """The download's start will be said as ``resuming URL``: no ``downloading`` line.
+
+        Told before the download is run again (its start may come at once).
+        """
+        with self._lock:
+            self._resumed.add(download_id)
+
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
         """A download's state changed or it made progress."""
         record = event.record
@@ -94,7 +103,10 @@ class LineView:
             return
         if record.state is DownloadState.IN_PROGRESS:
             self._last[record.id] = monotonic()
-            self.say(f"downloading {redact_text(record.target_id)}")
+            with self._lock:
+                resumed = record.id in self._resumed
+            if not resumed:
+                self.say(f"downloading {redact_text(record.target_id)}")
         elif record.state is DownloadState.SUCCEEDED:
             url = redact_text(record.target_id)
             self.say(f"done {url} -> {record.file_path} ({size_text(record.size)})")

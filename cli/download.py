@@ -80,6 +80,7 @@ from regisseur.cli._error_text import beside_url
 from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
+from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
     ChildGaveUp,
     DownloadProgressed,
@@ -345,6 +346,7 @@ def _plan(
             # Run again under its id: its source resumes the part. False:
             # reopened meanwhile by another process (a library user; runs
             # of this command plan one at a time), which is waited for.
+            view.resumes(record.id)  # said as "resuming", not "downloading" too
             if system.downloads.retry(record.id):
                 view.say(f"resuming {redact_text(url)}")
                 wanted[record.id] = None
@@ -366,6 +368,7 @@ def _wait_elsewhere(
     elsewhere: dict[str, str],
     tracker: _Tracker,
     max_time: float | None = None,
+    unfinished: set[str] | None = None,
 ) -> dict[str, DownloadRecord]:
     """Wait for the downloads other runs hold (polling their records); their ends.
 
@@ -373,7 +376,11 @@ def _wait_elsewhere(
     copy saying so (the next run in the directory resumes it); so does one
     still unfinished ``max_time`` seconds (``--max-time``) after this wait
     began: a stopped or stuck run never holds this one past its bound.
+    The ids of those copies are added to ``unfinished``: their parts (if
+    any) are the other run's, not kept by this one.
     """
+    if unfinished is None:
+        unfinished = set()
     from regisseur.actors.downloads.owners import describe_owner, lock_directory, owner_alive
 
     database = system.database
@@ -393,6 +400,7 @@ def _wait_elsewhere(
                         f"--max-time of {max_time:g} s; not waited for longer"
                     )
                     record = record.evolve(state=DownloadState.ERRORED, error=why)
+                    unfinished.add(download_id)
                 ended[download_id] = record
             return ended
         for download_id, owner in list(pending.items()):
@@ -411,6 +419,7 @@ def _wait_elsewhere(
                         "run the command again to resume it"
                     )
                     record = record.evolve(state=DownloadState.ERRORED, error=why)
+                    unfinished.add(download_id)
                 ended[download_id] = record
                 del pending[download_id]
         pause = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
@@ -552,9 +561,11 @@ def run_download(
         err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
+    retries = show_retries(view.say, args.retries + 1)  # a run waiting to retry says so
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
+    unfinished: set[str] = set()  # downloads other runs still held when this run gave up
     final: dict[str, DownloadRecord] = {}
     wanted: list[str] = []  # this run's downloads, once planned
     try:
@@ -589,7 +600,7 @@ def run_download(
             over()
         watch = RecordsWatch(system, _shown_url(db_url), notice=view.tell)
         final = tracker.wait_for(wanted, watch.problem)
-        final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time))
+        final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time, unfinished))
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)
         stopped = stopped_by(interrupt)
@@ -623,6 +634,7 @@ def run_download(
         view.tell(f"regisseur download: {redact_text(text)}")
     finally:
         with no_interrupts():
+            retries.close()
             view.close()
             system.stop()
     if stopped is not None:
@@ -649,7 +661,11 @@ def run_download(
         view.say(f"{len(final) - failed} of {len(final)} download(s) done in {directory}")
         code = code or (1 if failed else 0)
         # A full disk keeps what the failed downloads had fetched: say so.
-        kept = source.partial_files(r.id for r, why in failures if why is not None)
+        # Not the parts of downloads another run still holds (or left when
+        # it died): those are not this run's, and no disk was full.
+        kept = source.partial_files(
+            r.id for r, why in failures if why is not None and r.id not in unfinished
+        )
         if kept:
             view.tell(
                 f"{len(kept)} partial file(s) kept in {directory}; "

@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from regisseur.actors.database import DatabaseError
 from regisseur.actors.downloads import store
+from regisseur.actors.downloads.owners import lock_directory, owner_running
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
@@ -49,6 +50,7 @@ T = TypeVar("T")
 #: Times before this (2001) were written by versions that stored monotonic
 #: seconds: they say nothing about when, so they are shown as unknown.
 _EPOCH_FLOOR = 1e9
+_UNFINISHED = ("Initializing", "InProgress, Downloading")
 
 
 class StatusError(RegisseurError, RuntimeError):
@@ -81,10 +83,15 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
             msg = f"cannot read {path}: {reason}"
             raise StatusError(msg) from exc
 
+    locks = lock_directory(url)
+
+    def running(owner: str | None) -> bool | None:
+        return owner_running(locks, owner)
+
     def read(connection: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         downloads: list[dict[str, Any]] = []
         if sa_inspect(connection).has_table(store.downloads_table.name):
-            downloads = _downloads(connection)
+            downloads = _downloads(connection, running)
         return downloads, read_events(connection, limit=events)
 
     try:
@@ -127,13 +134,22 @@ def _driver_message(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _downloads(connection: Connection) -> list[dict[str, Any]]:
-    """Every record as its JSON form, in submission order."""
+def _downloads(
+    connection: Connection, running: Callable[[str | None], bool | None]
+) -> list[dict[str, Any]]:
+    """Every record as its JSON form, in submission order.
+
+    ``running``: whether a record's owner (a run, a process) still runs
+    (None: cannot tell); asked for the downloads that have not ended, whose
+    ``running`` field says it (False: stopped or killed, resumed by the next
+    run); an ended one's is False.
+    """
     table = store.downloads_table
     out = []
     for row in connection.execute(select(table).order_by(table.c.seq)):
         record = store.record_from_row(row)
         flat = record.as_dict()
+        flat["running"] = False if record.terminal else running(row._mapping.get("owner"))
         flat.update(
             seq=row.seq,
             source=record.source,
@@ -177,10 +193,18 @@ def _size(value: object) -> str:
     return "?"  # pragma: no cover
 
 
+def _state(download: dict[str, Any]) -> str:
+    """The state; a download that has not ended and whose run is gone says "stopped"."""
+    state = str(download["state"])
+    if download.get("running") is False and state in _UNFINISHED:
+        return f"{state.partition(',')[0]}, stopped"
+    return state
+
+
 def _amount(download: dict[str, Any]) -> str:
     """The size; for a download that has not ended, how far it got too."""
     size = _size(download["size"])
-    if download["state"] in ("Initializing", "InProgress, Downloading"):
+    if download["state"] in _UNFINISHED:
         return f"{download['progress']:.0f}% of {size}"
     return size
 
@@ -195,7 +219,7 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
             (
                 d["seq"],
                 *((d["source"],) if several else ()),
-                d["state"],
+                _state(d),
                 _amount(d),
                 _local(d["updated_at"]),
                 d["target_id"],

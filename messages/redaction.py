@@ -20,7 +20,9 @@ What is replaced by ``[REDACTED]``:
   (``X-Amz-Signature``, ``X-Amz-Credential``, ``access_token``,
   ``AWSAccessKeyId`` ...);
 * in a URL's query, fragment or path segments, also the short names used for credentials:
-  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``. A parameter's
+  ``sig``, ``key``, ``auth``, ``pass``, ``pwd``, ``jwt``, and session ids
+  (``sid``, ``session``, ``session_id``, ``sessionid``, ``PHPSESSID``,
+  ``;jsessionid=``: as good as a password while the session lives). A parameter's
   name is read as the server reads it, percent-decoded (``%54oken=``,
   ``api%5Fkey=``, ``token%3D...``), and its whole value is redacted, up to
   the next ``&``, ``;``, ``#``, space or quote (``token=a,b(c)`` loses
@@ -78,7 +80,9 @@ _QUERY_KEY = re.compile(
     r"(?<=[?&;#/])(?P<key>[^=&;#?\s'\"<>/]+?)(?P<sep>=|%3[dD])(?P<value>[^&;#\s'\"<>]*)"
 )
 # Short parameter names that are credentials only as a URL's query parameter.
-_SHORT_KEY = re.compile(r"(?:sig|key|auth|pass|pwd|jwt)(?:\[\])?")
+_SHORT_KEY = re.compile(
+    r"(?:sig|key|auth|pass|pwd|jwt|sid|session(?:[_-]?id)?|[a-z]*sessid|[a-z]*sessionid)(?:\[\])?"
+)
 _DECODINGS = 3  # "%2574oken" is "token" after two
 _MAX_PASSES = 8  # redactions repeated until nothing changes (each only hides more)
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")

@@ -408,6 +408,59 @@ def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
     assert f"pid {holder.pid} on host" in second.stderr
     assert "is still downloading it after the --max-time of 1 s" in second.stderr
     assert took < 20
+    # The part is the other run's, and no disk was full: nothing to free, nothing kept here.
+    assert "partial file(s) kept" not in second.stderr
+    assert "free some space" not in second.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("how", ["killed", "interrupted"])
+def test_status_tells_a_running_download_from_one_whose_run_is_gone(
+    files: _Server, tmp_path: Path, how: str
+) -> None:
+    """Before: after the run was killed or stopped with Ctrl-C, ``status`` still
+    showed its download as "InProgress, Downloading", as if it went on."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    holder = subprocess.Popen(
+        cli("download", url, "-o", str(out_dir), "--plain"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert files.first_sent.wait(WAIT), "the download never started"
+        wait_until(
+            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
+            "the first chunk in the .part file",
+        )
+        live = run("status", str(out_dir), "--json")
+        assert live.returncode == 0, live.stderr
+        [record] = json.loads(live.stdout)["downloads"]
+        assert record["running"] is True
+        assert "InProgress, Downloading" in run("status", str(out_dir)).stdout
+        holder.send_signal(signal.SIGKILL if how == "killed" else signal.SIGINT)
+        holder.wait(WAIT)
+    finally:
+        holder.kill()
+        holder.wait(WAIT)
+    owners = out_dir / f"{DB_NAME}-owners"
+    before = sorted(p.name for p in owners.iterdir())
+    gone = run("status", str(out_dir), "--json")
+    assert gone.returncode == 0, gone.stderr
+    [record] = json.loads(gone.stdout)["downloads"]
+    assert record["state"] == "InProgress, Downloading"  # the stored state, as it was
+    assert record["running"] is False
+    table = run("status", str(out_dir))
+    assert "InProgress, stopped" in table.stdout, table.stdout
+    assert sorted(p.name for p in owners.iterdir()) == before  # status changed nothing
+    if how == "killed":  # its lock file is left: a FIFO planted there is never waited on
+        [lock] = [p for p in owners.iterdir() if p.name != "plan.lock"]
+        lock.unlink()
+        os.mkfifo(lock)
+        planted = run("status", str(out_dir), "--json", timeout=20)
+        assert planted.returncode == 0, planted.stderr
+        assert json.loads(planted.stdout)["downloads"][0]["running"] is None
 
 
 @pytest.mark.timeout(90)  # above run()'s own 60 s

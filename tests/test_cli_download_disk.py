@@ -138,6 +138,7 @@ def test_a_full_disk_keeps_the_part_and_the_next_run_resumes_it(
     again = run(*command)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"resuming {url}" in again.stderr
+    assert f"downloading {url}" not in again.stderr, "its start is said once, as resuming"
     assert files.ranges[-1] == f"bytes={kept.group(1)}-"
     assert again.stdout == f"{small_disk / 'big.bin'}\n"
     assert (small_disk / "big.bin").read_bytes() == files.body

@@ -190,6 +190,23 @@ def test_a_mixed_batch_says_each_failure_once_and_lists_only_the_files(
     ]
 
 
+def test_each_retry_is_a_line_so_a_waiting_run_does_not_look_stuck(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: a retry was said nowhere; a server answering 429 with a long
+    ``Retry-After`` held the run silent for minutes (300 s a retry)."""
+    busy = server.url("/busy.bin").replace("http://", "http://alice:t0ken@")
+    result = run("download", busy, "-o", str(tmp_path), "--retries", "2", "--plain")
+    assert result.returncode == 1, result.stderr
+    shown = busy.replace("t0ken", "[REDACTED]")  # the URL's password
+    lines = result.stderr.splitlines()
+    for attempt in (2, 3):
+        line = f"retrying {shown} in 0 s (attempt {attempt} of 3): HTTP 503 Service Unavailable"
+        assert line in lines, result.stderr
+    assert "t0ken" not in result.stderr
+    assert lines[-2] == f"FAILED {shown}: HTTP 503 Service Unavailable (after 3 attempts)"
+
+
 @pytest.mark.parametrize("where", [(), ("download",)])
 def test_version(where: tuple[str, ...]) -> None:
     result = run(*where, "--version")
@@ -322,6 +339,20 @@ def test_output_naming_a_file_is_named_plainly(tmp_path: Path) -> None:
         f"regisseur download: cannot create {a_file / 'sub'}: {a_file} is a file, not a directory\n"
     )
     assert a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_output_naming_a_broken_symbolic_link_says_so(tmp_path: Path, kind: str) -> None:
+    """Before: ``-o LINK exists and is not a directory``, for a link to nowhere."""
+    link = tmp_path / "data"
+    link.symlink_to(tmp_path / "gone" if kind == "dangling" else link)
+    result = run("download", "http://127.0.0.1:9/x", "-o", str(link))
+    assert result.returncode == 2
+    why = "which does not exist" if kind == "dangling" else "which loops"
+    target = tmp_path / "gone" if kind == "dangling" else link
+    assert result.stderr == (
+        f"regisseur download: -o {link} is a symbolic link to {target}, {why}\n"
+    )
 
 
 def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) -> None:

@@ -71,6 +71,36 @@ def test_no_password_or_signature_on_any_line_or_in_status(
             assert secret not in text, (secret, text)
 
 
+@pytest.mark.parametrize(
+    "secret_part",
+    [
+        ";jsessionid=s3ss10n",  # a Java servlet's session in the path
+        "?PHPSESSID=s3ss10n",
+        "?sid=s3ss10n",
+        "?session=s3ss10n",
+        "?session_id=s3ss10n",
+        "?sessionid=s3ss10n",
+    ],
+)
+def test_a_session_id_in_the_url_is_never_shown(
+    server: RawServer, tmp_path: Path, secret_part: str
+) -> None:
+    """Before: a session id in a URL (as good as a password while the session
+    lives) was printed on every line and shown by ``status``."""
+    if secret_part.startswith(";"):  # part of the path the server sees
+        url = server.route(f"/file.bin{secret_part}", http(OK, body=BODY))
+    else:
+        url = server.route("/file.bin", http(OK, body=BODY)) + secret_part
+    out = tmp_path / "out"
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = run("status", str(out), "--json")
+    assert status.returncode == 0, status.stderr
+    for text in (result.stdout + result.stderr, status.stdout):
+        assert "s3ss10n" not in text, text
+        assert "=[REDACTED]" in text, text
+
+
 # -- the records database in the output directory ---------------------------------------
 
 

@@ -5,8 +5,10 @@ Blocks fenced as ```py are fragments and are not run.
 
 from __future__ import annotations
 
+import configparser
 import logging
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,34 @@ def _existing() -> list[tuple[str, object]]:
 
 def test_the_readme_has_examples() -> None:
     assert len(BLOCKS) >= 6
+
+
+def _pip_installs() -> list[list[str]]:
+    """The arguments of each ``pip install`` in the README's ```sh blocks."""
+    text = README.read_text(encoding="utf-8")
+    installs = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S):
+        for command in re.split(r"&&|\n", block.replace("\\\n", " ")):
+            words = shlex.split(command, comments=True)
+            if "pip" in " ".join(words[:1]) and words[1:2] == ["install"]:
+                installs.append(words[2:])
+    return installs
+
+
+def test_every_pip_install_in_the_readme_installs_this_clone() -> None:
+    """Before: the cluster section said ``pip install 'regisseur[postgres]'``,
+    which asks a package index for a project of that name instead of
+    installing this clone (as the quick start does)."""
+    config = configparser.ConfigParser()
+    config.read(README.parent / "setup.cfg")
+    extras = set(config["options.extras_require"])
+    installs = _pip_installs()
+    assert len(installs) >= 3
+    for arguments in installs:
+        targets = [a for a in arguments if not a.startswith("-") and "=" not in a]
+        assert targets, arguments
+        for target in targets:
+            match = re.fullmatch(r"\.(?:\[(?P<extras>[\w,]+)\])?", target)
+            assert match is not None, f"pip install {target!r} does not install this clone"
+            wanted = set((match["extras"] or "").split(",")) - {""}
+            assert wanted <= extras, f"{target}: no such extra in setup.cfg"

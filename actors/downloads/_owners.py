@@ -56,6 +56,7 @@ __all__ = [
     "lock_directory",
     "make_owner_id",
     "owner_alive",
+    "owner_running",
     "planning",
     "private_directory",
 ]
@@ -166,6 +167,50 @@ def owner_alive(directory: Path | None, owner: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def owner_running(directory: Path | None, owner: str | None) -> bool | None:
+    """Whether ``owner``'s keeper still runs, found without changing anything; None: unknown.
+
+    For a reader that must leave the directory as it was (``regisseur
+    status``): unlike :func:`owner_alive` it removes no stale lock file, and
+    it follows no symbolic link (neither the ``-owners`` directory nor a
+    lock file in it) and opens nothing that could block (a FIFO). False
+    when the owner's lock file is missing or free (the owner stopped, or
+    died); True while it is held; None without a lock directory (not a
+    file database), without an owner, or when the probe cannot tell.
+    """
+    if directory is None or not owner:
+        return None
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        folder = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow)
+    except FileNotFoundError:
+        return False  # no run ever held a lock beside this database
+    except OSError:
+        return None
+    try:
+        name = _lock_path(directory, owner).name
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=folder)
+        except FileNotFoundError:
+            return False  # a clean stop removes it
+        except OSError:
+            return None
+    finally:
+        os.close(folder)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return None
+        return False  # free: released by the kernel when its process died
+    finally:
+        os.close(fd)  # also lets the probe's shared lock go
 
 
 @contextlib.contextmanager

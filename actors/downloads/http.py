@@ -56,6 +56,7 @@ from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._dirsync import DirectorySync
 from regisseur.actors.downloads._http_fetch import Fetch
+from regisseur.actors.downloads._http_log import redact_client_logs
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads._partfile import parts_of
@@ -210,6 +211,7 @@ class HttpSource(DownloadSource):
         self.verify = _check_verify(verify, what)
         self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)
         self.max_retry_after = check_duration(max_retry_after, f"{what} max_retry_after")
+        redact_client_logs()  # urllib3's DEBUG lines carry the URLs too
 
     @property
     def download_directory(self) -> Path:

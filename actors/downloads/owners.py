@@ -10,6 +10,8 @@ as ``regisseur download`` does when two runs use one directory:
 * :func:`lock_directory`: where a database's owner locks live (None when
   it is not a local file: then every other owner counts as alive);
 * :func:`owner_alive`: whether the keeper that owns a download still runs;
+* :func:`owner_running`: the same for a reader that changes nothing
+  (``regisseur status``): None when it cannot tell;
 * :func:`describe_owner`: ``pid N on host H``, for a person.
 
 Threads: any. Failures: see each function (a failing liveness probe
@@ -24,7 +26,15 @@ from regisseur.actors.downloads._owners import (
     describe_owner,
     lock_directory,
     owner_alive,
+    owner_running,
     planning,
 )
 
-__all__ = ["PlanningTimeoutError", "describe_owner", "lock_directory", "owner_alive", "planning"]
+__all__ = [
+    "PlanningTimeoutError",
+    "describe_owner",
+    "lock_directory",
+    "owner_alive",
+    "owner_running",
+    "planning",
+]

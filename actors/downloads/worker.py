@@ -178,6 +178,8 @@ class WorkerActor(Actor):
             if token.reason == "fenced":  # cluster: not ours to run now; the keeper decides
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
             return  # else withdrawn as it was taken: the keeper has ended it
+        if self._ended_before_start(record.id, claim):
+            return  # cancelled before it was taken: the keeper has ended it, the run never starts
         self._current = record.id
         waker = _StopWaker(token, lambda: self.stopping)
         try:
@@ -205,6 +207,20 @@ class WorkerActor(Actor):
                 self.system.tell(p.KEEPER, p.Released(record.id, self.name, claim))
             return
         self.system.tell(p.KEEPER, outcome)
+
+    def _ended_before_start(self, download_id: str, claim: int) -> bool:
+        """True if the keeper ended the download (or started a later run) before this take.
+
+        The keeper answers ``cancel`` once it has ended the record and then
+        tells the queue actor to withdraw it from the board; a worker that
+        takes from the board in between would start a download the caller
+        was told is cancelled (its request sent, its impl run). The keeper's
+        claim view already shows it ended: read it here, on this thread,
+        with no message. Cluster mode has no view (the claim is checked in
+        the database); there the ``Withdraw`` cancels the token soon after.
+        """
+        view = self._board.claim_view
+        return view is not None and view.check(download_id, claim) is False
 
     def _died(self, record: DownloadRecord, claim: int, why: str) -> None:
         """Tell the keeper the run ends with this worker's thread: Errored.

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, event
 
 from regisseur.actors.downloads import DownloadSettings, DownloadSource
+from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads.store import read_record
 from regisseur.messages import ChildRestarting, DownloadRecord, DownloadState
 from regisseur.messages.downloads import (
@@ -237,6 +238,37 @@ def test_cancel_of_a_queued_download_ends_it_at_once_and_it_never_runs(system_fa
 
     gate.open()
     assert system.downloads.wait(first, WAIT).state is SUCCEEDED
+    system.settle()
+    assert gate.started == ["first"]
+    assert system.downloads.status(queued).state is CANCELLED
+    assert recorder.changes(queued) == [(None, INIT), (INIT, CANCELLED)]
+
+
+@pytest.mark.timeout(30)
+def test_a_cancelled_download_taken_before_its_queue_heard_of_the_cancel_never_runs(
+    system_factory, manual_clock: ManualClock
+):
+    """A worker can take a download off the board before the queue actor has
+    handled the keeper's ``Withdraw`` (the race behind the flaky test
+    above): the keeper's answer to ``cancel`` came first, so the run must
+    not start. The queue is held on the ``Withdraw`` to make the race sure.
+    """
+    gate = Gate()
+    system = system_factory(download_sources=[DownloadSource("s", gate, concurrency=1)])
+    recorder = Recorder(system)
+    first = system.downloads.submit("s", "t", "first")
+    gate.wait_started(1)
+    queued = system.downloads.submit("s", "t", "queued")  # its Enqueue passes the hang
+    faults = FaultInjector(system)
+    faults.hang(p.queue_name("s"), 600.0, message_type=p.Withdraw)
+    try:
+        assert system.downloads.cancel(queued) is True
+        gate.open()
+        assert system.downloads.wait(first, WAIT).state is SUCCEEDED
+        gate.wait_for(lambda: gate.running == 0, "the worker is idle")
+        assert faults.pending(p.queue_name("s")) == 0  # the Withdraw is held
+    finally:
+        manual_clock.advance(600.0)
     system.settle()
     assert gate.started == ["first"]
     assert system.downloads.status(queued).state is CANCELLED

@@ -166,6 +166,32 @@ def test_signed_url_secrets_are_in_no_log_error_or_repr(
     assert done.target_id.endswith(SIGNED)  # the record keeps what the source needs
 
 
+def test_signed_url_secrets_are_in_no_line_of_the_http_client_log_either(
+    server: RawServer,
+    folder: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: an application logging everything at DEBUG (``basicConfig``) got
+    urllib3's request line, ``"GET /file.bin?X-Amz-Signature=... HTTP/1.1" 200``,
+    with every secret of the query in it."""
+    caplog.set_level(logging.DEBUG)  # the root logger, as logging.basicConfig(level=DEBUG)
+    for name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+        # As the application left them (an earlier test's dictConfig may have disabled them).
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        caplog.set_level(logging.DEBUG, logger=name)
+    server.route("/missing", http("404 Not Found"))
+    server.route("/file.bin", http(OK, body=BODY))
+    with http_system(folder) as system:
+        fetch(system, server.url("/missing").replace("//", "//alice:s3cr3t-pw@") + SIGNED)
+        assert fetch(system, server.url("/file.bin") + SIGNED).state is SUCCEEDED
+    client = [r for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("GET /file.bin" in r.getMessage() for r in client), "urllib3 logged no request"
+    for record in caplog.records:
+        for secret in SECRETS:
+            assert secret not in record.getMessage(), (secret, record.name)
+
+
 # -- bounds: size, low speed, max_time, progress --------------------------------------------
 
 
