@@ -24,6 +24,7 @@ still runs, a starting system is stopped again once its start ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections import deque
@@ -231,11 +232,18 @@ async def wait_download(
     timeout: float | None,
     status: Callable[[], Awaitable[DownloadRecord | None]],
     missing: Callable[[], Awaitable[Exception]],
+    *,
+    held_here: Callable[[], Awaitable[bool]] | None = None,
+    poll: float = 0.2,
 ) -> DownloadRecord:
     """``downloads.wait`` for coroutines; see ``Downloads.wait_async``.
 
     ``status()`` gives the download's record; when it has none, the error
     ``missing()`` gives is raised (forgotten with its final state, or unknown).
+    While ``held_here()`` is False (another process holds the download: its
+    end sends no event here) the record is looked at every ``poll`` seconds;
+    ``held_here`` is asked again each time (it takes over a download whose
+    owner died).
     """
     from regisseur.messages import DownloadStateChanged
 
@@ -259,20 +267,36 @@ async def wait_download(
             except RuntimeError:  # the loop was closed: nobody waits any more
                 _log.debug("download_wait_abandoned", download_id=download_id)
 
+    def timed_out(record: DownloadRecord) -> TimeoutError:
+        msg = (
+            f"download {download_id!r} did not end within {timeout:g}s "
+            f"(state: {record.state.value})"
+        )
+        return TimeoutError(msg)
+
     with system.events.subscribe(watch, DownloadStateChanged):
         record = await status()
         if record is None:
             raise await missing()
         if record.terminal:
             return record
+        deadline = None if timeout is None else loop.time() + timeout
+        while held_here is not None and not await held_here():
+            now = await status() or record
+            if now.terminal:
+                return now
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise timed_out(now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                pause = poll if left is None else min(poll, left)
+                return await asyncio.wait_for(asyncio.shield(ended), pause)
+            record = now
+        left = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await asyncio.wait_for(ended, timeout)
+            return await asyncio.wait_for(ended, left)
         except asyncio.TimeoutError:
-            msg = (
-                f"download {download_id!r} did not end within {timeout:g}s "
-                f"(state: {record.state.value})"
-            )
-            raise TimeoutError(msg) from None
+            raise timed_out(record) from None
 
 
 # -- start and stop ---------------------------------------------------------------------

@@ -367,17 +367,23 @@ def _wait_elsewhere(
     system: ActorSystem,
     elsewhere: dict[str, str],
     tracker: _Tracker,
+    view: LineView,
+    *,
     max_time: float | None = None,
     unfinished: set[str] | None = None,
 ) -> dict[str, DownloadRecord]:
     """Wait for the downloads other runs hold (polling their records); their ends.
 
-    One whose owner ends without finishing it comes back as an Errored
-    copy saying so (the next run in the directory resumes it); so does one
+    One whose owner ends without finishing it is taken over
+    (``system.downloads.take_over``: of several runs waiting for it,
+    exactly one gets it) and finished here, resumed from the part that
+    run left; a run that did not get it waits for the one that did. One
     still unfinished ``max_time`` seconds (``--max-time``) after this wait
-    began: a stopped or stuck run never holds this one past its bound.
-    The ids of those copies are added to ``unfinished``: their parts (if
-    any) are the other run's, not kept by this one.
+    began comes back as an Errored copy saying so: a stopped or stuck run
+    (which keeps its owner lock: never taken over) never holds this one
+    past its bound. So does one whose owner is gone but that no run could
+    take over. The ids of those copies are added to ``unfinished``: their
+    parts (if any) are the other run's, not kept by this one.
     """
     if unfinished is None:
         unfinished = set()
@@ -387,6 +393,7 @@ def _wait_elsewhere(
     locks = lock_directory(database.sqlalchemy_url) if database is not None else None
     ended: dict[str, DownloadRecord] = {}
     pending = dict(elsewhere)
+    taken: list[str] = []  # taken over: this run's now, their end comes as an event
     deadline = None if max_time is None else time.monotonic() + max_time
     while pending:
         if deadline is not None and time.monotonic() >= deadline:
@@ -402,7 +409,7 @@ def _wait_elsewhere(
                     record = record.evolve(state=DownloadState.ERRORED, error=why)
                     unfinished.add(download_id)
                 ended[download_id] = record
-            return ended
+            break
         for download_id, owner in list(pending.items()):
             record = system.downloads.status(download_id)
             if record is None:
@@ -412,20 +419,58 @@ def _wait_elsewhere(
                 ended[download_id] = record
                 del pending[download_id]
             elif not owner_alive(locks, owner):
-                record = system.downloads.status(download_id) or record
-                if not record.terminal:
+                del pending[download_id]
+                if system.downloads.take_over(download_id):
+                    view.say(
+                        f"taking over {redact_text(record.target_id)}: "
+                        f"{describe_owner(owner)} ended without finishing it"
+                    )
+                    taken.append(download_id)
+                    continue
+                found = _held_now(system, download_id, owner, locks)
+                if found is None:
+                    continue
+                if isinstance(found, str):  # another waiting run took it over
+                    view.say(
+                        f"waiting for {redact_text(record.target_id)}: "
+                        f"{describe_owner(found)} is downloading it"
+                    )
+                    pending[download_id] = found
+                    continue
+                if not found.terminal:  # gone, and no run could take it over
                     why = (
                         f"{describe_owner(owner)} ended without finishing it; "
                         "run the command again to resume it"
                     )
-                    record = record.evolve(state=DownloadState.ERRORED, error=why)
+                    found = found.evolve(state=DownloadState.ERRORED, error=why)
                     unfinished.add(download_id)
-                ended[download_id] = record
-                del pending[download_id]
+                ended[download_id] = found
         pause = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
         if pending and tracker.pause(pause):
             raise RuntimeError(tracker.broken)
+    if taken:  # bounded by this run's own --max-time, as its other downloads
+        ended.update(tracker.wait_for(taken))
     return ended
+
+
+def _held_now(
+    system: ActorSystem, download_id: str, gone: str, locks: Path | None
+) -> DownloadRecord | str | None:
+    """After a take-over this run did not get: the live owner that holds the
+    download now (another waiting run took it over), else its record (None:
+    it is gone from the records)."""
+    from regisseur.actors.downloads import store
+    from regisseur.actors.downloads.owners import owner_alive
+
+    record = system.downloads.status(download_id)
+    database = system.database
+    if record is None or record.terminal or database is None:
+        return record
+    with database.engine.connect() as connection:
+        owner = store.owners_of(connection, [download_id]).get(download_id)
+    if owner is not None and owner != gone and owner_alive(locks, owner):
+        return owner
+    return record
 
 
 def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> str | None:
@@ -600,7 +645,11 @@ def run_download(
             over()
         watch = RecordsWatch(system, _shown_url(db_url), notice=view.tell)
         final = tracker.wait_for(wanted, watch.problem)
-        final.update(_wait_elsewhere(system, elsewhere, tracker, args.max_time, unfinished))
+        final.update(
+            _wait_elsewhere(
+                system, elsewhere, tracker, view, max_time=args.max_time, unfinished=unfinished
+            )
+        )
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
         code = exit_code(interrupt)
         stopped = stopped_by(interrupt)

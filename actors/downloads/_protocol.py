@@ -144,6 +144,22 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeOver:
+    """Ask: run here an unfinished download whose owner (another process on
+    the database) is gone. Reply: ``HERE`` (this keeper runs it, now or
+    already), ``ELSEWHERE`` (a live owner holds it, or its source is not
+    registered here while it is unfinished: ``NO_SOURCE``) or ``ENDED``."""
+
+    id: str
+
+
+HERE = "here"
+ELSEWHERE = "elsewhere"
+NO_SOURCE = "no-source"
+ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
 class FinalState:
     """Ask for the final state of a forgotten download (reply: state or None)."""
 

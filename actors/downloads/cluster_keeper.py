@@ -455,6 +455,15 @@ class ClusterKeeperActor(KeeperActor):
         )
         raise NotImplementedError(msg)
 
+    def _take_over(self, download_id: str) -> str:
+        """Refused: in cluster mode a node whose lease lapsed loses its rows
+        to the node that serves their source (see ``claims``), by itself."""
+        msg = (
+            f"download {download_id!r}: take_over is not available in cluster mode; "
+            "a dead node's downloads are taken over once its lease expires"
+        )
+        raise NotImplementedError(msg)
+
     def _cancel(self, message: CancelDownload) -> bool:
         if message.id in self._live:
             return super()._cancel(message)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["DownloadSettings", "Downloads"]
 
 _ASK_TIMEOUT = 10.0
+#: Seconds between two looks at a download another process holds (its end,
+#: or its owner's death, announces nothing in this process).
+_ELSEWHERE_POLL = 0.2
 _MAX_TEXT = 8192
 _NO_EXTRA = frozen_extra(None)  # read-only and empty: one serves every submit
 # A source's supervisor stops its children one by one, each within its own
@@ -426,9 +430,37 @@ class Downloads:
         retried: bool = self._ask(p.Retry(download_id))
         return retried
 
+    def take_over(self, download_id: str) -> bool:
+        """Run here an unfinished download whose owner, another process on this
+        database, is gone; True if this system runs it (now, or already).
+
+        False if it has ended, or a live process holds it: a stopped
+        (frozen) one too, whose owner lock is still held. Of several
+        processes asking at once, exactly one gets True: the row changes
+        hands by one conditional write, stored before the call returns.
+        The download then runs here under its id, resumed from what its
+        dead owner kept (``HttpSource`` resumes the ``.part``, whose lock
+        died with that process), and reports here like any other. Only a
+        SQLite file has owner locks: on any other database another owner
+        always counts as alive (False). Raises ``UnknownDownloadError``
+        for an unknown id, ``UnknownSourceError`` when its source is not
+        registered here, and ``NotImplementedError`` in cluster mode (a
+        dead node's downloads are taken over when its lease expires).
+        """
+        _text(download_id, "download_id")
+        where: str = self._ask(p.TakeOver(download_id))
+        if where == p.NO_SOURCE:
+            record = self.status(download_id)
+            raise UnknownSourceError(record.source if record else "?", self._local_sources())
+        return where == p.HERE
+
     def wait(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
         """Block until the download has ended; return its final record.
 
+        A download another process on this database holds is waited for
+        by looking at its record every ``_ELSEWHERE_POLL`` seconds; when
+        that process dies without finishing it and its source is
+        registered here, it is taken over (``take_over``) and finished here.
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no limit),
         ``UnknownDownloadError`` for an id that never existed and, without a
         database, ``DownloadForgottenError`` (with the final ``state``) for a
@@ -455,19 +487,49 @@ class Downloads:
                 raise _not_found(download_id, self._ask(p.FinalState(download_id)))
             if record.terminal:
                 return record
-            if not ended.wait(bounded_wait(timeout)):
-                msg = (
-                    f"download {download_id!r} did not end within {timeout:g}s "
-                    f"(state: {record.state.value})"
-                )
-                raise WaitTimeoutError(msg)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._where(download_id) != p.HERE:
+                # Ended, or another process's: an end there comes with no event here.
+                now = self.status(download_id) or record
+                if now.terminal:
+                    return now
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise self._timed_out(download_id, now, timeout)
+                pause = _ELSEWHERE_POLL if left is None else min(left, _ELSEWHERE_POLL)
+                if ended.wait(pause):
+                    return final[0]
+                record = now
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not ended.wait(bounded_wait(left)):
+                raise self._timed_out(download_id, record, timeout)
         return final[0]
+
+    def _where(self, download_id: str) -> str:
+        """Where the download runs: ``HERE`` (taken over if its owner is gone),
+        ``ENDED``, or ``ELSEWHERE`` (another process, or no source here)."""
+        try:
+            where: str = self._ask(p.TakeOver(download_id))
+        except NotImplementedError:
+            return p.HERE  # cluster mode: every node's changes reach this one as events
+        return where
+
+    @staticmethod
+    def _timed_out(
+        download_id: str, record: DownloadRecord, timeout: float | None
+    ) -> WaitTimeoutError:
+        msg = (
+            f"download {download_id!r} did not end within {timeout:g}s "
+            f"(state: {record.state.value})"
+        )
+        return WaitTimeoutError(msg)
 
     async def wait_async(self, download_id: str, timeout: float | None = None) -> DownloadRecord:
         """``wait()`` for coroutines: the loop is woken when the download ends.
 
         Never blocks the event loop (see ``regisseur.actors.aio``); the same
-        errors as ``wait()``. Cancelling the awaiting task leaves the
+        errors as ``wait()``, and the same take-over of a download whose
+        owner (another process) died. Cancelling the awaiting task leaves the
         download running.
         """
         from regisseur.actors import aio
@@ -477,8 +539,21 @@ class Downloads:
         async def missing() -> LookupError:
             return _not_found(download_id, await self._ask_async(p.FinalState(download_id)))
 
+        async def held_here() -> bool:
+            try:
+                where = await self._ask_async(p.TakeOver(download_id))
+            except NotImplementedError:
+                return True  # cluster mode: every node's changes reach this one as events
+            return bool(where == p.HERE)
+
         return await aio.wait_download(
-            self._system, download_id, timeout, lambda: self.status_async(download_id), missing
+            self._system,
+            download_id,
+            timeout,
+            lambda: self.status_async(download_id),
+            missing,
+            held_here=held_here,
+            poll=_ELSEWHERE_POLL,
         )
 
     async def status_async(self, download_id: str) -> DownloadRecord | None:

@@ -488,6 +488,8 @@ class KeeperActor(Actor):
             return Outcome.of(lambda: self._lookup(message.id))
         if isinstance(message, p.Retry):
             return Outcome.of(lambda: self._retry(message.id))
+        if isinstance(message, p.TakeOver):
+            return Outcome.of(lambda: self._take_over(message.id))
         if isinstance(message, p.FinalState):
             return self._forgotten.get(message.id)
         if isinstance(message, p.ListRecords):
@@ -796,6 +798,59 @@ class KeeperActor(Actor):
         self.log.info("download_retried", download=download_id, was=record.state.value)
         self._to_queue(record.source, p.Enqueue(reopened))
         return True
+
+    def _take_over(self, download_id: str) -> str:
+        """Run here an unfinished download whose owner is gone (see ``Downloads.take_over``).
+
+        Runs on the keeper's thread, between two messages. The owner's
+        liveness is its lock (``owner_alive``: a frozen process still holds
+        it, so its downloads stay its own); the row changes hands by one
+        conditional write (``store.take_over``), committed before the
+        answer, so of several processes that try at once exactly one gets
+        it. Taken, the download is queued at the front like one this
+        keeper loaded at start: its claim above the dead owner's (so a file
+        that owner published just before it died is taken, not copied) and,
+        InProgress, resumed from the part the dead owner left (its lock died
+        with it). A failed read or write raises (rolled back: nothing taken).
+        """
+        if download_id in self._live:
+            return p.HERE
+        if not self._persist:
+            if self._find(download_id) is None and self._forgotten.get(download_id) is None:
+                raise UnknownDownloadError(download_id)
+            return p.ENDED
+        found = self._read(lambda sql: store.read_owned(sql, download_id))
+        if found is None:
+            raise UnknownDownloadError(download_id)
+        record, owner, claim = found
+        if record.terminal:
+            return p.ENDED
+        if record.source not in self._sources:
+            return p.NO_SOURCE
+        if owner == self._owner or (owner is not None and owner_alive(self._locks, owner)):
+            return p.ELSEWHERE  # a live owner's (its own, not live here, is not expected)
+        try:
+            taken = store.take_over(self.connection, download_id, owner, self._owner)
+            self.connection.commit()
+        except DATABASE_ERRORS:
+            self._rollback()
+            raise
+        if not taken:
+            return p.ELSEWHERE  # another process took it first
+        self._done.pop(download_id, None)
+        self._claims[download_id] = max(self._claims.get(download_id, 0), claim)
+        self._note_earlier(download_id, claim)
+        self._live[download_id] = record
+        if record.state is DownloadState.IN_PROGRESS:
+            self._resumable.add(download_id)
+        self.log.info(
+            "download_taken_over",
+            download=download_id,
+            owner=describe_owner(owner),
+            state=record.state.value,
+        )
+        self._to_queue(record.source, p.Enqueue(record, front=True))
+        return p.HERE
 
     def _lookup(self, download_id: str) -> DownloadRecord | None:
         return self._live.get(download_id) or self._find(download_id)

@@ -52,6 +52,7 @@ __all__ = [
     "load_unfinished_owned",
     "next_seq",
     "owners_of",
+    "read_owned",
     "read_record",
     "read_records",
     "record_from_mapping",
@@ -437,6 +438,18 @@ def reopen(
         return None
     claim = session.execute(select(table.c.claim).where(table.c.id == record.id)).scalar()
     return int(claim or 0)
+
+
+def read_owned(
+    session: Session | Connection, download_id: str
+) -> tuple[DownloadRecord, str | None, int] | None:
+    """One record by id with its owner and claim, or None."""
+    row = session.execute(
+        select(downloads_table).where(downloads_table.c.id == download_id)
+    ).first()
+    if row is None:
+        return None
+    return record_from_row(row), row._mapping["owner"], int(row._mapping["claim"] or 0)
 
 
 def owners_of(session: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:

@@ -116,3 +116,41 @@ def test_a_killed_app_is_resumed_once_while_the_other_keeps_running(
             hashlib.sha256(Path(file_path).read_bytes()).digest() == hashlib.sha256(body).digest()
         )
     assert sorted(p.name for p in directory.iterdir()) == ["a.bin", "b.bin"]
+
+
+@pytest.mark.timeout(120)
+def test_a_download_whose_owner_dies_is_finished_by_one_of_the_apps_waiting_for_it(
+    server: two_writers.Server, tmp_path: Path
+) -> None:
+    """Before: ``wait()`` (and ``wait_async()``) on a download another process
+    held only heard of this process's events: it waited past that process's end (or death)
+    for an event that never came, and no live keeper took the download over."""
+    db, directory = tmp_path / "shared.db", tmp_path / "files"
+    url = server.url("a.bin")
+    killed = app(db, directory, "--submit", url)
+    waiters: list[subprocess.Popen[str]] = []
+    try:
+        wait_until(server.sent_first("a.bin").is_set, "the first bytes of a.bin")
+        wait_until(lambda: recorded(directory, "a.bin") > 0, "a checkpoint of the .part")
+        # Started while the owner lives (nothing taken at start); wait(), wait_async().
+        for name, how in (("one", ()), ("two", ("--async",))):
+            ready = tmp_path / f"{name}.ready"
+            waiters.append(app(db, directory, "--wait-for", url, "--ready", str(ready), *how))
+            wait_until(ready.exists, f"waiter {name} waiting")
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=WAIT)
+        offset = recorded(directory, "a.bin")
+        reports = [ended(waiter)[url] for waiter in waiters]
+    finally:
+        server.gate.set()
+        for process in (killed, *waiters):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert server.fetched("a.bin") == [None, f"bytes={offset}-"]  # resumed once, by one
+    assert {r["state"] for r in reports} == {"Completed, Succeeded"}
+    assert len({(r["id"], r["file_path"], r["owner_pid"]) for r in reports}) == 1
+    assert reports[0]["owner_pid"] in {w.pid for w in waiters}
+    body = server.bodies["a.bin"]
+    assert Path(reports[0]["file_path"]).read_bytes() == body
+    assert sorted(p.name for p in directory.iterdir()) == ["a.bin"]
