@@ -619,12 +619,14 @@ class SupervisorActor(Actor):
         """Stop ``names`` (given in reverse start order) one after the other.
 
         Except: a run of children of one start level whose actors have no
-        stop hook (neither ``on_stop`` nor a supervisor's children) is
-        stopped concurrently, each asked first, then each awaited until its
-        own ``shutdown_timeout``. Nothing can tell in which order such
-        children stopped, and stopping N of them then costs about one
-        round trip, not N in a row. Every child with a hook is still
-        stopped alone, after everything later in the order is down.
+        stop hook (neither ``on_stop`` nor a supervisor's children), or
+        whose class allows it (``Actor.stops_with_peers``: a source's
+        workers), is stopped concurrently, each asked first, then each
+        awaited until its own ``shutdown_timeout``. Nothing can tell in
+        which order such children stopped, and stopping N of them then
+        costs about one round trip, not N in a row (nor N bounds in a row
+        when each overruns its bound). Every other child with a hook is
+        still stopped alone, after everything later in the order is down.
         """
         tree = self.tree
         batch: list[_Child] = []
@@ -1046,11 +1048,13 @@ class SupervisorActor(Actor):
 
 
 def _quiet_stop(spec: ChildSpec) -> bool:
-    """True if stopping the child runs no code of its own (no stop hook, no children)."""
+    """True if the child may be stopped together with its level-mates: its stop
+    runs no code of its own (no stop hook, no children), or its class says its
+    hooks do not depend on their order (``Actor.stops_with_peers``)."""
     actor = spec.actor
     if isinstance(actor, Supervisor):
         return False
-    return runtime.stops_quietly(actor)
+    return actor.stops_with_peers or runtime.stops_quietly(actor)
 
 
 class _ParentLink:

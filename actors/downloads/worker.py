@@ -89,6 +89,12 @@ class _StopWaker:
 class WorkerActor(Actor):
     """Runs the downloads its source's queue hands it, one at a time."""
 
+    # A source's workers are stopped together (their stops do not depend on
+    # each other's): N runs that ignore the stop cost one shutdown_timeout,
+    # not N in a row. None takes anything new meanwhile: each checks its own
+    # ``stopping`` (asked of all at once) and the system's state first.
+    stops_with_peers = True
+
     def __init__(self, source: DownloadSource, board: RunBoard) -> None:
         super().__init__()
         self._source = source
