@@ -4,7 +4,7 @@
 ``"GET /file.bin?X-Amz-Signature=... HTTP/1.1" 200 1234``, and each retry
 with its URL: an application that logs everything at DEBUG
 (``logging.basicConfig(level=logging.DEBUG)``) would write the signed
-URLs and tokens that every other log line redacts. :func:`redact_client_logs`
+URLs and tokens that every other log line redacts. :class:`ClientLogRedaction`
 puts a filter on those loggers that redacts the text arguments of their
 records (:func:`~regisseur.actors.log.redact_text`) before any handler
 sees them. It changes nothing else: the loggers' levels, handlers and
