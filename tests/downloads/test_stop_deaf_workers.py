@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from regisseur.actors.downloads import DownloadSource
-from regisseur.messages import ChildStopTimedOut
+from regisseur.actors.downloads import _protocol as p
+from regisseur.messages import ChildRestarted, ChildRestarting, ChildStopTimedOut
+from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import WAIT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from regisseur.actors import ActorSystem
+    from regisseur.actors.clock import ManualClock
 
 RUNS = 4
 BOUND = 5.0  # a worker's default shutdown_timeout
@@ -70,3 +73,32 @@ def test_a_stop_with_runs_that_ignore_it_waits_one_worker_bound_not_one_per_work
     assert workers == [f"source:s.worker-{index}" for index in range(1, RUNS + 1)]
     # Before: one worker after the other, RUNS × 5 s (20 s).
     assert took < 2 * BOUND, f"the stop took {took:.1f} s"
+
+
+@pytest.mark.timeout(90)
+def test_a_queue_restart_with_runs_that_ignore_the_stop_waits_one_worker_bound(
+    system_factory: Callable[..., ActorSystem], manual_clock: ManualClock
+) -> None:
+    """A crash of the queue restarts its workers with it (REST_FOR_ONE): they
+    are torn down together too. Before: one after the other, the source's
+    supervisor (and every download of the source) held RUNS × 5 s."""
+    impl = Deaf()
+    system = system_factory(download_sources=[DownloadSource("s", impl, concurrency=RUNS)])
+    probe = Probe(system, ChildRestarting, ChildRestarted)
+    try:
+        for index in range(RUNS):
+            system.downloads.submit("s", f"t{index}", f"f{index}")
+        for _ in range(RUNS):
+            assert impl.running.acquire(timeout=WAIT)
+        FaultInjector(system).crash(p.queue_name("s"))
+        began = time.monotonic()
+        system.tell(p.queue_name("s"), "crash")
+        # Said once the group is torn down (before its restart's backoff).
+        probe.expect(ChildRestarting, timeout=RUNS * BOUND + WAIT, name=p.queue_name("s"))
+        took = time.monotonic() - began
+        manual_clock.jump(60)  # past the backoff
+        probe.expect(ChildRestarted, timeout=WAIT, name=p.queue_name("s"))
+    finally:
+        probe.close()
+        impl.gate.set()
+    assert took < 2 * BOUND, f"the teardown took {took:.1f} s"
