@@ -143,9 +143,9 @@ class WorkerActor(Actor):
         """Run the next download on the board; then ask for another (or park, wait, retire).
 
         Nothing new starts once this worker or the whole system is stopping:
-        the workers stop one after the other, and a worker still running
-        would otherwise take what a stopped one released (a run begun only
-        to be cut off, its request wasted).
+        the workers are asked to stop together but end one by one, and a
+        worker still running would otherwise take what a stopped one
+        released (a run begun only to be cut off, its request wasted).
         """
         if self.stopping or self.system.state in _NO_NEW_RUNS:
             return
