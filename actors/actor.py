@@ -94,6 +94,12 @@ class Actor(pykka.ThreadingActor):
     """
     logger_name: ClassVar[str | None] = None
     """Set in a subclass to log under this name instead of the class's module."""
+    stops_with_peers: ClassVar[bool] = False
+    """Set in a subclass whose stop hooks may run at the same time as those of
+    its siblings in the same start level (interchangeable workers): its
+    supervisor then asks them to stop together and awaits them together, so
+    N of them that overrun their ``shutdown_timeout`` cost one bound, not N
+    in a row. Leave it False where the order of the stops matters."""
     _drains_mailbox: ClassVar[bool] = False  # overrides on_mailbox_drained (else no call)
     _pykka_init_only: ClassVar[bool] = True  # nothing but Pykka's __init__ follows ours
 

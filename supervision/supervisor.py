@@ -615,16 +615,24 @@ class SupervisorActor(Actor):
             self.system.registry.unregister(cell)
         return in_time
 
+    def _await_teardowns(self, asked: list[tuple[_Child, Teardown, float]]) -> None:
+        """Await each teardown begun in ``asked`` until its deadline; empties ``asked``."""
+        for child, command, deadline in asked:
+            self._finish_teardown(child, command, deadline)
+        asked.clear()
+
     def _stop_children(self, names: list[str], *, final: bool) -> None:
         """Stop ``names`` (given in reverse start order) one after the other.
 
         Except: a run of children of one start level whose actors have no
-        stop hook (neither ``on_stop`` nor a supervisor's children) is
-        stopped concurrently, each asked first, then each awaited until its
-        own ``shutdown_timeout``. Nothing can tell in which order such
-        children stopped, and stopping N of them then costs about one
-        round trip, not N in a row. Every child with a hook is still
-        stopped alone, after everything later in the order is down.
+        stop hook (neither ``on_stop`` nor a supervisor's children), or
+        whose class allows it (``Actor.stops_with_peers``: a source's
+        workers), is stopped concurrently, each asked first, then each
+        awaited until its own ``shutdown_timeout``. Nothing can tell in
+        which order such children stopped, and stopping N of them then
+        costs about one round trip, not N in a row (nor N bounds in a row
+        when each overruns its bound). Every other child with a hook is
+        still stopped alone, after everything later in the order is down.
         """
         tree = self.tree
         batch: list[_Child] = []
@@ -836,6 +844,10 @@ class SupervisorActor(Actor):
         # together (its thread handles both in one go); the teardown is
         # still awaited, bounded by shutdown_timeout, before the start.
         overlap = due and group == [name]
+        # Torn down in reverse start order, as a stop is (see _stop_children):
+        # a run of children of one level that may stop together is asked
+        # together, then awaited, before anything earlier in the order.
+        together: list[tuple[_Child, Teardown, float]] = []
         for member in list(reversed(group)):
             other = self.tree.children[member]
             if member != name and other.status not in (
@@ -846,6 +858,7 @@ class SupervisorActor(Actor):
             self._cancel_pending(member)
             if member != name and other.spec.restart is Restart.TEMPORARY:
                 # Stopped by its sibling's restart, and never restarted (OTP).
+                self._await_teardowns(together)
                 group.remove(member)
                 self._stop_for_good(other, reason="stopped by a group restart")
                 continue
@@ -855,8 +868,20 @@ class SupervisorActor(Actor):
                     deadline = monotonic() + other.spec.stop_bound()
                     self._tearing_down[member] = (other.cell, command, deadline)
             else:
-                self._teardown_child(other, final=False, reason="restart")
+                quiet = _quiet_stop(other.spec)
+                if together and (
+                    not quiet
+                    or len(together) >= _STOP_WINDOW
+                    or self.tree.level(member) != self.tree.level(together[0][0].spec.name)
+                ):
+                    self._await_teardowns(together)
+                command = self._begin_teardown(other, final=False, reason="restart")
+                if command is not None:
+                    together.append((other, command, monotonic() + other.spec.stop_bound()))
+                if not quiet:
+                    self._await_teardowns(together)
             other.status = ChildStatus.RESTARTING
+        self._await_teardowns(together)
         token = next(self._tokens)
         self._pending[token] = group
         # The backoff counts from the failure, not from when it was handled.
@@ -1046,11 +1071,13 @@ class SupervisorActor(Actor):
 
 
 def _quiet_stop(spec: ChildSpec) -> bool:
-    """True if stopping the child runs no code of its own (no stop hook, no children)."""
+    """True if the child may be stopped together with its level-mates: its stop
+    runs no code of its own (no stop hook, no children), or its class says its
+    hooks do not depend on their order (``Actor.stops_with_peers``)."""
     actor = spec.actor
     if isinstance(actor, Supervisor):
         return False
-    return runtime.stops_quietly(actor)
+    return actor.stops_with_peers or runtime.stops_quietly(actor)
 
 
 class _ParentLink:

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
     from urllib3.response import HTTPResponse
 
+    from regisseur.actors.downloads._http_log import ClientLogRedaction
+
 __all__ = ["Session", "new_session", "prepare_get", "send_get", "waiting_for_answer"]
 
 _WAITING: contextvars.ContextVar[Callable[[socket.socket], None] | None] = contextvars.ContextVar(
@@ -119,6 +121,8 @@ class Session(requests.Session):
     #: The CA bundle the environment named when ``trust_env`` was turned off
     #: (``None`` when it names none, or when requests still reads it itself).
     ca_bundle: str | None = None
+    #: The hold on the redaction of urllib3's log lines (``HttpSource.open_session``).
+    log_redaction: ClientLogRedaction | None = None
 
 
 def new_session(headers: Mapping[str, str]) -> Session:

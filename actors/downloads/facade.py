@@ -64,9 +64,11 @@ _ASK_TIMEOUT = 10.0
 _ELSEWHERE_POLL = 0.2
 _MAX_TEXT = 8192
 _NO_EXTRA = frozen_extra(None)  # read-only and empty: one serves every submit
-# A source's supervisor stops its children one by one, each within its own
+# A source's supervisor stops its children, each within its own
 # shutdown_timeout (5 s), and abandons one that overruns (a worker whose
-# impl does not see the stop). Its own bound must cover them all, or its
+# impl does not see the stop); the workers are stopped together, at most
+# 32 at a time, then the queue: a bound, not what a stop takes (about one
+# worker's 5 s per 32 deaf runs). Its own bound must cover them all, or its
 # parent abandons it mid-teardown and a restart of the subtree starts the
 # new queue while the old one is still registered ("already running"): OTP
 # gives a supervisor child ``shutdown => infinity`` for this reason. Here:

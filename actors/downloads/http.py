@@ -56,7 +56,7 @@ from regisseur.actors._version import user_agent as default_user_agent
 from regisseur.actors.clock import check_duration
 from regisseur.actors.downloads._dirsync import DirectorySync
 from regisseur.actors.downloads._http_fetch import Fetch
-from regisseur.actors.downloads._http_log import redact_client_logs
+from regisseur.actors.downloads._http_log import ClientLogRedaction
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads._partfile import parts_of
@@ -211,7 +211,6 @@ class HttpSource(DownloadSource):
         self.verify = _check_verify(verify, what)
         self.max_redirects = _count(max_redirects, f"{what} max_redirects", 0, 100)
         self.max_retry_after = check_duration(max_retry_after, f"{what} max_retry_after")
-        redact_client_logs()  # urllib3's DEBUG lines carry the URLs too
 
     @property
     def download_directory(self) -> Path:
@@ -255,12 +254,23 @@ class HttpSource(DownloadSource):
         return parts_of(self.download_directory, download_ids)
 
     def open_session(self) -> Session:
-        """Make this worker's session (runs on the worker thread at its start)."""
-        return new_session(self.headers)
+        """Make this worker's session (runs on the worker thread at its start).
+
+        The session also holds the redaction of urllib3's log lines (their
+        URLs carry the secrets every other line redacts) until it is closed.
+        """
+        session = new_session(self.headers)
+        session.log_redaction = ClientLogRedaction()
+        return session
 
     def close_session(self, session: requests.Session) -> None:
         """Close a session made by :meth:`open_session` (at the worker's stop)."""
-        session.close()
+        try:
+            session.close()
+        finally:
+            redaction = getattr(session, "log_redaction", None)
+            if isinstance(redaction, ClientLogRedaction):
+                redaction.close()
 
     def fetch(
         self, download_id: str, target_id: str, display_name: str, context: DownloadContext

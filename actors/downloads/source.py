@@ -79,7 +79,9 @@ class DownloadSource:
     ``directory`` becomes the context's ``destination``. ``open_worker()``
     runs once on each worker's thread when the worker starts; its value is
     the context's ``worker_state`` and is handed to ``close_worker(value)``
-    when the worker stops or is replaced.
+    when the worker stops or is replaced, on that worker's thread (a
+    source's workers stop together: several ``close_worker`` calls may run
+    at once, each with its own worker's value).
 
     ``cluster_limit`` (cluster mode): the most downloads of this source
     running at once on all nodes together (``concurrency`` holds per node);

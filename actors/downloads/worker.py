@@ -89,6 +89,12 @@ class _StopWaker:
 class WorkerActor(Actor):
     """Runs the downloads its source's queue hands it, one at a time."""
 
+    # A source's workers are stopped together (their stops do not depend on
+    # each other's): N runs that ignore the stop cost one shutdown_timeout,
+    # not N in a row. None takes anything new meanwhile: each checks its own
+    # ``stopping`` (asked of all at once) and the system's state first.
+    stops_with_peers = True
+
     def __init__(self, source: DownloadSource, board: RunBoard) -> None:
         super().__init__()
         self._source = source
@@ -137,9 +143,9 @@ class WorkerActor(Actor):
         """Run the next download on the board; then ask for another (or park, wait, retire).
 
         Nothing new starts once this worker or the whole system is stopping:
-        the workers stop one after the other, and a worker still running
-        would otherwise take what a stopped one released (a run begun only
-        to be cut off, its request wasted).
+        the workers are asked to stop together but end one by one, and a
+        worker still running would otherwise take what a stopped one
+        released (a run begun only to be cut off, its request wasted).
         """
         if self.stopping or self.system.state in _NO_NEW_RUNS:
             return

@@ -592,7 +592,7 @@ def test_stopping_with_downloads_waiting_and_running_loses_no_message(system_fac
 
 
 def test_a_system_stopping_starts_nothing_a_stopped_worker_released(system_factory, manual_clock):
-    """Workers stop one after the other: one still up must not take what a stopped one let go.
+    """Workers end one by one: one still up must not take what a stopped one let go.
 
     worker-2 runs ``b`` while worker-1 is parked. The stop cancels ``b``
     first; the keeper queues it again (for the next start), which wakes

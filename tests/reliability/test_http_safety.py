@@ -192,6 +192,39 @@ def test_signed_url_secrets_are_in_no_line_of_the_http_client_log_either(
             assert secret not in record.getMessage(), (secret, record.name)
 
 
+CLIENT_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
+
+
+def test_the_client_log_filter_is_the_running_systems_and_leaves_with_the_last(
+    server: RawServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two systems in one process stay apart, and a system that stopped leaves
+    the application's loggers as it found them. Before: the first
+    ``HttpSource`` made put a filter on urllib3's loggers for the rest of the
+    process, which kept rewriting the application's own urllib3 records
+    after every system had stopped."""
+    caplog.set_level(logging.DEBUG)
+    for name in CLIENT_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        caplog.set_level(logging.DEBUG, logger=name)
+    before = {name: list(logging.getLogger(name).filters) for name in CLIENT_LOGGERS}
+    server.route("/file.bin", http(OK, body=BODY))
+    with http_system(tmp_path / "left") as left:
+        with http_system(tmp_path / "right") as right:
+            assert fetch(right, server.url("/file.bin") + SIGNED).state is SUCCEEDED
+        # The right system stopped: the left one's client lines are still redacted.
+        caplog.clear()
+        assert fetch(left, server.url("/file.bin") + SIGNED).state is SUCCEEDED
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+        assert any("GET /file.bin" in line for line in lines), "urllib3 logged no request"
+        assert not [line for line in lines for secret in SECRETS if secret in line]
+    after = {name: list(logging.getLogger(name).filters) for name in CLIENT_LOGGERS}
+    assert after == before, "a stopped system left a filter on the application's loggers"
+
+
 # -- bounds: size, low speed, max_time, progress --------------------------------------------
 
 
