@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.serving import serving
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -140,19 +142,14 @@ class _Server(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def files() -> Iterator[_Server]:
     server = _Server()
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
+
+    def release() -> None:
         server.gate.set()
         if server.barrier is not None:
             server.barrier.abort()
-        server.shutdown()
-        server.server_close()
-        thread.join(WAIT)
+
+    with serving(server, release=release, wait=WAIT):
+        yield server
 
 
 def signal_midway(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.serving import serving
 from tests.test_cli_download import run
 
 if TYPE_CHECKING:
@@ -81,16 +82,8 @@ class _Server(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def server() -> Iterator[_Server]:
     server = _Server()
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
-    )
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 # -- URL lists ---------------------------------------------------------------------

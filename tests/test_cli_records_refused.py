@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.serving import serving
 from tests.test_cli_download import DB_NAME, FIRST, ROOT, WAIT, cli, ended, run, wait_until
 
 if TYPE_CHECKING:
@@ -130,18 +131,13 @@ class _Server(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def held() -> Iterator[_Server]:
     server = _Server()
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
+
+    def release() -> None:
         for gate in server.gates.values():
             gate.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(WAIT)
+
+    with serving(server, release=release, wait=WAIT):
+        yield server
 
 
 def _swap_wal_for_a_link(out_dir: Path, target: Path) -> Path:

@@ -7,13 +7,14 @@ import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.serving import serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,20 +58,12 @@ def downloaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     (served / "later.txt").write_bytes(BODY[:100])
     handler = functools.partial(_Quiet, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http"
-    )
-    thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     out = tmp_path_factory.mktemp("out")
     started = time.time()
-    try:
+    with serving(server):
         first = run("download", f"{base}/report.txt", f"{base}/gone.txt", "-o", str(out))
         second = run("download", f"{base}/later.txt", "-o", str(out))
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
     assert first.returncode == 1, first.stdout + first.stderr
     assert second.returncode == 0, second.stdout + second.stderr
     yield Runs(out, base, started, time.time())
