@@ -16,6 +16,11 @@ link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
   that by itself at start, since the source is registered at start) with
   ``Range`` requests; a URL that is already pending is not submitted again,
   and unfinished downloads of earlier runs in ``DIR`` are finished too.
+* The stop says so as it begins (``stopping: keeping N partial file(s)
+  ...``, a progress line). In the console script a second Ctrl-C or SIGTERM
+  while it stops quits at once (one line on what is cut short; the folder
+  is left as a SIGKILL leaves it, and the next run resumes each part from
+  its last checkpoint); SIGHUP while it stops is ignored.
 * A download the local disk refused (full, or over quota) fails, and
   keeps its ``.part`` (the FAILED line says how many bytes); the next run
   naming the URL retries that download under its id
