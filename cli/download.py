@@ -16,6 +16,11 @@ link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
   that by itself at start, since the source is registered at start) with
   ``Range`` requests; a URL that is already pending is not submitted again,
   and unfinished downloads of earlier runs in ``DIR`` are finished too.
+* The stop says so as it begins (``stopping: keeping N partial file(s)
+  ...``, a progress line). In the console script a second Ctrl-C or SIGTERM
+  while it stops quits at once (one line on what is cut short; the folder
+  is left as a SIGKILL leaves it, and the next run resumes each part from
+  its last checkpoint); SIGHUP while it stops is ignored.
 * A download the local disk refused (full, or over quota) fails, and
   keeps its ``.part`` (the FAILED line says how many bytes); the next run
   naming the URL retries that download under its id
@@ -77,7 +82,7 @@ from regisseur.cli._download_places import (
 )
 from regisseur.cli._download_view import LineView, make_view
 from regisseur.cli._error_text import beside_url
-from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
+from regisseur.cli._interrupts import cleaning_up, cut_short_says, exit_code, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
@@ -532,10 +537,31 @@ def _deliver(paths: list[str], out: TextIO | None) -> str | None:
     return None
 
 
+def _stopping_line(parts: int) -> str:
+    """What a run says as its stop begins (silenced by ``-q``, as progress is)."""
+    return (
+        f"stopping: keeping {parts} partial file(s) "
+        "(Ctrl-C again quits at once; they then resume from their last checkpoint)"
+    )
+
+
+#: What a second Ctrl-C or SIGTERM during the stop says (see cli/_interrupts.py).
+_CUT_SHORT = (
+    "quit at once: the records may be behind; the partial files resume from their "
+    "last checkpoint (up to 4 MiB earlier) when the same command runs again"
+)
+
+
 def run_download(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Download ``args.urls`` (and ``-i``'s); return the exit code."""
+    """Download ``args.urls`` (and ``-i``'s); return the exit code.
+
+    Main thread. In the console script, a second Ctrl-C or SIGTERM while the
+    run stops ends the process at once with :data:`_CUT_SHORT` on stderr
+    (see :mod:`regisseur.cli._interrupts`).
+    """
+    cut_short_says(_CUT_SHORT)
     # A stream the shell closed (`>&-`, `2>&-`) is None in sys: nothing to
     # show there; results that cannot be delivered are an error (below).
     out = out or sys.stdout
@@ -682,9 +708,12 @@ def run_download(
             text = f"{type(exc).__name__}: {exc}"
         view.tell(f"regisseur download: {redact_text(text)}")
     finally:
-        with no_interrupts():
+        with cleaning_up():
             retries.close()
             view.close()
+            if stopped is not None:  # the stop may take seconds: say so at once
+                parts = len(source.partial_files(tracker.ids() | set(wanted)))
+                view.say(_stopping_line(parts))
             system.stop()
     if stopped is not None:
         # This run's parts only: another live run's in DIR are not ours to resume.

@@ -412,29 +412,31 @@ def test_closing_the_terminal_stops_the_run_and_the_next_resumes(
 
 
 # `python -m regisseur.cli` with a second signal landing after the first
-# one's KeyboardInterrupt and before the cleanup block ignores signals (a
-# window of a few bytecodes, made certain here): SIGTERM right after Ctrl-C.
+# one's KeyboardInterrupt and before the cleanup block began (a window of a
+# few bytecodes, made certain here): SIGTERM right after Ctrl-C.
 _SECOND_SIGNAL_BEFORE_THE_CLEANUP = """
 import contextlib, os, signal, sys, runpy
 import regisseur.cli.download as download
-cleanup = download.no_interrupts
+cleanup = download.cleaning_up
 @contextlib.contextmanager
 def second_signal_first():
     os.kill(os.getpid(), signal.SIGTERM)
     with cleanup():
         yield
-download.no_interrupts = second_signal_first
+download.cleaning_up = second_signal_first
 sys.argv[0] = "regisseur"
 runpy.run_module("regisseur.cli", run_name="__main__")
 """
 
 
 @pytest.mark.timeout(60)
-def test_a_second_signal_right_after_the_first_cannot_skip_the_cleanup(
+def test_a_second_signal_right_after_the_first_quits_at_once(
     files: _Server, tmp_path: Path
 ) -> None:
-    """Ctrl-C, then SIGTERM before the cleanup began: the run still stops
-    its system (the part's offset recorded), says so and exits 130."""
+    """Ctrl-C, then SIGTERM before the cleanup began: a second signal all
+    the same. The run quits at once (exit 143, one line, no traceback),
+    and the same command afterwards finishes the file, as after a SIGKILL.
+    (tests/test_cli_download_quit.py: a second signal during a slow stop.)"""
     url = files.url("/big.bin")
     command = [
         sys.executable,
@@ -447,7 +449,12 @@ def test_a_second_signal_right_after_the_first_cannot_skip_the_cleanup(
     ]
     process = signal_midway(command, files, tmp_path, signal.SIGINT)
     code, out, err = ended(process)
-    assert code == 130, out + err
+    assert code == 143, out + err
     assert "Traceback" not in err
-    assert f"interrupted: 1 partial file(s) kept in {tmp_path}" in err
-    resumes_from_the_part(files, url, tmp_path)
+    assert "quit at once: the records may be behind" in err
+    assert "partial file(s) kept" not in err
+    files.gate.set()
+    again = run("download", url, "-o", str(tmp_path), "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "big.bin").read_bytes() == files.body
+    assert succeeded(tmp_path) == [url]

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
-from regisseur.cli._interrupts import exit_code, no_interrupts, stopped_by
+from regisseur.cli._interrupts import cleaning_up, exit_code, stopped_by
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -122,7 +122,7 @@ def run_demo(
         code = 1
         failure = f"the demo failed: {type(exc).__name__}: {exc}"
     finally:
-        with no_interrupts():
+        with cleaning_up():
             if system is not None:
                 system.stop()  # a live view shows the stop in reverse start order
             if server is not None:

@@ -11,8 +11,8 @@ import pytest
 
 from regisseur.cli._interrupts import (
     Terminated,
+    cleaning_up,
     exit_code,
-    no_interrupts,
     terminate_as_interrupt,
 )
 
@@ -55,9 +55,12 @@ def test_an_ignored_or_handled_sigterm_is_left_as_it_was() -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.usefixtures("default_sigterm")
-def test_the_cleanup_block_ignores_a_second_sigterm() -> None:
+def test_a_cleanup_before_any_signal_ignores_sigterm() -> None:
+    """A command cleaning up after an error, not a signal: a SIGTERM in its
+    cleanup is ignored (a second signal quits at once only after a first;
+    see tests/test_cli_download_stops.py)."""
     with terminate_as_interrupt():
-        with no_interrupts():
+        with cleaning_up():
             assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             os.kill(os.getpid(), signal.SIGTERM)  # ignored: nothing raised
@@ -68,6 +71,8 @@ def test_the_cleanup_block_ignores_a_second_sigterm() -> None:
 
 @pytest.mark.usefixtures("default_sigterm")
 def test_outside_the_console_script_sigterm_keeps_its_default() -> None:
-    with no_interrupts():
+    with cleaning_up():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "as before: main() in a program"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
