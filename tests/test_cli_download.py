@@ -373,14 +373,9 @@ def test_stdout_lists_the_files_in_the_order_of_the_urls(files: _Server, tmp_pat
     assert names == ["a.bin", "b.bin", "c.bin", "left.bin"]
 
 
-@pytest.mark.timeout(90)  # above run()'s own 60 s, so the stopped run is always ended
-def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
-    files: _Server, tmp_path: Path
-) -> None:
-    """Before: a second run waited for the other run's download without end, past its
-    own --max-time, when that run was stopped (SIGSTOP) or stuck."""
-    url = files.url("/big.bin")
-    out_dir = tmp_path / "out"
+def _mid_download(files: _Server, url: str, out_dir: Path) -> subprocess.Popen[bytes]:
+    """A run of ``download URL -o OUT_DIR`` that has its first chunk in the
+    ``.part`` file and waits for the server's gate (the caller ends it)."""
     holder = subprocess.Popen(
         cli("download", url, "-o", str(out_dir), "--plain"),
         cwd=ROOT,
@@ -393,6 +388,23 @@ def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
             lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
             "the first chunk in the .part file",
         )
+    except BaseException:
+        holder.kill()
+        holder.wait(WAIT)
+        raise
+    return holder
+
+
+@pytest.mark.timeout(90)  # above run()'s own 60 s, so the stopped run is always ended
+def test_max_time_bounds_the_wait_for_a_download_another_run_holds(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Before: a second run waited for the other run's download without end, past its
+    own --max-time, when that run was stopped (SIGSTOP) or stuck."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    holder = _mid_download(files, url, out_dir)
+    try:
         holder.send_signal(signal.SIGSTOP)
         started = time.monotonic()
         second = run("download", url, "-o", str(out_dir), "--plain", "--max-time", "1")
@@ -419,18 +431,8 @@ def test_status_tells_a_running_download_from_one_whose_run_is_gone(
     showed its download as "InProgress, Downloading", as if it went on."""
     url = files.url("/big.bin")
     out_dir = tmp_path / "out"
-    holder = subprocess.Popen(
-        cli("download", url, "-o", str(out_dir), "--plain"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    holder = _mid_download(files, url, out_dir)
     try:
-        assert files.first_sent.wait(WAIT), "the download never started"
-        wait_until(
-            lambda: any(p.stat().st_size >= FIRST for p in out_dir.glob("*.part")),
-            "the first chunk in the .part file",
-        )
         live = run("status", str(out_dir), "--json")
         assert live.returncode == 0, live.stderr
         [record] = json.loads(live.stdout)["downloads"]
