@@ -12,10 +12,11 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import http.server
     import socketserver
     from collections.abc import Callable, Iterator
 
-__all__ = ["serving"]
+__all__ = ["answer_empty", "answer_held", "serving"]
 
 
 @contextlib.contextmanager
@@ -43,3 +44,45 @@ def serving(
         server.shutdown()
         server.server_close()
         thread.join(wait)
+
+
+def answer_empty(handler: http.server.BaseHTTPRequestHandler, status: int) -> None:
+    """Answer ``status`` with no body (a 404, a 503)."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+def answer_held(
+    handler: http.server.BaseHTTPRequestHandler,
+    body: bytes,
+    *,
+    gate: threading.Event,
+    first: threading.Event,
+    chunk: int,
+    wait: float,
+) -> None:
+    """Answer a GET with ``body`` (206 from a ``Range: bytes=N-``, ETag ``"v1"``).
+
+    From byte 0 while ``gate`` is not set: the first ``chunk`` bytes, then
+    ``first`` is set and the rest waits for ``gate`` (at most ``wait``
+    seconds). A client that goes away ends the answer quietly.
+    """
+    ranged = handler.headers.get("Range")
+    start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
+    handler.send_response(206 if ranged else 200)
+    if ranged:
+        handler.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+    handler.send_header("Content-Length", str(len(body) - start))
+    handler.send_header("ETag", '"v1"')
+    handler.end_headers()
+    try:
+        if start == 0 and not gate.is_set():
+            handler.wfile.write(body[:chunk])
+            handler.wfile.flush()
+            first.set()
+            gate.wait(wait)
+            start = chunk
+        handler.wfile.write(body[start:])
+    except OSError:  # the client went away (stopped, interrupted)
+        handler.close_connection = True

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving import serving
+from tests.serving import answer_empty, answer_held, serving
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -84,40 +84,18 @@ class _Files(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         server = self.server
         if self.path.rsplit("/", 1)[-1] not in server.served:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            answer_empty(self, 404)
             return
         if server.barrier is not None:
             try:
                 server.barrier.wait(WAIT)
             except threading.BrokenBarrierError:
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                answer_empty(self, 503)
                 return
-        body = server.body
-        ranged = self.headers.get("Range")
-        server.ranges.append(ranged)
-        start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
-        if ranged:
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.send_header("ETag", '"v1"')
-        self.end_headers()
-        try:
-            if start == 0 and not server.gate.is_set():
-                self.wfile.write(body[:FIRST])
-                self.wfile.flush()
-                server.first_sent.set()
-                server.gate.wait(WAIT)
-                start = FIRST
-            self.wfile.write(body[start:])
-        except OSError:  # the client went away (interrupted)
-            self.close_connection = True
+        server.ranges.append(self.headers.get("Range"))
+        answer_held(
+            self, server.body, gate=server.gate, first=server.first_sent, chunk=FIRST, wait=WAIT
+        )
 
     def log_message(self, format: str, *args: Any) -> None:
         return

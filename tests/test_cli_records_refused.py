@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving import serving
+from tests.serving import answer_empty, answer_held, serving
 from tests.test_cli_download import DB_NAME, FIRST, ROOT, WAIT, cli, ended, run, wait_until
 
 if TYPE_CHECKING:
@@ -87,29 +87,16 @@ class _Held(http.server.BaseHTTPRequestHandler):
         server = self.server
         name = self.path.rsplit("/", 1)[-1]
         if name not in _NAMES:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            answer_empty(self, 404)
             return
-        body = server.body
-        ranged = self.headers.get("Range")
-        start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
-        self.send_response(206 if ranged else 200)
-        if ranged:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.send_header("ETag", '"v1"')
-        self.end_headers()
-        try:
-            if start == 0 and not server.gates[name].is_set():
-                self.wfile.write(body[:FIRST])
-                self.wfile.flush()
-                server.first[name].set()
-                server.gates[name].wait(WAIT)
-                start = FIRST
-            self.wfile.write(body[start:])
-        except OSError:  # the client went away (stopped)
-            self.close_connection = True
+        answer_held(
+            self,
+            server.body,
+            gate=server.gates[name],
+            first=server.first[name],
+            chunk=FIRST,
+            wait=WAIT,
+        )
 
     def log_message(self, format: str, *args: Any) -> None:
         return
