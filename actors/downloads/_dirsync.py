@@ -1,23 +1,32 @@
 """One directory ``fsync`` for several files published at about the same time.
 
 Publishing a finished download makes its new name durable with an
-``fsync`` of the directory (a few milliseconds and a journal commit on a
-typical disk). An ``fsync`` of a directory covers every entry changed in it
-before the call began, so workers that publish into the same directory at
-the same time can share one: :meth:`DirectorySync.sync` returns once an
-``fsync`` that *started after* the caller's change has completed, and only
-one runs at a time (a group commit for directory entries).
+``fsync`` of the directory (a journal commit on a typical disk). An
+``fsync`` of a directory covers every entry changed in it before the call
+began, so workers that publish into the same directory at the same time
+can share one: :meth:`DirectorySync.sync` returns once an ``fsync`` that
+*started after* the caller's change has completed, and only one runs at a
+time (a group commit for directory entries).
+
+Hand-offs: a caller that comes while an ``fsync`` runs queues and sleeps
+on a lock of its own. The caller whose ``fsync`` ends wakes each queued
+caller it covered (once: it returns) and hands the next ``fsync`` to the
+first one it did not cover (once: it runs that ``fsync`` for every caller
+queued by then). No caller is woken only to sleep again: with eight
+workers publishing at once, a shared condition's ``notify_all`` woke
+every sleeper each round, and each woken thread took the GIL in turn.
 
 Threads: any (the workers of one source call it concurrently); the state is
-this object's, guarded by its condition. An ``fsync`` never runs with the
-lock held. Failures: the caller whose ``fsync`` failed gets the ``OSError``;
-callers that waited for it try again themselves.
+this object's, guarded by its lock. An ``fsync`` never runs with the lock
+held. Failures: the caller whose ``fsync`` failed gets the ``OSError``; the
+next queued caller is handed the lead and tries again itself.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,34 +48,71 @@ def sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class _Waiter:
+    """A queued caller: sleeps on its own lock until it is covered or leads."""
+
+    __slots__ = ("lead", "ticket", "wake")
+
+    def __init__(self, ticket: int) -> None:
+        self.ticket = ticket
+        self.lead = False  # woken to run the next fsync (else: covered)
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released once, by the caller that wakes it
+
+
 class DirectorySync:
     """Shared ``fsync`` of one directory (see the module docstring)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._changed = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._requested = 0  # tickets handed out (one per change to cover)
         self._done = 0  # every ticket up to this one is durable
-        self._running = False  # an fsync is under way (its caller syncs)
+        self._running = False  # an fsync is under way, or handed to a waiter
+        self._queue: deque[_Waiter] = deque()  # callers waiting, by ticket
 
     def sync(self) -> None:
         """Return once the caller's earlier changes in the directory are durable."""
-        with self._changed:
+        with self._lock:
             self._requested += 1
             ticket = self._requested
-            while self._running:
-                self._changed.wait()
-            if self._done >= ticket:
-                return  # an fsync that began after our change has completed
-            self._running = True
-            covered = self._requested  # every change before now is covered
+            if self._running:
+                waiter = _Waiter(ticket)
+                self._queue.append(waiter)
+            else:
+                waiter = None
+                self._running = True
+        if waiter is not None:
+            self._on_queue(waiter)  # holds until covered, or until this caller leads
+            if not waiter.lead:
+                return
+        self._lead()
+
+    def _on_queue(self, waiter: _Waiter) -> None:
+        """Sleep until the caller that wakes ``waiter`` released its lock."""
+        waiter.wake.acquire()
+
+    def _lead(self) -> None:
+        """Run one fsync for every ticket handed out until now; wake who it covered."""
+        with self._lock:
+            covered = self._requested
         done = False
         try:
             sync_directory(self.directory)
             done = True
         finally:
-            with self._changed:
-                self._running = False
+            wake: list[_Waiter] = []
+            with self._lock:
                 if done:
                     self._done = max(self._done, covered)
-                self._changed.notify_all()
+                queue = self._queue
+                while queue and queue[0].ticket <= self._done:
+                    wake.append(queue.popleft())
+                if queue:  # came after this fsync began: the first runs the next one
+                    leader = queue.popleft()
+                    leader.lead = True
+                    wake.append(leader)
+                else:
+                    self._running = False
+            for waiter in wake:
+                waiter.wake.release()

@@ -16,19 +16,22 @@ if TYPE_CHECKING:
 WAIT = 30.0
 
 
-class _Waits(threading.Condition):
-    """A condition that counts the threads waiting on it (for the test to see)."""
+class _Counted(DirectorySync):
+    """A DirectorySync that counts its callers' sleeps and wake-ups (for the test to see)."""
 
-    def __init__(self) -> None:
-        super().__init__(threading.Lock())
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
         self.waiting = 0
+        self.wakes = 0
         self.seen = threading.Condition()
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def _on_queue(self, waiter: _dirsync._Waiter) -> None:
         with self.seen:
             self.waiting += 1
             self.seen.notify_all()
-        return super().wait(timeout)
+        super()._on_queue(waiter)
+        with self.seen:
+            self.wakes += 1
 
 
 @pytest.mark.timeout(60)
@@ -49,9 +52,7 @@ def test_callers_during_an_fsync_share_the_next_one(
         finished.append(index)
 
     monkeypatch.setattr(_dirsync, "sync_directory", fake_fsync)
-    sync = DirectorySync(tmp_path)
-    waits = _Waits()
-    sync._changed = waits  # noqa: SLF001 - to see the callers wait
+    sync = _Counted(tmp_path)
     returned: dict[str, list[int]] = {}
 
     def call(name: str) -> None:
@@ -65,8 +66,8 @@ def test_callers_during_an_fsync_share_the_next_one(
     later = [threading.Thread(target=call, args=(name,)) for name in ("second", "third")]
     for thread in later:
         thread.start()
-    with waits.seen:  # both changed the directory after that fsync began
-        assert waits.seen.wait_for(lambda: waits.waiting >= 2, WAIT)
+    with sync.seen:  # both changed the directory after that fsync began
+        assert sync.seen.wait_for(lambda: sync.waiting >= 2, WAIT)
     release[0].set()
     first.join(WAIT)
     with progress:  # one more fsync, for both later callers
@@ -78,6 +79,8 @@ def test_callers_during_an_fsync_share_the_next_one(
     assert returned["first"] == [0]
     # Neither later caller returned on the fsync that began before its change.
     assert returned["second"] == returned["third"] == [0, 1]
+    # Each slept once and was woken once: to lead the second fsync, or covered by it.
+    assert sync.waiting == sync.wakes == 2
 
 
 def test_a_failed_fsync_is_raised_and_the_next_caller_tries_again(
@@ -101,3 +104,83 @@ def test_a_failed_fsync_is_raised_and_the_next_caller_tries_again(
 def test_the_real_fsync_of_a_directory(tmp_path: Path) -> None:
     (tmp_path / "published").write_bytes(b"x")
     DirectorySync(tmp_path).sync()  # no error on a real directory
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_shared_fsync_hands_the_lead_to_a_caller_that_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    started: list[int] = []
+    progress = threading.Condition()
+
+    def first_fails(directory: Path) -> None:
+        with progress:
+            started.append(len(started))
+            progress.notify_all()
+        if len(started) == 1:
+            assert release.wait(WAIT)
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(_dirsync, "sync_directory", first_fails)
+    sync = _Counted(tmp_path)
+    outcome: dict[str, str] = {}
+
+    def call(name: str) -> None:
+        try:
+            sync.sync()
+        except OSError as exc:
+            outcome[name] = str(exc)
+        else:
+            outcome[name] = "durable"
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    with progress:
+        assert progress.wait_for(lambda: len(started) == 1, WAIT)
+    second = threading.Thread(target=call, args=("second",))
+    second.start()
+    with sync.seen:
+        assert sync.seen.wait_for(lambda: sync.waiting == 1, WAIT)
+    release.set()
+    for thread in (first, second):
+        thread.join(WAIT)
+    assert outcome == {"first": "[Errno 5] Input/output error", "second": "durable"}
+    assert len(started) == 2  # the waiting caller ran an fsync of its own
+
+
+@pytest.mark.timeout(60)
+def test_many_callers_each_return_after_an_fsync_that_began_after_their_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = threading.Lock()
+    changes = [0]  # changes made so far
+    completed: list[int] = []  # per completed fsync: the changes made before it began
+
+    def recording_fsync(directory: Path) -> None:
+        with lock:
+            began_after = changes[0]
+        with lock:
+            completed.append(began_after)
+
+    monkeypatch.setattr(_dirsync, "sync_directory", recording_fsync)
+    sync = DirectorySync(tmp_path)
+    failures: list[str] = []
+
+    def publisher() -> None:
+        for _ in range(200):
+            with lock:
+                changes[0] += 1
+                mine = changes[0]
+            sync.sync()
+            with lock:
+                if not any(began >= mine for began in completed):
+                    failures.append(f"change {mine} returned before a covering fsync")
+
+    threads = [threading.Thread(target=publisher) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
