@@ -664,7 +664,9 @@ class Fetch:
         timeouts = self._timeouts()
         try:
             verify = source.verify
-            if verify is True:  # where requests would take the environment's bundle
+            if verify is True and url[:6].lower() == "https:":
+                # Where requests would take the environment's bundle; a plain
+                # http GET does not use it (and skips requests' stat of it).
                 verify = getattr(session, "ca_bundle", None) or True
             with waiting_for_answer(self._waiting):
                 response = send_get(session, prepared, timeouts, verify)
