@@ -447,13 +447,44 @@ class ClusterKeeperActor(KeeperActor):
         self._queue(message)
 
     def _retry(self, download_id: str) -> bool:
-        """Refused: a reopened row would have to be claimed by whichever node
-        serves its source, with its part in that node's directory."""
-        msg = (
-            f"download {download_id!r}: retry is not available in cluster mode; "
-            "submit it again (a new download starts from byte 0)"
-        )
-        raise NotImplementedError(msg)
+        """Reopen an ended download as a free row (see ``Downloads.retry``).
+
+        Errored or Cancelled only; False if it has not ended, or if another
+        node reopened it first (one conditional write, committed and
+        announced before the answer). Like a submit, the row is then free:
+        whichever node serves its source claims it (this one too), under a
+        claim above every earlier run's. That node's source resumes what an
+        earlier run kept where it can see it (``HttpSource``: a ``.part`` in
+        its own download directory, or in one the nodes share); elsewhere
+        the download starts over.
+        """
+        if download_id in self._live or download_id in self._inserts:
+            return False
+        record = self._retryable(download_id)
+        if record is None:
+            return False
+        reopened = self._reopened(record)
+        self._commit()  # nothing staged in the transaction of this write
+        try:
+            done = cluster_store.reopen_free(self.connection, reopened, record.state)
+            if done:
+                notice = cluster_store.change_payload(
+                    reopened, record.state, self._node, owner=None
+                )
+                cluster_store.notify_changes(self.connection, [notice])
+            self.connection.commit()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            raise
+        self._db_ok()
+        self._done.pop(download_id, None)  # reopened, here or by another node: read anew
+        if not done:
+            return False
+        self._ack_event(DownloadStateChanged(reopened, record.state))
+        if reopened.source in self._sources:
+            self._claim_wanted.add(reopened.source)
+        self.log.info("download_retried", download=download_id, was=record.state.value)
+        return True
 
     def _take_over(self, download_id: str) -> str:
         """Refused: in cluster mode a node whose lease lapsed loses its rows
@@ -700,6 +731,8 @@ class ClusterKeeperActor(KeeperActor):
             self._forget(record.id)  # cancelled on another node: stop our run
         if record.terminal:
             self._remember(record)
+        else:
+            self._done.pop(record.id, None)  # an ended download another node retried
         if record.source in self._sources:
             # Any change of a source this node serves may mean free work it
             # could not see before: a submit, a release, rows another node's

@@ -52,6 +52,7 @@ __all__ = [
     "notify_changes",
     "owned",
     "release_owned",
+    "reopen_free",
     "take_back",
     "write_owned",
 ]
@@ -280,6 +281,22 @@ def release_owned(session: Session | Connection, node_id: str) -> list[str]:
         .returning(_TABLE.c.source)
     )
     return sorted({r[0] for r in rows})
+
+
+def reopen_free(session: Session | Connection, record: DownloadRecord, was: DownloadState) -> bool:
+    """Put ``record`` (an ended download reopened by a retry) back in the queue, free.
+
+    Conditional on the row still being in state ``was``: of two nodes that
+    retry the same download at once, exactly one does (True). The row keeps
+    its claim column, so the next claim's token is above every earlier
+    run's, whose late writes stay fenced.
+    """
+    result = session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == record.id, _TABLE.c.state == was.value)
+        .values(owner=None, **store.record_values(record))
+    )
+    return bool(getattr(result, "rowcount", 1))
 
 
 # One statement per notice, sent together (executemany: one pipeline with

@@ -422,11 +422,16 @@ class Downloads:
 
         Raises ``UnknownDownloadError`` for an unknown id (``DownloadForgottenError``
         for one dropped from memory), ``ValueError`` for a download that
-        succeeded (submit it again instead), ``UnknownSourceError`` when its
-        source is not registered here, and ``NotImplementedError`` in cluster
-        mode. With a database the reopened record is stored, owned by this
-        system, before the call returns; of two processes retrying the same
-        download at once, one gets True.
+        succeeded (submit it again instead), and ``UnknownSourceError`` when
+        its source is not registered here. With a database the reopened
+        record is stored, owned by this system, before the call returns; of
+        two processes retrying the same download at once, one gets True.
+
+        In cluster mode the reopened row is stored free, like a submit, and
+        any node may call this: whichever node serves the source claims it
+        (a part an earlier run kept is resumed where that node can see it,
+        in its own download directory or a shared one); of two nodes
+        retrying at once, one gets True.
         """
         _text(download_id, "download_id")
         retried: bool = self._ask(p.Retry(download_id))

@@ -729,6 +729,43 @@ class KeeperActor(Actor):
         self._to_queue(record.source, p.Withdraw(record.id))
         return True
 
+    def _retryable(self, download_id: str) -> DownloadRecord | None:
+        """The ended record of ``download_id`` if a retry may reopen it; None
+        if it has not ended (another process or node runs it, or reopened it).
+
+        Raises ``UnknownDownloadError`` (``DownloadForgottenError`` for one
+        dropped from memory), ``ValueError`` if it succeeded,
+        ``RuntimeError`` while its end is not stored yet.
+        """
+        record = self._find(download_id)
+        if record is None:
+            state = self._forgotten.get(download_id)
+            if state is not None:
+                raise DownloadForgottenError(download_id, state)
+            raise UnknownDownloadError(download_id)
+        if not record.terminal:
+            return None
+        if record.state not in _RETRYABLE:
+            msg = (
+                f"download {download_id!r} {record.state.value}: only an errored or "
+                "cancelled download can be retried (submit it again to fetch it anew)"
+            )
+            raise ValueError(msg)
+        if download_id in self._unsaved:
+            msg = f"download {download_id!r}: its end is not stored yet ({self._write_error})"
+            raise RuntimeError(msg)
+        return record
+
+    def _reopened(self, record: DownloadRecord) -> DownloadRecord:
+        """``record`` put back to run: Initializing, its error and speed cleared."""
+        return record.evolve(
+            state=DownloadState.INITIALIZING,
+            error=None,
+            speed=0.0,
+            time_remaining=None,
+            updated_at=self._wall(),
+        )
+
     def _retry(self, download_id: str) -> bool:
         """Reopen an ended download under its id (see ``Downloads.retry``).
 
@@ -743,30 +780,12 @@ class KeeperActor(Actor):
         """
         if download_id in self._live:
             return False
-        record = self._find(download_id)
+        record = self._retryable(download_id)
         if record is None:
-            state = self._forgotten.get(download_id)
-            if state is not None:
-                raise DownloadForgottenError(download_id, state)
-            raise UnknownDownloadError(download_id)
-        if record.state not in _RETRYABLE:
-            msg = (
-                f"download {download_id!r} {record.state.value}: only an errored or "
-                "cancelled download can be retried (submit it again to fetch it anew)"
-            )
-            raise ValueError(msg)
+            return False
         if record.source not in self._sources:
             raise UnknownSourceError(record.source, sorted(self._sources))
-        if download_id in self._unsaved:
-            msg = f"download {download_id!r}: its end is not stored yet ({self._write_error})"
-            raise RuntimeError(msg)
-        reopened = record.evolve(
-            state=DownloadState.INITIALIZING,
-            error=None,
-            speed=0.0,
-            time_remaining=None,
-            updated_at=self._wall(),
-        )
+        reopened = self._reopened(record)
         last_claim = 0
         if self._persist:
             try:

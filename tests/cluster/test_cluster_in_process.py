@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from regisseur.actors import Actor, ActorSystem
 from regisseur.actors.cluster import ClusterSettings
-from regisseur.actors.downloads import DownloadSettings, DownloadSource
-from regisseur.messages.downloads import DownloadProgressed, DownloadState
+from regisseur.actors.downloads import (
+    DownloadSettings,
+    DownloadSource,
+    HttpSource,
+    UnknownDownloadError,
+)
+from regisseur.messages.downloads import DownloadProgressed, DownloadState, DownloadStateChanged
 from regisseur.supervision import ChildSpec, StartupError
+from tests.downloads.conftest import HttpServer, sha256
+from tests.downloads.test_disk_full import BODY, KEPT, _Disk
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -214,9 +222,131 @@ def test_nodes_starting_at_once_on_a_fresh_database_all_start(pg_url: str) -> No
             system.stop()
 
 
-@pytest.mark.timeout(30)
-def test_retry_is_refused_plainly_in_cluster_mode(pg_url: str) -> None:
-    """Not implemented there: a clear error, and the download is left as it was."""
-    with _running(_node(pg_url, "a")) as (node,):
-        with pytest.raises(NotImplementedError, match="retry is not available in cluster mode"):
-            node.downloads.retry("some-download")
+class _FailsFirst:
+    """An impl that fails each download's first run; records every run's claim."""
+
+    def __init__(self) -> None:
+        self.claims: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, download_id: str, target_id: str, name: str, ctx: Any) -> str:
+        with self.lock:
+            runs = self.claims.setdefault(download_id, [])
+            runs.append(ctx.claim)
+            first = len(runs) == 1
+        if first:
+            msg = "disk full"
+            raise OSError(28, msg)
+        return f"/done/{target_id}"
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_on_any_node_runs_the_errored_download_again_where_its_source_is(
+    pg_url: str,
+) -> None:
+    impl = _FailsFirst()
+    worker = _node(pg_url, "w", download_sources=[DownloadSource("flaky", impl)])
+    front = _node(pg_url, "f")  # serves no source: the row is claimed by "w"
+    with _running(worker, front):
+        download_id = front.downloads.submit("flaky", "t1", "one")
+        failed = front.downloads.wait(download_id, timeout=20)
+        assert failed.state is DownloadState.ERRORED
+        assert "disk full" in (failed.error or "")
+        seen: list[tuple[DownloadState | None, DownloadState]] = []
+        reopened = threading.Event()
+
+        def watch(event: object) -> None:
+            if isinstance(event, DownloadStateChanged) and event.record.id == download_id:
+                seen.append((event.previous, event.record.state))
+                if event.record.state is DownloadState.INITIALIZING:
+                    reopened.set()
+
+        subscription = worker.downloads.subscribe(watch)
+        try:
+            assert front.downloads.retry(download_id) is True
+            record = front.downloads.wait(download_id, timeout=20)
+            assert reopened.wait(10)  # the other node heard the reopening too
+        finally:
+            subscription.cancel()
+        assert record.state is DownloadState.SUCCEEDED
+        assert record.file_path == "/done/t1"
+        assert record.error is None
+        first, second = impl.claims[download_id]
+        assert second > first  # a new claim: the first run's late writes stay fenced
+        assert (DownloadState.ERRORED, DownloadState.INITIALIZING) in seen
+        # Both nodes answer with the stored end (neither keeps the old Errored).
+        assert worker.downloads.status(download_id) == front.downloads.status(download_id)
+        assert worker.downloads.status(download_id).state is DownloadState.SUCCEEDED
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_retry_is_taken_once_and_refused_plainly_otherwise(pg_url: str) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        if target_id == "fails":
+            msg = "no such file on the server"
+            raise RuntimeError(msg)
+        if target_id == "held":
+            started.set()
+            assert release.wait(20)
+        return f"/done/{target_id}"
+
+    a = _node(pg_url, "a", download_sources=[DownloadSource("src", impl, concurrency=2)])
+    b = _node(pg_url, "b")
+    with _running(a, b):
+        failed = b.downloads.submit("src", "fails", "x")
+        assert b.downloads.wait(failed, timeout=20).state is DownloadState.ERRORED
+        succeeded = b.downloads.submit("src", "fine", "y")
+        assert b.downloads.wait(succeeded, timeout=20).state is DownloadState.SUCCEEDED
+        held = b.downloads.submit("src", "held", "z")
+        assert started.wait(20)
+        try:
+            # Running: nothing to do, from either node.
+            assert a.downloads.retry(held) is False
+            assert b.downloads.retry(held) is False
+            with pytest.raises(ValueError, match="only an errored or cancelled"):
+                b.downloads.retry(succeeded)
+            with pytest.raises(UnknownDownloadError):
+                b.downloads.retry("no-such-download")
+            # Two nodes retry one download: one reopens it, the other finds it
+            # reopened (or already run again and failed: then it may reopen it).
+            results = [a.downloads.retry(failed), b.downloads.retry(failed)]
+            assert results[0] is True
+            assert b.downloads.wait(failed, timeout=20).state is DownloadState.ERRORED
+        finally:
+            release.set()
+        assert b.downloads.wait(held, timeout=20).state is DownloadState.SUCCEEDED
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_retry_resumes_the_part_a_full_disk_kept(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node that serves the source claims the reopened row and resumes
+    its ``.part`` with a ``Range`` request (before: retry refused, the
+    download submitted anew from byte 0)."""
+    disk = _Disk(monkeypatch)
+    server = HttpServer()
+    try:
+        url = server.file("/big.bin", BODY, etag='"v1"')
+        source = HttpSource(directory=tmp_path, retries=0)
+        worker = _node(pg_url, "w", download_sources=[source])
+        front = _node(pg_url, "f")
+        with _running(worker, front):
+            download_id = front.downloads.submit(
+                "http", url, "big.bin", extra={"sha256": sha256(BODY)}
+            )
+            failed = front.downloads.wait(download_id, timeout=20)
+            assert failed.state is DownloadState.ERRORED
+            found = KEPT.search(failed.error or "")
+            assert found is not None, failed.error
+            disk.error = None
+            assert front.downloads.retry(download_id) is True
+            done = front.downloads.wait(download_id, timeout=20)
+            assert done.state is DownloadState.SUCCEEDED, done.error
+            assert Path(done.file_path or "").read_bytes() == BODY
+            assert server.seen("/big.bin")[1].headers["Range"] == f"bytes={found.group(1)}-"
+    finally:
+        server.close()
