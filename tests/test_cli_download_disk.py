@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.polling import wait_until
 from tests.test_cli_download import (
     DB_NAME,
     cli,
@@ -46,6 +47,14 @@ def _refuse_record_writes(database: Path) -> None:
     connection.close()
 
 
+def _claim_stored(database: Path) -> bool:
+    """True once the running download's claim (its run's number) is in the records."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
+        row = connection.execute("SELECT MAX(claim) FROM regisseur_downloads").fetchone()
+    connection.close()
+    return bool(row and row[0])
+
+
 def _accept_record_writes(database: Path) -> None:
     with sqlite3.connect(database, timeout=10) as connection:
         for verb in ("insert", "update"):
@@ -66,6 +75,11 @@ def test_records_that_cannot_be_written_end_the_run_instead_of_hanging(
     database = out_dir / DB_NAME
     command = cli("download", url, "-o", str(out_dir), "--plain")
     process = signal_midway(command, files, out_dir, None)
+    # The run's claim is stored (a loaded machine may commit it late): the
+    # next run knows the file this one publishes is the download's own.
+    wait_until(
+        lambda: _claim_stored(database), 30, "the run's claim stored", ignoring=(sqlite3.Error,)
+    )
     _refuse_record_writes(database)
     files.gate.set()  # the download ends; its end cannot be recorded
 
