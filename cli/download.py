@@ -627,6 +627,9 @@ def run_download(
             name="regisseur-download",
             database_url=system_url,
             download_sources=[source],
+            # Its threads never take Ctrl-C or SIGTERM: the main thread does,
+            # and a second one quits at once even while the stop waits.
+            main_thread_signals=True,
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
         err.write(f"regisseur download: {redact_text(str(exc))}\n")
