@@ -635,7 +635,8 @@ def run_download(
         err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
-    retries = show_retries(view.say, args.retries + 1)  # a run waiting to retry says so
+    # A run waiting to retry says so (its own retries only: see _retry_lines).
+    retries = show_retries(view.say, args.retries + 1, system.threads)
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
