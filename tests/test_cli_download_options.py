@@ -204,7 +204,7 @@ def test_each_retry_is_a_line_so_a_waiting_run_does_not_look_stuck(
 # A program that calls main() beside a system of its own, whose download
 # retries every second (503, Retry-After: 1) while main() runs (2 s at least).
 _BESIDE = """
-import logging, sys, threading
+import logging, signal, sys, threading
 from regisseur.actors import ActorSystem
 from regisseur.actors.downloads.http import HttpSource
 from regisseur.cli import main
@@ -225,10 +225,12 @@ with ActorSystem(name="app", database_url=None, download_sources=[source]) as ow
     download_id = own.downloads.submit("app", theirs, "theirs.bin")
     assert retried.wait(30), "the program's own download never retried"
     before = retries.count(theirs)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     code = main(["download", mine, "-o", folder, "--retries", "2", "--plain"])
     during = retries.count(theirs) - before
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
     own.downloads.cancel(download_id)
-print(f"exit {code}, their retries meanwhile: {during}", file=sys.stderr)
+print(f"exit {code}, their retries meanwhile: {during}, mask kept: {kept}", file=sys.stderr)
 """
 
 
@@ -236,13 +238,18 @@ def test_a_program_calling_main_beside_its_own_system_sees_only_the_runs_retries
     server: _Server, tmp_path: Path
 ) -> None:
     """Before: the retry lines came from the process-wide ``regisseur``
-    logger, so the run showed the retries of the program's own system too."""
+    logger, so the run showed the retries of the program's own system too.
+    The caller's signal mask is as it was after main() (its system's
+    threads block the signals, not the caller's)."""
     theirs = server.url("/theirs/slow-busy.bin")
     mine = server.url("/mine/slow-busy.bin")
     result = run(theirs, mine, str(tmp_path / "mine"), str(tmp_path / "theirs"), script=_BESIDE)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    code, during = re.fullmatch(r"exit (\d+), their retries meanwhile: (\d+)", lines[-1]).groups()
+    said = re.fullmatch(r"exit (\d+), their retries meanwhile: (\d+), mask kept: (\w+)", lines[-1])
+    assert said is not None, result.stderr
+    code, during, kept = said.groups()
+    assert kept == "True", "main() left the caller's signal mask changed"
     assert code == "1", result.stderr
     assert int(during) > 0, "the program's own system did not retry while main() ran"
     assert "retrying " + theirs not in result.stderr
