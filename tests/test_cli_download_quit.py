@@ -9,7 +9,6 @@ the folder as a SIGKILL does: the next same command finishes the download.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from tests.test_cli_download import (
     ROOT,
     WAIT,
     files,
+    only_main_takes_signals,
     run,
     succeeded,
     wait_until,
@@ -235,29 +235,6 @@ def test_with_q_the_stopping_line_is_silenced_and_the_quit_line_is_not(
     _finishes_like_after_a_kill(files, url, out_dir)
 
 
-def _masks(pid: int) -> dict[int, set[int]]:
-    """The signals each thread of process ``pid`` blocks, by thread id (its SigBlk)."""
-    masks = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-            for line in (task / "status").read_text().splitlines():
-                if line.startswith("SigBlk:"):
-                    bits = int(line.split()[1], 16)
-                    masks[int(task.name)] = {n for n in range(1, 65) if bits & (1 << (n - 1))}
-    return masks
-
-
-_KEPT_FOR_MAIN = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-
-
-def _only_main_takes_signals(pid: int) -> None:
-    masks = _masks(pid)
-    assert len(masks) > 4, masks  # the main thread, the timers, the kernel, the workers...
-    assert not masks.pop(pid) & _KEPT_FOR_MAIN, "the main thread blocks a signal"
-    takers = [tid for tid, blocked in masks.items() if not blocked >= _KEPT_FOR_MAIN]
-    assert not takers, f"{len(takers)} of {len(masks)} other threads can take a signal"
-
-
 @pytest.mark.timeout(90)
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
 def test_only_the_main_thread_can_take_a_signal_so_a_second_one_quits_at_once(
@@ -274,9 +251,9 @@ def test_only_the_main_thread_can_take_a_signal_so_a_second_one_quits_at_once(
     out_dir = tmp_path / "out"
     slow = _SlowStop(files, url, out_dir, tmp_path)
     try:
-        _only_main_takes_signals(slow.process.pid)
+        only_main_takes_signals(slow.process.pid)
         slow.stopping(signal.SIGINT)
-        _only_main_takes_signals(slow.process.pid)
+        only_main_takes_signals(slow.process.pid)
         slow.process.send_signal(signal.SIGTERM)
         got, out, err, took = slow.end()
     finally:
