@@ -28,10 +28,10 @@ any thread that does not block it, and one handed to another thread waits
 for the main thread's current wait to end (in a stop: up to a 5 s bound);
 so ``regisseur download``'s system and its progress view start their
 threads with these signals blocked (``main_thread_signals``, see
-:mod:`regisseur.actors.signals`), and only the main thread can take them. Process-wide: only
-the console script installs the handlers, never ``main()``, which
-another program may call; there :func:`cleaning_up` ignores Ctrl-C
-during the cleanup, as before.
+:mod:`regisseur.actors.signals`), and only the main thread can take them.
+Process-wide: only the console script installs the handlers, never
+``main()``, which another program may call; there :func:`cleaning_up`
+ignores Ctrl-C during the cleanup, as before.
 """
 
 from __future__ import annotations
