@@ -38,6 +38,7 @@ from regisseur.actors.clock import TimerHandle, check_duration
 from regisseur.actors.errors import ActorStoppedError, RegisseurError, describe_error
 from regisseur.actors.log import get_logger
 from regisseur.actors.mailbox import ControlMessage, Mailbox
+from regisseur.actors.signals import signals_blocked
 from regisseur.messages import ChildStopTimedOut
 from regisseur.messages.lifecycle import Lifecycle
 
@@ -231,7 +232,8 @@ class Cell:
             daemon=True,
         )
         self.thread = thread
-        thread.start()
+        with signals_blocked(self.system.blocked_signals):  # inherited: see actors.signals
+            thread.start()
 
     def control(self, message: ControlMessage) -> None:
         """Queue a control message; it overtakes user messages.

@@ -41,6 +41,7 @@ from regisseur.actors._protocol import Start, StartAttempt, Teardown
 from regisseur.actors._settle import Activity, settle_cells, wait_idle
 from regisseur.actors.clock import Timers
 from regisseur.actors.errors import describe_error
+from regisseur.actors.signals import signals_blocked
 from regisseur.messages import SystemFailed
 from regisseur.messages.lifecycle import Lifecycle
 from regisseur.supervision.errors import StartupError
@@ -110,7 +111,8 @@ class SystemLifecycle:
                 raise RuntimeError(msg)
             self.state = Lifecycle.STARTING
         self.fork.arm()
-        self.timers.start()
+        with signals_blocked(system.blocked_signals):  # the timer thread's mask
+            self.timers.start()
         spec = kernel_spec(
             system.root_spec,
             bus=system.events,

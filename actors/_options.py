@@ -18,6 +18,7 @@ from regisseur.actors.cluster.settings import ClusterSettings
 from regisseur.actors.database import Database
 from regisseur.actors.downloads.facade import DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
+from regisseur.actors.signals import MAIN_THREAD_SIGNALS
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.spec import ChildSpec, check_name
 
@@ -48,6 +49,7 @@ class Config:
     cluster: ClusterSettings | None
     downloads: DownloadSettings
     sources: tuple[DownloadSource, ...]
+    blocked_signals: frozenset[int]
 
 
 def configure(
@@ -63,6 +65,7 @@ def configure(
     cluster: object,
     node_id: object,
     backoff: Backoff | None,
+    main_thread_signals: object = False,
     **root_options: Any,
 ) -> Config:
     """Check every option of ``ActorSystem(...)``; the ``Config``, or the first error.
@@ -74,6 +77,9 @@ def configure(
     from regisseur.supervision.supervisor import Supervisor
 
     check_name(name, "ActorSystem name")
+    if not isinstance(main_thread_signals, bool):
+        msg = f"main_thread_signals must be True or False, got {main_thread_signals!r}"
+        raise TypeError(msg)
     checked_clock = check_clock(clock)
     settings = check_download_settings(downloads)
     sources = check_sources(download_sources)
@@ -106,6 +112,7 @@ def configure(
         cluster=cluster_settings,
         downloads=settings,
         sources=sources,
+        blocked_signals=MAIN_THREAD_SIGNALS if main_thread_signals else frozenset(),
     )
 
 

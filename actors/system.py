@@ -79,6 +79,14 @@ class ActorSystem:
     a database). ``single_instance=True`` (or a lease name) refuses to start
     while another live system holds the same database; ``lease_ttl`` is how
     long a crashed holder keeps it.
+
+    ``main_thread_signals=True`` starts every thread of the system with the
+    signals sent to the whole process (SIGINT, SIGTERM, SIGHUP, ...)
+    blocked, so that the kernel never hands one to them: the main thread
+    takes it, and a main thread waiting in ``stop()``, an ``ask`` or a join
+    wakes at once to run the handler. Off by default, since a process
+    started from an actor's thread would inherit the blocked signals (see
+    :mod:`regisseur.actors.signals`).
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class ActorSystem:
         downloads: DownloadSettings | None = None,
         cluster: bool | ClusterSettings = False,
         node_id: str | None = None,
+        main_thread_signals: bool = False,
     ) -> None:
         config = configure(
             name,
@@ -112,6 +121,7 @@ class ActorSystem:
             cluster=cluster,
             node_id=node_id,
             backoff=backoff,
+            main_thread_signals=main_thread_signals,
             strategy=strategy,
             max_restarts=max_restarts,
             within=within,
@@ -122,6 +132,9 @@ class ActorSystem:
         self.root_spec = config.root
         self.database = config.database
         self.lease_ttl = config.lease_ttl
+        self.blocked_signals: frozenset[int] = config.blocked_signals
+        """The signals every thread of the system blocks (``main_thread_signals``;
+        see :mod:`regisseur.actors.signals`); empty by default."""
         self._resources = Resources(self.database)
         self.log = get_logger("regisseur.actors.system").bind(system=name)
         link = ClusterLink(self, config.cluster)

@@ -13,7 +13,9 @@ number of downloads, so a batch of many small files is not slowed down by
 its own progress view.
 
 Threads: ``update()`` runs on the event bus's thread, the frames on rich's
-refresh thread, ``say()`` and ``close()`` on the command's thread. A
+refresh thread (started with the process's signals blocked, as the
+run's system's threads are, so that Ctrl-C is the main thread's to take),
+``say()`` and ``close()`` on the command's thread. A
 failure while drawing ends the refresh thread (rich's behaviour); the
 downloads go on.
 """
@@ -35,6 +37,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from regisseur.actors.signals import signals_blocked
 from regisseur.cli._download_view import LineView
 from regisseur.cli._printable import printable
 from regisseur.messages import DownloadState
@@ -82,7 +85,8 @@ class BarsView(LineView):
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self.live.start()
+        with signals_blocked():  # its frame thread leaves Ctrl-C to the main thread
+            self.live.start()
 
     def say(self, text: str) -> None:
         self.tell(text)

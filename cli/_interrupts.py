@@ -22,11 +22,16 @@ what is on disk is what a SIGKILL would leave), exit code 128 + that
 signal. SIGHUP after the first signal is ignored: the terminal is gone,
 and finishing the cleanup is better than nothing.
 
-Threads: the handlers run on the main thread (Python delivers signals
-there); elsewhere these context managers do nothing. Process-wide: only
-the console script installs the handlers, never ``main()``, which
-another program may call; there :func:`cleaning_up` ignores Ctrl-C
-during the cleanup, as before.
+Threads: the handlers run on the main thread (Python runs them there);
+elsewhere these context managers do nothing. The kernel hands a signal to
+any thread that does not block it, and one handed to another thread waits
+for the main thread's current wait to end (in a stop: up to a 5 s bound);
+so ``regisseur download``'s system and its progress view start their
+threads with these signals blocked (``main_thread_signals``, see
+:mod:`regisseur.actors.signals`), and only the main thread can take them.
+Process-wide: only the console script installs the handlers, never
+``main()``, which another program may call; there :func:`cleaning_up`
+ignores Ctrl-C during the cleanup, as before.
 """
 
 from __future__ import annotations

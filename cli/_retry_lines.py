@@ -3,12 +3,20 @@
 A retry waits the server's ``Retry-After`` (up to 300 s) or a growing
 backoff; without a line the run looks stuck meanwhile. ``HttpSource``
 logs each retry (the event ``download_retry``, at WARNING, its fields
-already redacted); :class:`RetryLines` is a logging handler that turns
-those records into lines of the run's view and ignores every other one.
+already redacted) on the worker thread that runs the download;
+:class:`RetryLines` is a logging handler that turns those records into
+lines of the run's view and ignores every other one.
 
-Threads: ``emit`` runs on the worker thread that logged the retry; the
-view's ``say`` takes its own lock. Failures: a record without the
-expected fields is shown with what it has; nothing is raised.
+The handler is on the process-wide ``regisseur`` logger, which every
+system in the process logs to: a program that calls ``main()`` beside a
+system of its own logs that system's retries there too. Only the run's
+own are shown: those logged on a thread of the run's system (the record's
+``thread``, among ``system.threads()``: each actor's code runs on its
+cell's thread, and no two live threads share an ident).
+
+Threads: ``emit`` runs on the thread that logged the record; the view's
+``say`` takes its own lock. Failures: a record without the expected
+fields is shown with what it has; nothing is raised.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from regisseur.cli._error_text import beside_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
+    from threading import Thread
 
 __all__ = ["RetryLines", "show_retries"]
 
@@ -28,12 +37,16 @@ _EVENT = "download_retry"
 
 
 class RetryLines(logging.Handler):
-    """Shows each ``download_retry`` record as ``retrying URL in N s (attempt I of J): WHY``."""
+    """Shows each ``download_retry`` record logged on one of ``threads()`` (the
+    run's system's) as ``retrying URL in N s (attempt I of J): WHY``."""
 
-    def __init__(self, say: Callable[[str], None], attempts: int) -> None:
+    def __init__(
+        self, say: Callable[[str], None], attempts: int, threads: Callable[[], Iterable[Thread]]
+    ) -> None:
         super().__init__(logging.WARNING)
         self._say = say
         self._attempts = attempts
+        self._threads = threads
 
     def close(self) -> None:
         """No more lines: off the library's logger (idempotent)."""
@@ -43,6 +56,8 @@ class RetryLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "event", None) != _EVENT:
             return
+        if all(thread.ident != record.thread for thread in self._threads()):
+            return  # another system's retry (a program calling main() beside its own)
         fields: dict[str, Any] = getattr(record, "fields", None) or {}
         url = fields.get("url", "?")
         delay = fields.get("delay")
@@ -54,8 +69,11 @@ class RetryLines(logging.Handler):
         self._say(f"retrying {url}{wait}{which}{why}")
 
 
-def show_retries(say: Callable[[str], None], attempts: int) -> RetryLines:
-    """Show the run's retries with ``say`` until the returned handler's ``close()``."""
-    handler = RetryLines(say, attempts)
+def show_retries(
+    say: Callable[[str], None], attempts: int, threads: Callable[[], Iterable[Thread]]
+) -> RetryLines:
+    """Show the retries logged on ``threads()`` (pass the run's ``system.threads``)
+    with ``say`` until the returned handler's ``close()``."""
+    handler = RetryLines(say, attempts, threads)
     logging.getLogger(_LIBRARY).addHandler(handler)
     return handler

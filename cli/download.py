@@ -108,9 +108,11 @@ _SOURCE = "http"
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _POLL = 0.2  # seconds between two looks at a download another run holds
 #: Longest the main thread sleeps in one wait before it runs the Python
-#: signal handlers. A signal the kernel hands to another thread (it does
-#: when the main thread has one pending already: Ctrl-C, then SIGTERM) only
-#: sets a flag there; a main thread in an untimed wait would sleep through
+#: signal handlers (and checks the records). The kernel cannot hand Ctrl-C
+#: or SIGTERM to another thread of the run (they all block them:
+#: ``main_thread_signals``), and one that reaches the main thread in its
+#: wait ends the wait at once; but one that lands just before the wait
+#: begins only sets Python's flag, and an untimed wait would sleep through
 #: it until the downloads end by themselves.
 _WAKE = 0.1
 # The records URL's option (regisseur's own) for a file claimed in DIR:
@@ -216,8 +218,8 @@ class _Tracker:
     ) -> dict[str, DownloadRecord]:
         """Block until every download in ``ids`` has ended; their final records, in order.
 
-        Main thread: Ctrl-C, SIGTERM and SIGHUP end the wait within ``_WAKE``
-        seconds, whichever thread the kernel gave them to. ``check`` is asked
+        Main thread: Ctrl-C, SIGTERM and SIGHUP end the wait at once, or
+        within ``_WAKE`` seconds if they land just before it. ``check`` is asked
         at each wake (outside the lock): a text it returns (the records
         cannot be written, see ``RecordsWatch``) raises ``RecordsRefused``.
         """
@@ -627,12 +629,16 @@ def run_download(
             name="regisseur-download",
             database_url=system_url,
             download_sources=[source],
+            # Its threads never take Ctrl-C or SIGTERM: the main thread does,
+            # and a second one quits at once even while the stop waits.
+            main_thread_signals=True,
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
         err.write(f"regisseur download: {redact_text(str(exc))}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
-    retries = show_retries(view.say, args.retries + 1)  # a run waiting to retry says so
+    # A run waiting to retry says so (its own retries only: see _retry_lines).
+    retries = show_retries(view.say, args.retries + 1, system.threads)
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...

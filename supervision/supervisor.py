@@ -129,6 +129,14 @@ class Supervisor:
       does not decide itself; None falls back to the default rule.
     * ``auto_shutdown``: whether the supervisor ends itself when its
       significant children end by themselves (see ``AutoShutdown``).
+    * ``stops_with_peers``: nested in a ``ChildSpec``, whether this subtree's
+      stop may run at the same time as those of its siblings in the same
+      start level that allow it too (independent subtrees alike, such as
+      download sources): its parent then asks them to stop together and
+      awaits them together, each within its own ``stop_bound()``. Within
+      the subtree the stop order is kept, and siblings in other levels
+      still stop in reverse start order (what the subtree depends on
+      outlives it). Leave it False where the order of the stops matters.
     """
 
     children: Sequence[ChildSpec] = ()
@@ -138,6 +146,7 @@ class Supervisor:
     backoff: Backoff = field(default_factory=Backoff)
     decider: Decider | None = None
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    stops_with_peers: bool = False
 
     def __post_init__(self) -> None:
         from regisseur.supervision.spec import ChildSpec
@@ -182,6 +191,11 @@ class Supervisor:
                     f"Supervisor auto_shutdown must be one of {choices}, got {self.auto_shutdown!r}"
                 )
                 raise ValueError(msg) from None
+        if not isinstance(self.stops_with_peers, bool):
+            msg = (
+                f"Supervisor stops_with_peers must be True or False, got {self.stops_with_peers!r}"
+            )
+            raise TypeError(msg)
         significant = [c.name for c in children if c.significant]
         if significant and self.auto_shutdown is AutoShutdown.NEVER:
             msg = (
@@ -627,7 +641,8 @@ class SupervisorActor(Actor):
         Except: a run of children of one start level whose actors have no
         stop hook (neither ``on_stop`` nor a supervisor's children), or
         whose class allows it (``Actor.stops_with_peers``: a source's
-        workers), is stopped concurrently, each asked first, then each
+        workers; ``Supervisor.stops_with_peers``: the download sources), is
+        stopped concurrently, each asked first, then each
         awaited until its own ``shutdown_timeout``. Nothing can tell in
         which order such children stopped, and stopping N of them then
         costs about one round trip, not N in a row (nor N bounds in a row
@@ -1072,11 +1087,12 @@ class SupervisorActor(Actor):
 
 def _quiet_stop(spec: ChildSpec) -> bool:
     """True if the child may be stopped together with its level-mates: its stop
-    runs no code of its own (no stop hook, no children), or its class says its
-    hooks do not depend on their order (``Actor.stops_with_peers``)."""
+    runs no code of its own (no stop hook, no children), or its class (its
+    ``Supervisor``, for a subtree) says its stop does not depend on their
+    order (``Actor.stops_with_peers``, ``Supervisor.stops_with_peers``)."""
     actor = spec.actor
     if isinstance(actor, Supervisor):
-        return False
+        return actor.stops_with_peers
     return actor.stops_with_peers or runtime.stops_quietly(actor)
 
 

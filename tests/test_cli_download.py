@@ -6,6 +6,7 @@ test releases it, so a run can be interrupted midway without racing it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -58,6 +59,32 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+def _masks(pid: int) -> dict[int, set[int]]:
+    """The signals each thread of process ``pid`` blocks, by thread id (its SigBlk)."""
+    masks = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("SigBlk:"):
+                    bits = int(line.split()[1], 16)
+                    masks[int(task.name)] = {n for n in range(1, 65) if bits & (1 << (n - 1))}
+    return masks
+
+
+_KEPT_FOR_MAIN = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def only_main_takes_signals(pid: int) -> None:
+    """Every thread of process ``pid`` but the main one blocks Ctrl-C,
+    SIGTERM and SIGHUP, and the main one blocks none of them: the kernel
+    can hand these signals to the main thread only."""
+    masks = _masks(pid)
+    assert len(masks) > 4, masks  # the main thread, the timers, the kernel, the workers...
+    assert not masks.pop(pid) & _KEPT_FOR_MAIN, "the main thread blocks a signal"
+    takers = [tid for tid, blocked in masks.items() if not blocked >= _KEPT_FOR_MAIN]
+    assert not takers, f"{len(takers)} of {len(masks)} other threads can take a signal"
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import socket
 import threading
 from importlib.metadata import version
@@ -35,9 +36,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.server.lock:
             self.server.seen.append((self.path, dict(self.headers.items())))
-        if self.path.endswith("/busy.bin"):  # always 503, retry at once
+        if self.path.endswith("busy.bin"):  # always 503, retry at once (or in 1 s)
             self.send_response(503)
-            self.send_header("Retry-After", "0")
+            self.send_header("Retry-After", "1" if self.path.endswith("/slow-busy.bin") else "0")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -198,6 +199,64 @@ def test_each_retry_is_a_line_so_a_waiting_run_does_not_look_stuck(
         assert line in lines, result.stderr
     assert "t0ken" not in result.stderr
     assert lines[-2] == f"FAILED {shown}: HTTP 503 Service Unavailable (after 3 attempts)"
+
+
+# A program that calls main() beside a system of its own, whose download
+# retries every second (503, Retry-After: 1) while main() runs (2 s at least).
+_BESIDE = """
+import logging, signal, sys, threading
+from regisseur.actors import ActorSystem
+from regisseur.actors.downloads.http import HttpSource
+from regisseur.cli import main
+
+theirs, mine, folder, their_folder = sys.argv[1:]
+retries = []
+retried = threading.Event()
+
+class Count(logging.Handler):
+    def emit(self, record):
+        if getattr(record, "event", None) == "download_retry":
+            retries.append(record.fields["url"])
+            retried.set()
+
+logging.getLogger("regisseur").addHandler(Count())
+source = HttpSource("app", directory=their_folder, retries=100)
+with ActorSystem(name="app", database_url=None, download_sources=[source]) as own:
+    download_id = own.downloads.submit("app", theirs, "theirs.bin")
+    assert retried.wait(30), "the program's own download never retried"
+    before = retries.count(theirs)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    code = main(["download", mine, "-o", folder, "--retries", "2", "--plain"])
+    during = retries.count(theirs) - before
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+    own.downloads.cancel(download_id)
+print(f"exit {code}, their retries meanwhile: {during}, mask kept: {kept}", file=sys.stderr)
+"""
+
+
+def test_a_program_calling_main_beside_its_own_system_sees_only_the_runs_retries(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: the retry lines came from the process-wide ``regisseur``
+    logger, so the run showed the retries of the program's own system too.
+    The caller's signal mask is as it was after main() (its system's
+    threads block the signals, not the caller's)."""
+    theirs = server.url("/theirs/slow-busy.bin")
+    mine = server.url("/mine/slow-busy.bin")
+    result = run(theirs, mine, str(tmp_path / "mine"), str(tmp_path / "theirs"), script=_BESIDE)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    said = re.fullmatch(r"exit (\d+), their retries meanwhile: (\d+), mask kept: (\w+)", lines[-1])
+    assert said is not None, result.stderr
+    code, during, kept = said.groups()
+    assert kept == "True", "main() left the caller's signal mask changed"
+    assert code == "1", result.stderr
+    assert int(during) > 0, "the program's own system did not retry while main() ran"
+    assert "retrying " + theirs not in result.stderr
+    for attempt in (2, 3):
+        line = f"retrying {mine} in 1 s (attempt {attempt} of 3): HTTP 503 Service Unavailable"
+        assert line in lines, result.stderr
+    assert sum(line.startswith("retrying ") for line in lines) == 2, result.stderr
 
 
 @pytest.mark.parametrize("where", [(), ("download",)])

@@ -25,6 +25,7 @@ from tests.test_cli_download import (
     ROOT,
     WAIT,
     files,
+    only_main_takes_signals,
     run,
     succeeded,
     wait_until,
@@ -232,3 +233,31 @@ def test_with_q_the_stopping_line_is_silenced_and_the_quit_line_is_not(
     assert "stopping:" not in err
     assert err.count(_CUT_SHORT) == 1, err
     _finishes_like_after_a_kill(files, url, out_dir)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_only_the_main_thread_can_take_a_signal_so_a_second_one_quits_at_once(
+    files: _Server, tmp_path: Path
+) -> None:
+    """The kernel hands a signal sent to the process to any thread that does
+    not block it (another one when the main thread already has one pending),
+    and Python runs the handler on the main thread only: a second Ctrl-C
+    handed to a worker waited for the end of the main thread's current wait
+    in the stop (up to a 5 s stop bound). Every thread of the run but the
+    main one blocks Ctrl-C, SIGTERM and SIGHUP, while it downloads and while
+    it stops; the second signal quits at once."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    slow = _SlowStop(files, url, out_dir, tmp_path)
+    try:
+        only_main_takes_signals(slow.process.pid)
+        slow.stopping(signal.SIGINT)
+        only_main_takes_signals(slow.process.pid)
+        slow.process.send_signal(signal.SIGTERM)
+        got, out, err, took = slow.end()
+    finally:
+        slow.kill()
+    assert got == 143, out + err
+    assert took < WAIT / 2, f"quit after {took:.1f} s"
+    assert err.count(_CUT_SHORT) == 1, err

@@ -151,8 +151,16 @@ def source_spec(source: DownloadSource) -> ChildSpec:
     return ChildSpec(
         p.source_supervisor(source.name),
         # REST_FOR_ONE: the workers depend on the queue, so a restarted
-        # queue gets fresh workers that announce themselves to it.
-        Supervisor((queue, *workers), strategy=Strategy.REST_FOR_ONE, max_restarts=10, within=10.0),
+        # queue gets fresh workers that announce themselves to it. Sources
+        # share nothing but the keeper (an earlier level, stopped after
+        # them): they stop together, N deaf ones in one bound, not N.
+        Supervisor(
+            (queue, *workers),
+            strategy=Strategy.REST_FOR_ONE,
+            max_restarts=10,
+            within=10.0,
+            stops_with_peers=True,
+        ),
         depends_on=(p.KEEPER,),
         shutdown_timeout=_SOURCE_SHUTDOWN,
         description=f"download source {source.name!r}",

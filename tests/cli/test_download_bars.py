@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("rich")
 
+from regisseur.actors.signals import MAIN_THREAD_SIGNALS  # noqa: E402
 from regisseur.cli import _download_bars  # noqa: E402
 from regisseur.cli._download_bars import MAX_BARS, BarsView  # noqa: E402
 from regisseur.messages import (  # noqa: E402
@@ -17,6 +20,7 @@ from regisseur.messages import (  # noqa: E402
     DownloadState,
     DownloadStateChanged,
 )
+from tests.actors.test_signals import blocked_in  # noqa: E402
 
 
 class Terminal(io.StringIO):
@@ -77,3 +81,19 @@ def test_a_frame_shows_at_most_max_bars_and_counts_the_rest(
     frame = frame.rsplit(" waiting", 1)[-1]  # the last frame only
     bars = re.findall(r"^(\d+)\.bin ", frame, re.MULTILINE)
     assert bars == [str(number) for number in range(13, 13 + MAX_BARS)], "first running ones"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_the_frame_thread_leaves_ctrl_c_to_the_main_thread() -> None:
+    """rich's refresh thread blocks the signals the run's system's threads
+    block: the kernel hands Ctrl-C to the main thread, which runs its
+    handler at once (see regisseur.actors.signals)."""
+    before = set(threading.enumerate())
+    view = BarsView(Terminal())
+    try:
+        [frames] = set(threading.enumerate()) - before
+        assert blocked_in(frames) >= MAIN_THREAD_SIGNALS
+        assert not blocked_in(threading.current_thread()) & MAIN_THREAD_SIGNALS
+    finally:
+        view.close()

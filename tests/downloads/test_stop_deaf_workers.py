@@ -22,7 +22,7 @@ import pytest
 
 from regisseur.actors.downloads import DownloadSource
 from regisseur.actors.downloads import _protocol as p
-from regisseur.messages import ChildRestarted, ChildRestarting, ChildStopTimedOut
+from regisseur.messages import ChildRestarted, ChildRestarting, ChildStopped, ChildStopTimedOut
 from regisseur.supervision.testing import FaultInjector, Probe
 from tests.downloads.helpers import WAIT
 
@@ -102,3 +102,31 @@ def test_a_queue_restart_with_runs_that_ignore_the_stop_waits_one_worker_bound(
         probe.close()
         impl.gate.set()
     assert took < 2 * BOUND, f"the teardown took {took:.1f} s"
+
+
+@pytest.mark.timeout(90)
+def test_sources_with_runs_that_ignore_the_stop_stop_together_and_the_keeper_last(
+    system_factory: Callable[..., ActorSystem],
+) -> None:
+    """Sources share nothing but the keeper, which they depend on: they are
+    asked to stop together, and the keeper stops once they all have.
+    Before: one source after the other, SOURCES × 5 s (15 s)."""
+    names = [f"s{index}" for index in range(3)]
+    impls = {name: Deaf() for name in names}
+    system = system_factory(download_sources=[DownloadSource(name, impls[name]) for name in names])
+    stopped: list[str] = []
+    system.events.subscribe(lambda event: stopped.append(event.name), ChildStopped)
+    try:
+        for name in names:
+            system.downloads.submit(name, "t", "f")
+        for name in names:
+            assert impls[name].running.acquire(timeout=WAIT)  # each source's worker is in its impl
+        began = time.monotonic()
+        system.stop()
+        took = time.monotonic() - began
+    finally:
+        for impl in impls.values():
+            impl.gate.set()
+    assert took < 2 * BOUND, f"the stop took {took:.1f} s"
+    sources = [stopped.index(p.source_supervisor(name)) for name in names]
+    assert max(sources) < stopped.index(p.KEEPER), stopped

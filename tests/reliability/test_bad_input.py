@@ -202,6 +202,18 @@ CONSTRUCTORS = [
         TypeError,
         "max_restarts must be an int",
     ),
+    row(
+        "system-main-thread-signals-text",
+        lambda: make_system(main_thread_signals="yes"),
+        TypeError,
+        "main_thread_signals must be True or False, got 'yes'",
+    ),
+    row(
+        "supervisor-stops-with-peers-int",
+        lambda: Supervisor((), stops_with_peers=1),
+        TypeError,
+        "Supervisor stops_with_peers must be True or False, got 1",
+    ),
     row("system-within-negative", lambda: make_system(within=-1), ValueError, "within must be > 0"),
     row("system-within-zero", lambda: make_system(within=0), ValueError, "within must be > 0"),
     row(
