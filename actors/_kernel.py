@@ -40,7 +40,6 @@ from regisseur.actors._protocol import ChildExited, ChildFailure
 from regisseur.actors.actor import Actor
 from regisseur.actors.events import BUS, BusActor
 from regisseur.actors.journal import JournalActor
-from regisseur.actors.lease import InstanceHeldError, InstanceLease, LeaseActor, make_holder_id
 from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.directive import Directive
 from regisseur.supervision.errors import StartupError
@@ -190,6 +189,8 @@ class KernelActor(SupervisorActor):
 
 def _decide(exc: Exception) -> Directive | None:
     """Another live holder of the lease or node id: no restart will help."""
+    from regisseur.actors.lease import InstanceHeldError  # a failure: loaded by then, or cheap
+
     if isinstance(exc, InstanceHeldError) or type(exc).__name__ == "NodeIdInUseError":
         return Directive.STOP
     return None
@@ -230,7 +231,9 @@ def _infrastructure(  # noqa: PLR0917 - kernel_spec's own keywords, passed on
         ChildSpec(DATABASE, DatabaseActor, args=(database,), depends_on=after, backoff=BACKOFF)
     ]
     after = (DATABASE,)
-    if lease_name is not None:
+    if lease_name is not None:  # single_instance: only then is the lease module loaded
+        from regisseur.actors.lease import InstanceLease, LeaseActor, make_holder_id
+
         lease = InstanceLease(database, lease_name, make_holder_id(system_name), lease_ttl)
         most = min(BACKOFF.maximum, lease_ttl / 3)
         backoff = Backoff(initial=min(BACKOFF.initial, most), multiplier=2.0, maximum=most)

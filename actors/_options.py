@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from regisseur.actors._kernel import is_kernel_child
 from regisseur.actors.clock import Clock, RealClock, check_duration
-from regisseur.actors.cluster.settings import ClusterSettings
 from regisseur.actors.database import Database
 from regisseur.actors.downloads.facade import DownloadSettings, downloads_spec
 from regisseur.actors.downloads.source import DownloadSource
@@ -23,6 +22,7 @@ from regisseur.supervision.backoff import Backoff
 from regisseur.supervision.spec import ChildSpec, check_name
 
 if TYPE_CHECKING:
+    from regisseur.actors.cluster.settings import ClusterSettings
     from regisseur.supervision.supervisor import Supervisor
 
 __all__ = [
@@ -73,7 +73,6 @@ def configure(
     ``root_options`` (strategy, restart intensity, ``auto_shutdown``) go to
     the root supervisor, which checks them.
     """
-    from regisseur.actors.cluster.settings import check_cluster_url
     from regisseur.supervision.supervisor import Supervisor
 
     check_name(name, "ActorSystem name")
@@ -85,6 +84,8 @@ def configure(
     sources = check_sources(download_sources)
     cluster_settings = check_cluster(cluster, node_id)
     if cluster_settings is not None:
+        from regisseur.actors.cluster.settings import check_cluster_url
+
         database_url = check_cluster_url(database_url)
     backoff = backoff if backoff is not None else Backoff()
     root = root_tree(
@@ -209,18 +210,24 @@ def check_sources(sources: object) -> tuple[DownloadSource, ...]:
 
 
 def check_cluster(cluster: object, node_id: object) -> ClusterSettings | None:
-    """The cluster settings of ``cluster=`` and ``node_id=``; None outside cluster mode."""
+    """The cluster settings of ``cluster=`` and ``node_id=``; None outside cluster mode.
+
+    Outside cluster mode (``cluster=False``, the default) the cluster modules
+    are not imported.
+    """
+    if cluster is False:
+        if node_id is not None:
+            msg = "node_id is only used in cluster mode: pass cluster=True as well"
+            raise ValueError(msg)
+        return None
+    from regisseur.actors.cluster.settings import ClusterSettings
+
     if isinstance(cluster, ClusterSettings):
         if node_id is not None and node_id != cluster.node_id:
             msg = "give node_id either to ActorSystem or to ClusterSettings, not both"
             raise ValueError(msg)
         return cluster
-    if not isinstance(cluster, bool):
+    if cluster is not True:
         msg = f"cluster must be a bool or a ClusterSettings, got {type(cluster).__name__}"
         raise TypeError(msg)
-    if not cluster:
-        if node_id is not None:
-            msg = "node_id is only used in cluster mode: pass cluster=True as well"
-            raise ValueError(msg)
-        return None
     return ClusterSettings(node_id)  # type: ignore[arg-type]  # checked there

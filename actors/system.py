@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pykka
 
-from regisseur.actors import _children, _messaging, aio
+from regisseur.actors import _children, _messaging
 from regisseur.actors._cluster_link import ClusterLink
 from regisseur.actors._health import system_health
 from regisseur.actors._kernel import ROOT, is_kernel_child
@@ -367,9 +367,13 @@ class ActorSystem:
         Cancelling the awaiting task drops the reply; the actor still
         handles the message and carries on.
         """
+        from regisseur.actors import aio  # only for programs that use asyncio
+
         return await aio.ask(self, name, message, timeout)
 
     async def __aenter__(self) -> ActorSystem:
+        from regisseur.actors import aio
+
         return await aio.start(self)  # start() on a thread of its own, awaited
 
     async def __aexit__(
@@ -378,6 +382,8 @@ class ActorSystem:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        from regisseur.actors import aio
+
         await aio.stop(self)
 
     def publish_sources(self) -> None:
