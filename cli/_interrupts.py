@@ -5,8 +5,9 @@ so what it did is kept: ``regisseur download`` flushes each ``.part`` and
 records how far it got, and the next run resumes from there. SIGTERM is
 what ``timeout``, systemd, CI runners and ``kill`` send; SIGHUP is what a
 command gets when its terminal is closed (an ssh session drops, a window
-is shut). Python's default for both ends the process at once, and a
-download then resumes from its last checkpoint, up to 4 MiB earlier. The
+is shut). Python's default for both ends the process at once: its parts
+still resume from their last byte, but no line says what was kept and
+the records may be behind. The
 console script therefore installs :func:`terminate_as_interrupt`: either
 signal raises :class:`Terminated` (a ``KeyboardInterrupt``) on the main
 thread and takes the same path, with exit code 143 (128 + 15) or 129

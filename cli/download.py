@@ -20,7 +20,7 @@ link at a SQLite file ``--db`` names inside ``DIR``, which is narrowed to
   ...``, a progress line). In the console script a second Ctrl-C or SIGTERM
   while it stops quits at once (one line on what is cut short; the folder
   is left as a SIGKILL leaves it, and the next run resumes each part from
-  its last checkpoint); SIGHUP while it stops is ignored.
+  its last byte); SIGHUP while it stops is ignored.
 * A download the local disk refused (full, or over quota) fails, and
   keeps its ``.part`` (the FAILED line says how many bytes); the next run
   naming the URL retries that download under its id
@@ -543,14 +543,14 @@ def _stopping_line(parts: int) -> str:
     """What a run says as its stop begins (silenced by ``-q``, as progress is)."""
     return (
         f"stopping: keeping {parts} partial file(s) "
-        "(Ctrl-C again quits at once; they then resume from their last checkpoint)"
+        "(Ctrl-C again quits at once; they still resume from their last byte)"
     )
 
 
 #: What a second Ctrl-C or SIGTERM during the stop says (see cli/_interrupts.py).
 _CUT_SHORT = (
     "quit at once: the records may be behind; the partial files resume from their "
-    "last checkpoint (up to 4 MiB earlier) when the same command runs again"
+    "last byte when the same command runs again"
 )
 
 

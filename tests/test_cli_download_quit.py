@@ -115,10 +115,18 @@ def _checkpoint(out_dir: Path) -> int:
     return 0
 
 
+def _held(out_dir: Path) -> int:
+    """The bytes in the ``.part`` left behind (0 if none)."""
+    for part in out_dir.glob("big.bin.*.part"):
+        return part.stat().st_size
+    return 0
+
+
 def _finishes_like_after_a_kill(server: _Server, url: str, out_dir: Path) -> None:
-    """The same command again: resumes from the part's last checkpoint and
-    ends with the server's bytes and one Succeeded record."""
-    offset = _checkpoint(out_dir)
+    """The same command again: resumes from the part's last byte (what the
+    quit left in the kernel's hands, past the last checkpoint too) and ends
+    with the server's bytes and one Succeeded record."""
+    offset = _held(out_dir)
     server.gate.set()
     again = run("download", url, "-o", str(out_dir), "--plain")
     assert again.returncode == 0, again.stdout + again.stderr

@@ -4,7 +4,8 @@ that owns a download dies (SIGKILL) or is frozen (SIGSTOP).
 Real processes (``python -m regisseur.cli``) against a local server that
 holds the first full answer of ``a.bin`` after its first bytes and paces
 every body (``tests/reliability/two_writers``), so the owner is
-mid-download, with a checkpointed ``.part``, when it is signalled.
+mid-download, with a checkpointed ``.part`` holding those bytes, when it
+is signalled. A run that takes over resumes from the part's last byte.
 """
 
 from __future__ import annotations
@@ -76,12 +77,22 @@ def _checkpointed(directory: Path) -> int:
     return 0
 
 
+def _held(directory: Path) -> int:
+    """The bytes in ``a.bin``'s part (0 if there is none yet)."""
+    for part in directory.glob("a.bin.*.part"):
+        with contextlib.suppress(OSError):
+            return part.stat().st_size
+    return 0
+
+
 def _owner_mid_download(server: two_writers.Server, directory: Path, tmp_path: Path) -> _Run:
-    """Run A, once its ``.part`` of ``a.bin`` is checkpointed (the server holds the rest)."""
+    """Run A, once its ``.part`` of ``a.bin`` is checkpointed and holds every
+    byte the server sent before it held the rest (``server.first``)."""
     owner = _Run(server.url("a.bin"), directory, tmp_path / "a.err")
     try:
         wait_until(server.sent_first("a.bin").is_set, "the first bytes of a.bin")
         wait_until(lambda: _checkpointed(directory) > 0, "a checkpoint of the .part")
+        wait_until(lambda: _held(directory) == server.first, "the first bytes in the .part")
     except BaseException:
         owner.stop()
         raise
@@ -126,7 +137,6 @@ def test_a_run_waiting_for_a_killed_runs_download_takes_it_over_and_finishes_it(
         waiter = _waiting(server, directory, tmp_path / "b.err", owner)
         owner.process.send_signal(signal.SIGKILL)
         owner.process.wait(WAIT)
-        offset = _checkpointed(directory)  # the killed run can record no more
         code, out, err = waiter.end()
     finally:
         server.gate.set()
@@ -138,7 +148,8 @@ def test_a_run_waiting_for_a_killed_runs_download_takes_it_over_and_finishes_it(
     assert "ended without finishing it" in err
     assert "FAILED" not in err
     assert out.splitlines() == [str(directory / "a.bin")]
-    assert server.fetched("a.bin") == [None, f"bytes={offset}-"]  # resumed from the part
+    # Resumed from the part's last byte, whatever its last checkpoint recorded.
+    assert server.fetched("a.bin") == [None, f"bytes={server.first}-"]
     assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
     _one_success(directory, url)
 
@@ -156,7 +167,6 @@ def test_of_two_runs_waiting_for_a_killed_runs_download_exactly_one_takes_it_ove
             waiters.append(_waiting(server, directory, tmp_path / f"{name}.err", owner))
         owner.process.send_signal(signal.SIGKILL)
         owner.process.wait(WAIT)
-        offset = _checkpointed(directory)
         results = [waiter.end() for waiter in waiters]
     finally:
         server.gate.set()
@@ -169,7 +179,7 @@ def test_of_two_runs_waiting_for_a_killed_runs_download_exactly_one_takes_it_ove
         assert "1 of 1 download(s) done" in err
     takers = [err for _, _, err in results if "taking over" in err]
     assert len(takers) == 1, [err for _, _, err in results]
-    assert server.fetched("a.bin") == [None, f"bytes={offset}-"]  # fetched once, by one run
+    assert server.fetched("a.bin") == [None, f"bytes={server.first}-"]  # once, by one run
     assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
     _one_success(directory, url)
 

@@ -3,7 +3,9 @@
 A :class:`Fetch` lives on the worker thread for one call of the impl:
 
 1. resume point: the ``.part`` (locked for this run, see ``_partfile``),
-   its validators and the offset recorded with it, if usable; a later run
+   its validators and the offset recorded with it, if usable (its size,
+   when the meta file was written in this boot of the machine: a run
+   killed mid-way fetches none of its bytes again); a later run
    also weighs the parts an earlier run set aside and continues the best
    one it can lock (removing the others it locked); a part whose body is
    already complete is published without a request;
@@ -102,6 +104,8 @@ _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSEr
 # every _CHECKPOINT_BYTES, or every _CHECKPOINT_SECONDS once _CHECKPOINT_MIN
 # bytes came (a slow body). These are not fsynced (the length is checked
 # against the part's size at a resume); the complete one is, with ``fsync``.
+# A resume in the boot that wrote them continues at the part's size instead
+# (see _partfile): a checkpoint is what a resume after a reboot trusts.
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 _CHECKPOINT_MIN = 256 * 1024
 _CHECKPOINT_SECONDS = 5.0
@@ -345,7 +349,10 @@ class Fetch:
         Kept when the local disk refused a write (``_DISK_FULL``: the bytes
         before the refused one are intact, and freeing space is the fix) and
         the part has a usable resume point of at least one byte, as a stop
-        keeps it: a re-run of the same download continues at that offset.
+        keeps it: a re-run of the same download continues at that offset
+        (the part's size: a short write is never followed by a later byte,
+        and the meta file is of this boot, even when the full disk refused
+        its last update).
         Never after a failed fsync (``PartSyncError``), an I/O error or a
         file system gone read-only: the part's bytes are then not known good.
         """
@@ -551,6 +558,14 @@ class Fetch:
                 # the run killed before it published): fetched again.
                 msg = "the complete part does not have the sha256 asked for"
                 raise _StartOver(msg)
+            if self.source.fsync:
+                # A run killed before its last fsync (its part complete by
+                # size alone) left bytes that may be in the page cache only.
+                try:
+                    self.part.sync()
+                except OSError as exc:
+                    msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+                    raise DownloadError(msg) from exc
             return self._finish()
         headers = {"Accept-Encoding": "identity"}
         if stored is not None:

@@ -11,9 +11,11 @@ name), so it never depends on the server's answer.
 
 Next to it, ``<part>.meta`` holds the server's validators and how far the
 part is known good, as a small JSON object ``{"etag", "last_modified",
-"size", "offset", "complete"}``: written before the first byte of a fresh
-body (offset 0), again at checkpoints while the body streams (after the
-bytes up to ``offset`` were flushed), and when the body is complete. A
+"size", "offset", "complete", "boot"}``: written before the first byte of
+a fresh body (offset 0), again at checkpoints while the body streams
+(after the bytes up to ``offset`` were flushed), and when the body is
+complete. ``boot`` is the id of the kernel's boot that wrote it
+(``_boot``; absent where there is none, and in files of earlier versions). A
 small body (see ``_http_fetch``) has no meta file while it streams: one is
 written only if its run ends without the whole body (a stop, a retry, a
 kept partial), so a crash mid-way restarts it from byte 0. A
@@ -40,9 +42,27 @@ the whole run (:meth:`PartFile.lock`); the kernel drops it when the process
 dies, so a part whose lock is free has no live writer. A resume continues
 at the offset recorded in the meta file, checked against the part's actual
 size (``fstat`` of the locked, no-follow descriptor, never the target of a
-symlink): a part shorter than its record is not resumed, bytes past it are
-cut off. A part without a readable meta file of this user (or one without
-an offset) is never resumed: its origin is unknown.
+symlink): a part shorter than its record is not resumed. A part without a
+readable meta file of this user (or one without an offset) is never
+resumed: its origin is unknown.
+
+Past the recorded offset: a run writes its body in order, from the offset
+it resumed at (the part cut there first), through one descriptor, with
+``write`` or ``splice``; a short write (a full disk) is never followed by
+a later byte. So whatever size a process leaves, killed at any point, the
+part holds the body's bytes up to it, in the kernel's page cache if not
+yet on disk. Only a reboot can lose them (the checkpoints are not fsynced
+either; after a power loss the last one is the best guess there is). A
+meta file written in the boot running now (``boot``) therefore resumes at
+the part's size: a run killed (SIGKILL, a crash, a second Ctrl-C), taken
+over, or stopped by a full disk fetches again none of what it wrote. Not
+past the size the validators record (a longer part is resumed at its
+offset, as before), and where that size is unknown one byte short of the
+part's end: a range that starts at the end of the body would be refused
+(416) and start the download over. Another boot's meta file (a reboot, or
+a part on a network file system another machine wrote), one without a
+boot, or a system without a boot id: at the recorded offset, bytes past
+it cut off.
 
 Used by one worker thread at a time (the download's).
 """
@@ -60,6 +80,7 @@ import re
 import stat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from regisseur.actors.downloads._boot import boot_id
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
@@ -398,12 +419,7 @@ class PartFile:
     def load(self) -> Validators | None:
         """The stored validators, or ``None`` if missing or unreadable."""
         meta = self._meta()
-        if meta is None:
-            return None
-        size = meta.get("size")
-        if not _count(size, none_ok=True):
-            return None
-        return Validators(_text(meta.get("etag")), _text(meta.get("last_modified")), size)
+        return None if meta is None else _validators(meta)
 
     def save(self, validators: Validators, offset: int = 0, *, complete: bool = False) -> None:
         """Record ``validators`` and that the first ``offset`` bytes are good.
@@ -413,8 +429,12 @@ class PartFile:
         written through) and moved over the meta file with ``os.replace``,
         which replaces a symlink there rather than writing through it. Only
         the run holding the part's lock writes it, so one name suffices.
+        The boot it is written in goes with it (see the module docstring).
         """
-        data = dict(validators._asdict(), offset=offset, complete=complete)
+        data: dict[str, Any] = dict(validators._asdict(), offset=offset, complete=complete)
+        boot = boot_id()
+        if boot is not None:
+            data["boot"] = boot
         temporary = self.temporary_path
         self._meta_absent = False
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
@@ -445,12 +465,21 @@ class PartFile:
         (unless ``record`` is False: a small body keeps no meta file)."""
         file.flush()
         if sync:
-            try:
-                os.fsync(file.fileno())
-            except OSError as exc:
-                raise PartSyncError(exc.errno, exc.strerror, exc.filename) from exc
+            self.sync(file.fileno())
         if record:
             self.save(validators, os.lseek(file.fileno(), 0, os.SEEK_CUR), complete=complete)
+
+    def sync(self, fd: int | None = None) -> None:
+        """``fsync`` the part (through ``fd``, else the locked descriptor);
+        ``PartSyncError`` if that fails."""
+        fd = self._fd if fd is None else fd
+        if fd is None:
+            msg = f"{self.path} is not locked by this run"
+            raise RuntimeError(msg)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise PartSyncError(exc.errno, exc.strerror, exc.filename) from exc
 
     def discard(self) -> None:
         """Empty the part and remove its meta file.
@@ -488,8 +517,9 @@ class PartFile:
         """Where to continue; ``(0, None, False)`` after discarding an unusable part.
 
         Usable: readable validators and an offset (the bytes known good)
-        that the part's actual size covers. Complete: marked so, or as long
-        as the size the validators record.
+        that the part's actual size covers. The offset is the part's size
+        when this boot wrote the meta file (see the module docstring).
+        Complete: marked so, or as long as the size the validators record.
         """
         point = self._usable_point()
         if point is None:
@@ -518,15 +548,25 @@ class PartFile:
     def _usable_point(self) -> ResumePoint | None:
         """The resume point the meta file and the part's size allow, or None."""
         meta = self._meta()
-        validators = self.load() if meta is not None else None
-        offset = meta.get("offset") if meta is not None else None
-        if validators is None or not _count(offset) or not offset or self.size() < offset:
+        if meta is None:
             return None
+        validators = _validators(meta)
+        offset = meta.get("offset")
+        if validators is None or not _count(offset) or not offset:
+            return None
+        size = self.size()
         known = validators.size
-        if known is not None and offset > known:
+        if size < offset or (known is not None and offset > known):
             return None
-        complete = (meta is not None and meta.get("complete") is True) or offset == known
-        return ResumePoint(offset, validators, complete)
+        if meta.get("complete") is True:
+            return ResumePoint(offset, validators, True)
+        if size > offset and _this_boot(meta):
+            # Every byte up to the size is the body's (see the module docstring).
+            if known is None:
+                offset = size - 1  # a byte left to ask for: a range from the end is refused
+            elif size <= known:
+                offset = size
+        return ResumePoint(offset, validators, offset == known)
 
     def open(self, offset: int) -> io.BufferedWriter:
         """The locked part for writing at ``offset`` (anything after it is cut off)."""
@@ -604,6 +644,20 @@ class PartFile:
             if own:
                 os.close(fd)
         return hasher
+
+
+def _validators(meta: dict[str, Any]) -> Validators | None:
+    """The validators a meta file's object records, or None if its size is unusable."""
+    size = meta.get("size")
+    if not _count(size, none_ok=True):
+        return None
+    return Validators(_text(meta.get("etag")), _text(meta.get("last_modified")), size)
+
+
+def _this_boot(meta: dict[str, Any]) -> bool:
+    """True if ``meta`` was written in the boot running now (never where there is no boot id)."""
+    boot = boot_id()
+    return boot is not None and meta.get("boot") == boot
 
 
 def _count(value: Any, *, none_ok: bool = False) -> bool:

@@ -13,8 +13,11 @@ downloads the URL given as ``target_id`` with ``requests``:
   name (never overwriting: ``name (1).ext``);
 * a ``.part`` left by an interrupted run of the same download id is resumed
   with ``Range`` (+ ``If-Range``); the server's validators are kept beside
-  it in ``<part>.meta``; a server that ignores the range (200), answers 416
-  or changed the file makes the download start over;
+  it in ``<part>.meta``, with the part's last checkpoint and the boot of
+  the machine that wrote it: within that boot the part resumes at its last
+  byte (a killed run loses none), after a reboot at the checkpoint; a
+  server that ignores the range (200), answers 416 or changed the file
+  makes the download start over;
 * ``max_bytes`` bounds every body, ``max_time`` the whole download, and
   ``speed_limit``/``speed_time`` the slowest acceptable answer (checked by
   a timer while a read blocks, headers included:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 WAIT = 5.0  # real seconds; every blocking wait in these tests is bounded by it
 
@@ -103,3 +105,15 @@ class Hold:
             if ctx.cancelled or time.monotonic() > deadline:
                 return None
         return f"/files/{name}"
+
+
+ANOTHER_BOOT = "00000000-0000-4000-8000-000000000000"  # no kernel draws this boot id
+
+
+def written_before_a_reboot(meta_path: Path) -> None:
+    """Make the part meta file at ``meta_path`` one an earlier boot of the
+    machine wrote (as after a power loss): a resume trusts its checkpoint
+    alone, not the part's size."""
+    meta = json.loads(meta_path.read_text())
+    meta["boot"] = ANOTHER_BOOT
+    meta_path.write_text(json.dumps(meta))

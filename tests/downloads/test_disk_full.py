@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -92,6 +93,40 @@ def test_a_full_disk_keeps_the_part_and_a_retry_resumes_it(
     again = http_server.seen("/big.bin")[1]
     assert again.headers["Range"] == f"bytes={kept}-"
     assert harness.files() == ["big.bin"]
+
+
+def test_a_full_disk_that_refuses_the_meta_file_too_keeps_every_byte_of_the_part(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk the last update of ``<part>.meta`` fails as well: it
+    records the checkpoint before (the first chunk). The part's size is the
+    body's bytes up to the refused write, and its meta file is of this boot:
+    the retry resumes there. Before, it resumed at the checkpoint and
+    fetched the rest of the part again."""
+    disk = _Disk(monkeypatch)
+    save = PartFile.save
+
+    def refused_once_full(part: PartFile, *args: Any, **options: Any) -> None:
+        if disk.error is not None and part.size() >= disk.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(part.temporary_path))
+        save(part, *args, **options)
+
+    monkeypatch.setattr(PartFile, "save", refused_once_full)
+    url = http_server.file("/big.bin", BODY, etag='"v1"')
+    download_id = "m" * 32
+    extra = {"sha256": sha256(BODY)}
+    with pytest.raises(DownloadError, match=KEPT) as info:
+        harness.fetch(harness.source(), url, download_id=download_id, extra=extra)
+    found = KEPT.search(str(info.value))
+    assert found is not None
+    part = _part(harness.directory, download_id)
+    recorded = json.loads(Path(f"{part}.meta").read_text())["offset"]
+    assert recorded < ROOM == part.stat().st_size == int(found.group(1))
+
+    disk.error = None
+    path = harness.fetch(harness.source(), url, download_id=download_id, extra=extra, claim=2)
+    assert Path(path).read_bytes() == BODY
+    assert http_server.seen("/big.bin")[1].headers["Range"] == f"bytes={ROOM}-"
 
 
 @pytest.mark.parametrize("error", [errno.EDQUOT])

@@ -16,6 +16,7 @@ from regisseur.actors.downloads._http_fetch import _OWNER_CHECK_SECONDS
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.errors import StaleClaimError
 from tests.downloads.conftest import Harness, HttpServer, Request, serve_bytes, sha256
+from tests.downloads.helpers import written_before_a_reboot
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 ID = "7" * 32
@@ -27,13 +28,15 @@ def part_of(harness: Harness, name: str = "data.bin", download_id: str = ID) -> 
 
 
 @pytest.mark.timeout(30)
-def test_resume_continues_at_the_recorded_offset_not_at_the_end_of_the_file(
+def test_after_a_reboot_resume_continues_at_the_recorded_offset_not_at_the_end_of_the_file(
     harness: Harness, http_server: HttpServer
 ) -> None:
-    """Bytes past the recorded offset (written after the last checkpoint) are cut off."""
+    """Bytes past the recorded offset (written after the last checkpoint, in
+    an earlier boot: they may never have reached the disk) are cut off."""
     part = part_of(harness)
     part.path.write_bytes(BODY[:3000] + b"unrecorded bytes" * 40)
     part.save(Validators('"v1"', None, len(BODY)), 3000)
+    written_before_a_reboot(part.meta_path)
     url = http_server.file("/data.bin", BODY, etag='"v1"')
     path = harness.fetch(harness.source(), url, download_id=ID, extra={"sha256": sha256(BODY)})
     assert Path(path).read_bytes() == BODY

@@ -27,6 +27,7 @@ from regisseur.actors.downloads._http_fetch import _ASIDE_AFTER
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.http_errors import DownloadError
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
+from tests.downloads.helpers import written_before_a_reboot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -153,6 +154,7 @@ def test_the_best_part_is_continued_and_the_others_removed(
     put(part, BODY[:1000], 1000)
     put(part.aside(1), BODY[:5000], 5000)
     put(part.aside(2), BODY[:2000] + b"unrecorded" * 500, 2000)
+    written_before_a_reboot(part.aside(2).meta_path)  # the bytes past 2000 may be lost
     put(part.aside(3), BODY[:100], 9000)  # shorter than its record: not usable
     url = http_server.file("/data.bin", BODY, etag='"v1"')
     path = harness.fetch(

@@ -3,7 +3,8 @@ and started again while the other keeps downloading.
 
 The restarted process takes over the killed one's download (its owner is
 gone: the kernel released its lock) and resumes it once, with a Range
-request from the offset the killed run recorded with its part; it never touches the download the live process is running. Each
+request from the last byte the killed run wrote to its part (its meta
+file is of this boot); it never touches the download the live process is running. Each
 download ends Succeeded once, with one file_path, and its file is
 byte-identical to the server's.
 """
@@ -51,6 +52,14 @@ def app(db: Path, directory: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def held(directory: Path, name: str) -> int:
+    """The bytes in ``name``'s part (0 if there is none)."""
+    for part in directory.glob(f"{name}.*.part"):
+        with contextlib.suppress(OSError):
+            return part.stat().st_size
+    return 0
+
+
 def recorded(directory: Path, name: str) -> int:
     """The good length recorded in the ``.meta`` of ``name``'s part (0 if none yet)."""
     for meta in directory.glob(f"{name}.*.part.meta"):
@@ -83,9 +92,9 @@ def test_a_killed_app_is_resumed_once_while_the_other_keeps_running(
             )
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=WAIT)
-        # Read once the killed process can record no more: a later checkpoint
-        # (the one at 4 MiB) may land between the wait above and the kill.
-        offset = recorded(directory, "a.bin")
+        # Read once the killed process can write no more.
+        offset = held(directory, "a.bin")
+        assert offset >= recorded(directory, "a.bin")
 
         restarted = app(db, directory, "--wait-url", a_url, "--wait-url", b_url)
         resumed = ended(restarted)  # b.bin is still held in the survivor meanwhile
@@ -132,6 +141,8 @@ def test_a_download_whose_owner_dies_is_finished_by_one_of_the_apps_waiting_for_
     try:
         wait_until(server.sent_first("a.bin").is_set, "the first bytes of a.bin")
         wait_until(lambda: recorded(directory, "a.bin") > 0, "a checkpoint of the .part")
+        # Every byte sent before the server held the rest is in the part.
+        wait_until(lambda: held(directory, "a.bin") == HELD_AFTER, "the held bytes in the part")
         # Started while the owner lives (nothing taken at start); wait(), wait_async().
         for name, how in (("one", ()), ("two", ("--async",))):
             ready = tmp_path / f"{name}.ready"
@@ -139,7 +150,7 @@ def test_a_download_whose_owner_dies_is_finished_by_one_of_the_apps_waiting_for_
             wait_until(ready.exists, f"waiter {name} waiting")
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=WAIT)
-        offset = recorded(directory, "a.bin")
+        offset = HELD_AFTER  # a waiter may be writing past it already
         reports = [ended(waiter)[url] for waiter in waiters]
     finally:
         server.gate.set()
