@@ -624,9 +624,10 @@ class Fetch:
             if stored is not None:
                 self.part.discard()
             self.validators = Validators(headers.get("ETag"), headers.get("Last-Modified"), total)
+            # The meta file is first written after the body's first chunk
+            # (``_report``): one with no good byte yet resumes nothing, and
+            # each costs a file's creation.
             self._small = total is not None and total <= _SMALL_BODY
-            if not self._small:
-                self.part.save(self.validators)
             return 0, total, total
         if status == 416 and stored is not None:
             msg = "the server refused the range (416)"
@@ -815,7 +816,9 @@ class Fetch:
                 finally:
                     self._file = None
         except OSError as exc:
-            msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
+            # The part, or its meta file at a checkpoint: the file the error names.
+            name = exc.filename if isinstance(exc.filename, str) else str(self.part.path)
+            msg = f"cannot write {name!r}: {network_reason(exc)}"
             raise DownloadError(msg) from exc
         finally:
             self.watch.unwatch()

@@ -11,11 +11,11 @@ name), so it never depends on the server's answer.
 
 Next to it, ``<part>.meta`` holds the server's validators and how far the
 part is known good, as a small JSON object ``{"etag", "last_modified",
-"size", "offset", "complete", "boot"}``: written before the first byte of
-a fresh body (offset 0), again at checkpoints while the body streams
-(after the bytes up to ``offset`` were flushed), and when the body is
-complete. ``boot`` is the id of the kernel's boot that wrote it
-(``_boot``; absent where there is none, and in files of earlier versions). A
+"size", "offset", "complete", "boot"}``: written after the first chunk of
+a body, again at checkpoints while the body streams (after the bytes up
+to ``offset`` were flushed), and when the body is complete. ``boot`` is
+the id of the kernel's boot that wrote it (``_boot``; absent where there
+is none, and in files of earlier versions). A
 small body (see ``_http_fetch``) has no meta file while it streams: one is
 written only if its run ends without the whole body (a stop, a retry, a
 kept partial), so a crash mid-way restarts it from byte 0. A
@@ -447,9 +447,13 @@ class PartFile:
             with open(fd, "wb") as file:
                 file.write(json.dumps(data).encode("utf-8"))
             os.replace(temporary, self.meta_path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()
+            if isinstance(exc, OSError) and exc.filename is None:
+                # A write's error names no file: this one is the meta file's
+                # (not the part's, whose writes it is saved among).
+                raise OSError(exc.errno, exc.strerror, str(self.meta_path)) from exc
             raise
 
     def checkpoint(

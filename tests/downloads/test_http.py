@@ -320,28 +320,31 @@ def _plant_directory_at_the_meta_temporary(directory: Path, download_id: str) ->
     return f"cannot write {str(planted)!r}: Is a directory"
 
 
-def _refuse_renames(directory: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Renames fail as on a full disk (rename(2) may need a new directory block)."""
+def _refuse_renames(directory: Path, download_id: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Renames fail as on a full disk (rename(2) may need a new directory block),
+    with an error that names no file: the meta file's is named."""
 
     def full(*_args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(_partfile.os, "replace", full)
-    return f"cannot write in {str(directory)!r}: No space left on device"
+    meta = directory / f"big.bin.{part_tag(download_id)}.part.meta"
+    return f"cannot write {str(meta)!r}: No space left on device"
 
 
 @pytest.mark.parametrize("refuse", ["planted", "rename"])
 def test_a_local_file_error_anywhere_in_a_fetch_is_named_plainly(
     harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch, refuse: str
 ) -> None:
-    """Not only the part's writes: the resume metadata's too (written before
-    the first byte of a large body). It escaped as a bare OSError, which the
-    CLI showed as ``OSError: [Errno 28] No space left on device``."""
+    """Not only the part's writes: the resume metadata's too (written after
+    the first chunk of a large body), naming the file that failed. It
+    escaped as a bare OSError, which the CLI showed as ``OSError: [Errno 28]
+    No space left on device``."""
     download_id = "e" * 32
     if refuse == "planted":
         expected = _plant_directory_at_the_meta_temporary(harness.directory, download_id)
     else:
-        expected = _refuse_renames(harness.directory, monkeypatch)
+        expected = _refuse_renames(harness.directory, download_id, monkeypatch)
     url = http_server.file("/big.bin", b"x" * (_SMALL_BODY + 1))
     with pytest.raises(DownloadError) as info:
         harness.fetch(harness.source(), url, download_id=download_id)

@@ -290,8 +290,8 @@ def test_a_fast_download_asks_whether_it_still_owns_the_download_once(
 def test_a_fast_body_records_its_good_length_every_32_mib_not_every_few(
     harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each record of the part's length creates a file: at loopback speed one
-    every 4 MiB took a third of the copy's CPU. A resume in the same boot
+    """Each record of the part's length creates a file (0.5 ms of CPU): at
+    loopback speed one every 4 MiB took a third of the copy's CPU. A resume in the same boot
     continues at the part's size anyway; the records are for after a reboot."""
     body = bytes(range(256)) * (80 * 1024)  # 20 MiB
     url = http_server.file("/big.bin", body, etag='"v1"')
@@ -305,11 +305,11 @@ def test_a_fast_body_records_its_good_length_every_32_mib_not_every_few(
     monkeypatch.setattr(PartFile, "save", counting)
     path = harness.fetch(harness.source(), url, download_id=ID)
     assert Path(path).read_bytes() == body
-    # Before the body, after its first chunk (resumable from then on), at its end.
-    assert len(offsets) == 3, offsets
-    assert offsets[0] == 0
-    assert 0 < offsets[1] < 4 * MIB
-    assert offsets[2] == len(body)
+    # After its first chunk (resumable from then on) and at its end; none
+    # before its first byte (a record of no good byte resumes nothing).
+    assert len(offsets) == 2, offsets
+    assert 0 < offsets[0] < 4 * MIB
+    assert offsets[1] == len(body)
 
 
 @pytest.mark.timeout(30)
