@@ -71,6 +71,7 @@ from regisseur.actors.downloads._partfile import (
     PartSyncError,
     ResumePoint,
     Validators,
+    size_tells_complete,
 )
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
@@ -806,7 +807,10 @@ class Fetch:
                         self.validators,
                         sync=self.source.fsync,
                         complete=whole,
-                        record=not self._small,
+                        # A known size says "complete" by itself in this
+                        # boot: one file fewer created per download.
+                        record=not self._small
+                        and not (whole and total is not None and size_tells_complete()),
                     )
                 except BaseException:
                     # What reached the part stays usable for a resume.

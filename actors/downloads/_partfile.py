@@ -658,6 +658,15 @@ def _validators(meta: dict[str, Any]) -> Validators | None:
     return Validators(_text(meta.get("etag")), _text(meta.get("last_modified")), size)
 
 
+def size_tells_complete() -> bool:
+    """True if a resume in this boot takes a part that has the size its meta
+    file records (written in this boot) for complete, as it does wherever
+    the system has a boot id: a body of known size that ended needs no
+    record of that (the publish follows at once; a run killed before it
+    leaves a part the next one publishes without a request)."""
+    return boot_id() is not None
+
+
 def _this_boot(meta: dict[str, Any]) -> bool:
     """True if ``meta`` was written in the boot running now (never where there is no boot id)."""
     boot = boot_id()
