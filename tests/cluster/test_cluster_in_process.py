@@ -350,3 +350,59 @@ def test_a_cluster_retry_resumes_the_part_a_full_disk_kept(
             assert server.seen("/big.bin")[1].headers["Range"] == f"bytes={found.group(1)}-"
     finally:
         server.close()
+
+
+def _deliver_late(system: ActorSystem, payload: str) -> None:
+    """Hand the node's keeper a change notice as its listener thread would,
+    later than the changes committed after it (a listener that lags)."""
+    from regisseur.actors._pykka import Envelope
+    from regisseur.actors.downloads.cluster_keeper import KEEPER, ClusterNote
+    from regisseur.actors.downloads.cluster_store import CHANNEL
+
+    keeper = system.registry.find(KEEPER)
+    assert keeper is not None
+    keeper.mailbox.put(Envelope(ClusterNote(CHANNEL, payload)))
+
+
+@pytest.mark.timeout(60)
+def test_a_late_notice_of_the_earlier_runs_end_does_not_end_the_retried_run(
+    pg_url: str,
+) -> None:
+    """Before retry, an ended row never ran again, so a notice of its end was
+    never stale. Now a node can reopen a row (reading its end from the table)
+    while the notice of that end, from the node that ran it, is still on its
+    way: the node then took it for a cancel elsewhere and dropped its own new
+    run (the row left In progress, owned by a node that no longer runs it),
+    and its ``wait()`` answered the old Errored record."""
+    from regisseur.actors.downloads.cluster_store import change_payload
+
+    started = threading.Event()
+    release = threading.Event()
+    runs: list[str] = []
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        runs.append(download_id)
+        if len(runs) == 1:
+            msg = "the first run fails"
+            raise RuntimeError(msg)
+        started.set()
+        assert release.wait(20)
+        return f"/done/{target_id}"
+
+    with _running(_node(pg_url, "w1", download_sources=[DownloadSource("src", impl)])) as (w1,):
+        download_id = w1.downloads.submit("src", "t", "x")
+        ended = w1.downloads.wait(download_id, timeout=20)
+    assert ended.state is DownloadState.ERRORED
+    # What node w1 announced as that run ended.
+    payload = change_payload(ended, DownloadState.IN_PROGRESS, "w1", owner=None)
+    with _running(_node(pg_url, "a", download_sources=[DownloadSource("src", impl)])) as (a,):
+        try:
+            assert a.downloads.retry(download_id) is True  # read from the table
+            assert started.wait(20)  # claimed and run here
+            _deliver_late(a, payload)
+            assert not a.downloads.status(download_id).terminal
+        finally:
+            release.set()
+        done = a.downloads.wait(download_id, timeout=20)
+        assert done.state is DownloadState.SUCCEEDED, done
+        assert done.file_path == "/done/t"
