@@ -406,3 +406,49 @@ def test_a_late_notice_of_the_earlier_runs_end_does_not_end_the_retried_run(
         done = a.downloads.wait(download_id, timeout=20)
         assert done.state is DownloadState.SUCCEEDED, done
         assert done.file_path == "/done/t"
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_retry_is_claimed_ahead_of_the_free_rows_submitted_after_it(
+    pg_url: str,
+) -> None:
+    """What the README says: the reopened row keeps its place in the submit
+    order, and claims take the oldest free rows first, so it runs before the
+    backlog of downloads submitted before the retry that no node has claimed
+    yet (a process without a cluster queues a retry behind them, as a new
+    submit). Before, the README said "like a submit" for both."""
+    hold = threading.Event()
+    held = threading.Event()
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        with lock:
+            order.append(target_id)
+            again = order.count(target_id) > 1
+        if target_id == "first" and not again:
+            msg = "the first run fails"
+            raise RuntimeError(msg)
+        if target_id == "blocker":
+            held.set()
+            assert hold.wait(20)
+        return f"/done/{target_id}"
+
+    # One runs at a time; the node claims at most one more to wait beside it.
+    source = DownloadSource("one", impl, concurrency=1)
+    with _running(_node(pg_url, "a", download_sources=[source])) as (a,):
+        first = a.downloads.submit("one", "first", "f")
+        assert a.downloads.wait(first, timeout=20).state is DownloadState.ERRORED
+        blocker = a.downloads.submit("one", "blocker", "b")
+        assert held.wait(20)
+        try:
+            backlog = [a.downloads.submit("one", f"later{i}", f"l{i}") for i in range(3)]
+            assert a.downloads.retry(first) is True
+        finally:
+            hold.set()
+        for download_id in (blocker, *backlog, first):
+            assert a.downloads.wait(download_id, timeout=20).state is DownloadState.SUCCEEDED
+    again = order.index("first", 1)
+    # later0 may have been claimed before the retry (the one waiting beside
+    # the blocker); the two behind it were still free, and come after.
+    assert again < order.index("later1") < order.index("later2"), order
