@@ -700,9 +700,8 @@ class ClusterKeeperActor(KeeperActor):
             self._claim_wanted.add(record.source)
 
     # -- notices from other nodes --------------------------------------------------------
-    def _stored(self, download_id: str) -> tuple[bool, DownloadRecord | None]:
-        """Whether the row could be read, and the download's row as stored now
-        (None: no row, or the read failed)."""
+    def _stored(self, download_id: str) -> DownloadRecord | None:
+        """The download's row as stored now (None: no row, or the read failed)."""
         self._commit()
         try:
             record = store.read_record(self.connection, download_id)
@@ -710,8 +709,8 @@ class ClusterKeeperActor(KeeperActor):
         except SQLAlchemyError as exc:
             self._read_failed(exc)
             self._claim_wanted.update(self._sources)
-            return False, None
-        return True, record
+            return None
+        return record
 
     def _note(self, note: ClusterNote) -> None:
         if note.payload is None or note.channel != cluster_store.CHANNEL:
@@ -745,13 +744,18 @@ class ClusterKeeperActor(KeeperActor):
         if record.terminal and (record.id in self._live or record.id in self._retried):
             # An end of a download that runs here, or that this node reopened:
             # a cancel elsewhere, or the notice of the end before a reopening
-            # (retry), come late. The table tells which.
-            read, stored = self._stored(record.id)
-            if stored is not None and not stored.terminal:
-                return  # older than the reopening: the row runs again
-            if read:  # else (the database unreachable): taken as it says
-                self._retried.discard(record.id)
-                record = stored or record
+            # (retry), come late. The table tells which (unreadable: taken
+            # as the notice says).
+            stored = self._stored(record.id)
+            if stored is not None and stored.terminal:
+                self._retried.discard(record.id)  # the reopened row has ended
+            if stored is not None and (stored.state, stored.updated_at) != (
+                record.state,
+                record.updated_at,
+            ):
+                # Older than the row: the change after it is announced by
+                # itself (or was this node's own, already published here).
+                return
         try:
             previous = DownloadState(body["previous"]) if body.get("previous") else None
         except ValueError:

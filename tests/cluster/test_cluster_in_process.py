@@ -395,7 +395,14 @@ def test_a_late_notice_of_the_earlier_runs_end_does_not_end_the_retried_run(
     assert ended.state is DownloadState.ERRORED
     # What node w1 announced as that run ended.
     payload = change_payload(ended, DownloadState.IN_PROGRESS, "w1", owner=None)
+    ends: list[DownloadState] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, DownloadStateChanged) and event.record.terminal:
+            ends.append(event.record.state)
+
     with _running(_node(pg_url, "a", download_sources=[DownloadSource("src", impl)])) as (a,):
+        subscription = a.downloads.subscribe(watch)
         try:
             assert a.downloads.retry(download_id) is True  # read from the table
             assert started.wait(20)  # claimed and run here
@@ -406,6 +413,13 @@ def test_a_late_notice_of_the_earlier_runs_end_does_not_end_the_retried_run(
         done = a.downloads.wait(download_id, timeout=20)
         assert done.state is DownloadState.SUCCEEDED, done
         assert done.file_path == "/done/t"
+        # Later still, after the new run's end: neither the old end nor a
+        # second announcement of the new one.
+        _deliver_late(a, payload)
+        assert a.downloads.status(download_id) == done
+        a.settle(10)
+        subscription.cancel()
+    assert ends == [DownloadState.SUCCEEDED]
 
 
 @pytest.mark.timeout(60)
