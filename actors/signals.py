@@ -16,8 +16,10 @@ program's own that does not block them) as the only one the kernel can
 pick: ``ActorSystem(main_thread_signals=True)`` starts every thread of the
 system inside :func:`signals_blocked`, from whichever thread starts it (the
 caller of ``start()``, a supervisor restarting a child), and every thread
-those threads start inherits the mask (a ``ThreadPoolExecutor`` an actor
-makes, say).
+those threads start inherits the mask (the workers of a
+``ThreadPoolExecutor`` an actor submits to, say: a pool starts its threads
+from the thread that submits, so the program's own threads submitting to
+it start unblocked ones).
 
 Child processes: a process started from a thread that blocks signals
 (``subprocess``, ``os.fork``, ``multiprocessing``) starts with them blocked

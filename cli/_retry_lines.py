@@ -10,9 +10,9 @@ lines of the run's view and ignores every other one.
 The handler is on the process-wide ``regisseur`` logger, which every
 system in the process logs to: a program that calls ``main()`` beside a
 system of its own logs that system's retries there too. Only the run's
-own are shown: those logged on a thread of the run's system (the record's
-``thread``, among ``system.threads()``: each actor's code runs on its
-cell's thread, and no two live threads share an ident).
+own are shown: those logged on a thread of the run's system (the thread
+``emit`` runs on, among ``system.threads()``: each actor's code runs on
+its cell's thread, and no two live threads share an ident).
 
 Threads: ``emit`` runs on the thread that logged the record; the view's
 ``say`` takes its own lock. Failures: a record without the expected
@@ -22,6 +22,7 @@ fields is shown with what it has; nothing is raised.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from regisseur.cli._error_text import beside_url
@@ -56,7 +57,12 @@ class RetryLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "event", None) != _EVENT:
             return
-        if all(thread.ident != record.thread for thread in self._threads()):
+        # The thread that logged it: this one (a handler on a logger runs on
+        # the logging thread). Not ``record.thread``: None when a program
+        # sets ``logging.logThreads = False``, and another process's thread
+        # for a record handed on from there.
+        here = threading.get_ident()
+        if all(thread.ident != here for thread in self._threads()):
             return  # another system's retry (a program calling main() beside its own)
         fields: dict[str, Any] = getattr(record, "fields", None) or {}
         url = fields.get("url", "?")

@@ -259,6 +259,30 @@ def test_a_program_calling_main_beside_its_own_system_sees_only_the_runs_retries
     assert sum(line.startswith("retrying ") for line in lines) == 2, result.stderr
 
 
+# A program that turns off the thread fields of its log records (a documented
+# logging switch: ``logging.logThreads``) and then calls main().
+_NO_THREAD_FIELDS = """
+import logging, sys
+from regisseur.cli import main
+
+logging.logThreads = False
+sys.exit(main(["download", sys.argv[1], "-o", sys.argv[2], "--retries", "1", "--plain"]))
+"""
+
+
+def test_the_retry_lines_show_when_log_records_carry_no_thread(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: the run told its own retries by the record's ``thread``, which
+    is None when the program set ``logging.logThreads = False``: no retry
+    line at all. The handler runs on the thread that logged, so it asks that."""
+    busy = server.url("/busy.bin")
+    result = run(busy, str(tmp_path), script=_NO_THREAD_FIELDS)
+    assert result.returncode == 1, result.stderr
+    line = f"retrying {busy} in 0 s (attempt 2 of 2): HTTP 503 Service Unavailable"
+    assert line in result.stderr.splitlines(), result.stderr
+
+
 @pytest.mark.parametrize("where", [(), ("download",)])
 def test_version(where: tuple[str, ...]) -> None:
     result = run(*where, "--version")

@@ -19,7 +19,9 @@ every sleeper each round, and each woken thread took the GIL in turn.
 Threads: any (the workers of one source call it concurrently); the state is
 this object's, guarded by its lock. An ``fsync`` never runs with the lock
 held. Failures: the caller whose ``fsync`` failed gets the ``OSError``; the
-next queued caller is handed the lead and tries again itself.
+next queued caller is handed the lead and tries again itself. A queued
+caller whose wait ends by an exception (Ctrl-C's ``KeyboardInterrupt``, on
+the main thread) leaves the queue, or hands on the lead it was given.
 """
 
 from __future__ import annotations
@@ -83,10 +85,43 @@ class DirectorySync:
                 waiter = None
                 self._running = True
         if waiter is not None:
-            self._on_queue(waiter)  # holds until covered, or until this caller leads
+            try:
+                self._on_queue(waiter)  # holds until covered, or until this caller leads
+            except BaseException:
+                self._leave(waiter)
+                raise
             if not waiter.lead:
                 return
         self._lead()
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """``waiter``'s caller left its wait by an exception (a KeyboardInterrupt
+        on the main thread): off the queue, or, if it was handed the lead
+        meanwhile, the lead handed on (else no caller would ever run the next
+        fsync, and every later one would sleep for ever)."""
+        with self._lock:
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+                return
+            # Popped by the caller that woke it (under this lock: ``lead`` is final).
+            wake = self._hand_on_locked() if waiter.lead else []
+        for other in wake:
+            other.wake.release()
+
+    def _hand_on_locked(self) -> list[_Waiter]:
+        """With the lock held: the queued callers an fsync covered, then the
+        first it did not, made to lead the next one (or no fsync runs)."""
+        wake: list[_Waiter] = []
+        queue = self._queue
+        while queue and queue[0].ticket <= self._done:
+            wake.append(queue.popleft())
+        if queue:  # came after the last fsync began: the first runs the next one
+            leader = queue.popleft()
+            leader.lead = True
+            wake.append(leader)
+        else:
+            self._running = False
+        return wake
 
     def _on_queue(self, waiter: _Waiter) -> None:
         """Sleep until the caller that wakes ``waiter`` released its lock."""
@@ -101,18 +136,9 @@ class DirectorySync:
             sync_directory(self.directory)
             done = True
         finally:
-            wake: list[_Waiter] = []
             with self._lock:
                 if done:
                     self._done = max(self._done, covered)
-                queue = self._queue
-                while queue and queue[0].ticket <= self._done:
-                    wake.append(queue.popleft())
-                if queue:  # came after this fsync began: the first runs the next one
-                    leader = queue.popleft()
-                    leader.lead = True
-                    wake.append(leader)
-                else:
-                    self._running = False
+                wake = self._hand_on_locked()
             for waiter in wake:
                 waiter.wake.release()

@@ -117,6 +117,9 @@ class ClusterKeeperActor(KeeperActor):
         # The fencing token of this node's claim of each download it holds
         # (the table's claim column); every write is conditional on it.
         self._tokens: dict[str, int] = {}
+        # Ended downloads this node reopened (retry), until a notice of their
+        # next end: a notice of the end before the reopening may still come.
+        self._retried: set[str] = set()
         self.claimed = 0
         self.lost = 0
         self.fences = 0
@@ -456,7 +459,10 @@ class ClusterKeeperActor(KeeperActor):
         claim above every earlier run's. That node's source resumes what an
         earlier run kept where it can see it (``HttpSource``: a ``.part`` in
         its own download directory, or in one the nodes share); elsewhere
-        the download starts over.
+        the download starts over. The notice of the end it reopened may still
+        be on its way here (read from the table, not from a notice): until
+        a notice of its next end, an end notice of it is checked against the
+        table (``_note``), as one of a download that runs here is.
         """
         if download_id in self._live or download_id in self._inserts:
             return False
@@ -480,6 +486,7 @@ class ClusterKeeperActor(KeeperActor):
         self._done.pop(download_id, None)  # reopened, here or by another node: read anew
         if not done:
             return False
+        self._retried.add(download_id)
         self._ack_event(DownloadStateChanged(reopened, record.state))
         if reopened.source in self._sources:
             self._claim_wanted.add(reopened.source)
@@ -693,6 +700,18 @@ class ClusterKeeperActor(KeeperActor):
             self._claim_wanted.add(record.source)
 
     # -- notices from other nodes --------------------------------------------------------
+    def _stored(self, download_id: str) -> DownloadRecord | None:
+        """The download's row as stored now (None: no row, or the read failed)."""
+        self._commit()
+        try:
+            record = store.read_record(self.connection, download_id)
+            self.connection.rollback()
+        except SQLAlchemyError as exc:
+            self._read_failed(exc)
+            self._claim_wanted.update(self._sources)
+            return None
+        return record
+
     def _note(self, note: ClusterNote) -> None:
         if note.payload is None or note.channel != cluster_store.CHANNEL:
             # A (re)connect or a change of nodes: free work may be waiting.
@@ -722,6 +741,21 @@ class ClusterKeeperActor(KeeperActor):
             if not record.terminal and record.id not in self._live:
                 self.system.events.publish(DownloadProgressed(record))
             return
+        if record.terminal and (record.id in self._live or record.id in self._retried):
+            # An end of a download that runs here, or that this node reopened:
+            # a cancel elsewhere, or the notice of the end before a reopening
+            # (retry), come late. The table tells which (unreadable: taken
+            # as the notice says).
+            stored = self._stored(record.id)
+            if stored is not None and stored.terminal:
+                self._retried.discard(record.id)  # the reopened row has ended
+            if stored is not None and (stored.state, stored.updated_at) != (
+                record.state,
+                record.updated_at,
+            ):
+                # Older than the row: the change after it is announced by
+                # itself (or was this node's own, already published here).
+                return
         try:
             previous = DownloadState(body["previous"]) if body.get("previous") else None
         except ValueError:

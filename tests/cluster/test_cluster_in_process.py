@@ -350,3 +350,119 @@ def test_a_cluster_retry_resumes_the_part_a_full_disk_kept(
             assert server.seen("/big.bin")[1].headers["Range"] == f"bytes={found.group(1)}-"
     finally:
         server.close()
+
+
+def _deliver_late(system: ActorSystem, payload: str) -> None:
+    """Hand the node's keeper a change notice as its listener thread would,
+    later than the changes committed after it (a listener that lags)."""
+    from regisseur.actors._pykka import Envelope
+    from regisseur.actors.downloads.cluster_keeper import KEEPER, ClusterNote
+    from regisseur.actors.downloads.cluster_store import CHANNEL
+
+    keeper = system.registry.find(KEEPER)
+    assert keeper is not None
+    keeper.mailbox.put(Envelope(ClusterNote(CHANNEL, payload)))
+
+
+@pytest.mark.timeout(60)
+def test_a_late_notice_of_the_earlier_runs_end_does_not_end_the_retried_run(
+    pg_url: str,
+) -> None:
+    """Before retry, an ended row never ran again, so a notice of its end was
+    never stale. Now a node can reopen a row (reading its end from the table)
+    while the notice of that end, from the node that ran it, is still on its
+    way: the node then took it for a cancel elsewhere and dropped its own new
+    run (the row left In progress, owned by a node that no longer runs it),
+    and its ``wait()`` answered the old Errored record."""
+    from regisseur.actors.downloads.cluster_store import change_payload
+
+    started = threading.Event()
+    release = threading.Event()
+    runs: list[str] = []
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        runs.append(download_id)
+        if len(runs) == 1:
+            msg = "the first run fails"
+            raise RuntimeError(msg)
+        started.set()
+        assert release.wait(20)
+        return f"/done/{target_id}"
+
+    with _running(_node(pg_url, "w1", download_sources=[DownloadSource("src", impl)])) as (w1,):
+        download_id = w1.downloads.submit("src", "t", "x")
+        ended = w1.downloads.wait(download_id, timeout=20)
+    assert ended.state is DownloadState.ERRORED
+    # What node w1 announced as that run ended.
+    payload = change_payload(ended, DownloadState.IN_PROGRESS, "w1", owner=None)
+    ends: list[DownloadState] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, DownloadStateChanged) and event.record.terminal:
+            ends.append(event.record.state)
+
+    with _running(_node(pg_url, "a", download_sources=[DownloadSource("src", impl)])) as (a,):
+        subscription = a.downloads.subscribe(watch)
+        try:
+            assert a.downloads.retry(download_id) is True  # read from the table
+            assert started.wait(20)  # claimed and run here
+            _deliver_late(a, payload)
+            assert not a.downloads.status(download_id).terminal
+        finally:
+            release.set()
+        done = a.downloads.wait(download_id, timeout=20)
+        assert done.state is DownloadState.SUCCEEDED, done
+        assert done.file_path == "/done/t"
+        # Later still, after the new run's end: neither the old end nor a
+        # second announcement of the new one.
+        _deliver_late(a, payload)
+        assert a.downloads.status(download_id) == done
+        a.settle(10)
+        subscription.cancel()
+    assert ends == [DownloadState.SUCCEEDED]
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_retry_is_claimed_ahead_of_the_free_rows_submitted_after_it(
+    pg_url: str,
+) -> None:
+    """What the README says: the reopened row keeps its place in the submit
+    order, and claims take the oldest free rows first, so it runs before the
+    backlog of downloads submitted before the retry that no node has claimed
+    yet (a process without a cluster queues a retry behind them, as a new
+    submit). Before, the README said "like a submit" for both."""
+    hold = threading.Event()
+    held = threading.Event()
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def impl(download_id: str, target_id: str, name: str) -> str:
+        with lock:
+            order.append(target_id)
+            again = order.count(target_id) > 1
+        if target_id == "first" and not again:
+            msg = "the first run fails"
+            raise RuntimeError(msg)
+        if target_id == "blocker":
+            held.set()
+            assert hold.wait(20)
+        return f"/done/{target_id}"
+
+    # One runs at a time; the node claims at most one more to wait beside it.
+    source = DownloadSource("one", impl, concurrency=1)
+    with _running(_node(pg_url, "a", download_sources=[source])) as (a,):
+        first = a.downloads.submit("one", "first", "f")
+        assert a.downloads.wait(first, timeout=20).state is DownloadState.ERRORED
+        blocker = a.downloads.submit("one", "blocker", "b")
+        assert held.wait(20)
+        try:
+            backlog = [a.downloads.submit("one", f"later{i}", f"l{i}") for i in range(3)]
+            assert a.downloads.retry(first) is True
+        finally:
+            hold.set()
+        for download_id in (blocker, *backlog, first):
+            assert a.downloads.wait(download_id, timeout=20).state is DownloadState.SUCCEEDED
+    again = order.index("first", 1)
+    # later0 may have been claimed before the retry (the one waiting beside
+    # the blocker); the two behind it were still free, and come after.
+    assert again < order.index("later1") < order.index("later2"), order

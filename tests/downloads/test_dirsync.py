@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import TYPE_CHECKING
 
@@ -184,3 +185,68 @@ def test_many_callers_each_return_after_an_fsync_that_began_after_their_change(
         thread.join(WAIT)
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
+
+
+class _Interrupted(Exception):
+    """What the test's signal handler raises in the main thread's wait."""
+
+
+@pytest.mark.timeout(60)
+def test_a_caller_interrupted_while_it_waits_leaves_no_lead_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that leaves its wait by an exception (Ctrl-C's KeyboardInterrupt
+    on the main thread: a lock's wait there is interrupted by a signal whose
+    handler raises) must not take the next fsync's lead with it: later callers
+    would sleep for ever."""
+    release = threading.Event()
+    started: list[int] = []
+    progress = threading.Condition()
+
+    def first_blocks(directory: Path) -> None:
+        with progress:
+            started.append(len(started))
+            progress.notify_all()
+        if len(started) == 1:
+            assert release.wait(WAIT)
+
+    monkeypatch.setattr(_dirsync, "sync_directory", first_blocks)
+    sync = _Counted(tmp_path)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    main = threading.get_ident()
+    first = threading.Thread(target=sync.sync)
+    later = threading.Thread(target=sync.sync)
+
+    def interrupt_the_waiting_main_thread() -> None:
+        with sync.seen:
+            assert sync.seen.wait_for(lambda: sync.waiting == 1, WAIT)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    kicker = threading.Thread(target=interrupt_the_waiting_main_thread)
+    try:
+        first.start()
+        with progress:
+            assert progress.wait_for(lambda: len(started) == 1, WAIT)
+        kicker.start()
+        with pytest.raises(_Interrupted):
+            sync.sync()  # queued behind the first caller's fsync, then interrupted
+        kicker.join(WAIT)
+        release.set()
+        first.join(WAIT)
+        later.start()
+        later.join(5.0)  # one fsync of its own, not blocked: well within this
+        assert not later.is_alive(), "a later caller waits for a lead nobody holds"
+        assert len(started) == 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        release.set()
+        for waiter in list(sync._queue):  # a failed run: let its sleepers go
+            waiter.lead = False
+            waiter.wake.release()
+        for thread in (first, later, kicker):
+            if thread.ident is not None:
+                thread.join(WAIT)
