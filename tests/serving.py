@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import http.server
     import socketserver
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["answer_empty", "answer_held", "serving"]
+__all__ = ["answer_empty", "answer_held", "answer_in_stages", "serving"]
 
 
 @contextlib.contextmanager
@@ -68,6 +68,21 @@ def answer_held(
     ``first`` is set and the rest waits for ``gate`` (at most ``wait``
     seconds). A client that goes away ends the answer quietly.
     """
+    answer_in_stages(handler, body, [(chunk, first, gate)], wait=wait)
+
+
+def answer_in_stages(
+    handler: http.server.BaseHTTPRequestHandler,
+    body: bytes,
+    stages: Sequence[tuple[int, threading.Event, threading.Event]],
+    *,
+    wait: float,
+) -> None:
+    """:func:`answer_held` with several holds: from byte 0, while the last
+    stage's gate is not set, each ``(end, sent, gate)`` in turn sends the
+    body up to byte ``end``, sets ``sent`` and waits for ``gate`` (at most
+    ``wait`` seconds); then the rest. A ranged request gets the rest at once.
+    """
     ranged = handler.headers.get("Range")
     start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
     handler.send_response(206 if ranged else 200)
@@ -77,12 +92,13 @@ def answer_held(
     handler.send_header("ETag", '"v1"')
     handler.end_headers()
     try:
-        if start == 0 and not gate.is_set():
-            handler.wfile.write(body[:chunk])
-            handler.wfile.flush()
-            first.set()
-            gate.wait(wait)
-            start = chunk
+        if start == 0 and stages and not stages[-1][2].is_set():
+            for end, sent, gate in stages:
+                handler.wfile.write(body[start:end])
+                handler.wfile.flush()
+                sent.set()
+                gate.wait(wait)
+                start = end
         handler.wfile.write(body[start:])
     except OSError:  # the client went away (stopped, interrupted)
         handler.close_connection = True

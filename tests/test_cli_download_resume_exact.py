@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving import answer_empty, serving
+from tests.serving import answer_empty, answer_in_stages, serving
 from tests.test_cli_download import ROOT, WAIT, cli, run, succeeded, wait_until
 
 if TYPE_CHECKING:
@@ -47,30 +47,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path.rsplit("/", 1)[-1] != "big.bin":
             answer_empty(self, 404)
             return
-        ranged = self.headers.get("Range")
-        server.ranges.append(ranged)
-        body = server.body
-        start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
-        self.send_response(206 if ranged else 200)
-        if ranged:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.send_header("ETag", '"v1"')
-        self.end_headers()
-        try:
-            if start == 0 and not server.gate.is_set():
-                for first, last, sent, go_on in (
-                    (0, FIRST, server.first_sent, server.more),
-                    (FIRST, FIRST + MORE, server.more_sent, server.gate),
-                ):
-                    self.wfile.write(body[first:last])
-                    self.wfile.flush()
-                    sent.set()
-                    go_on.wait(WAIT)
-                start = FIRST + MORE
-            self.wfile.write(body[start:])
-        except OSError:  # the client was killed
-            self.close_connection = True
+        server.ranges.append(self.headers.get("Range"))
+        stages = [
+            (FIRST, server.first_sent, server.more),
+            (FIRST + MORE, server.more_sent, server.gate),
+        ]
+        answer_in_stages(self, server.body, stages, wait=WAIT)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
