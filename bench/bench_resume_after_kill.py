@@ -5,9 +5,9 @@ Run: ``python bench/bench_resume_after_kill.py [--rounds R] [--mib M]
 
 nginx (a config of this bench's own: 127.0.0.1, a free port, a temporary
 directory, an access log with each request's ``Range``) serves one file of
-M MiB (default 96) at ``limit_rate`` RATE (default ``32m``: a checkpoint
-every 4 MiB comes about every 0.13 s), so a run is mid-download for a few
-seconds. Each round:
+M MiB (default 96) at ``limit_rate`` RATE (default ``32m``), so a run is
+mid-download for a few seconds, past its first checkpoint (after the first
+chunk; then every 32 MiB or 5 s). Each round:
 
 1. ``regisseur download URL -o DIR --plain`` starts (a real process);
 2. once its ``.part`` holds a random number of bytes (between 4 and
@@ -33,7 +33,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,74 +40,31 @@ import tempfile
 import time
 from pathlib import Path
 
-_NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    log_format ranged '$request_uri "$http_range" $status';
-    access_log {prefix}/access.log ranged;
-    sendfile on;
-    sendfile_max_chunk 128k;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        limit_rate {rate};
-    }}
-}}
-"""
+from bench_small_files import _Nginx as _BenchNginx  # this folder: run as a script
+
 _WAIT = 120.0  # seconds any one step may take before the bench gives up
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+class _Nginx(_BenchNginx):
+    """bench_small_files' nginx, with an access log of each request's ``Range``
+    and a rate limit."""
 
-
-class _Nginx:
     def __init__(self, prefix: Path, root: Path, rate: str) -> None:
-        self.port = _free_port()
         self.log = prefix / "access.log"
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = prefix / "nginx.conf"
-        conf.write_text(
-            _NGINX_CONF.format(user=user, prefix=prefix, port=self.port, root=root, rate=rate),
-            encoding="utf-8",
+        super().__init__(
+            prefix,
+            root,
+            http_directives=(
+                "log_format ranged '$request_uri \"$http_range\" $status'; "
+                f"access_log {self.log} ranged; sendfile_max_chunk 128k;"
+            ),
+            server_directives=f"limit_rate {rate};",
         )
-        self.process = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(prefix)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
     def ranges(self) -> list[str]:
         """The ``Range`` of each request logged so far (``-`` for none)."""
         text = self.log.read_text(encoding="utf-8") if self.log.exists() else ""
         return re.findall(r'^\S+ "([^"]*)" \d+$', text, flags=re.MULTILINE)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def _command(url: str, directory: Path, sha256: str | None) -> list[str]:

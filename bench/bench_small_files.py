@@ -103,7 +103,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {http_directives}
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
@@ -116,6 +116,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        {server_directives}
     }}
 }}
 """
@@ -126,12 +127,28 @@ class _Nginx:
 
     name = "nginx"
 
-    def __init__(self, prefix: Path, root: Path) -> None:
+    def __init__(
+        self,
+        prefix: Path,
+        root: Path,
+        *,
+        http_directives: str = "access_log off;",
+        server_directives: str = "",
+    ) -> None:
+        """``http_directives`` and ``server_directives`` go into those blocks
+        (another bench's access log, a rate limit)."""
         self.port = _free_port()
         user = "user root;" if os.geteuid() == 0 else ""
         conf = prefix / "nginx.conf"
         conf.write_text(
-            _NGINX_CONF.format(user=user, prefix=prefix, port=self.port, root=root),
+            _NGINX_CONF.format(
+                user=user,
+                prefix=prefix,
+                port=self.port,
+                root=root,
+                http_directives=http_directives,
+                server_directives=server_directives,
+            ),
             encoding="utf-8",
         )
         self.process = subprocess.Popen(
