@@ -71,7 +71,6 @@ from regisseur.actors.downloads._partfile import (
     PartSyncError,
     ResumePoint,
     Validators,
-    size_tells_complete,
 )
 from regisseur.actors.downloads.context import REPORT_INTERVAL
 from regisseur.actors.downloads.errors import StaleClaimError
@@ -261,6 +260,7 @@ class Fetch:
             self.directory,
             (ctx.original_filename, name_from_url(self.url), display_name),
             ctx.download_id,
+            file_systems=source.file_systems,
         )
         self._shared = self.part  # made from the download's names (see PartFile.set_aside)
         self.server_name: str | None = None
@@ -810,7 +810,7 @@ class Fetch:
                         # A known size says "complete" by itself in this
                         # boot: one file fewer created per download.
                         record=not self._small
-                        and not (whole and total is not None and size_tells_complete()),
+                        and not (whole and total is not None and self.part.size_tells_complete()),
                     )
                 except BaseException:
                     # What reached the part stays usable for a resume.

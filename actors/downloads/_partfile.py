@@ -61,8 +61,9 @@ offset, as before), and where that size is unknown one byte short of the
 part's end: a range that starts at the end of the body would be refused
 (416) and start the download over. Another boot's meta file (a reboot, or
 a part on a network file system another machine wrote), one without a
-boot, or a system without a boot id: at the recorded offset, bytes past
-it cut off.
+boot, a system without a boot id, or a part on a network or FUSE file
+system (whose server may drop bytes a dead writer left to write back,
+see ``_localfs``): at the recorded offset, bytes past it cut off.
 
 Used by one worker thread at a time (the download's).
 """
@@ -81,6 +82,7 @@ import stat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from regisseur.actors.downloads._boot import boot_id
+from regisseur.actors.downloads._localfs import FileSystems, keeps_dead_writers_bytes
 from regisseur.actors.downloads.names import MAX_NAME_BYTES, choose_filename
 
 if TYPE_CHECKING:
@@ -244,13 +246,17 @@ class PartFile:
         names: Sequence[str | None],
         download_id: str,
         run: int | None = None,
+        file_systems: FileSystems | None = None,
     ) -> None:
         """``names``: where the name may come from, best first (see ``choose_filename``).
 
         ``run``: a part of this run of the download alone (``<name>.<id>~<run>.part``),
-        beside the shared one; see :meth:`aside`.
+        beside the shared one; see :meth:`aside`. ``file_systems``: the
+        owner's answers of whether a file system keeps a dead writer's bytes
+        (else looked up at each question).
         """
         self._directory, self._names, self._download_id = directory, tuple(names), download_id
+        self._file_systems = file_systems
         tag = part_tag(download_id) if run is None else f"{part_tag(download_id)}{_ASIDE}{run}"
         suffix = f".{tag}{PART_SUFFIX}"
         room = MAX_NAME_BYTES - len(suffix) - len(META_SUFFIX) - len(_TEMPORARY_SUFFIX)
@@ -285,7 +291,7 @@ class PartFile:
         once awake, is fenced: it publishes nothing and removes its part.
         A later run of the download finds this one with :meth:`set_aside`.
         """
-        return PartFile(self._directory, self._names, self._download_id, run)
+        return PartFile(self._directory, self._names, self._download_id, run, self._file_systems)
 
     def set_aside(self) -> list[PartFile]:
         """The parts of this download set aside in its directory (not locked,
@@ -564,13 +570,32 @@ class PartFile:
             return None
         if meta.get("complete") is True:
             return ResumePoint(offset, validators, True)
-        if size > offset and _this_boot(meta):
+        if size > offset and _this_boot(meta) and self._size_kept():
             # Every byte up to the size is the body's (see the module docstring).
             if known is None:
                 offset = size - 1  # a byte left to ask for: a range from the end is refused
             elif size <= known:
                 offset = size
         return ResumePoint(offset, validators, offset == known)
+
+    def size_tells_complete(self) -> bool:
+        """True if a resume in this boot takes this part, once it has the size
+        its meta file (written in this boot) records, for complete: where the
+        system has a boot id and the part is on a local file system. A body
+        of known size that ended then needs no record of that (the publish
+        follows at once; a run killed before it leaves a part the next one
+        publishes without a request)."""
+        return boot_id() is not None and self._size_kept()
+
+    def _size_kept(self) -> bool:
+        """True if the part's file system keeps what a dead writer wrote (``_localfs``)."""
+        try:
+            info = os.fstat(self._fd) if self._fd is not None else os.lstat(self.path)
+        except OSError:
+            return False
+        if self._file_systems is not None:
+            return self._file_systems.keep_dead_writers_bytes(info.st_dev)
+        return keeps_dead_writers_bytes(info.st_dev)
 
     def open(self, offset: int) -> io.BufferedWriter:
         """The locked part for writing at ``offset`` (anything after it is cut off)."""
@@ -656,15 +681,6 @@ def _validators(meta: dict[str, Any]) -> Validators | None:
     if not _count(size, none_ok=True):
         return None
     return Validators(_text(meta.get("etag")), _text(meta.get("last_modified")), size)
-
-
-def size_tells_complete() -> bool:
-    """True if a resume in this boot takes a part that has the size its meta
-    file records (written in this boot) for complete, as it does wherever
-    the system has a boot id: a body of known size that ended needs no
-    record of that (the publish follows at once; a run killed before it
-    leaves a part the next one publishes without a request)."""
-    return boot_id() is not None
 
 
 def _this_boot(meta: dict[str, Any]) -> bool:

@@ -62,6 +62,7 @@ from regisseur.actors.downloads._http_fetch import Fetch
 from regisseur.actors.downloads._http_log import ClientLogRedaction
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
+from regisseur.actors.downloads._localfs import FileSystems
 from regisseur.actors.downloads._partfile import parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.source import DownloadSource
@@ -209,6 +210,8 @@ class HttpSource(DownloadSource):
         self.fsync = fsync
         # Workers publishing at the same time share one fsync of the directory.
         self.directory_sync = DirectorySync(self.download_directory)
+        # Whether a part's file system keeps a dead run's bytes (_localfs).
+        self.file_systems = FileSystems()
         self._resolved: tuple[Path, Path] | None = None  # see resolved_directory
         self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from regisseur.actors.downloads import _partfile
+from regisseur.actors.downloads import _localfs, _partfile
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from tests.downloads.conftest import Harness, HttpServer, sha256
 
@@ -117,6 +117,27 @@ def test_where_there_is_no_boot_id_a_part_resumes_at_its_checkpoint(
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["nfs4", "cifs", "fuse.sshfs"])
+def test_a_part_on_a_network_file_system_resumes_at_its_checkpoint(
+    harness: Harness, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Its server may drop bytes a killed writer left to write back (the file
+    keeps its size, with zeros there): trusted only as far as its checkpoint."""
+    monkeypatch.setattr(_localfs, "file_system_type", lambda device: kind)
+    part = left(harness, BODY[:5000], 3000)
+    assert recorded_boot(part) == THIS_BOOT
+    assert fetch(harness, http_server) == ["bytes=3000-"]
+
+
+def test_the_test_machines_own_file_system_is_known_and_local(tmp_path: Path) -> None:
+    """The lookup in /proc/self/mountinfo finds the type of a real directory's
+    file system (the resume at a part's size depends on it)."""
+    device = os.stat(tmp_path).st_dev
+    assert _localfs.file_system_type(device) not in (None, "")
+    assert _localfs.keeps_dead_writers_bytes(device)
+
+
+@pytest.mark.timeout(30)
 def test_of_the_parts_set_aside_the_one_with_the_most_bytes_on_disk_is_continued(
     harness: Harness, http_server: HttpServer
 ) -> None:
@@ -130,3 +151,21 @@ def test_of_the_parts_set_aside_the_one_with_the_most_bytes_on_disk_is_continued
     assert Path(path).read_bytes() == BODY
     assert [s.headers["Range"] for s in http_server.seen("/data.bin")] == ["bytes=7000-"]
     assert harness.files() == ["data.bin"]
+
+
+def test_a_source_looks_a_devices_file_system_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per device, not per download: /proc/self/mountinfo can be long."""
+    looked: list[int] = []
+    real = _localfs.file_system_type
+
+    def counting(device: int) -> str | None:
+        looked.append(device)
+        return real(device)
+
+    monkeypatch.setattr(_localfs, "file_system_type", counting)
+    known = _localfs.FileSystems()
+    device = os.stat(tmp_path).st_dev
+    assert all(known.keep_dead_writers_bytes(device) for _ in range(3))
+    assert looked == [device]
