@@ -14,13 +14,12 @@ import functools
 import http.server
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fresh_python import run_python
 from tests.serving import serving
 
 pytestmark = pytest.mark.timeout(120)
@@ -72,18 +71,8 @@ def test_a_download_of_one_file_loads_no_module_it_does_not_use(tmp_path: Path) 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     url = f"http://127.0.0.1:{server.server_address[1]}/file.bin"
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
     with serving(server):
-        result = subprocess.run(
-            [sys.executable, "-c", _RUN, url, str(tmp_path / "out")],
-            cwd=tmp_path,  # not the repository root, where ``cli/`` is a plain folder
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=100,
-            check=False,
-        )
+        result = run_python(_RUN, url, str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == str(tmp_path / "out" / "file.bin")  # the run delivered the file

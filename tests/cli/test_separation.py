@@ -8,12 +8,11 @@ demo, the terminal views) builds on them and never the other way round.
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fresh_python import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ("actors", "messages", "supervision")
@@ -126,16 +125,6 @@ system.stop()
 loaded = sorted(m for m in sys.modules if m == "regisseur.cli" or m.startswith("regisseur.cli."))
 print(loaded)
 """
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,  # not the repository root, where ``cli/`` is a plain folder
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
+    result = run_python(code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
