@@ -114,7 +114,13 @@ def _waiting(server: two_writers.Server, directory: Path, log: Path, owner: _Run
     return waiter
 
 
-def _one_success(directory: Path, url: str) -> None:
+def _one_success(
+    server: two_writers.Server, directory: Path, url: str, fetched: list[str | None]
+) -> None:
+    """The file was fetched with the ``Range`` headers ``fetched`` and is whole;
+    its download has one Succeeded record and nothing else is left behind."""
+    assert server.fetched("a.bin") == fetched
+    assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
     status = run("status", str(directory), "--json")
     assert status.returncode == 0, status.stderr
     states = [d["state"] for d in json.loads(status.stdout)["downloads"] if d["target_id"] == url]
@@ -149,9 +155,7 @@ def test_a_run_waiting_for_a_killed_runs_download_takes_it_over_and_finishes_it(
     assert "FAILED" not in err
     assert out.splitlines() == [str(directory / "a.bin")]
     # Resumed from the part's last byte, whatever its last checkpoint recorded.
-    assert server.fetched("a.bin") == [None, f"bytes={server.first}-"]
-    assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
-    _one_success(directory, url)
+    _one_success(server, directory, url, [None, f"bytes={server.first}-"])
 
 
 @pytest.mark.timeout(120)
@@ -179,9 +183,7 @@ def test_of_two_runs_waiting_for_a_killed_runs_download_exactly_one_takes_it_ove
         assert "1 of 1 download(s) done" in err
     takers = [err for _, _, err in results if "taking over" in err]
     assert len(takers) == 1, [err for _, _, err in results]
-    assert server.fetched("a.bin") == [None, f"bytes={server.first}-"]  # once, by one run
-    assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
-    _one_success(directory, url)
+    _one_success(server, directory, url, [None, f"bytes={server.first}-"])  # once, by one run
 
 
 @pytest.mark.timeout(120)
@@ -213,6 +215,4 @@ def test_a_frozen_run_keeps_its_download_and_finishes_it_when_continued(
     assert code == 0, err
     assert "taking over" not in err
     assert out.splitlines() == [str(directory / "a.bin")]
-    assert server.fetched("a.bin") == [None]  # only the owner's request
-    assert (directory / "a.bin").read_bytes() == server.bodies["a.bin"]
-    _one_success(directory, url)
+    _one_success(server, directory, url, [None])  # only the owner's request
