@@ -30,7 +30,10 @@ order that rotates per round:
 All sides run in this process against the same server, one after the
 other, so the machine's noise hits each of them; the ratios are taken per
 round (neighbours in time) and their median is reported, with the client
-process's CPU seconds per side. Ratios to requests, like for like:
+process's CPU seconds and thread switches per download for each side (a
+voluntary switch is a thread that blocked: on a socket with no data yet, or
+waiting for the GIL another thread holds; the system's hand-offs show
+there, see bench/RESULTS.md). Ratios to requests, like for like:
 regisseur without fsync (the library's overhead; target >= 1.0 for the
 copy path, ``--tls`` and ``--no-splice``: HTTPS and checksummed downloads), impl
 without fsync, and regisseur with fsync against requests with fsync
@@ -55,7 +58,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -132,9 +135,25 @@ def _certificate(folder: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+class Usage(NamedTuple):
+    """The client process's CPU seconds and thread switches (all its threads,
+    ended ones included; not the server's process)."""
+
+    cpu: float
+    voluntary: int  # a thread blocked: a read with no data yet, a wait for the GIL or a lock
+    involuntary: int  # a thread was preempted
+
+    @classmethod
+    def now(cls) -> Usage:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(usage.ru_utime + usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.cpu - other.cpu,
+            self.voluntary - other.voluntary,
+            self.involuntary - other.involuntary,
+        )
 
 
 def run_regisseur(
@@ -144,8 +163,8 @@ def run_regisseur(
     *,
     fsync: bool,
     verify: bool | str = True,
-) -> tuple[float, float]:
-    """Seconds (and client CPU seconds) to download every URL through an ActorSystem's HttpSource.
+) -> tuple[float, Usage]:
+    """Seconds (and the client's usage) to download every URL through an ActorSystem's HttpSource.
 
     One subscription counts the terminal records (as an application would
     watch many downloads), instead of one ``wait()`` per download.
@@ -164,7 +183,7 @@ def run_regisseur(
                     done.set()
 
         system.downloads.subscribe(watch, progress=False)
-        cpu_before = _cpu_seconds()
+        before = Usage.now()
         started = time.perf_counter()
         for url in urls:
             system.downloads.submit("http", url, url.rsplit("/", 1)[-1])
@@ -172,16 +191,16 @@ def run_regisseur(
             msg = f"only {len(ended)} of {len(urls)} downloads ended"
             raise RuntimeError(msg)
         seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_before
+        used = Usage.now() - before
         failed = [e.record for e in ended if e.record.state is not DownloadState.SUCCEEDED]
         if failed:
             msg = f"download failed: {failed[0].error}"
             raise RuntimeError(msg)
-        return seconds, cpu
+        return seconds, used
 
 
-def run_impl(urls: list[str], directory: Path, verify: bool | str = True) -> tuple[float, float]:
-    """Seconds (and CPU seconds) to download every URL with HttpSource.fetch in 4 threads."""
+def run_impl(urls: list[str], directory: Path, verify: bool | str = True) -> tuple[float, Usage]:
+    """Seconds (and the client's usage) to download every URL with HttpSource.fetch in 4 threads."""
     source = HttpSource(
         directory=directory, concurrency=CONCURRENCY, chunk_size=CHUNK, fsync=False, verify=verify
     )
@@ -220,7 +239,7 @@ def run_impl(urls: list[str], directory: Path, verify: bool | str = True) -> tup
         finally:
             source.close_session(session)
 
-    cpu_before = _cpu_seconds()
+    before = Usage.now()
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
     for thread in threads:
@@ -228,17 +247,17 @@ def run_impl(urls: list[str], directory: Path, verify: bool | str = True) -> tup
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    cpu = _cpu_seconds() - cpu_before
+    used = Usage.now() - before
     timers.close()
     if errors:
         raise errors[0]
-    return seconds, cpu
+    return seconds, used
 
 
 def run_requests(
     urls: list[str], directory: Path, *, fsync: bool, verify: bool | str = True
-) -> tuple[float, float]:
-    """Seconds (and CPU seconds) to download every URL with plain requests in 4 threads."""
+) -> tuple[float, Usage]:
+    """Seconds (and the client's usage) to download every URL with plain requests in 4 threads."""
     work: queue.Queue[str] = queue.Queue()
     for url in urls:
         work.put(url)
@@ -265,7 +284,7 @@ def run_requests(
                     errors.append(exc)
                     return
 
-    cpu_before = _cpu_seconds()
+    before = Usage.now()
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
     for thread in threads:
@@ -273,10 +292,10 @@ def run_requests(
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    cpu = _cpu_seconds() - cpu_before
+    used = Usage.now() - before
     if errors:
         raise errors[0]
-    return seconds, cpu
+    return seconds, used
 
 
 def check_files(directory: Path, count: int, size: int, digest: str) -> None:
@@ -349,7 +368,7 @@ def main() -> None:
     if args.fsync:
         sides += ("regisseur+fsync", "requests+fsync")
     rates: dict[str, list[float]] = {side: [] for side in sides}
-    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    usage: dict[str, list[Usage]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
         root = Path(scratch)
         database_url = {"scratch": f"sqlite:///{root / 'records.db'}", "none": None}.get(
@@ -370,7 +389,7 @@ def main() -> None:
                         seconds, used = run_impl(urls, directory, verify)
                     else:
                         seconds, used = run_requests(urls, directory, fsync=fsync, verify=verify)
-                    cpu[side].append(used)
+                    usage[side].append(used)
                     check_files(directory, count, size, digest)
                     shutil.rmtree(directory)
                     rates[side].append(total_mib / seconds)
@@ -390,9 +409,13 @@ def main() -> None:
         return statistics.median(a / b for a, b in pairs)
 
     for side in sides:
+        runs = usage[side]
+        voluntary = statistics.median(u.voluntary for u in runs) / count
+        involuntary = statistics.median(u.involuntary for u in runs) / count
         print(
             f"median {side:16} {statistics.median(rates[side]):7.1f} MiB/s, "
-            f"client CPU {1000 * statistics.median(cpu[side]) / count:.1f} ms per download"
+            f"client CPU {1000 * statistics.median(u.cpu for u in runs) / count:.1f} ms, "
+            f"thread switches {voluntary:.0f} + {involuntary:.0f} preempted per download"
         )
     print(f"median ratio regisseur / requests:             {ratio('regisseur', 'requests'):.3f}")
     print(f"median ratio impl / requests:                  {ratio('impl', 'requests'):.3f}")
