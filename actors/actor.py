@@ -279,6 +279,18 @@ class Actor(pykka.ThreadingActor):
         """True once a stop (or restart teardown) of this actor was requested."""
         return self._cell.stop_requested.is_set()
 
+    def mailbox_waiting(self) -> bool:
+        """True if the actor should go back to its mailbox before more work of its own.
+
+        For a handler that loops over work it finds by itself (a download
+        worker taking run after run from its board): a message waits (a
+        stop, an ask, a timer), or the testing kit planned a fault for this
+        actor's next message, which must fire where it would have without
+        the loop. Any thread may call it; the answer is a snapshot.
+        """
+        cell = self._cell
+        return not cell.mailbox.empty() or cell.faults is not None
+
     def sleep(self, seconds: float) -> bool:
         """Sleep on the system clock; returns False early if a stop is requested.
 

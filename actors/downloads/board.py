@@ -279,36 +279,7 @@ class RunBoard:
         parked until a put wakes it.
         """
         with self._lock:
-            self._parked.pop(worker, None)
-            if self._waiter == worker:
-                self._waiter = None
-            if self._open and worker_index(worker) > self._limit:
-                return RETIRE
-            if not (self._open and self._pending) or len(self._busy) >= self._limit:
-                # Nothing to take, or the limit is reached (it was lowered
-                # while more ran): a run that ends wakes a parked worker.
-                self._parked[worker] = None
-                return None
-            if now < self._next_start:
-                if self._waiter is None:
-                    self._waiter = worker
-                    return self._next_start - now
-                self._parked[worker] = None
-                return None
-            record = self._pending.popleft()
-            claim = self._claims.pop(record.id)
-            earlier = self._earlier.pop(record.id, 0)
-            token = new_token()
-            self._tokens[record.id] = token
-            self._run_claims[record.id] = claim
-            self._busy[worker] = record.id
-            self._next_start = now + self._delay
-            self._started += 1
-            wake = None
-            if self._pending and self._parked and self._waiter is None and self._free() > 0:
-                wake = next(iter(self._parked))
-                del self._parked[wake]
-            return Taken(record, token, claim, wake, earlier)
+            return self._take(worker, now, new_token)
 
     def done(self, worker: str, download_id: str) -> list[str]:
         """``worker`` ended its run of ``download_id`` (whatever the outcome).
@@ -318,13 +289,18 @@ class RunBoard:
         thread takes nothing more, the parked ones that can take it.
         """
         with self._lock:
-            orphan = self._orphans.pop(download_id, None) == worker
-            if not orphan and self._busy.get(worker) == download_id:
-                del self._busy[worker]
-            self._tokens.pop(download_id, None)
-            self._run_claims.pop(download_id, None)
-            released = self._release_later(download_id)
-            return self._wakes() if orphan and released else []
+            return self._done(worker, download_id)
+
+    def done_and_take(
+        self, worker: str, download_id: str, now: float, new_token: Callable[[], CancelToken]
+    ) -> tuple[list[str], Taken | float | _Retire | None]:
+        """``done`` then ``take`` under one hold of the lock (a worker going on
+        to its next download). Returns what each returns; an orphan (see
+        ``join``) takes nothing: None, and it is not parked either."""
+        with self._lock:
+            orphan = self._orphans.get(download_id) == worker
+            wakes = self._done(worker, download_id)
+            return wakes, None if orphan else self._take(worker, now, new_token)
 
     def leave(self, worker: str) -> str | None:
         """``worker`` stops: no longer parked. Returns a worker to wake in its place.
@@ -345,6 +321,49 @@ class RunBoard:
             return None
 
     # -- under the lock -------------------------------------------------------------------
+    def _take(
+        self, worker: str, now: float, new_token: Callable[[], CancelToken]
+    ) -> Taken | float | _Retire | None:
+        self._parked.pop(worker, None)
+        if self._waiter == worker:
+            self._waiter = None
+        if self._open and worker_index(worker) > self._limit:
+            return RETIRE
+        if not (self._open and self._pending) or len(self._busy) >= self._limit:
+            # Nothing to take, or the limit is reached (it was lowered
+            # while more ran): a run that ends wakes a parked worker.
+            self._parked[worker] = None
+            return None
+        if now < self._next_start:
+            if self._waiter is None:
+                self._waiter = worker
+                return self._next_start - now
+            self._parked[worker] = None
+            return None
+        record = self._pending.popleft()
+        claim = self._claims.pop(record.id)
+        earlier = self._earlier.pop(record.id, 0)
+        token = new_token()
+        self._tokens[record.id] = token
+        self._run_claims[record.id] = claim
+        self._busy[worker] = record.id
+        self._next_start = now + self._delay
+        self._started += 1
+        wake = None
+        if self._pending and self._parked and self._waiter is None and self._free() > 0:
+            wake = next(iter(self._parked))
+            del self._parked[wake]
+        return Taken(record, token, claim, wake, earlier)
+
+    def _done(self, worker: str, download_id: str) -> list[str]:
+        orphan = self._orphans.pop(download_id, None) == worker
+        if not orphan and self._busy.get(worker) == download_id:
+            del self._busy[worker]
+        self._tokens.pop(download_id, None)
+        self._run_claims.pop(download_id, None)
+        released = self._release_later(download_id)
+        return self._wakes() if orphan and released else []
+
     def _enqueue(self, record: DownloadRecord, *, front: bool, claim: int, earlier: int) -> None:
         download_id = record.id
         if download_id in self._claims:

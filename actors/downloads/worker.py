@@ -4,8 +4,10 @@ Threads: the impl runs on this actor's thread, inside the ``Take`` handler;
 a worker is therefore one unit of its source's concurrency. It takes its
 downloads from the source's ``RunBoard`` itself: it tells the keeper of
 the start (``ClaimDownload``) before it runs the impl, then the result,
-and takes the next download with a ``Take`` to itself, so that a stop or
-any other message waiting in its mailbox is handled between two downloads.
+and goes straight on to the next download while its mailbox is empty;
+when a message waits (a stop, an ask, a timer) or the testing kit planned
+a fault, it sends itself a ``Take`` instead, so that the message is
+handled between two downloads.
 With nothing to take it parks on the board until the queue wakes it.
 
 Failures: an exception from the impl, or ``None`` instead of a path, makes
@@ -149,21 +151,32 @@ class WorkerActor(Actor):
         """
         if self.stopping or self.system.state in _NO_NEW_RUNS:
             return
-        taken = self._board.take(self.name, self.system.clock.now(), self._new_token)
-        if isinstance(taken, Taken):
+        board, name, clock = self._board, self.name, self.system.clock
+        taken = board.take(name, clock.now(), self._new_token)
+        while isinstance(taken, Taken):
             if taken.wake is not None:
                 self._wake(taken.wake)
-            record = taken.record
+            download_id = taken.record.id
             try:
-                self._run(record, taken.token, taken.claim, taken.earlier)
-            finally:
+                self._run(taken.record, taken.token, taken.claim, taken.earlier)
+            except BaseException:
                 self._current = None
-                wakes = self._board.done(self.name, record.id)
-                if wakes:  # this thread was abandoned: its successors take what it held
-                    wake_workers(self.system, self._board, wakes)
-            if not self.stopping:
+                self._wake_all(board.done(name, download_id))
+                raise
+            self._current = None
+            if self.stopping or self.system.state in _NO_NEW_RUNS:
+                self._wake_all(board.done(name, download_id))
+                return
+            if self.mailbox_waiting():
+                # A message waits (a stop, a health ask, a timer) or a fault
+                # is planned: handled before the next download, then this Take.
+                self._wake_all(board.done(name, download_id))
                 self._actor_ref.tell(p.TAKE)
-        elif taken is RETIRE:  # above the concurrency limit: make way, then go
+                return
+            # Straight on to the next download: no Take through the mailbox.
+            wakes, taken = board.done_and_take(name, download_id, clock.now(), self._new_token)
+            self._wake_all(wakes)
+        if taken is RETIRE:  # above the concurrency limit: make way, then go
             successor = self._board.leave(self.name)
             if successor is not None:
                 self._wake(successor)
@@ -241,6 +254,11 @@ class WorkerActor(Actor):
 
     def _wake(self, worker: str) -> None:
         wake_workers(self.system, self._board, [worker])
+
+    def _wake_all(self, workers: list[str]) -> None:
+        """Wake the workers an orphan's end unparked (none for a live worker)."""
+        if workers:
+            wake_workers(self.system, self._board, workers)
 
     def _owner_check(self, download_id: str, claim: int, token: CancelToken) -> Callable[[], bool]:
         """How the run finds out whether it still owns its download.

@@ -186,6 +186,28 @@ def test_a_run_its_abandoned_worker_still_has_going_holds_back_a_new_claim() -> 
     assert board.snapshot()["orphans"] == 0
 
 
+def test_done_and_take_hands_a_going_worker_its_next_download_in_one_step() -> None:
+    board = opened("a", "b", concurrency=1)
+    first = taken(board.take(W1, 0.0, CancelToken))
+    wakes, second = board.done_and_take(W1, first.record.id, 0.0, CancelToken)
+    assert wakes == [] and taken(second).record.id == "b"
+    assert board.running() == (("b", 2),)  # "a" is no longer running
+    assert board.done_and_take(W1, "b", 0.0, CancelToken) == ([], None)  # parked
+    assert board.put(record("c"), claim=3) == [W1]  # so a put wakes it
+
+
+def test_done_and_take_by_an_abandoned_worker_takes_nothing_and_wakes_its_successor() -> None:
+    board = opened("a", concurrency=1)
+    run = taken(board.take(W1, 0.0, CancelToken))
+    board.put(record("a"), claim=4)  # queued again behind its own run
+    board.join(W1)  # the successor starts, and parks: "a" still runs
+    assert board.take(W1, 0.0, CancelToken) is None
+    # The orphan's thread ends its run: it takes nothing, the successor is woken.
+    assert board.done_and_take(W1, run.record.id, 0.0, CancelToken) == ([W1], None)
+    again = taken(board.take(W1, 0.0, CancelToken))
+    assert (again.record.id, again.claim) == ("a", 4)
+
+
 def test_a_withdraw_reaches_the_run_of_an_abandoned_worker() -> None:
     board = opened("a")
     run = taken(board.take(W1, 0.0, CancelToken))

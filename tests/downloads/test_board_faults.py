@@ -237,6 +237,65 @@ def test_a_parked_worker_killed_does_not_hold_a_download_others_could_run(system
     probe.close()
 
 
+# -- a busy worker between two downloads ------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_message_to_a_busy_worker_is_handled_before_its_next_download(system_factory):
+    # A worker goes straight on from one download to the next only while its
+    # mailbox is empty: an ask sent during a run is answered before the next run.
+    ledger, system = with_ledger(system_factory, concurrency=1)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(3)]
+    ledger.wait_running(1)
+    answered = threading.Event()
+
+    def ask() -> None:
+        system.ask("source:s.worker-1", "ping", timeout=WAIT)  # unhandled: a dead letter, None
+        answered.set()
+
+    asker = threading.Thread(target=ask, name="regisseur:test-asker")
+    asker.start()
+    system.settle()  # the ask waits in the mailbox behind the running download
+    assert not answered.is_set()
+    ledger.release("d0")
+    assert answered.wait(WAIT)  # while d1 is still held: not after the whole backlog
+    asker.join(WAIT)
+    ledger.release()
+    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+
+
+@pytest.mark.timeout(30)
+def test_a_crash_planned_for_a_busy_worker_fires_before_its_next_download(
+    system_factory, manual_clock
+):
+    # The testing kit's "crash the next message" means, for a worker running a
+    # backlog, between two downloads (as when every download came as a message).
+    injector: FaultInjector
+    planned_at_start: dict[str, int] = {}
+    ledger = Ledger()
+
+    def impl(download_id: str, target_id: str, name: str, ctx: Any) -> str | None:
+        planned_at_start[name] = injector.pending("source:s.worker-1")
+        return ledger(download_id, target_id, name, ctx)
+
+    system = system_factory(download_sources=[DownloadSource("s", impl, concurrency=1)])
+    ledger.attach(system)
+    injector = FaultInjector(system)
+    probe = Probe(system, ChildFailed, ChildRestarted)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(3)]
+    ledger.wait_running(1)
+    injector.crash("source:s.worker-1")
+    ledger.release()
+    probe.expect(ChildFailed, timeout=WAIT, name="source:s.worker-1")
+    manual_clock.advance(60)  # past the restart backoff
+    probe.expect(ChildRestarted, timeout=WAIT, name="source:s.worker-1")
+    assert set(wait_all(system, ids).values()) == {SUCCEEDED}
+    # Planned while d0 ran; fired before d1 started (not after the backlog).
+    assert planned_at_start == {"d0": 0, "d1": 0, "d2": 0}
+    assert set(ledger.runs.values()) == {1}
+    probe.close()
+
+
 # -- the queue crashing ---------------------------------------------------------------------------
 
 
