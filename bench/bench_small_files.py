@@ -44,7 +44,10 @@ the machine's noise hits every side), and checks the files afterwards:
 
 Printed: files per second and client CPU milliseconds per file for each
 side (median over rounds, with min-max; CPU of this process for the
-in-process sides, of the child process for the others),
+in-process sides, of the child process for the others); with
+``--per-thread``, the in-process sides' CPU per file split by thread: the
+workers (the pool's threads for ``impl`` and ``requests``: this process
+less its main thread), the download keeper, the event bus and the rest;
 and the per-round ratios of regisseur's sides to requests (median and
 min-max), and of the view to ``--plain``.
 """
@@ -460,6 +463,34 @@ def _cpu() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
+_GROUPS = ("workers", "keeper", "events", "rest")
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of this process's live threads, by group (see ``--per-thread``)."""
+    groups = dict.fromkeys((*_GROUPS, "main"), 0.0)
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            used = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:  # ended meanwhile
+            continue
+        name = thread.name
+        if thread is threading.main_thread():
+            group = "main"
+        elif "worker" in name:
+            group = "workers"
+        elif "keeper" in name:
+            group = "keeper"
+        elif "events" in name:
+            group = "events"
+        else:
+            group = "rest"
+        groups[group] += used
+    return groups
+
+
 def _check(directory: Path, count: int, size: int) -> None:
     files = [p for p in directory.iterdir() if p.suffix == ".bin"]
     if len(files) != count or any(p.stat().st_size != size for p in files):
@@ -467,8 +498,40 @@ def _check(directory: Path, count: int, size: int) -> None:
         raise RuntimeError(msg)
 
 
+def _spread2(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):8.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+_IN_PROCESS = ("library", "library-nosync", "impl", "impl-session", "requests")
+_POOLS = ("impl", "impl-session", "requests")
+
+
+def _split(
+    side: str,
+    into: dict[str, list[float]],
+    before: dict[str, float],
+    after: dict[str, float],
+    *,
+    used: float,
+    files: int,
+) -> None:
+    """Add one round's CPU per file by thread group to ``into``.
+
+    A pool's threads end with its round (``impl``, ``requests``): their
+    share is the process's CPU less that of the threads still alive (the
+    other sides' idle threads, the main thread: ``rest``).
+    """
+    alive = {group: after[group] - before.get(group, 0.0) for group in after}
+    if side in _POOLS:
+        alive = {"workers": used - sum(alive.values()), "rest": sum(alive.values())}
+    else:
+        alive["rest"] += alive.pop("main")
+    for group in _GROUPS:
+        into[group].append(1000 * alive.get(group, 0.0) / files)
 
 
 def main() -> None:
@@ -480,6 +543,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--view", action="store_true", help="also the live view under a pty")
     parser.add_argument("--sides", default=None, help="a comma-separated subset of the sides")
+    parser.add_argument(
+        "--per-thread", action="store_true", help="split in-process CPU by thread (Linux)"
+    )
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
 
@@ -530,6 +596,10 @@ def main() -> None:
         impl = Impl(args.jobs)
         rates: dict[str, list[float]] = {side: [] for side in sides}
         cpu: dict[str, list[float]] = {side: [] for side in sides}  # ms per file
+        # side -> group -> ms per file, with --per-thread
+        threads: dict[str, dict[str, list[float]]] = {
+            side: {group: [] for group in _GROUPS} for side in sides
+        }
         try:
             for round_number in range(rounds):
                 shift = round_number % len(sides)
@@ -537,6 +607,7 @@ def main() -> None:
                     directory = root / f"out-{side}"
                     if side not in ("library", "library-nosync"):
                         directory.mkdir()
+                    threads_before = _thread_cpu() if args.per_thread else {}
                     cpu_before = _cpu()
                     started = time.perf_counter()
                     if side == "cli":
@@ -571,6 +642,16 @@ def main() -> None:
                     # sides, the waited-for child for the others.
                     used = cpu_after[0] - cpu_before[0] + cpu_after[1] - cpu_before[1]
                     cpu[side].append(1000 * used / args.files)
+                    if args.per_thread and side in _IN_PROCESS:
+                        split_at = _thread_cpu()
+                        _split(
+                            side,
+                            threads[side],
+                            threads_before,
+                            split_at,
+                            used=used,
+                            files=args.files,
+                        )
                     _check(directory, args.files, size)
                     shutil.rmtree(directory)
                     rates[side].append(args.files / seconds)
@@ -601,6 +682,12 @@ def main() -> None:
             low, high = min(pairs), max(pairs)
             print(f"  {ours} / {theirs}: {statistics.median(pairs):.2f} ({low:.2f}-{high:.2f})")
 
+    if args.per_thread:
+        print("CPU ms per file by thread, median (min-max):")
+        for side in sides:
+            if side in _IN_PROCESS:
+                split = "  ".join(f"{g} {_spread2(threads[side][g])}" for g in _GROUPS)
+                print(f"  {side:10} {split}")
     print("per-round ratios, median (min-max):")
     for ours in ("cli", "library", "library-nosync", "impl", "impl-session"):
         for theirs in ("requests", "aria2c"):
