@@ -1187,15 +1187,18 @@ class KeeperActor(Actor):
             else:
                 updates.append(record)
         claims, self._claim_writes = self._claim_writes, {}
+        # A claim goes with its record's row when that is written anyway
+        # (one write of the row); the others after every row exists.
+        rest = {i: c for i, c in claims.items() if i in retried or i not in staged}
         try:
             sql = self.connection
-            store.insert_many(sql, inserts, owner=self._owner)
-            store.update_many(sql, updates)
+            store.insert_many(sql, inserts, owner=self._owner, claims=claims)
+            store.update_many(sql, updates, claims=claims, owner=self._owner)
             for download_id, (record, _new) in retried.items():
                 # An earlier write failed: its row may be missing.
                 latest = staged.get(download_id, (record, False))[0]
                 self._upsert(latest)
-            store.set_claims(sql, claims, self._owner)  # after every row exists
+            store.set_claims(sql, rest, self._owner)
             sql.commit()
         except DATABASE_ERRORS as exc:
             self._claim_writes = {**claims, **self._claim_writes}

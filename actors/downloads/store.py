@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     func,
     insert,
     inspect,
@@ -216,6 +217,20 @@ _UPDATE = (
 )
 
 
+# The update above that also stores a run's claim (and its owner, as
+# ``_SET_CLAIM`` does) when ``_claim`` is not NULL, else leaves both as they
+# are: a batch that ends one download and starts another (a worker reports
+# its result, then claims its next download) writes both rows in one
+# statement, not an update and then a claim.
+_UPDATE_CLAIMING = _UPDATE.values(
+    claim=func.coalesce(bindparam("_claim", type_=Integer), downloads_table.c.claim),
+    owner=case(
+        (bindparam("_claim", type_=Integer).is_(None), downloads_table.c.owner),
+        else_=bindparam("_owner", type_=String(200)),
+    ),
+)
+
+
 _SET_CLAIM = (
     update(downloads_table)
     .where(downloads_table.c.id == bindparam("_id"))
@@ -303,14 +318,18 @@ def insert_many(
     session: Session | Connection,
     rows: Sequence[tuple[DownloadRecord, int]],
     owner: str | None = None,
+    claims: Mapping[str, int] | None = None,
 ) -> None:
-    """Add new records with their sequence numbers and owner, in one statement (not committed)."""
+    """Add new records with their sequence numbers and owner, in one statement
+    (not committed); a record's claim is its entry in ``claims``, else 0."""
     if rows:
+        found = claims or {}
         _execute_many(
             session,
             _INSERT,
             [
-                {"id": r.id, "seq": seq, "owner": owner, "claim": 0, **record_values(r)}
+                {"id": r.id, "seq": seq, "owner": owner, "claim": found.get(r.id, 0)}
+                | record_values(r)
                 for r, seq in rows
             ],
         )
@@ -322,10 +341,30 @@ def update_record(session: Session | Connection, record: DownloadRecord) -> bool
     return bool(getattr(result, "rowcount", 1))
 
 
-def update_many(session: Session | Connection, records: Sequence[DownloadRecord]) -> None:
-    """Write every field of several existing records, in one statement (not committed)."""
-    if records:
+def update_many(
+    session: Session | Connection,
+    records: Sequence[DownloadRecord],
+    claims: Mapping[str, int] | None = None,
+    owner: str | None = None,
+) -> None:
+    """Write every field of several existing records, in one statement (not committed).
+
+    With ``claims``, a record's entry there is stored too, with ``owner``
+    (what :func:`set_claims` stores), in the same write of its row.
+    """
+    if not records:
+        return
+    if not claims:
         _execute_many(session, _UPDATE, [{"_id": r.id, **record_values(r)} for r in records])
+        return
+    _execute_many(
+        session,
+        _UPDATE_CLAIMING,
+        [
+            {"_id": r.id, "_claim": claims.get(r.id), "_owner": owner} | record_values(r)
+            for r in records
+        ],
+    )
 
 
 def warm_statements(connection: Connection) -> None:

@@ -220,6 +220,35 @@ def test_batched_writes_read_back_exactly(tmp_path: Path):
         engine.dispose()
 
 
+def test_a_claim_is_written_with_its_row_and_other_rows_keep_theirs(tmp_path: Path):
+    """The keeper stores a run's claim in the same write as its record (one
+    write of the row per batch): a row with a claim gets it and the owner, a
+    row without keeps the claim and owner it had."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
+    ended = DownloadRecord(id="a", source="s", target_id="t", filename="f")
+    started = DownloadRecord(id="b", source="s", target_id="t", filename="g")
+    try:
+        with engine.connect() as connection:
+            store.ensure_table(connection)
+            store.insert_many(connection, [(ended, 1), (started, 2)], "me", claims={"b": 4})
+            store.set_claims(connection, {"a": 3}, "earlier")
+            store.update_many(
+                connection,
+                [ended.evolve(state=SUCCEEDED), started.evolve(state=RUNNING)],
+                claims={"b": 5},
+                owner="me",
+            )
+            connection.commit()
+            assert store.read_owned(connection, "a") == (
+                ended.evolve(state=SUCCEEDED),
+                "earlier",
+                3,
+            )
+            assert store.read_owned(connection, "b") == (started.evolve(state=RUNNING), "me", 5)
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.timeout(120)
 def test_without_a_database_list_finds_queued_and_ended_records(system_factory):
     release = threading.Event()
