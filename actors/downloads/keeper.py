@@ -10,7 +10,8 @@ so its kept ``.part`` is resumed; its earlier run's late messages stay fenced.
 
 Persistence (group commit): a change is applied in memory and its write
 staged; the transaction (on the actor's Core ``connection``, cheaper per
-commit than its ORM session) is committed when the
+commit than its ORM session; on SQLite each commit is synced to the disk,
+see ``database.sync_every_commit``) is committed when the
 mailbox has nothing more to deliver (``on_mailbox_drained``, or after
 ``_BATCH`` writes), and only then are the changes acknowledged: events
 published, claims answered, queues told. An ask is answered after a
@@ -99,6 +100,7 @@ from sqlalchemy import text
 
 from regisseur.actors._db_refusals import DATABASE_ERRORS, passes_by_itself
 from regisseur.actors.actor import Actor
+from regisseur.actors.database import sync_every_commit
 from regisseur.actors.downloads import _protocol as p
 from regisseur.actors.downloads import store
 from regisseur.actors.downloads._forgotten import ForgottenStates
@@ -221,6 +223,7 @@ class KeeperActor(Actor):
         self._database_error: str | None = None  # the last read failed with this
         self._write_error: str | None = None  # the last commit failed with this
         self._write_error_passes = False  # ... and that refusal ends by itself
+        self._unsynced_logged = False  # "commits not synced" said once per incarnation
 
     # -- lifecycle -------------------------------------------------------------
     def on_start(self) -> None:
@@ -1190,6 +1193,7 @@ class KeeperActor(Actor):
         # A claim goes with its record's row when that is written anyway
         # (one write of the row); the others after every row exists.
         rest = {i: c for i, c in claims.items() if i in retried or i not in staged}
+        self._sync_commits()
         try:
             sql = self.connection
             store.insert_many(sql, inserts, owner=self._owner, claims=claims)
@@ -1206,6 +1210,24 @@ class KeeperActor(Actor):
             return False
         self._write_error = None
         return True
+
+    def _sync_commits(self) -> None:
+        """Have this batch's commit reach the disk before it returns (SQLite).
+
+        A Succeeded record is acknowledged (its event published, ``wait``
+        answered) after its commit; with SQLite's WAL default a power loss
+        could still drop that commit while the file it names, fsynced before,
+        survives. Set on the keeper's connection before each batch (a no-op
+        once set; again after the pool replaced the connection). If SQLite
+        refuses (a transaction still open after a failed rollback), the batch
+        is written anyway with the system's setting, and that is logged once.
+        """
+        try:
+            sync_every_commit(self.connection)
+        except DATABASE_ERRORS as exc:
+            if not self._unsynced_logged:
+                self._unsynced_logged = True
+                self.log.warning("download_commits_not_synced", error=describe_error(exc))
 
     def _write_failed(
         self,
