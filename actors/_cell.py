@@ -322,6 +322,12 @@ class Cell:
         self.control(Kill())
         self._wake_waiters()
 
+    @property
+    def awaits_success(self) -> bool:
+        """True while a restarted or resumed actor has not yet handled a message
+        successfully (its supervisor resets its failure count when one returns)."""
+        return self._watch_success
+
     def add_waker(self, waker: Waker) -> None:
         """Have ``waker.set()`` called on the next stop request or kill (any thread)."""
         self._waiters.add(waker)

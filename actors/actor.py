@@ -284,12 +284,18 @@ class Actor(pykka.ThreadingActor):
 
         For a handler that loops over work it finds by itself (a download
         worker taking run after run from its board): a message waits (a
-        stop, an ask, a timer), or the testing kit planned a fault for this
+        stop, an ask, a timer); the testing kit planned a fault for this
         actor's next message, which must fire where it would have without
-        the loop. Any thread may call it; the answer is a snapshot.
+        the loop; or the actor was restarted (or resumed) and this is its
+        first handler since: its supervisor counts the failures in a row
+        until a handler returns, so the first success must return to end
+        that count (backoff and ``max_failures`` depend on it). Any thread
+        may call it; the answer is a snapshot.
         """
         cell = self._cell
-        return not cell.mailbox.empty() or cell.faults is not None
+        if not cell.mailbox.empty() or cell.awaits_success:
+            return True
+        return cell.faults is not None and cell.faults.pending() > 0
 
     def sleep(self, seconds: float) -> bool:
         """Sleep on the system clock; returns False early if a stop is requested.

@@ -5,9 +5,10 @@ a worker is therefore one unit of its source's concurrency. It takes its
 downloads from the source's ``RunBoard`` itself: it tells the keeper of
 the start (``ClaimDownload``) before it runs the impl, then the result,
 and goes straight on to the next download while its mailbox is empty;
-when a message waits (a stop, an ask, a timer) or the testing kit planned
-a fault, it sends itself a ``Take`` instead, so that the message is
-handled between two downloads.
+when a message waits (a stop, an ask, a timer), the testing kit planned a
+fault, or the run was its first since a restart (the supervisor counts
+failures in a row until a handler returns), it sends itself a ``Take``
+instead and returns, so that the message is handled between two downloads.
 With nothing to take it parks on the board until the queue wakes it.
 
 Failures: an exception from the impl, or ``None`` instead of a path, makes
@@ -168,8 +169,10 @@ class WorkerActor(Actor):
                 self._wake_all(board.done(name, download_id))
                 return
             if self.mailbox_waiting():
-                # A message waits (a stop, a health ask, a timer) or a fault
-                # is planned: handled before the next download, then this Take.
+                # A message waits (a stop, a health ask, a timer), a fault is
+                # planned, or this was the first run since a restart (its
+                # return ends the failures in a row): back to the mailbox,
+                # then this Take.
                 self._wake_all(board.done(name, download_id))
                 self._actor_ref.tell(p.TAKE)
                 return

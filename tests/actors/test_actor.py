@@ -239,3 +239,65 @@ def test_every_init_in_the_chain_runs_in_every_incarnation(system_factory: Any) 
     FaultInjector(system).crash("m")
     system.tell("m", "crash me")
     assert system.ask("m", "?") == (True, True, True, True)
+
+
+# -- mailbox_waiting: when a looping handler must return ----------------------------------
+
+
+class Looper(Actor):
+    """Answers ``mailbox_waiting()`` as seen from inside a handler; "hold" waits first."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crash")
+        if message == "hold":
+            assert self.gate.wait(5.0)
+        return self.mailbox_waiting()
+
+
+def looper(system_factory: Any, gate: threading.Event | None = None) -> ActorSystem:
+    spec = ChildSpec("l", Looper, args=(gate or threading.Event(),), backoff=Backoff(0))
+    return system_factory([spec])  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(30)
+def test_mailbox_waiting_is_false_for_a_lone_handler_and_true_with_a_message_behind(
+    system_factory: Any,
+) -> None:
+    gate = threading.Event()
+    system = looper(system_factory, gate)
+    assert system.ask("l", "look") is False
+    held = system.ref("l").ask("hold", block=False)  # waits inside its handler ...
+    behind = system.ref("l").ask("look", block=False)  # ... with this one queued
+    gate.set()
+    assert held.get(timeout=5.0) is True
+    assert behind.get(timeout=5.0) is False
+
+
+@pytest.mark.timeout(30)
+def test_mailbox_waiting_is_true_in_the_first_handler_after_a_restart(system_factory: Any) -> None:
+    # The supervisor counts failures in a row until a handler returns: a
+    # handler looping over its own work must return once after a restart.
+    system = looper(system_factory)
+    probe = Probe(system, ChildRestarted)
+    system.tell("l", "crash")
+    probe.expect(ChildRestarted, timeout=5.0, name="l")
+    assert system.ask("l", "look") is True
+    assert system.ask("l", "look") is False
+    probe.close()
+
+
+@pytest.mark.timeout(30)
+def test_mailbox_waiting_is_true_while_the_testing_kit_has_a_fault_planned(
+    system_factory: Any,
+) -> None:
+    system = looper(system_factory)
+    injector = FaultInjector(system)
+    injector.crash("l", message_type=int)  # planned for an int, not for these str messages
+    assert system.ask("l", "look") is True
+    injector.clear("l")
+    assert system.ask("l", "look") is False

@@ -296,6 +296,36 @@ def test_a_crash_planned_for_a_busy_worker_fires_before_its_next_download(
     probe.close()
 
 
+@pytest.mark.timeout(30)
+def test_a_restarted_worker_ends_its_failures_in_a_row_with_its_first_download(
+    system_factory, manual_clock
+):
+    # The supervisor counts a worker's failures in a row until a handler of
+    # the restarted worker returns. A worker going on through a backlog
+    # returns after its first download all the same, so a later failure
+    # backs off from the start again (2 s), not as a second failure in a row (4 s).
+    ledger, system = with_ledger(system_factory, concurrency=1)
+    probe = Probe(system, ChildFailed, ChildRestarted)
+    injector = FaultInjector(system)
+    ids = [system.downloads.submit("s", "t", f"d{i}") for i in range(3)]
+    ledger.wait_running(1)
+    injector.kill("source:s.worker-1")  # d0 dies with it: the first failure
+    probe.expect(ChildFailed, timeout=WAIT, name="source:s.worker-1")
+    manual_clock.advance(2.0)
+    probe.expect(ChildRestarted, timeout=WAIT, name="source:s.worker-1")
+    ledger.wait_for(lambda: ledger.running.get("d1") is not None, "d1 running")
+    ledger.release("d1")
+    ledger.wait_for(lambda: ledger.running.get("d2") is not None, "d2 running")
+
+    injector.kill("source:s.worker-1")
+    probe.expect(ChildFailed, timeout=WAIT, name="source:s.worker-1")
+    manual_clock.advance(2.0)  # the first delay again: d1 ended the run of failures
+    probe.expect(ChildRestarted, timeout=WAIT, name="source:s.worker-1")
+    states = wait_all(system, ids)
+    assert [states[d] for d in ids] == [ERRORED, SUCCEEDED, ERRORED]
+    probe.close()
+
+
 # -- the queue crashing ---------------------------------------------------------------------------
 
 
