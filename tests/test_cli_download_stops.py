@@ -28,6 +28,7 @@ from tests.test_cli_download import (
     cli,
     ended,
     files,
+    interrupted_download,
     only_main_takes_signals,
     resumes_from_the_part,
     run,
@@ -301,6 +302,31 @@ def test_a_file_published_just_before_a_kill_is_not_copied_by_the_next_run(
         "big.bin"
     ]
     assert (tmp_path / "big.bin").read_bytes() == files.body
+
+
+@pytest.mark.timeout(90)
+def test_resumed_downloads_of_one_name_each_publish_their_own_file(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Two URLs whose files have one name and the same bytes (two mirrors),
+    stopped with Ctrl-C midway and resumed by the next run: each ends in a
+    file of its own (``big.bin``, ``big (1).bin``), as in a run that was
+    never stopped. A run that continued a part of its own did not publish
+    before: the other download's identical file is not taken as its own."""
+    first, second = files.url("/a/big.bin"), files.url("/b/big.bin")
+    code, out, err = interrupted_download(first, tmp_path, files, second)
+    assert code == 130, out + err
+    assert len(list(tmp_path.glob("*.part"))) == 2
+
+    files.gate.set()
+    again = run("download", first, second, "-o", str(tmp_path), "--plain")
+    assert again.returncode == 0, again.stderr
+    paths = again.stdout.splitlines()
+    assert len(set(paths)) == 2, f"one file for two downloads: {again.stdout}"
+    assert sorted(Path(p).name for p in paths) == ["big (1).bin", "big.bin"]
+    for path in paths:
+        assert Path(path).read_bytes() == files.body
+    assert succeeded(tmp_path) == sorted([first, second])
 
 
 @pytest.mark.timeout(60)

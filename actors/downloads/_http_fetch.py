@@ -265,6 +265,10 @@ class Fetch:
         self._shared = self.part  # made from the download's names (see PartFile.set_aside)
         self.server_name: str | None = None
         self.digest: str | None = None
+        # This run continued an unfinished part of the download: the run that
+        # wrote it never published, so a file under the name is not its
+        # (see _finish). False while every attempt started from nothing.
+        self._continued_part = False
         self.received = 0
         self.watch = Watchdog(
             ctx,
@@ -574,6 +578,7 @@ class Fetch:
             return self._finish()
         headers = {"Accept-Encoding": "identity"}
         if stored is not None:
+            self._continued_part = True
             headers["Range"] = f"bytes={offset}-"
             validator = stored.if_range()
             if validator:
@@ -1192,10 +1197,14 @@ class Fetch:
         # may find the file a run of that keeper published and was killed
         # before recording: taken as it is rather than copied to ``name (1)``.
         # Never within one keeper: it knows every run before this one, and a
-        # file there with the same bytes is the user's own.
+        # file there with the same bytes is the user's own. Nor after this
+        # run continued an unfinished part: the run that left it was stopped
+        # before its end, and the identical file under the name is another
+        # download's (two mirrors of one file stopped with Ctrl-C and resumed
+        # were both recorded as that one file) or the user's.
         same = (
             partial(self.part.same_as, stop=lambda: ctx.cancelled)
-            if ctx.after_earlier_keeper
+            if ctx.after_earlier_keeper and not self._continued_part
             else None
         )
         try:
