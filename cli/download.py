@@ -80,7 +80,7 @@ from regisseur.cli._download_places import (
     prepare_directory,
     prepare_records,
 )
-from regisseur.cli._download_view import LineView, make_view
+from regisseur.cli._download_view import LineView, make_view, size_text
 from regisseur.cli._error_text import beside_url
 from regisseur.cli._interrupts import cleaning_up, cut_short_says, exit_code, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
@@ -425,6 +425,11 @@ def _wait_elsewhere(
             if record.terminal:
                 ended[download_id] = record
                 del pending[download_id]
+                if record.state is DownloadState.SUCCEEDED:  # a failure: its FAILED line
+                    view.say(
+                        f"done {redact_text(record.target_id)} -> {record.file_path} "
+                        f"({size_text(record.size)}, by {describe_owner(owner)})"
+                    )
             elif not owner_alive(locks, owner):
                 del pending[download_id]
                 if system.downloads.take_over(download_id):

@@ -488,3 +488,40 @@ def test_max_time_bounds_the_wait_for_another_run_that_is_starting(tmp_path: Pat
     assert f"another run in {out_dir} is still starting after the --max-time of 1 s" in (
         result.stderr
     )
+
+
+@pytest.mark.timeout(90)
+def test_a_download_another_run_finishes_is_said_done_by_the_waiting_run(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Before: the waiting run said ``waiting for URL: pid N ... is
+    downloading it`` and then nothing about that URL on stderr (only its
+    path on stdout and the count), as if the wait had never ended."""
+    url = files.url("/big.bin")
+    out_dir = tmp_path / "out"
+    holder = _mid_download(files, url, out_dir)
+    errors = tmp_path / "stderr"
+    try:
+        with errors.open("w") as stderr:
+            waiter = subprocess.Popen(
+                cli("download", url, "-o", str(out_dir), "--plain"),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        try:
+            wait_until(lambda: "waiting for" in errors.read_text(), "the second run to wait")
+            files.gate.set()
+            out, _ = waiter.communicate(timeout=WAIT)
+        finally:
+            waiter.kill()
+            waiter.wait(WAIT)
+    finally:
+        files.gate.set()
+        holder.wait(WAIT)
+    err = errors.read_text()
+    assert waiter.returncode == 0, err
+    final = out_dir / "big.bin"
+    assert out == f"{final}\n"
+    assert f"done {url} -> {final} (3.0 MiB, by pid {holder.pid} on host" in err, err
