@@ -33,12 +33,11 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.text import Text
 
 from regisseur.actors.signals import signals_blocked
-from regisseur.cli._download_view import LineView
+from regisseur.cli._download_view import LineView, speed_text
 from regisseur.cli._printable import printable
 from regisseur.messages import DownloadState
 
@@ -68,7 +67,9 @@ class BarsView(LineView):
             TextColumn(f"{{task.description:<{_NAME_WIDTH}}}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            # The download's own speed, in the units of the sizes beside it
+            # (rich's TransferSpeedColumn says kB/s beside MiB).
+            TextColumn("[red]{task.fields[speed]}"),
             TimeRemainingColumn(),
             console=self.console,
             auto_refresh=False,
@@ -145,9 +146,12 @@ class BarsView(LineView):
                 del self._tasks[record.id]
             return
         if task is None:
-            task = self.bars.add_task(printable(record.filename)[:_NAME_WIDTH], total=None)
+            task = self.bars.add_task(
+                printable(record.filename)[:_NAME_WIDTH], total=None, speed="?"
+            )
             self._tasks[record.id] = task
-        self.bars.update(task, completed=record.transferred, total=record.size or None)
+        speed = speed_text(record.speed) if record.speed > 0 else "?"
+        self.bars.update(task, completed=record.transferred, total=record.size or None, speed=speed)
 
     def close(self) -> None:
         if not self._closed:

@@ -25,7 +25,7 @@ from regisseur.messages import DownloadProgressed, DownloadState, DownloadStateC
 if TYPE_CHECKING:
     from regisseur.messages import DownloadRecord
 
-__all__ = ["PROGRESS_EVERY", "LineView", "make_view", "size_text"]
+__all__ = ["PROGRESS_EVERY", "LineView", "make_view", "size_text", "speed_text"]
 
 #: Least seconds between two plain progress lines of one download.
 PROGRESS_EVERY = 2.0
@@ -43,13 +43,21 @@ def size_text(value: int | None) -> str:
     return f"{amount:.1f} GiB"
 
 
+def speed_text(value: float) -> str:
+    """``2.1 MiB/s``, ``200 KiB/s``, ``0.9 B/s`` (the units of :func:`size_text`;
+    a trickle below 10 B/s keeps a decimal, never shown as ``0 B/s``)."""
+    if value < 10:
+        return f"{value:.1f} B/s"
+    return f"{size_text(round(value))}/s"
+
+
 def progress_text(record: DownloadRecord) -> str:
     """``45% of 3.0 MiB, 2.1 MiB/s, 2s left`` (what is known of it)."""
     parts = [f"{size_text(record.transferred)} of {size_text(record.size)}"]
     if record.size:
         parts[0] = f"{record.progress:.0f}% of {size_text(record.size)}"
     if record.speed > 0:
-        parts.append(f"{size_text(int(record.speed))}/s")
+        parts.append(speed_text(record.speed))
     if record.time_remaining is not None:
         parts.append(f"{record.time_remaining:.0f}s left")
     return ", ".join(parts)

@@ -97,3 +97,23 @@ def test_the_frame_thread_leaves_ctrl_c_to_the_main_thread() -> None:
         assert not blocked_in(threading.current_thread()) & MAIN_THREAD_SIGNALS
     finally:
         view.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_bar_gives_the_speed_in_the_binary_units_of_its_sizes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: ``4.7/4.8 MiB 204.5 kB/s`` on one bar (rich's decimal speed
+    beside binary sizes); now the download's own speed, ``200 KiB/s``."""
+    monkeypatch.setattr(_download_bars, "FRAMES_PER_SECOND", 0.001)
+    out = Terminal()
+    view = BarsView(out)
+    try:
+        running = _record(1, DownloadState.IN_PROGRESS, 500)
+        view.update(DownloadStateChanged(running))
+        view.update(DownloadProgressed(running.evolve(speed=200 * 1024.0)))
+    finally:
+        view.close()  # draws the last frame
+    text = out.getvalue()
+    assert "200 KiB/s" in text, text
+    assert "kB/s" not in text
