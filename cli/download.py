@@ -274,6 +274,20 @@ def _changed(record: DownloadRecord, sha256: str | None) -> str | None:
     return None
 
 
+def _in_home(record: DownloadRecord, home: Path | None) -> DownloadRecord:
+    """``record`` (a success) with its file looked for in ``home``, the
+    directory whose own records these are, under the name it was published
+    as: the records go with the directory when it is moved or copied, and
+    the absolute path they keep names the place it had then. Unchanged
+    without ``home`` (``--db``: the records may serve other directories)."""
+    if home is None or not record.file_path:
+        return record
+    recorded = Path(record.file_path)
+    if recorded.parent == home:
+        return record
+    return record.evolve(file_path=str(home / recorded.name))
+
+
 def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str]:
     """Of the unfinished ``records``, those another live process holds: id -> owner."""
     from regisseur.actors.downloads import store
@@ -310,9 +324,14 @@ def _plan(
     view: LineView,
     *,
     kept: Callable[[str], bool] = lambda _id: False,
+    home: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Submit what is needed; return the ids to wait for (resumed ones first)
     and, apart, the wanted downloads another run holds (id -> its owner).
+
+    ``home``: the download directory when the records are its own
+    (``DIR/.regisseur-downloads.db``), resolved; a file downloaded before is
+    then looked for there, wherever the directory was then (see ``_in_home``).
 
     ``kept``: whether a download's part is in the directory; a URL whose
     newest record is Errored with its part kept (a full disk) is retried
@@ -342,6 +361,7 @@ def _plan(
             elsewhere[record.id] = owner
             continue
         if record is not None and record.state is DownloadState.SUCCEEDED and record.file_path:
+            record = _in_home(record, home)
             why = _changed(record, sha256)
             if why is None:
                 view.say(f"already downloaded {redact_text(url)} -> {record.file_path}")
@@ -672,6 +692,7 @@ def run_download(
                 tracker,
                 view,
                 kept=lambda download_id: bool(source.partial_files([download_id])),
+                home=None if args.db else directory.resolve(),
             )
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
                 system.downloads.configure(_SOURCE, concurrency=min(args.jobs, len(wanted)))

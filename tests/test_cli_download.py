@@ -12,6 +12,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -525,3 +526,41 @@ def test_a_download_another_run_finishes_is_said_done_by_the_waiting_run(
     final = out_dir / "big.bin"
     assert out == f"{final}\n"
     assert f"done {url} -> {final} (3.0 MiB, by pid {holder.pid} on host" in err, err
+
+
+@pytest.mark.timeout(90)
+def test_a_moved_or_copied_directory_keeps_its_downloads(files: _Server, tmp_path: Path) -> None:
+    """The records live in the directory (``DIR/.regisseur-downloads.db``)
+    and go with it. Before: they named the files by their old absolute
+    paths, so after ``mv DIR NEW`` the same command fetched every file again
+    beside itself (``big (1).bin``: "big.bin is gone"), and in a copy it
+    answered with the files of the original directory."""
+    files.gate.set()
+    url = files.url("/big.bin")
+    first = run("download", url, "-o", str(tmp_path / "out"), "--plain")
+    assert first.returncode == 0, first.stderr
+    fetched = len(files.ranges)
+
+    moved = tmp_path / "moved"
+    (tmp_path / "out").rename(moved)
+    again = run("download", url, "-o", str(moved), "--plain")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"{moved / 'big.bin'}\n"
+    assert f"already downloaded {url} -> {moved / 'big.bin'}" in again.stderr
+    assert len(files.ranges) == fetched, "nothing fetched again"
+    assert sorted(p.name for p in moved.iterdir() if not p.name.startswith(DB_NAME)) == ["big.bin"]
+
+    copy = tmp_path / "copy"
+    shutil.copytree(moved, copy)
+    in_copy = run("download", url, "-o", str(copy), "--plain")
+    assert in_copy.returncode == 0, in_copy.stderr
+    assert in_copy.stdout == f"{copy / 'big.bin'}\n"
+    assert len(files.ranges) == fetched
+
+    # A file under the name that is not the download (another size) is not
+    # taken for it: fetched again, beside it.
+    (copy / "big.bin").write_bytes(b"changed")
+    changed = run("download", url, "-o", str(copy), "--plain")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout == f"{copy / 'big (1).bin'}\n"
+    assert (copy / "big (1).bin").read_bytes() == files.body
