@@ -1,4 +1,6 @@
-"""A download's error shown beside its URL, without saying the URL again.
+"""Errors in the words a person acts on.
+
+``beside_url``: a download's error shown beside its URL, without saying the URL again.
 
 A record's error names the URL at its end, so that it stands alone (in
 ``status --json``, in logs): ``HTTP 404 Not Found: URL``, ``truncated:
@@ -12,7 +14,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["beside_url"]
+__all__ = ["beside_url", "missing_driver"]
+
+# The drivers regisseur has an extra for: the fix is that extra.
+_EXTRAS = {
+    "psycopg": ("PostgreSQL", "postgres"),
+    "psycopg2": ("PostgreSQL", "postgres"),
+}
 
 
 def beside_url(error: str, url: str) -> str:
@@ -21,3 +29,31 @@ def beside_url(error: str, url: str) -> str:
     if match is None:
         return error
     return match.group(1) + (match.group(2) or "")
+
+
+def missing_driver(exc: BaseException) -> str | None:
+    """What to install when ``exc`` (or an exception it was raised from) is a
+    database driver that cannot be imported, or None. ``No module named
+    'psycopg'`` alone does not say that ``pip install 'regisseur[postgres]'``
+    is the fix."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 20 and current not in seen:
+        seen.append(current)
+        if isinstance(current, ImportError) and current.name:
+            module = current.name.split(".")[0]
+            if module in _EXTRAS:
+                database, extra = _EXTRAS[module]
+                return (
+                    f"the {database} driver is not installed (no module {module!r}): "
+                    f"pip install 'regisseur[{extra}]'"
+                )
+            return (
+                f"its database driver is not installed (no module {module!r}): "
+                "install the package that provides it"
+            )
+        inner = getattr(current, "cause", None)  # StartupError keeps its cause here
+        if not isinstance(inner, BaseException):
+            inner = current.__cause__ or current.__context__
+        current = inner
+    return None

@@ -81,7 +81,7 @@ from regisseur.cli._download_places import (
     prepare_records,
 )
 from regisseur.cli._download_view import LineView, make_view, size_text
-from regisseur.cli._error_text import beside_url
+from regisseur.cli._error_text import beside_url, missing_driver
 from regisseur.cli._interrupts import cleaning_up, cut_short_says, exit_code, stopped_by
 from regisseur.cli._records_db import DB_NAME, database_url, records_file
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
@@ -725,6 +725,7 @@ def run_download(
         code = 2
         view.close()
         text, of_database = _plain_error(exc)
+        text = missing_driver(exc) or text
         if of_database or exc.child == "database":  # also: its driver is not installed
             problem = redact_text(f"cannot use the records database {_shown_url(db_url)}: {text}")
             view.tell(f"regisseur download: {problem}")

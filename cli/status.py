@@ -35,7 +35,7 @@ from regisseur.actors.downloads.owners import lock_directory, owner_running
 from regisseur.actors.errors import RegisseurError
 from regisseur.actors.journal import read_events
 from regisseur.actors.log import redact, redact_text
-from regisseur.cli._error_text import beside_url
+from regisseur.cli._error_text import beside_url, missing_driver
 from regisseur.cli._printable import printable
 from regisseur.cli._private_records import read_private
 
@@ -117,7 +117,8 @@ def _read_engine(url: URL, read: Callable[[Connection], T]) -> T:
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
-        msg = f"cannot read {redact_text(str(url))}: {redact_text(_driver_message(exc))}"
+        why = missing_driver(exc) or _driver_message(exc)
+        msg = f"cannot read {redact_text(str(url))}: {redact_text(why)}"
         raise StatusError(msg) from exc
     try:
         with engine.connect() as connection:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.reliability.test_hostile_http import OK, RawServer, http
+from tests.test_cli_download import run as run_cli
 from tests.test_cli_safety import run
 
 if TYPE_CHECKING:
@@ -217,6 +218,11 @@ def test_places_the_user_cannot_write_get_a_plain_error(
 # -- regisseur status on a database it cannot read ---------------------------------------
 
 
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c script ARGS`` (a CLI run under a changed import system), to its end."""
+    return run_cli(*args, script=script)
+
+
 def _free_port() -> int:
     import socket
 
@@ -235,6 +241,36 @@ def test_status_of_an_unreachable_database_says_why_in_plain_words() -> None:
     for jargon in ("OperationalError", "sqlalche.me", "Background on this error", "s3cr3t"):
         assert jargon not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# As if psycopg were not installed (it is, for the cluster tests): the
+# import of its module fails as it does in a venv without the extra.
+_WITHOUT_PSYCOPG = (
+    "import runpy, sys\n"
+    "sys.modules['psycopg'] = None\n"
+    "sys.modules['psycopg2'] = None\n"
+    "sys.argv[0] = 'regisseur'\n"
+    "runpy.run_module('regisseur.cli', run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize("command", ["download", "status"])
+def test_a_database_driver_that_is_not_installed_is_named_with_its_fix(
+    command: str, tmp_path: Path
+) -> None:
+    """Before: ``cannot use the records database postgresql://...: No module
+    named 'psycopg'``, which does not say what to install."""
+    url = f"postgresql://alice:s3cr3t-pw@127.0.0.1:{_free_port()}/records"
+    args = [command, "--db", url]
+    if command == "download":
+        args += ["-o", str(tmp_path), "http://127.0.0.1:9/a.bin"]
+    result = run_script(_WITHOUT_PSYCOPG, *args)
+    assert result.returncode in (1, 2), result.stderr
+    assert "the PostgreSQL driver is not installed" in result.stderr, result.stderr
+    assert "pip install 'regisseur[postgres]'" in result.stderr
+    assert "postgresql://alice:[REDACTED]@127.0.0.1" in result.stderr
+    assert "s3cr3t" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_status_of_an_unreadable_records_file_says_permission_denied(tmp_path: Path) -> None:
