@@ -170,6 +170,23 @@ def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
         assert not (tmp_path / "none.db").exists()
 
 
+def test_status_of_a_records_file_that_is_no_database_names_the_file(tmp_path: Path) -> None:
+    """Before: ``cannot read sqlite:////DIR/.regisseur-downloads.db?nofollow=1:
+    file is not a database``: a URL the user never typed, with an internal
+    option; ``download`` names the same file by its path."""
+    records = tmp_path / DB_NAME
+    records.write_bytes(b"not a database\n")
+    records.chmod(0o600)
+    for args in ((str(tmp_path),), ("--db", str(records)), ("--db", f"sqlite:///{records}")):
+        result = run("status", *args)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"regisseur status: cannot read {records}: file is not a database\n"
+        ), args
+        download = run("download", "-o", str(tmp_path), "http://127.0.0.1:9/a.bin")
+        assert f"{records}: file is not a database" in download.stderr
+
+
 def test_status_without_arguments_where_nothing_was_downloaded(tmp_path: Path) -> None:
     """Before: "no database file at 'regisseur.db'", a file a downloader never made."""
     result = run("status", cwd=tmp_path)
