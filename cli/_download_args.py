@@ -142,7 +142,10 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         "-i",
         "--input-file",
         metavar="FILE",
-        help="read URLs from FILE, one a line ('-': stdin; blank lines and # comments skipped)",
+        help=(
+            "read URLs from FILE, one a line ('-': stdin; blank lines skipped, "
+            "# after a space or at the start of a line begins a comment)"
+        ),
     )
     parser.add_argument(
         "-q",
@@ -227,6 +230,11 @@ def _url(text: str) -> str:
     return text.strip().replace(" ", "%20")
 
 
+# A comment: a ``#`` that starts the line or follows whitespace, to the end
+# of the line (``URL  # the mirror``). A ``#`` inside a URL is its fragment.
+_COMMENT = re.compile(r"(?:^|\s)#.*")
+
+
 def _read_list(name: str) -> list[str]:
     """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
     try:
@@ -240,8 +248,8 @@ def _read_list(name: str) -> list[str]:
     except OSError as exc:
         msg = f"cannot read -i {name}: {plain_reason(exc)}"
         raise ValueError(msg) from None
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    lines = (_COMMENT.sub("", line).strip() for line in text.splitlines())
+    return [line for line in lines if line]
 
 
 def read_urls(args: argparse.Namespace) -> list[str]:

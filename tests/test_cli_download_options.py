@@ -101,6 +101,21 @@ def test_input_file_skips_blank_lines_and_comments(server: _Server, tmp_path: Pa
     assert result.stdout.splitlines() == [str(out / "a.txt"), str(out / "b.txt")]
 
 
+def test_a_comment_after_a_url_on_its_line_is_skipped(server: _Server, tmp_path: Path) -> None:
+    """Before: ``URL  # the mirror`` was fetched as ``URL%20%20#%20the%20mirror``
+    (a 404, the comment percent-encoded into the path). A ``#`` after
+    whitespace starts a comment; one inside a URL is its fragment."""
+    a, b = server.serve("/a.txt", b"a" * 10), server.serve("/b.txt", b"b" * 10)
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{a}  # the first\n{b}#part\t# the second\n")
+    out = tmp_path / "out"
+    result = run("download", "-i", str(listing), "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stderr
+    assert sorted(server.paths()) == ["/a.txt", "/b.txt"]
+    assert result.stdout.splitlines() == [str(out / "a.txt"), str(out / "b.txt")]
+    assert "%20" not in result.stderr
+
+
 def test_input_from_stdin_and_arguments_together(server: _Server, tmp_path: Path) -> None:
     a, b = server.serve("/a.txt", b"a"), server.serve("/b.txt", b"b")
     result = run("download", a, "-i", "-", "-o", str(tmp_path), stdin=f"{b}\n{a}\n")
