@@ -659,7 +659,12 @@ def run_download(
             main_thread_signals=True,
         )
     except (OSError, TypeError, ValueError, DatabaseError) as exc:
-        err.write(f"regisseur download: {redact_text(str(exc))}\n")
+        text = redact_text(str(exc))
+        if isinstance(exc, DatabaseError) and not args.db:
+            # "remove it" may not be in the user's power (another user's
+            # file in a sticky folder such as /tmp): the other way out.
+            text += " (or keep this run's records elsewhere: --db FILE)"
+        err.write(f"regisseur download: {text}\n")
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     # A run waiting to retry says so (its own retries only: see _retry_lines).

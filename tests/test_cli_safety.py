@@ -163,6 +163,28 @@ def test_a_dangling_link_in_place_of_the_database_is_refused(
     assert not (out / "file.bin").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a file to another user: needs root")
+def test_a_records_file_of_another_user_names_the_way_out(
+    server: RawServer, tmp_path: Path
+) -> None:
+    """A folder others may write to (``/tmp``, sticky): another user's
+    records file there is refused. Before, the error ended "remove it",
+    which the user cannot do in a sticky folder; it also names ``--db``."""
+    url = server.route("/file.bin", http(OK, body=BODY))
+    out = tmp_path / "shared"
+    out.mkdir(mode=0o1777)
+    sqlite3.connect(out / DB_NAME).close()
+    os.chown(out / DB_NAME, 65534, 65534)
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "belongs to another user" in result.stderr
+    assert "keep this run's records elsewhere: --db FILE" in result.stderr
+    records = tmp_path / "mine.db"
+    elsewhere = run("download", url, "-o", str(out), "--db", str(records), "--plain")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert (out / "file.bin").read_bytes() == BODY
+
+
 def _other_application(path: Path) -> tuple[Path, bytes]:
     """Another application's SQLite file (rollback journal), and its bytes."""
     with sqlite3.connect(path) as connection:
