@@ -564,6 +564,16 @@ def _deliver(paths: list[str], out: TextIO | None) -> str | None:
     return None
 
 
+def _with_bytes(parts: Iterable[Path]) -> int:
+    """How many of ``parts`` hold a byte to resume from: one a download made
+    before its body came (stopped while it waited to retry) has none."""
+    count = 0
+    for part in parts:
+        with contextlib.suppress(OSError):  # gone meanwhile: not kept
+            count += os.lstat(part).st_size > 0
+    return count
+
+
 def _stopping_line(parts: int) -> str:
     """What a run says as its stop begins (silenced by ``-q``, as progress is)."""
     return (
@@ -750,12 +760,12 @@ def run_download(
             retries.close()
             view.close()
             if stopped is not None:  # the stop may take seconds: say so at once
-                parts = len(source.partial_files(tracker.ids() | set(wanted)))
+                parts = _with_bytes(source.partial_files(tracker.ids() | set(wanted)))
                 view.say(_stopping_line(parts))
             system.stop()
     if stopped is not None:
         # This run's parts only: another live run's in DIR are not ours to resume.
-        parts = len(source.partial_files(tracker.ids() | set(wanted)))
+        parts = _with_bytes(source.partial_files(tracker.ids() | set(wanted)))
         view.tell(
             f"{stopped}: {parts} partial file(s) kept in {directory}; "
             "run the same command again to resume"

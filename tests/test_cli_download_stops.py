@@ -481,3 +481,41 @@ def test_a_second_signal_right_after_the_first_quits_at_once(
     assert again.returncode == 0, again.stdout + again.stderr
     assert (tmp_path / "big.bin").read_bytes() == files.body
     assert succeeded(tmp_path) == [url]
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_before_any_byte_keeps_no_empty_part(tmp_path: Path) -> None:
+    """Ctrl-C while a download waits to retry a 503, before any byte came.
+    Before: ``stopping: keeping 1 partial file(s) (... they still resume
+    from their last byte)`` for an empty ``NAME.ID.part`` left in DIR, which
+    had nothing to resume. Now nothing is left and the lines say 0."""
+    from tests.reliability.test_hostile_http import RawServer, http
+
+    server = RawServer()
+    try:
+        url = server.route("/busy.bin", http("503 Service Unavailable", {"Retry-After": "30"}))
+        stderr = tmp_path / "stderr.txt"
+        out_dir = tmp_path / "out"
+        with stderr.open("w") as sink:
+            process = subprocess.Popen(
+                cli("download", url, "-o", str(out_dir), "--plain", "--retries", "3"),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=sink,
+                text=True,
+            )
+        try:
+            wait_until(lambda: "retrying" in stderr.read_text(), "the wait to retry")
+            process.send_signal(signal.SIGINT)
+            code, out, _ = ended(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        server.close()
+    err = stderr.read_text()
+    assert code == 130, out + err
+    assert list(out_dir.glob("*.part*")) == []
+    assert "stopping: keeping 0 partial file(s)" in err
+    assert f"interrupted: 0 partial file(s) kept in {out_dir}" in err

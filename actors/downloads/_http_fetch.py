@@ -25,7 +25,8 @@ A :class:`Fetch` lives on the worker thread for one call of the impl:
    when the run began and that it can lock now are removed.
 
 On failure or a user cancel the part is removed unless ``keep_partial``; on
-a stop (cancel reason ``"stopping"``) it is kept for the next start; so it
+a stop (cancel reason ``"stopping"``) it is kept for the next start unless
+it is empty (stopped before the body came); so it
 is when the local disk is full (``ENOSPC``, ``EDQUOT``) and the part has
 bytes a resume can use: the error says how many were kept, and a re-run of
 the download (``system.downloads.retry``) continues there. A run that lost
@@ -312,7 +313,11 @@ class Fetch:
             ctx.log.warning("download_stale_run_discarded", url=self.shown, claim=exc.claim)
             raise
         except DownloadInterrupted as exc:
-            if exc.reason != STOPPING and not self.source.keep_partial and self.part.locked:
+            # A stop keeps the part for the next start, unless it is empty
+            # (stopped before any byte came, while waiting to retry): an
+            # empty file is never left in the directory.
+            stopped = exc.reason == STOPPING and self.part.size() > 0
+            if not stopped and not self.source.keep_partial and self.part.locked:
                 self._remove_part()
             raise
         except Exception as exc:
