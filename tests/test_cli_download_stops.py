@@ -43,6 +43,27 @@ if TYPE_CHECKING:
 __all__ = ["files"]  # the fixture, shared
 
 
+def signalled_once_said(
+    args: tuple[str, ...], stderr: Path, said: str, sig: int
+) -> tuple[int, str, str]:
+    """Run ``regisseur ARGS`` with its stderr in the file ``stderr``; send it
+    ``sig`` once ``said`` is there. Its exit code, stdout and stderr (killed
+    if it has not ended within WAIT)."""
+    with stderr.open("w") as sink:
+        process = subprocess.Popen(
+            cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=sink, text=True
+        )
+    try:
+        wait_until(lambda: said in stderr.read_text(), f"{said!r} on stderr")
+        process.send_signal(sig)
+        code, out, _ = ended(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return code, out, stderr.read_text()
+
+
 @pytest.mark.timeout(60)
 def test_a_closed_stderr_neither_hangs_nor_stops_the_downloads(
     files: _Server, tmp_path: Path
@@ -153,31 +174,16 @@ def test_sigterm_while_another_run_holds_the_planning_lock(files: _Server, tmp_p
     owners = tmp_path / f"{DB_NAME}-owners"
     owners.mkdir(mode=0o700)
     lock = os.open(owners / "plan.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    stderr = tmp_path / "stderr.txt"
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other run
-        with stderr.open("w") as sink:
-            process = subprocess.Popen(
-                cli("download", files.url("/big.bin"), "-o", str(tmp_path), "--plain"),
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=sink,
-                text=True,
-            )
-        try:
-            wait_until(
-                lambda: "waiting for another run to start" in stderr.read_text(),
-                "the run waiting for the planning lock",
-            )
-            process.send_signal(signal.SIGTERM)
-            code, out, _ = ended(process)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        code, out, err = signalled_once_said(
+            ("download", files.url("/big.bin"), "-o", str(tmp_path), "--plain"),
+            tmp_path / "stderr.txt",
+            "waiting for another run to start",
+            signal.SIGTERM,
+        )
     finally:
         os.close(lock)
-    err = stderr.read_text()
     assert code == 143, out + err
     assert "Traceback" not in err
     assert f"terminated: 0 partial file(s) kept in {tmp_path}" in err
@@ -494,27 +500,15 @@ def test_a_stop_before_any_byte_keeps_no_empty_part(tmp_path: Path) -> None:
     server = RawServer()
     try:
         url = server.route("/busy.bin", http("503 Service Unavailable", {"Retry-After": "30"}))
-        stderr = tmp_path / "stderr.txt"
         out_dir = tmp_path / "out"
-        with stderr.open("w") as sink:
-            process = subprocess.Popen(
-                cli("download", url, "-o", str(out_dir), "--plain", "--retries", "3"),
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=sink,
-                text=True,
-            )
-        try:
-            wait_until(lambda: "retrying" in stderr.read_text(), "the wait to retry")
-            process.send_signal(signal.SIGINT)
-            code, out, _ = ended(process)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        code, out, err = signalled_once_said(
+            ("download", url, "-o", str(out_dir), "--plain", "--retries", "3"),
+            tmp_path / "stderr.txt",
+            "retrying",
+            signal.SIGINT,
+        )
     finally:
         server.close()
-    err = stderr.read_text()
     assert code == 130, out + err
     assert list(out_dir.glob("*.part*")) == []
     assert "stopping: keeping 0 partial file(s)" in err
