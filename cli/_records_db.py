@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DB_NAME", "database_url", "directory_database", "records_file"]
+__all__ = ["DB_NAME", "database_url", "directory_database", "records_file", "shown_database"]
 
 #: The records' SQLite file in a download directory.
 DB_NAME = ".regisseur-downloads.db"
@@ -36,13 +36,32 @@ def records_file(value: str) -> Path | None:
     """
     if "://" not in value:
         return _absolute(Path(value))
-    scheme, _, rest = value.partition("://")
+    name = _sqlite_file_name(value)
+    return None if name is None else _absolute(Path(name))
+
+
+def shown_database(url: str) -> str:
+    """A database URL as a person names it: a SQLite file by its path (without
+    the URL's options, such as the ``?nofollow=1`` regisseur adds), any other
+    database by its URL with the password redacted."""
+    name = _sqlite_file_name(url)
+    if name is not None:
+        return name
+    from regisseur.actors.log import redact_text  # only when a message is made
+
+    return redact_text(url)
+
+
+def _sqlite_file_name(url: str) -> str | None:
+    """The file of a ``sqlite:///`` URL as written in it; None for memory,
+    ``file:`` URIs and other databases."""
+    scheme, _, rest = url.partition("://")
     if scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
         return None
     name = rest[1:].partition("?")[0]
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
-    return _absolute(Path(name))
+    return name
 
 
 def _absolute(path: Path) -> Path:

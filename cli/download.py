@@ -83,7 +83,7 @@ from regisseur.cli._download_places import (
 from regisseur.cli._download_view import LineView, make_view, size_text
 from regisseur.cli._error_text import beside_url, missing_driver
 from regisseur.cli._interrupts import cleaning_up, cut_short_says, exit_code, stopped_by
-from regisseur.cli._records_db import DB_NAME, database_url, records_file
+from regisseur.cli._records_db import DB_NAME, database_url, records_file, shown_database
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
@@ -525,11 +525,6 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
-def _shown_url(db_url: str) -> str:
-    """The records database as a person names it: a SQLite file by its path."""
-    return db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:") else db_url
-
-
 def _failed_line(url: str, why: str) -> str:
     """``FAILED <url>: <why>``, both redacted, without the URL said twice
     (see ``beside_url``)."""
@@ -716,7 +711,7 @@ def run_download(
         over = getattr(args, "startup_over", None)  # the console script's collector
         if over is not None:
             over()
-        watch = RecordsWatch(system, _shown_url(db_url), notice=view.tell)
+        watch = RecordsWatch(system, shown_database(db_url), notice=view.tell)
         final = tracker.wait_for(wanted, watch.problem)
         final.update(
             _wait_elsewhere(
@@ -742,7 +737,8 @@ def run_download(
         text, of_database = _plain_error(exc)
         text = missing_driver(exc) or text
         if of_database or exc.child == "database":  # also: its driver is not installed
-            problem = redact_text(f"cannot use the records database {_shown_url(db_url)}: {text}")
+            shown = shown_database(db_url)
+            problem = redact_text(f"cannot use the records database {shown}: {text}")
             view.tell(f"regisseur download: {problem}")
         else:
             view.tell(f"regisseur download: cannot start: {exc.child}: {text}")
@@ -751,7 +747,7 @@ def run_download(
         view.close()
         text, of_database = _plain_error(exc)
         if of_database:  # a read the records refuse (SQLAlchemy's wrapper dropped)
-            text = f"cannot use the records database {_shown_url(db_url)}: {text}"
+            text = f"cannot use the records database {shown_database(db_url)}: {text}"
         elif not isinstance(exc, OSError):
             text = f"{type(exc).__name__}: {exc}"
         view.tell(f"regisseur download: {redact_text(text)}")

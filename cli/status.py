@@ -38,6 +38,7 @@ from regisseur.actors.log import redact, redact_text
 from regisseur.cli._error_text import beside_url, missing_driver
 from regisseur.cli._printable import printable
 from regisseur.cli._private_records import read_private
+from regisseur.cli._records_db import shown_database
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,7 +104,7 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     except DatabaseError as exc:  # a file of the records that may not be used
         raise StatusError(str(exc)) from exc
     except SQLAlchemyError as exc:
-        msg = f"cannot read {_shown(url)}: {redact_text(_driver_message(exc))[:300]}"
+        msg = f"cannot read {shown_database(str(url))}: {redact_text(_driver_message(exc))[:300]}"
         raise StatusError(msg) from exc
     # Shown to people and scripts: no URL password or signed-URL signature
     # (in display names, errors, extras), whatever was stored.
@@ -117,22 +118,13 @@ def _read_engine(url: URL, read: Callable[[Connection], T]) -> T:
         engine = create_engine(url)
     except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
         why = missing_driver(exc) or _driver_message(exc)
-        msg = f"cannot read {_shown(url)}: {redact_text(why)}"
+        msg = f"cannot read {shown_database(str(url))}: {redact_text(why)}"
         raise StatusError(msg) from exc
     try:
         with engine.connect() as connection:
             return read(connection)
     finally:
         engine.dispose()
-
-
-def _shown(url: URL) -> str:
-    """The records as a person names them: a SQLite file by its path (not
-    the URL made of it, with its internal ``?nofollow=1``), a server by its
-    URL, password redacted."""
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return url.database
-    return redact_text(str(url))
 
 
 def _driver_message(exc: Exception) -> str:
