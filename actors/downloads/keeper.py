@@ -1193,9 +1193,9 @@ class KeeperActor(Actor):
         # A claim goes with its record's row when that is written anyway
         # (one write of the row); the others after every row exists.
         rest = {i: c for i, c in claims.items() if i in retried or i not in staged}
-        self._sync_commits()
         try:
-            sql = self.connection
+            sql = self.connection  # opening it may fail too: a write failure
+            self._sync_commits(sql)
             store.insert_many(sql, inserts, owner=self._owner, claims=claims)
             store.update_many(sql, updates, claims=claims, owner=self._owner)
             for download_id, (record, _new) in retried.items():
@@ -1211,7 +1211,7 @@ class KeeperActor(Actor):
         self._write_error = None
         return True
 
-    def _sync_commits(self) -> None:
+    def _sync_commits(self, sql: Connection) -> None:
         """Have this batch's commit reach the disk before it returns (SQLite).
 
         A Succeeded record is acknowledged (its event published, ``wait``
@@ -1223,7 +1223,7 @@ class KeeperActor(Actor):
         is written anyway with the system's setting, and that is logged once.
         """
         try:
-            sync_every_commit(self.connection)
+            sync_every_commit(sql)
         except DATABASE_ERRORS as exc:
             if not self._unsynced_logged:
                 self._unsynced_logged = True
