@@ -52,6 +52,7 @@ __all__ = [
     "cleaning_up",
     "cut_short_says",
     "exit_code",
+    "interrupt_behind",
     "stopped_by",
     "terminate_as_interrupt",
 ]
@@ -78,6 +79,25 @@ class Terminated(KeyboardInterrupt):
 def exit_code(interrupt: KeyboardInterrupt) -> int:
     """130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP (the shell's 128 + signal number)."""
     return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM, SIGHUP) an exception was raised while handling, or None.
+
+    A signal's exception can land while a lock is being taken back on the
+    main thread (inside ``Condition.wait``): the ``with`` around it then
+    releases a lock it does not hold, and the ``RuntimeError`` of that
+    replaces the interrupt, which stays its ``__context__``. The command
+    was interrupted all the same.
+    """
+    current: BaseException | None = exc
+    for _ in range(20):  # a chain, never a cycle this long
+        if current is None:
+            return None
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        current = current.__context__
+    return None
 
 
 def stopped_by(interrupt: KeyboardInterrupt) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
-from regisseur.cli._interrupts import cleaning_up, exit_code, stopped_by
+from regisseur.cli._interrupts import cleaning_up, exit_code, interrupt_behind, stopped_by
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -119,8 +119,13 @@ def run_demo(
         code = exit_code(interrupt)
         stopped = stopped_by(interrupt)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        code = 1
-        failure = f"the demo failed: {type(exc).__name__}: {exc}"
+        behind = interrupt_behind(exc)
+        if behind is not None:  # a lock's error raised as the interrupt unwound
+            code = exit_code(behind)
+            stopped = stopped_by(behind)
+        else:
+            code = 1
+            failure = f"the demo failed: {type(exc).__name__}: {exc}"
     finally:
         with cleaning_up():
             if system is not None:

@@ -13,6 +13,8 @@ from regisseur.cli._interrupts import (
     Terminated,
     cleaning_up,
     exit_code,
+    interrupt_behind,
+    stopped_by,
     terminate_as_interrupt,
 )
 
@@ -76,3 +78,19 @@ def test_outside_the_console_script_sigterm_keeps_its_default() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "as before: main() in a program"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_error_raised_as_an_interrupt_unwound_is_taken_as_that_interrupt() -> None:
+    # A signal landing while Condition.wait takes its lock back: the ``with``
+    # around it releases a lock it does not hold, and that RuntimeError
+    # replaces the interrupt (seen in the demo after Ctrl-C: exit 1, "failed").
+    signum = signal.SIGTERM
+    with pytest.raises(RuntimeError) as raised:
+        try:
+            raise Terminated(signum)
+        finally:
+            raise RuntimeError("cannot release un-acquired lock")  # noqa: B012
+    interrupt = interrupt_behind(raised.value)
+    assert isinstance(interrupt, Terminated)
+    assert (exit_code(interrupt), stopped_by(interrupt)) == (143, "terminated")
+    assert interrupt_behind(RuntimeError("a plain failure")) is None
