@@ -14,8 +14,10 @@ socket brought:
   or TLS socket: after the bytes ``http.client`` buffered, it reads the
   socket itself (one ``recv_into`` per read, no buffered reader and no
   ``SocketIO`` layer in between: a TLS body comes one 16 KiB record per
-  read, so these layers cost per record), and settles ``http.client``'s
-  count at the end;
+  read, so these layers cost per record; a plain socket's bytes that are
+  already there are read with one ``readv`` of its descriptor, and only
+  an empty socket is waited for), and settles ``http.client``'s count at
+  the end;
 * :class:`ChunkedReader` for ``Transfer-Encoding: chunked``, parsed
   strictly (hex sizes only, bounded lines and trailers, CRLF after each
   chunk); the connection is not reused after it.
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
+import select
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkedError", "ChunkedReader", "SocketBody", "plain_reader"]
 
+# Reading a socket's descriptor directly (see SocketBody): POSIX systems.
+_DIRECT = hasattr(os, "readv") and hasattr(select, "poll")
 _MAX_LINE = 4096  # a chunk-size line (extensions included) or a trailer line
 _MAX_TRAILERS = 100
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -119,6 +125,17 @@ class SocketBody:
         self._filled = False
         self._body_end = body_end
         self.then: Callable[[memoryview], int] = sock.recv_into
+        self._poll: Callable[[float], list[tuple[int, int]]] | None = None
+        if _DIRECT and type(sock) is socket.socket and self._timeout:
+            # A plain socket with a timeout is non-blocking underneath: its
+            # bytes are read with one readv when they are there already
+            # (recv_into polls first, and listen() would set the timeout
+            # twice, one system call each), polled for only when it is empty.
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            self._poll = poller.poll
+            self._wait_ms = self._timeout * 1000
+            self.then = self._read
         self.end = end
         # The reader of the first reads: http.client's buffer, unless known empty.
         self.start: Callable[[memoryview], int] | None = self.first if body_end >= 0 else None
@@ -155,8 +172,24 @@ class SocketBody:
     def listen(self, quiet: float) -> None:
         """From now on a read gives up after ``quiet`` seconds without a byte."""
         if quiet < self.patience:
+            if self._poll is not None:
+                self._wait_ms = quiet * 1000
+                return
             self._sock.settimeout(quiet)
             self._listening = True
+
+    def _read(self, view: memoryview) -> int:
+        """One read of the plain socket (``recv_into`` style): what is there,
+        else what comes within the read's time (``TimeoutError`` if nothing)."""
+        fd = self._sock.fileno()  # -1 once closed: EBADF, as recv_into raises
+        while True:
+            try:
+                return os.readv(fd, (view,))
+            except BlockingIOError:
+                pass
+            assert self._poll is not None
+            if not self._poll(self._wait_ms):
+                raise TimeoutError("timed out")
 
     def first(self, view: memoryview) -> int:
         """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
