@@ -70,6 +70,7 @@ from regisseur.actors.downloads._partfile import (
     PartInUseError,
     PartNotOwnedError,
     PartSyncError,
+    PartWriter,
     ResumePoint,
     Validators,
 )
@@ -87,7 +88,6 @@ from regisseur.messages.redaction import SENSITIVE_WORDS
 
 if TYPE_CHECKING:
     import hashlib
-    import io
     from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
@@ -279,7 +279,7 @@ class Fetch:
             url=self.url,
         )
         self.validators = Validators(None, None, None)  # of the body being written
-        self._file: io.BufferedWriter | None = None  # the part, while the body streams
+        self._file: PartWriter | None = None  # the part, while the body streams
         self._checkpointed = 0
         self._checkpoint_time = 0.0
         self._owner_checked = ctx.now()  # the run was just handed out: owned
@@ -296,12 +296,6 @@ class Fetch:
         """Download, retrying as configured; return the final path."""
         ctx = self.ctx
         started = ctx.now()
-        try:
-            if not self.directory.is_dir():  # one stat, not a failing mkdir and a stat
-                self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            msg = f"cannot create download directory {str(self.directory)!r}: {network_reason(exc)}"
-            raise DownloadError(msg) from exc
         try:
             self._lock_part()
             self._best_part()
@@ -395,12 +389,19 @@ class Fetch:
         """
         tries = 0
         run = self.ctx.claim  # the number of the next part set aside
+        made_directory = False
         while True:
             try:
                 self.part.lock()
             except PartInUseError:
                 held = True
             except OSError as exc:  # PartNotOwnedError among them
+                if isinstance(exc, (FileNotFoundError, NotADirectoryError)) and not made_directory:
+                    # The directory is missing: made here, not looked for
+                    # before every download (one system call less for each).
+                    self._make_directory()
+                    made_directory = True
+                    continue
                 held = False
                 if not (self.ctx.claim and isinstance(exc, PartNotOwnedError)):
                     msg = f"cannot write {str(self.part.path)!r}: {network_reason(exc)}"
@@ -430,6 +431,13 @@ class Fetch:
             # number, at once.
             self.part = self._shared.aside(run)
             run += 1
+
+    def _make_directory(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create download directory {str(self.directory)!r}: {network_reason(exc)}"
+            raise DownloadError(msg) from exc
 
     def _best_part(self) -> None:
         """Continue the best of this download's parts this run can lock.
@@ -846,7 +854,7 @@ class Fetch:
         self,
         response: requests.Response,
         body: http.client.HTTPResponse,
-        file: io.BufferedWriter,
+        file: PartWriter,
         *,
         hasher: hashlib._Hash | None,
         end: int | None,
@@ -885,7 +893,7 @@ class Fetch:
     def _copy_loop(
         self,
         readinto: Callable[[memoryview], int],
-        file: io.BufferedWriter,
+        file: PartWriter,
         *,
         hasher: hashlib._Hash | None,
         end: int | None,
@@ -999,7 +1007,7 @@ class Fetch:
         body: http.client.HTTPResponse,
         sock: socket.socket,
         splicer: _splice.Splicer,
-        file: io.BufferedWriter,
+        file: PartWriter,
         *,
         end: int,
         total: int | None,
@@ -1060,7 +1068,7 @@ class Fetch:
     def _copy_socket(
         self,
         body: SocketBody,
-        file: io.BufferedWriter,
+        file: PartWriter,
         *,
         hasher: hashlib._Hash | None,
         total: int | None,
@@ -1090,7 +1098,7 @@ class Fetch:
     def _copy_chunks(
         self,
         response: requests.Response,
-        file: io.BufferedWriter,
+        file: PartWriter,
         *,
         hasher: hashlib._Hash | None,
         end: int | None,
@@ -1149,7 +1157,7 @@ class Fetch:
         if due >= _CHECKPOINT_BYTES or now - self._checkpoint_time >= _CHECKPOINT_SECONDS:
             self._checkpoint(file, received, now)
 
-    def _checkpoint(self, file: io.BufferedWriter, received: int, now: float) -> None:
+    def _checkpoint(self, file: PartWriter, received: int, now: float) -> None:
         """Check ownership (see ``_OWNER_CHECK_SECONDS``), then record how much
         of the part is good. A stale run's record is harmless: the run holds
         the part's lock, and once it learns it is stale it removes both."""

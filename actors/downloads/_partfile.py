@@ -74,7 +74,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
@@ -110,7 +109,6 @@ _PLAIN_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{_MAX_ID_CHARS}}}")
 _ASIDE = "~"  # between the tag and the run in a part set aside (never in a tag)
 _RUN = re.compile(r"[0-9]{1,20}")
 _HASH_BLOCK = 1024 * 1024
-_WRITE_BUFFER = 64 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -237,6 +235,55 @@ class ResumePoint(NamedTuple):
     complete: bool  # the whole body is in the part: publish it, fetch nothing
 
 
+class PartWriter:
+    """The locked part's descriptor, written at its position (what the copy
+    loops use of a file).
+
+    Unbuffered: the copy loops hand over their own full buffers, and a
+    buffered file object would cost two system calls more to make for
+    each download (its ``fstat`` and ``lseek``), each letting the GIL go.
+    :meth:`write` writes everything it is given or raises the ``OSError``
+    (a full disk after a partial write leaves those bytes in the part, at
+    its position). Closing it leaves the descriptor, and its lock, open:
+    the part's own :meth:`PartFile.unlock` closes that. Used by the one
+    thread that holds the lock.
+    """
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes | memoryview) -> int:
+        """Write all of ``data`` at the descriptor's position; its length."""
+        fd = self._fd
+        done = os.write(fd, data)
+        total = len(data)
+        if done < total:
+            view = memoryview(data)
+            while done < total:
+                count = os.write(fd, view[done:])
+                if not count:  # never for a file; no endless loop if it were
+                    raise OSError(errno.EIO, "the part accepted no bytes")
+                done += count
+        return total
+
+    def flush(self) -> None:
+        """Nothing to do: every write went to the descriptor."""
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        """Nothing to do: the descriptor is the lock's (see the class)."""
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class PartFile:
     """``path`` (the ``.part``) and ``meta_path`` (its ``.meta``) of a download."""
 
@@ -269,6 +316,7 @@ class PartFile:
         # stays true until it unlocks; False means "not known".
         self._empty = False  # the locked part has no bytes and nothing was handed out
         self._meta_absent = False  # the meta file's open just said ENOENT
+        self._fresh = False  # the part had no bytes when this run locked it
 
     def _name(self, path: Path) -> None:
         self.path = path
@@ -376,7 +424,7 @@ class PartFile:
                 raise PartNotOwnedError(errno.EPERM, msg, str(self.path))
             if same:
                 self._fd = fd
-                self._empty = held.st_size == 0
+                self._empty = self._fresh = held.st_size == 0
                 return
             os.close(fd)
         msg = f"{self.path} keeps changing under this run"
@@ -385,7 +433,7 @@ class PartFile:
     def unlock(self) -> None:
         """Give the part's lock up (idempotent); the file stays as it is."""
         fd, self._fd = self._fd, None
-        self._empty = self._meta_absent = False
+        self._empty = self._meta_absent = self._fresh = False
         if fd is not None:
             os.close(fd)
 
@@ -464,7 +512,7 @@ class PartFile:
 
     def checkpoint(
         self,
-        file: io.BufferedWriter,
+        file: PartWriter,
         validators: Validators,
         *,
         sync: bool,
@@ -516,9 +564,16 @@ class PartFile:
     def remove_meta(self) -> None:
         """Remove the meta file and its temporary (after a publish, or with the part).
 
-        Both are asked for even when this run wrote none: one may have been
-        planted meanwhile, and the directory is left clean.
+        Both are asked for even when this run wrote none, except when this
+        run knows there are none of its kind: it locked the part empty,
+        found no meta file while holding the lock, and saved none. (A
+        temporary a killed run left comes with bytes in the part: that run
+        saved after its body's first chunk. A file another user puts there
+        meanwhile is never read as this part's meta: see ``_meta``.) Two
+        failing ``unlink`` calls less for every fresh small download.
         """
+        if self._fd is not None and self._fresh and self._meta_absent:
+            return
         self.meta_path.unlink(missing_ok=True)
         self.temporary_path.unlink(missing_ok=True)
         self._meta_absent = False
@@ -597,7 +652,7 @@ class PartFile:
             return self._file_systems.keep_dead_writers_bytes(info.st_dev)
         return keeps_dead_writers_bytes(info.st_dev)
 
-    def open(self, offset: int) -> io.BufferedWriter:
+    def open(self, offset: int) -> PartWriter:
         """The locked part for writing at ``offset`` (anything after it is cut off)."""
         if self._fd is None:
             self.lock()
@@ -607,9 +662,7 @@ class PartFile:
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
         self._empty = False
-        # The locked descriptor itself (closing the writer keeps it and its
-        # lock), buffered without open()'s terminal check.
-        return io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), _WRITE_BUFFER)
+        return PartWriter(fd)
 
     def same_as(self, other: Path, stop: Callable[[], bool] | None = None) -> bool:
         """True if the plain file ``other`` holds exactly the part's bytes.

@@ -10,7 +10,6 @@ Before, the part and its meta were removed and a re-run started at byte 0.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from regisseur.actors.downloads import _partfile
-from regisseur.actors.downloads._partfile import PartFile
+from regisseur.actors.downloads._partfile import PartFile, PartWriter
 from regisseur.actors.downloads.errors import UnknownDownloadError
 from regisseur.actors.downloads.http import HttpSource
 from regisseur.actors.downloads.http_errors import DownloadError
@@ -46,18 +45,22 @@ class _Disk:
         real = PartFile.open
         disk = self
 
-        class _Full(io.FileIO):
+        class _Full(PartWriter):
+            # A full file system takes what fits (a short write), then
+            # refuses: what PartWriter.write raises after its short write.
             def write(self, data: Any) -> int:
                 if disk.error is None:
                     return super().write(data)
-                left = disk.room - self.tell()
+                left = disk.room - os.lseek(self.fileno(), 0, os.SEEK_CUR)
                 if left <= 0:
                     raise OSError(disk.error, os.strerror(disk.error))
-                return super().write(memoryview(data)[:left])
+                if len(data) > left:
+                    super().write(memoryview(data)[:left])
+                    raise OSError(disk.error, os.strerror(disk.error))
+                return super().write(data)
 
-        def open_part(part: PartFile, offset: int) -> io.BufferedWriter:
-            writer = real(part, offset)
-            return io.BufferedWriter(_Full(writer.raw.fileno(), "wb", closefd=False), 64 * 1024)
+        def open_part(part: PartFile, offset: int) -> PartWriter:
+            return _Full(real(part, offset).fileno())
 
         monkeypatch.setattr(PartFile, "open", open_part)
 

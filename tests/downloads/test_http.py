@@ -463,6 +463,45 @@ def test_part_without_meta_is_not_resumed(harness: Harness, http_server: HttpSer
     assert "Range" not in http_server.seen("/data.bin")[0].headers
 
 
+@pytest.mark.parametrize("left", ["meta", "temporary"])
+def test_meta_files_a_killed_run_left_are_removed_once_the_download_is_published(
+    harness: Harness, http_server: HttpServer, left: str
+) -> None:
+    """A run killed mid-way through saving its meta file leaves the part's
+    bytes and the temporary; one killed after it, a stale meta file (here
+    beside an emptied part). Neither stays once the download is published."""
+    download_id = "k" * 32
+    part = make_part(harness, "data.bin", download_id, b"bytes" if left == "temporary" else b"")
+    leftover = part.temporary_path if left == "temporary" else part.meta_path
+    leftover.write_text('{"etag": ""v0"", "offset": 5}')
+    url = http_server.file("/data.bin", BODY)
+    assert Path(harness.fetch(harness.source(), url, download_id=download_id)).read_bytes() == BODY
+    assert harness.files() == ["data.bin"]
+
+
+def test_a_missing_download_directory_is_made_on_the_first_download(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    directory = tmp_path / "not" / "yet" / "there"
+    url = http_server.file("/data.bin", BODY)
+    path = harness.fetch(harness.source(directory=directory), url)
+    assert Path(path) == directory.resolve() / "data.bin"
+    assert Path(path).read_bytes() == BODY
+
+
+def test_a_download_directory_that_is_a_file_is_named_and_left_alone(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    directory = tmp_path / "notes.txt"
+    directory.write_text("mine")
+    url = http_server.file("/data.bin", BODY)
+    message = f"cannot create download directory {str(directory)!r}: "
+    with pytest.raises(DownloadError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        harness.fetch(harness.source(directory=directory), url)
+    assert directory.read_text() == "mine"
+    assert http_server.seen() == []
+
+
 # -- cancel ----------------------------------------------------------------------
 
 

@@ -89,7 +89,10 @@ def test_the_meta_file_is_never_written_through_a_symlink(
     url = http_server.route("/data.bin", plant_then_answer)
     assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
     assert victim.read_text() == "precious"
-    assert harness.files() == ["data.bin"]
+    # A fresh run that found no meta file and wrote none does not look for
+    # one again: what was planted meanwhile stays, as it was, beside it.
+    assert harness.files() == ["data.bin", part.meta_path.name]
+    assert part.meta_path.readlink() == victim
 
 
 @pytest.mark.timeout(30)
@@ -184,11 +187,31 @@ def test_a_leftover_or_planted_meta_temporary_is_replaced_not_followed(
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     part = part_of(harness)
+    part.path.write_bytes(BODY[:100])  # the killed run's bytes (it saved after them)
     part.temporary_path.symlink_to(victim)
     url = http_server.file("/data.bin", BODY, etag='"v1"')
     assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
     assert victim.read_text() == "precious"
     assert harness.files() == ["data.bin"]  # no .part, .meta or .tmp left
+
+
+@pytest.mark.timeout(30)
+def test_a_temporary_planted_beside_a_fresh_part_is_never_followed(
+    harness: Harness, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """Planted before a run that starts from nothing (no part, no meta file):
+    a run killed while saving a meta file leaves its part with bytes, so
+    this one is nobody's; it is left as it was (never followed or written)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = part_of(harness)
+    part.path.unlink(missing_ok=True)
+    part.temporary_path.symlink_to(victim)
+    url = http_server.file("/data.bin", BODY, etag='"v1"')
+    assert Path(harness.fetch(harness.source(), url, download_id=ID)).read_bytes() == BODY
+    assert victim.read_text() == "precious"
+    assert part.temporary_path.readlink() == victim
+    assert not part.path.exists()
 
 
 @pytest.mark.timeout(30)
