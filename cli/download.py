@@ -82,7 +82,13 @@ from regisseur.cli._download_places import (
 )
 from regisseur.cli._download_view import LineView, make_view, size_text
 from regisseur.cli._error_text import beside_url, missing_driver
-from regisseur.cli._interrupts import cleaning_up, cut_short_says, exit_code, stopped_by
+from regisseur.cli._interrupts import (
+    cleaning_up,
+    cut_short_says,
+    exit_code,
+    interrupt_behind,
+    stopped_by,
+)
 from regisseur.cli._records_db import DB_NAME, database_url, records_file, shown_database
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
@@ -525,6 +531,16 @@ def _failure(record: DownloadRecord, sha256: str | None, checked: set[str]) -> s
     return None
 
 
+def _say_failed(view: LineView, exc: Exception, db_url: str) -> None:
+    """One plain line for an error that ended the run (no traceback)."""
+    text, of_database = _plain_error(exc)
+    if of_database:  # a read the records refuse (SQLAlchemy's wrapper dropped)
+        text = f"cannot use the records database {shown_database(db_url)}: {text}"
+    elif not isinstance(exc, OSError):
+        text = f"{type(exc).__name__}: {exc}"
+    view.tell(f"regisseur download: {redact_text(text)}")
+
+
 def _failed_line(url: str, why: str) -> str:
     """``FAILED <url>: <why>``, both redacted, without the URL said twice
     (see ``beside_url``)."""
@@ -743,14 +759,14 @@ def run_download(
         else:
             view.tell(f"regisseur download: cannot start: {exc.child}: {text}")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        code = 1
-        view.close()
-        text, of_database = _plain_error(exc)
-        if of_database:  # a read the records refuse (SQLAlchemy's wrapper dropped)
-            text = f"cannot use the records database {shown_database(db_url)}: {text}"
-        elif not isinstance(exc, OSError):
-            text = f"{type(exc).__name__}: {exc}"
-        view.tell(f"regisseur download: {redact_text(text)}")
+        behind = interrupt_behind(exc)
+        if behind is not None:  # a lock's error raised as the interrupt unwound
+            code = exit_code(behind)
+            stopped = stopped_by(behind)
+        else:
+            code = 1
+            view.close()
+            _say_failed(view, exc, db_url)
     finally:
         with cleaning_up():
             retries.close()

@@ -94,3 +94,27 @@ def test_an_error_raised_as_an_interrupt_unwound_is_taken_as_that_interrupt() ->
     assert isinstance(interrupt, Terminated)
     assert (exit_code(interrupt), stopped_by(interrupt)) == (143, "terminated")
     assert interrupt_behind(RuntimeError("a plain failure")) is None
+
+
+def test_a_command_ended_by_an_interrupt_unwound_into_an_error_exits_as_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside a command's own handling (importing it, say): the console
+    script's exit code is the interrupt's, and a plain error still raises."""
+    from regisseur.cli import _main
+
+    def interrupted(*_args: object) -> int:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("cannot release un-acquired lock")  # noqa: B012
+
+    monkeypatch.setattr(_main, "_main", interrupted)
+    assert _main._guarded([], None) == 130
+
+    def failed(*_args: object) -> int:
+        raise RuntimeError("a plain failure")
+
+    monkeypatch.setattr(_main, "_main", failed)
+    with pytest.raises(RuntimeError, match="a plain failure"):
+        _main._guarded([], None)
