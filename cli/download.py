@@ -71,7 +71,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from regisseur.cli._download_args import add_arguments, bounds, read_urls, request_headers
 from regisseur.cli._download_places import (
@@ -390,10 +390,22 @@ def _plan(
                 view.say(f"waiting for {redact_text(url)}: {describe_owner(holder)} is resuming it")
                 elsewhere[record.id] = holder
                 continue
-        name = display_name_from_url(url)
+        name = _directory_index(url) or display_name_from_url(url)
         extra = {"sha256": sha256} if sha256 else None
         wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
     return list(wanted), elsewhere
+
+
+def _directory_index(url: str) -> str | None:
+    """``index.html`` for a URL whose path ends in ``/`` or is empty (the name
+    wget and aria2c give such a page when its server names none), else None.
+    Before, ``http://host/docs/`` was saved as ``docs`` and ``http://host/``
+    under the host's name."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return None
+    return "index.html" if path.endswith("/") or not path else None
 
 
 def _wait_elsewhere(

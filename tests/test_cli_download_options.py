@@ -476,6 +476,21 @@ def test_a_url_with_spaces_is_sent_percent_encoded(server: _Server, tmp_path: Pa
     assert (tmp_path / "my report 2.txt").read_bytes() == b"report"
 
 
+def test_a_url_ending_in_a_slash_is_saved_as_index_html(server: _Server, tmp_path: Path) -> None:
+    """As wget and aria2c name it (before: ``docs``, and the host's name for
+    ``/``); a second one in the same folder gets a number."""
+    server.serve("/docs/", b"<p>docs</p>")
+    server.serve("/", b"<p>home</p>")
+    result = run("download", server.url("/docs/"), server.url("/"), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "index.html").read_bytes() == b"<p>docs</p>"
+    assert (tmp_path / "index (1).html").read_bytes() == b"<p>home</p>"
+    assert result.stdout.splitlines() == [
+        str(tmp_path / "index.html"),
+        str(tmp_path / "index (1).html"),
+    ]
+
+
 # -- already downloaded? --------------------------------------------------------------
 
 
