@@ -98,11 +98,16 @@ def _refuse_link(records: Path) -> None:
         raise ValueError(msg)
 
 
+_EVENTS = 20  # the events status reads by default
+
+
 def _status(args: argparse.Namespace) -> int:
     from regisseur.cli.status import StatusError, collect, render_json, render_table
 
     try:
-        data = collect(_status_database(args), events=args.events)
+        data = collect(
+            _status_database(args), events=_EVENTS if args.events is None else args.events
+        )
         _startup_over(args)
     except ValueError as exc:
         print(f"regisseur status: {exc}", file=sys.stderr)
@@ -113,7 +118,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         render_json(data, sys.stdout)
     else:
-        render_table(data, sys.stdout)
+        render_table(data, sys.stdout, every_event=args.events is not None)
     return 0
 
 
@@ -230,9 +235,12 @@ def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -
     status.add_argument(
         "--events",
         type=_count,
-        default=20,
+        default=None,
         metavar="N",
-        help="how many events to show (default: %(default)s)",
+        help=(
+            f"list the last N events, starts and stops included (default: the last {_EVENTS} "
+            "without the starts and stops of each actor)"
+        ),
     )
     status.add_argument("--version", action=_Version)
     status.set_defaults(func=_status)

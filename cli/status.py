@@ -210,8 +210,17 @@ def _amount(download: dict[str, Any]) -> str:
     return size
 
 
-def render_table(data: dict[str, Any], out: TextIO) -> None:
-    """Plain-text tables: downloads, then events (times in local time)."""
+#: Events of a system going about its day: listed only when asked for.
+_ROUTINE = frozenset({"ChildStarted", "ChildStopped"})
+
+
+def render_table(data: dict[str, Any], out: TextIO, *, every_event: bool = False) -> None:
+    """Plain-text tables: downloads, then events (times in local time).
+
+    Every start and stop of each actor is journaled (a download run adds a
+    dozen): unless ``every_event``, only the others (failures, restarts,
+    give-ups, stops that timed out) are listed, and the rest counted.
+    """
     downloads = data["downloads"]
     out.write(f"downloads: {len(downloads)}\n")
     if downloads:
@@ -232,7 +241,11 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
         header = ("#", *source, "state", "size", "when", "url", "file / error")
         _table(out, header, rows)
     events = data["events"]
-    out.write(f"\nlast supervision events: {len(events)}\n")
+    shown = events if every_event else [e for e in events if not _routine(e)]
+    routine = len(events) - len(shown)
+    unlisted = f" ({routine} starts and stops not listed: --events N lists all)" if routine else ""
+    out.write(f"\nlast supervision events: {len(events)}{unlisted}\n")
+    events = shown
     if events:
         rows = [
             (
@@ -244,6 +257,10 @@ def render_table(data: dict[str, Any], out: TextIO) -> None:
             for e in events
         ]
         _table(out, ("time", "event", "name", "error / details"), rows)
+
+
+def _routine(event: dict[str, Any]) -> bool:
+    return event["event"] in _ROUTINE and not event["error"]
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:

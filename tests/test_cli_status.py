@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
+import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -115,7 +119,36 @@ def test_status_table_after_download_runs(downloaded: Runs) -> None:
     assert f"{downloaded.base}/later.txt" in later and "100 B" in later
     local = datetime.fromtimestamp(downloaded.ended).astimezone().strftime("%Y-%m-%d")
     assert local in report
-    assert "last supervision events:" in result.stdout
+    # Two runs' starts and stops of each actor: counted, not listed.
+    events = result.stdout.split("\n\n")[1]
+    assert re.fullmatch(
+        r"last supervision events: (\d+) \(\1 starts and stops not listed: "
+        r"--events N lists all\)\n",
+        events,
+    ), events
+
+
+def test_status_lists_failures_and_every_event_when_asked(downloaded: Runs, tmp_path: Path) -> None:
+    records = tmp_path / DB_NAME
+    shutil.copyfile(downloaded.out / DB_NAME, records)
+    with contextlib.closing(sqlite3.connect(records)) as connection, connection:
+        connection.execute(
+            "INSERT INTO regisseur_events (time, system, event, name, error, details)"
+            " VALUES (?, 'download', 'ChildFailed', 'source:http.worker-1', 'OSError: boom', '{}')",
+            (time.time(),),
+        )
+    result = run("status", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.split("\n\n")[1].splitlines()
+    assert re.fullmatch(
+        r"last supervision events: 20 \(19 starts and stops not listed: .*\)", header
+    )
+    assert len(rows) == 2 and "ChildFailed" in rows[1] and "OSError: boom" in rows[1], rows
+    listed = run("status", str(tmp_path), "--events", "3")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.split("\n\n")[1].splitlines()
+    assert header == "last supervision events: 3"
+    assert [row.split()[2] for row in rows[1:]] == ["ChildStopped", "ChildStopped", "ChildFailed"]
 
 
 @pytest.mark.parametrize(
