@@ -102,6 +102,9 @@ class BarsView(LineView):
             with self._lock:
                 self._gone = True
 
+    def before_retry(self, download_id: str, url: str) -> None:
+        """Nothing: the download's bar shows once its start arrives."""
+
     def update(self, event: DownloadStateChanged | DownloadProgressed) -> None:
         """Keep the newest record of the download (cheap: no drawing here)."""
         record = event.record

@@ -72,6 +72,7 @@ class LineView:
         self._last: dict[str, float] = {}
         self._gone = False  # a write failed: the stream has no reader any more
         self._resumed: set[str] = set()  # their start is said as "resuming URL"
+        self._started: set[str] = set()  # their "downloading URL" line was said
 
     def say(self, text: str) -> None:
         """One line of its own (control characters shown as ``\\xNN``)."""
@@ -111,13 +112,23 @@ class LineView:
             return
         if record.state is DownloadState.IN_PROGRESS:
             self._last[record.id] = monotonic()
-            with self._lock:
-                resumed = record.id in self._resumed
-            if not resumed:
-                self.say(f"downloading {redact_text(record.target_id)}")
+            self._say_started(record.id, redact_text(record.target_id))
         elif record.state is DownloadState.SUCCEEDED:
             url = redact_text(record.target_id)
             self.say(f"done {url} -> {record.file_path} ({size_text(record.size)})")
+
+    def before_retry(self, download_id: str, url: str) -> None:
+        """A retry of the download is about to be said (on its worker's thread):
+        its ``downloading`` line first, once, while its start may still be on
+        its way to the view (through the keeper and the event bus)."""
+        self._say_started(download_id, url)
+
+    def _say_started(self, download_id: str, url: str) -> None:
+        with self._lock:
+            if download_id in self._resumed or download_id in self._started:
+                return
+            self._started.add(download_id)
+        self.say(f"downloading {url}")
 
     def close(self) -> None:
         """No more updates (idempotent)."""

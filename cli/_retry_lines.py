@@ -42,10 +42,17 @@ class RetryLines(logging.Handler):
     run's system's) as ``retrying URL in N s (attempt I of J): WHY``."""
 
     def __init__(
-        self, say: Callable[[str], None], attempts: int, threads: Callable[[], Iterable[Thread]]
+        self,
+        say: Callable[[str], None],
+        attempts: int,
+        threads: Callable[[], Iterable[Thread]],
+        before: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``before(download_id, url)`` runs before each retry line (the view
+        says the download's start first, if it has not yet)."""
         super().__init__(logging.WARNING)
         self._say = say
+        self._before = before
         self._attempts = attempts
         self._threads = threads
 
@@ -72,14 +79,21 @@ class RetryLines(logging.Handler):
         which = f" (attempt {attempt + 1} of {self._attempts})" if isinstance(attempt, int) else ""
         error = fields.get("error")
         why = f": {beside_url(str(error), str(url))}" if error else ""
+        download_id = fields.get("download")
+        if self._before is not None and isinstance(download_id, str):
+            self._before(download_id, str(url))
         self._say(f"retrying {url}{wait}{which}{why}")
 
 
 def show_retries(
-    say: Callable[[str], None], attempts: int, threads: Callable[[], Iterable[Thread]]
+    say: Callable[[str], None],
+    attempts: int,
+    threads: Callable[[], Iterable[Thread]],
+    before: Callable[[str, str], None] | None = None,
 ) -> RetryLines:
     """Show the retries logged on ``threads()`` (pass the run's ``system.threads``)
-    with ``say`` until the returned handler's ``close()``."""
-    handler = RetryLines(say, attempts, threads)
+    with ``say`` until the returned handler's ``close()``; ``before`` as for
+    :class:`RetryLines`."""
+    handler = RetryLines(say, attempts, threads, before)
     logging.getLogger(_LIBRARY).addHandler(handler)
     return handler

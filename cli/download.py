@@ -701,7 +701,7 @@ def run_download(
         return 2
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     # A run waiting to retry says so (its own retries only: see _retry_lines).
-    retries = show_retries(view.say, args.retries + 1, system.threads)
+    retries = show_retries(view.say, args.retries + 1, system.threads, view.before_retry)
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
