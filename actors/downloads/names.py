@@ -97,6 +97,24 @@ def _clean_char(char: str) -> str:
     return char
 
 
+# What _clean_char makes of each ASCII character that it changes (the
+# control characters, those Windows forbids), for str.translate: a name
+# that is all ASCII (most are) is cleaned in one call, not a call a character.
+_ASCII_CLEAN = str.maketrans(
+    {
+        chr(code): _clean_char(chr(code))
+        for code in range(128)
+        if _clean_char(chr(code)) != chr(code)
+    }
+)
+
+
+def _clean(text: str) -> str:
+    if text.isascii():
+        return text.translate(_ASCII_CLEAN)
+    return "".join(_clean_char(char) for char in text)
+
+
 def _strip(name: str) -> str:
     """Drop leading/trailing whitespace, leading dots and trailing dots."""
     while True:
@@ -154,11 +172,12 @@ def _is_reserved(name: str) -> bool:
 
 
 def _sanitize(name: str, limit: int) -> str:
-    text = unicodedata.normalize("NFC", name).replace("\\", "/")
+    ascii_only = name.isascii()  # then already NFC, and still so once cleaned
+    text = (name if ascii_only else unicodedata.normalize("NFC", name)).replace("\\", "/")
     parts = [part for part in text.split("/") if part.strip() not in ("", ".", "..")]
     text = parts[-1] if parts else ""
-    text = "".join(_clean_char(char) for char in text)
-    text = _strip(unicodedata.normalize("NFC", text))
+    text = _clean(text)
+    text = _strip(text if ascii_only else unicodedata.normalize("NFC", text))
     text = _fit(text, limit)
     if _is_reserved(text):
         text = _fit("_" + text, limit)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regisseur.actors.downloads import _noreplace
+from regisseur.actors.downloads import names as naming
 from regisseur.actors.downloads.names import (
     MAX_NAME_BYTES,
     display_name_from_url,
@@ -368,3 +369,16 @@ def test_move_into_place_refuses_names_that_leave_the_directory(tmp_path: Path, 
 )
 def test_display_name_from_url_never_shows_the_query(url: str, shown: str) -> None:
     assert display_name_from_url(url) == shown
+
+
+def test_an_ascii_name_is_cleaned_as_each_of_its_characters_would_be() -> None:
+    """The all-ASCII fast path (one ``str.translate``) against the rule
+    applied a character at a time, for every ASCII character, alone and
+    inside a name."""
+    for code in range(128):
+        char = chr(code)
+        assert naming._clean(char) == naming._clean_char(char), repr(char)
+        name = f"a{char}b.txt"
+        assert naming._clean(name) == "".join(naming._clean_char(c) for c in name), repr(name)
+    assert safe_filename("rep\x00ort\x1f|v2?.pdf") == "rep ort _v2_.pdf"
+    assert safe_filename("caf\u00e9\u200b.txt") == "café.txt"  # not ASCII: per character
