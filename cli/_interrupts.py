@@ -53,6 +53,7 @@ __all__ = [
     "cut_short_says",
     "exit_code",
     "interrupt_behind",
+    "interrupted",
     "stopped_by",
     "terminate_as_interrupt",
 ]
@@ -98,6 +99,14 @@ def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
             return current
         current = current.__context__
     return None
+
+
+def interrupted(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and what a command says it was (:func:`stopped_by`) when
+    ``exc`` is an interrupt or an error raised as one unwound
+    (:func:`interrupt_behind`); None for any other error."""
+    interrupt = interrupt_behind(exc)
+    return None if interrupt is None else (exit_code(interrupt), stopped_by(interrupt))
 
 
 def stopped_by(interrupt: KeyboardInterrupt) -> str:

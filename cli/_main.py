@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regisseur.cli._interrupts import exit_code, interrupt_behind, terminate_as_interrupt
+from regisseur.cli._interrupts import exit_code, interrupted, terminate_as_interrupt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -179,15 +179,15 @@ def _guarded(argv: Sequence[str] | None, startup_over: Callable[[], None] | None
         return _main(argv, startup_over)
     except KeyboardInterrupt as interrupt:  # before a command could handle it (importing, say)
         return exit_code(interrupt)
-    except Exception as exc:
-        behind = interrupt_behind(exc)  # a lock's error raised as the interrupt unwound
-        if behind is None:
-            raise
-        return exit_code(behind)
     except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
         # The command has stopped its system already; silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        ended = interrupted(exc)  # a lock's error raised as the interrupt unwound?
+        if ended is None:
+            raise
+        return ended[0]
 
 
 def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -> int:

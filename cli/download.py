@@ -86,7 +86,7 @@ from regisseur.cli._interrupts import (
     cleaning_up,
     cut_short_says,
     exit_code,
-    interrupt_behind,
+    interrupted,
     stopped_by,
 )
 from regisseur.cli._records_db import DB_NAME, database_url, records_file, shown_database
@@ -747,8 +747,7 @@ def run_download(
             )
         )
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
-        code = exit_code(interrupt)
-        stopped = stopped_by(interrupt)
+        code, stopped = exit_code(interrupt), stopped_by(interrupt)
     except RecordsRefused as refused:  # a full disk: what ends cannot be recorded
         code = 1
         stopped = f"regisseur download: {refused}; stopped"
@@ -771,10 +770,9 @@ def run_download(
         else:
             view.tell(f"regisseur download: cannot start: {exc.child}: {text}")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        behind = interrupt_behind(exc)
-        if behind is not None:  # a lock's error raised as the interrupt unwound
-            code = exit_code(behind)
-            stopped = stopped_by(behind)
+        ended = interrupted(exc)  # a lock's error raised as the interrupt unwound?
+        if ended is not None:
+            code, stopped = ended
         else:
             code = 1
             view.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
-from regisseur.cli._interrupts import cleaning_up, exit_code, interrupt_behind, stopped_by
+from regisseur.cli._interrupts import cleaning_up, exit_code, interrupted, stopped_by
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -116,13 +116,11 @@ def run_demo(
         system.start()
         summary = run_script(system, server.url, watch)
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script
-        code = exit_code(interrupt)
-        stopped = stopped_by(interrupt)
+        code, stopped = exit_code(interrupt), stopped_by(interrupt)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        behind = interrupt_behind(exc)
-        if behind is not None:  # a lock's error raised as the interrupt unwound
-            code = exit_code(behind)
-            stopped = stopped_by(behind)
+        ended = interrupted(exc)  # a lock's error raised as the interrupt unwound?
+        if ended is not None:
+            code, stopped = ended
         else:
             code = 1
             failure = f"the demo failed: {type(exc).__name__}: {exc}"
