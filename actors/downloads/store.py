@@ -263,30 +263,40 @@ def _execute_many(
     ``_compiled``): owned by the engine's pool, gone with the engine, and
     never shared between two systems (each has its own engine).
     """
-    if not isinstance(session, Connection) or session.dialect.name != "sqlite":
+    compiled = _driver_sql(session, statement, tuple(rows[0]))
+    if compiled is None:
         session.execute(statement, rows)
         return
-    columns = tuple(rows[0])
-    cache = _compiled(session)
-    key = (id(statement), columns)
-    compiled = cache.get(key)
-    if compiled is None:
-        built = statement.compile(dialect=session.dialect, column_keys=list(columns))
-        if built.positiontup is None:  # a named paramstyle: no tuples to build
-            session.execute(statement, rows)
-            return
-        names = tuple(built.positiontup)
-        if not set(names) <= set(columns):  # a column default to fill in: SQLAlchemy does it
-            session.execute(statement, rows)
-            return
-        compiled = (built.string, names)
-        cache[key] = compiled
+    assert isinstance(session, Connection)  # _driver_sql says so
     sql, names = compiled
     if len(names) == 1:  # itemgetter of one name gives the value, not a tuple
         session.exec_driver_sql(sql, [(row[names[0]],) for row in rows])
         return
     values = itemgetter(*names)  # the row's values in parameter order, built in C
     session.exec_driver_sql(sql, [values(row) for row in rows])
+
+
+def _driver_sql(
+    session: Session | Connection, statement: Insert | Update, columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]] | None:
+    """The SQL and parameter order to send ``statement`` with rows of
+    ``columns`` to a SQLite connection's driver (compiled once, then
+    cached); None where it goes through ``execute`` instead."""
+    if not isinstance(session, Connection) or session.dialect.name != "sqlite":
+        return None
+    cache = _compiled(session)
+    key = (id(statement), columns)
+    compiled = cache.get(key)
+    if compiled is None:
+        built = statement.compile(dialect=session.dialect, column_keys=list(columns))
+        if built.positiontup is None:  # a named paramstyle: no tuples to build
+            return None
+        names = tuple(built.positiontup)
+        if not set(names) <= set(columns):  # a column default to fill in: SQLAlchemy does it
+            return None
+        compiled = (built.string, names)
+        cache[key] = compiled
+    return compiled
 
 
 #: The key of the compiled statements in ``Connection.info``.
@@ -325,13 +335,7 @@ def insert_many(
     if rows:
         found = claims or {}
         _execute_many(
-            session,
-            _INSERT,
-            [
-                {"id": r.id, "seq": seq, "owner": owner, "claim": found.get(r.id, 0)}
-                | record_values(r)
-                for r, seq in rows
-            ],
+            session, _INSERT, [_inserted(r, seq, owner, found.get(r.id, 0)) for r, seq in rows]
         )
 
 
@@ -355,30 +359,52 @@ def update_many(
     if not records:
         return
     if not claims:
-        _execute_many(session, _UPDATE, [{"_id": r.id, **record_values(r)} for r in records])
+        _execute_many(session, _UPDATE, [_updated(r) for r in records])
         return
     _execute_many(
-        session,
-        _UPDATE_CLAIMING,
-        [
-            {"_id": r.id, "_claim": claims.get(r.id), "_owner": owner} | record_values(r)
-            for r in records
-        ],
+        session, _UPDATE_CLAIMING, [_claiming(r, claims.get(r.id), owner) for r in records]
     )
 
 
-def warm_statements(connection: Connection) -> None:
-    """Compile the insert and the update now, in a transaction it rolls back.
+def _inserted(record: DownloadRecord, seq: int, owner: str | None, claim: int) -> dict[str, Any]:
+    """The parameters of ``_INSERT`` for ``record``."""
+    return {"id": record.id, "seq": seq, "owner": owner, "claim": claim} | record_values(record)
 
-    A new engine compiles each statement on its first use (a few
-    milliseconds each); done at the keeper's start, the first downloads do
-    not wait for it. Writes nothing: the caller's transaction is rolled
-    back, so call it with no work of the caller's pending.
+
+def _updated(record: DownloadRecord) -> dict[str, Any]:
+    """The parameters of ``_UPDATE`` for ``record``."""
+    return {"_id": record.id, **record_values(record)}
+
+
+def _claiming(record: DownloadRecord, claim: int | None, owner: str | None) -> dict[str, Any]:
+    """The parameters of ``_UPDATE_CLAIMING`` for ``record`` (``claim`` None:
+    the row keeps its claim and owner)."""
+    return {"_id": record.id, "_claim": claim, "_owner": owner} | record_values(record)
+
+
+def warm_statements(connection: Connection) -> None:
+    """Compile the insert and the updates now, so the first downloads do not
+    wait for it (a few milliseconds each on a new engine).
+
+    SQLite: compiled for the driver (see ``_execute_many``), nothing
+    executed, so no write lock is asked for: a start never waits for
+    another process's write (one frozen mid-commit held it, and the start
+    timed out). Other databases: executed in a transaction it rolls back
+    (call it with no work of the caller's pending); their row locks do not
+    wait for others' rows.
     """
     probe = DownloadRecord(id="", source="", target_id="", filename="")
+    rows = (
+        (_INSERT, _inserted(probe, 0, None, 0)),
+        (_UPDATE, _updated(probe)),
+        (_UPDATE_CLAIMING, _claiming(probe, None, None)),
+    )
+    if all(_driver_sql(connection, statement, tuple(row)) for statement, row in rows):
+        return
     try:
         insert_many(connection, [(probe, 0)])
         update_many(connection, [probe])
+        update_many(connection, [probe], claims={"": 1})
     finally:
         connection.rollback()
 
