@@ -190,11 +190,17 @@ class SocketBody:
 
     def _read(self, view: memoryview) -> int:
         """One read of the plain socket (``recv_into`` style): what is there,
-        else what comes within the read's time (``TimeoutError`` if nothing)."""
-        fd = self._sock.fileno()  # -1 once closed: EBADF, as recv_into raises
+        else what comes within the read's time (``TimeoutError`` if nothing).
+
+        The descriptor is asked of the socket before every read (-1 once it
+        is closed: ``EBADF``, as ``recv_into`` raises): closed by another
+        thread while the poll waits, its number may already lead to another
+        socket or file, whose bytes are not this body's.
+        """
+        sock = self._sock
         while True:
             try:
-                return os.readv(fd, (view,))
+                return os.readv(sock.fileno(), (view,))
             except BlockingIOError:
                 pass
             assert self._poll is not None
