@@ -179,15 +179,16 @@ def _guarded(argv: Sequence[str] | None, startup_over: Callable[[], None] | None
         return _main(argv, startup_over)
     except KeyboardInterrupt as interrupt:  # before a command could handle it (importing, say)
         return exit_code(interrupt)
+    except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
+        # The command has stopped its system already; silence the final flush.
+        # (Before the clause for any Exception: a raise there skips this one.)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         behind = interrupt_behind(exc)  # a lock's error raised as the interrupt unwound
         if behind is None:
             raise
         return exit_code(behind)
-    except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
-        # The command has stopped its system already; silence the final flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
 
 
 def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -> int:
