@@ -181,6 +181,7 @@ def _guarded(argv: Sequence[str] | None, startup_over: Callable[[], None] | None
         return exit_code(interrupt)
     except BrokenPipeError:  # the reader went away (`regisseur demo --json | head`)
         # The command has stopped its system already; silence the final flush.
+        # (Before the clause for any Exception: a raise there skips this one.)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:

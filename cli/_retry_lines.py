@@ -14,6 +14,11 @@ own are shown: those logged on a thread of the run's system (the thread
 ``emit`` runs on, among ``system.threads()``: each actor's code runs on
 its cell's thread, and no two live threads share an ident).
 
+While the run starts and plans (``hold_lines`` to ``release_lines``) the
+lines are kept back: the keeper resumes a download as the system starts,
+and its first retry must come after the run's ``resuming URL``, not before
+it (with a ``downloading URL`` line said for it as well).
+
 Threads: ``emit`` runs on the thread that logged the record; the view's
 ``say`` takes its own lock. Failures: a record without the expected
 fields is shown with what it has; nothing is raised.
@@ -55,10 +60,35 @@ class RetryLines(logging.Handler):
         self._before = before
         self._attempts = attempts
         self._threads = threads
+        # Lines kept back while the run plans (see hold_lines): (download id, URL, line).
+        self._held: list[tuple[str | None, str, str]] | None = None
+
+    def hold_lines(self) -> None:
+        """Keep the lines back until :meth:`release_lines` (the run's thread, before
+        its system starts): a download the keeper resumes as the system starts
+        may be retried before the run has said ``resuming URL`` for it."""
+        self.acquire()  # the handler's lock, which ``handle`` holds around ``emit``
+        try:
+            if self._held is None:
+                self._held = []
+        finally:
+            self.release()
+
+    def release_lines(self) -> None:
+        """Say the lines kept back, in order, and the next ones at once."""
+        self.acquire()
+        try:
+            held, self._held = self._held, None
+            for download_id, url, line in held or ():
+                self._tell(download_id, url, line)
+        finally:
+            self.release()
 
     def close(self) -> None:
-        """No more lines: off the library's logger (idempotent)."""
+        """No more lines: off the library's logger (idempotent); the lines
+        kept back are said."""
         logging.getLogger(_LIBRARY).removeHandler(self)
+        self.release_lines()
         super().close()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -80,9 +110,18 @@ class RetryLines(logging.Handler):
         error = fields.get("error")
         why = f": {beside_url(str(error), str(url))}" if error else ""
         download_id = fields.get("download")
-        if self._before is not None and isinstance(download_id, str):
-            self._before(download_id, str(url))
-        self._say(f"retrying {url}{wait}{which}{why}")
+        said = (download_id if isinstance(download_id, str) else None, str(url))
+        line = f"retrying {url}{wait}{which}{why}"
+        if self._held is not None:
+            self._held.append((*said, line))
+            return
+        self._tell(*said, line)
+
+    def _tell(self, download_id: str | None, url: str, line: str) -> None:
+        """``before(download_id, url)``, then the line."""
+        if self._before is not None and download_id is not None:
+            self._before(download_id, url)
+        self._say(line)
 
 
 def show_retries(

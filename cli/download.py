@@ -355,6 +355,7 @@ def _plan(
             continue  # another live run's download: never resumed here
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted[stored.id] = None
+            view.resumes(stored.id)  # a retry already held back: no downloading line
             view.say(f"resuming {redact_text(stored.target_id)}")
     elsewhere: dict[str, str] = {}
     for url in urls:
@@ -702,6 +703,7 @@ def run_download(
     view = _Quiet(err) if args.quiet else make_view(err, plain=args.plain)
     # A run waiting to retry says so (its own retries only: see _retry_lines).
     retries = show_retries(view.say, args.retries + 1, system.threads, view.before_retry)
+    retries.hold_lines()  # until the plan has said which downloads are resumed
     tracker = _Tracker(view)
     code = 0
     stopped: str | None = None  # how a signal stopped the run: "interrupted", ...
@@ -732,6 +734,7 @@ def run_download(
                 kept=lambda download_id: bool(source.partial_files([download_id])),
                 home=None if args.db else directory.resolve(),
             )
+            retries.release_lines()
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
                 system.downloads.configure(_SOURCE, concurrency=min(args.jobs, len(wanted)))
             if wanted:

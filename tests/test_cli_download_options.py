@@ -478,17 +478,16 @@ def test_a_url_with_spaces_is_sent_percent_encoded(server: _Server, tmp_path: Pa
 
 def test_a_url_ending_in_a_slash_is_saved_as_index_html(server: _Server, tmp_path: Path) -> None:
     """As wget and aria2c name it (before: ``docs``, and the host's name for
-    ``/``); a second one in the same folder gets a number."""
+    ``/``); a second one in the same folder gets a number (which one: the one
+    published second, the two run at once)."""
     server.serve("/docs/", b"<p>docs</p>")
     server.serve("/", b"<p>home</p>")
     result = run("download", server.url("/docs/"), server.url("/"), "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "index.html").read_bytes() == b"<p>docs</p>"
-    assert (tmp_path / "index (1).html").read_bytes() == b"<p>home</p>"
-    assert result.stdout.splitlines() == [
-        str(tmp_path / "index.html"),
-        str(tmp_path / "index (1).html"),
-    ]
+    paths = [Path(line) for line in result.stdout.splitlines()]  # in the URLs' order
+    assert [path.read_bytes() for path in paths] == [b"<p>docs</p>", b"<p>home</p>"]
+    assert sorted(path.name for path in paths) == ["index (1).html", "index.html"]
+    assert {path.parent for path in paths} == {tmp_path}
 
 
 # -- already downloaded? --------------------------------------------------------------

@@ -48,6 +48,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer_empty(self, 404)
             return
         server.ranges.append(self.headers.get("Range"))
+        if self.headers.get("Range") and server.busy_once.is_set():
+            server.busy_once.clear()
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         stages = [
             (FIRST, server.first_sent, server.more),
             (FIRST + MORE, server.more_sent, server.gate),
@@ -68,6 +75,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.more_sent = threading.Event()
         self.gate = threading.Event()  # send the rest
         self.ranges: list[str | None] = []
+        self.busy_once = threading.Event()  # answer the next ranged request 503
         super().__init__(("127.0.0.1", 0), _Handler)
 
     @property
@@ -152,7 +160,8 @@ def _killed_mid_download(server: _Server, out_dir: Path, tmp_path: Path, *, chec
     return checkpoint
 
 
-def _run_again(server: _Server, out_dir: Path, *, checksum: bool) -> None:
+def _run_again(server: _Server, out_dir: Path, *, checksum: bool) -> list[str]:
+    """The next run, to the exact file; the lines it said on stderr."""
     server.gate.set()
     again = run(*_args(server, out_dir, checksum=checksum))
     assert again.returncode == 0, again.stdout + again.stderr
@@ -161,6 +170,7 @@ def _run_again(server: _Server, out_dir: Path, *, checksum: bool) -> None:
     assert (out_dir / "big.bin").read_bytes() == server.body
     assert succeeded(out_dir) == [server.url]
     assert sorted(p.name for p in out_dir.iterdir() if ".part" in p.name) == []
+    return again.stderr.splitlines()
 
 
 @pytest.mark.timeout(90)
@@ -234,3 +244,24 @@ def test_a_run_taking_over_a_killed_runs_download_resumes_at_its_last_byte(
     assert server.ranges == [None, f"bytes={FIRST + MORE}-"]
     assert (out_dir / "big.bin").read_bytes() == server.body
     assert succeeded(out_dir) == [server.url]
+
+
+@pytest.mark.timeout(90)
+def test_a_resumed_download_that_is_retried_is_said_resuming_not_downloading(
+    server: _Server, tmp_path: Path
+) -> None:
+    """The next run resumes the killed run's download (the keeper does, as
+    the run starts), and the server is busy once: the lines say
+    ``resuming URL``, then ``retrying URL``, and never ``downloading URL``."""
+    out_dir = tmp_path / "out"
+    _killed_mid_download(server, out_dir, tmp_path, checksum=False)
+    server.busy_once.set()
+    lines = _run_again(server, out_dir, checksum=False)
+    said = [line.split(" (attempt")[0] for line in lines if not line.startswith("  ")]
+    assert said == [
+        f"resuming {server.url}",
+        f"retrying {server.url} in 0 s",
+        f"done {server.url} -> {out_dir / 'big.bin'} (8.0 MiB)",
+        f"1 of 1 download(s) done in {out_dir}",
+    ]
+    assert server.ranges == [None, f"bytes={FIRST + MORE}-", f"bytes={FIRST + MORE}-"]

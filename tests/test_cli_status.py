@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -267,6 +268,29 @@ def test_status_never_reads_records_through_a_planted_link(
     assert result.returncode == 2, result.stdout
     assert f"{DB_NAME} is a symbolic link, not download records: not read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("table", [False, True])
+def test_status_into_a_pipe_nobody_reads_ends_quietly(downloaded: Runs, *, table: bool) -> None:
+    """``regisseur status DIR --json | head -c 0``: the reader went away before
+    a line was written. Exit 1, and no traceback of the BrokenPipeError."""
+    reader, writer = os.pipe()
+    os.close(reader)  # no reader: the first write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "regisseur.cli", "status", str(downloaded.out)]
+            + ([] if table else ["--json"]),
+            cwd=ROOT,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (1, "")
 
 
 def test_status_version() -> None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import io
     from collections.abc import Callable
 
-__all__ = ["ChunkedError", "ChunkedReader", "SocketBody", "plain_reader"]
+__all__ = ["ChunkedError", "ChunkedReader", "SocketBody", "Stalled", "plain_reader"]
 
 # Reading a socket's descriptor directly (see SocketBody): POSIX systems.
 _DIRECT = hasattr(os, "readv") and hasattr(select, "poll")
@@ -54,6 +54,11 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 class ChunkedError(ValueError):
     """The chunked framing is broken (the message says how)."""
+
+
+class Stalled(TimeoutError):
+    """A read timed out after the socket's whole read timeout (not a short
+    quiet): the server's pause is over its patience, the copy gives up."""
 
 
 def plain_reader(body: http.client.HTTPResponse) -> Callable[[memoryview], int]:
@@ -108,6 +113,11 @@ class SocketBody:
     short quiet, so the caller can write what it holds while a server
     stalls; :attr:`patience` is how long the socket may stay quiet in all
     (its own read timeout), and :meth:`settle` gives it that timeout back.
+    On a plain socket read directly, :meth:`listen` shortens only
+    :attr:`then`'s wait (no timeout is set), so :meth:`first` waits all of
+    :attr:`patience` and raises :class:`Stalled` when it is over (the
+    caller's buffer is empty whenever :meth:`first` reads: nothing waits
+    to be written).
     A quiet in :meth:`first` leaves ``http.client``'s buffer empty (it read
     the socket only because the buffer was), so :attr:`then` goes on.
     """
@@ -180,11 +190,17 @@ class SocketBody:
 
     def _read(self, view: memoryview) -> int:
         """One read of the plain socket (``recv_into`` style): what is there,
-        else what comes within the read's time (``TimeoutError`` if nothing)."""
-        fd = self._sock.fileno()  # -1 once closed: EBADF, as recv_into raises
+        else what comes within the read's time (``TimeoutError`` if nothing).
+
+        The descriptor is asked of the socket before every read (-1 once it
+        is closed: ``EBADF``, as ``recv_into`` raises): closed by another
+        thread while the poll waits, its number may already lead to another
+        socket or file, whose bytes are not this body's.
+        """
+        sock = self._sock
         while True:
             try:
-                return os.readv(fd, (view,))
+                return os.readv(sock.fileno(), (view,))
             except BlockingIOError:
                 pass
             assert self._poll is not None
@@ -192,10 +208,20 @@ class SocketBody:
                 raise TimeoutError("timed out")
 
     def first(self, view: memoryview) -> int:
-        """Buffered bytes if there are any, else one socket read (``readinto`` style)."""
-        if self._filled:
-            self._peek(1)
-        data = self._read1(len(view))
+        """Buffered bytes if there are any, else one socket read (``readinto`` style).
+
+        :class:`Stalled` if that read timed out on a plain socket read
+        directly: :meth:`listen` left its timeout as it was, so the read
+        waited all of :attr:`patience` (not a quiet).
+        """
+        try:
+            if self._filled:
+                self._peek(1)
+            data = self._read1(len(view))
+        except TimeoutError as exc:
+            if self._poll is None or isinstance(exc, Stalled):
+                raise
+            raise Stalled(*exc.args) from exc
         count = len(data)
         view[:count] = data
         self._filled = count == len(view)

@@ -50,7 +50,7 @@ import urllib3
 
 from regisseur.actors.downloads import _splice
 from regisseur.actors.downloads._dirsync import sync_directory
-from regisseur.actors.downloads._http_body import ChunkedReader, SocketBody, plain_reader
+from regisseur.actors.downloads._http_body import ChunkedReader, SocketBody, Stalled, plain_reader
 from regisseur.actors.downloads._http_limits import TooSlow, Watchdog
 from regisseur.actors.downloads._http_session import prepare_get, send_get, waiting_for_answer
 from regisseur.actors.downloads._http_wire import (
@@ -912,7 +912,8 @@ class Fetch:
         bytes than asked or times out (then ``readinto``).
         ``patience``: a read that times out is a pause of the server, not an
         error, until the socket was quiet this long (real seconds, as socket
-        timeouts are); what the buffer holds is written at each pause.
+        timeouts are); what the buffer holds is written at each pause. A
+        read that raises :class:`Stalled` waited all of it already.
 
         ``readinto`` returns after one socket read (one TLS record is 16 KiB),
         so a cancel, the size limit and the low-speed watch are checked as
@@ -959,7 +960,7 @@ class Fetch:
                 try:
                     count = read(want)
                 except TimeoutError as exc:
-                    if patience is None:
+                    if patience is None or isinstance(exc, Stalled):
                         raise self._read_failed(exc, received, end) from exc
                     clock = time.monotonic()
                     if quiet_since is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -311,6 +312,29 @@ def test_bytes_read_before_a_timeout_are_kept_and_resumed_from(
     )
     assert Path(path).read_bytes() == BODY
     assert server.seen("/stall.bin")[1].headers["Range"] == "bytes=5001-"
+
+
+@pytest.mark.timeout(30)
+def test_a_server_silent_after_its_head_times_out_after_the_read_timeout(
+    harness: Harness, server: HttpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The head, then nothing: the download fails after the read timeout
+    (2 s), not twice that (the first read, through ``http.client``'s
+    reader, waited all of it, and the quiet reads after it waited it again)."""
+    gate = server.gate()
+
+    def silent(request: Any) -> None:
+        request.head(200, {"Content-Length": str(len(BODY))})
+        gate.wait(WAIT)
+
+    url = server.route("/silent.bin", silent)
+    source = harness.source(read_timeout=2.0, retries=0, verify=str(certificate[0]))
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match="read timed out after 2s: received 0 of 300001"):
+        harness.fetch(source, url)
+    took = time.monotonic() - began
+    gate.set()
+    assert 2.0 <= took < 3.0
 
 
 @pytest.mark.timeout(30)
