@@ -520,12 +520,20 @@ class PartFile:
         record: bool = True,
     ) -> None:
         """Flush ``file`` (fsync with ``sync``), then record its position
-        (unless ``record`` is False: a small body keeps no meta file)."""
+        (unless ``record`` is False: a small body keeps no meta file).
+
+        Position 0 is not recorded: a resume never starts from a meta file
+        that says no byte is good (see ``_usable_point``), and a run killed
+        while saving it would leave its temporary beside an empty part, which
+        no later run removes (see :meth:`remove_meta`).
+        """
         file.flush()
         if sync:
             self.sync(file.fileno())
         if record:
-            self.save(validators, os.lseek(file.fileno(), 0, os.SEEK_CUR), complete=complete)
+            position = os.lseek(file.fileno(), 0, os.SEEK_CUR)
+            if position:
+                self.save(validators, position, complete=complete)
 
     def sync(self, fd: int | None = None) -> None:
         """``fsync`` the part (through ``fd``, else the locked descriptor);

@@ -374,6 +374,17 @@ def test_truncated_body_is_error_kept_with_keep_partial(
     assert harness.files() == [f"cut.bin.{'a' * 32}.part", f"cut.bin.{'a' * 32}.part.meta"]
 
 
+def test_a_body_cut_before_its_first_byte_records_no_meta_file(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Nothing to resume from: no meta file is written (before, one saying
+    "0 bytes good", whose save a kill could cut short, leaving its temporary)."""
+    url = http_server.route("/cut.bin", cut_short(b"", 5000 + _SMALL_BODY))
+    with pytest.raises(DownloadError, match="truncated"):
+        harness.fetch(harness.source(retries=0, keep_partial=True), url, download_id="a" * 32)
+    assert harness.files() == [f"cut.bin.{'a' * 32}.part"]
+
+
 def test_truncated_body_is_resumed_on_retry(harness: Harness, http_server: HttpServer) -> None:
     url = http_server.sequence(
         "/cut.bin",
