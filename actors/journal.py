@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from regisseur.actors.events import Subscription
 
-__all__ = ["JOURNALED", "JournalActor", "events_table", "read_events"]
+__all__ = ["JOURNALED", "JOURNAL_KEEPS", "JournalActor", "events_table", "read_events"]
 
 #: The event types the journal keeps.
 JOURNALED: tuple[type, ...] = (
@@ -78,6 +78,9 @@ events_table = Table(
 )
 
 _PRUNE_EVERY = 200
+
+#: How many events the journal keeps by default (the oldest are pruned).
+JOURNAL_KEEPS = 1000
 
 
 def _row(system: str, event: object) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def read_events(connection: Connection, limit: int = 20) -> list[dict[str, Any]]
 class JournalActor(Actor):
     """Writes supervision events to ``regisseur_events``; keeps the last ``keep``."""
 
-    def __init__(self, keep: int = 1000) -> None:
+    def __init__(self, keep: int = JOURNAL_KEEPS) -> None:
         super().__init__()
         self._keep = keep
         self._pending: list[dict[str, Any]] = []

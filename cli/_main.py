@@ -102,11 +102,14 @@ _EVENTS = 20  # the events status reads by default
 
 
 def _status(args: argparse.Namespace) -> int:
+    from regisseur.actors.journal import JOURNAL_KEEPS
     from regisseur.cli.status import StatusError, collect, render_json, render_table
 
     try:
+        # The table lists the last of those not a start or stop: of all it keeps.
+        default = _EVENTS if args.json else JOURNAL_KEEPS
         data = collect(
-            _status_database(args), events=_EVENTS if args.events is None else args.events
+            _status_database(args), events=default if args.events is None else args.events
         )
         _startup_over(args)
     except ValueError as exc:
@@ -118,7 +121,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         render_json(data, sys.stdout)
     else:
-        render_table(data, sys.stdout, every_event=args.events is not None)
+        render_table(data, sys.stdout, every_event=args.events is not None, listed=_EVENTS)
     return 0
 
 
@@ -240,7 +243,8 @@ def _main(argv: Sequence[str] | None, startup_over: Callable[[], None] | None) -
         metavar="N",
         help=(
             f"list the last N events, starts and stops included (default: the last {_EVENTS} "
-            "without the starts and stops of each actor)"
+            "that are not an actor's plain start or stop; with --json, the last "
+            f"{_EVENTS})"
         ),
     )
     status.add_argument("--version", action=_Version)

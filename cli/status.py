@@ -214,12 +214,15 @@ def _amount(download: dict[str, Any]) -> str:
 _ROUTINE = frozenset({"ChildStarted", "ChildStopped"})
 
 
-def render_table(data: dict[str, Any], out: TextIO, *, every_event: bool = False) -> None:
+def render_table(
+    data: dict[str, Any], out: TextIO, *, every_event: bool = False, listed: int = 20
+) -> None:
     """Plain-text tables: downloads, then events (times in local time).
 
     Every start and stop of each actor is journaled (a download run adds a
-    dozen): unless ``every_event``, only the others (failures, restarts,
-    give-ups, stops that timed out) are listed, and the rest counted.
+    dozen): unless ``every_event``, only the last ``listed`` of the others
+    (failures, restarts, give-ups, stops that timed out) among the events
+    in ``data`` are listed, and the starts and stops counted.
     """
     downloads = data["downloads"]
     out.write(f"downloads: {len(downloads)}\n")
@@ -241,11 +244,18 @@ def render_table(data: dict[str, Any], out: TextIO, *, every_event: bool = False
         header = ("#", *source, "state", "size", "when", "url", "file / error")
         _table(out, header, rows)
     events = data["events"]
-    shown = events if every_event else [e for e in events if not _routine(e)]
-    routine = len(events) - len(shown)
-    unlisted = f" ({routine} starts and stops not listed: --events N lists all)" if routine else ""
-    out.write(f"\nlast supervision events: {len(events)}{unlisted}\n")
-    events = shown
+    if every_event:
+        out.write(f"\nlast supervision events: {len(events)}\n")
+    else:
+        others = [e for e in events if not _routine(e)]
+        routine = len(events) - len(others)
+        out.write(
+            f"\nsupervision events kept: {len(events)} ({routine} plain starts and stops, "
+            "not listed: --events N lists the last N)\n"
+        )
+        events = others[-listed:]
+        if len(others) > listed:
+            out.write(f"the last {listed} of the {len(others)} others:\n")
     if events:
         rows = [
             (

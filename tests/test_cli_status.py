@@ -123,33 +123,56 @@ def test_status_table_after_download_runs(downloaded: Runs) -> None:
     # Two runs' starts and stops of each actor: counted, not listed.
     events = result.stdout.split("\n\n")[1]
     assert re.fullmatch(
-        r"last supervision events: (\d+) \(\1 starts and stops not listed: "
-        r"--events N lists all\)\n",
+        r"supervision events kept: (\d+) \(\1 plain starts and stops, not listed: "
+        r"--events N lists the last N\)\n",
         events,
     ), events
 
 
-def test_status_lists_failures_and_every_event_when_asked(downloaded: Runs, tmp_path: Path) -> None:
+def _journal(records: Path, *events: tuple[str, str | None]) -> None:
+    """Append ``(event, error)`` rows to the journal of ``records``, oldest first."""
+    with contextlib.closing(sqlite3.connect(records)) as connection, connection:
+        connection.executemany(
+            "INSERT INTO regisseur_events (time, system, event, name, error, details)"
+            " VALUES (?, 'download', ?, 'source:http.worker-1', ?, '{}')",
+            [(time.time(), event, error) for event, error in events],
+        )
+
+
+def test_status_lists_failures_however_many_starts_came_after(
+    downloaded: Runs, tmp_path: Path
+) -> None:
+    """A failure stays listed when a dozen runs' starts and stops came after
+    it (they are not counted against the 20 listed); ``--events N`` lists
+    the last N, starts and stops included."""
     records = tmp_path / DB_NAME
     shutil.copyfile(downloaded.out / DB_NAME, records)
-    with contextlib.closing(sqlite3.connect(records)) as connection, connection:
-        connection.execute(
-            "INSERT INTO regisseur_events (time, system, event, name, error, details)"
-            " VALUES (?, 'download', 'ChildFailed', 'source:http.worker-1', 'OSError: boom', '{}')",
-            (time.time(),),
-        )
+    _journal(records, ("ChildFailed", "OSError: boom"), *[("ChildStarted", None)] * 40)
     result = run("status", str(tmp_path))
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.split("\n\n")[1].splitlines()
-    assert re.fullmatch(
-        r"last supervision events: 20 \(19 starts and stops not listed: .*\)", header
+    found = re.fullmatch(
+        r"supervision events kept: (\d+) \((\d+) plain starts and stops, .*\)", header
     )
+    assert found is not None, header
+    assert int(found.group(2)) == int(found.group(1)) - 1 >= 40
     assert len(rows) == 2 and "ChildFailed" in rows[1] and "OSError: boom" in rows[1], rows
     listed = run("status", str(tmp_path), "--events", "3")
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.split("\n\n")[1].splitlines()
     assert header == "last supervision events: 3"
-    assert [row.split()[2] for row in rows[1:]] == ["ChildStopped", "ChildStopped", "ChildFailed"]
+    assert [row.split()[2] for row in rows[1:]] == ["ChildStarted"] * 3
+
+
+def test_status_lists_the_last_20_failures(downloaded: Runs, tmp_path: Path) -> None:
+    records = tmp_path / DB_NAME
+    shutil.copyfile(downloaded.out / DB_NAME, records)
+    _journal(records, *[("ChildFailed", f"OSError: number {n}") for n in range(25)])
+    result = run("status", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    _kept, note, _header, *rows = result.stdout.split("\n\n")[1].splitlines()
+    assert note == "the last 20 of the 25 others:"
+    assert [row.rsplit(" ", 1)[-1] for row in rows] == [str(n) for n in range(5, 25)]
 
 
 @pytest.mark.parametrize(
