@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.cli_scripts import patched_cli
 from tests.test_cli_download import (
     FIRST,
     ROOT,
@@ -38,8 +39,8 @@ __all__ = ["files"]  # the fixture, shared
 
 # The console script, whose system stop first waits until the file named by
 # REGISSEUR_TEST_RELEASE exists (at most 60 s: longer than the test waits).
-_SLOW_STOP = """
-import os, sys, threading, time, runpy
+_SLOW_STOP = patched_cli("""
+import os, sys, threading, time
 from pathlib import Path
 from regisseur.actors.system import ActorSystem
 stop = ActorSystem.stop
@@ -50,9 +51,7 @@ def slow_stop(self, *args, **kwargs):
         threading.Event().wait(0.05)
     return stop(self, *args, **kwargs)
 ActorSystem.stop = slow_stop
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+""")
 
 _STOPPING = "stopping: keeping 1 partial file(s) (Ctrl-C again quits at once"
 _CUT_SHORT = "quit at once: the records may be behind; the partial files resume from"

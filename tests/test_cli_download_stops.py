@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.cli_scripts import patched_cli
 from tests.test_cli_download import (
     DB_NAME,
     FIRST,
@@ -231,8 +232,8 @@ def after_publish(then: str) -> str:
     Python, ``context`` and ``path`` in scope) once it has renamed a
     file into place, before the run ends and the keeper records it."""
     body = "".join(f"    {line}\n" for line in then.strip().splitlines())
-    return (
-        "import os, signal, sys, threading, runpy\n"
+    return patched_cli(
+        "import os, signal, sys, threading\n"
         "from regisseur.actors.downloads.http import HttpSource\n"
         "fetch = HttpSource.fetch\n"
         "def published(self, download_id, target_id, display_name, context):\n"
@@ -240,8 +241,6 @@ def after_publish(then: str) -> str:
         f"{body}"
         "    return path\n"
         "HttpSource.fetch = published\n"
-        'sys.argv[0] = "regisseur"\n'
-        'runpy.run_module("regisseur.cli", run_name="__main__")\n'
     )
 
 
@@ -262,8 +261,7 @@ stopped.wait(30)
 # lock back: the ``with`` around it releases a lock it does not hold, and
 # that RuntimeError replaces the KeyboardInterrupt (its ``__context__``).
 # The window is a few instructions wide; the script raises it as it unwinds.
-_INTERRUPTED_IN_A_LOCK = """
-import runpy, sys
+_INTERRUPTED_IN_A_LOCK = patched_cli("""
 from regisseur.cli import download
 
 def interrupted(*args, **options):
@@ -273,9 +271,7 @@ def interrupted(*args, **options):
         raise RuntimeError("cannot release un-acquired lock")
 
 download._Tracker.wait_for = interrupted
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+""")
 
 
 @pytest.mark.timeout(60)
@@ -477,8 +473,8 @@ def test_closing_the_terminal_stops_the_run_and_the_next_resumes(
 # `python -m regisseur.cli` with a second signal landing after the first
 # one's KeyboardInterrupt and before the cleanup block began (a window of a
 # few bytecodes, made certain here): SIGTERM right after Ctrl-C.
-_SECOND_SIGNAL_BEFORE_THE_CLEANUP = """
-import contextlib, os, signal, sys, runpy
+_SECOND_SIGNAL_BEFORE_THE_CLEANUP = patched_cli("""
+import contextlib, os, signal
 import regisseur.cli.download as download
 cleanup = download.cleaning_up
 @contextlib.contextmanager
@@ -487,9 +483,7 @@ def second_signal_first():
     with cleanup():
         yield
 download.cleaning_up = second_signal_first
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+""")
 
 
 @pytest.mark.timeout(60)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.cli_scripts import patched_cli
 from tests.serving import answer_empty, answer_held, serving
 from tests.test_cli_download import DB_NAME, FIRST, ROOT, WAIT, cli, ended, run, wait_until
 
@@ -49,8 +50,8 @@ def _losing(then: str = "pass", *, swap_before_the_plan: bool = False) -> str:
         "    return plan(*args, **kwargs)\n"
         "download._plan = swapped\n"
     )
-    return (
-        "import os, runpy, sys\n"
+    return patched_cli(
+        "import os, sys\n"
         "from regisseur.actors._resources import Resources\n"
         'out = sys.argv[sys.argv.index("-o") + 1]\n'
         'wal = os.path.join(os.path.realpath(out), ".regisseur-downloads.db-wal")\n'
@@ -66,8 +67,6 @@ def _losing(then: str = "pass", *, swap_before_the_plan: bool = False) -> str:
         "    return connection\n"
         "Resources.connection_for = losing\n"
         f"{swap if swap_before_the_plan else ''}"
-        'sys.argv[0] = "regisseur"\n'
-        'runpy.run_module("regisseur.cli", run_name="__main__")\n'
     )
 
 
@@ -207,8 +206,8 @@ def test_a_records_file_refused_mid_run_stops_the_run_and_keeps_the_parts(
 # The -wal replaced by a link between the records' open (checked) and the
 # keeper's first connection: the pool's idle connections closed, so that the
 # keeper opens a new one.
-_SWAPPED_BEFORE_THE_KEEPER = """
-import os, runpy, sys
+_SWAPPED_BEFORE_THE_KEEPER = patched_cli("""
+import os, sys
 from regisseur.actors.downloads.keeper import KeeperActor
 out = sys.argv[sys.argv.index("-o") + 1]
 wal = os.path.join(os.path.realpath(out), ".regisseur-downloads.db-wal")
@@ -221,9 +220,7 @@ def swapped(self):
         self.system.database.engine.dispose()
     start(self)
 KeeperActor.on_start = swapped
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+""")
 
 
 @pytest.mark.timeout(60)

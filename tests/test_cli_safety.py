@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.cli_scripts import patched_cli
 from tests.reliability.test_hostile_http import OK, RawServer, http
 from tests.reliability.test_http_safety import dribble, endless
 from tests.test_cli_download import run
@@ -223,8 +224,8 @@ def test_a_link_to_another_applications_database_is_refused(
 # `python -m regisseur.cli` with the records file swapped for a link to
 # another application's database right after the CLI checked it: the window
 # between that check and SQLite's own open, held wide open.
-_SWAPPED_AFTER_THE_CHECK = """
-import os, sys, runpy
+_SWAPPED_AFTER_THE_CHECK = patched_cli("""
+import os, sys
 import regisseur.actors.database as database
 claim = database.claim_private_sqlite
 def claim_then_swap(path):
@@ -233,9 +234,7 @@ def claim_then_swap(path):
     os.symlink(os.environ["OTHER_DB"], path)
     return claimed
 database.claim_private_sqlite = claim_then_swap
-sys.argv[0] = "regisseur"
-runpy.run_module("regisseur.cli", run_name="__main__")
-"""
+""")
 
 
 def test_a_link_swapped_in_after_the_check_is_refused_before_any_write(
