@@ -19,7 +19,22 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, delete, func, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy import inspect as sa_inspect
 
 from regisseur.actors._db_refusals import DATABASE_ERRORS
@@ -43,11 +58,18 @@ from regisseur.messages import (
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Connection
 
     from regisseur.actors.events import Subscription
 
-__all__ = ["JOURNALED", "JOURNAL_KEEPS", "JournalActor", "events_table", "read_events"]
+__all__ = [
+    "JOURNALED",
+    "JournalActor",
+    "count_events",
+    "events_table",
+    "read_events",
+]
 
 #: The event types the journal keeps.
 JOURNALED: tuple[type, ...] = (
@@ -79,9 +101,6 @@ events_table = Table(
 
 _PRUNE_EVERY = 200
 
-#: How many events the journal keeps by default (the oldest are pruned).
-JOURNAL_KEEPS = 1000
-
 
 def _row(system: str, event: object) -> dict[str, Any]:
     fields = {
@@ -104,11 +123,27 @@ def ensure_table(connection: Connection) -> None:
     create_tables(connection, events_table)
 
 
-def read_events(connection: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    """The last ``limit`` events, oldest first, as plain dicts ([] without a table)."""
+#: Events of a system going about its day (a download run journals a dozen).
+_ROUTINE = ("ChildStarted", "ChildStopped")
+
+
+def _routine() -> ColumnElement[bool]:
+    """An actor's plain start or stop (no error): what ``routine`` leaves out."""
+    column = events_table.c
+    return and_(column.event.in_(_ROUTINE), or_(column.error.is_(None), column.error == ""))
+
+
+def read_events(
+    connection: Connection, limit: int = 20, *, routine: bool = True
+) -> list[dict[str, Any]]:
+    """The last ``limit`` events, oldest first, as plain dicts ([] without a table);
+    with ``routine`` False, the last ``limit`` that are not an actor's plain
+    start or stop."""
     if not sa_inspect(connection).has_table(events_table.name):
         return []
     query = select(events_table).order_by(events_table.c.id.desc()).limit(limit)
+    if not routine:
+        query = query.where(not_(_routine()))
     rows = [dict(row._mapping) for row in connection.execute(query)]
     for row in rows:
         try:
@@ -118,10 +153,20 @@ def read_events(connection: Connection, limit: int = 20) -> list[dict[str, Any]]
     return list(reversed(rows))
 
 
+def count_events(connection: Connection) -> tuple[int, int]:
+    """How many events the journal keeps, and how many of them are an actor's
+    plain start or stop ((0, 0) without a table)."""
+    if not sa_inspect(connection).has_table(events_table.name):
+        return 0, 0
+    routine = func.sum(case((_routine(), 1), else_=0))
+    row = connection.execute(select(func.count(), routine).select_from(events_table)).one()
+    return int(row[0]), int(row[1] or 0)
+
+
 class JournalActor(Actor):
     """Writes supervision events to ``regisseur_events``; keeps the last ``keep``."""
 
-    def __init__(self, keep: int = JOURNAL_KEEPS) -> None:
+    def __init__(self, keep: int = 1000) -> None:
         super().__init__()
         self._keep = keep
         self._pending: list[dict[str, Any]] = []

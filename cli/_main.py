@@ -102,15 +102,14 @@ _EVENTS = 20  # the events status reads by default
 
 
 def _status(args: argparse.Namespace) -> int:
-    from regisseur.actors.journal import JOURNAL_KEEPS
     from regisseur.cli.status import StatusError, collect, render_json, render_table
 
     try:
-        # The table lists the last of those not a start or stop: of all it keeps.
-        default = _EVENTS if args.json else JOURNAL_KEEPS
-        data = collect(
-            _status_database(args), events=default if args.events is None else args.events
-        )
+        # By default the table lists the last events that are not an actor's
+        # plain start or stop; --events N (and --json) the last N of all.
+        routine = args.json or args.events is not None
+        events = _EVENTS if args.events is None else args.events
+        data = collect(_status_database(args), events=events, routine=routine)
         _startup_over(args)
     except ValueError as exc:
         print(f"regisseur status: {exc}", file=sys.stderr)
@@ -121,7 +120,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         render_json(data, sys.stdout)
     else:
-        render_table(data, sys.stdout, every_event=args.events is not None, listed=_EVENTS)
+        render_table(data, sys.stdout)
     return 0
 
 

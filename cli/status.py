@@ -33,7 +33,7 @@ from regisseur.actors.database import DatabaseError
 from regisseur.actors.downloads import store
 from regisseur.actors.downloads.owners import lock_directory, owner_running
 from regisseur.actors.errors import RegisseurError
-from regisseur.actors.journal import read_events
+from regisseur.actors.journal import count_events, read_events
 from regisseur.actors.log import redact, redact_text
 from regisseur.cli._error_text import beside_url, missing_driver
 from regisseur.cli._printable import printable
@@ -58,8 +58,13 @@ class StatusError(RegisseurError, RuntimeError):
     """The database cannot be read (missing file, bad URL, not reachable)."""
 
 
-def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
-    """Records (oldest first) and the last ``events`` journal entries."""
+def collect(database_url: str, *, events: int = 20, routine: bool = True) -> dict[str, Any]:
+    """Records (oldest first) and the last ``events`` journal entries.
+
+    With ``routine`` False, the last ``events`` that are not an actor's plain
+    start or stop, and ``events_kept`` and ``routine_events``: how many the
+    journal keeps, and how many of those are starts and stops.
+    """
     try:
         url = make_url(database_url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
@@ -89,18 +94,21 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     def running(owner: str | None) -> bool | None:
         return owner_running(locks, owner)
 
-    def read(connection: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def read(
+        connection: Connection,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, int] | None]:
         downloads: list[dict[str, Any]] = []
         if sa_inspect(connection).has_table(store.downloads_table.name):
             downloads = _downloads(connection, running)
-        return downloads, read_events(connection, limit=events)
+        journal = read_events(connection, limit=events, routine=routine)
+        return downloads, journal, None if routine else count_events(connection)
 
     try:
         if url.get_backend_name() == "sqlite" and "nofollow" in url.query and url.database:
             # Records in a directory others may write to: read as a run opens them.
-            downloads, journal = read_private(os.path.abspath(url.database), read)
+            downloads, journal, counts = read_private(os.path.abspath(url.database), read)
         else:
-            downloads, journal = _read_engine(url, read)
+            downloads, journal, counts = _read_engine(url, read)
     except DatabaseError as exc:  # a file of the records that may not be used
         raise StatusError(str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -109,7 +117,10 @@ def collect(database_url: str, *, events: int = 20) -> dict[str, Any]:
     # Shown to people and scripts: no URL password or signed-URL signature
     # (in display names, errors, extras), whatever was stored.
     dated = [{**e, "time": _iso(e["time"])} for e in journal]
-    return {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
+    data = {"downloads": [redact(d) for d in downloads], "events": redact(dated)}
+    if counts is not None:
+        data["events_kept"], data["routine_events"] = counts
+    return data
 
 
 def _read_engine(url: URL, read: Callable[[Connection], T]) -> T:
@@ -210,19 +221,12 @@ def _amount(download: dict[str, Any]) -> str:
     return size
 
 
-#: Events of a system going about its day: listed only when asked for.
-_ROUTINE = frozenset({"ChildStarted", "ChildStopped"})
-
-
-def render_table(
-    data: dict[str, Any], out: TextIO, *, every_event: bool = False, listed: int = 20
-) -> None:
+def render_table(data: dict[str, Any], out: TextIO) -> None:
     """Plain-text tables: downloads, then events (times in local time).
 
-    Every start and stop of each actor is journaled (a download run adds a
-    dozen): unless ``every_event``, only the last ``listed`` of the others
-    (failures, restarts, give-ups, stops that timed out) among the events
-    in ``data`` are listed, and the starts and stops counted.
+    Events read without the starts and stops (``collect(routine=False)``)
+    come with those counted: every start and stop of each actor is
+    journaled (a download run adds a dozen).
     """
     downloads = data["downloads"]
     out.write(f"downloads: {len(downloads)}\n")
@@ -244,18 +248,16 @@ def render_table(
         header = ("#", *source, "state", "size", "when", "url", "file / error")
         _table(out, header, rows)
     events = data["events"]
-    if every_event:
+    if "events_kept" not in data:
         out.write(f"\nlast supervision events: {len(events)}\n")
     else:
-        others = [e for e in events if not _routine(e)]
-        routine = len(events) - len(others)
+        kept, routine = data["events_kept"], data["routine_events"]
         out.write(
-            f"\nsupervision events kept: {len(events)} ({routine} plain starts and stops, "
+            f"\nsupervision events kept: {kept} ({routine} plain starts and stops, "
             "not listed: --events N lists the last N)\n"
         )
-        events = others[-listed:]
-        if len(others) > listed:
-            out.write(f"the last {listed} of the {len(others)} others:\n")
+        if kept - routine > len(events):
+            out.write(f"the last {len(events)} of the {kept - routine} others:\n")
     if events:
         rows = [
             (
@@ -267,10 +269,6 @@ def render_table(
             for e in events
         ]
         _table(out, ("time", "event", "name", "error / details"), rows)
-
-
-def _routine(event: dict[str, Any]) -> bool:
-    return event["event"] in _ROUTINE and not event["error"]
 
 
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
