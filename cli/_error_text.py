@@ -13,8 +13,12 @@ different URL at the end (where a redirect led) is kept.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-__all__ = ["beside_url", "missing_driver"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["beside_url", "missing_driver", "raised_from"]
 
 # The drivers regisseur has an extra for: the fix is that extra.
 _EXTRAS = {
@@ -31,15 +35,28 @@ def beside_url(error: str, url: str) -> str:
     return match.group(1) + (match.group(2) or "")
 
 
+def raised_from(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then each exception it was raised from or while handling
+    (``raise ... from``, an error in an ``except`` or ``finally``, the
+    ``cause`` a ``StartupError`` keeps), nearest first; 20 at most, never
+    one twice."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 20 and current not in seen:
+        seen.append(current)
+        yield current
+        inner = getattr(current, "cause", None)  # StartupError keeps its cause here
+        if not isinstance(inner, BaseException):
+            inner = current.__cause__ or current.__context__
+        current = inner
+
+
 def missing_driver(exc: BaseException) -> str | None:
     """What to install when ``exc`` (or an exception it was raised from) is a
     database driver that cannot be imported, or None. ``No module named
     'psycopg'`` alone does not say that ``pip install 'regisseur[postgres]'``
     is the fix."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and len(seen) < 20 and current not in seen:
-        seen.append(current)
+    for current in raised_from(exc):
         if isinstance(current, ImportError) and current.name:
             module = current.name.split(".")[0]
             if module in _EXTRAS:
@@ -52,8 +69,4 @@ def missing_driver(exc: BaseException) -> str | None:
                 f"its database driver is not installed (no module {module!r}): "
                 "install the package that provides it"
             )
-        inner = getattr(current, "cause", None)  # StartupError keeps its cause here
-        if not isinstance(inner, BaseException):
-            inner = current.__cause__ or current.__context__
-        current = inner
     return None

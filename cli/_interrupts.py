@@ -43,6 +43,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from regisseur.cli._error_text import raised_from
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
@@ -91,14 +93,7 @@ def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     replaces the interrupt, which stays its ``__context__``. The command
     was interrupted all the same.
     """
-    current: BaseException | None = exc
-    for _ in range(20):  # a chain, never a cycle this long
-        if current is None:
-            return None
-        if isinstance(current, KeyboardInterrupt):
-            return current
-        current = current.__context__
-    return None
+    return next((e for e in raised_from(exc) if isinstance(e, KeyboardInterrupt)), None)
 
 
 def interrupted(exc: BaseException) -> tuple[int, str] | None:
