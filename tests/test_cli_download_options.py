@@ -22,6 +22,7 @@ from tests.serving import serving
 from tests.test_cli_download import run
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,13 +91,21 @@ def server() -> Iterator[_Server]:
 # -- URL lists ---------------------------------------------------------------------
 
 
+def _download_list(tmp_path: Path, listing: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``download -i`` of a file holding ``listing``, into ``tmp_path/out``: it succeeded."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text(listing)
+    out = tmp_path / "out"
+    result = run("download", "-i", str(urls), "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stderr
+    return result, out
+
+
 def test_input_file_skips_blank_lines_and_comments(server: _Server, tmp_path: Path) -> None:
     a, b, c = (server.serve(f"/{n}.txt", n.encode() * 100) for n in "abc")
-    listing = tmp_path / "urls.txt"
-    listing.write_text(f"# my list\n{a}\n\n   {b}  \n# {c} is not wanted\n{a}\n")
-    out = tmp_path / "out"
-    result = run("download", "-i", str(listing), "-o", str(out), "--plain")
-    assert result.returncode == 0, result.stderr
+    result, out = _download_list(
+        tmp_path, f"# my list\n{a}\n\n   {b}  \n# {c} is not wanted\n{a}\n"
+    )
     assert sorted(server.paths()) == ["/a.txt", "/b.txt"]
     assert result.stdout.splitlines() == [str(out / "a.txt"), str(out / "b.txt")]
 
@@ -106,11 +115,7 @@ def test_a_comment_after_a_url_on_its_line_is_skipped(server: _Server, tmp_path:
     (a 404, the comment percent-encoded into the path). A ``#`` after
     whitespace starts a comment; one inside a URL is its fragment."""
     a, b = server.serve("/a.txt", b"a" * 10), server.serve("/b.txt", b"b" * 10)
-    listing = tmp_path / "urls.txt"
-    listing.write_text(f"{a}  # the first\n{b}#part\t# the second\n")
-    out = tmp_path / "out"
-    result = run("download", "-i", str(listing), "-o", str(out), "--plain")
-    assert result.returncode == 0, result.stderr
+    result, out = _download_list(tmp_path, f"{a}  # the first\n{b}#part\t# the second\n")
     assert sorted(server.paths()) == ["/a.txt", "/b.txt"]
     assert result.stdout.splitlines() == [str(out / "a.txt"), str(out / "b.txt")]
     assert "%20" not in result.stderr
