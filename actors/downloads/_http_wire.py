@@ -180,7 +180,8 @@ def network_reason(exc: BaseException) -> str:
 
     ``requests`` wraps a refused connection as ``ConnectionError(MaxRetryError(
     NewConnectionError(<object at 0x…>: … [Errno 111] Connection refused)))``;
-    this returns ``"Connection refused"``.
+    this returns ``"Connection refused"`` (also where urllib3 1.26 leaves the
+    ``OSError`` as the context only, not the cause).
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -199,14 +200,25 @@ def network_reason(exc: BaseException) -> str:
             current = inner_args[0]
         else:
             current = current.__cause__  # not __context__: an unrelated earlier error
+    if not reason:
+        # urllib3 1.26 raises its connection errors inside the handler of the
+        # socket's OSError without ``from``: the OSError is only the context.
+        context = innermost.__context__
+        if isinstance(context, OSError) and context.strerror and not innermost.__suppress_context__:
+            reason = context.strerror
     if reason:
         return reason
     return _plain(innermost)
 
 
+#: ``<module.Class object at 0x7f…>`` and the ``: `` after it.
+_OBJECT_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-fA-F]+>:?\s*")
+
+
 def _plain(exc: BaseException) -> str:
     """``Type: text`` of one exception, on one line, without reprs or quotes."""
     words = " ".join(str(a) for a in exc.args if isinstance(a, (str, int)))
+    words = _OBJECT_REPR.sub("", words)  # urllib3 puts its connection's repr first
     words = re.sub(r"[\x00-\x1f\x7f]+", " ", words)
     words = re.sub(r"[()\[\]{}'\"<>]", "", words).strip()
     if len(words) > 160:
