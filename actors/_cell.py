@@ -305,6 +305,10 @@ class Cell:
         timeout to report on an overrun (``timeout`` when not given).
         """
         if command.done.wait(timeout):
+            if command.final:
+                # Its thread sets ``done`` as its last act: once that thread
+                # has ended too, a stopped system leaves no thread behind.
+                self._join_final()
             return True
         self.abandoned = True
         if not command.final:
@@ -315,6 +319,12 @@ class Cell:
         self.system.events.publish(ChildStopTimedOut(self.name, reported))
         self.log.error("child_stop_timed_out", child=self.name, timeout=reported)
         return False
+
+    def _join_final(self) -> None:
+        """Wait (bounded) for the thread that did a final teardown to end."""
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_DYING_JOIN)
 
     def kill(self) -> None:
         """End the thread without hooks, as if it had been killed."""
