@@ -22,6 +22,7 @@ the database.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import sqlite3
 import time
@@ -51,12 +52,14 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 __all__ = [
+    "PSYCOPG",
     "Database",
     "DatabaseError",
     "claim_private_sqlite",
     "create_tables",
     "lock_schema",
     "sync_every_commit",
+    "with_default_driver",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -65,6 +68,36 @@ _PRIVATE = 0o600
 _CHECKED = "regisseur.checked_files"
 #: Set on a pooled SQLite connection whose commits are synced (``sync_every_commit``).
 _SYNCED = "regisseur.synced_commits"
+
+
+#: The driver name of psycopg 3 (``pip install 'regisseur[postgres]'``) in a SQLAlchemy URL.
+PSYCOPG = "postgresql+psycopg"
+
+
+def with_default_driver(url: URL) -> URL:
+    """``url``, a bare ``postgresql://`` one with the driver regisseur installs named.
+
+    ``pip install 'regisseur[postgres]'`` installs psycopg 3, and cluster
+    mode needs it. SQLAlchemy 2.1 opens a bare ``postgresql://`` URL with
+    psycopg 3, but 2.0 (the newest release on Python 3.10) with psycopg2:
+    there the extra's driver went unused and the error asked for
+    ``psycopg2``. A bare URL therefore names psycopg 3, unless only psycopg2
+    is installed (an application already running on it keeps working). A
+    URL that names its driver (``postgresql+psycopg2://``, ...) is left as
+    it is. Pure; any thread.
+    """
+    if url.drivername != "postgresql":
+        return url
+    if _installed("psycopg2") and not _installed("psycopg"):
+        return url
+    return url.set(drivername=PSYCOPG)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or half-installed package
+        return False
 
 
 class DatabaseError(RegisseurError, RuntimeError):
@@ -138,7 +171,7 @@ class Database:
             setup = _SqliteSetup(_sqlite_file(url), private=url.query.get("nofollow") is not None)
             url = url.difference_update_query(["nofollow"])  # regisseur's own, not SQLite's
         try:
-            engine = create_engine(url, echo=self.echo, future=True)
+            engine = create_engine(with_default_driver(url), echo=self.echo, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             msg = f"cannot use database {self.url}: {exc}"
             raise DatabaseError(msg) from exc

@@ -29,7 +29,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from regisseur.actors.database import DatabaseError
+from regisseur.actors.database import DatabaseError, with_default_driver
 from regisseur.actors.downloads import store
 from regisseur.actors.downloads.owners import lock_directory, owner_running
 from regisseur.actors.errors import RegisseurError
@@ -126,7 +126,7 @@ def collect(database_url: str, *, events: int = 20, routine: bool = True) -> dic
 def _read_engine(url: URL, read: Callable[[Connection], T]) -> T:
     """``read(connection)`` on the database at ``url``, as SQLAlchemy opens it."""
     try:
-        engine = create_engine(url)
+        engine = create_engine(with_default_driver(url))
     except (SQLAlchemyError, ImportError) as exc:  # no such dialect, driver not installed
         why = missing_driver(exc) or _driver_message(exc)
         msg = f"cannot read {shown_database(str(url))}: {redact_text(why)}"

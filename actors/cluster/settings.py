@@ -74,6 +74,8 @@ def check_cluster_url(url: str | None) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from regisseur.actors.database import PSYCOPG
+
     if url is None:
         msg = "cluster mode needs a PostgreSQL database_url (the nodes coordinate through it)"
         raise ValueError(msg)
@@ -91,7 +93,7 @@ def check_cluster_url(url: str | None) -> str:
         raise ValueError(msg)
     driver = parsed.get_driver_name()
     if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername=PSYCOPG)
     elif driver != "psycopg":
         msg = (
             f"cluster mode uses the psycopg 3 driver (postgresql+psycopg://), got driver {driver!r}"
