@@ -42,5 +42,23 @@ def test_a_pykka_without_an_internal_fails_with_a_clear_error(
         spec.loader.exec_module(probe)
     text = str(caught.value)
     assert named in text
-    assert "pykka>=4.4,<5" in text
+    assert "pykka>=4.4.2,<5" in text
     assert metadata.version("pykka") in text
+
+
+@pytest.mark.parametrize("version", ["4.4.0", "4.4.1", "4.3.0", "3.1.1"])
+def test_a_pykka_older_than_4_4_2_fails_with_a_clear_error(version: str) -> None:
+    """Pykka 4.4.0 and 4.4.1 have every internal the bridge imports, but their
+    proxies reach the actor through ``ref._actor``: every ``proxy()`` of a
+    running system failed with ``AttributeError: 'Ref' object has no
+    attribute '_actor'`` (found running the suite with the oldest versions
+    setup.cfg allowed)."""
+    with pytest.raises(ImportError) as caught:
+        _pykka.check_version(version)
+    assert f"Pykka {version} is installed" in str(caught.value)
+    assert "pykka>=4.4.2,<5" in str(caught.value)
+
+
+@pytest.mark.parametrize("version", ["4.4.2", "4.5.0", "4.10", "4.5.0rc1", "unknown"])
+def test_a_supported_or_unreadable_pykka_version_passes(version: str) -> None:
+    _pykka.check_version(version)
