@@ -84,7 +84,7 @@ def with_default_driver(url: URL) -> URL:
     ``psycopg2``. A bare URL therefore names psycopg 3, unless only psycopg2
     is installed (an application already running on it keeps working). A
     URL that names its driver (``postgresql+psycopg2://``, ...) is left as
-    it is. Pure; any thread.
+    it is. Looks up which drivers are installed (no import); any thread.
     """
     if url.drivername != "postgresql":
         return url
