@@ -89,7 +89,13 @@ from regisseur.cli._interrupts import (
     interrupted,
     stopped_by,
 )
-from regisseur.cli._records_db import DB_NAME, database_url, records_file, shown_database
+from regisseur.cli._records_db import (
+    DB_NAME,
+    database_url,
+    records_file,
+    shown_database,
+    sqlite_url,
+)
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
@@ -668,7 +674,7 @@ def run_download(
         if problem is not None:
             err.write(f"regisseur download: {problem}\n")
             return 2
-        db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
+        db_url = database_url(args.db) if args.db or db_file is None else sqlite_url(db_file)
         # Claimed: a link put there since is refused when the system opens it.
         system_url = _with_nofollow(db_url) if claimed else db_url
         # As many workers as this run's URLs need, up to -j: each is a
