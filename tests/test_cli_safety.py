@@ -380,6 +380,13 @@ def test_max_time_bounds_a_download(server: RawServer, tmp_path: Path) -> None:
         (("--speed-time", "0"), "--speed-time: must be a number of seconds > 0"),
         (("--max-time", "nan"), "--max-time: must be a number of seconds > 0"),
         (("--max-time", "soon"), "--max-time: not a number of seconds: 'soon'"),
+        # Before: a traceback (OverflowError), or every download failed with one.
+        (("--max-size", "9" * 400), "--max-size: must be at most 8 EiB"),
+        (("--speed-limit", "9" * 20), "--speed-limit: must be at most 8 EiB"),
+        (("--timeout", "1e10"), "--timeout: must be at most 9223372036 seconds"),
+        (("--speed-time", "1e308"), "--speed-time: must be at most 9223372036 seconds"),
+        # Before: "HttpSource 'http' retries must be between 0 and 100".
+        (("--retries", "101"), "argument --retries: must be between 0 and 100, got 101"),
     ],
 )
 def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:

@@ -929,12 +929,32 @@ def test_redirects_are_followed_and_credentials_stay_home(
         ({"keep_partial": "yes"}, TypeError, "keep_partial must be a bool"),
         ({"concurrency": 0}, ValueError, "concurrency"),
         ({"max_redirects": 1000}, ValueError, "max_redirects"),
+        # Past what a socket or a lock can wait (about 292 years): every
+        # download failed with "OverflowError: timestamp out of range ...".
+        ({"read_timeout": 1e10}, ValueError, "read_timeout must be at most 9223372036 s"),
+        ({"connect_timeout": 1e10}, ValueError, "connect_timeout must be at most"),
+        ({"speed_time": 1e308}, ValueError, "speed_time must be at most"),
+        ({"speed_limit": 2**63}, ValueError, "speed_limit must be between 1 and"),
     ],
 )
 def test_bad_options(tmp_path: Path, options: dict, error: type, match: str) -> None:
     options.setdefault("directory", tmp_path)
     with pytest.raises(error, match=match):
         HttpSource(**options)
+
+
+def test_the_largest_timeouts_and_limits_are_taken_and_work(
+    harness: Harness, http_server: HttpServer
+) -> None:
+    """Before: a timeout past about 292 years failed every download
+    (``OverflowError``), and so did a low-speed limit whose bytes per
+    window overflowed a float (``--speed-limit 10 --speed-time 1e308``)."""
+    url = http_server.file("/file.bin", BODY)
+    longest = threading.TIMEOUT_MAX
+    source = harness.source(
+        connect_timeout=longest, read_timeout=longest, speed_limit=10, speed_time=longest
+    )
+    assert Path(harness.fetch(source, url)).read_bytes() == BODY
 
 
 def test_defaults_and_repr(tmp_path: Path) -> None:
