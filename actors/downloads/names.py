@@ -31,6 +31,7 @@ import errno
 import itertools
 import os
 import re
+import threading
 import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -39,7 +40,7 @@ from regisseur.actors.downloads._noreplace import rename_noreplace
 from regisseur.messages.redaction import redact_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 __all__ = [
@@ -64,6 +65,11 @@ FALLBACK_NAME = "download"
 
 _MAX_EXTENSION = 16  # characters, dot included: longer "extensions" are part of the stem
 _MAX_NUMBER = 10_000  # numbered candidates tried before giving up
+# (resolved directory, name) -> the number after the last one this process
+# claimed for that name: where the next search starts (see _candidates).
+_NEXT_NUMBER: dict[tuple[Path, str], int] = {}
+_NEXT_LOCK = threading.Lock()
+_NEXT_KEPT = 1024  # names remembered; the oldest is forgotten first
 _FORBIDDEN = frozenset('<>:"|?*')
 _SPACE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cs"})
@@ -349,11 +355,13 @@ def move_into_place(
     """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
 
     Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
-    returns the path it took. Each candidate is claimed atomically: a rename
-    that never replaces (``renameat2(RENAME_NOREPLACE)``, one system call),
-    else a hard link then an unlink of ``source`` (the file appears complete
-    under its final name), or where the file system has no hard links an
-    exclusive create followed by ``os.replace``.
+    returns the path it took (after ``name``, the search starts past the
+    number this process last claimed for it: see ``_candidates``). Each
+    candidate is claimed atomically: a rename that never replaces
+    (``renameat2(RENAME_NOREPLACE)``, one system call), else a hard link
+    then an unlink of ``source`` (the file appears complete under its final
+    name), or where the file system has no hard links an exclusive create
+    followed by ``os.replace``.
     ``source`` must be in ``directory`` (same file system). Raises
     ``ValueError`` if a candidate would leave ``directory`` and
     ``FileExistsError`` if no free name is found. ``root``: ``directory``
@@ -365,7 +373,7 @@ def move_into_place(
     if root is None:
         root = directory.resolve()
     ways = _Ways()
-    for number in itertools.count():
+    for number in _candidates(root, name, every=same is not None):
         if number > _MAX_NUMBER:
             msg = f"no free file name like {name!r} in {root}"
             raise FileExistsError(errno.EEXIST, msg)
@@ -377,11 +385,40 @@ def move_into_place(
             msg = f"file name {candidate!r} would leave {root}"
             raise ValueError(msg)
         if ways.place(source, target):
+            if number:
+                _remember(root, name, number + 1)
             return target
         if same is not None and same(target):
             os.unlink(source)
             return target
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _candidates(root: Path, name: str, *, every: bool) -> Iterator[int]:
+    """The numbers to try for ``name`` in ``root``: 0 (the name itself, taken
+    again once it is free), then from the number after the last one this
+    process claimed for it, else from 1; with ``every``, each in turn (each
+    taken name is tested). Before, the n-th file of one name tried all the
+    n taken names before it: 3,000 files named ``download`` cost 4.5
+    million renames (58 s). A number skipped is free or was taken since;
+    the search from 1 is the fallback once the remembered one runs out."""
+    yield 0
+    with _NEXT_LOCK:
+        start = 1 if every else _NEXT_NUMBER.get((root, name), 1)
+    if 1 < start <= _MAX_NUMBER:
+        yield from range(start, _MAX_NUMBER + 1)
+    yield from itertools.count(1)
+
+
+def _remember(root: Path, name: str, number: int) -> None:
+    """Start the next search for ``name`` in ``root`` at ``number`` (any thread)."""
+    key = (root, name)
+    with _NEXT_LOCK:
+        if number > _NEXT_NUMBER.get(key, 0):
+            _NEXT_NUMBER.pop(key, None)  # re-inserted last: the newest
+            _NEXT_NUMBER[key] = number
+            while len(_NEXT_NUMBER) > _NEXT_KEPT:
+                del _NEXT_NUMBER[next(iter(_NEXT_NUMBER))]
 
 
 class _Ways:
