@@ -66,6 +66,7 @@ from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads._localfs import FileSystems
 from regisseur.actors.downloads._partfile import parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from regisseur.actors.downloads.names import NameNumbers
 from regisseur.actors.downloads.source import DownloadSource
 from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.supervision.backoff import Backoff
@@ -213,6 +214,8 @@ class HttpSource(DownloadSource):
         self.directory_sync = DirectorySync(self.download_directory)
         # Whether a part's file system keeps a dead run's bytes (_localfs).
         self.file_systems = FileSystems()
+        # Where the search for a free "name (N)" starts, per name (names).
+        self.name_numbers = NameNumbers()
         self._resolved: tuple[Path, Path] | None = None  # see resolved_directory
         self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_NAME",
     "MAX_NAME_BYTES",
+    "NameNumbers",
     "choose_filename",
     "display_name_from_url",
     "is_inside",
@@ -65,11 +66,6 @@ FALLBACK_NAME = "download"
 
 _MAX_EXTENSION = 16  # characters, dot included: longer "extensions" are part of the stem
 _MAX_NUMBER = 10_000  # numbered candidates tried before giving up
-# (resolved directory, name) -> the number after the last one this process
-# claimed for that name: where the next search starts (see _candidates).
-_NEXT_NUMBER: dict[tuple[Path, str], int] = {}
-_NEXT_LOCK = threading.Lock()
-_NEXT_KEPT = 1024  # names remembered; the oldest is forgotten first
 _FORBIDDEN = frozenset('<>:"|?*')
 _SPACE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cs"})
@@ -351,12 +347,13 @@ def move_into_place(
     *,
     root: Path | None = None,
     same: Callable[[Path], bool] | None = None,
+    numbers: NameNumbers | None = None,
 ) -> Path:
     """Move the file ``source`` into ``directory`` as ``name``, never overwriting.
 
     Tries ``name``, then ``numbered(name, 1)``, ``numbered(name, 2)``, … and
-    returns the path it took (after ``name``, the search starts past the
-    number this process last claimed for it: see ``_candidates``). Each
+    returns the path it took (with ``numbers``, after ``name`` the search
+    starts past the number last claimed for it there: see ``NameNumbers``). Each
     candidate is claimed atomically: a rename that never replaces
     (``renameat2(RENAME_NOREPLACE)``, one system call), else a hard link
     then an unlink of ``source`` (the file appears complete under its final
@@ -368,12 +365,15 @@ def move_into_place(
     already resolved by the caller (it is resolved here otherwise).
     ``same``: a test of a taken candidate; where it holds (the candidate
     already is this file, as an earlier run published it), ``source`` is
-    removed and that candidate returned.
+    removed and that candidate returned (then every candidate is tried in
+    turn, ``numbers`` or not).
     """
     if root is None:
         root = directory.resolve()
     ways = _Ways()
-    for number in _candidates(root, name, every=same is not None):
+    if same is not None:
+        numbers = None
+    for number in _candidates(root, name, numbers):
         if number > _MAX_NUMBER:
             msg = f"no free file name like {name!r} in {root}"
             raise FileExistsError(errno.EEXIST, msg)
@@ -385,8 +385,8 @@ def move_into_place(
             msg = f"file name {candidate!r} would leave {root}"
             raise ValueError(msg)
         if ways.place(source, target):
-            if number:
-                _remember(root, name, number + 1)
+            if number and numbers is not None:
+                numbers.claimed(root, name, number)
             return target
         if same is not None and same(target):
             os.unlink(source)
@@ -394,31 +394,50 @@ def move_into_place(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _candidates(root: Path, name: str, *, every: bool) -> Iterator[int]:
+def _candidates(root: Path, name: str, numbers: NameNumbers | None) -> Iterator[int]:
     """The numbers to try for ``name`` in ``root``: 0 (the name itself, taken
-    again once it is free), then from the number after the last one this
-    process claimed for it, else from 1; with ``every``, each in turn (each
-    taken name is tested). Before, the n-th file of one name tried all the
-    n taken names before it: 3,000 files named ``download`` cost 4.5
-    million renames (58 s). A number skipped is free or was taken since;
-    the search from 1 is the fallback once the remembered one runs out."""
+    again once it is free), then from where ``numbers`` says the search
+    starts, else from 1; from 1 again once that runs out (a number skipped
+    is free, or was taken since)."""
     yield 0
-    with _NEXT_LOCK:
-        start = 1 if every else _NEXT_NUMBER.get((root, name), 1)
+    start = 1 if numbers is None else numbers.start(root, name)
     if 1 < start <= _MAX_NUMBER:
         yield from range(start, _MAX_NUMBER + 1)
     yield from itertools.count(1)
 
 
-def _remember(root: Path, name: str, number: int) -> None:
-    """Start the next search for ``name`` in ``root`` at ``number`` (any thread)."""
-    key = (root, name)
-    with _NEXT_LOCK:
-        if number > _NEXT_NUMBER.get(key, 0):
-            _NEXT_NUMBER.pop(key, None)  # re-inserted last: the newest
-            _NEXT_NUMBER[key] = number
-            while len(_NEXT_NUMBER) > _NEXT_KEPT:
-                del _NEXT_NUMBER[next(iter(_NEXT_NUMBER))]
+class NameNumbers:
+    """Where the search for a free numbered name starts, per directory and name.
+
+    Before, the n-th file of one name tried all the n taken names before
+    it: 3,000 files named ``download`` (``/download?id=N``) cost 4.5
+    million renames, 58 s. This keeps the number after the last one
+    claimed for each (resolved directory, name), the last ``keep`` names
+    (the oldest is forgotten first). A hint only: every claim is still
+    atomic, so two sources, threads or processes never take one name.
+    Owned by a source (``HttpSource.name_numbers``) and shared by its
+    workers: any thread.
+    """
+
+    def __init__(self, keep: int = 1024) -> None:
+        self._next: dict[tuple[Path, str], int] = {}
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def start(self, root: Path, name: str) -> int:
+        """The number the search for ``name`` in ``root`` starts at (1: none kept)."""
+        with self._lock:
+            return self._next.get((root, name), 1)
+
+    def claimed(self, root: Path, name: str, number: int) -> None:
+        """``numbered(name, number)`` was just claimed in ``root``."""
+        key = (root, name)
+        with self._lock:
+            if number + 1 > self._next.get(key, 0):
+                self._next.pop(key, None)  # re-inserted last: the newest
+                self._next[key] = number + 1
+                while len(self._next) > self._keep:
+                    del self._next[next(iter(self._next))]
 
 
 class _Ways:

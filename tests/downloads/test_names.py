@@ -16,6 +16,7 @@ from regisseur.actors.downloads import _noreplace
 from regisseur.actors.downloads import names as naming
 from regisseur.actors.downloads.names import (
     MAX_NAME_BYTES,
+    NameNumbers,
     display_name_from_url,
     is_inside,
     move_into_place,
@@ -389,9 +390,10 @@ def test_many_files_of_one_name_are_placed_in_linear_time(
 ) -> None:
     """Before: the n-th file of one name tried every taken name before it
     (``download``, ``download (1)``, ...): 3,000 files named ``download``
-    (``/download?id=N``) cost 4.5 million renames, 58 s. Now the next
-    number is remembered: a few tries a file. A name freed meanwhile is
-    taken again first."""
+    (``/download?id=N``) cost 4.5 million renames, 58 s. With a
+    ``NameNumbers`` the next number is remembered: a few tries a file. A
+    name freed meanwhile is taken again first."""
+    numbers = NameNumbers()
     tries: list[Path] = []
     rename = naming.rename_noreplace
 
@@ -404,7 +406,7 @@ def test_many_files_of_one_name_are_placed_in_linear_time(
     for number in range(300):
         part = tmp_path / f"{number}.part"
         part.write_text(str(number))
-        placed.append(move_into_place(part, tmp_path, "download"))
+        placed.append(move_into_place(part, tmp_path, "download", numbers=numbers))
     assert [p.name for p in placed[:3]] == ["download", "download (1)", "download (2)"]
     assert len({p.name for p in placed}) == 300
     assert all(p.read_text() == str(n) for n, p in enumerate(placed))
@@ -413,6 +415,6 @@ def test_many_files_of_one_name_are_placed_in_linear_time(
     (tmp_path / "download").unlink()  # freed: the next one takes it
     part = tmp_path / "again.part"
     part.write_text("again")
-    assert move_into_place(part, tmp_path, "download").name == "download"
+    assert move_into_place(part, tmp_path, "download", numbers=numbers).name == "download"
     part.write_text("next")
-    assert move_into_place(part, tmp_path, "download").name == "download (300)"
+    assert move_into_place(part, tmp_path, "download", numbers=numbers).name == "download (300)"
