@@ -127,6 +127,10 @@ def ensure_table(connection: Connection) -> None:
 _ROUTINE = ("ChildStarted", "ChildStopped")
 
 
+#: The largest LIMIT a database takes (a signed 64-bit integer).
+_MOST_ROWS = 2**63 - 1
+
+
 def _routine() -> ColumnElement[bool]:
     """An actor's plain start or stop (no error): what ``routine`` leaves out."""
     column = events_table.c
@@ -138,9 +142,11 @@ def read_events(
 ) -> list[dict[str, Any]]:
     """The last ``limit`` events, oldest first, as plain dicts ([] without a table);
     with ``routine`` False, the last ``limit`` that are not an actor's plain
-    start or stop."""
+    start or stop. A ``limit`` past the largest SQL integer means all of them
+    (it was an ``OverflowError``: the database cannot take the number)."""
     if not sa_inspect(connection).has_table(events_table.name):
         return []
+    limit = min(limit, _MOST_ROWS)
     query = select(events_table).order_by(events_table.c.id.desc()).limit(limit)
     if not routine:
         query = query.where(not_(_routine()))

@@ -12,6 +12,8 @@ import argparse
 import math
 import re
 import sys
+import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +36,23 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+#: The most bytes a size may say (8 EiB, a signed 64-bit count).
+_MOST_BYTES = 2**63 - 1
+
+#: The longest a socket or a lock can wait (about 292 years); HttpSource
+#: refuses a longer timeout or low-speed window.
+_LONGEST_WAIT = threading.TIMEOUT_MAX
+
+
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            msg = f"must be between {minimum} and {maximum}, got {value}"
+            raise argparse.ArgumentTypeError(msg)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
@@ -48,13 +61,18 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def _bytes(text: str) -> int:
-    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them)."""
+    """``100``, ``512K``, ``1.5M``, ``2G``, ``10MiB`` (powers of 1024, as curl reads them).
+
+    Counted in decimal, not float: 400 digits were an ``OverflowError``.
+    """
     match = _SIZE.fullmatch(text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500K, 10M, 2G)")
-    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    value = int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    if value > _MOST_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at most 8 EiB, got {text!r}")
     return value
 
 
@@ -65,6 +83,9 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    if value > _LONGEST_WAIT:
+        msg = f"must be at most {_LONGEST_WAIT:.0f} seconds (about 292 years), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
     return value
 
 
@@ -82,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
     )
     parser.add_argument(
-        "--retries", type=_count(0), default=3, metavar="N", help="retries per download (3)"
+        "--retries", type=_count(0, 100), default=3, metavar="N", help="retries per download (3)"
     )
     parser.add_argument(
         "--sha256", type=_sha256, default=None, metavar="HEX", help="expected SHA-256 (one URL)"

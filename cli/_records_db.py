@@ -4,13 +4,26 @@
 ``regisseur status DIR`` reads them there. ``--db`` takes a SQLAlchemy URL
 or the path of a SQLite file. Pure functions; no import of SQLAlchemy here,
 so the command line pays for it only when it opens a database.
+
+A path becomes a URL with :func:`sqlite_url` only: SQLAlchemy reads a
+``?`` as the start of the URL's query and decodes ``%XX`` in the file's
+name, so a directory named ``what?`` or ``100%25`` is quoted, never pasted.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import quote, unquote
 
-__all__ = ["DB_NAME", "database_url", "directory_database", "records_file", "shown_database"]
+__all__ = [
+    "DB_NAME",
+    "database_url",
+    "directory_database",
+    "records_file",
+    "shown_database",
+    "sqlite_url",
+]
 
 #: The records' SQLite file in a download directory.
 DB_NAME = ".regisseur-downloads.db"
@@ -24,7 +37,23 @@ def database_url(value: str) -> str:
     """
     if "://" in value:
         return value
-    return f"sqlite:///{_absolute(Path(value))}"
+    return sqlite_url(_absolute(Path(value)))
+
+
+def sqlite_url(path: Path) -> str:
+    """The ``sqlite:///`` URL of the SQLite file at absolute ``path``, which
+    SQLAlchemy reads back as that very path (``?``, ``#`` and ``%`` quoted:
+    unquoted, ``-o 'what?'`` kept its records in a file ``what`` beside
+    the directory). ``ValueError`` for a path that is not UTF-8 text."""
+    try:
+        return "sqlite:///" + quote(str(path), safe=" +/")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        msg = (
+            f"the path {shown} is not UTF-8 text, which a database URL cannot name; "
+            "rename it or choose another"
+        )
+        raise ValueError(msg) from None
 
 
 def records_file(value: str) -> Path | None:
@@ -53,12 +82,12 @@ def shown_database(url: str) -> str:
 
 
 def _sqlite_file_name(url: str) -> str | None:
-    """The file of a ``sqlite:///`` URL as written in it; None for memory,
-    ``file:`` URIs and other databases."""
+    """The file of a ``sqlite:///`` URL, decoded as SQLAlchemy decodes it
+    (``%3F`` is ``?``); None for memory, ``file:`` URIs and other databases."""
     scheme, _, rest = url.partition("://")
     if scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
         return None
-    name = rest[1:].partition("?")[0]
+    name = unquote(rest[1:].partition("?")[0])
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
     return name
@@ -72,4 +101,4 @@ def _absolute(path: Path) -> Path:
 
 def directory_database(directory: str | Path) -> str:
     """The URL of the records' file in download directory ``directory``."""
-    return f"sqlite:///{Path(directory).expanduser().resolve() / DB_NAME}"
+    return sqlite_url(Path(directory).expanduser().resolve() / DB_NAME)

@@ -69,8 +69,9 @@ import stat
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from regisseur.cli._download_args import add_arguments, bounds, read_urls, request_headers
@@ -89,7 +90,13 @@ from regisseur.cli._interrupts import (
     interrupted,
     stopped_by,
 )
-from regisseur.cli._records_db import DB_NAME, database_url, records_file, shown_database
+from regisseur.cli._records_db import (
+    DB_NAME,
+    database_url,
+    records_file,
+    shown_database,
+    sqlite_url,
+)
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
@@ -110,6 +117,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DB_NAME", "add_arguments", "run_download"]
 
+T = TypeVar("T")
+
 _SOURCE = "http"
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _POLL = 0.2  # seconds between two looks at a download another run holds
@@ -121,6 +130,10 @@ _POLL = 0.2  # seconds between two looks at a download another run holds
 #: begins only sets Python's flag, and an untimed wait would sleep through
 #: it until the downloads end by themselves.
 _WAKE = 0.1
+#: Seconds between two asks of a keeper that did not answer in time (see
+#: ``_patiently``): twice the 5 s the records watch waits before it says
+#: why (each of its looks can take a second).
+_ASK_PAUSE = 10.0
 # The records URL's option (regisseur's own) for a file claimed in DIR:
 # SQLite must open that very file, never a link put in its place.
 _NOFOLLOW = "nofollow=1"
@@ -322,6 +335,44 @@ def _resumable(record: DownloadRecord, kept: Callable[[str], bool], sha256: str 
     return kept(record.id)
 
 
+def _patiently(ask: Callable[[], T], watch: RecordsWatch | None) -> T:
+    """``ask()``, a question to the download keeper, asked again while the
+    keeper is too busy to answer in time (main thread).
+
+    Another process holding the records database (another run stopped
+    with Ctrl-Z while it wrote) keeps each commit of the keeper waiting
+    for SQLite's busy timeout, and an ask waits for one or two of them:
+    before, the plan gave up after 20 s (``no reply from
+    'download-keeper' within 10s``, exit 1). That lock is waited out as
+    while the downloads run: ``watch`` says once that the run waits and
+    why, and raises ``RecordsRefused`` (via its text) for a refusal that
+    lasts until someone acts. Only for asks that may be asked twice
+    (a look, a list). Ctrl-C ends the wait.
+
+    After each ask that timed out the keeper is left alone for
+    ``_ASK_PAUSE`` seconds, the watch asked meanwhile (about once a second):
+    asked again at once, the keeper would go from one commit to the next,
+    and the watch would never see the refusal last its 5 s grace.
+    """
+    from regisseur.actors.errors import WaitTimeoutError
+
+    while True:
+        try:
+            return ask()
+        except WaitTimeoutError:
+            if watch is None:
+                raise
+        until = time.monotonic() + _ASK_PAUSE
+        while True:
+            problem = watch.problem()
+            if problem is not None:
+                raise RecordsRefused(problem)
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(_WAKE, left))
+
+
 def _plan(
     system: ActorSystem,
     urls: list[str],
@@ -331,6 +382,7 @@ def _plan(
     *,
     kept: Callable[[str], bool] = lambda _id: False,
     home: Path | None = None,
+    watch: RecordsWatch | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Submit what is needed; return the ids to wait for (resumed ones first)
     and, apart, the wanted downloads another run holds (id -> its owner).
@@ -341,13 +393,16 @@ def _plan(
 
     ``kept``: whether a download's part is in the directory; a URL whose
     newest record is Errored with its part kept (a full disk) is retried
-    under its id, so it resumes where it stopped."""
+    under its id, so it resumes where it stopped.
+
+    ``watch``: the keeper's looks are asked again while another process
+    holds the records (see ``_patiently``)."""
     from regisseur.actors.downloads.names import display_name_from_url
     from regisseur.actors.downloads.owners import describe_owner
 
     newest: dict[str, DownloadRecord] = {}
     wanted: dict[str, None] = {}
-    stored_records = system.downloads.list(source=_SOURCE)  # oldest first
+    stored_records = _patiently(partial(system.downloads.list, source=_SOURCE), watch)
     others = _others(system, stored_records)
     for stored in stored_records:
         newest[stored.target_id] = stored
@@ -385,7 +440,7 @@ def _plan(
                 view.say(f"resuming {redact_text(url)}")
                 wanted[record.id] = None
                 continue
-            current = system.downloads.status(record.id)
+            current = _patiently(partial(system.downloads.status, record.id), watch)
             holder = _others(system, [current]).get(record.id) if current is not None else None
             if holder is not None:
                 view.say(f"waiting for {redact_text(url)}: {describe_owner(holder)} is resuming it")
@@ -417,6 +472,7 @@ def _wait_elsewhere(
     *,
     max_time: float | None = None,
     unfinished: set[str] | None = None,
+    watch: RecordsWatch | None = None,
 ) -> dict[str, DownloadRecord]:
     """Wait for the downloads other runs hold (polling their records); their ends.
 
@@ -444,7 +500,7 @@ def _wait_elsewhere(
     while pending:
         if deadline is not None and time.monotonic() >= deadline:
             for download_id, owner in pending.items():
-                record = system.downloads.status(download_id)
+                record = _patiently(partial(system.downloads.status, download_id), watch)
                 if record is None:
                     continue
                 if not record.terminal:
@@ -457,7 +513,7 @@ def _wait_elsewhere(
                 ended[download_id] = record
             break
         for download_id, owner in list(pending.items()):
-            record = system.downloads.status(download_id)
+            record = _patiently(partial(system.downloads.status, download_id), watch)
             if record is None:
                 del pending[download_id]
                 continue
@@ -500,7 +556,7 @@ def _wait_elsewhere(
         if pending and tracker.pause(pause):
             raise RuntimeError(tracker.broken)
     if taken:  # bounded by this run's own --max-time, as its other downloads
-        ended.update(tracker.wait_for(taken))
+        ended.update(tracker.wait_for(taken, None if watch is None else watch.problem))
     return ended
 
 
@@ -668,7 +724,7 @@ def run_download(
         if problem is not None:
             err.write(f"regisseur download: {problem}\n")
             return 2
-        db_url = database_url(args.db) if args.db else f"sqlite:///{db_file}"
+        db_url = database_url(args.db) if args.db or db_file is None else sqlite_url(db_file)
         # Claimed: a link put there since is refused when the system opens it.
         system_url = _with_nofollow(db_url) if claimed else db_url
         # As many workers as this run's URLs need, up to -j: each is a
@@ -723,6 +779,9 @@ def run_download(
         # run started at the same moment sees this run's submits (stored
         # before the lock is let go) and waits.
         waiting = "waiting for another run to start and queue its downloads"
+        # Whether the records can be written: asked while the run waits for
+        # the keeper, here and for the downloads' ends (see _patiently).
+        watch = RecordsWatch(system, shown_database(db_url), notice=view.tell)
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             system.start()
             wanted, elsewhere = _plan(
@@ -733,20 +792,26 @@ def run_download(
                 view,
                 kept=lambda download_id: bool(source.partial_files([download_id])),
                 home=None if args.db else directory.resolve(),
+                watch=watch,
             )
             retries.release_lines()
             if min(args.jobs, len(wanted)) > workers:  # resumed ones too: up to -j
                 system.downloads.configure(_SOURCE, concurrency=min(args.jobs, len(wanted)))
-            if wanted:
-                system.downloads.status(next(iter(wanted)))  # an ask: answered once stored
+            if wanted:  # an ask: answered once stored (or the commit failed)
+                _patiently(partial(system.downloads.status, next(iter(wanted))), watch)
         over = getattr(args, "startup_over", None)  # the console script's collector
         if over is not None:
             over()
-        watch = RecordsWatch(system, shown_database(db_url), notice=view.tell)
         final = tracker.wait_for(wanted, watch.problem)
         final.update(
             _wait_elsewhere(
-                system, elsewhere, tracker, view, max_time=args.max_time, unfinished=unfinished
+                system,
+                elsewhere,
+                tracker,
+                view,
+                max_time=args.max_time,
+                unfinished=unfinished,
+                watch=watch,
             )
         )
     except KeyboardInterrupt as interrupt:  # Ctrl-C; SIGTERM, SIGHUP from the console script

@@ -313,7 +313,7 @@ def test_a_failed_line_says_the_url_once_and_keeps_where_a_redirect_led() -> Non
         (("http://a/x", "http://a/y", "--sha256", "ab" * 32), "--sha256 needs exactly one URL"),
         (("http://a/x", "--sha256", "xyz"), "not 64 hex digits"),
         (("http://a/x", "-j", "0"), "must be >= 1"),
-        (("http://a/x", "--retries", "-1"), "must be >= 0"),
+        (("http://a/x", "--retries", "-1"), "must be between 0 and 100, got -1"),
     ],
 )
 def test_bad_arguments_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:

@@ -103,6 +103,52 @@ def test_records_that_cannot_be_written_end_the_run_instead_of_hanging(
     ], "the file the stopped run published is taken, not copied to 'big (1).bin'"
 
 
+@pytest.mark.timeout(120)
+def test_a_run_planning_while_another_process_holds_the_records_waits_it_out(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Another run stopped with Ctrl-Z while it wrote its records keeps
+    SQLite's write lock. Before, a run started meanwhile in the same
+    directory gave up after 20 s with "no reply from 'download-keeper'
+    within 10s", exit 1: each of its keeper's asks waited for two commits
+    of SQLite's 5 s busy timeout. It waits, says so, and finishes once the
+    lock is let go (as a lock met while the downloads run is waited out).
+    The holder here is this test, in the middle of a write."""
+    files.gate.set()
+    files.served.add("other.bin")
+    out_dir = tmp_path / "out"
+    first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
+    assert first.returncode == 0, first.stderr
+    holder = sqlite3.connect(out_dir / DB_NAME, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a stopped writer holds it
+        errors = tmp_path / "stderr.txt"
+        with errors.open("w") as stderr:
+            process = subprocess.Popen(
+                cli("download", files.url("/data/other.bin"), "-o", str(out_dir), "--plain"),
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        said = f"waiting for the records database {out_dir / DB_NAME}: database is locked"
+        try:
+            wait_until(
+                lambda: said in errors.read_text() or process.poll() is not None,
+                60,
+                "the waiting line",
+            )
+        finally:
+            holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    code, out, _ = ended(process)
+    err = errors.read_text()
+    assert code == 0, err
+    assert said in err
+    assert out == f"{out_dir / 'other.bin'}\n"
+    assert (out_dir / "other.bin").read_bytes() == files.body
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (skipped where this process cannot mount one); unmounted after."""

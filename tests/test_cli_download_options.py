@@ -465,6 +465,34 @@ def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) ->
     assert "sqlalchemy" not in result.stderr.lower()
 
 
+@pytest.mark.parametrize("name", ["what?", "100%25", "p%2Fq", "a#b"])
+def test_an_output_directory_named_with_url_characters_keeps_its_records_in_it(
+    server: _Server, tmp_path: Path, name: str
+) -> None:
+    """Before: the records' SQLite URL was the path pasted after ``sqlite:///``:
+    ``-o 'what?'`` kept its records in ``what``, a file beside the directory
+    (the rest read as the URL's query, ``nofollow`` with it), and ``%25`` or
+    ``%2F`` in a name was decoded (``-o 'p%2Fq'``: no such file ``p/q/...``)."""
+    url = server.serve("/d.bin", b"d" * 100)
+    out = tmp_path / "parent" / name
+    result = run("download", url, "-o", str(out), "--plain")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{out / 'd.bin'}\n"
+    assert (out / DB_NAME).is_file()
+    assert sorted(p.name for p in (tmp_path / "parent").iterdir()) == [name]  # nothing beside
+    again = run("download", url, "-o", str(out), "--plain")
+    assert f"already downloaded {url} -> {out / 'd.bin'}" in again.stderr, again.stderr
+    table = run("status", str(out))
+    assert table.returncode == 0, table.stderr
+    assert table.stderr == ""  # no warning about a query the driver ignores
+    assert url in table.stdout
+    records = tmp_path / "parent" / f"{name}.db"  # --db FILE with the same characters
+    kept = run("download", url, "-o", str(tmp_path / "other"), "--db", str(records))
+    assert kept.returncode == 0, kept.stderr
+    assert records.is_file()
+    assert url in run("status", "--db", str(records)).stdout
+
+
 def test_db_takes_a_plain_file_path(server: _Server, tmp_path: Path) -> None:
     url = server.serve("/d.bin", b"d")
     result = run("download", url, "-o", str(tmp_path / "out"), "--db", str(tmp_path / "rec.db"))

@@ -380,6 +380,13 @@ def test_max_time_bounds_a_download(server: RawServer, tmp_path: Path) -> None:
         (("--speed-time", "0"), "--speed-time: must be a number of seconds > 0"),
         (("--max-time", "nan"), "--max-time: must be a number of seconds > 0"),
         (("--max-time", "soon"), "--max-time: not a number of seconds: 'soon'"),
+        # Before: a traceback (OverflowError), or every download failed with one.
+        (("--max-size", "9" * 400), "--max-size: must be at most 8 EiB"),
+        (("--speed-limit", "9" * 20), "--speed-limit: must be at most 8 EiB"),
+        (("--timeout", "1e10"), "--timeout: must be at most 9223372036 seconds"),
+        (("--speed-time", "1e308"), "--speed-time: must be at most 9223372036 seconds"),
+        # Before: "HttpSource 'http' retries must be between 0 and 100".
+        (("--retries", "101"), "argument --retries: must be between 0 and 100, got 101"),
     ],
 )
 def test_bad_bounds_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
@@ -413,3 +420,25 @@ def test_terminal_control_sequences_from_a_server_or_a_list_are_shown_not_obeyed
     assert "HTTP 404 \\x1b]0;pwned\\x07\\x1b[2J\\x9b31mGone" in result.stderr
     assert "listed\\x1b[31m.bin" in result.stderr
     assert "\\x1b]0;pwned" in table.stdout
+
+
+#: Invisible characters that reorder or hide what a terminal shows (the
+#: "Trojan Source" bidi overrides and isolates, zero-width characters).
+BIDI = "\u202e\u2066\u200b\u200f"
+
+
+def test_bidi_overrides_from_a_list_are_shown_not_obeyed(server: RawServer, tmp_path: Path) -> None:
+    """Before: a right-to-left override in a URL of an -i list reached the
+    terminal on the downloading, FAILED and status lines, so that
+    ``/\\u202egnp.exe`` showed as ``/exe.png`` (file names already drop
+    these characters). Each is shown as ``\\uNNNN``."""
+    listed = tmp_path / "urls.txt"
+    listed.write_text(server.url(f"/listed{BIDI}gnp.exe") + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("download", "-i", str(listed), "-o", str(out), "--plain")
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = run("status", str(out))
+    assert table.returncode == 0, table.stderr
+    for printed in (result.stderr, table.stdout):
+        assert not any(char in printed for char in BIDI), printed
+        assert "listed\\u202e\\u2066\\u200b\\u200fgnp.exe" in printed, printed

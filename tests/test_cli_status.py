@@ -279,6 +279,18 @@ def test_status_events_must_be_a_count(value: str, message: str) -> None:
     assert f"argument --events: {message}" in result.stderr
 
 
+def test_status_events_beyond_any_count_lists_them_all(downloaded: Runs) -> None:
+    """Before: ``--events 99999999999999999999`` was a traceback (``OverflowError``:
+    the count does not fit a SQLite integer)."""
+    every = run("status", str(downloaded.out), "--json", "--events", "1000000")
+    huge = run("status", str(downloaded.out), "--json", "--events", "9" * 30)
+    assert huge.returncode == 0, huge.stderr
+    assert huge.stderr == ""
+    events = json.loads(huge.stdout)["events"]
+    assert events == json.loads(every.stdout)["events"]
+    assert len(events) > 20
+
+
 @pytest.mark.parametrize("how", ["dir", "cwd"])
 def test_status_never_reads_records_through_a_planted_link(
     downloaded: Runs, tmp_path: Path, how: str

@@ -1223,7 +1223,14 @@ class Fetch:
         )
         try:
             root = self.source.resolved_directory(self.directory)
-            path = move_into_place(self.part.path, self.directory, name, root=root, same=same)
+            path = move_into_place(
+                self.part.path,
+                self.directory,
+                name,
+                root=root,
+                same=same,
+                numbers=self.source.name_numbers,
+            )
         except CompareStopped:  # a stop (Ctrl-C) does not wait for a long comparison
             raise self._interrupted() from None
         except (OSError, ValueError) as exc:

@@ -49,6 +49,7 @@ logged. The file-level steps are in :mod:`actors.downloads._http_fetch`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,7 @@ from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads._localfs import FileSystems
 from regisseur.actors.downloads._partfile import parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
+from regisseur.actors.downloads.names import NameNumbers
 from regisseur.actors.downloads.source import DownloadSource
 from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.supervision.backoff import Backoff
@@ -185,10 +187,8 @@ class HttpSource(DownloadSource):
             msg = f"{what}: backoff must be a Backoff, got {backoff!r}"
             raise TypeError(msg)
         self.backoff = backoff
-        self.connect_timeout = check_duration(
-            connect_timeout, f"{what} connect_timeout", allow_zero=False
-        )
-        self.read_timeout = check_duration(read_timeout, f"{what} read_timeout", allow_zero=False)
+        self.connect_timeout = _wait(connect_timeout, f"{what} connect_timeout")
+        self.read_timeout = _wait(read_timeout, f"{what} read_timeout")
         self.chunk_size = _count(chunk_size, f"{what} chunk_size", 1, 64 * 1024 * 1024)
         self.max_bytes = None if max_bytes is None else _count(max_bytes, f"{what} max_bytes", 0)
         self.max_time = (
@@ -197,9 +197,11 @@ class HttpSource(DownloadSource):
             else check_duration(max_time, f"{what} max_time", allow_zero=False)
         )
         self.speed_limit = (
-            None if speed_limit is None else _count(speed_limit, f"{what} speed_limit", 1)
+            None
+            if speed_limit is None
+            else _count(speed_limit, f"{what} speed_limit", 1, _MOST_BYTES)
         )
-        self.speed_time = check_duration(speed_time, f"{what} speed_time", allow_zero=False)
+        self.speed_time = _wait(speed_time, f"{what} speed_time")
         if not isinstance(keep_partial, bool):
             msg = f"{what}: keep_partial must be a bool, got {keep_partial!r}"
             raise TypeError(msg)
@@ -212,6 +214,8 @@ class HttpSource(DownloadSource):
         self.directory_sync = DirectorySync(self.download_directory)
         # Whether a part's file system keeps a dead run's bytes (_localfs).
         self.file_systems = FileSystems()
+        # Where the search for a free "name (N)" starts, per name (names).
+        self.name_numbers = NameNumbers()
         self._resolved: tuple[Path, Path] | None = None  # see resolved_directory
         self.headers = _with_user_agent(_check_headers(headers, what), user_agent, what)
         self.verify = _check_verify(verify, what)
@@ -303,6 +307,27 @@ class HttpSource(DownloadSource):
             f"<HttpSource {self.name!r} directory={str(self.directory)!r} "
             f"concurrency={self.concurrency} retries={self.retries}>"
         )
+
+
+#: The longest a socket or a lock can wait (about 292 years): a longer
+#: connect or read timeout failed every download with ``OverflowError``.
+_LONGEST_WAIT = threading.TIMEOUT_MAX
+
+#: The largest low-speed limit: with any ``speed_time`` up to
+#: ``_LONGEST_WAIT`` the bytes it asks of a window stay a finite float.
+_MOST_BYTES = 2**63 - 1
+
+
+def _wait(value: object, what: str) -> float:
+    """A timeout or window in seconds: > 0 and at most :data:`_LONGEST_WAIT`."""
+    seconds = check_duration(value, what, allow_zero=False)
+    if seconds > _LONGEST_WAIT:
+        msg = (
+            f"{what} must be at most {_LONGEST_WAIT:.0f} s (the longest a socket can "
+            f"wait), got {value!r}"
+        )
+        raise ValueError(msg)
+    return seconds
 
 
 def _count(value: object, what: str, low: int, high: int | None = None) -> int:

@@ -377,6 +377,26 @@ class KeeperActor(Actor):
             "database_error": database_error,
         }
 
+    def busy_health(self) -> dict[str, Any] | None:
+        """While a write the database refused is being retried, its reason.
+
+        Any thread (the one asking ``system.health()``): plain reads of
+        attributes this actor's thread replaces. A retry waits out SQLite's
+        busy timeout for as long as another process holds the write lock (a
+        run stopped with Ctrl-Z while it wrote), and the keeper, busy in one
+        retry after another, was reported ``unresponsive``: whoever watched
+        its health (``regisseur download`` saying why it waits) never
+        learned why. None when no write failed: asked through the mailbox.
+        """
+        error = self._write_error
+        if error is None:
+            return None
+        return {
+            "healthy": False,
+            "write_error": error,
+            "write_error_passes": self._write_error_passes,
+        }
+
     def _check_database(self) -> str | None:
         """Why the database does not answer now (None: it does, or there is none).
 
@@ -1240,8 +1260,9 @@ class KeeperActor(Actor):
         self._unsaved = retried
         self._keep_unsaved(staged)
         # The driver's own words ("database or disk is full"), for health().
-        self._write_error = describe_error(getattr(exc, "orig", None) or exc)
+        # Whether it passes first: busy_health reads them from another thread.
         self._write_error_passes = passes_by_itself(exc)
+        self._write_error = describe_error(getattr(exc, "orig", None) or exc)
         self.log.error(
             "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
         )

@@ -30,6 +30,7 @@ from typing import TextIO
 
 from regisseur.actors.system import ActorSystem
 from regisseur.cli._interrupts import cleaning_up, exit_code, interrupted, stopped_by
+from regisseur.cli._records_db import sqlite_url
 from regisseur.cli.demo._cast import cast, sources
 from regisseur.cli.demo._events import RetryNotes, ServiceRan
 from regisseur.cli.demo._script import SERVED, run_script
@@ -104,7 +105,7 @@ def run_demo(
         system = ActorSystem(
             cast(),
             name="demo",
-            database_url=database_url or f"sqlite:///{workdir / 'demo.db'}",
+            database_url=database_url or sqlite_url(workdir / "demo.db"),
             download_sources=sources(workdir),
         )
         show = make_show(choose_mode(plain, json_lines, out), out, system, "regisseur demo")
