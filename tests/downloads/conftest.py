@@ -252,6 +252,22 @@ class HttpServer:
 
 
 @pytest.fixture
+def renames(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every name a publish tries to claim, in order (the renames still happen)."""
+    from regisseur.actors.downloads import names
+
+    tried: list[Path] = []
+    rename = names.rename_noreplace
+
+    def counted(source: Path, target: Path) -> bool:
+        tried.append(target)
+        return rename(source, target)
+
+    monkeypatch.setattr(names, "rename_noreplace", counted)
+    return tried
+
+
+@pytest.fixture
 def http_server() -> Iterator[HttpServer]:
     server = HttpServer()
     yield server
