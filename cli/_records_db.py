@@ -2,19 +2,21 @@
 
 ``regisseur download -o DIR`` keeps its records in ``DIR/.regisseur-downloads.db``;
 ``regisseur status DIR`` reads them there. ``--db`` takes a SQLAlchemy URL
-or the path of a SQLite file. Pure functions; no import of SQLAlchemy here,
-so the command line pays for it only when it opens a database.
+or the path of a SQLite file. Pure functions; SQLAlchemy is imported only
+by the two that turn a path into a URL and back, as the command opens a
+database.
 
-A path becomes a URL with :func:`sqlite_url` only: SQLAlchemy reads a
-``?`` as the start of the URL's query and decodes ``%XX`` in the file's
-name, so a directory named ``what?`` or ``100%25`` is quoted, never pasted.
+A path becomes a URL with :func:`sqlite_url` only, and a URL's file is read
+back with SQLAlchemy's own parser: a ``?`` starts the URL's query, and
+SQLAlchemy 2.1 decodes ``%XX`` in the file's name where 2.0 does not, so a
+directory named ``what?``, ``100%25`` or ``données`` is written as the
+installed SQLAlchemy reads it back, never pasted.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 __all__ = [
     "DB_NAME",
@@ -42,11 +44,19 @@ def database_url(value: str) -> str:
 
 def sqlite_url(path: Path) -> str:
     """The ``sqlite:///`` URL of the SQLite file at absolute ``path``, which
-    SQLAlchemy reads back as that very path (``?``, ``#`` and ``%`` quoted:
-    unquoted, ``-o 'what?'`` kept its records in a file ``what`` beside
-    the directory). ``ValueError`` for a path that is not UTF-8 text."""
+    the installed SQLAlchemy reads back as that very path (pasted, ``-o
+    'what?'`` kept its records in a file ``what`` beside the directory).
+
+    ``ValueError`` for a path no URL can name: one that is not UTF-8 text,
+    or (SQLAlchemy 2.0, which reads no quoting in a file's name) one with a
+    ``?`` in it.
+    """
+    from sqlalchemy import __version__ as version
+    from sqlalchemy.engine import URL, make_url
+
+    text = os.fspath(path)
     try:
-        return "sqlite:///" + quote(str(path), safe=" +/")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         msg = (
@@ -54,6 +64,14 @@ def sqlite_url(path: Path) -> str:
             "rename it or choose another"
         )
         raise ValueError(msg) from None
+    url = URL.create("sqlite", database=text).render_as_string(hide_password=False)
+    if make_url(url).database != text:
+        msg = (
+            f"the path {text} cannot be named in a database URL by SQLAlchemy {version} "
+            "(a '?' in it; SQLAlchemy 2.1 can): rename it or choose another"
+        )
+        raise ValueError(msg)
+    return url
 
 
 def records_file(value: str) -> Path | None:
@@ -82,12 +100,18 @@ def shown_database(url: str) -> str:
 
 
 def _sqlite_file_name(url: str) -> str | None:
-    """The file of a ``sqlite:///`` URL, decoded as SQLAlchemy decodes it
-    (``%3F`` is ``?``); None for memory, ``file:`` URIs and other databases."""
+    """The file of a ``sqlite:///`` URL, read as the installed SQLAlchemy reads
+    it (2.1: ``%3F`` is ``?``); None for memory, ``file:`` URIs and other databases."""
     scheme, _, rest = url.partition("://")
     if scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
         return None
-    name = unquote(rest[1:].partition("?")[0])
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        name = make_url(url).database
+    except (ArgumentError, ValueError):  # unreadable: its file as written
+        name = rest[1:].partition("?")[0]
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
     return name

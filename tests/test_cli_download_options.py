@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy
 
 from tests.serving import serving
 from tests.test_cli_download import run
@@ -465,16 +466,30 @@ def test_an_unusable_records_database_is_named_without_jargon(tmp_path: Path) ->
     assert "sqlalchemy" not in result.stderr.lower()
 
 
-@pytest.mark.parametrize("name", ["what?", "100%25", "p%2Fq", "a#b"])
+#: SQLAlchemy 2.0 reads no quoting in a SQLite file's name: no URL names a ``?`` in it.
+_URL_QUOTING = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
+
+
+@pytest.mark.parametrize("name", ["what?", "100%25", "p%2Fq", "a#b", "données"])
 def test_an_output_directory_named_with_url_characters_keeps_its_records_in_it(
     server: _Server, tmp_path: Path, name: str
 ) -> None:
     """Before: the records' SQLite URL was the path pasted after ``sqlite:///``:
     ``-o 'what?'`` kept its records in ``what``, a file beside the directory
     (the rest read as the URL's query, ``nofollow`` with it), and ``%25`` or
-    ``%2F`` in a name was decoded (``-o 'p%2Fq'``: no such file ``p/q/...``)."""
+    ``%2F`` in a name was decoded (``-o 'p%2Fq'``: no such file ``p/q/...``).
+    The first fix quoted every such character, which SQLAlchemy 2.0 (the
+    newest on Python 3.10) does not decode: there ``what?``, ``100%25`` and
+    ``données`` failed with "no such file or directory"."""
     url = server.serve("/d.bin", b"d" * 100)
     out = tmp_path / "parent" / name
+    if "?" in name and not _URL_QUOTING:
+        refused = run("download", url, "-o", str(out), "--plain")
+        assert refused.returncode == 2, refused.stderr
+        assert "cannot be named in a database URL" in refused.stderr
+        assert "rename it or choose another" in refused.stderr
+        assert not (tmp_path / "parent").exists() or not any((tmp_path / "parent").iterdir())
+        return
     result = run("download", url, "-o", str(out), "--plain")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{out / 'd.bin'}\n"
