@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.messages import DownloadState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 WAIT = 5.0  # real seconds; every blocking wait in these tests is bounded by it
@@ -117,3 +120,30 @@ def written_before_a_reboot(meta_path: Path) -> None:
     meta = json.loads(meta_path.read_text())
     meta["boot"] = ANOTHER_BOOT
     meta_path.write_text(json.dumps(meta))
+
+
+@contextlib.contextmanager
+def holding_process(script: str, path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A second Python process running ``script`` on ``path``: it takes a lock,
+    prints ``locked``, and holds it until its stdin closes. Yielded once it
+    holds the lock; let go (stdin closed, killed if it does not end) after
+    the block, unless the block ended it already."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "locked\n"
+        yield process
+    finally:
+        if process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(WAIT)

@@ -10,8 +10,6 @@ records needs no write lock (WAL mode); the start now asks for none.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from regisseur.actors.downloads import HttpSource
 from regisseur.actors.system import ActorSystem
 from regisseur.messages import DownloadState
+from tests.downloads.helpers import holding_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,26 +42,18 @@ def test_a_system_starts_and_reads_its_records_while_another_process_writes(
         earlier = first.downloads.submit("http", "http://127.0.0.1:9/gone.bin", "gone.bin")
         first.downloads.cancel(earlier)
         assert first.downloads.wait(earlier, 30).state is DownloadState.CANCELLED
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_THE_WRITE_LOCK, str(database)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        with ActorSystem(
+    with (
+        holding_process(_HOLD_THE_WRITE_LOCK, database) as holder,
+        ActorSystem(
             name="second", database_url=url, download_sources=[_source(tmp_path)]
-        ) as second:
-            record = second.downloads.status(earlier)
-            assert record is not None and record.state is DownloadState.CANCELLED
-            assert [r.id for r in second.downloads.list()] == [earlier]
-            assert holder.stdin is not None
-            holder.stdin.close()  # the other process lets go: writes go on
-            assert holder.wait(30) == 0
-    finally:
-        holder.kill()
-        holder.wait(30)
+        ) as second,
+    ):
+        record = second.downloads.status(earlier)
+        assert record is not None and record.state is DownloadState.CANCELLED
+        assert [r.id for r in second.downloads.list()] == [earlier]
+        assert holder.stdin is not None
+        holder.stdin.close()  # the other process lets go: writes go on
+        assert holder.wait(30) == 0
 
 
 def _source(tmp_path: Path) -> HttpSource:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,10 +26,10 @@ from regisseur.actors.downloads._http_fetch import _ASIDE_AFTER
 from regisseur.actors.downloads._partfile import PartFile, Validators
 from regisseur.actors.downloads.http_errors import DownloadError
 from tests.downloads.conftest import WAIT, Harness, HttpServer, Request, serve_bytes, sha256
-from tests.downloads.helpers import written_before_a_reboot
+from tests.downloads.helpers import holding_process, written_before_a_reboot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 ID = "7" * 32
@@ -45,28 +44,9 @@ sys.stdin.read()
 """
 
 
-@contextlib.contextmanager
-def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+def held_by_another_process(path: Path) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     """A second process holding ``path``'s ``flock`` until the block ends (or it is killed)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == "locked\n"
-        yield process
-    finally:
-        if process.poll() is None:
-            assert process.stdin is not None
-            process.stdin.close()
-            try:
-                process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(WAIT)
+    return holding_process(_HOLDER, path)
 
 
 def kill(process: subprocess.Popen[str]) -> None:
