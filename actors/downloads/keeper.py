@@ -94,7 +94,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sqlalchemy import text
 
@@ -146,6 +146,24 @@ _T = TypeVar("_T")
 _INTERRUPTED = "interrupted: the system stopped before the download ended"
 _BATCH = 500  # most writes in one transaction
 _RETRYABLE = frozenset({DownloadState.ERRORED, DownloadState.CANCELLED})
+
+
+class _WriteFailure(NamedTuple):
+    """Why the last commit failed, as one value (read from other threads)."""
+
+    error: str  # the database's own words ("database or disk is full")
+    passes: bool  # the refusal ends by itself (another writer's lock)
+    unsaved: int  # records kept in memory for the retry
+
+
+def _write_details(failure: _WriteFailure | None, unsaved: int) -> dict[str, Any]:
+    """The write fields of the keeper's health details (None: nothing failed)."""
+    return {
+        "unsaved_writes": unsaved,
+        "write_error": None if failure is None else failure.error,
+        # False: it lasts until a person acts (a full disk, a read-only file).
+        "write_error_passes": None if failure is None else failure.passes,
+    }
 
 
 class KeeperActor(Actor):
@@ -221,8 +239,9 @@ class KeeperActor(Actor):
         self._safe: list[str] = []  # stored by the next commit: leave the journal then
         self._replayed: set[str] = set()  # queued again at start: their copies are ignored
         self._database_error: str | None = None  # the last read failed with this
-        self._write_error: str | None = None  # the last commit failed with this
-        self._write_error_passes = False  # ... and that refusal ends by itself
+        # The last commit's failure, for health() and busy_health() (another
+        # thread): replaced whole, never changed in place. None: it succeeded.
+        self._write_failure: _WriteFailure | None = None
         self._unsynced_logged = False  # "commits not synced" said once per incarnation
 
     # -- lifecycle -------------------------------------------------------------
@@ -370,32 +389,32 @@ class KeeperActor(Actor):
             "running": len(self._running),
             "in_memory": len(self._live) + len(self._done),
             "sources": sorted(self._sources),
-            "unsaved_writes": len(self._unsaved),
-            "write_error": self._write_error if self._unsaved else None,
-            # False: it lasts until a person acts (a full disk, a read-only file).
-            "write_error_passes": self._write_error_passes if self._unsaved else None,
             "database_error": database_error,
+            **_write_details(self._write_failure if self._unsaved else None, len(self._unsaved)),
         }
 
     def busy_health(self) -> dict[str, Any] | None:
         """While a write the database refused is being retried, its reason.
 
-        Any thread (the one asking ``system.health()``): plain reads of
-        attributes this actor's thread replaces. A retry waits out SQLite's
-        busy timeout for as long as another process holds the write lock (a
-        run stopped with Ctrl-Z while it wrote), and the keeper, busy in one
-        retry after another, was reported ``unresponsive``: whoever watched
-        its health (``regisseur download`` saying why it waits) never
-        learned why. None when no write failed: asked through the mailbox.
+        Any thread (the one asking ``system.health()``): one read of a
+        snapshot this actor's thread replaces whole after each failed commit
+        (so its fields agree with each other, as ``health()``'s do). A retry
+        waits out SQLite's busy timeout for as long as another process holds
+        the write lock (a run stopped with Ctrl-Z while it wrote), and the
+        keeper, busy in one retry after another, was reported
+        ``unresponsive``: whoever watched its health (``regisseur download``
+        saying why it waits) never learned why. None when no write failed:
+        asked through the mailbox.
         """
-        error = self._write_error
-        if error is None:
+        failure = self._write_failure
+        if failure is None:
             return None
-        return {
-            "healthy": False,
-            "write_error": error,
-            "write_error_passes": self._write_error_passes,
-        }
+        return {"healthy": False, **_write_details(failure, failure.unsaved)}
+
+    def _write_reason(self) -> str | None:
+        """The last failed commit's reason (None: the last commit succeeded)."""
+        failure = self._write_failure
+        return None if failure is None else failure.error
 
     def _check_database(self) -> str | None:
         """Why the database does not answer now (None: it does, or there is none).
@@ -775,7 +794,7 @@ class KeeperActor(Actor):
             )
             raise ValueError(msg)
         if download_id in self._unsaved:
-            msg = f"download {download_id!r}: its end is not stored yet ({self._write_error})"
+            msg = f"download {download_id!r}: its end is not stored yet ({self._write_reason()})"
             raise RuntimeError(msg)
         return record
 
@@ -1228,7 +1247,7 @@ class KeeperActor(Actor):
             self._claim_writes = {**claims, **self._claim_writes}
             self._write_failed(exc, staged, retried)
             return False
-        self._write_error = None
+        self._write_failure = None
         return True
 
     def _sync_commits(self, sql: Connection) -> None:
@@ -1260,9 +1279,11 @@ class KeeperActor(Actor):
         self._unsaved = retried
         self._keep_unsaved(staged)
         # The driver's own words ("database or disk is full"), for health().
-        # Whether it passes first: busy_health reads them from another thread.
-        self._write_error_passes = passes_by_itself(exc)
-        self._write_error = describe_error(getattr(exc, "orig", None) or exc)
+        self._write_failure = _WriteFailure(
+            error=describe_error(getattr(exc, "orig", None) or exc),
+            passes=passes_by_itself(exc),
+            unsaved=len(self._unsaved),
+        )
         self.log.error(
             "download_write_failed", records=len(self._unsaved), error=describe_error(exc)
         )

@@ -946,6 +946,47 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     assert details["write_error"] is None and details["write_error_passes"] is None
 
 
+def test_a_keeper_busy_in_a_retry_reports_the_same_write_details(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    """While a retry is under way (SQLite's busy timeout can hold it for
+    seconds), ``health()`` is answered from a snapshot without asking the
+    busy keeper: the same fields, all of one failed commit (before, only
+    some of them: ``unsaved_writes`` was missing)."""
+    gate = Gate()
+    system = system_factory(
+        download_sources=[DownloadSource("s", gate)],
+        database_url=db_url,
+        downloads=DownloadSettings(flush_interval=2.0),
+    )
+    recorder = Recorder(system)
+    download = system.downloads.submit("s", "t", "one")
+    recorder.wait_state(download, RUNNING)
+    _refuse_writes(reader)
+    gate.open()
+    system.settle()
+    idle = keeper_details(system)  # asked through the mailbox
+    assert idle["unsaved_writes"] == 1
+
+    injector = FaultInjector(system)
+    injector.hang("download-keeper", 30.0, message_type=p.Flush)
+    manual_clock.jump(2.0)  # the retry's Flush arrives, and hangs
+    system.settle()  # ... in a wait on the system clock
+    cell = system.registry.lookup("download-keeper")
+    assert cell is not None and not cell.idle()
+    busy = keeper_details(system)
+    write_fields = ("unsaved_writes", "write_error", "write_error_passes")
+    assert busy["healthy"] is False
+    assert {k: busy[k] for k in write_fields} == {k: idle[k] for k in write_fields}
+
+    _accept_writes(reader)
+    manual_clock.advance(30.0)  # the hang ends, the retry stores it
+    recorder.wait_state(download, SUCCEEDED)
+    details = keeper_details(system)
+    assert details["unsaved_writes"] == 0 and details["healthy"] is True
+    injector.close()
+
+
 def test_progress_keeps_flowing_while_a_write_waits_for_its_retry(
     system_factory, manual_clock: ManualClock, db_url, reader
 ):

@@ -116,6 +116,7 @@ def test_a_records_file_refused_mid_run_is_a_lasting_write_refusal(
     gate.open("running")  # its end cannot be stored
     system.settle(WAIT)  # the worker reported it
     later = system.downloads.submit("s", "t", "later")  # nor this submit
+    system.settle(WAIT)  # the keeper tried to store it: health() asks it
     assert system.downloads.status(running).state is SUCCEEDED  # memory knows
     details = keeper_details(system)
     assert details["healthy"] is False and details["unsaved_writes"] == 2
