@@ -72,6 +72,7 @@ class RecordsWatch:
         self._notice = notice
         self._noticed = False  # the waiting line of this refusal was said
         self._last: tuple[str, bool] | None = None  # the refusal last seen, if it goes on
+        self._stored_at: float | None = None  # the last look that found nothing refused
 
     def problem(self) -> str | None:
         """None, or ``cannot write to the records database DB: REASON``."""
@@ -85,6 +86,8 @@ class RecordsWatch:
                 return None
             error, passes = self._last
         if error is None:
+            if answered:
+                self._stored_at = now
             self._since = None
             self._last = None
             self._noticed = False
@@ -105,6 +108,11 @@ class RecordsWatch:
                 "(Ctrl-C stops the run; its partial files are kept)"
             )
         return None
+
+    def stored_since(self, moment: float) -> bool:
+        """True if a look at or after ``moment`` (this watch's clock) found the
+        keeper answering with nothing refused: its asks are answered again."""
+        return self._stored_at is not None and self._stored_at >= moment
 
     def _write_error(self) -> tuple[bool, str | None, bool]:
         """Whether the keeper answered; its write error (None: none) and

@@ -97,6 +97,7 @@ from regisseur.cli._records_db import (
     shown_database,
     sqlite_url,
 )
+from regisseur.cli._records_wait import RecordsLocked, wait_unlocked
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
@@ -335,7 +336,13 @@ def _resumable(record: DownloadRecord, kept: Callable[[str], bool], sha256: str 
     return kept(record.id)
 
 
-def _patiently(ask: Callable[[], T], watch: RecordsWatch | None) -> T:
+def _patiently(
+    ask: Callable[[], T],
+    watch: RecordsWatch | None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """``ask()``, a question to the download keeper, asked again while the
     keeper is too busy to answer in time (main thread).
 
@@ -352,7 +359,9 @@ def _patiently(ask: Callable[[], T], watch: RecordsWatch | None) -> T:
     After each ask that timed out the keeper is left alone for
     ``_ASK_PAUSE`` seconds, the watch asked meanwhile (about once a second):
     asked again at once, the keeper would go from one commit to the next,
-    and the watch would never see the refusal last its 5 s grace.
+    and the watch would never see the refusal last its 5 s grace. The pause
+    ends early once the watch finds the keeper answering with its writes
+    stored (the lock was let go): before, the run sat up to 10 s longer.
     """
     from regisseur.actors.errors import WaitTimeoutError
 
@@ -362,15 +371,18 @@ def _patiently(ask: Callable[[], T], watch: RecordsWatch | None) -> T:
         except WaitTimeoutError:
             if watch is None:
                 raise
-        until = time.monotonic() + _ASK_PAUSE
+        paused = clock()
+        until = paused + _ASK_PAUSE
         while True:
             problem = watch.problem()
             if problem is not None:
                 raise RecordsRefused(problem)
-            left = until - time.monotonic()
+            if watch.stored_since(paused):
+                break
+            left = until - clock()
             if left <= 0:
                 break
-            time.sleep(min(_WAKE, left))
+            sleep(min(_WAKE, left))
 
 
 def _plan(
@@ -698,7 +710,7 @@ def run_download(
         err.write(f"regisseur download: {problem}\n")
         return 2
     # Imported here: --help and bad arguments do not load the runtime.
-    from regisseur.actors.database import DatabaseError, claim_private_sqlite
+    from regisseur.actors.database import DatabaseError, claim_private_sqlite, sqlite_locked
     from regisseur.actors.downloads.http import HttpSource
     from regisseur.actors.downloads.owners import PlanningTimeoutError
     from regisseur.actors.system import ActorSystem
@@ -781,8 +793,11 @@ def run_download(
         waiting = "waiting for another run to start and queue its downloads"
         # Whether the records can be written: asked while the run waits for
         # the keeper, here and for the downloads' ends (see _patiently).
-        watch = RecordsWatch(system, shown_database(db_url), notice=view.tell)
+        shown = shown_database(db_url)
+        watch = RecordsWatch(system, shown, notice=view.tell)
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
+            # Another process that keeps readers out would fail the start.
+            wait_unlocked(partial(sqlite_locked, system_url), shown, view.tell, args.max_time)
             system.start()
             wanted, elsewhere = _plan(
                 system,
@@ -819,6 +834,10 @@ def run_download(
     except RecordsRefused as refused:  # a full disk: what ends cannot be recorded
         code = 1
         stopped = f"regisseur download: {refused}; stopped"
+    except RecordsLocked as locked:  # another process keeps readers out of the records
+        code = 1
+        view.close()
+        view.tell(f"regisseur download: {redact_text(str(locked))}")
     except PlanningTimeoutError:  # another run stopped or stuck while it starts
         code = 1
         view.close()

@@ -149,6 +149,88 @@ def test_a_run_planning_while_another_process_holds_the_records_waits_it_out(
     assert (out_dir / "other.bin").read_bytes() == files.body
 
 
+def _keep_readers_out(database: Path) -> sqlite3.Connection:
+    """A connection of this process that keeps every other reader out until
+    it closes, as a run stopped (Ctrl-Z) in its final checkpoint does."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("COMMIT")  # the lock stays with the connection
+    return holder
+
+
+@pytest.mark.timeout(120)
+def test_a_run_started_while_another_process_keeps_readers_out_waits_for_it(
+    files: _Server, tmp_path: Path
+) -> None:
+    """Before, such a run failed after SQLite's busy timeout with "cannot use
+    the records database ...: database is locked", exit 2, where the README
+    promises that another process's lock is waited out. It says once that it
+    waits and why, and starts as soon as the lock is let go."""
+    files.gate.set()
+    files.served.add("other.bin")
+    out_dir = tmp_path / "out"
+    first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
+    assert first.returncode == 0, first.stderr
+    database = out_dir / DB_NAME
+    holder = _keep_readers_out(database)
+    try:
+        errors = tmp_path / "stderr.txt"
+        with errors.open("w") as stderr:
+            process = subprocess.Popen(
+                cli("download", files.url("/data/other.bin"), "-o", str(out_dir), "--plain"),
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        said = (
+            f"waiting for the records database {database}: database is locked "
+            "(another process holds it; Ctrl-C stops the run)"
+        )
+        wait_until(
+            lambda: said in errors.read_text() or process.poll() is not None,
+            60,
+            "the waiting line",
+        )
+    finally:
+        holder.close()  # the other process lets go
+    code, out, _ = ended(process)
+    err = errors.read_text()
+    assert code == 0, err
+    assert said in err
+    assert out == f"{out_dir / 'other.bin'}\n"
+    assert (out_dir / "other.bin").read_bytes() == files.body
+    assert sorted(succeeded(out_dir)) == sorted(
+        [files.url("/data/big.bin"), files.url("/data/other.bin")]
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_lock_that_outlasts_max_time_ends_the_run_before_it_starts(
+    files: _Server, tmp_path: Path
+) -> None:
+    files.gate.set()
+    files.served.add("other.bin")
+    out_dir = tmp_path / "out"
+    first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
+    assert first.returncode == 0, first.stderr
+    database = out_dir / DB_NAME
+    holder = _keep_readers_out(database)
+    try:
+        late = run("download", files.url("/data/other.bin"), "-o", str(out_dir), "--max-time", "1")
+    finally:
+        holder.close()
+    assert late.returncode == 1, late.stderr
+    assert "Traceback" not in late.stderr
+    assert (
+        f"regisseur download: the records database {database} was still locked by another "
+        "process after the --max-time of 1 s (database is locked); nothing was downloaded"
+    ) in late.stderr
+    assert late.stdout == ""
+    assert not (out_dir / "other.bin").exists()
+    assert succeeded(out_dir) == [files.url("/data/big.bin")], "the records are as they were"
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (skipped where this process cannot mount one); unmounted after."""

@@ -134,3 +134,34 @@ def test_status_db_with_nofollow_reads_as_status_dir_does(tmp_path: Path) -> Non
     result = run("status", "--db", f"sqlite:///{records}?nofollow=1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(os.listdir(records.parent)) == names
+
+
+def test_status_says_when_another_process_keeps_every_reader_out(tmp_path: Path) -> None:
+    """A process in SQLite's exclusive locking mode (a run stopped with Ctrl-Z
+    in its final checkpoint) leaves a -wal without a -shm. Before, status
+    blamed "a run that did not end normally" and advised a download there
+    (which would wait for the same lock)."""
+    records = _records(tmp_path / "out")
+    holder = sqlite3.connect(records, isolation_level=None)  # this process, not status's
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("INSERT INTO t VALUES ('held')")  # the -wal, no -shm
+        assert Path(f"{records}-wal").exists() and not Path(f"{records}-shm").exists()
+        result = run("status", str(records.parent))
+    finally:
+        holder.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"cannot read '{records}' now: database is locked (another process keeps every "
+        "reader out, such as a run stopped with Ctrl-Z as it ended); try again once it lets go"
+    ) in result.stderr
+    after = run("status", str(records.parent))
+    assert after.returncode == 0, after.stdout + after.stderr
+
+
+def test_a_wal_without_a_shm_and_no_process_is_still_named_as_such(tmp_path: Path) -> None:
+    records = _records(tmp_path / "out")
+    Path(f"{records}-wal").write_bytes(b"")
+    result = run("status", str(records.parent))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "is there without" in result.stderr and "database is locked" not in result.stderr

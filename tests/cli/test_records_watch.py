@@ -202,3 +202,50 @@ def test_a_keeper_whose_restart_the_database_refuses_ends_the_run() -> None:
     for second in range(8, 20):
         now[0] = float(second)
         assert watch.problem() is None
+
+
+def test_writes_stored_again_are_seen_only_by_a_look_after_the_moment() -> None:
+    """The run's asks pause while the keeper is busy in a locked write; the
+    pause ends once a look after it began finds the keeper answering with
+    nothing refused (before, the run sat out the whole pause)."""
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    now[0] = 1.0
+    assert watch.problem() is None  # answered, nothing refused
+    assert watch.stored_since(1.0) and not watch.stored_since(1.5)
+    system.busy = True
+    now[0] = 2.0
+    watch.problem()
+    assert not watch.stored_since(1.5), "a keeper that does not answer has stored nothing"
+    system.busy, system.write_error, system.passes = False, "OperationalError: locked", True
+    now[0] = 3.0
+    watch.problem()
+    assert not watch.stored_since(1.5), "a refusal is not stored writes"
+    system.write_error = None
+    now[0] = 4.0
+    watch.problem()
+    assert watch.stored_since(1.5)
+
+
+def test_an_ask_that_timed_out_is_asked_again_once_writes_are_stored() -> None:
+    from regisseur.actors.errors import WaitTimeoutError
+    from regisseur.cli.download import _patiently
+
+    system, now = _System(), [0.0]
+    watch = _watch(system, now)
+    answers: list[object] = [WaitTimeoutError("no reply from 'download-keeper' within 10s"), 7]
+    slept: list[float] = []
+
+    def ask() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            now[0] = 5.0  # the keeper's commit got through meanwhile
+            raise answer
+        return answer
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    assert _patiently(ask, watch, clock=lambda: now[0], sleep=sleep) == 7
+    assert slept == [], "asked again at the first look that found the writes stored"
