@@ -121,6 +121,9 @@ __all__ = ["DB_NAME", "add_arguments", "run_download"]
 T = TypeVar("T")
 
 _SOURCE = "http"
+#: The ``extra`` key that names the directory a download was submitted for
+#: (with ``--db``: records shared by several directories).
+_DIRECTORY = "directory"
 _DATABASE_MODULES = frozenset({"sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
 _POLL = 0.2  # seconds between two looks at a download another run holds
 #: Longest the main thread sleeps in one wait before it runs the Python
@@ -394,6 +397,7 @@ def _plan(
     *,
     kept: Callable[[str], bool] = lambda _id: False,
     home: Path | None = None,
+    shared_from: str | None = None,
     watch: RecordsWatch | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Submit what is needed; return the ids to wait for (resumed ones first)
@@ -402,6 +406,11 @@ def _plan(
     ``home``: the download directory when the records are its own
     (``DIR/.regisseur-downloads.db``), resolved; a file downloaded before is
     then looked for there, wherever the directory was then (see ``_in_home``).
+
+    ``shared_from``: with ``--db`` (records several directories may share),
+    this run's directory, resolved: its submits name it, and an unfinished
+    download submitted for another is left to a run there (see
+    ``_submitted_for``).
 
     ``kept``: whether a download's part is in the directory; a URL whose
     newest record is Errored with its part kept (a full disk) is retried
@@ -416,18 +425,23 @@ def _plan(
     wanted: dict[str, None] = {}
     stored_records = _patiently(partial(system.downloads.list, source=_SOURCE), watch)
     others = _others(system, stored_records)
+    ours = None if shared_from is None else _submitted_for(shared_from)
+    resumed: set[str] = set()  # URLs an unfinished download of this run's covers
     for stored in stored_records:
         newest[stored.target_id] = stored
         if stored.id in others:
             continue  # another live run's download: never resumed here
+        if ours is not None and not stored.terminal and not ours(stored):
+            continue  # left for a run in its own directory (the keeper declined it)
         if not stored.terminal or tracker.touched(stored.id):  # resumed by the keeper
             wanted[stored.id] = None
+            resumed.add(stored.target_id)
             view.resumes(stored.id)  # a retry already held back: no downloading line
             view.say(f"resuming {redact_text(stored.target_id)}")
     elsewhere: dict[str, str] = {}
     for url in urls:
         record = newest.get(url)
-        if record is not None and record.id in wanted:
+        if url in resumed or (record is not None and record.id in wanted):
             continue
         if record is not None and record.id in others:
             owner = others[record.id]
@@ -459,9 +473,26 @@ def _plan(
                 elsewhere[record.id] = holder
                 continue
         name = _directory_index(url) or display_name_from_url(url)
-        extra = {"sha256": sha256} if sha256 else None
-        wanted[system.downloads.submit(_SOURCE, url, name, extra=extra)] = None
+        extra = {"sha256": sha256} if sha256 else {}
+        if shared_from is not None:
+            extra[_DIRECTORY] = shared_from
+        wanted[system.downloads.submit(_SOURCE, url, name, extra=extra or None)] = None
     return list(wanted), elsewhere
+
+
+def _submitted_for(directory: str) -> Callable[[DownloadRecord], bool]:
+    """With ``--db``: whether an unfinished download is this run's to resume,
+    that is, submitted for ``directory`` (a record from before runs named
+    theirs: any). Before, a run in one directory took over the unfinished
+    downloads a stopped run had left for another and fetched them anew into
+    its own, the other run's parts left behind (the ``resumes`` of its
+    source, on the keeper's thread, and the plan, on the main thread)."""
+
+    def resumes(record: DownloadRecord) -> bool:
+        wanted_in = record.extra.get(_DIRECTORY)
+        return wanted_in is None or wanted_in == directory
+
+    return resumes
 
 
 def _directory_index(url: str) -> str | None:
@@ -743,6 +774,9 @@ def run_download(
         # thread with its own HTTP session to start and stop. Downloads an
         # earlier run left unfinished may add to them (see below).
         workers = min(args.jobs, max(1, len(urls)))
+        # Records others may share (--db): this run's unfinished ones are those
+        # submitted for this directory.
+        shared_from = str(directory.resolve()) if args.db else None
         source = HttpSource(
             _SOURCE,
             directory=directory,
@@ -750,6 +784,7 @@ def run_download(
             retries=args.retries,
             headers=headers,
             user_agent=args.user_agent,
+            resumes=None if shared_from is None else _submitted_for(shared_from),
             **bounds(args),
         )
         system = ActorSystem(
@@ -807,6 +842,7 @@ def run_download(
                 view,
                 kept=lambda download_id: bool(source.partial_files([download_id])),
                 home=None if args.db else directory.resolve(),
+                shared_from=shared_from,
                 watch=watch,
             )
             retries.release_lines()

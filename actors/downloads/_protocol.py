@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from regisseur.actors.mailbox import NoDeadLetter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from regisseur.actors.downloads.claim_view import ClaimView
     from regisseur.messages.downloads import DownloadRecord, DownloadState
 
@@ -56,6 +58,8 @@ class AddSource:
     name: str
     config: SourceConfig
     username: str | None
+    # Which unfinished downloads left by a gone process it takes at start.
+    resumes: Callable[[DownloadRecord], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,7 @@ def _registration(source: DownloadSource) -> p.AddSource:
         source.name,
         p.SourceConfig(source.concurrency, source.delay, source.cluster_limit),
         source.username,
+        source.resumes,
     )
 
 

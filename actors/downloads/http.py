@@ -72,9 +72,10 @@ from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_proble
 from regisseur.supervision.backoff import Backoff
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from regisseur.actors.downloads.context import DownloadContext
+    from regisseur.messages.downloads import DownloadRecord
 
 __all__ = ["DownloadError", "DownloadInterrupted", "HttpSource", "parse_retry_after"]
 
@@ -131,6 +132,10 @@ class HttpSource(DownloadSource):
       for speed when the disk is the bottleneck.
     * ``cluster_limit`` (None): in cluster mode, the most downloads of this
       source running on all nodes together.
+    * ``resumes`` (None): which unfinished downloads left by a process that
+      is gone this source takes over at the start, as for
+      :class:`DownloadSource` (e.g. only those submitted for its
+      ``directory``, when several directories share one database).
 
     Per download, ``extra["sha256"]`` (64 hex digits) is checked. The file
     name is the submit's ``original_filename``, else the server's
@@ -166,6 +171,7 @@ class HttpSource(DownloadSource):
         max_retry_after: float = 300.0,
         fsync: bool = True,
         cluster_limit: int | None = None,
+        resumes: Callable[[DownloadRecord], bool] | None = None,
     ) -> None:
         if directory is None:
             msg = f"HttpSource {name!r}: directory is required"
@@ -180,6 +186,7 @@ class HttpSource(DownloadSource):
             open_worker=self.open_session,
             close_worker=self.close_session,
             cluster_limit=cluster_limit,
+            resumes=resumes,
         )
         what = f"HttpSource {name!r}"
         self.retries = _count(retries, f"{what} retries", 0, 100)

@@ -181,6 +181,9 @@ class KeeperActor(Actor):
         store_ = self.kept_state
         self._sources: dict[str, p.SourceConfig] = store_.setdefault("sources", {})
         self._usernames: dict[str, str | None] = store_.setdefault("usernames", {})
+        self._resumes: dict[str, Callable[[DownloadRecord], bool] | None] = store_.setdefault(
+            "resumes", {}
+        )
         for registration in initial_sources:
             if registration.name not in self._sources:
                 self._add_source(registration)
@@ -298,7 +301,11 @@ class KeeperActor(Actor):
         interrupted = 0
         now = self.system.clock.wall()
         others: dict[str, int] = {}  # live owners -> downloads left to them
+        declined = 0  # left by a gone process for another place (see ``resumes``)
         for record, owner, claim in store.load_unfinished_owned(sql):
+            if owner != self._owner and not self._resumes_here(record):
+                declined += 1
+                continue
             if not self._take(sql, record, owner):
                 if owner is not None:
                     others[owner] = others.get(owner, 0) + 1
@@ -323,7 +330,28 @@ class KeeperActor(Actor):
         sql.commit()
         for owner, count in others.items():
             self.log.info("downloads_left_to_owner", owner=describe_owner(owner), downloads=count)
+        if declined:
+            self.log.info("downloads_declined", downloads=declined)
         self.log.info("downloads_loaded", resumed=len(self._live), interrupted=interrupted)
+
+    def _resumes_here(self, record: DownloadRecord) -> bool:
+        """Whether the source registered under ``record.source`` takes it over
+        at the start (its ``resumes``; True without one, or for a source not
+        registered here: that one is ended as interrupted). A ``resumes``
+        that raises declines it: logged, the download left as it was."""
+        resumes = self._resumes.get(record.source)
+        if resumes is None or record.source not in self._initial_sources:
+            return True
+        try:
+            return bool(resumes(record))
+        except Exception as exc:  # noqa: BLE001 - a user's predicate: decline, say why
+            self.log.error(
+                "download_resumes_failed",
+                download=record.id,
+                source=record.source,
+                error=describe_error(exc),
+            )
+            return False
 
     def _note_earlier(self, download_id: str, claim: int) -> None:
         """Remember ``claim`` as one an earlier keeper recorded for ``download_id``."""
@@ -551,6 +579,7 @@ class KeeperActor(Actor):
             raise ValueError(msg)
         self._sources[message.name] = message.config
         self._usernames[message.name] = message.username
+        self._resumes[message.name] = message.resumes
 
     def _known_source(self, name: str) -> p.SourceConfig:
         config = self._sources.get(name)

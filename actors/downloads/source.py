@@ -20,6 +20,8 @@ from regisseur.supervision.spec import check_name
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from regisseur.messages.downloads import DownloadRecord
+
 __all__ = ["MAX_CONCURRENCY", "DownloadSource", "check_concurrency", "takes_context"]
 
 #: A sanity bound: every unit of concurrency is a thread.
@@ -86,6 +88,15 @@ class DownloadSource:
     ``cluster_limit`` (cluster mode): the most downloads of this source
     running at once on all nodes together (``concurrency`` holds per node);
     give every node the same value.
+
+    ``resumes(record) -> bool``: which unfinished downloads of this
+    source's name, found at the start and left by a process that is gone,
+    this system takes over (default: all of them). Processes sharing one
+    database whose sources of one name serve different places (a
+    directory each) decline the others': a declined download stays as it
+    was (neither taken nor ended) for a system whose source takes it. Runs
+    on the keeper's thread during its start; one that raises declines
+    (logged). Not used in cluster mode, whose nodes share every source.
     """
 
     def __init__(
@@ -100,6 +111,7 @@ class DownloadSource:
         open_worker: Callable[[], Any] | None = None,
         close_worker: Callable[[Any], object] | None = None,
         cluster_limit: int | None = None,
+        resumes: Callable[[DownloadRecord], bool] | None = None,
     ) -> None:
         self.name = check_name(name, "DownloadSource name")
         if not callable(impl):
@@ -124,12 +136,14 @@ class DownloadSource:
             )
             raise ValueError(msg)
         self.directory = Path(directory) if directory is not None else None
-        for hook, label in ((open_worker, "open_worker"), (close_worker, "close_worker")):
+        hooks = ((open_worker, "open_worker"), (close_worker, "close_worker"), (resumes, "resumes"))
+        for hook, label in hooks:
             if hook is not None and not callable(hook):
                 msg = f"DownloadSource {name!r}: {label} must be callable, got {hook!r}"
                 raise TypeError(msg)
         self.open_worker = open_worker
         self.close_worker = close_worker
+        self.resumes = resumes
         if cluster_limit is not None:
             if isinstance(cluster_limit, bool) or not isinstance(cluster_limit, int):
                 msg = (
