@@ -19,6 +19,8 @@ the machine's noise hits every side), and checks the files afterwards:
 * ``library``: an ``ActorSystem`` with an ``HttpSource(concurrency=J)``
   and SQLite records in this process, submit all, wait for the ends (the
   system already started: the steady-state cost per file);
+* ``cli-nosync`` (only when asked for with ``--sides``): the same command
+  with ``--no-fsync`` (each file left to the kernel, as the other tools do);
 * ``library-nosync`` (only when asked for with ``--sides``): the same with
   ``HttpSource(fsync=False)``, to show what making each file durable costs
   (the records are still committed as always);
@@ -225,8 +227,8 @@ def _regisseur_command() -> list[str]:
     return [sys.executable, "-c", "from regisseur.cli import main; main()"]
 
 
-def run_cli(urls_file: Path, directory: Path, jobs: int) -> None:
-    command = [*_regisseur_command(), "download", "-j", str(jobs), "-q"]
+def run_cli(urls_file: Path, directory: Path, jobs: int, *more: str) -> None:
+    command = [*_regisseur_command(), "download", "-j", str(jobs), "-q", *more]
     command += ["-i", str(urls_file), "-o", str(directory)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=600)
 
@@ -612,6 +614,8 @@ def main() -> None:
                     started = time.perf_counter()
                     if side == "cli":
                         run_cli(urls_file, directory, args.jobs)
+                    elif side == "cli-nosync":
+                        run_cli(urls_file, directory, args.jobs, "--no-fsync")
                     elif side in ("cli-plain", "cli-bars"):
                         run_cli_terminal(urls_file, directory, args.jobs, plain=side == "cli-plain")
                     elif side == "library" and library is not None:
@@ -689,11 +693,13 @@ def main() -> None:
                 split = "  ".join(f"{g} {_spread2(threads[side][g])}" for g in _GROUPS)
                 print(f"  {side:10} {split}")
     print("per-round ratios, median (min-max):")
-    for ours in ("cli", "library", "library-nosync", "impl", "impl-session"):
+    for ours in ("cli", "cli-nosync", "library", "library-nosync", "impl", "impl-session"):
         for theirs in ("requests", "aria2c"):
             ratio(ours, theirs)
     ratio("impl", "impl-session")  # what the direct path saves
     ratio("cli", "requests-script")  # both whole processes
+    ratio("cli-nosync", "requests-script")
+    ratio("cli-nosync", "cli")  # what --no-fsync saves
     ratio("cli-bars", "cli-plain")
     print("targets: cli / requests >= 1.0 (stretch: >= aria2c); cli-bars / cli-plain >= 0.91")
 

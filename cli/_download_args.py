@@ -115,6 +115,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"records database: a URL or a SQLite file (default: DIR/{DB_NAME})",
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    parser.add_argument(
+        "--no-fsync",
+        dest="fsync",
+        action="store_false",
+        help=(
+            "do not flush each file to disk before it counts as done (faster for many "
+            "small files, as wget and curl do; a power cut may then leave a short file, "
+            "which the next run fetches again beside it)"
+        ),
+    )
     # Bounds against hostile or broken servers (HttpSource max_bytes, max_time,
     # speed_limit, speed_time).
     parser.add_argument(

@@ -785,6 +785,7 @@ def run_download(
             headers=headers,
             user_agent=args.user_agent,
             resumes=None if shared_from is None else _submitted_for(shared_from),
+            fsync=args.fsync,
             **bounds(args),
         )
         system = ActorSystem(

@@ -624,3 +624,40 @@ def test_version_and_help_do_not_load_the_runtime() -> None:
     for args in (["--version"], ["download", "--help"], ["--help"]):
         result = run(*args, script=probe)
         assert result.stdout.splitlines()[-1] == "[]", (args, result.stdout, result.stderr)
+
+
+# -- --no-fsync -----------------------------------------------------------------------
+
+# The console script, counting the os.fsync calls on files in the -o directory.
+_COUNTING_FSYNCS = """
+import os, sys
+out = os.path.realpath(sys.argv[sys.argv.index("-o") + 1])
+synced = []
+real = os.fsync
+def counting(fd):
+    synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return real(fd)
+os.fsync = counting
+from regisseur.cli._main import console_main
+try:
+    code = console_main()
+finally:
+    mine = [p for p in synced if p == out or p.startswith(out + os.sep)]
+    print(f"fsynced in -o: {len(mine)}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(("option", "synced"), [((), True), (("--no-fsync",), False)])
+def test_no_fsync_leaves_the_files_to_the_kernel(
+    server: _Server, tmp_path: Path, option: tuple[str, ...], synced: bool
+) -> None:
+    urls = [server.serve(f"/{n}.bin", n.encode() * 1000) for n in ("a", "b")]
+    result = run("download", *urls, "-o", str(tmp_path), *option, script=_COUNTING_FSYNCS)
+    assert result.returncode == 0, result.stderr
+    assert [Path(p).read_bytes()[:1] for p in result.stdout.split()] == [b"a", b"b"]
+    count = int(result.stderr.rsplit("fsynced in -o: ", 1)[1].split()[0])
+    if synced:
+        assert count >= 2, result.stderr  # each file, and the directory
+    else:
+        assert count == 0, result.stderr
