@@ -29,7 +29,7 @@ from tests.test_cli_download import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tests.test_cli_download import _Server
 
@@ -103,50 +103,33 @@ def test_records_that_cannot_be_written_end_the_run_instead_of_hanging(
     ], "the file the stopped run published is taken, not copied to 'big (1).bin'"
 
 
-@pytest.mark.timeout(120)
-def test_a_run_planning_while_another_process_holds_the_records_waits_it_out(
-    files: _Server, tmp_path: Path
-) -> None:
-    """Another run stopped with Ctrl-Z while it wrote its records keeps
-    SQLite's write lock. Before, a run started meanwhile in the same
-    directory gave up after 20 s with "no reply from 'download-keeper'
-    within 10s", exit 1: each of its keeper's asks waited for two commits
-    of SQLite's 5 s busy timeout. It waits, says so, and finishes once the
-    lock is let go (as a lock met while the downloads run is waited out).
-    The holder here is this test, in the middle of a write."""
+def _downloaded_once(files: _Server, out_dir: Path) -> Path:
+    """A first run's records in ``out_dir`` (``big.bin`` downloaded, every
+    answer whole from now on, ``other.bin`` served next); their path."""
     files.gate.set()
     files.served.add("other.bin")
-    out_dir = tmp_path / "out"
     first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
     assert first.returncode == 0, first.stderr
-    holder = sqlite3.connect(out_dir / DB_NAME, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a stopped writer holds it
-        errors = tmp_path / "stderr.txt"
-        with errors.open("w") as stderr:
-            process = subprocess.Popen(
-                cli("download", files.url("/data/other.bin"), "-o", str(out_dir), "--plain"),
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        said = f"waiting for the records database {out_dir / DB_NAME}: database is locked"
-        try:
-            wait_until(
-                lambda: said in errors.read_text() or process.poll() is not None,
-                60,
-                "the waiting line",
-            )
-        finally:
-            holder.execute("ROLLBACK")
-    finally:
-        holder.close()
-    code, out, _ = ended(process)
-    err = errors.read_text()
-    assert code == 0, err
-    assert said in err
-    assert out == f"{out_dir / 'other.bin'}\n"
-    assert (out_dir / "other.bin").read_bytes() == files.body
+    return out_dir / DB_NAME
+
+
+def _started_until_it_says(command: list[str], said: str, errors: Path) -> subprocess.Popen[str]:
+    """``command`` started (its stderr to ``errors``); returned once that says
+    ``said`` or the process ended."""
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    wait_until(
+        lambda: said in errors.read_text() or process.poll() is not None, 60, "the waiting line"
+    )
+    return process
+
+
+def _hold_the_write_lock(database: Path) -> sqlite3.Connection:
+    """A connection of this process in the middle of a write (until it
+    closes: rolled back), as a run stopped with Ctrl-Z while it wrote."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
 
 
 def _keep_readers_out(database: Path) -> sqlite3.Connection:
@@ -159,39 +142,37 @@ def _keep_readers_out(database: Path) -> sqlite3.Connection:
     return holder
 
 
+_WAITING = "waiting for the records database {database}: database is locked"
+
+
 @pytest.mark.timeout(120)
-def test_a_run_started_while_another_process_keeps_readers_out_waits_for_it(
-    files: _Server, tmp_path: Path
+@pytest.mark.parametrize(
+    ("hold", "said"),
+    [
+        (_hold_the_write_lock, _WAITING),
+        (_keep_readers_out, f"{_WAITING} (another process holds it; Ctrl-C stops the run)"),
+    ],
+    ids=["write-lock", "readers-kept-out"],
+)
+def test_a_run_started_while_another_process_holds_the_records_waits_it_out(
+    files: _Server, tmp_path: Path, hold: Callable[[Path], sqlite3.Connection], said: str
 ) -> None:
-    """Before, such a run failed after SQLite's busy timeout with "cannot use
-    the records database ...: database is locked", exit 2, where the README
-    promises that another process's lock is waited out. It says once that it
-    waits and why, and starts as soon as the lock is let go."""
-    files.gate.set()
-    files.served.add("other.bin")
+    """The write lock (another run stopped with Ctrl-Z while it wrote): before,
+    a run started meanwhile in the same directory gave up after 20 s with "no
+    reply from 'download-keeper' within 10s", exit 1 (each of its keeper's
+    asks waited for two commits of SQLite's busy timeout). Readers kept out
+    (a run stopped in its final checkpoint, SQLite's exclusive locking
+    mode): before, the run failed at its start after the busy timeout,
+    exit 2. Either way it now says once that it waits and why, and finishes
+    once the lock is let go. The holder is this test's process."""
     out_dir = tmp_path / "out"
-    first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
-    assert first.returncode == 0, first.stderr
-    database = out_dir / DB_NAME
-    holder = _keep_readers_out(database)
+    database = _downloaded_once(files, out_dir)
+    said = said.format(database=database)
+    errors = tmp_path / "stderr.txt"
+    holder = hold(database)
     try:
-        errors = tmp_path / "stderr.txt"
-        with errors.open("w") as stderr:
-            process = subprocess.Popen(
-                cli("download", files.url("/data/other.bin"), "-o", str(out_dir), "--plain"),
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        said = (
-            f"waiting for the records database {database}: database is locked "
-            "(another process holds it; Ctrl-C stops the run)"
-        )
-        wait_until(
-            lambda: said in errors.read_text() or process.poll() is not None,
-            60,
-            "the waiting line",
-        )
+        command = cli("download", files.url("/data/other.bin"), "-o", str(out_dir), "--plain")
+        process = _started_until_it_says(command, said, errors)
     finally:
         holder.close()  # the other process lets go
     code, out, _ = ended(process)
@@ -209,12 +190,8 @@ def test_a_run_started_while_another_process_keeps_readers_out_waits_for_it(
 def test_a_lock_that_outlasts_max_time_ends_the_run_before_it_starts(
     files: _Server, tmp_path: Path
 ) -> None:
-    files.gate.set()
-    files.served.add("other.bin")
     out_dir = tmp_path / "out"
-    first = run("download", files.url("/data/big.bin"), "-o", str(out_dir))
-    assert first.returncode == 0, first.stderr
-    database = out_dir / DB_NAME
+    database = _downloaded_once(files, out_dir)
     holder = _keep_readers_out(database)
     try:
         late = run("download", files.url("/data/other.bin"), "-o", str(out_dir), "--max-time", "1")

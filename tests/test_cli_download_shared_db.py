@@ -30,19 +30,27 @@ def _parts(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in directory.glob("*.part")}
 
 
+def _stopped_midway(files: _Server, url: str, directory: Path, records: Path) -> dict[str, int]:
+    """A run of ``url`` into ``directory`` with ``--db records``, stopped
+    (SIGTERM) once its part holds the first chunk; the parts it left. Every
+    answer is whole from then on."""
+    command = cli("download", url, "-o", str(directory), "--db", str(records), "--plain")
+    code, _, err = ended(signal_midway(command, files, directory, signal.SIGTERM))
+    assert code == 143, err
+    left = _parts(directory)
+    assert len(left) == 1 and next(iter(left.values())) >= FIRST
+    files.gate.set()
+    return left
+
+
 def test_a_run_finishes_only_its_own_directory_s_unfinished_downloads(
     files: _Server, tmp_path: Path
 ) -> None:
     records = tmp_path / "shared.db"
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     big = files.url("/data/big.bin")
-    command = cli("download", big, "-o", str(first_dir), "--db", str(records), "--plain")
-    code, _, err = ended(signal_midway(command, files, first_dir, signal.SIGTERM))
-    assert code == 143, err
-    left = _parts(first_dir)
-    assert len(left) == 1 and next(iter(left.values())) >= FIRST
+    left = _stopped_midway(files, big, first_dir, records)
 
-    files.gate.set()  # from now on every answer is whole
     files.served.add("other.bin")
     other = files.url("/data/other.bin")
     second = run("download", other, "-o", str(second_dir), "--db", str(records), "--plain")
@@ -71,12 +79,8 @@ def test_the_same_url_in_another_directory_is_downloaded_there(
     records = tmp_path / "shared.db"
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     big = files.url("/data/big.bin")
-    command = cli("download", big, "-o", str(first_dir), "--db", str(records), "--plain")
-    code, _, err = ended(signal_midway(command, files, first_dir, signal.SIGTERM))
-    assert code == 143, err
-    left = _parts(first_dir)
+    left = _stopped_midway(files, big, first_dir, records)
 
-    files.gate.set()
     second = run("download", big, "-o", str(second_dir), "--db", str(records), "--plain")
     assert second.returncode == 0, second.stderr
     assert second.stdout == f"{second_dir / 'big.bin'}\n"

@@ -907,9 +907,9 @@ def _accept_writes(engine: Engine) -> None:
             connection.exec_driver_sql(f"DROP TRIGGER refuse_{verb}")
 
 
-def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
-    system_factory, manual_clock: ManualClock, db_url, reader
-):
+def _ended_unstored(system_factory, db_url, reader) -> tuple[ActorSystem, Recorder, str]:
+    """A system whose one download ended while the database refused every
+    write (retried every 2 s of the manual clock): its end in memory only."""
     gate = Gate()
     system = system_factory(
         download_sources=[DownloadSource("s", gate)],
@@ -920,10 +920,16 @@ def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
     download = system.downloads.submit("s", "t", "one")
     gate.wait_started(1)
     recorder.wait_state(download, RUNNING)
-
     _refuse_writes(reader)
     gate.open()
     system.settle()
+    return system, recorder, download
+
+
+def test_a_failed_write_is_kept_unacknowledged_and_retried_until_it_is_stored(
+    system_factory, manual_clock: ManualClock, db_url, reader
+):
+    system, recorder, download = _ended_unstored(system_factory, db_url, reader)
     # Not stored, so not announced: no Succeeded event yet, the keeper unhealthy.
     assert [state for _previous, state in recorder.changes(download)] == [INIT, RUNNING]
     details = keeper_details(system)
@@ -953,18 +959,7 @@ def test_a_keeper_busy_in_a_retry_reports_the_same_write_details(
     seconds), ``health()`` is answered from a snapshot without asking the
     busy keeper: the same fields, all of one failed commit (before, only
     some of them: ``unsaved_writes`` was missing)."""
-    gate = Gate()
-    system = system_factory(
-        download_sources=[DownloadSource("s", gate)],
-        database_url=db_url,
-        downloads=DownloadSettings(flush_interval=2.0),
-    )
-    recorder = Recorder(system)
-    download = system.downloads.submit("s", "t", "one")
-    recorder.wait_state(download, RUNNING)
-    _refuse_writes(reader)
-    gate.open()
-    system.settle()
+    system, recorder, download = _ended_unstored(system_factory, db_url, reader)
     idle = keeper_details(system)  # asked through the mailbox
     assert idle["unsaved_writes"] == 1
 

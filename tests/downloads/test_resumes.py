@@ -48,18 +48,28 @@ def _left_running(
     return running, queued
 
 
+def _next_start(
+    system_factory: Callable[..., ActorSystem],
+    database: str,
+    resumes: Callable[[DownloadRecord], bool] | None,
+) -> tuple[ActorSystem, Gate]:
+    """A system started on ``database`` whose source 's' (``resumes``) lets
+    every download through at once."""
+    gate = Gate()
+    gate.open()
+    system = system_factory(
+        download_sources=[DownloadSource("s", gate, resumes=resumes)], database_url=database
+    )
+    return system, gate
+
+
 def test_a_source_takes_over_only_the_downloads_it_resumes(
     system_factory: Callable[..., ActorSystem], tmp_path: Path
 ) -> None:
     database = f"sqlite:///{tmp_path / 'shared.db'}"
     running, queued = _left_running(system_factory, database, "a")
 
-    gate_b = Gate()
-    gate_b.open()
-    in_b = system_factory(
-        download_sources=[DownloadSource("s", gate_b, resumes=_place("b"))],
-        database_url=database,
-    )
+    in_b, gate_b = _next_start(system_factory, database, _place("b"))
     assert in_b.downloads.wait(queued, WAIT).state is SUCCEEDED
     in_b.settle(WAIT)
     assert gate_b.started == ["two"], "the download left for 'a' was not run in 'b'"
@@ -67,12 +77,7 @@ def test_a_source_takes_over_only_the_downloads_it_resumes(
     assert left is not None and left.state is RUNNING, "declined: left as it was"
     in_b.stop()
 
-    gate_a = Gate()
-    gate_a.open()
-    in_a = system_factory(
-        download_sources=[DownloadSource("s", gate_a, resumes=_place("a"))],
-        database_url=database,
-    )
+    in_a, gate_a = _next_start(system_factory, database, _place("a"))
     assert in_a.downloads.wait(running, WAIT).state is SUCCEEDED
     assert gate_a.started == ["one"]
 
@@ -82,9 +87,7 @@ def test_without_resumes_every_unfinished_download_is_taken_over(
 ) -> None:
     database = f"sqlite:///{tmp_path / 'shared.db'}"
     running, queued = _left_running(system_factory, database, "a")
-    gate = Gate()
-    gate.open()
-    second = system_factory(download_sources=[DownloadSource("s", gate)], database_url=database)
+    second, gate = _next_start(system_factory, database, None)
     for download_id in (running, queued):
         assert second.downloads.wait(download_id, WAIT).state is SUCCEEDED
     assert sorted(gate.started) == ["one", "two"]
