@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
 from regisseur.cli._download_places import plain_reason
 from regisseur.cli._records_db import DB_NAME
+from regisseur.messages.downloads import TEXT_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -246,9 +247,30 @@ def _url(text: str) -> str:
     """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
 
     curl and wget accept ``http://host/my file.pdf`` the same way; any other
-    whitespace or control character is refused by the source, naming it.
+    whitespace or control character is refused by the source, naming it. A
+    byte of an argument that is not UTF-8 (Python keeps it as a lone
+    surrogate, which no record can store) is sent percent-encoded, as curl
+    sends the byte itself: before, ``http://host/caf\xe9.txt`` (Latin-1)
+    ended the whole run with ``target_id is not valid text``.
     """
-    return text.strip().replace(" ", "%20")
+    return _NOT_UTF8.sub(_percent, text.strip().replace(" ", "%20"))
+
+
+#: A byte of ``sys.argv`` that was not UTF-8 (``surrogateescape``).
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()) - 0xDC00:02X}"
+
+
+def _check(url: str, where: str) -> str:
+    """``url``, or a ``ValueError`` saying where it is and why no download can
+    take it (``submit()`` would refuse it once earlier URLs were queued)."""
+    if len(url) > TEXT_LIMIT:
+        msg = f"{where}: the URL is {len(url)} characters long; the limit is {TEXT_LIMIT}"
+        raise ValueError(msg)
+    return url
 
 
 # A comment: a ``#`` that starts the line or follows whitespace, to the end
@@ -256,8 +278,9 @@ def _url(text: str) -> str:
 _COMMENT = re.compile(r"(?:^|\s)#.*")
 
 
-def _read_list(name: str) -> list[str]:
-    """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
+def _read_list(name: str) -> list[tuple[int, str]]:
+    """The URLs in ``-i`` file ``name`` (``-``: stdin) with their line numbers;
+    ``ValueError`` if unreadable."""
     try:
         if name == "-":
             text = sys.stdin.buffer.read().decode("utf-8-sig")
@@ -270,22 +293,24 @@ def _read_list(name: str) -> list[str]:
         msg = f"cannot read -i {name}: {plain_reason(exc)}"
         raise ValueError(msg) from None
     lines = (_COMMENT.sub("", line).strip() for line in text.splitlines())
-    return [line for line in lines if line]
+    return [(number, line) for number, line in enumerate(lines, 1) if line]
 
 
 def read_urls(args: argparse.Namespace) -> list[str]:
-    """Every URL to fetch, once each, in order; ``ValueError`` if there are none."""
-    given = list(args.urls)
+    """Every URL to fetch, once each, in order; ``ValueError`` if there are
+    none, or naming the argument or line of one that no download can take
+    (checked before anything starts: nothing is queued then)."""
+    given = [_check(_url(u), f"URL argument {n}") for n, u in enumerate(args.urls, 1)]
     if args.input_file is not None:
         listed = _read_list(args.input_file)
         if not listed and not given:
             msg = f"no URLs in -i {args.input_file} (one a line; # starts a comment)"
             raise ValueError(msg)
-        given += listed
+        given += (_check(_url(u), f"line {n} of -i {args.input_file}") for n, u in listed)
     if not given:
         msg = "no URLs: give them as arguments or in a file with -i FILE"
         raise ValueError(msg)
-    return list(dict.fromkeys(_url(u) for u in given))
+    return list(dict.fromkeys(given))
 
 
 def bounds(args: argparse.Namespace) -> dict[str, Any]:

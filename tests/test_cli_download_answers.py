@@ -1,0 +1,153 @@
+"""``regisseur download`` against URLs and answers a demanding user meets, as a subprocess.
+
+URLs no download can take are refused before anything is queued (or
+sent as curl sends them); a broken answer (a head cut short, a transfer
+coding nobody asked for) is a failure, never a ``done`` file; an
+informational answer (``103 Early Hints``) is passed over as curl passes
+it. The server writes each answer byte for byte as the test says.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.serving import serving
+from tests.test_cli_download import run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.timeout(120)
+
+DB_NAME = ".regisseur-downloads.db"
+
+
+class _Raw(http.server.BaseHTTPRequestHandler):
+    """Writes ``server.answers[path]`` as it is (a 404 for other paths), then
+    closes the connection, unless the answer is a ``bytes`` body to send as
+    a plain 200 with its length (kept alive)."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.seen.append((self.path, dict(self.headers.items())))
+        answer = self.server.answers.get(self.path)
+        if isinstance(answer, bytes):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
+        if answer is None:
+            answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        self.wfile.write(answer.encode("latin-1"))
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.answers: dict[str, str | bytes] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Raw)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [path for path, _ in self.seen]
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    server = _Server()
+    with serving(server):
+        yield server
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith(DB_NAME))
+
+
+# -- URLs ---------------------------------------------------------------------------
+
+
+def test_a_url_too_long_to_record_is_refused_before_anything_is_queued(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: the URLs above it were queued, then the run ended with
+    ``ValueError: target_id is 9031 characters long`` (exit 1), leaving them
+    ``Initializing, stopped``."""
+    server.answers["/a.bin"] = b"a"
+    listing = tmp_path / "urls.txt"
+    long_url = server.url("/a.bin?q=" + "x" * 9000)
+    listing.write_text(f"{server.url('/a.bin')}\n\n{long_url}\n")
+    out = tmp_path / "out"
+    result = run("download", "--plain", "-i", str(listing), "-o", str(out))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines == [
+        f"regisseur download: line 3 of -i {listing}: the URL is {len(long_url)} characters "
+        "long; the limit is 8192"
+    ]
+    assert server.paths() == []
+    assert not (out / DB_NAME).exists()
+    result = run("download", "--plain", "-o", str(out), server.url("/a.bin"), long_url)
+    assert result.returncode == 2
+    assert "URL argument 2: the URL is" in result.stderr
+
+
+def test_a_url_argument_with_a_byte_that_is_not_utf8_is_sent_percent_encoded(
+    server: _Server, tmp_path: Path
+) -> None:
+    """As curl sends the byte (``http://host/caf\\xe9.txt`` typed in a
+    Latin-1 terminal). Before: ``ValueError: target_id is not valid text``
+    ended the run, the URLs before it queued and never fetched."""
+    server.answers["/caf%E9.txt"] = b"latin"
+    server.answers["/ok.txt"] = b"ok"
+    result = run(
+        "download",
+        "--plain",
+        "-o",
+        str(tmp_path),
+        server.url("/ok.txt"),
+        server.url("/caf\udce9.txt"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(server.paths()) == ["/caf%E9.txt", "/ok.txt"]
+    delivered = [Path(line) for line in result.stdout.splitlines()]
+    assert [p.read_bytes() for p in delivered] == [b"ok", b"latin"]
+
+
+def test_a_url_whose_last_segment_is_blank_is_downloaded_with_the_others(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: its shown name was ``'  '``, which a submit refuses, and the
+    run ended with ``ValueError: display_name must not be empty``."""
+    server.answers["/ok.txt"] = b"ok"
+    server.answers["/docs/%20%20"] = b"blank"
+    result = run(
+        "download",
+        "--plain",
+        "-o",
+        str(tmp_path),
+        server.url("/ok.txt"),
+        server.url("/docs/%20%20"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(server.paths()) == ["/docs/%20%20", "/ok.txt"]
+    assert [Path(line).read_bytes() for line in result.stdout.splitlines()] == [b"ok", b"blank"]
