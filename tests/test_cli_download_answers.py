@@ -29,8 +29,9 @@ DB_NAME = ".regisseur-downloads.db"
 
 class _Raw(http.server.BaseHTTPRequestHandler):
     """Writes ``server.answers[path]`` as it is (a 404 for other paths), then
-    closes the connection, unless the answer is a ``bytes`` body to send as
-    a plain 200 with its length (kept alive)."""
+    closes the connection unless the path is in ``server.keep``; an answer
+    that is a ``bytes`` body is sent as a plain 200 with its length (kept
+    alive)."""
 
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -49,7 +50,7 @@ class _Raw(http.server.BaseHTTPRequestHandler):
             answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
         self.wfile.write(answer.encode("latin-1"))
         self.wfile.flush()
-        self.close_connection = True
+        self.close_connection = self.path not in self.server.keep
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -60,6 +61,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.answers: dict[str, str | bytes] = {}
+        self.keep: set[str] = set()
         self.seen: list[tuple[str, dict[str, str]]] = []
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Raw)
@@ -151,3 +153,85 @@ def test_a_url_whose_last_segment_is_blank_is_downloaded_with_the_others(
     assert result.returncode == 0, result.stderr
     assert sorted(server.paths()) == ["/docs/%20%20", "/ok.txt"]
     assert [Path(line).read_bytes() for line in result.stdout.splitlines()] == [b"ok", b"blank"]
+
+
+# -- answers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "HTTP/1.1 200 OK\r\nContent-Ty",  # cut in a header line
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n",  # cut after one
+        "HTTP/1.1 200 OK\r\n",  # cut after the status line
+    ],
+)
+def test_an_answer_whose_headers_are_cut_short_fails_and_is_retried(
+    server: _Server, tmp_path: Path, head: str
+) -> None:
+    """A server that dies while it sends its headers. Before: http.client
+    took the close for the blank line, the answer for a body read to the
+    close, and the run said ``done ... (?)`` of an empty file, exit 0."""
+    server.answers["/cut.bin"] = head
+    result = run(
+        "download", "--plain", "--retries", "1", "-o", str(tmp_path), server.url("/cut.bin")
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"FAILED {server.url('/cut.bin')}: connection failed (RemoteDisconnected: the "
+        "connection closed in the middle of the headers) (after 2 attempts)"
+    ) in result.stderr.splitlines()
+    assert server.paths() == ["/cut.bin", "/cut.bin"]
+    assert result.stdout == ""
+    assert _files(tmp_path) == []
+
+
+def test_informational_answers_before_the_answer_are_passed_over(
+    server: _Server, tmp_path: Path
+) -> None:
+    """``103 Early Hints`` (and a ``100 Continue``) before the real answer, as
+    curl, wget and aria2c take them. Before: ``FAILED ...: HTTP 103 Early
+    Hints``, the real answer left in the connection for the next request."""
+    server.answers["/hinted.txt"] = (
+        "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhinted"
+    )
+    server.keep.add("/hinted.txt")
+    server.answers["/next.txt"] = b"next"
+    result = run(
+        "download", "--plain", "-j", "1", "-o", str(tmp_path),
+        server.url("/hinted.txt"), server.url("/next.txt"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [Path(line).read_bytes() for line in result.stdout.splitlines()] == [b"hinted", b"next"]
+
+
+def test_a_body_in_a_transfer_coding_that_cannot_be_read_fails(
+    server: _Server, tmp_path: Path
+) -> None:
+    """``Transfer-Encoding: gzip, chunked`` (never asked for). Before: the
+    chunk sizes and the coded bytes were saved as the file, ``done``."""
+    server.answers["/coded.txt"] = (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    server.answers["/plain.txt"] = (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nContent-Length: 99\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n"
+    )
+    result = run(
+        "download",
+        "--plain",
+        "-o",
+        str(tmp_path),
+        server.url("/coded.txt"),
+        server.url("/plain.txt"),
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"FAILED {server.url('/coded.txt')}: the server sent the body in a transfer coding "
+        "that cannot be read (Transfer-Encoding: gzip, chunked; only chunked can)"
+    ) in result.stderr.splitlines()
+    assert server.paths().count("/coded.txt") == 1  # not retried: it would come the same
+    assert _files(tmp_path) == ["plain.txt"]
+    assert (tmp_path / "plain.txt").read_bytes() == b"hello"

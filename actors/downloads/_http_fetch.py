@@ -63,6 +63,7 @@ from regisseur.actors.downloads._http_wire import (
     parse_retry_after,
     retryable,
     status_text,
+    unreadable_coding,
 )
 from regisseur.actors.downloads._partfile import (
     CompareStopped,
@@ -619,6 +620,15 @@ class Fetch:
         """
         status = response.status_code
         headers = response.headers
+        coding = unreadable_coding(headers.get("Transfer-Encoding"))
+        if coding is not None and 200 <= status < 300:
+            # http.client reads any coding but chunked as a body to the close:
+            # the file would hold the coded bytes (chunk sizes and all), "done".
+            msg = (
+                f"the server sent the body in a transfer coding that cannot be read "
+                f"(Transfer-Encoding: {coding}; only chunked can): {self.shown}"
+            )
+            raise DownloadError(msg)
         if status == 206 and stored is not None:
             window = parse_content_range(headers.get("Content-Range"))
             if window is None:
