@@ -17,7 +17,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
+from regisseur.actors.http_headers import (
+    BODY_HEADER_PROBLEM,
+    BODY_HEADERS,
+    HEADER_NAME,
+    OWN_HEADERS,
+    value_problem,
+)
 from regisseur.cli._download_places import plain_reason
 from regisseur.cli._records_db import DB_NAME
 from regisseur.messages.downloads import TEXT_LIMIT
@@ -217,6 +223,8 @@ def _header(text: str) -> tuple[str, str]:
     if name.lower() in OWN_HEADERS:
         msg = f"{name!r} is set by regisseur itself (to resume a download)"
         raise argparse.ArgumentTypeError(msg)
+    if name.lower() in BODY_HEADERS:
+        raise argparse.ArgumentTypeError(f"{name!r} {BODY_HEADER_PROBLEM}")
     value = value.strip()
     if any(char in value for char in "\r\n\0"):
         msg = f"the value of header {name!r} has a line break"

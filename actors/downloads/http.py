@@ -68,7 +68,13 @@ from regisseur.actors.downloads._partfile import parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.names import NameNumbers
 from regisseur.actors.downloads.source import DownloadSource
-from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
+from regisseur.actors.http_headers import (
+    BODY_HEADER_PROBLEM,
+    BODY_HEADERS,
+    HEADER_NAME,
+    OWN_HEADERS,
+    value_problem,
+)
 from regisseur.supervision.backoff import Backoff
 
 if TYPE_CHECKING:
@@ -357,6 +363,9 @@ def _check_headers(headers: object, what: str) -> dict[str, str]:
             raise ValueError(msg)
         if key.lower() in OWN_HEADERS:
             msg = f"{what}: {key!r} is set by the source itself (to resume); it cannot be given"
+            raise ValueError(msg)
+        if key.lower() in BODY_HEADERS:
+            msg = f"{what}: {key!r} {BODY_HEADER_PROBLEM}"
             raise ValueError(msg)
         if value != value.strip() or any(c in value for c in "\r\n\0"):
             # The value itself is not shown: it is often a credential.
