@@ -165,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
-    """``-i``, ``-q``, ``--header``, ``--user-agent``."""
+    """``-i``, ``-q``, ``--header``, ``--ca-certificate``, ``--user-agent``."""
     parser.add_argument(
         "-i",
         "--input-file",
@@ -191,12 +191,36 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra request header (repeatable; never printed or logged)",
     )
     parser.add_argument(
+        "--ca-certificate",
+        type=_ca_file,
+        default=None,
+        metavar="FILE",
+        help="trust the CA certificates in FILE (PEM) instead of the certifi bundle",
+    )
+    parser.add_argument(
         "--user-agent",
         type=_user_agent,
         default=None,
         metavar="TEXT",
         help="User-Agent (default: regisseur/VERSION)",
     )
+
+
+def _ca_file(text: str) -> str:
+    """A ``--ca-certificate`` (wget's name; curl's ``--cacert``): a file of PEM
+    certificates, loaded once here so that a wrong file is one error now,
+    not a ``TLS error`` for every download."""
+    import ssl  # only when the option is given
+
+    path = Path(text).expanduser()
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:  # (an OSError too)
+        msg = f"{text} holds no PEM certificate ({exc.reason or exc})"
+        raise argparse.ArgumentTypeError(msg) from None
+    except OSError as exc:  # missing, unreadable, a directory
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {plain_reason(exc)}") from None
+    return str(path)
 
 
 def _user_agent(text: str) -> str:

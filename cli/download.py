@@ -750,6 +750,7 @@ def run_download(
             retries=args.retries,
             headers=headers,
             user_agent=args.user_agent,
+            verify=args.ca_certificate or True,
             **bounds(args),
         )
         system = ActorSystem(

@@ -10,13 +10,15 @@ it. The server writes each answer byte for byte as the test says.
 from __future__ import annotations
 
 import http.server
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving import serving
+from tests.serving import nginx, serving
 from tests.test_cli_download import run
 
 if TYPE_CHECKING:
@@ -235,3 +237,81 @@ def test_a_body_in_a_transfer_coding_that_cannot_be_read_fails(
     assert server.paths().count("/coded.txt") == 1  # not retried: it would come the same
     assert _files(tmp_path) == ["plain.txt"]
     assert (tmp_path / "plain.txt").read_bytes() == b"hello"
+
+
+# -- HTTPS against nginx -------------------------------------------------------------
+
+
+def _certificate(folder: Path, name: str, *, days: int = 2) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (a DNS name or an IP): (cert, key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    kind = "IP" if name[0].isdigit() else "DNS"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        + ["-nodes", "-keyout", str(key), "-out", str(cert), "-days", str(days)]
+        + ["-subj", f"/CN={name}", "-addext", f"subjectAltName={kind}:{name}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "wrong.example"])
+def test_ca_certificate_trusts_a_private_ca_and_a_wrong_name_still_fails(
+    tmp_path: Path, name: str
+) -> None:
+    """``--ca-certificate FILE`` (wget's option; curl's ``--cacert``): before,
+    only ``REQUESTS_CA_BUNDLE`` could name it. A certificate for another name
+    fails with the reason, once (not retried), exit 1, no traceback."""
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "a.bin").write_bytes(b"tls body")
+    cert, key = _certificate(tmp_path, name)
+    tls = f"ssl_certificate {cert}; ssl_certificate_key {key};"
+    with nginx(tmp_path, served, listen="ssl", server=tls) as port:
+        url = f"https://127.0.0.1:{port}/a.bin"
+        untrusted = run("download", "--plain", "-o", str(tmp_path / "no"), url)
+        trusted = run(
+            "download", "--plain", "-o", str(tmp_path / "out"), "--ca-certificate", str(cert), url
+        )
+        log = (tmp_path / "access.log").read_text()
+    assert untrusted.returncode == 1
+    assert "self-signed certificate" in untrusted.stderr
+    assert "Traceback" not in untrusted.stderr + trusted.stderr
+    if name == "wrong.example":
+        assert trusted.returncode == 1
+        assert (
+            f"FAILED {url}: TLS error ([SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+            "failed: IP address mismatch, certificate is not valid for '127.0.0.1'."
+        ) in trusted.stderr
+        assert "retrying" not in trusted.stderr
+        assert "GET /a.bin" not in log
+    else:
+        assert trusted.returncode == 0, trusted.stderr
+        assert Path(trusted.stdout.strip()).read_bytes() == b"tls body"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read {path}: no such file or directory"),
+        ("not a certificate\n", "{path} holds no PEM certificate (NO_CERTIFICATE_OR_CRL_FOUND)"),
+    ],
+)
+def test_an_unusable_ca_certificate_exits_2_before_anything_starts(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "out"
+    result = run("download", "--ca-certificate", str(path), "-o", str(out), "https://h.invalid/")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"regisseur download: error: argument --ca-certificate: {message.format(path=path)}"
+    )
+    assert not out.exists()
