@@ -10,7 +10,9 @@ it. The server writes each answer byte for byte as the test says.
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -315,3 +317,31 @@ def test_an_unusable_ca_certificate_exits_2_before_anything_starts(
         f"regisseur download: error: argument --ca-certificate: {message.format(path=path)}"
     )
     assert not out.exists()
+
+
+# -- proxies -------------------------------------------------------------------------
+
+
+def test_a_proxy_that_fails_is_named_with_its_password_redacted(tmp_path: Path) -> None:
+    """Before: ``connection failed (Connection refused)``, blaming a server
+    that was never asked. The proxy's password is never shown or stored."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "http_proxy": f"http://puser:pr0xy-s3cret@127.0.0.1:{port}",
+        "no_proxy": "",
+    }
+    out = tmp_path / "out"
+    result = run(
+        "download", "--plain", "--retries", "0", "-o", str(out), "http://h.invalid/a.bin", env=env
+    )
+    assert result.returncode == 1
+    assert (
+        f"FAILED http://h.invalid/a.bin: the proxy http://puser:[REDACTED]@127.0.0.1:{port} "
+        "failed (Connection refused)"
+    ) in result.stderr.splitlines()
+    status = run("status", str(out), "--json")
+    assert "the proxy http://puser:[REDACTED]@" in status.stdout
+    assert "pr0xy-s3cret" not in result.stdout + result.stderr + status.stdout

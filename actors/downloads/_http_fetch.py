@@ -197,6 +197,16 @@ def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
     return value.strip().lower()
 
 
+def _proxy_of(session: requests.Session, url: str) -> str:
+    """The proxy ``session`` sends ``url`` through (its own, else the
+    environment's, as ``requests`` picks it), or ``"?"`` (shown redacted)."""
+    proxies = dict(session.proxies)
+    if session.trust_env:
+        for scheme, proxy in requests.utils.get_environ_proxies(url).items():
+            proxies.setdefault(scheme, proxy)
+    return requests.utils.select_proxy(url, proxies) or "?"
+
+
 def _credential_headers(names: Iterable[str]) -> list[str]:
     """Of header ``names``, those that carry credentials (never sent to another origin)."""
     fixed = {name.lower() for name in _CROSS_ORIGIN_HEADERS}
@@ -727,6 +737,14 @@ class Fetch:
             raise _Retry(msg) from exc
         except requests.exceptions.ReadTimeout as exc:
             msg = f"no response within {source.read_timeout:g}s: {redact_text(url)}"
+            raise _Retry(msg) from exc
+        except requests.exceptions.ProxyError as exc:
+            # Said as the proxy's: "connection failed (Connection refused)"
+            # blamed a server that was never asked.
+            msg = (
+                f"the proxy {redact_text(_proxy_of(session, url))} failed "
+                f"({network_reason(exc)}): {redact_text(url)}"
+            )
             raise _Retry(msg) from exc
         except requests.exceptions.ConnectionError as exc:
             msg = f"connection failed ({network_reason(exc)}): {redact_text(url)}"
