@@ -31,7 +31,7 @@ from regisseur.messages.downloads import TEXT_LIMIT
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["add_arguments", "bounds", "read_urls", "request_headers"]
+__all__ = ["MOST_JOBS", "add_arguments", "bounds", "read_urls", "request_headers"]
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
@@ -42,6 +42,12 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
+
+#: The most ``-j``: a source's bound on its workers (``MAX_CONCURRENCY``,
+#: a thread each), not imported here (``--help`` loads no runtime).
+#: Before, ``-j 1000`` ran with a few URLs and, with 300, ended with
+#: ``DownloadSource 'http' concurrency must be between 1 and 256``.
+MOST_JOBS = 256
 
 #: The most bytes a size may say (8 EiB, a signed 64-bit count).
 _MOST_BYTES = 2**63 - 1
@@ -107,7 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("urls", nargs="*", metavar="URL", help="http or https URLs")
     parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
     parser.add_argument(
-        "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
+        "-j",
+        "--jobs",
+        type=_count(1, MOST_JOBS),
+        default=4,
+        metavar="N",
+        help=f"parallel downloads (4; at most {MOST_JOBS})",
     )
     parser.add_argument(
         "--retries", type=_count(0, 100), default=3, metavar="N", help="retries per download (3)"
