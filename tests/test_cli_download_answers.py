@@ -345,3 +345,23 @@ def test_a_proxy_that_fails_is_named_with_its_password_redacted(tmp_path: Path) 
     status = run("status", str(out), "--json")
     assert "the proxy http://puser:[REDACTED]@" in status.stdout
     assert "pr0xy-s3cret" not in result.stdout + result.stderr + status.stdout
+
+
+def test_a_retry_after_past_max_time_fails_at_once_saying_so(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Before: ``retrying ... in 300 s``, a wait to the ``--max-time``, then
+    ``took longer than the time limit of 5 s (received 0 bytes)``: the line
+    promised a retry that could not come, and the error hid the server's ask."""
+    server.answers["/busy.bin"] = (
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 300\r\nContent-Length: 0\r\n\r\n"
+    )
+    url = server.url("/busy.bin")
+    result = run("download", "--plain", "--max-time", "5", "-o", str(tmp_path), url)
+    assert result.returncode == 1
+    assert (
+        f"FAILED {url}: HTTP 503 Service Unavailable (after 1 attempt; the next would start "
+        "in 300 s, past the time limit of 5 s)"
+    ) in result.stderr.splitlines()
+    assert "retrying" not in result.stderr
+    assert server.paths() == ["/busy.bin"]

@@ -547,6 +547,17 @@ class Fetch:
                 if delay is None:
                     delay = self.source.backoff.delay(attempt)
                 delay = min(delay, self.source.max_retry_after)
+                left = self.watch.time_left()
+                if left is not None and delay >= left:
+                    # Waited out, the deadline would end it before the next
+                    # attempt: before, a 'retrying in 300 s' line, then a
+                    # silent wait to 'took longer than the time limit'.
+                    done = "1 attempt" if attempt == 1 else f"{attempt} attempts"
+                    msg = (
+                        f"{exc.text} (after {done}; the next would start in {delay:g} s, "
+                        f"past the time limit of {self.source.max_time:g} s)"
+                    )
+                    raise DownloadError(msg) from exc.__cause__
                 self.ctx.log.warning(
                     "download_retry", url=self.shown, attempt=attempt, delay=delay, error=exc.text
                 )
