@@ -64,7 +64,7 @@ from regisseur.actors.downloads._http_log import ClientLogRedaction
 from regisseur.actors.downloads._http_session import Session, new_session
 from regisseur.actors.downloads._http_wire import parse_retry_after
 from regisseur.actors.downloads._localfs import FileSystems
-from regisseur.actors.downloads._partfile import parts_of
+from regisseur.actors.downloads._partfile import downloads_with_parts, parts_of
 from regisseur.actors.downloads.http_errors import DownloadError, DownloadInterrupted
 from regisseur.actors.downloads.names import NameNumbers
 from regisseur.actors.downloads.source import DownloadSource
@@ -268,6 +268,13 @@ class HttpSource(DownloadSource):
         (sorted; any thread). Parts of other downloads, another live run's
         among them, are not listed; an unreadable directory lists none."""
         return parts_of(self.download_directory, download_ids)
+
+    def with_partial_files(self, download_ids: Iterable[str]) -> set[str]:
+        """Of ``download_ids``, those with a ``.part`` file in the directory (any
+        thread): :meth:`partial_files` asked about each, in one look at the
+        directory (asked id by id, 100,000 failed downloads of a list run again
+        took 100,000 looks at it, minutes before the first request)."""
+        return downloads_with_parts(self.download_directory, download_ids)
 
     def open_session(self) -> Session:
         """Make this worker's session (runs on the worker thread at its start).
