@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["HEADER_NAME", "OWN_HEADERS", "value_problem"]
+__all__ = ["BODY_HEADERS", "BODY_HEADER_PROBLEM", "HEADER_NAME", "OWN_HEADERS", "value_problem"]
 
 #: A header name: an RFC 9110 token.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 #: Headers a download sets itself, to resume (lower case): never taken from a caller.
 OWN_HEADERS = frozenset({"range", "if-range"})
+
+#: Headers that frame a request's body (lower case): a download's GET sends
+#: none, so the server would wait for the body they announce, or read the
+#: next request on the connection as it (``Content-Length: 5`` made the
+#: next download on the connection fail with ``HTTP 400 Bad Request``).
+BODY_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+#: Why a header of :data:`BODY_HEADERS` is refused (after its quoted name).
+BODY_HEADER_PROBLEM = (
+    "frames a request body, and a download's GET sends none (the server would "
+    "wait for it, or take the next request on the connection for it)"
+)
 
 
 def value_problem(value: str) -> str | None:

@@ -17,14 +17,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regisseur.actors.http_headers import HEADER_NAME, OWN_HEADERS, value_problem
+from regisseur.actors.http_headers import (
+    BODY_HEADER_PROBLEM,
+    BODY_HEADERS,
+    HEADER_NAME,
+    OWN_HEADERS,
+    value_problem,
+)
 from regisseur.cli._download_places import plain_reason
 from regisseur.cli._records_db import DB_NAME
+from regisseur.messages.downloads import TEXT_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["add_arguments", "bounds", "read_urls", "request_headers"]
+__all__ = ["MOST_JOBS", "add_arguments", "bounds", "read_urls", "request_headers"]
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
@@ -35,6 +42,12 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
+
+#: The most ``-j``: a source's bound on its workers (``MAX_CONCURRENCY``,
+#: a thread each), not imported here (``--help`` loads no runtime).
+#: Before, ``-j 1000`` ran with a few URLs and, with 300, ended with
+#: ``DownloadSource 'http' concurrency must be between 1 and 256``.
+MOST_JOBS = 256
 
 #: The most bytes a size may say (8 EiB, a signed 64-bit count).
 _MOST_BYTES = 2**63 - 1
@@ -100,7 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("urls", nargs="*", metavar="URL", help="http or https URLs")
     parser.add_argument("-o", "--output", default=".", metavar="DIR", help="directory (default: .)")
     parser.add_argument(
-        "-j", "--jobs", type=_count(1), default=4, metavar="N", help="parallel downloads (4)"
+        "-j",
+        "--jobs",
+        type=_count(1, MOST_JOBS),
+        default=4,
+        metavar="N",
+        help=f"parallel downloads (4; at most {MOST_JOBS})",
     )
     parser.add_argument(
         "--retries", type=_count(0, 100), default=3, metavar="N", help="retries per download (3)"
@@ -168,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
-    """``-i``, ``-q``, ``--header``, ``--user-agent``."""
+    """``-i``, ``-q``, ``--header``, ``--ca-certificate``, ``--user-agent``."""
     parser.add_argument(
         "-i",
         "--input-file",
@@ -194,12 +212,36 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra request header (repeatable; never printed or logged)",
     )
     parser.add_argument(
+        "--ca-certificate",
+        type=_ca_file,
+        default=None,
+        metavar="FILE",
+        help="trust the CA certificates in FILE (PEM) instead of the certifi bundle",
+    )
+    parser.add_argument(
         "--user-agent",
         type=_user_agent,
         default=None,
         metavar="TEXT",
         help="User-Agent (default: regisseur/VERSION)",
     )
+
+
+def _ca_file(text: str) -> str:
+    """A ``--ca-certificate`` (wget's name; curl's ``--cacert``): a file of PEM
+    certificates, loaded once here so that a wrong file is one error now,
+    not a ``TLS error`` for every download."""
+    import ssl  # only when the option is given
+
+    path = Path(text).expanduser()
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:  # (an OSError too)
+        msg = f"{text} holds no PEM certificate ({exc.reason or exc})"
+        raise argparse.ArgumentTypeError(msg) from None
+    except OSError as exc:  # missing, unreadable, a directory
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {plain_reason(exc)}") from None
+    return str(path)
 
 
 def _user_agent(text: str) -> str:
@@ -226,6 +268,8 @@ def _header(text: str) -> tuple[str, str]:
     if name.lower() in OWN_HEADERS:
         msg = f"{name!r} is set by regisseur itself (to resume a download)"
         raise argparse.ArgumentTypeError(msg)
+    if name.lower() in BODY_HEADERS:
+        raise argparse.ArgumentTypeError(f"{name!r} {BODY_HEADER_PROBLEM}")
     value = value.strip()
     if any(char in value for char in "\r\n\0"):
         msg = f"the value of header {name!r} has a line break"
@@ -256,9 +300,30 @@ def _url(text: str) -> str:
     """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
 
     curl and wget accept ``http://host/my file.pdf`` the same way; any other
-    whitespace or control character is refused by the source, naming it.
+    whitespace or control character is refused by the source, naming it. A
+    byte of an argument that is not UTF-8 (Python keeps it as a lone
+    surrogate, which no record can store) is sent percent-encoded, as curl
+    sends the byte itself: before, ``http://host/caf\xe9.txt`` (Latin-1)
+    ended the whole run with ``target_id is not valid text``.
     """
-    return text.strip().replace(" ", "%20")
+    return _NOT_UTF8.sub(_percent, text.strip().replace(" ", "%20"))
+
+
+#: A byte of ``sys.argv`` that was not UTF-8 (``surrogateescape``).
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()) - 0xDC00:02X}"
+
+
+def _check(url: str, where: str) -> str:
+    """``url``, or a ``ValueError`` saying where it is and why no download can
+    take it (``submit()`` would refuse it once earlier URLs were queued)."""
+    if len(url) > TEXT_LIMIT:
+        msg = f"{where}: the URL is {len(url)} characters long; the limit is {TEXT_LIMIT}"
+        raise ValueError(msg)
+    return url
 
 
 # A comment: a ``#`` that starts the line or follows whitespace, to the end
@@ -266,8 +331,9 @@ def _url(text: str) -> str:
 _COMMENT = re.compile(r"(?:^|\s)#.*")
 
 
-def _read_list(name: str) -> list[str]:
-    """The URLs in ``-i`` file ``name`` (``-``: stdin); ``ValueError`` if unreadable."""
+def _read_list(name: str) -> list[tuple[int, str]]:
+    """The URLs in ``-i`` file ``name`` (``-``: stdin) with their line numbers;
+    ``ValueError`` if unreadable."""
     try:
         if name == "-":
             text = sys.stdin.buffer.read().decode("utf-8-sig")
@@ -280,22 +346,24 @@ def _read_list(name: str) -> list[str]:
         msg = f"cannot read -i {name}: {plain_reason(exc)}"
         raise ValueError(msg) from None
     lines = (_COMMENT.sub("", line).strip() for line in text.splitlines())
-    return [line for line in lines if line]
+    return [(number, line) for number, line in enumerate(lines, 1) if line]
 
 
 def read_urls(args: argparse.Namespace) -> list[str]:
-    """Every URL to fetch, once each, in order; ``ValueError`` if there are none."""
-    given = list(args.urls)
+    """Every URL to fetch, once each, in order; ``ValueError`` if there are
+    none, or naming the argument or line of one that no download can take
+    (checked before anything starts: nothing is queued then)."""
+    given = [_check(_url(u), f"URL argument {n}") for n, u in enumerate(args.urls, 1)]
     if args.input_file is not None:
         listed = _read_list(args.input_file)
         if not listed and not given:
             msg = f"no URLs in -i {args.input_file} (one a line; # starts a comment)"
             raise ValueError(msg)
-        given += listed
+        given += (_check(_url(u), f"line {n} of -i {args.input_file}") for n, u in listed)
     if not given:
         msg = "no URLs: give them as arguments or in a file with -i FILE"
         raise ValueError(msg)
-    return list(dict.fromkeys(_url(u) for u in given))
+    return list(dict.fromkeys(given))
 
 
 def bounds(args: argparse.Namespace) -> dict[str, Any]:

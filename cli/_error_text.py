@@ -27,9 +27,14 @@ _EXTRAS = {
 }
 
 
+#: What a source adds after the URL: ``(after 4 attempts)``, ``(after 1
+#: attempt; the next would start in 300 s, past the time limit of 5 s)``.
+_AFTER = r"( \(after \d+ attempts?[^()]*\))?"
+
+
 def beside_url(error: str, url: str) -> str:
     """``error`` without its closing mention of ``url`` (both as shown: redacted)."""
-    match = re.fullmatch(rf"(.*?)(?::| from) {re.escape(url)}( \(after \d+ attempts\))?", error)
+    match = re.fullmatch(rf"(.*?)(?::| from) {re.escape(url)}{_AFTER}", error)
     if match is None:
         return error
     return match.group(1) + (match.group(2) or "")

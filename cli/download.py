@@ -331,12 +331,13 @@ def _others(system: ActorSystem, records: list[DownloadRecord]) -> dict[str, str
     }
 
 
-def _resumable(record: DownloadRecord, kept: Callable[[str], bool], sha256: str | None) -> bool:
+def _resumable(record: DownloadRecord, kept: set[str], sha256: str | None) -> bool:
     """True if ``record`` is an Errored download whose part was kept (a full
-    disk), asked for with the same ``--sha256`` (the record keeps its own)."""
+    disk: its id is in ``kept``), asked for with the same ``--sha256`` (the
+    record keeps its own)."""
     if record.state is not DownloadState.ERRORED or record.extra.get("sha256") != sha256:
         return False
-    return kept(record.id)
+    return record.id in kept
 
 
 def _patiently(
@@ -395,7 +396,7 @@ def _plan(
     tracker: _Tracker,
     view: LineView,
     *,
-    kept: Callable[[str], bool] = lambda _id: False,
+    kept: Callable[[list[str]], set[str]] = lambda _ids: set(),
     home: Path | None = None,
     shared_from: str | None = None,
     watch: RecordsWatch | None = None,
@@ -412,9 +413,11 @@ def _plan(
     download submitted for another is left to a run there (see
     ``_submitted_for``).
 
-    ``kept``: whether a download's part is in the directory; a URL whose
-    newest record is Errored with its part kept (a full disk) is retried
-    under its id, so it resumes where it stopped.
+    ``kept``: of the downloads asked about, those whose part is in the
+    directory (asked once, about every URL's newest record that is Errored:
+    each ask is a look at the whole directory); a URL whose newest record is
+    Errored with its part kept (a full disk) is retried under its id, so it
+    resumes where it stopped.
 
     ``watch``: the keeper's looks are asked again while another process
     holds the records (see ``_patiently``)."""
@@ -439,6 +442,8 @@ def _plan(
             view.resumes(stored.id)  # a retry already held back: no downloading line
             view.say(f"resuming {redact_text(stored.target_id)}")
     elsewhere: dict[str, str] = {}
+    failed = [r.id for r in map(newest.get, urls) if r and r.state is DownloadState.ERRORED]
+    with_parts = kept(failed) if failed else set()
     for url in urls:
         record = newest.get(url)
         if url in resumed or (record is not None and record.id in wanted):
@@ -457,7 +462,7 @@ def _plan(
                 tracker.done_before(record)
                 continue
             view.say(f"downloading {redact_text(url)} again: {why}")
-        if record is not None and _resumable(record, kept, sha256):
+        if record is not None and _resumable(record, with_parts, sha256):
             # Run again under its id: its source resumes the part. False:
             # reopened meanwhile by another process (a library user; runs
             # of this command plan one at a time), which is waited for.
@@ -786,6 +791,7 @@ def run_download(
             user_agent=args.user_agent,
             resumes=None if shared_from is None else _submitted_for(shared_from),
             fsync=args.fsync,
+            verify=args.ca_certificate or True,
             **bounds(args),
         )
         system = ActorSystem(
@@ -841,7 +847,7 @@ def run_download(
                 args.sha256,
                 tracker,
                 view,
-                kept=lambda download_id: bool(source.partial_files([download_id])),
+                kept=source.with_partial_files,
                 home=None if args.db else directory.resolve(),
                 shared_from=shared_from,
                 watch=watch,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORE_FIELDS",
+    "TEXT_LIMIT",
     "CancelDownload",
     "ClaimDownload",
     "CompleteDownload",
@@ -65,6 +66,10 @@ class DownloadState(str, enum.Enum):
 
 
 _TERMINAL = frozenset({DownloadState.SUCCEEDED, DownloadState.ERRORED, DownloadState.CANCELLED})
+
+#: The most characters ``downloads.submit()`` takes in a ``target_id`` (a URL),
+#: a display name or an original file name (a longer one is a ``ValueError``).
+TEXT_LIMIT = 8192
 
 #: The keys of ``DownloadRecord.as_dict()`` that extras can never replace.
 CORE_FIELDS = (

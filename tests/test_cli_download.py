@@ -312,7 +312,10 @@ def test_a_failed_line_says_the_url_once_and_keeps_where_a_redirect_led() -> Non
     [
         (("http://a/x", "http://a/y", "--sha256", "ab" * 32), "--sha256 needs exactly one URL"),
         (("http://a/x", "--sha256", "xyz"), "not 64 hex digits"),
-        (("http://a/x", "-j", "0"), "must be >= 1"),
+        (("http://a/x", "-j", "0"), "must be between 1 and 256, got 0"),
+        # Before: ran with few URLs; with 300 it ended "DownloadSource 'http'
+        # concurrency must be between 1 and 256, got 300" once started.
+        ((*(f"http://a/{n}" for n in range(300)), "-j", "1000"), "between 1 and 256, got 1000"),
         (("http://a/x", "--retries", "-1"), "must be between 0 and 100, got -1"),
     ],
 )
@@ -321,6 +324,13 @@ def test_bad_arguments_exit_2(args: tuple[str, ...], message: str, tmp_path: Pat
     assert result.returncode == 2
     assert message in result.stderr
     assert not list(tmp_path.iterdir()), "nothing started"
+
+
+def test_jobs_are_bounded_as_a_source_bounds_its_workers() -> None:
+    from regisseur.actors.downloads.source import MAX_CONCURRENCY
+    from regisseur.cli._download_args import MOST_JOBS
+
+    assert MOST_JOBS == MAX_CONCURRENCY
 
 
 def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -355,6 +355,9 @@ def test_headers_and_user_agent_are_sent(server: _Server, tmp_path: Path) -> Non
         ),
         (("--header", "X-A: s3cret\x1b"), "the value of header 'X-A' has a control character"),
         (("--user-agent", "s3cret/\u20ac"), "--user-agent: has a character that is not Latin-1"),
+        # Before: sent; the next download on the connection then failed (HTTP 400).
+        (("--header", "Content-Length: 5"), "'Content-Length' frames a request body"),
+        (("--header", "Transfer-Encoding: s3cret"), "'Transfer-Encoding' frames a request body"),
     ],
 )
 def test_bad_headers_exit_2_without_echoing_the_value(

@@ -63,6 +63,7 @@ from regisseur.actors.downloads._http_wire import (
     parse_retry_after,
     retryable,
     status_text,
+    unreadable_coding,
 )
 from regisseur.actors.downloads._partfile import (
     CompareStopped,
@@ -194,6 +195,16 @@ def _expected_sha256(extra: Mapping[str, Any]) -> str | None:
         msg = f"extra['sha256'] must be 64 hex digits, got {value!r}"
         raise DownloadError(msg)
     return value.strip().lower()
+
+
+def _proxy_of(session: requests.Session, url: str) -> str:
+    """The proxy ``session`` sends ``url`` through (its own, else the
+    environment's, as ``requests`` picks it), or ``"?"`` (shown redacted)."""
+    proxies = dict(session.proxies)
+    if session.trust_env:
+        for scheme, proxy in requests.utils.get_environ_proxies(url).items():
+            proxies.setdefault(scheme, proxy)
+    return requests.utils.select_proxy(url, proxies) or "?"
 
 
 def _credential_headers(names: Iterable[str]) -> list[str]:
@@ -536,6 +547,17 @@ class Fetch:
                 if delay is None:
                     delay = self.source.backoff.delay(attempt)
                 delay = min(delay, self.source.max_retry_after)
+                left = self.watch.time_left()
+                if left is not None and delay >= left:
+                    # Waited out, the deadline would end it before the next
+                    # attempt: before, a 'retrying in 300 s' line, then a
+                    # silent wait to 'took longer than the time limit'.
+                    done = "1 attempt" if attempt == 1 else f"{attempt} attempts"
+                    msg = (
+                        f"{exc.text} (after {done}; the next would start in {delay:g} s, "
+                        f"past the time limit of {self.source.max_time:g} s)"
+                    )
+                    raise DownloadError(msg) from exc.__cause__
                 self.ctx.log.warning(
                     "download_retry", url=self.shown, attempt=attempt, delay=delay, error=exc.text
                 )
@@ -619,6 +641,15 @@ class Fetch:
         """
         status = response.status_code
         headers = response.headers
+        coding = unreadable_coding(headers.get("Transfer-Encoding"))
+        if coding is not None and 200 <= status < 300:
+            # http.client reads any coding but chunked as a body to the close:
+            # the file would hold the coded bytes (chunk sizes and all), "done".
+            msg = (
+                f"the server sent the body in a transfer coding that cannot be read "
+                f"(Transfer-Encoding: {coding}; only chunked can): {self.shown}"
+            )
+            raise DownloadError(msg)
         if status == 206 and stored is not None:
             window = parse_content_range(headers.get("Content-Range"))
             if window is None:
@@ -717,6 +748,14 @@ class Fetch:
             raise _Retry(msg) from exc
         except requests.exceptions.ReadTimeout as exc:
             msg = f"no response within {source.read_timeout:g}s: {redact_text(url)}"
+            raise _Retry(msg) from exc
+        except requests.exceptions.ProxyError as exc:
+            # Said as the proxy's: "connection failed (Connection refused)"
+            # blamed a server that was never asked.
+            msg = (
+                f"the proxy {redact_text(_proxy_of(session, url))} failed "
+                f"({network_reason(exc)}): {redact_text(url)}"
+            )
             raise _Retry(msg) from exc
         except requests.exceptions.ConnectionError as exc:
             msg = f"connection failed ({network_reason(exc)}): {redact_text(url)}"

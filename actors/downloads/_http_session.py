@@ -57,6 +57,8 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.sessions import preferred_clock
 from requests.structures import CaseInsensitiveDict
 
+from regisseur.actors.downloads._http_head import HeadResponse
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -88,12 +90,16 @@ def _tell(sock: object) -> None:
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = HeadResponse  # a head cut short fails; 1xx answers are passed over
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
         _tell(self.sock)
         return super().getresponse()
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = HeadResponse
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
         _tell(self.sock)
         return super().getresponse()

@@ -33,6 +33,7 @@ __all__ = [
     "parse_retry_after",
     "retryable",
     "status_text",
+    "unreadable_coding",
 ]
 
 #: The schemes a download may use, also after redirects.
@@ -162,6 +163,22 @@ def content_length(response: requests.Response) -> int | None:
         return None
     value = (response.headers.get("Content-Length") or "").strip()
     return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def unreadable_coding(value: str | None) -> str | None:
+    """A ``Transfer-Encoding`` that ``http.client`` cannot take off, or None.
+
+    It decodes ``chunked`` alone; any other coding (``gzip, chunked``, sent
+    without the ``TE`` header that would ask for it) it reads as a body to
+    the close, the coded bytes as they are (wget saves them so; curl and
+    aria2c fail). The value is shown with its control characters escaped.
+    """
+    if value is None or not value.strip():
+        return None
+    codings = [c.strip().lower() for c in value.split(",")]
+    if codings in (["chunked"], ["identity"]):
+        return None
+    return value.strip().encode("unicode_escape").decode("ascii")
 
 
 def status_text(response: requests.Response, shown_url: str) -> str:

@@ -97,6 +97,7 @@ __all__ = [
     "PartSyncError",
     "ResumePoint",
     "Validators",
+    "downloads_with_parts",
     "part_tag",
     "parts_of",
 ]
@@ -164,6 +165,24 @@ def parts_of(directory: Path, download_ids: Iterable[str]) -> list[Path]:
     live run's among them, are not listed."""
     tags = {part_tag(i) for i in download_ids}
     return sorted(path for path, _ in _scan(directory, tags, aside_only=False)) if tags else []
+
+
+def downloads_with_parts(directory: Path, download_ids: Iterable[str]) -> set[str]:
+    """Of ``download_ids``, those with a part in ``directory`` (as :func:`parts_of`
+    finds them), in one look at the directory however many ids are asked about."""
+    by_tag = {part_tag(i): i for i in download_ids}
+    if not by_tag:
+        return set()
+    return {by_tag[tag] for tag in _tags_found(directory, set(by_tag))}
+
+
+def _tags_found(directory: Path, tags: set[str]) -> set[str]:
+    found: set[str] = set()
+    for path, _ in _scan(directory, tags, aside_only=False):
+        parsed = _tag_of(path.name)
+        if parsed is not None:
+            found.add(parsed[0])
+    return found
 
 
 def _scan(directory: Path, tags: set[str], *, aside_only: bool) -> list[tuple[Path, int | None]]:

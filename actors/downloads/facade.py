@@ -36,6 +36,7 @@ from regisseur.actors.downloads.queue import QueueActor, worker_spec
 from regisseur.actors.downloads.source import MAX_CONCURRENCY, DownloadSource, check_concurrency
 from regisseur.actors.errors import UnknownActorError, WaitTimeoutError
 from regisseur.messages.downloads import (
+    TEXT_LIMIT,
     CancelDownload,
     DownloadProgressed,
     DownloadRecord,
@@ -62,7 +63,7 @@ _ASK_TIMEOUT = 10.0
 #: Seconds between two looks at a download another process holds (its end,
 #: or its owner's death, announces nothing in this process).
 _ELSEWHERE_POLL = 0.2
-_MAX_TEXT = 8192
+_MAX_TEXT = TEXT_LIMIT
 _NO_EXTRA = frozen_extra(None)  # read-only and empty: one serves every submit
 # A source's supervisor stops its children, each within its own
 # shutdown_timeout (5 s), and abandons one that overruns (a worker whose

@@ -302,11 +302,15 @@ class KeeperActor(Actor):
         now = self.system.clock.wall()
         others: dict[str, int] = {}  # live owners -> downloads left to them
         declined = 0  # left by a gone process for another place (see ``resumes``)
+        found = []
         for record, owner, claim in store.load_unfinished_owned(sql):
             if owner != self._owner and not self._resumes_here(record):
                 declined += 1
-                continue
-            if not self._take(sql, record, owner):
+            else:
+                found.append((record, owner, claim))
+        taken = self._take_all(sql, [(record.id, owner) for record, owner, _ in found])
+        for record, owner, claim in found:
+            if record.id not in taken:
                 if owner is not None:
                     others[owner] = others.get(owner, 0) + 1
                 continue
@@ -366,19 +370,29 @@ class KeeperActor(Actor):
         found = tuple(earlier.get(record.id, 0) for record in records)
         return found if any(found) else ()
 
-    def _take(self, sql: Any, record: DownloadRecord, owner: str | None) -> bool:
-        """Whether an unfinished record found at start is this keeper's to run.
+    def _take_all(self, sql: Any, found: list[tuple[str, str | None]]) -> set[str]:
+        """Of the unfinished downloads found at start (id, owner), those this keeper runs.
 
-        Its own, or one whose owner is provably gone (its lock is free; taken
-        over with a conditional write, so of two processes only one gets
-        it). A download of a live owner (another process on this database)
-        is never taken: that process runs it.
+        Its own, and those whose owner is provably gone (its lock is free;
+        taken over with conditional writes, so of two processes only one
+        gets each). A download of a live owner (another process on this
+        database) is never taken: that process runs it. Each owner's lock
+        is probed once and its downloads taken together: one by one, 80,000
+        downloads a stopped run left took past the keeper's start timeout,
+        and the next run could not start at all.
         """
-        if owner == self._owner:
-            return True
-        if owner is not None and owner_alive(self._locks, owner):
-            return False
-        return store.take_over(sql, record.id, owner, self._owner)
+        mine: set[str] = set()
+        orphans: dict[str | None, list[str]] = {}  # owner -> its downloads
+        for download_id, owner in found:
+            if owner == self._owner:
+                mine.add(download_id)
+            else:
+                orphans.setdefault(owner, []).append(download_id)
+        for owner, ids in orphans.items():
+            if owner is not None and owner_alive(self._locks, owner):
+                continue
+            mine |= store.take_over_many(sql, ids, owner, self._owner)
+        return mine
 
     def on_stop(self) -> None:
         self._store_accepted_on_stop()

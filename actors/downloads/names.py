@@ -316,20 +316,23 @@ def name_from_url(url: str) -> str | None:
 
 
 def display_name_from_url(url: str) -> str:
-    """A short name to show for ``url``: its last non-empty path segment.
+    """A short name to show for ``url``: its last path segment that is not blank.
 
     Never the query string or the fragment (where signed URLs keep their
-    signatures), percent-decoded, redacted; the host when the path is
-    empty, the redacted URL when it cannot be parsed.
+    signatures), percent-decoded, redacted; the host when the path has no
+    such segment, the redacted URL when it cannot be parsed. Never blank
+    (``submit()`` refuses a blank name: ``http://host/%20`` ended a whole
+    ``regisseur download`` run with ``display_name must not be empty``).
     """
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
         return redact_text(url)
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if segments:
-        return redact_text(unquote(segments[-1], errors="replace"))
+    for segment in reversed(parts.path.split("/")):
+        name = unquote(segment, errors="replace")
+        if name.strip():
+            return redact_text(name)
     return redact_text(host or url)
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "set_claims",
     "stored_ids",
     "take_over",
+    "take_over_many",
     "update_record",
     "warm_statements",
 ]
@@ -483,6 +484,33 @@ def take_over(
     return bool(getattr(result, "rowcount", 1))
 
 
+def take_over_many(
+    session: Session | Connection, download_ids: Sequence[str], old_owner: str | None, owner: str
+) -> set[str]:
+    """:func:`take_over` of many downloads ``old_owner`` held; those taken (not committed).
+
+    A few statements per 500 ids instead of one per download: a keeper
+    starting on 80,000 unfinished downloads of a run that was stopped spent
+    7 s taking them one by one, past its start timeout. Each row is still
+    taken only if it names ``old_owner``, and the ids returned are those
+    that name ``owner`` afterwards, within the same transaction: of two
+    processes taking them at once, each row goes to exactly one.
+    """
+    table = downloads_table
+    column = table.c.owner
+    held = column.is_(None) if old_owner is None else column == old_owner
+    taken: set[str] = set()
+    for start in range(0, len(download_ids), _IDS_PER_QUERY):
+        chunk = list(download_ids[start : start + _IDS_PER_QUERY])
+        session.execute(update(table).where(table.c.id.in_(chunk), held).values(owner=owner))
+        taken.update(
+            session.execute(
+                select(table.c.id).where(table.c.id.in_(chunk), column == owner)
+            ).scalars()
+        )
+    return taken
+
+
 def reopen(
     session: Session | Connection, record: DownloadRecord, was: DownloadState, owner: str
 ) -> int | None:
@@ -519,11 +547,14 @@ def read_owned(
 
 def owners_of(session: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:
     """The owner column of the given downloads (ids without a row are left out)."""
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(downloads_table.c.id, downloads_table.c.owner).where(
-            downloads_table.c.id.in_(list(ids))
+    found: dict[str, str | None] = {}
+    ids = list(ids)
+    for start in range(0, len(ids), _IDS_PER_QUERY):  # SQLite bounds the parameters
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        rows = session.execute(
+            select(downloads_table.c.id, downloads_table.c.owner).where(
+                downloads_table.c.id.in_(chunk)
+            )
         )
-    )
-    return {row.id: row.owner for row in rows}
+        found.update((row.id, row.owner) for row in rows)
+    return found

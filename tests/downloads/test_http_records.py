@@ -60,6 +60,10 @@ def test_user_agent_and_headers_are_sent(harness: Harness, http_server: HttpServ
         # Before: accepted, and the server's 206 for the caller's range failed the download.
         ({"headers": {"Range": "bytes=0-9"}}, ValueError, "'Range' is set by the source"),
         ({"headers": {"if-range": "x"}}, ValueError, "'if-range' is set by the source"),
+        # Before: accepted; the GET announced a body it never sent, and the
+        # server took the next request on the connection for it (HTTP 400).
+        ({"headers": {"Content-Length": "5"}}, ValueError, "'Content-Length' frames a request"),
+        ({"headers": {"transfer-encoding": "chunked"}}, ValueError, "'transfer-encoding' frames"),
         # Before: accepted; every download then failed as a "malformed URL", with
         # the value (often a credential) in the error text.
         ({"headers": {"X-Token": "t\u20ac"}}, ValueError, "'X-Token' has a character that is not"),

@@ -372,6 +372,16 @@ def test_display_name_from_url_never_shows_the_query(url: str, shown: str) -> No
     assert display_name_from_url(url) == shown
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("http://h/a/%20%20", "a"), ("http://h/%09/", "h"), ("http://h/%20", "h")],
+)
+def test_display_name_from_url_is_never_blank(url: str, shown: str) -> None:
+    """Before: ``'  '`` for ``http://h/a/%20%20``, which ``submit()`` refuses
+    (``display_name must not be empty``), ending a whole CLI run."""
+    assert display_name_from_url(url) == shown
+
+
 def test_an_ascii_name_is_cleaned_as_each_of_its_characters_would_be() -> None:
     """The all-ASCII fast path (one ``str.translate``) against the rule
     applied a character at a time, for every ASCII character, alone and

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
 
 from regisseur.actors.downloads import store
 from regisseur.actors.downloads._owners import OwnerLock, lock_directory, owner_alive
@@ -110,3 +111,62 @@ def test_wait_leaves_a_live_owners_download_alone_and_takes_it_over_once_it_is_g
     assert done.state is DownloadState.SUCCEEDED, done.error
     assert Path(done.file_path or "").read_bytes() == BODY
     assert len(http_server.seen("/big.bin")) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_start_takes_over_many_downloads_of_a_gone_owner_in_a_few_statements(
+    system_factory: Callable[..., ActorSystem], tmp_path: Path
+) -> None:
+    """Before: one conditional UPDATE per download. 81,000 downloads a
+    stopped ``regisseur download -i`` run left took the keeper past its 10 s
+    start timeout, and the next run could never start (``cannot start:
+    downloads: start timed out after 10s``). Each owner is probed once and
+    its downloads are taken a chunk at a time; a live owner's are left."""
+    many = 1200
+    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    try:
+        with engine.begin() as connection:
+            store.ensure_table(connection)
+            first = store.next_seq(connection)
+            rows = [
+                DownloadRecord(
+                    id=f"{index:032x}",
+                    source="http",
+                    target_id=f"http://127.0.0.1:9/{index}",
+                    filename=f"{index}.bin",
+                    state=DownloadState.INITIALIZING,
+                )
+                for index in range(many)
+            ]
+            store.insert_many(connection, [(r, first + i) for i, r in enumerate(rows)], GONE)
+            frozen = DownloadRecord(
+                id="f" * 32, source="http", target_id="http://127.0.0.1:9/f", filename="f.bin"
+            )
+            store.insert_record(connection, frozen, first + many, owner=FROZEN)
+    finally:
+        engine.dispose()
+    locks = tmp_path / "records.db-owners"
+    locks.mkdir(mode=0o700, exist_ok=True)
+    lock = OwnerLock(locks, FROZEN)
+    lock.acquire()
+    takes: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE REGISSEUR_DOWNLOADS SET OWNER"):
+            takes.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        system = _system(system_factory, tmp_path)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    try:
+        assert system.database is not None
+        with system.database.engine.connect() as connection:
+            owners = store.owners_of(connection, [r.id for r in rows] + [frozen.id])
+        assert owners.pop(frozen.id) == FROZEN  # alive: never taken
+        assert len(set(owners.values())) == 1
+        assert GONE not in owners.values()
+        assert 0 < len(takes) <= 2 * (many // 500 + 1)  # before: 1,200
+    finally:
+        lock.release()
