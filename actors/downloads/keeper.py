@@ -302,7 +302,7 @@ class KeeperActor(Actor):
         now = self.system.clock.wall()
         others: dict[str, int] = {}  # live owners -> downloads left to them
         declined = 0  # left by a gone process for another place (see ``resumes``)
-        found = []
+        found: list[tuple[DownloadRecord, str | None, int]] = []
         for record, owner, claim in store.load_unfinished_owned(sql):
             if owner != self._owner and not self._resumes_here(record):
                 declined += 1
