@@ -63,6 +63,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import itertools
 import os
 import socket
 import stat
@@ -138,6 +139,8 @@ _WAKE = 0.1
 #: ``_patiently``): twice the 5 s the records watch waits before it says
 #: why (each of its looks can take a second).
 _ASK_PAUSE = 10.0
+#: Seconds the plan's first list of the records may take (the facade's default).
+_ASK_TIMEOUT = 10.0
 # The records URL's option (regisseur's own) for a file claimed in DIR:
 # SQLite must open that very file, never a link put in its place.
 _NOFOLLOW = "nofollow=1"
@@ -389,6 +392,26 @@ def _patiently(
             sleep(min(_WAKE, left))
 
 
+def _longer_each_time(system: ActorSystem) -> Callable[[], list[DownloadRecord]]:
+    """The plan's list of every record, each ask allowed twice the time of the
+    one before (10 s, 20 s, ... up to 640 s).
+
+    A keeper busy with the downloads an interrupted run left (100,000 of
+    them: its workers running while it reads) took longer than 10 s to list
+    them; each ask that timed out was asked again with the same 10 s, the
+    keeper still working through the ones before: the plan took 132 s
+    instead of 20. Twice the time each time, the plan waits at most about
+    twice what the list takes.
+    """
+    asks = itertools.count()
+
+    def ask() -> list[DownloadRecord]:
+        timeout = _ASK_TIMEOUT * 2 ** min(next(asks), 6)
+        return system.downloads.list(source=_SOURCE, timeout=timeout)
+
+    return ask
+
+
 def _plan(
     system: ActorSystem,
     urls: list[str],
@@ -426,7 +449,7 @@ def _plan(
 
     newest: dict[str, DownloadRecord] = {}
     wanted: dict[str, None] = {}
-    stored_records = _patiently(partial(system.downloads.list, source=_SOURCE), watch)
+    stored_records = _patiently(_longer_each_time(system), watch)
     others = _others(system, stored_records)
     ours = None if shared_from is None else _submitted_for(shared_from)
     resumed: set[str] = set()  # URLs an unfinished download of this run's covers

@@ -592,11 +592,21 @@ class Downloads:
         self,
         source: str | None = None,
         states: Iterable[DownloadState | str] | DownloadState | str | None = None,
+        *,
+        timeout: float | None = _ASK_TIMEOUT,
     ) -> list[DownloadRecord]:
-        """Records (oldest first), optionally of one source and some states."""
+        """Records (oldest first), optionally of one source and some states.
+
+        ``timeout``: seconds to wait for the keeper's answer (None: no
+        limit), then ``WaitTimeoutError``. Listing 100,000 records while
+        the source's workers run can take longer than the default 10 s.
+        """
         if source is not None:
             _text(source, "source")
-        records: list[DownloadRecord] = self._ask(p.ListRecords(source, _states(states)))
+        if timeout is not None:
+            timeout = check_duration(timeout, "list(timeout)")
+        message = p.ListRecords(source, _states(states))
+        records: list[DownloadRecord] = self._ask(message, timeout)
         return records
 
     def subscribe(

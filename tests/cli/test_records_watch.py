@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
 
 from regisseur.cli._records_watch import RecordsWatch
 from regisseur.messages.health import HealthReport
+
+if TYPE_CHECKING:
+    from regisseur.actors.system import ActorSystem
 
 
 class _System:
@@ -249,3 +254,37 @@ def test_an_ask_that_timed_out_is_asked_again_once_writes_are_stored() -> None:
 
     assert _patiently(ask, watch, clock=lambda: now[0], sleep=sleep) == 7
     assert slept == [], "asked again at the first look that found the writes stored"
+
+
+def test_the_plans_list_is_allowed_twice_the_time_at_each_ask() -> None:
+    """Before: each ask of the plan's list of every record had 10 s, the
+    keeper still working through the asks before it: with 100,000 records
+    and the workers running, a list that needs 30 s never came in 10 s while
+    the downloads lasted (132 s before the plan went on, measured)."""
+    from regisseur.actors.errors import WaitTimeoutError
+    from regisseur.cli.download import _longer_each_time
+
+    timeouts: list[float | None] = []
+
+    class _Downloads:
+        def list(self, source: str | None = None, *, timeout: float | None = None) -> list[str]:
+            timeouts.append(timeout)
+            if len(timeouts) < 9:
+                raise WaitTimeoutError(f"no reply within {timeout}s")
+            return ["records"]
+
+    class _System:
+        downloads = _Downloads()
+
+    ask = _longer_each_time(_System())  # type: ignore[arg-type]
+    for _ in range(8):
+        with pytest.raises(WaitTimeoutError):
+            ask()
+    assert ask() == ["records"]
+    assert timeouts == [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 640.0, 640.0]
+
+
+def test_list_takes_a_timeout(actor_system: ActorSystem) -> None:
+    assert actor_system.downloads.list(timeout=None) == []
+    with pytest.raises(ValueError, match="list"):
+        actor_system.downloads.list(timeout=-1)

@@ -325,11 +325,18 @@ def test_max_time_ends_a_dribbling_download(server: RawServer, folder: Path, fra
 
 
 def test_max_time_cuts_the_wait_before_a_retry(server: RawServer, folder: Path) -> None:
+    """A wait that would end past ``max_time`` is not begun: the download
+    fails at once, with what the server asked (before: after 0.3 s of the
+    wait, ``took longer than the time limit of 0.3 s (received 0 bytes)``)."""
     url = server.route("/busy", http("503 Service Unavailable", {"Retry-After": "120"}))
     with http_system(folder, max_time=0.3, retries=5, max_retry_after=300.0) as system:
         record = fetch(system, url)
         assert record.state is ERRORED
-        assert record.error == f"took longer than the time limit of 0.3 s (received 0 bytes): {url}"
+        assert record.error == (
+            f"HTTP 503 Service Unavailable: {url} (after 1 attempt; the next would start "
+            "in 120 s, past the time limit of 0.3 s)"
+        )
+        assert [path for path, _ in server.seen] == ["/busy"]
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
