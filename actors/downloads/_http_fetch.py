@@ -63,6 +63,7 @@ from regisseur.actors.downloads._http_wire import (
     parse_retry_after,
     retryable,
     status_text,
+    unknown_host,
     unreadable_coding,
 )
 from regisseur.actors.downloads._partfile import (
@@ -758,6 +759,10 @@ class Fetch:
             )
             raise _Retry(msg) from exc
         except requests.exceptions.ConnectionError as exc:
+            unknown = unknown_host(exc)
+            if unknown is not None:  # asked again, the name stays unknown: not retried
+                msg = f"unknown host ({unknown}): {redact_text(url)}"
+                raise DownloadError(msg) from exc
             msg = f"connection failed ({network_reason(exc)}): {redact_text(url)}"
             raise _Retry(msg) from exc
         except (UnicodeError, urllib3.exceptions.LocationValueError) as exc:  # a bad host

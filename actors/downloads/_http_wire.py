@@ -11,6 +11,7 @@ import datetime
 import email.utils
 import http
 import re
+import socket
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ __all__ = [
     "parse_retry_after",
     "retryable",
     "status_text",
+    "unknown_host",
     "unreadable_coding",
 ]
 
@@ -192,6 +194,36 @@ def status_text(response: requests.Response, shown_url: str) -> str:
     return f"HTTP {response.status_code} {reason}".rstrip() + f": {shown_url}"
 
 
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it wraps, outermost first: each one's ``reason``
+    (urllib3), else its first exception argument (``requests``), else its
+    cause (not its context: an unrelated earlier error)."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        nested = getattr(current, "reason", None)
+        inner_args = [a for a in current.args if isinstance(a, BaseException)]
+        if isinstance(nested, BaseException):
+            current = nested
+        elif inner_args:
+            current = inner_args[0]
+        else:
+            current = current.__cause__
+    return chain
+
+
+def _socket_context(innermost: BaseException) -> OSError | None:
+    """The socket's ``OSError`` urllib3 1.26 leaves as the context only: it
+    raises its connection errors inside that error's handler without ``from``."""
+    context = innermost.__context__
+    if isinstance(context, OSError) and not innermost.__suppress_context__:
+        return context
+    return None
+
+
 def network_reason(exc: BaseException) -> str:
     """The innermost readable reason of a network error, without object reprs.
 
@@ -200,32 +232,38 @@ def network_reason(exc: BaseException) -> str:
     this returns ``"Connection refused"`` (also where urllib3 1.26 leaves the
     ``OSError`` as the context only, not the cause).
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    innermost: BaseException = exc
-    reason = ""
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        innermost = current
-        if isinstance(current, OSError) and current.strerror:
-            reason = current.strerror
-        nested = getattr(current, "reason", None)
-        inner_args = [a for a in current.args if isinstance(a, BaseException)]
-        if isinstance(nested, BaseException):
-            current = nested
-        elif inner_args:
-            current = inner_args[0]
-        else:
-            current = current.__cause__  # not __context__: an unrelated earlier error
-    if not reason:
-        # urllib3 1.26 raises its connection errors inside the handler of the
-        # socket's OSError without ``from``: the OSError is only the context.
-        context = innermost.__context__
-        if isinstance(context, OSError) and context.strerror and not innermost.__suppress_context__:
-            reason = context.strerror
-    if reason:
-        return reason
-    return _plain(innermost)
+    chain = _wrapped(exc)
+    reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
+    if reasons:
+        return reasons[-1]
+    context = _socket_context(chain[-1])
+    if context is not None and context.strerror:
+        return context.strerror
+    return _plain(chain[-1])
+
+
+#: ``getaddrinfo``'s answers that the name does not exist (not "try again").
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def unknown_host(exc: BaseException) -> str | None:
+    """The resolver's words if ``exc`` (a connection error) says its host name
+    does not exist ("Name or service not known"), else None.
+
+    Such a name stays unknown however often it is asked: curl and wget fail
+    at once, where a retry with backoff only made a typo cost seconds. A
+    temporary failure (``EAI_AGAIN``: no answer from the resolver) is no
+    such answer: it is retried.
+    """
+    chain = _wrapped(exc)
+    for error in (*chain, _socket_context(chain[-1])):
+        if isinstance(error, socket.gaierror) and error.errno in _NO_SUCH_NAME:
+            return error.strerror or "Name or service not known"
+    return None
 
 
 #: ``<module.Class object at 0x7f…>`` and the ``: `` after it.

@@ -285,6 +285,44 @@ def test_connection_refused(harness: Harness) -> None:
     assert str(info.value) == f"connection failed (Connection refused): {url}"
 
 
+def _resolving(monkeypatch: pytest.MonkeyPatch, code: int, words: str) -> list[str]:
+    """Name lookups of ``*.example`` fail with ``getaddrinfo``'s ``code``; the names asked."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".example"):
+            asked.append(host)
+            raise socket.gaierror(code, words)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return asked
+
+
+def test_an_unknown_host_fails_at_once(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As curl and wget: the name stays unknown however often it is asked
+    (before: three retries with backoff, 7 s, each saying the same)."""
+    asked = _resolving(monkeypatch, socket.EAI_NONAME, "Name or service not known")
+    url = "http://no-such-host.example/x"
+    with pytest.raises(DownloadError) as info:
+        harness.fetch(harness.source(retries=3), url)
+    assert str(info.value) == f"unknown host (Name or service not known): {url}"
+    assert asked == ["no-such-host.example"]
+
+
+def test_a_lookup_that_may_pass_is_retried(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _resolving(monkeypatch, socket.EAI_AGAIN, "Temporary failure in name resolution")
+    running = harness.start(harness.source(retries=1), "http://busy-resolver.example/x")
+    assert harness.timers.next_wait() == 1.0
+    harness.clock.advance(1.0)
+    with pytest.raises(DownloadError, match=r"Temporary failure in name resolution"):
+        running.result()
+    assert asked == ["busy-resolver.example"] * 2
+
+
 def test_read_timeout(harness: Harness, http_server: HttpServer) -> None:
     gate = http_server.gate()
 
