@@ -297,7 +297,14 @@ def request_headers(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _url(text: str) -> str:
-    """``text`` as the URL to fetch: trimmed, a literal space sent as ``%20``.
+    """``text`` as the URL to fetch: trimmed, its fragment dropped, a literal
+    space sent as ``%20``.
+
+    A fragment (after the first ``#``) names a part of the page to a
+    browser and is never sent (curl and wget drop it too): kept, ``a.bin``
+    and ``a.bin#x`` were two downloads of one file, the second saved as
+    ``a (1).bin``, and a run with the other spelling did not find the first
+    one's record.
 
     curl and wget accept ``http://host/my file.pdf`` the same way; any other
     whitespace or control character is refused by the source, naming it. A
@@ -306,7 +313,8 @@ def _url(text: str) -> str:
     sends the byte itself: before, ``http://host/caf\xe9.txt`` (Latin-1)
     ended the whole run with ``target_id is not valid text``.
     """
-    return _NOT_UTF8.sub(_percent, text.strip().replace(" ", "%20"))
+    url = text.strip().partition("#")[0]
+    return _NOT_UTF8.sub(_percent, url.replace(" ", "%20"))
 
 
 #: A byte of ``sys.argv`` that was not UTF-8 (``surrogateescape``).

@@ -122,6 +122,23 @@ def test_a_comment_after_a_url_on_its_line_is_skipped(server: _Server, tmp_path:
     assert "%20" not in result.stderr
 
 
+def test_a_url_and_the_same_with_a_fragment_are_one_download(
+    server: _Server, tmp_path: Path
+) -> None:
+    """The fragment is never sent (curl and wget drop it). Before, ``a.bin``
+    and ``a.bin#x`` were two downloads of one file, the second saved as
+    ``a (1).bin``, and a later run naming it ``a.bin#y`` fetched it again."""
+    url = server.serve("/a.bin", b"a" * 100)
+    first = run("download", url, f"{url}#x", "-o", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"{tmp_path / 'a.bin'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(DB_NAME)) == ["a.bin"]
+    again = run("download", f"{url}#y", "-o", str(tmp_path), "--plain")
+    assert again.returncode == 0, again.stderr
+    assert f"already downloaded {url} -> {tmp_path / 'a.bin'}" in again.stderr
+    assert server.paths() == ["/a.bin"]
+
+
 def test_input_from_stdin_and_arguments_together(server: _Server, tmp_path: Path) -> None:
     a, b = server.serve("/a.txt", b"a"), server.serve("/b.txt", b"b")
     result = run("download", a, "-i", "-", "-o", str(tmp_path), stdin=f"{b}\n{a}\n")
