@@ -54,11 +54,11 @@ class _Nginx(_BenchNginx):
         super().__init__(
             prefix,
             root,
-            http_directives=(
+            http=(
                 "log_format ranged '$request_uri \"$http_range\" $status'; "
                 f"access_log {self.log} ranged; sendfile_max_chunk 128k;"
             ),
-            server_directives=f"limit_rate {rate};",
+            server=f"limit_rate {rate};",
         )
 
     def ranges(self) -> list[str]:

@@ -78,11 +78,15 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+# The repository's root: the nginx launcher the tests use (tests/nginx.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from regisseur.actors import ActorSystem
 from regisseur.actors.clock import RealClock, Timers
 from regisseur.actors.downloads import CancelToken, DownloadContext, HttpSource, _http_session
 from regisseur.actors.log import get_logger
 from regisseur.messages import DownloadState, DownloadStateChanged
+from tests.nginx import Nginx
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -99,73 +103,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-_NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    {http_directives}
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        {server_directives}
-    }}
-}}
-"""
-
-
-class _Nginx:
-    """nginx serving ``root`` on 127.0.0.1 (started and stopped by this bench)."""
-
-    name = "nginx"
-
-    def __init__(
-        self,
-        prefix: Path,
-        root: Path,
-        *,
-        http_directives: str = "access_log off;",
-        server_directives: str = "",
-    ) -> None:
-        """``http_directives`` and ``server_directives`` go into those blocks
-        (another bench's access log, a rate limit)."""
-        self.port = _free_port()
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = prefix / "nginx.conf"
-        conf.write_text(
-            _NGINX_CONF.format(
-                user=user,
-                prefix=prefix,
-                port=self.port,
-                root=root,
-                http_directives=http_directives,
-                server_directives=server_directives,
-            ),
-            encoding="utf-8",
-        )
-        self.process = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(prefix)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_listening(self.port, self.process)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+class _Nginx(Nginx):
+    """nginx serving ``root`` on 127.0.0.1 (started and stopped by this bench;
+    the launcher is the tests' own, ``tests/nginx.py``)."""
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -8,16 +8,12 @@ gates, counted requests).
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import socket
-import subprocess
 import threading
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.polling import wait_until
+from tests.nginx import Nginx, nginx_binary
 
 if TYPE_CHECKING:
     import http.server
@@ -113,70 +109,20 @@ def answer_in_stages(
         handler.close_connection = True
 
 
-_NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port} {listen};
-        root {root};
-        {server}
-    }}
-}}
-"""
-
-
 @contextlib.contextmanager
 def nginx(prefix: Path, root: Path, *, listen: str = "", server: str = "") -> Iterator[int]:
     """nginx serving ``root`` on 127.0.0.1 while the block runs; yields its port.
 
     ``listen`` is added to the ``listen`` directive (``ssl``), ``server`` to the
-    server block (certificates, locations). Skips the test without nginx.
+    server block (certificates, locations); requests are logged in
+    ``prefix/access.log``. Skips the test without nginx (see ``tests.nginx``).
     """
-    binary = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None
-    )
-    if binary is None:
+    if nginx_binary() is None:
         pytest.skip("nginx is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(
-        _NGINX_CONF.format(
-            user=user, prefix=prefix, port=port, root=root, listen=listen, server=server
-        ),
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server_process = Nginx(
+        prefix, root, http=f"access_log {prefix}/access.log;", listen=listen, server=server
     )
     try:
-
-        def listening() -> bool:
-            if process.poll() is not None:
-                msg = f"nginx exited with {process.returncode}: see {prefix}/error.log"
-                raise RuntimeError(msg)
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return True
-            return False
-
-        wait_until(listening, 20, f"nginx listening on 127.0.0.1:{port}")
-        yield port
+        yield server_process.port
     finally:
-        process.terminate()
-        process.wait(10)
+        server_process.stop()

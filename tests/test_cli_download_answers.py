@@ -117,46 +117,30 @@ def test_a_url_too_long_to_record_is_refused_before_anything_is_queued(
     assert "URL argument 2: the URL is" in result.stderr
 
 
-def test_a_url_argument_with_a_byte_that_is_not_utf8_is_sent_percent_encoded(
-    server: _Server, tmp_path: Path
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        # As curl sends the byte (typed in a Latin-1 terminal). Before:
+        # "ValueError: target_id is not valid text" ended the run.
+        ("/caf\udce9.txt", "/caf%E9.txt"),
+        # Its shown name was '  ', which a submit refuses. Before:
+        # "ValueError: display_name must not be empty" ended the run.
+        ("/docs/%20%20", "/docs/%20%20"),
+    ],
+    ids=["byte-not-utf8", "blank-last-segment"],
+)
+def test_a_url_no_record_could_take_before_is_downloaded_with_the_others(
+    server: _Server, tmp_path: Path, given: str, sent: str
 ) -> None:
-    """As curl sends the byte (``http://host/caf\\xe9.txt`` typed in a
-    Latin-1 terminal). Before: ``ValueError: target_id is not valid text``
-    ended the run, the URLs before it queued and never fetched."""
-    server.answers["/caf%E9.txt"] = b"latin"
+    """Before, the run ended at that URL with the URLs before it queued and
+    never fetched."""
     server.answers["/ok.txt"] = b"ok"
-    result = run(
-        "download",
-        "--plain",
-        "-o",
-        str(tmp_path),
-        server.url("/ok.txt"),
-        server.url("/caf\udce9.txt"),
-    )
+    server.answers[sent] = b"other"
+    given_urls = (server.url("/ok.txt"), server.url(given))
+    result = run("download", "--plain", "-o", str(tmp_path), *given_urls)
     assert result.returncode == 0, result.stderr
-    assert sorted(server.paths()) == ["/caf%E9.txt", "/ok.txt"]
-    delivered = [Path(line) for line in result.stdout.splitlines()]
-    assert [p.read_bytes() for p in delivered] == [b"ok", b"latin"]
-
-
-def test_a_url_whose_last_segment_is_blank_is_downloaded_with_the_others(
-    server: _Server, tmp_path: Path
-) -> None:
-    """Before: its shown name was ``'  '``, which a submit refuses, and the
-    run ended with ``ValueError: display_name must not be empty``."""
-    server.answers["/ok.txt"] = b"ok"
-    server.answers["/docs/%20%20"] = b"blank"
-    result = run(
-        "download",
-        "--plain",
-        "-o",
-        str(tmp_path),
-        server.url("/ok.txt"),
-        server.url("/docs/%20%20"),
-    )
-    assert result.returncode == 0, result.stderr
-    assert sorted(server.paths()) == ["/docs/%20%20", "/ok.txt"]
-    assert [Path(line).read_bytes() for line in result.stdout.splitlines()] == [b"ok", b"blank"]
+    assert sorted(server.paths()) == sorted(["/ok.txt", sent])
+    assert [Path(line).read_bytes() for line in result.stdout.splitlines()] == [b"ok", b"other"]
 
 
 # -- answers -------------------------------------------------------------------------
