@@ -21,8 +21,6 @@ the file and what is wrong with it; SQLAlchemy's errors as they come.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import sqlite3
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +31,7 @@ from sqlalchemy.pool import NullPool
 
 from regisseur.actors.database import DatabaseError
 from regisseur.actors.sqlite_files import check_files, verify_opened
+from regisseur.cli._sqlite_locks import readers_kept_out
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,10 +45,6 @@ __all__ = ["read_private"]
 T = TypeVar("T")
 #: Reads while runs keep starting and ending in the directory, before giving up.
 _ATTEMPTS = 3
-#: The bytes of a SQLite database file its readers lock, shared (SQLite's
-#: PENDING_BYTE 0x40000000, then the reserved byte, then 510 shared ones).
-_FIRST_SHARED_BYTE = 0x40000000 + 2
-_SHARED_BYTES = 510
 
 
 def read_private(path: str, read: Callable[[Connection], T]) -> T:
@@ -58,7 +53,7 @@ def read_private(path: str, read: Callable[[Connection], T]) -> T:
         checked = check_files(path, path, reader=True)
         live = checked.identity("-wal") is not None
         if live and checked.identity("-shm") is None:
-            if _readers_kept_out(path):
+            if readers_kept_out(path):
                 msg = (
                     f"cannot read {path!r} now: database is locked (another process keeps "
                     "every reader out, such as a run stopped with Ctrl-Z as it ended); "
@@ -106,28 +101,6 @@ def _connect(checked: Checked, *, live: bool) -> Any:
         connection.close()
         raise
     return connection
-
-
-def _readers_kept_out(path: str) -> bool:
-    """True if another process holds SQLite's exclusive lock on ``path``.
-
-    Asked of the operating system, SQLite not involved: can a read lock be
-    had on the bytes SQLite's readers share (their place is fixed by
-    SQLite's file format, for every version to agree)? Taken for an
-    instant and let go; this process holds no other lock on the file.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return False
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, _SHARED_BYTES, _FIRST_SHARED_BYTE)
-    except OSError as exc:
-        return exc.errno in (errno.EACCES, errno.EAGAIN)
-    finally:
-        os.close(fd)  # lets go of the read lock
-    return False
 
 
 def _stamp(path: str) -> tuple[int, int, int, int]:

@@ -5,10 +5,12 @@ stopped with Ctrl-Z during its final checkpoint, or a program using
 ``locking_mode=EXCLUSIVE``) made the run fail at its start after SQLite's
 busy timeout: "cannot use the records database ...: database is locked",
 exit 2, while the README promises that such a lock is waited out (as the
-run does for one met later, see ``_records_watch``). ``wait_unlocked``
-asks SQLite without waiting (``sqlite_locked``) until the lock is gone,
-says once that the run waits and why, and gives up only past the run's
-``--max-time``.
+run does for one met later, see ``_records_watch``). One that holds the
+write lock (stopped in the middle of a write) let the run start, and its
+first write waited in silence for ~15 s before the run could say why.
+``wait_unlocked`` asks without waiting (``records_locked``) until the lock
+is gone, says once that the run waits and why, and gives up only past the
+run's ``--max-time``.
 
 Threads: the main thread, before the system starts; its pauses are plain
 sleeps, so Ctrl-C (``KeyboardInterrupt``) ends the wait at once.
@@ -21,15 +23,34 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from regisseur.cli._sqlite_locks import writer_active
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
-__all__ = ["RecordsLocked", "wait_unlocked"]
+__all__ = ["RecordsLocked", "records_locked", "wait_unlocked"]
 
 #: Seconds between two looks at the lock.
 PAUSE = 0.05
 #: Seconds a lock may last before the run says it waits (a checkpoint takes milliseconds).
 GRACE = 1.0
+
+
+def records_locked(url: str, path: Path | None) -> str | None:
+    """SQLite's words if another process keeps this run from its records now,
+    else None: it keeps readers out (``sqlite_locked``), or it holds the
+    write lock of the SQLite file ``path`` (None: not a file) in WAL mode, in
+    the middle of a write (a run stopped with Ctrl-Z while it wrote). The
+    run's first write would wait for that one in silence: its keeper's
+    commit waits SQLite's busy timeout before anything can say why.
+    """
+    from regisseur.actors.database import sqlite_locked  # the runtime: not for --help
+
+    reason = sqlite_locked(url)
+    if reason is None and path is not None and writer_active(str(path)):
+        reason = "database is locked"
+    return reason
 
 
 class RecordsLocked(Exception):

@@ -98,7 +98,7 @@ from regisseur.cli._records_db import (
     shown_database,
     sqlite_url,
 )
-from regisseur.cli._records_wait import RecordsLocked, wait_unlocked
+from regisseur.cli._records_wait import RecordsLocked, records_locked, wait_unlocked
 from regisseur.cli._records_watch import RecordsRefused, RecordsWatch
 from regisseur.cli._retry_lines import show_retries
 from regisseur.messages import (
@@ -769,7 +769,7 @@ def run_download(
         err.write(f"regisseur download: {problem}\n")
         return 2
     # Imported here: --help and bad arguments do not load the runtime.
-    from regisseur.actors.database import DatabaseError, claim_private_sqlite, sqlite_locked
+    from regisseur.actors.database import DatabaseError, claim_private_sqlite
     from regisseur.actors.downloads.http import HttpSource
     from regisseur.actors.downloads.owners import PlanningTimeoutError
     from regisseur.actors.system import ActorSystem
@@ -862,7 +862,8 @@ def run_download(
         watch = RecordsWatch(system, shown, notice=view.tell)
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             # Another process that keeps readers out would fail the start.
-            wait_unlocked(partial(sqlite_locked, system_url), shown, view.tell, args.max_time)
+            locked = partial(records_locked, system_url, db_file)
+            wait_unlocked(locked, shown, view.tell, args.max_time)
             system.start()
             wanted, elsewhere = _plan(
                 system,
