@@ -58,7 +58,6 @@ __all__ = [
     "claim_private_sqlite",
     "create_tables",
     "lock_schema",
-    "sqlite_locked",
     "sync_every_commit",
     "with_default_driver",
 ]
@@ -519,18 +518,17 @@ class _SqliteSetup:
             # the -wal and -shm SQLite made for it must be private too.
             self._verify(dbapi_connection, self._check(hold=False))
 
-    def open_guard(self, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    def open_guard(self) -> None:
         """Check the files and open a read-only connection (a private database
         only; on the opening thread), kept until :meth:`hold`: the first
         pooled connection opens beside it, so that it cannot roll back a
-        journal, and closing it refused checkpoints nothing. ``timeout``:
-        how long its first read waits for another process's lock."""
+        journal, and closing it refused checkpoints nothing."""
         if not self.private or self.file is None:
             return
         expected = self.file[1]
         checked = self._check(hold=True)
         uri = f"file:{quote(os.fsencode(expected), safe='/')}?mode=ro"
-        guard = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+        guard = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
             self._first_read(guard, checked)
         except BaseException:
@@ -595,52 +593,6 @@ class _SqliteSetup:
         except DatabaseError:
             dbapi_connection.close()
             raise
-
-
-def sqlite_locked(url: str) -> str | None:
-    """SQLite's words if another connection's lock keeps the database at
-    ``url`` from being read at this moment ("database is locked"), else None.
-
-    For a caller about to start a system on a file another process may
-    hold: a process stopped (Ctrl-Z) while it checkpointed, or one using
-    ``locking_mode=EXCLUSIVE``, keeps every reader out, and the system's
-    start would fail after SQLite's busy timeout. Runs on the calling
-    thread without waiting (no busy timeout), so the caller can wait,
-    say why, and stay interruptible. A ``nofollow=1`` database is read
-    with the same checks as the system's own connections.
-
-    None also when the answer is not a lock: not SQLite, a file that does
-    not exist yet, memory, a URL that does not parse, or a refusal of
-    another kind (those are the start's to report, in its words).
-    """
-    try:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite":
-            return None
-        setup = _SqliteSetup(_sqlite_file(parsed), private=parsed.query.get("nofollow") is not None)
-    except (ArgumentError, ValueError, DatabaseError):
-        return None
-    if setup.file is None or not os.path.isfile(setup.file[1]):
-        return None
-    configured, expected = setup.file
-    try:
-        if setup.private:
-            setup.open_guard(timeout=0.0)  # its first read is the probe
-        else:
-            uri = f"file:{quote(os.fsencode(expected), safe='/')}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True, timeout=0.0)
-            try:
-                _check_opened(connection, configured, expected)
-            finally:
-                connection.close()
-    except sqlite3.OperationalError as exc:
-        words = str(exc)
-        return words if "locked" in words or "busy" in words else None
-    except (sqlite3.Error, DatabaseError, OSError):
-        return None
-    finally:
-        setup.release()
-    return None
 
 
 def _first_read(dbapi_connection: Any, configured: str, expected: str, *, private: bool) -> None:

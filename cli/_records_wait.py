@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from regisseur.cli._sqlite_locks import writer_active
+from regisseur.cli._sqlite_locks import readers_kept_out, writer_active
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,20 +37,19 @@ PAUSE = 0.05
 GRACE = 1.0
 
 
-def records_locked(url: str, path: Path | None) -> str | None:
-    """SQLite's words if another process keeps this run from its records now,
-    else None: it keeps readers out (``sqlite_locked``), or it holds the
-    write lock of the SQLite file ``path`` (None: not a file) in WAL mode, in
-    the middle of a write (a run stopped with Ctrl-Z while it wrote). The
-    run's first write would wait for that one in silence: its keeper's
-    commit waits SQLite's busy timeout before anything can say why.
+def records_locked(path: Path | None) -> str | None:
+    """ "database is locked" if another process keeps this run from the SQLite
+    records file ``path`` now (None: the records are not a file), else None:
+    it keeps readers out, or it holds the write lock in WAL mode in the
+    middle of a write (a run stopped with Ctrl-Z while it wrote), which the
+    run's first write would wait for in silence (its keeper's commit waits
+    SQLite's busy timeout before anything can say why). Asked of the OS
+    (``_sqlite_locks``), before this process opens the file.
     """
-    from regisseur.actors.database import sqlite_locked  # the runtime: not for --help
-
-    reason = sqlite_locked(url)
-    if reason is None and path is not None and writer_active(str(path)):
-        reason = "database is locked"
-    return reason
+    if path is None:
+        return None
+    name = str(path)
+    return "database is locked" if readers_kept_out(name) or writer_active(name) else None
 
 
 class RecordsLocked(Exception):

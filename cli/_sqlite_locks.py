@@ -46,7 +46,9 @@ def writer_active(database: str) -> bool:
 def _held(path: str, start: int, length: int) -> bool:
     """True if a shared lock on ``length`` bytes of ``path`` from ``start``
     is refused now (another process holds them exclusively)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # Never through a link; never blocking on a FIFO planted under the name.
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except OSError:

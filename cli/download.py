@@ -862,7 +862,7 @@ def run_download(
         watch = RecordsWatch(system, shown, notice=view.tell)
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
             # Another process that keeps readers out would fail the start.
-            locked = partial(records_locked, system_url, db_file)
+            locked = partial(records_locked, db_file)
             wait_unlocked(locked, shown, view.tell, args.max_time)
             system.start()
             wanted, elsewhere = _plan(
