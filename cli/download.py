@@ -861,7 +861,8 @@ def run_download(
         shown = shown_database(db_url)
         watch = RecordsWatch(system, shown, notice=view.tell)
         with planning(locks, lambda: view.say(waiting), timeout=args.max_time):
-            # Another process that keeps readers out would fail the start.
+            # Another process holding the records' locks would fail the start,
+            # or hold its first write in silence (see _records_wait).
             locked = partial(records_locked, db_file)
             wait_unlocked(locked, shown, view.tell, args.max_time)
             system.start()
@@ -901,7 +902,7 @@ def run_download(
     except RecordsRefused as refused:  # a full disk: what ends cannot be recorded
         code = 1
         stopped = f"regisseur download: {refused}; stopped"
-    except RecordsLocked as locked:  # another process keeps readers out of the records
+    except RecordsLocked as locked:  # another process held the records past --max-time
         code = 1
         view.close()
         view.tell(f"regisseur download: {redact_text(str(locked))}")
